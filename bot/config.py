@@ -1,0 +1,186 @@
+"""Settings: config/settings.toml (or $BOT_CONFIG) plus the environment.
+
+Secrets (tokens, signing secret, audit key) are read from the environment only and never stored here
+beyond the process, never logged.
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "settings.toml"
+MAX_CANDIDATES_CAP = 20
+MIN_AUDIT_RETENTION_DAYS = 365
+
+
+class ConfigError(Exception):
+    """A setting is missing or invalid; the message says which and how to fix it."""
+
+
+@dataclass(frozen=True)
+class SlackSettings:
+    case_channel_prefix: str = "case-"
+    case_channels: tuple[str, ...] = ()
+    dispatch_channel: str = ""
+    requesters: tuple[str, ...] = ()
+    requester_groups: tuple[str, ...] = ()
+    command_staff: tuple[str, ...] = ()
+    command_staff_groups: tuple[str, ...] = ()
+    gallery_admins: tuple[str, ...] = ()
+    gallery_admin_groups: tuple[str, ...] = ()
+    dialog_timeout_minutes: int = 30
+    require_known_call: bool = False
+    file_hosts: tuple[str, ...] = ("files.slack.com",)
+    call_log_detail: str = "full"
+
+
+@dataclass(frozen=True)
+class PolicySettings:
+    call_number_pattern: str = r"^\d{2}-\d{6}$"
+    justification_min_chars: int = 40
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    threshold: float = 0.55
+    max_candidates: int = 5
+
+
+@dataclass(frozen=True)
+class ImageSettings:
+    max_bytes: int = 25 * 1024 * 1024
+    max_pixels: int = 40_000_000
+    min_face_px: int = 60
+    detect_max_side: int = 800
+
+
+@dataclass(frozen=True)
+class FacesSettings:
+    workers: int = 0
+
+
+@dataclass(frozen=True)
+class RetentionSettings:
+    dialog_state_days: int = 30
+    audit_retention_days: int = 0
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("data")
+    slack: SlackSettings = field(default_factory=SlackSettings)
+    policy: PolicySettings = field(default_factory=PolicySettings)
+    search: SearchSettings = field(default_factory=SearchSettings)
+    images: ImageSettings = field(default_factory=ImageSettings)
+    faces: FacesSettings = field(default_factory=FacesSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
+    timezone: str = "America/Los_Angeles"
+
+    def with_data_dir(self, data_dir: Path | str) -> "Settings":
+        return replace(self, data_dir=Path(data_dir))
+
+
+_SECTIONS = {
+    "slack": SlackSettings,
+    "policy": PolicySettings,
+    "search": SearchSettings,
+    "images": ImageSettings,
+    "faces": FacesSettings,
+    "retention": RetentionSettings,
+}
+
+
+def _section(cls: type, raw: Mapping[str, Any], name: str) -> Any:
+    known = {f.name: f for f in fields(cls)}
+    unknown = set(raw) - set(known)
+    if unknown:
+        raise ConfigError(f"[{name}] has unknown key(s): {', '.join(sorted(unknown))}")
+    values = {}
+    for key, value in raw.items():
+        default = getattr(cls(), key)
+        if isinstance(default, tuple):
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"[{name}] {key} must be a list of strings")
+            value = tuple(value)
+        elif isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise ConfigError(f"[{name}] {key} must be true or false")
+        elif isinstance(default, float):
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                raise ConfigError(f"[{name}] {key} must be a number")
+            value = float(value)
+        elif isinstance(default, int):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ConfigError(f"[{name}] {key} must be a whole number")
+        elif isinstance(default, str) and not isinstance(value, str):
+            raise ConfigError(f"[{name}] {key} must be a string")
+        values[key] = value
+    return cls(**values)
+
+
+def validate(settings: Settings) -> Settings:
+    """Refuse settings that would break policy or the software; return them unchanged when fine."""
+    import re
+
+    try:
+        re.compile(settings.policy.call_number_pattern)
+    except re.error as exc:
+        raise ConfigError(f"[policy] call_number_pattern is not a valid regular expression: {exc}") from None
+    if not 0.0 < settings.search.threshold <= 0.6:
+        raise ConfigError("[search] threshold must be above 0 and at most 0.6")
+    if not 1 <= settings.search.max_candidates <= MAX_CANDIDATES_CAP:
+        raise ConfigError(f"[search] max_candidates must be between 1 and {MAX_CANDIDATES_CAP}")
+    days = settings.retention.audit_retention_days
+    if days and days < MIN_AUDIT_RETENTION_DAYS:
+        raise ConfigError(
+            f"[retention] audit_retention_days = {days} is under the {MIN_AUDIT_RETENTION_DAYS}-day floor "
+            "(CJIS Security Policy 5.4.7 keeps transaction logs at least one year); set 0 (keep forever) "
+            f"or {MIN_AUDIT_RETENTION_DAYS} or more"
+        )
+    if settings.slack.call_log_detail not in ("full", "summary"):
+        raise ConfigError('[slack] call_log_detail must be "full" or "summary"')
+    if settings.slack.dialog_timeout_minutes < 1:
+        raise ConfigError("[slack] dialog_timeout_minutes must be at least 1")
+    if settings.policy.justification_min_chars < 1:
+        raise ConfigError("[policy] justification_min_chars must be at least 1")
+    for key in ("max_bytes", "max_pixels", "min_face_px", "detect_max_side"):
+        if getattr(settings.images, key) < 1:
+            raise ConfigError(f"[images] {key} must be positive")
+    return settings
+
+
+def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Read the TOML settings ($BOT_CONFIG or config/settings.toml) and $BOT_DATA_DIR."""
+    env = os.environ if env is None else env
+    path = Path(path or env.get("BOT_CONFIG") or DEFAULT_CONFIG)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"settings file not found: {path} (set BOT_CONFIG to its path)") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"settings file {path} is not valid TOML: {exc}") from None
+    kwargs: dict[str, Any] = {}
+    for name, cls in _SECTIONS.items():
+        section = raw.pop(name, {})
+        if not isinstance(section, dict):
+            raise ConfigError(f"[{name}] must be a table")
+        kwargs[name] = _section(cls, section, name)
+    if "timezone" in raw:
+        kwargs["timezone"] = str(raw.pop("timezone"))
+    if raw:
+        raise ConfigError(f"settings file has unknown key(s): {', '.join(sorted(raw))}")
+    kwargs["data_dir"] = Path(env.get("BOT_DATA_DIR") or "data")
+    return validate(Settings(**kwargs))
+
+
+def ensure_data_dir(data_dir: Path) -> Path:
+    """Create the data dir with mode 0700 (it holds the audit log and the gallery)."""
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        os.chmod(data_dir, 0o700)
+    except PermissionError:
+        pass
+    return data_dir

@@ -1,0 +1,41 @@
+"""Shared fixtures. Real faces come from $BOT_TEST_FACES (never copied into the repo)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from bot.config import Settings
+
+
+def _faces_root() -> Path | None:
+    value = os.environ.get("BOT_TEST_FACES")
+    if not value:
+        return None
+    root = Path(value)
+    if not (root / "people").is_dir():
+        # Set but missing is a broken CI setup, not a reason to skip.
+        raise RuntimeError(f"BOT_TEST_FACES={value} is set but holds no people/ folder")
+    return root
+
+
+@pytest.fixture(scope="session")
+def faces_dir() -> Path:
+    """The shared test faces folder; skips when BOT_TEST_FACES is unset, fails when set but missing."""
+    root = _faces_root()
+    if root is None:
+        pytest.skip("BOT_TEST_FACES is not set: face tests need ../shared/faces (see tests/README)")
+    return root
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "data"
+    d.mkdir(mode=0o700)
+    return d
+
+
+@pytest.fixture
+def settings(data_dir: Path) -> Settings:
+    return Settings().with_data_dir(data_dir)
