@@ -1,3 +1,207 @@
-def main(argv=None) -> int:
-    print("usage: python -m bot ...")
-    return 0
+"""`python -m bot ...`: the command-line adapter for personnel with direct access.
+
+Exit codes (CONTRACTS.md): 0 the search ran; 1 error (audited as `error`); 2 denied by policy (audited as
+`denied`); 3 a face must be chosen. With --json, stdout is exactly one JSON object for every exit code.
+"""
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from bot import wording
+from bot.config import ConfigError, Settings, load_settings
+
+EXIT_OK, EXIT_ERROR, EXIT_DENIED, EXIT_CHOOSE_FACE = 0, 1, 2, 3
+
+
+def _os_requester():
+    from bot.service import Requester
+
+    user = getpass.getuser()
+    return Requester(id=f"os:{user}", name=user)
+
+
+def _emit(args: argparse.Namespace, obj: dict[str, Any], text: str, *, stream=None) -> None:
+    if getattr(args, "json", False):
+        print(json.dumps(obj, ensure_ascii=False, indent=2))
+    else:
+        print(text, file=stream or sys.stdout)
+
+
+def _read_probe(path: Path, max_bytes: int) -> bytes:
+    """Read at most max_bytes + 1 so a huge file is refused without loading it all."""
+    from bot.faces.images import ImageError
+
+    if not path.is_file():
+        raise ImageError("not_image", f"No such image file: {path}")
+    with path.open("rb") as fh:
+        data = fh.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise ImageError("too_large", wording.image_too_large(max_bytes))
+    return data
+
+
+def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
+    from bot import policy
+    from bot.faces.images import ImageError
+    from bot.service import Core, check, new_request_id, record_denied, record_ended, search_face, utc_now
+
+    core = Core(settings)
+    request_id = new_request_id()
+    answers = policy.Answers(
+        call_number=args.call_number, purpose=args.purpose, justification=args.justification,
+        attested=bool(args.attest),
+    )
+    requester = _os_requester()
+    source = {"source": "cli", "uploaded_at": utc_now(), "image_name": Path(args.image).name}
+
+    # Policy gates come before the image is decoded: a refused request never touches the photo.
+    reasons = check(answers, settings)
+    if reasons:
+        record_denied(core, request_id=request_id, answers=answers, reasons=reasons, requester=requester,
+                      source=source)
+        text = wording.cli_denied(reasons)
+        _emit(args, {"request_id": request_id, "denied": reasons}, text, stream=sys.stderr)
+        return EXIT_DENIED
+
+    def fail(message: str, **extra: Any) -> int:
+        record_ended(core, outcome="error", request_id=request_id, answers=answers, requester=requester,
+                     source=source, error=message, **extra)
+        _emit(args, {"request_id": request_id, "error": message}, f"error: {message}", stream=sys.stderr)
+        return EXIT_ERROR
+
+    try:
+        data = _read_probe(Path(args.image), settings.images.max_bytes)
+        probe = core.engine.analyse_sync(data)
+    except ImageError as exc:
+        return fail(exc.message)
+    faces = [f.as_dict() for f in probe.faces]
+    if not probe.faces:
+        return fail(wording.NO_FACE, probe=probe)
+    if args.face is None and len(probe.faces) > 1:
+        _emit(args, {"request_id": request_id, "faces": faces}, wording.cli_choose_face(faces),
+              stream=sys.stderr)
+        return EXIT_CHOOSE_FACE
+    index = args.face or 1
+    if not 1 <= index <= len(probe.faces):
+        return fail(wording.bad_face_choice(index, len(probe.faces)), probe=probe, face_index=index)
+    result = search_face(
+        core, request_id=request_id, answers=answers, requester=requester, source=source,
+        probe_sha256=probe.sha256, faces=faces, face=probe.faces[index - 1], face_index=index,
+    )
+    _emit(args, result.as_json(), wording.cli_result(result))
+    return EXIT_OK
+
+
+def cmd_gallery(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.faces.gallery import enroll
+    from bot.service import Core
+
+    core = Core(settings)
+    gallery = core.gallery
+    if args.gallery_cmd == "enroll":
+        report = enroll(
+            gallery, core.engine, Path(args.directory),
+            manifest=Path(args.manifest) if args.manifest else None,
+            audit=core.audit, actor=_os_requester().id, progress=not args.no_progress,
+        )
+        core.close()
+        print(report.summary())
+        return EXIT_OK
+    if args.gallery_cmd == "list":
+        subjects = gallery.subjects()
+        if args.json:
+            print(json.dumps(subjects, ensure_ascii=False, indent=2))
+        else:
+            for s in subjects:
+                print(f"{s['subject_id']}\t{s['name']}\t{s.get('record_ref', '')}\t{s['images']} image(s)")
+            print(f"{len(subjects)} subject(s)")
+        return EXIT_OK
+    if args.gallery_cmd == "remove":
+        removed = gallery.remove(args.subject, audit=core.audit, actor=_os_requester().id)
+        if not removed:
+            print(f"error: no subject {args.subject!r} in the gallery", file=sys.stderr)
+            return EXIT_ERROR
+        print(f"removed {args.subject}: {removed} image(s)")
+        return EXIT_OK
+    stats = gallery.stats()
+    if args.json:
+        print(json.dumps(stats, ensure_ascii=False, indent=2, default=str))
+    else:
+        for key, value in stats.items():
+            print(f"{key}: {value}")
+    return EXIT_OK
+
+
+def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.service import Core
+
+    core = Core(settings)
+    if args.audit_cmd == "verify":
+        result = core.audit.verify()
+        if result.ok:
+            print(f"audit log intact: {result.count} entries")
+            return EXIT_OK
+        print(f"audit log BROKEN at entry {result.bad_seq}: {result.reason}", file=sys.stderr)
+        return EXIT_ERROR
+    raise AssertionError(args.audit_cmd)
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.slack.server import serve
+
+    return serve(settings)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bot", description=wording.CLI_DESCRIPTION)
+    p.add_argument("--config", help="settings TOML (default $BOT_CONFIG or config/settings.toml)")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    s = sub.add_parser("search", help="1:N search of a probe photo (GO 375.01 gates apply)")
+    s.add_argument("image", help="probe photo (JPEG, PNG, HEIC, WebP, GIF, BMP, TIFF)")
+    # Optional to argparse on purpose: a missing answer is a policy denial (audited), not a usage error.
+    s.add_argument("--call-number", help="dispatched call number, e.g. 26-012345")
+    s.add_argument("--purpose", help="investigation | threat | identify")
+    s.add_argument("--justification", help="the facts giving reasonable suspicion")
+    s.add_argument("--attest", action="store_true", help="attest to the statement in the README (GO 375.01)")
+    s.add_argument("--face", type=int, help="which face to search when the photo has several (1 = leftmost)")
+    s.add_argument("--json", action="store_true", help="print one JSON object")
+    s.set_defaults(func=cmd_search)
+
+    g = sub.add_parser("gallery", help="the known-person gallery")
+    gsub = g.add_subparsers(dest="gallery_cmd", required=True)
+    e = gsub.add_parser("enroll", help="enroll DIR/<subject_id>/<images> or a manifest CSV")
+    e.add_argument("directory")
+    e.add_argument("--manifest", help="CSV with header subject_id,name,record_ref,image")
+    e.add_argument("--no-progress", action="store_true")
+    gl = gsub.add_parser("list", help="list subjects")
+    gl.add_argument("--json", action="store_true")
+    gr = gsub.add_parser("remove", help="remove a subject and all its images")
+    gr.add_argument("subject")
+    gs = gsub.add_parser("stats", help="gallery size and files")
+    gs.add_argument("--json", action="store_true")
+    g.set_defaults(func=cmd_gallery)
+
+    a = sub.add_parser("audit", help="the audit log")
+    asub = a.add_subparsers(dest="audit_cmd", required=True)
+    asub.add_parser("verify", help="check the HMAC chain: exit 0 intact, 1 broken")
+    a.set_defaults(func=cmd_audit)
+
+    sv = sub.add_parser("serve", help="run the Slack bot (HTTP on $PORT, Socket Mode with SLACK_APP_TOKEN)")
+    sv.set_defaults(func=cmd_serve)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    return int(args.func(args, settings) or 0)

@@ -1,0 +1,260 @@
+"""The search flow shared by the CLI and Slack: policy gate -> probe -> 1:N search -> audit.
+
+Adapters collect answers and bytes; this module decides and records. Every path that ends a request
+writes exactly one audit entry with one of the closed outcomes (see bot.audit.OUTCOMES).
+"""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Mapping
+
+from bot import policy, wording
+from bot.audit import AuditLog
+from bot.config import Settings, ensure_data_dir
+from bot.faces.engine import Face, FaceEngine, Probe, model_info
+from bot.faces.gallery import Candidate, Gallery
+
+
+def new_request_id() -> str:
+    """A short unique request id officers can quote in a report (e.g. FR-3F9A0C12D4)."""
+    return "FR-" + uuid.uuid4().hex[:10].upper()
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Requester:
+    """Who asked: an OS user (CLI) or a Slack user id with display name."""
+
+    id: str
+    name: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"id": self.id, "name": self.name}
+
+
+@dataclass
+class SearchResult:
+    """What a finished search returns to an adapter (and what `--json` prints)."""
+
+    request_id: str
+    call_number: str
+    purpose: str
+    faces: list[dict[str, Any]]
+    face_index: int
+    candidates: list[Candidate]
+    threshold: float
+    gallery_size: int
+    gallery_images: int
+    model: str
+    versions: dict[str, str]
+    audit_seq: int = 0
+
+    @property
+    def outcome(self) -> str:
+        return "candidates" if self.candidates else "no_candidate"
+
+    @property
+    def caveat(self) -> str:
+        return wording.CAVEAT if self.candidates else wording.NO_CANDIDATE_CAVEAT
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "request_id": self.request_id,
+            "outcome": self.outcome,
+            "call_number": self.call_number,
+            "purpose": self.purpose,
+            "faces": self.faces,
+            "face_index": self.face_index,
+            "candidates": [
+                {
+                    "rank": c.rank,
+                    "subject_id": c.subject_id,
+                    "name": c.name,
+                    "record_ref": c.record_ref,
+                    "distance": round(float(c.distance), 4),
+                }
+                for c in self.candidates
+            ],
+            "caveat": self.caveat,
+            "threshold": self.threshold,
+            "gallery_size": self.gallery_size,
+            "gallery_images": self.gallery_images,
+            "model": self.model,
+            "versions": self.versions,
+        }
+
+
+@dataclass
+class Core:
+    """The functional core's services for one data dir: settings, audit log, gallery, face engine."""
+
+    settings: Settings
+    env: Mapping[str, str] | None = None
+    _audit: AuditLog | None = field(default=None, repr=False)
+    _gallery: Gallery | None = field(default=None, repr=False)
+    _engine: FaceEngine | None = field(default=None, repr=False)
+
+    @property
+    def audit(self) -> AuditLog:
+        if self._audit is None:
+            ensure_data_dir(self.settings.data_dir)
+            self._audit = AuditLog.open(self.settings.data_dir, self.env)
+        return self._audit
+
+    @property
+    def gallery(self) -> Gallery:
+        if self._gallery is None:
+            ensure_data_dir(self.settings.data_dir)
+            self._gallery = Gallery(self.settings.data_dir)
+        return self._gallery
+
+    @property
+    def engine(self) -> FaceEngine:
+        if self._engine is None:
+            self._engine = FaceEngine(self.settings.images, workers=self.settings.faces.workers)
+        return self._engine
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
+
+
+def policy_fields(answers: policy.Answers) -> dict[str, Any]:
+    """The policy answers as they are recorded in every search audit entry."""
+    return {
+        "call_number": answers.call_number,
+        "purpose": answers.purpose,
+        "justification": answers.justification,
+        "attestation": {"attested": bool(answers.attested), "text": wording.ATTESTATION},
+    }
+
+
+def check(answers: policy.Answers, settings: Settings) -> list[str]:
+    """Denial reasons for these answers under GO 375.01 ([] when the search may proceed)."""
+    return policy.check_answers(answers, settings.policy)
+
+
+def record_denied(
+    core: Core,
+    *,
+    request_id: str,
+    answers: policy.Answers,
+    reasons: list[str],
+    requester: Requester,
+    source: dict[str, Any],
+) -> dict[str, Any]:
+    """Audit a refused request (policy gate or authorisation)."""
+    return core.audit.append(
+        "search",
+        outcome="denied",
+        request_id=request_id,
+        requester=requester.as_dict(),
+        denied=list(reasons),
+        **source,
+        **policy_fields(answers),
+    )
+
+
+def record_ended(
+    core: Core,
+    *,
+    outcome: str,
+    request_id: str,
+    answers: policy.Answers,
+    requester: Requester,
+    source: dict[str, Any],
+    error: str | None = None,
+    probe: Probe | None = None,
+    faces: list[dict[str, Any]] | None = None,
+    face_index: int | None = None,
+) -> dict[str, Any]:
+    """Audit a request that ended without a search: `error`, `cancelled` or `expired`."""
+    fields: dict[str, Any] = {}
+    if probe is not None:
+        fields["probe_sha256"] = probe.sha256
+        fields["faces"] = [f.as_dict() for f in probe.faces]
+    elif faces is not None:
+        fields["faces"] = faces
+    if face_index is not None:
+        fields["face_index"] = face_index
+    if error:
+        fields["error"] = error
+    return core.audit.append(
+        "search",
+        outcome=outcome,
+        request_id=request_id,
+        requester=requester.as_dict(),
+        **source,
+        **policy_fields(answers),
+        **fields,
+    )
+
+
+def search_face(
+    core: Core,
+    *,
+    request_id: str,
+    answers: policy.Answers,
+    requester: Requester,
+    source: dict[str, Any],
+    probe_sha256: str,
+    faces: list[dict[str, Any]],
+    face: Face | None = None,
+    encoding: Any = None,
+    face_index: int,
+) -> SearchResult:
+    """Run the 1:N search for one chosen face and audit it. The policy gate must already have passed.
+
+    `encoding` may be given instead of `face` (Slack resumes from stored encodings, never re-detecting).
+    """
+    reasons = check(answers, core.settings)
+    if reasons:  # defence in depth: adapters gate first, but no path may search without the gate
+        raise PermissionError("; ".join(reasons))
+    vector = face.encoding if face is not None else encoding
+    gallery = core.gallery
+    gallery.refresh()
+    s = core.settings.search
+    candidates = gallery.search(vector, threshold=s.threshold, max_candidates=s.max_candidates)
+    info = model_info()
+    result = SearchResult(
+        request_id=request_id,
+        call_number=answers.call_number or "",
+        purpose=answers.purpose or "",
+        faces=faces,
+        face_index=face_index,
+        candidates=candidates,
+        threshold=s.threshold,
+        gallery_size=gallery.subject_count,
+        gallery_images=gallery.image_count,
+        model=info["model"],
+        versions={k: v for k, v in info.items() if k != "model"},
+    )
+    entry = core.audit.append(
+        "search",
+        outcome=result.outcome,
+        request_id=request_id,
+        requester=requester.as_dict(),
+        **source,
+        **policy_fields(answers),
+        probe_sha256=probe_sha256,
+        faces=faces,
+        face_index=face_index,
+        model=result.model,
+        versions=result.versions,
+        threshold=result.threshold,
+        gallery_subjects=result.gallery_size,
+        gallery_images=result.gallery_images,
+        candidates=[
+            {"rank": c.rank, "subject_id": c.subject_id, "distance": round(float(c.distance), 4)}
+            for c in candidates
+        ],
+        result_at=utc_now(),
+    )
+    result.audit_seq = entry["seq"]
+    return result
