@@ -53,7 +53,10 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     core = Core(settings)
     request_id = new_request_id()
     answers = policy.Answers(
-        call_number=args.call_number, purpose=args.purpose, justification=args.justification,
+        call_number=args.call_number,
+        # "1", "threat" or "imminent threat" all name a purpose; anything else is kept and refused.
+        purpose=policy.parse_purpose(args.purpose) or args.purpose if args.purpose else None,
+        justification=args.justification,
         attested=bool(args.attest),
     )
     requester = _os_requester()

@@ -60,7 +60,7 @@ class SearchResult:
 
     @property
     def caveat(self) -> str:
-        return wording.CAVEAT if self.candidates else wording.NO_CANDIDATE_CAVEAT
+        return wording.result_caveat(bool(self.candidates))
 
     def as_json(self) -> dict[str, Any]:
         return {

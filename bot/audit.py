@@ -1,0 +1,578 @@
+"""The audit log: append-only, HMAC-chained, crash-safe and locked (GO 375.01 D; CJIS 5.4).
+
+File: `data_dir/audit/audit.jsonl` (dir 0700, file 0600), one JSON object per line in canonical form
+(keys sorted, compact separators, UTF-8). Every entry carries the caller's fields plus:
+
+- `kind`  one of KINDS; a `search` entry also needs an `outcome` from OUTCOMES.
+- `seq`   1, 2, 3 ... with no gaps.
+- `ts`    UTC ISO 8601 with microseconds and a `Z`, taken while holding the lock (so it never goes backwards
+          between entries unless the clock does).
+- `prev`  the previous entry's `mac` ("" for entry 1).
+- `mac`   HMAC-SHA256(key, canonical JSON of the entry without `mac`), hex.
+
+Key: `BOT_AUDIT_KEY` (its UTF-8 bytes, surrounding whitespace ignored, at least 16 characters). Without it,
+`data_dir/audit/audit.key` holds 32 random bytes created once (0600) and `key_source` is "file": production
+must set BOT_AUDIT_KEY, since whoever can write the data dir can read that file and re-sign a forged log.
+The key cannot be changed under an existing log: entries written with another key no longer verify.
+
+Crash safety: an entry is one `os.write` of a whole line to an O_APPEND fd, then fsync, under a cross-process
+lock. A crash can only leave a torn last line without its newline. That line was never acknowledged to the
+caller, so readers ignore it, `verify()` reports it as "incomplete final write (ignored)" while staying ok
+when everything before it verifies, and the next append truncates it before writing.
+
+Purge (retention): `purge_before` removes the oldest entries (a contiguous prefix, so the chain never has a
+hole in the middle), rewrites the file atomically and appends a `purge` entry recording what went. The
+rewritten file starts with a MAC'd purge marker line (`kind: "purge_anchor"`, not an entry) naming the last
+removed entry's seq and mac; verification starts from it, and it must match the `purge` entry that follows
+in the chain, so neither can be forged, moved or dropped without `verify()` failing.
+
+Not detectable by any chain alone: cutting whole entries off the end, or restoring an older copy of the
+file. `verify()` returns `last_seq`/`last_mac` so they can be noted elsewhere and compared later.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+import json
+import os
+import secrets
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path, PurePath
+from typing import Any
+
+from bot.storage import (
+    ensure_private_dir,
+    file_lock,
+    fsync_dir,
+    open_private_append,
+    write_private_atomic,
+)
+
+OUTCOMES = ("candidates", "no_candidate", "denied", "error", "cancelled", "expired")
+KINDS = ("search", "gallery_change", "purge", "audit_access")
+
+KEY_ENV = "BOT_AUDIT_KEY"
+MIN_KEY_CHARS = 16
+GENESIS = ""  # `prev` of entry 1
+ANCHOR_KIND = "purge_anchor"  # first line of a purged file; a marker, not an entry
+RESERVED_FIELDS = frozenset({"kind", "seq", "ts", "prev", "mac"})
+LOG_NAME = "audit.jsonl"
+LOCK_NAME = "audit.jsonl.lock"
+KEY_NAME = "audit.key"
+TORN_TAIL = "incomplete final write (ignored)"
+_TAIL_CHUNK = 64 * 1024
+
+
+class AuditError(Exception):
+    """The audit log cannot be written or purged safely; the message says why and what to do."""
+
+
+class AuditKeyError(AuditError):
+    """The audit key is missing, too short or does not belong to this log."""
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """Outcome of `AuditLog.verify()`.
+
+    ok: every entry's mac, seq and prev link check out. count: entries verified (before the failure, if any).
+    bad_seq: the seq of the first bad entry (for an unparseable line: the seq expected there).
+    reason: "mac mismatch", "seq gap: ...", "broken chain: ...", "unparseable line N", ...; when ok, ""
+    or TORN_TAIL. line: 1-based line number of the failure.
+    """
+
+    ok: bool
+    count: int
+    bad_seq: int | None = None
+    reason: str = ""
+    line: int | None = None
+    first_seq: int | None = None
+    last_seq: int | None = None
+    last_mac: str = ""
+    torn_tail: bool = False
+    anchor_seq: int | None = None
+
+
+def canonical(obj: Any) -> bytes:
+    """The one serialisation that is MAC'd and written: sorted keys, compact, UTF-8, no NaN."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode(
+        "utf-8"
+    )
+
+
+def iso_utc(dt: datetime | None = None) -> str:
+    """UTC ISO 8601 with microseconds and 'Z' (now when dt is None; a naive dt is taken as UTC)."""
+    dt = datetime.now(UTC) if dt is None else as_utc(dt)
+    return dt.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def parse_ts(text: str) -> datetime:
+    """Parse an ISO 8601 timestamp (as written in `ts`) into an aware UTC datetime."""
+    return as_utc(datetime.fromisoformat(text))
+
+
+def as_utc(value: datetime | str) -> datetime:
+    """An aware UTC datetime from a datetime (naive means UTC) or an ISO 8601 string."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if not isinstance(value, datetime):
+        # A bare date is ambiguous (whose midnight?): convert it with the configured timezone first.
+        raise TypeError(f"expected a datetime or an ISO 8601 string, got {type(value).__name__}")
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return iso_utc(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, PurePath):
+        return str(value)
+    if hasattr(value, "tolist"):  # numpy scalars and arrays (distances, boxes) as plain numbers
+        return value.tolist()
+    raise TypeError(f"a value of type {type(value).__name__} cannot go into the audit log")
+
+
+def _normalise(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Round-trip the caller's fields through JSON so what we MAC is exactly what a reader will parse."""
+    try:
+        text = json.dumps(fields, default=_json_default, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"audit fields must be JSON-serialisable: {exc}") from None
+    body = json.loads(text)
+    try:
+        canonical(body)
+    except ValueError as exc:  # e.g. a lone surrogate from a badly decoded message
+        raise ValueError(f"audit fields must be valid Unicode text: {exc}") from None
+    return body
+
+
+def _parse_line(raw: bytes) -> dict | None:
+    """A line's JSON object, or None when it is not one we could ever have written (bad UTF-8, lone
+    surrogates, absurd nesting, not an object)."""
+    try:
+        obj = json.loads(raw)
+        canonical(obj)  # must re-encode, or the MAC cannot even be computed
+    except (ValueError, RecursionError):  # ValueError covers Unicode errors
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+class _ChainCheck:
+    """Streaming verifier: feed complete lines (without the newline) in file order, then finish()."""
+
+    def __init__(self, mac: Callable[[dict], str]) -> None:
+        self._mac = mac
+        self.line = 0
+        self.expected_seq = 1
+        self.expected_prev = GENESIS
+        self.count = 0
+        self.first_seq: int | None = None
+        self.last_seq: int | None = None
+        self.last_mac = ""
+        self.anchor: dict | None = None
+        self.anchor_confirmed = False
+
+    def _fail(self, bad_seq: int | None, reason: str) -> VerifyResult:
+        return VerifyResult(
+            ok=False, count=self.count, bad_seq=bad_seq, reason=reason, line=self.line,
+            first_seq=self.first_seq, last_seq=self.last_seq, last_mac=self.last_mac,
+            anchor_seq=self.anchor["anchor_seq"] if self.anchor else None,
+        )
+
+    def _signature_problem(self, obj: dict, raw: bytes) -> str | None:
+        mac = obj.get("mac")
+        if not isinstance(mac, str) or not hmac.compare_digest(mac.encode("utf-8"), self._mac(obj).encode()):
+            return "mac mismatch"
+        if canonical(obj) != raw:
+            # Same content, different bytes (e.g. a duplicated key that some readers would see): still edited.
+            return "line altered (not in canonical form)"
+        return None
+
+    def feed(self, raw: bytes) -> VerifyResult | None:
+        """Check one line; return a failed VerifyResult at the first problem, else None."""
+        self.line += 1
+        obj = _parse_line(raw)
+        if obj is None:
+            return self._fail(self.expected_seq, f"unparseable line {self.line}")
+        if obj.get("kind") == ANCHOR_KIND:
+            return self._feed_anchor(obj, raw)
+        seq = obj.get("seq")
+        if not (_is_int(seq) and isinstance(obj.get("prev"), str) and isinstance(obj.get("ts"), str)):
+            return self._fail(self.expected_seq, f"unparseable line {self.line}")
+        problem = self._signature_problem(obj, raw)
+        if problem:
+            return self._fail(seq, problem)
+        if seq != self.expected_seq:
+            return self._fail(seq, f"seq gap: expected {self.expected_seq}, found {seq}")
+        if obj["prev"] != self.expected_prev:
+            return self._fail(seq, "broken chain: prev is not the previous entry's mac")
+        if self.anchor and not self.anchor_confirmed and seq == self.anchor["purge_seq"]:
+            if not (obj.get("kind") == "purge" and obj.get("through_seq") == self.anchor["anchor_seq"]
+                    and obj.get("through_mac") == self.anchor["anchor_mac"]):
+                return self._fail(seq, "purge entry does not match the purge marker on line 1")
+            self.anchor_confirmed = True
+        if self.first_seq is None:
+            self.first_seq = seq
+        self.count += 1
+        self.last_seq = seq
+        self.last_mac = obj["mac"]
+        self.expected_seq = seq + 1
+        self.expected_prev = obj["mac"]
+        return None
+
+    def _feed_anchor(self, obj: dict, raw: bytes) -> VerifyResult | None:
+        anchor_seq = obj.get("anchor_seq")
+        if self.line != 1:
+            return self._fail(self.expected_seq, f"purge marker out of place on line {self.line}")
+        if not (_is_int(anchor_seq) and anchor_seq >= 1 and _is_int(obj.get("purge_seq"))
+                and isinstance(obj.get("anchor_mac"), str)):
+            return self._fail(self.expected_seq, f"unparseable line {self.line}")
+        problem = self._signature_problem(obj, raw)
+        if problem:
+            return self._fail(anchor_seq, f"purge marker on line 1: {problem}")
+        # Entries 1..anchor_seq were purged; the chain resumes after the last removed entry.
+        self.anchor = obj
+        self.expected_seq = anchor_seq + 1
+        self.expected_prev = obj["anchor_mac"]
+        return None
+
+    def finish(self, torn_tail: bool) -> VerifyResult:
+        """The result once every complete line has been fed without failure."""
+        if self.anchor and not self.anchor_confirmed:
+            self.line += 1
+            return self._fail(self.anchor["purge_seq"], "purge marker has no matching purge entry (log cut short?)")
+        return VerifyResult(
+            ok=True, count=self.count, reason=TORN_TAIL if torn_tail else "", first_seq=self.first_seq,
+            last_seq=self.last_seq, last_mac=self.last_mac, torn_tail=torn_tail,
+            anchor_seq=self.anchor["anchor_seq"] if self.anchor else None,
+        )
+
+
+def _last_complete_line(fd: int, size: int) -> tuple[bytes | None, int]:
+    """Read backwards from the end: (the last newline-terminated line without "\\n", offset just after it).
+
+    Returns (None, 0) when the file holds no complete line. Bytes after the returned offset are a torn tail.
+    Reads only the tail of the file, so an append costs the same whatever the log's length.
+    """
+    buf = b""
+    start = size
+    chunk = _TAIL_CHUNK
+    while True:
+        last_nl = buf.rfind(b"\n")
+        if last_nl != -1:
+            prev_nl = buf.rfind(b"\n", 0, last_nl)
+            if prev_nl != -1 or start == 0:
+                return buf[prev_nl + 1:last_nl], start + last_nl + 1
+        elif start == 0:
+            return None, 0
+        step = min(chunk, start)
+        start -= step
+        buf = os.pread(fd, step, start) + buf
+        chunk *= 2
+
+
+def _load_key(audit_dir: Path, env: Mapping[str, str]) -> tuple[bytes, str]:
+    value = env.get(KEY_ENV)
+    if value is not None:
+        value = value.strip()
+        if len(value) < MIN_KEY_CHARS:
+            state = "empty" if not value else f"only {len(value)} characters"
+            raise AuditKeyError(
+                f"{KEY_ENV} is set but {state}: use at least {MIN_KEY_CHARS} random characters, e.g. the "
+                "output of `python -c 'import secrets; print(secrets.token_hex(32))'`"
+            )
+        return value.encode("utf-8"), "env"
+    key_path = audit_dir / KEY_NAME
+    with file_lock(audit_dir / LOCK_NAME):
+        if not key_path.exists():
+            log_path = audit_dir / LOG_NAME
+            if log_path.exists() and log_path.stat().st_size > 0:
+                # A fresh key could never verify the existing entries.
+                raise AuditKeyError(
+                    f"{log_path} has entries but {KEY_ENV} is not set and {key_path} is missing: set {KEY_ENV} "
+                    "to the key the log was written with, or restore the key file"
+                )
+            write_private_atomic(key_path, secrets.token_bytes(32))
+        key = key_path.read_bytes()
+    if len(key) < MIN_KEY_CHARS:
+        raise AuditKeyError(f"{key_path} is damaged (too short); restore it from a backup")
+    return key, "file"
+
+
+class AuditLog:
+    """The audit log under `data_dir/audit/`. Safe to share between threads and processes."""
+
+    def __init__(self, data_dir: Path, *, key: bytes, key_source: str,
+                 clock: Callable[[], datetime] | None = None) -> None:
+        if len(key) < MIN_KEY_CHARS:
+            raise AuditKeyError(f"the audit key must be at least {MIN_KEY_CHARS} bytes")
+        self.dir = ensure_private_dir(Path(data_dir) / "audit")
+        self.path = self.dir / LOG_NAME
+        self.key_source = key_source  # "env" or "file"; the server/CLI warn when it is "file"
+        self._key = key
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._lock = file_lock(self.dir / LOCK_NAME)
+
+    @classmethod
+    def open(cls, data_dir: Path, env: Mapping[str, str] | None = None, *,
+             clock: Callable[[], datetime] | None = None) -> AuditLog:
+        """Open the log; key from BOT_AUDIT_KEY, else data_dir/audit/audit.key (created once, 0600).
+
+        Raises AuditKeyError for a short key, or when the log has entries but no key can be found.
+        """
+        env = os.environ if env is None else env
+        audit_dir = ensure_private_dir(Path(data_dir) / "audit")
+        key, source = _load_key(audit_dir, env)
+        return cls(data_dir, key=key, key_source=source, clock=clock)
+
+    def __repr__(self) -> str:  # never shows the key
+        return f"AuditLog({str(self.path)!r}, key_source={self.key_source!r})"
+
+    def _mac(self, obj: Mapping[str, Any]) -> str:
+        body = {k: v for k, v in obj.items() if k != "mac"}
+        return hmac.new(self._key, canonical(body), hashlib.sha256).hexdigest()
+
+    # -- writing ---------------------------------------------------------------------------------------
+
+    def append(self, kind: str, **fields: Any) -> dict:
+        """Append one entry; returns it with seq, ts, prev and mac. Durable (fsynced) when this returns.
+
+        Raises ValueError for an unknown kind, a search without a valid outcome, a reserved field name or a
+        value JSON cannot hold; AuditError when the last entry is unreadable or signed with another key.
+        """
+        if kind not in KINDS:
+            raise ValueError(f"unknown audit entry kind {kind!r}; expected one of {', '.join(KINDS)}")
+        reserved = sorted(RESERVED_FIELDS & fields.keys())
+        if reserved:
+            raise ValueError(f"audit fields {', '.join(reserved)} are set by the log itself")
+        if kind == "search" and fields.get("outcome") not in OUTCOMES:
+            raise ValueError(f"search outcome {fields.get('outcome')!r} is not one of {', '.join(OUTCOMES)}")
+        body = _normalise(fields)
+        with self._lock:
+            fd = open_private_append(self.path, read=True)
+            try:
+                size = os.fstat(fd).st_size
+                last, good_end = _last_complete_line(fd, size)
+                if good_end < size:
+                    os.ftruncate(fd, good_end)  # a torn tail from a crash was never acknowledged: drop it
+                seq, prev = self._chain_head(last)
+                entry = {**body, "kind": kind, "seq": seq + 1, "ts": iso_utc(self._clock()), "prev": prev}
+                entry["mac"] = self._mac(entry)
+                self._write_line(fd, canonical(entry) + b"\n", good_end)
+            finally:
+                os.close(fd)
+            if size == 0:
+                fsync_dir(self.dir)  # a new file's directory entry must survive a crash too
+        return entry
+
+    @staticmethod
+    def _write_line(fd: int, line: bytes, good_end: int) -> None:
+        try:
+            written = os.write(fd, line)  # one write: the line lands whole at the end (O_APPEND)
+            while written < len(line):  # only on a full disk or a signal; we still hold the lock
+                written += os.write(fd, line[written:])
+            os.fsync(fd)
+        except BaseException:
+            try:
+                os.ftruncate(fd, good_end)  # leave no half entry behind a failed append
+            except OSError:
+                pass
+            raise
+
+    def _chain_head(self, last: bytes | None) -> tuple[int, str]:
+        """(seq, mac) of the last entry, or (0, GENESIS) for an empty log; refuses to extend a bad tail."""
+        if last is None:
+            return 0, GENESIS
+        obj = _parse_line(last)
+        if obj is None or obj.get("kind") == ANCHOR_KIND or not _is_int(obj.get("seq")):
+            raise AuditError(f"the last line of {self.path} is not an audit entry; run `python -m bot audit verify`")
+        if not isinstance(obj.get("mac"), str) or not hmac.compare_digest(
+            obj["mac"].encode("utf-8"), self._mac(obj).encode()
+        ):
+            # Usually a changed or missing BOT_AUDIT_KEY; appending would mix keys and break the chain for good.
+            raise AuditKeyError(
+                f"the last audit entry does not verify with this key ({KEY_ENV} changed or unset?); refusing to "
+                "append. Run `python -m bot audit verify`."
+            )
+        return obj["seq"], obj["mac"]
+
+    def record_access(self, actor: dict, action: str, query: dict, **fields: Any) -> dict:
+        """Audit a read of the audit log (CJIS): who (`actor`), what (`action`: query/export/bundle/report)
+        and with which parameters (`query`). Extra fields (e.g. `allowed=False`, `out_file`) are kept."""
+        return self.append("audit_access", actor=actor, action=action, query=query, **fields)
+
+    def purge_before(self, cutoff_ts: datetime, actor: str) -> dict:
+        """Remove the oldest entries with `ts` before the cutoff; return the `purge` entry appended.
+
+        Removal is a contiguous prefix: it stops at the first entry at or after the cutoff, so an entry
+        stamped earlier behind it (clock stepped back) waits for a later purge. Entries of every kind in
+        that prefix go, including older `purge` entries, whose summaries are carried into the new one's
+        `earlier_purges`. The file is rewritten atomically under the lock, starting with a purge marker.
+        With nothing to remove nothing is written and {"kind": "purge", "removed": 0, ...} (no seq) returned.
+        Refuses (AuditError) to purge a log that does not verify: that would destroy the evidence.
+        Retention limits (the 365-day floor) are enforced by the caller's settings, not here.
+        """
+        cutoff = as_utc(cutoff_ts)
+        with self._lock:
+            try:
+                data = self.path.read_bytes()
+            except FileNotFoundError:
+                data = b""
+            lines = list(io.BytesIO(data))  # splits on b"\n" only, unlike bytes.splitlines
+            if lines and not lines[-1].endswith(b"\n"):
+                lines.pop()  # torn tail: never acknowledged, not carried over
+            check = self._verify_lines(lines, torn_tail=False)
+            if not check.ok:
+                raise AuditError(
+                    f"refusing to purge: the audit log is broken at entry {check.bad_seq} ({check.reason}); "
+                    "run `python -m bot audit verify`"
+                )
+            entries = [(raw, json.loads(raw)) for raw in lines]
+            entries = [(raw, obj) for raw, obj in entries if obj.get("kind") != ANCHOR_KIND]
+            n_remove = 0
+            for _, obj in entries:
+                if parse_ts(obj["ts"]) >= cutoff:
+                    break
+                n_remove += 1
+            if n_remove == 0:
+                return {"kind": "purge", "removed": 0, "cutoff": iso_utc(cutoff), "actor": actor}
+            removed = [obj for _, obj in entries[:n_remove]]
+            head = entries[-1][1]
+            earlier: list[dict] = []
+            for obj in removed:
+                if obj["kind"] == "purge":
+                    earlier.extend(obj.get("earlier_purges") or [])
+                    keys = ("seq", "ts", "actor", "cutoff", "removed", "first_seq", "through_seq")
+                    earlier.append({k: obj[k] for k in keys if k in obj})
+            now = iso_utc(self._clock())
+            purge = {
+                "kind": "purge",
+                "actor": actor,
+                "cutoff": iso_utc(cutoff),
+                "removed": n_remove,
+                "removed_kinds": dict(sorted(Counter(obj["kind"] for obj in removed).items())),
+                "first_seq": removed[0]["seq"],
+                "through_seq": removed[-1]["seq"],
+                "through_mac": removed[-1]["mac"],
+                "seq": head["seq"] + 1,
+                "ts": now,
+                "prev": head["mac"],
+            }
+            if earlier:
+                purge["earlier_purges"] = earlier
+            purge["mac"] = self._mac(purge)
+            anchor = {
+                "kind": ANCHOR_KIND,
+                "anchor_seq": purge["through_seq"],
+                "anchor_mac": purge["through_mac"],
+                "purge_seq": purge["seq"],
+                "ts": now,
+            }
+            anchor["mac"] = self._mac(anchor)
+            kept = b"".join(raw for raw, _ in entries[n_remove:])
+            write_private_atomic(self.path, canonical(anchor) + b"\n" + kept + canonical(purge) + b"\n")
+        return purge
+
+    # -- reading ---------------------------------------------------------------------------------------
+
+    def _raw_lines(self) -> Iterator[bytes]:
+        """Complete lines (with their newline) then, if the file ends mid-line, that torn tail."""
+        if not self.path.exists():
+            return
+        with open(self.path, "rb") as fh:
+            yield from fh  # binary iteration splits on b"\n" only
+
+    def entries(self) -> Iterator[dict]:
+        """Parsed entries in file order (no integrity check: that is verify()).
+
+        Skips the purge marker line and any unparseable line; stops before a torn final line.
+        """
+        for raw in self._raw_lines():
+            if not raw.endswith(b"\n"):
+                return
+            obj = _parse_line(raw)
+            if obj is not None and obj.get("kind") != ANCHOR_KIND:
+                yield obj
+
+    def verify(self) -> VerifyResult:
+        """Recompute every mac and check seq contiguity and prev links from the start (or the purge marker).
+
+        A torn final line without a newline is ignored (reason TORN_TAIL) and the result is ok when everything
+        before it verifies: that write was never acknowledged, and the next append removes it.
+        """
+        return self._verify_lines(self._raw_lines(), torn_tail=None)
+
+    def _verify_lines(self, lines: Iterable[bytes], torn_tail: bool | None) -> VerifyResult:
+        check = _ChainCheck(self._mac)
+        torn = bool(torn_tail)
+        for raw in lines:
+            if not raw.endswith(b"\n"):
+                torn = True
+                break
+            failure = check.feed(raw[:-1])
+            if failure is not None:
+                return failure
+        return check.finish(torn)
+
+    def find(
+        self,
+        *,
+        request_id: str | None = None,
+        call_number: str | None = None,
+        requester_id: str | None = None,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+        kinds: Iterable[str] | None = None,
+    ) -> list[dict]:
+        """Entries matching every filter given, in log order.
+
+        requester_id matches the person who acted: `requester.id` (searches) or `actor` / `actor.id` (gallery
+        changes, purges, audit access). since <= ts < until (datetimes, naive = UTC, or ISO strings).
+        """
+        since_dt = as_utc(since) if since is not None else None
+        until_dt = as_utc(until) if until is not None else None
+        wanted = None
+        if kinds is not None:
+            wanted = set(kinds)
+            unknown = wanted - set(KINDS)
+            if unknown:
+                raise ValueError(f"unknown audit entry kind(s): {', '.join(sorted(unknown))}")
+        found = []
+        for entry in self.entries():
+            if wanted is not None and entry.get("kind") not in wanted:
+                continue
+            if request_id is not None and entry.get("request_id") != request_id:
+                continue
+            if call_number is not None and entry.get("call_number") != call_number:
+                continue
+            if requester_id is not None and requester_id not in _people(entry):
+                continue
+            if since_dt or until_dt:
+                ts = parse_ts(entry["ts"])
+                if (since_dt and ts < since_dt) or (until_dt and ts >= until_dt):
+                    continue
+            found.append(entry)
+        return found
+
+
+def _people(entry: Mapping[str, Any]) -> set[str]:
+    """Ids of whoever acted in an entry: the requester and/or the actor."""
+    ids = set()
+    for key in ("requester", "actor"):
+        value = entry.get(key)
+        if isinstance(value, dict) and isinstance(value.get("id"), str):
+            ids.add(value["id"])
+        elif isinstance(value, str):
+            ids.add(value)
+    return ids

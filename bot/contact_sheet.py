@@ -1,0 +1,457 @@
+"""Images a person looks at: the probe with numbered face boxes (face choice) and the contact sheet.
+
+Pure functions: a numpy RGB array or JPEG bytes in, PNG (or JPEG) bytes out. No Slack, no face detection,
+no files. Text drawn here is pixels, not markup, so nothing is escaped; every label is cut to a bounded
+length instead, so a long name cannot push the layout apart.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import io
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont, ImageOps
+
+MAX_SIDE = 1600  # annotated probe: longer side at most this (Slack previews, phone data)
+MAX_LABEL_CHARS = 80  # never render more than this per label
+OK_COLOUR = (255, 214, 0)  # yellow with a black halo: stands out on skin, sky and dark clothing alike
+SMALL_COLOUR = (235, 0, 235)  # magenta, dashed and "(small)": colour is never the only cue
+HALO = (0, 0, 0)
+INK = (20, 20, 20)
+PAPER = (255, 255, 255)
+
+# Short labels on the images (sentences live in bot.wording).
+PROBE_LABEL = "Probe"
+NO_THUMBNAIL = "no thumbnail"
+NO_PROBE = "no image"
+NO_CANDIDATE = "No candidate"
+SMALL_SUFFIX = "(small)"
+
+# Contact sheet layout, in pixels. Fixed sizes so the sheet width depends only on the column count.
+TILE = 224
+GAP = 20
+PAD = 24
+SEPARATOR = 36  # space between the probe column and the candidates, with a rule in it
+MAX_COLUMNS = 5  # default max_candidates is 5: one row
+LABEL_LINES = 3
+TITLE_PX, RANK_PX, LABEL_PX, TILE_TEXT_PX, FOOTER_PX = 28, 26, 20, 22, 20
+_THUMB_MAX_PIXELS = 4096 * 4096  # a gallery thumbnail is ~160 px; anything huge is not one
+
+_FONT_FILES = {False: "DejaVuSans.ttf", True: "DejaVuSans-Bold.ttf"}
+
+
+@dataclass(frozen=True)
+class SheetCandidate:
+    """One candidate tile: rank, a label (e.g. subject id + name), the distance band, the gallery thumbnail."""
+
+    rank: int
+    label: str
+    distance_band: str
+    thumbnail_jpeg: bytes | None = None
+
+
+# ---------------------------------------------------------------- public functions
+
+
+def annotate_faces(rgb: np.ndarray, faces: list[dict]) -> bytes:
+    """Draw each face's box and its number on the probe photo; return PNG bytes.
+
+    `faces` are dicts as in `Face.as_dict()` (`{"index", "box": {"top","right","bottom","left"}, "quality"}`;
+    a bare box dict with "index" also works). Boxes are in pixels of `rgb`. The output is downscaled so
+    its longer side is at most MAX_SIDE; line width and label size scale with the output so the numbers
+    stay readable on a phone. Faces of quality "too_small" get a dashed magenta box and "(small)".
+    """
+    image = Image.fromarray(_check_rgb(rgb))
+    scale = min(1.0, MAX_SIDE / max(image.size))
+    if scale < 1.0:
+        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        image = image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    width, height = image.size
+    longer = max(width, height)
+    line_w = max(2, round(longer / 320))
+    font = _font(max(18, round(longer / 26)), bold=True)
+    draw = ImageDraw.Draw(image)
+
+    drawn: list[tuple[tuple[int, int, int, int], str, tuple[int, int, int]]] = []
+    for position, face in enumerate(faces, start=1):
+        rect = _scaled_box(face.get("box", face), scale, width, height)
+        if rect is None:
+            continue
+        small = face.get("quality") == "too_small"
+        colour = SMALL_COLOUR if small else OK_COLOUR
+        if small:
+            _dashed_rect(draw, rect, line_w, colour)
+        else:
+            _solid_rect(draw, rect, line_w, colour)
+        number = face.get("index", position)
+        drawn.append((rect, f"{number} {SMALL_SUFFIX}" if small else str(number), colour))
+
+    # Badges after all boxes, so no outline is drawn over a number.
+    taken: list[tuple[int, int, int, int]] = []
+    for rect, text, colour in drawn:
+        taken.append(_draw_badge(draw, rect, text, colour, font, line_w, (width, height), taken))
+    # Photos barely compress in PNG: level 1 is ~5x faster than 6 for ~8% more bytes (1600 px probe).
+    return _png(image, level=1)
+
+
+def contact_sheet(
+    probe_face_jpeg: bytes, candidates: list[SheetCandidate], *, title: str, footer: str
+) -> bytes:
+    """The probe face beside each candidate's gallery thumbnail, labelled by rank; return PNG bytes.
+
+    Layout: a title line, the probe tile on the left, candidates in up to MAX_COLUMNS columns (rows wrap),
+    and the footer (the caveat) wrapped to the sheet width. No candidates -> a "No candidate" tile. A missing
+    or undecodable thumbnail -> a grey "no thumbnail" tile. Labels are cut at MAX_LABEL_CHARS and to the
+    tile width, so the sheet width depends only on the number of columns.
+    """
+    columns = min(max(len(candidates), 1), MAX_COLUMNS)
+    rows = max(1, -(-len(candidates) // columns))
+    width = 2 * PAD + TILE + SEPARATOR + columns * TILE + (columns - 1) * GAP
+    content_w = width - 2 * PAD
+
+    title_font, footer_font = _font(TITLE_PX, bold=True), _font(FOOTER_PX)
+    rank_font, label_font, tile_font = (
+        _font(RANK_PX, bold=True),
+        _font(LABEL_PX),
+        _font(TILE_TEXT_PX, bold=True),
+    )
+    title_lines = _paragraphs(title, title_font, content_w, limit=300, max_lines=3)
+    footer_lines = _paragraphs(footer, footer_font, content_w, limit=3000, max_lines=None)
+    title_h = len(title_lines) * _line_h(title_font)
+    footer_h = len(footer_lines) * _line_h(footer_font)
+    cell_h = _cell_height()
+    grid_h = rows * cell_h + (rows - 1) * GAP
+    height = PAD + title_h + 2 * 14 + grid_h + 2 * 14 + footer_h + PAD
+
+    sheet = Image.new("RGB", (width, height), PAPER)
+    draw = ImageDraw.Draw(sheet)
+    y = PAD
+    for line in title_lines:
+        draw.text((PAD, y), line, font=title_font, fill=INK)
+        y += _line_h(title_font)
+    y += 14
+    draw.line((PAD, y, width - PAD, y), fill=(180, 180, 180), width=2)
+    grid_top = y + 14
+
+    probe = _open_jpeg(probe_face_jpeg)
+    sheet.paste(_tile(probe, NO_PROBE, tile_font), (PAD, grid_top))
+    draw.rectangle((PAD - 3, grid_top - 3, PAD + TILE + 2, grid_top + TILE + 2), outline=INK, width=3)
+    draw.text((PAD, grid_top + TILE + 10), PROBE_LABEL, font=rank_font, fill=INK)
+    rule_x = PAD + TILE + SEPARATOR // 2
+    draw.line((rule_x, grid_top, rule_x, grid_top + grid_h), fill=(180, 180, 180), width=2)
+
+    left = PAD + TILE + SEPARATOR
+    if not candidates:
+        _draw_no_candidate(draw, (left, grid_top), tile_font)
+    for i, cand in enumerate(candidates):
+        x = left + (i % columns) * (TILE + GAP)
+        cy = grid_top + (i // columns) * (cell_h + GAP)
+        thumb = _open_jpeg(cand.thumbnail_jpeg) if cand.thumbnail_jpeg else None
+        sheet.paste(_tile(thumb, NO_THUMBNAIL, tile_font), (x, cy))
+        ty = cy + TILE + 10
+        draw.text((x, ty), _fit(f"#{cand.rank}", rank_font, TILE), font=rank_font, fill=INK)
+        ty += _line_h(rank_font)
+        for line in _wrap(_clean(cand.label), label_font, TILE, max_lines=LABEL_LINES):
+            draw.text((x, ty), line, font=label_font, fill=INK)
+            ty += _line_h(label_font)
+        band = _fit(_clean(cand.distance_band), label_font, TILE)
+        draw.text((x, cy + cell_h - _line_h(label_font)), band, font=label_font, fill=(70, 70, 70))
+
+    y = grid_top + grid_h + 14
+    draw.line((PAD, y, width - PAD, y), fill=(180, 180, 180), width=2)
+    y += 14
+    for line in footer_lines:
+        draw.text((PAD, y), line, font=footer_font, fill=INK)
+        y += _line_h(footer_font)
+    return _png(sheet)
+
+
+def face_crop_jpeg(rgb: np.ndarray, box: dict, margin: float = 0.25, size: int = 160) -> bytes:
+    """JPEG of one face for the probe tile: the box grown by `margin` of its size on each side, clipped to
+    the image, resized keeping its aspect so the longer side is `size` px."""
+    arr = _check_rgb(rgb)
+    if margin < 0 or size < 1:
+        raise ValueError("margin must be >= 0 and size >= 1")
+    height, width = arr.shape[:2]
+    top, right, bottom, left = (int(box[k]) for k in ("top", "right", "bottom", "left"))
+    if right <= left or bottom <= top:
+        raise ValueError(f"face box is empty: {box}")
+    mx, my = round((right - left) * margin), round((bottom - top) * margin)
+    x0, y0 = max(0, left - mx), max(0, top - my)
+    x1, y1 = min(width, right + mx), min(height, bottom + my)
+    if x1 <= x0 or y1 <= y0:
+        raise ValueError(f"face box lies outside the {width}x{height} image: {box}")
+    crop = Image.fromarray(np.ascontiguousarray(arr[y0:y1, x0:x1]))
+    factor = size / max(crop.size)
+    crop = crop.resize(
+        (max(1, round(crop.width * factor)), max(1, round(crop.height * factor))), Image.Resampling.LANCZOS
+    )
+    buf = io.BytesIO()
+    crop.save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+# ---------------------------------------------------------------- drawing helpers
+
+
+def _check_rgb(rgb: Any) -> np.ndarray:
+    arr = np.asarray(rgb)
+    if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3 or 0 in arr.shape:
+        raise ValueError(f"expected an HxWx3 uint8 RGB array, got {arr.dtype} {arr.shape}")
+    return arr
+
+
+def _scaled_box(box: dict, scale: float, width: int, height: int) -> tuple[int, int, int, int] | None:
+    """(left, top, right, bottom) inclusive, scaled and clipped to the image; None when outside it."""
+    left = max(0, round(int(box["left"]) * scale))
+    top = max(0, round(int(box["top"]) * scale))
+    right = min(width - 1, round(int(box["right"]) * scale))
+    bottom = min(height - 1, round(int(box["bottom"]) * scale))
+    if right <= left or bottom <= top:
+        return None
+    return left, top, right, bottom
+
+
+def _solid_rect(draw: ImageDraw.ImageDraw, rect: tuple[int, int, int, int], line_w: int, colour) -> None:
+    left, top, right, bottom = rect
+    # A 1 px black halo each side keeps a yellow line visible on a pale background.
+    draw.rectangle((left - 1, top - 1, right + 1, bottom + 1), outline=HALO, width=line_w + 2)
+    draw.rectangle(rect, outline=colour, width=line_w)
+
+
+def _dashed_rect(draw: ImageDraw.ImageDraw, rect: tuple[int, int, int, int], line_w: int, colour) -> None:
+    left, top, right, bottom = rect
+    dash, step = 4 * line_w, 7 * line_w
+    segments = []
+    for x in range(left, right + 1, step):
+        x_end = min(x + dash - 1, right)
+        segments += [(x, top, x_end, top + line_w - 1), (x, bottom - line_w + 1, x_end, bottom)]
+    for y in range(top, bottom + 1, step):
+        y_end = min(y + dash - 1, bottom)
+        segments += [(left, y, left + line_w - 1, y_end), (right - line_w + 1, y, right, y_end)]
+    for x0, y0, x1, y1 in segments:
+        draw.rectangle((x0 - 1, y0 - 1, x1 + 1, y1 + 1), fill=HALO)
+    for segment in segments:
+        draw.rectangle(segment, fill=colour)
+
+
+def _place_badge(
+    box: tuple[int, int, int, int],
+    size: tuple[int, int],
+    image_size: tuple[int, int],
+    taken: list[tuple[int, int, int, int]],
+    gap: int,
+) -> tuple[int, int, int, int]:
+    """Where a badge goes: (x0, y0, x1, y1), end exclusive, always inside the image.
+
+    Prefers above the box, then below it, then inside its top-left corner; positions that fit without
+    being pushed vertically come first, and one that overlaps no badge already placed wins.
+    """
+    left, top, _, bottom = box
+    width, height = image_size
+    bw, bh = min(size[0], width), min(size[1], height)
+    raw = [(left, top - gap - bh), (left, bottom + gap + 1), (left + gap, top + gap)]
+    rects = []
+    for x, y in raw:
+        x = min(max(0, x), width - bw)
+        y = min(max(0, y), height - bh)
+        rects.append((x, y, x + bw, y + bh))
+    fits = [0 <= y and y + bh <= height for _, y in raw]
+    order = [i for i in range(len(raw)) if fits[i]] + [i for i in range(len(raw)) if not fits[i]]
+    for i in order:
+        if not any(_overlap(rects[i], other) for other in taken):
+            return rects[i]
+    return rects[order[0]]
+
+
+def _overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def _draw_badge(draw, box, text, colour, font, line_w, image_size, taken) -> tuple[int, int, int, int]:
+    text = _drawable(text, font)
+    x0, y0, x1, y1 = font.getbbox(text)
+    pad = max(4, round(_font_px(font) * 0.25))
+    size = (x1 - x0 + 2 * pad, y1 - y0 + 2 * pad)
+    rect = _place_badge(box, size, image_size, taken, gap=line_w + 2)
+    border = max(2, line_w // 2 + 1)
+    draw.rounded_rectangle(
+        (rect[0], rect[1], rect[2] - 1, rect[3] - 1), radius=pad, fill=colour, outline=HALO, width=border
+    )
+    # Offset by the ink's bbox so the digits sit exactly in the middle, whatever the font's bearings.
+    draw.text((rect[0] + pad - x0, rect[1] + pad - y0), text, font=font, fill=HALO)
+    return rect
+
+
+def _cell_height() -> int:
+    """Height of one grid cell: tile, rank line, LABEL_LINES label lines, band line."""
+    return TILE + 10 + _line_h(_font(RANK_PX, bold=True)) + (LABEL_LINES + 1) * _line_h(_font(LABEL_PX))
+
+
+def _tile(image: Image.Image | None, missing_text: str, font) -> Image.Image:
+    if image is None:
+        tile = Image.new("RGB", (TILE, TILE), (200, 200, 200))
+        _centred_text(ImageDraw.Draw(tile), missing_text, font, (60, 60, 60))
+    else:
+        tile = Image.new("RGB", (TILE, TILE), (236, 236, 236))
+        fitted = ImageOps.contain(image, (TILE, TILE), Image.Resampling.LANCZOS)
+        tile.paste(fitted, ((TILE - fitted.width) // 2, (TILE - fitted.height) // 2))
+    ImageDraw.Draw(tile).rectangle((0, 0, TILE - 1, TILE - 1), outline=(150, 150, 150), width=1)
+    return tile
+
+
+def _draw_no_candidate(draw: ImageDraw.ImageDraw, origin: tuple[int, int], font) -> None:
+    x, y = origin
+    draw.rectangle((x, y, x + TILE - 1, y + TILE - 1), fill=(245, 245, 245), outline=(150, 150, 150), width=2)
+    text = _drawable(NO_CANDIDATE, font)
+    x0, y0, x1, y1 = font.getbbox(text)
+    draw.text((x + (TILE - (x1 - x0)) // 2 - x0, y + (TILE - (y1 - y0)) // 2 - y0), text, font=font, fill=INK)
+
+
+def _centred_text(draw: ImageDraw.ImageDraw, text: str, font, fill) -> None:
+    text = _fit(text, font, TILE - 8)
+    x0, y0, x1, y1 = font.getbbox(text)
+    draw.text(((TILE - (x1 - x0)) // 2 - x0, (TILE - (y1 - y0)) // 2 - y0), text, font=font, fill=fill)
+
+
+def _open_jpeg(data: bytes | None) -> Image.Image | None:
+    """Decode a thumbnail; None when absent, corrupt or implausibly large (it is then shown as missing)."""
+    if not data:
+        return None
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            if im.width * im.height > _THUMB_MAX_PIXELS:
+                return None
+            return ImageOps.exif_transpose(im).convert("RGB")
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return None
+
+
+def _png(image: Image.Image, level: int = 6) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, "PNG", compress_level=level)
+    return buf.getvalue()
+
+
+# ---------------------------------------------------------------- text helpers
+
+
+def _font_dirs() -> list[Path]:
+    # matplotlib (a project dependency) ships DejaVu; find its folder without importing it.
+    spec = importlib.util.find_spec("matplotlib")
+    if spec is None or not spec.submodule_search_locations:
+        return []
+    return [Path(p) / "mpl-data" / "fonts" / "ttf" for p in spec.submodule_search_locations]
+
+
+@functools.lru_cache(maxsize=32)
+def _font(size: int, bold: bool = False) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """DejaVu Sans (wide glyph coverage, a bold face) when found, else Pillow's built-in TrueType font."""
+    name = _FONT_FILES[bold]
+    for candidate in [str(d / name) for d in _font_dirs()] + [name]:
+        try:
+            return ImageFont.truetype(candidate, size)
+        except (OSError, ImportError):
+            continue
+    return ImageFont.load_default(size=size)
+
+
+def _font_px(font) -> int:
+    return int(getattr(font, "size", 11))
+
+
+def _line_h(font) -> int:
+    return round(_font_px(font) * 1.3)
+
+
+@functools.lru_cache(maxsize=8192)
+def _has_glyph(font, char: str) -> bool:
+    if not isinstance(font, ImageFont.FreeTypeFont):
+        return ord(char) < 128
+    if char == " ":
+        return True
+    # U+FFFF is a noncharacter: what it renders is the font's "missing glyph" box.
+    return bytes(font.getmask(char)) != bytes(font.getmask("\uffff"))
+
+
+def _drawable(text: str, font) -> str:
+    """Replace characters the font cannot draw: accents folded (é -> e) where that helps, else "?"."""
+    out = []
+    for char in text:
+        if _has_glyph(font, char):
+            out.append(char)
+            continue
+        base = "".join(c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c))
+        out.append(base if base and all(_has_glyph(font, c) for c in base) else "?")
+    return "".join(out)
+
+
+def _clean(text: str | None, limit: int = MAX_LABEL_CHARS) -> str:
+    """One line: control and format characters (newlines, bidi overrides) become spaces; cut at `limit`."""
+    text = "".join(" " if unicodedata.category(c)[0] in "CZ" else c for c in str(text or ""))
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _paragraphs(text: str, font, width: int, *, limit: int, max_lines: int | None) -> list[str]:
+    """Wrap text that may hold newlines (kept as paragraph breaks) to `width` px."""
+    lines: list[str] = []
+    for paragraph in str(text or "")[:limit].splitlines() or [""]:
+        lines += _wrap(_clean(paragraph, limit), font, width) or [""]
+    if max_lines and len(lines) > max_lines:
+        lines = lines[:max_lines]
+        lines[-1] = _fit(lines[-1] + "…", font, width)
+    return lines
+
+
+def _text_w(text: str, font) -> float:
+    return font.getlength(text)
+
+
+def _fit(text: str, font, width: int) -> str:
+    """The text, cut with … so it is at most `width` px wide."""
+    text = _drawable(text, font)
+    if _text_w(text, font) <= width:
+        return text
+    while text and _text_w(text.rstrip() + "…", font) > width:
+        text = text[:-1]
+    return text.rstrip() + "…"
+
+
+def _chars_fitting(word: str, font, width: int) -> int:
+    """How many leading characters of `word` fit in `width` px (at least 1, so wrapping always advances)."""
+    n = 1
+    while n < len(word) and _text_w(word[: n + 1], font) <= width:
+        n += 1
+    return n
+
+
+def _wrap(text: str, font, width: int, max_lines: int | None = None) -> list[str]:
+    """Greedy word wrap to `width` px; words wider than a line are broken; the last kept line gets …"""
+    text = _drawable(text, font)
+    lines: list[str] = []
+    line = ""
+    for word in text.split():
+        trial = f"{line} {word}" if line else word
+        if _text_w(trial, font) <= width:
+            line = trial
+            continue
+        if line:
+            lines.append(line)
+        while _text_w(word, font) > width:
+            cut = _chars_fitting(word, font, width)
+            lines.append(word[:cut])
+            word = word[cut:]
+        line = word
+    if line:
+        lines.append(line)
+    if max_lines is not None and len(lines) > max_lines:
+        lines = lines[:max_lines]
+        lines[-1] = _fit(lines[-1] + "…", font, width)
+    return lines

@@ -1,0 +1,1 @@
+"""Face engine: image decoding and guards (images.py), detection and encodings (engine.py)."""

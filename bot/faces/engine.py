@@ -1,0 +1,338 @@
+"""RGB pixels -> faces: box, size, quality verdict and the 128-d encoding; a process pool for async callers.
+
+The models are face_recognition's (dlib's HOG detector, its 5-point landmark model and ResNet encoder),
+loaded straight from `face_recognition_models`: importing `face_recognition` itself would also load a
+100 MB landmark model and a CNN detector we never use, and flip PIL's LOAD_TRUNCATED_IMAGES for the
+process. The encodings match plain face_recognition's (`face_encodings` with its defaults) for the
+same box. Nothing here infers age, gender or race, and nothing beyond boxes and encodings leaves it
+(GO 375.01 C).
+
+Speed: HOG detection runs on a copy whose longer side is at most `detect_max_side`, without upsampling;
+boxes are mapped back and encodings computed from the full-resolution pixels. Only when that finds no
+face is detection repeated with upsampling (once, twice for small pictures), so a small or distant face
+still turns up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.metadata
+import io
+import multiprocessing
+import os
+import threading
+import warnings
+from collections.abc import Hashable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple, Self, TypeVar
+
+import dlib
+import numpy as np
+from PIL import Image
+
+from bot import __version__ as BOT_VERSION
+from bot.config import ImageSettings
+from bot.faces.images import ImageError, decode_image, sha256_hex
+
+MODEL_NAME = "dlib_face_recognition_resnet_model_v1 (HOG detector, 5-point landmarks)"
+
+# Below this longer side (of the detection copy) a picture is "small": try upsampling twice, not once.
+SMALL_SIDE = 640
+# Environment for the worker processes: one BLAS thread each, the pool itself is the parallelism.
+WORKER_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+WORKER_NICE = 10
+
+K = TypeVar("K", bound=Hashable)
+
+
+@dataclass(frozen=True)
+class Box:
+    """A face box in pixels of the orientation-corrected image (face_recognition's css order)."""
+
+    top: int
+    right: int
+    bottom: int
+    left: int
+
+    def as_dict(self) -> dict:
+        """The box as {"top","right","bottom","left"}."""
+        return {"top": self.top, "right": self.right, "bottom": self.bottom, "left": self.left}
+
+    @property
+    def width(self) -> int:
+        return self.right - self.left
+
+    @property
+    def height(self) -> int:
+        return self.bottom - self.top
+
+
+@dataclass(frozen=True)
+class Face:
+    """One detected face, numbered from 1 left to right; `size` is the box width in pixels."""
+
+    index: int
+    box: Box
+    size: int
+    quality: str  # "ok" | "too_small"
+    encoding: np.ndarray = field(repr=False, compare=False)  # float32 (128,)
+
+    def as_dict(self) -> dict:
+        """The face entry of CONTRACTS.md: {"index","box","size","quality"} (never the encoding)."""
+        return {"index": self.index, "box": self.box.as_dict(), "size": self.size, "quality": self.quality}
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What one uploaded photo yields: its SHA-256, upright dimensions and faces (left to right)."""
+
+    sha256: str
+    width: int
+    height: int
+    faces: tuple[Face, ...]
+
+    def as_dict(self) -> dict:
+        """JSON-ready summary: hash, dimensions and the face entries."""
+        return {
+            "sha256": self.sha256,
+            "width": self.width,
+            "height": self.height,
+            "faces": [f.as_dict() for f in self.faces],
+        }
+
+
+class _Models(NamedTuple):
+    detector: Any
+    landmarks: Any
+    encoder: Any
+
+
+_models_cache: _Models | None = None
+_models_lock = threading.Lock()
+
+
+def _models() -> _Models:
+    """Load the dlib models once per process (they are not thread-safe: one set per worker process)."""
+    global _models_cache
+    with _models_lock:
+        if _models_cache is None:
+            with warnings.catch_warnings():
+                # face_recognition_models imports the deprecated pkg_resources.
+                warnings.simplefilter("ignore")
+                import face_recognition_models as frm
+            _models_cache = _Models(
+                detector=dlib.get_frontal_face_detector(),
+                landmarks=dlib.shape_predictor(frm.pose_predictor_five_point_model_location()),
+                encoder=dlib.face_recognition_model_v1(frm.face_recognition_model_location()),
+            )
+        return _models_cache
+
+
+def model_info() -> dict:
+    """Model name and package versions, for the audit log."""
+    return {
+        "model": MODEL_NAME,
+        "face_recognition": _version("face_recognition"),
+        "dlib": getattr(dlib, "__version__", None) or _version("dlib-bin"),
+        "bot": BOT_VERSION,
+    }
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _detection_copy(rgb: np.ndarray, max_side: int) -> np.ndarray:
+    """A copy whose longer side is at most max_side (box filter: averages pixels, so no aliasing)."""
+    height, width = rgb.shape[:2]
+    longer = max(height, width)
+    if longer <= max_side:
+        return rgb
+    scale = max_side / longer
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BOX))
+
+
+def _upsample_steps(detect_side: int) -> tuple[int, ...]:
+    """Upsampling tries, in order: none first; the retries only run when the previous found nothing."""
+    return (0, 1, 2) if detect_side < SMALL_SIDE else (0, 1)
+
+
+def _detect(rgb: np.ndarray, detect_max_side: int) -> list[Box]:
+    """HOG detection on the reduced copy; boxes mapped back to full resolution and clipped to the image."""
+    detector = _models().detector
+    height, width = rgb.shape[:2]
+    small = _detection_copy(rgb, detect_max_side)
+    sy, sx = height / small.shape[0], width / small.shape[1]
+    rects: Any = []
+    for upsample in _upsample_steps(max(small.shape[:2])):
+        rects = detector(small, upsample)
+        if len(rects):
+            break
+    return [
+        Box(
+            top=max(round(r.top() * sy), 0),
+            right=min(round(r.right() * sx), width),
+            bottom=min(round(r.bottom() * sy), height),
+            left=max(round(r.left() * sx), 0),
+        )
+        for r in rects
+    ]
+
+
+def _encode(rgb: np.ndarray, boxes: list[Box]) -> list[np.ndarray]:
+    """128-d encodings from full-resolution pixels, as face_recognition.face_encodings(num_jitters=1)."""
+    models = _models()
+    out = []
+    for b in boxes:
+        shape = models.landmarks(rgb, dlib.rectangle(b.left, b.top, b.right, b.bottom))
+        out.append(np.asarray(models.encoder.compute_face_descriptor(rgb, shape, 1), dtype=np.float32))
+    return out
+
+
+def find_faces(rgb: np.ndarray, *, min_face_px: int = 60, detect_max_side: int = 1024) -> list[Face]:
+    """Detect and encode every face in an HxWx3 uint8 RGB array; numbered from 1, left to right."""
+    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError("find_faces needs an HxWx3 RGB array")
+    boxes = sorted(_detect(rgb, detect_max_side), key=lambda b: (b.left, b.top))
+    boxes = [b for b in boxes if b.width > 0 and b.height > 0]
+    encodings = _encode(rgb, boxes)
+    return [
+        Face(
+            index=i,
+            box=b,
+            size=b.width,
+            quality="ok" if b.width >= min_face_px else "too_small",
+            encoding=enc,
+        )
+        for i, (b, enc) in enumerate(zip(boxes, encodings), start=1)
+    ]
+
+
+def analyse_bytes(data: bytes, images: ImageSettings) -> Probe:
+    """Decode an upload and find its faces; raises ImageError when the bytes are not a usable photo."""
+    rgb = decode_image(data, max_bytes=images.max_bytes, max_pixels=images.max_pixels)
+    faces = find_faces(rgb, min_face_px=images.min_face_px, detect_max_side=images.detect_max_side)
+    return Probe(sha256=sha256_hex(data), width=rgb.shape[1], height=rgb.shape[0], faces=tuple(faces))
+
+
+def face_thumbnail(rgb: np.ndarray, box: Box, size: int = 160) -> bytes:
+    """JPEG bytes of the face with a 25% margin (clipped to the image), fitted within size×size."""
+    height, width = rgb.shape[:2]
+    mx, my = round(box.width * 0.25), round(box.height * 0.25)
+    top, bottom = max(box.top - my, 0), min(box.bottom + my, height)
+    left, right = max(box.left - mx, 0), min(box.right + mx, width)
+    if bottom <= top or right <= left:
+        raise ValueError(f"the face box {box.as_dict()} lies outside the {width}×{height} image")
+    crop = Image.fromarray(np.ascontiguousarray(rgb[top:bottom, left:right]))
+    crop.thumbnail((size, size), Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    crop.save(out, "JPEG", quality=85)
+    return out.getvalue()
+
+
+def _init_worker() -> None:
+    """Worker start: lower CPU priority than the event loop, then load the models once."""
+    os.environ.update(WORKER_ENV)  # for anything this worker starts; its own BLAS got it at spawn
+    try:
+        os.nice(WORKER_NICE)
+    except OSError:
+        pass
+    _models()
+
+
+def _ready() -> int:
+    """A no-op task used to start the workers ahead of the first request; returns the worker's pid."""
+    return os.getpid()
+
+
+class FaceEngine:
+    """Face work for async callers: a process pool (spawned lazily) with one model set per worker."""
+
+    def __init__(self, images: ImageSettings, workers: int = 0) -> None:
+        self.images = images
+        self.workers = workers if workers > 0 else (os.cpu_count() or 1)
+        self._pool: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def _executor(self) -> ProcessPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                # Spawned children inherit the environment: BLAS reads these when numpy loads there.
+                # (The parent's own BLAS started long ago, so setting them here does not touch it.)
+                os.environ.update(WORKER_ENV)
+                # spawn, never fork: the parent may hold threads and an event loop.
+                self._pool = ProcessPoolExecutor(
+                    max_workers=self.workers,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_init_worker,
+                )
+            return self._pool
+
+    def start(self) -> None:
+        """Start every worker and load its models now, so the first request does not wait for that."""
+        pool = self._executor()
+        for fut in [pool.submit(_ready) for _ in range(self.workers)]:
+            fut.result()
+
+    async def analyse(self, data: bytes) -> Probe:
+        """analyse_bytes in a worker process; the event loop keeps running meanwhile."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor(), analyse_bytes, data, self.images)
+
+    def analyse_sync(self, data: bytes) -> Probe:
+        """analyse_bytes in this process (the CLI: one photo, no pool to start)."""
+        return analyse_bytes(data, self.images)
+
+    def analyse_many(self, items: Iterable[tuple[K, bytes]]) -> Iterator[tuple[K, Probe | ImageError]]:
+        """Analyse many photos in parallel (enrollment), yielding (key, Probe or ImageError) as each ends.
+
+        A bad file yields its ImageError instead of stopping the rest. At most two photos per worker
+        are in flight, so a large folder is never read into memory at once.
+        """
+        pool = self._executor()
+        window = 2 * self.workers
+        source = iter(items)
+        pending: dict[Future, K] = {}
+
+        def fill() -> None:
+            while len(pending) < window:
+                try:
+                    key, data = next(source)
+                except StopIteration:
+                    return
+                pending[pool.submit(analyse_bytes, data, self.images)] = key
+
+        try:
+            fill()
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    key = pending.pop(fut)
+                    try:
+                        result: Probe | ImageError = fut.result()
+                    except ImageError as exc:
+                        result = exc
+                    yield key, result
+                fill()
+        finally:
+            for fut in pending:
+                fut.cancel()
+
+    def close(self) -> None:
+        """Stop the worker processes (pending work is cancelled)."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

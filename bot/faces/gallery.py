@@ -1,0 +1,781 @@
+"""The known-person gallery on disk, its 1:N search, and enrollment.
+
+Layout under ``data_dir/gallery/`` (directory 0700, files 0600)::
+
+    gallery.sqlite3              subjects, images, meta (generation, row count, model)
+    embeddings-<gen>.npy         float32 N×128, memory-mapped for search
+    row_subject-<gen>.npy        int32 N: subject key (subjects.key) of each matrix row
+    row_image-<gen>.npy          int64 N: image key (images.key) of each matrix row
+    thumbs/<image_sha256>.jpg    a small face thumbnail per enrolled image (contact sheets)
+    .lock                        held by whoever writes (CLI enroll, server remove)
+
+Why sqlite and not tinydb for the metadata: tinydb keeps the whole database in one JSON document that it parses
+on open and rewrites on every change; a 1 M-image gallery would take tens of seconds to load and to update.
+sqlite (stdlib, one file, WAL) opens in milliseconds whatever its size, answers the few look-ups a search needs
+by key, and commits atomically, so readers (the server) never see half a change.
+
+Consistency: the matrix files of a generation are written in full (temp file, fsync, rename) before the sqlite
+transaction that adds or removes the metadata and records the new generation and row count commits. That
+commit is the single point where the change happens: a crash before it leaves the previous generation in
+force (the orphan files are deleted by the next writer); a crash after it leaves the new one complete.
+Opening checks that the files of the recorded generation exist and have the recorded row count, and refuses
+with a clear message otherwise.
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import fcntl
+import hashlib
+import os
+import re
+import sqlite3
+import sys
+import threading
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+
+from bot.faces.search import MAX_K, nearest, squared_norms
+
+DIM = 128
+GALLERY_DIR = "gallery"
+DB_NAME = "gallery.sqlite3"
+MANIFEST_HEADER = ["subject_id", "name", "record_ref", "image"]
+_ARRAYS = {"embeddings": np.float32, "row_subject": np.int32, "row_image": np.int64}
+_GEN_FILE = re.compile(r"^(embeddings|row_subject|row_image)-(\d+)\.npy$")
+_SHA = re.compile(r"^[0-9a-f]{64}$")
+_COPY_ROWS = 65536  # rows copied per step when rewriting the matrix (bounded memory)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS subjects (
+    key INTEGER PRIMARY KEY,
+    subject_id TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    record_ref TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS images (
+    key INTEGER PRIMARY KEY,
+    sha256 TEXT NOT NULL UNIQUE,
+    subject_key INTEGER NOT NULL REFERENCES subjects(key),
+    source TEXT NOT NULL,
+    box TEXT NOT NULL,
+    enrolled_at TEXT NOT NULL,
+    enrolled_by TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS images_subject ON images(subject_key);
+"""
+
+
+class GalleryError(Exception):
+    """The gallery cannot be read or changed as asked; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One ranked search result: a lead to investigate, never an identification."""
+
+    rank: int  # from 1
+    subject_id: str
+    name: str
+    record_ref: str
+    distance: float
+    image_sha256: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+# ---------------------------------------------------------------- small crash-safe file helpers
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _make_dir(path: Path) -> None:
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with contextlib.suppress(PermissionError):
+        os.chmod(path, 0o700)
+
+
+def _new_private_file(path: Path) -> None:
+    """Create (or truncate) `path` with mode 0600 before anything writes to it."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.close(fd)
+    os.chmod(path, 0o600)
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` (0600) via temp file + fsync + rename, so readers see old or new, never half."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _write_npy(path: Path, dtype: Any, shape: tuple[int, ...], parts: Iterable[np.ndarray]) -> None:
+    """Write an .npy of `shape` from consecutive row blocks, durably, without holding it all in memory."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    _new_private_file(tmp)
+    try:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
+        at = 0
+        for part in parts:
+            out[at : at + len(part)] = part
+            at += len(part)
+        if at != shape[0]:
+            raise RuntimeError(f"wrote {at} rows of {shape[0]} to {path.name}")
+        out.flush()
+        del out
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _blocks(array: np.ndarray, keep: np.ndarray | None = None) -> Iterator[np.ndarray]:
+    """Rows of `array` (optionally only where `keep`), in bounded-size blocks."""
+    for start in range(0, len(array), _COPY_ROWS):
+        block = np.asarray(array[start : start + _COPY_ROWS])
+        yield block if keep is None else block[keep[start : start + _COPY_ROWS]]
+
+
+# ---------------------------------------------------------------- the gallery
+
+
+class Gallery:
+    """The known-person gallery under ``data_dir/gallery/``: search, list, remove, stats.
+
+    Safe to share between threads of one process; several processes may open the same gallery (one writes at a
+    time, under a file lock; readers pick up a change on their next search via `refresh()`).
+    """
+
+    def __init__(self, data_dir: Path | str):
+        """Open (creating if needed) the gallery of `data_dir`; raises GalleryError if its files disagree."""
+        self.data_dir = Path(data_dir)
+        self.dir = self.data_dir / GALLERY_DIR
+        self.thumbs_dir = self.dir / "thumbs"
+        _make_dir(self.data_dir)
+        _make_dir(self.dir)
+        _make_dir(self.thumbs_dir)
+        db_path = self.dir / DB_NAME
+        if not db_path.exists():
+            _new_private_file(db_path)  # sqlite's -wal and -shm files copy this file's mode
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False, timeout=60)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # FULL: a commit survives power loss, so a deleted previous generation can never be needed again.
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        with self._write_lock():
+            self._db.executescript(_SCHEMA)
+            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('generation', '0'), ('rows', '0')")
+        self._generation = -1
+        self._subject_count = 0
+        self.refresh()
+
+    # -------------------------------------------------------------- loading
+
+    def _meta(self) -> dict[str, str]:
+        return dict(self._db.execute("SELECT key, value FROM meta").fetchall())
+
+    def _snapshot(self) -> tuple[dict[str, str], int]:
+        """Meta and subject count from one read transaction (both of the same commit)."""
+        self._db.execute("BEGIN")
+        try:
+            meta = self._meta()
+            subjects = self._db.execute("SELECT COUNT(*) FROM subjects").fetchone()[0]
+        finally:
+            self._db.execute("COMMIT")
+        return meta, subjects
+
+    def _path(self, name: str, generation: int) -> Path:
+        return self.dir / f"{name}-{generation:06d}.npy"
+
+    def refresh(self) -> bool:
+        """Reload if another process changed the gallery since it was loaded (one tiny sqlite read otherwise).
+
+        Returns True when a new generation was loaded.
+        """
+        with self._lock:
+            for attempt in range(5):
+                meta, subjects = self._snapshot()
+                generation = int(meta["generation"])
+                if generation == self._generation:
+                    return False
+                try:
+                    self._load(generation, int(meta["rows"]), subjects)
+                    return True
+                except FileNotFoundError as exc:
+                    # A writer may have committed a newer generation and deleted this one meanwhile: re-read.
+                    if int(self._meta()["generation"]) == generation:
+                        raise GalleryError(
+                            f"the gallery in {self.dir} is damaged: {Path(exc.filename).name} is missing for "
+                            f"generation {generation}; restore the gallery directory from a backup or re-enroll"
+                        ) from None
+                    time.sleep(0.05 * (attempt + 1))
+            raise GalleryError("the gallery kept changing while it was being loaded; try again")
+
+    def _load(self, generation: int, rows: int, subjects: int) -> None:
+        if rows == 0:
+            emb = np.zeros((0, DIM), dtype=np.float32)
+            row_subject = np.zeros(0, dtype=np.int32)
+            row_image = np.zeros(0, dtype=np.int64)
+        else:
+            emb = np.load(self._path("embeddings", generation), mmap_mode="r")
+            row_subject = np.load(self._path("row_subject", generation), mmap_mode="r")
+            row_image = np.load(self._path("row_image", generation), mmap_mode="r")
+            shapes = (emb.shape, row_subject.shape, row_image.shape)
+            if shapes != ((rows, DIM), (rows,), (rows,)) or emb.dtype != np.float32:
+                raise GalleryError(
+                    f"the gallery in {self.dir} is damaged: generation {generation} should hold {rows} rows but "
+                    f"its files have shapes {shapes}; restore the gallery directory from a backup or re-enroll"
+                )
+        self._emb = emb
+        self._row_subject = np.ascontiguousarray(row_subject)  # small (4 bytes a row): keep in memory
+        self._row_image = row_image
+        self._sq_norms = squared_norms(emb)  # also pulls the matrix into the page cache for the first search
+        self._rows = rows
+        self._subject_count = subjects
+        self._generation = generation
+
+    # -------------------------------------------------------------- reading
+
+    @property
+    def subject_count(self) -> int:
+        """Subjects in the gallery (what `gallery_size` reports)."""
+        return self._subject_count
+
+    @property
+    def image_count(self) -> int:
+        """Enrolled images (matrix rows)."""
+        return self._rows
+
+    @property
+    def generation(self) -> int:
+        """Increases by one with every committed change."""
+        return self._generation
+
+    @property
+    def model(self) -> str:
+        """Name of the face model the gallery was enrolled with ("" while empty)."""
+        return self._meta().get("model", "")
+
+    def search(self, encoding: np.ndarray, *, threshold: float, max_candidates: int) -> list[Candidate]:
+        """Candidates within `threshold`, closest first, one per subject, at most `max_candidates` (<= 20)."""
+        with self._lock:
+            self.refresh()
+            hits = nearest(
+                self._emb, self._sq_norms, self._row_subject, encoding,
+                threshold=threshold, k=min(max_candidates, MAX_K),
+            )
+            if not hits:
+                return []
+            keys = [int(self._row_image[row]) for row, _ in hits]
+            marks = ",".join("?" * len(keys))
+            info = {
+                row[0]: row[1:]
+                for row in self._db.execute(
+                    "SELECT i.key, i.sha256, s.subject_id, s.name, s.record_ref FROM images i "
+                    f"JOIN subjects s ON s.key = i.subject_key WHERE i.key IN ({marks})",
+                    keys,
+                )
+            }
+        found = []
+        for key, (_, distance) in zip(keys, hits):
+            if key in info:  # a subject removed after this generation was loaded is not reported
+                sha, subject_id, name, record_ref = info[key]
+                found.append((subject_id, name, record_ref, distance, sha))
+        return [Candidate(rank, *fields) for rank, fields in enumerate(found, start=1)]
+
+    def thumbnail(self, image_sha256: str) -> bytes | None:
+        """JPEG thumbnail of an enrolled image's face, or None."""
+        if not _SHA.match(image_sha256 or ""):
+            return None
+        try:
+            return (self.thumbs_dir / f"{image_sha256}.jpg").read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def subjects(self) -> list[dict]:
+        """Every subject: subject_id, name, record_ref, images (count), first_enrolled; by subject_id."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT s.subject_id, s.name, s.record_ref, COUNT(i.key), MIN(i.enrolled_at) FROM subjects s "
+                "LEFT JOIN images i ON i.subject_key = s.key GROUP BY s.key ORDER BY s.subject_id"
+            ).fetchall()
+        keys = ("subject_id", "name", "record_ref", "images", "first_enrolled")
+        return [dict(zip(keys, row)) for row in rows]
+
+    def image_owners(self, hashes: Iterable[str]) -> dict[str, str]:
+        """{image_sha256: subject_id} for those of `hashes` already enrolled."""
+        hashes = list(hashes)
+        owners: dict[str, str] = {}
+        with self._lock:
+            for start in range(0, len(hashes), 500):
+                chunk = hashes[start : start + 500]
+                owners.update(
+                    self._db.execute(
+                        "SELECT i.sha256, s.subject_id FROM images i JOIN subjects s ON s.key = i.subject_key "
+                        f"WHERE i.sha256 IN ({','.join('?' * len(chunk))})",
+                        chunk,
+                    ).fetchall()
+                )
+        return owners
+
+    def stats(self) -> dict:
+        """Sizes and dates: subjects, images, model, generation, file sizes in bytes, first/last enrolled."""
+        with self._lock:
+            self.refresh()
+            first, last = self._db.execute("SELECT MIN(enrolled_at), MAX(enrolled_at) FROM images").fetchone()
+            meta = self._meta()
+        matrix_bytes = sum(
+            self._path(name, self._generation).stat().st_size
+            for name in _ARRAYS
+            if self._rows and self._path(name, self._generation).exists()
+        )
+        db_bytes = sum(p.stat().st_size for p in self.dir.glob(DB_NAME + "*"))
+        thumbs = [entry.stat().st_size for entry in os.scandir(self.thumbs_dir) if entry.name.endswith(".jpg")]
+        return {
+            "subjects": self._subject_count,
+            "images": self._rows,
+            "model": meta.get("model", ""),
+            "generation": self._generation,
+            "first_enrolled": first,
+            "last_enrolled": last,
+            "files": {
+                "matrix_bytes": matrix_bytes,
+                "metadata_bytes": db_bytes,
+                "thumbnail_bytes": sum(thumbs),
+                "thumbnails": len(thumbs),
+            },
+            "path": str(self.dir),
+        }
+
+    # -------------------------------------------------------------- writing
+
+    @contextlib.contextmanager
+    def _write_lock(self) -> Iterator[None]:
+        """One writer at a time across processes (flock on gallery/.lock) and threads."""
+        with self._lock:
+            lock_path = self.dir / ".lock"
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                os.close(fd)
+
+    def _cleanup(self) -> None:
+        """Delete temp files and other generations' files (left by a crash or superseded). Writer lock held."""
+        for entry in os.scandir(self.dir):
+            match = _GEN_FILE.match(entry.name)
+            stale_tmp = entry.name.startswith(".") and entry.name.endswith(".tmp")
+            if stale_tmp or (match and int(match.group(2)) != self._generation):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+
+    def _commit(self, generation: int, rows: int, arrays: dict[str, tuple[tuple, Iterable[np.ndarray]]]) -> None:
+        """Inside an open sqlite transaction: write the new generation's files, record it, commit."""
+        for name, (shape, parts) in arrays.items():
+            if rows:
+                _write_npy(self._path(name, generation), _ARRAYS[name], shape, parts)
+        if rows:
+            _fsync_dir(self.dir)
+        self._db.execute("UPDATE meta SET value = ? WHERE key = 'generation'", (str(generation),))
+        self._db.execute("UPDATE meta SET value = ? WHERE key = 'rows'", (str(rows),))
+        self._db.execute("COMMIT")
+
+    def add_images(self, model: str, subjects: list[dict], images: list[dict], encodings: np.ndarray) -> None:
+        """Add `images` (dicts: sha256, subject_id, source, box, actor) with their `encodings` in one commit.
+
+        `subjects` (dicts: subject_id, name, record_ref) are created when new. Used by `enroll`.
+        """
+        if not images:
+            return
+        encodings = np.asarray(encodings, dtype=np.float32).reshape(len(images), DIM)
+        with self._write_lock():
+            self.refresh()
+            self._cleanup()
+            stored_model = self._meta().get("model")
+            if stored_model and stored_model != model:
+                raise GalleryError(
+                    f"the gallery was enrolled with face model {stored_model!r}, this engine uses {model!r}: "
+                    "encodings of different models cannot be compared; re-enroll the whole gallery"
+                )
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("INSERT OR REPLACE INTO meta VALUES ('model', ?)", (model,))
+                now = _now()
+                self._db.executemany(
+                    "INSERT OR IGNORE INTO subjects (subject_id, name, record_ref, created_at) VALUES (?, ?, ?, ?)",
+                    [(s["subject_id"], s["name"], s["record_ref"], now) for s in subjects],
+                )
+                subject_key = dict(self._db.execute("SELECT subject_id, key FROM subjects").fetchall())
+                first_key = self._db.execute("SELECT COALESCE(MAX(key), 0) + 1 FROM images").fetchone()[0]
+                image_keys = np.arange(first_key, first_key + len(images), dtype=np.int64)
+                self._db.executemany(
+                    "INSERT INTO images (key, sha256, subject_key, source, box, enrolled_at, enrolled_by) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (int(key), im["sha256"], subject_key[im["subject_id"]], im["source"], im["box"], now,
+                         im.get("actor", ""))
+                        for key, im in zip(image_keys, images)
+                    ],
+                )
+                new_subjects = np.array([subject_key[im["subject_id"]] for im in images], dtype=np.int32)
+                n = self._rows + len(images)
+                self._commit(
+                    self._generation + 1,
+                    n,
+                    {
+                        "embeddings": ((n, DIM), [*_blocks(self._emb), encodings]),
+                        "row_subject": ((n,), [self._row_subject, new_subjects]),
+                        "row_image": ((n,), [*_blocks(self._row_image), image_keys]),
+                    },
+                )
+            except BaseException:
+                with contextlib.suppress(sqlite3.OperationalError):
+                    self._db.execute("ROLLBACK")
+                raise
+            self.refresh()
+            self._cleanup()
+
+    def remove(self, subject_id: str, *, audit: Any = None, actor: str = "") -> int:
+        """Remove a subject and all its images (matrix rewritten, thumbnails deleted); returns images removed.
+
+        Returns 0 when no such subject exists. With `audit`, appends one `gallery_change` entry per image removed.
+        """
+        with self._write_lock():
+            self.refresh()
+            self._cleanup()
+            found = self._db.execute("SELECT key FROM subjects WHERE subject_id = ?", (subject_id,)).fetchone()
+            if found is None:
+                return 0
+            key = found[0]
+            removed = [
+                row[0] for row in self._db.execute("SELECT sha256 FROM images WHERE subject_key = ?", (key,))
+            ]
+            keep = np.asarray(self._row_subject) != key
+            n = int(keep.sum())
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("DELETE FROM images WHERE subject_key = ?", (key,))
+                self._db.execute("DELETE FROM subjects WHERE key = ?", (key,))
+                self._commit(
+                    self._generation + 1,
+                    n,
+                    {
+                        "embeddings": ((n, DIM), _blocks(self._emb, keep)),
+                        "row_subject": ((n,), [self._row_subject[keep]]),
+                        "row_image": ((n,), _blocks(self._row_image, keep)),
+                    },
+                )
+            except BaseException:
+                with contextlib.suppress(sqlite3.OperationalError):
+                    self._db.execute("ROLLBACK")
+                raise
+            self.refresh()
+            self._cleanup()
+        for sha in removed:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.thumbs_dir / f"{sha}.jpg")
+            if audit is not None:
+                audit.append("gallery_change", action="remove", actor=actor, subject_id=subject_id,
+                             image_sha256=sha, source="")
+        return len(removed)
+
+    def save_thumbnail(self, image_sha256: str, jpeg: bytes) -> None:
+        """Keep the face thumbnail of an image (0600, atomic)."""
+        if not _SHA.match(image_sha256):
+            raise ValueError("not a SHA-256 hex digest")
+        _atomic_write_bytes(self.thumbs_dir / f"{image_sha256}.jpg", jpeg)
+
+    def close(self) -> None:
+        """Close the metadata database (the matrix memmaps go with the object)."""
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> "Gallery":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# ---------------------------------------------------------------- enrollment
+
+
+@dataclass
+class EnrollIssue:
+    """An image that was not enrolled, and why (a plain sentence)."""
+
+    source: str
+    reason: str
+    subject_id: str = ""
+
+
+@dataclass
+class EnrollReport:
+    """What one enrollment run did."""
+
+    added: int = 0  # images enrolled now
+    already: int = 0  # images (by content) already enrolled under the same subject, or repeated in this run
+    new_subjects: int = 0
+    rejected: list[EnrollIssue] = field(default_factory=list)  # unreadable, no face, several faces
+    conflicts: list[EnrollIssue] = field(default_factory=list)  # one image under two subjects
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def images_per_second(self) -> float:
+        analysed = self.added + len(self.rejected)
+        return analysed / self.seconds if self.seconds else 0.0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class _Entry:
+    subject_id: str
+    name: str
+    record_ref: str
+    path: Path
+    source: str
+
+
+def _clean(value: str) -> str:
+    return " ".join(value.split())
+
+
+def _scan_directory(directory: Path, report: EnrollReport) -> list[_Entry]:
+    """DIR/<subject_id>/<images> (sub-folders inside a subject folder included); hidden files skipped."""
+    if not directory.is_dir():
+        raise GalleryError(f"{directory} is not a directory")
+    entries = []
+    for item in sorted(directory.iterdir()):
+        if item.name.startswith("."):
+            continue
+        if not item.is_dir():
+            report.rejected.append(EnrollIssue(str(item), "not inside a subject folder (DIR/<subject_id>/<image>)"))
+            continue
+        subject_id = _clean(item.name)
+        for path in sorted(item.rglob("*")):
+            if path.is_file() and not any(part.startswith(".") for part in path.relative_to(item).parts):
+                entries.append(_Entry(subject_id, subject_id, "", path, str(path)))
+    return entries
+
+
+def _read_manifest(manifest: Path, report: EnrollReport) -> list[_Entry]:
+    """Rows of a CSV with the header `subject_id,name,record_ref,image`; images relative to the CSV."""
+    try:
+        text = manifest.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise GalleryError(f"cannot read the manifest {manifest}: {exc}") from None
+    rows = list(csv.reader(text.splitlines()))
+    header = [cell.strip() for cell in rows[0]] if rows else []
+    if header != MANIFEST_HEADER:
+        raise GalleryError(
+            f"the manifest {manifest} must start with the header line {','.join(MANIFEST_HEADER)} "
+            f"(found: {','.join(header) or 'an empty file'})"
+        )
+    base = manifest.parent
+    entries: list[_Entry] = []
+    first_seen: dict[str, tuple[str, str]] = {}
+    for line, row in enumerate(rows[1:], start=2):
+        source = f"{manifest}:{line}"
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) != len(MANIFEST_HEADER):
+            report.rejected.append(EnrollIssue(source, f"expected 4 fields, found {len(row)}"))
+            continue
+        subject_id, name, record_ref, image = (_clean(cell) for cell in row)
+        if not subject_id or not image:
+            report.rejected.append(EnrollIssue(source, "subject_id and image must not be empty", subject_id))
+            continue
+        name = name or subject_id
+        if first_seen.setdefault(subject_id, (name, record_ref)) != (name, record_ref):
+            report.notes.append(f"{source}: subject {subject_id} has another name or record_ref on an earlier line; "
+                                "the first is used")
+            name, record_ref = first_seen[subject_id]
+        entries.append(_Entry(subject_id, name, record_ref, base / image, f"{source} ({image})"))
+    return entries
+
+
+def _hash_file(path: Path) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def _thumbnail(data: bytes, box: Any, engine: Any) -> bytes | None:
+    """Cut the face thumbnail in this process from a second decode (only images with exactly one face)."""
+    from bot.faces.engine import face_thumbnail
+    from bot.faces.images import decode_image
+
+    images = getattr(engine, "images", None)
+    max_bytes = getattr(images, "max_bytes", len(data))
+    max_pixels = getattr(images, "max_pixels", 1 << 62)
+    try:
+        return face_thumbnail(decode_image(data, max_bytes=max_bytes, max_pixels=max_pixels), box)
+    except Exception:  # noqa: BLE001 - a missing thumbnail must not stop an enrollment
+        return None
+
+
+def enroll(
+    gallery: Gallery,
+    engine: Any,
+    directory: Path | str | None,
+    *,
+    manifest: Path | str | None = None,
+    audit: Any = None,
+    actor: str = "",
+    progress: bool = True,
+) -> EnrollReport:
+    """Enroll `directory` (<subject_id>/<images>) or the `manifest` CSV into `gallery`; returns what happened.
+
+    Idempotent by image content (SHA-256). An image already enrolled under another subject, or listed under two
+    subjects in this run, is a conflict and is not enrolled (again). Unreadable images and images without
+    exactly one face are reported, not fatal. All new rows are written in one commit at the end.
+    With a manifest, image paths are relative to the CSV and `directory` is not used.
+    """
+    from tqdm import tqdm
+
+    from bot.faces.engine import model_info
+    from bot.faces.images import ImageError
+
+    started = time.perf_counter()
+    report = EnrollReport()
+    if manifest is not None:
+        entries = _read_manifest(Path(manifest), report)
+    else:
+        entries = _scan_directory(Path(directory), report)
+
+    # Pass 1: hash every file (cheap next to face analysis) to settle duplicates and conflicts first.
+    by_sha: dict[str, list[_Entry]] = defaultdict(list)
+    for entry in entries:
+        try:
+            by_sha[_hash_file(entry.path)].append(entry)
+        except OSError as exc:
+            report.rejected.append(EnrollIssue(entry.source, f"cannot read the file: {exc.strerror}", entry.subject_id))
+    owners = gallery.image_owners(by_sha)
+    todo: dict[str, _Entry] = {}
+    for sha, group in by_sha.items():
+        listed = list(dict.fromkeys(e.subject_id for e in group))
+        owner = owners.get(sha)
+        if owner is not None:
+            for e in group:
+                if e.subject_id == owner:
+                    report.already += 1
+                else:
+                    report.conflicts.append(
+                        EnrollIssue(e.source, f"this image is already enrolled under subject {owner}", e.subject_id))
+        elif len(listed) > 1:
+            # Which label is right cannot be known: enrolling either could put a wrong name on a face.
+            for e in group:
+                report.conflicts.append(EnrollIssue(
+                    e.source, f"the same image is listed under subjects {', '.join(listed)}; enrolled under none",
+                    e.subject_id))
+        else:
+            todo[sha] = group[0]
+            report.already += len(group) - 1
+
+    def items() -> Iterator[tuple[str, bytes]]:
+        for sha, entry in todo.items():
+            try:
+                data = entry.path.read_bytes()
+            except OSError as exc:
+                report.rejected.append(EnrollIssue(entry.source, f"cannot read the file: {exc.strerror}",
+                                                   entry.subject_id))
+                continue
+            if hashlib.sha256(data).hexdigest() != sha:
+                report.rejected.append(EnrollIssue(entry.source, "the file changed during enrollment; run again",
+                                                   entry.subject_id))
+                continue
+            pending[sha] = data
+            yield sha, data
+
+    # Pass 2: face analysis on the engine's process pool.
+    pending: dict[str, bytes] = {}
+    model = model_info()["model"]
+    new_subjects: dict[str, dict] = {}
+    images: list[dict] = []
+    encodings: list[np.ndarray] = []
+    known_subjects = {s["subject_id"] for s in gallery.subjects()}
+    bar = tqdm(total=len(todo), desc="enrolling", unit="image", file=sys.stderr, disable=not progress)
+    try:
+        for sha, result in engine.analyse_many(items()):
+            bar.update(1)
+            entry = todo[sha]
+            data = pending.pop(sha, b"")
+            if isinstance(result, ImageError):
+                report.rejected.append(EnrollIssue(entry.source, f"unreadable: {result.message}", entry.subject_id))
+                continue
+            if isinstance(result, BaseException):
+                report.rejected.append(EnrollIssue(entry.source, f"could not be analysed: {result}", entry.subject_id))
+                continue
+            if len(result.faces) != 1:
+                reason = ("no face found" if not result.faces else
+                          f"{len(result.faces)} faces found; a gallery image must show exactly one person")
+                report.rejected.append(EnrollIssue(entry.source, reason, entry.subject_id))
+                continue
+            face = result.faces[0]
+            thumb = _thumbnail(data, face.box, engine)
+            if thumb is not None:
+                gallery.save_thumbnail(sha, thumb)
+            if entry.subject_id not in known_subjects and entry.subject_id not in new_subjects:
+                new_subjects[entry.subject_id] = {
+                    "subject_id": entry.subject_id, "name": entry.name, "record_ref": entry.record_ref}
+            images.append({
+                "sha256": sha, "subject_id": entry.subject_id, "source": entry.source,
+                "box": _box_json(face.box), "actor": actor,
+            })
+            encodings.append(np.asarray(face.encoding, dtype=np.float32))
+    finally:
+        bar.close()
+
+    gallery.add_images(model, list(new_subjects.values()), images,
+                       np.array(encodings, dtype=np.float32).reshape(len(encodings), DIM))
+    report.added = len(images)
+    report.new_subjects = len(new_subjects)
+    if audit is not None:
+        for image in images:
+            audit.append("gallery_change", action="enroll", actor=actor, subject_id=image["subject_id"],
+                         image_sha256=image["sha256"], source=image["source"])
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _box_json(box: Any) -> str:
+    import json
+
+    data = box.as_dict() if hasattr(box, "as_dict") else dict(box)
+    return json.dumps(data, separators=(",", ":"))

@@ -1,0 +1,265 @@
+"""Every sentence a person reads: policy content of the caveat and attestation, escaping, Slack limits."""
+from __future__ import annotations
+
+import inspect
+from types import SimpleNamespace
+
+import pytest
+
+from bot import policy, wording
+
+LIMIT = 3000
+EVIL = "<!channel> & <https://evil.example|click here> <@U0ADMIN>"
+HUGE = ("<!here> & " * 400) + "x" * 3000  # far over the limit, and it grows fourfold when escaped
+
+
+# --- Policy content ---------------------------------------------------------------------------------------------
+
+
+def test_caveat_says_leads_only_and_never_the_sole_basis():
+    c = wording.CAVEAT.lower()
+    assert "leads only" in c
+    assert "not a positive identification" in c and "a.3" in c
+    assert "sole basis" in c and "b.3" in c
+    for act in ("detention", "arrest", "identification", "warrant"):
+        assert act in c
+    assert "corroborate" in c and "independently" in c
+
+
+def test_no_candidate_caveat_says_absence_is_not_exclusion_and_why():
+    c = wording.NO_CANDIDATE_CAVEAT
+    assert c.startswith("No candidate — the absence of a result is not an exclusion")
+    for why in ("not be enrolled", "photo", "threshold"):
+        assert why in c
+
+
+def test_result_caveat_puts_the_leads_only_caveat_first_every_time():
+    assert wording.result_caveat(True) == wording.CAVEAT
+    empty = wording.result_caveat(False)
+    assert empty.startswith(wording.CAVEAT) and empty.endswith(wording.NO_CANDIDATE_CAVEAT)
+
+
+def test_attestation_covers_b1_b2_c_b3_d():
+    a = wording.ATTESTATION
+    assert a.startswith("I attest that:")
+    for clause in ("B.1", "(B.2)", "(C)", "(B.3)", "(D)"):
+        assert clause in a
+    assert "reasonable suspicion" in a
+    assert "federal and state laws" in a
+    assert "investigative lead only" in a
+    assert "document this search" in a and "dispatched call incident" in a
+    # The attestation names every class of section C that the policy module checks for.
+    for pc in policy.PROTECTED_CLASSES:
+        name = "any other protected classification" if pc.name.startswith("other") else pc.name
+        assert name in a, pc.name
+    assert wording.ATTEST_REPLY == "I attest"
+    assert policy.is_attestation(wording.ATTEST_REPLY)
+
+
+def test_refusals_distinguish_nobody_configured_from_not_listed():
+    assert "an administrator must authorise requesters" in wording.NOT_AUTHORISED_NOBODY_CONFIGURED
+    assert "not on the list" in wording.NOT_AUTHORISED
+    assert wording.NOT_AUTHORISED != wording.NOT_AUTHORISED_NOBODY_CONFIGURED
+    assert "Guest" in wording.GUEST_REFUSED
+    assert "shared with another organisation" in wording.EXTERNAL_CHANNEL_REFUSED
+    assert "files:read" in wording.FILES_READ_MISSING and "reinstall" in wording.FILES_READ_MISSING
+
+
+def test_wrong_person_note_names_the_requester():
+    assert wording.wrong_person("U012ABCDEF") == (
+        "Only <@U012ABCDEF> who uploaded the photo can answer in this request."
+    )
+    # Something that is not a user id is never turned into a mention.
+    assert "<" not in wording.wrong_person("<!channel>")
+
+
+def test_document_reminder_quotes_the_request_id_and_go_d():
+    text = wording.document_reminder("FR-3F9A0C12D4")
+    assert "FR-3F9A0C12D4" in text and "GO 375.01 D" in text
+    assert "report" in text and "dispatched call incident" in text
+
+
+def test_call_thread_opening():
+    assert wording.call_thread_opening("26-012345") == "Call 26-012345 — facial recognition activity"
+
+
+def test_prompts_show_the_format_the_options_and_the_reply_words():
+    assert "26-012345" in wording.prompt_call_number(policy.example_call_number(r"^\d{2}-\d{6}$"))
+    purposes = wording.prompt_purpose(policy.PURPOSES)
+    assert "1. Active investigation" in purposes
+    assert "2. Imminent threat to health or safety" in purposes
+    assert "3. Identify a deceased person or a person unable to identify themselves" in purposes
+    just = wording.prompt_justification(40)
+    assert "reasonable suspicion" in just and "40 characters" in just
+    attest = wording.prompt_attestation()
+    assert attest.startswith(wording.ATTESTATION) and "I attest" in attest and "cancel" in attest
+    assert "1 to 3" in wording.prompt_face_choice(3)
+    assert wording.dialog_expired(30).startswith("This request expired after 30 minutes")
+    assert "No search was run" in wording.DIALOG_CANCELLED
+
+
+def test_summary_echoes_every_answer_escaped():
+    text = wording.summary("26-012345", "Active investigation", "Robbery & " + EVIL)
+    assert "Call number: 26-012345" in text
+    assert "Purpose: Active investigation" in text
+    assert "Robbery &amp; &lt;!channel&gt;" in text
+    assert "<!channel>" not in text and "<https://" not in text
+
+
+def test_call_log_entry_escapes_and_links_only_https():
+    entry = wording.call_log_entry(
+        requester_id="U012ABCDEF", when="2026-01-05 14:05", purpose_label="Active investigation",
+        justification=EVIL, outcome="no_candidate", candidate_count=0, request_id="FR-1",
+        permalink="https://example.slack.com/archives/C1/p123",
+    )
+    assert "<@U012ABCDEF>" in entry and "<https://example.slack.com/archives/C1/p123|request thread>" in entry
+    assert "&lt;!channel&gt;" in entry and "<!channel>" not in entry
+    assert "no candidate (not an exclusion)" in entry
+    bad = wording.call_log_entry(
+        requester_id="U012ABCDEF", when="now", purpose_label="x", justification="y", outcome="candidates",
+        candidate_count=2, request_id="FR-1", permalink="javascript:alert(1)|x>",
+    )
+    assert "javascript" not in bad and "2 candidates" in bad
+
+
+def test_candidate_line_escapes_names_and_gives_a_band():
+    line = wording.candidate_line(1, "<!channel> Doe & Co", "S-1", "BK-22", "higher similarity", 0.31234)
+    assert line == "1. &lt;!channel&gt; Doe &amp; Co (subject S-1, record BK-22): higher similarity, distance 0.312"
+
+
+def test_distance_bands_follow_distance():
+    bands = [wording.distance_band(d, 0.55) for d in (0.30, 0.45, 0.53)]
+    assert bands == ["higher similarity", "moderate similarity", "lower similarity, near the threshold"]
+
+
+def test_cli_texts():
+    faces = [{"index": 1, "box": {"top": 1, "right": 9, "bottom": 9, "left": 1}, "size": 80, "quality": "ok"},
+             {"index": 2, "box": {"top": 2, "right": 8, "bottom": 8, "left": 2}, "size": 40,
+              "quality": "too_small"}]
+    choose = wording.cli_choose_face(faces)
+    assert "--face K" in choose and "Face 1: left 1, top 1, right 9, bottom 9; 80 px; ok" in choose
+    assert "Face 2:" in choose and "too small" in choose
+    assert wording.cli_denied(["A.", "B."]) == "Search refused under GO 375.01:\n- A.\n- B."
+    assert "face 4" in wording.bad_face_choice(4, 2)
+    result = SimpleNamespace(
+        request_id="FR-9", threshold=0.55, gallery_size=12, model="dlib_face_recognition_resnet_model_v1",
+        candidates=[SimpleNamespace(rank=1, name="A & B", subject_id="S1", record_ref="", distance=0.35)],
+    )
+    text = wording.cli_result(result)
+    assert text.startswith(wording.CAVEAT)
+    assert "1. A & B (subject S1): higher similarity, distance 0.350" in text  # terminal text is not escaped
+    assert text.rstrip().endswith(wording.document_reminder("FR-9"))
+    empty = wording.cli_result(SimpleNamespace(**{**vars(result), "candidates": []}))
+    assert wording.NO_CANDIDATE_CAVEAT in empty and "no candidate" in empty
+
+
+# --- Escaping -----------------------------------------------------------------------------------------------------
+
+
+def test_escape_slack_neutralises_mentions_and_fake_links():
+    assert wording.escape_slack("<!channel>") == "&lt;!channel&gt;"
+    assert wording.escape_slack("<https://evil|x>") == "&lt;https://evil|x&gt;"
+    assert wording.escape_slack("a & b") == "a &amp; b"
+    assert wording.escape_slack("&lt;") == "&amp;lt;"  # ampersand first, so text is never double-decoded
+
+
+def test_constants_are_safe_to_post_verbatim():
+    # No constant carries Slack control characters: they read the same in Slack, a terminal and the README.
+    for name, value in _constants().items():
+        assert not set(value) & set("<>&"), name
+
+
+# --- Slack limits -------------------------------------------------------------------------------------------------
+
+
+def _constants() -> dict[str, str]:
+    return {n: v for n, v in vars(wording).items() if n.isupper() and isinstance(v, str)}
+
+
+SAMPLE_FACE = {"index": 1, "box": {"top": 1, "right": 2, "bottom": 3, "left": 0}, "size": 99, "quality": "ok"}
+SAMPLE_RESULT = SimpleNamespace(
+    request_id="FR-0123456789", threshold=0.55, gallery_size=10, model="m",
+    candidates=[SimpleNamespace(rank=i, name=HUGE[:200], subject_id="S", record_ref="R", distance=0.4)
+                for i in range(1, 21)],
+)
+# Every public function with the largest arguments it may meet.
+CALLS = {
+    "result_caveat": [(True,), (False,)],
+    "call_number_invalid": [("26-012345",), (None,)],
+    "purpose_unknown": [(policy.PURPOSE_CODES,)],
+    "justification_too_short": [(10**6,)],
+    "call_number_unknown": [(HUGE,)],
+    "dialog_expired": [(10**6,)],
+    "wrong_person": [("U012ABCDEF",), (HUGE,)],
+    "non_image_note": [(HUGE,)],
+    "image_error": [(HUGE,)],
+    "request_opened": [("U012ABCDEF", "FR-0123456789")],
+    "prompt_call_number": [("26-012345",), (None,)],
+    "prompt_purpose": [(policy.PURPOSES,)],
+    "prompt_justification": [(40,)],
+    "prompt_attestation": [()],
+    "prompt_face_choice": [(20,)],
+    "face_choice_not_understood": [(20,)],
+    "face_too_small_note": [(20, 60)],
+    "summary": [(HUGE, HUGE, HUGE), ("26-012345", "Active investigation", "short")],
+    "result_header": [(0, "FR-1"), (1, "FR-1"), (20, "FR-1")],
+    "distance_band": [(0.1, 0.55)],
+    "candidate_line": [(20, HUGE, HUGE, HUGE, "higher similarity", 0.5)],
+    "document_reminder": [("FR-0123456789",)],
+    "outcome_label": [("candidates",), (HUGE[:100],)],
+    "call_thread_opening": [("26-012345",)],
+    "cli_denied": [(["x" * 300] * 4,)],
+    "image_too_large": [(25 * 1024 * 1024,)],
+    "face_line": [(SAMPLE_FACE,)],
+    "cli_choose_face": [([SAMPLE_FACE] * 20,), (3,)],
+    "bad_face_choice": [(5, 1), (5, 3)],
+    "cli_result": [(SAMPLE_RESULT,)],
+    "escape_slack": [("<>&" * 10,)],
+    "mention": [("U012ABCDEF",)],
+}
+KWARG_CALLS = {
+    "call_log_entry": {
+        "requester_id": "U012ABCDEF", "when": HUGE[:40], "purpose_label": HUGE, "justification": HUGE,
+        "outcome": "candidates", "candidate_count": 20, "request_id": "FR-1",
+        "permalink": "https://x.slack.com/archives/C1/p1",
+    },
+}
+
+
+def _public_functions() -> set[str]:
+    return {n for n, v in vars(wording).items()
+            if inspect.isfunction(v) and not n.startswith("_") and v.__module__ == wording.__name__}
+
+
+def test_every_public_function_is_checked_against_the_limit():
+    assert _public_functions() == set(CALLS) | set(KWARG_CALLS)
+
+
+@pytest.mark.parametrize("name", sorted(CALLS))
+def test_function_texts_fit_a_slack_section(name):
+    for args in CALLS[name]:
+        text = getattr(wording, name)(*args)
+        assert isinstance(text, str) and text
+        if name in ("cli_result", "cli_choose_face", "cli_denied"):
+            continue  # terminal output, not posted to Slack
+        assert len(text) <= LIMIT, (name, len(text))
+
+
+def test_call_log_entry_fits_a_slack_section():
+    text = wording.call_log_entry(**KWARG_CALLS["call_log_entry"])
+    assert len(text) <= LIMIT
+    assert text.endswith("…")  # the clipped justification says it was cut
+
+
+def test_summary_keeps_the_tail_when_the_justification_is_clipped():
+    text = wording.summary("26-012345", "Active investigation", HUGE)
+    assert len(text) <= LIMIT
+    assert text.endswith("upload the photo again.")
+    assert "&lt;!here&gt;" in text and "&lt;!here" not in text[-60:].replace("&lt;!here&gt;", "")
+
+
+def test_constants_fit_a_slack_section():
+    constants = _constants()
+    assert {"CAVEAT", "NO_CANDIDATE_CAVEAT", "ATTESTATION", "ATTEST_REPLY"} <= set(constants)
+    for name, value in constants.items():
+        assert len(value) <= LIMIT, name
