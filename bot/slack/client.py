@@ -111,6 +111,7 @@ def make_web_client(
 ) -> AsyncWebClient:
     """Build the bot's AsyncWebClient on SLACK_API_URL with retries for 429 (honouring Retry-After),
     500/503 and dropped connections. Bolt copies base_url and retry handlers into its per-request clients."""
+    # The handlers share one retry count per call, so MAX_RETRIES bounds all retries together.
     handlers = [
         AsyncRateLimitErrorRetryHandler(max_retry_count=MAX_RETRIES),
         AsyncServerErrorRetryHandler(max_retry_count=MAX_RETRIES),
@@ -166,7 +167,10 @@ async def download_file(
     allowed = frozenset(h.lower().rstrip(".") for h in allowed_hosts)
     if "Authorization" in session.headers:
         raise ValueError("download_file needs a session without a default Authorization header")
-    current = URL(url)
+    try:
+        current = URL(url)
+    except (TypeError, ValueError):
+        raise TokenHostError("refused to send the bot token to a malformed file URL") from None
     _check_first_hop(current, allowed)
     send_token = True
     client_timeout = aiohttp.ClientTimeout(total=timeout)
