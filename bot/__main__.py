@@ -1,2 +1,5 @@
-from .cli import main
-raise SystemExit(main())
+"""`python -m bot`: see bot.cli."""
+from bot.cli import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -151,7 +151,111 @@ def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
             return EXIT_OK
         print(f"audit log BROKEN at entry {result.bad_seq}: {result.reason}", file=sys.stderr)
         return EXIT_ERROR
+    review_cmds = {"export": cmd_audit_export, "report": cmd_audit_report, "bundle": cmd_audit_bundle}
+    if args.audit_cmd in review_cmds:
+        try:
+            return review_cmds[args.audit_cmd](args, settings, core)
+        except ValueError as exc:  # a bad date, month or timezone: say which, change nothing
+            _emit(args, {"error": str(exc)}, f"error: {exc}", stream=sys.stderr)
+            return EXIT_ERROR
     raise AssertionError(args.audit_cmd)
+
+
+def _day(text: str):
+    """argparse type for YYYY-MM-DD."""
+    from datetime import date
+
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date: use YYYY-MM-DD") from None
+
+
+def _check_out(path: str | None) -> None:
+    """Refuse an output path whose folder is missing before anything is read (and audited)."""
+    if path and not Path(path).parent.is_dir():
+        raise ValueError(f"cannot write {path}: folder {Path(path).parent} does not exist")
+
+
+def _write_out(path: str, data: bytes) -> None:
+    """Write an output file 0600 (it holds audit data), crash-safely."""
+    from bot.storage import write_private_atomic
+
+    _check_out(path)
+    write_private_atomic(Path(path), data)
+
+
+def cmd_audit_export(args: argparse.Namespace, settings: Settings, core: Any) -> int:
+    """`audit export`: CSV (UTF-8 with BOM) or JSONL to --out or stdout; audited."""
+    from bot import review
+
+    review.zone(settings.timezone)
+    review.day_range(args.since, args.until, settings.timezone)  # refuses since > until before any read
+    _check_out(args.out)
+    out = args.out or "-"
+    data, count = review.export(
+        core.audit, fmt=args.format, tz=settings.timezone, actor=_os_requester(), since=args.since,
+        until=args.until, kinds=args.kind, out_file=out,
+    )
+    if args.out:
+        _write_out(args.out, data)
+    else:
+        sys.stdout.flush()
+        buffer = getattr(sys.stdout, "buffer", None)
+        if buffer is not None:
+            buffer.write(data)
+            buffer.flush()
+        else:
+            sys.stdout.write(data.decode("utf-8"))
+    print(wording.export_written(count, args.format, args.out or "standard output"), file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_audit_report(args: argparse.Namespace, settings: Settings, core: Any) -> int:
+    """`audit report --month`: the monthly accountability report (text or --json), --png chart; audited."""
+    from bot import review
+
+    review.zone(settings.timezone)
+    review.parse_month(args.month)
+    _check_out(args.png)
+    report = review.monthly_report(core.audit, args.month, _os_requester(), settings.timezone,
+                                   png_file=args.png)
+    if args.png:
+        _write_out(args.png, review.report_chart_png(report))
+    obj = report.as_json()
+    if args.png:
+        obj["png"] = args.png
+    _emit(args, obj, wording.report_text(report, for_slack=False))
+    return EXIT_OK
+
+
+def cmd_audit_bundle(args: argparse.Namespace, settings: Settings, core: Any) -> int:
+    """`audit bundle REQUEST_ID OUT.zip`: the discovery bundle; exit 1 for an unknown request; audited."""
+    from bot import review
+
+    review.zone(settings.timezone)
+    _check_out(args.out)
+    try:
+        bundle = review.build_bundle(
+            core.audit, args.request_id, _os_requester(), settings.timezone, out_file=args.out,
+            dispatch_channel=settings.slack.dispatch_channel,
+        )
+    except review.UnknownRequest:
+        print(f"error: {wording.unknown_request(args.request_id)}", file=sys.stderr)
+        return EXIT_ERROR
+    _write_out(args.out, bundle.data)
+    entries = len(bundle.summary["audit_entries"])
+    print(wording.bundle_written(args.out, entries, bool(bundle.verification["ok"])))
+    return EXIT_OK
+
+
+def cmd_purge(args: argparse.Namespace, settings: Settings) -> int:
+    """`purge`: apply [retention] once; exit 1 when old audit entries were due but could not be purged."""
+    from bot.retention import purge_expired
+
+    report = purge_expired(settings, actor=_os_requester().id)
+    print(report.text(), file=sys.stdout if report.ok else sys.stderr)
+    return EXIT_OK if report.ok else EXIT_ERROR
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -161,6 +265,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from bot.audit import KINDS
+
     p = argparse.ArgumentParser(prog="python -m bot", description=wording.CLI_DESCRIPTION)
     p.add_argument("--config", help="settings TOML (default $BOT_CONFIG or config/settings.toml)")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -193,7 +299,32 @@ def build_parser() -> argparse.ArgumentParser:
     a = sub.add_parser("audit", help="the audit log")
     asub = a.add_subparsers(dest="audit_cmd", required=True)
     asub.add_parser("verify", help="check the HMAC chain: exit 0 intact, 1 broken")
+    ax = asub.add_parser(
+        "export", help="export audit entries (CSV for spreadsheets, JSONL for full fidelity); audited",
+        description="Export audit entries. Days are YYYY-MM-DD in the configured timezone, both inclusive. "
+        "CSV: a header row, RFC 4180 quoting, CRLF line ends, UTF-8 with a byte-order mark so Excel reads "
+        "accents and emoji correctly; cells starting with = + - @ get a leading ' so no spreadsheet runs "
+        "them as formulas; nested fields are flattened (candidates as subject:distance;...). JSONL: one "
+        "entry per line exactly as logged (macs can be rechecked). The export is recorded in the audit log.",
+    )
+    ax.add_argument("--since", type=_day, help="first day, YYYY-MM-DD (inclusive)")
+    ax.add_argument("--until", type=_day, help="last day, YYYY-MM-DD (inclusive)")
+    ax.add_argument("--format", choices=("csv", "jsonl"), default="csv",
+                    help="csv (UTF-8 with BOM, opens in Excel/LibreOffice) or jsonl (default csv)")
+    ax.add_argument("--kind", action="append", choices=KINDS,
+                    help="only entries of this kind (repeatable; default: every kind)")
+    ax.add_argument("--out", help="output file, written 0600 (default: standard output)")
+    ar = asub.add_parser("report", help="monthly accountability report (text, --json, --png chart); audited")
+    ar.add_argument("--month", required=True, help="YYYY-MM, in the configured timezone")
+    ar.add_argument("--png", help="also write a PNG chart (requests per ISO week, stacked by outcome)")
+    ar.add_argument("--json", action="store_true", help="print one JSON object")
+    ab = asub.add_parser("bundle", help="discovery bundle (zip) for one request, with a SHA-256 manifest; audited")
+    ab.add_argument("request_id", help="request id, e.g. FR-3F9A0C12D4")
+    ab.add_argument("out", help="zip file to write (0600)")
     a.set_defaults(func=cmd_audit)
+
+    pg = sub.add_parser("purge", help="apply [retention]: expired dialog state, cached probes, old audit entries")
+    pg.set_defaults(func=cmd_purge)
 
     sv = sub.add_parser("serve", help="run the Slack bot (HTTP on $PORT, Socket Mode with SLACK_APP_TOKEN)")
     sv.set_defaults(func=cmd_serve)

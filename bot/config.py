@@ -54,7 +54,7 @@ class ImageSettings:
     max_bytes: int = 25 * 1024 * 1024
     max_pixels: int = 40_000_000
     min_face_px: int = 60
-    detect_max_side: int = 800
+    detect_max_side: int = 1024
 
 
 @dataclass(frozen=True)

@@ -330,6 +330,126 @@ def outcome_label(outcome: str) -> str:
     return OUTCOME_LABELS.get(outcome) or _clip(outcome, 100)
 
 
+# --- Slack messages: buttons, notes, result details ------------------------------------------------------------
+# Button labels are plain text (at most 75 characters in Slack); they carry no user input.
+
+SLACK_BUTTON_LIMIT = 75  # characters per Block Kit button label
+CAVEAT_SHORT = "Investigative leads only, not an identification (GO 375.01 A.2, B.3)."
+ATTEST_BUTTON = "I attest"
+CANCEL_BUTTON = "Cancel request"
+CANCEL_CONFIRM_TITLE = "Cancel this request?"
+CANCEL_CONFIRM_TEXT = (
+    "No search will be run for the photos still waiting. The cancellation is recorded in the audit log."
+)
+CANCEL_CONFIRM_YES = "Cancel request"
+CANCEL_CONFIRM_NO = "Keep going"
+NOT_GIVEN = "not given"
+DIALOG_EXPIRED = (
+    "This request expired without an answer. No search was run. Upload the photo again to start over."
+)
+BUSY_NOTE = "The search is under way; the result will be posted in this thread."
+STALE_NOTE = "That button belongs to an earlier question. Answer the latest question in this thread."
+CLOSED_NOTE = (
+    "This request has ended, so the button does nothing. Upload the photo again to start a new request."
+)
+CALL_THREAD_LOGGED = "This search is logged in the call's thread in the dispatch channel."
+IMAGE_PROBLEMS = {
+    "too_large": "the file is larger than the size limit ([images] max_bytes). Send a smaller photo.",
+    "too_many_pixels": (
+        "the photo has more pixels than the limit ([images] max_pixels). Send a smaller photo."
+    ),
+    "corrupt": "the photo is damaged and cannot be read. Send the original file.",
+    "not_image": "this file is not a photo the bot can read. Send the original JPEG, PNG or HEIC file.",
+    "unsupported": "this image format is not supported. Send the original JPEG, PNG or HEIC file.",
+    "download_failed": "it could not be downloaded from Slack. Upload it again.",
+}
+
+
+def purpose_button(number: int, label: str) -> str:
+    """Label of a purpose button: its reply number and label, within Slack's button limit."""
+    return _cut(f"{number}. {label}", SLACK_BUTTON_LIMIT)
+
+
+def face_button(index: int, too_small: bool = False) -> str:
+    """Label of a face-choice button; a small face says so (its result is a weaker lead)."""
+    return f"Face {index} (small)" if too_small else f"Face {index}"
+
+
+def image_label(file_name: str, request_id: str) -> str:
+    """Which photo and request a message is about (several photos may share one thread)."""
+    return f"Photo {_clip(file_name or 'without a name', 200)}, request {_clip(request_id, 100)}"
+
+
+def request_opened_several(requester_id: str, count: int) -> str:
+    """First message in the request thread of an upload with several photos (one request each)."""
+    return (
+        f"Facial recognition requests for {mention(requester_id)} under {POLICY}: {count} photos, one request "
+        "each. Answer each question once for all of them in this thread, with the buttons or by replying. "
+        f"Reply {CANCEL_REPLY} at any time to stop."
+    )
+
+
+def image_list(items: Iterable[tuple[str, str]]) -> str:
+    """One line per photo of an upload: its request id and file name, within the Slack section limit."""
+    lines: list[str] = []
+    used = 0
+    items = list(items)
+    for i, (request_id, file_name) in enumerate(items):
+        line = f"Request {_clip(request_id, 100)}: {_clip(file_name or 'photo', 200)}"
+        if used + len(line) + 1 > SLACK_SECTION_LIMIT - 60:
+            lines.append(f"…and {len(items) - i} more")
+            break
+        lines.append(line)
+        used += len(line) + 1
+    return "\n".join(lines)
+
+
+def prefilled_note(call_number: str | None, purpose_label: str | None, justification: str | None) -> str:
+    """Answers taken from the upload message (their questions are skipped), escaped and clipped."""
+    head = "Taken from your upload message, so not asked again:"
+    if call_number:
+        head += f"\nCall number: {_clip(call_number, 100)}"
+    if purpose_label:
+        head += f"\nPurpose: {_clip(purpose_label, 200)}"
+    if not justification:
+        return head
+    head += "\nJustification: "
+    return head + _clip(justification, SLACK_SECTION_LIMIT - len(head))
+
+
+def result_details(threshold: float, gallery_size: int, gallery_images: int, model: str) -> str:
+    """The search settings a result was produced with."""
+    return (
+        f"Threshold {threshold}; gallery of {gallery_size} subjects ({gallery_images} images); "
+        f"model {_clip(model, 200)}."
+    )
+
+
+def candidates_not_shown(count: int) -> str:
+    """Note when a long candidate list is cut to fit one Slack message."""
+    noun = "candidate is" if count == 1 else "candidates are"
+    return f"{count} more {noun} not shown here; every candidate is recorded in the audit log."
+
+
+def call_thread_logged(permalink: str | None) -> str:
+    """Where the search is logged for dispatch; a link only for an https permalink."""
+    if permalink and _SAFE_URL.fullmatch(permalink):
+        return f"This search is logged in the <{permalink}|call thread> in the dispatch channel."
+    return CALL_THREAD_LOGGED
+
+
+def image_problem(code_or_message: str) -> str:
+    """Why a photo was not searched: a known code (no_face, missing_files_scope, an image error code, ...)
+    in words, or the image module's own sentence."""
+    if code_or_message == "no_face":
+        return NO_FACE
+    if code_or_message == "missing_files_scope":
+        return FILES_READ_MISSING
+    if code_or_message in ("error", "search_failed"):
+        return SEARCH_FAILED
+    return image_error(IMAGE_PROBLEMS.get(code_or_message, code_or_message))
+
+
 # --- Call thread in the dispatch channel ------------------------------------------------------------------------
 
 
@@ -431,6 +551,279 @@ def _size(n: int) -> str:
     return f"{n / 1024 / 1024:.0f} MB" if n >= 1024 * 1024 else f"{n} bytes"
 
 
+# --- Command-staff review: audit queries, monthly report, discovery bundle, retention -----------------------------
+# Slack-facing functions escape what people typed (names, purposes, justifications); the terminal ones
+# (bundle_summary_text, report_text with for_slack=False, the CLI notes) do not.
+
+AUDIT_NO_ENTRIES = "No facial recognition requests match."
+NO_PURPOSE_LABEL = "none given, or not one GO 375.01 B.1 permits (refused)"
+REPORT_CHART_XLABEL = "ISO week (days of the month in it)"
+REPORT_CHART_YLABEL = "Requests"
+REPORT_CHART_LEGEND = "Outcome (month total)"
+REPORT_NO_REQUESTS = "No facial recognition requests this month."
+REPORT_MEDIAN_NOTE = "upload to result, including the time taken to answer the questions"
+REPORT_REQUESTER_LIMIT = 15  # requesters listed in Slack before "and N more"
+
+
+def _local(ts: str | None, tz: str) -> str:
+    """A UTC ISO timestamp as "YYYY-MM-DD HH:MM TZ" in the configured timezone (UTC when tz is unknown)."""
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    if not ts:
+        return "time unknown"
+    try:
+        when = datetime.fromisoformat(ts)
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        try:
+            when = when.astimezone(ZoneInfo(tz))
+        except (KeyError, ValueError):  # ZoneInfoNotFoundError is a KeyError
+            when = when.astimezone(UTC)
+        return when.strftime("%Y-%m-%d %H:%M %Z")
+    except (TypeError, ValueError):
+        return _clip(str(ts), 40)
+
+
+def audit_lines(entries: Iterable[Mapping[str, Any]], tz: str = "UTC") -> list[str]:
+    """One line per audit entry for a command-staff query: local time (with its zone), request id, requester,
+    call number, purpose, outcome and candidate count. Escaped; each line far under the Slack limit."""
+    lines = []
+    for e in entries:
+        when = _local(e.get("ts"), tz)
+        if e.get("kind") not in (None, "search"):
+            lines.append(f"{when} · {_clip(str(e.get('kind')), 40)} (seq {e.get('seq')})")
+            continue
+        who = e.get("requester")
+        if isinstance(who, Mapping):
+            name = str(who.get("name") or who.get("id") or "unknown")
+            person = f"{_clip(name, 100)} ({_clip(str(who.get('id', '')), 60)})"
+        else:
+            person = _clip(str(who or "unknown"), 100)
+        outcome = str(e.get("outcome") or "")
+        count = len(e.get("candidates") or [])
+        detail = f", {count} candidate{'s' if count != 1 else ''}" if outcome == "candidates" else ""
+        lines.append(
+            f"{when} · {_clip(str(e.get('request_id') or 'no request id'), 60)} · {person} · "
+            f"call {_clip(str(e.get('call_number') or 'not given'), 60)} · "
+            f"purpose {_clip(str(e.get('purpose') or 'not given'), 60)} · {outcome_label(outcome)}{detail}"
+        )
+    return lines
+
+
+def audit_call_header(call_number: str, count: int) -> str:
+    """Heading of the answer to `/frs audit CALL_NUMBER`."""
+    noun = "request" if count == 1 else "requests"
+    return (f"Facial recognition {noun} for call {_clip(call_number, 100)}: {count}. This query is recorded "
+            "in the audit log.")
+
+
+def audit_user_header(user_id: str, since: str | None, count: int) -> str:
+    """Heading of the answer to `/frs audit @user [since YYYY-MM-DD]`."""
+    noun = "request" if count == 1 else "requests"
+    when = f" since {_clip(since, 20)}" if since else ""
+    return (
+        f"Facial recognition {noun} by {_clip(user_id, 60)}{when}: {count}. This query is recorded in the "
+        "audit log."
+    )
+
+
+def _duration(seconds: float) -> str:
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    minutes, secs = divmod(whole, 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def report_week_label(week: str, first_day: str, last_day: str) -> str:
+    """X-axis label of one week bar: "W10" and the month's days in it ("Mar 2–8")."""
+    from datetime import date
+
+    try:
+        a, b = date.fromisoformat(first_day), date.fromisoformat(last_day)
+    except ValueError:
+        return week
+    days = f"{a.strftime('%b')} {a.day}" if a == b else f"{a.strftime('%b')} {a.day}–{b.day}"
+    return f"{week}\n{days}"
+
+
+def report_chart_title(month_title: str, tz: str, total: int) -> str:
+    """Title of the monthly chart."""
+    noun = "request" if total == 1 else "requests"
+    return f"Facial recognition requests per week, {month_title}\n{total} {noun} in all; days in {tz}"
+
+
+def report_text(report: Any, *, for_slack: bool = True) -> str:
+    """The monthly accountability report as text: counts by outcome (all six), share with a candidate,
+    median time to result, counts by purpose and by requester.
+
+    `report` needs month_title, timezone, total, by_outcome, searches_run, with_candidate, candidate_share,
+    median_seconds_to_result, timed_searches, by_purpose, by_requester (bot.review.MonthlyReport fits).
+    For Slack, names are escaped and the requester list is cut to fit one section.
+    """
+    show: Callable[[str], str] = (lambda t: _clip(t, 60)) if for_slack else str
+    lines = [
+        f"Facial recognition accountability report, {report.month_title} ({report.timezone}) under {POLICY}",
+        f"Requests: {report.total}",
+        "By outcome:",
+    ]
+    lines += [f"- {outcome_label(o)}: {n}" for o, n in report.by_outcome.items()]
+    if report.searches_run:
+        share = (f"{report.with_candidate} of {report.searches_run} searches that ran "
+                 f"({report.candidate_share:.0%})")
+    else:
+        share = "n/a (no search ran)"
+    lines.append(f"Searches with a candidate: {share}")
+    if report.median_seconds_to_result is None:
+        median = "n/a (no search ran)"
+    else:
+        n = report.timed_searches
+        median = (f"{_duration(report.median_seconds_to_result)} over {n} search{'es' if n != 1 else ''} "
+                  f"({REPORT_MEDIAN_NOTE})")
+    lines.append(f"Median time from upload to result: {median}")
+    lines.append("By purpose:")
+    lines += [f"- {p['label']}: {p['count']}" for p in report.by_purpose]
+    lines.append("By requester:")
+    people = list(report.by_requester)
+    used = sum(len(line) + 1 for line in lines)
+    shown = 0
+    for p in people:
+        line = f"- {show(str(p['name']))} ({show(str(p['id']))}): {p['count']}"
+        if for_slack and (shown == REPORT_REQUESTER_LIMIT or used + len(line) > SLACK_SECTION_LIMIT - 60):
+            break  # the rest is in the export; one Slack section holds 3,000 characters
+        lines.append(line)
+        used += len(line) + 1
+        shown += 1
+    if len(people) > shown:
+        lines.append(f"- and {len(people) - shown} more (see the export for all)")
+    if not people:
+        lines.append("- none")
+    return "\n".join(lines)
+
+
+def bundle_summary_text(summary: Mapping[str, Any], verification: Mapping[str, Any], tz: str) -> str:
+    """summary.txt of a discovery bundle (a file, not Slack): the request, its policy answers, the probe, the
+    faces, the candidates with distances, the search settings, the links and the audit chain check."""
+    answers = summary.get("policy_answers") or {}
+    attestation = answers.get("attestation") or {}
+    probe = summary.get("probe") or {}
+    slack = summary.get("slack") or {}
+    times = summary.get("times_utc") or {}
+    requester = summary.get("requester") or {}
+    versions = summary.get("versions") or {}
+    purpose = answers.get("purpose_label") or answers.get("purpose") or NOT_GIVEN
+    lines = [
+        f"Discovery bundle: facial recognition request {summary.get('request_id')} ({POLICY})",
+        "",
+        f"Outcome: {outcome_label(str(summary.get('outcome')))}",
+        f"Requester: {requester.get('name') or NOT_GIVEN} ({requester.get('id') or NOT_GIVEN})",
+        f"Source: {summary.get('source') or NOT_GIVEN}",
+        "",
+        "Policy answers",
+        f"Call number: {answers.get('call_number') or NOT_GIVEN}",
+        f"Purpose: {purpose}" + (f" (GO 375.01 {clause})" if (clause := answers.get("purpose_clause")) else ""),
+        f"Justification: {answers.get('justification') or NOT_GIVEN}",
+        f"Attested: {'yes' if attestation.get('attested') else 'no'}",
+    ]
+    if attestation.get("text"):
+        lines += ["Attestation text:", str(attestation["text"])]
+    if summary.get("denied"):
+        lines += ["Refused under GO 375.01:"] + [f"- {r}" for r in summary["denied"]]
+    if summary.get("error"):
+        lines.append(f"Error: {summary['error']}")
+    lines += [
+        "",
+        "Probe",
+        f"SHA-256: {probe.get('sha256') or NOT_GIVEN}",
+        f"Slack file: {probe.get('slack_file_id') or NOT_GIVEN}",
+        f"File name: {probe.get('image_name') or NOT_GIVEN}",
+        "Faces (numbered from 1, left to right; pixels of the orientation-corrected photo):",
+    ]
+    lines += [f"- {face_line(f)}" for f in summary.get("faces") or []] or ["- none recorded"]
+    lines.append(f"Face searched: {summary.get('face_index') or 'none'}")
+    lines += ["", "Candidates (distance: lower is more similar; investigative leads only)"]
+    cands = summary.get("candidates") or []
+    lines += [f"{c.get('rank')}. subject {c.get('subject_id')}: distance {c.get('distance')}" for c in cands]
+    if not cands:
+        lines.append("none")
+    lines += [
+        "",
+        "Search settings",
+        f"Threshold: {summary.get('threshold') if summary.get('threshold') is not None else NOT_GIVEN}",
+        f"Model: {summary.get('model') or NOT_GIVEN}",
+        "Versions: " + (", ".join(f"{k} {v}" for k, v in sorted(versions.items())) or NOT_GIVEN),
+        (f"Gallery at search time: {summary.get('gallery_subjects', NOT_GIVEN)} subjects, "
+         f"{summary.get('gallery_images', NOT_GIVEN)} images"),
+        "",
+        "Slack",
+        f"Request thread: {slack.get('request_thread_link') or slack.get('request_thread_ts') or NOT_GIVEN}"
+        + (f" (channel {slack['channel']})" if slack.get("channel") else ""),
+        f"Call thread: {slack.get('call_thread_link') or slack.get('call_thread_ts') or NOT_GIVEN}"
+        + (f" (channel {slack['call_channel']})" if slack.get("call_channel") else ""),
+        "",
+        f"Times (UTC; {tz} in brackets)",
+    ]
+    for label, key in (("Uploaded", "uploaded_at"), ("Result", "result_at"), ("Recorded", "recorded_at")):
+        if times.get(key):
+            lines.append(f"{label}: {times[key]} ({_local(times[key], tz)})")
+    for step, ts in sorted((times.get("answer_times") or {}).items()):
+        lines.append(f"Answer {step}: {ts} ({_local(ts, tz)})")
+    lines += ["", "Audit entries in this bundle (entries.jsonl)"]
+    lines += [f"- seq {e.get('seq')} at {e.get('ts')}: {e.get('kind')} {e.get('outcome') or ''}".rstrip()
+              for e in summary.get("audit_entries") or []]
+    state = ("intact" if verification.get("ok")
+             else f"BROKEN at entry {verification.get('bad_seq')}: {verification.get('reason')}")
+    lines += [
+        "",
+        (f"Audit chain at bundling time: {state}; {verification.get('count')} entries checked, last seq "
+         f"{verification.get('last_seq')} (verification.json)"),
+        "",
+        str(summary.get("caveat") or CAVEAT),
+    ]
+    return "\n".join(lines)
+
+
+def unknown_request(request_id: str) -> str:
+    """Error when no audit entry carries a request id."""
+    return f"No audit entry has request id {_clip(request_id, 100)}. Check the id (for example FR-3F9A0C12D4)."
+
+
+def export_written(count: int, fmt: str, where: str) -> str:
+    """CLI note after an export (on stderr, so stdout stays the file)."""
+    noun = "entry" if count == 1 else "entries"
+    return f"Exported {count} audit {noun} as {fmt} to {where}. The export is recorded in the audit log."
+
+
+def bundle_written(path: str, count: int, chain_ok: bool) -> str:
+    """CLI note after a discovery bundle is written."""
+    noun = "entry" if count == 1 else "entries"
+    chain = ("the audit chain verified" if chain_ok
+             else "WARNING: the audit chain did NOT verify (see verification.json)")
+    return f"Wrote {path}: {count} audit {noun}, summary, verification and manifest; {chain}."
+
+
+def purge_summary(dialogs: int, probe_files: int, audit_removed: int, audit_kept_forever: bool,
+                  audit_cutoff: str | None = None, audit_error: str | None = None) -> str:
+    """What a retention purge removed (and, when it was refused, why no audit entry was)."""
+    if audit_error:
+        audit = f"audit entries: NOT purged: {_clip(audit_error, 500)}"
+    elif audit_kept_forever:
+        audit = "audit entries: none removed (kept forever: audit_retention_days = 0)"
+    elif audit_removed:
+        audit = (f"audit entries: {audit_removed} removed (recorded before {audit_cutoff}; a purge entry "
+                 "keeps the chain verifiable)")
+    else:
+        audit = f"audit entries: none older than {audit_cutoff}"
+    return (
+        f"Retention purge: expired dialog states: {dialogs} removed; cached probe files: {probe_files} "
+        f"removed; {audit}."
+    )
+
+
 # --- Escaping ---------------------------------------------------------------------------------------------------
 
 _USER_ID = re.compile(r"[UW][A-Z0-9]{2,30}")
@@ -461,6 +854,11 @@ def _clip(text: str, limit: int) -> str:
         out.append(piece)
         used += len(piece)
     return "".join(out) + "…"
+
+
+def _cut(text: str, limit: int) -> str:
+    """Cut plain text (not escaped: button labels are plain_text) to `limit` characters, ending with …."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _or_list(items: list[str]) -> str:

@@ -216,6 +216,16 @@ CALLS = {
     "cli_result": [(SAMPLE_RESULT,)],
     "escape_slack": [("<>&" * 10,)],
     "mention": [("U012ABCDEF",)],
+    "purpose_button": [(3, HUGE)],
+    "face_button": [(100, True), (1, False)],
+    "image_label": [(HUGE, HUGE), ("", "FR-1")],
+    "request_opened_several": [("U012ABCDEF", 20)],
+    "image_list": [([(HUGE, HUGE)] * 50,), ([("FR-1", "a.jpg")],)],
+    "prefilled_note": [(HUGE, HUGE, HUGE), ("26-012345", None, None)],
+    "result_details": [(0.55, 10**6, 10**7, HUGE)],
+    "candidates_not_shown": [(1,), (480,)],
+    "call_thread_logged": [("https://x.slack.com/archives/C1/p1",), (None,), (HUGE,)],
+    "image_problem": [("no_face",), ("corrupt",), (HUGE,)],
 }
 KWARG_CALLS = {
     "call_log_entry": {
@@ -225,6 +235,42 @@ KWARG_CALLS = {
     },
 }
 
+# Command-staff review (bot/review.py): audit query lines, report, bundle, retention.
+REVIEW_ENTRY = {
+    "kind": "search", "ts": "2026-03-02T17:00:00.000000Z", "request_id": HUGE[:300], "outcome": "candidates",
+    "requester": {"id": HUGE[:300], "name": HUGE}, "call_number": HUGE, "purpose": HUGE,
+    "candidates": [{"rank": 1, "subject_id": "S", "distance": 0.4}] * 20,
+}
+SAMPLE_REPORT = SimpleNamespace(
+    month_title="March 2026", timezone="America/Los_Angeles", total=10**6,
+    by_outcome={o: 10**5 for o in wording.OUTCOME_LABELS}, searches_run=10**5, with_candidate=10**4,
+    candidate_share=0.1, median_seconds_to_result=12345.6, timed_searches=10**5,
+    by_purpose=[{"purpose": p.code, "label": p.label, "count": 1} for p in policy.PURPOSES],
+    by_requester=[{"id": HUGE[:100], "name": HUGE, "count": 5}] * 300,
+)
+SAMPLE_BUNDLE = {
+    "request_id": "FR-1", "outcome": "candidates", "requester": {"id": "U1", "name": "Dana"},
+    "policy_answers": {"call_number": "26-012345", "purpose": "investigation", "purpose_label": "Active investigation",
+                       "purpose_clause": "B.1", "justification": "facts", "attestation": {"attested": True}},
+    "faces": [SAMPLE_FACE], "face_index": 1, "candidates": [{"rank": 1, "subject_id": "S", "distance": 0.4}],
+    "times_utc": {"uploaded_at": "2026-03-02T16:59:00Z", "answer_times": {"purpose": "2026-03-02T16:59:10Z"}},
+}
+CALLS.update({
+    "audit_call_header": [(HUGE, 10**6), ("26-012345", 1)],
+    "audit_user_header": [(HUGE, HUGE, 5), ("U012ABCDEF", None, 1)],
+    "report_week_label": [("W10", "2026-03-02", "2026-03-08"), ("W10", "bad", "bad")],
+    "report_chart_title": [("March 2026", "America/Los_Angeles", 10**6)],
+    "report_text": [(SAMPLE_REPORT,)],
+    "bundle_summary_text": [(SAMPLE_BUNDLE, {"ok": False, "bad_seq": 3, "reason": "mac mismatch"}, "UTC"), ({}, {}, "X")],
+    "unknown_request": [(HUGE,)],
+    "export_written": [(10**6, "csv", HUGE[:500]), (1, "jsonl", "standard output")],
+    "bundle_written": [(HUGE[:500], 3, False), ("x.zip", 1, True)],
+    "purge_summary": [(10, 20, 30, False, "2026-01-01T00:00:00Z"), (0, 0, 0, True), (0, 0, 0, False, "x"),
+                      (1, 1, 0, False, None, HUGE)],
+})
+# Functions returning lines (each posted within a section by the caller).
+LINE_CALLS = {"audit_lines": [([REVIEW_ENTRY] * 50, "America/Los_Angeles"), ([], "UTC")]}
+
 
 def _public_functions() -> set[str]:
     return {n for n, v in vars(wording).items()
@@ -232,7 +278,7 @@ def _public_functions() -> set[str]:
 
 
 def test_every_public_function_is_checked_against_the_limit():
-    assert _public_functions() == set(CALLS) | set(KWARG_CALLS)
+    assert _public_functions() == set(CALLS) | set(KWARG_CALLS) | set(LINE_CALLS)
 
 
 @pytest.mark.parametrize("name", sorted(CALLS))
@@ -240,9 +286,19 @@ def test_function_texts_fit_a_slack_section(name):
     for args in CALLS[name]:
         text = getattr(wording, name)(*args)
         assert isinstance(text, str) and text
-        if name in ("cli_result", "cli_choose_face", "cli_denied"):
-            continue  # terminal output, not posted to Slack
+        if name in ("cli_result", "cli_choose_face", "cli_denied", "bundle_summary_text"):
+            continue  # terminal or file output, not posted to Slack
         assert len(text) <= LIMIT, (name, len(text))
+
+
+@pytest.mark.parametrize("name", sorted(LINE_CALLS))
+def test_line_functions_give_lines_that_each_fit_a_slack_section(name):
+    for args in LINE_CALLS[name]:
+        lines = getattr(wording, name)(*args)
+        assert isinstance(lines, list) and all(isinstance(line, str) and line for line in lines)
+        assert len(lines) == len(args[0])
+        for line in lines:
+            assert len(line) <= LIMIT and "<!here>" not in line, (name, len(line))
 
 
 def test_call_log_entry_fits_a_slack_section():
@@ -263,3 +319,46 @@ def test_constants_fit_a_slack_section():
     assert {"CAVEAT", "NO_CANDIDATE_CAVEAT", "ATTESTATION", "ATTEST_REPLY"} <= set(constants)
     for name, value in constants.items():
         assert len(value) <= LIMIT, name
+
+
+# --- Slack buttons and notes ----------------------------------------------------------------------------------
+
+
+def test_button_labels_fit_slacks_75_characters():
+    labels = [wording.purpose_button(p.number, p.label) for p in policy.PURPOSES]
+    assert labels[0] == "1. Active investigation"
+    assert labels[2].startswith("3. Identify a deceased person")
+    labels += [wording.purpose_button(1, "x" * 500), wording.face_button(120, True), wording.ATTEST_BUTTON,
+               wording.CANCEL_BUTTON]
+    assert all(0 < len(label) <= wording.SLACK_BUTTON_LIMIT for label in labels)
+    assert wording.face_button(2) == "Face 2" and wording.face_button(3, True) == "Face 3 (small)"
+    assert wording.ATTEST_BUTTON == wording.ATTEST_REPLY
+
+
+def test_prefilled_note_echoes_what_was_taken_escaped():
+    text = wording.prefilled_note("26-012345", "Active investigation", "Robbery " + EVIL)
+    assert "Call number: 26-012345" in text and "Purpose: Active investigation" in text
+    assert "&lt;!channel&gt;" in text and "<!channel>" not in text
+    assert "Justification" not in wording.prefilled_note("26-012345", None, None)
+
+
+def test_call_thread_logged_links_only_https():
+    assert "<https://x.slack.com/archives/C1/p1|call thread>" in wording.call_thread_logged(
+        "https://x.slack.com/archives/C1/p1")
+    assert wording.call_thread_logged("javascript:alert(1)") == wording.CALL_THREAD_LOGGED
+    assert wording.call_thread_logged(None) == wording.CALL_THREAD_LOGGED
+
+
+def test_image_problem_words_codes_and_escapes_sentences():
+    assert wording.image_problem("no_face") == wording.NO_FACE
+    assert wording.image_problem("missing_files_scope") == wording.FILES_READ_MISSING
+    for code, words in wording.IMAGE_PROBLEMS.items():
+        assert wording.image_problem(code) == wording.image_error(words)
+        assert not set(words) & set("<>&"), code
+    assert "&lt;!here&gt;" in wording.image_problem("<!here>")
+
+
+def test_image_list_names_every_photo_or_says_how_many_more():
+    assert wording.image_list([("FR-1", "a.jpg"), ("FR-2", "b.jpg")]) == "Request FR-1: a.jpg\nRequest FR-2: b.jpg"
+    many = wording.image_list([(f"FR-{i}", "p" * 300) for i in range(40)])
+    assert len(many) <= LIMIT and many.splitlines()[-1].startswith("…and ")

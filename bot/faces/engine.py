@@ -24,6 +24,7 @@ import threading
 import warnings
 from collections.abc import Hashable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Self, TypeVar
 
@@ -91,6 +92,9 @@ class Probe:
     width: int
     height: int
     faces: tuple[Face, ...]
+    # One JPEG per face (face_thumbnail), only when asked for: enrollment cuts them in the worker that
+    # already holds the pixels, instead of decoding the photo a second time.
+    thumbnails: tuple[bytes, ...] = field(default=(), repr=False, compare=False)
 
     def as_dict(self) -> dict:
         """JSON-ready summary: hash, dimensions and the face entries."""
@@ -214,11 +218,21 @@ def find_faces(rgb: np.ndarray, *, min_face_px: int = 60, detect_max_side: int =
     ]
 
 
-def analyse_bytes(data: bytes, images: ImageSettings) -> Probe:
-    """Decode an upload and find its faces; raises ImageError when the bytes are not a usable photo."""
+def analyse_bytes(data: bytes, images: ImageSettings, *, thumbnails: bool = False) -> Probe:
+    """Decode an upload and find its faces; raises ImageError when the bytes are not a usable photo.
+
+    With thumbnails=True the probe also carries face_thumbnail() of each face, in face order.
+    """
     rgb = decode_image(data, max_bytes=images.max_bytes, max_pixels=images.max_pixels)
     faces = find_faces(rgb, min_face_px=images.min_face_px, detect_max_side=images.detect_max_side)
-    return Probe(sha256=sha256_hex(data), width=rgb.shape[1], height=rgb.shape[0], faces=tuple(faces))
+    thumbs = tuple(face_thumbnail(rgb, f.box) for f in faces) if thumbnails else ()
+    return Probe(
+        sha256=sha256_hex(data),
+        width=rgb.shape[1],
+        height=rgb.shape[0],
+        faces=tuple(faces),
+        thumbnails=thumbs,
+    )
 
 
 def face_thumbnail(rgb: np.ndarray, box: Box, size: int = 160) -> bytes:
@@ -283,17 +297,25 @@ class FaceEngine:
     async def analyse(self, data: bytes) -> Probe:
         """analyse_bytes in a worker process; the event loop keeps running meanwhile."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor(), analyse_bytes, data, self.images)
+        pool = self._executor()
+        try:
+            return await loop.run_in_executor(pool, analyse_bytes, data, self.images)
+        except BrokenProcessPool:
+            self._discard(pool)  # a worker died (e.g. killed for memory): the next call gets a fresh pool
+            raise
 
     def analyse_sync(self, data: bytes) -> Probe:
         """analyse_bytes in this process (the CLI: one photo, no pool to start)."""
         return analyse_bytes(data, self.images)
 
-    def analyse_many(self, items: Iterable[tuple[K, bytes]]) -> Iterator[tuple[K, Probe | ImageError]]:
+    def analyse_many(
+        self, items: Iterable[tuple[K, bytes]], *, thumbnails: bool = False
+    ) -> Iterator[tuple[K, Probe | ImageError]]:
         """Analyse many photos in parallel (enrollment), yielding (key, Probe or ImageError) as each ends.
 
         A bad file yields its ImageError instead of stopping the rest. At most two photos per worker
-        are in flight, so a large folder is never read into memory at once.
+        are in flight, so a large folder is never read into memory at once. thumbnails=True fills
+        Probe.thumbnails in the workers (see analyse_bytes).
         """
         pool = self._executor()
         window = 2 * self.workers
@@ -306,7 +328,7 @@ class FaceEngine:
                     key, data = next(source)
                 except StopIteration:
                     return
-                pending[pool.submit(analyse_bytes, data, self.images)] = key
+                pending[pool.submit(analyse_bytes, data, self.images, thumbnails=thumbnails)] = key
 
         try:
             fill()
@@ -318,11 +340,20 @@ class FaceEngine:
                         result: Probe | ImageError = fut.result()
                     except ImageError as exc:
                         result = exc
+                    except BrokenProcessPool:
+                        self._discard(pool)
+                        raise
                     yield key, result
                 fill()
         finally:
             for fut in pending:
                 fut.cancel()
+
+    def _discard(self, pool: ProcessPoolExecutor) -> None:
+        with self._lock:
+            if self._pool is pool:
+                self._pool = None
+        pool.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
         """Stop the worker processes (pending work is cancelled)."""

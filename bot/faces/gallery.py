@@ -34,10 +34,11 @@ import sys
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Self
 
 import numpy as np
 
@@ -94,7 +95,7 @@ class Candidate:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 # ---------------------------------------------------------------- small crash-safe file helpers
@@ -194,9 +195,11 @@ class Gallery:
         # FULL: a commit survives power loss, so a deleted previous generation can never be needed again.
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
-        with self._write_lock():
-            self._db.executescript(_SCHEMA)
-            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('generation', '0'), ('rows', '0')")
+        if not self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone():
+            # Only a new gallery needs the writer lock here: opening never waits for a running enrollment.
+            with self._write_lock():
+                self._db.executescript(_SCHEMA)
+                self._db.execute("INSERT OR IGNORE INTO meta VALUES ('generation', '0'), ('rows', '0')")
         self._generation = -1
         self._subject_count = 0
         self.refresh()
@@ -414,6 +417,15 @@ class Gallery:
         self._db.execute("UPDATE meta SET value = ? WHERE key = 'rows'", (str(rows),))
         self._db.execute("COMMIT")
 
+    def check_model(self, model: str) -> None:
+        """Refuse to mix encodings of another face model into this gallery."""
+        stored = self._meta().get("model")
+        if stored and stored != model:
+            raise GalleryError(
+                f"the gallery was enrolled with face model {stored!r}, this engine uses {model!r}: "
+                "encodings of different models cannot be compared; re-enroll the whole gallery"
+            )
+
     def add_images(self, model: str, subjects: list[dict], images: list[dict], encodings: np.ndarray) -> None:
         """Add `images` (dicts: sha256, subject_id, source, box, actor) with their `encodings` in one commit.
 
@@ -425,12 +437,7 @@ class Gallery:
         with self._write_lock():
             self.refresh()
             self._cleanup()
-            stored_model = self._meta().get("model")
-            if stored_model and stored_model != model:
-                raise GalleryError(
-                    f"the gallery was enrolled with face model {stored_model!r}, this engine uses {model!r}: "
-                    "encodings of different models cannot be compared; re-enroll the whole gallery"
-                )
+            self.check_model(model)
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 self._db.execute("INSERT OR REPLACE INTO meta VALUES ('model', ?)", (model,))
@@ -524,7 +531,7 @@ class Gallery:
         with self._lock:
             self._db.close()
 
-    def __enter__(self) -> "Gallery":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -561,7 +568,20 @@ class EnrollReport:
         return analysed / self.seconds if self.seconds else 0.0
 
     def as_dict(self) -> dict:
+        """JSON-ready form (issues as dicts)."""
         return asdict(self)
+
+    def summary(self) -> str:
+        """Plain text for the terminal: totals first, then every image not enrolled and why."""
+        lines = [
+            f"enrolled {self.added} image(s), {self.new_subjects} new subject(s); "
+            f"{self.already} already enrolled; {len(self.rejected)} rejected; {len(self.conflicts)} conflict(s) "
+            f"({self.seconds:.1f} s)"
+        ]
+        lines += [f"rejected: {i.source}: {i.reason}" for i in self.rejected]
+        lines += [f"conflict: {i.source}: {i.reason}" for i in self.conflicts]
+        lines += [f"note: {n}" for n in self.notes]
+        return "\n".join(lines)
 
 
 @dataclass(frozen=True)
@@ -712,24 +732,32 @@ def enroll(
         for sha, entry in todo.items():
             try:
                 data = entry.path.read_bytes()
+                problem = "" if hashlib.sha256(data).hexdigest() == sha else "the file changed during enrollment"
             except OSError as exc:
-                report.rejected.append(EnrollIssue(entry.source, f"cannot read the file: {exc.strerror}",
-                                                   entry.subject_id))
-                continue
-            if hashlib.sha256(data).hexdigest() != sha:
-                report.rejected.append(EnrollIssue(entry.source, "the file changed during enrollment; run again",
-                                                   entry.subject_id))
+                problem = f"cannot read the file: {exc.strerror}"
+            if problem:
+                report.rejected.append(EnrollIssue(entry.source, problem, entry.subject_id))
+                bar.update(1)
                 continue
             pending[sha] = data
             yield sha, data
 
     # Pass 2: face analysis on the engine's process pool.
-    pending: dict[str, bytes] = {}
     model = model_info()["model"]
+    gallery.check_model(model)  # fail before the long part, not after it
+    pending: dict[str, bytes] = {}
     new_subjects: dict[str, dict] = {}
     images: list[dict] = []
     encodings: list[np.ndarray] = []
-    known_subjects = {s["subject_id"] for s in gallery.subjects()}
+    known_subjects = {s["subject_id"]: (s["name"], s["record_ref"]) for s in gallery.subjects()}
+    if manifest is not None:
+        noted: set[str] = set()
+        for entry in todo.values():
+            stored = known_subjects.get(entry.subject_id)
+            if stored is not None and stored != (entry.name, entry.record_ref) and entry.subject_id not in noted:
+                noted.add(entry.subject_id)
+                report.notes.append(f"subject {entry.subject_id} is enrolled as {stored[0]!r} ({stored[1]!r}); "
+                                    "its name and record_ref were kept (remove and re-enroll to change them)")
     bar = tqdm(total=len(todo), desc="enrolling", unit="image", file=sys.stderr, disable=not progress)
     try:
         for sha, result in engine.analyse_many(items()):

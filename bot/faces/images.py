@@ -148,8 +148,10 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
     """Open the header only and refuse an oversized canvas before any pixel is decoded."""
     try:
         with warnings.catch_warnings():
-            # Pillow's own bomb check warns above MAX_IMAGE_PIXELS and raises above twice that.
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Pillow's own bomb check warns above MAX_IMAGE_PIXELS and raises above twice that. The
+            # warning refuses too, unless our cap is set higher (then our own check below decides).
+            bomb_warning = "error" if max_pixels < Image.MAX_IMAGE_PIXELS else "ignore"
+            warnings.simplefilter(bomb_warning, Image.DecompressionBombWarning)
             im = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise _bomb() from None
@@ -165,12 +167,13 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
     return im
 
 
-def _strict_load(im: Image.Image) -> None:
+def _strict_load(im: Image.Image, max_pixels: int) -> None:
     """Decode the pixels; a truncated or damaged file is an error, never a half-grey picture."""
     ImageFile.LOAD_TRUNCATED_IMAGES = False  # whatever was imported since (face_recognition sets True)
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            bomb_warning = "error" if max_pixels < Image.MAX_IMAGE_PIXELS else "ignore"
+            warnings.simplefilter(bomb_warning, Image.DecompressionBombWarning)
             im.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise _bomb() from None
@@ -186,9 +189,10 @@ def _strict_load(im: Image.Image) -> None:
 def _upright(im: Image.Image) -> Image.Image:
     """Apply the EXIF orientation, as phones store many photos sideways and only tag them."""
     try:
-        return ImageOps.exif_transpose(im)
-    except Exception:  # noqa: BLE001 - unreadable EXIF: keep the pixels as stored rather than refuse the photo
-        return im
+        ImageOps.exif_transpose(im, in_place=True)  # in place: no copy of an upright photo
+    except Exception:  # noqa: BLE001, S110 - bad EXIF: keep the pixels as stored rather than refuse
+        pass
+    return im
 
 
 def _to_rgb(im: Image.Image) -> np.ndarray:
@@ -215,7 +219,7 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> np.ndarray:
     _check_bytes(data, max_bytes)
     im = _open(data, max_pixels)
     try:
-        _strict_load(im)
+        _strict_load(im, max_pixels)
         # GIF/TIFF/WebP may hold several frames: opening leaves the first one loaded, which is the one used.
         im = _upright(im)
         width, height = im.size

@@ -252,9 +252,12 @@ def test_analyse_many_reports_a_bad_file_without_failing_the_rest(engine: FaceEn
         ("good2", good),
         ("html", b"<html></html>"),
     ]
-    results = dict(engine.analyse_many(items))
+    results = dict(engine.analyse_many(items, thumbnails=True))
     assert set(results) == {"good1", "truncated", "good2", "html"}
     assert isinstance(results["good1"], Probe) and len(results["good1"].faces) == 1
+    # The worker cut the face thumbnail from the pixels it already had.
+    (thumb,) = results["good1"].thumbnails
+    assert Image.open(io.BytesIO(thumb)).format == "JPEG"
     assert isinstance(results["good2"], Probe)
     assert isinstance(results["truncated"], ImageError) and results["truncated"].code == "corrupt"
     assert isinstance(results["html"], ImageError) and results["html"].code == "not_image"
@@ -277,3 +280,21 @@ def _jpeg(rgb: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, "JPEG")
     return buf.getvalue()
+
+
+async def test_a_dead_worker_costs_one_request_not_the_engine(faces_dir: Path):
+    """If a worker dies (say, killed for memory), that request fails and the next one gets a fresh pool."""
+    import signal
+    from concurrent.futures.process import BrokenProcessPool
+
+    data = (faces_dir / "people" / "obama" / "obama_small.jpg").read_bytes()
+    eng = FaceEngine(IMAGES, workers=1)
+    try:
+        pid = eng._executor().submit(os.getpid).result()
+        os.kill(pid, signal.SIGKILL)
+        with pytest.raises(BrokenProcessPool):
+            await eng.analyse(data)
+        probe = await eng.analyse(data)
+        assert len(probe.faces) == 1
+    finally:
+        eng.close()

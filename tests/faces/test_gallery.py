@@ -131,6 +131,9 @@ def test_bad_images_are_reported_not_fatal(enrolled):
     assert rejected["broken.jpg"].startswith("unreadable")
     assert "subject folder" in rejected["stray.jpg"]
     assert len(rejected) == 4
+    summary = enrolled["report"].summary()
+    assert summary.startswith("enrolled 5 image(s), 5 new subject(s); 1 already enrolled; 4 rejected; 2 conflict")
+    assert "grey.jpg: no face found" in summary
 
 
 def test_each_added_image_is_audited_with_its_source(enrolled, source_dir: Path):
@@ -317,3 +320,20 @@ def test_empty_gallery_searches_to_nothing(tmp_path: Path):
     assert (gallery.subject_count, gallery.image_count) == (0, 0)
     assert gallery.search(np.zeros(128, dtype=np.float32), threshold=0.6, max_candidates=5) == []
     assert gallery.subjects() == [] and gallery.remove("nobody") == 0
+
+
+def test_removing_every_subject_leaves_an_empty_gallery(enrolled, gallery_copy: Path):
+    gallery = Gallery(gallery_copy)
+    for subject in [s["subject_id"] for s in gallery.subjects()]:
+        gallery.remove(subject)
+    assert not list((gallery_copy / GALLERY_DIR).glob("*.npy"))
+    reopened = Gallery(gallery_copy)
+    assert (reopened.subject_count, reopened.image_count) == (0, 0)
+    assert reopened.search(enrolled["probes"]["obama"], threshold=THRESHOLD, max_candidates=5) == []
+
+
+def test_encodings_of_another_model_are_not_mixed_in(engine, gallery_copy: Path, source_dir: Path):
+    gallery = Gallery(gallery_copy)
+    gallery._db.execute("UPDATE meta SET value = 'some other model' WHERE key = 'model'")
+    with pytest.raises(GalleryError, match="re-enroll"):
+        enroll(gallery, engine, source_dir, progress=False)

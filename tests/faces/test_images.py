@@ -240,3 +240,10 @@ def test_image_error_survives_pickling():
 
 def test_sha256_hex():
     assert sha256_hex(b"probe") == hashlib.sha256(b"probe").hexdigest()
+
+
+def test_a_cap_above_pillows_own_limit_is_honoured():
+    """Pillow warns above ~89 M pixels; with a higher configured cap, that warning alone does not refuse."""
+    claim = _png(10_000, 10_000, 8, 0, b"\x00" * 64)  # 100 M pixels, pixel data missing
+    _expect("too_many_pixels", claim, max_pixels=99_999_999)
+    _expect("corrupt", claim, max_pixels=100_000_000)  # past the cap check, then refused as truncated

@@ -1,0 +1,108 @@
+"""Enrollment throughput: bot.faces.gallery.enroll vs the `face_recognition --cpus 2` CLI, on the same folder.
+
+    BOT_TEST_FACES=../shared/faces .venv/bin/python -m bench.enroll [--runs 2] [--workers 2]
+
+Both get every image of $BOT_TEST_FACES/people. The CLI is given the images flattened into one known-people
+folder (one file per image, named <person>__<file>) and the same images as the unknown folder, as a user of
+face_recognition would enroll and check a gallery; its wall time includes its own start and model loading.
+enroll() runs into a fresh temp data dir each time (nothing is skipped as already enrolled); it is timed
+including the face-worker start ("cold", as a `gallery enroll` command runs) and with the workers already
+started ("warm"). Throughput = images in people/ / wall time.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bot.config import ImageSettings
+from bot.faces.engine import FaceEngine
+from bot.faces.gallery import Gallery, enroll
+
+
+def _people_dir() -> Path:
+    root = os.environ.get("BOT_TEST_FACES")
+    if not root or not (Path(root) / "people").is_dir():
+        sys.exit("set BOT_TEST_FACES to the shared faces folder (it must hold people/)")
+    return Path(root) / "people"
+
+
+def _flatten(people: Path, dest: Path) -> int:
+    """Copy people/<person>/<file> to dest/<person>__<file>; returns the image count."""
+    dest.mkdir(parents=True)
+    count = 0
+    for path in sorted(people.glob("*/*")):
+        if path.is_file():
+            shutil.copy(path, dest / f"{path.parent.name}__{path.name}")
+            count += 1
+    return count
+
+
+def run_cli(known: Path, unknown: Path) -> float:
+    """Wall time of `face_recognition --cpus 2 known unknown` (the console script next to this Python)."""
+    exe = Path(sys.executable).with_name("face_recognition")
+    started = time.perf_counter()
+    done = subprocess.run([str(exe), "--cpus", "2", str(known), str(unknown)],
+                          capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        sys.exit(f"face_recognition CLI failed ({done.returncode}): {done.stderr[-2000:]}")
+    return elapsed
+
+
+def run_enroll(people: Path, workers: int, engine: FaceEngine | None) -> tuple[float, int]:
+    """Wall time of one enroll() into a fresh data dir (starting a pool when `engine` is None); images added."""
+    with tempfile.TemporaryDirectory(prefix="bench_enroll_") as tmp:
+        started = time.perf_counter()
+        own = engine is None
+        eng = FaceEngine(ImageSettings(), workers=workers) if own else engine
+        try:
+            report = enroll(Gallery(Path(tmp) / "data"), eng, people, progress=False)
+        finally:
+            if own:
+                eng.close()
+        return time.perf_counter() - started, report.added
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run both side by side and print a markdown table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=2, help="runs of each (the median is reported)")
+    parser.add_argument("--workers", type=int, default=2, help="enroll() face workers (the CLI gets --cpus 2)")
+    args = parser.parse_args(argv)
+    people = _people_dir()
+
+    with tempfile.TemporaryDirectory(prefix="bench_cli_") as tmp:
+        known, unknown = Path(tmp) / "known", Path(tmp) / "unknown"
+        images = _flatten(people, known)
+        _flatten(people, unknown)
+        cli = statistics.median(run_cli(known, unknown) for _ in range(args.runs))
+
+    cold_runs, added = [], 0
+    for _ in range(args.runs):
+        seconds, added = run_enroll(people, args.workers, None)
+        cold_runs.append(seconds)
+    cold = statistics.median(cold_runs)
+    with FaceEngine(ImageSettings(), workers=args.workers) as engine:
+        engine.start()
+        warm = statistics.median(run_enroll(people, args.workers, engine)[0] for _ in range(args.runs))
+
+    print(f"\n### Enrollment, {images} images of {people} (median of {args.runs} runs)\n")
+    print("| method | wall time | images/s | vs CLI |")
+    print("|---|---:|---:|---:|")
+    print(f"| `face_recognition --cpus 2 known/ unknown/` | {cli:.1f} s | {images / cli:.2f} | ×1 |")
+    print(f"| `enroll()`, {args.workers} workers, incl. worker start | {cold:.1f} s | {images / cold:.2f} | "
+          f"×{cli / cold:.1f} |")
+    print(f"| `enroll()`, {args.workers} workers already started | {warm:.1f} s | {images / warm:.2f} | "
+          f"×{cli / warm:.1f} |")
+    print(f"\nenroll() added {added} of {images} images per run (the rest: no single face).")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""`build_app(runtime) -> AsyncApp`: wiring only.
+
+Bolt verifies every request's signature and refuses stale timestamps (request verification stays on). Events
+are acked at once and listeners run after the ack (process_before_response=False). A global middleware puts
+the runtime and "which request is this thread?" into the context once, so listeners stay one-liners.
+"""
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from slack_bolt.async_app import AsyncApp
+
+from bot.request import Dialog
+from bot.slack import listeners
+
+if TYPE_CHECKING:
+    from bot.slack.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def thread_of(body: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(channel, thread_ts) of a request body: a threaded message event or a button in a thread."""
+    event = body.get("event")
+    if isinstance(event, dict):
+        if event.get("type") != "message":
+            return None, None
+        return event.get("channel"), event.get("thread_ts")
+    container = body.get("container")
+    if isinstance(container, dict) and container.get("type") == "message":
+        message = body.get("message") or {}
+        thread_ts = message.get("thread_ts") or container.get("thread_ts")
+        return container.get("channel_id") or (body.get("channel") or {}).get("id"), thread_ts
+    return None, None
+
+
+def build_app(rt: Runtime) -> AsyncApp:
+    """The Bolt app for this runtime, with every listener registered."""
+    app = AsyncApp(
+        client=rt.client,
+        # Socket Mode needs no signing secret; HTTP mode refuses to start without one (server.py).
+        signing_secret=rt.signing_secret or "",
+        process_before_response=False,
+        request_verification_enabled=True,
+        logger=logging.getLogger("bot.slack.bolt"),
+    )
+
+    @app.middleware
+    async def resolve_dialog(context, body, next_) -> Any:
+        """Runtime and the thread's dialog (or None) into the context, looked up once per request."""
+        context["runtime"] = rt
+        channel, thread_ts = thread_of(body)
+        dialog: Dialog | None = None
+        if channel and thread_ts:
+            dialog = await rt.io(rt.store.by_thread, channel, thread_ts)
+        context["dialog"] = dialog
+        return await next_()
+
+    listeners.register(app)
+    return app

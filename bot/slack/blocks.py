@@ -1,0 +1,541 @@
+"""Every message the bot posts in Slack, as Block Kit built with `slack_sdk.models.blocks`.
+
+Texts come from `bot.wording` (which escapes and clips whatever a person typed); this module only arranges
+them into blocks, adds the buttons whose action ids `bot.request.on_action` parses, and attaches the message
+metadata that makes channel archives machine-readable (CONTRACTS "Metadata").
+
+Every mrkdwn text is `verbatim`, so Slack does not auto-link plain text such as "@channel" in an echoed
+justification; explicit `<@U…>` mentions and `<https://…|label>` links written by `bot.wording` still work.
+
+Slack's limits hold for every builder, whatever the input: at most 50 blocks, 3,000 characters per section
+text, 75 per button label, 25 elements per actions block (slack_sdk refuses anything over when serialising).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    DividerBlock,
+    MarkdownTextObject,
+    SectionBlock,
+)
+from slack_sdk.models.blocks.basic_components import ConfirmObject
+from slack_sdk.models.metadata import Metadata
+
+from bot import policy as _policy
+from bot import request, wording
+from bot.config import PolicySettings
+from bot.request import Dialog, ImageRequest, Step
+
+EVENT_TYPE = "fr_search"  # Slack: event_type must match [A-Za-z0-9_]+
+MAX_BLOCKS = 50
+SECTION_LIMIT = wording.SLACK_SECTION_LIMIT
+BUTTON_LIMIT = wording.SLACK_BUTTON_LIMIT
+ACTIONS_LIMIT = 25  # elements per actions block
+FALLBACK_LIMIT = 3000  # notification text: Slack allows more, phones show a line or two
+MAX_FACE_BUTTON_BLOCKS = 4  # 100 face buttons; a crowd beyond that is answered by replying the number
+
+PROGRESS_TEXTS = {
+    "queued": wording.PROGRESS_QUEUED,
+    "downloading": wording.PROGRESS_DOWNLOADING,
+    "finding_faces": wording.PROGRESS_FINDING_FACES,
+    "searching": wording.PROGRESS_SEARCHING,
+    "done": wording.PROGRESS_DONE,
+}
+
+
+@dataclass
+class Message:
+    """One chat.postMessage / chat.update worth: fallback text, blocks and metadata."""
+
+    text: str  # notification fallback (escaped)
+    blocks: list[Block]
+    metadata: Metadata
+
+    def kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for `chat_postMessage` / `chat_update`: plain JSON (what the outbox stores)."""
+        return {
+            "text": self.text,
+            "blocks": [b.to_dict() for b in self.blocks],
+            "metadata": self.metadata.to_dict(),
+        }
+
+    def ephemeral_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for `chat_postEphemeral`, which takes no metadata."""
+        out = self.kwargs()
+        del out["metadata"]
+        return out
+
+
+# --- metadata ------------------------------------------------------------------------------------------------
+
+
+def _scalar(value: Any) -> Any:
+    """Metadata payload values stay flat scalars (string, number, boolean): what Slack accepts everywhere."""
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def meta(
+    kind: str,
+    *,
+    dialog: Dialog | None = None,
+    request_id: str | None = None,
+    call_number: str | None = None,
+    outcome: str | None = None,
+    **extra: Any,
+) -> Metadata:
+    """Message metadata: event_type "fr_search", payload {kind, dialog_id, request_id | request_ids,
+    call_number, outcome, ...extra}.
+
+    Missing values are empty strings, never null; `request_ids` (every image of the dialog) is one
+    comma-separated string, so the payload is flat. `extra` values of None are left out.
+    """
+    payload: dict[str, Any] = {
+        "kind": kind,
+        "dialog_id": dialog.dialog_id if dialog else "",
+        "call_number": call_number or (dialog.call_number if dialog else None) or "",
+        "outcome": outcome or "",
+    }
+    if request_id:
+        payload["request_id"] = request_id
+    else:
+        payload["request_ids"] = ",".join(dialog.request_ids) if dialog else ""
+    for key, value in extra.items():
+        if value is not None:
+            payload[key] = _scalar(value)
+    return Metadata(event_type=EVENT_TYPE, event_payload=payload)
+
+
+# --- small block helpers -----------------------------------------------------------------------------------------
+
+
+def _md(text: str) -> MarkdownTextObject:
+    return MarkdownTextObject(text=text, verbatim=True)
+
+
+def _section(text: str) -> SectionBlock:
+    # wording clips what people typed; this guard only keeps a future wording change from breaking a post.
+    if len(text) > SECTION_LIMIT:
+        text = text[: SECTION_LIMIT - 1] + "…"
+    return SectionBlock(text=_md(text))
+
+
+def _context(text: str) -> ContextBlock:
+    if len(text) > SECTION_LIMIT:
+        text = text[: SECTION_LIMIT - 1] + "…"
+    return ContextBlock(elements=[_md(text)])
+
+
+def _fallback(*parts: str) -> str:
+    text = " ".join(p for p in parts if p)
+    return text if len(text) <= FALLBACK_LIMIT else text[: FALLBACK_LIMIT - 1] + "…"
+
+
+def _cancel_button(dialog: Dialog) -> ButtonElement:
+    return ButtonElement(
+        text=wording.CANCEL_BUTTON,
+        action_id=request.ACTION_CANCEL,
+        value=dialog.dialog_id,
+        style="danger",
+        confirm=ConfirmObject(
+            title=wording.CANCEL_CONFIRM_TITLE,
+            text=wording.CANCEL_CONFIRM_TEXT,
+            confirm=wording.CANCEL_CONFIRM_YES,
+            deny=wording.CANCEL_CONFIRM_NO,
+        ),
+    )
+
+
+def _purpose_label(code: str | None) -> str:
+    p = _policy.purpose_by_code(code)
+    return p.label if p else (code or wording.NOT_GIVEN)
+
+
+def _image_context(image: ImageRequest) -> ContextBlock:
+    return _context(wording.image_label(image.file_name, image.request_id))
+
+
+def _chosen_face(image: ImageRequest) -> dict[str, Any] | None:
+    if not image.faces or image.face_index is None:
+        return None
+    return next((f for f in image.faces if f.get("index") == image.face_index), None)
+
+
+# --- the request thread ------------------------------------------------------------------------------------------
+
+
+def request_opened(dialog: Dialog) -> Message:
+    """First message in the upload's thread: whose request, its id(s), how to answer and cancel."""
+    if len(dialog.images) == 1:
+        text = wording.request_opened(dialog.requester_id, dialog.images[0].request_id)
+        blocks: list[Block] = [_section(text)]
+    else:
+        text = wording.request_opened_several(dialog.requester_id, len(dialog.images))
+        items = [(i.request_id, i.file_name) for i in dialog.images]
+        blocks = [_section(text), _context(wording.image_list(items))]
+    return Message(_fallback(text), blocks, meta("request_opened", dialog=dialog, step=dialog.step))
+
+
+def prompt(step: Step, dialog: Dialog, policy: PolicySettings) -> Message:
+    """The question of `step`, with its buttons and a Cancel button; each is also answerable by replying."""
+    buttons: list[ButtonElement] = []
+    if step is Step.CALL_NUMBER:
+        text = wording.prompt_call_number(_policy.example_call_number(policy.call_number_pattern))
+    elif step is Step.PURPOSE:
+        text = wording.prompt_purpose(_policy.PURPOSES)
+        buttons = [
+            ButtonElement(
+                text=wording.purpose_button(p.number, p.label),
+                action_id=f"{request.ACTION_PURPOSE}:{p.number}",
+                value=p.code,
+            )
+            for p in _policy.PURPOSES
+        ]
+    elif step is Step.JUSTIFICATION:
+        text = wording.prompt_justification(policy.justification_min_chars)
+    elif step is Step.ATTESTATION:
+        text = wording.prompt_attestation()
+        buttons = [ButtonElement(text=wording.ATTEST_BUTTON, action_id=request.ACTION_ATTEST, value="attest",
+                                 style="primary")]
+    elif step is Step.FACE_CHOICE:
+        image = next((i for i in dialog.images if i.status == request.NEEDS_FACE and i.face_asked), None)
+        if image is None:
+            raise ValueError("no image is waiting for a face choice")
+        return ask_face(dialog, image)
+    else:
+        raise ValueError(f"{step.value} is not a question")
+    blocks: list[Block] = [_section(text), ActionsBlock(elements=[*buttons, _cancel_button(dialog)])]
+    return Message(_fallback(text), blocks, meta("prompt", dialog=dialog, step=step))
+
+
+def invalid(effect: request.Invalid, dialog: Dialog, policy: PolicySettings) -> Message:
+    """Why an answer was not accepted (the question follows in its own message when it is asked again)."""
+    code = effect.code
+    if code == "unknown_call":
+        text = wording.call_number_unknown(effect.value or "")
+    elif code == "purpose" and effect.reason is None:
+        text = wording.PURPOSE_NOT_UNDERSTOOD
+    elif code == "attestation" and effect.reason is None:
+        text = wording.ATTESTATION_NOT_UNDERSTOOD
+    elif code == "face_choice" and effect.reason is None:
+        image = dialog.image(effect.request_id or "")
+        text = wording.face_choice_not_understood(len(image.faces or ()) if image else 0)
+    elif code == "call_number" and effect.reason is None:
+        text = wording.call_number_invalid(_policy.example_call_number(policy.call_number_pattern))
+    else:
+        text = effect.reason or wording.escape_slack(code)
+    return Message(
+        _fallback(text),
+        [_section(text)],
+        meta("invalid", dialog=dialog, request_id=effect.request_id, step=effect.step, code=code),
+    )
+
+
+def prefilled(effect: request.Prefilled, dialog: Dialog) -> Message:
+    """Echo the answers taken from the upload message, whose questions are skipped."""
+    fields = set(effect.fields)
+    text = wording.prefilled_note(
+        dialog.call_number if "call_number" in fields else None,
+        _purpose_label(dialog.purpose) if "purpose" in fields and dialog.purpose else None,
+        dialog.justification if "justification" in fields else None,
+    )
+    return Message(_fallback(text), [_section(text)],
+                   meta("prefilled", dialog=dialog, fields=",".join(effect.fields)))
+
+
+def summary(dialog: Dialog) -> Message:
+    """Every answer, echoed (escaped) before the attestation is asked."""
+    text = wording.summary(dialog.call_number or wording.NOT_GIVEN, _purpose_label(dialog.purpose),
+                           dialog.justification or wording.NOT_GIVEN)
+    return Message(_fallback(text), [_section(text)],
+                   meta("summary", dialog=dialog, step=dialog.step, purpose=dialog.purpose or ""))
+
+
+def ask_face(dialog: Dialog, image: ImageRequest) -> Message:
+    """Which face to search: one button per face (value "request_id:k"), or reply the number."""
+    faces = list(image.faces or ())
+    text = wording.prompt_face_choice(len(faces))
+    buttons = [
+        ButtonElement(
+            text=wording.face_button(int(f.get("index", k)), f.get("quality") == "too_small"),
+            action_id=f"{request.ACTION_FACE}:{f.get('index', k)}",
+            value=f"{image.request_id}:{f.get('index', k)}",
+        )
+        for k, f in enumerate(faces, start=1)
+    ]
+    blocks: list[Block] = [_section(text), _image_context(image)]
+    per_block = ACTIONS_LIMIT
+    chunks = [buttons[i:i + per_block] for i in range(0, len(buttons), per_block)][:MAX_FACE_BUTTON_BLOCKS]
+    for chunk in chunks:
+        blocks.append(ActionsBlock(elements=chunk))
+    # Cancel in a block of its own, so a full row of faces never pushes it out.
+    blocks.append(ActionsBlock(elements=[_cancel_button(dialog)]))
+    return Message(
+        _fallback(text),
+        blocks,
+        meta("face_choice", dialog=dialog, request_id=image.request_id, step=Step.FACE_CHOICE,
+             face_count=len(faces)),
+    )
+
+
+def progress(dialog: Dialog, image: ImageRequest, status: str) -> Message:
+    """The one status message per image, updated in place: "queued", "downloading", "finding_faces",
+    "searching", then "done"."""
+    if status not in PROGRESS_TEXTS:
+        raise ValueError(f"unknown progress status {status!r}")
+    text = PROGRESS_TEXTS[status]
+    return Message(
+        _fallback(text),
+        [_section(text), _image_context(image)],
+        meta("progress", dialog=dialog, request_id=image.request_id, status=status),
+    )
+
+
+def _candidate_lines(result: Any) -> list[str]:
+    threshold = float(result.threshold)
+    return [
+        wording.candidate_line(c.rank, c.name, c.subject_id, c.record_ref,
+                               wording.distance_band(float(c.distance), threshold), float(c.distance))
+        for c in result.candidates
+    ]
+
+
+def _candidate_sections(lines: Sequence[str], max_blocks: int) -> list[Block]:
+    """Candidate lines packed into sections of at most 3,000 characters, never splitting a line; when more
+    sections would be needed than `max_blocks` allows, the rest is replaced by a "not shown" note."""
+    sections: list[str] = []
+    current = ""
+    for line in lines:
+        joined = f"{current}\n{line}" if current else line
+        if len(joined) <= SECTION_LIMIT:
+            current = joined
+            continue
+        sections.append(current)
+        current = line
+    if current:
+        sections.append(current)
+    if len(sections) <= max_blocks:
+        return [_section(s) for s in sections]
+    kept = sections[: max_blocks - 1]
+    shown = sum(s.count("\n") + 1 for s in kept)
+    return [_section(s) for s in kept] + [_context(wording.candidates_not_shown(len(lines) - shown))]
+
+
+def result(
+    dialog: Dialog,
+    image: ImageRequest,
+    result: Any,
+    call_thread_link: str | None,
+    *,
+    min_face_px: int | None = None,
+) -> Message:
+    """A finished search (bot.service.SearchResult): the caveat FIRST, every time; the ranked candidates
+    (rank, name, subject id, record ref, distance band); the search details; the reminder to document the
+    search quoting the request id (GO 375.01 D); the call thread where the search is logged, when known."""
+    candidates = list(result.candidates)
+    request_id = result.request_id or image.request_id
+    caveat = wording.result_caveat(bool(candidates))
+    header = wording.result_header(len(candidates), request_id)
+    head: list[Block] = [_section(caveat), _section(header)]
+    tail: list[Block] = [
+        _context(wording.result_details(result.threshold, result.gallery_size,
+                                        getattr(result, "gallery_images", result.gallery_size), result.model)),
+    ]
+    face = _chosen_face(image)
+    if face is not None and face.get("quality") == "too_small" and min_face_px:
+        tail.insert(0, _context(wording.face_too_small_note(int(face["index"]), min_face_px)))
+    tail += [DividerBlock(), _section(wording.document_reminder(request_id))]
+    if call_thread_link:  # None: no dispatch channel, or the log entry is still queued
+        tail.append(_context(wording.call_thread_logged(call_thread_link)))
+    tail.append(_image_context(image))
+    body = _candidate_sections(_candidate_lines(result), MAX_BLOCKS - len(head) - len(tail))
+    return Message(
+        _fallback(wording.CAVEAT_SHORT, header),
+        head + body + tail,
+        meta("result", dialog=dialog, request_id=request_id, call_number=result.call_number or None,
+             outcome=result.outcome, candidate_count=len(candidates), purpose=result.purpose or "",
+             face_index=result.face_index, threshold=float(result.threshold),
+             audit_seq=getattr(result, "audit_seq", None)),
+    )
+
+
+def contact_sheet(dialog: Dialog, image: ImageRequest) -> Message:
+    """The message that carries the contact sheet upload (the probe face beside each candidate, by rank)."""
+    text = wording.CONTACT_SHEET_TEXT
+    return Message(_fallback(text), [_section(text), _image_context(image)],
+                   meta("contact_sheet", dialog=dialog, request_id=image.request_id))
+
+
+def image_failed(dialog: Dialog, image: ImageRequest, reason: str) -> Message:
+    """A photo that could not be searched (`reason`: a code such as "no_face", or the image module's
+    sentence); no search ran for it."""
+    text = wording.image_problem(reason)
+    code = reason if reason.replace("_", "").isalnum() and len(reason) <= 40 else "image_error"
+    return Message(
+        _fallback(text),
+        [_section(text), _image_context(image)],
+        meta("image_failed", dialog=dialog, request_id=image.request_id, outcome="error", error=code),
+    )
+
+
+def ended(dialog: Dialog, kind: str, *, timeout_minutes: int | None = None) -> Message:
+    """The dialog ended early: "cancelled" by the requester or "expired" after the inactivity timeout."""
+    if kind == "cancelled":
+        text = wording.DIALOG_CANCELLED
+    elif kind == "expired":
+        text = wording.dialog_expired(timeout_minutes) if timeout_minutes else wording.DIALOG_EXPIRED
+    else:
+        raise ValueError(f"unknown ending {kind!r}")
+    return Message(_fallback(text), [_section(text)], meta("ended", dialog=dialog, outcome=kind))
+
+
+def refusal(reason: str, *, request_id: str | None = None, dialog: Dialog | None = None) -> Message:
+    """A request refused (not authorised, guest, shared channel, policy): the reason, and the request id
+    the audit entry carries."""
+    blocks: list[Block] = [_section(reason)]
+    if request_id:
+        blocks.append(_context(f"Request {wording.escape_slack(request_id)}"))
+    return Message(_fallback(reason), blocks,
+                   meta("refusal", dialog=dialog, request_id=request_id, outcome="denied"))
+
+
+def note(text: str, *, kind: str = "note", dialog: Dialog | None = None, request_id: str | None = None) -> Message:
+    """A short notice already worded by `bot.wording` (wrong person, busy, stale button, non-image file)."""
+    return Message(_fallback(text), [_section(text)], meta(kind, dialog=dialog, request_id=request_id))
+
+
+def not_requester(dialog: Dialog, user_id: str) -> Message:
+    """Ephemeral note to someone other than the requester who answered in the request thread."""
+    return note(wording.wrong_person(dialog.requester_id), kind="not_requester", dialog=dialog)
+
+
+def busy(dialog: Dialog) -> Message:
+    """A reply while faces are being found or searched."""
+    return note(wording.BUSY_NOTE, kind="busy", dialog=dialog)
+
+
+def stale(dialog: Dialog) -> Message:
+    """A button of an earlier question."""
+    return note(wording.STALE_NOTE, kind="stale", dialog=dialog)
+
+
+def closed(dialog: Dialog) -> Message:
+    """A button pressed after the dialog ended."""
+    return note(wording.CLOSED_NOTE, kind="closed", dialog=dialog)
+
+
+def non_image(file_name: str) -> Message:
+    """An uploaded file that is not an image: no request is started for it."""
+    return note(wording.non_image_note(file_name), kind="non_image")
+
+
+# --- the call thread in the dispatch channel --------------------------------------------------------------------
+
+
+def call_thread_opening(call_number: str) -> Message:
+    """Top-level dispatch message that starts a call's thread when dispatch has none."""
+    text = wording.call_thread_opening(call_number)
+    return Message(_fallback(text), [_section(text)], meta("call_thread", call_number=call_number))
+
+
+def _when(value: str | None, timezone: str | None) -> str:
+    """A readable time for dispatchers: the configured timezone, else UTC."""
+    try:
+        moment = datetime.fromisoformat(value) if value else datetime.now(UTC)
+    except ValueError:
+        return value or ""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    zone: Any = UTC
+    if timezone:
+        try:
+            zone = ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            zone = UTC
+    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def call_log_entry(
+    dialog: Dialog,
+    image: ImageRequest | None,
+    *,
+    outcome: str,
+    result: Any | None,
+    request_link: str | None,
+    detail: str,
+    timezone: str | None = None,
+) -> Message:
+    """The log entry in the call's thread: who, when, purpose, justification, outcome, a link to the
+    request thread. With `detail` "full" and a search result, the caveat comes first and the ranked
+    candidates follow; with "summary", only the count (and the short caveat when there are candidates)."""
+    candidates = list(result.candidates) if result is not None else []
+    request_id = image.request_id if image else ", ".join(dialog.request_ids)
+    when = (image.result_at if image else None) or dialog.ended_at or dialog.updated_at
+    entry = wording.call_log_entry(
+        requester_id=dialog.requester_id,
+        when=_when(when, timezone),
+        purpose_label=_purpose_label(dialog.purpose),
+        justification=dialog.justification or wording.NOT_GIVEN,
+        outcome=outcome,
+        candidate_count=len(candidates),
+        request_id=request_id,
+        permalink=request_link,
+    )
+    blocks: list[Block] = []
+    if result is not None and detail == "full":
+        blocks.append(_section(wording.result_caveat(bool(candidates))))
+        blocks.append(_section(entry))
+        blocks += _candidate_sections(_candidate_lines(result), MAX_BLOCKS - len(blocks))
+    else:
+        blocks.append(_section(entry))
+        if candidates:
+            blocks.append(_context(wording.CAVEAT_SHORT))
+    return Message(
+        _fallback(wording.outcome_label(outcome), f"({request_id})"),
+        blocks,
+        meta("call_log", dialog=dialog, request_id=image.request_id if image else None,
+             call_number=dialog.call_number, outcome=outcome, candidate_count=len(candidates),
+             purpose=dialog.purpose or "", requester=dialog.requester_id),
+    )
+
+
+__all__ = [
+    "EVENT_TYPE",
+    "Message",
+    "ask_face",
+    "busy",
+    "call_log_entry",
+    "call_thread_opening",
+    "closed",
+    "contact_sheet",
+    "ended",
+    "image_failed",
+    "invalid",
+    "meta",
+    "non_image",
+    "not_requester",
+    "note",
+    "prefilled",
+    "progress",
+    "prompt",
+    "refusal",
+    "request_opened",
+    "result",
+    "stale",
+    "summary",
+]

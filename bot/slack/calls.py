@@ -1,0 +1,310 @@
+"""The dispatch channel: a call-number index, each call's thread, log entries, and an on-disk outbox.
+
+Dispatch (usually the CAD feed, a bot) posts one top-level message per call. Every top-level message there is
+indexed for call numbers (live, and from recent history on start); the earliest message that names a call
+is that call's thread. When a search is logged for a call nobody posted, the bot starts the thread itself
+("Call 26-012345 — facial recognition activity").
+
+A post that still fails after the web client's own retries (rate limit, server error, dropped connection)
+is kept in the outbox on disk and delivered later by `flush_outbox`, in the order it was queued. Logging
+never raises to the caller: the audit log records the search either way.
+
+Files, under data_dir/slack/ (tinydb on the project's atomic storage, 0600):
+    calls.json   call_number -> {thread_ts, first_seen, source}
+    outbox.json  queued posts: {call_number, message (chat.postMessage kwargs), attempts, last_error, queued_at}
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.web.async_client import AsyncWebClient
+from tinydb import Query
+
+from bot import policy
+from bot.config import Settings
+from bot.slack import blocks
+from bot.slack.blocks import Message
+from bot.storage import ensure_private_dir, open_tinydb
+
+log = logging.getLogger(__name__)
+
+HISTORY_PAGE = 200  # conversations.history page size (Slack allows up to 1,000; 200 is its recommendation)
+# Errors that say Slack (or the way to it) is unwell rather than this one post being wrong: a flush stops
+# at the first of these instead of trying every queued post against a service that is down.
+_TRANSIENT = {"ratelimited", "fatal_error", "internal_error", "service_unavailable", "request_timeout"}
+# What a failed post can raise once the client's retry handlers gave up.
+_POST_ERRORS = (SlackClientError, aiohttp.ClientError, asyncio.TimeoutError, OSError)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _ts_key(ts: str) -> tuple[int, int]:
+    """Slack timestamps ("1700000000.000100") compared as numbers, not strings."""
+    secs, _, frac = str(ts).partition(".")
+    return int(secs or 0), int((frac or "0").ljust(6, "0")[:6])
+
+
+def _ts_time(ts: str) -> str:
+    """The UTC time a Slack ts stands for, ISO 8601."""
+    try:
+        moment = datetime.fromtimestamp(_ts_key(ts)[0], UTC)
+    except (OverflowError, OSError, ValueError):
+        return _now()
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _error_text(exc: BaseException) -> str:
+    """A short error description for the outbox and the log (never a token: slack_sdk keeps it out)."""
+    if isinstance(exc, SlackApiError):
+        status = getattr(exc.response, "status_code", None)
+        error = exc.response.get("error") if exc.response is not None else None
+        return f"{error or 'slack_error'} (HTTP {status})" if status else str(error or "slack_error")
+    return f"{type(exc).__name__}: {exc}"[:300]
+
+
+def _transient(exc: BaseException) -> bool:
+    if isinstance(exc, SlackApiError):
+        status = getattr(exc.response, "status_code", 200)
+        error = exc.response.get("error") if exc.response is not None else None
+        return status == 429 or status >= 500 or error in _TRANSIENT
+    return True  # connection errors and timeouts
+
+
+def message_text(message: Mapping[str, Any]) -> str:
+    """All the text of a Slack message a call number may hide in: its text, attachment fields (CAD feeds
+    often post attachments) and the text of its blocks."""
+    parts: list[str] = [str(message.get("text") or "")]
+    for att in message.get("attachments") or ():
+        if isinstance(att, Mapping):
+            parts += [str(att.get(k) or "") for k in ("pretext", "title", "text", "fallback")]
+            for f in att.get("fields") or ():
+                if isinstance(f, Mapping):
+                    parts += [str(f.get("title") or ""), str(f.get("value") or "")]
+    parts += list(_block_texts(message.get("blocks") or ()))
+    return "\n".join(p for p in parts if p)
+
+
+def _block_texts(items: Iterable[Any]) -> Iterable[str]:
+    """Every "text" string inside blocks (sections, fields, context elements, rich text), depth first."""
+    for item in items:
+        if isinstance(item, Mapping):
+            text = item.get("text")
+            if isinstance(text, str):
+                yield text
+            for value in item.values():
+                if isinstance(value, (list, Mapping)):
+                    yield from _block_texts(value if isinstance(value, list) else [value])
+        elif isinstance(item, list):
+            yield from _block_texts(item)
+
+
+class CallLog:
+    """Dispatch channel: index call numbers, find or start a call's thread, post log entries, outbox."""
+
+    def __init__(self, data_dir: Path, client: AsyncWebClient, settings: Settings) -> None:
+        """Open (creating) data_dir/slack/calls.json and outbox.json; nothing is posted yet."""
+        self.client = client
+        self.channel = settings.slack.dispatch_channel.strip()
+        self.pattern = settings.policy.call_number_pattern
+        folder = ensure_private_dir(Path(data_dir) / "slack")
+        self._index_db = open_tinydb(folder / "calls.json")
+        self._outbox_db = open_tinydb(folder / "outbox.json")
+        # cache_size=0: every read sees the file as it is (cheap: both files stay small).
+        self._calls = self._index_db.table("calls", cache_size=0)
+        self._outbox = self._outbox_db.table("outbox", cache_size=0)
+        # tinydb is not thread-safe and callers may index from a worker thread (asyncio.to_thread) while
+        # the event loop posts: every read-modify-write of either file holds this lock (milliseconds).
+        self._db_lock = threading.RLock()
+        self._thread_locks: dict[str, asyncio.Lock] = {}
+        self._flush_lock = asyncio.Lock()
+        self._warned_no_channel = False
+
+    def close(self) -> None:
+        """Close the tinydb handles (nothing stays open between operations anyway)."""
+        self._index_db.close()
+        self._outbox_db.close()
+
+    # --- the index -------------------------------------------------------------------------------------------
+
+    def index_message(self, text: str, ts: str, *, source: str = "dispatch") -> list[str]:
+        """Index a top-level dispatch-channel message: every call number in it (word-bounded, configured
+        pattern). The earliest message naming a call is its thread. Returns the call numbers seen."""
+        found = policy.find_call_numbers(text or "", self.pattern)
+        for call_number in found:
+            self._remember(call_number, ts, source)
+        return found
+
+    def _remember(self, call_number: str, ts: str, source: str) -> None:
+        with self._db_lock:
+            current = self._calls.get(Query().call_number == call_number)
+            if current is not None and _ts_key(current["thread_ts"]) <= _ts_key(ts):
+                return
+            self._calls.upsert(
+                {"call_number": call_number, "thread_ts": ts, "first_seen": _ts_time(ts), "source": source},
+                Query().call_number == call_number,
+            )
+
+    def known(self, call_number: str) -> bool:
+        """Whether the call has been seen in the dispatch channel (or the bot started its thread)."""
+        return self.thread_ts(call_number) is not None
+
+    def thread_ts(self, call_number: str) -> str | None:
+        """The ts of the call's thread in the dispatch channel, or None."""
+        with self._db_lock:
+            doc = self._calls.get(Query().call_number == call_number)
+        return doc["thread_ts"] if doc else None
+
+    async def backfill(self, limit: int = 1000) -> int:
+        """Index recent dispatch-channel history (top-level messages, bots' included) on start.
+
+        Reads at most `limit` messages, newest first, page by page; returns how many of them named a call.
+        A Slack error stops the backfill with a warning (the live index still fills as messages arrive).
+        """
+        if not self.channel:
+            return 0
+        cursor: str | None = None
+        read = indexed = 0
+        while read < limit:
+            try:
+                resp = await self.client.conversations_history(
+                    channel=self.channel, limit=min(HISTORY_PAGE, limit - read), cursor=cursor or None
+                )
+            except _POST_ERRORS as exc:
+                log.warning("dispatch channel backfill stopped after %d messages: %s", read, _error_text(exc))
+                break
+            messages = resp.get("messages") or []
+            for msg in messages:
+                read += 1
+                ts = str(msg.get("ts") or "")
+                if not ts or msg.get("thread_ts") not in (None, ts):
+                    continue  # a reply shown in the channel: not a call's opening message
+                if self.index_message(message_text(msg), ts, source="backfill"):
+                    indexed += 1
+                if read >= limit:
+                    break
+            cursor = (resp.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor or not messages:
+                break
+        return indexed
+
+    # --- posting ---------------------------------------------------------------------------------------------
+
+    def _lock(self, call_number: str) -> asyncio.Lock:
+        # One thread start per call even when two searches for it finish at once.
+        return self._thread_locks.setdefault(call_number, asyncio.Lock())
+
+    async def _find_or_start_thread(self, call_number: str) -> str:
+        """The call's thread ts, starting the thread when dispatch has none. Raises on Slack errors."""
+        thread = self.thread_ts(call_number)
+        if thread is not None:
+            return thread
+        opening = blocks.call_thread_opening(call_number)
+        resp = await self.client.chat_postMessage(channel=self.channel, **opening.kwargs())
+        thread = str(resp["ts"])
+        self._remember(call_number, thread, "bot")
+        return self.thread_ts(call_number) or thread
+
+    async def _post(self, call_number: str, kwargs: Mapping[str, Any]) -> str:
+        """Post one entry in the call's thread; returns its ts. Raises on Slack errors."""
+        async with self._lock(call_number):
+            thread = await self._find_or_start_thread(call_number)
+        resp = await self.client.chat_postMessage(channel=self.channel, thread_ts=thread, **kwargs)
+        return str(resp["ts"])
+
+    async def log(self, call_number: str, message: Message) -> str | None:
+        """Post `message` in the call's thread (found, or started); returns the entry's ts.
+
+        On failure after the client's retries the post is queued on disk and None is returned; nothing is
+        raised. Older queued posts for the same call are tried first, so the thread keeps its order when
+        Slack is back. No dispatch channel configured: None, and nothing is queued.
+        """
+        if not self.channel:
+            if not self._warned_no_channel:
+                log.warning("no [slack] dispatch_channel is set: searches are not logged in a call thread")
+                self._warned_no_channel = True
+            return None
+        kwargs = message.kwargs()
+        if self._queued_for(call_number):
+            await self.flush_outbox(call_number=call_number)
+        try:
+            return await self._post(call_number, kwargs)
+        except _POST_ERRORS as exc:
+            error = _error_text(exc)
+            log.warning("call-thread post for call %s failed after retries (%s); queued", call_number, error)
+            with self._db_lock:
+                self._outbox.insert({"call_number": call_number, "message": kwargs, "attempts": 1,
+                                     "last_error": error, "queued_at": _now()})
+            return None
+
+    # --- the outbox ------------------------------------------------------------------------------------------
+
+    def _queued_for(self, call_number: str) -> bool:
+        with self._db_lock:
+            return self._outbox.contains(Query().call_number == call_number)
+
+    def outbox_depth(self) -> int:
+        """How many posts wait in the outbox."""
+        with self._db_lock:
+            return len(self._outbox)
+
+    def outbox(self) -> list[dict[str, Any]]:
+        """The queued posts, oldest first (for status and tests)."""
+        with self._db_lock:
+            docs = self._outbox.all()
+        return [dict(doc) for doc in sorted(docs, key=lambda d: d.doc_id)]
+
+    async def flush_outbox(self, *, call_number: str | None = None) -> int:
+        """Retry queued posts oldest first (only those of `call_number` when given); returns how many were
+        delivered. A post that fails again stays, with attempts + 1 and its error; a failure that says Slack
+        is unwell (rate limit, 5xx, connection) ends this round, leaving the rest for the next one."""
+        if not self.channel:
+            return 0
+        delivered = 0
+        async with self._flush_lock:
+            with self._db_lock:
+                queued = sorted(self._outbox.all(), key=lambda d: d.doc_id)
+            for doc in queued:
+                if call_number is not None and doc["call_number"] != call_number:
+                    continue
+                try:
+                    await self._post(doc["call_number"], doc["message"])
+                except _POST_ERRORS as exc:
+                    with self._db_lock:
+                        self._outbox.update(
+                            {"attempts": int(doc.get("attempts", 0)) + 1, "last_error": _error_text(exc)},
+                            doc_ids=[doc.doc_id],
+                        )
+                    if _transient(exc):
+                        break
+                    continue
+                with self._db_lock:
+                    self._outbox.remove(doc_ids=[doc.doc_id])
+                delivered += 1
+        if delivered:
+            log.info("delivered %d queued call-thread post(s); %d still queued", delivered, self.outbox_depth())
+        return delivered
+
+    async def thread_permalink(self, call_number: str) -> str | None:
+        """A link to the call's thread (for the result message), or None when unknown or Slack fails."""
+        thread = self.thread_ts(call_number)
+        if not self.channel or thread is None:
+            return None
+        try:
+            resp = await self.client.chat_getPermalink(channel=self.channel, message_ts=thread)
+        except _POST_ERRORS as exc:
+            log.warning("no permalink for the thread of call %s: %s", call_number, _error_text(exc))
+            return None
+        return resp.get("permalink")
+
+
+__all__ = ["CallLog", "message_text"]

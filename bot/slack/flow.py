@@ -1,0 +1,782 @@
+"""The request flow: Slack events in, core transitions, effects out as Slack calls.
+
+The only place that maps the dialog's effects (bot.request) to Slack: messages built by bot.slack.blocks,
+face work in the engine's process pool, searches through bot.service, audit entries, the call-thread log.
+Decisions stay in the core. Every Slack call here tolerates failure (it is logged): the state machine and
+the audit log are the record; a lost message never loses a request.
+
+Entry points (called by the listeners after they ack): `handle_upload`, `handle_reply`, `handle_action`,
+`index_dispatch`; background jobs: `tick`, `resume_all`, `purge`.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from slack_sdk.errors import SlackApiError
+
+from bot import contact_sheet, policy, request, service, wording
+from bot.faces.engine import Probe
+from bot.faces.gallery import Candidate
+from bot.faces.images import ImageError, decode_image
+from bot.request import Dialog, Effect, ImageRequest
+from bot.slack import blocks, roles
+from bot.slack.client import DownloadError, FileTooLarge, MissingFilesScope, download_file
+from bot.slack.probe_cache import CachedProbe
+
+if TYPE_CHECKING:
+    from bot.config import ImageSettings
+    from bot.slack.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+EYES = "eyes"  # the upload was seen and a request opened
+HOURGLASS = "hourglass_flowing_sand"  # a search is running
+DONE_MARK = "white_check_mark"  # every image has its result
+STATUS_INTERVAL_S = 1.0  # in-place status updates at most once a second (CONTRACTS)
+IMAGE_TYPES = frozenset({"jpg", "jpeg", "png", "gif", "webp", "heic", "heif", "bmp", "tiff", "tif"})
+# Message subtypes a person's thread reply can have (a reply also sent to the channel is thread_broadcast).
+REPLY_SUBTYPES = (None, "thread_broadcast")
+
+
+class _Failure(Exception):
+    """An image could not be analysed. `reason` is what blocks.image_failed words (a code such as
+    "missing_files_scope", or the image module's sentence); `detail` is the technical cause for the audit."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+# --------------------------------------------------------------------------------------- Slack calls
+
+
+async def post(rt: Runtime, channel: str, thread_ts: str | None, message: blocks.Message) -> str | None:
+    """chat.postMessage in a thread (with the message's metadata); the new ts, or None when Slack refused."""
+    try:
+        resp = await rt.client.chat_postMessage(channel=channel, thread_ts=thread_ts, **message.kwargs())
+    except SlackApiError as exc:
+        log.error("chat.postMessage to %s failed: %s", channel, exc.response.get("error"))
+        return None
+    return resp.get("ts")
+
+
+async def update(rt: Runtime, channel: str, ts: str, message: blocks.Message) -> bool:
+    """chat.update of one of the bot's messages (with metadata); False when Slack refused."""
+    try:
+        await rt.client.chat_update(channel=channel, ts=ts, **message.kwargs())
+    except SlackApiError as exc:
+        log.error("chat.update in %s failed: %s", channel, exc.response.get("error"))
+        return False
+    return True
+
+
+async def ephemeral(rt: Runtime, channel: str, user: str, thread_ts: str | None, message: blocks.Message) -> None:
+    """A brief note only `user` sees (never used for anything essential: phones lose them)."""
+    try:
+        await rt.client.chat_postEphemeral(
+            channel=channel, user=user, thread_ts=thread_ts, **message.ephemeral_kwargs()
+        )
+    except SlackApiError as exc:
+        log.warning("chat.postEphemeral failed: %s", exc.response.get("error"))
+
+
+async def react(rt: Runtime, channel: str, ts: str, name: str, *, remove: bool = False) -> None:
+    """Add (or remove) one of the bot's reactions; already there / already gone is fine."""
+    try:
+        if remove:
+            await rt.client.reactions_remove(channel=channel, timestamp=ts, name=name)
+        else:
+            await rt.client.reactions_add(channel=channel, timestamp=ts, name=name)
+    except SlackApiError as exc:
+        if exc.response.get("error") not in ("already_reacted", "no_reaction"):
+            log.warning("reactions.%s failed: %s", "remove" if remove else "add", exc.response.get("error"))
+
+
+async def upload(
+    rt: Runtime, channel: str, thread_ts: str, data: bytes, *, filename: str, title: str, comment: str | None
+) -> bool:
+    """files_upload_v2 of an image into a thread; False when Slack refused."""
+    try:
+        await rt.client.files_upload_v2(
+            channel=channel, thread_ts=thread_ts, file=data, filename=filename, title=title,
+            initial_comment=comment, alt_txt=title,
+        )
+    except SlackApiError as exc:
+        log.error("files_upload_v2 of %s failed: %s", filename, exc.response.get("error"))
+        return False
+    return True
+
+
+class StatusMessage:
+    """One status message in a request thread, updated in place at most once a second.
+
+    The first `show` posts it; later ones update it. An update that comes too soon is held and sent when the
+    second has passed; only the latest held update is sent.
+    """
+
+    def __init__(self, rt: Runtime, channel: str, thread_ts: str, interval: float = STATUS_INTERVAL_S) -> None:
+        self.rt, self.channel, self.thread_ts, self.interval = rt, channel, thread_ts, interval
+        self.ts: str | None = None
+        self._last = 0.0
+        self._held: blocks.Message | None = None
+        self._pump: asyncio.Task | None = None
+        self._first = asyncio.Lock()
+
+    async def show(self, message: blocks.Message) -> None:
+        """Post or update the status; returns once posted (an update may follow later)."""
+        async with self._first:
+            if self.ts is None:
+                self.ts = await post(self.rt, self.channel, self.thread_ts, message)
+                self._last = time.monotonic()
+                return
+        self._held = message
+        if self._pump is None or self._pump.done():
+            self._pump = self.rt.spawn(self._send_held(), name="status-update")
+
+    async def _send_held(self) -> None:
+        while self._held is not None and self.ts is not None:
+            wait = self._last + self.interval - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            message, self._held = self._held, None
+            await update(self.rt, self.channel, self.ts, message)
+            self._last = time.monotonic()
+
+
+def _status(rt: Runtime, dialog: Dialog, request_id: str) -> StatusMessage:
+    statuses: dict[str, StatusMessage] = rt.state.setdefault("status", {})
+    status = statuses.get(request_id)
+    if status is None:
+        status = statuses[request_id] = StatusMessage(rt, dialog.channel, dialog.thread_ts)
+    return status
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+def _from_bot(rt: Runtime, event: dict[str, Any]) -> bool:
+    """Bot messages (any bot, this one included) never start a request and never answer a dialog."""
+    return bool(
+        event.get("bot_id")
+        or event.get("subtype") == "bot_message"
+        or (rt.bot_user_id is not None and event.get("user") == rt.bot_user_id)
+    )
+
+
+def _is_image(file: dict[str, Any]) -> bool:
+    mimetype = str(file.get("mimetype") or "")
+    if mimetype:
+        return mimetype.startswith("image/")
+    return str(file.get("filetype") or "").lower() in IMAGE_TYPES
+
+
+def _ts_time(ts: str) -> str:
+    """A Slack ts as UTC ISO 8601."""
+    try:
+        return datetime.fromtimestamp(float(ts), UTC).isoformat()
+    except (TypeError, ValueError):
+        return ""
+
+
+def _requester(dialog: Dialog) -> service.Requester:
+    return service.Requester(dialog.requester_id, dialog.requester_name)
+
+
+def _source(rt: Runtime, dialog: Dialog, image: ImageRequest, permalink: str | None) -> dict[str, Any]:
+    """The Slack fields of every audit entry written for one image of a dialog."""
+    call_ts = rt.calls.thread_ts(dialog.call_number) if dialog.call_number else None
+    return {
+        "source": "slack",
+        "channel": dialog.channel,
+        "thread_ts": dialog.thread_ts,
+        "permalink": permalink,
+        "file_id": image.file_id,
+        "file_name": image.file_name,
+        "dialog_id": dialog.dialog_id,
+        "uploaded_at": dialog.created_at,
+        "answer_times": dict(dialog.answer_times),
+        "analysed_at": image.analysed_at,
+        "face_chosen_at": image.chosen_at,
+        "call_thread_ts": call_ts,
+    }
+
+
+async def _claim(rt: Runtime, key: str) -> bool:
+    return await rt.io(rt.store.claim, key, rt.now())
+
+
+# ----------------------------------------------------------------------------------------- transitions
+
+
+async def transition(
+    rt: Runtime, dialog_id: str, step: Callable[[Dialog], request.Result], *, actor: str | None = None
+) -> Dialog | None:
+    """Apply one input to a dialog (read, transition, write as one locked step) and carry out its effects.
+
+    The per-dialog lock keeps the messages of one transition together and in order. `actor` is who sent
+    the input (a reply or a button), for the brief notes only they see.
+    """
+    async with rt.lock(dialog_id):
+        outcome = await rt.io(rt.store.update, dialog_id, step)
+        if outcome is None:
+            return None
+        dialog, effects = outcome
+        await apply(rt, dialog, effects, actor=actor)
+        return dialog
+
+
+async def apply(rt: Runtime, dialog: Dialog, effects: list[Effect], *, actor: str | None = None) -> None:
+    """Carry out effects in order; one failing effect is logged and does not stop the rest."""
+    for effect in effects:
+        try:
+            await _apply(rt, dialog, effect, actor)
+        except Exception:
+            log.exception("effect %s of dialog %s failed", type(effect).__name__, dialog.dialog_id)
+
+
+async def _apply(rt: Runtime, dialog: Dialog, effect: Effect, actor: str | None) -> None:
+    p = rt.settings.policy
+    here = (dialog.channel, dialog.thread_ts)
+    if isinstance(effect, request.Prompt):
+        await post(rt, *here, blocks.prompt(effect.step, dialog, p))
+    elif isinstance(effect, request.Prefilled):
+        await post(rt, *here, blocks.prefilled(effect, dialog))
+    elif isinstance(effect, request.Invalid):
+        await post(rt, *here, blocks.invalid(effect, dialog, p))
+    elif isinstance(effect, request.Summary):
+        await post(rt, *here, blocks.summary(dialog))
+    elif isinstance(effect, request.Analyse):
+        for rid in effect.request_ids:
+            rt.spawn(analyse(rt, dialog.dialog_id, rid), name=f"analyse-{rid}")
+    elif isinstance(effect, request.AskFace):
+        await _ask_face(rt, dialog, effect)
+    elif isinstance(effect, request.ImageFailed):
+        await _image_failed(rt, dialog, effect)
+    elif isinstance(effect, request.Search):
+        rt.spawn(search(rt, dialog.dialog_id, effect.request_id, effect.face_index), name=f"search-{effect.request_id}")
+    elif isinstance(effect, request.NotRequester):
+        await ephemeral(rt, dialog.channel, effect.user_id, dialog.thread_ts,
+                        blocks.not_requester(dialog, effect.user_id))
+    elif isinstance(effect, request.Cancelled):
+        await _ended(rt, dialog, "cancelled", effect.request_ids)
+    elif isinstance(effect, request.Expired):
+        await _ended(rt, dialog, "expired", effect.request_ids)
+    elif isinstance(effect, request.Done):
+        await react(rt, dialog.channel, dialog.thread_ts, HOURGLASS, remove=True)
+        await react(rt, dialog.channel, dialog.thread_ts, DONE_MARK)
+    elif actor and isinstance(effect, (request.Busy, request.Stale, request.Closed)):
+        # Only the person who replied or pressed needs to know their input changed nothing.
+        note = {request.Busy: blocks.busy, request.Stale: blocks.stale, request.Closed: blocks.closed}
+        await ephemeral(rt, dialog.channel, actor, dialog.thread_ts, note[type(effect)](dialog))
+    else:
+        log.debug("dialog %s: %s", dialog.dialog_id, effect)
+
+
+async def _ask_face(rt: Runtime, dialog: Dialog, effect: request.AskFace) -> None:
+    """Post the photo with numbered boxes, then the face question with a button per face."""
+    image = dialog.image(effect.request_id)
+    if image is None:
+        return
+    cached = await rt.io(rt.probes.get, effect.request_id)
+    if cached is not None and cached.annotated:
+        await upload(
+            rt, dialog.channel, dialog.thread_ts, cached.annotated,
+            filename=f"{effect.request_id}-faces.png", title=f"Faces found in {image.file_name}"[:200],
+            comment=None,
+        )
+    await post(rt, dialog.channel, dialog.thread_ts, blocks.ask_face(dialog, image))
+
+
+async def _ended(rt: Runtime, dialog: Dialog, kind: str, request_ids: tuple[str, ...]) -> None:
+    """A cancel or a timeout: audit each unfinished image, say so once, forget the probes."""
+    permalink = await rt.permalink(dialog.channel, dialog.thread_ts)
+    for rid in request_ids:
+        image = dialog.image(rid)
+        if image is None:
+            continue
+        await rt.io(
+            service.record_ended, rt.core, outcome=kind, request_id=rid, answers=dialog.answers(),
+            requester=_requester(dialog), source=_source(rt, dialog, image, permalink), faces=image.faces,
+        )
+        await rt.io(rt.probes.remove, rid)
+    minutes = rt.settings.slack.dialog_timeout_minutes if kind == "expired" else None
+    await post(rt, dialog.channel, dialog.thread_ts, blocks.ended(dialog, kind, timeout_minutes=minutes))
+
+
+async def _say_failed(rt: Runtime, dialog: Dialog, image: ImageRequest, reason: str) -> None:
+    """Tell the officer an image was not searched: the status message becomes the reason, in place (or it
+    is posted when there is no status message)."""
+    message = blocks.image_failed(dialog, image, reason)
+    status = rt.state.setdefault("status", {}).get(image.request_id)
+    if status is not None and status.ts is not None:
+        await status.show(message)
+    else:
+        await post(rt, dialog.channel, dialog.thread_ts, message)
+
+
+async def _image_failed(rt: Runtime, dialog: Dialog, effect: request.ImageFailed) -> None:
+    """An image that cannot be searched: audit it as error, say why, log it on the call."""
+    image = dialog.image(effect.request_id)
+    if image is None:
+        return
+    # The failure's own words when this process saw it happen, else the dialog's code ("no_face", ...).
+    reason, detail = rt.state.setdefault("failures", {}).pop(effect.request_id, (effect.reason, effect.reason))
+    permalink = await rt.permalink(dialog.channel, dialog.thread_ts)
+    source = {**_source(rt, dialog, image, permalink), "probe_sha256": image.probe_sha256,
+              "error_code": effect.reason}
+    await rt.io(
+        service.record_ended, rt.core, outcome="error", request_id=image.request_id, answers=dialog.answers(),
+        requester=_requester(dialog), source=source, error=f"{wording.image_problem(reason)} ({detail})",
+        faces=image.faces,
+    )
+    await _say_failed(rt, dialog, image, reason)
+    await _log_call(rt, dialog, image, outcome="error", result=None, permalink=permalink)
+
+
+async def _log_call(
+    rt: Runtime, dialog: Dialog, image: ImageRequest, *, outcome: str, result: service.SearchResult | None,
+    permalink: str | None,
+) -> None:
+    """Post the log entry in the call's thread in the dispatch channel (queued there when Slack fails)."""
+    if not rt.settings.slack.dispatch_channel or not dialog.call_number:
+        return
+    message = blocks.call_log_entry(
+        dialog, image, outcome=outcome, result=result, request_link=permalink,
+        detail=rt.settings.slack.call_log_detail, timezone=rt.settings.timezone,
+    )
+    try:
+        await rt.calls.log(dialog.call_number, message)
+    except Exception:
+        log.exception("call-thread log for %s failed", image.request_id)
+
+
+# ------------------------------------------------------------------------------------- entry points
+
+
+async def handle_upload(rt: Runtime, body: dict[str, Any], dialog: Dialog | None = None) -> None:
+    """A message with files: one request per image in a case channel, after the guards.
+
+    `dialog` is the thread's dialog when the upload is itself a thread reply (then an active one wins).
+    """
+    event = body.get("event") or {}
+    if _from_bot(rt, event):
+        return
+    channel, user, ts = event.get("channel"), event.get("user"), event.get("ts")
+    files = [f for f in event.get("files") or [] if isinstance(f, dict) and f.get("id")]
+    if not (channel and user and ts and files):
+        return
+    if not await rt.is_case_channel(channel):
+        return  # uploads outside case channels are none of the bot's business
+    if dialog is not None and not dialog.terminal:
+        return  # a photo dropped into a running request's thread is not a new request
+    # Dedupe: Slack redelivers events (X-Slack-Retry-Num, Socket Mode reconnects); one event or one file
+    # never starts a second request.
+    event_id = body.get("event_id") or f"{channel}:{ts}"
+    if not await _claim(rt, f"event:{event_id}"):
+        return
+    fresh = [f for f in files if await _claim(rt, "file:" + f["id"])]
+    if not fresh:
+        return
+    thread_ts = event.get("thread_ts") or ts
+    fresh = [await _file_details(rt, f) for f in fresh]
+    images = [f for f in fresh if _is_image(f)]
+    for f in fresh:
+        if not _is_image(f):
+            await post(rt, channel, thread_ts, blocks.non_image(f.get("name") or f.get("title") or ""))
+    if not images:
+        return
+    name = await rt.user_name(user)
+    allowed, reason = await roles.can_request(
+        rt, user, await rt.channel_info(channel), ext_shared_hint=bool(body.get("is_ext_shared_channel"))
+    )
+    if not allowed:
+        await _refuse(rt, channel, thread_ts, ts, service.Requester(user, name), images, reason or "")
+        return
+    urls: dict[str, str] = rt.state.setdefault("file_urls", {})
+    for f in images:
+        url = f.get("url_private_download") or f.get("url_private")
+        if url:
+            urls[f["id"]] = url
+    slack = rt.settings.slack
+    new, effects = request.start_dialog(
+        channel=channel, thread_ts=thread_ts, requester_id=user, requester_name=name,
+        files=[(f["id"], f.get("name") or f.get("title") or f["id"]) for f in images],
+        text=event.get("text") or "", now=rt.now(), policy=rt.settings.policy, source_event_id=event_id,
+        known_call=rt.calls.known, require_known_call=slack.require_known_call,
+    )
+    await rt.io(rt.store.put, new)
+    async with rt.lock(new.dialog_id):
+        await react(rt, channel, ts, EYES)
+        await post(rt, channel, thread_ts, blocks.request_opened(new))
+        await apply(rt, new, effects)
+
+
+async def _file_details(rt: Runtime, file: dict[str, Any]) -> dict[str, Any]:
+    """The full file object: events may carry only an id (`file_access: check_file_info`)."""
+    if file.get("mimetype") and file.get("file_access") != "check_file_info":
+        return file
+    try:
+        return (await rt.client.files_info(file=file["id"])).get("file") or file
+    except SlackApiError as exc:
+        log.warning("files.info for %s failed: %s", file["id"], exc.response.get("error"))
+        return file
+
+
+async def _refuse(
+    rt: Runtime, channel: str, thread_ts: str, ts: str, requester: service.Requester,
+    images: list[dict[str, Any]], reason: str,
+) -> None:
+    """Refuse a request (who asked, or where): audit each image as denied, then say why in the thread."""
+    permalink = await rt.permalink(channel, ts)
+    request_ids = []
+    for f in images:
+        rid = service.new_request_id()
+        request_ids.append(rid)
+        source = {
+            "source": "slack", "channel": channel, "thread_ts": thread_ts, "permalink": permalink,
+            "file_id": f["id"], "file_name": f.get("name"), "uploaded_at": _ts_time(ts),
+        }
+        await rt.io(
+            service.record_denied, rt.core, request_id=rid, answers=policy.Answers(), reasons=[reason],
+            requester=requester, source=source,
+        )
+    await post(rt, channel, thread_ts, blocks.refusal(reason, request_id=", ".join(request_ids)))
+
+
+async def handle_reply(rt: Runtime, body: dict[str, Any], dialog: Dialog | None) -> None:
+    """A person's reply in a request thread: an answer to the current step (only the requester's count)."""
+    event = body.get("event") or {}
+    if dialog is None or _from_bot(rt, event) or event.get("subtype") not in REPLY_SUBTYPES:
+        return
+    user = event.get("user")
+    if not user:
+        return
+    event_id = body.get("event_id") or f"{event.get('channel')}:{event.get('ts')}"
+    if not await _claim(rt, f"event:{event_id}"):
+        return  # a redelivered reply must not answer the next question too
+    text = event.get("text") or ""
+    slack = rt.settings.slack
+    await transition(
+        rt, dialog.dialog_id,
+        lambda d: request.on_reply(
+            d, user_id=user, text=text, now=rt.now(), policy=rt.settings.policy,
+            known_call=rt.calls.known, require_known_call=slack.require_known_call,
+        ),
+        actor=user,
+    )
+
+
+async def handle_action(rt: Runtime, body: dict[str, Any], action: dict[str, Any], dialog: Dialog | None) -> None:
+    """A button press in a request thread (purpose, attest, face, cancel); acked already."""
+    if dialog is None:
+        return
+    user = (body.get("user") or {}).get("id")
+    if not user:
+        return
+    if not await _claim(rt, f"action:{action.get('action_ts')}:{user}:{action.get('action_id')}"):
+        return
+    await transition(
+        rt, dialog.dialog_id,
+        lambda d: request.on_action(
+            d, user_id=user, action=str(action.get("action_id") or ""), value=str(action.get("value") or ""),
+            now=rt.now(), policy=rt.settings.policy,
+        ),
+        actor=user,
+    )
+
+
+def _message_text(event: dict[str, Any]) -> str:
+    """Text of a message, with attachment texts (CAD feeds often post attachments)."""
+    message = event.get("message") if event.get("subtype") == "message_changed" else event
+    message = message or {}
+    parts = [str(message.get("text") or "")]
+    for att in message.get("attachments") or []:
+        if isinstance(att, dict):
+            parts += [str(att.get(k) or "") for k in ("pretext", "title", "text", "fallback")]
+    return "\n".join(p for p in parts if p)
+
+
+async def index_dispatch(rt: Runtime, event: dict[str, Any]) -> None:
+    """Index call numbers in a top-level dispatch-channel message (the CAD feed is usually a bot)."""
+    message = event.get("message") if event.get("subtype") == "message_changed" else event
+    ts = (message or {}).get("ts")
+    if ts:
+        await rt.io(rt.calls.index_message, _message_text(event), ts)
+
+
+# -------------------------------------------------------------------------------------- face work
+
+
+async def analyse(rt: Runtime, dialog_id: str, request_id: str) -> None:
+    """Download one image and find its faces (once: the result is cached and stored with the request)."""
+    running: set[str] = rt.state.setdefault("analysing", set())
+    if request_id in running:
+        return
+    running.add(request_id)
+    try:
+        dialog = await rt.io(rt.store.get, dialog_id)
+        image = dialog.image(request_id) if dialog else None
+        if dialog is None or image is None or dialog.terminal or image.status != request.PENDING:
+            return
+        cached = await rt.io(rt.probes.get, request_id)  # a restart after analysis: never detect again
+        error = None
+        if cached is None:
+            status = _status(rt, dialog, request_id)
+            await status.show(blocks.progress(dialog, image, "downloading"))
+            try:
+                data = await _download(rt, image)
+                await status.show(blocks.progress(dialog, image, "finding_faces"))
+                cached = await _find_faces(rt, image, data)
+                await rt.io(rt.probes.put, request_id, cached)
+            except _Failure as failure:
+                error = failure.reason
+                rt.state.setdefault("failures", {})[request_id] = (failure.reason, failure.detail)
+        faces = cached.faces if cached else None
+        sha = cached.sha256 if cached else None
+        await transition(
+            rt, dialog_id,
+            lambda d: request.on_analysed(d, request_id, faces=faces, probe_sha256=sha, error=error, now=rt.now()),
+        )
+    finally:
+        running.discard(request_id)
+
+
+async def _download_url(rt: Runtime, file_id: str) -> str:
+    url = rt.state.setdefault("file_urls", {}).get(file_id)
+    if url:
+        return url
+    try:
+        file = (await rt.client.files_info(file=file_id)).get("file") or {}
+    except SlackApiError as exc:
+        raise _Failure("download_failed", f"files.info: {exc.response.get('error')}") from None
+    url = file.get("url_private_download") or file.get("url_private")
+    if not url:
+        raise _Failure("download_failed", "files.info gave no download URL")
+    return url
+
+
+async def _download(rt: Runtime, image: ImageRequest) -> bytes:
+    """The photo's bytes, with the bot token sent only to the API host and the configured file hosts."""
+    url = await _download_url(rt, image.file_id)
+    assert rt.download_session is not None, "Runtime.start() opens the download session"
+    try:
+        return await download_file(
+            rt.download_session, url, rt.token, allowed_hosts=rt.token_hosts,
+            max_bytes=rt.settings.images.max_bytes,
+        )
+    except MissingFilesScope as exc:
+        raise _Failure("missing_files_scope", exc.message) from None
+    except FileTooLarge as exc:
+        raise _Failure("too_large", exc.message) from None
+    except DownloadError as exc:
+        raise _Failure("download_failed", f"{exc.code}: {exc.message}") from None
+
+
+async def _find_faces(rt: Runtime, image: ImageRequest, data: bytes) -> CachedProbe:
+    """Faces on the photo, in the engine's process pool; crops and numbered boxes drawn in a thread."""
+    try:
+        probe = await rt.engine.analyse(data)
+        return await rt.work(prepare_probe, data, probe, rt.settings.images)
+    except ImageError as exc:
+        reason = exc.code if exc.code in wording.IMAGE_PROBLEMS else exc.message
+        raise _Failure(reason, f"{exc.code}: {exc.message}") from None
+    except Exception as exc:
+        log.exception("face analysis of %s failed", image.request_id)
+        raise _Failure("error", f"face analysis failed: {type(exc).__name__}: {exc}"[:500]) from exc
+
+
+def prepare_probe(data: bytes, probe: Probe, images: ImageSettings) -> CachedProbe:
+    """What the dialog keeps of an analysed photo: encodings, a crop per face, numbered boxes when several."""
+    faces = [f.as_dict() for f in probe.faces]
+    encodings = (
+        np.stack([np.asarray(f.encoding, dtype=np.float32) for f in probe.faces])
+        if probe.faces else np.zeros((0, 128), dtype=np.float32)
+    )
+    crops: list[bytes] = []
+    annotated = None
+    if probe.faces:
+        rgb = decode_image(data, max_bytes=images.max_bytes, max_pixels=images.max_pixels)
+        crops = [contact_sheet.face_crop_jpeg(rgb, f.box.as_dict()) for f in probe.faces]
+        if len(faces) > 1:
+            annotated = contact_sheet.annotate_faces(rgb, faces)
+    return CachedProbe(probe.sha256, probe.width, probe.height, faces, encodings, crops, annotated)
+
+
+async def search(rt: Runtime, dialog_id: str, request_id: str, face_index: int) -> None:
+    """Run one image's search, post the caveated result and the contact sheet, log it on the call."""
+    running: set[str] = rt.state.setdefault("searching", set())
+    if request_id in running:
+        return
+    running.add(request_id)
+    try:
+        first = await _claim(rt, "search:" + request_id)
+        dialog = await rt.io(rt.store.get, dialog_id)
+        image = dialog.image(request_id) if dialog else None
+        if dialog is None or image is None or image.status != request.SEARCHING:
+            return
+        # Claimed before: a previous process started this search. If the audit has its result, post that
+        # result again rather than search a second time.
+        result = None if first else await rt.io(audited_result, rt, request_id)
+        await react(rt, dialog.channel, dialog.thread_ts, HOURGLASS)
+        status = _status(rt, dialog, request_id)
+        await status.show(blocks.progress(dialog, image, "searching"))
+        permalink = await rt.permalink(dialog.channel, dialog.thread_ts)
+        cached = await rt.io(rt.probes.get, request_id)
+        if result is None:
+            try:
+                if cached is None or not 1 <= face_index <= len(cached.faces):
+                    raise LookupError("the probe analysis is no longer stored")
+                result = await rt.work(
+                    service.search_face, rt.core, request_id=request_id, answers=dialog.answers(),
+                    requester=_requester(dialog), source=_source(rt, dialog, image, permalink),
+                    probe_sha256=image.probe_sha256 or cached.sha256, faces=image.faces or cached.faces,
+                    encoding=cached.encoding(face_index), face_index=face_index,
+                )
+            except Exception as exc:
+                log.exception("search %s failed", request_id)
+                await _search_failed(rt, dialog, image, exc, permalink)
+                return
+        call_link = await rt.calls.thread_permalink(dialog.call_number) if dialog.call_number else None
+        result_ts = await post(rt, dialog.channel, dialog.thread_ts, blocks.result(
+            dialog, image, result, call_link, min_face_px=rt.settings.images.min_face_px,
+        ))
+        probe_crop = cached.crop(face_index) if cached else None
+        await _post_contact_sheet(rt, dialog, image, result, probe_crop)
+        await _log_call(rt, dialog, image, outcome=result.outcome, result=result, permalink=permalink)
+        outcome = result.outcome
+        await transition(
+            rt, dialog_id,
+            lambda d: request.on_searched(d, request_id, outcome=outcome, now=rt.now(), result_ts=result_ts),
+        )
+        await status.show(blocks.progress(dialog, image, "done"))
+    finally:
+        running.discard(request_id)
+
+
+async def _search_failed(
+    rt: Runtime, dialog: Dialog, image: ImageRequest, exc: Exception, permalink: str | None
+) -> None:
+    error = f"{type(exc).__name__}: {exc}"[:500]
+    source = {**_source(rt, dialog, image, permalink), "probe_sha256": image.probe_sha256}
+    await rt.io(
+        service.record_ended, rt.core, outcome="error", request_id=image.request_id, answers=dialog.answers(),
+        requester=_requester(dialog), source=source, error=error, faces=image.faces,
+        face_index=image.face_index,
+    )
+    await _say_failed(rt, dialog, image, "search_failed")
+    await _log_call(rt, dialog, image, outcome="error", result=None, permalink=permalink)
+    rid = image.request_id
+    await transition(
+        rt, dialog.dialog_id,
+        lambda d: request.on_searched(d, rid, outcome="error", now=rt.now(), error=error),
+    )
+
+
+def sheet_png(rt: Runtime, result: service.SearchResult, probe_crop: bytes | None) -> bytes:
+    """The contact sheet: the searched face beside each candidate's gallery thumbnail, labelled by rank."""
+    gallery = rt.core.gallery
+    tiles = [
+        contact_sheet.SheetCandidate(
+            rank=c.rank,
+            label=f"{c.name} · {c.subject_id}" + (f" · {c.record_ref}" if c.record_ref else ""),
+            distance_band=wording.distance_band(float(c.distance), float(result.threshold)),
+            thumbnail_jpeg=gallery.thumbnail(c.image_sha256) if c.image_sha256 else None,
+        )
+        for c in result.candidates
+    ]
+    title = f"Request {result.request_id} · call {result.call_number}"
+    return contact_sheet.contact_sheet(probe_crop or b"", tiles, title=title, footer=result.caveat)
+
+
+async def _post_contact_sheet(
+    rt: Runtime, dialog: Dialog, image: ImageRequest, result: service.SearchResult, probe_crop: bytes | None
+) -> None:
+    """The message carrying the contact sheet (with metadata), then the sheet itself, in the request thread."""
+    png = await rt.work(sheet_png, rt, result, probe_crop)
+    await post(rt, dialog.channel, dialog.thread_ts, blocks.contact_sheet(dialog, image))
+    await upload(
+        rt, dialog.channel, dialog.thread_ts, png, filename=f"{result.request_id}-contact-sheet.png",
+        title=f"Contact sheet {result.request_id}", comment=None,
+    )
+
+
+def audited_result(rt: Runtime, request_id: str) -> service.SearchResult | None:
+    """The result of a search the audit log already holds for this request (candidates or none), else None.
+
+    Names and record references come from the gallery as it is now; a subject removed since shows its id.
+    """
+    entries = [
+        e for e in rt.core.audit.find(request_id=request_id, kinds=["search"])
+        if e.get("outcome") in ("candidates", "no_candidate")
+    ]
+    if not entries:
+        return None
+    e = entries[-1]
+    subjects = {s["subject_id"]: s for s in rt.core.gallery.subjects()}
+    candidates = [
+        Candidate(
+            int(c["rank"]), c["subject_id"], subjects.get(c["subject_id"], {}).get("name", c["subject_id"]),
+            subjects.get(c["subject_id"], {}).get("record_ref", "") or "", float(c["distance"]), "",
+        )
+        for c in e.get("candidates") or []
+    ]
+    return service.SearchResult(
+        request_id=request_id, call_number=e.get("call_number") or "", purpose=e.get("purpose") or "",
+        faces=e.get("faces") or [], face_index=int(e.get("face_index") or 1), candidates=candidates,
+        threshold=float(e.get("threshold") or rt.settings.search.threshold),
+        gallery_size=int(e.get("gallery_subjects") or 0), gallery_images=int(e.get("gallery_images") or 0),
+        model=e.get("model") or "", versions=e.get("versions") or {}, audit_seq=int(e.get("seq") or 0),
+    )
+
+
+# ------------------------------------------------------------------------------------------------ jobs
+
+
+async def tick(rt: Runtime) -> int:
+    """End dialogs left unanswered past the timeout (audited as expired); deliver queued call-log posts.
+
+    Returns how many dialogs expired.
+    """
+    minutes = rt.settings.slack.dialog_timeout_minutes
+    limit = timedelta(minutes=minutes)
+    expired = 0
+    for dialog in await rt.io(rt.store.active):
+        if dialog.step not in request.INPUT_STEPS:
+            continue
+        if rt.now() - datetime.fromisoformat(dialog.updated_at) < limit:
+            continue  # checked here first so quiet dialogs take no lock and no write
+        new = await transition(rt, dialog.dialog_id, lambda d: request.on_tick(d, rt.now(), minutes))
+        if new is not None and new.step is request.Step.EXPIRED:
+            expired += 1
+    if await rt.io(rt.calls.outbox_depth):
+        await rt.calls.flush_outbox()
+    return expired
+
+
+async def resume_all(rt: Runtime) -> int:
+    """After a restart: restart analysis not yet stored and searches not yet finished. Returns dialogs resumed."""
+    resumed = 0
+    for dialog in await rt.io(rt.store.active):
+        effects = request.resume(dialog)
+        if effects:
+            async with rt.lock(dialog.dialog_id):
+                await apply(rt, dialog, effects)
+            resumed += 1
+    return resumed
+
+
+async def purge(rt: Runtime) -> dict[str, int]:
+    """Dialog-state retention: remove ended dialogs and cached probes older than `dialog_state_days`."""
+    cutoff = rt.now() - timedelta(days=rt.settings.retention.dialog_state_days)
+    dialogs = await rt.io(rt.store.delete_older_than, cutoff)
+    probes = await rt.io(rt.probes.purge, cutoff)
+    if dialogs or probes:
+        log.info("retention: removed %d ended dialogs and %d cached probes", dialogs, probes)
+    return {"dialogs": dialogs, "probes": probes}

@@ -1,0 +1,14 @@
+"""Every Bolt listener, one small module per callback; `register(app)` adds them all in matching order."""
+from __future__ import annotations
+
+from slack_bolt.async_app import AsyncApp
+
+from bot.slack.listeners import actions, commands, events, messages
+
+
+def register(app: AsyncApp) -> None:
+    """Register events, messages, actions and commands."""
+    events.register(app)
+    messages.register(app)
+    actions.register(app)
+    commands.register(app)

@@ -1,0 +1,67 @@
+"""Who may do what in Slack: requesters, command staff, gallery admins.
+
+Guests (multi- and single-channel) and channels shared with another organisation are refused whatever
+the lists say (CONTRACTS "Who may request"). With nobody configured, nobody may request: the refusal says
+an administrator must authorise requesters. Refusal texts come from `bot.wording`.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from bot import wording
+
+if TYPE_CHECKING:
+    from bot.slack.runtime import Runtime
+
+
+async def _is_guest(rt: Runtime, user_id: str) -> bool:
+    info = await rt.user_info(user_id)
+    if info is None:
+        return True  # unknown to Slack (or the lookup failed): fail closed
+    return bool(info.get("is_restricted") or info.get("is_ultra_restricted") or info.get("deleted"))
+
+
+async def _member(rt: Runtime, user_id: str, users: Iterable[str], groups: Iterable[str]) -> bool:
+    if user_id in set(users):
+        return True
+    for group in groups:
+        if user_id in await rt.group_members(group):
+            return True
+    return False
+
+
+async def can_request(
+    rt: Runtime, user_id: str, channel_info: dict[str, Any] | None, *, ext_shared_hint: bool = False
+) -> tuple[bool, str | None]:
+    """Whether `user_id` may request a search in this channel: (True, None) or (False, refusal text).
+
+    `ext_shared_hint` is the Events API envelope's `is_ext_shared_channel`, used when conversations.info
+    is unavailable.
+    """
+    slack = rt.settings.slack
+    if ext_shared_hint or (channel_info or {}).get("is_ext_shared"):
+        return False, wording.EXTERNAL_CHANNEL_REFUSED
+    if await _is_guest(rt, user_id):
+        return False, wording.GUEST_REFUSED
+    if not slack.requesters and not slack.requester_groups:
+        return False, wording.NOT_AUTHORISED_NOBODY_CONFIGURED
+    if await _member(rt, user_id, slack.requesters, slack.requester_groups):
+        return True, None
+    return False, wording.NOT_AUTHORISED
+
+
+async def is_command_staff(rt: Runtime, user_id: str) -> bool:
+    """Command staff (audit review, reports): listed in command_staff or a command_staff_groups member."""
+    slack = rt.settings.slack
+    if await _is_guest(rt, user_id):
+        return False
+    return await _member(rt, user_id, slack.command_staff, slack.command_staff_groups)
+
+
+async def is_gallery_admin(rt: Runtime, user_id: str) -> bool:
+    """Gallery administrators (enroll, remove): listed in gallery_admins or a gallery_admin_groups member."""
+    slack = rt.settings.slack
+    if await _is_guest(rt, user_id):
+        return False
+    return await _member(rt, user_id, slack.gallery_admins, slack.gallery_admin_groups)

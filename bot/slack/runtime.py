@@ -1,0 +1,314 @@
+"""One object holding what the Slack adapter needs at run time.
+
+Settings, the core (audit, gallery, face engine), the dialog store, the call log, the Web API client, a
+download session, small caches of Slack lookups, per-dialog locks and the background task set. Every
+file or tinydb operation goes through `io()` (a thread), so the event loop stays free to ack Slack fast.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any, TypeVar
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.config import Settings
+from bot.faces.engine import FaceEngine
+from bot.request import DialogStore
+from bot.service import Core
+from bot.slack.calls import CallLog
+from bot.slack.client import allowed_token_hosts, make_web_client
+from bot.slack.probe_cache import ProbeCache
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# How long Slack lookups are trusted. Short: a guest flag, a group membership or a channel's sharing can change.
+CHANNEL_TTL_S = 600.0
+USER_TTL_S = 600.0
+GROUP_TTL_S = 300.0
+# Threads for file and tinydb work (the ack path) and, apart, for searches and image work, so a burst of
+# searches never queues the quick store reads an ack waits on.
+IO_THREADS = 4
+WORK_THREADS = 4
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware (UTC)."""
+    return datetime.now(UTC)
+
+
+@dataclass
+class _Cached:
+    value: Any
+    expires: float
+
+
+class TTLCache:
+    """A tiny time-limited cache for Slack lookups (channel info, user info, user-group members)."""
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._items: dict[str, _Cached] = {}
+
+    def get(self, key: str) -> Any | None:
+        """The cached value, or None when absent or expired."""
+        item = self._items.get(key)
+        if item is None or item.expires < time.monotonic():
+            return None
+        return item.value
+
+    def put(self, key: str, value: Any) -> None:
+        """Keep `value` for the cache's TTL."""
+        self._items[key] = _Cached(value, time.monotonic() + self.ttl)
+
+
+@dataclass
+class Runtime:
+    """Everything the Slack adapter shares between requests. Build it with `Runtime.create`."""
+
+    settings: Settings
+    env: Mapping[str, str]
+    core: Core
+    store: DialogStore
+    calls: CallLog
+    client: AsyncWebClient
+    token: str
+    api_url: str | None
+    signing_secret: str | None
+    probes: ProbeCache
+    clock: Callable[[], datetime] = utc_now
+    owns_engine: bool = True
+    bot_user_id: str | None = None
+    bot_id: str | None = None
+    api_session: aiohttp.ClientSession | None = None
+    download_session: aiohttp.ClientSession | None = None
+    channels: TTLCache = field(default_factory=lambda: TTLCache(CHANNEL_TTL_S))
+    users: TTLCache = field(default_factory=lambda: TTLCache(USER_TTL_S))
+    groups: TTLCache = field(default_factory=lambda: TTLCache(GROUP_TTL_S))
+    locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    tasks: set[asyncio.Task] = field(default_factory=set)  # request work: awaited a little on shutdown
+    jobs: set[asyncio.Task] = field(default_factory=set)  # periodic jobs: cancelled on shutdown
+    # In-process state that needs no persistence (a restart posts a fresh status message, etc.).
+    state: dict[str, Any] = field(default_factory=dict)
+    _io_pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(IO_THREADS, "frbot-io"))
+    _work_pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(WORK_THREADS, "frbot-work"))
+
+    @classmethod
+    def create(
+        cls,
+        settings: Settings,
+        env: Mapping[str, str],
+        *,
+        engine: FaceEngine | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> Runtime:
+        """Open the data dir's stores and build the Web client from the environment (nothing is posted yet).
+
+        `engine`, when given, is shared and not closed with this runtime (tests share one across servers).
+        """
+        token = env.get("SLACK_BOT_TOKEN", "")
+        api_url = env.get("SLACK_API_URL") or None
+        client = make_web_client(token, api_url)
+        core = Core(settings, env=env)
+        if engine is not None:
+            core._engine = engine  # shared: Core.engine hands it out, Runtime.close leaves it running
+        data_dir = settings.data_dir
+        core.audit  # noqa: B018 - opens (and checks) the audit key now, not on the first search
+        store = DialogStore(data_dir / "slack" / "dialogs.json")
+        return cls(
+            settings=settings,
+            env=env,
+            core=core,
+            store=store,
+            calls=CallLog(data_dir, client, settings),
+            client=client,
+            token=token,
+            api_url=api_url,
+            signing_secret=env.get("SLACK_SIGNING_SECRET") or None,
+            probes=ProbeCache(data_dir),
+            clock=clock or utc_now,
+            owns_engine=engine is None,
+        )
+
+    # --- properties ----------------------------------------------------------------------------------------
+
+    @property
+    def engine(self) -> FaceEngine:
+        """The face engine (a process pool)."""
+        return self.core.engine
+
+    @property
+    def token_hosts(self) -> frozenset[str]:
+        """Hosts the bot token may be sent to when downloading files."""
+        return allowed_token_hosts(self.api_url, self.settings.slack.file_hosts)
+
+    def now(self) -> datetime:
+        """The current time (UTC); tests move it forward to reach a dialog timeout."""
+        return self.clock()
+
+    # --- lifecycle -----------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the HTTP sessions and learn the bot's own ids (auth.test); raises when Slack refuses the token."""
+        if self.api_session is None:
+            self.api_session = aiohttp.ClientSession()
+            # slack_sdk (and Bolt's per-request clients) reuse this session: one connection pool to the API.
+            self.client.session = self.api_session
+        if self.download_session is None:
+            # A separate session with no default headers: download_file adds the token per allowed host.
+            self.download_session = aiohttp.ClientSession()
+        auth = await self.client.auth_test()
+        self.bot_user_id = auth.get("user_id")
+        self.bot_id = auth.get("bot_id")
+
+    async def close(self, grace: float = 5.0) -> None:
+        """Stop periodic jobs, give request work `grace` seconds to finish, then cancel it and close everything."""
+        for job in list(self.jobs):
+            job.cancel()
+        await asyncio.gather(*self.jobs, return_exceptions=True)
+        if self.tasks:
+            _done, pending = await asyncio.wait(list(self.tasks), timeout=grace)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        for session in (self.api_session, self.download_session):
+            if session is not None:
+                await session.close()
+        self.api_session = self.download_session = None
+        self.client.session = None
+        self._io_pool.shutdown(wait=True)
+        self._work_pool.shutdown(wait=True)
+        self.store.close()
+        self.calls.close()
+        if self.core._gallery is not None:
+            self.core._gallery.close()
+            self.core._gallery = None
+        if self.owns_engine:
+            self.core.close()
+        else:
+            self.core._engine = None
+
+    # --- threads and tasks ---------------------------------------------------------------------------------
+
+    async def io(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run quick file work (tinydb, audit, caches) in the I/O threads."""
+        return await asyncio.get_running_loop().run_in_executor(self._io_pool, partial(func, *args, **kwargs))
+
+    async def work(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run heavier work (a search, image decoding and drawing) in the work threads."""
+        return await asyncio.get_running_loop().run_in_executor(self._work_pool, partial(func, *args, **kwargs))
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str, job: bool = False) -> asyncio.Task:
+        """Start `coro` in the background, keep a reference until it ends, and log any exception it raises."""
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        bucket = self.jobs if job else self.tasks
+        bucket.add(task)
+        task.add_done_callback(partial(self._finished, bucket))
+        return task
+
+    @staticmethod
+    def _finished(bucket: set[asyncio.Task], task: asyncio.Task) -> None:
+        bucket.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task %s failed", task.get_name(), exc_info=task.exception())
+
+    def lock(self, dialog_id: str) -> asyncio.Lock:
+        """The lock serialising transitions (and the messages they post) of one dialog in this process."""
+        lock = self.locks.get(dialog_id)
+        if lock is None:
+            lock = self.locks[dialog_id] = asyncio.Lock()
+        return lock
+
+    async def idle(self) -> None:
+        """Wait until no request work is running (tests and benchmarks)."""
+        while self.tasks:
+            await asyncio.gather(*list(self.tasks), return_exceptions=True)
+
+    # --- cached Slack lookups ------------------------------------------------------------------------------
+
+    async def channel_info(self, channel: str) -> dict[str, Any] | None:
+        """conversations.info for a channel (cached); None when Slack cannot tell us."""
+        cached = self.channels.get(channel)
+        if cached is not None:
+            return cached
+        try:
+            info = (await self.client.conversations_info(channel=channel)).get("channel") or {}
+        except SlackApiError as exc:
+            log.warning("conversations.info for %s failed: %s", channel, exc.response.get("error"))
+            return None
+        self.channels.put(channel, info)
+        return info
+
+    async def user_info(self, user: str) -> dict[str, Any] | None:
+        """users.info for a user (cached); None when Slack cannot tell us."""
+        cached = self.users.get(user)
+        if cached is not None:
+            return cached
+        try:
+            info = (await self.client.users_info(user=user)).get("user") or {}
+        except SlackApiError as exc:
+            log.warning("users.info for %s failed: %s", user, exc.response.get("error"))
+            return None
+        self.users.put(user, info)
+        return info
+
+    async def user_name(self, user: str) -> str:
+        """A person's display name (else real name, else handle, else the id) for audit entries."""
+        info = await self.user_info(user) or {}
+        profile = info.get("profile") or {}
+        return (
+            profile.get("display_name") or profile.get("real_name") or info.get("real_name")
+            or info.get("name") or user
+        )
+
+    async def group_members(self, group: str) -> frozenset[str]:
+        """Members of a user group (cached); empty when Slack cannot tell us."""
+        cached = self.groups.get(group)
+        if cached is not None:
+            return cached
+        try:
+            users = (await self.client.usergroups_users_list(usergroup=group)).get("users") or []
+        except SlackApiError as exc:
+            log.warning("usergroups.users.list for %s failed: %s", group, exc.response.get("error"))
+            return frozenset()
+        members = frozenset(users)
+        self.groups.put(group, members)
+        return members
+
+    async def is_case_channel(self, channel: str) -> bool:
+        """A case channel: listed in `case_channels`, or named with `case_channel_prefix`."""
+        slack = self.settings.slack
+        if channel in slack.case_channels:
+            return True
+        if not slack.case_channel_prefix:
+            return False
+        info = await self.channel_info(channel)
+        return bool(info) and str(info.get("name", "")).startswith(slack.case_channel_prefix)
+
+    async def permalink(self, channel: str, ts: str) -> str | None:
+        """chat.getPermalink of a message (cached for the life of the process)."""
+        cache: dict[str, str] = self.state.setdefault("permalinks", {})
+        key = f"{channel}:{ts}"
+        if key in cache:
+            return cache[key]
+        try:
+            link = (await self.client.chat_getPermalink(channel=channel, message_ts=ts)).get("permalink")
+        except SlackApiError as exc:
+            log.warning("chat.getPermalink failed: %s", exc.response.get("error"))
+            return None
+        if link:
+            cache[key] = link
+        return link
+
+
+Job = Callable[[], Awaitable[Any]]

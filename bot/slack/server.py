@@ -1,0 +1,215 @@
+"""`python -m bot serve`: the Slack bot's process.
+
+HTTP mode (default): aiohttp on $PORT (default 3000) with `POST /slack/events` (events, interactivity and
+slash commands, verified by Bolt) and `GET /healthz`. Socket Mode when SLACK_APP_TOKEN is set: the bot
+connects out to Slack and still answers `GET /healthz` on $PORT.
+
+Environment: SLACK_BOT_TOKEN (always), SLACK_SIGNING_SECRET (HTTP mode), SLACK_APP_TOKEN (Socket Mode),
+SLACK_API_URL (optional Web API base URL), PORT, BOT_CONFIG, BOT_DATA_DIR, BOT_AUDIT_KEY. Secrets are never
+logged. Background jobs: dialog timeouts and the call-log outbox every `tick_interval` seconds, dialog-state
+retention daily; on start, the dispatch-channel backfill and the resumption of dialogs a restart interrupted.
+One server per data dir (the dialog store is a local file).
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+
+from bot import __version__
+from bot.config import ConfigError, Settings
+from bot.faces.engine import FaceEngine
+from bot.slack import flow
+from bot.slack.app import build_app
+from bot.slack.client import normalise_api_url
+from bot.slack.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORT = 3000
+TICK_INTERVAL_S = 30.0
+PURGE_INTERVAL_S = 24 * 3600.0
+RUNTIME = web.AppKey("runtime", Runtime)
+
+
+def env_problem(env: Mapping[str, str]) -> str | None:
+    """One sentence naming exactly what to set, or None when the environment is complete."""
+    socket_mode = bool(env.get("SLACK_APP_TOKEN"))
+    missing = [] if env.get("SLACK_BOT_TOKEN") else ["SLACK_BOT_TOKEN (the Bot User OAuth Token, xoxb-...)"]
+    if not socket_mode and not env.get("SLACK_SIGNING_SECRET"):
+        missing.append("SLACK_SIGNING_SECRET (Basic Information > App Credentials > Signing Secret)")
+    if missing:
+        return (
+            "error: set " + " and ".join(missing) + " in the environment before `python -m bot serve` "
+            "(or set SLACK_APP_TOKEN, xapp-..., to use Socket Mode, which needs no signing secret)"
+        )
+    if socket_mode and not env["SLACK_APP_TOKEN"].startswith("xapp-"):
+        return "error: SLACK_APP_TOKEN must be an app-level token starting with xapp- (connections:write scope)"
+    port = env.get("PORT", "")
+    if port and not (port.isdigit() and 0 < int(port) < 65536):
+        return f"error: PORT={port!r} is not a port number (1-65535)"
+    try:
+        normalise_api_url(env.get("SLACK_API_URL"))
+    except ConfigError as exc:
+        return f"error: {exc}"
+    return None
+
+
+async def _every(interval: float, job: Callable[[], Awaitable[Any]], name: str) -> None:
+    """Run `job` every `interval` seconds; a failing run is logged and the next one still happens."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await job()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("background job %s failed", name)
+
+
+async def _on_start(rt: Runtime) -> None:
+    """Backfill the call index, then resume dialogs a restart interrupted."""
+    try:
+        indexed = await rt.calls.backfill()
+        log.info("dispatch channel backfill: %d messages indexed", indexed)
+    except Exception:
+        log.exception("dispatch channel backfill failed")
+    resumed = await flow.resume_all(rt)
+    if resumed:
+        log.info("resumed %d dialogs interrupted by a restart", resumed)
+
+
+def _warnings(rt: Runtime) -> None:
+    slack = rt.settings.slack
+    if rt.core.audit.key_source == "file":
+        log.warning(
+            "the audit log is keyed from %s: production must set BOT_AUDIT_KEY (whoever can write the data dir "
+            "could otherwise recompute the chain)", rt.core.audit.dir / "audit.key",
+        )
+    if not slack.requesters and not slack.requester_groups:
+        log.warning("no requesters or requester_groups are configured: every request will be refused")
+    if not slack.dispatch_channel:
+        log.warning("no dispatch_channel is configured: searches will not be logged in call threads")
+
+
+def create_server(
+    settings: Settings,
+    env: Mapping[str, str],
+    *,
+    tick_interval: float = TICK_INTERVAL_S,
+    purge_interval: float = PURGE_INTERVAL_S,
+    engine: FaceEngine | None = None,
+    clock: Callable[[], datetime] | None = None,
+    socket_mode: bool = False,
+) -> tuple[web.Application, Runtime]:
+    """The aiohttp application and its runtime; background jobs start and stop with the application.
+
+    `engine` (shared, not closed here), `clock` and the intervals are for tests. With `socket_mode`
+    there is no /slack/events route (requests arrive over the socket, unsigned by design).
+    """
+    rt = Runtime.create(settings, env, engine=engine, clock=clock)
+    bolt = build_app(rt)
+    rt.state["bolt"] = bolt
+    app = web.Application()
+    app[RUNTIME] = rt
+
+    async def slack_events(request: web.Request) -> web.Response:
+        bolt_request = await to_bolt_request(request)
+        return await to_aiohttp_response(await bolt.async_dispatch(bolt_request))
+
+    async def healthz(_request: web.Request) -> web.Response:
+        def numbers() -> tuple[int, int]:
+            gallery = rt.core.gallery
+            gallery.refresh()
+            return gallery.subject_count, rt.calls.outbox_depth()
+
+        subjects, depth = await rt.io(numbers)
+        return web.json_response(
+            {"ok": True, "version": __version__, "gallery_subjects": subjects, "outbox_depth": depth,
+             "mode": "socket" if socket_mode else "http"}
+        )
+
+    async def startup(_app: web.Application) -> None:
+        await rt.start()
+        _warnings(rt)
+        rt.spawn(_on_start(rt), name="on-start")
+        rt.spawn(_every(tick_interval, lambda: flow.tick(rt), "tick"), name="tick", job=True)
+        rt.spawn(_every(purge_interval, lambda: flow.purge(rt), "purge"), name="purge", job=True)
+
+    async def cleanup(_app: web.Application) -> None:
+        await rt.close()
+
+    if not socket_mode:
+        app.router.add_post("/slack/events", slack_events)
+    app.router.add_get("/healthz", healthz)
+    app.on_startup.append(startup)
+    app.on_cleanup.append(cleanup)
+    return app, rt
+
+
+async def _run(settings: Settings, env: Mapping[str, str]) -> None:
+    app_token = env.get("SLACK_APP_TOKEN")
+    port = int(env.get("PORT") or DEFAULT_PORT)
+    app, rt = create_server(settings, env, socket_mode=bool(app_token))
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()  # runs startup: auth.test, background jobs
+    # Start the face workers now so the first photo does not wait for the models to load.
+    asyncio.get_running_loop().run_in_executor(None, rt.engine.start)
+    site = web.TCPSite(runner, "0.0.0.0", port)
+    await site.start()
+    handler = None
+    if app_token:
+        from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+        handler = AsyncSocketModeHandler(rt.state["bolt"], app_token)
+        await handler.connect_async()
+        log.info("connected to Slack in Socket Mode; /healthz on port %d", port)
+    else:
+        log.info("listening on port %d: POST /slack/events, GET /healthz", port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down")
+        if handler is not None:
+            await handler.close_async()
+        await runner.cleanup()
+
+
+def serve(settings: Settings) -> int:
+    """Run the bot until SIGINT/SIGTERM; 1 with one clear message when the environment is incomplete."""
+    env = dict(os.environ)
+    problem = env_problem(env)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 1
+    logging.basicConfig(
+        level=os.environ.get("LOG_LEVEL", "INFO").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        asyncio.run(_run(settings, env))
+    except Exception as exc:
+        from slack_sdk.errors import SlackApiError
+
+        if isinstance(exc, SlackApiError):
+            print(f"error: Slack refused the bot token ({exc.response.get('error')}); check SLACK_BOT_TOKEN and "
+                  "SLACK_API_URL", file=sys.stderr)
+        else:
+            log.exception("the server stopped")
+            print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0

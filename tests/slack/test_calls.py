@@ -1,0 +1,286 @@
+"""The dispatch channel's call log against the local Slack double, through a real AsyncWebClient:
+the call-number index, finding or starting a call's thread, the on-disk outbox, and backfill."""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from slack_sdk.http_retry.builtin_interval_calculators import FixedValueRetryIntervalCalculator
+
+from bot import wording
+from bot.config import Settings, SlackSettings
+from bot.slack import blocks, calls
+from bot.slack.calls import CallLog, message_text
+from bot.slack.client import MAX_RETRIES, make_web_client
+
+from .double import DISCONNECT, TOKEN, SlackDouble
+
+DISPATCH = "C0DISPATCH"
+CALL = "26-012345"
+CAD_BOT = "BCADFEED"
+
+
+@pytest.fixture
+async def slack():
+    async with SlackDouble() as double:
+        double.add_channel(DISPATCH, "dispatch")
+        yield double
+
+
+def settings_for(data_dir: Path, dispatch: str = DISPATCH) -> Settings:
+    return replace(Settings().with_data_dir(data_dir), slack=SlackSettings(dispatch_channel=dispatch))
+
+
+@pytest.fixture
+def open_log(slack: SlackDouble, data_dir: Path):
+    """Open a CallLog on the test data dir (again, to check what survives a restart)."""
+    logs: list[CallLog] = []
+
+    def _open(dispatch: str = DISPATCH) -> CallLog:
+        client = make_web_client(TOKEN, slack.base_url)
+        for handler in client.retry_handlers:  # the same retries, without the backoff waits
+            handler.interval_calculator = FixedValueRetryIntervalCalculator(0.0)
+        call_log = CallLog(data_dir, client, settings_for(data_dir, dispatch))
+        logs.append(call_log)
+        return call_log
+
+    yield _open
+    for call_log in logs:
+        call_log.close()
+
+
+def entry(text: str = "Search logged") -> blocks.Message:
+    return blocks.note(text, kind="call_log")
+
+
+def top_level(slack: SlackDouble) -> list[dict]:
+    return [m for m in slack.messages(DISPATCH, include_users=True) if m.get("thread_ts") in (None, m["ts"])]
+
+
+# --- the index ---------------------------------------------------------------------------------------------------
+
+
+def test_index_keeps_the_earliest_message_as_the_calls_thread(open_log, data_dir):
+    call_log = open_log()
+    assert not call_log.known(CALL) and call_log.thread_ts(CALL) is None
+    assert call_log.index_message(f"CAD: {CALL} robbery in progress, 5th & Main", "1700000100.000200") == [CALL]
+    assert call_log.known(CALL) and call_log.thread_ts(CALL) == "1700000100.000200"
+    call_log.index_message(f"Update on {CALL}: suspect fled", "1700000200.000100")  # later: not the thread
+    assert call_log.thread_ts(CALL) == "1700000100.000200"
+    call_log.index_message(f"CAD: {CALL} created", "1700000099.900000")  # earlier (backfill order): wins
+    assert call_log.thread_ts(CALL) == "1700000099.900000"
+    # Timestamps compare as numbers: "…99.9" is earlier than "…100.0" although it sorts later as text.
+    call_log.index_message(f"{CALL}", "999999999.999999")
+    assert call_log.thread_ts(CALL) == "999999999.999999"
+    # The index is on disk: a restart knows the call.
+    again = open_log()
+    assert again.thread_ts(CALL) == "999999999.999999"
+    stored = json.loads((data_dir / "slack" / "calls.json").read_text())
+    (doc,) = stored["calls"].values()
+    assert doc["call_number"] == CALL and doc["source"] == "dispatch" and doc["first_seen"].startswith("2001-")
+    assert (data_dir / "slack" / "calls.json").stat().st_mode & 0o777 == 0o600
+
+
+def test_only_word_bounded_call_numbers_are_indexed(open_log):
+    call_log = open_log()
+    assert call_log.index_message("126-0123456 and 26-0123456 and x26-012345 and 26-012345x", "1.000001") == []
+    assert call_log.index_message("ref26-012345 26-012345-1", "1.000002") == []
+    assert call_log.index_message("Call #26-012345. Linked: (26-000001), 26-000002;", "1.000003") == [
+        "26-012345", "26-000001", "26-000002"]
+    assert call_log.index_message("<https://cad.example/26-000003|26-000003> *26-000004*", "1.000004") == [
+        "26-000003", "26-000004"]
+    assert not call_log.known("26-0123456") and not call_log.known("6-012345")
+
+
+def test_message_text_reads_attachments_and_blocks():
+    msg = {
+        "text": "",
+        "attachments": [{"fallback": "New call", "fields": [{"title": "Call", "value": "26-000010"}]}],
+        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "CAD 26-000011"}},
+                   {"type": "rich_text", "elements": [{"type": "rich_text_section",
+                                                       "elements": [{"type": "text", "text": "26-000012"}]}]}],
+    }
+    text = message_text(msg)
+    for number in ("26-000010", "26-000011", "26-000012"):
+        assert number in text
+
+
+# --- logging in the call thread -----------------------------------------------------------------------------------
+
+
+async def test_log_without_a_known_thread_starts_one_then_posts_in_it(slack, open_log):
+    call_log = open_log()
+    ts = await call_log.log(CALL, entry("First search"))
+    (opening,) = top_level(slack)
+    assert opening["text"] == wording.call_thread_opening(CALL) == "Call 26-012345 — facial recognition activity"
+    assert opening["metadata"]["event_type"] == "fr_search"
+    assert opening["metadata"]["event_payload"]["call_number"] == CALL
+    replies = [m for m in slack.messages(DISPATCH, thread_ts=opening["ts"]) if m["ts"] != opening["ts"]]
+    assert [m["text"] for m in replies] == ["First search"] and replies[0]["ts"] == ts
+    assert call_log.thread_ts(CALL) == opening["ts"]
+    assert slack.posts_without_metadata() == []
+    # The next entry goes into the same thread, without a second opening.
+    await call_log.log(CALL, entry("Second search"))
+    assert len(top_level(slack)) == 1
+    assert len(slack.messages(DISPATCH, thread_ts=opening["ts"])) == 3
+
+
+async def test_log_goes_into_the_thread_the_cad_feed_started(slack, open_log):
+    call_log = open_log()
+    event = slack.add_message(DISPATCH, f"*New call* {CALL} 211 ROBBERY 500 MAIN ST", bot_id=CAD_BOT)
+    assert call_log.index_message(event["text"], event["ts"]) == [CALL]
+    ts = await call_log.log(CALL, entry())
+    (post,) = slack.calls("chat.postMessage")
+    assert post["thread_ts"] == event["ts"] and post["channel"] == DISPATCH
+    assert post["metadata"]["event_type"] == "fr_search"
+    assert ts is not None and len(top_level(slack)) == 1  # no opening of our own
+
+
+async def test_two_searches_for_a_new_call_at_once_start_one_thread(slack, open_log):
+    call_log = open_log()
+    first, second = await asyncio.gather(call_log.log(CALL, entry("A")), call_log.log(CALL, entry("B")))
+    assert first and second
+    (opening,) = top_level(slack)
+    assert len(slack.messages(DISPATCH, thread_ts=opening["ts"])) == 3
+
+
+async def test_a_post_failing_beyond_retries_is_queued_on_disk_and_delivered_later(slack, open_log, data_dir):
+    call_log = open_log()
+    cad = slack.add_message(DISPATCH, f"CAD {CALL} assault", bot_id=CAD_BOT)
+    call_log.index_message(cad["text"], cad["ts"])
+    slack.fail_next("chat.postMessage", status=500, times=MAX_RETRIES + 1)
+    assert await call_log.log(CALL, entry("Queued search")) is None  # never raises
+    assert len(slack.calls("chat.postMessage")) == MAX_RETRIES + 1  # the client retried first
+    assert call_log.outbox_depth() == 1
+    on_disk = json.loads((data_dir / "slack" / "outbox.json").read_text())
+    (queued,) = on_disk["outbox"].values()
+    assert queued["call_number"] == CALL and queued["attempts"] == 1 and "500" in queued["last_error"]
+    assert queued["message"]["text"] == "Queued search" and queued["message"]["metadata"]["event_type"]
+    assert queued["queued_at"].endswith("Z")
+    # A restart keeps the queue, and a flush delivers it in the call's thread.
+    restarted = open_log()
+    assert restarted.outbox_depth() == 1
+    assert await restarted.flush_outbox() == 1
+    assert restarted.outbox_depth() == 0
+    delivered = [m for m in slack.messages(DISPATCH, thread_ts=cad["ts"]) if m.get("user") != cad.get("user")]
+    assert [m["text"] for m in delivered if m["ts"] != cad["ts"]] == ["Queued search"]
+    assert delivered[-1]["thread_ts"] == cad["ts"] and delivered[-1]["metadata"]["event_type"] == "fr_search"
+    assert await restarted.flush_outbox() == 0
+
+
+async def test_a_queued_post_that_fails_again_stays_with_one_more_attempt(slack, open_log):
+    call_log = open_log()
+    slack.fail_next("chat.postMessage", status=500, times=MAX_RETRIES + 1)
+    assert await call_log.log(CALL, entry("Needs a thread")) is None  # the thread could not even be started
+    assert not call_log.known(CALL)
+    slack.fail_next("chat.postMessage", status=DISCONNECT, times=MAX_RETRIES + 1)  # connection dropped
+    assert await call_log.flush_outbox() == 0
+    (queued,) = call_log.outbox()
+    assert queued["attempts"] == 2 and "Disconnected" in queued["last_error"]
+    assert await call_log.flush_outbox() == 1
+    (opening,) = top_level(slack)
+    assert opening["text"] == wording.call_thread_opening(CALL)
+    thread = slack.messages(DISPATCH, thread_ts=opening["ts"])
+    assert [m["text"] for m in thread][1:] == ["Needs a thread"]
+
+
+async def test_queued_posts_are_delivered_before_a_new_one_for_the_same_call(slack, open_log):
+    call_log = open_log()
+    call_log.index_message(f"CAD {CALL}", slack.add_message(DISPATCH, f"CAD {CALL}", bot_id=CAD_BOT)["ts"])
+    slack.fail_next("chat.postMessage", status=500, times=MAX_RETRIES + 1)
+    assert await call_log.log(CALL, entry("Earlier")) is None
+    assert await call_log.log(CALL, entry("Later"))
+    thread = slack.messages(DISPATCH, thread_ts=call_log.thread_ts(CALL))
+    assert [m["text"] for m in thread if m.get("user") == "UBOT"] == ["Earlier", "Later"]
+    assert call_log.outbox_depth() == 0
+
+
+async def test_several_queued_posts_are_flushed_in_the_order_they_were_queued(slack, open_log):
+    call_log = open_log()
+    call_log.index_message(f"CAD {CALL}", slack.add_message(DISPATCH, f"CAD {CALL}", bot_id=CAD_BOT)["ts"])
+    # First post; then, for the second, a flush of the first and the second's own post: all fail.
+    slack.fail_next("chat.postMessage", status=503, times=3 * (MAX_RETRIES + 1))
+    assert await call_log.log(CALL, entry("One")) is None
+    assert await call_log.log(CALL, entry("Two")) is None
+    assert [(q["message"]["text"], q["attempts"]) for q in call_log.outbox()] == [("One", 2), ("Two", 1)]
+    assert await call_log.flush_outbox() == 2
+    thread = slack.messages(DISPATCH, thread_ts=call_log.thread_ts(CALL))
+    assert [m["text"] for m in thread] == ["One", "Two"]  # the bot's own posts, oldest first
+
+
+async def test_a_slack_error_is_queued_not_raised(slack, open_log):
+    call_log = open_log("C0GONE")  # a channel the bot cannot post to
+    assert await call_log.log(CALL, entry()) is None
+    (queued,) = call_log.outbox()
+    assert "channel_not_found" in queued["last_error"]
+
+
+async def test_no_dispatch_channel_means_no_post_no_queue_and_one_warning(slack, open_log, caplog):
+    call_log = open_log(dispatch="")
+    with caplog.at_level(logging.WARNING, logger="bot.slack.calls"):
+        assert await call_log.log(CALL, entry()) is None
+        assert await call_log.log(CALL, entry()) is None
+    assert slack.call_log() == []
+    assert call_log.outbox_depth() == 0
+    warnings = [r for r in caplog.records if "dispatch_channel" in r.getMessage()]
+    assert len(warnings) == 1
+    assert await call_log.backfill() == 0
+
+
+# --- backfill -----------------------------------------------------------------------------------------------------
+
+
+async def test_backfill_indexes_top_level_history_including_bot_messages(slack, open_log, monkeypatch):
+    monkeypatch.setattr(calls, "HISTORY_PAGE", 2)  # several pages from a short history
+    cad = slack.add_history(DISPATCH, [
+        {"text": "CAD 26-000001 burglary", "bot_id": CAD_BOT, "subtype": "bot_message"},
+        {"text": "Dispatcher: units to 26-000002", "user": "U0DISPATCH"},
+        {"text": "", "bot_id": CAD_BOT, "subtype": "bot_message",
+         "attachments": [{"fallback": "New call 26-000003", "fields": [{"title": "Call", "value": "26-000003"}]}]},
+        {"text": "shift change, no calls", "user": "U0DISPATCH"},
+        {"text": "CAD 26-000001 update", "bot_id": CAD_BOT, "subtype": "bot_message"},
+    ])
+    thread_parent = cad[1]["ts"]
+    slack.add_history(DISPATCH, [{"text": "reply naming 26-000009", "user": "U0X", "thread_ts": thread_parent}])
+    call_log = open_log()
+    assert await call_log.backfill() == 4
+    assert call_log.thread_ts("26-000001") == cad[0]["ts"]  # the earliest message, not the update
+    assert call_log.thread_ts("26-000002") == cad[1]["ts"]
+    assert call_log.thread_ts("26-000003") == cad[2]["ts"]
+    assert not call_log.known("26-000009")  # thread replies are not a call's thread
+    pages = slack.calls("conversations.history")
+    assert len(pages) >= 3 and all(p["channel"] == DISPATCH for p in pages)
+    assert pages[1]["cursor"]
+
+
+async def test_backfill_reads_at_most_the_limit_newest_first(slack, open_log):
+    slack.add_history(DISPATCH, [{"text": f"CAD 26-00010{i}", "bot_id": CAD_BOT} for i in range(5)])
+    call_log = open_log()
+    assert await call_log.backfill(limit=2) == 2
+    assert [call_log.known(f"26-00010{i}") for i in range(5)] == [False, False, False, True, True]
+
+
+async def test_backfill_survives_a_slack_error(slack, open_log):
+    call_log = open_log("C0GONE")
+    assert await call_log.backfill() == 0
+
+
+async def test_thread_permalink(slack, open_log):
+    call_log = open_log()
+    assert await call_log.thread_permalink(CALL) is None
+    await call_log.log(CALL, entry())
+    link = await call_log.thread_permalink(CALL)
+    assert link and link.startswith("https://") and call_log.thread_ts(CALL).replace(".", "") in link
+
+
+async def test_indexing_from_worker_threads_loses_no_call(open_log):
+    # The flow may index from worker threads (asyncio.to_thread) while the event loop posts.
+    call_log = open_log()
+    numbers = [f"26-{i:06d}" for i in range(40)]
+    await asyncio.gather(*(asyncio.to_thread(call_log.index_message, f"CAD {n}", f"17000000{i:02d}.000100")
+                           for i, n in enumerate(numbers)))
+    assert [n for n in numbers if not call_log.known(n)] == []
