@@ -10,7 +10,8 @@ import getpass
 import json
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from bot import wording
 from bot.config import ConfigError, Settings, load_settings
