@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
           f"×{cli / cold:.1f} |")
     print(f"| `enroll()`, {args.workers} workers already started | {warm:.1f} s | {images / warm:.2f} | "
           f"×{cli / warm:.1f} |")
-    print(f"\nenroll() added {added} of {images} images per run (the rest: no single face).")
+    print(f"\nenroll() added {added} of {images} images per run.")
 
 
 if __name__ == "__main__":

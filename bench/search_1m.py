@@ -75,21 +75,21 @@ def bench_search(matrix: np.ndarray, row_subject: np.ndarray, probe_list: list[n
     started = time.perf_counter()
     sq = squared_norms(matrix)
     norms_s = time.perf_counter() - started
-    fd_times, nn_times, agree = [], [], True
-    nearest(matrix, sq, row_subject, probe_list[0], threshold=threshold, k=k)  # warm-up (BLAS threads start)
+    fd_times, nn_times, answers = [], [], []
     for probe in probe_list:
         t0 = time.perf_counter()
         dist = face_recognition.face_distance(matrix64, probe.astype(np.float64))
         fd_times.append(time.perf_counter() - t0)
-        # nearest() several times per probe: face_distance's 1 GB temporaries just flushed the caches.
-        for _ in range(3):
+        answers.append(reference(dist, row_subject, threshold, k))
+    nearest(matrix, sq, row_subject, probe_list[0], threshold=threshold, k=k)  # warm-up (BLAS threads start)
+    agree = True
+    for _ in range(3):
+        for probe, want in zip(probe_list, answers):
             t0 = time.perf_counter()
             got = nearest(matrix, sq, row_subject, probe, threshold=threshold, k=k)
             nn_times.append(time.perf_counter() - t0)
-        want = reference(dist, row_subject, threshold, k)
-        same = [r for r, _ in got] == [r for r, _ in want] and all(
-            abs(a - b) <= 1e-6 for (_, a), (_, b) in zip(got, want))
-        agree = agree and same
+            agree = agree and [r for r, _ in got] == [r for r, _ in want] and all(
+                abs(a - b) <= 1e-6 for (_, a), (_, b) in zip(got, want))
     del matrix64
     return {"fd_ms": _median_ms(fd_times), "nn_ms": _median_ms(nn_times), "agree": agree,
             "norms_ms": norms_s * 1000, "hits": sum(1 for p in probe_list[::2])}

@@ -102,18 +102,23 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_gallery(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.faces.gallery import enroll
+    from bot.faces.gallery import GalleryError, enroll
     from bot.service import Core
 
     core = Core(settings)
     gallery = core.gallery
     if args.gallery_cmd == "enroll":
-        report = enroll(
-            gallery, core.engine, Path(args.directory),
-            manifest=Path(args.manifest) if args.manifest else None,
-            audit=core.audit, actor=_os_requester().id, progress=not args.no_progress,
-        )
-        core.close()
+        try:
+            report = enroll(
+                gallery, core.engine, Path(args.directory),
+                manifest=Path(args.manifest) if args.manifest else None,
+                audit=core.audit, actor=_os_requester().id, progress=not args.no_progress,
+            )
+        except GalleryError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_ERROR
+        finally:
+            core.close()
         print(report.summary())
         return EXIT_OK
     if args.gallery_cmd == "list":

@@ -91,6 +91,7 @@ class Candidate:
     image_sha256: str
 
     def as_dict(self) -> dict:
+        """JSON-ready form: rank, subject_id, name, record_ref, distance, image_sha256."""
         return asdict(self)
 
 
@@ -244,6 +245,11 @@ class Gallery:
                             f"generation {generation}; restore the gallery directory from a backup or re-enroll"
                         ) from None
                     time.sleep(0.05 * (attempt + 1))
+                except (ValueError, OSError) as exc:  # a truncated or foreign .npy
+                    raise GalleryError(
+                        f"the gallery in {self.dir} is damaged: the files of generation {generation} cannot be read "
+                        f"({exc}); restore the gallery directory from a backup or re-enroll"
+                    ) from None
             raise GalleryError("the gallery kept changing while it was being loaded; try again")
 
     def _load(self, generation: int, rows: int, subjects: int) -> None:
@@ -573,11 +579,11 @@ class EnrollReport:
 
     def summary(self) -> str:
         """Plain text for the terminal: totals first, then every image not enrolled and why."""
-        lines = [
+        lines = [(
             f"enrolled {self.added} image(s), {self.new_subjects} new subject(s); "
             f"{self.already} already enrolled; {len(self.rejected)} rejected; {len(self.conflicts)} conflict(s) "
             f"({self.seconds:.1f} s)"
-        ]
+        )]
         lines += [f"rejected: {i.source}: {i.reason}" for i in self.rejected]
         lines += [f"conflict: {i.source}: {i.reason}" for i in self.conflicts]
         lines += [f"note: {n}" for n in self.notes]

@@ -297,6 +297,9 @@ def test_missing_or_wrong_matrix_is_refused_with_a_clear_message(gallery_copy: P
     np.save(path, np.zeros((3, 128), dtype=np.float32))
     with pytest.raises(GalleryError, match="damaged.*5 rows"):
         Gallery(gallery_copy)
+    path.write_bytes(b"\x93NUMPY truncated")
+    with pytest.raises(GalleryError, match="damaged.*cannot be read"):
+        Gallery(gallery_copy)
     path.unlink()
     with pytest.raises(GalleryError, match="damaged.*embeddings"):
         Gallery(gallery_copy)
