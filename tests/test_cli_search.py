@@ -1,0 +1,243 @@
+"""`python -m bot search` and friends, run in-process through bot.cli.main: exit codes, JSON shapes, audit.
+
+CONTRACTS: 0 search ran, 1 error (audited `error`), 2 denied (audited `denied`), 3 choose a face; policy gates
+come before the image is decoded; with --json stdout is exactly one JSON object for every exit code.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bot.audit import AuditLog
+from bot.cli import main
+
+JUSTIFICATION = (
+    "Robbery at 5th and J on 11/20; store camera still of the suspect who used the victim's card at 14:05"
+)
+GOOD = ["--call-number", "26-012345", "--purpose", "investigation", "--justification", JUSTIFICATION, "--attest"]
+ENROLLED = {"obama": ["obama.jpg"], "biden": ["biden.jpg"], "kit_harington": ["john2.jpeg"]}
+
+
+@pytest.fixture(scope="module")
+def gallery_data(faces_dir: Path, tmp_path_factory) -> Path:
+    """A data dir with a small gallery enrolled through the CLI itself (once per module)."""
+    root = tmp_path_factory.mktemp("cli")
+    src = root / "enroll"
+    for subject, files in ENROLLED.items():
+        (src / subject).mkdir(parents=True)
+        for name in files:
+            shutil.copy(faces_dir / "people" / subject / name, src / subject / name)
+    data = root / "data"
+    mp = pytest.MonkeyPatch()
+    mp.setenv("BOT_DATA_DIR", str(data))
+    try:
+        assert main(["gallery", "enroll", str(src), "--no-progress"]) == 0
+    finally:
+        mp.undo()
+    return data
+
+
+@pytest.fixture
+def data(gallery_data: Path, tmp_path: Path, monkeypatch) -> Path:
+    """A private copy of the enrolled data dir, so each test sees only its own audit entries."""
+    copy = tmp_path / "data"
+    shutil.copytree(gallery_data, copy)
+    monkeypatch.setenv("BOT_DATA_DIR", str(copy))
+    return copy
+
+
+def run_json(capsys, argv: list[str]) -> tuple[int, dict]:
+    code = main(argv)
+    out = capsys.readouterr().out
+    return code, json.loads(out)  # exactly one JSON object, or this raises
+
+
+def audit_entries(data: Path) -> list[dict]:
+    return [e for e in AuditLog.open(data).entries() if e["kind"] == "search"]
+
+
+def test_search_enrolled_person_returns_that_subject_first(data, faces_dir, capsys):
+    code, out = run_json(capsys, ["search", str(faces_dir / "people/obama/obama2.jpg"), *GOOD, "--json"])
+    assert code == 0
+    assert out["candidates"][0]["subject_id"] == "obama"
+    assert out["candidates"][0]["rank"] == 1
+    for key in ("request_id", "call_number", "purpose", "faces", "face_index", "candidates", "caveat",
+                "threshold", "gallery_size", "model"):
+        assert key in out
+    assert out["gallery_size"] == 3 and out["face_index"] == 1
+    assert set(out["faces"][0]) == {"index", "box", "size", "quality"}
+    assert "leads only" in out["caveat"].lower()
+    [entry] = audit_entries(data)
+    assert entry["outcome"] == "candidates" and entry["request_id"] == out["request_id"]
+    assert entry["candidates"][0]["subject_id"] == "obama"
+    assert entry["probe_sha256"] and "image" not in entry  # the hash is recorded, never the image
+    assert entry["source"] == "cli" and entry["requester"]["id"].startswith("os:")
+
+
+def test_text_output_puts_caveat_first(data, faces_dir, capsys):
+    assert main(["search", str(faces_dir / "people/biden/biden2.jpg"), *GOOD]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Investigative leads only")
+    assert out.index("biden") > out.index("Investigative leads only")
+    assert "GO 375.01 D" in out  # the reminder to document the search
+
+
+def test_person_not_enrolled_gets_no_candidate_with_caveat(data, faces_dir, capsys):
+    code, out = run_json(capsys, ["search", str(faces_dir / "people/lin_manuel_miranda/lin-manuel-miranda.png"),
+                                  *GOOD, "--json"])
+    assert code == 0 and out["candidates"] == []
+    assert "absence of a result is not an exclusion" in out["caveat"]
+    assert audit_entries(data)[-1]["outcome"] == "no_candidate"
+
+
+@pytest.mark.parametrize(
+    "drop, reason_fragment",
+    [
+        ("--call-number", "call number is required"),
+        ("--purpose", "purpose is required"),
+        ("--justification", "justification is required"),
+        ("--attest", "attestation is required"),
+    ],
+)
+def test_each_missing_answer_is_denied_and_audited(data, faces_dir, capsys, drop, reason_fragment):
+    argv = list(GOOD)
+    i = argv.index(drop)
+    del argv[i: i + (1 if drop == "--attest" else 2)]
+    code, out = run_json(capsys, ["search", str(faces_dir / "people/obama/obama2.jpg"), *argv, "--json"])
+    assert code == 2
+    assert any(reason_fragment in r.lower() for r in out["denied"])
+    [entry] = audit_entries(data)
+    assert entry["outcome"] == "denied" and entry["denied"] == out["denied"]
+
+
+@pytest.mark.parametrize(
+    "flag, value, fragment",
+    [
+        ("--call-number", "2026-12", "call number"),
+        ("--purpose", "curiosity", "purpose"),
+        ("--justification", "Suspect is a young Black male wearing a hoodie near the store", "375.01 c"),
+        ("--justification", "n/a", "placeholder"),
+    ],
+)
+def test_invalid_answers_are_denied(data, faces_dir, capsys, flag, value, fragment):
+    argv = list(GOOD)
+    argv[argv.index(flag) + 1] = value
+    code, out = run_json(capsys, ["search", str(faces_dir / "people/obama/obama2.jpg"), *argv, "--json"])
+    assert code == 2
+    assert any(fragment in r.lower() for r in out["denied"]), out["denied"]
+    assert audit_entries(data)[-1]["outcome"] == "denied"
+
+
+def test_gates_come_before_the_image_is_read(data, tmp_path, capsys):
+    """A denied request never touches the photo: even a missing file is a denial, not an error."""
+    code, out = run_json(capsys, ["search", str(tmp_path / "missing.jpg"), "--json"])
+    assert code == 2 and "denied" in out
+    assert "probe_sha256" not in audit_entries(data)[-1]
+
+
+def test_purpose_by_number(data, faces_dir, capsys):
+    argv = list(GOOD)
+    argv[argv.index("--purpose") + 1] = "2"
+    code, out = run_json(capsys, ["search", str(faces_dir / "people/obama/obama2.jpg"), *argv, "--json"])
+    assert code == 0 and out["purpose"] == "threat"
+
+
+def test_group_photo_needs_a_face_choice(data, faces_dir, capsys):
+    photo = str(faces_dir / "group/kit_with_rose.jpg")
+    code, out = run_json(capsys, ["search", photo, *GOOD, "--json"])
+    assert code == 3
+    assert [f["index"] for f in out["faces"]] == [1, 2]
+    lefts = [f["box"]["left"] for f in out["faces"]]
+    assert lefts == sorted(lefts)  # numbered left to right
+    assert audit_entries(data) == []  # no search ran, nothing decided yet
+
+    code, out = run_json(capsys, ["search", photo, *GOOD, "--face", "1", "--json"])
+    assert code == 0 and out["face_index"] == 1
+
+
+def test_bad_face_index_is_an_audited_error(data, faces_dir, capsys):
+    code, out = run_json(capsys, ["search", str(faces_dir / "group/kit_with_rose.jpg"), *GOOD, "--face", "7",
+                                  "--json"])
+    assert code == 1 and "error" in out
+    entry = audit_entries(data)[-1]
+    assert entry["outcome"] == "error" and entry["face_index"] == 7
+
+
+@pytest.mark.parametrize(
+    "content, fragment",
+    [
+        (b"%PDF-1.7\n1 0 obj\n", "photo"),
+        (b"<!DOCTYPE html><html><body>Sign in</body></html>", "login"),
+        (b"\xff\xd8\xff\xe0" + b"\x00" * 40, "photo"),
+    ],
+    ids=["pdf", "html", "truncated-jpeg"],
+)
+def test_unreadable_files_are_audited_errors(data, tmp_path, capsys, content, fragment):
+    bad = tmp_path / "probe.jpg"
+    bad.write_bytes(content)
+    code, out = run_json(capsys, ["search", str(bad), *GOOD, "--json"])
+    assert code == 1 and fragment in out["error"].lower(), out["error"]
+    assert audit_entries(data)[-1]["outcome"] == "error"
+
+
+def test_photo_without_a_face_is_an_error(data, tmp_path, capsys):
+    from PIL import Image
+
+    blank = tmp_path / "wall.jpg"
+    Image.new("RGB", (640, 480), (200, 200, 190)).save(blank)
+    code, out = run_json(capsys, ["search", str(blank), *GOOD, "--json"])
+    assert code == 1 and "no face" in out["error"].lower()
+    assert audit_entries(data)[-1]["outcome"] == "error"
+
+
+def test_huge_file_refused_before_decoding(data, tmp_path, capsys, monkeypatch):
+    cfg = tmp_path / "settings.toml"
+    cfg.write_text("[images]\nmax_bytes = 1000\n")
+    big = tmp_path / "big.jpg"
+    big.write_bytes(b"\xff\xd8" + b"\x00" * 5000)
+    code, out = run_json(capsys, ["--config", str(cfg), "search", str(big), *GOOD, "--json"])
+    assert code == 1 and "larger than" in out["error"].lower()
+
+
+def test_audit_verify_detects_tampering(data, faces_dir, capsys):
+    assert main(["search", str(faces_dir / "people/obama/obama2.jpg"), *GOOD]) == 0
+    capsys.readouterr()
+    assert main(["audit", "verify"]) == 0
+    log = data / "audit" / "audit.jsonl"
+    lines = log.read_text().splitlines(keepends=True)
+    forged = lines[-1].replace('"outcome":"candidates"', '"outcome":"no_candidate"')
+    assert forged != lines[-1]
+    log.write_text("".join(lines[:-1]) + forged)
+    assert main(["audit", "verify"]) == 1
+    err = capsys.readouterr().err
+    assert f"entry {len(lines)}" in err
+
+
+def test_enroll_is_idempotent_and_listed(data, faces_dir, tmp_path, capsys):
+    src = tmp_path / "again" / "obama"
+    src.mkdir(parents=True)
+    shutil.copy(faces_dir / "people/obama/obama.jpg", src / "obama.jpg")
+    assert main(["gallery", "enroll", str(src.parent), "--no-progress"]) == 0
+    assert "enrolled 0 image" in capsys.readouterr().out
+    code, subjects = run_json(capsys, ["gallery", "list", "--json"])
+    assert code == 0 and sorted(s["subject_id"] for s in subjects) == sorted(ENROLLED)
+
+
+def test_remove_subject_then_search_finds_nobody(data, faces_dir, capsys):
+    assert main(["gallery", "remove", "obama"]) == 0
+    capsys.readouterr()
+    code, out = run_json(capsys, ["search", str(faces_dir / "people/obama/obama2.jpg"), *GOOD, "--json"])
+    assert code == 0 and all(c["subject_id"] != "obama" for c in out["candidates"])
+    kinds = [e for e in AuditLog.open(data).entries() if e["kind"] == "gallery_change"]
+    assert any(e.get("action") == "remove" and e.get("subject_id") == "obama" for e in kinds)
+    assert main(["gallery", "remove", "nobody"]) == 1
+
+
+def test_bad_manifest_header_is_a_clear_error(data, tmp_path, capsys):
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("id,image\nx,a.jpg\n")
+    assert main(["gallery", "enroll", str(tmp_path), "--manifest", str(manifest), "--no-progress"]) == 1
+    assert "subject_id,name,record_ref,image" in capsys.readouterr().err
