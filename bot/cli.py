@@ -153,7 +153,9 @@ def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
     if args.audit_cmd == "verify":
         result = core.audit.verify()
         if result.ok:
-            print(f"audit log intact: {result.count} entries")
+            # The last seq and mac let an auditor notice later truncation by keeping them elsewhere.
+            print(f"audit log intact: {result.count} entries; last entry {result.last_seq} "
+                  f"(mac {str(result.last_mac or '')[:16]})")
             return EXIT_OK
         print(f"audit log BROKEN at entry {result.bad_seq}: {result.reason}", file=sys.stderr)
         return EXIT_ERROR
