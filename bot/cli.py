@@ -9,8 +9,8 @@ import argparse
 import getpass
 import json
 import sys
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from bot import wording

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "settings.toml"
 MAX_CANDIDATES_CAP = 20
@@ -79,7 +80,7 @@ class Settings:
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     timezone: str = "America/Los_Angeles"
 
-    def with_data_dir(self, data_dir: Path | str) -> "Settings":
+    def with_data_dir(self, data_dir: Path | str) -> Settings:
         return replace(self, data_dir=Path(data_dir))
 
 

@@ -6,9 +6,10 @@ writes exactly one audit entry with one of the closed outcomes (see bot.audit.OU
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 from bot import policy, wording
 from bot.audit import AuditLog
@@ -23,7 +24,7 @@ def new_request_id() -> str:
 
 
 def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)
@@ -218,7 +219,6 @@ def search_face(
         raise PermissionError("; ".join(reasons))
     vector = face.encoding if face is not None else encoding
     gallery = core.gallery
-    gallery.refresh()
     s = core.settings.search
     candidates = gallery.search(vector, threshold=s.threshold, max_candidates=s.max_candidates)
     info = model_info()
