@@ -18,6 +18,15 @@ if TYPE_CHECKING:
     from bot.slack.runtime import Runtime
 
 log = logging.getLogger(__name__)
+BOLT_LOGGER = "bot.slack.bolt"
+
+
+class _SkipTokenUnused(logging.Filter):
+    """Bolt reads SLACK_BOT_TOKEN from the environment even when given our client, then warns that the token
+    is unused. It is: the client carries it (with SLACK_API_URL and the retry handlers). Drop that one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`token` will be unused" not in record.getMessage()
 
 
 def thread_of(body: dict[str, Any]) -> tuple[str | None, str | None]:
@@ -37,13 +46,16 @@ def thread_of(body: dict[str, Any]) -> tuple[str | None, str | None]:
 
 def build_app(rt: Runtime) -> AsyncApp:
     """The Bolt app for this runtime, with every listener registered."""
+    bolt_logger = logging.getLogger(BOLT_LOGGER)
+    if not any(isinstance(f, _SkipTokenUnused) for f in bolt_logger.filters):
+        bolt_logger.addFilter(_SkipTokenUnused())
     app = AsyncApp(
         client=rt.client,
         # Socket Mode needs no signing secret; HTTP mode refuses to start without one (server.py).
         signing_secret=rt.signing_secret or "",
         process_before_response=False,
         request_verification_enabled=True,
-        logger=logging.getLogger("bot.slack.bolt"),
+        logger=bolt_logger,
     )
 
     @app.middleware

@@ -38,7 +38,6 @@ log = logging.getLogger(__name__)
 EYES = "eyes"  # the upload was seen and a request opened
 HOURGLASS = "hourglass_flowing_sand"  # a search is running
 DONE_MARK = "white_check_mark"  # every image has its result
-STATUS_INTERVAL_S = 1.0  # in-place status updates at most once a second (CONTRACTS)
 IMAGE_TYPES = frozenset({"jpg", "jpeg", "png", "gif", "webp", "heic", "heif", "bmp", "tiff", "tif"})
 # Message subtypes a person's thread reply can have (a reply also sent to the channel is thread_broadcast).
 REPLY_SUBTYPES = (None, "thread_broadcast")
@@ -121,8 +120,8 @@ class StatusMessage:
     second has passed; only the latest held update is sent.
     """
 
-    def __init__(self, rt: Runtime, channel: str, thread_ts: str, interval: float = STATUS_INTERVAL_S) -> None:
-        self.rt, self.channel, self.thread_ts, self.interval = rt, channel, thread_ts, interval
+    def __init__(self, rt: Runtime, channel: str, thread_ts: str) -> None:
+        self.rt, self.channel, self.thread_ts, self.interval = rt, channel, thread_ts, rt.status_interval
         self.ts: str | None = None
         self._last = 0.0
         self._held: blocks.Message | None = None
@@ -189,9 +188,9 @@ def _requester(dialog: Dialog) -> service.Requester:
     return service.Requester(dialog.requester_id, dialog.requester_name)
 
 
-def _source(rt: Runtime, dialog: Dialog, image: ImageRequest, permalink: str | None) -> dict[str, Any]:
+async def _source(rt: Runtime, dialog: Dialog, image: ImageRequest, permalink: str | None) -> dict[str, Any]:
     """The Slack fields of every audit entry written for one image of a dialog."""
-    call_ts = rt.calls.thread_ts(dialog.call_number) if dialog.call_number else None
+    call_ts = await rt.io(rt.calls.thread_ts, dialog.call_number) if dialog.call_number else None
     return {
         "source": "slack",
         "channel": dialog.channel,
@@ -206,6 +205,27 @@ def _source(rt: Runtime, dialog: Dialog, image: ImageRequest, permalink: str | N
         "face_chosen_at": image.chosen_at,
         "call_thread_ts": call_ts,
     }
+
+
+async def ensure_call_thread(rt: Runtime, call_number: str | None) -> str | None:
+    """The call's thread ts in the dispatch channel, starting the thread now when dispatch has none, so the
+    search's audit entry can record it (CONTRACTS: fields are written when things happen). None when there
+    is no dispatch channel or Slack refuses; the call log then starts (or queues) the thread itself."""
+    channel = rt.settings.slack.dispatch_channel
+    if not channel or not call_number:
+        return None
+    async with rt.lock("call:" + call_number):  # two searches for one new call start one thread
+        known = await rt.io(rt.calls.thread_ts, call_number)
+        if known:
+            return known
+        opening = blocks.call_thread_opening(call_number)
+        ts = await post(rt, channel, None, opening)
+        if ts is None:
+            return None
+        # Indexed like any dispatch message that names the call: the call log finds this thread from now on.
+        # On the loop thread, like the call log's own writes, so calls.json never has two writers at once.
+        rt.calls.index_message(opening.text, ts, source="bot")
+        return await rt.io(rt.calls.thread_ts, call_number)
 
 
 async def _claim(rt: Runtime, key: str) -> bool:
@@ -266,17 +286,29 @@ async def _apply(rt: Runtime, dialog: Dialog, effect: Effect, actor: str | None)
                         blocks.not_requester(dialog, effect.user_id))
     elif isinstance(effect, request.Cancelled):
         await _ended(rt, dialog, "cancelled", effect.request_ids)
+        _forget(rt, dialog)
     elif isinstance(effect, request.Expired):
         await _ended(rt, dialog, "expired", effect.request_ids)
+        _forget(rt, dialog)
     elif isinstance(effect, request.Done):
         await react(rt, dialog.channel, dialog.thread_ts, HOURGLASS, remove=True)
         await react(rt, dialog.channel, dialog.thread_ts, DONE_MARK)
+        _forget(rt, dialog)
     elif actor and isinstance(effect, (request.Busy, request.Stale, request.Closed)):
         # Only the person who replied or pressed needs to know their input changed nothing.
         note = {request.Busy: blocks.busy, request.Stale: blocks.stale, request.Closed: blocks.closed}
         await ephemeral(rt, dialog.channel, actor, dialog.thread_ts, note[type(effect)](dialog))
     else:
         log.debug("dialog %s: %s", dialog.dialog_id, effect)
+
+
+def _forget(rt: Runtime, dialog: Dialog) -> None:
+    """Drop what this process kept in memory for an ended dialog (tasks still running keep their own refs)."""
+    for image in dialog.images:
+        for key in ("status", "file_urls", "failures"):
+            rt.state.get(key, {}).pop(image.request_id if key != "file_urls" else image.file_id, None)
+    rt.state.get("permalinks", {}).pop(f"{dialog.channel}:{dialog.thread_ts}", None)
+    rt.locks.pop(dialog.dialog_id, None)
 
 
 async def _ask_face(rt: Runtime, dialog: Dialog, effect: request.AskFace) -> None:
@@ -303,7 +335,7 @@ async def _ended(rt: Runtime, dialog: Dialog, kind: str, request_ids: tuple[str,
             continue
         await rt.io(
             service.record_ended, rt.core, outcome=kind, request_id=rid, answers=dialog.answers(),
-            requester=_requester(dialog), source=_source(rt, dialog, image, permalink), faces=image.faces,
+            requester=_requester(dialog), source=await _source(rt, dialog, image, permalink), faces=image.faces,
         )
         await rt.io(rt.probes.remove, rid)
     minutes = rt.settings.slack.dialog_timeout_minutes if kind == "expired" else None
@@ -329,7 +361,7 @@ async def _image_failed(rt: Runtime, dialog: Dialog, effect: request.ImageFailed
     # The failure's own words when this process saw it happen, else the dialog's code ("no_face", ...).
     reason, detail = rt.state.setdefault("failures", {}).pop(effect.request_id, (effect.reason, effect.reason))
     permalink = await rt.permalink(dialog.channel, dialog.thread_ts)
-    source = {**_source(rt, dialog, image, permalink), "probe_sha256": image.probe_sha256,
+    source = {**(await _source(rt, dialog, image, permalink)), "probe_sha256": image.probe_sha256,
               "error_code": effect.reason}
     await rt.io(
         service.record_ended, rt.core, outcome="error", request_id=image.request_id, answers=dialog.answers(),
@@ -508,7 +540,8 @@ async def index_dispatch(rt: Runtime, event: dict[str, Any]) -> None:
     message = event.get("message") if event.get("subtype") == "message_changed" else event
     ts = (message or {}).get("ts")
     if ts:
-        await rt.io(rt.calls.index_message, _message_text(event), ts)
+        # On the loop thread, like the call log's own writes (calls.json is small; one writer at a time).
+        rt.calls.index_message(_message_text(event), ts)
 
 
 # -------------------------------------------------------------------------------------- face work
@@ -630,12 +663,13 @@ async def search(rt: Runtime, dialog_id: str, request_id: str, face_index: int) 
         permalink = await rt.permalink(dialog.channel, dialog.thread_ts)
         cached = await rt.io(rt.probes.get, request_id)
         if result is None:
+            await ensure_call_thread(rt, dialog.call_number)
             try:
                 if cached is None or not 1 <= face_index <= len(cached.faces):
                     raise LookupError("the probe analysis is no longer stored")
                 result = await rt.work(
                     service.search_face, rt.core, request_id=request_id, answers=dialog.answers(),
-                    requester=_requester(dialog), source=_source(rt, dialog, image, permalink),
+                    requester=_requester(dialog), source=await _source(rt, dialog, image, permalink),
                     probe_sha256=image.probe_sha256 or cached.sha256, faces=image.faces or cached.faces,
                     encoding=cached.encoding(face_index), face_index=face_index,
                 )
@@ -664,7 +698,7 @@ async def _search_failed(
     rt: Runtime, dialog: Dialog, image: ImageRequest, exc: Exception, permalink: str | None
 ) -> None:
     error = f"{type(exc).__name__}: {exc}"[:500]
-    source = {**_source(rt, dialog, image, permalink), "probe_sha256": image.probe_sha256}
+    source = {**(await _source(rt, dialog, image, permalink)), "probe_sha256": image.probe_sha256}
     await rt.io(
         service.record_ended, rt.core, outcome="error", request_id=image.request_id, answers=dialog.answers(),
         requester=_requester(dialog), source=source, error=error, faces=image.faces,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -87,6 +87,7 @@ class Runtime:
     signing_secret: str | None
     probes: ProbeCache
     clock: Callable[[], datetime] = utc_now
+    status_interval: float = 1.0  # in-place status updates at most this often (CONTRACTS: once a second)
     owns_engine: bool = True
     bot_user_id: str | None = None
     bot_id: str | None = None
@@ -310,5 +311,3 @@ class Runtime:
             cache[key] = link
         return link
 
-
-Job = Callable[[], Awaitable[Any]]

@@ -110,13 +110,18 @@ def create_server(
     engine: FaceEngine | None = None,
     clock: Callable[[], datetime] | None = None,
     socket_mode: bool = False,
+    shutdown_grace: float = 10.0,
+    status_interval: float = 1.0,
 ) -> tuple[web.Application, Runtime]:
     """The aiohttp application and its runtime; background jobs start and stop with the application.
 
     `engine` (shared, not closed here), `clock` and the intervals are for tests. With `socket_mode`
-    there is no /slack/events route (requests arrive over the socket, unsigned by design).
+    there is no /slack/events route (requests arrive over the socket, unsigned by design). On shutdown,
+    request work in flight gets `shutdown_grace` seconds to finish before it is cancelled. Status messages
+    are updated at most every `status_interval` seconds (Slack etiquette: once a second; tests go faster).
     """
     rt = Runtime.create(settings, env, engine=engine, clock=clock)
+    rt.status_interval = status_interval
     bolt = build_app(rt)
     rt.state["bolt"] = bolt
     app = web.Application()
@@ -146,7 +151,7 @@ def create_server(
         rt.spawn(_every(purge_interval, lambda: flow.purge(rt), "purge"), name="purge", job=True)
 
     async def cleanup(_app: web.Application) -> None:
-        await rt.close()
+        await rt.close(grace=shutdown_grace)
 
     if not socket_mode:
         app.router.add_post("/slack/events", slack_events)

@@ -1,0 +1,349 @@
+"""End-to-end fixtures: the Slack Web API double, the bot's own server on an ephemeral port wired to it through
+SLACK_API_URL, signed requests POSTed to it over real HTTP, and a gallery enrolled from real faces once per
+session (BOT_TEST_FACES).
+
+    async def test_x(harness):
+        bot = await harness.start()                      # create_server on 127.0.0.1:0, tmp BOT_DATA_DIR
+        upload = await harness.upload(harness.face("people/obama/obama3.jpg"))
+        await harness.wait_kind("prompt", step="call_number")
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import shutil
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from bot.audit import AuditLog
+from bot.config import FacesSettings, ImageSettings, Settings, SlackSettings
+from bot.faces.engine import FaceEngine
+from bot.slack.runtime import Runtime
+from bot.slack.server import create_server
+
+from .double import TOKEN, Call, SlackDouble
+from .signing import SIGNING_SECRET, Reply, block_actions_payload, event_body, interaction_body, post
+
+CASE = "CCASE1"  # case-26-012345: a case channel by its name prefix
+CASE_LISTED = "CLISTED"  # a case channel by its id in case_channels
+GENERAL = "CGENERAL"  # not a case channel
+SHARED = "CSHARED"  # case-shared: a case channel shared with another organisation
+DISPATCH = "CDISPATCH"  # the dispatch channel (private)
+OFFICER = "UOFFICER1"  # an authorised requester
+OFFICER2 = "UOFFICER2"  # another member, not authorised
+GUEST = "UGUEST1"  # a guest listed among the requesters (must still be refused)
+GROUP = "SREQUESTERS"  # a requester user group
+GROUP_MEMBER = "UGROUPED1"
+ENROLLED = {  # subject -> images enrolled; the probes used in the tests are other photos
+    "obama": ["obama.jpg", "obama2.jpg"],
+    "biden": ["biden.jpg"],
+    "kit_harington": ["john1.jpeg"],
+    "rose_leslie": ["img1.jpg"],
+}
+JUSTIFICATION = (
+    "Armed robbery of the Main Street pharmacy at 14:10 today; the store camera recorded this man taking "
+    "cash from the register, report 26-4411."
+)
+
+
+# --------------------------------------------------------------------------------------- session fixtures
+
+
+@pytest.fixture(scope="session")
+def face_engine() -> FaceEngine:
+    """One face worker for the whole session, shared by every bot server (spawned on first use)."""
+    engine = FaceEngine(ImageSettings(), workers=1)
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="session")
+def enrolled_gallery(faces_dir: Path, face_engine: FaceEngine, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A gallery dir (data_dir/gallery) enrolled once from real faces: obama, biden, kit_harington, rose_leslie."""
+    from bot.faces.gallery import Gallery, enroll
+
+    root = tmp_path_factory.mktemp("gallery")
+    source = root / "people"
+    for subject, files in ENROLLED.items():
+        (source / subject).mkdir(parents=True)
+        for name in files:
+            os.symlink(faces_dir / "people" / subject / name, source / subject / name)
+    data = root / "data"
+    gallery = Gallery(data)
+    report = enroll(gallery, face_engine, source, audit=None, progress=False)
+    gallery.close()
+    assert len(report.rejected) == 0 and gallery.subject_count == len(ENROLLED), report
+    return data / "gallery"
+
+
+# ----------------------------------------------------------------------------------------------- helpers
+
+
+class Clock:
+    """A clock the test moves forward (dialog timeouts are minutes long)."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta()
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def advance(self, **kwargs: float) -> None:
+        self.offset += timedelta(**kwargs)
+
+
+def bot_settings(data_dir: Path, **slack: Any) -> Settings:
+    """Settings for a test bot: case- prefix, one requester, the dispatch channel, a 5-minute timeout."""
+    values: dict[str, Any] = {
+        "case_channel_prefix": "case-",
+        "case_channels": (CASE_LISTED,),
+        "dispatch_channel": DISPATCH,
+        "requesters": (OFFICER, GUEST),
+        "requester_groups": (GROUP,),
+        "file_hosts": ("127.0.0.1",),
+        "dialog_timeout_minutes": 5,
+    }
+    values.update(slack)
+    return Settings(data_dir=data_dir, slack=SlackSettings(**values), faces=FacesSettings(workers=1))
+
+
+def payload(call: Call) -> dict[str, Any]:
+    """The metadata payload a bot post carried ({} when none)."""
+    return ((call.params.get("metadata") or {}).get("event_payload")) or {}
+
+
+def block_texts(message: dict[str, Any]) -> list[str]:
+    """The texts of a message's section and context blocks, in order."""
+    out = []
+    for block in message.get("blocks") or []:
+        if block.get("type") == "section" and block.get("text"):
+            out.append(block["text"]["text"])
+        elif block.get("type") == "context":
+            out += [e.get("text", "") for e in block.get("elements", [])]
+    return out
+
+
+@dataclass
+class Bot:
+    """One running bot server."""
+
+    rt: Runtime
+    runner: web.AppRunner
+    base: str
+    stopped: bool = False
+
+    @property
+    def events_url(self) -> str:
+        return f"{self.base}/slack/events"
+
+    async def stop(self) -> None:
+        """Shut the server down (background jobs stop, stores close)."""
+        if not self.stopped:
+            self.stopped = True
+            await self.runner.cleanup()
+
+
+@dataclass
+class Harness:
+    """Drives the bot as Slack and a person would: uploads, replies, button presses, over real HTTP."""
+
+    slack: SlackDouble
+    http: aiohttp.ClientSession
+    data_dir: Path
+    faces_dir: Path | None
+    request: pytest.FixtureRequest
+    bots: list[Bot] = field(default_factory=list)
+    _ids: Any = field(default_factory=lambda: itertools.count(1))
+
+    @property
+    def bot(self) -> Bot:
+        """The most recently started server."""
+        return self.bots[-1]
+
+    @property
+    def rt(self) -> Runtime:
+        return self.bot.rt
+
+    async def start(
+        self,
+        *,
+        settings: Settings | None = None,
+        gallery: bool = True,
+        clock: Callable[[], datetime] | None = None,
+        tick_interval: float = 3600.0,
+        status_interval: float = 0.1,
+        **slack: Any,
+    ) -> Bot:
+        """Start a bot server on 127.0.0.1:0 for this test's data dir (the enrolled gallery copied in)."""
+        settings = settings or bot_settings(self.data_dir, **slack)
+        gallery_dir = settings.data_dir / "gallery"
+        if gallery and not gallery_dir.exists():
+            shutil.copytree(self.request.getfixturevalue("enrolled_gallery"), gallery_dir)
+        env = {"SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": self.slack.base_url}
+        app, rt = create_server(
+            settings, env, tick_interval=tick_interval, engine=self.request.getfixturevalue("face_engine"),
+            clock=clock, shutdown_grace=0.5, status_interval=status_interval,
+        )
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        bot = Bot(rt, runner, f"http://127.0.0.1:{runner.addresses[0][1]}")
+        self.bots.append(bot)
+        return bot
+
+    # --- reading faces ----------------------------------------------------------------------------------------
+
+    def face(self, relative: str) -> tuple[str, bytes]:
+        """(file name, bytes) of a shared test face, e.g. "people/obama/obama3.jpg"."""
+        if self.faces_dir is None:
+            self.faces_dir = self.request.getfixturevalue("faces_dir")
+        path = self.faces_dir / relative
+        return path.name, path.read_bytes()
+
+    # --- acting as Slack -----------------------------------------------------------------------------------------
+
+    async def send(self, event: dict[str, Any], *, event_id: str | None = None, retry_num: int | None = None,
+                   **kwargs: Any) -> Reply:
+        """POST a signed event_callback for `event` to the bot; asserts Slack would count it as delivered."""
+        reply = await post(self.http, self.bot.events_url, event_body(event, event_id, **kwargs), retry_num=retry_num)
+        assert reply.status == 200, reply
+        return reply
+
+    async def upload(
+        self,
+        photo: tuple[str, bytes],
+        *,
+        text: str = "",
+        user: str = OFFICER,
+        channel: str = CASE,
+        mimetype: str = "image/jpeg",
+        event_id: str | None = None,
+        html_instead: bool = False,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """Share a file in a channel as `user` and send the message (file_share) event; returns the event."""
+        name, data = photo
+        if name.endswith(".png"):
+            mimetype = "image/png"
+        file = self.slack.add_file(f"F{next(self._ids):06d}", name, mimetype, data, user, html_instead=html_instead)
+        event = self.slack.add_message(channel, text, user=user, files=[file])
+        await self.send(event, event_id=event_id, **kwargs)
+        return event
+
+    async def reply(self, upload: dict[str, Any], text: str, *, user: str = OFFICER) -> dict[str, Any]:
+        """A thread reply to the upload, as `user`."""
+        event = self.slack.add_message(upload["channel"], text, user=user, thread_ts=upload["ts"])
+        await self.send(event)
+        return event
+
+    async def press(
+        self, upload: dict[str, Any], action: str, *, value: str | None = None, user: str = OFFICER
+    ) -> Reply:
+        """Press a button (action id prefix `action`, and `value` when given) on the newest bot message in the
+        upload's thread that has it."""
+        for message in reversed(self.slack.messages(upload["channel"], thread_ts=upload["ts"])):
+            for block in message.get("blocks") or []:
+                for el in block.get("elements") or []:
+                    if el.get("type") != "button" or not str(el.get("action_id", "")).startswith(action):
+                        continue
+                    if value is not None and el.get("value") != value:
+                        continue
+                    body = block_actions_payload(
+                        action_id=el["action_id"], value=el.get("value", ""), user_id=user,
+                        channel_id=upload["channel"], message=message, block_id=block.get("block_id") or "b",
+                    )
+                    reply = await post(self.http, self.bot.events_url, interaction_body(body))
+                    assert reply.status == 200, reply
+                    return reply
+        raise AssertionError(f"no {action} button (value {value}) in the thread of {upload['ts']}")
+
+    # --- waiting and reading what the bot did ------------------------------------------------------------------
+
+    async def wait_kind(self, kind: str, *, count: int = 1, timeout: float = 20.0, **fields: Any) -> Call:
+        """Wait for the bot's `count`-th successful chat.postMessage whose metadata kind (and payload
+        fields) match."""
+
+        def match(call: Call) -> bool:
+            if call.method != "chat.postMessage":
+                return False
+            p = payload(call)
+            return p.get("kind") == kind and all(p.get(k) == v for k, v in fields.items())
+
+        return await self.slack.wait_for(match, count=count, ok=True, timeout=timeout)
+
+    async def idle(self) -> None:
+        """Let acked requests reach their background work, then wait for all of it to finish."""
+        for _ in range(5):
+            await asyncio.sleep(0)
+        await self.rt.idle()
+
+    def thread(self, upload: dict[str, Any], kind: str | None = None) -> list[dict[str, Any]]:
+        """The bot's messages in the upload's thread (of one metadata kind when given), oldest first."""
+        msgs = self.slack.messages(upload["channel"], thread_ts=upload["ts"])
+        return [m for m in msgs if kind is None or (m.get("metadata") or {}).get("event_payload", {}).get("kind") == kind]
+
+    def audit(self, **filters: Any) -> list[dict[str, Any]]:
+        """Search audit entries of this data dir whose fields equal `filters`."""
+        log = AuditLog.open(self.data_dir, {})
+        return [e for e in log.entries() if e.get("kind") == "search" and all(e.get(k) == v for k, v in filters.items())]
+
+    def verify_audit(self) -> bool:
+        return AuditLog.open(self.data_dir, {}).verify().ok
+
+    async def answer_all(self, upload: dict[str, Any], *, purpose: str = "1") -> None:
+        """Answer every question by replying: call number, purpose, justification, attestation."""
+        await self.wait_kind("prompt", step="call_number")
+        await self.reply(upload, "26-012345")
+        await self.wait_kind("prompt", step="purpose")
+        await self.reply(upload, purpose)
+        await self.wait_kind("prompt", step="justification")
+        await self.reply(upload, JUSTIFICATION)
+        await self.wait_kind("prompt", step="attestation")
+        await self.reply(upload, "I attest")
+
+    async def healthz(self) -> dict[str, Any]:
+        async with self.http.get(f"{self.bot.base}/healthz") as resp:
+            assert resp.status == 200
+            return await resp.json()
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[SlackDouble]:
+    """The Slack double with the test workspace: channels, people, a requester group."""
+    async with SlackDouble() as double:
+        double.add_channel(CASE, "case-26-012345")
+        double.add_channel(CASE_LISTED, "robbery-task-force", is_private=True)
+        double.add_channel(GENERAL, "general")
+        double.add_channel(SHARED, "case-joint-op", is_ext_shared=True)
+        double.add_channel(DISPATCH, "dispatch", is_private=True)
+        double.add_user(OFFICER, "officer.one", display_name="Ofc. One")
+        double.add_user(OFFICER2, "officer.two", display_name="Ofc. Two")
+        double.add_user(GUEST, "guest.one", restricted=True)
+        double.add_user(GROUP_MEMBER, "officer.grouped", display_name="Ofc. Grouped")
+        double.add_usergroup(GROUP, [GROUP_MEMBER])
+        yield double
+
+
+@pytest.fixture
+async def harness(slack: SlackDouble, tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
+    """A harness with no server yet (call `await harness.start()`); every server is stopped afterwards."""
+    data_dir = tmp_path / "data"
+    async with aiohttp.ClientSession() as http:
+        h = Harness(slack, http, data_dir, None, request)
+        try:
+            yield h
+        finally:
+            for bot in reversed(h.bots):
+                await bot.stop()
+
+
+__all__ = ["Clock", "Harness", "block_texts", "bot_settings", "payload"]

@@ -1,0 +1,77 @@
+"""End to end: the dialog answered with buttons (listeners/actions): purpose, attestation, face choice,
+cancel; presses by someone else, on an earlier question, or after the end change nothing."""
+from __future__ import annotations
+
+from bot import wording
+
+from .conftest import CASE, JUSTIFICATION, OFFICER2, block_texts, payload
+
+OBAMA = "people/obama/obama3.jpg"
+
+
+async def test_happy_path_with_buttons(harness, slack):
+    await harness.start()
+    upload = await harness.upload(harness.face(OBAMA), text="26-012345")
+    await harness.wait_kind("prompt", step="purpose")
+    reply = await harness.press(upload, "fr_purpose", value="threat")
+    assert reply.status == 200  # acked at once; the answer is applied after the ack
+    await harness.wait_kind("prompt", step="justification")
+    await harness.reply(upload, JUSTIFICATION)
+    await harness.wait_kind("prompt", step="attestation")
+    await harness.press(upload, "fr_attest")
+    result = await harness.wait_kind("result")
+    await harness.idle()
+    assert block_texts(result.params)[0] == wording.result_caveat(True)
+    [audited] = harness.audit(request_id=payload(result)["request_id"])
+    assert audited["purpose"] == "threat" and audited["attestation"]["attested"] is True
+    assert audited["outcome"] == "candidates" and audited["candidates"][0]["subject_id"] == "obama"
+    assert slack.posts_without_metadata() == []
+
+
+async def test_face_choice_by_button(harness):
+    await harness.start()
+    upload = await harness.upload(harness.face("group/kit_with_rose.jpg"))
+    await harness.answer_all(upload)
+    ask = await harness.wait_kind("face_choice")
+    rid = payload(ask)["request_id"]
+    await harness.press(upload, "fr_face", value=f"{rid}:1")
+    result = await harness.wait_kind("result")
+    await harness.idle()
+    assert block_texts(result.params)[2].startswith("1. rose_leslie")
+    [audited] = harness.audit(request_id=rid)
+    assert audited["face_index"] == 1 and audited["candidates"][0]["subject_id"] == "rose_leslie"
+
+
+async def test_cancel_button_ends_the_dialog_and_is_audited(harness, slack):
+    await harness.start(gallery=False)
+    upload = await harness.upload(("p.jpg", b"\xff\xd8"), text="26-012345")
+    await harness.wait_kind("prompt", step="purpose")
+    await harness.press(upload, "fr_cancel")
+    ended = await harness.wait_kind("ended")
+    await harness.idle()
+    assert payload(ended)["outcome"] == "cancelled"
+    [audited] = harness.audit()
+    assert audited["outcome"] == "cancelled" and audited["call_number"] == "26-012345"
+    assert slack.downloads() == []
+
+
+async def test_presses_by_someone_else_or_on_an_old_question_change_nothing(harness, slack):
+    await harness.start(gallery=False)
+    upload = await harness.upload(("p.jpg", b"\xff\xd8"), text="26-012345")
+    await harness.wait_kind("prompt", step="purpose")
+    await harness.press(upload, "fr_purpose", value="identify", user=OFFICER2)
+    await slack.wait_for("chat.postEphemeral", ok=True)
+    assert wording.wrong_person("UOFFICER1") in slack.ephemerals(CASE, OFFICER2)[0]["text"]
+    await harness.press(upload, "fr_purpose", value="investigation")
+    await harness.wait_kind("prompt", step="justification")
+    await harness.press(upload, "fr_purpose", value="threat")  # the purpose question's button, again
+    await slack.wait_for("chat.postEphemeral", count=2, ok=True)
+    assert slack.ephemerals(CASE, "UOFFICER1")[0]["text"] == wording.STALE_NOTE
+    await harness.press(upload, "fr_cancel")
+    await harness.wait_kind("ended")
+    await harness.press(upload, "fr_cancel")  # after the end
+    await slack.wait_for("chat.postEphemeral", count=3, ok=True)
+    await harness.idle()
+    assert slack.ephemerals(CASE, "UOFFICER1")[-1]["text"] == wording.CLOSED_NOTE
+    [audited] = harness.audit()
+    assert audited["outcome"] == "cancelled" and audited["purpose"] == "investigation"

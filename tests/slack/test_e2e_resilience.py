@@ -1,0 +1,237 @@
+"""End to end: Slack redelivery never starts a second request or search; a restart resumes where the dialog
+stood without re-detecting faces; 429 and 500 answers are retried; a call-thread post that still fails is
+queued on disk, the audit records the search anyway, and the queue is delivered later."""
+from __future__ import annotations
+
+import asyncio
+
+from bot import request, wording
+from bot.slack import flow
+
+from .conftest import CASE, DISPATCH, JUSTIFICATION, OFFICER, Clock, block_texts, payload
+from .signing import new_event_id
+
+OBAMA = "people/obama/obama3.jpg"
+
+
+async def _done(harness, upload) -> None:
+    await harness.slack.wait_for(
+        lambda c: c.method == "reactions.add" and c.params.get("name") == "white_check_mark"
+        and c.params.get("timestamp") == upload["ts"],
+        ok=True,
+    )
+    await harness.idle()
+
+
+async def test_redelivered_events_start_one_request_and_run_one_search(harness, slack):
+    await harness.start()
+    name, data = harness.face(OBAMA)
+    file = slack.add_file("FDUP01", name, "image/jpeg", data, OFFICER)
+    upload = slack.add_message(CASE, "", user=OFFICER, files=[file])
+    event_id = new_event_id()
+    # Slack's retry (X-Slack-Retry-Num) arriving while the first delivery is still being handled...
+    await asyncio.gather(harness.send(upload, event_id=event_id), harness.send(upload, event_id=event_id, retry_num=1))
+    # ...and the same file again under a new envelope (a Socket Mode reconnect).
+    await harness.send(upload)
+    await harness.wait_kind("prompt", step="call_number")
+    await harness.reply(upload, "26-012345")
+    await harness.wait_kind("prompt", step="purpose")
+    await harness.reply(upload, "1")
+    await harness.wait_kind("prompt", step="justification")
+    await harness.reply(upload, JUSTIFICATION)
+    await harness.wait_kind("prompt", step="attestation")
+    attest = slack.add_message(CASE, "I attest", user=OFFICER, thread_ts=upload["ts"])
+    attest_id = new_event_id()
+    await asyncio.gather(harness.send(attest, event_id=attest_id), harness.send(attest, event_id=attest_id, retry_num=1))
+    await harness.wait_kind("result")
+    await _done(harness, upload)
+
+    assert len(harness.thread(upload, "request_opened")) == 1
+    assert len(harness.thread(upload, "result")) == 1
+    assert len(slack.downloads()) == 1
+    assert [e["outcome"] for e in harness.audit()] == ["candidates"]
+
+
+async def test_restart_mid_dialog_resumes_where_it_stood(harness, slack):
+    first = await harness.start()
+    upload = await harness.upload(harness.face(OBAMA))
+    await harness.wait_kind("prompt", step="call_number")
+    await harness.reply(upload, "26-012345")
+    await harness.wait_kind("prompt", step="purpose")
+    await harness.reply(upload, "1")
+    await harness.wait_kind("prompt", step="justification")
+    await first.stop()
+
+    second = await harness.start()  # same data dir, new process state, new port
+    assert second.base != first.base
+    await harness.reply(upload, JUSTIFICATION)
+    await harness.wait_kind("prompt", step="attestation")
+    await harness.reply(upload, "I attest")
+    result = await harness.wait_kind("result")
+    await _done(harness, upload)
+
+    steps = [m["metadata"]["event_payload"]["step"] for m in harness.thread(upload, "prompt")]
+    assert steps == ["call_number", "purpose", "justification", "attestation"]  # nothing asked twice
+    [audited] = harness.audit()
+    assert audited["request_id"] == payload(result)["request_id"]
+    assert audited["outcome"] == "candidates" and audited["purpose"] == "investigation"
+    assert set(audited["answer_times"]) == {"call_number", "purpose", "justification", "attestation"}
+
+
+async def test_restart_at_the_face_choice_never_detects_again(harness, slack):
+    first = await harness.start()
+    upload = await harness.upload(harness.face("group/kit_with_rose.jpg"))
+    await harness.answer_all(upload)
+    await harness.wait_kind("face_choice")
+    await harness.idle()
+    await first.stop()
+
+    await harness.start()
+    await harness.reply(upload, "1")
+    result = await harness.wait_kind("result")
+    await harness.idle()
+    assert block_texts(result.params)[2].startswith("1. rose_leslie")
+    assert len(slack.downloads()) == 1  # the stored boxes and encodings were used, not a new download
+
+
+def _rewind_to_searching(harness, face_index: int) -> request.Dialog:
+    """Simulate a crash after the face choice was stored but before the search finished."""
+    store = request.DialogStore(harness.data_dir / "slack" / "dialogs.json")
+    [dialog] = store.active() or [max(store._all(), key=lambda d: d.created_at)]
+    image = dialog.images[0]
+    image.status, image.face_index, image.outcome, image.result_at = request.SEARCHING, face_index, None, None
+    dialog.step, dialog.ended_at = request.Step.SEARCHING, None
+    store.put(dialog)
+    store.close()
+    return dialog
+
+
+async def test_a_search_interrupted_by_a_restart_runs_when_the_bot_starts(harness, slack):
+    first = await harness.start()
+    upload = await harness.upload(harness.face("group/kit_with_rose.jpg"))
+    await harness.answer_all(upload)
+    await harness.wait_kind("face_choice")
+    await harness.idle()
+    await first.stop()
+    _rewind_to_searching(harness, face_index=2)
+
+    await harness.start()  # resume() finds the search that never ran; no one has to answer anything
+    result = await harness.wait_kind("result")
+    await harness.idle()
+    assert block_texts(result.params)[2].startswith("1. kit_harington")
+    assert len(slack.downloads()) == 1
+    assert [e["outcome"] for e in harness.audit()] == ["candidates"]
+
+
+async def test_a_search_already_audited_before_a_crash_is_posted_again_not_run_again(harness, slack):
+    first = await harness.start()
+    upload = await harness.upload(harness.face(OBAMA))
+    await harness.answer_all(upload)
+    await harness.wait_kind("result")
+    await _done(harness, upload)
+    await first.stop()
+    _rewind_to_searching(harness, face_index=1)  # as if the process died right after the audit entry
+
+    await harness.start()
+    again = await harness.wait_kind("result", count=2)
+    await harness.idle()
+    assert block_texts(again.params)[0] == wording.result_caveat(True)
+    assert block_texts(again.params)[2].startswith("1. obama")
+    assert len(harness.audit()) == 1  # one search, one audit entry
+
+
+async def test_429_and_500_from_chat_post_message_are_retried_and_the_result_arrives(harness, slack):
+    await harness.start()
+    slack.fail_next("chat.postMessage", 429, retry_after=1)
+    slack.fail_next("chat.postMessage", 500)
+    upload = await harness.upload(harness.face(OBAMA))
+    await harness.wait_kind("prompt", step="call_number")
+    await harness.reply(upload, "26-012345")
+    await harness.wait_kind("prompt", step="purpose")
+    await harness.reply(upload, "1")
+    await harness.wait_kind("prompt", step="justification")
+    await harness.reply(upload, JUSTIFICATION)
+    await harness.wait_kind("prompt", step="attestation")
+    slack.fail_next("chat.postMessage", 500)  # the first post after the attestation fails once too
+    await harness.reply(upload, "I attest")
+    await harness.wait_kind("result")
+    await _done(harness, upload)
+
+    failed = [c.status for c in slack.call_log("chat.postMessage") if not c.ok]
+    assert failed == [429, 500, 500]
+    assert len(harness.thread(upload, "request_opened")) == 1  # retried, not duplicated
+    assert len(harness.thread(upload, "progress")) == 1
+    assert [e["outcome"] for e in harness.audit()] == ["candidates"]
+
+
+async def test_a_call_thread_post_failing_beyond_retries_is_queued_and_delivered_later(harness, slack):
+    await harness.start()
+    upload = await harness.upload(harness.face(OBAMA), text="26-012345")
+    await harness.wait_kind("prompt", step="purpose")
+    await harness.reply(upload, "1")
+    await harness.wait_kind("prompt", step="justification")
+    await harness.reply(upload, JUSTIFICATION)
+    await harness.wait_kind("prompt", step="attestation")
+    await harness.reply(upload, "I attest")
+    # The contact sheet is the last thing before the call-thread entry: from then on Slack is down.
+    await slack.wait_for("files.completeUploadExternal", ok=True)
+    slack.fail_next("chat.postMessage", 500, times=3)
+    await _done(harness, upload)
+
+    def entries() -> list[dict]:
+        return [m for m in slack.messages(DISPATCH)
+                if (m.get("metadata") or {}).get("event_payload", {}).get("kind") == "call_log"]
+
+    assert entries() == []
+    assert harness.rt.calls.outbox_depth() == 1
+    assert (await harness.healthz())["outbox_depth"] == 1
+    [audited] = harness.audit()
+    assert audited["outcome"] == "candidates"  # the audit has the search whatever happened in dispatch
+
+    await flow.tick(harness.rt)  # the background job's next run
+    [entry] = entries()
+    assert entry["metadata"]["event_payload"]["request_id"] == audited["request_id"]
+    assert entry["thread_ts"] == audited["call_thread_ts"]
+    assert harness.rt.calls.outbox_depth() == 0
+
+
+async def test_a_search_that_fails_is_audited_as_error_and_told_to_the_officer(harness, slack):
+    first = await harness.start()
+    upload = await harness.upload(harness.face("group/kit_with_rose.jpg"))
+    await harness.answer_all(upload)
+    ask = await harness.wait_kind("face_choice")
+    await harness.idle()
+    await first.stop()
+    # Retention removed the stored analysis while the officer was choosing: the search cannot run.
+    (harness.data_dir / "cache" / "probes" / f"{payload(ask)['request_id']}.npz").unlink()
+
+    await harness.start()
+    await harness.reply(upload, "1")
+    failed = await slack.wait_for(
+        lambda c: c.method in ("chat.postMessage", "chat.update") and payload(c).get("kind") == "image_failed",
+        ok=True,
+    )
+    await harness.idle()
+    assert block_texts(failed.params)[0] == wording.SEARCH_FAILED
+    [audited] = harness.audit()
+    assert audited["outcome"] == "error" and "no longer stored" in audited["error"]
+    assert audited["face_index"] == 1 and harness.thread(upload, "result") == []
+    [entry] = [m for m in slack.messages(DISPATCH)
+               if (m.get("metadata") or {}).get("event_payload", {}).get("kind") == "call_log"]
+    assert entry["metadata"]["event_payload"]["outcome"] == "error"
+
+
+async def test_retention_removes_ended_dialogs_and_cached_probes(harness):
+    clock = Clock()
+    await harness.start(clock=clock)
+    upload = await harness.upload(harness.face(OBAMA))
+    await harness.answer_all(upload)
+    await harness.wait_kind("result")
+    await _done(harness, upload)
+    probes = harness.data_dir / "cache" / "probes"
+    assert len(list(probes.glob("*.npz"))) == 1
+    assert await flow.purge(harness.rt) == {"dialogs": 0, "probes": 0}  # within the 30 days
+    clock.advance(days=31)
+    assert await flow.purge(harness.rt) == {"dialogs": 1, "probes": 1}
+    assert list(probes.glob("*.npz")) == [] and harness.rt.store.by_thread(CASE, upload["ts"]) is None
+    assert len(harness.audit()) == 1  # the audit log keeps its own, longer retention

@@ -1,0 +1,37 @@
+"""Who may do what (bot.slack.roles), asked of the Slack double over HTTP through the bot's runtime."""
+from __future__ import annotations
+
+from bot import wording
+from bot.slack import roles
+
+from .conftest import GROUP, GROUP_MEMBER, GUEST, OFFICER, OFFICER2, SHARED
+
+
+async def test_requesters_by_list_and_group_and_the_refusals(harness, slack):
+    await harness.start(gallery=False)
+    rt = harness.rt
+    case = await rt.channel_info("CCASE1")
+    assert await roles.can_request(rt, OFFICER, case) == (True, None)
+    assert await roles.can_request(rt, GROUP_MEMBER, case) == (True, None)
+    assert await roles.can_request(rt, OFFICER2, case) == (False, wording.NOT_AUTHORISED)
+    assert await roles.can_request(rt, GUEST, case) == (False, wording.GUEST_REFUSED)
+    assert await roles.can_request(rt, "UNKNOWN1", case) == (False, wording.GUEST_REFUSED)  # fail closed
+    shared = await rt.channel_info(SHARED)
+    assert await roles.can_request(rt, OFFICER, shared) == (False, wording.EXTERNAL_CHANNEL_REFUSED)
+    assert (await roles.can_request(rt, OFFICER, None, ext_shared_hint=True))[0] is False
+
+
+async def test_command_staff_and_gallery_admins(harness, slack):
+    await harness.start(gallery=False, command_staff=(OFFICER,), gallery_admin_groups=(GROUP,),
+                        command_staff_groups=(), gallery_admins=(GUEST,))
+    rt = harness.rt
+    assert await roles.is_command_staff(rt, OFFICER) and not await roles.is_command_staff(rt, OFFICER2)
+    assert await roles.is_gallery_admin(rt, GROUP_MEMBER) and not await roles.is_gallery_admin(rt, OFFICER)
+    assert not await roles.is_gallery_admin(rt, GUEST)  # a guest, whatever the list says
+
+
+async def test_group_membership_is_cached(harness, slack):
+    await harness.start(gallery=False)
+    for _ in range(3):
+        assert await roles.can_request(harness.rt, GROUP_MEMBER, {}) == (True, None)
+    assert len(slack.call_log("usergroups.users.list")) == 1

@@ -1,0 +1,112 @@
+"""End to end: the server itself (bot.slack.server): request verification, /healthz, url_verification,
+Socket Mode routing, and the environment check `python -m bot serve` does first."""
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+import pytest
+
+from bot import __version__
+from bot.config import Settings
+from bot.slack.server import env_problem, serve
+
+from .conftest import CASE, OFFICER2
+from .double import TOKEN
+from .signing import SIGNING_SECRET, event_body, post
+
+
+async def test_bad_signatures_and_stale_timestamps_are_refused_with_401(harness, slack):
+    await harness.start(gallery=False)
+    event = slack.add_message(CASE, "", user=OFFICER2, files=[slack.add_file("F1", "p.jpg", "image/jpeg", b"x", OFFICER2)])
+    body = event_body(event)
+    forged = await post(harness.http, harness.bot.events_url, body, secret="not-the-secret")
+    stale = await post(harness.http, harness.bot.events_url, body, timestamp=int(time.time()) - 600)
+    assert (forged.status, stale.status) == (401, 401)
+    await harness.idle()
+    assert slack.messages(CASE) == [] and harness.audit() == []
+    fresh = await post(harness.http, harness.bot.events_url, body)  # the same body, properly signed
+    assert fresh.status == 200
+    await harness.wait_kind("refusal")
+
+
+async def test_healthz_reports_version_gallery_and_outbox(harness):
+    await harness.start()
+    health = await harness.healthz()
+    assert health == {"ok": True, "version": __version__, "gallery_subjects": 4, "outbox_depth": 0, "mode": "http"}
+
+
+async def test_url_verification_is_answered(harness):
+    await harness.start(gallery=False)
+    body = json.dumps({"token": "x", "challenge": "c-123", "type": "url_verification"}).encode()
+    reply = await post(harness.http, harness.bot.events_url, body)
+    assert reply.status == 200 and "c-123" in reply.text
+
+
+async def test_secrets_are_never_logged(harness, slack, caplog):
+    caplog.set_level(logging.DEBUG)
+    await harness.start(gallery=False)
+    await harness.upload(("p.jpg", b"\xff\xd8"), user=OFFICER2)
+    await harness.wait_kind("refusal")
+    await harness.idle()
+    assert TOKEN not in caplog.text and SIGNING_SECRET not in caplog.text
+    assert "production must set BOT_AUDIT_KEY" in caplog.text  # the key came from the data dir here
+
+
+async def test_socket_mode_serves_healthz_and_no_http_events(tmp_path, slack):
+    import aiohttp
+    from aiohttp import web
+
+    from bot.slack.server import create_server
+
+    env = {"SLACK_BOT_TOKEN": TOKEN, "SLACK_APP_TOKEN": "xapp-1-test", "SLACK_API_URL": slack.base_url}
+    app, _rt = create_server(Settings(data_dir=tmp_path / "data"), env, socket_mode=True, shutdown_grace=0)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{base}/healthz") as resp:
+                assert resp.status == 200 and (await resp.json())["mode"] == "socket"
+            async with http.post(f"{base}/slack/events", data=b"{}") as resp:
+                assert resp.status in (404, 405)  # unsigned HTTP events are not accepted in Socket Mode
+    finally:
+        await runner.cleanup()
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({}, ["SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET"]),
+        ({"SLACK_BOT_TOKEN": "xoxb-1"}, ["SLACK_SIGNING_SECRET"]),
+        ({"SLACK_SIGNING_SECRET": "s"}, ["SLACK_BOT_TOKEN"]),
+        ({"SLACK_APP_TOKEN": "xapp-1"}, ["SLACK_BOT_TOKEN"]),
+        ({"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xoxb-wrong"}, ["SLACK_APP_TOKEN"]),
+        ({"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s", "PORT": "http"}, ["PORT"]),
+        ({"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s", "SLACK_API_URL": "http://slack.example/api"},
+         ["SLACK_API_URL"]),
+    ],
+)
+def test_an_incomplete_environment_is_named_in_one_message(env, named):
+    problem = env_problem(env)
+    assert problem is not None and problem.startswith("error: ")
+    for name in named:
+        assert name in problem
+    assert "\n" not in problem
+
+
+def test_a_complete_environment_passes():
+    assert env_problem({"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s"}) is None
+    assert env_problem({"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xapp-1-a"}) is None  # Socket Mode
+
+
+def test_serve_exits_1_with_the_message_when_tokens_are_missing(monkeypatch, capsys, tmp_path):
+    for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "PORT", "SLACK_API_URL"):
+        monkeypatch.delenv(name, raising=False)
+    assert serve(Settings(data_dir=tmp_path / "data")) == 1
+    err = capsys.readouterr().err
+    assert "SLACK_BOT_TOKEN" in err and "SLACK_SIGNING_SECRET" in err
+    assert not (tmp_path / "data").exists()  # nothing started

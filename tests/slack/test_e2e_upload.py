@@ -1,0 +1,256 @@
+"""End to end, over real HTTP: an upload in a case channel -> a request dialog -> a caveated result, the
+contact sheet, the call-thread log and the audit entry; and every guard on the upload (listeners/messages/upload).
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+from itertools import pairwise
+
+import pytest
+from PIL import Image
+
+from bot import wording
+from bot.audit import OUTCOMES
+
+from .conftest import (
+    CASE,
+    CASE_LISTED,
+    DISPATCH,
+    GENERAL,
+    GROUP_MEMBER,
+    GUEST,
+    JUSTIFICATION,
+    OFFICER,
+    OFFICER2,
+    SHARED,
+    block_texts,
+    payload,
+)
+
+OBAMA = "people/obama/obama3.jpg"
+
+
+async def _done(harness, upload) -> None:
+    """Wait until the dialog is finished (the done reaction) and every background step has run."""
+    await harness.slack.wait_for(
+        lambda c: c.method == "reactions.add" and c.params.get("name") == "white_check_mark"
+        and c.params.get("timestamp") == upload["ts"],
+        ok=True,
+    )
+    await harness.idle()
+
+
+async def test_happy_path_by_thread_replies(harness, slack):
+    await harness.start(status_interval=1.0)  # the production spacing of in-place updates
+    name, data = harness.face(OBAMA)
+    upload = await harness.upload((name, data))
+    await harness.answer_all(upload)
+    result = await harness.wait_kind("result")
+    await _done(harness, upload)
+    rid = payload(result)["request_id"]
+
+    # The result: the caveat first, then the ranked candidate, the reminder quoting the request id.
+    texts = block_texts(result.params)
+    assert texts[0] == wording.result_caveat(True)
+    assert texts[1] == wording.result_header(1, rid)
+    assert texts[2].startswith("1. obama (subject obama)")
+    assert any(wording.document_reminder(rid) == t for t in texts)
+    assert payload(result)["outcome"] == "candidates" and payload(result)["call_number"] == "26-012345"
+    assert result.params["thread_ts"] == upload["ts"]
+
+    # The contact sheet: a message with metadata, then the PNG uploaded into the request thread.
+    assert harness.thread(upload, "contact_sheet")
+    [sheet] = slack.uploads(CASE, thread_ts=upload["ts"])
+    image = Image.open(io.BytesIO(sheet.data))
+    assert image.format == "PNG" and image.width > 2 * 224  # the probe tile beside at least one candidate
+
+    # The call thread in the dispatch channel, started by the bot, with the log entry linking back.
+    dispatch = slack.messages(DISPATCH)
+    [opening] = [m for m in dispatch if "thread_ts" not in m]
+    assert opening["text"] == wording.call_thread_opening("26-012345")
+    [entry] = [m for m in dispatch if (m.get("metadata") or {}).get("event_payload", {}).get("kind") == "call_log"]
+    assert entry["thread_ts"] == opening["ts"]
+    assert entry["metadata"]["event_payload"]["request_id"] == rid
+    assert entry["metadata"]["event_payload"]["outcome"] == "candidates"
+    assert f"/archives/{CASE}/p{upload['ts'].replace('.', '')}" in " ".join(block_texts(entry))
+    assert any(t == wording.result_caveat(True) for t in block_texts(entry))  # call_log_detail "full"
+
+    # The audit entry: written when things happened, with every Slack field.
+    [audited] = harness.audit(request_id=rid)
+    assert audited["outcome"] == "candidates"
+    assert audited["source"] == "slack" and audited["channel"] == CASE and audited["thread_ts"] == upload["ts"]
+    assert audited["permalink"].startswith(f"https://example.slack.com/archives/{CASE}/")
+    assert audited["file_id"] == upload["files"][0]["id"]
+    assert audited["requester"] == {"id": OFFICER, "name": "Ofc. One"}
+    assert audited["call_number"] == "26-012345" and audited["call_thread_ts"] == opening["ts"]
+    assert audited["purpose"] == "investigation" and audited["justification"] == JUSTIFICATION
+    assert audited["attestation"]["attested"] is True
+    assert audited["probe_sha256"] == hashlib.sha256(data).hexdigest()
+    assert len(audited["faces"]) == 1 and audited["face_index"] == 1
+    assert audited["candidates"][0]["subject_id"] == "obama" and audited["candidates"][0]["rank"] == 1
+    assert set(audited["answer_times"]) == {"call_number", "purpose", "justification", "attestation"}
+    assert audited["uploaded_at"] <= audited["answer_times"]["call_number"] <= audited["answer_times"]["attestation"]
+    assert audited["result_at"] and audited["gallery_subjects"] == 4 and audited["threshold"] == 0.55
+    assert harness.verify_audit()
+
+    # Visible progress: reactions, and one status message updated in place at most once a second.
+    assert set(slack.reactions(CASE, upload["ts"])) == {"eyes", "white_check_mark"}
+    [status] = harness.thread(upload, "progress")
+    assert status["text"] == wording.PROGRESS_DONE
+    posted = [c for c in slack.call_log("chat.postMessage") if c.ok and c.response["ts"] == status["ts"]]
+    updates = [c for c in slack.call_log("chat.update") if c.ok and c.params["ts"] == status["ts"]]
+    times = [posted[0].at] + [u.at for u in updates]
+    assert updates and all(b - a >= 0.99 for a, b in pairwise(times))
+
+    # Every post and update carried machine-readable metadata; the token went only to the double.
+    assert slack.posts_without_metadata() == []
+    assert [d.token for d in slack.downloads()] == [slack.token]
+
+
+async def test_values_in_the_upload_text_skip_their_steps(harness):
+    await harness.start()
+    text = f"Call 26-012345 purpose: threat justification: {JUSTIFICATION}"
+    upload = await harness.upload(harness.face(OBAMA), text=text)
+    prefilled = await harness.wait_kind("prefilled")
+    assert payload(prefilled)["fields"] == "call_number,purpose,justification"
+    await harness.wait_kind("summary")
+    await harness.wait_kind("prompt", step="attestation")
+    await harness.reply(upload, "  i ATTEST ")  # matched case-insensitively, trimmed, by the core
+    result = await harness.wait_kind("result")
+    await _done(harness, upload)
+
+    steps = [m["metadata"]["event_payload"].get("step") for m in harness.thread(upload, "prompt")]
+    assert steps == ["attestation"]
+    [audited] = harness.audit(request_id=payload(result)["request_id"])
+    assert audited["purpose"] == "threat" and audited["call_number"] == "26-012345"
+    assert audited["answer_times"]["call_number"] == audited["uploaded_at"]
+
+
+async def test_a_requester_group_member_in_a_listed_case_channel_may_request(harness):
+    await harness.start()
+    upload = await harness.upload(harness.face(OBAMA), user=GROUP_MEMBER, channel=CASE_LISTED)
+    opened = await harness.wait_kind("request_opened")
+    assert opened.params["channel"] == CASE_LISTED and opened.params["thread_ts"] == upload["ts"]
+    await harness.wait_kind("prompt", step="call_number")
+    assert harness.audit() == []
+
+
+async def test_a_person_not_enrolled_gets_no_candidate_with_the_caveat(harness, slack):
+    await harness.start()
+    upload = await harness.upload(harness.face("people/lin_manuel_miranda/lin-manuel-miranda.png"))
+    await harness.answer_all(upload)
+    result = await harness.wait_kind("result")
+    await _done(harness, upload)
+    texts = block_texts(result.params)
+    assert texts[0] == wording.result_caveat(False)  # leads-only caveat plus "not an exclusion"
+    assert texts[1] == wording.result_header(0, payload(result)["request_id"])
+    assert payload(result)["outcome"] == "no_candidate"
+    [audited] = harness.audit(request_id=payload(result)["request_id"])
+    assert audited["outcome"] == "no_candidate" and audited["candidates"] == []
+    assert len(slack.uploads(CASE, thread_ts=upload["ts"])) == 1  # the contact sheet says "No candidate"
+
+
+REFUSALS = [
+    pytest.param({"user": OFFICER2}, {}, wording.NOT_AUTHORISED, id="not-authorised"),
+    pytest.param({}, {"requesters": (), "requester_groups": ()}, wording.NOT_AUTHORISED_NOBODY_CONFIGURED,
+                 id="nobody-configured"),
+    pytest.param({"user": GUEST}, {}, wording.GUEST_REFUSED, id="guest-on-the-list"),
+    pytest.param({"channel": SHARED}, {}, wording.EXTERNAL_CHANNEL_REFUSED, id="externally-shared-channel"),
+]
+
+
+@pytest.mark.parametrize(("upload_kwargs", "slack_settings", "reason"), REFUSALS)
+async def test_refusals_are_said_in_the_thread_and_audited_as_denied(
+    harness, slack, upload_kwargs, slack_settings, reason
+):
+    await harness.start(gallery=False, **slack_settings)
+    upload = await harness.upload(("photo.jpg", b"\xff\xd8 not even decoded"), **upload_kwargs)
+    refusal = await harness.wait_kind("refusal")
+    await harness.idle()
+    assert refusal.params["thread_ts"] == upload["ts"] and refusal.params["channel"] == upload["channel"]
+    assert block_texts(refusal.params)[0] == reason
+    [denied] = harness.audit()
+    assert denied["outcome"] == "denied" and denied["denied"] == [reason]
+    assert denied["requester"]["id"] == upload["user"] and denied["source"] == "slack"
+    assert denied["file_id"] == upload["files"][0]["id"] and denied["thread_ts"] == upload["ts"]
+    assert payload(refusal)["request_id"] == denied["request_id"]
+    assert slack.downloads() == []  # a refused photo is never fetched
+    assert harness.thread(upload, "request_opened") == []
+    assert "denied" in OUTCOMES
+
+
+async def test_uploads_outside_case_channels_and_bot_uploads_are_ignored(harness, slack):
+    await harness.start(gallery=False)
+    await harness.upload(("photo.jpg", b"\xff\xd8"), channel=GENERAL)
+    file = slack.add_file("FBOT01", "bot.jpg", "image/jpeg", b"\xff\xd8", "UOTHERBOT")
+    bot_upload = slack.add_message(CASE, "a bot's photo", user="UOTHERBOT", bot_id="BOTHER", files=[file])
+    await harness.send(bot_upload)
+    # A real request afterwards proves the events above were processed, not just not yet seen.
+    await harness.upload(("after.jpg", b"\xff\xd8"), user=OFFICER2)
+    await harness.wait_kind("refusal")
+    await harness.idle()
+    assert slack.messages(GENERAL) == []
+    assert len(slack.messages(CASE)) == 1  # only the refusal of the last upload
+    assert slack.messages(CASE)[0]["thread_ts"] != bot_upload["ts"]
+    assert [e["file_name"] for e in harness.audit()] == ["after.jpg"]
+    assert slack.downloads() == []
+
+
+async def test_a_file_that_is_not_an_image_gets_a_short_note_and_no_request(harness, slack):
+    await harness.start(gallery=False)
+    upload = await harness.upload(("report.pdf", b"%PDF-1.4"), mimetype="application/pdf")
+    note = await harness.wait_kind("non_image")
+    await harness.idle()
+    assert note.params["thread_ts"] == upload["ts"]
+    assert block_texts(note.params)[0] == wording.non_image_note("report.pdf")
+    assert harness.thread(upload, "request_opened") == [] and harness.audit() == []
+
+
+async def test_a_login_page_instead_of_the_photo_says_files_read_is_missing_and_is_audited(harness):
+    await harness.start()
+    upload = await harness.upload(harness.face(OBAMA), html_instead=True)
+    await harness.answer_all(upload)
+    failed = await harness.slack.wait_for(
+        lambda c: c.method in ("chat.postMessage", "chat.update") and payload(c).get("kind") == "image_failed",
+        ok=True,
+    )
+    await harness.idle()
+    assert block_texts(failed.params)[0] == wording.FILES_READ_MISSING
+    [audited] = harness.audit()
+    assert audited["outcome"] == "error" and audited["error_code"] == "missing_files_scope"
+    assert wording.FILES_READ_MISSING in audited["error"]
+    assert harness.audit(outcome="candidates") == []
+
+
+async def test_several_files_in_one_upload_share_the_answers_with_one_request_per_image(harness, slack):
+    await harness.start()
+    files = []
+    for i, rel in enumerate(["people/obama/obama3.jpg", "group/kit_with_rose.jpg"]):
+        name, data = harness.face(rel)
+        files.append(slack.add_file(f"FMULTI{i}", name, "image/jpeg", data, OFFICER))
+    files.append(slack.add_file("FMULTI9", "notes.pdf", "application/pdf", b"%PDF-1.4", OFFICER))
+    upload = slack.add_message(CASE, "", user=OFFICER, files=files)
+    await harness.send(upload)
+    opened = await harness.wait_kind("request_opened")
+    rids = payload(opened)["request_ids"].split(",")
+    assert len(rids) == 2  # the PDF is not a request...
+    await harness.wait_kind("non_image")  # ...it gets a note
+    await harness.answer_all(upload)  # answered once for both photos
+    first = await harness.wait_kind("result")
+    assert payload(first)["request_id"] == rids[0]
+    ask = await harness.wait_kind("face_choice")
+    assert payload(ask)["request_id"] == rids[1]
+    await harness.reply(upload, "2")
+    second = await harness.wait_kind("result", count=2)
+    await _done(harness, upload)
+    assert payload(second)["request_id"] == rids[1]
+    assert block_texts(second.params)[2].startswith("1. kit_harington")
+    audited = {e["request_id"]: e for e in harness.audit()}
+    assert set(audited) == set(rids)
+    assert {audited[r]["file_id"] for r in rids} == {"FMULTI0", "FMULTI1"}
+    assert {audited[r]["justification"] for r in rids} == {JUSTIFICATION}
+    assert audited[rids[1]]["face_index"] == 2 and audited[rids[0]]["face_index"] == 1
+    assert len(harness.thread(upload, "call_log")) == 0  # call log entries go to dispatch, one per image
+    assert len([m for m in slack.messages(DISPATCH)
+                if (m.get("metadata") or {}).get("event_payload", {}).get("kind") == "call_log"]) == 2
