@@ -175,13 +175,3 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
         raise ConfigError(f"settings file has unknown key(s): {', '.join(sorted(raw))}")
     kwargs["data_dir"] = Path(env.get("BOT_DATA_DIR") or "data")
     return validate(Settings(**kwargs))
-
-
-def ensure_data_dir(data_dir: Path) -> Path:
-    """Create the data dir with mode 0700 (it holds the audit log and the gallery)."""
-    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    try:
-        os.chmod(data_dir, 0o700)
-    except PermissionError:
-        pass
-    return data_dir

@@ -13,9 +13,10 @@ from typing import Any
 
 from bot import policy, wording
 from bot.audit import AuditLog
-from bot.config import Settings, ensure_data_dir
+from bot.config import Settings
 from bot.faces.engine import Face, FaceEngine, Probe, model_info
 from bot.faces.gallery import Candidate, Gallery
+from bot.storage import ensure_private_dir
 
 
 def new_request_id() -> str:
@@ -103,14 +104,14 @@ class Core:
     @property
     def audit(self) -> AuditLog:
         if self._audit is None:
-            ensure_data_dir(self.settings.data_dir)
+            ensure_private_dir(self.settings.data_dir)
             self._audit = AuditLog.open(self.settings.data_dir, self.env)
         return self._audit
 
     @property
     def gallery(self) -> Gallery:
         if self._gallery is None:
-            ensure_data_dir(self.settings.data_dir)
+            ensure_private_dir(self.settings.data_dir)
             self._gallery = Gallery(self.settings.data_dir)
         return self._gallery
 

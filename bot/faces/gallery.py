@@ -43,6 +43,7 @@ from typing import Any, Self
 import numpy as np
 
 from bot.faces.search import MAX_K, nearest, squared_norms
+from bot.storage import ensure_private_dir, fsync_dir, write_private_atomic
 
 DIM = 128
 GALLERY_DIR = "gallery"
@@ -102,41 +103,11 @@ def _now() -> str:
 # ---------------------------------------------------------------- small crash-safe file helpers
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _make_dir(path: Path) -> None:
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with contextlib.suppress(PermissionError):
-        os.chmod(path, 0o700)
-
-
 def _new_private_file(path: Path) -> None:
     """Create (or truncate) `path` with mode 0600 before anything writes to it."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.close(fd)
     os.chmod(path, 0o600)
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` (0600) via temp file + fsync + rename, so readers see old or new, never half."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def _write_npy(path: Path, dtype: Any, shape: tuple[int, ...], parts: Iterable[np.ndarray]) -> None:
@@ -184,9 +155,9 @@ class Gallery:
         self.data_dir = Path(data_dir)
         self.dir = self.data_dir / GALLERY_DIR
         self.thumbs_dir = self.dir / "thumbs"
-        _make_dir(self.data_dir)
-        _make_dir(self.dir)
-        _make_dir(self.thumbs_dir)
+        ensure_private_dir(self.data_dir)
+        ensure_private_dir(self.dir)
+        ensure_private_dir(self.thumbs_dir)
         db_path = self.dir / DB_NAME
         if not db_path.exists():
             _new_private_file(db_path)  # sqlite's -wal and -shm files copy this file's mode
@@ -418,7 +389,7 @@ class Gallery:
             if rows:
                 _write_npy(self._path(name, generation), _ARRAYS[name], shape, parts)
         if rows:
-            _fsync_dir(self.dir)
+            fsync_dir(self.dir)
         self._db.execute("UPDATE meta SET value = ? WHERE key = 'generation'", (str(generation),))
         self._db.execute("UPDATE meta SET value = ? WHERE key = 'rows'", (str(rows),))
         self._db.execute("COMMIT")
@@ -530,7 +501,7 @@ class Gallery:
         """Keep the face thumbnail of an image (0600, atomic)."""
         if not _SHA.match(image_sha256):
             raise ValueError("not a SHA-256 hex digest")
-        _atomic_write_bytes(self.thumbs_dir / f"{image_sha256}.jpg", jpeg)
+        write_private_atomic(self.thumbs_dir / f"{image_sha256}.jpg", jpeg)
 
     def close(self) -> None:
         """Close the metadata database (the matrix memmaps go with the object)."""
