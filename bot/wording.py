@@ -824,6 +824,121 @@ def purge_summary(dialogs: int, probe_files: int, audit_removed: int, audit_kept
     )
 
 
+# --- /frs: the command-staff slash command -----------------------------------------------------------------------
+# Answers go only to the person who asked unless the command ends with "public".
+
+FRS_PUBLIC_WORD = "public"
+FRS_HELP = (
+    "Facial recognition review under GO 375.01 D. Commands:\n"
+    "`/frs audit CALL_NUMBER`: every facial recognition request for a call (command staff)\n"
+    "`/frs audit @person [since YYYY-MM-DD]`: every request by one person, optionally since a day "
+    "(command staff)\n"
+    "`/frs report [YYYY-MM]`: the monthly accountability report, last month by default; the chart comes by "
+    "direct message (command staff)\n"
+    "`/frs status`: gallery size, model, threshold, version and queue (personnel authorised to request "
+    "searches, command staff and gallery administrators)\n"
+    "`/frs help`: this list\n"
+    "Answers are shown only to you; end the command with `public` to post the answer in the channel. Every "
+    "audit query and report, and every refused attempt, is recorded in the audit log."
+)
+FRS_USAGE = (
+    "Use `/frs audit CALL_NUMBER`, `/frs audit @person [since YYYY-MM-DD]`, `/frs report [YYYY-MM]`, "
+    "`/frs status` or `/frs help`; end with `public` to answer in the channel."
+)
+FRS_STAFF_ONLY = (
+    "Only command staff can query the facial recognition audit log or see its reports (GO 375.01 D). If your "
+    "assignment requires it, ask an administrator to add you to command_staff. This attempt is recorded in "
+    "the audit log."
+)
+FRS_STATUS_REFUSED = (
+    "Only personnel authorised to request facial recognition searches, command staff and gallery "
+    "administrators can see the bot's status. This attempt is recorded in the audit log."
+)
+FRS_PUBLIC_SHARED = (
+    "This channel is shared with another organisation, so the answer is shown only to you, not posted."
+)
+FRS_PUBLIC_NOT_MEMBER = (
+    "The answer could not be posted in this channel (the bot is not a member of it), so it is shown only to "
+    "you. Invite the bot to the channel to post answers there."
+)
+FRS_FAILED = (
+    "The command failed because of an internal error. Nothing was posted. Try again, or tell an "
+    "administrator if it keeps happening."
+)
+REPORT_CHART_BY_DM = (
+    "The chart of requests per week, by outcome, and a copy of this report are in your direct messages with "
+    "the bot."
+)
+REPORT_CHART_BELOW = "The chart of requests per week, by outcome, follows."
+REPORT_CHART_FAILED = (
+    "The chart could not be sent: the app may lack the im:write or files:write scope, which an administrator "
+    "adds by reinstalling the app from its manifest. The summary above is complete."
+)
+# Why an /frs command was not understood; "{text}" is what was typed (escaped and clipped).
+FRS_PROBLEMS = {
+    "unknown": "/frs {text} is not a command the bot knows.",
+    "missing": "Say what to look up: a call number, or a person mentioned with @.",
+    "person": "{text} is not a person mentioned with @: type @ and pick the person from the list.",
+    "day": "{text} is not a day: write it as YYYY-MM-DD, for example 2026-03-01.",
+    "no_day": "Give the day after since, written YYYY-MM-DD, for example 2026-03-01.",
+    "month": "{text} is not a month: write it as YYYY-MM, for example 2026-03.",
+    "extra": "The bot did not understand {text} at the end of the command.",
+}
+
+
+def frs_not_understood(problem: str, text: str = "") -> str:
+    """Short usage message for an /frs command that was not understood: what was wrong, then the forms."""
+    sentence = FRS_PROBLEMS.get(problem, FRS_PROBLEMS["unknown"])
+    return sentence.replace("{text}", _clip(text.strip() or "(nothing)", 100)) + "\n" + FRS_USAGE
+
+
+def audit_not_shown(count: int, cap: int) -> str:
+    """Note under an /frs audit answer cut at `cap` lines: how many more, and where the full list is."""
+    noun = "request is" if count == 1 else "requests are"
+    return (
+        f"{count} more {noun} not shown: answers list the first {cap}. For the full list use "
+        "`python -m bot audit export` (with --since and --until) on the server; the export is audited too."
+    )
+
+
+def review_page(page: int, pages: int) -> str:
+    """Footer of one message of an /frs answer split over several messages."""
+    return f"Part {page} of {pages}."
+
+
+def report_chart_file_title(month_title: str) -> str:
+    """Title of the report chart file sent by direct message or into the channel."""
+    return f"Facial recognition requests per week, by outcome, {_clip(month_title, 40)}"
+
+
+def status_text(
+    *,
+    subjects: int,
+    images: int,
+    model: str,
+    versions: Mapping[str, Any],
+    threshold: float,
+    version: str,
+    searching: int,
+    outbox: int,
+    open_requests: int,
+    timezone: str,
+) -> str:
+    """Answer to `/frs status`: gallery size, model and package versions, threshold, bot version, queue."""
+    packages = ", ".join(f"{k} {_clip(str(v), 40)}" for k, v in sorted(versions.items()) if v and k != "bot")
+    return (
+        f"Facial recognition bot status ({POLICY})\n"
+        f"Gallery: {subjects} subject{'s' if subjects != 1 else ''}, {images} image{'s' if images != 1 else ''}\n"
+        f"Model: {_clip(model, 200)}" + (f"; {packages}" if packages else "") + "\n"
+        f"Threshold: {threshold} (a candidate's distance is at most this; lower is more similar)\n"
+        f"Bot version: {_clip(version, 40)}\n"
+        f"Queue: {searching} search{'es' if searching != 1 else ''} running; {open_requests} request"
+        f"{'s' if open_requests != 1 else ''} open (waiting for answers or a face choice); {outbox} call-log "
+        f"post{'s' if outbox != 1 else ''} waiting to be delivered to the dispatch channel\n"
+        f"Times are shown in {_clip(timezone, 60)}."
+    )
+
+
 # --- Escaping ---------------------------------------------------------------------------------------------------
 
 _USER_ID = re.compile(r"[UW][A-Z0-9]{2,30}")

@@ -268,6 +268,19 @@ CALLS.update({
     "purge_summary": [(10, 20, 30, False, "2026-01-01T00:00:00Z"), (0, 0, 0, True), (0, 0, 0, False, "x"),
                       (1, 1, 0, False, None, HUGE)],
 })
+# /frs, the command-staff slash command (bot/slack/review.py).
+CALLS.update({
+    "frs_not_understood": [(code, HUGE) for code in wording.FRS_PROBLEMS] + [("no such problem", ""), ("missing",)],
+    "audit_not_shown": [(1, 100), (10**6, 100)],
+    "review_page": [(1, 2), (10**6, 10**6)],
+    "report_chart_file_title": [("March 2026",), (HUGE,)],
+})
+KWARG_CALLS["status_text"] = {
+    "subjects": 10**6, "images": 10**7, "model": HUGE, "versions": {"face_recognition": HUGE, "dlib": "19.24.6",
+                                                                     "bot": "0.1.0"},
+    "threshold": 0.55, "version": HUGE, "searching": 10**3, "outbox": 10**4, "open_requests": 10**3,
+    "timezone": HUGE,
+}
 # Functions returning lines (each posted within a section by the caller).
 LINE_CALLS = {"audit_lines": [([REVIEW_ENTRY] * 50, "America/Los_Angeles"), ([], "UTC")]}
 
@@ -362,3 +375,54 @@ def test_image_list_names_every_photo_or_says_how_many_more():
     assert wording.image_list([("FR-1", "a.jpg"), ("FR-2", "b.jpg")]) == "Request FR-1: a.jpg\nRequest FR-2: b.jpg"
     many = wording.image_list([(f"FR-{i}", "p" * 300) for i in range(40)])
     assert len(many) <= LIMIT and many.splitlines()[-1].startswith("…and ")
+
+
+# --- /frs -----------------------------------------------------------------------------------------------------
+
+
+def test_frs_help_lists_every_command_who_may_use_it_and_public():
+    h = wording.FRS_HELP
+    for form in ("/frs audit CALL_NUMBER", "/frs audit @person [since YYYY-MM-DD]", "/frs report [YYYY-MM]",
+                 "/frs status", "/frs help"):
+        assert f"`{form}`" in h and form in wording.FRS_USAGE
+    assert "command staff" in h and "gallery administrators" in h and "direct message" in h
+    assert "`public`" in h and "recorded in the audit log" in h
+
+
+def test_frs_refusals_say_the_attempt_is_recorded():
+    for text in (wording.FRS_STAFF_ONLY, wording.FRS_STATUS_REFUSED):
+        assert text.endswith("This attempt is recorded in the audit log.")
+    assert "GO 375.01 D" in wording.FRS_STAFF_ONLY and "command_staff" in wording.FRS_STAFF_ONLY
+
+
+def test_frs_not_understood_says_what_was_wrong_escaped_then_the_usage():
+    text = wording.frs_not_understood("day", "03/01/2026 " + EVIL)
+    first, usage = text.split("\n")
+    assert first.startswith("03/01/2026 &lt;!channel&gt; &amp;") and "YYYY-MM-DD" in first
+    assert usage == wording.FRS_USAGE and "<!channel>" not in text
+    assert wording.frs_not_understood("month", "March").startswith("March is not a month: write it as YYYY-MM")
+    assert wording.frs_not_understood("unknown", "frobnicate").startswith("/frs frobnicate is not a command")
+    assert wording.frs_not_understood("whatever", "x") == wording.frs_not_understood("unknown", "x")
+
+
+def test_audit_not_shown_points_to_the_export():
+    text = wording.audit_not_shown(30, 100)
+    assert text.startswith("30 more requests are not shown: answers list the first 100.")
+    assert "`python -m bot audit export`" in text
+    assert wording.audit_not_shown(1, 100).startswith("1 more request is not shown")
+
+
+def test_status_text_gives_gallery_model_threshold_version_and_queue():
+    text = wording.status_text(
+        subjects=4, images=5, model="dlib_face_recognition_resnet_model_v1",
+        versions={"face_recognition": "1.3.0", "dlib": "19.24.6", "bot": "0.1.0"}, threshold=0.55,
+        version="0.1.0", searching=1, outbox=2, open_requests=0, timezone="America/Los_Angeles",
+    )
+    lines = text.splitlines()
+    assert lines[1] == "Gallery: 4 subjects, 5 images"
+    assert lines[2] == "Model: dlib_face_recognition_resnet_model_v1; dlib 19.24.6, face_recognition 1.3.0"
+    assert lines[3].startswith("Threshold: 0.55 ")
+    assert lines[4] == "Bot version: 0.1.0"
+    assert lines[5].startswith("Queue: 1 search running; 0 requests open") and "2 call-log posts waiting" in lines[5]
+    huge = wording.status_text(**KWARG_CALLS["status_text"])
+    assert len(huge) <= LIMIT and "<!here>" not in huge

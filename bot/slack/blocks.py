@@ -539,3 +539,87 @@ __all__ = [
     "stale",
     "summary",
 ]
+
+
+# --- /frs: command-staff review answers ------------------------------------------------------------------------
+# Posted in a channel only when the command ends with "public" (then with metadata of event type "fr_review",
+# so review posts are told apart from search posts in the archive); otherwise sent ephemerally (no metadata).
+
+REVIEW_EVENT_TYPE = "fr_review"
+REVIEW_MAX_SECTIONS = MAX_BLOCKS - 3  # room for the heading, a "not shown" note and the part footer
+
+
+def review_meta(kind: str, **extra: Any) -> Metadata:
+    """Metadata of an /frs answer: event_type "fr_review", payload {kind, ...extra} (flat, None left out)."""
+    payload: dict[str, Any] = {"kind": kind}
+    for key, value in extra.items():
+        if value is not None:
+            payload[key] = _scalar(value)
+    return Metadata(event_type=REVIEW_EVENT_TYPE, event_payload=payload)
+
+
+def pack_lines(lines: Sequence[str], limit: int = SECTION_LIMIT) -> list[str]:
+    """Lines joined into as few texts of at most `limit` characters as possible, never splitting a line
+    (a line over the limit is clipped on its own)."""
+    texts: list[str] = []
+    current = ""
+    for line in lines:
+        if len(line) > limit:
+            line = line[: limit - 1] + "…"
+        joined = f"{current}\n{line}" if current else line
+        if len(joined) <= limit:
+            current = joined
+            continue
+        texts.append(current)
+        current = line
+    if current:
+        texts.append(current)
+    return texts
+
+
+def review_pages(
+    header: str,
+    lines: Sequence[str],
+    *,
+    kind: str,
+    not_shown: str | None = None,
+    max_sections: int = REVIEW_MAX_SECTIONS,
+    **payload: Any,
+) -> list[Message]:
+    """An /frs answer listing `lines` (e.g. wording.audit_lines): the heading, then the lines packed into
+    sections of at most 3,000 characters, split over several messages of at most 50 blocks when needed,
+    each numbered "Part k of n"; `not_shown` (a note that the list was cut) ends the last one."""
+    chunks = pack_lines(lines)
+    groups = [chunks[i:i + max_sections] for i in range(0, len(chunks), max_sections)] or [[]]
+    pages = len(groups)
+    messages = []
+    for page, group in enumerate(groups, start=1):
+        body: list[Block] = [_section(header)] if page == 1 else []
+        body += [_section(text) for text in group]
+        if page == pages and not_shown:
+            body.append(_context(not_shown))
+        if pages > 1:
+            body.append(_context(wording.review_page(page, pages)))
+        messages.append(Message(
+            _fallback(header, wording.review_page(page, pages) if pages > 1 else ""),
+            body,
+            review_meta(kind, page=page, pages=pages, **payload),
+        ))
+    return messages
+
+
+def review_note(text: str, *, kind: str, **payload: Any) -> Message:
+    """A one-section /frs answer already worded by `bot.wording` (help, status, usage, refusal)."""
+    return Message(_fallback(text), [_section(text)], review_meta(kind, **payload))
+
+
+def review_report(report_text: str, *, note: str | None, month: str, **payload: Any) -> Message:
+    """The monthly accountability report (wording.report_text) with a note on where its chart is."""
+    body: list[Block] = [_section(report_text)]
+    if note:
+        body.append(_context(note))
+    first_line = report_text.split("\n", 1)[0]
+    return Message(_fallback(first_line), body, review_meta("report", month=month, **payload))
+
+
+__all__ += ["REVIEW_EVENT_TYPE", "pack_lines", "review_meta", "review_note", "review_pages", "review_report"]

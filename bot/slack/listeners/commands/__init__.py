@@ -1,9 +1,12 @@
-"""Slash commands. None yet: `/frs` (audit review, gallery admin) registers here when it lands, gated by
-bot.slack.roles.is_command_staff / is_gallery_admin."""
+"""Slash commands: `/frs` (command-staff review: audit queries, monthly report, status, help), gated in
+bot.slack.review by bot.slack.roles."""
 from __future__ import annotations
 
 from slack_bolt.async_app import AsyncApp
 
+from bot.slack.listeners.commands import frs
+
 
 def register(app: AsyncApp) -> None:
-    """Register slash commands (none yet)."""
+    """Register the slash commands."""
+    frs.register(app)
