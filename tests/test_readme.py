@@ -31,5 +31,9 @@ def test_readme_quotes_wording_exactly(text: str) -> None:
     assert f"```text\n{text}\n```" in README
 
 
+def test_readme_quotes_the_frs_refusal() -> None:
+    assert wording.FRS_STAFF_ONLY in README
+
+
 def test_readme_names_the_two_commands() -> None:
     assert "make run" in README and "make test" in README
