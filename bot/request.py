@@ -19,9 +19,11 @@ ACTION_FACE (value = "request_id:index"), ACTION_CANCEL.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
+import threading
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
@@ -807,10 +809,23 @@ class DialogStore:
         # cache_size=0: a cached query result would hide another process's writes.
         self._dialogs = self._db.table("dialogs", cache_size=0)
         self._claims = self._db.table("claims", cache_size=0)
-        # Reentrant within a thread; other threads and processes wait.
-        self._lock = file_lock(self.path.with_name(self.path.name + ".lock"))
+        # Threads of this process queue on a plain lock (woken at once); only its holder takes the file lock,
+        # which other processes (the CLI's purge) wait on. filelock alone polls every 50 ms, and the server's
+        # I/O threads would wait behind each other that long.
+        self._file_lock = file_lock(self.path.with_name(self.path.name + ".lock"))
+        self._thread_lock = threading.RLock()
         self._claim_ttl = claim_ttl
         self._last_prune: datetime | None = None
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        with self._thread_lock, self._file_lock:
+            yield
+
+    def threads(self) -> dict[tuple[str, str], str]:
+        """(channel, thread_ts) -> dialog_id of every stored dialog: the server's in-memory thread index."""
+        with self._locked():
+            return {(d["channel"], d["thread_ts"]): d["dialog_id"] for d in self._dialogs.all()}
 
     def close(self) -> None:
         """Close the tinydb handle (nothing stays open between operations anyway)."""
@@ -821,12 +836,12 @@ class DialogStore:
 
     def put(self, dialog: Dialog) -> None:
         """Insert or replace a dialog."""
-        with self._lock:
+        with self._locked():
             self._dialogs.upsert(dialog.to_dict(), Query().dialog_id == dialog.dialog_id)
 
     def get(self, dialog_id: str) -> Dialog | None:
         """The dialog with this id, or None."""
-        with self._lock:
+        with self._locked():
             doc = self._dialogs.get(Query().dialog_id == dialog_id)
         return Dialog.from_dict(doc) if doc else None
 
@@ -835,7 +850,7 @@ class DialogStore:
 
         Use it when two inputs for one dialog may race (e.g. two images analysed at once in threads).
         """
-        with self._lock:
+        with self._locked():
             dialog = self.get(dialog_id)
             if dialog is None:
                 return None
@@ -847,7 +862,7 @@ class DialogStore:
     def by_thread(self, channel: str, thread_ts: str) -> Dialog | None:
         """Which request is this thread? The dialog its upload started (an active one first, then newest)."""
         q = Query()
-        with self._lock:
+        with self._locked():
             docs = self._dialogs.search((q.channel == channel) & (q.thread_ts == thread_ts))
         if not docs:
             return None
@@ -856,13 +871,13 @@ class DialogStore:
 
     def by_request_id(self, request_id: str) -> Dialog | None:
         """The dialog holding the image with this request id, or None."""
-        with self._lock:
+        with self._locked():
             doc = self._dialogs.get(Query().images.any(Query().request_id == request_id))
         return Dialog.from_dict(doc) if doc else None
 
     def active(self) -> list[Dialog]:
         """Dialogs not yet ended, oldest first: for timeouts, and to resume after a restart."""
-        with self._lock:
+        with self._locked():
             dialogs = self._all()
         return sorted((d for d in dialogs if not d.terminal), key=lambda x: x.created_at)
 
@@ -872,7 +887,7 @@ class DialogStore:
         Active dialogs are kept whatever their age: they are still waiting on someone.
         """
         _iso(cutoff)  # refuse a naive cutoff
-        with self._lock:
+        with self._locked():
             old = [d.dialog_id for d in self._all() if d.terminal and _parse_time(d.updated_at) < cutoff]
             if old:
                 self._dialogs.remove(Query().dialog_id.one_of(old))
@@ -885,7 +900,7 @@ class DialogStore:
         than the claim TTL (default 3 days; Slack stops redelivering within the hour) are pruned.
         """
         stamp = _iso(now)
-        with self._lock:
+        with self._locked():
             if self._claims.contains(Query().key == key):
                 return False
             self._claims.insert({"key": key, "at": stamp})
@@ -897,7 +912,7 @@ class DialogStore:
 
     def claimed(self, key: str) -> bool:
         """Whether `key` has been claimed (and not yet pruned)."""
-        with self._lock:
+        with self._locked():
             return self._claims.contains(Query().key == key)
 
 

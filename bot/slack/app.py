@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.request import Dialog
 from bot.slack import listeners
 
 if TYPE_CHECKING:
@@ -60,13 +59,13 @@ def build_app(rt: Runtime) -> AsyncApp:
 
     @app.middleware
     async def resolve_dialog(context, body, next_) -> Any:
-        """Runtime and the thread's dialog (or None) into the context, looked up once per request."""
+        """Runtime and the thread's dialog id (or None) into the context, once per request.
+
+        From memory: this runs before the ack, which must not wait on the disk. Listeners load the dialog
+        itself after the ack."""
         context["runtime"] = rt
         channel, thread_ts = thread_of(body)
-        dialog: Dialog | None = None
-        if channel and thread_ts:
-            dialog = await rt.io(rt.store.by_thread, channel, thread_ts)
-        context["dialog"] = dialog
+        context["dialog_id"] = rt.threads.get((channel, thread_ts)) if channel and thread_ts else None
         return await next_()
 
     listeners.register(app)

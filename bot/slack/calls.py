@@ -125,6 +125,11 @@ class CallLog:
         # tinydb is not thread-safe and callers may index from a worker thread (asyncio.to_thread) while
         # the event loop posts: every read-modify-write of either file holds this lock (milliseconds).
         self._db_lock = threading.RLock()
+        # The index lives in memory too (this process is its only writer): look-ups on the event loop never
+        # touch the disk or wait for the lock; writes go to disk from a worker thread (`_persist_async`).
+        with self._db_lock:
+            self._threads: dict[str, str] = {d["call_number"]: d["thread_ts"] for d in self._calls.all()}
+            self._queued: int = len(self._outbox)
         self._thread_locks: dict[str, asyncio.Lock] = {}
         self._flush_lock = asyncio.Lock()
         self._warned_no_channel = False
@@ -138,31 +143,47 @@ class CallLog:
 
     def index_message(self, text: str, ts: str, *, source: str = "dispatch") -> list[str]:
         """Index a top-level dispatch-channel message: every call number in it (word-bounded, configured
-        pattern). The earliest message naming a call is its thread. Returns the call numbers seen."""
-        found = policy.find_call_numbers(text or "", self.pattern)
-        for call_number in found:
-            self._remember(call_number, ts, source)
+        pattern). The earliest message naming a call is its thread. Returns the call numbers seen.
+        Writes to disk in this thread: from the event loop use `index`."""
+        found, changed = self._remember_all(text, ts, source)
+        self._persist(changed)
         return found
 
-    def _remember(self, call_number: str, ts: str, source: str) -> None:
+    async def index(self, text: str, ts: str, *, source: str = "dispatch") -> list[str]:
+        """`index_message` for the event loop: memory at once, the disk write in a worker thread."""
+        found, changed = self._remember_all(text, ts, source)
+        if changed:
+            await asyncio.to_thread(self._persist, changed)
+        return found
+
+    def _remember_all(self, text: str, ts: str, source: str) -> tuple[list[str], list[dict[str, str]]]:
+        """Update the in-memory index; return the call numbers found and the records that changed."""
+        found = policy.find_call_numbers(text or "", self.pattern)
+        changed = []
+        for call_number in found:
+            current = self._threads.get(call_number)
+            if current is not None and _ts_key(current) <= _ts_key(ts):
+                continue
+            self._threads[call_number] = ts
+            changed.append({"call_number": call_number, "thread_ts": ts, "first_seen": _ts_time(ts),
+                            "source": source})
+        return found, changed
+
+    def _persist(self, records: list[dict[str, str]]) -> None:
         with self._db_lock:
-            current = self._calls.get(Query().call_number == call_number)
-            if current is not None and _ts_key(current["thread_ts"]) <= _ts_key(ts):
-                return
-            self._calls.upsert(
-                {"call_number": call_number, "thread_ts": ts, "first_seen": _ts_time(ts), "source": source},
-                Query().call_number == call_number,
-            )
+            for record in records:
+                current = self._calls.get(Query().call_number == record["call_number"])
+                if current is not None and _ts_key(current["thread_ts"]) <= _ts_key(record["thread_ts"]):
+                    continue
+                self._calls.upsert(record, Query().call_number == record["call_number"])
 
     def known(self, call_number: str) -> bool:
         """Whether the call has been seen in the dispatch channel (or the bot started its thread)."""
-        return self.thread_ts(call_number) is not None
+        return call_number in self._threads
 
     def thread_ts(self, call_number: str) -> str | None:
         """The ts of the call's thread in the dispatch channel, or None."""
-        with self._db_lock:
-            doc = self._calls.get(Query().call_number == call_number)
-        return doc["thread_ts"] if doc else None
+        return self._threads.get(call_number)
 
     async def backfill(self, limit: int = 1000) -> int:
         """Index recent dispatch-channel history (top-level messages, bots' included) on start.
@@ -188,7 +209,7 @@ class CallLog:
                 ts = str(msg.get("ts") or "")
                 if not ts or msg.get("thread_ts") not in (None, ts):
                     continue  # a reply shown in the channel: not a call's opening message
-                if self.index_message(message_text(msg), ts, source="backfill"):
+                if await self.index(message_text(msg), ts, source="backfill"):
                     indexed += 1
                 if read >= limit:
                     break
@@ -205,19 +226,30 @@ class CallLog:
 
     async def _find_or_start_thread(self, call_number: str) -> str:
         """The call's thread ts, starting the thread when dispatch has none. Raises on Slack errors."""
-        thread = self.thread_ts(call_number)
-        if thread is not None:
-            return thread
-        opening = blocks.call_thread_opening(call_number)
-        resp = await self.client.chat_postMessage(channel=self.channel, **opening.kwargs())
-        thread = str(resp["ts"])
-        self._remember(call_number, thread, "bot")
-        return self.thread_ts(call_number) or thread
+        async with self._lock(call_number):
+            thread = self.thread_ts(call_number)
+            if thread is not None:
+                return thread
+            opening = blocks.call_thread_opening(call_number)
+            resp = await self.client.chat_postMessage(channel=self.channel, **opening.kwargs())
+            thread = str(resp["ts"])
+            await self.index(opening.text, thread, source="bot")
+            return self.thread_ts(call_number) or thread
+
+    async def ensure_thread(self, call_number: str) -> str | None:
+        """The call's thread ts, starting the thread now when dispatch has none (so a search's audit entry
+        can record it before the search). None with no dispatch channel or when Slack refuses."""
+        if not self.channel or not call_number:
+            return None
+        try:
+            return await self._find_or_start_thread(call_number)
+        except _POST_ERRORS as exc:
+            log.warning("could not start the thread of call %s: %s", call_number, _error_text(exc))
+            return None
 
     async def _post(self, call_number: str, kwargs: Mapping[str, Any]) -> str:
         """Post one entry in the call's thread; returns its ts. Raises on Slack errors."""
-        async with self._lock(call_number):
-            thread = await self._find_or_start_thread(call_number)
+        thread = await self._find_or_start_thread(call_number)
         resp = await self.client.chat_postMessage(channel=self.channel, thread_ts=thread, **kwargs)
         return str(resp["ts"])
 
@@ -234,61 +266,68 @@ class CallLog:
                 self._warned_no_channel = True
             return None
         kwargs = message.kwargs()
-        if self._queued_for(call_number):
+        if self._queued and await asyncio.to_thread(self._queued_for, call_number):
             await self.flush_outbox(call_number=call_number)
         try:
             return await self._post(call_number, kwargs)
         except _POST_ERRORS as exc:
             error = _error_text(exc)
             log.warning("call-thread post for call %s failed after retries (%s); queued", call_number, error)
-            with self._db_lock:
-                self._outbox.insert({"call_number": call_number, "message": kwargs, "attempts": 1,
-                                     "last_error": error, "queued_at": _now()})
+            await asyncio.to_thread(self._enqueue, {"call_number": call_number, "message": kwargs, "attempts": 1,
+                                                    "last_error": error, "queued_at": _now()})
             return None
 
     # --- the outbox ------------------------------------------------------------------------------------------
+
+    def _enqueue(self, doc: dict[str, Any]) -> None:
+        with self._db_lock:
+            self._outbox.insert(doc)
+            self._queued = len(self._outbox)
 
     def _queued_for(self, call_number: str) -> bool:
         with self._db_lock:
             return self._outbox.contains(Query().call_number == call_number)
 
     def outbox_depth(self) -> int:
-        """How many posts wait in the outbox."""
-        with self._db_lock:
-            return len(self._outbox)
+        """How many posts wait in the outbox (kept in memory: cheap on the event loop)."""
+        return self._queued
 
     def outbox(self) -> list[dict[str, Any]]:
         """The queued posts, oldest first (for status and tests)."""
         with self._db_lock:
             docs = self._outbox.all()
-        return [dict(doc) for doc in sorted(docs, key=lambda d: d.doc_id)]
+        return [{**doc, "_id": doc.doc_id} for doc in sorted(docs, key=lambda d: d.doc_id)]
+
+    def _outbox_update(self, doc_id: int, fields: dict[str, Any]) -> None:
+        with self._db_lock:
+            self._outbox.update(fields, doc_ids=[doc_id])
+
+    def _outbox_remove(self, doc_id: int) -> None:
+        with self._db_lock:
+            self._outbox.remove(doc_ids=[doc_id])
+            self._queued = len(self._outbox)
 
     async def flush_outbox(self, *, call_number: str | None = None) -> int:
         """Retry queued posts oldest first (only those of `call_number` when given); returns how many were
         delivered. A post that fails again stays, with attempts + 1 and its error; a failure that says Slack
         is unwell (rate limit, 5xx, connection) ends this round, leaving the rest for the next one."""
-        if not self.channel:
+        if not self.channel or not self._queued:
             return 0
         delivered = 0
         async with self._flush_lock:
-            with self._db_lock:
-                queued = sorted(self._outbox.all(), key=lambda d: d.doc_id)
+            queued = await asyncio.to_thread(self.outbox)
             for doc in queued:
                 if call_number is not None and doc["call_number"] != call_number:
                     continue
                 try:
                     await self._post(doc["call_number"], doc["message"])
                 except _POST_ERRORS as exc:
-                    with self._db_lock:
-                        self._outbox.update(
-                            {"attempts": int(doc.get("attempts", 0)) + 1, "last_error": _error_text(exc)},
-                            doc_ids=[doc.doc_id],
-                        )
+                    update = {"attempts": int(doc.get("attempts", 0)) + 1, "last_error": _error_text(exc)}
+                    await asyncio.to_thread(self._outbox_update, doc["_id"], update)
                     if _transient(exc):
                         break
                     continue
-                with self._db_lock:
-                    self._outbox.remove(doc_ids=[doc.doc_id])
+                await asyncio.to_thread(self._outbox_remove, doc["_id"])
                 delivered += 1
         if delivered:
             log.info("delivered %d queued call-thread post(s); %d still queued", delivered, self.outbox_depth())

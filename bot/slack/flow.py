@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from slack_sdk.errors import SlackApiError
 
-from bot import contact_sheet, policy, request, service, wording
+from bot import contact_sheet, policy, request, retention, service, wording
 from bot.faces.engine import Probe
 from bot.faces.gallery import Candidate
 from bot.faces.images import ImageError, decode_image
@@ -208,24 +208,10 @@ async def _source(rt: Runtime, dialog: Dialog, image: ImageRequest, permalink: s
 
 
 async def ensure_call_thread(rt: Runtime, call_number: str | None) -> str | None:
-    """The call's thread ts in the dispatch channel, starting the thread now when dispatch has none, so the
-    search's audit entry can record it (CONTRACTS: fields are written when things happen). None when there
-    is no dispatch channel or Slack refuses; the call log then starts (or queues) the thread itself."""
-    channel = rt.settings.slack.dispatch_channel
-    if not channel or not call_number:
-        return None
-    async with rt.lock("call:" + call_number):  # two searches for one new call start one thread
-        known = await rt.io(rt.calls.thread_ts, call_number)
-        if known:
-            return known
-        opening = blocks.call_thread_opening(call_number)
-        ts = await post(rt, channel, None, opening)
-        if ts is None:
-            return None
-        # Indexed like any dispatch message that names the call: the call log finds this thread from now on.
-        # On the loop thread, like the call log's own writes, so calls.json never has two writers at once.
-        rt.calls.index_message(opening.text, ts, source="bot")
-        return await rt.io(rt.calls.thread_ts, call_number)
+    """The call's thread ts, started now when dispatch has none, so the search's audit entry can record it
+    (CONTRACTS: fields are written when things happen). None when there is no dispatch channel or Slack
+    refuses; the call log then starts (or queues) the thread itself."""
+    return await rt.calls.ensure_thread(call_number or "")
 
 
 async def _claim(rt: Runtime, key: str) -> bool:
@@ -392,10 +378,15 @@ async def _log_call(
 # ------------------------------------------------------------------------------------- entry points
 
 
-async def handle_upload(rt: Runtime, body: dict[str, Any], dialog: Dialog | None = None) -> None:
+async def _load(rt: Runtime, dialog_id: str | None) -> Dialog | None:
+    """The dialog the middleware found for this thread, read after the ack."""
+    return await rt.io(rt.store.get, dialog_id) if dialog_id else None
+
+
+async def handle_upload(rt: Runtime, body: dict[str, Any], dialog_id: str | None = None) -> None:
     """A message with files: one request per image in a case channel, after the guards.
 
-    `dialog` is the thread's dialog when the upload is itself a thread reply (then an active one wins).
+    `dialog_id` is the thread's dialog when the upload is itself a thread reply (then an active one wins).
     """
     event = body.get("event") or {}
     if _from_bot(rt, event):
@@ -406,6 +397,7 @@ async def handle_upload(rt: Runtime, body: dict[str, Any], dialog: Dialog | None
         return
     if not await rt.is_case_channel(channel):
         return  # uploads outside case channels are none of the bot's business
+    dialog = await _load(rt, dialog_id)
     if dialog is not None and not dialog.terminal:
         return  # a photo dropped into a running request's thread is not a new request
     # Dedupe: Slack redelivers events (X-Slack-Retry-Num, Socket Mode reconnects); one event or one file
@@ -444,6 +436,7 @@ async def handle_upload(rt: Runtime, body: dict[str, Any], dialog: Dialog | None
         known_call=rt.calls.known, require_known_call=slack.require_known_call,
     )
     await rt.io(rt.store.put, new)
+    rt.threads[(new.channel, new.thread_ts)] = new.dialog_id
     async with rt.lock(new.dialog_id):
         await react(rt, channel, ts, EYES)
         await post(rt, channel, thread_ts, blocks.request_opened(new))
@@ -482,10 +475,10 @@ async def _refuse(
     await post(rt, channel, thread_ts, blocks.refusal(reason, request_id=", ".join(request_ids)))
 
 
-async def handle_reply(rt: Runtime, body: dict[str, Any], dialog: Dialog | None) -> None:
+async def handle_reply(rt: Runtime, body: dict[str, Any], dialog_id: str | None) -> None:
     """A person's reply in a request thread: an answer to the current step (only the requester's count)."""
     event = body.get("event") or {}
-    if dialog is None or _from_bot(rt, event) or event.get("subtype") not in REPLY_SUBTYPES:
+    if dialog_id is None or _from_bot(rt, event) or event.get("subtype") not in REPLY_SUBTYPES:
         return
     user = event.get("user")
     if not user:
@@ -496,7 +489,7 @@ async def handle_reply(rt: Runtime, body: dict[str, Any], dialog: Dialog | None)
     text = event.get("text") or ""
     slack = rt.settings.slack
     await transition(
-        rt, dialog.dialog_id,
+        rt, dialog_id,
         lambda d: request.on_reply(
             d, user_id=user, text=text, now=rt.now(), policy=rt.settings.policy,
             known_call=rt.calls.known, require_known_call=slack.require_known_call,
@@ -505,9 +498,11 @@ async def handle_reply(rt: Runtime, body: dict[str, Any], dialog: Dialog | None)
     )
 
 
-async def handle_action(rt: Runtime, body: dict[str, Any], action: dict[str, Any], dialog: Dialog | None) -> None:
+async def handle_action(
+    rt: Runtime, body: dict[str, Any], action: dict[str, Any], dialog_id: str | None
+) -> None:
     """A button press in a request thread (purpose, attest, face, cancel); acked already."""
-    if dialog is None:
+    if dialog_id is None:
         return
     user = (body.get("user") or {}).get("id")
     if not user:
@@ -515,7 +510,7 @@ async def handle_action(rt: Runtime, body: dict[str, Any], action: dict[str, Any
     if not await _claim(rt, f"action:{action.get('action_ts')}:{user}:{action.get('action_id')}"):
         return
     await transition(
-        rt, dialog.dialog_id,
+        rt, dialog_id,
         lambda d: request.on_action(
             d, user_id=user, action=str(action.get("action_id") or ""), value=str(action.get("value") or ""),
             now=rt.now(), policy=rt.settings.policy,
@@ -540,8 +535,7 @@ async def index_dispatch(rt: Runtime, event: dict[str, Any]) -> None:
     message = event.get("message") if event.get("subtype") == "message_changed" else event
     ts = (message or {}).get("ts")
     if ts:
-        # On the loop thread, like the call log's own writes (calls.json is small; one writer at a time).
-        rt.calls.index_message(_message_text(event), ts)
+        await rt.calls.index(_message_text(event), ts)
 
 
 # -------------------------------------------------------------------------------------- face work
@@ -807,10 +801,12 @@ async def resume_all(rt: Runtime) -> int:
 
 
 async def purge(rt: Runtime) -> dict[str, int]:
-    """Dialog-state retention: remove ended dialogs and cached probes older than `dialog_state_days`."""
-    cutoff = rt.now() - timedelta(days=rt.settings.retention.dialog_state_days)
-    dialogs = await rt.io(rt.store.delete_older_than, cutoff)
-    probes = await rt.io(rt.probes.purge, cutoff)
-    if dialogs or probes:
-        log.info("retention: removed %d ended dialogs and %d cached probes", dialogs, probes)
-    return {"dialogs": dialogs, "probes": probes}
+    """The daily retention job: `bot.retention.purge_expired` with this server's stores (dialog state and
+    cached probes past `dialog_state_days`; audit entries only past `audit_retention_days`)."""
+    report = await rt.io(
+        retention.purge_expired, rt.settings, now=rt.now(), audit=rt.core.audit, dialog_store=rt.store,
+    )
+    rt.threads = await rt.io(rt.store.threads)  # forget the threads of purged dialogs
+    if report.dialogs_removed or report.probe_files_removed or report.audit_removed or not report.ok:
+        log.info("%s", report.text())
+    return {"dialogs": report.dialogs_removed, "probes": report.probe_files_removed}

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -92,18 +90,3 @@ class ProbeCache:
             return True
         except FileNotFoundError:
             return False
-
-    def purge(self, cutoff: datetime) -> int:
-        """Delete probe files last written before `cutoff` (retention); returns how many."""
-        if not self.dir.is_dir():
-            return 0
-        limit = cutoff.timestamp()
-        removed = 0
-        for path in self.dir.glob("*.npz"):
-            try:
-                if path.stat().st_mtime < limit:
-                    os.unlink(path)
-                    removed += 1
-            except FileNotFoundError:
-                pass
-        return removed

@@ -99,6 +99,10 @@ class Runtime:
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     tasks: set[asyncio.Task] = field(default_factory=set)  # request work: awaited a little on shutdown
     jobs: set[asyncio.Task] = field(default_factory=set)  # periodic jobs: cancelled on shutdown
+    # (channel, thread_ts) -> dialog_id: "which request is this thread?" answered from memory before the ack
+    # (this server is the only one per data dir; a dialog never changes thread). Filled from the store on
+    # create and as dialogs start; a dialog purged meanwhile is simply not found when loaded.
+    threads: dict[tuple[str, str], str] = field(default_factory=dict)
     # In-process state that needs no persistence (a restart posts a fresh status message, etc.).
     state: dict[str, Any] = field(default_factory=dict)
     _io_pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(IO_THREADS, "frbot-io"))
@@ -131,6 +135,7 @@ class Runtime:
             env=env,
             core=core,
             store=store,
+            threads=store.threads(),
             calls=CallLog(data_dir, client, settings),
             client=client,
             token=token,

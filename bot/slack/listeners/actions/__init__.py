@@ -24,7 +24,7 @@ def button_handler(name: str) -> Handler:
     async def handler(ack, body: dict[str, Any], action: dict[str, Any], context) -> None:
         await ack()
         rt = context["runtime"]
-        rt.spawn(flow.handle_action(rt, body, action, context.get("dialog")), name=f"action-{name}")
+        rt.spawn(flow.handle_action(rt, body, action, context.get("dialog_id")), name=f"action-{name}")
 
     handler.__name__ = f"on_{name}"
     return handler

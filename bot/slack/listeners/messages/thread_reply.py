@@ -9,15 +9,15 @@ from bot.slack import flow
 
 
 async def is_dialog_reply(event: dict[str, Any], context) -> bool:
-    """A threaded reply (thread_ts != ts) in a thread the middleware found a dialog for."""
+    """A threaded reply (thread_ts != ts) in a thread the middleware found a dialog id for."""
     thread_ts = event.get("thread_ts")
-    return bool(thread_ts) and thread_ts != event.get("ts") and context.get("dialog") is not None
+    return bool(thread_ts) and thread_ts != event.get("ts") and context.get("dialog_id") is not None
 
 
 async def thread_reply(body: dict[str, Any], context) -> None:
     """Acked already; the answer is applied in the background."""
     rt = context["runtime"]
-    rt.spawn(flow.handle_reply(rt, body, context.get("dialog")), name="reply")
+    rt.spawn(flow.handle_reply(rt, body, context.get("dialog_id")), name="reply")
 
 
 def register(app: AsyncApp) -> None:

@@ -16,7 +16,7 @@ async def is_upload(event: dict[str, Any]) -> bool:
 async def upload(body: dict[str, Any], context) -> None:
     """Acked already; the request starts in the background."""
     rt = context["runtime"]
-    rt.spawn(flow.handle_upload(rt, body, context.get("dialog")), name="upload")
+    rt.spawn(flow.handle_upload(rt, body, context.get("dialog_id")), name="upload")
 
 
 def register(app: AsyncApp) -> None:
