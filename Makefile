@@ -12,7 +12,7 @@ $(UV):
 	$(PY) -m venv .tools
 	.tools/bin/pip install --quiet --disable-pip-version-check "uv>=0.4"
 
-$(VENV)/.synced: $(UV) pyproject.toml
+$(VENV)/.synced: $(UV) pyproject.toml uv.lock
 	$(UV) sync --python $(PY) --quiet
 	@touch $@
 

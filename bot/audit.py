@@ -376,6 +376,21 @@ class AuditLog:
                 fsync_dir(self.dir)  # a new file's directory entry must survive a crash too
         return entry
 
+    def check_writable(self) -> None:
+        """Raise AuditError (AuditKeyError for a changed key) when the next `append` would be refused.
+
+        Callers that are about to change something (a search, an enrollment) check first, so no change
+        happens that the log then cannot record."""
+        with self._lock:
+            if not self.path.exists():
+                return
+            fd = os.open(self.path, os.O_RDONLY)
+            try:
+                last, _ = _last_complete_line(fd, os.fstat(fd).st_size)
+            finally:
+                os.close(fd)
+            self._chain_head(last)
+
     @staticmethod
     def _write_line(fd: int, line: bytes, good_end: int) -> None:
         try:

@@ -6,7 +6,6 @@ Exit codes (CONTRACTS.md): 0 the search ran; 1 error (audited as `error`); 2 den
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import sys
 from collections.abc import Sequence
@@ -20,10 +19,30 @@ EXIT_OK, EXIT_ERROR, EXIT_DENIED, EXIT_CHOOSE_FACE = 0, 1, 2, 3
 
 
 def _os_requester():
+    """The OS account running the command: from the process's uid, not $USER/$LOGNAME (which anyone can set)."""
+    import os
+    import pwd
+
     from bot.service import Requester
 
-    user = getpass.getuser()
-    return Requester(id=f"os:{user}", name=user)
+    uid = os.getuid()
+    try:
+        user = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        user = f"uid{uid}"
+    name = f"{user} (uid {uid})"
+    sudo = os.environ.get("SUDO_USER")
+    if sudo and uid == 0:
+        name += f", via sudo from {_text(sudo)}"
+    return Requester(id=f"os:{user}", name=name)
+
+
+def _text(value: str | None) -> str | None:
+    """Command-line text as valid Unicode: bytes that are not UTF-8 (which Python decodes to lone surrogates)
+    become \\xNN, so the audit log can always record what was typed."""
+    if value is None:
+        return None
+    return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _emit(args: argparse.Namespace, obj: dict[str, Any], text: str, *, stream=None) -> None:
@@ -37,31 +56,69 @@ def _read_probe(path: Path, max_bytes: int) -> bytes:
     """Read at most max_bytes + 1 so a huge file is refused without loading it all."""
     from bot.faces.images import ImageError
 
+    if path.is_dir():
+        raise ImageError("unreadable", f"{_text(str(path))} is a folder, not a photo.")
     if not path.is_file():
-        raise ImageError("not_image", f"No such image file: {path}")
-    with path.open("rb") as fh:
-        data = fh.read(max_bytes + 1)
+        raise ImageError("unreadable", f"No such image file: {_text(str(path))}")
+    try:
+        with path.open("rb") as fh:
+            data = fh.read(max_bytes + 1)
+    except OSError as exc:
+        raise ImageError("unreadable", f"Cannot read {_text(str(path))}: {exc.strerror}.") from None
     if len(data) > max_bytes:
         raise ImageError("too_large", wording.image_too_large(max_bytes))
     return data
 
 
+def _cli_purpose(value: str | None) -> str | None:
+    """The exact code or its number (1-3); anything else is kept as typed and refused by the policy check.
+    No keyword guessing here: the audit must record the purpose the analyst stated."""
+    from bot import policy
+
+    if value is None:
+        return None
+    value = value.strip()
+    if value in ("1", "2", "3"):
+        return policy.purpose_by_number(int(value)).code
+    return value.lower() if value.lower() in policy.PURPOSE_CODES else value
+
+
 def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     from bot import policy
+    from bot.audit import AuditError
+    from bot.faces.gallery import GalleryError
     from bot.faces.images import ImageError
-    from bot.service import Core, check, new_request_id, record_denied, record_ended, search_face, utc_now
+    from bot.service import (
+        Core,
+        SearchUnavailable,
+        check,
+        new_request_id,
+        record_denied,
+        record_ended,
+        search_face,
+        utc_now,
+    )
 
     core = Core(settings)
     request_id = new_request_id()
     answers = policy.Answers(
-        call_number=args.call_number,
-        # "1", "threat" or "imminent threat" all name a purpose; anything else is kept and refused.
-        purpose=policy.parse_purpose(args.purpose) or args.purpose if args.purpose else None,
-        justification=args.justification,
+        call_number=policy.normalise_call_number(_text(args.call_number)),
+        purpose=_cli_purpose(_text(args.purpose)),
+        justification=_text(args.justification),
         attested=bool(args.attest),
     )
     requester = _os_requester()
-    source = {"source": "cli", "uploaded_at": utc_now(), "image_name": Path(args.image).name}
+    source = {"source": "cli", "uploaded_at": utc_now(), "image_name": _text(Path(args.image).name)}
+
+    def say_error(message: str) -> int:
+        _emit(args, {"request_id": request_id, "error": message}, f"error: {message}", stream=sys.stderr)
+        return EXIT_ERROR
+
+    # Nothing happens that the audit log could not record (a changed BOT_AUDIT_KEY, a damaged tail).
+    try:
+        core.audit.check_writable()
+    except (AuditError, OSError) as exc:
+        return say_error(wording.audit_unwritable(str(exc)))
 
     # Policy gates come before the image is decoded: a refused request never touches the photo.
     reasons = check(answers, settings)
@@ -75,34 +132,56 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     def fail(message: str, **extra: Any) -> int:
         record_ended(core, outcome="error", request_id=request_id, answers=answers, requester=requester,
                      source=source, error=message, **extra)
-        _emit(args, {"request_id": request_id, "error": message}, f"error: {message}", stream=sys.stderr)
-        return EXIT_ERROR
+        return say_error(message)
 
+    try:
+        face_choice = None if args.face is None else int(args.face)
+    except ValueError:
+        return fail(wording.bad_face_value(_text(args.face) or ""))
     try:
         data = _read_probe(Path(args.image), settings.images.max_bytes)
         probe = core.engine.analyse_sync(data)
+        faces = [f.as_dict() for f in probe.faces]
+        if not probe.faces:
+            return fail(wording.NO_FACE, probe=probe)
+        if face_choice is None and len(probe.faces) > 1:
+            _emit(args, {"request_id": request_id, "faces": faces}, wording.cli_choose_face(faces),
+                  stream=sys.stderr)
+            return EXIT_CHOOSE_FACE
+        index = 1 if face_choice is None else face_choice
+        if not 1 <= index <= len(probe.faces):
+            return fail(wording.bad_face_choice(index, len(probe.faces)), probe=probe, face_index=index)
+        result = search_face(
+            core, request_id=request_id, answers=answers, requester=requester, source=source,
+            probe_sha256=probe.sha256, faces=faces, face=probe.faces[index - 1], face_index=index,
+        )
     except ImageError as exc:
         return fail(exc.message)
-    faces = [f.as_dict() for f in probe.faces]
-    if not probe.faces:
-        return fail(wording.NO_FACE, probe=probe)
-    if args.face is None and len(probe.faces) > 1:
-        _emit(args, {"request_id": request_id, "faces": faces}, wording.cli_choose_face(faces),
-              stream=sys.stderr)
-        return EXIT_CHOOSE_FACE
-    index = args.face or 1
-    if not 1 <= index <= len(probe.faces):
-        return fail(wording.bad_face_choice(index, len(probe.faces)), probe=probe, face_index=index)
-    result = search_face(
-        core, request_id=request_id, answers=answers, requester=requester, source=source,
-        probe_sha256=probe.sha256, faces=faces, face=probe.faces[index - 1], face_index=index,
-    )
+    except (SearchUnavailable, GalleryError) as exc:
+        return fail(str(exc))
+    except Exception as exc:  # noqa: BLE001 - any failure is still an audited error with one JSON object
+        return fail(wording.search_crashed(f"{type(exc).__name__}: {exc}"))
+    finally:
+        core.close()
     _emit(args, result.as_json(), wording.cli_result(result))
     return EXIT_OK
 
 
 def cmd_gallery(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.faces.gallery import GalleryError, enroll
+    """`gallery enroll|list|remove|stats`; a damaged gallery or an audit log that cannot record the change is
+    a clear error (exit 1) and changes nothing."""
+    from bot.audit import AuditError
+    from bot.faces.gallery import GalleryError
+
+    try:
+        return _gallery(args, settings)
+    except (GalleryError, AuditError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _gallery(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.faces.gallery import enroll
     from bot.service import Core
 
     core = Core(settings)
@@ -114,9 +193,6 @@ def cmd_gallery(args: argparse.Namespace, settings: Settings) -> int:
                 manifest=Path(args.manifest) if args.manifest else None,
                 audit=core.audit, actor=_os_requester().id, progress=not args.no_progress,
             )
-        except GalleryError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_ERROR
         finally:
             core.close()
         print(report.summary())
@@ -180,7 +256,10 @@ def _day(text: str):
 
 
 def _check_out(path: str | None) -> None:
-    """Refuse an output path whose folder is missing before anything is read (and audited)."""
+    """Refuse an output path that is a folder, or whose folder is missing, before anything is read (and
+    audited): the log must not record an export that then fails to be written."""
+    if path and Path(path).is_dir():
+        raise ValueError(f"cannot write {path}: it is a folder; give a file name")
     if path and not Path(path).parent.is_dir():
         raise ValueError(f"cannot write {path}: folder {Path(path).parent} does not exist")
 
@@ -272,10 +351,24 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return serve(settings)
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors exit 1, as one JSON object under --json: argparse's own 2 means "denied by policy" here."""
+
+    wants_json = False
+
+    def error(self, message: str):  # type: ignore[override]
+        if _Parser.wants_json:
+            print(json.dumps({"error": f"usage: {message}"}, ensure_ascii=False))
+        else:
+            self.print_usage(sys.stderr)
+            print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_ERROR)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from bot.audit import KINDS
 
-    p = argparse.ArgumentParser(prog="python -m bot", description=wording.CLI_DESCRIPTION)
+    p = _Parser(prog="python -m bot", description=wording.CLI_DESCRIPTION)
     p.add_argument("--config", help="settings TOML (default $BOT_CONFIG or config/settings.toml)")
     sub = p.add_subparsers(dest="cmd", required=True)
 
@@ -286,7 +379,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--purpose", help="investigation | threat | identify")
     s.add_argument("--justification", help="the facts giving reasonable suspicion")
     s.add_argument("--attest", action="store_true", help="attest to the statement in the README (GO 375.01)")
-    s.add_argument("--face", type=int, help="which face to search when the photo has several (1 = leftmost)")
+    # A string on purpose: a bad value is an audited error (exit 1), not an argparse usage exit (2 = denied).
+    s.add_argument("--face", help="which face to search when the photo has several (1 = leftmost)")
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.set_defaults(func=cmd_search)
 
@@ -340,10 +434,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    _Parser.wants_json = "--json" in argv
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings(args.config)
     except ConfigError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
+        _emit(args, {"error": f"configuration error: {exc}"}, f"configuration error: {exc}", stream=sys.stderr)
         return EXIT_ERROR
     return int(args.func(args, settings) or 0)

@@ -145,6 +145,16 @@ def validate(settings: Settings) -> Settings:
         raise ConfigError('[slack] call_log_detail must be "full" or "summary"')
     if settings.slack.dialog_timeout_minutes < 1:
         raise ConfigError("[slack] dialog_timeout_minutes must be at least 1")
+    try:
+        from zoneinfo import ZoneInfo
+
+        ZoneInfo(settings.timezone)
+    except Exception:  # noqa: BLE001 - ZoneInfo raises several kinds for a bad name
+        raise ConfigError(f"timezone = {settings.timezone!r} is not a time zone name (e.g. America/Los_Angeles)")
+    if settings.retention.dialog_state_days < 1:
+        raise ConfigError("[retention] dialog_state_days must be at least 1 (running requests keep their state)")
+    if settings.faces.workers < 0:
+        raise ConfigError("[faces] workers must be 0 (one per core) or more")
     if settings.policy.justification_min_chars < 1:
         raise ConfigError("[policy] justification_min_chars must be at least 1")
     for key in ("max_bytes", "max_pixels", "min_face_px", "detect_max_side"):

@@ -6,6 +6,7 @@ in dialog-step order. The parsers read chat replies and the text of an upload me
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from bot import wording
@@ -92,7 +93,9 @@ PROTECTED_CLASSES: tuple[ProtectedClass, ...] = (
                 "native american, indigenous, pacific islander, biracial, mixed race, dark skinned, "
                 "light skinned, skin, skinned, complexion, colored"),
     _pc("religion", "religion, religious, muslim, islamic, jewish, jew, christian, catholic, protestant, hindu, "
-                    "sikh, buddhist, mormon, atheist, hijab, headscarf, turban, yarmulke, kippah, burqa, niqab"),
+                    "sikh, buddhist, mormon, atheist, hijab, headscarf, turban, yarmulke, kippah, burqa, niqab, "
+                    "mosque, church, synagogue, temple, gurdwara, praying, prayer, prayers, worship, "
+                    "worshipper, worshippers, congregation"),
     _pc("ethnicity", "ethnicity, ethnic, hispanic, latino, latina, latinx, chicano, chicana, arab, arabic, "
                      "middle eastern, hmong, romani"),
     _pc("citizenship", "citizenship, citizen, noncitizen, immigrant, immigration, undocumented, illegal, "
@@ -114,7 +117,8 @@ PROTECTED_CLASSES: tuple[ProtectedClass, ...] = (
     _pc("sexual orientation", "sexual orientation, gay, lesbian, bisexual, queer, homosexual, lgbt, lgbtq"),
     _pc("other protected classification", "pregnant, pregnancy, veteran, military status, marital status, "
                                           "married, homeless, unhoused, protester, protestor, activist, "
-                                          "demonstrator"),
+                                          "demonstrator, protest, protests, rally, demonstration, march, "
+                                          "vigil, picket, loitering, neighborhood, neighbourhood"),
 )
 # Lookup tables built from the table above: single words, then multi-word terms as word tuples.
 _PROTECTED_WORD: dict[str, str] = {w: pc.name for pc in PROTECTED_CLASSES for w in pc.words if " " not in w}
@@ -254,11 +258,23 @@ class Answers:
     attested: bool = False
 
 
+def normalise_call_number(value: str | None) -> str | None:
+    """The call number as it is stored and searched: NFKC (fullwidth digits become ASCII), trimmed.
+
+    Stored in one form, so `/frs audit 26-012345` finds every request for the call."""
+    if value is None:
+        return None
+    return unicodedata.normalize("NFKC", value).strip()
+
+
 def check_call_number(value: str | None, pattern: str = DEFAULT_CALL_NUMBER_PATTERN) -> str | None:
-    """Reason the call number is refused (missing, or no full match of the configured pattern), else None."""
-    if value is None or not value.strip():
+    """Reason the call number is refused (missing, or no full match of the configured pattern), else None.
+
+    Matched with re.ASCII: `\\d` means 0-9 only, as a CAD system writes them."""
+    value = normalise_call_number(value)
+    if not value:
         return wording.CALL_NUMBER_MISSING
-    if re.fullmatch(pattern, value.strip()) is None:
+    if re.fullmatch(pattern, value, re.ASCII) is None:
         return wording.call_number_invalid(example_call_number(pattern))
     return None
 
@@ -270,6 +286,23 @@ def check_purpose(value: str | None) -> str | None:
     if value not in PURPOSE_CODES:
         return wording.purpose_unknown(PURPOSE_CODES)
     return None
+
+
+# Stems of words that name an incident, a person in need of identification, or the evidence behind a lead.
+# A justification that mentions a protected class must also name one of these: otherwise the search would
+# rest on who the person is (GO 375.01 C) rather than on what happened (B.1). A screen, not a judgement.
+INCIDENT_STEMS: tuple[str, ...] = tuple("""
+robb rob theft thief thieves stole steal shoplift larcen burglar break assault batter attack stab shoot shot
+gun firearm weapon knife pistol rifle homicid murder kill kidnap abduct carjack fraud forg counterfeit scam
+vandal arson threat bomb hostage missing runaway amber deceas dead death body remains unconscious unresponsive
+overdos injur wound victim witness warrant wanted crime criminal offen incident collision crash hit trafficking
+narcotic drug dealing sold selling camera cctv video footage surveillance recording photo report case
+complaint evidence fingerprint dna plate vehicle license""".split())
+
+
+def names_incident(text: str) -> bool:
+    """Whether `text` names an incident, a person to identify, or evidence (see INCIDENT_STEMS)."""
+    return any(w.startswith(INCIDENT_STEMS) for w in _words(text))
 
 
 def check_justification(text: str | None, min_chars: int = 40) -> str | None:
@@ -293,9 +326,10 @@ def check_justification(text: str | None, min_chars: int = 40) -> str | None:
         return wording.justification_too_short(min_chars)
     if len(set(real)) < MIN_DISTINCT_WORDS:
         return wording.JUSTIFICATION_PLACEHOLDER
-    if len(fact_words(clean)) >= MIN_FACT_WORDS:
+    protected = bool(protected_classes_mentioned(clean))
+    if len(fact_words(clean)) >= MIN_FACT_WORDS and not (protected and not names_incident(clean)):
         return None
-    if protected_classes_mentioned(clean):
+    if protected:
         return wording.JUSTIFICATION_PROTECTED_CLASS
     return wording.JUSTIFICATION_NO_FACTS
 
@@ -351,7 +385,8 @@ def _unescaped_tail(pattern: str) -> bool:
 def find_call_numbers(text: str, pattern: str = DEFAULT_CALL_NUMBER_PATTERN) -> list[str]:
     """Every distinct call number in `text` (Slack markup removed), in order: for indexing dispatch messages."""
     found: list[str] = []
-    for m in re.finditer(unanchored_pattern(pattern), slack_to_plain(text)):
+    plain = unicodedata.normalize("NFKC", slack_to_plain(text))
+    for m in re.finditer(unanchored_pattern(pattern), plain, re.ASCII):
         if m.group(0) not in found:
             found.append(m.group(0))
     return found
@@ -365,8 +400,8 @@ def find_call_number(text: str, pattern: str = DEFAULT_CALL_NUMBER_PATTERN) -> s
 
 def parse_call_number(text: str, pattern: str = DEFAULT_CALL_NUMBER_PATTERN) -> str | None:
     """A call-number reply: the whole reply, or the one call number inside it ("call 26-012345")."""
-    plain = slack_to_plain(text)
-    if re.fullmatch(pattern, plain):
+    plain = normalise_call_number(slack_to_plain(text)) or ""
+    if re.fullmatch(pattern, plain, re.ASCII):
         return plain
     return find_call_number(plain, pattern)
 

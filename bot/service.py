@@ -19,6 +19,10 @@ from bot.faces.gallery import Candidate, Gallery
 from bot.storage import ensure_private_dir
 
 
+class SearchUnavailable(Exception):
+    """The search cannot run (e.g. the gallery is empty); the message says why and what to do."""
+
+
 def new_request_id() -> str:
     """A short unique request id officers can quote in a report (e.g. FR-3F9A0C12D4)."""
     return "FR-" + uuid.uuid4().hex[:10].upper()
@@ -220,6 +224,10 @@ def search_face(
         raise PermissionError("; ".join(reasons))
     vector = face.encoding if face is not None else encoding
     gallery = core.gallery
+    gallery.refresh()
+    if gallery.image_count == 0:
+        # "No candidate" from an empty gallery would read as a search that found nobody: refuse instead.
+        raise SearchUnavailable(wording.GALLERY_EMPTY)
     s = core.settings.search
     candidates = gallery.search(vector, threshold=s.threshold, max_candidates=s.max_candidates)
     info = model_info()

@@ -25,7 +25,7 @@ def faces_dir() -> Path:
     """The shared test faces folder; skips when BOT_TEST_FACES is unset, fails when set but missing."""
     root = _faces_root()
     if root is None:
-        pytest.skip("BOT_TEST_FACES is not set: face tests need ../shared/faces (see tests/README)")
+        pytest.skip("BOT_TEST_FACES is not set: face tests need the shared test photos (../shared/faces; see README, Tests)")
     return root
 
 

@@ -17,6 +17,7 @@ from PIL import Image
 from bot import cli, wording
 from bot.audit import OUTCOMES, AuditLog
 from bot.request import Dialog, DialogStore, ImageRequest, Step
+from bot.service import Requester
 
 KEY = "cli-review-test-key-0123456789abcdef"
 ENV = {"BOT_AUDIT_KEY": KEY}
@@ -32,7 +33,7 @@ def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, data_dir: Path) -> Path
     monkeypatch.setenv("BOT_DATA_DIR", str(data_dir))
     monkeypatch.setenv("BOT_CONFIG", str(config))
     monkeypatch.setenv("BOT_AUDIT_KEY", KEY)
-    monkeypatch.setattr(cli.getpass, "getuser", lambda: "auditor")
+    monkeypatch.setattr(cli, "_os_requester", lambda: Requester(AUDITOR["id"], AUDITOR["name"]))
     return config
 
 
@@ -129,7 +130,8 @@ def test_export_refuses_a_reversed_range_and_bad_dates(log: AuditLog, capsys):
     assert accesses(log) == []  # nothing was read
     with pytest.raises(SystemExit) as info:
         cli.main(["audit", "export", "--since", "12/03/2026"])
-    assert info.value.code == 2 and "YYYY-MM-DD" in capsys.readouterr().err
+    # Usage errors exit 1: 2 means "denied by policy" in this CLI.
+    assert info.value.code == 1 and "YYYY-MM-DD" in capsys.readouterr().err
 
 
 # --- report ------------------------------------------------------------------------------------------------------

@@ -241,3 +241,101 @@ def test_bad_manifest_header_is_a_clear_error(data, tmp_path, capsys):
     manifest.write_text("id,image\nx,a.jpg\n")
     assert main(["gallery", "enroll", str(tmp_path), "--manifest", str(manifest), "--no-progress"]) == 1
     assert "subject_id,name,record_ref,image" in capsys.readouterr().err
+
+
+# --- review findings: error paths that must stay audited errors with one JSON object ----------------------------
+
+@pytest.mark.parametrize("value", ["0", "-1", "abc", "1.5"])
+def test_bad_face_values_are_audited_errors(data, faces_dir, capsys, value):
+    code, out = run_json(capsys, ["search", str(faces_dir / "group/kit_with_rose.jpg"), *GOOD, "--face", value,
+                                  "--json"])
+    assert code == 1 and "error" in out
+    assert audit_entries(data)[-1]["outcome"] == "error"
+
+
+def test_usage_errors_exit_1_not_the_denied_code(data, faces_dir, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["search", str(faces_dir / "people/obama/obama2.jpg"), *GOOD, "--attested", "--json"])
+    assert info.value.code == 1
+    assert "usage" in json.loads(capsys.readouterr().out)["error"]
+
+
+def test_a_folder_as_probe_is_an_audited_error(data, tmp_path, capsys):
+    code, out = run_json(capsys, ["search", str(tmp_path), *GOOD, "--json"])
+    assert code == 1 and "folder" in out["error"]
+    assert audit_entries(data)[-1]["outcome"] == "error"
+
+
+def test_text_that_is_not_utf8_is_recorded_not_crashed_on(data, faces_dir, capsys):
+    latin1 = JUSTIFICATION + " caf\udce9"  # how Python hands over a Latin-1 byte from argv
+    argv = list(GOOD)
+    argv[argv.index("--justification") + 1] = latin1
+    code, out = run_json(capsys, ["search", str(faces_dir / "people/obama/obama2.jpg"), *argv, "--json"])
+    assert code == 0
+    assert audit_entries(data)[-1]["justification"].endswith("caf\\xe9")
+
+
+def test_call_number_is_stored_in_normal_form(data, faces_dir, capsys):
+    argv = list(GOOD)
+    argv[argv.index("--call-number") + 1] = " ２６-012345 "
+    code, out = run_json(capsys, ["search", str(faces_dir / "people/obama/obama2.jpg"), *argv, "--json"])
+    assert code == 0 and out["call_number"] == "26-012345"
+    assert audit_entries(data)[-1]["call_number"] == "26-012345"
+
+
+@pytest.mark.parametrize("value", ["dead end", "not a threat", "case"])
+def test_cli_purpose_takes_codes_or_numbers_only(data, faces_dir, capsys, value):
+    argv = list(GOOD)
+    argv[argv.index("--purpose") + 1] = value
+    code, out = run_json(capsys, ["search", str(faces_dir / "people/obama/obama2.jpg"), *argv, "--json"])
+    assert code == 2 and audit_entries(data)[-1]["purpose"] == value
+
+
+def test_requester_comes_from_the_uid_not_the_environment(data, faces_dir, capsys, monkeypatch):
+    monkeypatch.setenv("LOGNAME", "Chief Smith")
+    monkeypatch.setenv("USER", "Chief Smith")
+    assert main(["search", str(faces_dir / "people/obama/obama2.jpg"), *GOOD]) == 0
+    assert "Chief Smith" not in audit_entries(data)[-1]["requester"]["id"]
+
+
+def test_no_search_runs_when_the_audit_log_cannot_record_it(data, faces_dir, capsys, monkeypatch):
+    monkeypatch.setenv("BOT_AUDIT_KEY", "a-different-key-than-the-one-that-signed-the-log")
+    before = (data / "audit" / "audit.jsonl").read_bytes()
+    code, out = run_json(capsys, ["search", str(faces_dir / "people/obama/obama2.jpg"), *GOOD, "--json"])
+    assert code == 1 and "audit log cannot record" in out["error"]
+    assert (data / "audit" / "audit.jsonl").read_bytes() == before
+
+
+def test_gallery_is_not_changed_when_the_audit_log_cannot_record_it(data, faces_dir, capsys, monkeypatch):
+    monkeypatch.setenv("BOT_AUDIT_KEY", "a-different-key-than-the-one-that-signed-the-log")
+    assert main(["gallery", "remove", "obama"]) == 1
+    monkeypatch.delenv("BOT_AUDIT_KEY")
+    capsys.readouterr()
+    code, subjects = run_json(capsys, ["gallery", "list", "--json"])
+    assert "obama" in [s["subject_id"] for s in subjects]
+
+
+def test_removal_keeps_who_the_subject_was_in_the_audit(data, capsys):
+    assert main(["gallery", "remove", "biden"]) == 0
+    [entry] = [e for e in AuditLog.open(data).entries()
+               if e["kind"] == "gallery_change" and e.get("action") == "remove"]
+    assert entry["name"] == "biden" and entry["source"].endswith("biden.jpg")
+
+
+def test_an_empty_gallery_is_an_error_not_a_no_candidate(tmp_path, faces_dir, capsys, monkeypatch):
+    monkeypatch.setenv("BOT_DATA_DIR", str(tmp_path / "empty"))
+    code, out = run_json(capsys, ["search", str(faces_dir / "people/obama/obama2.jpg"), *GOOD, "--json"])
+    assert code == 1 and "gallery is empty" in out["error"]
+
+
+def test_configuration_errors_are_json_too(data, tmp_path, capsys):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("[search]\nthreshold = 0.9\n")
+    code, out = run_json(capsys, ["--config", str(cfg), "search", "x.jpg", "--json"])
+    assert code == 1 and "threshold" in out["error"]
+
+
+def test_export_to_a_folder_is_refused_before_anything_is_recorded(data, tmp_path, capsys):
+    before = len(list(AuditLog.open(data).entries()))
+    assert main(["audit", "export", "--out", str(tmp_path)]) == 1
+    assert len(list(AuditLog.open(data).entries())) == before

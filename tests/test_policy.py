@@ -382,3 +382,33 @@ def test_long_justification_with_facts_passes_and_fact_words_are_distinct():
     words = policy.fact_words(long)
     assert len(words) == len(set(words)) and words[0] == "robbery"
     assert all(re.fullmatch(r"\w+", w) for w in words)
+
+
+# --- review findings: protected-class text without an incident; call-number normal form -------------------------
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Muslim woman seen praying at the mosque on Elm Street downtown",
+        "Attended the Black Lives Matter protest downtown yesterday afternoon",
+        "Hispanic male loitering in a neighborhood with recent burglaries",
+    ],
+)
+def test_protected_class_with_place_and_time_but_no_incident_is_refused_under_c(text):
+    assert policy.check_justification(text, 40) == wording.JUSTIFICATION_PROTECTED_CLASS
+
+
+def test_protected_class_alongside_an_incident_is_allowed():
+    text = "Elderly man found unconscious at the light rail station, carrying no ID, taken to the medical center"
+    assert policy.check_justification(text, 40) is None
+
+
+@pytest.mark.parametrize("raw", [" 26-012345 ", "２６-０１２３４５", "26-012345\n"])
+def test_call_numbers_are_normalised_before_checking(raw):
+    assert policy.normalise_call_number(raw) == "26-012345"
+    assert policy.check_call_number(raw) is None
+
+
+def test_non_ascii_digits_are_not_a_call_number():
+    assert policy.check_call_number("२६-०१२३४५") is not None
+    assert policy.find_call_numbers("call २६-०१२३४५ today") == []

@@ -465,9 +465,12 @@ class Gallery:
             if found is None:
                 return 0
             key = found[0]
-            removed = [
-                row[0] for row in self._db.execute("SELECT sha256 FROM images WHERE subject_key = ?", (key,))
-            ]
+            if audit is not None:
+                audit.check_writable()  # no change the audit log could not record
+            name, record_ref = self._db.execute(
+                "SELECT name, record_ref FROM subjects WHERE key = ?", (key,)).fetchone()
+            removed = self._db.execute(
+                "SELECT sha256, source FROM images WHERE subject_key = ?", (key,)).fetchall()
             keep = np.asarray(self._row_subject) != key
             n = int(keep.sum())
             self._db.execute("BEGIN IMMEDIATE")
@@ -489,12 +492,13 @@ class Gallery:
                 raise
             self.refresh()
             self._cleanup()
-        for sha in removed:
+        for sha, source in removed:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.thumbs_dir / f"{sha}.jpg")
             if audit is not None:
+                # Name and record stay in the log, so past searches naming this subject remain explainable.
                 audit.append("gallery_change", action="remove", actor=actor, subject_id=subject_id,
-                             image_sha256=sha, source="")
+                             name=name, record_ref=record_ref, image_sha256=sha, source=source)
         return len(removed)
 
     def save_thumbnail(self, image_sha256: str, jpeg: bytes) -> None:
@@ -574,6 +578,12 @@ def _clean(value: str) -> str:
     return " ".join(value.split())
 
 
+def _display(text: str) -> str:
+    """A file name as valid text: bytes that are not UTF-8 (decoded by Python to surrogates) become \\xNN,
+    so sqlite and the audit log can store it and a person can still recognise it."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def _scan_directory(directory: Path, report: EnrollReport) -> list[_Entry]:
     """DIR/<subject_id>/<images> (sub-folders inside a subject folder included); hidden files skipped."""
     if not directory.is_dir():
@@ -583,12 +593,12 @@ def _scan_directory(directory: Path, report: EnrollReport) -> list[_Entry]:
         if item.name.startswith("."):
             continue
         if not item.is_dir():
-            report.rejected.append(EnrollIssue(str(item), "not inside a subject folder (DIR/<subject_id>/<image>)"))
+            report.rejected.append(EnrollIssue(_display(str(item)), "not inside a subject folder (DIR/<subject_id>/<image>)"))
             continue
-        subject_id = _clean(item.name)
+        subject_id = _clean(_display(item.name))
         for path in sorted(item.rglob("*")):
             if path.is_file() and not any(part.startswith(".") for part in path.relative_to(item).parts):
-                entries.append(_Entry(subject_id, subject_id, "", path, str(path)))
+                entries.append(_Entry(subject_id, subject_id, "", path, _display(str(path))))
     return entries
 
 
@@ -761,12 +771,15 @@ def enroll(
                     "subject_id": entry.subject_id, "name": entry.name, "record_ref": entry.record_ref}
             images.append({
                 "sha256": sha, "subject_id": entry.subject_id, "source": entry.source,
+                "name": entry.name, "record_ref": entry.record_ref,
                 "box": _box_json(face.box), "actor": actor,
             })
             encodings.append(np.asarray(face.encoding, dtype=np.float32))
     finally:
         bar.close()
 
+    if audit is not None and images:
+        audit.check_writable()  # no change the audit log could not record
     gallery.add_images(model, list(new_subjects.values()), images,
                        np.array(encodings, dtype=np.float32).reshape(len(encodings), DIM))
     report.added = len(images)
@@ -774,7 +787,8 @@ def enroll(
     if audit is not None:
         for image in images:
             audit.append("gallery_change", action="enroll", actor=actor, subject_id=image["subject_id"],
-                         image_sha256=image["sha256"], source=image["source"])
+                         name=image["name"], record_ref=image["record_ref"], image_sha256=image["sha256"],
+                         source=image["source"])
     report.seconds = time.perf_counter() - started
     return report
 

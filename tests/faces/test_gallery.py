@@ -42,6 +42,11 @@ class FakeAudit:
         self.calls.append((kind, fields))
         return {"kind": kind, **fields}
 
+    def check_writable(self) -> None:
+        """Like AuditLog: raise when an append would be refused (set `refuse` to simulate a changed key)."""
+        if getattr(self, "refuse", None):
+            raise self.refuse
+
 
 def _grey_jpeg(path: Path) -> None:
     Image.new("RGB", (320, 240), (128, 128, 128)).save(path, "JPEG")
@@ -234,8 +239,10 @@ def test_remove_subject_then_search_does_not_find_it(enrolled, gallery_copy: Pat
     assert gallery.search(enrolled["probes"]["obama"], threshold=THRESHOLD, max_candidates=5) == []
     assert (gallery.subject_count, gallery.image_count) == (4, 4)
     assert gallery.thumbnail(sha) is None
-    assert audit.calls == [("gallery_change", {"action": "remove", "actor": "admin", "subject_id": "obama",
-                                               "image_sha256": sha, "source": ""})]
+    [(kind, fields)] = audit.calls
+    assert kind == "gallery_change" and fields["action"] == "remove" and fields["actor"] == "admin"
+    assert (fields["subject_id"], fields["name"], fields["image_sha256"]) == ("obama", "obama", sha)
+    assert fields["source"].endswith("obama.jpg")  # where the image came from, kept after removal
     # The other subjects are still found: the rewritten matrix kept the right rows.
     reopened = Gallery(gallery_copy)
     assert reopened.image_count == 4

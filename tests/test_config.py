@@ -1,0 +1,61 @@
+"""Settings: the shipped file loads, and every bad value is refused at start with the key named."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.config import DEFAULT_CONFIG, ConfigError, load_settings
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "settings.toml"
+    path.write_text(text)
+    return path
+
+
+def test_shipped_settings_load_with_their_documented_defaults(tmp_path):
+    settings = load_settings(DEFAULT_CONFIG, env={"BOT_DATA_DIR": str(tmp_path)})
+    assert settings.search.threshold == 0.55 and settings.search.max_candidates == 5
+    assert settings.policy.call_number_pattern == r"^\d{2}-\d{6}$"
+    assert settings.slack.requesters == () and settings.slack.file_hosts == ("files.slack.com",)
+    assert settings.data_dir == tmp_path
+
+
+def test_every_shipped_key_is_commented():
+    lines = DEFAULT_CONFIG.read_text().splitlines()
+    for i, line in enumerate(lines):
+        if "=" in line and not line.lstrip().startswith("#"):
+            assert lines[i - 1].lstrip().startswith("#"), f"no comment above: {line}"
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("[search]\nthreshold = 0.7\n", "threshold"),
+        ("[search]\nmax_candidates = 21\n", "max_candidates"),
+        ("[retention]\naudit_retention_days = 100\n", "CJIS"),
+        ('timezone = "Mars/Olympus"\n', "time zone"),
+        ("[policy]\ncall_number_pattern = '(['\n", "call_number_pattern"),
+        ("[slack]\nrequesters = 'U1'\n", "requesters"),
+        ("[slack]\ncall_log_detail = 'everything'\n", "call_log_detail"),
+        ("[slack]\nno_such_key = 1\n", "no_such_key"),
+        ("[retention]\ndialog_state_days = 0\n", "dialog_state_days"),
+        ("[faces]\nworkers = -1\n", "workers"),
+        ("[search\n", "not valid TOML"),
+    ],
+)
+def test_bad_settings_are_refused_naming_the_key(tmp_path, text, fragment):
+    with pytest.raises(ConfigError, match=None) as info:
+        load_settings(write(tmp_path, text), env={})
+    assert fragment in str(info.value)
+
+
+def test_audit_retention_of_a_year_or_more_is_accepted(tmp_path):
+    settings = load_settings(write(tmp_path, "[retention]\naudit_retention_days = 365\n"), env={})
+    assert settings.retention.audit_retention_days == 365
+
+
+def test_missing_settings_file_says_how_to_point_at_one(tmp_path):
+    with pytest.raises(ConfigError, match="BOT_CONFIG"):
+        load_settings(tmp_path / "nope.toml", env={})
