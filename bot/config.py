@@ -143,6 +143,12 @@ def validate(settings: Settings) -> Settings:
         )
     if settings.slack.call_log_detail not in ("full", "summary"):
         raise ConfigError('[slack] call_log_detail must be "full" or "summary"')
+    if settings.slack.require_known_call and not settings.slack.dispatch_channel.strip():
+        raise ConfigError(
+            "[slack] require_known_call = true needs dispatch_channel (the channel ID where calls are "
+            "posted): with none, every call number would be refused as unknown. Set dispatch_channel, or "
+            "set require_known_call = false"
+        )
     if settings.slack.dialog_timeout_minutes < 1:
         raise ConfigError("[slack] dialog_timeout_minutes must be at least 1")
     try:

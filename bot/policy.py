@@ -291,13 +291,13 @@ def check_purpose(value: str | None) -> str | None:
 # Stems of words that name an incident, a person in need of identification, or the evidence behind a lead.
 # A justification that mentions a protected class must also name one of these: otherwise the search would
 # rest on who the person is (GO 375.01 C) rather than on what happened (B.1). A screen, not a judgement.
-INCIDENT_STEMS: tuple[str, ...] = tuple("""
+INCIDENT_STEMS: tuple[str, ...] = tuple(sorted(_vocab("""
 robb rob theft thief thieves stole steal shoplift larcen burglar break assault batter attack stab shoot shot
 gun firearm weapon knife pistol rifle homicid murder kill kidnap abduct carjack fraud forg counterfeit scam
 vandal arson threat bomb hostage missing runaway amber deceas dead death body remains unconscious unresponsive
 overdos injur wound victim witness warrant wanted crime criminal offen incident collision crash hit trafficking
 narcotic drug dealing sold selling camera cctv video footage surveillance recording photo report case
-complaint evidence fingerprint dna plate vehicle license""".split())
+complaint evidence fingerprint dna plate vehicle license""")))
 
 
 def names_incident(text: str) -> bool:

@@ -875,6 +875,14 @@ class DialogStore:
             doc = self._dialogs.get(Query().images.any(Query().request_id == request_id))
         return Dialog.from_dict(doc) if doc else None
 
+    def by_file_id(self, file_id: str) -> Dialog | None:
+        """The newest dialog holding an image of this Slack file, or None."""
+        with self._locked():
+            docs = self._dialogs.search(Query().images.any(Query().file_id == file_id))
+        if not docs:
+            return None
+        return max((Dialog.from_dict(doc) for doc in docs), key=lambda x: x.created_at)
+
     def active(self) -> list[Dialog]:
         """Dialogs not yet ended, oldest first: for timeouts, and to resume after a restart."""
         with self._locked():

@@ -115,6 +115,10 @@ NOT_AUTHORISED = (
     "If your assignment requires it, ask an administrator to authorise you."
 )
 GUEST_REFUSED = "Guest accounts cannot request facial recognition searches."
+ACCOUNT_NOT_VERIFIED = (
+    "Your Slack account could not be verified just now, so no search was requested. Upload the photo again "
+    "in a few minutes; if this keeps happening, tell an administrator."
+)
 EXTERNAL_CHANNEL_REFUSED = (
     "Facial recognition searches cannot be requested in a channel shared with another organisation."
 )
@@ -267,6 +271,15 @@ PROGRESS_DOWNLOADING = "Downloading the photo…"
 PROGRESS_FINDING_FACES = "Looking for faces in the photo…"
 PROGRESS_SEARCHING = "Searching the known-person gallery…"
 PROGRESS_DONE = "Search finished."
+PROGRESS_NOT_SEARCHED = "Not searched: the reason is posted in this thread."
+CONTACT_SHEET_NOT_ATTACHED = (
+    "The contact sheet could not be attached (Slack did not accept the upload). The candidates listed in the "
+    "result above are complete."
+)
+FACE_IMAGE_NOT_ATTACHED = (
+    "The photo with numbered faces could not be attached (Slack did not accept the upload). Faces are "
+    "numbered from 1, left to right: press a button or reply with the number."
+)
 CONTACT_SHEET_TEXT = (
     "Contact sheet: the searched face beside each candidate's gallery photo, labelled by rank. Investigative "
     "leads only, not an identification."
@@ -431,6 +444,16 @@ def candidates_not_shown(count: int) -> str:
     return f"{count} more {noun} not shown here; every candidate is recorded in the audit log."
 
 
+def already_requested(request_id: str | None) -> str:
+    """A photo shared again after its request ended (cancelled, expired, refused, or searched): no second
+    request starts for the same file, and the earlier request is named."""
+    earlier = f"request {_clip(request_id, 100)}" if request_id else "an earlier request"
+    return (
+        f"This photo was already part of {earlier}, so no new request was started for it. To search it "
+        "again, upload the photo file itself again rather than sharing the earlier message."
+    )
+
+
 def call_thread_logged(permalink: str | None) -> str:
     """Where the search is logged for dispatch; a link only for an https permalink."""
     if permalink and _SAFE_URL.fullmatch(permalink):
@@ -481,6 +504,25 @@ def call_log_entry(
     )
     # Leave room for the caller to append candidate lines in another section.
     return head + _clip(justification, SLACK_SECTION_LIMIT - len(head))
+
+
+def call_log_summary(
+    *,
+    requester_id: str,
+    when: str,
+    outcome: str,
+    candidate_count: int,
+    request_id: str,
+    permalink: str | None = None,
+) -> str:
+    """Log entry in the call thread with `call_log_detail = "summary"`: who, when, the request id, the
+    outcome, the candidate count and the link only (no justification, no candidate)."""
+    link = f" <{permalink}|request thread>" if permalink and _SAFE_URL.fullmatch(permalink) else ""
+    count = f", {candidate_count} candidate{'s' if candidate_count != 1 else ''}" if candidate_count else ""
+    return (
+        f"Facial recognition request {_clip(request_id, 100)} by {mention(requester_id)} at "
+        f"{_clip(when, 100)}.{link}\nOutcome: {outcome_label(outcome)}{count}"
+    )
 
 
 # --- Terminal (CLI) -------------------------------------------------------------------------------------------
@@ -933,8 +975,8 @@ def status_text(
         f"Threshold: {threshold} (a candidate's distance is at most this; lower is more similar)\n"
         f"Bot version: {_clip(version, 40)}\n"
         f"Queue: {searching} search{'es' if searching != 1 else ''} running; {open_requests} request"
-        f"{'s' if open_requests != 1 else ''} open (waiting for answers or a face choice); {outbox} call-log "
-        f"post{'s' if outbox != 1 else ''} waiting to be delivered to the dispatch channel\n"
+        f"{'s' if open_requests != 1 else ''} open (waiting for answers or a face choice); {outbox} post"
+        f"{'s' if outbox != 1 else ''} waiting for Slack to be delivered (call-thread log entries and results)\n"
         f"Times are shown in {_clip(timezone, 60)}."
     )
 
@@ -980,3 +1022,28 @@ def _or_list(items: list[str]) -> str:
     if len(items) <= 1:
         return "".join(items)
     return ", ".join(items[:-1]) + " or " + items[-1]
+
+
+# --- CLI errors found in review -------------------------------------------------------------------------------
+
+GALLERY_EMPTY = (
+    "The known-person gallery is empty, so no search was run. Enroll known persons first "
+    "(python -m bot gallery enroll DIR), or check that BOT_DATA_DIR points at the department's data."
+)
+
+
+def audit_unwritable(detail: str) -> str:
+    """The audit log cannot record a request: nothing is done (GO 375.01 D needs every use documented)."""
+    return _clip(
+        "No search was run: the audit log cannot record this request, and every use must be documented "
+        f"(GO 375.01 D). {detail}", SLACK_SECTION_LIMIT)
+
+
+def bad_face_value(value: str) -> str:
+    """--face given something that is not a face number."""
+    return _clip(f"--face {value!r} is not a face number: faces are numbered 1, 2, 3… from the left.", 500)
+
+
+def search_crashed(detail: str) -> str:
+    """An unexpected failure during a search: it is recorded as an error."""
+    return _clip(f"The search failed unexpectedly and was recorded as an error: {detail}", 1000)

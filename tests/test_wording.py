@@ -226,12 +226,20 @@ CALLS = {
     "candidates_not_shown": [(1,), (480,)],
     "call_thread_logged": [("https://x.slack.com/archives/C1/p1",), (None,), (HUGE,)],
     "image_problem": [("no_face",), ("corrupt",), (HUGE,)],
+    "already_requested": [("FR-0123456789",), (None,), (HUGE,)],
+    "audit_unwritable": [(HUGE,)],
+    "bad_face_value": [(HUGE,)],
+    "search_crashed": [(HUGE,)],
 }
 KWARG_CALLS = {
     "call_log_entry": {
         "requester_id": "U012ABCDEF", "when": HUGE[:40], "purpose_label": HUGE, "justification": HUGE,
         "outcome": "candidates", "candidate_count": 20, "request_id": "FR-1",
         "permalink": "https://x.slack.com/archives/C1/p1",
+    },
+    "call_log_summary": {
+        "requester_id": "U012ABCDEF", "when": HUGE[:40], "outcome": "candidates", "candidate_count": 20,
+        "request_id": HUGE, "permalink": "https://x.slack.com/archives/C1/p1",
     },
 }
 
@@ -318,6 +326,23 @@ def test_call_log_entry_fits_a_slack_section():
     text = wording.call_log_entry(**KWARG_CALLS["call_log_entry"])
     assert len(text) <= LIMIT
     assert text.endswith("…")  # the clipped justification says it was cut
+
+
+def test_call_log_summary_gives_outcome_count_and_link_only():
+    text = wording.call_log_summary(
+        requester_id="U012ABCDEF", when="2026-03-02 09:10 PST", outcome="candidates", candidate_count=2,
+        request_id="FR-0123456789", permalink="https://x.slack.com/archives/C1/p1",
+    )
+    assert "FR-0123456789" in text and "<@U012ABCDEF>" in text and "2026-03-02 09:10 PST" in text
+    assert "2 candidates" in text and "<https://x.slack.com/archives/C1/p1|request thread>" in text
+    assert "Justification" not in text and "Purpose" not in text
+    assert len(wording.call_log_summary(**KWARG_CALLS["call_log_summary"])) <= LIMIT
+
+
+def test_already_requested_names_the_earlier_request_escaped():
+    assert "request FR-0123456789" in wording.already_requested("FR-0123456789")
+    assert "an earlier request" in wording.already_requested(None)
+    assert "<!channel>" not in wording.already_requested(EVIL)
 
 
 def test_summary_keeps_the_tail_when_the_justification_is_clipped():
@@ -423,6 +448,6 @@ def test_status_text_gives_gallery_model_threshold_version_and_queue():
     assert lines[2] == "Model: dlib_face_recognition_resnet_model_v1; dlib 19.24.6, face_recognition 1.3.0"
     assert lines[3].startswith("Threshold: 0.55 ")
     assert lines[4] == "Bot version: 0.1.0"
-    assert lines[5].startswith("Queue: 1 search running; 0 requests open") and "2 call-log posts waiting" in lines[5]
+    assert lines[5].startswith("Queue: 1 search running; 0 requests open") and "2 posts waiting for Slack" in lines[5]
     huge = wording.status_text(**KWARG_CALLS["status_text"])
     assert len(huge) <= LIMIT and "<!here>" not in huge

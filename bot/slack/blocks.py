@@ -50,7 +50,10 @@ PROGRESS_TEXTS = {
     "finding_faces": wording.PROGRESS_FINDING_FACES,
     "searching": wording.PROGRESS_SEARCHING,
     "done": wording.PROGRESS_DONE,
+    "not_searched": wording.PROGRESS_NOT_SEARCHED,
 }
+# Actions blocks have block_id "fr:<dialog_id>:<n>": the dialog their buttons belong to.
+BLOCK_ID_PREFIX = "fr"
 
 
 @dataclass
@@ -161,6 +164,19 @@ def _cancel_button(dialog: Dialog) -> ButtonElement:
     )
 
 
+def _actions(dialog: Dialog, n: int, elements: list[ButtonElement]) -> ActionsBlock:
+    """An actions block whose block_id carries the dialog id, so a button of an ended dialog is never taken
+    for one of a newer dialog in the same thread (block ids must be unique within a message: `n`)."""
+    return ActionsBlock(block_id=f"{BLOCK_ID_PREFIX}:{dialog.dialog_id}:{n}", elements=elements)
+
+
+def button_dialog_id(block_id: str | None) -> str | None:
+    """The dialog id an actions block of `_actions` carries, or None for any other block id."""
+    prefix, _, rest = str(block_id or "").partition(":")
+    dialog_id, sep, _n = rest.rpartition(":")
+    return dialog_id if prefix == BLOCK_ID_PREFIX and sep and dialog_id else None
+
+
 def _purpose_label(code: str | None) -> str:
     p = _policy.purpose_by_code(code)
     return p.label if p else (code or wording.NOT_GIVEN)
@@ -219,7 +235,7 @@ def prompt(step: Step, dialog: Dialog, policy: PolicySettings) -> Message:
         return ask_face(dialog, image)
     else:
         raise ValueError(f"{step.value} is not a question")
-    blocks: list[Block] = [_section(text), ActionsBlock(elements=[*buttons, _cancel_button(dialog)])]
+    blocks: list[Block] = [_section(text), _actions(dialog, 1, [*buttons, _cancel_button(dialog)])]
     return Message(_fallback(text), blocks, meta("prompt", dialog=dialog, step=step))
 
 
@@ -266,10 +282,13 @@ def summary(dialog: Dialog) -> Message:
                    meta("summary", dialog=dialog, step=dialog.step, purpose=dialog.purpose or ""))
 
 
-def ask_face(dialog: Dialog, image: ImageRequest) -> Message:
-    """Which face to search: one button per face (value "request_id:k"), or reply the number."""
+def ask_face(dialog: Dialog, image: ImageRequest, *, image_attached: bool = True) -> Message:
+    """Which face to search: one button per face (value "request_id:k"), or reply the number. When the photo
+    with numbered boxes could not be attached, the question says so (the buttons and numbers still work)."""
     faces = list(image.faces or ())
     text = wording.prompt_face_choice(len(faces))
+    if not image_attached:
+        text = f"{text}\n{wording.FACE_IMAGE_NOT_ATTACHED}"
     buttons = [
         ButtonElement(
             text=wording.face_button(int(f.get("index", k)), f.get("quality") == "too_small"),
@@ -281,10 +300,10 @@ def ask_face(dialog: Dialog, image: ImageRequest) -> Message:
     blocks: list[Block] = [_section(text), _image_context(image)]
     per_block = ACTIONS_LIMIT
     chunks = [buttons[i:i + per_block] for i in range(0, len(buttons), per_block)][:MAX_FACE_BUTTON_BLOCKS]
-    for chunk in chunks:
-        blocks.append(ActionsBlock(elements=chunk))
+    for n, chunk in enumerate(chunks, start=1):
+        blocks.append(_actions(dialog, n, chunk))
     # Cancel in a block of its own, so a full row of faces never pushes it out.
-    blocks.append(ActionsBlock(elements=[_cancel_button(dialog)]))
+    blocks.append(_actions(dialog, len(chunks) + 1, [_cancel_button(dialog)]))
     return Message(
         _fallback(text),
         blocks,
@@ -295,7 +314,7 @@ def ask_face(dialog: Dialog, image: ImageRequest) -> Message:
 
 def progress(dialog: Dialog, image: ImageRequest, status: str) -> Message:
     """The one status message per image, updated in place: "queued", "downloading", "finding_faces",
-    "searching", then "done"."""
+    "searching", then "done" (or "not_searched" when the image failed; the reason is posted apart)."""
     if status not in PROGRESS_TEXTS:
         raise ValueError(f"unknown progress status {status!r}")
     text = PROGRESS_TEXTS[status]
@@ -482,20 +501,27 @@ def call_log_entry(
 ) -> Message:
     """The log entry in the call's thread: who, when, purpose, justification, outcome, a link to the
     request thread. With `detail` "full" and a search result, the caveat comes first and the ranked
-    candidates follow; with "summary", only the count (and the short caveat when there are candidates)."""
+    candidates follow; with "summary" (CONTRACTS), only who, when, the request id, the outcome, the count and
+    the link (and the short caveat when there are candidates): no justification, no candidate."""
     candidates = list(result.candidates) if result is not None else []
     request_id = image.request_id if image else ", ".join(dialog.request_ids)
     when = (image.result_at if image else None) or dialog.ended_at or dialog.updated_at
-    entry = wording.call_log_entry(
-        requester_id=dialog.requester_id,
-        when=_when(when, timezone),
-        purpose_label=_purpose_label(dialog.purpose),
-        justification=dialog.justification or wording.NOT_GIVEN,
-        outcome=outcome,
-        candidate_count=len(candidates),
-        request_id=request_id,
-        permalink=request_link,
-    )
+    if detail == "summary":
+        entry = wording.call_log_summary(
+            requester_id=dialog.requester_id, when=_when(when, timezone), outcome=outcome,
+            candidate_count=len(candidates), request_id=request_id, permalink=request_link,
+        )
+    else:
+        entry = wording.call_log_entry(
+            requester_id=dialog.requester_id,
+            when=_when(when, timezone),
+            purpose_label=_purpose_label(dialog.purpose),
+            justification=dialog.justification or wording.NOT_GIVEN,
+            outcome=outcome,
+            candidate_count=len(candidates),
+            request_id=request_id,
+            permalink=request_link,
+        )
     blocks: list[Block] = []
     if result is not None and detail == "full":
         blocks.append(_section(wording.result_caveat(bool(candidates))))
@@ -519,6 +545,7 @@ __all__ = [
     "Message",
     "ask_face",
     "busy",
+    "button_dialog_id",
     "call_log_entry",
     "call_thread_opening",
     "closed",

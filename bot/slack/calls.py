@@ -7,11 +7,14 @@ is that call's thread. When a search is logged for a call nobody posted, the bot
 
 A post that still fails after the web client's own retries (rate limit, server error, dropped connection)
 is kept in the outbox on disk and delivered later by `flush_outbox`, in the order it was queued. Logging
-never raises to the caller: the audit log records the search either way.
+never raises to the caller: the audit log records the search either way. The same outbox carries the
+request thread's essentials (the result, an image's failure, the dialog's end) that could not be posted:
+`post_in_thread` queues them with their channel and thread, and the flush delivers them there.
 
 Files, under data_dir/slack/ (tinydb on the project's atomic storage, 0600):
     calls.json   call_number -> {thread_ts, first_seen, source}
-    outbox.json  queued posts: {call_number, message (chat.postMessage kwargs), attempts, last_error, queued_at}
+    outbox.json  queued posts: {call_number | channel + thread_ts, message (chat.postMessage kwargs),
+                 attempts, last_error, queued_at}
 """
 from __future__ import annotations
 
@@ -40,8 +43,12 @@ HISTORY_PAGE = 200  # conversations.history page size (Slack allows up to 1,000;
 # Errors that say Slack (or the way to it) is unwell rather than this one post being wrong: a flush stops
 # at the first of these instead of trying every queued post against a service that is down.
 _TRANSIENT = {"ratelimited", "fatal_error", "internal_error", "service_unavailable", "request_timeout"}
-# What a failed post can raise once the client's retry handlers gave up.
-_POST_ERRORS = (SlackClientError, aiohttp.ClientError, asyncio.TimeoutError, OSError)
+# What a Web API call can raise once the client's retry handlers gave up: Slack's refusal (SlackApiError),
+# a request slack_sdk could not complete (SlackRequestError, e.g. the upload step of files_upload_v2), a
+# dropped connection (aiohttp.ClientError) or a timeout. Every Slack call of the adapter catches this family.
+SLACK_ERRORS: tuple[type[BaseException], ...] = (
+    SlackClientError, aiohttp.ClientError, asyncio.TimeoutError, OSError,
+)
 
 
 def _now() -> str:
@@ -63,7 +70,7 @@ def _ts_time(ts: str) -> str:
     return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def _error_text(exc: BaseException) -> str:
+def error_text(exc: BaseException) -> str:
     """A short error description for the outbox and the log (never a token: slack_sdk keeps it out)."""
     if isinstance(exc, SlackApiError):
         status = getattr(exc.response, "status_code", None)
@@ -72,7 +79,8 @@ def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:300]
 
 
-def _transient(exc: BaseException) -> bool:
+def is_transient(exc: BaseException) -> bool:
+    """Whether a failure says Slack (or the way to it) is unwell, so the same post may succeed later."""
     if isinstance(exc, SlackApiError):
         status = getattr(exc.response, "status_code", 200)
         error = exc.response.get("error") if exc.response is not None else None
@@ -200,8 +208,8 @@ class CallLog:
                 resp = await self.client.conversations_history(
                     channel=self.channel, limit=min(HISTORY_PAGE, limit - read), cursor=cursor or None
                 )
-            except _POST_ERRORS as exc:
-                log.warning("dispatch channel backfill stopped after %d messages: %s", read, _error_text(exc))
+            except SLACK_ERRORS as exc:
+                log.warning("dispatch channel backfill stopped after %d messages: %s", read, error_text(exc))
                 break
             messages = resp.get("messages") or []
             for msg in messages:
@@ -243,8 +251,8 @@ class CallLog:
             return None
         try:
             return await self._find_or_start_thread(call_number)
-        except _POST_ERRORS as exc:
-            log.warning("could not start the thread of call %s: %s", call_number, _error_text(exc))
+        except SLACK_ERRORS as exc:
+            log.warning("could not start the thread of call %s: %s", call_number, error_text(exc))
             return None
 
     async def _post(self, call_number: str, kwargs: Mapping[str, Any]) -> str:
@@ -270,8 +278,8 @@ class CallLog:
             await self.flush_outbox(call_number=call_number)
         try:
             return await self._post(call_number, kwargs)
-        except _POST_ERRORS as exc:
-            error = _error_text(exc)
+        except SLACK_ERRORS as exc:
+            error = error_text(exc)
             log.warning("call-thread post for call %s failed after retries (%s); queued", call_number, error)
             await asyncio.to_thread(self._enqueue, {"call_number": call_number, "message": kwargs, "attempts": 1,
                                                     "last_error": error, "queued_at": _now()})
@@ -287,6 +295,47 @@ class CallLog:
     def _queued_for(self, call_number: str) -> bool:
         with self._db_lock:
             return self._outbox.contains(Query().call_number == call_number)
+
+    def _queued_in(self, channel: str, thread_ts: str | None) -> bool:
+        with self._db_lock:
+            return self._outbox.contains((Query().channel == channel) & (Query().thread_ts == thread_ts))
+
+    async def post_in_thread(self, channel: str, thread_ts: str | None, message: Message) -> str | None:
+        """Post an essential message of a request thread (a result, an image's failure, the dialog's end);
+        returns its ts.
+
+        When Slack still fails after the client's retries and the failure is transient (rate limit, 5xx,
+        dropped connection), the post is queued on disk like a call-log entry and delivered by the next
+        `flush_outbox`; None is returned and nothing is raised. Posts queued earlier for the same thread are
+        tried first, so the thread keeps its order. A permanent refusal (e.g. the channel was archived) is
+        logged, not queued: it would never succeed.
+        """
+        kwargs = message.kwargs()
+        if self._queued and await asyncio.to_thread(self._queued_in, channel, thread_ts):
+            await self.flush_outbox(thread=(channel, thread_ts))
+            if await asyncio.to_thread(self._queued_in, channel, thread_ts):
+                # Still down: queue behind the earlier posts rather than overtake them.
+                await self._queue_thread_post(channel, thread_ts, kwargs, "queued behind earlier posts")
+                return None
+        try:
+            resp = await self.client.chat_postMessage(channel=channel, thread_ts=thread_ts, **kwargs)
+        except SLACK_ERRORS as exc:
+            error = error_text(exc)
+            if not is_transient(exc):
+                log.error("post in thread %s of %s refused: %s", thread_ts, channel, error)
+                return None
+            log.warning("post in thread %s of %s failed after retries (%s); queued", thread_ts, channel,
+                        error)
+            await self._queue_thread_post(channel, thread_ts, kwargs, error)
+            return None
+        return str(resp.get("ts") or "") or None
+
+    async def _queue_thread_post(
+        self, channel: str, thread_ts: str | None, kwargs: Mapping[str, Any], error: str
+    ) -> None:
+        doc = {"channel": channel, "thread_ts": thread_ts, "message": dict(kwargs), "attempts": 1,
+               "last_error": error, "queued_at": _now()}
+        await asyncio.to_thread(self._enqueue, doc)
 
     def outbox_depth(self) -> int:
         """How many posts wait in the outbox (kept in memory: cheap on the event loop)."""
@@ -307,31 +356,62 @@ class CallLog:
             self._outbox.remove(doc_ids=[doc_id])
             self._queued = len(self._outbox)
 
-    async def flush_outbox(self, *, call_number: str | None = None) -> int:
-        """Retry queued posts oldest first (only those of `call_number` when given); returns how many were
-        delivered. A post that fails again stays, with attempts + 1 and its error; a failure that says Slack
-        is unwell (rate limit, 5xx, connection) ends this round, leaving the rest for the next one."""
-        if not self.channel or not self._queued:
+    async def flush_outbox(
+        self, *, call_number: str | None = None, thread: tuple[str, str | None] | None = None
+    ) -> int:
+        """Retry queued posts oldest first (only those of `call_number`, or of the request `thread`
+        (channel, thread_ts), when given); returns how many were delivered. A post that fails again stays,
+        with attempts + 1 and its error; a failure that says Slack is unwell (rate limit, 5xx, connection)
+        ends this round, leaving the rest for the next one."""
+        if not self._queued:
             return 0
         delivered = 0
         async with self._flush_lock:
             queued = await asyncio.to_thread(self.outbox)
             for doc in queued:
-                if call_number is not None and doc["call_number"] != call_number:
+                if not self._selected(doc, call_number, thread):
                     continue
                 try:
-                    await self._post(doc["call_number"], doc["message"])
-                except _POST_ERRORS as exc:
-                    update = {"attempts": int(doc.get("attempts", 0)) + 1, "last_error": _error_text(exc)}
+                    await self._deliver(doc)
+                except SLACK_ERRORS as exc:
+                    if doc.get("call_number") is None and not is_transient(exc):
+                        # A request thread Slack now refuses for good (archived, deleted): it would block
+                        # every later post of that thread, and never succeed.
+                        log.error("dropped a queued post for thread %s of %s: %s", doc.get("thread_ts"),
+                                  doc.get("channel"), error_text(exc))
+                        await asyncio.to_thread(self._outbox_remove, doc["_id"])
+                        continue
+                    update = {"attempts": int(doc.get("attempts", 0)) + 1, "last_error": error_text(exc)}
                     await asyncio.to_thread(self._outbox_update, doc["_id"], update)
-                    if _transient(exc):
+                    if is_transient(exc):
                         break
                     continue
                 await asyncio.to_thread(self._outbox_remove, doc["_id"])
                 delivered += 1
         if delivered:
-            log.info("delivered %d queued call-thread post(s); %d still queued", delivered, self.outbox_depth())
+            log.info("delivered %d queued post(s); %d still queued", delivered, self.outbox_depth())
         return delivered
+
+    def _selected(
+        self, doc: Mapping[str, Any], call_number: str | None, thread: tuple[str, str | None] | None
+    ) -> bool:
+        """Whether a flush limited to `call_number` or `thread` (or neither) should try this queued post."""
+        doc_call = doc.get("call_number")
+        if doc_call is not None and not self.channel:
+            return False  # a call-log post with no dispatch channel (any more): nowhere to deliver it
+        if call_number is not None:
+            return doc_call == call_number
+        if thread is not None:
+            return doc_call is None and (doc.get("channel"), doc.get("thread_ts")) == thread
+        return True
+
+    async def _deliver(self, doc: Mapping[str, Any]) -> str:
+        """Post one queued message where it belongs: the call's thread, or the request thread it names."""
+        if doc.get("call_number") is not None:
+            return await self._post(doc["call_number"], doc["message"])
+        resp = await self.client.chat_postMessage(channel=doc["channel"], thread_ts=doc.get("thread_ts"),
+                                                  **doc["message"])
+        return str(resp["ts"])
 
     async def thread_permalink(self, call_number: str) -> str | None:
         """A link to the call's thread (for the result message), or None when unknown or Slack fails."""
@@ -340,10 +420,10 @@ class CallLog:
             return None
         try:
             resp = await self.client.chat_getPermalink(channel=self.channel, message_ts=thread)
-        except _POST_ERRORS as exc:
-            log.warning("no permalink for the thread of call %s: %s", call_number, _error_text(exc))
+        except SLACK_ERRORS as exc:
+            log.warning("no permalink for the thread of call %s: %s", call_number, error_text(exc))
             return None
         return resp.get("permalink")
 
 
-__all__ = ["CallLog", "message_text"]
+__all__ = ["SLACK_ERRORS", "CallLog", "error_text", "is_transient", "message_text"]

@@ -2,20 +2,22 @@
 
 The only place that maps the dialog's effects (bot.request) to Slack: messages built by bot.slack.blocks,
 face work in the engine's process pool, searches through bot.service, audit entries, the call-thread log.
-Decisions stay in the core. Every Slack call here tolerates failure (it is logged): the state machine and
-the audit log are the record; a lost message never loses a request.
+Decisions stay in the core. Every Slack call here tolerates failure, also beyond the client's retries (it is
+logged): the state machine and the audit log are the record; a lost message never loses a request. What the
+officer must not miss (result, an image's failure, the dialog's end, the face question) is queued on disk
+when Slack is down (`post_essential`) and delivered by the next tick.
 
 Entry points (called by the listeners after they ack): `handle_upload`, `handle_reply`, `handle_action`,
-`index_dispatch`; background jobs: `tick`, `resume_all`, `purge`.
+`index_dispatch`; background jobs: `tick` (timeouts, `watchdog`, outbox), `resume_all`, `purge`.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from slack_sdk.errors import SlackApiError
@@ -26,6 +28,7 @@ from bot.faces.gallery import Candidate
 from bot.faces.images import ImageError, decode_image
 from bot.request import Dialog, Effect, ImageRequest
 from bot.slack import blocks, roles
+from bot.slack.calls import SLACK_ERRORS, error_text, message_text
 from bot.slack.client import DownloadError, FileTooLarge, MissingFilesScope, download_file
 from bot.slack.probe_cache import CachedProbe
 
@@ -34,10 +37,12 @@ if TYPE_CHECKING:
     from bot.slack.runtime import Runtime
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 EYES = "eyes"  # the upload was seen and a request opened
 HOURGLASS = "hourglass_flowing_sand"  # a search is running
 DONE_MARK = "white_check_mark"  # every image has its result
+WARNING_MARK = "warning"  # every image has its outcome, and at least one could not be searched
 IMAGE_TYPES = frozenset({"jpg", "jpeg", "png", "gif", "webp", "heic", "heif", "bmp", "tiff", "tif"})
 # Message subtypes a person's thread reply can have (a reply also sent to the channel is thread_broadcast).
 REPLY_SUBTYPES = (None, "thread_broadcast")
@@ -56,22 +61,37 @@ class _Failure(Exception):
 # --------------------------------------------------------------------------------------- Slack calls
 
 
+# Every helper below catches calls.SLACK_ERRORS: what slack_sdk raises once its retry handlers gave up
+# (Slack's refusal, a dropped connection, a timeout, the upload step of files_upload_v2). A Slack call that
+# fails never ends the request work that made it.
+
+
 async def post(rt: Runtime, channel: str, thread_ts: str | None, message: blocks.Message) -> str | None:
-    """chat.postMessage in a thread (with the message's metadata); the new ts, or None when Slack refused."""
+    """chat.postMessage in a thread (with the message's metadata); the new ts, or None when it failed."""
     try:
         resp = await rt.client.chat_postMessage(channel=channel, thread_ts=thread_ts, **message.kwargs())
-    except SlackApiError as exc:
-        log.error("chat.postMessage to %s failed: %s", channel, exc.response.get("error"))
+    except SLACK_ERRORS as exc:
+        log.error("chat.postMessage to %s failed: %s", channel, error_text(exc))
         return None
     return resp.get("ts")
 
 
+async def post_essential(
+    rt: Runtime, channel: str, thread_ts: str | None, message: blocks.Message
+) -> str | None:
+    """Post what the officer must not miss (a result, an image's failure, the dialog's end, the face
+    question): when Slack still fails after retries it is queued on disk (the call log's outbox) and
+    delivered by the next tick, after anything queued earlier for the same thread. The ts, or None when
+    queued or refused."""
+    return await rt.calls.post_in_thread(channel, thread_ts, message)
+
+
 async def update(rt: Runtime, channel: str, ts: str, message: blocks.Message) -> bool:
-    """chat.update of one of the bot's messages (with metadata); False when Slack refused."""
+    """chat.update of one of the bot's messages (with metadata); False when it failed."""
     try:
         await rt.client.chat_update(channel=channel, ts=ts, **message.kwargs())
-    except SlackApiError as exc:
-        log.error("chat.update in %s failed: %s", channel, exc.response.get("error"))
+    except SLACK_ERRORS as exc:
+        log.error("chat.update in %s failed: %s", channel, error_text(exc))
         return False
     return True
 
@@ -82,8 +102,8 @@ async def ephemeral(rt: Runtime, channel: str, user: str, thread_ts: str | None,
         await rt.client.chat_postEphemeral(
             channel=channel, user=user, thread_ts=thread_ts, **message.ephemeral_kwargs()
         )
-    except SlackApiError as exc:
-        log.warning("chat.postEphemeral failed: %s", exc.response.get("error"))
+    except SLACK_ERRORS as exc:
+        log.warning("chat.postEphemeral failed: %s", error_text(exc))
 
 
 async def react(rt: Runtime, channel: str, ts: str, name: str, *, remove: bool = False) -> None:
@@ -95,20 +115,22 @@ async def react(rt: Runtime, channel: str, ts: str, name: str, *, remove: bool =
             await rt.client.reactions_add(channel=channel, timestamp=ts, name=name)
     except SlackApiError as exc:
         if exc.response.get("error") not in ("already_reacted", "no_reaction"):
-            log.warning("reactions.%s failed: %s", "remove" if remove else "add", exc.response.get("error"))
+            log.warning("reactions.%s failed: %s", "remove" if remove else "add", error_text(exc))
+    except SLACK_ERRORS as exc:
+        log.warning("reactions.%s failed: %s", "remove" if remove else "add", error_text(exc))
 
 
 async def upload(
     rt: Runtime, channel: str, thread_ts: str, data: bytes, *, filename: str, title: str, comment: str | None
 ) -> bool:
-    """files_upload_v2 of an image into a thread; False when Slack refused."""
+    """files_upload_v2 of an image into a thread; False when it failed."""
     try:
         await rt.client.files_upload_v2(
             channel=channel, thread_ts=thread_ts, file=data, filename=filename, title=title,
             initial_comment=comment, alt_txt=title,
         )
-    except SlackApiError as exc:
-        log.error("files_upload_v2 of %s failed: %s", filename, exc.response.get("error"))
+    except SLACK_ERRORS as exc:
+        log.error("files_upload_v2 of %s failed: %s", filename, error_text(exc))
         return False
     return True
 
@@ -278,7 +300,9 @@ async def _apply(rt: Runtime, dialog: Dialog, effect: Effect, actor: str | None)
         _forget(rt, dialog)
     elif isinstance(effect, request.Done):
         await react(rt, dialog.channel, dialog.thread_ts, HOURGLASS, remove=True)
-        await react(rt, dialog.channel, dialog.thread_ts, DONE_MARK)
+        # A ✅ would read "all searched": an image that failed gets the officer's attention instead.
+        failed = any(i.outcome == "error" for i in dialog.images)
+        await react(rt, dialog.channel, dialog.thread_ts, WARNING_MARK if failed else DONE_MARK)
         _forget(rt, dialog)
     elif actor and isinstance(effect, (request.Busy, request.Stale, request.Closed)):
         # Only the person who replied or pressed needs to know their input changed nothing.
@@ -294,22 +318,26 @@ def _forget(rt: Runtime, dialog: Dialog) -> None:
         for key in ("status", "file_urls", "failures"):
             rt.state.get(key, {}).pop(image.request_id if key != "file_urls" else image.file_id, None)
     rt.state.get("permalinks", {}).pop(f"{dialog.channel}:{dialog.thread_ts}", None)
+    rt.state.get("watchdog", {}).pop(dialog.dialog_id, None)
     rt.locks.pop(dialog.dialog_id, None)
 
 
 async def _ask_face(rt: Runtime, dialog: Dialog, effect: request.AskFace) -> None:
-    """Post the photo with numbered boxes, then the face question with a button per face."""
+    """Post the photo with numbered boxes, then the face question with a button per face. The question is
+    posted even when the photo could not be attached (it says so): buttons and numbers still work."""
     image = dialog.image(effect.request_id)
     if image is None:
         return
     cached = await rt.io(rt.probes.get, effect.request_id)
+    attached = False
     if cached is not None and cached.annotated:
-        await upload(
+        attached = await upload(
             rt, dialog.channel, dialog.thread_ts, cached.annotated,
             filename=f"{effect.request_id}-faces.png", title=f"Faces found in {image.file_name}"[:200],
             comment=None,
         )
-    await post(rt, dialog.channel, dialog.thread_ts, blocks.ask_face(dialog, image))
+    await post_essential(rt, dialog.channel, dialog.thread_ts,
+                         blocks.ask_face(dialog, image, image_attached=attached))
 
 
 async def _ended(rt: Runtime, dialog: Dialog, kind: str, request_ids: tuple[str, ...]) -> None:
@@ -325,18 +353,17 @@ async def _ended(rt: Runtime, dialog: Dialog, kind: str, request_ids: tuple[str,
         )
         await rt.io(rt.probes.remove, rid)
     minutes = rt.settings.slack.dialog_timeout_minutes if kind == "expired" else None
-    await post(rt, dialog.channel, dialog.thread_ts, blocks.ended(dialog, kind, timeout_minutes=minutes))
+    ended = blocks.ended(dialog, kind, timeout_minutes=minutes)
+    await post_essential(rt, dialog.channel, dialog.thread_ts, ended)
 
 
 async def _say_failed(rt: Runtime, dialog: Dialog, image: ImageRequest, reason: str) -> None:
-    """Tell the officer an image was not searched: the status message becomes the reason, in place (or it
-    is posted when there is no status message)."""
-    message = blocks.image_failed(dialog, image, reason)
+    """Tell the officer an image was not searched, in a new message (an edit notifies no one; queued when
+    Slack is down); the status message, when there is one, stops saying the work goes on."""
     status = rt.state.setdefault("status", {}).get(image.request_id)
     if status is not None and status.ts is not None:
-        await status.show(message)
-    else:
-        await post(rt, dialog.channel, dialog.thread_ts, message)
+        await status.show(blocks.progress(dialog, image, "not_searched"))
+    await post_essential(rt, dialog.channel, dialog.thread_ts, blocks.image_failed(dialog, image, reason))
 
 
 async def _image_failed(rt: Runtime, dialog: Dialog, effect: request.ImageFailed) -> None:
@@ -405,10 +432,20 @@ async def handle_upload(rt: Runtime, body: dict[str, Any], dialog_id: str | None
     event_id = body.get("event_id") or f"{channel}:{ts}"
     if not await _claim(rt, f"event:{event_id}"):
         return
-    fresh = [f for f in files if await _claim(rt, "file:" + f["id"])]
+    # The same message under a new envelope (a Socket Mode reconnect) is a redelivery: silent. A new message
+    # sharing a file that already had its request gets a note naming that request.
+    first_delivery = await _claim(rt, f"message:{channel}:{ts}")
+    fresh, seen = [], []
+    for f in files:
+        (fresh if await _claim(rt, "file:" + f["id"]) else seen).append(f)
+    thread_ts = event.get("thread_ts") or ts
+    if seen and first_delivery:
+        for f in seen:
+            earlier = await rt.io(earlier_request_id, rt, f["id"])
+            await post(rt, channel, thread_ts, blocks.note(wording.already_requested(earlier),
+                                                           kind="already_requested", request_id=earlier))
     if not fresh:
         return
-    thread_ts = event.get("thread_ts") or ts
     fresh = [await _file_details(rt, f) for f in fresh]
     images = [f for f in fresh if _is_image(f)]
     for f in fresh:
@@ -443,14 +480,28 @@ async def handle_upload(rt: Runtime, body: dict[str, Any], dialog_id: str | None
         await apply(rt, new, effects)
 
 
+def earlier_request_id(rt: Runtime, file_id: str) -> str | None:
+    """The request id an earlier upload of this Slack file had: from its dialog, else (a refused request
+    has no dialog) from the audit log; None when neither remembers it."""
+    dialog = rt.store.by_file_id(file_id)
+    for image in dialog.images if dialog else ():
+        if image.file_id == file_id:
+            return image.request_id
+    found = None
+    for entry in rt.core.audit.entries():
+        if entry.get("kind") == "search" and entry.get("file_id") == file_id:
+            found = entry.get("request_id")
+    return found
+
+
 async def _file_details(rt: Runtime, file: dict[str, Any]) -> dict[str, Any]:
     """The full file object: events may carry only an id (`file_access: check_file_info`)."""
     if file.get("mimetype") and file.get("file_access") != "check_file_info":
         return file
     try:
         return (await rt.client.files_info(file=file["id"])).get("file") or file
-    except SlackApiError as exc:
-        log.warning("files.info for %s failed: %s", file["id"], exc.response.get("error"))
+    except SLACK_ERRORS as exc:
+        log.warning("files.info for %s failed: %s", file["id"], error_text(exc))
         return file
 
 
@@ -486,6 +537,8 @@ async def handle_reply(rt: Runtime, body: dict[str, Any], dialog_id: str | None)
     event_id = body.get("event_id") or f"{event.get('channel')}:{event.get('ts')}"
     if not await _claim(rt, f"event:{event_id}"):
         return  # a redelivered reply must not answer the next question too
+    if not await _claim(rt, f"message:{event.get('channel')}:{event.get('ts')}"):
+        return  # the same reply under another envelope: answered once already
     text = event.get("text") or ""
     slack = rt.settings.slack
     await transition(
@@ -501,13 +554,25 @@ async def handle_reply(rt: Runtime, body: dict[str, Any], dialog_id: str | None)
 async def handle_action(
     rt: Runtime, body: dict[str, Any], action: dict[str, Any], dialog_id: str | None
 ) -> None:
-    """A button press in a request thread (purpose, attest, face, cancel); acked already."""
+    """A button press in a request thread (purpose, attest, face, cancel); acked already.
+
+    A button of an ended dialog never acts on a newer dialog in the same thread: the dialog id its actions
+    block carries must be the thread's current dialog (else the presser gets the "request has ended" note).
+    """
     if dialog_id is None:
         return
     user = (body.get("user") or {}).get("id")
     if not user:
         return
     if not await _claim(rt, f"action:{action.get('action_ts')}:{user}:{action.get('action_id')}"):
+        return
+    owner = blocks.button_dialog_id(action.get("block_id"))
+    if owner is None and str(action.get("action_id") or "").startswith(request.ACTION_CANCEL):
+        owner = str(action.get("value") or "") or None  # the cancel button's value is its dialog id
+    if owner is not None and owner != dialog_id:
+        ended = await rt.io(rt.store.get, owner) or await _load(rt, dialog_id)
+        if ended is not None:
+            await ephemeral(rt, ended.channel, user, ended.thread_ts, blocks.closed(ended))
         return
     await transition(
         rt, dialog_id,
@@ -519,23 +584,13 @@ async def handle_action(
     )
 
 
-def _message_text(event: dict[str, Any]) -> str:
-    """Text of a message, with attachment texts (CAD feeds often post attachments)."""
-    message = event.get("message") if event.get("subtype") == "message_changed" else event
-    message = message or {}
-    parts = [str(message.get("text") or "")]
-    for att in message.get("attachments") or []:
-        if isinstance(att, dict):
-            parts += [str(att.get(k) or "") for k in ("pretext", "title", "text", "fallback")]
-    return "\n".join(p for p in parts if p)
-
-
 async def index_dispatch(rt: Runtime, event: dict[str, Any]) -> None:
-    """Index call numbers in a top-level dispatch-channel message (the CAD feed is usually a bot)."""
-    message = event.get("message") if event.get("subtype") == "message_changed" else event
-    ts = (message or {}).get("ts")
+    """Index call numbers in a top-level dispatch-channel message (the CAD feed is usually a bot): its text,
+    attachment fields and Block Kit text, as the backfill reads them (an edit: the edited message)."""
+    message = (event.get("message") if event.get("subtype") == "message_changed" else event) or {}
+    ts = message.get("ts")
     if ts:
-        await rt.calls.index(_message_text(event), ts)
+        await rt.calls.index(message_text(message), ts)
 
 
 # -------------------------------------------------------------------------------------- face work
@@ -581,8 +636,8 @@ async def _download_url(rt: Runtime, file_id: str) -> str:
         return url
     try:
         file = (await rt.client.files_info(file=file_id)).get("file") or {}
-    except SlackApiError as exc:
-        raise _Failure("download_failed", f"files.info: {exc.response.get('error')}") from None
+    except SLACK_ERRORS as exc:
+        raise _Failure("download_failed", f"files.info: {error_text(exc)}") from None
     url = file.get("url_private_download") or file.get("url_private")
     if not url:
         raise _Failure("download_failed", "files.info gave no download URL")
@@ -671,21 +726,53 @@ async def search(rt: Runtime, dialog_id: str, request_id: str, face_index: int) 
                 log.exception("search %s failed", request_id)
                 await _search_failed(rt, dialog, image, exc, permalink)
                 return
-        call_link = await rt.calls.thread_permalink(dialog.call_number) if dialog.call_number else None
-        result_ts = await post(rt, dialog.channel, dialog.thread_ts, blocks.result(
-            dialog, image, result, call_link, min_face_px=rt.settings.images.min_face_px,
-        ))
         probe_crop = cached.crop(face_index) if cached else None
-        await _post_contact_sheet(rt, dialog, image, result, probe_crop)
-        await _log_call(rt, dialog, image, outcome=result.outcome, result=result, permalink=permalink)
-        outcome = result.outcome
-        await transition(
-            rt, dialog_id,
-            lambda d: request.on_searched(d, request_id, outcome=outcome, now=rt.now(), result_ts=result_ts),
-        )
-        await status.show(blocks.progress(dialog, image, "done"))
+        await _finish_search(rt, dialog, image, result, probe_crop, permalink, status)
     finally:
         running.discard(request_id)
+
+
+async def _best_effort(what: str, request_id: str, step: Awaitable[T]) -> T | None:
+    """Await one step of finishing a request; a failure is logged and does not stop the steps after it."""
+    try:
+        return await step
+    except Exception:
+        log.exception("%s of %s failed", what, request_id)
+        return None
+
+
+async def _finish_search(
+    rt: Runtime, dialog: Dialog, image: ImageRequest, result: service.SearchResult, probe_crop: bytes | None,
+    permalink: str | None, status: StatusMessage,
+) -> None:
+    """After the search (audited already): the result (caveat first), the contact sheet, the call-thread
+    log, then the dialog's record of the outcome and the final status. Each step runs whatever happened to
+    the one before: the officer's result is queued on disk when Slack is down, the contact sheet is
+    best-effort, and the dialog always learns the search finished."""
+    rid = image.request_id
+    result_ts = await _best_effort("result post", rid, _post_result(rt, dialog, image, result))
+    if result_ts:
+        await _best_effort("contact sheet", rid, _post_contact_sheet(rt, dialog, image, result, probe_crop))
+    else:
+        # The result waits in the outbox: a contact sheet now would come before it. It is left out.
+        log.warning("result of %s not posted yet (queued): contact sheet skipped", rid)
+    await _best_effort("call-thread log", rid, _log_call(
+        rt, dialog, image, outcome=result.outcome, result=result, permalink=permalink))
+    outcome = result.outcome
+    await _best_effort("search outcome", rid, transition(
+        rt, dialog.dialog_id,
+        lambda d: request.on_searched(d, rid, outcome=outcome, now=rt.now(), result_ts=result_ts),
+    ))
+    await _best_effort("status", rid, status.show(blocks.progress(dialog, image, "done")))
+
+
+async def _post_result(
+    rt: Runtime, dialog: Dialog, image: ImageRequest, result: service.SearchResult
+) -> str | None:
+    """The result in the request thread, caveat first (queued when Slack is down); its ts once posted."""
+    call_link = await rt.calls.thread_permalink(dialog.call_number) if dialog.call_number else None
+    message = blocks.result(dialog, image, result, call_link, min_face_px=rt.settings.images.min_face_px)
+    return await post_essential(rt, dialog.channel, dialog.thread_ts, message)
 
 
 async def _search_failed(
@@ -726,13 +813,18 @@ def sheet_png(rt: Runtime, result: service.SearchResult, probe_crop: bytes | Non
 async def _post_contact_sheet(
     rt: Runtime, dialog: Dialog, image: ImageRequest, result: service.SearchResult, probe_crop: bytes | None
 ) -> None:
-    """The message carrying the contact sheet (with metadata), then the sheet itself, in the request thread."""
+    """The message carrying the contact sheet (with metadata), then the sheet itself, in the request thread;
+    a short note when Slack does not take the upload."""
     png = await rt.work(sheet_png, rt, result, probe_crop)
     await post(rt, dialog.channel, dialog.thread_ts, blocks.contact_sheet(dialog, image))
-    await upload(
+    uploaded = await upload(
         rt, dialog.channel, dialog.thread_ts, png, filename=f"{result.request_id}-contact-sheet.png",
         title=f"Contact sheet {result.request_id}", comment=None,
     )
+    if not uploaded:
+        await post(rt, dialog.channel, dialog.thread_ts, blocks.note(
+            wording.CONTACT_SHEET_NOT_ATTACHED, kind="contact_sheet_failed", dialog=dialog,
+            request_id=image.request_id))
 
 
 def audited_result(rt: Runtime, request_id: str) -> service.SearchResult | None:
@@ -768,7 +860,8 @@ def audited_result(rt: Runtime, request_id: str) -> service.SearchResult | None:
 
 
 async def tick(rt: Runtime) -> int:
-    """End dialogs left unanswered past the timeout (audited as expired); deliver queued call-log posts.
+    """End dialogs left unanswered past the timeout (audited as expired); restart the work of dialogs stuck
+    with nothing running (`watchdog`); deliver queued posts (call log and request threads).
 
     Returns how many dialogs expired.
     """
@@ -783,9 +876,49 @@ async def tick(rt: Runtime) -> int:
         new = await transition(rt, dialog.dialog_id, lambda d: request.on_tick(d, rt.now(), minutes))
         if new is not None and new.step is request.Step.EXPIRED:
             expired += 1
-    if await rt.io(rt.calls.outbox_depth):
+    await watchdog(rt)
+    if rt.calls.outbox_depth():
         await rt.calls.flush_outbox()
     return expired
+
+
+def _working_on(rt: Runtime, dialog: Dialog) -> bool:
+    """Whether this process has analysis or a search running (or about to start) for one of the dialog's
+    images."""
+    running: set[str] = rt.state.get("analysing", set()) | rt.state.get("searching", set())
+    names = {t.get_name() for t in rt.tasks if not t.done()}
+    return any(
+        rid in running or f"analyse-{rid}" in names or f"search-{rid}" in names for rid in dialog.request_ids
+    )
+
+
+async def watchdog(rt: Runtime) -> int:
+    """Restart the work of dialogs stuck finding faces or searching: no change for `rt.stuck_after` and no
+    task running for any of their images (a task that died on an unexpected error). `request.resume` is
+    applied again, as after a restart: analysis only of what was never analysed, and a search already in
+    the audit log is posted again, not run again (search() checks its claim). A dialog is re-armed at most
+    once per `stuck_after`. Returns how many dialogs were restarted."""
+    now = rt.now()
+    rearmed: dict[str, datetime] = rt.state.setdefault("watchdog", {})
+    restarted = 0
+    for dialog in await rt.io(rt.store.active):
+        if dialog.step not in request.WORK_STEPS:
+            continue
+        since = max([datetime.fromisoformat(dialog.updated_at)]
+                    + ([rearmed[dialog.dialog_id]] if dialog.dialog_id in rearmed else []))
+        if now - since < rt.stuck_after or _working_on(rt, dialog):
+            continue
+        async with rt.lock(dialog.dialog_id):
+            current = await rt.io(rt.store.get, dialog.dialog_id)
+            effects = request.resume(current) if current is not None and not current.terminal else []
+            if not effects:
+                continue
+            log.warning("dialog %s stuck at %s with nothing running since %s: resuming its work",
+                        dialog.dialog_id, current.step.value, since.isoformat())
+            rearmed[dialog.dialog_id] = now
+            await apply(rt, current, effects)
+        restarted += 1
+    return restarted
 
 
 async def resume_all(rt: Runtime) -> int:

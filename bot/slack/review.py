@@ -25,12 +25,12 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
-from slack_sdk.errors import SlackApiError
 
 from bot import __version__, review, wording
 from bot.faces.engine import model_info
 from bot.slack import blocks, roles
 from bot.slack.blocks import Message
+from bot.slack.calls import SLACK_ERRORS, error_text
 
 if TYPE_CHECKING:
     from bot.slack.runtime import Runtime
@@ -155,11 +155,9 @@ class Answer:
             await self.rt.client.chat_postEphemeral(channel=self.channel, user=self.user,
                                                     **message.ephemeral_kwargs())
             return True
-        except SlackApiError as exc:
+        except SLACK_ERRORS as exc:
             # Not a member of the channel, or a DM between people: the response_url still reaches them.
-            log.info("chat.postEphemeral for /frs failed (%s); using the response_url", exc.response.get("error"))
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            log.warning("chat.postEphemeral for /frs failed (%s); using the response_url", exc)
+            log.info("chat.postEphemeral for /frs failed (%s); using the response_url", error_text(exc))
         if self.respond is None:
             return False
         try:
@@ -173,11 +171,8 @@ class Answer:
         """chat.postMessage with the message's metadata; the new ts, or None when Slack refused."""
         try:
             resp = await self.rt.client.chat_postMessage(channel=channel, **message.kwargs())
-        except SlackApiError as exc:
-            log.warning("chat.postMessage of an /frs answer to %s failed: %s", channel, exc.response.get("error"))
-            return None
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            log.warning("chat.postMessage of an /frs answer to %s failed: %s", channel, exc)
+        except SLACK_ERRORS as exc:
+            log.warning("chat.postMessage of an /frs answer to %s failed: %s", channel, error_text(exc))
             return None
         return resp.get("ts")
 
@@ -209,8 +204,8 @@ class Answer:
         try:
             await self.rt.client.files_upload_v2(channel=channel, file=data, filename=filename, title=title,
                                                  alt_txt=title)
-        except SlackApiError as exc:
-            log.error("files_upload_v2 of %s failed: %s", filename, exc.response.get("error"))
+        except SLACK_ERRORS as exc:
+            log.error("files_upload_v2 of %s failed: %s", filename, error_text(exc))
             return False
         return True
 
@@ -218,8 +213,8 @@ class Answer:
         """The bot's direct-message channel with the person who asked (conversations.open, im:write)."""
         try:
             resp = await self.rt.client.conversations_open(users=self.user)
-        except SlackApiError as exc:
-            log.error("conversations.open for the /frs report failed: %s", exc.response.get("error"))
+        except SLACK_ERRORS as exc:
+            log.error("conversations.open for the /frs report failed: %s", error_text(exc))
             return None
         return (resp.get("channel") or {}).get("id")
 

@@ -10,16 +10,26 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from bot import wording
+from bot.slack.runtime import LookupFailed
 
 if TYPE_CHECKING:
     from bot.slack.runtime import Runtime
 
 
+async def _account(rt: Runtime, user_id: str) -> str:
+    """"member", "guest" (guests, deactivated accounts, and users Slack does not know) or "unverified" (Slack
+    could not be asked): the last two are refused, fail closed."""
+    try:
+        info = await rt.user_info(user_id, strict=True)
+    except LookupFailed:
+        return "unverified"
+    if info is None or info.get("is_restricted") or info.get("is_ultra_restricted") or info.get("deleted"):
+        return "guest"
+    return "member"
+
+
 async def _is_guest(rt: Runtime, user_id: str) -> bool:
-    info = await rt.user_info(user_id)
-    if info is None:
-        return True  # unknown to Slack (or the lookup failed): fail closed
-    return bool(info.get("is_restricted") or info.get("is_ultra_restricted") or info.get("deleted"))
+    return await _account(rt, user_id) != "member"
 
 
 async def _member(rt: Runtime, user_id: str, users: Iterable[str], groups: Iterable[str]) -> bool:
@@ -42,7 +52,10 @@ async def can_request(
     slack = rt.settings.slack
     if ext_shared_hint or (channel_info or {}).get("is_ext_shared"):
         return False, wording.EXTERNAL_CHANNEL_REFUSED
-    if await _is_guest(rt, user_id):
+    account = await _account(rt, user_id)
+    if account == "unverified":
+        return False, wording.ACCOUNT_NOT_VERIFIED  # Slack could not say who this is: not "you are a guest"
+    if account == "guest":
         return False, wording.GUEST_REFUSED
     if not slack.requesters and not slack.requester_groups:
         return False, wording.NOT_AUTHORISED_NOBODY_CONFIGURED

@@ -12,19 +12,18 @@ import time
 from collections.abc import Callable, Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
 
 import aiohttp
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Settings
 from bot.faces.engine import FaceEngine
 from bot.request import DialogStore
 from bot.service import Core
-from bot.slack.calls import CallLog
+from bot.slack.calls import SLACK_ERRORS, CallLog, error_text, is_transient
 from bot.slack.client import allowed_token_hosts, make_web_client
 from bot.slack.probe_cache import ProbeCache
 
@@ -40,6 +39,10 @@ GROUP_TTL_S = 300.0
 # searches never queues the quick store reads an ack waits on.
 IO_THREADS = 4
 WORK_THREADS = 4
+
+
+class LookupFailed(Exception):
+    """Slack could not be asked (rate limit, server error, dropped connection): neither yes nor no."""
 
 
 def utc_now() -> datetime:
@@ -88,6 +91,9 @@ class Runtime:
     probes: ProbeCache
     clock: Callable[[], datetime] = utc_now
     status_interval: float = 1.0  # in-place status updates at most this often (CONTRACTS: once a second)
+    # A dialog finding faces or searching with no change this long and nothing running is restarted by the
+    # tick's watchdog (a search takes seconds; a download at most a minute).
+    stuck_after: timedelta = timedelta(minutes=5)
     owns_engine: bool = True
     bot_user_id: str | None = None
     bot_id: str | None = None
@@ -249,21 +255,24 @@ class Runtime:
             return cached
         try:
             info = (await self.client.conversations_info(channel=channel)).get("channel") or {}
-        except SlackApiError as exc:
-            log.warning("conversations.info for %s failed: %s", channel, exc.response.get("error"))
+        except SLACK_ERRORS as exc:
+            log.warning("conversations.info for %s failed: %s", channel, error_text(exc))
             return None
         self.channels.put(channel, info)
         return info
 
-    async def user_info(self, user: str) -> dict[str, Any] | None:
-        """users.info for a user (cached); None when Slack cannot tell us."""
+    async def user_info(self, user: str, *, strict: bool = False) -> dict[str, Any] | None:
+        """users.info for a user (cached); None when Slack cannot tell us. With `strict`, a failure to reach
+        Slack (as opposed to Slack's answer, e.g. user_not_found) raises LookupFailed instead."""
         cached = self.users.get(user)
         if cached is not None:
             return cached
         try:
             info = (await self.client.users_info(user=user)).get("user") or {}
-        except SlackApiError as exc:
-            log.warning("users.info for %s failed: %s", user, exc.response.get("error"))
+        except SLACK_ERRORS as exc:
+            log.warning("users.info for %s failed: %s", user, error_text(exc))
+            if strict and is_transient(exc):
+                raise LookupFailed(error_text(exc)) from None
             return None
         self.users.put(user, info)
         return info
@@ -284,8 +293,8 @@ class Runtime:
             return cached
         try:
             users = (await self.client.usergroups_users_list(usergroup=group)).get("users") or []
-        except SlackApiError as exc:
-            log.warning("usergroups.users.list for %s failed: %s", group, exc.response.get("error"))
+        except SLACK_ERRORS as exc:
+            log.warning("usergroups.users.list for %s failed: %s", group, error_text(exc))
             return frozenset()
         members = frozenset(users)
         self.groups.put(group, members)
@@ -309,8 +318,8 @@ class Runtime:
             return cache[key]
         try:
             link = (await self.client.chat_getPermalink(channel=channel, message_ts=ts)).get("permalink")
-        except SlackApiError as exc:
-            log.warning("chat.getPermalink failed: %s", exc.response.get("error"))
+        except SLACK_ERRORS as exc:
+            log.warning("chat.getPermalink failed: %s", error_text(exc))
             return None
         if link:
             cache[key] = link

@@ -6,8 +6,9 @@ connects out to Slack and still answers `GET /healthz` on $PORT.
 
 Environment: SLACK_BOT_TOKEN (always), SLACK_SIGNING_SECRET (HTTP mode), SLACK_APP_TOKEN (Socket Mode),
 SLACK_API_URL (optional Web API base URL), PORT, BOT_CONFIG, BOT_DATA_DIR, BOT_AUDIT_KEY. Secrets are never
-logged. Background jobs: dialog timeouts and the call-log outbox every `tick_interval` seconds, dialog-state
-retention daily; on start, the dispatch-channel backfill and the resumption of dialogs a restart interrupted.
+logged. Background jobs: dialog timeouts, the watchdog of stuck work and the outbox every `tick_interval`
+seconds, dialog-state retention daily; on start, the dispatch-channel backfill and the resumption of dialogs a
+restart interrupted.
 One server per data dir (the dialog store is a local file).
 """
 from __future__ import annotations
@@ -19,7 +20,7 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 DEFAULT_PORT = 3000
 TICK_INTERVAL_S = 30.0
 PURGE_INTERVAL_S = 24 * 3600.0
+STUCK_AFTER_MINUTES = 5.0  # the tick's watchdog restarts face work or a search stuck this long
 RUNTIME = web.AppKey("runtime", Runtime)
 
 
@@ -112,6 +114,7 @@ def create_server(
     socket_mode: bool = False,
     shutdown_grace: float = 10.0,
     status_interval: float = 1.0,
+    stuck_after_minutes: float = STUCK_AFTER_MINUTES,
 ) -> tuple[web.Application, Runtime]:
     """The aiohttp application and its runtime; background jobs start and stop with the application.
 
@@ -119,9 +122,12 @@ def create_server(
     there is no /slack/events route (requests arrive over the socket, unsigned by design). On shutdown,
     request work in flight gets `shutdown_grace` seconds to finish before it is cancelled. Status messages
     are updated at most every `status_interval` seconds (Slack etiquette: once a second; tests go faster).
+    A dialog stuck finding faces or searching for `stuck_after_minutes` with nothing running has its work
+    restarted by the tick (`flow.watchdog`).
     """
     rt = Runtime.create(settings, env, engine=engine, clock=clock)
     rt.status_interval = status_interval
+    rt.stuck_after = timedelta(minutes=stuck_after_minutes)
     bolt = build_app(rt)
     rt.state["bolt"] = bolt
     app = web.Application()

@@ -494,6 +494,36 @@ def test_call_log_entry_full_and_summary():
                                     detail="summary").kwargs()
     assert "(subject S-" not in json.dumps(summary)
     assert wording.CAVEAT_SHORT in texts(summary) and "2 candidates" in section_texts(summary)[0]
+    # CONTRACTS: "summary" is outcome, count and link only: the justification never reaches dispatch.
+    assert JUSTIFICATION[:30] not in json.dumps(summary) and "Justification" not in json.dumps(summary)
+    assert "Active investigation" not in json.dumps(summary)
+    text = section_texts(summary)[0]
+    assert f"<{link}|request thread>" in text and image.request_id in text
+    error = blocks.call_log_entry(d, image, outcome="error", result=None, request_link=None, detail="summary")
+    assert JUSTIFICATION[:30] not in json.dumps(error.kwargs())
+
+
+def test_every_actions_block_names_its_dialog():
+    purpose, attest = at_step(Step.PURPOSE), at_step(Step.ATTESTATION)
+    face_dialog, _ = analysed(30)  # two rows of face buttons and the cancel row
+    cases = [(blocks.prompt(Step.PURPOSE, purpose, POLICY), purpose),
+             (blocks.prompt(Step.ATTESTATION, attest, POLICY), attest),
+             (blocks.ask_face(face_dialog, face_dialog.images[0]), face_dialog)]
+    for message, dialog in cases:
+        ids = [b["block_id"] for b in message.kwargs()["blocks"] if b["type"] == "actions"]
+        assert ids and len(set(ids)) == len(ids)  # unique within the message, as Slack requires
+        assert {blocks.button_dialog_id(i) for i in ids} == {dialog.dialog_id}
+    assert len([b for b in cases[2][0].kwargs()["blocks"] if b["type"] == "actions"]) == 3
+    assert blocks.button_dialog_id("actions") is None and blocks.button_dialog_id(None) is None
+    assert blocks.button_dialog_id(f"fr:{purpose.dialog_id}:2") == purpose.dialog_id
+
+
+def test_the_face_question_says_when_the_numbered_photo_is_missing():
+    d, _ = analysed(2)
+    attached = section_texts(blocks.ask_face(d, d.images[0]).kwargs())[0]
+    missing = section_texts(blocks.ask_face(d, d.images[0], image_attached=False).kwargs())[0]
+    assert wording.FACE_IMAGE_NOT_ATTACHED not in attached
+    assert missing.startswith(attached) and missing.endswith(wording.FACE_IMAGE_NOT_ATTACHED)
 
 
 # --- the app manifest --------------------------------------------------------------------------------------------

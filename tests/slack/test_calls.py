@@ -219,6 +219,57 @@ async def test_a_slack_error_is_queued_not_raised(slack, open_log):
     assert "channel_not_found" in queued["last_error"]
 
 
+# --- request-thread essentials share the outbox ---------------------------------------------------------------
+
+CASE = "C0CASE"
+THREAD = "1700000000.000100"
+
+
+async def test_a_thread_post_failing_beyond_retries_is_queued_and_flushed_into_its_thread(slack, open_log):
+    slack.add_channel(CASE, "case-1")
+    call_log = open_log()
+    slack.fail_next("chat.postMessage", status=DISCONNECT, times=MAX_RETRIES + 1)
+    assert await call_log.post_in_thread(CASE, THREAD, entry("The result")) is None  # never raises
+    (queued,) = call_log.outbox()
+    assert (queued["channel"], queued["thread_ts"], queued.get("call_number")) == (CASE, THREAD, None)
+    assert queued["message"]["text"] == "The result" and "Disconnected" in queued["last_error"]
+    # A later post for the same thread is queued behind it while Slack is still down...
+    slack.fail_next("chat.postMessage", status=500, times=MAX_RETRIES + 1)
+    assert await call_log.post_in_thread(CASE, THREAD, entry("Later")) is None
+    assert [q["message"]["text"] for q in call_log.outbox()] == ["The result", "Later"]
+    # ...and a restart keeps both; the flush delivers them into the thread, in order.
+    restarted = open_log()
+    assert await restarted.flush_outbox() == 2
+    assert [(m["text"], m["thread_ts"]) for m in slack.messages(CASE)] == [("The result", THREAD),
+                                                                            ("Later", THREAD)]
+    assert restarted.outbox_depth() == 0
+
+
+async def test_a_thread_post_goes_out_after_what_is_queued_for_that_thread(slack, open_log):
+    slack.add_channel(CASE, "case-1")
+    call_log = open_log()
+    slack.fail_next("chat.postMessage", status=500, times=MAX_RETRIES + 1)
+    assert await call_log.post_in_thread(CASE, THREAD, entry("First")) is None
+    assert await call_log.post_in_thread(CASE, THREAD, entry("Second"))
+    assert [m["text"] for m in slack.messages(CASE)] == ["First", "Second"]
+    assert call_log.outbox_depth() == 0
+
+
+async def test_a_thread_post_slack_refuses_for_good_is_not_queued(slack, open_log):
+    call_log = open_log()
+    assert await call_log.post_in_thread("C0GONE", THREAD, entry()) is None  # channel_not_found
+    assert call_log.outbox_depth() == 0
+
+
+async def test_no_dispatch_channel_still_flushes_thread_posts(slack, open_log):
+    slack.add_channel(CASE, "case-1")
+    call_log = open_log(dispatch="")
+    slack.fail_next("chat.postMessage", status=503, times=MAX_RETRIES + 1)
+    assert await call_log.post_in_thread(CASE, THREAD, entry("Result")) is None
+    assert await call_log.flush_outbox() == 1
+    assert [m["text"] for m in slack.messages(CASE)] == ["Result"]
+
+
 async def test_no_dispatch_channel_means_no_post_no_queue_and_one_warning(slack, open_log, caplog):
     call_log = open_log(dispatch="")
     with caplog.at_level(logging.WARNING, logger="bot.slack.calls"):

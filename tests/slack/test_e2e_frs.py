@@ -274,7 +274,7 @@ async def test_status_for_requesters_staff_and_gallery_admins_only(harness, slac
         assert lines[3].startswith("Threshold: 0.55 ")
         assert lines[4] == f"Bot version: {__version__}"
         assert lines[5].startswith("Queue: 1 search running; 0 requests open")
-        assert "0 call-log posts waiting" in lines[5]
+        assert "0 posts waiting for Slack" in lines[5]
     assert accesses(harness.data_dir) == []  # status reads no audit entry
 
     [refused] = await frs(harness, "status", user=OFFICER2)

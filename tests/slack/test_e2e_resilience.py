@@ -36,8 +36,14 @@ async def test_redelivered_events_start_one_request_and_run_one_search(harness, 
     await harness.wait_kind("prompt", step="call_number")
     await harness.reply(upload, "26-012345")
     await harness.wait_kind("prompt", step="purpose")
-    await harness.reply(upload, "1")
+    purpose = slack.add_message(CASE, "1", user=OFFICER, thread_ts=upload["ts"])
+    purpose_id = new_event_id()
+    await harness.send(purpose, event_id=purpose_id)
     await harness.wait_kind("prompt", step="justification")
+    await harness.idle()
+    # Slack's retry of the purpose reply, after the dialog moved on: "1" must not become the justification.
+    await harness.send(purpose, event_id=purpose_id, retry_num=2)
+    await harness.idle()
     await harness.reply(upload, JUSTIFICATION)
     await harness.wait_kind("prompt", step="attestation")
     attest = slack.add_message(CASE, "I attest", user=OFFICER, thread_ts=upload["ts"])
@@ -47,6 +53,8 @@ async def test_redelivered_events_start_one_request_and_run_one_search(harness, 
     await _done(harness, upload)
 
     assert len(harness.thread(upload, "request_opened")) == 1
+    assert harness.thread(upload, "invalid") == []  # no redelivered reply answered a later question
+    assert len(harness.thread(upload, "prompt")) == 4
     assert len(harness.thread(upload, "result")) == 1
     assert len(slack.downloads()) == 1
     assert [e["outcome"] for e in harness.audit()] == ["candidates"]
