@@ -1047,3 +1047,9 @@ def bad_face_value(value: str) -> str:
 def search_crashed(detail: str) -> str:
     """An unexpected failure during a search: it is recorded as an error."""
     return _clip(f"The search failed unexpectedly and was recorded as an error: {detail}", 1000)
+
+UPLOAD_IN_THREAD = (
+    "Photos posted as a reply in a thread do not start a facial recognition request, and are not added to one "
+    "that is running. To request a search, upload the photo as a new message in the case channel. Nothing was "
+    "searched."
+)

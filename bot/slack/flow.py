@@ -413,7 +413,7 @@ async def _load(rt: Runtime, dialog_id: str | None) -> Dialog | None:
 async def handle_upload(rt: Runtime, body: dict[str, Any], dialog_id: str | None = None) -> None:
     """A message with files: one request per image in a case channel, after the guards.
 
-    `dialog_id` is the thread's dialog when the upload is itself a thread reply (then an active one wins).
+    Uploads posted as thread replies get a note and start nothing (`dialog_id` is then that thread's dialog).
     """
     event = body.get("event") or {}
     if _from_bot(rt, event):
@@ -424,12 +424,15 @@ async def handle_upload(rt: Runtime, body: dict[str, Any], dialog_id: str | None
         return
     if not await rt.is_case_channel(channel):
         return  # uploads outside case channels are none of the bot's business
-    dialog = await _load(rt, dialog_id)
-    if dialog is not None and not dialog.terminal:
-        return  # a photo dropped into a running request's thread is not a new request
     # Dedupe: Slack redelivers events (X-Slack-Retry-Num, Socket Mode reconnects); one event or one file
     # never starts a second request.
     event_id = body.get("event_id") or f"{channel}:{ts}"
+    if event.get("thread_ts") not in (None, ts):
+        # A photo posted as a reply: a thread belongs to a running request or to someone's conversation, so
+        # it never starts a request there. Say so once, instead of staying silent.
+        if await _claim(rt, f"message:{channel}:{ts}"):  # by message: a new envelope is still a redelivery
+            await post(rt, channel, event["thread_ts"], blocks.note(wording.UPLOAD_IN_THREAD, kind="upload_in_thread"))
+        return
     if not await _claim(rt, f"event:{event_id}"):
         return
     # The same message under a new envelope (a Socket Mode reconnect) is a redelivery: silent. A new message

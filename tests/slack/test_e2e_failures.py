@@ -352,21 +352,19 @@ async def test_a_reshared_photo_gets_a_note_naming_its_earlier_request(harness, 
     assert len(harness.rt.store.active()) == 0
 
 
-async def test_a_button_of_an_ended_dialog_does_not_act_on_a_newer_one_in_the_thread(harness, slack):
+async def test_buttons_of_an_ended_dialog_change_nothing(harness, slack):
     await harness.start(gallery=False)
     upload = await harness.upload(("p.jpg", b"\xff\xd8"), text="26-012345")
     await harness.wait_kind("prompt", step="purpose")
     old_prompt = harness.thread(upload, "prompt")[-1]
     await harness.reply(upload, "cancel")
     await harness.wait_kind("ended")
-    # A new photo in the same thread starts a newer dialog there.
-    file = slack.add_file("FNEWER", "q.jpg", "image/jpeg", b"\xff\xd8", OFFICER)
-    newer_upload = slack.add_message(CASE, "26-012345", user=OFFICER, thread_ts=upload["ts"], files=[file])
-    await harness.send(newer_upload)
-    await harness.wait_kind("prompt", step="purpose", count=2)
     await harness.idle()
-    newer = dialog_of(harness, upload)
-    assert newer.step is request.Step.PURPOSE
+    ended = dialog_of(harness, upload)
+    # A new photo in the same thread starts nothing there (a thread is one request).
+    file = slack.add_file("FNEWER", "q.jpg", "image/jpeg", b"\xff\xd8", OFFICER)
+    await harness.send(slack.add_message(CASE, "26-012345", user=OFFICER, thread_ts=upload["ts"], files=[file]))
+    await slack.wait_for(lambda c: c.method == "chat.postMessage" and c.params.get("text") == wording.UPLOAD_IN_THREAD)
 
     for action_id in ("fr_cancel", "fr_purpose:2"):  # the old question's Cancel, and one of its purposes
         block = next(b for b in old_prompt["blocks"] if b["type"] == "actions")
@@ -376,9 +374,10 @@ async def test_a_button_of_an_ended_dialog_does_not_act_on_a_newer_one_in_the_th
         assert (await post(harness.http, harness.bot.events_url, interaction_body(body))).status == 200
     await slack.wait_for("chat.postEphemeral", count=2, ok=True)
     await harness.idle()
-    current = harness.rt.store.get(newer.dialog_id)
-    assert current.step is request.Step.PURPOSE and current.purpose is None
+    current = harness.rt.store.get(ended.dialog_id)
+    assert current.step is request.Step.CANCELLED and current.purpose is None
     assert [e["text"] for e in slack.ephemerals(CASE, OFFICER)] == [wording.CLOSED_NOTE] * 2
+    assert len(harness.rt.store.threads()) == 1  # no second dialog
 
 
 # --- refusals and configuration -----------------------------------------------------------------------------
@@ -404,3 +403,20 @@ def test_require_known_call_without_a_dispatch_channel_is_refused_at_start(tmp_p
     validate(Settings(data_dir=tmp_path, slack=SlackSettings(require_known_call=True, dispatch_channel="C1")))
     validate(Settings(data_dir=tmp_path, slack=SlackSettings(require_known_call=False, dispatch_channel="")))
 
+
+
+async def test_a_photo_posted_as_a_thread_reply_starts_nothing_and_says_so(harness, slack):
+    await harness.start()
+    chat = slack.add_message(CASE, "anyone seen this car?", user=OFFICER)
+    name, data = harness.face("people/obama/obama2.jpg")
+    file = slack.add_file("FTHREAD1", name, "image/jpeg", data, OFFICER)
+    event = slack.add_message(CASE, "", user=OFFICER, files=[file], thread_ts=chat["ts"])
+    await harness.send(event)
+    await slack.wait_for(lambda c: c.method == "chat.postMessage" and c.params.get("thread_ts") == chat["ts"])
+    await harness.idle()
+    [note] = slack.messages(CASE, thread_ts=chat["ts"])
+    assert note["text"] == wording.UPLOAD_IN_THREAD
+    assert slack.downloads() == [] and harness.rt.store.active() == []
+    await harness.send(event)  # a redelivery says nothing more
+    await harness.idle()
+    assert len(slack.messages(CASE, thread_ts=chat["ts"])) == 1
