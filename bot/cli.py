@@ -227,6 +227,10 @@ def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
 
     core = Core(settings)
     if args.audit_cmd == "verify":
+        log_path = settings.data_dir / "audit" / "audit.jsonl"
+        if not log_path.exists():  # opening the log would create a key file: say there is nothing instead
+            print(f"no audit log at {log_path}: nothing to verify (is BOT_DATA_DIR right?)")
+            return EXIT_OK
         result = core.audit.verify()
         if result.ok:
             # The last seq and mac let an auditor notice later truncation by keeping them elsewhere.
@@ -234,6 +238,9 @@ def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
                   f"(mac {str(result.last_mac or '')[:16]})")
             return EXIT_OK
         print(f"audit log BROKEN at entry {result.bad_seq}: {result.reason}", file=sys.stderr)
+        if result.reason == "mac mismatch" and result.bad_seq in (1, result.first_seq):
+            print("(a mismatch from the very first entry usually means BOT_AUDIT_KEY is not the key that signed "
+                  "this log)", file=sys.stderr)
         return EXIT_ERROR
     review_cmds = {"export": cmd_audit_export, "report": cmd_audit_report, "bundle": cmd_audit_bundle}
     if args.audit_cmd in review_cmds:

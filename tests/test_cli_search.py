@@ -339,3 +339,18 @@ def test_export_to_a_folder_is_refused_before_anything_is_recorded(data, tmp_pat
     before = len(list(AuditLog.open(data).entries()))
     assert main(["audit", "export", "--out", str(tmp_path)]) == 1
     assert len(list(AuditLog.open(data).entries())) == before
+
+
+def test_verify_without_a_log_says_so_and_creates_nothing(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("BOT_DATA_DIR", str(tmp_path / "nothing"))
+    monkeypatch.delenv("BOT_AUDIT_KEY", raising=False)
+    assert main(["audit", "verify"]) == 0
+    assert "no audit log" in capsys.readouterr().out
+    assert not (tmp_path / "nothing" / "audit" / "audit.key").exists()
+
+
+def test_verify_with_the_wrong_key_points_at_the_key(data, capsys, monkeypatch):
+    monkeypatch.setenv("BOT_AUDIT_KEY", "a-different-key-than-the-one-that-signed-the-log")
+    assert main(["audit", "verify"]) == 1
+    err = capsys.readouterr().err
+    assert "BROKEN at entry 1" in err and "BOT_AUDIT_KEY" in err
