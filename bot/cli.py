@@ -6,6 +6,7 @@ Exit codes (CONTRACTS.md): 0 the search ran; 1 error (audited as `error`); 2 den
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 from collections.abc import Sequence
@@ -138,6 +139,7 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
         face_choice = None if args.face is None else int(args.face)
     except ValueError:
         return fail(wording.bad_face_value(_text(args.face) or ""))
+    data = b""
     try:
         data = _read_probe(Path(args.image), settings.images.max_bytes)
         probe = core.engine.analyse_sync(data)
@@ -156,7 +158,8 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
             probe_sha256=probe.sha256, faces=faces, face=probe.faces[index - 1], face_index=index,
         )
     except ImageError as exc:
-        return fail(exc.message)
+        # The hash of what was read is recorded even when it is not an image (which file was tried).
+        return fail(exc.message, probe_sha256=hashlib.sha256(data).hexdigest() if data else None)
     except (SearchUnavailable, GalleryError) as exc:
         return fail(str(exc))
     except Exception as exc:  # noqa: BLE001 - any failure is still an audited error with one JSON object

@@ -177,11 +177,14 @@ def record_ended(
     source: dict[str, Any],
     error: str | None = None,
     probe: Probe | None = None,
+    probe_sha256: str | None = None,
     faces: list[dict[str, Any]] | None = None,
     face_index: int | None = None,
 ) -> dict[str, Any]:
     """Audit a request that ended without a search: `error`, `cancelled` or `expired`."""
     fields: dict[str, Any] = {}
+    if probe_sha256 is not None:
+        fields["probe_sha256"] = probe_sha256  # bytes that were read but could not be decoded
     if probe is not None:
         fields["probe_sha256"] = probe.sha256
         fields["faces"] = [f.as_dict() for f in probe.faces]

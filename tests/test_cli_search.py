@@ -5,6 +5,7 @@ come before the image is decoded; with --json stdout is exactly one JSON object 
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -180,7 +181,8 @@ def test_unreadable_files_are_audited_errors(data, tmp_path, capsys, content, fr
     bad.write_bytes(content)
     code, out = run_json(capsys, ["search", str(bad), *GOOD, "--json"])
     assert code == 1 and fragment in out["error"].lower(), out["error"]
-    assert audit_entries(data)[-1]["outcome"] == "error"
+    entry = audit_entries(data)[-1]
+    assert entry["outcome"] == "error" and entry["probe_sha256"] == hashlib.sha256(content).hexdigest()
 
 
 def test_photo_without_a_face_is_an_error(data, tmp_path, capsys):
