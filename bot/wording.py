@@ -470,6 +470,8 @@ def image_problem(code_or_message: str) -> str:
         return FILES_READ_MISSING
     if code_or_message in ("error", "search_failed"):
         return SEARCH_FAILED
+    if code_or_message == "gallery_empty":
+        return GALLERY_EMPTY
     return image_error(IMAGE_PROBLEMS.get(code_or_message, code_or_message))
 
 

@@ -788,7 +788,8 @@ async def _search_failed(
         requester=_requester(dialog), source=source, error=error, faces=image.faces,
         face_index=image.face_index,
     )
-    await _say_failed(rt, dialog, image, "search_failed")
+    await _say_failed(rt, dialog, image,
+                      "gallery_empty" if isinstance(exc, service.SearchUnavailable) else "search_failed")
     await _log_call(rt, dialog, image, outcome="error", result=None, permalink=permalink)
     rid = image.request_id
     await transition(

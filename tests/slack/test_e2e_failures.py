@@ -420,3 +420,14 @@ async def test_a_photo_posted_as_a_thread_reply_starts_nothing_and_says_so(harne
     await harness.send(event)  # a redelivery says nothing more
     await harness.idle()
     assert len(slack.messages(CASE, thread_ts=chat["ts"])) == 1
+
+
+async def test_an_empty_gallery_tells_the_officer_and_is_audited_as_error(harness, slack):
+    await harness.start(gallery=False)
+    upload = await harness.upload(harness.face("people/obama/obama2.jpg"))
+    await harness.answer_all(upload)
+    await slack.wait_for(lambda c: c.method == "chat.postMessage" and wording.GALLERY_EMPTY in str(c.params))
+    await harness.idle()
+    [entry] = harness.audit()
+    assert entry["outcome"] == "error" and "SearchUnavailable" in entry["error"]
+    assert harness.thread(upload, "result") == []
