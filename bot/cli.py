@@ -226,6 +226,17 @@ def _gallery(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
+    """`audit verify|export|report|bundle`; a log that cannot be opened (e.g. no key) is a one-line error."""
+    from bot.audit import AuditError
+
+    try:
+        return _audit(args, settings)
+    except AuditError as exc:
+        _emit(args, {"error": str(exc)}, f"error: {exc}", stream=sys.stderr)
+        return EXIT_ERROR
+
+
+def _audit(args: argparse.Namespace, settings: Settings) -> int:
     from bot.service import Core
 
     core = Core(settings)

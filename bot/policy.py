@@ -289,15 +289,16 @@ def check_purpose(value: str | None) -> str | None:
 
 
 # Stems of words that name an incident, a person in need of identification, or the evidence behind a lead.
-# A justification that mentions a protected class must also name one of these: otherwise the search would
-# rest on who the person is (GO 375.01 C) rather than on what happened (B.1). A screen, not a judgement.
+# Every justification must name one of these: reasonable suspicion (B.1) is about what happened, and without
+# it a search that mentions a protected class would rest on who the person is (C). A screen, not a judgement.
 INCIDENT_STEMS: tuple[str, ...] = tuple(sorted(_vocab("""
 robb rob theft thief thieves stole steal shoplift larcen burglar break assault batter attack stab shoot shot
 gun firearm weapon knife pistol rifle homicid murder kill kidnap abduct carjack fraud forg counterfeit scam
 vandal arson threat bomb hostage missing runaway amber deceas dead death body remains unconscious unresponsive
 overdos injur wound victim witness warrant wanted crime criminal offen incident collision crash hit trafficking
-narcotic drug dealing sold selling camera cctv video footage surveillance recording photo report case
-complaint evidence fingerprint dna plate vehicle license""")))
+narcotic drug dealing sold selling camera cctv video footage surveillance recording report case
+complaint evidence fingerprint dna plate vehicle license identif unidentif confus dementia alzheimer wander
+amnes disorient incapacit unable hospital patient medical""")))
 
 
 def names_incident(text: str) -> bool:
@@ -327,7 +328,7 @@ def check_justification(text: str | None, min_chars: int = 40) -> str | None:
     if len(set(real)) < MIN_DISTINCT_WORDS:
         return wording.JUSTIFICATION_PLACEHOLDER
     protected = bool(protected_classes_mentioned(clean))
-    if len(fact_words(clean)) >= MIN_FACT_WORDS and not (protected and not names_incident(clean)):
+    if len(fact_words(clean)) >= MIN_FACT_WORDS and names_incident(clean):
         return None
     if protected:
         return wording.JUSTIFICATION_PROTECTED_CLASS

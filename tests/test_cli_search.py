@@ -356,3 +356,13 @@ def test_verify_with_the_wrong_key_points_at_the_key(data, capsys, monkeypatch):
     assert main(["audit", "verify"]) == 1
     err = capsys.readouterr().err
     assert "BROKEN at entry 1" in err and "BOT_AUDIT_KEY" in err
+
+
+@pytest.mark.parametrize("command", [["audit", "verify"], ["audit", "export"], ["audit", "report", "--month",
+                                                                                 "2026-11"]])
+def test_audit_commands_without_the_key_fail_cleanly(data, capsys, monkeypatch, command):
+    monkeypatch.delenv("BOT_AUDIT_KEY", raising=False)
+    (data / "audit" / "audit.key").unlink()
+    assert main(command) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "Traceback" not in err

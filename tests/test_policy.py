@@ -412,3 +412,27 @@ def test_call_numbers_are_normalised_before_checking(raw):
 def test_non_ascii_digits_are_not_a_call_number():
     assert policy.check_call_number("२६-०१२३४५") is not None
     assert policy.find_call_numbers("call २६-०१२३४५ today") == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I want to know who this guy is, please check him out ok",
+        "Just curious who this is, saw him on my ex girlfriends instagram account",
+        "Officer request: please run this photo against the gallery asap",
+    ],
+)
+def test_a_justification_must_say_what_happened(text):
+    assert policy.check_justification(text, 40) == wording.JUSTIFICATION_NO_FACTS
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Man refusing to give his name after a collision on I-5 at Richards Blvd, the other driver injured",
+        "Subject threatened staff with a knife at the county library this morning and fled on foot",
+        "Woman found wandering confused on J Street, cannot say her name, possible dementia, no ID",
+    ],
+)
+def test_each_purpose_has_words_that_pass(text):
+    assert policy.check_justification(text, 40) is None

@@ -88,6 +88,10 @@ async def _on_start(rt: Runtime) -> None:
     resumed = await flow.resume_all(rt)
     if resumed:
         log.info("resumed %d dialogs interrupted by a restart", resumed)
+    try:
+        await flow.purge(rt)  # once at start too: a server restarted more often than daily still purges
+    except Exception:
+        log.exception("retention purge at start failed")
 
 
 def _warnings(rt: Runtime) -> None:
@@ -126,6 +130,8 @@ def create_server(
     restarted by the tick (`flow.watchdog`).
     """
     rt = Runtime.create(settings, env, engine=engine, clock=clock)
+    # Refuse to start when no search could be recorded (e.g. BOT_AUDIT_KEY is not the key that signed the log).
+    rt.core.audit.check_writable()
     rt.status_interval = status_interval
     rt.stuck_after = timedelta(minutes=stuck_after_minutes)
     bolt = build_app(rt)
@@ -216,7 +222,11 @@ def serve(settings: Settings) -> int:
     except Exception as exc:
         from slack_sdk.errors import SlackApiError
 
-        if isinstance(exc, SlackApiError):
+        from bot.audit import AuditError
+
+        if isinstance(exc, AuditError):
+            print(f"error: the audit log cannot record searches, so the bot will not start: {exc}", file=sys.stderr)
+        elif isinstance(exc, SlackApiError):
             print(f"error: Slack refused the bot token ({exc.response.get('error')}); check SLACK_BOT_TOKEN and "
                   "SLACK_API_URL", file=sys.stderr)
         else:

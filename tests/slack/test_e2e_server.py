@@ -110,3 +110,17 @@ def test_serve_exits_1_with_the_message_when_tokens_are_missing(monkeypatch, cap
     err = capsys.readouterr().err
     assert "SLACK_BOT_TOKEN" in err and "SLACK_SIGNING_SECRET" in err
     assert not (tmp_path / "data").exists()  # nothing started
+
+
+def test_serve_refuses_to_start_when_the_audit_log_cannot_record(monkeypatch, capsys, tmp_path):
+    from bot.audit import AuditLog
+
+    data = tmp_path / "data"
+    AuditLog.open(data, {"BOT_AUDIT_KEY": "the-key-that-signed-this-log"}).append("audit_access", action="x")
+    monkeypatch.setenv("SLACK_BOT_TOKEN", TOKEN)
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", SIGNING_SECRET)
+    monkeypatch.setenv("SLACK_API_URL", "http://127.0.0.1:9/api/")  # never reached: start-up stops first
+    monkeypatch.setenv("BOT_AUDIT_KEY", "another-key-entirely-0123456789")
+    assert serve(Settings(data_dir=data)) == 1
+    err = capsys.readouterr().err
+    assert "audit log cannot record searches" in err and "BOT_AUDIT_KEY" in err
