@@ -280,6 +280,15 @@ class Harness:
 
         return await self.slack.wait_for(match, count=count, ok=True, timeout=timeout)
 
+    async def done(self, upload: dict[str, Any]) -> None:
+        """Wait until the upload's dialog finished (the done reaction) and every background step has run."""
+        await self.slack.wait_for(
+            lambda c: c.method == "reactions.add" and c.params.get("name") == "white_check_mark"
+            and c.params.get("timestamp") == upload["ts"],
+            ok=True,
+        )
+        await self.idle()
+
     async def idle(self) -> None:
         """Let acked requests reach their background work, then wait for all of it to finish."""
         for _ in range(5):

@@ -14,15 +14,6 @@ from .signing import new_event_id
 OBAMA = "people/obama/obama3.jpg"
 
 
-async def _done(harness, upload) -> None:
-    await harness.slack.wait_for(
-        lambda c: c.method == "reactions.add" and c.params.get("name") == "white_check_mark"
-        and c.params.get("timestamp") == upload["ts"],
-        ok=True,
-    )
-    await harness.idle()
-
-
 async def test_redelivered_events_start_one_request_and_run_one_search(harness, slack):
     await harness.start()
     name, data = harness.face(OBAMA)
@@ -50,7 +41,7 @@ async def test_redelivered_events_start_one_request_and_run_one_search(harness, 
     attest_id = new_event_id()
     await asyncio.gather(harness.send(attest, event_id=attest_id), harness.send(attest, event_id=attest_id, retry_num=1))
     await harness.wait_kind("result")
-    await _done(harness, upload)
+    await harness.done(upload)
 
     assert len(harness.thread(upload, "request_opened")) == 1
     assert harness.thread(upload, "invalid") == []  # no redelivered reply answered a later question
@@ -76,7 +67,7 @@ async def test_restart_mid_dialog_resumes_where_it_stood(harness, slack):
     await harness.wait_kind("prompt", step="attestation")
     await harness.reply(upload, "I attest")
     result = await harness.wait_kind("result")
-    await _done(harness, upload)
+    await harness.done(upload)
 
     steps = [m["metadata"]["event_payload"]["step"] for m in harness.thread(upload, "prompt")]
     assert steps == ["call_number", "purpose", "justification", "attestation"]  # nothing asked twice
@@ -136,7 +127,7 @@ async def test_a_search_already_audited_before_a_crash_is_posted_again_not_run_a
     upload = await harness.upload(harness.face(OBAMA))
     await harness.answer_all(upload)
     await harness.wait_kind("result")
-    await _done(harness, upload)
+    await harness.done(upload)
     await first.stop()
     _rewind_to_searching(harness, face_index=1)  # as if the process died right after the audit entry
 
@@ -163,7 +154,7 @@ async def test_429_and_500_from_chat_post_message_are_retried_and_the_result_arr
     slack.fail_next("chat.postMessage", 500)  # the first post after the attestation fails once too
     await harness.reply(upload, "I attest")
     await harness.wait_kind("result")
-    await _done(harness, upload)
+    await harness.done(upload)
 
     failed = [c.status for c in slack.call_log("chat.postMessage") if not c.ok]
     assert failed == [429, 500, 500]
@@ -184,7 +175,7 @@ async def test_a_call_thread_post_failing_beyond_retries_is_queued_and_delivered
     # The contact sheet is the last thing before the call-thread entry: from then on Slack is down.
     await slack.wait_for("files.completeUploadExternal", ok=True)
     slack.fail_next("chat.postMessage", 500, times=3)
-    await _done(harness, upload)
+    await harness.done(upload)
 
     def entries() -> list[dict]:
         return [m for m in slack.messages(DISPATCH)
@@ -235,7 +226,7 @@ async def test_retention_removes_ended_dialogs_and_cached_probes(harness):
     upload = await harness.upload(harness.face(OBAMA))
     await harness.answer_all(upload)
     await harness.wait_kind("result")
-    await _done(harness, upload)
+    await harness.done(upload)
     probes = harness.data_dir / "cache" / "probes"
     assert len(list(probes.glob("*.npz"))) == 1
     assert await flow.purge(harness.rt) == {"dialogs": 0, "probes": 0}  # within the 30 days

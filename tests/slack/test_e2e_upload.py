@@ -31,23 +31,13 @@ from .conftest import (
 OBAMA = "people/obama/obama3.jpg"
 
 
-async def _done(harness, upload) -> None:
-    """Wait until the dialog is finished (the done reaction) and every background step has run."""
-    await harness.slack.wait_for(
-        lambda c: c.method == "reactions.add" and c.params.get("name") == "white_check_mark"
-        and c.params.get("timestamp") == upload["ts"],
-        ok=True,
-    )
-    await harness.idle()
-
-
 async def test_happy_path_by_thread_replies(harness, slack):
     await harness.start(status_interval=1.0)  # the production spacing of in-place updates
     name, data = harness.face(OBAMA)
     upload = await harness.upload((name, data))
     await harness.answer_all(upload)
     result = await harness.wait_kind("result")
-    await _done(harness, upload)
+    await harness.done(upload)
     rid = payload(result)["request_id"]
 
     # The result: the caveat first, then the ranked candidate, the reminder quoting the request id.
@@ -118,7 +108,7 @@ async def test_values_in_the_upload_text_skip_their_steps(harness):
     await harness.wait_kind("prompt", step="attestation")
     await harness.reply(upload, "  i ATTEST ")  # matched case-insensitively, trimmed, by the core
     result = await harness.wait_kind("result")
-    await _done(harness, upload)
+    await harness.done(upload)
 
     steps = [m["metadata"]["event_payload"].get("step") for m in harness.thread(upload, "prompt")]
     assert steps == ["attestation"]
@@ -141,7 +131,7 @@ async def test_a_person_not_enrolled_gets_no_candidate_with_the_caveat(harness, 
     upload = await harness.upload(harness.face("people/lin_manuel_miranda/lin-manuel-miranda.png"))
     await harness.answer_all(upload)
     result = await harness.wait_kind("result")
-    await _done(harness, upload)
+    await harness.done(upload)
     texts = block_texts(result.params)
     assert texts[0] == wording.result_caveat(False)  # leads-only caveat plus "not an exclusion"
     assert texts[1] == wording.result_header(0, payload(result)["request_id"])
@@ -243,7 +233,7 @@ async def test_several_files_in_one_upload_share_the_answers_with_one_request_pe
     assert payload(ask)["request_id"] == rids[1]
     await harness.reply(upload, "2")
     second = await harness.wait_kind("result", count=2)
-    await _done(harness, upload)
+    await harness.done(upload)
     assert payload(second)["request_id"] == rids[1]
     assert block_texts(second.params)[2].startswith("1. kit_harington")
     audited = {e["request_id"]: e for e in harness.audit()}
