@@ -403,6 +403,20 @@ class Gallery:
                 "encodings of different models cannot be compared; re-enroll the whole gallery"
             )
 
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One change: a sqlite transaction that `_commit` (matrix files, then COMMIT) ends, rolled back on any
+        failure; afterwards this object reloads the new generation and leftovers are removed."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            with contextlib.suppress(sqlite3.OperationalError):
+                self._db.execute("ROLLBACK")
+            raise
+        self.refresh()
+        self._cleanup()
+
     def add_images(self, model: str, subjects: list[dict], images: list[dict], encodings: np.ndarray) -> None:
         """Add `images` (dicts: sha256, subject_id, source, box, actor) with their `encodings` in one commit.
 
@@ -415,8 +429,7 @@ class Gallery:
             self.refresh()
             self._cleanup()
             self.check_model(model)
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
+            with self._transaction():
                 self._db.execute("INSERT OR REPLACE INTO meta VALUES ('model', ?)", (model,))
                 now = _now()
                 self._db.executemany(
@@ -446,12 +459,6 @@ class Gallery:
                         "row_image": ((n,), [*_blocks(self._row_image), image_keys]),
                     },
                 )
-            except BaseException:
-                with contextlib.suppress(sqlite3.OperationalError):
-                    self._db.execute("ROLLBACK")
-                raise
-            self.refresh()
-            self._cleanup()
 
     def remove(self, subject_id: str, *, audit: Any = None, actor: str = "") -> int:
         """Remove a subject and all its images (matrix rewritten, thumbnails deleted); returns images removed.
@@ -473,8 +480,7 @@ class Gallery:
                 "SELECT sha256, source FROM images WHERE subject_key = ?", (key,)).fetchall()
             keep = np.asarray(self._row_subject) != key
             n = int(keep.sum())
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
+            with self._transaction():
                 self._db.execute("DELETE FROM images WHERE subject_key = ?", (key,))
                 self._db.execute("DELETE FROM subjects WHERE key = ?", (key,))
                 self._commit(
@@ -486,12 +492,6 @@ class Gallery:
                         "row_image": ((n,), _blocks(self._row_image, keep)),
                     },
                 )
-            except BaseException:
-                with contextlib.suppress(sqlite3.OperationalError):
-                    self._db.execute("ROLLBACK")
-                raise
-            self.refresh()
-            self._cleanup()
         for sha, source in removed:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.thumbs_dir / f"{sha}.jpg")

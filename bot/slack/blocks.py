@@ -337,17 +337,7 @@ def _candidate_lines(result: Any) -> list[str]:
 def _candidate_sections(lines: Sequence[str], max_blocks: int) -> list[Block]:
     """Candidate lines packed into sections of at most 3,000 characters, never splitting a line; when more
     sections would be needed than `max_blocks` allows, the rest is replaced by a "not shown" note."""
-    sections: list[str] = []
-    current = ""
-    for line in lines:
-        joined = f"{current}\n{line}" if current else line
-        if len(joined) <= SECTION_LIMIT:
-            current = joined
-            continue
-        sections.append(current)
-        current = line
-    if current:
-        sections.append(current)
+    sections = pack_lines(lines, SECTION_LIMIT)
     if len(sections) <= max_blocks:
         return [_section(s) for s in sections]
     kept = sections[: max_blocks - 1]
