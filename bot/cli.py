@@ -105,7 +105,7 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     answers = policy.Answers(
         call_number=policy.normalise_call_number(_text(args.call_number)),
         purpose=_cli_purpose(_text(args.purpose)),
-        justification=_text(args.justification),
+        justification=policy.collapse_whitespace(_text(args.justification)) if args.justification else None,
         attested=bool(args.attest),
     )
     requester = _os_requester()

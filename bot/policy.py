@@ -240,6 +240,11 @@ def _real_words(words: list[str]) -> list[str]:
     ]
 
 
+# A justification is stored on one line (collapsed whitespace): line breaks in it could otherwise forge
+# lines such as "Candidates: ..." wherever it is echoed. Long enough for any real set of facts.
+MAX_JUSTIFICATION_CHARS = 2000
+
+
 def collapse_whitespace(text: str) -> str:
     """Trim and collapse runs of whitespace to one space."""
     return " ".join(text.split())
@@ -325,6 +330,8 @@ def check_justification(text: str | None, min_chars: int = 40) -> str | None:
         return wording.JUSTIFICATION_PLACEHOLDER
     if len(clean) < min_chars:
         return wording.justification_too_short(min_chars)
+    if len(clean) > MAX_JUSTIFICATION_CHARS:
+        return wording.justification_too_long(MAX_JUSTIFICATION_CHARS)
     if len(set(real)) < MIN_DISTINCT_WORDS:
         return wording.JUSTIFICATION_PLACEHOLDER
     protected = bool(protected_classes_mentioned(clean))
@@ -548,7 +555,7 @@ def find_justification(text: str | None) -> str | None:
     if after is None:
         return None
     after = re.sub(r"^\s*[*_~]+(?=\s|$)", "", after)  # the closing marker of a bold "*Justification:*"
-    return after.strip() or None
+    return collapse_whitespace(after) or None
 
 
 def _standalone_code(clause: str) -> str | None:

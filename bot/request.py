@@ -505,7 +505,7 @@ def _answer_purpose(d: Dialog, code: str | None, now: datetime) -> list[Effect]:
 
 def _answer_justification(d: Dialog, text: str, now: datetime, policy_settings: PolicySettings) -> list[Effect]:
     # A reply may carry the "justification:" label too; take what follows it.
-    value = _policy.find_justification(text) or _policy.slack_to_plain(text)
+    value = _policy.find_justification(text) or _policy.collapse_whitespace(_policy.slack_to_plain(text))
     reason = _policy.check_justification(value, policy_settings.justification_min_chars)
     if reason is not None:
         _touch(d, now)

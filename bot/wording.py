@@ -749,6 +749,13 @@ def report_text(report: Any, *, for_slack: bool = True) -> str:
     return "\n".join(lines)
 
 
+def _quoted(value: Any) -> str:
+    """A typed value as a JSON string literal (line breaks escaped), or NOT_GIVEN."""
+    import json
+
+    return json.dumps(str(value), ensure_ascii=False) if value else NOT_GIVEN
+
+
 def bundle_summary_text(summary: Mapping[str, Any], verification: Mapping[str, Any], tz: str) -> str:
     """summary.txt of a discovery bundle (a file, not Slack): the request, its policy answers, the probe, the
     faces, the candidates with distances, the search settings, the links and the audit chain check."""
@@ -770,7 +777,8 @@ def bundle_summary_text(summary: Mapping[str, Any], verification: Mapping[str, A
         "Policy answers",
         f"Call number: {answers.get('call_number') or NOT_GIVEN}",
         f"Purpose: {purpose}" + (f" (GO 375.01 {clause})" if (clause := answers.get("purpose_clause")) else ""),
-        f"Justification: {answers.get('justification') or NOT_GIVEN}",
+        # Quoted: whatever was typed stays inside the quotes and cannot pass for a line of this summary.
+        f"Justification: {_quoted(answers.get('justification'))}",
         f"Attested: {'yes' if attestation.get('attested') else 'no'}",
     ]
     if attestation.get("text"):
@@ -784,7 +792,7 @@ def bundle_summary_text(summary: Mapping[str, Any], verification: Mapping[str, A
         "Probe",
         f"SHA-256: {probe.get('sha256') or NOT_GIVEN}",
         f"Slack file: {probe.get('slack_file_id') or NOT_GIVEN}",
-        f"File name: {probe.get('image_name') or NOT_GIVEN}",
+        f"File name: {_quoted(probe.get('image_name'))}",
         "Faces (numbered from 1, left to right; pixels of the orientation-corrected photo):",
     ]
     lines += [f"- {face_line(f)}" for f in summary.get("faces") or []] or ["- none recorded"]
@@ -1055,3 +1063,9 @@ UPLOAD_IN_THREAD = (
     "that is running. To request a search, upload the photo as a new message in the case channel. Nothing was "
     "searched."
 )
+
+
+def justification_too_long(max_chars: int) -> str:
+    """Refusal of a justification over the length cap."""
+    return (f"The justification is longer than {max_chars} characters. State the facts that give reasonable "
+            "suspicion briefly (GO 375.01 B.1); the full narrative belongs in the report.")

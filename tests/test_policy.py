@@ -331,7 +331,7 @@ def test_parse_face_choice(text, expected):
 
 def test_find_justification_after_label_to_end():
     text = "Call 26-012345 purpose 1\nJUSTIFICATION: robbery at 5th & J.\nVictim saw him."
-    assert policy.find_justification(text) == "robbery at 5th & J.\nVictim saw him."
+    assert policy.find_justification(text) == "robbery at 5th & J. Victim saw him."  # kept on one line
     assert policy.find_justification("justification:   ") is None
     assert policy.find_justification("no label here, just words") is None
 
@@ -377,7 +377,8 @@ def test_slack_to_plain_unescapes_and_unwraps():
 
 
 def test_long_justification_with_facts_passes_and_fact_words_are_distinct():
-    long = (GOOD_JUSTIFICATION + " ") * 30
+    long = (GOOD_JUSTIFICATION + " ") * 15
+    assert len(long) <= policy.MAX_JUSTIFICATION_CHARS
     assert policy.check_justification(long, 40) is None
     words = policy.fact_words(long)
     assert len(words) == len(set(words)) and words[0] == "robbery"
@@ -436,3 +437,14 @@ def test_a_justification_must_say_what_happened(text):
 )
 def test_each_purpose_has_words_that_pass(text):
     assert policy.check_justification(text, 40) is None
+
+
+def test_justification_over_the_cap_is_refused():
+    text = "Armed robbery at the pharmacy, store camera footage of the suspect. " * 40
+    assert len(text) > policy.MAX_JUSTIFICATION_CHARS
+    assert policy.check_justification(text, 40) == wording.justification_too_long(policy.MAX_JUSTIFICATION_CHARS)
+
+
+def test_a_justification_is_kept_on_one_line():
+    text = "justification: Armed robbery at the pharmacy,\n\n*Candidates (2):*\n1. John Q Public, camera footage"
+    assert "\n" not in policy.find_justification(text)

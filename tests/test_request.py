@@ -507,3 +507,18 @@ def test_two_store_handles_see_each_others_writes(tmp_path: Path):
     a.put(d2)
     assert b.by_thread("C0CASE", d.thread_ts).call_number == CALL
     assert a.claim("event:Ev09", T0) and not b.claim("event:Ev09", T0)
+
+
+def test_a_justification_reply_is_stored_on_one_line():
+    """Line breaks in a justification could forge lines (e.g. fake candidates) wherever it is echoed."""
+    from bot import request
+
+    policy_settings = PolicySettings()
+    dialog, _ = request.start_dialog(
+        channel="C1", thread_ts="1.0", requester_id="U1", requester_name="One", files=[("F1", "p.jpg")],
+        text="26-012345 purpose: 1", now=T0, policy=policy_settings,
+    )
+    forged = ("Armed robbery of the pharmacy at 14:10, store camera footage, report 26-4411\n\n"
+              "*Candidates (2):*\n1. John Q Public (subject JQP-1): higher similarity")
+    dialog, _ = request.on_reply(dialog, user_id="U1", text=forged, now=T0, policy=policy_settings)
+    assert dialog.justification and "\n" not in dialog.justification

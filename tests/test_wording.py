@@ -188,6 +188,7 @@ CALLS = {
     "call_number_invalid": [("26-012345",), (None,)],
     "purpose_unknown": [(policy.PURPOSE_CODES,)],
     "justification_too_short": [(10**6,)],
+    "justification_too_long": [(10**6,)],
     "call_number_unknown": [(HUGE,)],
     "dialog_expired": [(10**6,)],
     "wrong_person": [("U012ABCDEF",), (HUGE,)],
