@@ -883,6 +883,11 @@ class DialogStore:
             return None
         return max((Dialog.from_dict(doc) for doc in docs), key=lambda x: x.created_at)
 
+    def all(self) -> list[Dialog]:
+        """Every stored dialog, ended ones included (audit reconciliation at start)."""
+        with self._locked():
+            return self._all()
+
     def active(self) -> list[Dialog]:
         """Dialogs not yet ended, oldest first: for timeouts, and to resume after a restart."""
         with self._locked():

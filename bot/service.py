@@ -100,7 +100,7 @@ class Core:
     """The functional core's services for one data dir: settings, audit log, gallery, face engine."""
 
     settings: Settings
-    env: Mapping[str, str] | None = None
+    env: Mapping[str, str] | None = field(default=None, repr=False)  # may hold BOT_AUDIT_KEY
     _audit: AuditLog | None = field(default=None, repr=False)
     _gallery: Gallery | None = field(default=None, repr=False)
     _engine: FaceEngine | None = field(default=None, repr=False)

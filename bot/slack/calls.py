@@ -39,6 +39,8 @@ from bot.storage import ensure_private_dir, open_tinydb
 
 log = logging.getLogger(__name__)
 
+# Tries of a queued call-log post that Slack refuses for good (e.g. not_in_channel) before it is dropped.
+MAX_PERMANENT_ATTEMPTS = 10
 HISTORY_PAGE = 200  # conversations.history page size (Slack allows up to 1,000; 200 is its recommendation)
 # Errors that say Slack (or the way to it) is unwell rather than this one post being wrong: a flush stops
 # at the first of these instead of trying every queued post against a service that is down.
@@ -170,7 +172,9 @@ class CallLog:
         changed = []
         for call_number in found:
             current = self._threads.get(call_number)
-            if current is not None and _ts_key(current) <= _ts_key(ts):
+            if current is not None and (source == "edit" or _ts_key(current) <= _ts_key(ts)):
+                # An edit never moves a call's thread: editing an old message to add a call number must not
+                # redirect the call's log (and its link in results and the audit) to that message.
                 continue
             self._threads[call_number] = ts
             changed.append({"call_number": call_number, "thread_ts": ts, "first_seen": _ts_time(ts),
@@ -374,9 +378,12 @@ class CallLog:
                 try:
                     await self._deliver(doc)
                 except SLACK_ERRORS as exc:
-                    if doc.get("call_number") is None and not is_transient(exc):
-                        # A request thread Slack now refuses for good (archived, deleted): it would block
-                        # every later post of that thread, and never succeed.
+                    permanent = not is_transient(exc)
+                    if permanent and (doc.get("call_number") is None
+                                      or int(doc.get("attempts", 0)) + 1 >= MAX_PERMANENT_ATTEMPTS):
+                        # A thread Slack refuses for good (archived, bot not in the channel): it would block
+                        # every later post there and never succeed. A call-log post gets a few tries first (an
+                        # admin may invite the bot); the search is in the audit log either way.
                         log.error("dropped a queued post for thread %s of %s: %s", doc.get("thread_ts"),
                                   doc.get("channel"), error_text(exc))
                         await asyncio.to_thread(self._outbox_remove, doc["_id"])

@@ -383,6 +383,7 @@ async def _image_failed(rt: Runtime, dialog: Dialog, effect: request.ImageFailed
     )
     await _say_failed(rt, dialog, image, reason)
     await _log_call(rt, dialog, image, outcome="error", result=None, permalink=permalink)
+    await rt.io(rt.probes.remove, image.request_id)
 
 
 async def _log_call(
@@ -590,10 +591,11 @@ async def handle_action(
 async def index_dispatch(rt: Runtime, event: dict[str, Any]) -> None:
     """Index call numbers in a top-level dispatch-channel message (the CAD feed is usually a bot): its text,
     attachment fields and Block Kit text, as the backfill reads them (an edit: the edited message)."""
-    message = (event.get("message") if event.get("subtype") == "message_changed" else event) or {}
+    edited = event.get("subtype") == "message_changed"
+    message = (event.get("message") if edited else event) or {}
     ts = message.get("ts")
     if ts:
-        await rt.calls.index(message_text(message), ts)
+        await rt.calls.index(message_text(message), ts, source="edit" if edited else "dispatch")
 
 
 # -------------------------------------------------------------------------------------- face work
@@ -767,6 +769,8 @@ async def _finish_search(
         lambda d: request.on_searched(d, rid, outcome=outcome, now=rt.now(), result_ts=result_ts),
     ))
     await _best_effort("status", rid, status.show(blocks.progress(dialog, image, "done")))
+    # The result is audited and posted (or queued): the faces of this photo are no longer needed.
+    await rt.io(rt.probes.remove, rid)
 
 
 async def _post_result(
@@ -923,6 +927,37 @@ async def watchdog(rt: Runtime) -> int:
             await apply(rt, current, effects)
         restarted += 1
     return restarted
+
+
+ENDED_UNSEARCHED = ("cancelled", "expired", "error")
+
+
+def audit_gaps(rt: Runtime) -> list[tuple[Dialog, ImageRequest]]:
+    """Images whose dialog recorded an end (cancelled, expired, error) that the audit log does not hold: the
+    dialog was saved, then the process stopped (or the audit write failed) before the entry was written."""
+    audited = {e.get("request_id") for e in rt.core.audit.entries() if e.get("kind") == "search"}
+    return [
+        (dialog, image)
+        for dialog in rt.store.all()
+        for image in dialog.images
+        if image.outcome in ENDED_UNSEARCHED and image.request_id not in audited
+    ]
+
+
+async def reconcile_audit(rt: Runtime) -> int:
+    """At start: write the audit entries an interrupted run left unwritten (every use is documented)."""
+    gaps = await rt.io(audit_gaps, rt)
+    for dialog, image in gaps:
+        permalink = await rt.permalink(dialog.channel, dialog.thread_ts)
+        await rt.io(
+            service.record_ended, rt.core, outcome=image.outcome, request_id=image.request_id,
+            answers=dialog.answers(), requester=_requester(dialog),
+            source={**(await _source(rt, dialog, image, permalink)), "recorded_at_restart": True},
+            error=image.error or None, faces=image.faces,
+        )
+    if gaps:
+        log.warning("wrote %d audit entries an interrupted run had left unwritten", len(gaps))
+    return len(gaps)
 
 
 async def resume_all(rt: Runtime) -> int:

@@ -80,14 +80,14 @@ class Runtime:
     """Everything the Slack adapter shares between requests. Build it with `Runtime.create`."""
 
     settings: Settings
-    env: Mapping[str, str]
+    env: Mapping[str, str] = field(repr=False)  # holds the secrets: never in a printout
     core: Core
     store: DialogStore
     calls: CallLog
     client: AsyncWebClient
-    token: str
+    token: str = field(repr=False)
     api_url: str | None
-    signing_secret: str | None
+    signing_secret: str | None = field(repr=False)
     probes: ProbeCache
     clock: Callable[[], datetime] = utc_now
     status_interval: float = 1.0  # in-place status updates at most this often (CONTRACTS: once a second)

@@ -85,6 +85,10 @@ async def _on_start(rt: Runtime) -> None:
         log.info("dispatch channel backfill: %d messages indexed", indexed)
     except Exception:
         log.exception("dispatch channel backfill failed")
+    try:
+        await flow.reconcile_audit(rt)
+    except Exception:
+        log.exception("audit reconciliation at start failed")
     resumed = await flow.resume_all(rt)
     if resumed:
         log.info("resumed %d dialogs interrupted by a restart", resumed)

@@ -335,3 +335,27 @@ async def test_indexing_from_worker_threads_loses_no_call(open_log):
     await asyncio.gather(*(asyncio.to_thread(call_log.index_message, f"CAD {n}", f"17000000{i:02d}.000100")
                            for i, n in enumerate(numbers)))
     assert [n for n in numbers if not call_log.known(n)] == []
+
+
+async def test_a_call_log_post_slack_refuses_for_good_is_dropped_after_a_few_tries(slack, open_log):
+    from bot.slack.calls import MAX_PERMANENT_ATTEMPTS
+
+    call_log = open_log()
+    call_log.index_message(f"CAD: {CALL} robbery", "1700000100.000200")
+    slack.fail_next("chat.postMessage", status=500, times=MAX_RETRIES + 1)
+    assert await call_log.log(CALL, entry("Queued")) is None
+    slack._channels.pop(DISPATCH)  # the dispatch channel is gone: channel_not_found from now on
+    for _ in range(MAX_PERMANENT_ATTEMPTS - 2):
+        assert await call_log.flush_outbox() == 0
+    assert call_log.outbox_depth() == 1  # kept while an admin may still fix it
+    assert await call_log.flush_outbox() == 0
+    assert call_log.outbox_depth() == 0  # then dropped: it would never go out
+
+
+def test_an_edit_never_moves_a_calls_thread(open_log):
+    call_log = open_log()
+    call_log.index_message(f"CAD: {CALL} robbery", "1700000100.000200")
+    call_log.index_message(f"old chat, edited to mention {CALL}", "1600000000.000100", source="edit")
+    assert call_log.thread_ts(CALL) == "1700000100.000200"
+    assert call_log.index_message("edited: 26-777777 new", "1600000000.000100", source="edit") == ["26-777777"]
+    assert call_log.known("26-777777")  # an edit may still introduce a call nobody posted yet

@@ -228,9 +228,55 @@ async def test_retention_removes_ended_dialogs_and_cached_probes(harness):
     await harness.wait_kind("result")
     await harness.done(upload)
     probes = harness.data_dir / "cache" / "probes"
-    assert len(list(probes.glob("*.npz"))) == 1
+    assert list(probes.glob("*.npz")) == []  # removed once the result was recorded
+    (probes / "FR-LEFTOVER01.npz").write_bytes(b"left by a crash")  # what retention is for
     assert await flow.purge(harness.rt) == {"dialogs": 0, "probes": 0}  # within the 30 days
     clock.advance(days=31)
     assert await flow.purge(harness.rt) == {"dialogs": 1, "probes": 1}
     assert list(probes.glob("*.npz")) == [] and harness.rt.store.by_thread(CASE, upload["ts"]) is None
     assert len(harness.audit()) == 1  # the audit log keeps its own, longer retention
+
+
+async def test_an_audit_entry_lost_to_a_crash_is_written_at_the_next_start(harness, slack, monkeypatch):
+    """The dialog records the cancel, then the audit write fails (a crash at that moment): the next start
+    writes the missing `cancelled` entry, so the request is documented."""
+    from bot.audit import AuditLog
+
+    first = await harness.start(gallery=False)
+    upload = await harness.upload(harness.face(OBAMA))
+    await harness.wait_kind("prompt", step="call_number")
+    real_append = AuditLog.append
+
+    def failing(self, kind, **fields):
+        if fields.get("outcome") == "cancelled":
+            raise OSError("disk gone at the wrong moment")
+        return real_append(self, kind, **fields)
+
+    monkeypatch.setattr(AuditLog, "append", failing)
+    await harness.reply(upload, "cancel")
+    await harness.idle()
+    assert harness.rt.store.active() == []  # the dialog saved its end...
+    assert harness.audit() == []  # ...but the entry was never written
+    await first.stop()
+    monkeypatch.setattr(AuditLog, "append", real_append)
+
+    await harness.start(gallery=False)
+    await harness.idle()
+    for _ in range(50):
+        if harness.audit():
+            break
+        await asyncio.sleep(0.05)
+    [entry] = harness.audit()
+    assert entry["outcome"] == "cancelled" and entry["recorded_at_restart"] is True
+    await harness.start(gallery=False)  # a second restart writes nothing more
+    await harness.idle()
+    await asyncio.sleep(0.2)
+    assert len(harness.audit()) == 1
+
+
+async def test_probe_faces_are_removed_once_the_result_is_recorded(harness, slack):
+    await harness.start()
+    upload = await harness.upload(harness.face(OBAMA))
+    await harness.answer_all(upload)
+    await harness.done(upload)
+    assert list((harness.data_dir / "cache" / "probes").glob("*.npz")) == []
