@@ -20,6 +20,7 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -78,8 +79,25 @@ async def _every(interval: float, job: Callable[[], Awaitable[Any]], name: str) 
             log.exception("background job %s failed", name)
 
 
+async def _guard_dispatch_channel(rt: Runtime) -> None:
+    """A dispatch channel shared with another organisation gets summary log entries only: justifications
+    and candidate names stay inside the department (as case channels shared that way are refused)."""
+    channel = rt.settings.slack.dispatch_channel
+    if not channel or rt.settings.slack.call_log_detail == "summary":
+        return
+    info = await rt.channel_info(channel)
+    if info and info.get("is_ext_shared"):
+        log.error("the dispatch channel %s is shared with another organisation: call-thread entries will be "
+                  "summaries (no justification, no candidates)", channel)
+        rt.settings = replace(rt.settings, slack=replace(rt.settings.slack, call_log_detail="summary"))
+
+
 async def _on_start(rt: Runtime) -> None:
     """Backfill the call index, then resume dialogs a restart interrupted."""
+    try:
+        await _guard_dispatch_channel(rt)
+    except Exception:
+        log.exception("dispatch channel check failed")
     try:
         indexed = await rt.calls.backfill()
         log.info("dispatch channel backfill: %d messages indexed", indexed)

@@ -6,6 +6,8 @@ blocks and attachment fields, the summary call log carries no justification, and
 buttons of an ended dialog never answer twice."""
 from __future__ import annotations
 
+import json
+
 import pytest
 from slack_sdk.http_retry.builtin_interval_calculators import BackoffRetryIntervalCalculator
 
@@ -431,3 +433,16 @@ async def test_an_empty_gallery_tells_the_officer_and_is_audited_as_error(harnes
     [entry] = harness.audit()
     assert entry["outcome"] == "error" and "SearchUnavailable" in entry["error"]
     assert harness.thread(upload, "result") == []
+
+
+async def test_a_dispatch_channel_shared_with_another_organisation_gets_summaries_only(harness, slack):
+    slack._channels[DISPATCH]["is_ext_shared"] = True
+    await harness.start()
+    await harness.idle()
+    upload = await harness.upload(harness.face("people/obama/obama3.jpg"))
+    await harness.answer_all(upload)
+    await harness.done(upload)
+    [entry] = [m for m in slack.messages(DISPATCH)
+               if (m.get("metadata") or {}).get("event_payload", {}).get("kind") == "call_log"]
+    assert JUSTIFICATION not in json.dumps(entry) and "obama" not in json.dumps(entry["blocks"])
+    assert harness.audit()[0]["outcome"] == "candidates"  # the search itself is unaffected
