@@ -520,6 +520,18 @@ def parse_purpose(text: str | None) -> str | None:
     return codes.pop() if len(codes) == 1 else None
 
 
+# A purpose reply is short ("1", "threat", "imminent threat", "purpose 2"). Longer free text is not read as a
+# purpose: a justification typed one step early ("2 men robbed the pharmacy") must not set purpose 2.
+MAX_PURPOSE_REPLY_WORDS = 4
+
+
+def parse_purpose_reply(text: str | None) -> str | None:
+    """A purpose from a reply at the purpose step: `parse_purpose`, but only for a short reply."""
+    if len(_words(normalise_reply(text))) > MAX_PURPOSE_REPLY_WORDS:
+        return None
+    return parse_purpose(text)
+
+
 _NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
                  "nine": 9, "ten": 10}
 _FACE_REPLY = re.compile(r"(?:(?:face|number|no\.?|option)\s*)?#?\s*(\d+|[a-z]+)\s*[.)]?")

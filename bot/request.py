@@ -655,7 +655,7 @@ def on_reply(
     if step is Step.CALL_NUMBER:
         effects = _answer_call_number(d, text, now, policy, known_call, require_known_call)
     elif step is Step.PURPOSE:
-        effects = _answer_purpose(d, _policy.parse_purpose(text), now)
+        effects = _answer_purpose(d, _policy.parse_purpose_reply(text), now)
     elif step is Step.JUSTIFICATION:
         effects = _answer_justification(d, text, now, policy)
     elif step is Step.ATTESTATION:

@@ -252,12 +252,19 @@ async def transition(
     the input (a reply or a button), for the brief notes only they see.
     """
     async with rt.lock(dialog_id):
-        outcome = await rt.io(rt.store.update, dialog_id, step)
-        if outcome is None:
-            return None
-        dialog, effects = outcome
-        await apply(rt, dialog, effects, actor=actor)
-        return dialog
+        return await _transition_locked(rt, dialog_id, step, actor=actor)
+
+
+async def _transition_locked(
+    rt: Runtime, dialog_id: str, step: Callable[[Dialog], request.Result], *, actor: str | None = None
+) -> Dialog | None:
+    """`transition` for a caller that already holds the dialog's lock."""
+    outcome = await rt.io(rt.store.update, dialog_id, step)
+    if outcome is None:
+        return None
+    dialog, effects = outcome
+    await apply(rt, dialog, effects, actor=actor)
+    return dialog
 
 
 async def apply(rt: Runtime, dialog: Dialog, effects: list[Effect], *, actor: str | None = None) -> None:
@@ -539,20 +546,23 @@ async def handle_reply(rt: Runtime, body: dict[str, Any], dialog_id: str | None)
     if not user:
         return
     event_id = body.get("event_id") or f"{event.get('channel')}:{event.get('ts')}"
-    if not await _claim(rt, f"event:{event_id}"):
-        return  # a redelivered reply must not answer the next question too
-    if not await _claim(rt, f"message:{event.get('channel')}:{event.get('ts')}"):
-        return  # the same reply under another envelope: answered once already
     text = event.get("text") or ""
     slack = rt.settings.slack
-    await transition(
-        rt, dialog_id,
-        lambda d: request.on_reply(
-            d, user_id=user, text=text, now=rt.now(), policy=rt.settings.policy,
-            known_call=rt.calls.known, require_known_call=slack.require_known_call,
-        ),
-        actor=user,
-    )
+    # The dialog's lock is taken first, before any await: replies sent in a burst (a phone coming back
+    # online) are applied in the order they arrived, never an answer on the wrong step.
+    async with rt.lock(dialog_id):
+        if not await _claim(rt, f"event:{event_id}"):
+            return  # a redelivered reply must not answer the next question too
+        if not await _claim(rt, f"message:{event.get('channel')}:{event.get('ts')}"):
+            return  # the same reply under another envelope: answered once already
+        await _transition_locked(
+            rt, dialog_id,
+            lambda d: request.on_reply(
+                d, user_id=user, text=text, now=rt.now(), policy=rt.settings.policy,
+                known_call=rt.calls.known, require_known_call=slack.require_known_call,
+            ),
+            actor=user,
+        )
 
 
 async def handle_action(

@@ -109,3 +109,32 @@ async def test_inactivity_past_the_timeout_expires_the_dialog_and_is_audited(har
     await harness.reply(upload, JUSTIFICATION)
     await harness.idle()
     assert len(harness.thread(upload, "ended")) == 1 and len(harness.audit()) == 1
+
+
+async def test_replies_sent_in_a_burst_are_applied_in_order(harness, slack):
+    """A phone coming back online sends every answer at once, here in two requests' threads interleaved:
+    each answer lands on its own step of its own request, in order."""
+    await harness.start()
+    first = await harness.upload(harness.face("people/obama/obama3.jpg"))
+    second = await harness.upload(harness.face("people/biden/biden2.jpg"))
+    await harness.wait_kind("prompt", step="call_number", count=2)  # both threads exist; now everything at once
+    for upload, text in [(first, "26-012345"), (second, "26-011111"), (second, "2"), (first, "1"),
+                         (first, JUSTIFICATION), (second, JUSTIFICATION), (second, "I attest"),
+                         (first, "I attest")]:
+        await harness.reply(upload, text)
+    await harness.done(first)
+    await harness.done(second)
+    audited = sorted((e["call_number"], e["purpose"]) for e in harness.audit())
+    assert audited == [("26-011111", "threat"), ("26-012345", "investigation")]
+    assert harness.thread(first, "invalid") == [] and harness.thread(second, "invalid") == []
+
+
+async def test_a_justification_typed_at_the_purpose_step_does_not_set_a_purpose(harness, slack):
+    await harness.start(gallery=False)
+    upload = await harness.upload(harness.face("people/obama/obama3.jpg"), text="26-012345")
+    await harness.wait_kind("prompt", step="purpose")
+    await harness.reply(upload, "2 men robbed the pharmacy at 3 pm, store camera footage, report 26-4411")
+    await harness.wait_kind("invalid")
+    await harness.idle()
+    [dialog] = harness.rt.store.active()
+    assert dialog.purpose is None and dialog.step.value == "purpose"
