@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -178,7 +179,7 @@ def cmd_gallery(args: argparse.Namespace, settings: Settings) -> int:
 
     try:
         return _gallery(args, settings)
-    except (GalleryError, AuditError) as exc:
+    except (GalleryError, AuditError, OSError) as exc:  # OSError: e.g. BOT_DATA_DIR is a file or unwritable
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
 
@@ -231,7 +232,7 @@ def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
 
     try:
         return _audit(args, settings)
-    except AuditError as exc:
+    except (AuditError, OSError) as exc:
         _emit(args, {"error": str(exc)}, f"error: {exc}", stream=sys.stderr)
         return EXIT_ERROR
 
@@ -281,6 +282,8 @@ def _check_out(path: str | None) -> None:
     audited): the log must not record an export that then fails to be written."""
     if path and Path(path).is_dir():
         raise ValueError(f"cannot write {path}: it is a folder; give a file name")
+    if path and Path(path).parent.is_dir() and not os.access(Path(path).parent, os.W_OK):
+        raise ValueError(f"cannot write {path}: no permission to write in {Path(path).parent}")
     if path and not Path(path).parent.is_dir():
         raise ValueError(f"cannot write {path}: folder {Path(path).parent} does not exist")
 

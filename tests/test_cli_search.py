@@ -366,3 +366,12 @@ def test_audit_commands_without_the_key_fail_cleanly(data, capsys, monkeypatch, 
     assert main(command) == 1
     err = capsys.readouterr().err
     assert err.startswith("error:") and "Traceback" not in err
+
+
+def test_a_data_dir_that_is_a_file_is_a_clear_error(tmp_path, capsys, monkeypatch):
+    bad = tmp_path / "not-a-dir"
+    bad.write_text("x")
+    monkeypatch.setenv("BOT_DATA_DIR", str(bad))
+    assert main(["gallery", "list"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "Traceback" not in err

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
-from bot import __version__, review, wording
+from bot import __version__, policy, review, wording
 from bot.faces.engine import model_info
 from bot.slack import blocks, roles
 from bot.slack.blocks import Message
@@ -122,7 +122,9 @@ def parse(text: str) -> Command:
     if mention is None:
         if target.startswith(("@", "<")):
             return _usage("person", target)
-        return Command("audit_call", public=public, call_number=target) if not rest else _usage(
+        # Stored in normal form (policy.normalise_call_number): "#26-012345" or "*26-012345*" find it too.
+        call_number = policy.normalise_call_number(target.strip("#*_~`")) or target
+        return Command("audit_call", public=public, call_number=call_number) if not rest else _usage(
             "extra", " ".join(rest))
     since = None
     if rest:

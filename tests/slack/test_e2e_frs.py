@@ -9,6 +9,7 @@ import io
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from PIL import Image
 
 from bot import __version__, policy, review, wording
@@ -489,3 +490,8 @@ async def test_nothing_is_shown_when_the_read_cannot_be_audited(harness, slack):
     [answer] = await frs(harness, f"audit {CALL}")
     assert texts(answer) == [wording.FRS_FAILED]  # no unaudited read: the list is not shown
     assert "FR-OTHERKEY01" not in answer.params["text"]
+
+
+@pytest.mark.parametrize("typed", ["#26-012345", "*26-012345*", "`26-012345`", "２６-012345"])
+def test_audit_call_argument_is_read_in_the_stored_form(typed):
+    assert slack_review.parse(f"audit {typed}").call_number == "26-012345"
