@@ -1069,3 +1069,10 @@ def justification_too_long(max_chars: int) -> str:
     """Refusal of a justification over the length cap."""
     return (f"The justification is longer than {max_chars} characters. State the facts that give reasonable "
             "suspicion briefly (GO 375.01 B.1); the full narrative belongs in the report.")
+
+
+def call_thread_moved(call_number: str, link: str | None) -> str:
+    """In dispatch's thread for a call, pointing to the facial recognition entries logged before it existed."""
+    where = f"<{link}|this earlier thread>" if link and _SAFE_URL.fullmatch(link) else "an earlier thread"
+    return _clip(f"Facial recognition activity for call {escape_slack(call_number)} logged before this message "
+                 f"is in {where}; new entries follow here.", SLACK_SECTION_LIMIT)

@@ -189,6 +189,7 @@ CALLS = {
     "purpose_unknown": [(policy.PURPOSE_CODES,)],
     "justification_too_short": [(10**6,)],
     "justification_too_long": [(10**6,)],
+    "call_thread_moved": [(HUGE, "https://example.slack.com/archives/C1/p1"), (HUGE, None)],
     "call_number_unknown": [(HUGE,)],
     "dialog_expired": [(10**6,)],
     "wrong_person": [("U012ABCDEF",), (HUGE,)],

@@ -31,7 +31,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 from tinydb import Query
 
-from bot import policy
+from bot import policy, wording
 from bot.config import Settings
 from bot.slack import blocks
 from bot.slack.blocks import Message
@@ -138,7 +138,9 @@ class CallLog:
         # The index lives in memory too (this process is its only writer): look-ups on the event loop never
         # touch the disk or wait for the lock; writes go to disk from a worker thread (`_persist_async`).
         with self._db_lock:
-            self._threads: dict[str, str] = {d["call_number"]: d["thread_ts"] for d in self._calls.all()}
+            docs = self._calls.all()
+            self._threads: dict[str, str] = {d["call_number"]: d["thread_ts"] for d in docs}
+            self._sources: dict[str, str] = {d["call_number"]: d.get("source", "") for d in docs}
             self._queued: int = len(self._outbox)
         self._thread_locks: dict[str, asyncio.Lock] = {}
         self._flush_lock = asyncio.Lock()
@@ -160,11 +162,29 @@ class CallLog:
         return found
 
     async def index(self, text: str, ts: str, *, source: str = "dispatch") -> list[str]:
-        """`index_message` for the event loop: memory at once, the disk write in a worker thread."""
+        """`index_message` for the event loop: memory at once, the disk write in a worker thread.
+
+        When dispatch posts a call the bot had already opened a thread for (the search came first), the
+        call's thread becomes dispatch's message, and a link there points to the earlier entries."""
+        before = {c: (self._threads.get(c), self._sources.get(c)) for c in
+                  policy.find_call_numbers(text or "", self.pattern)}
         found, changed = self._remember_all(text, ts, source)
         if changed:
             await asyncio.to_thread(self._persist, changed)
+        for record in changed:
+            old_ts, old_source = before.get(record["call_number"], (None, None))
+            if old_ts and old_source == "bot" and self.channel:
+                await self._link_earlier_thread(record["call_number"], old_ts, ts)
         return found
+
+    async def _link_earlier_thread(self, call_number: str, old_ts: str, new_ts: str) -> None:
+        """Post, in dispatch's thread for the call, a link to the thread the bot had started for it."""
+        try:
+            link = (await self.client.chat_getPermalink(channel=self.channel, message_ts=old_ts)).get("permalink")
+            note = blocks.note(wording.call_thread_moved(call_number, link), kind="call_thread_moved")
+            await self.client.chat_postMessage(channel=self.channel, thread_ts=new_ts, **note.kwargs())
+        except SLACK_ERRORS as exc:
+            log.warning("could not link the earlier thread of call %s: %s", call_number, error_text(exc))
 
     def _remember_all(self, text: str, ts: str, source: str) -> tuple[list[str], list[dict[str, str]]]:
         """Update the in-memory index; return the call numbers found and the records that changed."""
@@ -172,11 +192,21 @@ class CallLog:
         changed = []
         for call_number in found:
             current = self._threads.get(call_number)
-            if current is not None and (source == "edit" or _ts_key(current) <= _ts_key(ts)):
+            if current is not None:
                 # An edit never moves a call's thread: editing an old message to add a call number must not
                 # redirect the call's log (and its link in results and the audit) to that message.
-                continue
+                if source == "edit" or current == ts:
+                    continue
+                # Dispatch's own message (CAD feed or dispatcher) wins over a thread the bot started; among
+                # dispatch's messages, the earliest.
+                current_is_bot = self._sources.get(call_number) == "bot"
+                if source == "bot" and not current_is_bot:
+                    continue
+                takes_over = current_is_bot and source != "bot"
+                if not takes_over and _ts_key(current) <= _ts_key(ts):
+                    continue
             self._threads[call_number] = ts
+            self._sources[call_number] = source
             changed.append({"call_number": call_number, "thread_ts": ts, "first_seen": _ts_time(ts),
                             "source": source})
         return found, changed
@@ -184,9 +214,7 @@ class CallLog:
     def _persist(self, records: list[dict[str, str]]) -> None:
         with self._db_lock:
             for record in records:
-                current = self._calls.get(Query().call_number == record["call_number"])
-                if current is not None and _ts_key(current["thread_ts"]) <= _ts_key(record["thread_ts"]):
-                    continue
+                # Memory decided (`_remember_all`); the file follows it.
                 self._calls.upsert(record, Query().call_number == record["call_number"])
 
     def known(self, call_number: str) -> bool:

@@ -359,3 +359,21 @@ def test_an_edit_never_moves_a_calls_thread(open_log):
     assert call_log.thread_ts(CALL) == "1700000100.000200"
     assert call_log.index_message("edited: 26-777777 new", "1600000000.000100", source="edit") == ["26-777777"]
     assert call_log.known("26-777777")  # an edit may still introduce a call nobody posted yet
+
+
+async def test_dispatch_posting_a_call_after_the_bot_opened_its_thread_takes_it_over(slack, open_log):
+    """The search came first (the bot started the call's thread); then the CAD feed posts the call: later
+    entries go to the CAD thread, which links to the earlier one."""
+    call_log = open_log()
+    assert await call_log.log(CALL, entry("First search")) is not None
+    (opening,) = top_level(slack)
+    cad = slack.add_message(DISPATCH, f"CAD: {CALL} robbery in progress", user="UCADFEED")
+    await call_log.index(f"CAD: {CALL} robbery in progress", cad["ts"])
+    assert call_log.thread_ts(CALL) == cad["ts"]
+    [link] = slack.messages(DISPATCH, thread_ts=cad["ts"])  # the bot's posts there
+    assert "earlier thread" in link["text"]
+    await call_log.log(CALL, entry("Second search"))
+    assert [m["text"] for m in slack.messages(DISPATCH, thread_ts=cad["ts"])][-1] == "Second search"
+    assert open_log().thread_ts(CALL) == cad["ts"]  # persisted
+    await call_log.index(wording.call_thread_opening(CALL), opening["ts"], source="bot")
+    assert call_log.thread_ts(CALL) == cad["ts"]  # the bot's own message never takes it back
