@@ -1076,3 +1076,12 @@ def call_thread_moved(call_number: str, link: str | None) -> str:
     where = f"<{link}|this earlier thread>" if link and _SAFE_URL.fullmatch(link) else "an earlier thread"
     return _clip(f"Facial recognition activity for call {escape_slack(call_number)} logged before this message "
                  f"is in {where}; new entries follow here.", SLACK_SECTION_LIMIT)
+
+
+def dialog_ended_partly(kind: str, ended: Sequence[str], kept: Sequence[str]) -> str:
+    """Cancel or timeout after some photos of the upload were already searched: what ended, what was kept."""
+    verb = "cancelled" if kind == "cancelled" else "expired without an answer"
+    ended_text = ", ".join(escape_slack(r) for r in ended) or "the rest"
+    kept_text = ", ".join(escape_slack(r) for r in kept)
+    return _clip(f"Request {ended_text} {verb}: not searched. Already searched and kept: {kept_text} (its result "
+                 "is in this thread). This is recorded in the audit log.", SLACK_SECTION_LIMIT)

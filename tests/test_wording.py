@@ -190,6 +190,7 @@ CALLS = {
     "justification_too_short": [(10**6,)],
     "justification_too_long": [(10**6,)],
     "call_thread_moved": [(HUGE, "https://example.slack.com/archives/C1/p1"), (HUGE, None)],
+    "dialog_ended_partly": [("cancelled", [HUGE], [HUGE]), ("expired", [], ["FR-1"])],
     "call_number_unknown": [(HUGE,)],
     "dialog_expired": [(10**6,)],
     "wrong_person": [("U012ABCDEF",), (HUGE,)],

@@ -402,9 +402,18 @@ def image_failed(dialog: Dialog, image: ImageRequest, reason: str) -> Message:
     )
 
 
-def ended(dialog: Dialog, kind: str, *, timeout_minutes: int | None = None) -> Message:
-    """The dialog ended early: "cancelled" by the requester or "expired" after the inactivity timeout."""
-    if kind == "cancelled":
+def ended(dialog: Dialog, kind: str, *, timeout_minutes: int | None = None,
+          request_ids: Sequence[str] = ()) -> Message:
+    """The dialog ended early: "cancelled" by the requester or "expired" after the inactivity timeout.
+
+    When other photos of the upload were already searched (or are being searched), the message names what
+    ended and what was kept, instead of saying no search was run."""
+    ended_ids = list(request_ids)
+    kept = [i.request_id for i in dialog.images if ended_ids and i.request_id not in ended_ids
+            and (i.outcome in ("candidates", "no_candidate") or i.status == request.SEARCHING)]
+    if kept and kind in ("cancelled", "expired"):
+        text = wording.dialog_ended_partly(kind, ended_ids, kept)
+    elif kind == "cancelled":
         text = wording.DIALOG_CANCELLED
     elif kind == "expired":
         text = wording.dialog_expired(timeout_minutes) if timeout_minutes else wording.DIALOG_EXPIRED

@@ -360,7 +360,7 @@ async def _ended(rt: Runtime, dialog: Dialog, kind: str, request_ids: tuple[str,
         )
         await rt.io(rt.probes.remove, rid)
     minutes = rt.settings.slack.dialog_timeout_minutes if kind == "expired" else None
-    ended = blocks.ended(dialog, kind, timeout_minutes=minutes)
+    ended = blocks.ended(dialog, kind, timeout_minutes=minutes, request_ids=request_ids)
     await post_essential(rt, dialog.channel, dialog.thread_ts, ended)
 
 

@@ -569,3 +569,17 @@ def test_manifest_lists_exactly_the_scopes_and_events_used():
     assert doc["settings"]["interactivity"]["is_enabled"] is True
     (frs,) = doc["features"]["slash_commands"]
     assert frs["command"] == "/frs" and frs["should_escape"] is True
+
+
+def test_ended_after_another_photo_was_searched_names_what_was_kept():
+    from bot.request import ImageRequest
+
+    dialog, _ = start()
+    searched = ImageRequest(request_id="FR-KEPT000001", file_id="F2", file_name="b.jpg", outcome="candidates",
+                            status="done")
+    dialog.images.append(searched)
+    first = dialog.images[0].request_id
+    message = blocks.ended(dialog, "cancelled", request_ids=(first,))
+    text = message.kwargs()["text"]
+    assert "FR-KEPT000001" in text and first in text and "No search was run" not in text
+    assert blocks.ended(dialog, "cancelled").kwargs()["text"] == wording.DIALOG_CANCELLED
