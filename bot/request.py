@@ -760,8 +760,12 @@ def on_searched(
     img.status, img.outcome, img.error = DONE, outcome, error
     img.result_ts, img.result_at = result_ts, _iso(now)
     _touch(d, now)
-    # A dialog cancelled or expired while this search ran keeps its ending; the result is still kept.
-    return d, _settle(d, now)
+    # A dialog cancelled or expired while this search ran keeps its ending; the result is still kept, and
+    # when the last such search is over the adapter may clear its progress marks (Done).
+    effects = _settle(d, now)
+    if d.step in (Step.CANCELLED, Step.EXPIRED) and not any(i.status == SEARCHING for i in d.images):
+        effects.append(Done(d.request_ids))
+    return d, effects
 
 
 def on_tick(dialog: Dialog, now: datetime, timeout_minutes: int) -> Result:

@@ -427,7 +427,8 @@ def test_timeout_at_face_choice_lets_running_searches_finish():
     d, effects = on_tick(d, at(40), 30)
     assert effects == [Expired((r2,))] and d.step is Step.EXPIRED
     d, effects = on_searched(d, r1, outcome="candidates", now=at(41))
-    assert effects == [] and d.step is Step.EXPIRED and d.images[0].outcome == "candidates"
+    # The ending stays; Done only lets the adapter clear its progress marks (the last search is over).
+    assert effects == [Done(d.request_ids)] and d.step is Step.EXPIRED and d.images[0].outcome == "candidates"
 
 
 # --- persistence ----------------------------------------------------------------------------------------------
@@ -522,3 +523,23 @@ def test_a_justification_reply_is_stored_on_one_line():
               "*Candidates (2):*\n1. John Q Public (subject JQP-1): higher similarity")
     dialog, _ = request.on_reply(dialog, user_id="U1", text=forged, now=T0, policy=policy_settings)
     assert dialog.justification and "\n" not in dialog.justification
+
+
+def test_the_last_search_finishing_after_a_cancel_lets_the_adapter_clear_its_marks():
+    from bot import request as rq
+
+    policy_settings = PolicySettings()
+    dialog, _ = rq.start_dialog(
+        channel="C1", thread_ts="1.0", requester_id="U1", requester_name="One",
+        files=[("F1", "a.jpg"), ("F2", "b.jpg")], text="", now=T0, policy=policy_settings,
+    )
+    first, second = (i.request_id for i in dialog.images)
+    # First image searching, second still waiting for a face choice; then the officer cancels.
+    dialog.images[0].status, dialog.images[0].face_index = rq.SEARCHING, 1
+    dialog.images[1].status = rq.NEEDS_FACE
+    dialog.step, dialog.attested = rq.Step.FACE_CHOICE, True
+    dialog, effects = rq.on_reply(dialog, user_id="U1", text="cancel", now=T0, policy=policy_settings)
+    assert any(isinstance(e, rq.Cancelled) and e.request_ids == (second,) for e in effects)
+    dialog, effects = rq.on_searched(dialog, first, outcome="candidates", now=T0)
+    assert dialog.step is rq.Step.CANCELLED
+    assert any(isinstance(e, rq.Done) for e in effects)

@@ -307,8 +307,8 @@ async def _apply(rt: Runtime, dialog: Dialog, effect: Effect, actor: str | None)
         _forget(rt, dialog)
     elif isinstance(effect, request.Done):
         await react(rt, dialog.channel, dialog.thread_ts, HOURGLASS, remove=True)
-        # A ✅ would read "all searched": an image that failed gets the officer's attention instead.
-        failed = any(i.outcome == "error" for i in dialog.images)
+        # A ✅ would read "all searched": an image that failed, or was not searched, gets a ⚠ instead.
+        failed = any(i.outcome in ("error", "cancelled", "expired") for i in dialog.images)
         await react(rt, dialog.channel, dialog.thread_ts, WARNING_MARK if failed else DONE_MARK)
         _forget(rt, dialog)
     elif actor and isinstance(effect, (request.Busy, request.Stale, request.Closed)):
