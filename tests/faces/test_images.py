@@ -217,8 +217,10 @@ def test_empty_bytes():
 
 
 def test_other_image_formats_are_unsupported(face_rgb: np.ndarray):
-    err = _expect("unsupported", _save(Image.fromarray(face_rgb), "PPM"))
-    assert "PPM" in err.message and "JPEG or PNG" in err.message
+    err = _expect("unsupported", _save(Image.fromarray(face_rgb).resize((64, 64)), "ICO"))
+    assert "ICO" in err.message and "JPEG or PNG" in err.message
+    # Formats outside the accepted list are never parsed, not even their header: a PPM is just "not a photo".
+    assert _expect("not_image", _save(Image.fromarray(face_rgb), "PPM")).code == "not_image"
 
 
 def test_read_image_file_missing_and_oversized(tmp_path: Path, face_jpeg: bytes):
