@@ -165,7 +165,12 @@ def create_server(
         bolt_request = await to_bolt_request(request)
         return await to_aiohttp_response(await bolt.async_dispatch(bolt_request))
 
-    async def healthz(_request: web.Request) -> web.Response:
+    async def healthz(request: web.Request) -> web.Response:
+        # The port faces the internet (Slack posts to it): details only for the machine itself (monitoring
+        # agents, the Procfile host's checks); anyone else learns only that the bot is up.
+        if request.remote not in ("127.0.0.1", "::1"):
+            return web.json_response({"ok": True})
+
         def numbers() -> tuple[int, int]:
             gallery = rt.core.gallery
             gallery.refresh()
