@@ -768,6 +768,16 @@ def on_searched(
     return d, effects
 
 
+def on_refused(dialog: Dialog, now: datetime) -> Result:
+    """The requester is no longer authorised (re-checked at the attestation, before any face work): every
+    image not yet searched ends `denied`. The adapter audits and says why; no effects from here."""
+    if dialog.terminal:
+        return dialog, []
+    d = dialog.copy()
+    _end(d, Step.CANCELLED, "denied", now)
+    return d, []
+
+
 def on_tick(dialog: Dialog, now: datetime, timeout_minutes: int) -> Result:
     """End a dialog left unanswered past the timeout. Only input steps expire, never the bot's own work."""
     if dialog.step not in INPUT_STEPS:

@@ -288,8 +288,11 @@ async def _apply(rt: Runtime, dialog: Dialog, effect: Effect, actor: str | None)
     elif isinstance(effect, request.Summary):
         await post(rt, *here, blocks.summary(dialog))
     elif isinstance(effect, request.Analyse):
-        for rid in effect.request_ids:
-            rt.spawn(analyse(rt, dialog.dialog_id, rid), name=f"analyse-{rid}")
+        # Authority is checked again now, before any face work: a requester removed from the lists (or made
+        # a guest) since the upload gets no search.
+        if await _still_authorised(rt, dialog, effect.request_ids):
+            for rid in effect.request_ids:
+                rt.spawn(analyse(rt, dialog.dialog_id, rid), name=f"analyse-{rid}")
     elif isinstance(effect, request.AskFace):
         await _ask_face(rt, dialog, effect)
     elif isinstance(effect, request.ImageFailed):
@@ -514,6 +517,26 @@ async def _file_details(rt: Runtime, file: dict[str, Any]) -> dict[str, Any]:
     except SLACK_ERRORS as exc:
         log.warning("files.info for %s failed: %s", file["id"], error_text(exc))
         return file
+
+
+async def _still_authorised(rt: Runtime, dialog: Dialog, request_ids: tuple[str, ...]) -> bool:
+    """Re-check the requester; when refused, audit each image as denied, say why and end the dialog."""
+    allowed, reason = await roles.can_request(rt, dialog.requester_id, await rt.channel_info(dialog.channel))
+    if allowed:
+        return True
+    permalink = await rt.permalink(dialog.channel, dialog.thread_ts)
+    for rid in request_ids:
+        image = dialog.image(rid)
+        if image is not None:
+            await rt.io(
+                service.record_denied, rt.core, request_id=rid, answers=dialog.answers(), reasons=[reason or ""],
+                requester=_requester(dialog), source=await _source(rt, dialog, image, permalink),
+            )
+    await post_essential(rt, dialog.channel, dialog.thread_ts,
+                         blocks.refusal(reason or "", request_id=", ".join(request_ids), dialog=dialog))
+    # Inside the caller's transition (it holds the lock): write the ending directly.
+    await rt.io(rt.store.update, dialog.dialog_id, lambda d: request.on_refused(d, rt.now()))
+    return False
 
 
 async def _refuse(
@@ -939,7 +962,7 @@ async def watchdog(rt: Runtime) -> int:
     return restarted
 
 
-ENDED_UNSEARCHED = ("cancelled", "expired", "error")
+ENDED_UNSEARCHED = ("cancelled", "expired", "error", "denied")
 
 
 def audit_gaps(rt: Runtime) -> list[tuple[Dialog, ImageRequest]]:

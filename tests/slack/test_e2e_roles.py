@@ -4,7 +4,7 @@ from __future__ import annotations
 from bot import wording
 from bot.slack import roles
 
-from .conftest import GROUP, GROUP_MEMBER, GUEST, OFFICER, OFFICER2, SHARED
+from .conftest import GROUP, GROUP_MEMBER, GUEST, JUSTIFICATION, OFFICER, OFFICER2, SHARED, block_texts
 
 
 async def test_requesters_by_list_and_group_and_the_refusals(harness, slack):
@@ -35,3 +35,23 @@ async def test_group_membership_is_cached(harness, slack):
     for _ in range(3):
         assert await roles.can_request(harness.rt, GROUP_MEMBER, {}) == (True, None)
     assert len(slack.call_log("usergroups.users.list")) == 1
+
+
+async def test_a_requester_removed_before_attesting_gets_no_search(harness, slack):
+    """Authority is checked again at the attestation, before any face work."""
+    from dataclasses import replace
+
+    await harness.start()
+    upload = await harness.upload(harness.face("people/obama/obama3.jpg"), text="26-012345 purpose: 1")
+    await harness.wait_kind("prompt", step="justification")
+    await harness.reply(upload, JUSTIFICATION)
+    await harness.wait_kind("prompt", step="attestation")
+    rt = harness.rt
+    rt.settings = replace(rt.settings, slack=replace(rt.settings.slack, requesters=(), requester_groups=()))
+    await harness.reply(upload, "I attest")
+    refusal = await harness.wait_kind("refusal")
+    await harness.idle()
+    assert block_texts(refusal.params)[0] == wording.NOT_AUTHORISED_NOBODY_CONFIGURED
+    [entry] = harness.audit()
+    assert entry["outcome"] == "denied" and entry["justification"] == JUSTIFICATION
+    assert slack.downloads() == [] and rt.store.active() == []
