@@ -476,10 +476,17 @@ def slack_to_plain(text: str | None) -> str:
     return text.translate(_QUOTES).strip()
 
 
+_EMOJI_NUMBERS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
+                  "nine": 9, "keycap_ten": 10}
+
+
 def normalise_reply(text: str | None) -> str:
     """A reply for matching: Slack markup and *bold*/_italic_/~strike~/`code` markers removed, smart quotes
     folded, case-folded, whitespace trimmed and collapsed."""
     text = slack_to_plain(text)
+    # Slack sends number emoji as shortcodes: ":two:" is a reply of "2" (purpose, face choice).
+    text = re.sub(r":(one|two|three|four|five|six|seven|eight|nine|keycap_ten):",
+                  lambda m: str(_EMOJI_NUMBERS[m.group(1)]), text)
     text = re.sub(r"[*_~`]", "", text)
     text = re.sub(r"^(?:>\s*)+", "", text)  # a quoted reply
     return collapse_whitespace(text.casefold())
@@ -495,7 +502,7 @@ def is_attestation(text: str | None) -> bool:
     return _bare(text) == wording.ATTEST_REPLY.casefold()
 
 
-CANCEL_WORDS = frozenset({"cancel", "stop", "abort"})
+CANCEL_WORDS = frozenset({"cancel", "stop", "abort", "cancel request", "cancel this request"})
 
 
 def is_cancel(text: str | None) -> bool:

@@ -448,3 +448,9 @@ def test_justification_over_the_cap_is_refused():
 def test_a_justification_is_kept_on_one_line():
     text = "justification: Armed robbery at the pharmacy,\n\n*Candidates (2):*\n1. John Q Public, camera footage"
     assert "\n" not in policy.find_justification(text)
+
+
+def test_number_emoji_and_the_cancel_buttons_label_are_understood():
+    assert policy.parse_purpose_reply(":two:") == "threat"
+    assert policy.parse_face_choice(":three:", 3) == 3
+    assert policy.is_cancel("Cancel request") and policy.is_cancel("*cancel*")
