@@ -1085,3 +1085,10 @@ def dialog_ended_partly(kind: str, ended: Sequence[str], kept: Sequence[str]) ->
     kept_text = ", ".join(escape_slack(r) for r in kept)
     return _clip(f"Request {ended_text} {verb}: not searched. Already searched and kept: {kept_text} (its result "
                  "is in this thread). This is recorded in the audit log.", SLACK_SECTION_LIMIT)
+
+
+EDIT_NOT_READ = (
+    "Edited replies are not read: your answer was taken as you first sent it (the summary before the "
+    "attestation shows every answer). If the question is still open, reply again; to correct an earlier "
+    "answer, reply cancel and upload the photo again."
+)

@@ -588,6 +588,21 @@ async def handle_reply(rt: Runtime, body: dict[str, Any], dialog_id: str | None)
         )
 
 
+async def handle_edit(rt: Runtime, body: dict[str, Any]) -> None:
+    """The requester edited a reply in a running request: edits are not read (the answer was taken as first
+    sent), so say so privately, once per edit."""
+    event = body.get("event") or {}
+    message = event.get("message") or {}
+    channel, user = event.get("channel"), message.get("user")
+    dialog = await _load(rt, rt.threads.get((channel, message.get("thread_ts"))))
+    if dialog is None or dialog.terminal or user != dialog.requester_id or _from_bot(rt, message):
+        return
+    if not await _claim(rt, f"edit:{channel}:{message.get('ts')}:{event.get('event_ts') or event.get('ts')}"):
+        return
+    await ephemeral(rt, dialog.channel, user, dialog.thread_ts,
+                    blocks.note(wording.EDIT_NOT_READ, kind="edit_not_read", dialog=dialog))
+
+
 async def handle_action(
     rt: Runtime, body: dict[str, Any], action: dict[str, Any], dialog_id: str | None
 ) -> None:

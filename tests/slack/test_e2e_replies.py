@@ -138,3 +138,22 @@ async def test_a_justification_typed_at_the_purpose_step_does_not_set_a_purpose(
     await harness.idle()
     [dialog] = harness.rt.store.active()
     assert dialog.purpose is None and dialog.step.value == "purpose"
+
+
+async def test_an_edited_reply_is_not_read_and_the_requester_is_told(harness, slack):
+    await harness.start(gallery=False)
+    upload = await harness.upload(harness.face("people/obama/obama3.jpg"))
+    await harness.wait_kind("prompt", step="call_number")
+    reply = await harness.reply(upload, "26-012345")
+    await harness.wait_kind("prompt", step="purpose")
+    edit = {"type": "message", "subtype": "message_changed", "channel": CASE, "ts": f"{reply['ts']}9",
+            "event_ts": f"{reply['ts']}9",
+            "message": {**reply, "text": "26-099999", "edited": {"user": reply["user"], "ts": "1"}}}
+    await harness.send(edit)
+    await slack.wait_for("chat.postEphemeral", ok=True)
+    await harness.send(edit)  # the same edit delivered again: no second note
+    await harness.idle()
+    [note] = slack.ephemerals(CASE, reply["user"])
+    assert note["text"] == wording.EDIT_NOT_READ
+    [dialog] = harness.rt.store.active()
+    assert dialog.call_number == "26-012345"  # the edit changed nothing
