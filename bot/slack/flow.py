@@ -669,6 +669,9 @@ async def analyse(rt: Runtime, dialog_id: str, request_id: str) -> None:
                 data = await _download(rt, image)
                 await status.show(blocks.progress(dialog, image, "finding_faces"))
                 cached = await _find_faces(rt, image, data)
+                current = await rt.io(rt.store.get, dialog_id)
+                if current is None or current.terminal:
+                    return  # cancelled or expired meanwhile: the faces of this photo are not kept
                 await rt.io(rt.probes.put, request_id, cached)
             except _Failure as failure:
                 error = failure.reason

@@ -280,3 +280,27 @@ async def test_probe_faces_are_removed_once_the_result_is_recorded(harness, slac
     await harness.answer_all(upload)
     await harness.done(upload)
     assert list((harness.data_dir / "cache" / "probes").glob("*.npz")) == []
+
+
+async def test_faces_found_after_a_cancel_are_not_kept(harness, slack, monkeypatch):
+    from bot.slack import flow as flow_module
+
+    release = asyncio.Event()
+    real = flow_module._find_faces
+
+    async def slow(rt, image, data):
+        await release.wait()
+        return await real(rt, image, data)
+
+    monkeypatch.setattr(flow_module, "_find_faces", slow)
+    await harness.start()
+    upload = await harness.upload(harness.face(OBAMA), text=f"26-012345 purpose: 1 justification: {JUSTIFICATION}")
+    await harness.wait_kind("prompt", step="attestation")
+    await harness.reply(upload, "I attest")
+    await slack.wait_for(lambda c: c.method == "files.download" or "download" in c.method, timeout=10)
+    await harness.reply(upload, "cancel")
+    await harness.wait_kind("ended")
+    release.set()
+    await harness.idle()
+    assert list((harness.data_dir / "cache" / "probes").glob("*.npz")) == []
+    assert [e["outcome"] for e in harness.audit()] == ["cancelled"]
