@@ -297,18 +297,22 @@ def check_purpose(value: str | None) -> str | None:
 # Every justification must name one of these: reasonable suspicion (B.1) is about what happened, and without
 # it a search that mentions a protected class would rest on who the person is (C). A screen, not a judgement.
 INCIDENT_STEMS: tuple[str, ...] = tuple(sorted(_vocab("""
-robb rob theft thief thieves stole steal shoplift larcen burglar break assault batter attack stab shoot shot
-gun firearm weapon knife pistol rifle homicid murder kill kidnap abduct carjack fraud forg counterfeit scam
-vandal arson threat bomb hostage missing runaway amber deceas dead death body remains unconscious unresponsive
-overdos injur wound victim witness warrant wanted crime criminal offen incident collision crash hit trafficking
-narcotic drug dealing sold selling camera cctv video footage surveillance recording report case
-complaint evidence fingerprint dna plate vehicle license identif unidentif confus dementia alzheimer wander
-amnes disorient incapacit unable hospital patient medical""")))
+robb theft thief thieves stole steal shoplift larcen burglar assault batter attack stabb shoot gunshot gunfire
+gunpoint firearm weapon knife pistol rifle homicid murder kill kidnap abduct carjack fraud forger counterfeit
+scam vandal graffiti arson threat bomb hostage missing runaway deceas death unconscious unresponsive overdos
+injur wound victim witness warrant crime criminal offens offenc incident collision crash trafficking narcotic
+dealing camera cctv video footage surveillance recording report complaint evidence fingerprint
+vehicle license trespass harass stalk punch abus molest indecent flee intoxicat dementia alzheimer wander
+amnes disorient incapacit hospital confus""")))
+# Short words matched whole (as prefixes they would match "Robert", "stable", "deadline", "breakfast"...).
+INCIDENT_WORDS: frozenset[str] = _vocab("""
+rob robs gun guns stab stabs shot shots dead body bodies remains hit sold wanted fled beat beaten beating
+fight fights fought rape raped rapist dui drunk case cases plate plates forged amber""")
 
 
 def names_incident(text: str) -> bool:
     """Whether `text` names an incident, a person to identify, or evidence (see INCIDENT_STEMS)."""
-    return any(w.startswith(INCIDENT_STEMS) for w in _words(text))
+    return any(w in INCIDENT_WORDS or w.startswith(INCIDENT_STEMS) for w in _words(text))
 
 
 def check_justification(text: str | None, min_chars: int = 40) -> str | None:

@@ -454,3 +454,26 @@ def test_number_emoji_and_the_cancel_buttons_label_are_understood():
     assert policy.parse_purpose_reply(":two:") == "threat"
     assert policy.parse_face_choice(":three:", 3) == 3
     assert policy.is_cancel("Cancel request") and policy.is_cancel("*cancel*")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Need to identify this Black male, he looks suspicious standing outside the store tonight",
+        "Unable to say why but this Muslim man looks out of place near the stadium",
+        "Robert said this Black man looked suspicious near his house last night",  # "Robert" is no robbery
+    ],
+)
+def test_generic_words_and_names_do_not_pass_for_an_incident(text):
+    assert policy.check_justification(text, 40) == wording.JUSTIFICATION_PROTECTED_CLASS
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Suspect trespassed at the warehouse on Pier 4 twice this week after being served a notice",
+        "Man punched a bus driver on route 30 at 8th and K this morning and fled on foot",
+    ],
+)
+def test_more_offences_pass(text):
+    assert policy.check_justification(text, 40) is None

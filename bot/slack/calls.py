@@ -142,6 +142,7 @@ class CallLog:
             self._threads: dict[str, str] = {d["call_number"]: d["thread_ts"] for d in docs}
             self._sources: dict[str, str] = {d["call_number"]: d.get("source", "") for d in docs}
             self._queued: int = len(self._outbox)
+        self.own_ids: set[str] = set()  # this bot's user and bot ids, set by the runtime after auth.test
         self._thread_locks: dict[str, asyncio.Lock] = {}
         self._flush_lock = asyncio.Lock()
         self._warned_no_channel = False
@@ -211,11 +212,19 @@ class CallLog:
                             "source": source})
         return found, changed
 
+    def is_own(self, message: Mapping[str, Any]) -> bool:
+        """Whether a message is this bot's own (its call-thread openings): those never take over a call."""
+        return bool(self.own_ids) and (message.get("user") in self.own_ids or message.get("bot_id") in self.own_ids)
+
     def _persist(self, records: list[dict[str, str]]) -> None:
         with self._db_lock:
             for record in records:
-                # Memory decided (`_remember_all`); the file follows it.
-                self._calls.upsert(record, Query().call_number == record["call_number"])
+                # Memory decides (`_remember_all`); the file follows what memory holds *now*, so writes that
+                # finish out of order never leave an older thread on disk.
+                call_number = record["call_number"]
+                current = {**record, "thread_ts": self._threads[call_number],
+                           "source": self._sources.get(call_number, record["source"])}
+                self._calls.upsert(current, Query().call_number == call_number)
 
     def known(self, call_number: str) -> bool:
         """Whether the call has been seen in the dispatch channel (or the bot started its thread)."""
@@ -249,7 +258,8 @@ class CallLog:
                 ts = str(msg.get("ts") or "")
                 if not ts or msg.get("thread_ts") not in (None, ts):
                     continue  # a reply shown in the channel: not a call's opening message
-                if await self.index(message_text(msg), ts, source="backfill"):
+                source = "bot" if self.is_own(msg) else "backfill"
+                if await self.index(message_text(msg), ts, source=source):
                     indexed += 1
                 if read >= limit:
                     break

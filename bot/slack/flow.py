@@ -271,12 +271,16 @@ async def apply(rt: Runtime, dialog: Dialog, effects: list[Effect], *, actor: st
     """Carry out effects in order; one failing effect is logged and does not stop the rest."""
     for effect in effects:
         try:
-            await _apply(rt, dialog, effect, actor)
+            if await _apply(rt, dialog, effect, actor) is _STOP:
+                break  # the dialog was ended (requester no longer authorised): nothing after it runs
         except Exception:
             log.exception("effect %s of dialog %s failed", type(effect).__name__, dialog.dialog_id)
 
 
-async def _apply(rt: Runtime, dialog: Dialog, effect: Effect, actor: str | None) -> None:
+_STOP = object()
+
+
+async def _apply(rt: Runtime, dialog: Dialog, effect: Effect, actor: str | None) -> object:
     p = rt.settings.policy
     here = (dialog.channel, dialog.thread_ts)
     if isinstance(effect, request.Prompt):
@@ -290,9 +294,10 @@ async def _apply(rt: Runtime, dialog: Dialog, effect: Effect, actor: str | None)
     elif isinstance(effect, request.Analyse):
         # Authority is checked again now, before any face work: a requester removed from the lists (or made
         # a guest) since the upload gets no search.
-        if await _still_authorised(rt, dialog, effect.request_ids):
-            for rid in effect.request_ids:
-                rt.spawn(analyse(rt, dialog.dialog_id, rid), name=f"analyse-{rid}")
+        if not await _still_authorised(rt, dialog):
+            return _STOP
+        for rid in effect.request_ids:
+            rt.spawn(analyse(rt, dialog.dialog_id, rid), name=f"analyse-{rid}")
     elif isinstance(effect, request.AskFace):
         await _ask_face(rt, dialog, effect)
     elif isinstance(effect, request.ImageFailed):
@@ -311,7 +316,7 @@ async def _apply(rt: Runtime, dialog: Dialog, effect: Effect, actor: str | None)
     elif isinstance(effect, request.Done):
         await react(rt, dialog.channel, dialog.thread_ts, HOURGLASS, remove=True)
         # A ✅ would read "all searched": an image that failed, or was not searched, gets a ⚠ instead.
-        failed = any(i.outcome in ("error", "cancelled", "expired") for i in dialog.images)
+        failed = any(i.outcome in ("error", "cancelled", "expired", "denied") for i in dialog.images)
         await react(rt, dialog.channel, dialog.thread_ts, WARNING_MARK if failed else DONE_MARK)
         _forget(rt, dialog)
     elif actor and isinstance(effect, (request.Busy, request.Stale, request.Closed)):
@@ -519,11 +524,17 @@ async def _file_details(rt: Runtime, file: dict[str, Any]) -> dict[str, Any]:
         return file
 
 
-async def _still_authorised(rt: Runtime, dialog: Dialog, request_ids: tuple[str, ...]) -> bool:
-    """Re-check the requester; when refused, audit each image as denied, say why and end the dialog."""
+async def _still_authorised(rt: Runtime, dialog: Dialog) -> bool:
+    """Re-check the requester; when refused, audit every image not yet searched as denied, say why and end
+    the dialog. A Slack outage is no refusal here: the requester was verified at the upload."""
     allowed, reason = await roles.can_request(rt, dialog.requester_id, await rt.channel_info(dialog.channel))
     if allowed:
         return True
+    if reason == wording.ACCOUNT_NOT_VERIFIED:
+        log.warning("could not re-check %s for dialog %s; verified at upload, going on",
+                    dialog.requester_id, dialog.dialog_id)
+        return True
+    request_ids = tuple(i.request_id for i in dialog.images if i.status in (request.PENDING, request.NEEDS_FACE))
     permalink = await rt.permalink(dialog.channel, dialog.thread_ts)
     for rid in request_ids:
         image = dialog.image(rid)
@@ -597,6 +608,9 @@ async def handle_edit(rt: Runtime, body: dict[str, Any]) -> None:
     dialog = await _load(rt, rt.threads.get((channel, message.get("thread_ts"))))
     if dialog is None or dialog.terminal or user != dialog.requester_id or _from_bot(rt, message):
         return
+    previous = event.get("previous_message") or {}
+    if not message.get("edited") and message.get("text") == previous.get("text", message.get("text")):
+        return  # Slack adding a link preview (unfurl) is not an edit
     if not await _claim(rt, f"edit:{channel}:{message.get('ts')}:{event.get('event_ts') or event.get('ts')}"):
         return
     await ephemeral(rt, dialog.channel, user, dialog.thread_ts,
@@ -643,7 +657,8 @@ async def index_dispatch(rt: Runtime, event: dict[str, Any]) -> None:
     message = (event.get("message") if edited else event) or {}
     ts = message.get("ts")
     if ts:
-        await rt.calls.index(message_text(message), ts, source="edit" if edited else "dispatch")
+        source = "edit" if edited else "bot" if rt.calls.is_own(message) else "dispatch"
+        await rt.calls.index(message_text(message), ts, source=source)
 
 
 # -------------------------------------------------------------------------------------- face work
@@ -669,10 +684,11 @@ async def analyse(rt: Runtime, dialog_id: str, request_id: str) -> None:
                 data = await _download(rt, image)
                 await status.show(blocks.progress(dialog, image, "finding_faces"))
                 cached = await _find_faces(rt, image, data)
-                current = await rt.io(rt.store.get, dialog_id)
-                if current is None or current.terminal:
-                    return  # cancelled or expired meanwhile: the faces of this photo are not kept
-                await rt.io(rt.probes.put, request_id, cached)
+                async with rt.lock(dialog_id):  # no cancel between the check and the write
+                    current = await rt.io(rt.store.get, dialog_id)
+                    if current is None or current.terminal:
+                        return  # cancelled or expired meanwhile: the faces of this photo are not kept
+                    await rt.io(rt.probes.put, request_id, cached)
             except _Failure as failure:
                 error = failure.reason
                 rt.state.setdefault("failures", {})[request_id] = (failure.reason, failure.detail)
@@ -998,17 +1014,28 @@ def audit_gaps(rt: Runtime) -> list[tuple[Dialog, ImageRequest]]:
 async def reconcile_audit(rt: Runtime) -> int:
     """At start: write the audit entries an interrupted run left unwritten (every use is documented)."""
     gaps = await rt.io(audit_gaps, rt)
+    written = 0
     for dialog, image in gaps:
-        permalink = await rt.permalink(dialog.channel, dialog.thread_ts)
-        await rt.io(
-            service.record_ended, rt.core, outcome=image.outcome, request_id=image.request_id,
-            answers=dialog.answers(), requester=_requester(dialog),
-            source={**(await _source(rt, dialog, image, permalink)), "recorded_at_restart": True},
-            error=image.error or None, faces=image.faces,
-        )
-    if gaps:
-        log.warning("wrote %d audit entries an interrupted run had left unwritten", len(gaps))
-    return len(gaps)
+        async with rt.lock(dialog.dialog_id):
+            # A transition that saved the ending may be writing its entry right now (it holds this lock).
+            if await rt.io(rt.core.audit.find, request_id=image.request_id, kinds=["search"]):
+                continue
+            await _write_missing_entry(rt, dialog, image)
+            written += 1
+    if written:
+        log.warning("wrote %d audit entries an interrupted run had left unwritten", written)
+    return written
+
+
+async def _write_missing_entry(rt: Runtime, dialog: Dialog, image: ImageRequest) -> None:
+    """The audit entry of an image whose dialog recorded its end without one (marked recorded_at_restart)."""
+    permalink = await rt.permalink(dialog.channel, dialog.thread_ts)
+    await rt.io(
+        service.record_ended, rt.core, outcome=image.outcome, request_id=image.request_id,
+        answers=dialog.answers(), requester=_requester(dialog),
+        source={**(await _source(rt, dialog, image, permalink)), "recorded_at_restart": True},
+        error=image.error or None, faces=image.faces,
+    )
 
 
 async def resume_all(rt: Runtime) -> int:

@@ -182,6 +182,7 @@ class Runtime:
         auth = await self.client.auth_test()
         self.bot_user_id = auth.get("user_id")
         self.bot_id = auth.get("bot_id")
+        self.calls.own_ids = {i for i in (self.bot_user_id, self.bot_id) if i}
 
     async def close(self, grace: float = 5.0) -> None:
         """Stop periodic jobs, give request work `grace` seconds to finish, then cancel it and close everything."""

@@ -168,7 +168,8 @@ def create_server(
     async def healthz(request: web.Request) -> web.Response:
         # The port faces the internet (Slack posts to it): details only for the machine itself (monitoring
         # agents, the Procfile host's checks); anyone else learns only that the bot is up.
-        if request.remote not in ("127.0.0.1", "::1"):
+        forwarded = "X-Forwarded-For" in request.headers or "Forwarded" in request.headers
+        if request.remote not in ("127.0.0.1", "::1") or forwarded:  # a local TLS proxy forwards outsiders
             return web.json_response({"ok": True})
 
         def numbers() -> tuple[int, int]:

@@ -377,3 +377,25 @@ async def test_dispatch_posting_a_call_after_the_bot_opened_its_thread_takes_it_
     assert open_log().thread_ts(CALL) == cad["ts"]  # persisted
     await call_log.index(wording.call_thread_opening(CALL), opening["ts"], source="bot")
     assert call_log.thread_ts(CALL) == cad["ts"]  # the bot's own message never takes it back
+
+
+async def test_a_restart_keeps_dispatchs_thread_after_a_take_over(slack, open_log):
+    """The bot's own opening message, read again by the backfill, never takes a call back."""
+    call_log = open_log()
+    call_log.own_ids = {"UBOT", "BBOT"}
+    await call_log.log(CALL, entry("First search"))
+    cad = slack.add_message(DISPATCH, f"CAD: {CALL} robbery in progress", user="UCADFEED")
+    await call_log.index(f"CAD: {CALL} robbery in progress", cad["ts"])
+    restarted = open_log()
+    restarted.own_ids = {"UBOT", "BBOT"}
+    await restarted.backfill()
+    assert restarted.thread_ts(CALL) == cad["ts"]
+
+
+def test_the_file_follows_memory_whatever_order_writes_finish_in(open_log):
+    call_log = open_log()
+    _, newer = call_log._remember_all(f"{CALL}", "1700000200.000000", "dispatch")
+    _, older = call_log._remember_all(f"{CALL}", "1700000100.000000", "dispatch")
+    call_log._persist(older)
+    call_log._persist(newer)  # the slower write lands last
+    assert open_log().thread_ts(CALL) == "1700000100.000000"

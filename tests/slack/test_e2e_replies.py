@@ -157,3 +157,16 @@ async def test_an_edited_reply_is_not_read_and_the_requester_is_told(harness, sl
     assert note["text"] == wording.EDIT_NOT_READ
     [dialog] = harness.rt.store.active()
     assert dialog.call_number == "26-012345"  # the edit changed nothing
+
+
+async def test_a_link_preview_added_by_slack_is_not_taken_for_an_edit(harness, slack):
+    await harness.start(gallery=False)
+    upload = await harness.upload(harness.face("people/obama/obama3.jpg"))
+    await harness.wait_kind("prompt", step="call_number")
+    reply = await harness.reply(upload, "26-012345 see https://example.org/cad")
+    await harness.wait_kind("prompt", step="purpose")
+    unfurl = {"type": "message", "subtype": "message_changed", "channel": CASE, "ts": f"{reply['ts']}8",
+              "message": {**reply, "attachments": [{"title": "CAD"}]}, "previous_message": dict(reply)}
+    await harness.send(unfurl)
+    await harness.idle()
+    assert slack.ephemerals(CASE, reply["user"]) == []

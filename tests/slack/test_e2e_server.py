@@ -124,3 +124,9 @@ def test_serve_refuses_to_start_when_the_audit_log_cannot_record(monkeypatch, ca
     assert serve(Settings(data_dir=data)) == 1
     err = capsys.readouterr().err
     assert "audit log cannot record searches" in err and "BOT_AUDIT_KEY" in err
+
+
+async def test_healthz_through_a_proxy_says_only_ok(harness):
+    await harness.start(gallery=False)
+    async with harness.http.get(f"{harness.bot.base}/healthz", headers={"X-Forwarded-For": "203.0.113.9"}) as resp:
+        assert resp.status == 200 and await resp.json() == {"ok": True}
