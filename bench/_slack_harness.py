@@ -36,6 +36,7 @@ from aiohttp import web
 from bot.config import FacesSettings, ImageSettings, Settings, SlackSettings
 from bot.faces.engine import FaceEngine
 from bot.request import ACTION_ATTEST
+from tests.conftest import link_subjects
 from tests.slack.double import TOKEN, Call, SlackDouble
 from tests.slack.signing import (
     SIGNING_SECRET,
@@ -225,11 +226,7 @@ def _enroll(faces: Path, engine: FaceEngine, root: Path) -> Path:
     """Enroll ENROLLED into root/data/gallery (through symlinks: images are never copied); returns the data dir."""
     from bot.faces.gallery import Gallery, enroll
 
-    source = root / "people"
-    for subject, files in ENROLLED.items():
-        (source / subject).mkdir(parents=True)
-        for name in files:
-            os.symlink(faces / "people" / subject / name, source / subject / name)
+    source = link_subjects(faces, ENROLLED, root / "people")
     data = root / "data"
     gallery = Gallery(data)
     try:

@@ -20,6 +20,15 @@ def _faces_root() -> Path | None:
     return root
 
 
+def link_subjects(faces_dir: Path, subjects: dict[str, list[str]], dest: Path) -> Path:
+    """Lay out dest/<subject>/<image> as symlinks to the shared photos (never copies); returns dest."""
+    for subject, files in subjects.items():
+        (dest / subject).mkdir(parents=True)
+        for name in files:
+            os.symlink(faces_dir / "people" / subject / name, dest / subject / name)
+    return dest
+
+
 @pytest.fixture(scope="session")
 def faces_dir() -> Path:
     """The shared test faces folder; skips when BOT_TEST_FACES is unset, fails when set but missing."""

@@ -15,6 +15,8 @@ import pytest
 from bot.audit import AuditLog
 from bot.cli import main
 
+from .conftest import link_subjects
+
 JUSTIFICATION = (
     "Robbery at 5th and J on 11/20; store camera still of the suspect who used the victim's card at 14:05"
 )
@@ -26,11 +28,7 @@ ENROLLED = {"obama": ["obama.jpg"], "biden": ["biden.jpg"], "kit_harington": ["j
 def gallery_data(faces_dir: Path, tmp_path_factory) -> Path:
     """A data dir with a small gallery enrolled through the CLI itself (once per module)."""
     root = tmp_path_factory.mktemp("cli")
-    src = root / "enroll"
-    for subject, files in ENROLLED.items():
-        (src / subject).mkdir(parents=True)
-        for name in files:
-            shutil.copy(faces_dir / "people" / subject / name, src / subject / name)
+    src = link_subjects(faces_dir, ENROLLED, root / "enroll")
     data = root / "data"
     mp = pytest.MonkeyPatch()
     mp.setenv("BOT_DATA_DIR", str(data))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
 import shutil
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from bot.faces.engine import FaceEngine
 from bot.slack.runtime import Runtime
 from bot.slack.server import create_server
 
+from ..conftest import link_subjects
 from .double import TOKEN, Call, SlackDouble
 from .signing import SIGNING_SECRET, Reply, block_actions_payload, event_body, interaction_body, post
 
@@ -71,11 +71,7 @@ def enrolled_gallery(faces_dir: Path, face_engine: FaceEngine, tmp_path_factory:
     from bot.faces.gallery import Gallery, enroll
 
     root = tmp_path_factory.mktemp("gallery")
-    source = root / "people"
-    for subject, files in ENROLLED.items():
-        (source / subject).mkdir(parents=True)
-        for name in files:
-            os.symlink(faces_dir / "people" / subject / name, source / subject / name)
+    source = link_subjects(faces_dir, ENROLLED, root / "people")
     data = root / "data"
     gallery = Gallery(data)
     report = enroll(gallery, face_engine, source, audit=None, progress=False)
