@@ -229,13 +229,6 @@ async def _source(rt: Runtime, dialog: Dialog, image: ImageRequest, permalink: s
     }
 
 
-async def ensure_call_thread(rt: Runtime, call_number: str | None) -> str | None:
-    """The call's thread ts, started now when dispatch has none, so the search's audit entry can record it
-    (CONTRACTS: fields are written when things happen). None when there is no dispatch channel or Slack
-    refuses; the call log then starts (or queues) the thread itself."""
-    return await rt.calls.ensure_thread(call_number or "")
-
-
 async def _claim(rt: Runtime, key: str) -> bool:
     return await rt.io(rt.store.claim, key, rt.now())
 
@@ -784,7 +777,9 @@ async def search(rt: Runtime, dialog_id: str, request_id: str, face_index: int) 
         permalink = await rt.permalink(dialog.channel, dialog.thread_ts)
         cached = await rt.io(rt.probes.get, request_id)
         if result is None:
-            await ensure_call_thread(rt, dialog.call_number)
+            # Started now, so the search's audit entry records the call-thread ts (fields are written when
+            # things happen); None without a dispatch channel or when Slack refuses.
+            await rt.calls.ensure_thread(dialog.call_number or "")
             try:
                 if cached is None or not 1 <= face_index <= len(cached.faces):
                     raise LookupError("the probe analysis is no longer stored")
