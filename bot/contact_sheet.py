@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
+from bot.faces.quality import level_of
+
 MAX_SIDE = 1600  # annotated probe: longer side at most this (Slack previews, phone data)
 MAX_LABEL_CHARS = 80  # never render more than this per label
 OK_COLOUR = (255, 214, 0)  # yellow with a black halo: stands out on skin, sky and dark clothing alike
@@ -83,7 +85,7 @@ def annotate_faces(rgb: np.ndarray, faces: list[dict]) -> bytes:
         rect = _scaled_box(face.get("box", face), scale, width, height)
         if rect is None:
             continue
-        small = face.get("quality") == "too_small"
+        small = level_of(face) == "too_small"
         colour = SMALL_COLOUR if small else OK_COLOUR
         if small:
             _dashed_rect(draw, rect, line_w, colour)

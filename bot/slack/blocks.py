@@ -34,6 +34,7 @@ from slack_sdk.models.metadata import Metadata
 from bot import policy as _policy
 from bot import request, wording
 from bot.config import PolicySettings
+from bot.faces.quality import level_of
 from bot.request import Dialog, ImageRequest, Step
 
 EVENT_TYPE = "fr_search"  # Slack: event_type must match [A-Za-z0-9_]+
@@ -291,7 +292,7 @@ def ask_face(dialog: Dialog, image: ImageRequest, *, image_attached: bool = True
         text = f"{text}\n{wording.FACE_IMAGE_NOT_ATTACHED}"
     buttons = [
         ButtonElement(
-            text=wording.face_button(int(f.get("index", k)), f.get("quality") == "too_small"),
+            text=wording.face_button(int(f.get("index", k)), level_of(f) == "too_small"),
             action_id=f"{request.ACTION_FACE}:{f.get('index', k)}",
             value=f"{image.request_id}:{f.get('index', k)}",
         )
@@ -366,7 +367,7 @@ def result(
                                         getattr(result, "gallery_images", result.gallery_size), result.model)),
     ]
     face = _chosen_face(image)
-    if face is not None and face.get("quality") == "too_small" and min_face_px:
+    if face is not None and level_of(face) == "too_small" and min_face_px:
         tail.insert(0, _context(wording.face_too_small_note(int(face["index"]), min_face_px)))
     tail += [DividerBlock(), _section(wording.document_reminder(request_id))]
     if call_thread_link:  # None: no dispatch channel, or the log entry is still queued
