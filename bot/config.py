@@ -48,6 +48,7 @@ class PolicySettings:
 class SearchSettings:
     threshold: float = 0.55
     max_candidates: int = 5
+    target_fpir: float = 0.01
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,8 @@ def validate(settings: Settings) -> Settings:
         raise ConfigError(f"[policy] call_number_pattern is not a valid regular expression: {exc}") from None
     if not 0.0 < settings.search.threshold <= 0.6:
         raise ConfigError("[search] threshold must be above 0 and at most 0.6")
+    if not 0.0 < settings.search.target_fpir <= 0.1:
+        raise ConfigError("[search] target_fpir must be above 0 and at most 0.1 (one stranger in ten searches)")
     if not 1 <= settings.search.max_candidates <= MAX_CANDIDATES_CAP:
         raise ConfigError(f"[search] max_candidates must be between 1 and {MAX_CANDIDATES_CAP}")
     days = settings.retention.audit_retention_days

@@ -59,6 +59,9 @@ class SearchResult:
     model: str
     versions: dict[str, str]
     audit_seq: int = 0
+    # {"target_fpir","gallery_size","calibrated_at","method","sample_size"} (CONTRACTS.md)
+    operating_point: dict[str, Any] = field(default_factory=dict)
+    nearest: list[float] = field(default_factory=list)  # closest subjects' distances, returned or not
 
     @property
     def outcome(self) -> str:
@@ -76,23 +79,32 @@ class SearchResult:
             "purpose": self.purpose,
             "faces": self.faces,
             "face_index": self.face_index,
-            "candidates": [
-                {
-                    "rank": c.rank,
-                    "subject_id": c.subject_id,
-                    "name": c.name,
-                    "record_ref": c.record_ref,
-                    "distance": round(float(c.distance), 4),
-                }
-                for c in self.candidates
-            ],
+            "candidates": [candidate_json(c, names=True) for c in self.candidates],
             "caveat": self.caveat,
+            "operating_point": self.operating_point,
             "threshold": self.threshold,
             "gallery_size": self.gallery_size,
             "gallery_images": self.gallery_images,
             "model": self.model,
             "versions": self.versions,
         }
+
+
+def candidate_json(c: Candidate, *, names: bool) -> dict[str, Any]:
+    """A candidate as CONTRACTS.md gives it: rank, subject_id, [name, record_ref,] distance, margin, score,
+    fpir_estimate (and whether that estimate is only a bound). Names stay out of the audit entry (the
+    subject id identifies the record; names change)."""
+    out: dict[str, Any] = {"rank": c.rank, "subject_id": c.subject_id}
+    if names:
+        out.update(name=c.name, record_ref=c.record_ref)
+    out.update(
+        distance=round(float(c.distance), 4),
+        margin=None if c.margin is None else round(float(c.margin), 4),
+        score=None if c.score is None else round(float(c.score), 4),
+        fpir_estimate=None if c.fpir_estimate is None else float(f"{c.fpir_estimate:.3g}"),
+        below_resolution=bool(c.below_resolution),
+    )
+    return out
 
 
 @dataclass
@@ -232,7 +244,8 @@ def search_face(
         # "No candidate" from an empty gallery would read as a search that found nobody: refuse instead.
         raise SearchUnavailable(wording.GALLERY_EMPTY)
     s = core.settings.search
-    candidates = gallery.search(vector, threshold=s.threshold, max_candidates=s.max_candidates)
+    candidates, nearest, point = gallery.search_detail(
+        vector, threshold=s.threshold, max_candidates=s.max_candidates, target_fpir=s.target_fpir)
     info = model_info()
     result = SearchResult(
         request_id=request_id,
@@ -246,6 +259,8 @@ def search_face(
         gallery_images=gallery.image_count,
         model=info["model"],
         versions={k: v for k, v in info.items() if k != "model"},
+        operating_point=point or {},
+        nearest=nearest,
     )
     entry = core.audit.append(
         "search",
@@ -262,10 +277,10 @@ def search_face(
         threshold=result.threshold,
         gallery_subjects=result.gallery_size,
         gallery_images=result.gallery_images,
-        candidates=[
-            {"rank": c.rank, "subject_id": c.subject_id, "distance": round(float(c.distance), 4)}
-            for c in candidates
-        ],
+        target_fpir=s.target_fpir,
+        operating_point=result.operating_point,
+        nearest_distances=nearest,
+        candidates=[candidate_json(c, names=False) for c in candidates],
         result_at=utc_now(),
     )
     result.audit_seq = entry["seq"]

@@ -28,8 +28,9 @@ CAVEAT = (
 
 NO_CANDIDATE_CAVEAT = (
     "No candidate — the absence of a result is not an exclusion. The person may not be enrolled in the "
-    "gallery, the photo may be too poor (angle, lighting, blur, size of the face), or the similarity may fall "
-    "just outside the search threshold. Do not treat this result as clearing anyone."
+    "gallery, the photo may be too poor (angle, lighting, blur, size of the face), or the closest match may "
+    "not stand out from the gallery enough: a candidate is shown only when a person who is not enrolled would "
+    "rarely score as well. Do not treat this result as clearing anyone."
 )
 
 
@@ -286,38 +287,85 @@ CONTACT_SHEET_TEXT = (
 )
 
 
-def result_header(candidate_count: int, request_id: str) -> str:
+def result_header(candidate_count: int, request_id: str, target_fpir: float | None = None) -> str:
     """Heading of a result (it follows the caveat)."""
     rid = _clip(request_id, 100)
+    bar = f" (a person not in the gallery scores as well in at most {one_in_text(target_fpir)} searches)" if (
+        target_fpir) else ""
     if candidate_count == 0:
-        return f"Request {rid}: no candidate within the search threshold."
+        return f"Request {rid}: no candidate passed the false-match check{bar}."
     noun = "candidate" if candidate_count == 1 else "candidates"
-    return f"Request {rid}: {candidate_count} {noun} within the search threshold, closest first."
+    return f"Request {rid}: {candidate_count} {noun} passed the false-match check{bar}, strongest first."
 
 
-def distance_band(distance: float, threshold: float) -> str:
-    """A coarse similarity band, relative to the threshold, so officers do not over-read decimals.
+def one_in_text(fpir: float | None) -> str:
+    """0.01 -> "1 in 100"; 0.0025 -> "1 in 400" (two significant figures)."""
+    from bot.faces.calibration import one_in
 
-    Bands: at least 0.15 under the threshold -> higher; at least 0.05 under -> moderate; otherwise near the
-    threshold. A band is a similarity measure, never a confidence of identity.
-    """
-    if distance <= threshold - 0.15:
-        return "higher similarity"
-    if distance <= threshold - 0.05:
-        return "moderate similarity"
-    return "lower similarity, near the threshold"
+    return f"1 in {one_in(float(fpir or 0)):,}"
 
 
-def candidate_line(rank: int, name: str, subject_id: str, record_ref: str, band: str, distance: float) -> str:
+def estimate_text(fpir: float | None, below_resolution: bool, operating_point: Mapping[str, Any] | None) -> str:
+    """A candidate's false-match estimate in words an officer reads correctly (what it is NOT: the chance
+    this candidate is wrong; README "Accuracy")."""
+    point = operating_point or {}
+    size = int(point.get("gallery_size") or 0)
+    if fpir is None:
+        return "no false-match estimate (searched before calibration)"
+    if below_resolution:
+        n = int(point.get("sample_size") or 0)
+        freq = f"fewer than 1 in {n:,}" if n else f"about {one_in_text(fpir)}"
+    else:
+        freq = f"about {one_in_text(fpir)}"
+    if point.get("method") == "reference":
+        where = f"of a gallery of {size:,} people (estimated from the reference set, not this gallery)"
+    else:
+        where = f"of these {size:,} people"
+    return f"a person not in the gallery scores this well in {freq} searches {where}"
+
+
+def estimate_short(fpir: float | None, below_resolution: bool, operating_point: Mapping[str, Any] | None) -> str:
+    """The estimate for a contact-sheet tile: "stranger ≈ 1 in 400" ("< 1 in 1,600" when a bound)."""
+    if fpir is None:
+        return "no estimate"
+    n = int((operating_point or {}).get("sample_size") or 0)
+    if below_resolution and n:
+        return f"stranger < 1 in {n:,}"
+    return f"stranger ≈ {one_in_text(fpir)}"
+
+
+def candidate_line(rank: int, name: str, subject_id: str, record_ref: str, distance: float,
+                   estimate: str) -> str:
     """One ranked candidate for Slack, escaped."""
-    return _candidate(rank, name, subject_id, record_ref, band, distance, lambda t: _clip(t, 200))
+    return _candidate(rank, name, subject_id, record_ref, distance, estimate, lambda t: _clip(t, 200))
 
 
 def _candidate(
-    rank: int, name: str, subject_id: str, record_ref: str, band: str, distance: float, show: Callable[[str], str]
+    rank: int, name: str, subject_id: str, record_ref: str, distance: float, estimate: str,
+    show: Callable[[str], str],
 ) -> str:
     ref = f", record {show(record_ref)}" if record_ref else ""
-    return f"{rank}. {show(name)} (subject {show(subject_id)}{ref}): {band}, distance {distance:.3f}"
+    return f"{rank}. {show(name)} (subject {show(subject_id)}{ref}): distance {distance:.3f}; {estimate}"
+
+
+QUALITY_PROBLEMS = {
+    "small": "the face is small",
+    "eyes": "the eyes are few pixels apart",
+    "soft": "the face is soft or blurred",
+    "dark": "the face is dark",
+    "bright": "the face is washed out",
+    "turned": "the head is turned",
+}
+
+
+def quality_note(index: int, problems: Sequence[str]) -> str:
+    """Said with a result whose face is of low quality: what was measured and what it means."""
+    said = "; ".join(QUALITY_PROBLEMS.get(p, p) for p in problems) or "the face is of low quality"
+    return (
+        f"Face {index} is of low quality ({said}). On the reference set such photos found their mate far less "
+        "often: a missing or weak result says even less than usual, and any candidate needs more "
+        "corroboration."
+    )
 
 
 def document_reminder(request_id: str) -> str:
@@ -430,12 +478,31 @@ def prefilled_note(call_number: str | None, purpose_label: str | None, justifica
     return head + _clip(justification, SLACK_SECTION_LIMIT - len(head))
 
 
-def result_details(threshold: float, gallery_size: int, gallery_images: int, model: str) -> str:
-    """The search settings a result was produced with."""
-    return (
-        f"Threshold {threshold}; gallery of {gallery_size} subjects ({gallery_images} images); "
+def result_details(threshold: float, gallery_size: int, gallery_images: int, model: str,
+                   operating_point: Mapping[str, Any] | None = None) -> str:
+    """The operating point and settings a result was produced with."""
+    return f"{operating_point_text(operating_point, gallery_size, gallery_images)} Distance ceiling {threshold}; " \
         f"model {_clip(model, 200)}."
-    )
+
+
+def operating_point_text(operating_point: Mapping[str, Any] | None, gallery_size: int,
+                         gallery_images: int | None = None) -> str:
+    """Gallery size, target FPIR and the calibration's date, in one sentence."""
+    point = operating_point or {}
+    images = f" ({gallery_images:,} images)" if gallery_images is not None else ""
+    head = f"Gallery of {gallery_size:,} subjects{images}"
+    if not point:
+        return f"{head}; not calibrated."
+    target = f"false-match target {one_in_text(point.get('target_fpir'))} searches" if point.get(
+        "target_fpir") else "no false-match target"
+    when = _clip(str(point.get("calibrated_at") or "")[:10], 20)
+    if point.get("method") == "reference":
+        from bot.faces.calibration import MIN_SUBJECTS
+
+        how = f"calibrated from the reference set, not this gallery (it is under {MIN_SUBJECTS} subjects)"
+    else:
+        how = f"calibrated on this gallery {when} ({int(point.get('sample_size') or 0):,} stranger searches)"
+    return f"{head}; {target}; {how}."
 
 
 def candidates_not_shown(count: int) -> str:
@@ -579,13 +646,16 @@ def cli_result(result: Any) -> str:
     gallery_size and model (bot.service.SearchResult fits).
     """
     candidates = list(result.candidates)
-    lines = [result_caveat(bool(candidates)), "", result_header(len(candidates), result.request_id)]
+    point = getattr(result, "operating_point", None) or {}
+    lines = [result_caveat(bool(candidates)), "",
+             result_header(len(candidates), result.request_id, point.get("target_fpir"))]
     for c in candidates:
-        band = distance_band(float(c.distance), float(result.threshold))
-        lines.append(_candidate(c.rank, c.name, c.subject_id, c.record_ref, band, float(c.distance), str))
+        est = estimate_text(c.fpir_estimate, c.below_resolution, point)
+        lines.append(_candidate(c.rank, c.name, c.subject_id, c.record_ref, float(c.distance), est, str))
     lines += [
         "",
-        f"Threshold {result.threshold}; gallery of {result.gallery_size} subjects; model {result.model}.",
+        result_details(result.threshold, result.gallery_size, getattr(result, "gallery_images", None),
+                       result.model, point),
         document_reminder(result.request_id),
     ]
     return "\n".join(lines)

@@ -29,8 +29,9 @@ def test_caveat_says_leads_only_and_never_the_sole_basis():
 def test_no_candidate_caveat_says_absence_is_not_exclusion_and_why():
     c = wording.NO_CANDIDATE_CAVEAT
     assert c.startswith("No candidate — the absence of a result is not an exclusion")
-    for why in ("not be enrolled", "photo", "threshold"):
+    for why in ("not be enrolled", "photo", "stand out", "not enrolled would rarely score as well"):
         assert why in c
+    assert "threshold" not in c  # the decision is calibrated, not a fixed distance
 
 
 def test_result_caveat_puts_the_leads_only_caveat_first_every_time():
@@ -122,14 +123,44 @@ def test_call_log_entry_escapes_and_links_only_https():
     assert "javascript" not in bad and "2 candidates" in bad
 
 
-def test_candidate_line_escapes_names_and_gives_a_band():
-    line = wording.candidate_line(1, "<!channel> Doe & Co", "S-1", "BK-22", "higher similarity", 0.31234)
-    assert line == "1. &lt;!channel&gt; Doe &amp; Co (subject S-1, record BK-22): higher similarity, distance 0.312"
+POINT = {"target_fpir": 0.01, "gallery_size": 1630, "calibrated_at": "2026-12-01T09:00:00Z", "method": "gallery",
+         "sample_size": 1630}
 
 
-def test_distance_bands_follow_distance():
-    bands = [wording.distance_band(d, 0.55) for d in (0.30, 0.45, 0.53)]
-    assert bands == ["higher similarity", "moderate similarity", "lower similarity, near the threshold"]
+def test_candidate_line_escapes_names_and_gives_the_estimate():
+    est = wording.estimate_text(0.0025, False, POINT)
+    line = wording.candidate_line(1, "<!channel> Doe & Co", "S-1", "BK-22", 0.31234, est)
+    assert line == ("1. &lt;!channel&gt; Doe &amp; Co (subject S-1, record BK-22): distance 0.312; a person not "
+                    "in the gallery scores this well in about 1 in 400 searches of these 1,630 people")
+
+
+def test_estimate_words_say_how_often_a_stranger_scores_as_well_never_zero():
+    assert wording.estimate_text(0.000613, True, POINT) == (
+        "a person not in the gallery scores this well in fewer than 1 in 1,630 searches of these 1,630 people")
+    ref = {**POINT, "method": "reference", "gallery_size": 6, "sample_size": 10000}
+    assert wording.estimate_text(0.004, False, ref).endswith(
+        "about 1 in 250 searches of a gallery of 6 people (estimated from the reference set, not this gallery)")
+    assert wording.estimate_short(0.0025, False, POINT) == "stranger ≈ 1 in 400"
+    assert wording.estimate_short(0.0006, True, POINT) == "stranger < 1 in 1,630"
+    assert "0 in" not in wording.estimate_text(1e-9, True, POINT)
+
+
+def test_result_header_and_details_name_the_operating_point():
+    assert wording.result_header(2, "FR-1", 0.01) == (
+        "Request FR-1: 2 candidates passed the false-match check (a person not in the gallery scores as well "
+        "in at most 1 in 100 searches), strongest first.")
+    assert wording.result_header(0, "FR-1") == "Request FR-1: no candidate passed the false-match check."
+    details = wording.result_details(0.55, 1630, 1700, "m", POINT)
+    assert details == ("Gallery of 1,630 subjects (1,700 images); false-match target 1 in 100 searches; calibrated "
+                       "on this gallery 2026-12-01 (1,630 stranger searches). Distance ceiling 0.55; model m.")
+    small = wording.operating_point_text({**POINT, "method": "reference", "gallery_size": 6}, 6)
+    assert "calibrated from the reference set, not this gallery" in small
+
+
+def test_quality_note_says_what_low_quality_means():
+    note = wording.quality_note(2, ["soft", "turned"])
+    assert note.startswith("Face 2 is of low quality (the face is soft or blurred; the head is turned).")
+    assert "corroboration" in note
 
 
 def test_cli_texts():
@@ -142,12 +173,15 @@ def test_cli_texts():
     assert wording.cli_denied(["A.", "B."]) == "Search refused under GO 375.01:\n- A.\n- B."
     assert "face 4" in wording.bad_face_choice(4, 2)
     result = SimpleNamespace(
-        request_id="FR-9", threshold=0.55, gallery_size=12, model="dlib_face_recognition_resnet_model_v1",
-        candidates=[SimpleNamespace(rank=1, name="A & B", subject_id="S1", record_ref="", distance=0.35)],
+        request_id="FR-9", threshold=0.55, gallery_size=12, gallery_images=12,
+        model="dlib_face_recognition_resnet_model_v1", operating_point={**POINT, "gallery_size": 12},
+        candidates=[SimpleNamespace(rank=1, name="A & B", subject_id="S1", record_ref="", distance=0.35,
+                                    fpir_estimate=0.01, below_resolution=False)],
     )
     text = wording.cli_result(result)
     assert text.startswith(wording.CAVEAT)
-    assert "1. A & B (subject S1): higher similarity, distance 0.350" in text  # terminal text is not escaped
+    assert ("1. A & B (subject S1): distance 0.350; a person not in the gallery scores this well in about 1 in 100 "
+            "searches of these 12 people") in text  # terminal text is not escaped
     assert text.rstrip().endswith(wording.document_reminder("FR-9"))
     empty = wording.cli_result(SimpleNamespace(**{**vars(result), "candidates": []}))
     assert wording.NO_CANDIDATE_CAVEAT in empty and "no candidate" in empty
@@ -178,10 +212,14 @@ def _constants() -> dict[str, str]:
 
 SAMPLE_FACE = {"index": 1, "box": {"top": 1, "right": 2, "bottom": 3, "left": 0}, "size": 99, "quality": "ok"}
 SAMPLE_RESULT = SimpleNamespace(
-    request_id="FR-0123456789", threshold=0.55, gallery_size=10, model="m",
-    candidates=[SimpleNamespace(rank=i, name=HUGE[:200], subject_id="S", record_ref="R", distance=0.4)
-                for i in range(1, 21)],
+    request_id="FR-0123456789", threshold=0.55, gallery_size=10, gallery_images=10, model="m",
+    operating_point={"target_fpir": 0.01, "gallery_size": 10, "calibrated_at": HUGE, "method": "reference",
+                     "sample_size": 10000},
+    candidates=[SimpleNamespace(rank=i, name=HUGE[:200], subject_id="S", record_ref="R", distance=0.4,
+                                fpir_estimate=1e-4, below_resolution=True) for i in range(1, 21)],
 )
+BIG_POINT = {"target_fpir": 1e-4, "gallery_size": 10**7, "calibrated_at": HUGE, "method": "gallery",
+             "sample_size": 5000}
 # Every public function with the largest arguments it may meet.
 CALLS = {
     "result_caveat": [(True,), (False,)],
@@ -205,9 +243,13 @@ CALLS = {
     "face_choice_not_understood": [(20,)],
     "face_too_small_note": [(20, 60)],
     "summary": [(HUGE, HUGE, HUGE), ("26-012345", "Active investigation", "short")],
-    "result_header": [(0, "FR-1"), (1, "FR-1"), (20, "FR-1")],
-    "distance_band": [(0.1, 0.55)],
-    "candidate_line": [(20, HUGE, HUGE, HUGE, "higher similarity", 0.5)],
+    "result_header": [(0, "FR-1"), (1, "FR-1"), (20, "FR-1", 0.0001)],
+    "candidate_line": [(20, HUGE, HUGE, HUGE, 0.5, wording.estimate_text(1e-5, False, BIG_POINT))],
+    "estimate_text": [(1e-5, False, BIG_POINT), (1e-5, True, BIG_POINT), (None, False, None)],
+    "estimate_short": [(1e-5, False, BIG_POINT), (1e-5, True, BIG_POINT), (None, False, None)],
+    "one_in_text": [(1e-9,), (0.1,)],
+    "quality_note": [(20, list(wording.QUALITY_PROBLEMS))],
+    "operating_point_text": [(BIG_POINT, 10**7, 10**8), ({}, 1)],
     "document_reminder": [("FR-0123456789",)],
     "outcome_label": [("candidates",), (HUGE[:100],)],
     "call_thread_opening": [("26-012345",)],
@@ -225,7 +267,7 @@ CALLS = {
     "request_opened_several": [("U012ABCDEF", 20)],
     "image_list": [([(HUGE, HUGE)] * 50,), ([("FR-1", "a.jpg")],)],
     "prefilled_note": [(HUGE, HUGE, HUGE), ("26-012345", None, None)],
-    "result_details": [(0.55, 10**6, 10**7, HUGE)],
+    "result_details": [(0.55, 10**6, 10**7, HUGE), (0.55, 10**6, 10**7, HUGE, BIG_POINT)],
     "candidates_not_shown": [(1,), (480,)],
     "call_thread_logged": [("https://x.slack.com/archives/C1/p1",), (None,), (HUGE,)],
     "image_problem": [("no_face",), ("corrupt",), (HUGE,)],

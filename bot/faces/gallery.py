@@ -6,6 +6,7 @@ Layout under ``data_dir/gallery/`` (directory 0700, files 0600)::
     embeddings-<gen>.npy         float32 N×128, memory-mapped for search
     row_subject-<gen>.npy        int32 N: subject key (subjects.key) of each matrix row
     row_image-<gen>.npy          int64 N: image key (images.key) of each matrix row
+    calibration-<gen>.npz        the generation's null scores (bot.faces.calibration), written before its commit
     thumbs/<image_sha256>.jpg    a small face thumbnail per enrolled image (contact sheets)
     .lock                        held by whoever writes (CLI enroll, server remove)
 
@@ -19,7 +20,8 @@ transaction that adds or removes the metadata and records the new generation and
 commit is the single point where the change happens: a crash before it leaves the previous generation in
 force (the orphan files are deleted by the next writer); a crash after it leaves the new one complete.
 Opening checks that the files of the recorded generation exist and have the recorded row count, and refuses
-with a clear message otherwise.
+with a clear message otherwise. A calibration that is missing, damaged or of another score version is
+recomputed on open (it is derived data: nothing is lost).
 """
 from __future__ import annotations
 
@@ -42,7 +44,8 @@ from typing import Any, Self
 
 import numpy as np
 
-from bot.faces.search import MAX_K, nearest, squared_norms
+from bot.faces import calibration
+from bot.faces.search import MAX_K, squared_norms
 from bot.storage import ensure_private_dir, fsync_dir, write_private_atomic
 
 DIM = 128
@@ -50,7 +53,7 @@ GALLERY_DIR = "gallery"
 DB_NAME = "gallery.sqlite3"
 MANIFEST_HEADER = ["subject_id", "name", "record_ref", "image"]
 _ARRAYS = {"embeddings": np.float32, "row_subject": np.int32, "row_image": np.int64}
-_GEN_FILE = re.compile(r"^(embeddings|row_subject|row_image)-(\d+)\.npy$")
+_GEN_FILE = re.compile(r"^(embeddings|row_subject|row_image|calibration)-(\d+)\.np[yz]$")
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 _COPY_ROWS = 65536  # rows copied per step when rewriting the matrix (bounded memory)
 
@@ -90,9 +93,14 @@ class Candidate:
     record_ref: str
     distance: float
     image_sha256: str
+    margin: float | None = None  # distance to the next subject minus this one's (None: no other near)
+    score: float | None = None  # bot.faces.calibration.score: higher is a stronger candidate
+    fpir_estimate: float | None = None  # chance a person not enrolled scores this well in this gallery
+    below_resolution: bool = False  # no measured stranger scored this well: fpir_estimate is a bound
 
     def as_dict(self) -> dict:
-        """JSON-ready form: rank, subject_id, name, record_ref, distance, image_sha256."""
+        """JSON-ready form: rank, subject_id, name, record_ref, distance, image_sha256, margin, score,
+        fpir_estimate, below_resolution."""
         return asdict(self)
 
 
@@ -174,6 +182,7 @@ class Gallery:
                 self._db.execute("INSERT OR IGNORE INTO meta VALUES ('generation', '0'), ('rows', '0')")
         self._generation = -1
         self._subject_count = 0
+        self._calibration: calibration.Calibration | None = None
         self.refresh()
 
     # -------------------------------------------------------------- loading
@@ -245,6 +254,25 @@ class Gallery:
         self._rows = rows
         self._subject_count = subjects
         self._generation = generation
+        self._calibration = self._load_calibration(generation, subjects) if rows else None
+
+    def _calibration_path(self, generation: int) -> Path:
+        return self.dir / f"calibration-{generation:06d}.npz"
+
+    def _load_calibration(self, generation: int, subjects: int) -> calibration.Calibration:
+        """The stored calibration of this generation, or a fresh one (saved) when missing, damaged or stale."""
+        path = self._calibration_path(generation)
+        try:
+            cal = calibration.Calibration.load(path)
+            if (cal.generation, cal.version, cal.gallery_size) == (generation, calibration.SCORE_VERSION, subjects):
+                return cal
+        except (OSError, ValueError, KeyError):
+            pass
+        cal = calibration.calibrate(self._emb, self._sq_norms, self._row_subject, generation=generation,
+                                    subjects=subjects)
+        with contextlib.suppress(OSError):  # a read-only gallery still searches, calibrated in memory
+            cal.save(path)
+        return cal
 
     # -------------------------------------------------------------- reading
 
@@ -268,17 +296,38 @@ class Gallery:
         """Name of the face model the gallery was enrolled with ("" while empty)."""
         return self._meta().get("model", "")
 
-    def search(self, encoding: np.ndarray, *, threshold: float, max_candidates: int) -> list[Candidate]:
-        """Candidates within `threshold`, closest first, one per subject, at most `max_candidates` (<= 20)."""
+    @property
+    def calibration(self) -> calibration.Calibration | None:
+        """The calibration of the loaded generation (None while the gallery is empty)."""
+        return self._calibration
+
+    def search(self, encoding: np.ndarray, *, threshold: float, max_candidates: int,
+               target_fpir: float = 0.01) -> list[Candidate]:
+        """The calibrated 1:N decision (bot.faces.calibration.decide): candidates closest first, one per subject,
+        each within `threshold` and with a false-match estimate at most `target_fpir`; at most
+        `max_candidates` (<= 20)."""
+        return self.search_detail(encoding, threshold=threshold, max_candidates=max_candidates,
+                                  target_fpir=target_fpir)[0]
+
+    def search_detail(self, encoding: np.ndarray, *, threshold: float, max_candidates: int,
+                      target_fpir: float = 0.01) -> tuple[list[Candidate], list[float], dict | None]:
+        """As `search`, plus the closest subjects' distances (returned or not: for the audit) and the
+        operating point ({"target_fpir","gallery_size","calibrated_at","method","sample_size"})."""
+        k = min(max_candidates, MAX_K)
         with self._lock:
             self.refresh()
-            hits = nearest(
-                self._emb, self._sq_norms, self._row_subject, encoding,
-                threshold=threshold, k=min(max_candidates, MAX_K),
-            )
-            if not hits:
-                return []
-            keys = [int(self._row_image[row]) for row, _ in hits]
+            if self._rows == 0 or self._calibration is None or k <= 0:
+                return [], [], None
+            cal = self._calibration
+            dist, rows = calibration.neighbours(self._emb, self._sq_norms, self._row_subject, encoding,
+                                                k=k + calibration.COHORT)
+            decisions = calibration.decide(dist[0], rows[0], cal, target_fpir=target_fpir, threshold=threshold,
+                                           max_candidates=k)
+            nearest = [round(float(v), 4) for v, r in zip(dist[0], rows[0]) if r >= 0][: calibration.COHORT + 1]
+            point = cal.operating_point(target_fpir)
+            if not decisions:
+                return [], nearest, point
+            keys = [int(self._row_image[d.row]) for d in decisions]
             marks = ",".join("?" * len(keys))
             info = {
                 row[0]: row[1:]
@@ -289,11 +338,13 @@ class Gallery:
                 )
             }
         found = []
-        for key, (_, distance) in zip(keys, hits):
+        for key, d in zip(keys, decisions):
             if key in info:  # a subject removed after this generation was loaded is not reported
                 sha, subject_id, name, record_ref = info[key]
-                found.append((subject_id, name, record_ref, distance, sha))
-        return [Candidate(rank, *fields) for rank, fields in enumerate(found, start=1)]
+                found.append(Candidate(len(found) + 1, subject_id, name, record_ref, d.distance, sha,
+                                       margin=d.margin, score=d.score, fpir_estimate=d.fpir_estimate,
+                                       below_resolution=d.below_resolution))
+        return found, nearest, point
 
     def thumbnail(self, image_sha256: str) -> bytes | None:
         """JPEG thumbnail of an enrolled image's face, or None."""
@@ -389,6 +440,12 @@ class Gallery:
             if rows:
                 _write_npy(self._path(name, generation), _ARRAYS[name], shape, parts)
         if rows:
+            # The calibration of the new generation, committed with it (a crash before COMMIT leaves an orphan).
+            emb = np.load(self._path("embeddings", generation), mmap_mode="r")
+            row_subject = np.load(self._path("row_subject", generation))
+            subjects = int(self._db.execute("SELECT COUNT(*) FROM subjects").fetchone()[0])
+            calibration.calibrate(emb, squared_norms(emb), row_subject, generation=generation,
+                                  subjects=subjects).save(self._calibration_path(generation))
             fsync_dir(self.dir)
         self._db.execute("UPDATE meta SET value = ? WHERE key = 'generation'", (str(generation),))
         self._db.execute("UPDATE meta SET value = ? WHERE key = 'rows'", (str(rows),))

@@ -35,6 +35,7 @@ from bot import policy as _policy
 from bot import request, wording
 from bot.config import PolicySettings
 from bot.faces.quality import level_of
+from bot.faces.quality import problems as quality_problems
 from bot.request import Dialog, ImageRequest, Step
 
 EVENT_TYPE = "fr_search"  # Slack: event_type must match [A-Za-z0-9_]+
@@ -327,10 +328,10 @@ def progress(dialog: Dialog, image: ImageRequest, status: str) -> Message:
 
 
 def _candidate_lines(result: Any) -> list[str]:
-    threshold = float(result.threshold)
+    point = getattr(result, "operating_point", None) or {}
     return [
-        wording.candidate_line(c.rank, c.name, c.subject_id, c.record_ref,
-                               wording.distance_band(float(c.distance), threshold), float(c.distance))
+        wording.candidate_line(c.rank, c.name, c.subject_id, c.record_ref, float(c.distance),
+                               wording.estimate_text(c.fpir_estimate, c.below_resolution, point))
         for c in result.candidates
     ]
 
@@ -359,16 +360,20 @@ def result(
     search quoting the request id (GO 375.01 D); the call thread where the search is logged, when known."""
     candidates = list(result.candidates)
     request_id = result.request_id or image.request_id
+    point = getattr(result, "operating_point", None) or {}
     caveat = wording.result_caveat(bool(candidates))
-    header = wording.result_header(len(candidates), request_id)
+    header = wording.result_header(len(candidates), request_id, point.get("target_fpir"))
     head: list[Block] = [_section(caveat), _section(header)]
     tail: list[Block] = [
         _context(wording.result_details(result.threshold, result.gallery_size,
-                                        getattr(result, "gallery_images", result.gallery_size), result.model)),
+                                        getattr(result, "gallery_images", result.gallery_size), result.model,
+                                        point)),
     ]
     face = _chosen_face(image)
     if face is not None and level_of(face) == "too_small" and min_face_px:
         tail.insert(0, _context(wording.face_too_small_note(int(face["index"]), min_face_px)))
+    elif face is not None and level_of(face) == "low":
+        tail.insert(0, _context(wording.quality_note(int(face["index"]), quality_problems(face.get("quality") or {}))))
     tail += [DividerBlock(), _section(wording.document_reminder(request_id))]
     if call_thread_link:  # None: no dispatch channel, or the log entry is still queued
         tail.append(_context(wording.call_thread_logged(call_thread_link)))

@@ -871,7 +871,7 @@ def sheet_png(rt: Runtime, result: service.SearchResult, probe_crop: bytes | Non
         contact_sheet.SheetCandidate(
             rank=c.rank,
             label=f"{c.name} · {c.subject_id}" + (f" · {c.record_ref}" if c.record_ref else ""),
-            distance_band=wording.distance_band(float(c.distance), float(result.threshold)),
+            distance_band=wording.estimate_short(c.fpir_estimate, c.below_resolution, result.operating_point),
             thumbnail_jpeg=gallery.thumbnail(c.image_sha256) if c.image_sha256 else None,
         )
         for c in result.candidates
@@ -914,6 +914,8 @@ def audited_result(rt: Runtime, request_id: str) -> service.SearchResult | None:
         Candidate(
             int(c["rank"]), c["subject_id"], subjects.get(c["subject_id"], {}).get("name", c["subject_id"]),
             subjects.get(c["subject_id"], {}).get("record_ref", "") or "", float(c["distance"]), "",
+            margin=c.get("margin"), score=c.get("score"), fpir_estimate=c.get("fpir_estimate"),
+            below_resolution=bool(c.get("below_resolution")),
         )
         for c in e.get("candidates") or []
     ]
@@ -923,6 +925,7 @@ def audited_result(rt: Runtime, request_id: str) -> service.SearchResult | None:
         threshold=float(e.get("threshold") or rt.settings.search.threshold),
         gallery_size=int(e.get("gallery_subjects") or 0), gallery_images=int(e.get("gallery_images") or 0),
         model=e.get("model") or "", versions=e.get("versions") or {}, audit_seq=int(e.get("seq") or 0),
+        operating_point=e.get("operating_point") or {}, nearest=e.get("nearest_distances") or [],
     )
 
 

@@ -84,7 +84,8 @@ def test_same_person_is_closer_than_different_people(people: dict[Path, Probe]):
     "name", ["people/kit_harington/john2.jpeg", "people/obama/obama-480p.jpg", "group/kit_with_rose.jpg"]
 )
 def test_encodings_match_plain_face_recognition(name: str, faces_dir: Path):
-    """Same faces as plain face_recognition, and encodings within 0.1 of its (boxes differ slightly)."""
+    """Same faces as plain face_recognition, and encodings within 0.2 of its: ours average the face and its
+    mirror image and the boxes differ slightly (same-person distances here reach ~0.5, others start ~0.7)."""
     face_recognition = plain_face_recognition()
     path = faces_dir / name
     plain_img = face_recognition.load_image_file(path)
@@ -92,7 +93,7 @@ def test_encodings_match_plain_face_recognition(name: str, faces_dir: Path):
     ours = find_faces(decode_image(path.read_bytes(), **LIMITS))
     assert len(ours) == len(plain)
     for face in ours:
-        assert float(np.min(np.linalg.norm(np.asarray(plain) - face.encoding, axis=1))) < 0.1
+        assert float(np.min(np.linalg.norm(np.asarray(plain) - face.encoding, axis=1))) < 0.2
 
 
 @pytest.mark.parametrize(

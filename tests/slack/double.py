@@ -113,6 +113,7 @@ class _Fault:
     status: int
     remaining: int
     retry_after: int
+    match: Any = None  # params -> bool: only calls it accepts fail (None: every call)
 
 
 @dataclass
@@ -374,17 +375,21 @@ class SlackDouble:
 
     # --- faults ----------------------------------------------------------------------------------------
 
-    def fail_next(self, method: str, status: int = 429, times: int = 1, retry_after: int = 1) -> None:
+    def fail_next(self, method: str, status: int = 429, times: int = 1, retry_after: int = 1,
+                  match: Any = None) -> None:
         """Make the next `times` calls of `method` fail: 429 with Retry-After (seconds), 500/503 with an
         error body, or DISCONNECT (connection dropped). Failed calls are recorded but change nothing.
-        `method` may be `files.upload` or `files.download` for the upload and file URLs."""
-        self._faults.setdefault(method, []).append(_Fault(status, times, retry_after))
+        `method` may be `files.upload` or `files.download` for the upload and file URLs. With `match`
+        (params -> bool) only the calls it accepts fail, so a test need not race the bot to the right post."""
+        self._faults.setdefault(method, []).append(_Fault(status, times, retry_after, match))
 
-    def _take_fault(self, method: str) -> _Fault | None:
+    def _take_fault(self, method: str, params: dict | None = None) -> _Fault | None:
         queue = self._faults.get(method)
         if not queue:
             return None
         fault = queue[0]
+        if fault.match is not None and not fault.match(params or {}):
+            return None
         fault.remaining -= 1
         if fault.remaining <= 0:
             queue.pop(0)
@@ -521,7 +526,7 @@ class SlackDouble:
     async def _handle_api(self, request: web.Request) -> web.StreamResponse:
         method = request.match_info["method"]
         params, token = await self._parse(request)
-        fault = self._take_fault(method)
+        fault = self._take_fault(method, params)
         if fault is not None:
             self._record(Call(method, params, fault.status, {"ok": False, "error": "fault"}, token))
             return self._fault_response(request, fault)

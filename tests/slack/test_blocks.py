@@ -69,16 +69,20 @@ def analysed(n_faces: int, small: tuple[int, ...] = ()) -> tuple[Dialog, list[re
                                error=None, now=at(2))
 
 
-def candidate(rank: int, name: str = "Doe, Jane", distance: float = 0.35) -> Candidate:
+def candidate(rank: int, name: str = "Doe, Jane", distance: float = 0.35, fpir: float = 0.002) -> Candidate:
     return Candidate(rank=rank, subject_id=f"S-{rank:03d}", name=name, record_ref=f"BK-{rank}",
-                     distance=distance, image_sha256="cd" * 32)
+                     distance=distance, image_sha256="cd" * 32, margin=0.1, score=0.2, fpir_estimate=fpir)
+
+
+POINT = {"target_fpir": 0.01, "gallery_size": 400, "calibrated_at": "2026-11-30T10:00:00Z", "method": "gallery",
+         "sample_size": 400}
 
 
 def search_result(d: Dialog, candidates: list[Candidate]) -> SearchResult:
     return SearchResult(request_id=d.images[0].request_id, call_number=CALL, purpose="investigation",
-                        faces=faces(1), face_index=1, candidates=candidates, threshold=0.55, gallery_size=40,
-                        gallery_images=52, model="dlib_face_recognition_resnet_model_v1",
-                        versions={"dlib": "19.24"}, audit_seq=7)
+                        faces=faces(1), face_index=1, candidates=candidates, threshold=0.55, gallery_size=400,
+                        gallery_images=452, model="dlib_face_recognition_resnet_model_v1",
+                        versions={"dlib": "19.24"}, audit_seq=7, operating_point=POINT)
 
 
 def texts(kwargs: dict[str, Any]) -> list[str]:
@@ -319,15 +323,19 @@ def test_result_puts_the_caveat_first_every_time(n):
         assert wording.NO_CANDIDATE_CAVEAT in joined
 
 
-def test_result_lists_ranked_candidates_with_bands_then_the_reminder_and_the_call_thread():
+def test_result_lists_ranked_candidates_with_estimates_then_the_reminder_and_the_call_thread():
     d = at_step(Step.ATTESTATION)
-    res = search_result(d, [candidate(1, "Doe, Jane", 0.30), candidate(2, "Roe, Rick", 0.52)])
+    res = search_result(d, [candidate(1, "Doe, Jane", 0.30, 0.0025), candidate(2, "Roe, Rick", 0.52, 0.008)])
     link = "https://example.slack.com/archives/C0DISPATCH/p1700000000000200"
     kwargs = blocks.result(d, d.images[0], res, link).kwargs()
     sections = section_texts(kwargs)
     body = "\n".join(sections)
-    assert "1. Doe, Jane (subject S-001, record BK-1): higher similarity, distance 0.300" in body
-    assert "2. Roe, Rick (subject S-002, record BK-2): lower similarity, near the threshold" in body
+    assert ("1. Doe, Jane (subject S-001, record BK-1): distance 0.300; a person not in the gallery scores this "
+            "well in about 1 in 400 searches of these 400 people") in body
+    assert "2. Roe, Rick (subject S-002, record BK-2): distance 0.520; a person not in the gallery scores this " \
+        "well in about 1 in 120 searches" in body
+    details = "\n".join(texts(kwargs))
+    assert "false-match target 1 in 100 searches; calibrated on this gallery 2026-11-30" in details
     assert body.index("1. Doe") < body.index("2. Roe")
     assert sections[-1] == wording.document_reminder(res.request_id)
     assert "GO 375.01 D" in sections[-1] and res.request_id in sections[-1]

@@ -43,7 +43,7 @@ async def test_happy_path_by_thread_replies(harness, slack):
     # The result: the caveat first, then the ranked candidate, the reminder quoting the request id.
     texts = block_texts(result.params)
     assert texts[0] == wording.result_caveat(True)
-    assert texts[1] == wording.result_header(1, rid)
+    assert texts[1] == wording.result_header(1, rid, 0.01)
     assert texts[2].startswith("1. obama (subject obama)")
     assert any(wording.document_reminder(rid) == t for t in texts)
     assert payload(result)["outcome"] == "candidates" and payload(result)["call_number"] == "26-012345"
@@ -134,7 +134,7 @@ async def test_a_person_not_enrolled_gets_no_candidate_with_the_caveat(harness, 
     await harness.done(upload)
     texts = block_texts(result.params)
     assert texts[0] == wording.result_caveat(False)  # leads-only caveat plus "not an exclusion"
-    assert texts[1] == wording.result_header(0, payload(result)["request_id"])
+    assert texts[1] == wording.result_header(0, payload(result)["request_id"], 0.01)
     assert payload(result)["outcome"] == "no_candidate"
     [audited] = harness.audit(request_id=payload(result)["request_id"])
     assert audited["outcome"] == "no_candidate" and audited["candidates"] == []
