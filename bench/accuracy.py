@@ -49,23 +49,29 @@ def rate(k: int, n: int) -> str:
     return f"{k}/{n} = {100 * k / max(n, 1):.1f} % [{100 * lo:.1f}–{100 * hi:.1f}]"
 
 
+DEFAULT_TARGET = 0.01
+DEFAULT_THRESHOLD = 0.55
+
+
 @dataclass
 class Search:
-    """One probe's search of one fold's gallery: closest per-subject distances and whether rank 1 is the mate."""
+    """One probe's search of one fold's gallery."""
 
     fold: int
     mated: bool
     person: str | None  # the mate's subject id (mated probes)
-    distances: np.ndarray  # ascending, COHORT + 1, censored at HORIZON; empty when no face was found
+    distances: np.ndarray  # closest per-subject distances, ascending; empty when no face was found
     rank1_is_mate: bool
     quality: dict = field(default_factory=dict)
+    estimate: float = 1.0  # the rank-1 candidate's fpir_estimate (calibrated runs)
+    accepted: bool = False  # the bot's default decision returns a rank-1 candidate
 
 
 @dataclass
 class FoldGallery:
     matrix: np.ndarray
     subjects: list[str]
-    calibration: calibration.Calibration
+    calibration: calibration.Calibration | None
 
 
 def _gallery(dev: devset.DevSet, fold: devset.Fold, enc: dict, key: str) -> tuple[np.ndarray, list[str]]:
@@ -85,9 +91,11 @@ def _gallery(dev: devset.DevSet, fold: devset.Fold, enc: dict, key: str) -> tupl
 
 def searches(dev: devset.DevSet, enc: dict, key: str = "enc", *, calibrate: bool = True
              ) -> tuple[list[Search], list[FoldGallery]]:
-    """Every mated and non-mated search of every fold, with each fold's gallery calibration."""
+    """Every mated and non-mated search of every fold; with calibrate, each fold's gallery is calibrated on
+    itself (bot.faces.calibration.calibrate, as the server does) and the default decision applied."""
     out: list[Search] = []
     galleries = []
+    k = calibration.COHORT + 1
     for fold in devset.folds(dev):
         matrix, ids = _gallery(dev, fold, enc, key)
         sq = squared_norms(matrix)
@@ -99,19 +107,23 @@ def searches(dev: devset.DevSet, enc: dict, key: str = "enc", *, calibrate: bool
         probes += [(False, None, dev.singles[i]) for i in fold.probe_singles]
         found = [(m, n, enc[str(p)]) for m, n, p in probes]
         with_face = [f for f in found if key in f[2]]
-        vecs = np.stack([f[2][key] for f in with_face]).astype(np.float32) if with_face else np.zeros((0, 128))
-        dists = calibration.neighbour_distances(matrix, sq, row_subject, vecs)
-        # rank-1 identity: the closest row (one row per subject here)
-        d2 = sq[None, :] - 2.0 * (vecs @ matrix.T) + np.einsum("ij,ij->i", vecs, vecs)[:, None]
-        nearest = np.argmin(d2, axis=1)
-        it = iter(range(len(with_face)))
+        vecs = np.stack([f[2][key] for f in with_face]).astype(np.float32)
+        dists, rows = calibration.neighbours(matrix, sq, row_subject, vecs, k=k)
+        # The closest subject outright (it may lie beyond HORIZON, where `neighbours` stops looking).
+        nearest = np.argmin(sq[None, :] - 2.0 * (vecs @ matrix.T), axis=1)
+        j = 0
         for mated, name, r in found:
             if key not in r:
                 out.append(Search(fold.index, mated, name, np.zeros(0), False))
                 continue
-            j = next(it)
-            out.append(Search(fold.index, mated, name, dists[j], mated and ids[nearest[j]] == name,
-                              r.get("quality", {})))
+            s = Search(fold.index, mated, name, dists[j], mated and ids[nearest[j]] == name, r.get("quality", {}))
+            if cal is not None:
+                decided = calibration.decide(dists[j], rows[j], cal, target_fpir=DEFAULT_TARGET,
+                                             threshold=DEFAULT_THRESHOLD, max_candidates=1)
+                s.estimate = cal.fpir(float(calibration.score(dists[j])[0]))
+                s.accepted = bool(decided)
+            out.append(s)
+            j += 1
     return out, galleries
 
 
@@ -125,16 +137,6 @@ def held_out(s: Search, dev: devset.DevSet) -> bool:
     return names.index(s.person) >= len(names) // 3
 
 
-def tuning(s: Search, dev: devset.DevSet) -> bool:
-    """Fold 0, and for mated probes only the first third of the people."""
-    if s.fold != 0:
-        return False
-    if not s.mated:
-        return True
-    names = sorted(dev.people)
-    return names.index(s.person) < len(names) // 3
-
-
 def decide(ss: list[Search], accept) -> tuple[int, int, int, int]:
     """(mated misses, mated total, non-mated with a candidate, non-mated total) under `accept(search) -> bool`."""
     miss = sum(1 for s in ss if s.mated and not (len(s.distances) and s.rank1_is_mate and accept(s)))
@@ -142,27 +144,70 @@ def decide(ss: list[Search], accept) -> tuple[int, int, int, int]:
     return miss, sum(1 for s in ss if s.mated), fp, sum(1 for s in ss if not s.mated)
 
 
+def at_default(ss: list[Search]) -> tuple[int, int, int, int]:
+    """The bot's own default decision (calibrated, target 1 %, distance ceiling 0.55)."""
+    return decide(ss, lambda s: s.accepted)
+
+
 def det(ss: list[Search], values) -> tuple[np.ndarray, np.ndarray]:
-    """FPIR and FNIR for every threshold on `values(search)` (higher = accept), for a DET curve."""
-    mated = [s for s in ss if s.mated]
-    non = [s for s in ss if not s.mated]
-    mv = np.array([values(s) if len(s.distances) and s.rank1_is_mate else -np.inf for s in mated])
-    nv = np.array([values(s) if len(s.distances) else -np.inf for s in non])
+    """FPIR and FNIR at every threshold on `values(search)` (higher = accept), for a DET curve."""
+    mv = np.array([values(s) if len(s.distances) and s.rank1_is_mate else -np.inf for s in ss if s.mated])
+    nv = np.array([values(s) if len(s.distances) else -np.inf for s in ss if not s.mated])
     thresholds = np.unique(np.concatenate([mv[np.isfinite(mv)], nv[np.isfinite(nv)]]))[::-1]
     fpir = np.array([(nv >= t).mean() for t in thresholds])
     fnir = np.array([1 - (mv >= t).mean() for t in thresholds])
     return fpir, fnir
 
 
-def fnir_at(ss: list[Search], values, target: float) -> tuple[int, int, int, int, float]:
-    """The best threshold on `values` with observed FPIR <= target: (misses, mated, fps, non-mated, threshold)."""
+def fnir_at(ss: list[Search], values, target: float) -> tuple[int, int, int, int]:
+    """The threshold on `values` that lets at most `target` of the non-mated searches through, read off the
+    searches themselves (a DET curve's FNIR at that FPIR): (misses, mated, fps, non-mated)."""
     non = np.sort(np.array([values(s) for s in ss if not s.mated and len(s.distances)]))[::-1]
     n_non = sum(1 for s in ss if not s.mated)
-    allowed = math.floor(target * n_non)
+    allowed = int(target * n_non)
     t = non[allowed] if allowed < len(non) else -np.inf
-    # accept strictly above the (allowed+1)-th largest non-mated value
-    miss, n_m, fp, n_n = decide(ss, lambda s: values(s) > t)
-    return miss, n_m, fp, n_n, float(t)
+    return decide(ss, lambda s: values(s) > t)
+
+
+def score1(s: Search) -> float:
+    return float(calibration.score(s.distances)[0])
+
+
+def neg_distance(s: Search) -> float:
+    return -float(s.distances[0])
+
+
+def margin(s: Search) -> float:
+    return float(min(s.distances[1], calibration.HORIZON) - s.distances[0])
+
+
+def plot(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray]], points: dict[str, tuple[float, float]],
+         title: str) -> Path:
+    """A DET plot (FNIR against FPIR, log FPIR axis) as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.8), dpi=120)
+    for label, (fpir, fnir) in curves.items():
+        keep = fpir > 0
+        ax.plot(fpir[keep], fnir[keep], label=label, linewidth=1.6)
+    for label, (x, y) in points.items():
+        ax.plot([max(x, 1e-4)], [y], marker="o", linestyle="none", label=label)
+    ax.set_xscale("log")
+    ax.set_xlim(5e-4, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("FPIR (share of people not enrolled who get a candidate)")
+    ax.set_ylabel("FNIR (share of enrolled people whose mate is not rank 1)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
 
 
 REFERENCE_SIZES = (2, 3, 5, 10, 15, 20, 30, 50, 75, 100, 150, 199)
@@ -208,8 +253,10 @@ def main() -> int:
           f"{time.perf_counter() - started:.1f} s")
     if args.write_reference:
         print(f"wrote {write_reference(dev, enc)}")
+    started = time.perf_counter()
     bot_ss, galleries = searches(dev, enc, "enc")
     plain_ss, _ = searches(dev, plain, "enc", calibrate=False)
+    print(f"searched and calibrated 3 folds in {time.perf_counter() - started:.1f} s")
     print(f"gallery per fold: {[len(g.subjects) for g in galleries]} subjects")
     return report(dev, bot_ss, plain_ss, galleries, args)
 
@@ -217,18 +264,56 @@ def main() -> int:
 def report(dev, bot_ss, plain_ss, galleries, args) -> int:
     ho = [s for s in bot_ss if held_out(s, dev)]
     pho = [s for s in plain_ss if held_out(s, dev)]
-    score1 = lambda s: calibration.score(s.distances)[0]
-    neg_d1 = lambda s: -s.distances[0]
-    margin = lambda s: s.distances[1] - s.distances[0]
-    print("\nheld out (folds 1-2; mated: the two thirds of the people no constant saw)")
-    print("| FPIR target | bot score | margin alone | bot distance | plain face_recognition distance |")
+    plain_055 = lambda s: s.distances[0] <= DEFAULT_THRESHOLD
+    print(f"\nOperating point at the defaults (bot: calibrated, target FPIR {DEFAULT_TARGET:.0%}, distance "
+          f"ceiling {DEFAULT_THRESHOLD}; plain face_recognition: distance <= {DEFAULT_THRESHOLD})")
+    print("| system | searches | FNIR [95 % CI] | FPIR [95 % CI] |")
+    print("|---|---|---|---|")
+    for label, ss, rule in (("bot, held out", ho, None), ("bot, all folds", bot_ss, None),
+                            ("plain face_recognition 0.55, held out", pho, plain_055),
+                            ("plain face_recognition 0.55, all folds", plain_ss, plain_055)):
+        miss, n_m, fp, n_n = at_default(ss) if rule is None else decide(ss, rule)
+        print(f"| {label} | {n_m} mated, {n_n} non-mated | {rate(miss, n_m)} | {rate(fp, n_n)} |")
+
+    print("\nFNIR at fixed FPIR, held out (each rule's threshold read off the held-out searches: a DET reading)")
+    print("| FPIR | bot score | margin alone | bot distance | plain face_recognition distance |")
     print("|---|---|---|---|---|")
     for t in TARGETS:
         cells = []
-        for ss, f in ((ho, score1), (ho, margin), (ho, neg_d1), (pho, neg_d1)):
-            miss, n_m, fp, n_n, _ = fnir_at(ss, f, t)
-            cells.append(f"FNIR {rate(miss, n_m)}; FPIR {fp}/{n_n}")
+        for ss, f in ((ho, score1), (ho, margin), (ho, neg_distance), (pho, neg_distance)):
+            miss, n_m, fp, n_n = fnir_at(ss, f, t)
+            cells.append(rate(miss, n_m))
         print(f"| {t:.1%} | " + " | ".join(cells) + " |")
+
+    print("\nDoes the estimate say what happens? Non-mated searches, all folds: predicted vs observed FPIR")
+    print("| estimate at most | non-mated searches reaching it (observed) |")
+    print("|---|---|")
+    non = [s for s in bot_ss if not s.mated and len(s.distances)]
+    n_non = sum(1 for s in bot_ss if not s.mated)
+    for cut in (0.001, 0.005, 0.01, 0.02, 0.05, 0.1):
+        k = sum(1 for s in non if s.estimate <= cut)
+        print(f"| {cut:.1%} | {rate(k, n_non)} |")
+
+    print("\nProbe quality (mated probes, all folds, bot default decision)")
+    print("| probe | FNIR |")
+    print("|---|---|")
+    mated = [s for s in bot_ss if s.mated and len(s.distances)]
+    for level in ("ok", "low"):
+        group = [s for s in mated if (s.quality or {}).get("level", "ok") == level]
+        if group:
+            miss, n_m, _, _ = at_default(group)
+            print(f"| {level} | {rate(miss, n_m)} |")
+
+    curves = {"bot score": det(ho, score1), "bot distance": det(ho, neg_distance),
+              "plain face_recognition distance": det(pho, neg_distance)}
+    miss, n_m, fp, n_n = at_default(ho)
+    pmiss, pn_m, pfp, pn_n = decide(pho, plain_055)
+    points = {"bot default (target 1 %)": (fp / n_n, miss / n_m),
+              "plain face_recognition at 0.55": (pfp / pn_n, pmiss / pn_m)}
+    sizes = sorted({len(g.subjects) for g in galleries})
+    path = plot(args.plot, curves, points,
+                f"Dev set, held out: {n_m} mated / {n_n} non-mated searches, gallery {sizes[0]:,} subjects")
+    print(f"\nDET plot: {path}")
     return 0
 
 

@@ -2,11 +2,12 @@
 
     BOT_DEV_FACES=/abs/path/shared/faces-dev .venv/bin/python -m bench.devset [--workers 2]
 
-Encodes every photo once with the bot's own pipeline (bot.faces.engine: HOG detection, upsampling only when
-nothing is found, the probe padded when it is a tight crop, 5-point alignment, one jitter) and, for the
-pipeline comparison, the same face with 68-point alignment, and the CNN detector where HOG found nothing.
-Per photo it keeps the timings of each stage. The cache lives in bench/out/ (git-ignored) and is reused
-while the file list and the pipeline version match, so a sweep of decision rules takes seconds.
+Encodes every photo once with the bot's own pipeline (bot.faces.engine.find_faces: HOG detection, upsampling
+only when nothing is found, a padded copy when even that finds nothing, 5-point alignment, the mirror-averaged
+ResNet descriptor), and once with plain face_recognition (load_image_file, face_locations, face_encodings),
+keeping the time of each stage. The caches live in bench/out/ (git-ignored) and are reused while the file list
+and CACHE_VERSION match, so a sweep of decision rules takes seconds. bench/pipeline.py measures the
+alternatives (jitter, 68-point alignment, the CNN detector) on the same photos.
 """
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-CACHE_VERSION = "1"
+CACHE_VERSION = "2"  # change with the pipeline (bot.faces.engine)
+PLAIN_VERSION = "1"  # plain face_recognition's cache: changes only with this file's encode_plain
 OUT = Path(__file__).resolve().parent / "out"
 
 
@@ -94,10 +96,9 @@ def _central(boxes, width: int, height: int) -> int:
 
 
 def encode_one(path: str) -> dict:
-    """Every measurement the accuracy and pipeline benchmarks need for one photo."""
-    import dlib
-
-    from bot.faces import engine, quality
+    """The bot's own pipeline (bot.faces.engine.find_faces) on one photo: the face nearest the centre, its
+    encoding, quality and how it was found, and the time of each stage."""
+    from bot.faces import engine
     from bot.faces.images import decode_image
 
     out: dict = {"path": path}
@@ -105,38 +106,13 @@ def encode_one(path: str) -> dict:
     data = Path(path).read_bytes()
     rgb = decode_image(data, max_bytes=1 << 30, max_pixels=1 << 30)
     t1 = time.perf_counter()
-    found = engine.find_boxes(rgb, 1024)
+    faces = engine.find_faces(rgb)
     t2 = time.perf_counter()
-    out.update(t_decode=t1 - t0, t_detect=t2 - t1, n_faces=len(found.boxes), found_by=found.how)
-    models = engine._models()
-    boxes, pixels = found.encode_boxes, found.pixels
-    if not boxes:
-        # The CNN detector as a fallback: what it would add, and at what cost.
-        t = time.perf_counter()
-        cnn = _cnn()(rgb, 1 if max(rgb.shape[:2]) < 800 else 0)
-        out["t_cnn"] = time.perf_counter() - t
-        if len(cnn):
-            r = max(cnn, key=lambda d: d.confidence).rect
-            boxes = [engine.Box(top=max(r.top(), 0), right=min(r.right(), rgb.shape[1]),
-                                bottom=min(r.bottom(), rgb.shape[0]), left=max(r.left(), 0))]
-            out["found_by"] = "cnn"
-    if not boxes:
-        return out
-    rgb = pixels
-    box = boxes[_central(boxes, rgb.shape[1], rgb.shape[0])]
-    rect = dlib.rectangle(box.left, box.top, box.right, box.bottom)
-    t3 = time.perf_counter()
-    shape = models.landmarks(rgb, rect)
-    enc = np.asarray(models.encoder.compute_face_descriptor(rgb, shape, 1), dtype=np.float32)
-    t4 = time.perf_counter()
-    points = quality.landmark_points(shape)
-    q = quality.measure(rgb, box, points, min_face_px=60)
-    t5 = time.perf_counter()
-    shape68 = _lm68()(rgb, rect)
-    enc68 = np.asarray(models.encoder.compute_face_descriptor(rgb, shape68, 1), dtype=np.float32)
-    t6 = time.perf_counter()
-    out.update(box=(box.top, box.right, box.bottom, box.left), enc=enc, enc68=enc68, quality=q.as_dict(),
-               t_encode=t4 - t3, t_quality=t5 - t4, t_encode68=t6 - t5)
+    out.update(t_decode=t1 - t0, t_faces=t2 - t1, n_faces=len(faces))
+    if faces:
+        face = faces[_central([f.box for f in faces], rgb.shape[1], rgb.shape[0])]
+        out.update(box=(face.box.top, face.box.right, face.box.bottom, face.box.left), enc=face.encoding,
+                   quality=face.quality.as_dict(), found_by=face.found_by)
     return out
 
 
@@ -166,25 +142,6 @@ class _BoxLike:
     left: int
 
 
-_extra: dict = {}
-
-
-def _cnn():
-    if "cnn" not in _extra:
-        import dlib
-        import face_recognition_models as frm
-        _extra["cnn"] = dlib.cnn_face_detection_model_v1(frm.cnn_face_detector_model_location())
-    return _extra["cnn"]
-
-
-def _lm68():
-    if "lm68" not in _extra:
-        import dlib
-        import face_recognition_models as frm
-        _extra["lm68"] = dlib.shape_predictor(frm.pose_predictor_model_location())
-    return _extra["lm68"]
-
-
 def _init() -> None:
     import warnings
     warnings.simplefilter("ignore")
@@ -192,8 +149,8 @@ def _init() -> None:
     engine._init_worker()
 
 
-def _cache_key(paths: list[Path]) -> str:
-    h = hashlib.sha256(CACHE_VERSION.encode())
+def _cache_key(paths: list[Path], version: str = CACHE_VERSION) -> str:
+    h = hashlib.sha256(version.encode())
     for p in paths:
         h.update(str(p).encode())
         h.update(str(p.stat().st_size).encode())
@@ -207,7 +164,8 @@ def encodings(dev: DevSet, *, workers: int = 2, progress: bool = True, plain: bo
 
     paths = dev.all_paths()
     OUT.mkdir(exist_ok=True)
-    cache = OUT / f"devset-{'plain-' if plain else ''}{_cache_key(paths)}.pkl"
+    cache = OUT / (f"devset-plain-{_cache_key(paths, PLAIN_VERSION)}.pkl" if plain
+                   else f"devset-{_cache_key(paths)}.pkl")
     if cache.exists():
         return pickle.loads(cache.read_bytes())
     os.environ.update({"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"})
@@ -235,9 +193,10 @@ def main() -> int:
     plain = encodings(dev, workers=args.workers, plain=True)
     print(f"plain face_recognition: a face in {sum(1 for r in plain.values() if 'enc' in r)}")
     found = sum(1 for r in res.values() if "enc" in r)
-    by = {}
+    by: dict[str, int] = {}
     for r in res.values():
-        by[r.get("found_by", "none") if "enc" in r else "none"] = by.get(r.get("found_by", "none") if "enc" in r else "none", 0) + 1
+        key = r.get("found_by", "none") if "enc" in r else "none"
+        by[key] = by.get(key, 0) + 1
     print(f"{len(res)} photos, a face in {found}; found by {by}; {time.perf_counter() - started:.1f} s")
     return 0
 

@@ -87,6 +87,7 @@ class Face:
     size: int
     quality: Quality
     encoding: np.ndarray = field(repr=False, compare=False)  # float32 (128,)
+    found_by: str = field(default="hog", compare=False)  # "hog", "hog_up1", "hog_up2" or "padded"
 
     @property
     def level(self) -> str:
@@ -291,7 +292,7 @@ def find_faces(rgb: np.ndarray, *, min_face_px: int = 60, detect_max_side: int =
     faces = []
     for i, (box, pbox, (enc, points)) in enumerate(zip(found.boxes, found.encode_boxes, encoded), start=1):
         q = quality.measure(found.pixels, pbox, points, min_face_px=min_face_px, grayscale=mono)
-        faces.append(Face(index=i, box=box, size=box.width, quality=q, encoding=enc))
+        faces.append(Face(index=i, box=box, size=box.width, quality=q, encoding=enc, found_by=found.how))
     return faces
 
 
