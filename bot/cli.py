@@ -218,10 +218,20 @@ def _gallery(args: argparse.Namespace, settings: Settings) -> int:
         print(f"removed {args.subject}: {removed} image(s)")
         return EXIT_OK
     stats = gallery.stats()
+    cal = gallery.calibration
+    stats["operating_point"] = cal.operating_point(settings.search.target_fpir) if cal is not None else None
     if args.json:
         print(json.dumps(stats, ensure_ascii=False, indent=2, default=str))
-    else:
-        for key, value in stats.items():
+        return EXIT_OK
+    from bot import wording
+
+    print(wording.operating_point_text(stats["operating_point"], stats["subjects"], stats["images"]))
+    for key, value in stats.items():
+        if isinstance(value, dict):
+            print(f"{key}:")
+            for sub, v in value.items():
+                print(f"  {sub}: {v}")
+        elif key != "operating_point":
             print(f"{key}: {value}")
     return EXIT_OK
 

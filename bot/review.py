@@ -143,7 +143,8 @@ CSV_COLUMNS: tuple[str, ...] = (
     "source", "channel", "thread_ts", "permalink", "file_id", "image_name",
     "call_number", "call_thread_ts", "purpose", "justification", "attested",
     "probe_sha256", "faces", "face_index", "face_box", "candidate_count", "candidates",
-    "threshold", "gallery_subjects", "gallery_images", "model", "versions",
+    "threshold", "target_fpir", "calibration", "nearest_distances", "face_quality",
+    "gallery_subjects", "gallery_images", "model", "versions",
     "uploaded_at", "answer_times", "result_at", "seconds_to_result",
     "denied", "error", "actor_id", "actor_name", "action", "query", "other", "mac",
 )
@@ -151,7 +152,8 @@ CSV_COLUMNS: tuple[str, ...] = (
 _CONSUMED = frozenset({
     "seq", "ts", "kind", "outcome", "request_id", "requester", "source", "channel", "thread_ts", "permalink",
     "file_id", "image_name", "call_number", "call_thread_ts", "purpose", "justification", "attestation",
-    "probe_sha256", "faces", "face_index", "candidates", "threshold", "gallery_subjects", "gallery_images",
+    "probe_sha256", "faces", "face_index", "candidates", "threshold", "target_fpir", "operating_point",
+    "nearest_distances", "gallery_subjects", "gallery_images",
     "model", "versions", "uploaded_at", "answer_times", "result_at", "denied", "error", "actor", "action",
     "query", "prev", "mac",
 })
@@ -197,19 +199,50 @@ def _person(value: Any) -> tuple[str, str]:
 
 
 def candidates_cell(candidates: Sequence[Mapping[str, Any]] | None) -> str:
-    """Candidates as "subject:distance;subject2:distance" in rank order."""
+    """Candidates as "subject:distance:fpir_estimate;..." in rank order ("subject:distance" for entries
+    written before the calibrated decision, which carry no estimate)."""
     ordered = sorted(candidates or [], key=lambda c: c.get("rank") or 0)
-    return ";".join(f"{c.get('subject_id', '')}:{c.get('distance', '')}" for c in ordered)
+    return ";".join(
+        f"{c.get('subject_id', '')}:{c.get('distance', '')}"
+        + (f":{c['fpir_estimate']}" if c.get("fpir_estimate") is not None else "")
+        for c in ordered
+    )
 
 
-def chosen_face_box(entry: Mapping[str, Any]) -> dict | None:
-    """The box of the face that was searched (faces numbered from 1), or None."""
+def calibration_cell(point: Any) -> str | None:
+    """The operating point as "method size date n": e.g. "gallery 1630 2026-12-01T09:00:00Z 1630"."""
+    if not isinstance(point, Mapping) or not point:
+        return None
+    return " ".join(str(point.get(k, "")) for k in ("method", "gallery_size", "calibrated_at", "sample_size"))
+
+
+def chosen_face(entry: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The face entry that was searched (faces numbered from 1), or None."""
     faces = entry.get("faces") or []
     index = entry.get("face_index")
     for face in faces if isinstance(faces, list) else []:
         if isinstance(face, Mapping) and face.get("index") == index:
-            return face.get("box")
+            return face
     return None
+
+
+def chosen_face_box(entry: Mapping[str, Any]) -> dict | None:
+    """The box of the face that was searched (faces numbered from 1), or None."""
+    face = chosen_face(entry)
+    return face.get("box") if face is not None else None
+
+
+def _face_quality(entry: Mapping[str, Any]) -> str | None:
+    """The searched face's quality: "ok", "too_small", or "low: soft, turned" (old entries: the string)."""
+    face = chosen_face(entry)
+    if face is None:
+        return None
+    from bot.faces.quality import level_of, problems
+
+    level = level_of(face)
+    q = face.get("quality")
+    found = problems(q) if isinstance(q, Mapping) else ()
+    return f"{level}: {', '.join(found)}" if level == "low" and found else level
 
 
 def flatten_entry(entry: Mapping[str, Any], tz: str) -> dict[str, Any]:
@@ -252,6 +285,10 @@ def flatten_entry(entry: Mapping[str, Any], tz: str) -> dict[str, Any]:
         "candidate_count": len(candidates) if isinstance(candidates, list) else None,
         "candidates": candidates_cell(candidates) if isinstance(candidates, list) else None,
         "threshold": entry.get("threshold"),
+        "target_fpir": entry.get("target_fpir"),
+        "calibration": calibration_cell(entry.get("operating_point")),
+        "nearest_distances": ";".join(str(d) for d in entry.get("nearest_distances") or []) or None,
+        "face_quality": _face_quality(entry),
         "gallery_subjects": entry.get("gallery_subjects"),
         "gallery_images": entry.get("gallery_images"),
         "model": entry.get("model"),
@@ -549,6 +586,9 @@ def request_summary(entries: Sequence[Mapping[str, Any]], *, dispatch_channel: s
         "chosen_face_box": chosen_face_box(final),
         "candidates": candidates,
         "threshold": final.get("threshold"),
+        "target_fpir": final.get("target_fpir"),
+        "operating_point": final.get("operating_point") or {},
+        "nearest_distances": final.get("nearest_distances") or [],
         "model": final.get("model"),
         "versions": dict(versions),
         "gallery_subjects": final.get("gallery_subjects"),

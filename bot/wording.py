@@ -622,6 +622,14 @@ def face_line(face: Mapping[str, Any]) -> str:
     return f"Face {face.get('index')}: {where}; {face.get('size')} px; {quality}"
 
 
+def _bundle_candidate(c: Mapping[str, Any], point: Mapping[str, Any]) -> str:
+    head = f"{c.get('rank')}. subject {c.get('subject_id')}: distance {c.get('distance')}"
+    if c.get("fpir_estimate") is None:
+        return head  # an entry from before the calibrated decision
+    return (f"{head}, margin {c.get('margin') if c.get('margin') is not None else 'none'}, score {c.get('score')}; "
+            f"{estimate_text(c.get('fpir_estimate'), bool(c.get('below_resolution')), point)}")
+
+
 def cli_choose_face(faces: Sequence[Mapping[str, Any]] | int) -> str:
     """CLI message when several faces were found and --face was not given, listing the faces."""
     n = faces if isinstance(faces, int) else len(faces)
@@ -867,15 +875,21 @@ def bundle_summary_text(summary: Mapping[str, Any], verification: Mapping[str, A
     ]
     lines += [f"- {face_line(f)}" for f in summary.get("faces") or []] or ["- none recorded"]
     lines.append(f"Face searched: {summary.get('face_index') or 'none'}")
-    lines += ["", "Candidates (distance: lower is more similar; investigative leads only)"]
+    lines += ["", "Candidates (distance: lower is more similar; margin: to the next subject; estimate: how often "
+                  "a person not in the gallery scores as well; investigative leads only)"]
     cands = summary.get("candidates") or []
-    lines += [f"{c.get('rank')}. subject {c.get('subject_id')}: distance {c.get('distance')}" for c in cands]
+    point = summary.get("operating_point") or {}
+    lines += [_bundle_candidate(c, point) for c in cands]
     if not cands:
         lines.append("none")
+    near = summary.get("nearest_distances") or []
     lines += [
         "",
         "Search settings",
-        f"Threshold: {summary.get('threshold') if summary.get('threshold') is not None else NOT_GIVEN}",
+        f"Threshold (distance ceiling): "
+        f"{summary.get('threshold') if summary.get('threshold') is not None else NOT_GIVEN}",
+        f"Operating point: {operating_point_text(point, int(point.get('gallery_size') or 0)) if point else NOT_GIVEN}",
+        f"Closest subjects' distances: {', '.join(str(d) for d in near) if near else NOT_GIVEN}",
         f"Model: {summary.get('model') or NOT_GIVEN}",
         "Versions: " + (", ".join(f"{k} {v}" for k, v in sorted(versions.items())) or NOT_GIVEN),
         (f"Gallery at search time: {summary.get('gallery_subjects', NOT_GIVEN)} subjects, "
@@ -1045,14 +1059,17 @@ def status_text(
     outbox: int,
     open_requests: int,
     timezone: str,
+    operating_point: Mapping[str, Any] | None = None,
 ) -> str:
-    """Answer to `/frs status`: gallery size, model and package versions, threshold, bot version, queue."""
+    """Answer to `/frs status`: gallery size, operating point (target FPIR, calibration date), model and package
+    versions, distance ceiling, bot version, queue."""
     packages = ", ".join(f"{k} {_clip(str(v), 40)}" for k, v in sorted(versions.items()) if v and k != "bot")
     return (
         f"Facial recognition bot status ({POLICY})\n"
         f"Gallery: {subjects} subject{'s' if subjects != 1 else ''}, {images} image{'s' if images != 1 else ''}\n"
+        f"Operating point: {operating_point_text(operating_point, subjects)}\n"
         f"Model: {_clip(model, 200)}" + (f"; {packages}" if packages else "") + "\n"
-        f"Threshold: {threshold} (a candidate's distance is at most this; lower is more similar)\n"
+        f"Distance ceiling: {threshold} (no candidate is ever further; lower is more similar)\n"
         f"Bot version: {_clip(version, 40)}\n"
         f"Queue: {searching} search{'es' if searching != 1 else ''} running; {open_requests} request"
         f"{'s' if open_requests != 1 else ''} open (waiting for answers or a face choice); {outbox} post"

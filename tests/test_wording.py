@@ -332,7 +332,7 @@ KWARG_CALLS["status_text"] = {
     "subjects": 10**6, "images": 10**7, "model": HUGE, "versions": {"face_recognition": HUGE, "dlib": "19.24.6",
                                                                      "bot": "0.1.0"},
     "threshold": 0.55, "version": HUGE, "searching": 10**3, "outbox": 10**4, "open_requests": 10**3,
-    "timezone": HUGE,
+    "timezone": HUGE, "operating_point": BIG_POINT,
 }
 # Functions returning lines (each posted within a section by the caller).
 LINE_CALLS = {"audit_lines": [([REVIEW_ENTRY] * 50, "America/Los_Angeles"), ([], "UTC")]}
@@ -482,17 +482,20 @@ def test_audit_not_shown_points_to_the_export():
     assert wording.audit_not_shown(1, 100).startswith("1 more request is not shown")
 
 
-def test_status_text_gives_gallery_model_threshold_version_and_queue():
+def test_status_text_gives_gallery_operating_point_model_threshold_version_and_queue():
     text = wording.status_text(
-        subjects=4, images=5, model="dlib_face_recognition_resnet_model_v1",
+        subjects=1630, images=1700, model="dlib_face_recognition_resnet_model_v1",
         versions={"face_recognition": "1.3.0", "dlib": "19.24.6", "bot": "0.1.0"}, threshold=0.55,
         version="0.1.0", searching=1, outbox=2, open_requests=0, timezone="America/Los_Angeles",
+        operating_point=POINT,
     )
     lines = text.splitlines()
-    assert lines[1] == "Gallery: 4 subjects, 5 images"
-    assert lines[2] == "Model: dlib_face_recognition_resnet_model_v1; dlib 19.24.6, face_recognition 1.3.0"
-    assert lines[3].startswith("Threshold: 0.55 ")
-    assert lines[4] == "Bot version: 0.1.0"
-    assert lines[5].startswith("Queue: 1 search running; 0 requests open") and "2 posts waiting for Slack" in lines[5]
+    assert lines[1] == "Gallery: 1630 subjects, 1700 images"
+    assert lines[2] == ("Operating point: Gallery of 1,630 subjects; false-match target 1 in 100 searches; "
+                        "calibrated on this gallery 2026-12-01 (1,630 stranger searches).")
+    assert lines[3] == "Model: dlib_face_recognition_resnet_model_v1; dlib 19.24.6, face_recognition 1.3.0"
+    assert lines[4].startswith("Distance ceiling: 0.55 ")
+    assert lines[5] == "Bot version: 0.1.0"
+    assert lines[6].startswith("Queue: 1 search running; 0 requests open") and "2 posts waiting for Slack" in lines[6]
     huge = wording.status_text(**KWARG_CALLS["status_text"])
     assert len(huge) <= LIMIT and "<!here>" not in huge

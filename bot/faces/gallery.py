@@ -401,6 +401,10 @@ class Gallery:
             "generation": self._generation,
             "first_enrolled": first,
             "last_enrolled": last,
+            "calibration": None if self._calibration is None else {
+                "method": self._calibration.method, "gallery_size": self._calibration.gallery_size,
+                "calibrated_at": self._calibration.calibrated_at, "sample_size": self._calibration.sample_size,
+                "score": self._calibration.version},
             "files": {
                 "matrix_bytes": matrix_bytes,
                 "metadata_bytes": db_bytes,

@@ -342,25 +342,27 @@ async def report(rt: Runtime, command: Command, answer: Answer, who: dict[str, s
     await answer.private(blocks.review_report(text, note=note, month=result.month, **extra))
 
 
-def _status_numbers(rt: Runtime) -> tuple[int, int, int, int]:
-    """(gallery subjects, gallery images, open requests, call-log outbox depth), read from disk."""
+def _status_numbers(rt: Runtime) -> tuple[int, int, int, int, dict]:
+    """(gallery subjects, gallery images, open requests, call-log outbox depth, operating point), from disk."""
     gallery = rt.core.gallery
     gallery.refresh()  # another process (the CLI) may have enrolled since
-    return gallery.subject_count, gallery.image_count, len(rt.store.active()), rt.calls.outbox_depth()
+    cal = gallery.calibration
+    point = cal.operating_point(rt.settings.search.target_fpir) if cal is not None else {}
+    return gallery.subject_count, gallery.image_count, len(rt.store.active()), rt.calls.outbox_depth(), point
 
 
 async def status_message(rt: Runtime, user: str) -> Message:
     """The answer to `/frs status`."""
-    subjects, images, open_requests, outbox = await rt.io(_status_numbers, rt)
+    subjects, images, open_requests, outbox, point = await rt.io(_status_numbers, rt)
     info = model_info()
     searching = len(rt.state.get("searching", ()))
     text = wording.status_text(
         subjects=subjects, images=images, model=str(info.get("model")),
         versions={k: v for k, v in info.items() if k != "model"}, threshold=rt.settings.search.threshold,
         version=__version__, searching=searching, outbox=outbox, open_requests=open_requests,
-        timezone=rt.settings.timezone,
+        timezone=rt.settings.timezone, operating_point=point,
     )
     return blocks.review_note(text, kind="status", requested_by=user, gallery_subjects=subjects,
                               gallery_images=images, searching=searching, outbox=outbox,
                               open_requests=open_requests, threshold=rt.settings.search.threshold,
-                              version=__version__)
+                              target_fpir=rt.settings.search.target_fpir, version=__version__)
