@@ -875,8 +875,8 @@ def bundle_summary_text(summary: Mapping[str, Any], verification: Mapping[str, A
     ]
     lines += [f"- {face_line(f)}" for f in summary.get("faces") or []] or ["- none recorded"]
     lines.append(f"Face searched: {summary.get('face_index') or 'none'}")
-    lines += ["", "Candidates (distance: lower is more similar; margin: to the next subject; estimate: how often "
-                  "a person not in the gallery scores as well; investigative leads only)"]
+    lines += ["", ("Candidates (distance: lower is more similar; margin: to the next subject; estimate: how often "
+                  "a person not in the gallery scores as well; investigative leads only)")]
     cands = summary.get("candidates") or []
     point = summary.get("operating_point") or {}
     lines += [_bundle_candidate(c, point) for c in cands]
@@ -886,8 +886,8 @@ def bundle_summary_text(summary: Mapping[str, Any], verification: Mapping[str, A
     lines += [
         "",
         "Search settings",
-        f"Threshold (distance ceiling): "
-        f"{summary.get('threshold') if summary.get('threshold') is not None else NOT_GIVEN}",
+        (f"Threshold (distance ceiling): "
+        f"{summary.get('threshold') if summary.get('threshold') is not None else NOT_GIVEN}"),
         f"Operating point: {operating_point_text(point, int(point.get('gallery_size') or 0)) if point else NOT_GIVEN}",
         f"Closest subjects' distances: {', '.join(str(d) for d in near) if near else NOT_GIVEN}",
         f"Model: {summary.get('model') or NOT_GIVEN}",
