@@ -233,7 +233,7 @@ def write_reference(dev: devset.DevSet, enc: dict, *, per_size: int = 10000, see
         print(f"  reference size {size}: {len(tables[-1])} null scores, 99th percentile "
               f"{np.quantile(tables[-1], 0.99):.4f}")
     ref = calibration.Calibration(tuple(tables), calibration.METHOD_REFERENCE, len(matrix), -1,
-                                  calibration.now_iso())
+                                  calibration.now_iso(), sizes=REFERENCE_SIZES)
     ref.save(calibration.REFERENCE_PATH)
     return calibration.REFERENCE_PATH
 

@@ -1,4 +1,4 @@
-"""Shared fixtures. Real faces come from $BOT_TEST_FACES (never copied into the repo)."""
+"""Shared fixtures. Real faces come from $BOT_TEST_FACES and $BOT_DEV_FACES (never copied into the repo)."""
 from __future__ import annotations
 
 import os
@@ -35,6 +35,18 @@ def faces_dir() -> Path:
     root = _faces_root()
     if root is None:
         pytest.skip("BOT_TEST_FACES is not set: face tests need the shared test photos (../shared/faces; see README, Tests)")
+    return root
+
+
+@pytest.fixture(scope="session")
+def dev_faces_dir() -> Path:
+    """The development face set (2,130 people); skips when BOT_DEV_FACES is unset, fails when set but wrong."""
+    value = os.environ.get("BOT_DEV_FACES")
+    if not value:
+        pytest.skip("BOT_DEV_FACES is not set: calibration tests need the dev face set (../shared/faces-dev)")
+    root = Path(value)
+    if not (root / "people").is_dir() or not (root / "singles").is_dir():
+        raise RuntimeError(f"BOT_DEV_FACES={value} is set but holds no people/ and singles/ folders")
     return root
 
 

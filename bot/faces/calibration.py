@@ -14,8 +14,9 @@ they pass too. The configured distance `threshold` stays a hard ceiling.
 
 A gallery under `MIN_SUBJECTS` subjects is too small to measure its own tail; it uses reference null scores
 measured on the development set (`reference.npz`, written by `bench/accuracy.py --write-reference`) for
-galleries of 2 to 199 people, taking for every score the largest estimate of any of those sizes (strangers
-score higher in small galleries, where the next few neighbours are spread wider), and results say so. The calibration is recomputed with every gallery change and stored with the gallery's
+galleries of 2 to 199 people: for a gallery of S, the larger estimate of the reference sizes just below and
+just above S (strangers score higher in small galleries, where the next few neighbours are spread wider, but
+not in step with size), and results say so. The calibration is recomputed with every gallery change and stored with the gallery's
 generation (`gallery/calibration-<gen>.npz`); a missing or stale one is recomputed on open.
 
 The estimate is **not** the chance that a candidate is the wrong person: it says how rare such a score is for
@@ -92,6 +93,7 @@ class Calibration:
     generation: int
     calibrated_at: str  # UTC ISO 8601
     version: str = SCORE_VERSION
+    sizes: tuple[int, ...] = ()  # the reference: the gallery size each table was measured at
 
     @property
     def sample_size(self) -> int:
@@ -125,7 +127,8 @@ class Calibration:
         buf = io.BytesIO()
         arrays = {f"table_{i}": t.astype(np.float64) for i, t in enumerate(self.tables)}
         np.savez(buf, method=self.method, gallery_size=self.gallery_size, generation=self.generation,
-                 calibrated_at=self.calibrated_at, version=self.version, **arrays)
+                 calibrated_at=self.calibrated_at, version=self.version,
+                 sizes=np.asarray(self.sizes, dtype=np.int64), **arrays)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
@@ -147,6 +150,7 @@ class Calibration:
                 generation=int(z["generation"]),
                 calibrated_at=str(z["calibrated_at"]),
                 version=str(z["version"]),
+                sizes=tuple(int(v) for v in z["sizes"]) if "sizes" in z.files else (),
             )
 
 
@@ -155,12 +159,19 @@ def now_iso() -> str:
 
 
 def reference(gallery_size: int, generation: int) -> Calibration:
-    """The reference calibration measured on the development set (shipped with the bot)."""
+    """The reference calibration for a gallery of `gallery_size` (shipped with the bot, measured on the
+    development set): the tables of the reference sizes just below and just above it, so every estimate is
+    the larger of the two (strangers' scores change with gallery size, not always in one direction)."""
     ref = Calibration.load(REFERENCE_PATH)
-    if ref.version != SCORE_VERSION:
+    if ref.version != SCORE_VERSION or len(ref.sizes) != len(ref.tables):
         raise ValueError(f"{REFERENCE_PATH.name} was made for score {ref.version}, not {SCORE_VERSION}; "
                          "run bench/accuracy.py --write-reference")
-    return Calibration(ref.tables, METHOD_REFERENCE, gallery_size, generation, ref.calibrated_at)
+    below = [i for i, size in enumerate(ref.sizes) if size <= gallery_size]
+    above = [i for i, size in enumerate(ref.sizes) if size >= gallery_size]
+    pick = sorted({max(below, key=lambda i: ref.sizes[i]) if below else 0,
+                   min(above, key=lambda i: ref.sizes[i]) if above else len(ref.sizes) - 1})
+    return Calibration(tuple(ref.tables[i] for i in pick), METHOD_REFERENCE, gallery_size, generation,
+                       ref.calibrated_at, sizes=tuple(ref.sizes[i] for i in pick))
 
 
 def neighbours(
