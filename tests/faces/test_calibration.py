@@ -109,7 +109,7 @@ def dev_gallery(dev_faces_dir: Path, dev_engine: FaceEngine, tmp_path_factory) -
     source = tmp_path_factory.mktemp("dev-enroll")
     for person in people:
         (source / person.name).mkdir()
-        os.symlink(sorted(person.iterdir())[0], source / person.name / "1.jpg")
+        os.symlink(min(person.iterdir()), source / person.name / "1.jpg")
     data = tmp_path_factory.mktemp("dev-data")
     gallery = Gallery(data)
     report = enroll(gallery, dev_engine, source, progress=False)
@@ -170,7 +170,7 @@ def test_calibration_changes_on_enroll_and_remove_and_is_rebuilt_when_missing(de
     extra = dev_gallery["source"].parent / "dev-extra"
     person = _people(dev_faces_dir)[N_ENROLLED]
     (extra / person.name).mkdir(parents=True)
-    os.symlink(sorted(person.iterdir())[0], extra / person.name / "1.jpg")
+    os.symlink(min(person.iterdir()), extra / person.name / "1.jpg")
     enroll(gallery, dev_gallery["engine"], extra, progress=False)
     grown = gallery.calibration
     assert grown.generation == before.generation + 1 and grown.gallery_size == before.gallery_size + 1
