@@ -5,6 +5,7 @@ tests that change the gallery work on a copy of that gallery directory.
 """
 from __future__ import annotations
 
+import os
 import shutil
 import stat
 from pathlib import Path
@@ -14,7 +15,8 @@ import pytest
 from PIL import Image
 
 from bot.config import SearchSettings
-from bot.faces.gallery import DB_NAME, GALLERY_DIR, Gallery, GalleryError, enroll
+from ..conftest import link_subjects
+from bot.faces.gallery import DB_NAME, GALLERY_DIR, NEAR_DUPLICATE_DISTANCE, Gallery, GalleryError, enroll
 
 THRESHOLD = SearchSettings().threshold  # the configured default
 
@@ -347,3 +349,20 @@ def test_encodings_of_another_model_are_not_mixed_in(engine, gallery_copy: Path,
     gallery._db.execute("UPDATE meta SET value = 'some other model' WHERE key = 'model'")
     with pytest.raises(GalleryError, match="re-enroll"):
         enroll(gallery, engine, source_dir, progress=False)
+
+
+def test_enrollment_reports_near_duplicate_subjects_and_keeps_enrolling(engine, faces_dir: Path, tmp_path: Path):
+    """One person under two subject ids drives the margin to zero and hides the mate: it is reported, the
+    images are still enrolled, and different people are not reported."""
+    src = link_subjects(faces_dir, {"obama": ["obama.jpg"], "biden": ["biden.jpg"]}, tmp_path / "src")
+    (src / "obama_again").mkdir()
+    os.symlink(faces_dir / "people" / "obama" / "obama-480p.jpg", src / "obama_again" / "a.jpg")
+    gallery = Gallery(tmp_path / "data")
+    report = enroll(gallery, engine, src, progress=False)
+    assert report.added == 3 and gallery.subject_count == 3
+    [(a, b, d)] = report.near_duplicates
+    assert (a, b) == ("obama", "obama_again") and d < NEAR_DUPLICATE_DISTANCE
+    assert "near-duplicate: subjects obama and obama_again" in report.summary()
+    # A later run adding someone else reports nothing new about them.
+    more = link_subjects(faces_dir, {"kit_harington": ["john1.jpeg"]}, tmp_path / "more")
+    assert enroll(gallery, engine, more, progress=False).near_duplicates == []
