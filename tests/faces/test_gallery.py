@@ -15,8 +15,9 @@ import pytest
 from PIL import Image
 
 from bot.config import SearchSettings
-from ..conftest import link_subjects
 from bot.faces.gallery import DB_NAME, GALLERY_DIR, NEAR_DUPLICATE_DISTANCE, Gallery, GalleryError, enroll
+
+from ..conftest import link_subjects
 
 THRESHOLD = SearchSettings().threshold  # the configured default
 
