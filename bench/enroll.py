@@ -1,13 +1,15 @@
-"""Enrollment throughput: bot.faces.gallery.enroll vs the `face_recognition --cpus 2` CLI, on the same folder.
+"""Enrollment throughput: bot.faces.gallery.enroll vs the `face_recognition --cpus 2` CLI, on the same photos.
 
-    BOT_TEST_FACES=../shared/faces .venv/bin/python -m bench.enroll [--runs 2] [--workers 2]
+    BOT_TEST_FACES=/abs/shared/faces BOT_DEV_FACES=/abs/shared/faces-dev .venv/bin/python -m bench.enroll \
+        [--runs 2] [--workers 2] [--dev 600]
 
-Both get every image of $BOT_TEST_FACES/people. The CLI is given the images flattened into one known-people
-folder (one file per image, named <person>__<file>) and the same images as the unknown folder, as a user of
-face_recognition would enroll and check a gallery; its wall time includes its own start and model loading.
-enroll() runs into a fresh temp data dir each time (nothing is skipped as already enrolled); it is timed
-including the face-worker start ("cold", as a `gallery enroll` command runs) and with the workers already
-started ("warm"). Throughput = images in people/ / wall time.
+Each image is encoded once by each side. The CLI is given one known photo and every image as its unknown
+folder (flattened, one file per image), so it encodes each image once (plus the one known photo), as a user
+of face_recognition would check a folder against a gallery; its wall time includes its own start and model
+loading. enroll() runs into a fresh temp data dir each time (nothing is skipped as already enrolled); it is
+timed including the face-worker start ("cold", as a `gallery enroll` command runs) and with the workers
+already started ("warm"). Two sets: the shared people/ photos (large, varied) and, with BOT_DEV_FACES,
+`--dev` dev-set crops (560×560, like mugshots). Throughput = images / wall time.
 """
 from __future__ import annotations
 
@@ -33,13 +35,26 @@ def _people_dir() -> Path:
     return Path(root) / "people"
 
 
+def _dev_dir(count: int, dest: Path) -> Path | None:
+    """dest/<person>/<photo> links to the first `count` dev-set photos (people/ then singles/), or None."""
+    root = os.environ.get("BOT_DEV_FACES")
+    if not root or count <= 0:
+        return None
+    photos = sorted(Path(root, "people").glob("*/*.jpg")) + sorted(Path(root, "singles").glob("*.jpg"))
+    for photo in photos[:count]:
+        folder = dest / photo.stem.rsplit("_", 1)[0]
+        folder.mkdir(parents=True, exist_ok=True)
+        os.symlink(photo, folder / photo.name)
+    return dest
+
+
 def _flatten(people: Path, dest: Path) -> int:
-    """Copy people/<person>/<file> to dest/<person>__<file>; returns the image count."""
+    """Link people/<person>/<file> as dest/<person>__<file>; returns the image count."""
     dest.mkdir(parents=True)
     count = 0
     for path in sorted(people.glob("*/*")):
         if path.is_file():
-            shutil.copy(path, dest / f"{path.parent.name}__{path.name}")
+            os.symlink(path.resolve(), dest / f"{path.parent.name}__{path.name}")
             count += 1
     return count
 
@@ -70,38 +85,48 @@ def run_enroll(people: Path, workers: int, engine: FaceEngine | None) -> tuple[f
         return time.perf_counter() - started, report.added
 
 
+def compare(people: Path, label: str, runs: int, workers: int) -> None:
+    """Both sides on one folder of <person>/<photos>; prints a markdown table."""
+    with tempfile.TemporaryDirectory(prefix="bench_cli_") as tmp:
+        known, unknown = Path(tmp) / "known", Path(tmp) / "unknown"
+        images = _flatten(people, unknown)
+        known.mkdir()
+        first = min(unknown.iterdir())
+        shutil.copy(first, known / first.name)
+        cli = statistics.median(run_cli(known, unknown) for _ in range(runs))
+
+    cold_runs, added = [], 0
+    for _ in range(runs):
+        seconds, added = run_enroll(people, workers, None)
+        cold_runs.append(seconds)
+    cold = statistics.median(cold_runs)
+    with FaceEngine(ImageSettings(), workers=workers) as engine:
+        engine.start()
+        warm = statistics.median(run_enroll(people, workers, engine)[0] for _ in range(runs))
+
+    print(f"\n### Enrollment, {images} {label} (median of {runs} runs)\n")
+    print("| method | wall time | images/s | vs CLI |")
+    print("|---|---:|---:|---:|")
+    print(f"| `face_recognition --cpus 2 known/ unknown/` (each image once) | {cli:.1f} s | {images / cli:.2f} | ×1 |")
+    print(f"| `enroll()`, {workers} workers, incl. worker start | {cold:.1f} s | {images / cold:.2f} | "
+          f"×{cli / cold:.1f} |")
+    print(f"| `enroll()`, {workers} workers already started | {warm:.1f} s | {images / warm:.2f} | "
+          f"×{cli / warm:.1f} |")
+    print(f"\nenroll() added {added} of {images} images per run.")
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Run both side by side and print a markdown table."""
+    """Run both side by side on the shared photos and on dev-set crops."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=2, help="runs of each (the median is reported)")
     parser.add_argument("--workers", type=int, default=2, help="enroll() face workers (the CLI gets --cpus 2)")
+    parser.add_argument("--dev", type=int, default=600, help="dev-set crops to enroll too (0: none)")
     args = parser.parse_args(argv)
-    people = _people_dir()
-
-    with tempfile.TemporaryDirectory(prefix="bench_cli_") as tmp:
-        known, unknown = Path(tmp) / "known", Path(tmp) / "unknown"
-        images = _flatten(people, known)
-        _flatten(people, unknown)
-        cli = statistics.median(run_cli(known, unknown) for _ in range(args.runs))
-
-    cold_runs, added = [], 0
-    for _ in range(args.runs):
-        seconds, added = run_enroll(people, args.workers, None)
-        cold_runs.append(seconds)
-    cold = statistics.median(cold_runs)
-    with FaceEngine(ImageSettings(), workers=args.workers) as engine:
-        engine.start()
-        warm = statistics.median(run_enroll(people, args.workers, engine)[0] for _ in range(args.runs))
-
-    print(f"\n### Enrollment, {images} images of {people} (median of {args.runs} runs)\n")
-    print("| method | wall time | images/s | vs CLI |")
-    print("|---|---:|---:|---:|")
-    print(f"| `face_recognition --cpus 2 known/ unknown/` | {cli:.1f} s | {images / cli:.2f} | ×1 |")
-    print(f"| `enroll()`, {args.workers} workers, incl. worker start | {cold:.1f} s | {images / cold:.2f} | "
-          f"×{cli / cold:.1f} |")
-    print(f"| `enroll()`, {args.workers} workers already started | {warm:.1f} s | {images / warm:.2f} | "
-          f"×{cli / warm:.1f} |")
-    print(f"\nenroll() added {added} of {images} images per run.")
+    compare(_people_dir(), "shared people/ photos", args.runs, args.workers)
+    with tempfile.TemporaryDirectory(prefix="bench_dev_") as tmp:
+        dev = _dev_dir(args.dev, Path(tmp) / "dev")
+        if dev is not None:
+            compare(dev, "dev-set crops (560×560)", args.runs, args.workers)
 
 
 if __name__ == "__main__":

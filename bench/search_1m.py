@@ -91,8 +91,24 @@ def bench_search(matrix: np.ndarray, row_subject: np.ndarray, probe_list: list[n
             agree = agree and [r for r, _ in got] == [r for r, _ in want] and all(
                 abs(a - b) <= 1e-6 for (_, a), (_, b) in zip(got, want))
     del matrix64
+    # The calibrated decision: neighbours (one matrix product, the few rows within the horizon) + decide.
+    from bot.faces import calibration
+
+    started = time.perf_counter()
+    cal = calibration.calibrate(matrix, sq, row_subject, generation=1, subjects=len(np.unique(row_subject)))
+    calibrate_s = time.perf_counter() - started
+    dec_times, same = [], True
+    for _ in range(3):
+        for probe, want in zip(probe_list, answers):
+            t0 = time.perf_counter()
+            dist, rows = calibration.neighbours(matrix, sq, row_subject, probe, k=k + calibration.COHORT)
+            got = calibration.decide(dist[0], rows[0], cal, target_fpir=0.01, threshold=threshold, max_candidates=k)
+            dec_times.append(time.perf_counter() - t0)
+            same = same and [d.row for d in got] == [r for r, _ in want][: len(got)]
     return {"fd_ms": _median_ms(fd_times), "nn_ms": _median_ms(nn_times), "agree": agree,
-            "norms_ms": norms_s * 1000, "hits": sum(1 for p in probe_list[::2])}
+            "norms_ms": norms_s * 1000, "hits": sum(1 for p in probe_list[::2]),
+            "decision_ms": _median_ms(dec_times), "calibrate_s": calibrate_s, "decision_same": same,
+            "null_n": cal.sample_size}
 
 
 def _evict(directory: Path) -> None:
@@ -173,8 +189,12 @@ def main(argv: list[str] | None = None) -> None:
     print("|---|---:|")
     print(f"| face_recognition.face_distance (float64) | {s['fd_ms']:.0f} ms |")
     print(f"| bot.faces.search.nearest (float32 matvec, exact float64 recheck) | {s['nn_ms']:.1f} ms |")
+    print(f"| bot.faces.calibration.neighbours + decide (the calibrated decision) | {s['decision_ms']:.1f} ms |")
     print(f"\nspeed-up ×{s['fd_ms'] / s['nn_ms']:.0f}; same candidates, order and distances (±1e-6): "
           f"{'yes' if s['agree'] else 'NO'}; squared norms once per load: {s['norms_ms']:.0f} ms")
+    print(f"the calibrated decision adds {s['decision_ms'] - s['nn_ms']:+.1f} ms to nearest(); its candidates are "
+          f"a prefix of nearest()'s: {'yes' if s['decision_same'] else 'NO'}; calibrating the gallery "
+          f"({s['null_n']:,} subjects searched against the rest): {s['calibrate_s']:.1f} s")
     if not args.no_load:
         ld = bench_load(matrix, row_subject, probe_list, args.threshold)
         print(f"\n### Gallery on disk ({args.rows:,} images)\n")

@@ -76,6 +76,28 @@ def test_search_enrolled_person_returns_that_subject_first(data, faces_dir, caps
     assert entry["source"] == "cli" and entry["requester"]["id"].startswith("os:")
 
 
+def test_candidates_carry_margin_and_estimate_and_a_small_gallery_says_it_uses_the_reference(
+        data, faces_dir, capsys):
+    code, out = run_json(capsys, ["search", str(faces_dir / "people/obama/obama2.jpg"), *GOOD, "--json"])
+    assert code == 0
+    [top] = out["candidates"][:1]
+    assert {"rank", "subject_id", "name", "record_ref", "distance", "margin", "fpir_estimate"} <= set(top)
+    assert 0 < top["fpir_estimate"] <= 0.01 and top["margin"] > 0
+    point = out["operating_point"]
+    assert point["method"] == "reference" and point["gallery_size"] == 3 and point["target_fpir"] == 0.01
+    assert point["calibrated_at"]
+    quality = out["faces"][0]["quality"]
+    assert quality["level"] in ("ok", "low") and {"eye_px", "sharpness", "exposure", "grayscale", "yaw_deg"} <= set(quality)
+    [entry] = audit_entries(data)
+    assert entry["candidates"][0]["fpir_estimate"] == top["fpir_estimate"]
+    assert entry["candidates"][0]["margin"] == top["margin"] and entry["operating_point"] == point
+    assert entry["target_fpir"] == 0.01 and entry["nearest_distances"][0] == top["distance"]
+    assert main(["search", str(faces_dir / "people/obama/obama2.jpg"), *GOOD]) == 0
+    text = capsys.readouterr().out
+    assert "searches of a gallery of 3 people (estimated from the reference set, not this gallery)" in text
+    assert "calibrated from the reference set, not this gallery" in text
+
+
 def test_text_output_puts_caveat_first(data, faces_dir, capsys):
     assert main(["search", str(faces_dir / "people/biden/biden2.jpg"), *GOOD]) == 0
     out = capsys.readouterr().out

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import fcntl
 import hashlib
 import os
@@ -325,10 +326,16 @@ class Gallery:
             if self._rows == 0 or self._calibration is None or k <= 0:
                 return [], [], None
             cal = self._calibration
-            dist, rows = calibration.neighbours(self._emb, self._sq_norms, self._row_subject, encoding,
-                                                k=k + calibration.COHORT)
+            p = np.asarray(encoding, dtype=np.float32).reshape(-1)
+            d2 = self._emb @ p
+            d2 *= -2.0
+            d2 += self._sq_norms
+            d2 += np.float32(p @ p)
+            dist, rows = calibration.neighbours(self._emb, self._sq_norms, self._row_subject, p,
+                                                k=k + calibration.COHORT, d2=d2)
             decisions = calibration.decide(dist[0], rows[0], cal, target_fpir=target_fpir, threshold=threshold,
                                            max_candidates=k)
+            decisions = [self._with_margin(d, rows[0], d2, p) for d in decisions]
             nearest = [round(float(v), 4) for v, r in zip(dist[0], rows[0]) if r >= 0][: calibration.COHORT + 1]
             point = cal.operating_point(target_fpir)
             if not decisions:
@@ -351,6 +358,21 @@ class Gallery:
                                        margin=d.margin, score=d.score, fpir_estimate=d.fpir_estimate,
                                        below_resolution=d.below_resolution))
         return found, nearest, point
+
+    def _with_margin(self, d: calibration.Decision, rows: np.ndarray, d2: np.ndarray, p: np.ndarray
+                     ) -> calibration.Decision:
+        """A decision whose next subject lies beyond the neighbours looked at (beyond HORIZON) gets its margin
+        from the closest row of any subject not ranked above it (exact, float64). Only then: it costs one pass
+        over the distances already computed."""
+        if d.margin is not None:
+            return d
+        ranked = np.unique(self._row_subject[rows[(rows >= 0)][: d.rank]])
+        others = ~np.isin(self._row_subject, ranked)
+        if not others.any():
+            return d  # nobody else in the gallery: margin stays None ("alone")
+        row = int(np.flatnonzero(others)[np.argmin(d2[others])])
+        nxt = float(np.linalg.norm(np.asarray(self._emb[row], dtype=np.float64) - p.astype(np.float64)))
+        return dataclasses.replace(d, margin=nxt - d.distance)
 
     def near_duplicates(self, image_hashes: list[str], *, max_distance: float = NEAR_DUPLICATE_DISTANCE
                         ) -> list[tuple[str, str, float]]:
@@ -847,7 +869,8 @@ def enroll(
                                     "its name and record_ref were kept (remove and re-enroll to change them)")
     bar = tqdm(total=len(todo), desc="enrolling", unit="image", file=sys.stderr, disable=not progress)
     try:
-        for sha, result in engine.analyse_many(items()):
+        # Thumbnails are cut in the workers, which already hold the pixels (no second decode here).
+        for sha, result in engine.analyse_many(items(), thumbnails=True):
             bar.update(1)
             entry = todo[sha]
             data = pending.pop(sha, b"")
@@ -863,7 +886,7 @@ def enroll(
                 report.rejected.append(EnrollIssue(entry.source, reason, entry.subject_id))
                 continue
             face = result.faces[0]
-            thumb = _thumbnail(data, face.box, engine)
+            thumb = result.thumbnails[0] if result.thumbnails else _thumbnail(data, face.box, engine)
             if thumb is not None:
                 gallery.save_thumbnail(sha, thumb)
             if entry.subject_id not in known_subjects and entry.subject_id not in new_subjects:
