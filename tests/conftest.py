@@ -13,7 +13,8 @@ def _faces_root() -> Path | None:
     value = os.environ.get("BOT_TEST_FACES")
     if not value:
         return None
-    root = Path(value)
+    root = Path(value).resolve()  # a relative path means the same in tests that change directory
+    os.environ["BOT_TEST_FACES"] = str(root)
     if not (root / "people").is_dir():
         # Set but missing is a broken CI setup, not a reason to skip.
         raise RuntimeError(f"BOT_TEST_FACES={value} is set but holds no people/ folder")
@@ -44,7 +45,8 @@ def dev_faces_dir() -> Path:
     value = os.environ.get("BOT_DEV_FACES")
     if not value:
         pytest.skip("BOT_DEV_FACES is not set: calibration tests need the dev face set (../shared/faces-dev)")
-    root = Path(value)
+    root = Path(value).resolve()
+    os.environ["BOT_DEV_FACES"] = str(root)
     if not (root / "people").is_dir() or not (root / "singles").is_dir():
         raise RuntimeError(f"BOT_DEV_FACES={value} is set but holds no people/ and singles/ folders")
     return root
