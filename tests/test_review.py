@@ -422,3 +422,42 @@ def test_bundle_unknown_request_is_refused_and_the_attempt_audited(march: AuditL
     access = last(march)
     assert access["action"] == "bundle" and access["results"] == 0 and access["query"] == {"request_id": "FR-NOPE"}
     assert march.verify().ok
+
+
+def test_estimates_export_and_bundle_and_entries_from_before_them_still_read(log: AuditLog, clock: Clock):
+    """A search of the calibrated decision (margin, score, estimate, operating point, face quality) beside one
+    written before it (distance only, quality a string): both export to CSV, report and bundle."""
+    from bot.service import policy_fields
+
+    old = search_entry(log, clock, datetime(2026, 3, 2, 17, 0, tzinfo=UTC), request_id="FR-OLD", requester=U1,
+                       candidates=[("S-0042", 0.41)], seconds=60)
+    point = {"target_fpir": 0.01, "gallery_size": 1630, "calibrated_at": "2026-03-01T08:00:00Z",
+             "method": "gallery", "sample_size": 1630}
+    clock.now = datetime(2026, 3, 3, 17, 0, tzinfo=UTC)
+    quality = {"eye_px": 41.0, "sharpness": 0.011, "exposure": 0.4, "grayscale": True, "yaw_deg": 3.0, "level": "low"}
+    log.append("search", outcome="candidates", request_id="FR-NEW", requester=U1, **source(),
+               **policy_fields(answers()), probe_sha256="ab" * 32,
+               faces=[{"index": 1, "box": {"top": 1, "right": 90, "bottom": 90, "left": 1}, "size": 89,
+                       "quality": quality}],
+               face_index=1, model="m", versions={}, threshold=0.55, gallery_subjects=1630, gallery_images=1700,
+               target_fpir=0.01, operating_point=point, nearest_distances=[0.33, 0.61, 0.62],
+               candidates=[{"rank": 1, "subject_id": "S-0042", "distance": 0.33, "margin": 0.28, "score": 0.29,
+                            "fpir_estimate": 0.0025, "below_resolution": False}],
+               result_at="2026-03-03T17:00:00Z")
+    rows = {r["request_id"]: r for r in csv.DictReader(io.StringIO(
+        review.to_csv(log.entries(), TZ).lstrip("\ufeff")))}
+    assert rows["FR-NEW"]["candidates"] == "S-0042:0.33:0.0025"
+    assert rows["FR-NEW"]["target_fpir"] == "0.01"
+    assert rows["FR-NEW"]["calibration"] == "gallery 1630 2026-03-01T08:00:00Z 1630"
+    assert rows["FR-NEW"]["nearest_distances"] == "0.33;0.61;0.62"
+    assert rows["FR-NEW"]["face_quality"] == "low: soft"
+    assert rows["FR-OLD"]["candidates"] == "S-0042:0.41" and rows["FR-OLD"]["face_quality"] == "ok"
+    assert rows["FR-OLD"]["target_fpir"] == "" and rows["FR-OLD"]["calibration"] == ""
+    report = review.summarise_month(list(log.entries()), "2026-03", TZ)
+    assert report.with_candidate == 2
+    for rid, expect in (("FR-NEW", "about 1 in 400 searches of these 1,630 people"), ("FR-OLD", "distance 0.41")):
+        bundle = review.build_bundle(log, rid, STAFF, TZ, out_file="b.zip", dispatch_channel="C0DISPATCH",
+                                     now=datetime(2026, 4, 2, 16, 0, tzinfo=UTC))
+        text = zipfile.ZipFile(io.BytesIO(bundle.data)).read("summary.txt").decode()
+        assert expect in text, text
+    assert old["seq"] < last(log)["seq"]
