@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-CACHE_VERSION = "2"  # change with the pipeline (bot.faces.engine)
+CACHE_VERSION = "3"  # change with the pipeline (bot.faces.engine)
 PLAIN_VERSION = "1"  # plain face_recognition's cache: changes only with this file's encode_plain
 OUT = Path(__file__).resolve().parent / "out"
 
