@@ -190,7 +190,7 @@ def instrument(engine: FaceEngine) -> tuple[Spans, Callable[[], None]]:
     engine instance's method), so wrapping the names is enough.
     """
     from bot import service
-    from bot.slack import flow
+    from bot.slack.flow import searching as flow
 
     spans = Spans()
     modules = [(flow, "_download", flow._download), (flow, "prepare_probe", flow.prepare_probe),

@@ -252,7 +252,7 @@ async def test_the_watchdog_posts_an_audited_search_again_rather_than_running_it
 ):
     clock = Clock()
     upload = await attested(harness, clock=clock)
-    real_finish = flow._finish_search
+    real_finish = flow.searching._finish_search
     crashes = []
 
     async def crash_once(*args, **kwargs):
@@ -261,7 +261,7 @@ async def test_the_watchdog_posts_an_audited_search_again_rather_than_running_it
             raise RuntimeError("the process lost its way right after the audit entry")
         return await real_finish(*args, **kwargs)
 
-    monkeypatch.setattr(flow, "_finish_search", crash_once)
+    monkeypatch.setattr(flow.searching, "_finish_search", crash_once)
     await harness.reply(upload, "I attest")
     await searching(slack)
     await harness.idle()

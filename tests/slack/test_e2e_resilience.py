@@ -283,7 +283,7 @@ async def test_probe_faces_are_removed_once_the_result_is_recorded(harness, slac
 
 
 async def test_faces_found_after_a_cancel_are_not_kept(harness, slack, monkeypatch):
-    from bot.slack import flow as flow_module
+    from bot.slack.flow import searching as flow_module
 
     release = asyncio.Event()
     real = flow_module._find_faces

@@ -1,0 +1,28 @@
+"""The request flow: Slack events in, core transitions, effects out as Slack calls — one module per stage.
+
+The only place that maps the dialog's effects (bot.request) to Slack: messages built by bot.slack.blocks, face
+work in the engine's process pool, searches through bot.service, audit entries, the call-thread log. Decisions
+stay in the core. Every Slack call tolerates failure, also beyond the client's retries (it is logged): the state
+machine and the audit log are the record; a lost message never loses a request.
+
+| stage | module | what |
+|---|---|---|
+| Slack calls, shared helpers | `effects` | post / update / ephemeral / react / upload, `post_essential` (queued when Slack is down) |
+| intake | `intake` | `handle_upload` (a photo opens a request), `index_dispatch` (call numbers) |
+| dialog | `dialog` | `transition`, `apply` (effects -> Slack), `handle_reply`, `handle_edit`, `handle_action` |
+| search | `searching` | `analyse` (download, faces), `search` (1:N search, result, contact sheet, call-thread log) |
+| jobs | `jobs` | `tick` (timeouts, `watchdog`, outbox), `reconcile_audit`, `resume_all`, `purge` |
+
+Entry points (called by the listeners after they ack) and jobs are re-exported here.
+"""
+from bot.slack.flow.dialog import apply, handle_action, handle_edit, handle_reply, transition
+from bot.slack.flow.effects import post, post_essential
+from bot.slack.flow.intake import earlier_request_id, handle_upload, index_dispatch
+from bot.slack.flow.jobs import audit_gaps, purge, reconcile_audit, resume_all, tick, watchdog
+from bot.slack.flow.searching import analyse, audited_result, prepare_probe, search, sheet_png
+
+__all__ = [
+    "analyse", "apply", "audit_gaps", "audited_result", "earlier_request_id", "handle_action", "handle_edit",
+    "handle_reply", "handle_upload", "index_dispatch", "post", "post_essential", "prepare_probe", "purge",
+    "reconcile_audit", "resume_all", "search", "sheet_png", "tick", "transition", "watchdog",
+]

@@ -1,0 +1,339 @@
+"""The dialog stage: transitions of the request state machine, its effects turned into Slack calls, and the
+entry points for replies, edits and buttons in a request thread.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from bot import policy, request, service, wording
+from bot.request import Dialog, Effect, ImageRequest
+from bot.slack import blocks, roles
+from bot.slack.flow import searching
+from bot.slack.flow.effects import (
+    DONE_MARK,
+    HOURGLASS,
+    REPLY_SUBTYPES,
+    WARNING_MARK,
+    claim,
+    ephemeral,
+    from_bot,
+    load_dialog,
+    post,
+    post_essential,
+    react,
+    requester_of,
+    source_fields,
+    ts_time,
+    upload,
+)
+
+if TYPE_CHECKING:
+    from bot.slack.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+# ----------------------------------------------------------------------------------------- transitions
+
+
+async def transition(
+    rt: Runtime, dialog_id: str, step: Callable[[Dialog], request.Result], *, actor: str | None = None
+) -> Dialog | None:
+    """Apply one input to a dialog (read, transition, write as one locked step) and carry out its effects.
+
+    The per-dialog lock keeps the messages of one transition together and in order. `actor` is who sent
+    the input (a reply or a button), for the brief notes only they see.
+    """
+    async with rt.lock(dialog_id):
+        return await _transition_locked(rt, dialog_id, step, actor=actor)
+
+
+async def _transition_locked(
+    rt: Runtime, dialog_id: str, step: Callable[[Dialog], request.Result], *, actor: str | None = None
+) -> Dialog | None:
+    """`transition` for a caller that already holds the dialog's lock."""
+    outcome = await rt.io(rt.store.update, dialog_id, step)
+    if outcome is None:
+        return None
+    dialog, effects = outcome
+    await apply(rt, dialog, effects, actor=actor)
+    return dialog
+
+
+async def apply(rt: Runtime, dialog: Dialog, effects: list[Effect], *, actor: str | None = None) -> None:
+    """Carry out effects in order; one failing effect is logged and does not stop the rest."""
+    for effect in effects:
+        try:
+            if await _apply(rt, dialog, effect, actor) is _STOP:
+                break  # the dialog was ended (requester no longer authorised): nothing after it runs
+        except Exception:
+            log.exception("effect %s of dialog %s failed", type(effect).__name__, dialog.dialog_id)
+
+
+_STOP = object()
+
+
+async def _apply(rt: Runtime, dialog: Dialog, effect: Effect, actor: str | None) -> object:
+    p = rt.settings.policy
+    here = (dialog.channel, dialog.thread_ts)
+    if isinstance(effect, request.Prompt):
+        await post(rt, *here, blocks.prompt(effect.step, dialog, p))
+    elif isinstance(effect, request.Prefilled):
+        await post(rt, *here, blocks.prefilled(effect, dialog))
+    elif isinstance(effect, request.Invalid):
+        await post(rt, *here, blocks.invalid(effect, dialog, p))
+    elif isinstance(effect, request.Summary):
+        await post(rt, *here, blocks.summary(dialog))
+    elif isinstance(effect, request.Analyse):
+        # Authority is checked again now, before any face work: a requester removed from the lists (or made
+        # a guest) since the upload gets no search.
+        if not await _still_authorised(rt, dialog):
+            return _STOP
+        for rid in effect.request_ids:
+            rt.spawn(searching.analyse(rt, dialog.dialog_id, rid), name=f"analyse-{rid}")
+    elif isinstance(effect, request.AskFace):
+        await _ask_face(rt, dialog, effect)
+    elif isinstance(effect, request.ImageFailed):
+        await _image_failed(rt, dialog, effect)
+    elif isinstance(effect, request.Search):
+        rt.spawn(searching.search(rt, dialog.dialog_id, effect.request_id, effect.face_index), name=f"search-{effect.request_id}")
+    elif isinstance(effect, request.NotRequester):
+        await ephemeral(rt, dialog.channel, effect.user_id, dialog.thread_ts,
+                        blocks.not_requester(dialog, effect.user_id))
+    elif isinstance(effect, request.Cancelled):
+        await _ended(rt, dialog, "cancelled", effect.request_ids)
+        _forget(rt, dialog)
+    elif isinstance(effect, request.Expired):
+        await _ended(rt, dialog, "expired", effect.request_ids)
+        _forget(rt, dialog)
+    elif isinstance(effect, request.Done):
+        await react(rt, dialog.channel, dialog.thread_ts, HOURGLASS, remove=True)
+        # A ✅ would read "all searched": an image that failed, or was not searched, gets a ⚠ instead.
+        failed = any(i.outcome in ("error", "cancelled", "expired", "denied") for i in dialog.images)
+        await react(rt, dialog.channel, dialog.thread_ts, WARNING_MARK if failed else DONE_MARK)
+        _forget(rt, dialog)
+    elif actor and isinstance(effect, (request.Busy, request.Stale, request.Closed)):
+        # Only the person who replied or pressed needs to know their input changed nothing.
+        note = {request.Busy: blocks.busy, request.Stale: blocks.stale, request.Closed: blocks.closed}
+        await ephemeral(rt, dialog.channel, actor, dialog.thread_ts, note[type(effect)](dialog))
+    else:
+        log.debug("dialog %s: %s", dialog.dialog_id, effect)
+
+
+def _forget(rt: Runtime, dialog: Dialog) -> None:
+    """Drop what this process kept in memory for an ended dialog (tasks still running keep their own refs)."""
+    for image in dialog.images:
+        for key in ("status", "file_urls", "failures"):
+            rt.state.get(key, {}).pop(image.request_id if key != "file_urls" else image.file_id, None)
+    rt.state.get("permalinks", {}).pop(f"{dialog.channel}:{dialog.thread_ts}", None)
+    rt.state.get("watchdog", {}).pop(dialog.dialog_id, None)
+    rt.locks.pop(dialog.dialog_id, None)
+
+
+async def _ask_face(rt: Runtime, dialog: Dialog, effect: request.AskFace) -> None:
+    """Post the photo with numbered boxes, then the face question with a button per face. The question is
+    posted even when the photo could not be attached (it says so): buttons and numbers still work."""
+    image = dialog.image(effect.request_id)
+    if image is None:
+        return
+    cached = await rt.io(rt.probes.get, effect.request_id)
+    attached = False
+    if cached is not None and cached.annotated:
+        attached = await upload(
+            rt, dialog.channel, dialog.thread_ts, cached.annotated,
+            filename=f"{effect.request_id}-faces.png", title=f"Faces found in {image.file_name}"[:200],
+            comment=None,
+        )
+    await post_essential(rt, dialog.channel, dialog.thread_ts,
+                         blocks.ask_face(dialog, image, image_attached=attached))
+
+
+async def _ended(rt: Runtime, dialog: Dialog, kind: str, request_ids: tuple[str, ...]) -> None:
+    """A cancel or a timeout: audit each unfinished image, say so once, forget the probes."""
+    permalink = await rt.permalink(dialog.channel, dialog.thread_ts)
+    for rid in request_ids:
+        image = dialog.image(rid)
+        if image is None:
+            continue
+        await rt.io(
+            service.record_ended, rt.core, outcome=kind, request_id=rid, answers=dialog.answers(),
+            requester=requester_of(dialog), source=await source_fields(rt, dialog, image, permalink), faces=image.faces,
+        )
+        await rt.io(rt.probes.remove, rid)
+    minutes = rt.settings.slack.dialog_timeout_minutes if kind == "expired" else None
+    ended = blocks.ended(dialog, kind, timeout_minutes=minutes, request_ids=request_ids)
+    await post_essential(rt, dialog.channel, dialog.thread_ts, ended)
+
+
+async def say_failed(rt: Runtime, dialog: Dialog, image: ImageRequest, reason: str) -> None:
+    """Tell the officer an image was not searched, in a new message (an edit notifies no one; queued when
+    Slack is down); the status message, when there is one, stops saying the work goes on."""
+    status = rt.state.setdefault("status", {}).get(image.request_id)
+    if status is not None and status.ts is not None:
+        await status.show(blocks.progress(dialog, image, "not_searched"))
+    await post_essential(rt, dialog.channel, dialog.thread_ts, blocks.image_failed(dialog, image, reason))
+
+
+async def _image_failed(rt: Runtime, dialog: Dialog, effect: request.ImageFailed) -> None:
+    """An image that cannot be searched: audit it as error, say why, log it on the call."""
+    image = dialog.image(effect.request_id)
+    if image is None:
+        return
+    # The failure's own words when this process saw it happen, else the dialog's code ("no_face", ...).
+    reason, detail = rt.state.setdefault("failures", {}).pop(effect.request_id, (effect.reason, effect.reason))
+    permalink = await rt.permalink(dialog.channel, dialog.thread_ts)
+    source = {**(await source_fields(rt, dialog, image, permalink)), "probe_sha256": image.probe_sha256,
+              "error_code": effect.reason}
+    await rt.io(
+        service.record_ended, rt.core, outcome="error", request_id=image.request_id, answers=dialog.answers(),
+        requester=requester_of(dialog), source=source, error=f"{wording.image_problem(reason)} ({detail})",
+        faces=image.faces,
+    )
+    await say_failed(rt, dialog, image, reason)
+    await log_call(rt, dialog, image, outcome="error", result=None, permalink=permalink)
+    await rt.io(rt.probes.remove, image.request_id)
+
+
+async def log_call(
+    rt: Runtime, dialog: Dialog, image: ImageRequest, *, outcome: str, result: service.SearchResult | None,
+    permalink: str | None,
+) -> None:
+    """Post the log entry in the call's thread in the dispatch channel (queued there when Slack fails)."""
+    if not rt.settings.slack.dispatch_channel or not dialog.call_number:
+        return
+    message = blocks.call_log_entry(
+        dialog, image, outcome=outcome, result=result, request_link=permalink,
+        detail=rt.settings.slack.call_log_detail, timezone=rt.settings.timezone,
+    )
+    try:
+        await rt.calls.log(dialog.call_number, message)
+    except Exception:
+        log.exception("call-thread log for %s failed", image.request_id)
+
+
+
+async def _still_authorised(rt: Runtime, dialog: Dialog) -> bool:
+    """Re-check the requester; when refused, audit every image not yet searched as denied, say why and end
+    the dialog. A Slack outage is no refusal here: the requester was verified at the upload."""
+    allowed, reason = await roles.can_request(rt, dialog.requester_id, await rt.channel_info(dialog.channel))
+    if allowed:
+        return True
+    if reason == wording.ACCOUNT_NOT_VERIFIED:
+        log.warning("could not re-check %s for dialog %s; verified at upload, going on",
+                    dialog.requester_id, dialog.dialog_id)
+        return True
+    request_ids = tuple(i.request_id for i in dialog.images if i.status in (request.PENDING, request.NEEDS_FACE))
+    permalink = await rt.permalink(dialog.channel, dialog.thread_ts)
+    for rid in request_ids:
+        image = dialog.image(rid)
+        if image is not None:
+            await rt.io(
+                service.record_denied, rt.core, request_id=rid, answers=dialog.answers(), reasons=[reason or ""],
+                requester=requester_of(dialog), source=await source_fields(rt, dialog, image, permalink),
+            )
+    await post_essential(rt, dialog.channel, dialog.thread_ts,
+                         blocks.refusal(reason or "", request_id=", ".join(request_ids), dialog=dialog))
+    # Inside the caller's transition (it holds the lock): write the ending directly.
+    await rt.io(rt.store.update, dialog.dialog_id, lambda d: request.on_refused(d, rt.now()))
+    return False
+
+
+async def refuse(
+    rt: Runtime, channel: str, thread_ts: str, ts: str, requester: service.Requester,
+    images: list[dict[str, Any]], reason: str,
+) -> None:
+    """Refuse a request (who asked, or where): audit each image as denied, then say why in the thread."""
+    permalink = await rt.permalink(channel, ts)
+    request_ids = []
+    for f in images:
+        rid = service.new_request_id()
+        request_ids.append(rid)
+        source = {
+            "source": "slack", "channel": channel, "thread_ts": thread_ts, "permalink": permalink,
+            "file_id": f["id"], "file_name": f.get("name"), "uploaded_at": ts_time(ts),
+        }
+        await rt.io(
+            service.record_denied, rt.core, request_id=rid, answers=policy.Answers(), reasons=[reason],
+            requester=requester, source=source,
+        )
+    await post(rt, channel, thread_ts, blocks.refusal(reason, request_id=", ".join(request_ids)))
+
+
+async def handle_reply(rt: Runtime, body: dict[str, Any], dialog_id: str | None) -> None:
+    """A person's reply in a request thread: an answer to the current step (only the requester's count)."""
+    event = body.get("event") or {}
+    if dialog_id is None or from_bot(rt, event) or event.get("subtype") not in REPLY_SUBTYPES:
+        return
+    user = event.get("user")
+    if not user:
+        return
+    event_id = body.get("event_id") or f"{event.get('channel')}:{event.get('ts')}"
+    text = event.get("text") or ""
+    slack = rt.settings.slack
+    # The dialog's lock is taken first, before any await: replies sent in a burst (a phone coming back
+    # online) are applied in the order they arrived, never an answer on the wrong step.
+    async with rt.lock(dialog_id):
+        if not await claim(rt, f"event:{event_id}"):
+            return  # a redelivered reply must not answer the next question too
+        if not await claim(rt, f"message:{event.get('channel')}:{event.get('ts')}"):
+            return  # the same reply under another envelope: answered once already
+        await _transition_locked(
+            rt, dialog_id,
+            lambda d: request.on_reply(
+                d, user_id=user, text=text, now=rt.now(), policy=rt.settings.policy,
+                known_call=rt.calls.known, require_known_call=slack.require_known_call,
+            ),
+            actor=user,
+        )
+
+
+async def handle_edit(rt: Runtime, body: dict[str, Any]) -> None:
+    """The requester edited a reply in a running request: edits are not read (the answer was taken as first
+    sent), so say so privately, once per edit."""
+    event = body.get("event") or {}
+    message = event.get("message") or {}
+    channel, user = event.get("channel"), message.get("user")
+    dialog = await load_dialog(rt, rt.threads.get((channel, message.get("thread_ts"))))
+    if dialog is None or dialog.terminal or user != dialog.requester_id or from_bot(rt, message):
+        return
+    previous = event.get("previous_message") or {}
+    if not message.get("edited") and message.get("text") == previous.get("text", message.get("text")):
+        return  # Slack adding a link preview (unfurl) is not an edit
+    if not await claim(rt, f"edit:{channel}:{message.get('ts')}:{event.get('event_ts') or event.get('ts')}"):
+        return
+    await ephemeral(rt, dialog.channel, user, dialog.thread_ts,
+                    blocks.note(wording.EDIT_NOT_READ, kind="edit_not_read", dialog=dialog))
+
+
+async def handle_action(
+    rt: Runtime, body: dict[str, Any], action: dict[str, Any], dialog_id: str | None
+) -> None:
+    """A button press in a request thread (purpose, attest, face, cancel); acked already.
+
+    A button of an ended dialog never acts on a newer dialog in the same thread: the dialog id its actions
+    block carries must be the thread's current dialog (else the presser gets the "request has ended" note).
+    """
+    if dialog_id is None:
+        return
+    user = (body.get("user") or {}).get("id")
+    if not user:
+        return
+    if not await claim(rt, f"action:{action.get('action_ts')}:{user}:{action.get('action_id')}"):
+        return
+    owner = blocks.button_dialog_id(action.get("block_id"))
+    if owner is None and str(action.get("action_id") or "").startswith(request.ACTION_CANCEL):
+        owner = str(action.get("value") or "") or None  # the cancel button's value is its dialog id
+    if owner is not None and owner != dialog_id:
+        ended = await rt.io(rt.store.get, owner) or await load_dialog(rt, dialog_id)
+        if ended is not None:
+            await ephemeral(rt, ended.channel, user, ended.thread_ts, blocks.closed(ended))
+        return
+    await transition(
+        rt, dialog_id,
+        lambda d: request.on_action(
+            d, user_id=user, action=str(action.get("action_id") or ""), value=str(action.get("value") or ""),
+            now=rt.now(), policy=rt.settings.policy,
+        ),
+        actor=user,
+    )

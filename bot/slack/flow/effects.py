@@ -1,0 +1,226 @@
+"""Slack calls of the request flow, each tolerating failure (logged), and the helpers every stage shares.
+
+What the officer must not miss (result, an image's failure, the dialog's end, the face question) is queued on disk
+when Slack is down (`post_essential`) and delivered by the next tick.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from slack_sdk.errors import SlackApiError
+
+from bot import service
+from bot.request import Dialog, ImageRequest
+from bot.slack import blocks
+from bot.slack.calls import SLACK_ERRORS, error_text
+
+if TYPE_CHECKING:
+    from bot.slack.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+EYES = "eyes"  # the upload was seen and a request opened
+HOURGLASS = "hourglass_flowing_sand"  # a search is running
+DONE_MARK = "white_check_mark"  # every image has its result
+WARNING_MARK = "warning"  # every image has its outcome, and at least one could not be searched
+IMAGE_TYPES = frozenset({"jpg", "jpeg", "png", "gif", "webp", "heic", "heif", "bmp", "tiff", "tif"})
+# Message subtypes a person's thread reply can have (a reply also sent to the channel is thread_broadcast).
+REPLY_SUBTYPES = (None, "thread_broadcast")
+
+
+class ImageFailure(Exception):
+    """An image could not be analysed. `reason` is what blocks.image_failed words (a code such as
+    "missing_files_scope", or the image module's sentence); `detail` is the technical cause for the audit."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+# --------------------------------------------------------------------------------------- Slack calls
+
+
+# Every helper below catches calls.SLACK_ERRORS: what slack_sdk raises once its retry handlers gave up
+# (Slack's refusal, a dropped connection, a timeout, the upload step of files_upload_v2). A Slack call that
+# fails never ends the request work that made it.
+
+
+async def post(rt: Runtime, channel: str, thread_ts: str | None, message: blocks.Message) -> str | None:
+    """chat.postMessage in a thread (with the message's metadata); the new ts, or None when it failed."""
+    try:
+        resp = await rt.client.chat_postMessage(channel=channel, thread_ts=thread_ts, **message.kwargs())
+    except SLACK_ERRORS as exc:
+        log.error("chat.postMessage to %s failed: %s", channel, error_text(exc))
+        return None
+    return resp.get("ts")
+
+
+async def post_essential(
+    rt: Runtime, channel: str, thread_ts: str | None, message: blocks.Message
+) -> str | None:
+    """Post what the officer must not miss (a result, an image's failure, the dialog's end, the face
+    question): when Slack still fails after retries it is queued on disk (the call log's outbox) and
+    delivered by the next tick, after anything queued earlier for the same thread. The ts, or None when
+    queued or refused."""
+    return await rt.calls.post_in_thread(channel, thread_ts, message)
+
+
+async def update(rt: Runtime, channel: str, ts: str, message: blocks.Message) -> bool:
+    """chat.update of one of the bot's messages (with metadata); False when it failed."""
+    try:
+        await rt.client.chat_update(channel=channel, ts=ts, **message.kwargs())
+    except SLACK_ERRORS as exc:
+        log.error("chat.update in %s failed: %s", channel, error_text(exc))
+        return False
+    return True
+
+
+async def ephemeral(rt: Runtime, channel: str, user: str, thread_ts: str | None, message: blocks.Message) -> None:
+    """A brief note only `user` sees (never used for anything essential: phones lose them)."""
+    try:
+        await rt.client.chat_postEphemeral(
+            channel=channel, user=user, thread_ts=thread_ts, **message.ephemeral_kwargs()
+        )
+    except SLACK_ERRORS as exc:
+        log.warning("chat.postEphemeral failed: %s", error_text(exc))
+
+
+async def react(rt: Runtime, channel: str, ts: str, name: str, *, remove: bool = False) -> None:
+    """Add (or remove) one of the bot's reactions; already there / already gone is fine."""
+    try:
+        if remove:
+            await rt.client.reactions_remove(channel=channel, timestamp=ts, name=name)
+        else:
+            await rt.client.reactions_add(channel=channel, timestamp=ts, name=name)
+    except SlackApiError as exc:
+        if exc.response.get("error") not in ("already_reacted", "no_reaction"):
+            log.warning("reactions.%s failed: %s", "remove" if remove else "add", error_text(exc))
+    except SLACK_ERRORS as exc:
+        log.warning("reactions.%s failed: %s", "remove" if remove else "add", error_text(exc))
+
+
+async def upload(
+    rt: Runtime, channel: str, thread_ts: str, data: bytes, *, filename: str, title: str, comment: str | None
+) -> bool:
+    """files_upload_v2 of an image into a thread; False when it failed."""
+    try:
+        await rt.client.files_upload_v2(
+            channel=channel, thread_ts=thread_ts, file=data, filename=filename, title=title,
+            initial_comment=comment, alt_txt=title,
+        )
+    except SLACK_ERRORS as exc:
+        log.error("files_upload_v2 of %s failed: %s", filename, error_text(exc))
+        return False
+    return True
+
+
+class StatusMessage:
+    """One status message in a request thread, updated in place at most once a second.
+
+    The first `show` posts it; later ones update it. An update that comes too soon is held and sent when the
+    second has passed; only the latest held update is sent.
+    """
+
+    def __init__(self, rt: Runtime, channel: str, thread_ts: str) -> None:
+        self.rt, self.channel, self.thread_ts, self.interval = rt, channel, thread_ts, rt.status_interval
+        self.ts: str | None = None
+        self._last = 0.0
+        self._held: blocks.Message | None = None
+        self._pump: asyncio.Task | None = None
+        self._first = asyncio.Lock()
+
+    async def show(self, message: blocks.Message) -> None:
+        """Post or update the status; returns once posted (an update may follow later)."""
+        async with self._first:
+            if self.ts is None:
+                self.ts = await post(self.rt, self.channel, self.thread_ts, message)
+                self._last = time.monotonic()
+                return
+        self._held = message
+        if self._pump is None or self._pump.done():
+            self._pump = self.rt.spawn(self._send_held(), name="status-update")
+
+    async def _send_held(self) -> None:
+        while self._held is not None and self.ts is not None:
+            wait = self._last + self.interval - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            message, self._held = self._held, None
+            await update(self.rt, self.channel, self.ts, message)
+            self._last = time.monotonic()
+
+
+def status_message(rt: Runtime, dialog: Dialog, request_id: str) -> StatusMessage:
+    statuses: dict[str, StatusMessage] = rt.state.setdefault("status", {})
+    status = statuses.get(request_id)
+    if status is None:
+        status = statuses[request_id] = StatusMessage(rt, dialog.channel, dialog.thread_ts)
+    return status
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+def from_bot(rt: Runtime, event: dict[str, Any]) -> bool:
+    """Bot messages (any bot, this one included) never start a request and never answer a dialog."""
+    return bool(
+        event.get("bot_id")
+        or event.get("subtype") == "bot_message"
+        or (rt.bot_user_id is not None and event.get("user") == rt.bot_user_id)
+    )
+
+
+def is_image(file: dict[str, Any]) -> bool:
+    mimetype = str(file.get("mimetype") or "")
+    if mimetype:
+        return mimetype.startswith("image/")
+    return str(file.get("filetype") or "").lower() in IMAGE_TYPES
+
+
+def ts_time(ts: str) -> str:
+    """A Slack ts as UTC ISO 8601."""
+    try:
+        return datetime.fromtimestamp(float(ts), UTC).isoformat()
+    except (TypeError, ValueError):
+        return ""
+
+
+def requester_of(dialog: Dialog) -> service.Requester:
+    return service.Requester(dialog.requester_id, dialog.requester_name)
+
+
+async def source_fields(rt: Runtime, dialog: Dialog, image: ImageRequest, permalink: str | None) -> dict[str, Any]:
+    """The Slack fields of every audit entry written for one image of a dialog."""
+    call_ts = await rt.io(rt.calls.thread_ts, dialog.call_number) if dialog.call_number else None
+    return {
+        "source": "slack",
+        "channel": dialog.channel,
+        "thread_ts": dialog.thread_ts,
+        "permalink": permalink,
+        "file_id": image.file_id,
+        "file_name": image.file_name,
+        "dialog_id": dialog.dialog_id,
+        "uploaded_at": dialog.created_at,
+        "answer_times": dict(dialog.answer_times),
+        "analysed_at": image.analysed_at,
+        "face_chosen_at": image.chosen_at,
+        "call_thread_ts": call_ts,
+    }
+
+
+async def claim(rt: Runtime, key: str) -> bool:
+    return await rt.io(rt.store.claim, key, rt.now())
+
+
+
+
+async def load_dialog(rt: Runtime, dialog_id: str | None) -> Dialog | None:
+    """The dialog the middleware found for this thread, read after the ack."""
+    return await rt.io(rt.store.get, dialog_id) if dialog_id else None

@@ -1,0 +1,148 @@
+"""Background jobs: dialog timeouts, the watchdog for stuck work, outbox delivery, audit reconciliation at start,
+resume after a restart, and the daily purge.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from bot import request, retention, service
+from bot.request import Dialog, ImageRequest
+from bot.slack.flow.dialog import apply, transition
+from bot.slack.flow.effects import requester_of, source_fields
+
+if TYPE_CHECKING:
+    from bot.slack.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+# ------------------------------------------------------------------------------------------------ jobs
+
+
+async def tick(rt: Runtime) -> int:
+    """End dialogs left unanswered past the timeout (audited as expired); restart the work of dialogs stuck
+    with nothing running (`watchdog`); deliver queued posts (call log and request threads).
+
+    Returns how many dialogs expired.
+    """
+    minutes = rt.settings.slack.dialog_timeout_minutes
+    limit = timedelta(minutes=minutes)
+    expired = 0
+    for dialog in await rt.io(rt.store.active):
+        if dialog.step not in request.INPUT_STEPS:
+            continue
+        if rt.now() - datetime.fromisoformat(dialog.updated_at) < limit:
+            continue  # checked here first so quiet dialogs take no lock and no write
+        new = await transition(rt, dialog.dialog_id, lambda d: request.on_tick(d, rt.now(), minutes))
+        if new is not None and new.step is request.Step.EXPIRED:
+            expired += 1
+    await watchdog(rt)
+    if rt.calls.outbox_depth():
+        await rt.calls.flush_outbox()
+    return expired
+
+
+def _working_on(rt: Runtime, dialog: Dialog) -> bool:
+    """Whether this process has analysis or a search running (or about to start) for one of the dialog's
+    images."""
+    running: set[str] = rt.state.get("analysing", set()) | rt.state.get("searching", set())
+    names = {t.get_name() for t in rt.tasks if not t.done()}
+    return any(
+        rid in running or f"analyse-{rid}" in names or f"search-{rid}" in names for rid in dialog.request_ids
+    )
+
+
+async def watchdog(rt: Runtime) -> int:
+    """Restart the work of dialogs stuck finding faces or searching: no change for `rt.stuck_after` and no
+    task running for any of their images (a task that died on an unexpected error). `request.resume` is
+    applied again, as after a restart: analysis only of what was never analysed, and a search already in
+    the audit log is posted again, not run again (search() checks its claim). A dialog is re-armed at most
+    once per `stuck_after`. Returns how many dialogs were restarted."""
+    now = rt.now()
+    rearmed: dict[str, datetime] = rt.state.setdefault("watchdog", {})
+    restarted = 0
+    for dialog in await rt.io(rt.store.active):
+        if dialog.step not in request.WORK_STEPS:
+            continue
+        since = max([datetime.fromisoformat(dialog.updated_at)]
+                    + ([rearmed[dialog.dialog_id]] if dialog.dialog_id in rearmed else []))
+        if now - since < rt.stuck_after or _working_on(rt, dialog):
+            continue
+        async with rt.lock(dialog.dialog_id):
+            current = await rt.io(rt.store.get, dialog.dialog_id)
+            effects = request.resume(current) if current is not None and not current.terminal else []
+            if not effects:
+                continue
+            log.warning("dialog %s stuck at %s with nothing running since %s: resuming its work",
+                        dialog.dialog_id, current.step.value, since.isoformat())
+            rearmed[dialog.dialog_id] = now
+            await apply(rt, current, effects)
+        restarted += 1
+    return restarted
+
+
+ENDED_UNSEARCHED = ("cancelled", "expired", "error", "denied")
+
+
+def audit_gaps(rt: Runtime) -> list[tuple[Dialog, ImageRequest]]:
+    """Images whose dialog recorded an end (cancelled, expired, error) that the audit log does not hold: the
+    dialog was saved, then the process stopped (or the audit write failed) before the entry was written."""
+    audited = {e.get("request_id") for e in rt.core.audit.entries() if e.get("kind") == "search"}
+    return [
+        (dialog, image)
+        for dialog in rt.store.all()
+        for image in dialog.images
+        if image.outcome in ENDED_UNSEARCHED and image.request_id not in audited
+    ]
+
+
+async def reconcile_audit(rt: Runtime) -> int:
+    """At start: write the audit entries an interrupted run left unwritten (every use is documented)."""
+    gaps = await rt.io(audit_gaps, rt)
+    written = 0
+    for dialog, image in gaps:
+        async with rt.lock(dialog.dialog_id):
+            # A transition that saved the ending may be writing its entry right now (it holds this lock).
+            if await rt.io(rt.core.audit.find, request_id=image.request_id, kinds=["search"]):
+                continue
+            await _write_missing_entry(rt, dialog, image)
+            written += 1
+    if written:
+        log.warning("wrote %d audit entries an interrupted run had left unwritten", written)
+    return written
+
+
+async def _write_missing_entry(rt: Runtime, dialog: Dialog, image: ImageRequest) -> None:
+    """The audit entry of an image whose dialog recorded its end without one (marked recorded_at_restart)."""
+    permalink = await rt.permalink(dialog.channel, dialog.thread_ts)
+    await rt.io(
+        service.record_ended, rt.core, outcome=image.outcome, request_id=image.request_id,
+        answers=dialog.answers(), requester=requester_of(dialog),
+        source={**(await source_fields(rt, dialog, image, permalink)), "recorded_at_restart": True},
+        error=image.error or None, faces=image.faces,
+    )
+
+
+async def resume_all(rt: Runtime) -> int:
+    """After a restart: restart analysis not yet stored and searches not yet finished. Returns dialogs resumed."""
+    resumed = 0
+    for dialog in await rt.io(rt.store.active):
+        effects = request.resume(dialog)
+        if effects:
+            async with rt.lock(dialog.dialog_id):
+                await apply(rt, dialog, effects)
+            resumed += 1
+    return resumed
+
+
+async def purge(rt: Runtime) -> dict[str, int]:
+    """The daily retention job: `bot.retention.purge_expired` with this server's stores (dialog state and
+    cached probes past `dialog_state_days`; audit entries only past `audit_retention_days`)."""
+    report = await rt.io(
+        retention.purge_expired, rt.settings, now=rt.now(), audit=rt.core.audit, dialog_store=rt.store,
+    )
+    rt.threads = await rt.io(rt.store.threads)  # forget the threads of purged dialogs
+    if report.dialogs_removed or report.probe_files_removed or report.audit_removed or not report.ok:
+        log.info("%s", report.text())
+    return {"dialogs": report.dialogs_removed, "probes": report.probe_files_removed}

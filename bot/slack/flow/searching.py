@@ -1,0 +1,315 @@
+"""The search stage: download, face analysis in the worker pool, the 1:N search through bot.service, and the
+result, contact sheet and call-thread log that follow it.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from bot import contact_sheet, request, service, wording
+from bot.faces.engine import Probe
+from bot.faces.gallery import Candidate
+from bot.faces.images import ImageError, decode_image
+from bot.request import Dialog, ImageRequest
+from bot.slack import blocks
+from bot.slack.calls import SLACK_ERRORS, error_text
+from bot.slack.client import DownloadError, FileTooLarge, MissingFilesScope, download_file
+from bot.slack.flow import dialog as dialog_stage
+from bot.slack.flow.effects import (
+    HOURGLASS,
+    ImageFailure,
+    StatusMessage,
+    T,
+    claim,
+    post,
+    post_essential,
+    react,
+    requester_of,
+    source_fields,
+    status_message,
+    upload,
+)
+from bot.slack.probe_cache import CachedProbe
+
+if TYPE_CHECKING:
+    from bot.config import ImageSettings
+    from bot.slack.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+# -------------------------------------------------------------------------------------- face work
+
+
+async def analyse(rt: Runtime, dialog_id: str, request_id: str) -> None:
+    """Download one image and find its faces (once: the result is cached and stored with the request)."""
+    running: set[str] = rt.state.setdefault("analysing", set())
+    if request_id in running:
+        return
+    running.add(request_id)
+    try:
+        dialog = await rt.io(rt.store.get, dialog_id)
+        image = dialog.image(request_id) if dialog else None
+        if dialog is None or image is None or dialog.terminal or image.status != request.PENDING:
+            return
+        cached = await rt.io(rt.probes.get, request_id)  # a restart after analysis: never detect again
+        error = None
+        if cached is None:
+            status = status_message(rt, dialog, request_id)
+            await status.show(blocks.progress(dialog, image, "downloading"))
+            try:
+                data = await _download(rt, image)
+                await status.show(blocks.progress(dialog, image, "finding_faces"))
+                cached = await _find_faces(rt, image, data)
+                async with rt.lock(dialog_id):  # no cancel between the check and the write
+                    current = await rt.io(rt.store.get, dialog_id)
+                    if current is None or current.terminal:
+                        return  # cancelled or expired meanwhile: the faces of this photo are not kept
+                    await rt.io(rt.probes.put, request_id, cached)
+            except ImageFailure as failure:
+                error = failure.reason
+                rt.state.setdefault("failures", {})[request_id] = (failure.reason, failure.detail)
+        faces = cached.faces if cached else None
+        sha = cached.sha256 if cached else None
+        await dialog_stage.transition(
+            rt, dialog_id,
+            lambda d: request.on_analysed(d, request_id, faces=faces, probe_sha256=sha, error=error, now=rt.now()),
+        )
+    finally:
+        running.discard(request_id)
+
+
+async def _download_url(rt: Runtime, file_id: str) -> str:
+    url = rt.state.setdefault("file_urls", {}).get(file_id)
+    if url:
+        return url
+    try:
+        file = (await rt.client.files_info(file=file_id)).get("file") or {}
+    except SLACK_ERRORS as exc:
+        raise ImageFailure("download_failed", f"files.info: {error_text(exc)}") from None
+    url = file.get("url_private_download") or file.get("url_private")
+    if not url:
+        raise ImageFailure("download_failed", "files.info gave no download URL")
+    return url
+
+
+async def _download(rt: Runtime, image: ImageRequest) -> bytes:
+    """The photo's bytes, with the bot token sent only to the API host and the configured file hosts."""
+    url = await _download_url(rt, image.file_id)
+    assert rt.download_session is not None, "Runtime.start() opens the download session"
+    try:
+        return await download_file(
+            rt.download_session, url, rt.token, allowed_hosts=rt.token_hosts,
+            max_bytes=rt.settings.images.max_bytes,
+        )
+    except MissingFilesScope as exc:
+        raise ImageFailure("missing_files_scope", exc.message) from None
+    except FileTooLarge as exc:
+        raise ImageFailure("too_large", exc.message) from None
+    except DownloadError as exc:
+        raise ImageFailure("download_failed", f"{exc.code}: {exc.message}") from None
+
+
+async def _find_faces(rt: Runtime, image: ImageRequest, data: bytes) -> CachedProbe:
+    """Faces on the photo, in the engine's process pool; crops and numbered boxes drawn in a thread."""
+    try:
+        probe = await rt.engine.analyse(data)
+        return await rt.work(prepare_probe, data, probe, rt.settings.images)
+    except ImageError as exc:
+        reason = exc.code if exc.code in wording.IMAGE_PROBLEMS else exc.message
+        raise ImageFailure(reason, f"{exc.code}: {exc.message}") from None
+    except Exception as exc:
+        log.exception("face analysis of %s failed", image.request_id)
+        raise ImageFailure("error", f"face analysis failed: {type(exc).__name__}: {exc}"[:500]) from exc
+
+
+def prepare_probe(data: bytes, probe: Probe, images: ImageSettings) -> CachedProbe:
+    """What the dialog keeps of an analysed photo: encodings, a crop per face, numbered boxes when several."""
+    faces = [f.as_dict() for f in probe.faces]
+    encodings = (
+        np.stack([np.asarray(f.encoding, dtype=np.float32) for f in probe.faces])
+        if probe.faces else np.zeros((0, 128), dtype=np.float32)
+    )
+    crops: list[bytes] = []
+    annotated = None
+    if probe.faces:
+        rgb = decode_image(data, max_bytes=images.max_bytes, max_pixels=images.max_pixels)
+        crops = [contact_sheet.face_crop_jpeg(rgb, f.box.as_dict()) for f in probe.faces]
+        if len(faces) > 1:
+            annotated = contact_sheet.annotate_faces(rgb, faces)
+    return CachedProbe(probe.sha256, probe.width, probe.height, faces, encodings, crops, annotated)
+
+
+async def search(rt: Runtime, dialog_id: str, request_id: str, face_index: int) -> None:
+    """Run one image's search, post the caveated result and the contact sheet, log it on the call."""
+    running: set[str] = rt.state.setdefault("searching", set())
+    if request_id in running:
+        return
+    running.add(request_id)
+    try:
+        first = await claim(rt, "search:" + request_id)
+        dialog = await rt.io(rt.store.get, dialog_id)
+        image = dialog.image(request_id) if dialog else None
+        if dialog is None or image is None or image.status != request.SEARCHING:
+            return
+        # Claimed before: a previous process started this search. If the audit has its result, post that
+        # result again rather than search a second time.
+        result = None if first else await rt.io(audited_result, rt, request_id)
+        await react(rt, dialog.channel, dialog.thread_ts, HOURGLASS)
+        status = status_message(rt, dialog, request_id)
+        await status.show(blocks.progress(dialog, image, "searching"))
+        permalink = await rt.permalink(dialog.channel, dialog.thread_ts)
+        cached = await rt.io(rt.probes.get, request_id)
+        if result is None:
+            # Started now, so the search's audit entry records the call-thread ts (fields are written when
+            # things happen); None without a dispatch channel or when Slack refuses.
+            await rt.calls.ensure_thread(dialog.call_number or "")
+            try:
+                if cached is None or not 1 <= face_index <= len(cached.faces):
+                    raise LookupError("the probe analysis is no longer stored")
+                result = await rt.work(
+                    service.search_face, rt.core, request_id=request_id, answers=dialog.answers(),
+                    requester=requester_of(dialog), source=await source_fields(rt, dialog, image, permalink),
+                    probe_sha256=image.probe_sha256 or cached.sha256, faces=image.faces or cached.faces,
+                    encoding=cached.encoding(face_index), face_index=face_index,
+                )
+            except Exception as exc:
+                log.exception("search %s failed", request_id)
+                await _search_failed(rt, dialog, image, exc, permalink)
+                return
+        probe_crop = cached.crop(face_index) if cached else None
+        await _finish_search(rt, dialog, image, result, probe_crop, permalink, status)
+    finally:
+        running.discard(request_id)
+
+
+async def _best_effort(what: str, request_id: str, step: Awaitable[T]) -> T | None:
+    """Await one step of finishing a request; a failure is logged and does not stop the steps after it."""
+    try:
+        return await step
+    except Exception:
+        log.exception("%s of %s failed", what, request_id)
+        return None
+
+
+async def _finish_search(
+    rt: Runtime, dialog: Dialog, image: ImageRequest, result: service.SearchResult, probe_crop: bytes | None,
+    permalink: str | None, status: StatusMessage,
+) -> None:
+    """After the search (audited already): the result (caveat first), the contact sheet, the call-thread
+    log, then the dialog's record of the outcome and the final status. Each step runs whatever happened to
+    the one before: the officer's result is queued on disk when Slack is down, the contact sheet is
+    best-effort, and the dialog always learns the search finished."""
+    rid = image.request_id
+    result_ts = await _best_effort("result post", rid, _post_result(rt, dialog, image, result))
+    if result_ts:
+        await _best_effort("contact sheet", rid, _post_contact_sheet(rt, dialog, image, result, probe_crop))
+    else:
+        # The result waits in the outbox: a contact sheet now would come before it. It is left out.
+        log.warning("result of %s not posted yet (queued): contact sheet skipped", rid)
+    await _best_effort("call-thread log", rid, dialog_stage.log_call(
+        rt, dialog, image, outcome=result.outcome, result=result, permalink=permalink))
+    outcome = result.outcome
+    await _best_effort("search outcome", rid, dialog_stage.transition(
+        rt, dialog.dialog_id,
+        lambda d: request.on_searched(d, rid, outcome=outcome, now=rt.now(), result_ts=result_ts),
+    ))
+    await _best_effort("status", rid, status.show(blocks.progress(dialog, image, "done")))
+    # The result is audited and posted (or queued): the faces of this photo are no longer needed.
+    await rt.io(rt.probes.remove, rid)
+
+
+async def _post_result(
+    rt: Runtime, dialog: Dialog, image: ImageRequest, result: service.SearchResult
+) -> str | None:
+    """The result in the request thread, caveat first (queued when Slack is down); its ts once posted."""
+    call_link = await rt.calls.thread_permalink(dialog.call_number) if dialog.call_number else None
+    message = blocks.result(dialog, image, result, call_link, min_face_px=rt.settings.images.min_face_px)
+    return await post_essential(rt, dialog.channel, dialog.thread_ts, message)
+
+
+async def _search_failed(
+    rt: Runtime, dialog: Dialog, image: ImageRequest, exc: Exception, permalink: str | None
+) -> None:
+    error = f"{type(exc).__name__}: {exc}"[:500]
+    source = {**(await source_fields(rt, dialog, image, permalink)), "probe_sha256": image.probe_sha256}
+    await rt.io(
+        service.record_ended, rt.core, outcome="error", request_id=image.request_id, answers=dialog.answers(),
+        requester=requester_of(dialog), source=source, error=error, faces=image.faces,
+        face_index=image.face_index,
+    )
+    await dialog_stage.say_failed(rt, dialog, image,
+                      "gallery_empty" if isinstance(exc, service.SearchUnavailable) else "search_failed")
+    await dialog_stage.log_call(rt, dialog, image, outcome="error", result=None, permalink=permalink)
+    rid = image.request_id
+    await dialog_stage.transition(
+        rt, dialog.dialog_id,
+        lambda d: request.on_searched(d, rid, outcome="error", now=rt.now(), error=error),
+    )
+
+
+def sheet_png(rt: Runtime, result: service.SearchResult, probe_crop: bytes | None) -> bytes:
+    """The contact sheet: the searched face beside each candidate's gallery thumbnail, labelled by rank."""
+    gallery = rt.core.gallery
+    tiles = [
+        contact_sheet.SheetCandidate(
+            rank=c.rank,
+            label=f"{c.name} · {c.subject_id}" + (f" · {c.record_ref}" if c.record_ref else ""),
+            distance_band=wording.estimate_short(c.fpir_estimate, c.below_resolution, result.operating_point),
+            thumbnail_jpeg=gallery.thumbnail(c.image_sha256) if c.image_sha256 else None,
+        )
+        for c in result.candidates
+    ]
+    title = f"Request {result.request_id} · call {result.call_number}"
+    return contact_sheet.contact_sheet(probe_crop or b"", tiles, title=title, footer=result.caveat)
+
+
+async def _post_contact_sheet(
+    rt: Runtime, dialog: Dialog, image: ImageRequest, result: service.SearchResult, probe_crop: bytes | None
+) -> None:
+    """The message carrying the contact sheet (with metadata), then the sheet itself, in the request thread;
+    a short note when Slack does not take the upload."""
+    png = await rt.work(sheet_png, rt, result, probe_crop)
+    await post(rt, dialog.channel, dialog.thread_ts, blocks.contact_sheet(dialog, image))
+    uploaded = await upload(
+        rt, dialog.channel, dialog.thread_ts, png, filename=f"{result.request_id}-contact-sheet.png",
+        title=f"Contact sheet {result.request_id}", comment=None,
+    )
+    if not uploaded:
+        await post(rt, dialog.channel, dialog.thread_ts, blocks.note(
+            wording.CONTACT_SHEET_NOT_ATTACHED, kind="contact_sheet_failed", dialog=dialog,
+            request_id=image.request_id))
+
+
+def audited_result(rt: Runtime, request_id: str) -> service.SearchResult | None:
+    """The result of a search the audit log already holds for this request (candidates or none), else None.
+
+    Names and record references come from the gallery as it is now; a subject removed since shows its id.
+    """
+    entries = [
+        e for e in rt.core.audit.find(request_id=request_id, kinds=["search"])
+        if e.get("outcome") in ("candidates", "no_candidate")
+    ]
+    if not entries:
+        return None
+    e = entries[-1]
+    subjects = {s["subject_id"]: s for s in rt.core.gallery.subjects()}
+    candidates = [
+        Candidate(
+            int(c["rank"]), c["subject_id"], subjects.get(c["subject_id"], {}).get("name", c["subject_id"]),
+            subjects.get(c["subject_id"], {}).get("record_ref", "") or "", float(c["distance"]), "",
+            margin=c.get("margin"), score=c.get("score"), fpir_estimate=c.get("fpir_estimate"),
+            below_resolution=bool(c.get("below_resolution")),
+        )
+        for c in e.get("candidates") or []
+    ]
+    return service.SearchResult(
+        request_id=request_id, call_number=e.get("call_number") or "", purpose=e.get("purpose") or "",
+        faces=e.get("faces") or [], face_index=int(e.get("face_index") or 1), candidates=candidates,
+        threshold=float(e.get("threshold") or rt.settings.search.threshold),
+        gallery_size=int(e.get("gallery_subjects") or 0), gallery_images=int(e.get("gallery_images") or 0),
+        model=e.get("model") or "", versions=e.get("versions") or {}, audit_seq=int(e.get("seq") or 0),
+        operating_point=e.get("operating_point") or {}, nearest=e.get("nearest_distances") or [],
+    )
