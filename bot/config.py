@@ -62,6 +62,7 @@ class ImageSettings:
 @dataclass(frozen=True)
 class FacesSettings:
     workers: int = 0
+    deadline_seconds: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,8 @@ def validate(settings: Settings) -> Settings:
         raise ConfigError(f"[policy] call_number_pattern is not a valid regular expression: {exc}") from None
     if not 0.0 < settings.search.threshold <= 0.6:
         raise ConfigError("[search] threshold must be above 0 and at most 0.6")
+    if not 1.0 <= settings.faces.deadline_seconds <= 600.0:
+        raise ConfigError("[faces] deadline_seconds must be between 1 and 600")
     if not 0.0 < settings.search.target_fpir <= 0.1:
         raise ConfigError("[search] target_fpir must be above 0 and at most 0.1 (one stranger in ten searches)")
     if not 1 <= settings.search.max_candidates <= MAX_CANDIDATES_CAP:

@@ -134,7 +134,8 @@ class Core:
     @property
     def engine(self) -> FaceEngine:
         if self._engine is None:
-            self._engine = FaceEngine(self.settings.images, workers=self.settings.faces.workers)
+            self._engine = FaceEngine(self.settings.images, workers=self.settings.faces.workers,
+                                      deadline=self.settings.faces.deadline_seconds)
         return self._engine
 
     def close(self) -> None:

@@ -1060,6 +1060,7 @@ def status_text(
     open_requests: int,
     timezone: str,
     operating_point: Mapping[str, Any] | None = None,
+    face_work: Sequence[tuple[str, float]] = (),
 ) -> str:
     """Answer to `/frs status`: gallery size, operating point (target FPIR, calibration date), model and package
     versions, distance ceiling, bot version, queue."""
@@ -1074,8 +1075,18 @@ def status_text(
         f"Queue: {searching} search{'es' if searching != 1 else ''} running; {open_requests} request"
         f"{'s' if open_requests != 1 else ''} open (waiting for answers or a face choice); {outbox} post"
         f"{'s' if outbox != 1 else ''} waiting for Slack to be delivered (call-thread log entries and results)\n"
+        f"{face_work_text(face_work)}\n"
         f"Times are shown in {_clip(timezone, 60)}."
     )
+
+
+def face_work_text(face_work: Sequence[tuple[str, float]]) -> str:
+    """The photos in the face workers now: "Photos being read: FR-1 for 12 s, FR-2 for 1 s" (at most 10)."""
+    if not face_work:
+        return "Photos being read: none"
+    shown = ", ".join(f"{_clip(rid, 40)} for {secs:.0f} s" for rid, secs in list(face_work)[:10])
+    more = f" and {len(face_work) - 10} more" if len(face_work) > 10 else ""
+    return f"Photos being read: {shown}{more}"
 
 
 # --- Escaping ---------------------------------------------------------------------------------------------------

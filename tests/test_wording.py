@@ -248,6 +248,7 @@ CALLS = {
     "estimate_text": [(1e-5, False, BIG_POINT), (1e-5, True, BIG_POINT), (None, False, None)],
     "estimate_short": [(1e-5, False, BIG_POINT), (1e-5, True, BIG_POINT), (None, False, None)],
     "one_in_text": [(1e-9,), (0.1,)],
+    "face_work_text": [([(HUGE, 1e9)] * 50,), ([],)],
     "quality_note": [(20, list(wording.QUALITY_PROBLEMS))],
     "operating_point_text": [(BIG_POINT, 10**7, 10**8), ({}, 1)],
     "document_reminder": [("FR-0123456789",)],
@@ -332,7 +333,7 @@ KWARG_CALLS["status_text"] = {
     "subjects": 10**6, "images": 10**7, "model": HUGE, "versions": {"face_recognition": HUGE, "dlib": "19.24.6",
                                                                      "bot": "0.1.0"},
     "threshold": 0.55, "version": HUGE, "searching": 10**3, "outbox": 10**4, "open_requests": 10**3,
-    "timezone": HUGE, "operating_point": BIG_POINT,
+    "timezone": HUGE, "operating_point": BIG_POINT, "face_work": [(HUGE, 1e9)] * 50,
 }
 # Functions returning lines (each posted within a section by the caller).
 LINE_CALLS = {"audit_lines": [([REVIEW_ENTRY] * 50, "America/Los_Angeles"), ([], "UTC")]}
@@ -497,5 +498,8 @@ def test_status_text_gives_gallery_operating_point_model_threshold_version_and_q
     assert lines[4].startswith("Distance ceiling: 0.55 ")
     assert lines[5] == "Bot version: 0.1.0"
     assert lines[6].startswith("Queue: 1 search running; 0 requests open") and "2 posts waiting for Slack" in lines[6]
+    assert lines[7] == "Photos being read: none"
+    busy = wording.status_text(**{**KWARG_CALLS["status_text"], "face_work": [("FR-SLOW", 12.4), ("FR-2", 0.6)]})
+    assert "Photos being read: FR-SLOW for 12 s, FR-2 for 1 s" in busy
     huge = wording.status_text(**KWARG_CALLS["status_text"])
     assert len(huge) <= LIMIT and "<!here>" not in huge

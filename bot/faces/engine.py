@@ -23,15 +23,18 @@ import io
 import multiprocessing
 import os
 import threading
+import time
 import warnings
 from collections.abc import Hashable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Self, TypeVar
 
 import dlib
 import numpy as np
+from pebble import ProcessExpired, ProcessPool
 from PIL import Image
 
 from bot import __version__ as BOT_VERSION
@@ -330,8 +333,28 @@ def face_thumbnail(rgb: np.ndarray, box: Box, size: int = 160) -> bytes:
     return out.getvalue()
 
 
+def _die_with_parent(interval: float = 0.5) -> None:
+    """Exit this worker as soon as the process that started it is gone (kill -9 of the server leaves no
+    worker burning CPU): a daemon thread watches for the worker being handed to another parent.
+
+    Not prctl(PR_SET_PDEATHSIG): Linux ties that to the parent *thread*, and the pool may start workers from a
+    short-lived thread. The check runs while the worker decodes or runs the network (both release the GIL);
+    at worst it waits for one dlib call to end.
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval)
+            if os.getppid() != parent:
+                os._exit(0)
+
+    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
+
+
 def _init_worker() -> None:
-    """Worker start: lower CPU priority than the event loop, then load the models once."""
+    """Worker start: die with the parent, lower CPU priority than the event loop, then load the models once."""
+    _die_with_parent()
     os.environ.update(WORKER_ENV)  # for anything this worker starts; its own BLAS got it at spawn
     try:
         os.nice(WORKER_NICE)
@@ -345,59 +368,110 @@ def _ready() -> int:
     return os.getpid()
 
 
-class FaceEngine:
-    """Face work for async callers: a process pool (spawned lazily) with one model set per worker."""
+TOO_SLOW = "too_slow"  # ImageError.code: the deadline passed and the worker was stopped
+WORKER_DIED = "worker_died"  # ImageError.code: the worker died on this photo (memory, a decoder crash)
+FACE_WORK_CODES = (TOO_SLOW, WORKER_DIED)  # a photo that failed so is never analysed again on resume
 
-    def __init__(self, images: ImageSettings, workers: int = 0) -> None:
+
+def _too_slow(seconds: float) -> ImageError:
+    return ImageError(TOO_SLOW, f"This photo takes too long to read (over {seconds:g} s); it was not searched.")
+
+
+def _worker_died() -> ImageError:
+    return ImageError(WORKER_DIED, "Reading this photo stopped the face worker; it was not searched.")
+
+
+class FaceEngine:
+    """Face work for any caller: a pool of worker processes (spawned lazily), one model set per worker.
+
+    Every task has a deadline (`deadline` seconds, [faces] deadline_seconds): past it the worker running it is
+    stopped (pebble kills and replaces it) and the photo fails with ImageError code TOO_SLOW; a worker that
+    dies fails its photo with WORKER_DIED. Either way the other workers and the pool go on. Workers are niced, have one
+    BLAS thread, and die with the process that started them.
+    """
+
+    def __init__(self, images: ImageSettings, workers: int = 0, deadline: float = 30.0) -> None:
         self.images = images
         self.workers = workers if workers > 0 else (os.cpu_count() or 1)
-        self._pool: ProcessPoolExecutor | None = None
+        self.deadline = float(deadline)
+        self._pool: ProcessPool | None = None
         self._lock = threading.Lock()
+        self._running: set[Future] = set()  # scheduled and not done: cancelled on close, so no waiter hangs
 
-    def _executor(self) -> ProcessPoolExecutor:
+    def _executor(self) -> ProcessPool:
         with self._lock:
-            if self._pool is None:
+            if self._pool is None or not self._pool.active:
                 # Spawned children inherit the environment: BLAS reads these when numpy loads there.
                 # (The parent's own BLAS started long ago, so setting them here does not touch it.)
                 os.environ.update(WORKER_ENV)
                 # spawn, never fork: the parent may hold threads and an event loop.
-                self._pool = ProcessPoolExecutor(
-                    max_workers=self.workers,
-                    mp_context=multiprocessing.get_context("spawn"),
-                    initializer=_init_worker,
-                )
+                self._pool = ProcessPool(max_workers=self.workers, initializer=_init_worker,
+                                         context=multiprocessing.get_context("spawn"))
             return self._pool
 
-    def start(self) -> None:
-        """Start every worker and load its models now, so the first request does not wait for that."""
-        pool = self._executor()
-        for fut in [pool.submit(_ready) for _ in range(self.workers)]:
-            fut.result()
+    def _schedule(self, func: Any, *args: Any, timeout: float | None = None, **kwargs: Any) -> Future:
+        future = self._executor().schedule(func, args=args, kwargs=kwargs,
+                                           timeout=self.deadline if timeout is None else timeout)
+        with self._lock:
+            self._running.add(future)
+        future.add_done_callback(self._done)
+        return future
+
+    def _done(self, future: Future) -> None:
+        with self._lock:
+            self._running.discard(future)
+
+    def _outcome(self, future: Future) -> Any:
+        """The task's result, with a deadline or a dead worker turned into the photo's ImageError."""
+        try:
+            return future.result()
+        except FutureTimeout:
+            raise _too_slow(self.deadline) from None
+        except (ProcessExpired, BrokenProcessPool):
+            # pebble gives up a pool whose worker died while idle: the next task gets a new pool.
+            raise _worker_died() from None
+
+    def start(self) -> list[int]:
+        """Start the workers (each loads its models as it starts) and wait until they answer; their pids."""
+        futures = [self._schedule(_ready, timeout=max(self.deadline, 120.0)) for _ in range(self.workers)]
+        for f in futures:
+            f.result()
+        return self.worker_pids()
+
+    def worker_pids(self) -> list[int]:
+        """The pids of the running workers (for status pages and tests)."""
+        pool = self._pool
+        if pool is None:
+            return []
+        workers = getattr(getattr(pool, "_pool_manager", None), "worker_manager", None)
+        found = getattr(workers, "workers", {}) or {}
+        return sorted(int(pid) for pid in found)
 
     async def analyse(self, data: bytes) -> Probe:
-        """analyse_bytes in a worker process; the event loop keeps running meanwhile."""
-        loop = asyncio.get_running_loop()
-        pool = self._executor()
+        """analyse_bytes in a worker process, within the deadline; the event loop keeps running meanwhile."""
+        future = self._schedule(analyse_bytes, data, self.images)
         try:
-            return await loop.run_in_executor(pool, analyse_bytes, data, self.images)
-        except BrokenProcessPool:
-            self._discard(pool)  # a worker died (e.g. killed for memory): the next call gets a fresh pool
+            await asyncio.wrap_future(future)
+        except (FutureTimeout, ProcessExpired, BrokenProcessPool):
+            pass  # turned into the photo's error just below
+        except asyncio.CancelledError:
+            future.cancel()  # a cancelled task stops its worker too
             raise
+        return self._outcome(future)
 
     def analyse_sync(self, data: bytes) -> Probe:
-        """analyse_bytes in this process (the CLI: one photo, no pool to start)."""
-        return analyse_bytes(data, self.images)
+        """analyse_bytes in a worker process within the deadline, waiting for it (the CLI: one photo)."""
+        return self._outcome(self._schedule(analyse_bytes, data, self.images))
 
     def analyse_many(
         self, items: Iterable[tuple[K, bytes]], *, thumbnails: bool = False
     ) -> Iterator[tuple[K, Probe | ImageError]]:
         """Analyse many photos in parallel (enrollment), yielding (key, Probe or ImageError) as each ends.
 
-        A bad file yields its ImageError instead of stopping the rest. At most two photos per worker
-        are in flight, so a large folder is never read into memory at once. thumbnails=True fills
-        Probe.thumbnails in the workers (see analyse_bytes).
+        A bad, slow or worker-killing file yields its ImageError instead of stopping the rest. At most two
+        photos per worker are in flight, so a large folder is never read into memory at once. thumbnails=True
+        fills Probe.thumbnails in the workers (see analyse_bytes).
         """
-        pool = self._executor()
         window = 2 * self.workers
         source = iter(items)
         pending: dict[Future, K] = {}
@@ -408,7 +482,7 @@ class FaceEngine:
                     key, data = next(source)
                 except StopIteration:
                     return
-                pending[pool.submit(analyse_bytes, data, self.images, thumbnails=thumbnails)] = key
+                pending[self._schedule(analyse_bytes, data, self.images, thumbnails=thumbnails)] = key
 
         try:
             fill()
@@ -417,30 +491,25 @@ class FaceEngine:
                 for fut in done:
                     key = pending.pop(fut)
                     try:
-                        result: Probe | ImageError = fut.result()
+                        result: Probe | ImageError = self._outcome(fut)
                     except ImageError as exc:
                         result = exc
-                    except BrokenProcessPool:
-                        self._discard(pool)
-                        raise
                     yield key, result
                 fill()
         finally:
             for fut in pending:
                 fut.cancel()
 
-    def _discard(self, pool: ProcessPoolExecutor) -> None:
-        with self._lock:
-            if self._pool is pool:
-                self._pool = None
-        pool.shutdown(wait=False, cancel_futures=True)
-
     def close(self) -> None:
-        """Stop the worker processes (pending work is cancelled)."""
+        """Stop the worker processes now (running work is abandoned: shutdown takes a moment, not a photo)."""
         with self._lock:
             pool, self._pool = self._pool, None
+            running, self._running = list(self._running), set()
         if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+            pool.stop()
+            pool.join(timeout=10)
+        for future in running:
+            future.cancel()
 
     def __enter__(self) -> Self:
         return self

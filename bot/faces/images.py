@@ -222,10 +222,35 @@ def _to_rgb(im: Image.Image) -> np.ndarray:
     return np.array(im, dtype=np.uint8)
 
 
+# A progressive JPEG is a handful of scans (libjpeg writes 10; cameras and phones 1-12). Each scan makes the
+# decoder refine the whole image again, so a small file repeating one scan thousands of times takes minutes
+# to decode: refused before decoding.
+MAX_JPEG_SCANS = 100
+
+
+def _check_structure(data: bytes, im: Image.Image) -> None:
+    """Refuse what would make a decoder work without bound, before it runs (counting markers, not pixels)."""
+    if im.format == "JPEG":
+        # Start-of-scan markers: FF DA. Entropy-coded data escapes every FF (FF 00), so no scan data is
+        # counted as a marker.
+        scans = data.count(b"\xff\xda")
+        if scans > MAX_JPEG_SCANS:
+            raise ImageError(
+                "too_complex",
+                f"This JPEG is built unusually ({scans} scans; photos have at most a dozen) and would take too "
+                f"long to read. {_SEND_ORIGINAL}",
+            )
+
+
 def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> np.ndarray:
     """Decode upload bytes into an HxWx3 uint8 RGB array, upright per EXIF; raise ImageError when unusable."""
     _check_bytes(data, max_bytes)
     im = _open(data, max_pixels)
+    try:
+        _check_structure(data, im)
+    except ImageError:
+        im.close()
+        raise
     try:
         _strict_load(im, max_pixels)
         # GIF/TIFF/WebP may hold several frames: opening leaves the first one loaded, which is the one used.

@@ -360,7 +360,7 @@ async def status_message(rt: Runtime, user: str) -> Message:
         subjects=subjects, images=images, model=str(info.get("model")),
         versions={k: v for k, v in info.items() if k != "model"}, threshold=rt.settings.search.threshold,
         version=__version__, searching=searching, outbox=outbox, open_requests=open_requests,
-        timezone=rt.settings.timezone, operating_point=point,
+        timezone=rt.settings.timezone, operating_point=point, face_work=rt.face_work(),
     )
     return blocks.review_note(text, kind="status", requested_by=user, gallery_subjects=subjects,
                               gallery_images=images, searching=searching, outbox=outbox,

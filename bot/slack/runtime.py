@@ -242,6 +242,21 @@ class Runtime:
             lock = self.locks[dialog_id] = asyncio.Lock()
         return lock
 
+    def face_slots(self, dialog_id: str) -> asyncio.Semaphore:
+        """How many of one dialog's photos may be in the face workers at once: all workers but one, so one
+        request's photos (a slow or crafted one among them) never hold every worker from other officers."""
+        slots: dict[str, asyncio.Semaphore] = self.state.setdefault("face_slots", {})
+        slot = slots.get(dialog_id)
+        if slot is None:
+            slot = slots[dialog_id] = asyncio.Semaphore(max(1, self.engine.workers - 1))
+        return slot
+
+    def face_work(self) -> list[tuple[str, float]]:
+        """(request id, seconds running) of every photo in the face workers now, longest first."""
+        now = time.monotonic()
+        running: dict[str, float] = self.state.get("face_work", {})
+        return sorted(((rid, now - started) for rid, started in running.items()), key=lambda x: -x[1])
+
     async def idle(self) -> None:
         """Wait until no request work is running (tests and benchmarks)."""
         while self.tasks:

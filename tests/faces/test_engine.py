@@ -209,11 +209,10 @@ def test_pool_is_lazy_and_close_is_idempotent():
 
 
 def test_workers_run_niced_with_one_blas_thread(engine: FaceEngine):
-    pool = engine._executor()
     parent = os.nice(0)
-    assert pool.submit(os.nice, 0).result() == min(parent + engine_mod.WORKER_NICE, 19)
-    assert pool.submit(os.getenv, "OPENBLAS_NUM_THREADS").result() == "1"
-    assert pool.submit(os.getpid).result() != os.getpid()
+    assert engine._schedule(os.nice, 0).result() == min(parent + engine_mod.WORKER_NICE, 19)
+    assert engine._schedule(os.getenv, "OPENBLAS_NUM_THREADS").result() == "1"
+    assert engine._schedule(os.getpid).result() != os.getpid()
 
 
 async def test_async_analyse_matches_sync_and_keeps_the_loop_running(engine: FaceEngine, faces_dir: Path):
@@ -284,19 +283,114 @@ def _jpeg(rgb: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-async def test_a_dead_worker_costs_one_request_not_the_engine(faces_dir: Path):
-    """If a worker dies (say, killed for memory), that request fails and the next one gets a fresh pool."""
+async def test_a_dead_worker_costs_one_photo_not_the_engine(faces_dir: Path):
+    """If a worker dies mid-photo (say, killed for memory), that photo fails with a clear error and the next
+    one is analysed by a fresh worker."""
     import signal
-    from concurrent.futures.process import BrokenProcessPool
+    import time as _time
 
     data = (faces_dir / "people" / "obama" / "obama_small.jpg").read_bytes()
     eng = FaceEngine(IMAGES, workers=1)
     try:
-        pid = eng._executor().submit(os.getpid).result()
+        [pid] = eng.start()
+        slow = eng._schedule(_time.sleep, 30)
+        for _ in range(100):  # until a worker has taken the task (bounded)
+            if slow.running():
+                break
+            await asyncio.sleep(0.05)
         os.kill(pid, signal.SIGKILL)
-        with pytest.raises(BrokenProcessPool):
-            await eng.analyse(data)
+        with pytest.raises(ImageError) as info:
+            eng._outcome(slow)
+        assert info.value.code == engine_mod.WORKER_DIED and "stopped the face worker" in info.value.message
         probe = await eng.analyse(data)
-        assert len(probe.faces) == 1
+        assert len(probe.faces) == 1 and eng.worker_pids() != [pid]
     finally:
         eng.close()
+
+
+def _big_photo(faces_dir: Path, side: int = 5000) -> bytes:
+    """A slow but valid input: a real face upscaled to side×side (decode, reduce and detect take a while)."""
+    im = Image.open(faces_dir / "people" / "obama" / "obama.jpg").convert("RGB").resize((side, side))
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", quality=95)
+    return buf.getvalue()
+
+
+async def test_a_photo_past_the_deadline_stops_its_worker_and_fails_clearly(faces_dir: Path):
+    """The deadline is enforced by stopping the worker: the photo fails as "too slow", the worker that ran it
+    is gone, and the engine goes on with the next photo (no timing is asserted: the deadline is far below
+    what this photo needs, whatever the machine)."""
+    big = _big_photo(faces_dir)
+    small = (faces_dir / "people" / "obama" / "obama_small.jpg").read_bytes()
+    eng = FaceEngine(IMAGES, workers=1, deadline=0.05)
+    try:
+        [pid] = eng.start()
+        with pytest.raises(ImageError) as info:
+            await eng.analyse(big)
+        assert info.value.code == engine_mod.TOO_SLOW and "takes too long to read" in info.value.message
+        eng.deadline = 60.0
+        assert len((await eng.analyse(small)).faces) == 1
+        assert pid not in eng.worker_pids()  # the stopped worker was replaced
+        # Enrollment gets the same: the slow file is reported, the others enrolled.
+        eng.deadline = 0.05
+        results = dict(eng.analyse_many([("big", big)]))
+        assert isinstance(results["big"], ImageError) and results["big"].code == engine_mod.TOO_SLOW
+    finally:
+        eng.close()
+
+
+def test_workers_die_with_the_process_that_started_them(tmp_path: Path):
+    """kill -9 of the parent (the server) leaves no face worker burning CPU."""
+    import signal
+    import time as _time
+
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import sys, time\n"
+        "from bot.config import ImageSettings\n"
+        "from bot.faces.engine import FaceEngine\n"
+        "if __name__ == '__main__':\n"
+        "    eng = FaceEngine(ImageSettings(), workers=2)\n"
+        "    eng.start()\n"
+        "    for _ in range(100):\n"
+        "        if len(eng.worker_pids()) == 2:\n"
+        "            break\n"
+        "        time.sleep(0.1)\n"
+        "    print(' '.join(map(str, eng.worker_pids())), flush=True)\n"
+        "    time.sleep(120)\n"
+    )
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
+                              cwd=Path(__file__).resolve().parents[2])
+    try:
+        pids = [int(p) for p in parent.stdout.readline().split()]
+        assert len(pids) == 2 and all(_alive(p) for p in pids)
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait(timeout=30)
+        for _ in range(100):  # bounded: up to 10 s for the kernel to deliver the death signal
+            if not any(_alive(p) for p in pids):
+                break
+            _time.sleep(0.1)
+        assert not any(_alive(p) for p in pids)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split()[2] != "Z"  # a zombie is dead, only not yet reaped
+    except FileNotFoundError:
+        return False
+
+
+def test_close_stops_workers_even_mid_analysis(faces_dir: Path):
+    """Shutdown abandons running work: close() returns promptly although a photo is still being analysed."""
+    import time as _time
+
+    eng = FaceEngine(IMAGES, workers=1, deadline=600)
+    pids = eng.start()
+    running = eng._schedule(_time.sleep, 300)
+    _time.sleep(0.2)
+    eng.close()
+    assert running.done() and not any(_alive(p) for p in pids)

@@ -249,3 +249,30 @@ def test_a_cap_above_pillows_own_limit_is_honoured():
     claim = _png(10_000, 10_000, 8, 0, b"\x00" * 64)  # 100 M pixels, pixel data missing
     _expect("too_many_pixels", claim, max_pixels=99_999_999)
     _expect("corrupt", claim, max_pixels=100_000_000)  # past the cap check, then refused as truncated
+
+
+def _progressive(side: int = 64) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (side, side), (128, 128, 128)).save(buf, "JPEG", progressive=True)
+    return buf.getvalue()
+
+
+def test_a_progressive_jpeg_whose_scan_repeats_thousands_of_times_is_refused_before_decoding(monkeypatch):
+    """The crafted photo that held every face worker for minutes: small file, one refinement scan repeated
+    2,000 times. Refused by counting scans, without decoding a pixel."""
+    data = _progressive()
+    last_scan = data.rindex(b"\xff\xda")
+    crafted = data[:last_scan] + data[last_scan:-2] * 2000 + b"\xff\xd9"
+    assert len(crafted) < 2_000_000
+    loads = []
+    monkeypatch.setattr(Image.Image, "load", lambda self: loads.append(1))
+    with pytest.raises(ImageError) as info:
+        decode_image(crafted, **LIMITS)
+    assert info.value.code == "too_complex" and "scans" in info.value.message
+    assert loads == []  # no decoding was attempted
+
+
+def test_an_ordinary_progressive_jpeg_still_decodes():
+    data = _progressive()
+    assert 1 < data.count(b"\xff\xda") <= 12
+    assert decode_image(data, **LIMITS).shape == (64, 64, 3)

@@ -449,3 +449,41 @@ async def test_a_dispatch_channel_shared_with_another_organisation_gets_summarie
                if (m.get("metadata") or {}).get("event_payload", {}).get("kind") == "call_log"]
     assert JUSTIFICATION not in json.dumps(entry) and "obama" not in json.dumps(entry["blocks"])
     assert harness.audit()[0]["outcome"] == "candidates"  # the search itself is unaffected
+
+
+# --- bounded face work ---------------------------------------------------------------------------------------
+
+
+async def test_a_photo_past_the_face_deadline_is_said_audited_and_not_read_again_after_a_restart(
+        harness, slack, monkeypatch, faces_dir):
+    """A slow photo (here: a real face upscaled to 5,000 px, with a deadline far below what it needs) stops
+    its worker, tells the officer why, is audited as an error, and a restart does not try it again."""
+    import io
+
+    from PIL import Image
+
+    im = Image.open(faces_dir / "people" / "obama" / "obama.jpg").convert("RGB").resize((5000, 5000))
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", quality=90)
+    first = await harness.start()
+    await harness.send(slack.add_message(DISPATCH, "CAD 26-012345 211 in progress", user="UCAD", bot_id="BCAD"))
+    upload = await harness.upload(("doorbell.jpg", buf.getvalue()), text=PREFILLED)
+    await harness.wait_kind("prompt", step="attestation")
+    engine = harness.request.getfixturevalue("face_engine")
+    monkeypatch.setattr(engine, "deadline", 0.05)
+    await harness.reply(upload, "I attest")
+    notice = await harness.wait_kind("image_failed")
+    await harness.idle()
+    text = " ".join(block_texts(notice.params))
+    assert "takes too long to read" in text
+    [entry] = harness.audit()
+    assert entry["outcome"] == "error" and "too_slow" in entry["error"]
+    downloads = len(slack.call_log("files.download"))
+    await first.stop()
+
+    monkeypatch.setattr(engine, "deadline", 60.0)
+    await harness.start()  # same data dir: resume
+    await harness.idle()
+    assert len(slack.call_log("files.download")) == downloads  # never fetched nor read again
+    assert len(harness.thread(upload, "image_failed")) == 1
+    assert [e["outcome"] for e in harness.audit()] == ["error"]

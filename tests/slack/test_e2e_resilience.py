@@ -288,9 +288,9 @@ async def test_faces_found_after_a_cancel_are_not_kept(harness, slack, monkeypat
     release = asyncio.Event()
     real = flow_module._find_faces
 
-    async def slow(rt, image, data):
+    async def slow(rt, image, data, *rest):
         await release.wait()
-        return await real(rt, image, data)
+        return await real(rt, image, data, *rest)
 
     monkeypatch.setattr(flow_module, "_find_faces", slow)
     await harness.start()

@@ -4,6 +4,7 @@ result, contact sheet and call-thread log that follow it.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
@@ -62,7 +63,7 @@ async def analyse(rt: Runtime, dialog_id: str, request_id: str) -> None:
             try:
                 data = await _download(rt, image)
                 await status.show(blocks.progress(dialog, image, "finding_faces"))
-                cached = await _find_faces(rt, image, data)
+                cached = await _find_faces(rt, image, data, dialog_id)
                 async with rt.lock(dialog_id):  # no cancel between the check and the write
                     current = await rt.io(rt.store.get, dialog_id)
                     if current is None or current.terminal:
@@ -112,10 +113,17 @@ async def _download(rt: Runtime, image: ImageRequest) -> bytes:
         raise ImageFailure("download_failed", f"{exc.code}: {exc.message}") from None
 
 
-async def _find_faces(rt: Runtime, image: ImageRequest, data: bytes) -> CachedProbe:
-    """Faces on the photo, in the engine's process pool; crops and numbered boxes drawn in a thread."""
+async def _find_faces(rt: Runtime, image: ImageRequest, data: bytes, dialog_id: str = "") -> CachedProbe:
+    """Faces on the photo, in the engine's process pool (within the engine's deadline, at most the dialog's
+    share of the workers at once); crops and numbered boxes drawn in a thread."""
+    running: dict[str, float] = rt.state.setdefault("face_work", {})
     try:
-        probe = await rt.engine.analyse(data)
+        async with rt.face_slots(dialog_id or image.request_id):
+            running[image.request_id] = time.monotonic()
+            try:
+                probe = await rt.engine.analyse(data)
+            finally:
+                running.pop(image.request_id, None)
         return await rt.work(prepare_probe, data, probe, rt.settings.images)
     except ImageError as exc:
         reason = exc.code if exc.code in wording.IMAGE_PROBLEMS else exc.message
