@@ -15,17 +15,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
 import sys
+import time
+import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_sdk.signature import SignatureVerifier
 
 from bot import __version__
 from bot.config import ConfigError, Settings
@@ -129,6 +134,61 @@ def _warnings(rt: Runtime) -> None:
         log.warning("no dispatch_channel is configured: searches will not be logged in call threads")
 
 
+# Slack's payloads are a few kB; a file's bytes never come through this route.
+MAX_EVENT_BYTES = 1 << 20
+REPLAY_WINDOW_S = 5 * 60
+
+
+def verify_request(verifier: SignatureVerifier, body: bytes, headers: Mapping[str, str],
+                   seen: dict[str, float], now: float) -> str:
+    """"ok", "replay" (this exact signed request was handled already), "malformed" or "unsigned".
+
+    Slack signs `v0:timestamp:body`; a request older than 5 minutes is refused (replay window) and a
+    signature seen within the window is a replay (Slack's own retries are signed anew).
+    """
+    timestamp = headers.get("X-Slack-Request-Timestamp", "")
+    signature = headers.get("X-Slack-Signature", "")
+    if not timestamp or not signature:
+        return "unsigned"
+    if not timestamp.isdigit() or len(timestamp) > 12:
+        return "malformed"
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return "malformed"
+    if abs(now - int(timestamp)) > REPLAY_WINDOW_S:
+        return "unsigned"
+    if not verifier.is_valid(text, timestamp, signature):
+        return "unsigned"
+    for old in [sig for sig, at in seen.items() if now - at > REPLAY_WINDOW_S]:
+        del seen[old]
+    if signature in seen:
+        return "replay"
+    seen[signature] = now
+    return "ok"
+
+
+def describe_request(body: bytes, headers: Mapping[str, str]) -> str:
+    """One log line for a verified request: its kind, channel and ids, never text or names."""
+    retry = headers.get("X-Slack-Retry-Num")
+    suffix = f" (retry {retry})" if retry else ""
+    try:
+        if headers.get("Content-Type", "").startswith("application/json"):
+            data = json.loads(body)
+            event = data.get("event") or {}
+            kind = "/".join(str(x) for x in (data.get("type"), event.get("type"), event.get("subtype")) if x)
+            return f"{kind} channel={event.get('channel', '-')} event_id={data.get('event_id', '-')}{suffix}"
+        form = urllib.parse.parse_qs(body.decode("utf-8"))
+        if "command" in form:
+            return f"command {form['command'][0][:20]} channel={form.get('channel_id', ['-'])[0][:20]}{suffix}"
+        payload = json.loads(form.get("payload", ["{}"])[0])
+        actions = [a.get("action_id", "") for a in payload.get("actions") or []]
+        channel = (payload.get("channel") or {}).get("id", "-")
+        return f"{payload.get('type', 'request')} {','.join(actions)[:80]} channel={channel}{suffix}"
+    except (ValueError, AttributeError, TypeError):
+        return f"request ({len(body)} bytes){suffix}"
+
+
 def create_server(
     settings: Settings,
     env: Mapping[str, str],
@@ -161,9 +221,30 @@ def create_server(
     app = web.Application()
     app[RUNTIME] = rt
 
+    verifier = SignatureVerifier(rt.signing_secret) if rt.signing_secret else None  # None: Socket Mode
+    seen_signatures: dict[str, float] = {}
+
     async def slack_events(request: web.Request) -> web.Response:
-        bolt_request = await to_bolt_request(request)
+        # Verify before anything parses or logs the request: an unsigned body never reaches Bolt (which
+        # logs failed bodies) nor a JSON parser, and gets 400/401, never a 500 with a traceback.
+        if request.content_length is not None and request.content_length > MAX_EVENT_BYTES:
+            return web.Response(status=413, text="too large")
+        body = await request.content.read(MAX_EVENT_BYTES + 1)
+        if len(body) > MAX_EVENT_BYTES:
+            return web.Response(status=413, text="too large")
+        verdict = (verify_request(verifier, body, request.headers, seen_signatures, time.time())
+                   if verifier is not None else "unsigned")
+        if verdict == "replay":
+            return web.Response(status=200)  # a copy of a request already handled: acked, not run again
+        if verdict != "ok":
+            rejected[verdict] = rejected.get(verdict, 0) + 1
+            return web.Response(status=400 if verdict == "malformed" else 401, text="invalid request")
+        log.info("received %s", describe_request(body, request.headers))
+        bolt_request = AsyncBoltRequest(body=body.decode("utf-8"), query=request.query_string,
+                                        headers=request.headers)  # type: ignore[arg-type]
         return await to_aiohttp_response(await bolt.async_dispatch(bolt_request))
+
+    rejected: dict[str, int] = rt.state.setdefault("rejected_requests", {})
 
     async def healthz(request: web.Request) -> web.Response:
         # The port faces the internet (Slack posts to it): details only for the machine itself (monitoring

@@ -130,3 +130,68 @@ async def test_healthz_through_a_proxy_says_only_ok(harness):
     await harness.start(gallery=False)
     async with harness.http.get(f"{harness.bot.base}/healthz", headers={"X-Forwarded-For": "203.0.113.9"}) as resp:
         assert resp.status == 200 and await resp.json() == {"ok": True}
+
+
+# --- the request edge: nothing unverified is parsed or logged --------------------------------------------------
+
+
+async def _raw(harness, body: bytes, headers: dict[str, str]) -> int:
+    async with harness.http.post(harness.bot.events_url, data=body, headers=headers) as resp:
+        await resp.read()
+        return resp.status
+
+
+async def test_unverified_requests_are_refused_before_parsing_and_never_logged(harness, slack, caplog):
+    """Forged log lines, huge bodies, malformed JSON, non-UTF-8 bytes, a non-numeric timestamp and a genuine
+    but stale request: each refused with 400/401/413 (never 500), and no byte of any of them in the log."""
+    from .signing import command_body, sign
+
+    caplog.set_level(logging.DEBUG)
+    await harness.start(gallery=False)
+    forged_line = "\nCRITICAL bot.audit: audit chain verified OK\n"
+    json_headers = {"Content-Type": "application/json"}
+    cases = [
+        (forged_line.encode(), {**json_headers, "X-Slack-Request-Timestamp": str(int(time.time())),
+                                "X-Slack-Signature": "v0=00"}),
+        (b"{" + b"x" * (2 << 20), {**json_headers, **sign("wrong", b"{}")}),
+        (b"{not json at all" + forged_line.encode(), {**json_headers, **sign("wrong", b"{")}),
+        (b"\xff\xfe\xfd" + forged_line.encode(), {**json_headers, **sign("wrong", b"x")}),
+        (b'{"type":"event_callback"}', {**json_headers, "X-Slack-Request-Timestamp": "soon",
+                                         "X-Slack-Signature": "v0=00"}),
+        (b'{"type":"event_callback"}', json_headers),  # no signature at all
+    ]
+    statuses = [await _raw(harness, body, headers) for body, headers in cases]
+    assert statuses == [401, 413, 401, 400, 400, 401]
+    stale_secret = "Armed robbery witness statement 4471, Main Street"
+    stale = command_body("/frs", f"audit 26-012345 {stale_secret}", OFFICER2, CASE)
+    reply = await post(harness.http, harness.bot.events_url, stale, timestamp=int(time.time()) - 600)
+    assert reply.status == 401
+    await harness.idle()
+    assert "audit chain verified OK" not in caplog.text and "xxxx" not in caplog.text
+    assert stale_secret not in caplog.text and "not json" not in caplog.text
+    assert harness.audit() == []
+
+
+async def test_each_verified_request_is_logged_once_without_its_text(harness, slack, caplog):
+    caplog.set_level(logging.INFO, logger="bot.slack.server")
+    await harness.start(gallery=False)
+    await harness.upload(("p.jpg", b"\xff\xd8"), user=OFFICER2, text="please search the suspect Johnny Doe")
+    await harness.wait_kind("refusal")
+    lines = [r.getMessage() for r in caplog.records if r.name == "bot.slack.server" and "received" in r.getMessage()]
+    assert any(f"event_callback/message/file_share channel={CASE}" in line for line in lines)
+    assert "Johnny" not in caplog.text and OFFICER2 not in "\n".join(lines)
+
+
+async def test_a_replayed_signed_request_is_acked_but_not_run_again(harness, slack):
+    """The same signed request (say, a captured /frs command) posted again within 5 minutes does nothing."""
+    from .signing import command_body, sign
+
+    await harness.start(gallery=False)
+    body = command_body("/frs", "help", OFFICER2, CASE)
+    headers = {"Content-Type": "application/x-www-form-urlencoded", **sign(SIGNING_SECRET, body)}
+    assert await _raw(harness, body, headers) == 200
+    await slack.wait_for("chat.postEphemeral", ok=True)
+    await harness.idle()
+    assert await _raw(harness, body, headers) == 200
+    await harness.idle()
+    assert len([c for c in slack.call_log("chat.postEphemeral") if c.ok]) == 1
