@@ -72,6 +72,12 @@ class RetentionSettings:
 
 
 @dataclass(frozen=True)
+class ServerSettings:
+    host: str = "0.0.0.0"
+    port: int = 3000
+
+
+@dataclass(frozen=True)
 class Settings:
     data_dir: Path = Path("data")
     slack: SlackSettings = field(default_factory=SlackSettings)
@@ -80,6 +86,7 @@ class Settings:
     images: ImageSettings = field(default_factory=ImageSettings)
     faces: FacesSettings = field(default_factory=FacesSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
+    server: ServerSettings = field(default_factory=ServerSettings)
     timezone: str = "America/Los_Angeles"
 
     def with_data_dir(self, data_dir: Path | str) -> Settings:
@@ -93,6 +100,7 @@ _SECTIONS = {
     "images": ImageSettings,
     "faces": FacesSettings,
     "retention": RetentionSettings,
+    "server": ServerSettings,
 }
 
 
@@ -134,6 +142,10 @@ def validate(settings: Settings) -> Settings:
         raise ConfigError(f"[policy] call_number_pattern is not a valid regular expression: {exc}") from None
     if not 0.0 < settings.search.threshold <= 0.6:
         raise ConfigError("[search] threshold must be above 0 and at most 0.6")
+    if not 0 < settings.server.port < 65536:
+        raise ConfigError("[server] port must be between 1 and 65535")
+    if not settings.server.host.strip():
+        raise ConfigError("[server] host must not be empty (0.0.0.0: every interface; 127.0.0.1: behind a local proxy)")
     if not 1.0 <= settings.faces.deadline_seconds <= 600.0:
         raise ConfigError("[faces] deadline_seconds must be between 1 and 600")
     if not 0.0 < settings.search.target_fpir <= 0.1:

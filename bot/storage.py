@@ -6,9 +6,13 @@ crash leaves either the old content or the new one, never a half-written file.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+import socket
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -144,3 +148,31 @@ class AtomicJSONStorage(Storage):
 def open_tinydb(path: str | os.PathLike[str], **json_kwargs: Any) -> TinyDB:
     """Open a TinyDB at `path` on AtomicJSONStorage (parent dir created 0700, file written 0600)."""
     return TinyDB(os.fspath(path), storage=AtomicJSONStorage, **json_kwargs)
+
+
+class DataDirInUse(Exception):
+    """Another server holds this data dir (one server per data dir until a shared store exists)."""
+
+
+@contextlib.contextmanager
+def hold_data_dir(data_dir: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold `data_dir/server.lock` (flock) while the server runs; a second server is refused, told who holds it.
+
+    The lock dies with the process (kill -9 included): a stale file never blocks a restart.
+    """
+    ensure_private_dir(Path(data_dir))
+    path = Path(data_dir) / "server.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
+            raise DataDirInUse(
+                f"another server ({holder}) is running on the data dir {data_dir}; only one may run per data dir"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode(), 0)
+        yield
+    finally:
+        os.close(fd)

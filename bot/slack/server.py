@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -27,6 +28,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.request.async_request import AsyncBoltRequest
@@ -39,6 +41,7 @@ from bot.slack import flow
 from bot.slack.app import build_app
 from bot.slack.client import normalise_api_url
 from bot.slack.runtime import Runtime
+from bot.storage import DataDirInUse, hold_data_dir
 
 log = logging.getLogger(__name__)
 
@@ -282,16 +285,49 @@ def create_server(
     return app, rt
 
 
+class StartError(Exception):
+    """The server cannot start; the message is the one sentence to print."""
+
+
+def raise_open_file_limit() -> tuple[int, int]:
+    """Raise the soft open-file limit to the hard limit (connections are files); returns (soft, hard)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+    return soft, hard
+
+
 async def _run(settings: Settings, env: Mapping[str, str]) -> None:
     app_token = env.get("SLACK_APP_TOKEN")
-    port = int(env.get("PORT") or DEFAULT_PORT)
+    port = int(env.get("PORT") or settings.server.port or DEFAULT_PORT)
+    host = settings.server.host
+    soft, _hard = raise_open_file_limit()
     app, rt = create_server(settings, env, socket_mode=bool(app_token))
     runner = web.AppRunner(app, access_log=None)
-    await runner.setup()  # runs startup: auth.test, background jobs
+    try:
+        await runner.setup()  # runs startup: auth.test, background jobs
+    except aiohttp.ClientConnectionError as exc:
+        await runner.cleanup()
+        raise StartError(f"cannot reach Slack at {rt.api_url or 'https://slack.com/api/'} ({exc}); check the "
+                         "network and SLACK_API_URL") from None
+    except BaseException:
+        await runner.cleanup()  # no "Unclosed client session" noise after a failed start
+        raise
+    site = web.TCPSite(runner, host, port)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        if exc.errno == errno.EADDRINUSE:
+            raise StartError(f"port {port} on {host} is already in use (another server?); stop it or set PORT") from None
+        raise StartError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     # Start the face workers now so the first photo does not wait for the models to load.
     asyncio.get_running_loop().run_in_executor(None, rt.engine.start)
-    site = web.TCPSite(runner, "0.0.0.0", port)
-    await site.start()
+    log.info("open-file limit %d", soft)
     handler = None
     if app_token:
         from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -327,7 +363,11 @@ def serve(settings: Settings) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        asyncio.run(_run(settings, env))
+        with hold_data_dir(settings.data_dir):
+            asyncio.run(_run(settings, env))
+    except (StartError, DataDirInUse) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except Exception as exc:
         from slack_sdk.errors import SlackApiError
 

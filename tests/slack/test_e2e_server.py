@@ -195,3 +195,65 @@ async def test_a_replayed_signed_request_is_acked_but_not_run_again(harness, sla
     assert await _raw(harness, body, headers) == 200
     await harness.idle()
     assert len([c for c in slack.call_log("chat.postEphemeral") if c.ok]) == 1
+
+
+# --- operations: one server per data dir, one-sentence start errors ---------------------------------------------
+
+
+def test_one_server_per_data_dir_and_the_second_is_told_who_holds_it(tmp_path):
+    from bot.storage import DataDirInUse, hold_data_dir
+
+    with hold_data_dir(tmp_path / "data"):
+        with pytest.raises(DataDirInUse) as info, hold_data_dir(tmp_path / "data"):
+            pass
+        assert f"pid {__import__('os').getpid()}" in str(info.value) and "only one may run" in str(info.value)
+    with hold_data_dir(tmp_path / "data"):  # released when the first stopped
+        pass
+
+
+def _serve_env(monkeypatch, slack, port: int, api_url: str | None = None) -> None:
+    monkeypatch.setenv("SLACK_BOT_TOKEN", TOKEN)
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", SIGNING_SECRET)
+    monkeypatch.setenv("SLACK_API_URL", api_url or slack.base_url)
+    monkeypatch.setenv("PORT", str(port))
+    monkeypatch.delenv("SLACK_APP_TOKEN", raising=False)
+
+
+async def test_a_busy_port_or_a_held_data_dir_is_one_sentence(tmp_path, slack, monkeypatch, capsys):
+    import asyncio
+    import socket
+
+    from bot.storage import hold_data_dir
+
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    port = busy.getsockname()[1]
+    settings = Settings(data_dir=tmp_path / "data")
+    settings = settings.__class__(**{**settings.__dict__, "server": settings.server.__class__(host="127.0.0.1")})
+    _serve_env(monkeypatch, slack, port)
+    try:
+        assert await asyncio.to_thread(serve, settings) == 1
+        err = capsys.readouterr().err.strip()
+        assert err == f"error: port {port} on 127.0.0.1 is already in use (another server?); stop it or set PORT"
+        with hold_data_dir(settings.data_dir):
+            assert await asyncio.to_thread(serve, settings) == 1
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: another server (pid ") and err.count("\n") == 0
+    finally:
+        busy.close()
+
+
+async def test_an_unreachable_slack_at_start_is_one_sentence(tmp_path, slack, monkeypatch, capsys):
+    import asyncio
+    import socket
+
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    dead = closed.getsockname()[1]
+    closed.close()  # nothing listens there
+    _serve_env(monkeypatch, slack, dead, api_url=f"http://127.0.0.1:{dead}/api/")
+    assert await asyncio.to_thread(serve, Settings(data_dir=tmp_path / "data")) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot reach Slack at http://127.0.0.1:{dead}/api/") and err.count("\n") == 1
+    assert "Unclosed client session" not in err and "Traceback" not in err
