@@ -304,6 +304,13 @@ def _load_key(audit_dir: Path, env: Mapping[str, str]) -> tuple[bytes, str]:
                     "to the key the log was written with, or restore the key file"
                 )
             write_private_atomic(key_path, secrets.token_bytes(32))
+        mode = key_path.stat().st_mode & 0o777
+        if mode & 0o077:
+            # Whoever can read the key can recompute the chain after editing the log.
+            raise AuditKeyError(
+                f"{key_path} is readable by others (mode {mode:04o}): run `chmod 600 {key_path}` (better: set "
+                f"{KEY_ENV} in the environment and keep the key off this disk)"
+            )
         key = key_path.read_bytes()
     if len(key) < MIN_KEY_CHARS:
         raise AuditKeyError(f"{key_path} is damaged (too short); restore it from a backup")

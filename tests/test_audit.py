@@ -604,3 +604,20 @@ def test_record_access(log: AuditLog) -> None:
 def test_kinds_pinned() -> None:
     assert KINDS == ("search", "gallery_change", "purge", "audit_access")
     assert OUTCOMES == ("candidates", "no_candidate", "denied", "error", "cancelled", "expired")
+
+
+def test_a_key_file_readable_by_others_is_refused_with_the_fix(tmp_path):
+    """A world-readable audit.key lets anyone who can edit the log recompute the chain: refused, with the fix."""
+    import os
+
+    from bot.audit import AuditKeyError
+
+    data = tmp_path / "data"
+    AuditLog.open(data, env={}).append("purge", removed=0)
+    key = data / "audit" / "audit.key"
+    os.chmod(key, 0o644)
+    with pytest.raises(AuditKeyError) as info:
+        AuditLog.open(data, env={})
+    assert "readable by others (mode 0644)" in str(info.value) and f"chmod 600 {key}" in str(info.value)
+    os.chmod(key, 0o600)
+    assert AuditLog.open(data, env={}).verify().ok
