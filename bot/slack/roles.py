@@ -16,11 +16,11 @@ if TYPE_CHECKING:
     from bot.slack.runtime import Runtime
 
 
-async def _account(rt: Runtime, user_id: str) -> str:
+async def _account(rt: Runtime, user_id: str, fresh: bool = False) -> str:
     """"member", "guest" (guests, deactivated accounts, and users Slack does not know) or "unverified" (Slack
     could not be asked): the last two are refused, fail closed."""
     try:
-        info = await rt.user_info(user_id, strict=True)
+        info = await rt.user_info(user_id, strict=True, fresh=fresh)
     except LookupFailed:
         return "unverified"
     if info is None or info.get("is_restricted") or info.get("is_ultra_restricted") or info.get("deleted"):
@@ -32,34 +32,37 @@ async def _is_guest(rt: Runtime, user_id: str) -> bool:
     return await _account(rt, user_id) != "member"
 
 
-async def _member(rt: Runtime, user_id: str, users: Iterable[str], groups: Iterable[str]) -> bool:
+async def _member(rt: Runtime, user_id: str, users: Iterable[str], groups: Iterable[str],
+                  fresh: bool = False) -> bool:
     if user_id in set(users):
         return True
     for group in groups:
-        if user_id in await rt.group_members(group):
+        if user_id in await rt.group_members(group, fresh=fresh):
             return True
     return False
 
 
 async def can_request(
-    rt: Runtime, user_id: str, channel_info: dict[str, Any] | None, *, ext_shared_hint: bool = False
+    rt: Runtime, user_id: str, channel_info: dict[str, Any] | None, *, ext_shared_hint: bool = False,
+    fresh: bool = False,
 ) -> tuple[bool, str | None]:
     """Whether `user_id` may request a search in this channel: (True, None) or (False, refusal text).
 
     `ext_shared_hint` is the Events API envelope's `is_ext_shared_channel`, used when conversations.info
-    is unavailable.
+    is unavailable. `fresh` asks Slack again for the user and the groups (the re-check at the attestation:
+    someone removed from the group, or made a guest, since the upload is refused at once).
     """
     slack = rt.settings.slack
     if ext_shared_hint or (channel_info or {}).get("is_ext_shared"):
         return False, wording.EXTERNAL_CHANNEL_REFUSED
-    account = await _account(rt, user_id)
+    account = await _account(rt, user_id, fresh)
     if account == "unverified":
         return False, wording.ACCOUNT_NOT_VERIFIED  # Slack could not say who this is: not "you are a guest"
     if account == "guest":
         return False, wording.GUEST_REFUSED
     if not slack.requesters and not slack.requester_groups:
         return False, wording.NOT_AUTHORISED_NOBODY_CONFIGURED
-    if await _member(rt, user_id, slack.requesters, slack.requester_groups):
+    if await _member(rt, user_id, slack.requesters, slack.requester_groups, fresh):
         return True, None
     return False, wording.NOT_AUTHORISED
 

@@ -277,10 +277,11 @@ class Runtime:
         self.channels.put(channel, info)
         return info
 
-    async def user_info(self, user: str, *, strict: bool = False) -> dict[str, Any] | None:
+    async def user_info(self, user: str, *, strict: bool = False, fresh: bool = False) -> dict[str, Any] | None:
         """users.info for a user (cached); None when Slack cannot tell us. With `strict`, a failure to reach
-        Slack (as opposed to Slack's answer, e.g. user_not_found) raises LookupFailed instead."""
-        cached = self.users.get(user)
+        Slack (as opposed to Slack's answer, e.g. user_not_found) raises LookupFailed instead. With `fresh`,
+        Slack is asked again whatever the cache holds (authority re-checks)."""
+        cached = None if fresh else self.users.get(user)
         if cached is not None:
             return cached
         try:
@@ -302,9 +303,9 @@ class Runtime:
             or info.get("name") or user
         )
 
-    async def group_members(self, group: str) -> frozenset[str]:
-        """Members of a user group (cached); empty when Slack cannot tell us."""
-        cached = self.groups.get(group)
+    async def group_members(self, group: str, *, fresh: bool = False) -> frozenset[str]:
+        """Members of a user group (cached); empty when Slack cannot tell us. `fresh`: ask Slack again."""
+        cached = None if fresh else self.groups.get(group)
         if cached is not None:
             return cached
         try:

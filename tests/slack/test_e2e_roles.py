@@ -55,3 +55,23 @@ async def test_a_requester_removed_before_attesting_gets_no_search(harness, slac
     [entry] = harness.audit()
     assert entry["outcome"] == "denied" and entry["justification"] == JUSTIFICATION
     assert slack.downloads() == [] and rt.store.active() == []
+
+
+async def test_a_group_member_removed_and_made_a_guest_after_uploading_cannot_attest(harness, slack):
+    """The re-check at the attestation asks Slack afresh (no cached user or group data): removed from the
+    requester group and made a guest a minute after the upload, the officer gets no search."""
+    await harness.start()
+    upload = await harness.upload(harness.face("people/obama/obama3.jpg"), user=GROUP_MEMBER,
+                                  text="26-012345 purpose: 1")
+    await harness.wait_kind("prompt", step="justification")
+    await harness.reply(upload, JUSTIFICATION, user=GROUP_MEMBER)
+    await harness.wait_kind("prompt", step="attestation")
+    slack.add_usergroup(GROUP, [])  # removed from the group...
+    slack.add_user(GROUP_MEMBER, "officer.grouped", restricted=True, display_name="Ofc. Grouped")  # ...and a guest
+    await harness.reply(upload, "I attest", user=GROUP_MEMBER)
+    refusal = await harness.wait_kind("refusal")
+    await harness.idle()
+    assert block_texts(refusal.params)[0] == wording.GUEST_REFUSED
+    [entry] = harness.audit()
+    assert entry["outcome"] == "denied"
+    assert slack.downloads() == []

@@ -216,7 +216,8 @@ async def log_call(
 async def _still_authorised(rt: Runtime, dialog: Dialog) -> bool:
     """Re-check the requester; when refused, audit every image not yet searched as denied, say why and end
     the dialog. A Slack outage is no refusal here: the requester was verified at the upload."""
-    allowed, reason = await roles.can_request(rt, dialog.requester_id, await rt.channel_info(dialog.channel))
+    allowed, reason = await roles.can_request(rt, dialog.requester_id, await rt.channel_info(dialog.channel),
+                                              fresh=True)
     if allowed:
         return True
     if reason == wording.ACCOUNT_NOT_VERIFIED:
