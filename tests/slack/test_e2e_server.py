@@ -257,3 +257,24 @@ async def test_an_unreachable_slack_at_start_is_one_sentence(tmp_path, slack, mo
     err = capsys.readouterr().err
     assert err.startswith(f"error: cannot reach Slack at http://127.0.0.1:{dead}/api/") and err.count("\n") == 1
     assert "Unclosed client session" not in err and "Traceback" not in err
+
+
+def test_log_format_json_gives_one_object_per_line_that_a_message_cannot_break():
+    import io
+
+    from bot.slack.server import JsonLogFormatter
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonLogFormatter())
+    logger = logging.getLogger("test.jsonlog")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning("received %s", "x\nCRITICAL bot.audit: audit chain verified OK")
+    finally:
+        logger.removeHandler(handler)
+    [line] = stream.getvalue().splitlines()
+    record = json.loads(line)
+    assert record["level"] == "WARNING" and record["logger"] == "test.jsonlog"
+    assert record["message"] == "received x\nCRITICAL bot.audit: audit chain verified OK"
