@@ -323,6 +323,15 @@ def raise_open_file_limit() -> tuple[int, int]:
     return soft, hard
 
 
+async def _abandon(runner: web.AppRunner, rt: Runtime) -> None:
+    """A failed start: close what the start opened (sessions, pools), so no "Unclosed client session" noise."""
+    with contextlib.suppress(Exception):
+        await runner.cleanup()
+    if rt.api_session is not None or rt.download_session is not None:
+        with contextlib.suppress(Exception):
+            await rt.close(grace=0)
+
+
 async def _run(settings: Settings, env: Mapping[str, str]) -> None:
     app_token = env.get("SLACK_APP_TOKEN")
     port = int(env.get("PORT") or settings.server.port or DEFAULT_PORT)
@@ -333,17 +342,17 @@ async def _run(settings: Settings, env: Mapping[str, str]) -> None:
     try:
         await runner.setup()  # runs startup: auth.test, background jobs
     except aiohttp.ClientConnectionError as exc:
-        await runner.cleanup()
+        await _abandon(runner, rt)
         raise StartError(f"cannot reach Slack at {rt.api_url or 'https://slack.com/api/'} ({exc}); check the "
                          "network and SLACK_API_URL") from None
     except BaseException:
-        await runner.cleanup()  # no "Unclosed client session" noise after a failed start
+        await _abandon(runner, rt)
         raise
     site = web.TCPSite(runner, host, port)
     try:
         await site.start()
     except OSError as exc:
-        await runner.cleanup()
+        await _abandon(runner, rt)
         if exc.errno == errno.EADDRINUSE:
             raise StartError(f"port {port} on {host} is already in use (another server?); stop it or set PORT") from None
         raise StartError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
