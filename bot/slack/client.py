@@ -137,11 +137,23 @@ def allowed_token_hosts(api_url: str | None, file_hosts: Iterable[str]) -> froze
     return frozenset(hosts)
 
 
+# Slack serves private files (and their thumbnails) under these paths; the token goes to no other path, even on
+# an allowed host (the Web API host answers much else).
+FILE_PATH_PREFIXES = ("/files-pri/", "/files-tmb/")
+
+
+def _file_path(url: URL) -> bool:
+    return any(url.path.startswith(prefix) for prefix in FILE_PATH_PREFIXES)
+
+
 def _check_first_hop(url: URL, allowed: frozenset[str]) -> None:
     host = _host(url)
     if host not in allowed:
         raise TokenHostError(f"refused to send the bot token to {host or 'a URL without a host'}: "
                              "it is neither the SLACK_API_URL host nor a configured file host")
+    if not _file_path(url):
+        raise TokenHostError(f"refused to send the bot token to {host}{url.path[:80]}: not a Slack file path "
+                             f"({', '.join(FILE_PATH_PREFIXES)})")
     if not _scheme_ok(url.scheme, host):
         raise TokenHostError(f"refused to send the bot token over {url.scheme or 'no scheme'} to {host}: "
                              "https is required")
@@ -190,7 +202,7 @@ async def download_file(
                     next_host = _host(current)
                     if not _scheme_ok(current.scheme, next_host):
                         raise DownloadError(f"refused a redirect to insecure {current.scheme}://{next_host}")
-                    if next_host not in allowed:
+                    if next_host not in allowed or not _file_path(current):
                         send_token = False
                     continue
                 return await _read_body(resp, host, max_bytes)

@@ -72,13 +72,14 @@ class EvilHost:
 
     async def loop(self, request: web.Request) -> web.Response:
         await self._record(request)
-        raise web.HTTPFound("/loop")
+        raise web.HTTPFound(f"{FILES}/loop")
 
     async def start(self) -> EvilHost:
         app = web.Application()
         for path, handler in (("/img.jpg", self.image), ("/html", self.html_as_octets),
                               ("/stream", self.stream), ("/back", self.back), ("/loop", self.loop)):
-            app.router.add_get(path, handler)
+            app.router.add_get(FILES + path, handler)
+        app.router.add_get("/api/auth.test", self.image)  # a path of the host that is not a file
         self.runner = web.AppRunner(app, access_log=None)
         await self.runner.setup()
         site = web.TCPSite(self.runner, EVIL_HOST, 0)
@@ -86,8 +87,11 @@ class EvilHost:
         self.port = self.runner.addresses[0][1]
         return self
 
-    def url(self, path: str) -> str:
-        return f"http://{EVIL_HOST}:{self.port}{path}"
+    def url(self, path: str, *, files: bool = True) -> str:
+        return f"http://{EVIL_HOST}:{self.port}{FILES if files else ''}{path}"
+
+
+FILES = "/files-pri/T0EVIL-F1"  # Slack's private-file path: the only path the token may go to
 
 
 @pytest.fixture
@@ -290,3 +294,12 @@ def test_bodies_have_slacks_shapes():
     command = parse_qs(command_body("/frs", "audit 26-012345", "U1", "C1").decode())
     assert command["command"] == ["/frs"] and command["text"] == ["audit 26-012345"]
     assert command["user_id"] == ["U1"] and command["channel_id"] == ["C1"]
+
+
+async def test_the_token_goes_only_to_file_paths_even_on_an_allowed_host(evil, session):
+    """An allowed host answers much besides files (the Web API host does): the token goes to /files-pri/ and
+    /files-tmb/ paths only."""
+    with pytest.raises(TokenHostError, match="not a Slack file path"):
+        await download_file(session, evil.url("/api/auth.test", files=False), TOKEN,
+                            allowed_hosts={EVIL_HOST}, max_bytes=10**6)
+    assert evil.requests == []  # refused before any request
