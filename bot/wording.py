@@ -438,7 +438,7 @@ def face_button(index: int, too_small: bool = False) -> str:
 
 def image_label(file_name: str, request_id: str) -> str:
     """Which photo and request a message is about (several photos may share one thread)."""
-    return f"Photo {_clip(file_name or 'without a name', 200)}, request {_clip(request_id, 100)}"
+    return f"Photo {_clip(one_line(file_name) or 'without a name', 200)}, request {_clip(request_id, 100)}"
 
 
 def request_opened_several(requester_id: str, count: int) -> str:
@@ -718,10 +718,10 @@ def audit_lines(entries: Iterable[Mapping[str, Any]], tz: str = "UTC") -> list[s
             continue
         who = e.get("requester")
         if isinstance(who, Mapping):
-            name = str(who.get("name") or who.get("id") or "unknown")
-            person = f"{_clip(name, 100)} ({_clip(str(who.get('id', '')), 60)})"
+            name = person_name(str(who.get("name") or who.get("id") or "unknown"))
+            person = f"{_clip(name, 100)} ({_clip(one_line(str(who.get('id', ''))), 60)})"
         else:
-            person = _clip(str(who or "unknown"), 100)
+            person = _clip(one_line(str(who or "unknown")), 100)
         outcome = str(e.get("outcome") or "")
         count = len(e.get("candidates") or [])
         detail = f", {count} candidate{'s' if count != 1 else ''}" if outcome == "candidates" else ""
@@ -814,7 +814,7 @@ def report_text(report: Any, *, for_slack: bool = True) -> str:
     used = sum(len(line) + 1 for line in lines)
     shown = 0
     for p in people:
-        line = f"- {show(str(p['name']))} ({show(str(p['id']))}): {p['count']}"
+        line = f"- {show(person_name(str(p['name'])))} ({show(one_line(str(p['id'])))}): {p['count']}"
         if for_slack and (shown == REPORT_REQUESTER_LIMIT or used + len(line) > SLACK_SECTION_LIMIT - 60):
             break  # the rest is in the export; one Slack section holds 3,000 characters
         lines.append(line)
@@ -849,7 +849,7 @@ def bundle_summary_text(summary: Mapping[str, Any], verification: Mapping[str, A
         f"Discovery bundle: facial recognition request {summary.get('request_id')} ({POLICY})",
         "",
         f"Outcome: {outcome_label(str(summary.get('outcome')))}",
-        f"Requester: {requester.get('name') or NOT_GIVEN} ({requester.get('id') or NOT_GIVEN})",
+        f"Requester: {person_name(requester.get('name') or NOT_GIVEN)} ({one_line(requester.get('id') or NOT_GIVEN)})",
         f"Source: {summary.get('source') or NOT_GIVEN}",
         "",
         "Policy answers",
@@ -1098,6 +1098,23 @@ _SAFE_URL = re.compile(r"https://[^\s<>|]+")
 def escape_slack(text: str) -> str:
     """Escape `&`, `<` and `>` (Slack's control characters) so echoed text cannot ping @channel or fake a link."""
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+_LINE_BREAKS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
+_BIDI = re.compile(r"[\u202a-\u202e\u2066-\u2069\u200e\u200f]")
+_ID_IN_PARENS = re.compile(r"\(\s*([UWB][A-Z0-9]{2,30})\s*\)")
+
+
+def one_line(text: str) -> str:
+    """A name or file name on one line: line breaks, tabs and control characters become one space, and
+    direction overrides are dropped, so a name can never forge a line in a post or a listing."""
+    return " ".join(_LINE_BREAKS.sub(" ", _BIDI.sub("", str(text))).split())
+
+
+def person_name(name: str) -> str:
+    """A display name as shown before its "(ID)": one line, and an ID in parentheses inside it written in
+    brackets, so "Pat (U0CAPTAIN)" cannot pass for the command staff member U0CAPTAIN."""
+    return _ID_IN_PARENS.sub(r"[\1]", one_line(name))
 
 
 def mention(user_id: str) -> str:

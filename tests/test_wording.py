@@ -249,6 +249,8 @@ CALLS = {
     "estimate_short": [(1e-5, False, BIG_POINT), (1e-5, True, BIG_POINT), (None, False, None)],
     "one_in_text": [(1e-9,), (0.1,)],
     "face_work_text": [([(HUGE, 1e9)] * 50,), ([],)],
+    "one_line": [(HUGE,)],
+    "person_name": [(HUGE,)],
     "quality_note": [(20, list(wording.QUALITY_PROBLEMS))],
     "operating_point_text": [(BIG_POINT, 10**7, 10**8), ({}, 1)],
     "document_reminder": [("FR-0123456789",)],
@@ -353,8 +355,8 @@ def test_function_texts_fit_a_slack_section(name):
     for args in CALLS[name]:
         text = getattr(wording, name)(*args)
         assert isinstance(text, str) and text
-        if name in ("cli_result", "cli_choose_face", "cli_denied", "bundle_summary_text"):
-            continue  # terminal or file output, not posted to Slack
+        if name in ("cli_result", "cli_choose_face", "cli_denied", "bundle_summary_text", "one_line", "person_name"):
+            continue  # terminal or file output, or a text transform whose callers clip, not posted to Slack
         assert len(text) <= LIMIT, (name, len(text))
 
 
@@ -503,3 +505,14 @@ def test_status_text_gives_gallery_operating_point_model_threshold_version_and_q
     assert "Photos being read: FR-SLOW for 12 s, FR-2 for 1 s" in busy
     huge = wording.status_text(**KWARG_CALLS["status_text"])
     assert len(huge) <= LIMIT and "<!here>" not in huge
+
+
+def test_names_and_file_names_cannot_forge_a_line_or_pass_for_someone_else():
+    evil = "Pat\nCRITICAL bot.audit: audit chain verified OK\u2028x (U0CAPTAIN)\u202e"
+    assert wording.one_line(evil) == "Pat CRITICAL bot.audit: audit chain verified OK x (U0CAPTAIN)"
+    assert wording.person_name(evil).endswith("x [U0CAPTAIN]")
+    [line] = wording.audit_lines([{"kind": "search", "ts": "2026-03-02T17:00:00Z", "request_id": "FR-1",
+                                   "requester": {"id": "U0REAL", "name": evil}, "outcome": "denied"}])
+    assert "\n" not in line and "[U0CAPTAIN] (U0REAL)" in line
+    label = wording.image_label("door\nbell\r.jpg", "FR-1")
+    assert label == "Photo door bell .jpg, request FR-1"
