@@ -36,6 +36,7 @@ class SlackSettings:
     require_known_call: bool = False
     file_hosts: tuple[str, ...] = ("files.slack.com",)
     call_log_detail: str = "full"
+    max_calls_per_message: int = 20
 
 
 @dataclass(frozen=True)
@@ -159,6 +160,8 @@ def validate(settings: Settings) -> Settings:
             "(CJIS Security Policy 5.4.7 keeps transaction logs at least one year); set 0 (keep forever) "
             f"or {MIN_AUDIT_RETENTION_DAYS} or more"
         )
+    if not 1 <= settings.slack.max_calls_per_message <= 1000:
+        raise ConfigError("[slack] max_calls_per_message must be between 1 and 1000")
     if settings.slack.call_log_detail not in ("full", "summary"):
         raise ConfigError('[slack] call_log_detail must be "full" or "summary"')
     if settings.slack.require_known_call and not settings.slack.dispatch_channel.strip():

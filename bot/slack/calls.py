@@ -126,6 +126,7 @@ class CallLog:
         self.client = client
         self.channel = settings.slack.dispatch_channel.strip()
         self.pattern = settings.policy.call_number_pattern
+        self.max_calls = settings.slack.max_calls_per_message
         folder = ensure_private_dir(Path(data_dir) / "slack")
         self._index_db = open_tinydb(folder / "calls.json")
         self._outbox_db = open_tinydb(folder / "outbox.json")
@@ -188,8 +189,14 @@ class CallLog:
             log.warning("could not link the earlier thread of call %s: %s", call_number, error_text(exc))
 
     def _remember_all(self, text: str, ts: str, source: str) -> tuple[list[str], list[dict[str, str]]]:
-        """Update the in-memory index; return the call numbers found and the records that changed."""
+        """Update the in-memory index; return the call numbers found and the records that changed.
+
+        At most `max_calls_per_message` call numbers of one message (its first ones) are indexed."""
         found = policy.find_call_numbers(text or "", self.pattern)
+        if len(found) > self.max_calls:
+            log.warning("a dispatch message (ts %s) names %d call numbers; indexing the first %d", ts, len(found),
+                        self.max_calls)
+            found = found[: self.max_calls]
         changed = []
         for call_number in found:
             current = self._threads.get(call_number)
@@ -217,14 +224,19 @@ class CallLog:
         return bool(self.own_ids) and (message.get("user") in self.own_ids or message.get("bot_id") in self.own_ids)
 
     def _persist(self, records: list[dict[str, str]]) -> None:
+        """Write the changed records in one batch (two file writes however many numbers a message names)."""
+        if not records:
+            return
         with self._db_lock:
-            for record in records:
-                # Memory decides (`_remember_all`); the file follows what memory holds *now*, so writes that
-                # finish out of order never leave an older thread on disk.
-                call_number = record["call_number"]
-                current = {**record, "thread_ts": self._threads[call_number],
-                           "source": self._sources.get(call_number, record["source"])}
-                self._calls.upsert(current, Query().call_number == call_number)
+            # Memory decides (`_remember_all`); the file follows what memory holds *now*, so writes that
+            # finish out of order never leave an older thread on disk.
+            current = {
+                r["call_number"]: {**r, "thread_ts": self._threads[r["call_number"]],
+                                   "source": self._sources.get(r["call_number"], r["source"])}
+                for r in records
+            }
+            self._calls.remove(Query().call_number.one_of(list(current)))
+            self._calls.insert_multiple(list(current.values()))
 
     def known(self, call_number: str) -> bool:
         """Whether the call has been seen in the dispatch channel (or the bot started its thread)."""

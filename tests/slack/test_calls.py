@@ -399,3 +399,22 @@ def test_the_file_follows_memory_whatever_order_writes_finish_in(open_log):
     call_log._persist(older)
     call_log._persist(newer)  # the slower write lands last
     assert open_log().thread_ts(CALL) == "1700000100.000000"
+
+
+def test_a_message_naming_thousands_of_calls_indexes_the_first_twenty_in_one_write(open_log, data_dir, monkeypatch):
+    """A 40,000-character message naming 3,999 call numbers stalled the next search (every number rewrote the
+    whole index under the lock a search needs): now the first 20 are indexed, written in one batch."""
+    from bot.storage import AtomicJSONStorage
+
+    call_log = open_log()
+    writes = []
+    real_write = AtomicJSONStorage.write
+    monkeypatch.setattr(AtomicJSONStorage, "write", lambda self, data: (writes.append(1), real_write(self, data)))
+    text = " ".join(f"26-{n:06d}" for n in range(1, 4000))
+    assert len(text) > 39_000
+    found = call_log.index_message(text, "1700000100.000200")
+    assert found == [f"26-{n:06d}" for n in range(1, 21)]
+    assert call_log.known("26-000020") and not call_log.known("26-000021")
+    assert len(writes) <= 2  # one batch, not one rewrite per call number
+    stored = json.loads((data_dir / "slack" / "calls.json").read_text())
+    assert len(stored["calls"]) == 20
