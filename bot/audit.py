@@ -372,7 +372,10 @@ class AuditLog:
                 size = os.fstat(fd).st_size
                 last, good_end = _last_complete_line(fd, size)
                 if good_end < size:
-                    os.ftruncate(fd, good_end)  # a torn tail from a crash was never acknowledged: drop it
+                    # A torn tail (a crash mid-write, or bytes cut off the end) was never acknowledged, but it
+                    # is evidence: kept in a side file, then cut from the log before the next entry.
+                    self._keep_torn_tail(fd, good_end, size)
+                    os.ftruncate(fd, good_end)
                 seq, prev = self._chain_head(last)
                 entry = {**body, "kind": kind, "seq": seq + 1, "ts": iso_utc(self._clock()), "prev": prev}
                 entry["mac"] = self._mac(entry)
@@ -526,6 +529,11 @@ class AuditLog:
             obj = _parse_line(raw)
             if obj is not None and obj.get("kind") != ANCHOR_KIND:
                 yield obj
+
+    def _keep_torn_tail(self, fd: int, start: int, end: int) -> None:
+        torn = os.pread(fd, end - start, start)
+        stamp = iso_utc(self._clock()).replace(":", "")
+        write_private_atomic(self.dir / f"{LOG_NAME}.torn-{stamp}", torn)
 
     def verify(self) -> VerifyResult:
         """Recompute every mac and check seq contiguity and prev links from the start (or the purge marker).

@@ -261,6 +261,10 @@ def _audit(args: argparse.Namespace, settings: Settings) -> int:
             # The last seq and mac let an auditor notice later truncation by keeping them elsewhere.
             print(f"audit log intact: {result.count} entries; last entry {result.last_seq} "
                   f"(mac {str(result.last_mac or '')[:16]})")
+            if result.torn_tail:
+                print("warning: the log ends with an incomplete line (a write cut off by a crash, or bytes removed "
+                      "from the end); it is not an entry. The next entry written moves it to "
+                      "audit/audit.jsonl.torn-<time> instead of dropping it.", file=sys.stderr)
             return EXIT_OK
         print(f"audit log BROKEN at entry {result.bad_seq}: {result.reason}", file=sys.stderr)
         if result.reason == "mac mismatch" and result.bad_seq in (1, result.first_seq):

@@ -333,6 +333,9 @@ def test_torn_final_write_ignored_then_replaced(log: AuditLog, torn: str) -> Non
     assert new["seq"] == len(written) + 1
     assert new["prev"] == (written[-1]["mac"] if written else "")
     assert tail not in log.path.read_bytes()
+    # ...but kept as evidence beside the log, not dropped.
+    [side] = sorted(log.dir.glob("audit.jsonl.torn-*"))
+    assert side.read_bytes() == tail and side.stat().st_mode & 0o777 == 0o600
     result = log.verify()
     assert result.ok and result.count == len(written) + 1 and not result.torn_tail and result.reason == ""
 

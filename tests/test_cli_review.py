@@ -274,3 +274,23 @@ def test_purge_refuses_to_remove_entries_from_a_broken_log_but_still_clears_dial
     assert "cached probe files: 1 removed" in err and "audit entries: NOT purged: refusing to purge" in err
     assert [e["request_id"] for e in log.entries()] == ["FR-EDIT", "FR-OLD2"]  # the evidence stays
     assert cli.main(["audit", "verify"]) == 1
+
+
+def test_verify_warns_about_a_cut_tail_instead_of_calling_the_log_intact_alone(tmp_path, capsys, monkeypatch):
+    """Bytes removed from the end of the log leave an incomplete last line: verify says so (exit 0, the
+    entries before it verify) rather than a bare "intact"."""
+    from bot.audit import AuditLog
+    from bot.cli import main
+
+    data = tmp_path / "data"
+    monkeypatch.setenv("BOT_DATA_DIR", str(data))
+    monkeypatch.setenv("BOT_AUDIT_KEY", "cli-verify-key-0123456789abcdef")
+    log = AuditLog.open(data, env={"BOT_AUDIT_KEY": "cli-verify-key-0123456789abcdef"})
+    for n in range(3):
+        log.append("purge", removed=n)
+    raw = log.path.read_bytes()
+    log.path.write_bytes(raw[:-10])
+    assert main(["audit", "verify"]) == 0
+    captured = capsys.readouterr()
+    assert "intact: 2 entries" in captured.out
+    assert "warning: the log ends with an incomplete line" in captured.err
