@@ -18,6 +18,7 @@ from bot import wording
 from bot.config import ConfigError, Settings, load_settings
 
 EXIT_OK, EXIT_ERROR, EXIT_DENIED, EXIT_CHOOSE_FACE = 0, 1, 2, 3
+EXIT_BROKEN_CHAIN = 4  # audit export|report|bundle: the output was written, but the chain does not verify
 
 
 def _os_requester():
@@ -310,6 +311,16 @@ def _write_out(path: str, data: bytes) -> None:
     write_private_atomic(Path(path), data)
 
 
+def _chain_status(core: Any) -> int:
+    """After a review output is written: 0 when the audit chain verifies; else say on stderr which entry breaks
+    it (the output may hold altered or missing entries) and return 4 (CONTRACTS.md)."""
+    result = core.audit.verify()
+    if result.ok:
+        return EXIT_OK
+    print(wording.audit_chain_broken(result.bad_seq, result.reason), file=sys.stderr)
+    return EXIT_BROKEN_CHAIN
+
+
 def cmd_audit_export(args: argparse.Namespace, settings: Settings, core: Any) -> int:
     """`audit export`: CSV (UTF-8 with BOM) or JSONL to --out or stdout; audited."""
     from bot import review
@@ -333,7 +344,7 @@ def cmd_audit_export(args: argparse.Namespace, settings: Settings, core: Any) ->
         else:
             sys.stdout.write(data.decode("utf-8"))
     print(wording.export_written(count, args.format, args.out or "standard output"), file=sys.stderr)
-    return EXIT_OK
+    return _chain_status(core)
 
 
 def cmd_audit_report(args: argparse.Namespace, settings: Settings, core: Any) -> int:
@@ -351,7 +362,7 @@ def cmd_audit_report(args: argparse.Namespace, settings: Settings, core: Any) ->
     if args.png:
         obj["png"] = args.png
     _emit(args, obj, wording.report_text(report, for_slack=False))
-    return EXIT_OK
+    return _chain_status(core)
 
 
 def cmd_audit_bundle(args: argparse.Namespace, settings: Settings, core: Any) -> int:
@@ -371,7 +382,7 @@ def cmd_audit_bundle(args: argparse.Namespace, settings: Settings, core: Any) ->
     _write_out(args.out, bundle.data)
     entries = len(bundle.summary["audit_entries"])
     print(wording.bundle_written(args.out, entries, bool(bundle.verification["ok"])))
-    return EXIT_OK
+    return _chain_status(core)
 
 
 def cmd_purge(args: argparse.Namespace, settings: Settings) -> int:

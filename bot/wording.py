@@ -1080,6 +1080,13 @@ def status_text(
     )
 
 
+def audit_chain_broken(bad_seq: Any, reason: str) -> str:
+    """Said before (Slack) or after (terminal) any review output drawn from a log whose chain does not verify."""
+    return (f"WARNING: the audit log does not verify (entry {_clip(str(bad_seq), 20)}: {_clip(str(reason), 200)}). "
+            "What follows may include altered, inserted or missing entries; run `audit verify` and treat the log "
+            "as evidence of tampering.")
+
+
 def face_work_text(face_work: Sequence[tuple[str, float]]) -> str:
     """The photos in the face workers now: "Photos being read: FR-1 for 12 s, FR-2 for 1 s" (at most 10)."""
     if not face_work:

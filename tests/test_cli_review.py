@@ -294,3 +294,36 @@ def test_verify_warns_about_a_cut_tail_instead_of_calling_the_log_intact_alone(t
     captured = capsys.readouterr()
     assert "intact: 2 entries" in captured.out
     assert "warning: the log ends with an incomplete line" in captured.err
+
+
+def test_export_report_and_bundle_of_a_tampered_log_write_their_output_warn_and_exit_4(tmp_path, capsys, monkeypatch):
+    """An entry's outcome and justification edited after the fact: export, report and bundle still write their
+    output (the formats unchanged), say on stderr which entry breaks the chain, and exit 4."""
+    import json as _json
+
+    from bot.audit import AuditLog
+    from bot.cli import main
+
+    key = "cli-tamper-key-0123456789abcdef"
+    data = tmp_path / "data"
+    monkeypatch.setenv("BOT_DATA_DIR", str(data))
+    monkeypatch.setenv("BOT_AUDIT_KEY", key)
+    log = AuditLog.open(data, env={"BOT_AUDIT_KEY": key})
+    log.append("search", outcome="candidates", request_id="FR-T1", justification="robbery at 5th and J",
+               candidates=[{"rank": 1, "subject_id": "S-1", "distance": 0.3}])
+    log.append("purge", removed=0)
+    lines = log.path.read_text().splitlines(keepends=True)
+    forged = _json.loads(lines[0])
+    forged.update(outcome="no_candidate", justification="nothing happened")
+    log.path.write_text(_json.dumps(forged, separators=(",", ":")) + "\n" + "".join(lines[1:]))
+    capsys.readouterr()
+
+    out = tmp_path / "export.csv"
+    assert main(["audit", "export", "--out", str(out)]) == 4
+    assert out.exists() and "FR-T1" in out.read_text(encoding="utf-8-sig")
+    assert "WARNING: the audit log does not verify (entry 1" in capsys.readouterr().err
+    assert main(["audit", "report", "--month", forged["ts"][:7]]) == 4
+    assert "does not verify" in capsys.readouterr().err
+    bundle = tmp_path / "b.zip"
+    assert main(["audit", "bundle", "FR-T1", str(bundle)]) == 4
+    assert bundle.exists() and "does not verify" in capsys.readouterr().err

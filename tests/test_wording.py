@@ -250,6 +250,7 @@ CALLS = {
     "one_in_text": [(1e-9,), (0.1,)],
     "face_work_text": [([(HUGE, 1e9)] * 50,), ([],)],
     "one_line": [(HUGE,)],
+    "audit_chain_broken": [(HUGE, HUGE), (7, "mac mismatch")],
     "person_name": [(HUGE,)],
     "quality_note": [(20, list(wording.QUALITY_PROBLEMS))],
     "operating_point_text": [(BIG_POINT, 10**7, 10**8), ({}, 1)],

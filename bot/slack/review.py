@@ -281,6 +281,12 @@ async def run(rt: Runtime, command: Command, answer: Answer) -> None:
         await audit(rt, command, answer, who)
 
 
+def _chain_warning(rt: Runtime) -> str | None:
+    """The warning line that starts an answer drawn from a log whose chain does not verify, else None."""
+    result = rt.core.audit.verify()
+    return None if result.ok else wording.audit_chain_broken(result.bad_seq, result.reason)
+
+
 async def audit(rt: Runtime, command: Command, answer: Answer, who: dict[str, str]) -> None:
     """`/frs audit CALL_NUMBER` or `/frs audit @person [since YYYY-MM-DD]`: the matching requests, oldest
     first, in the configured timezone; at most AUDIT_CAP lines, then a pointer to the export."""
@@ -300,6 +306,9 @@ async def audit(rt: Runtime, command: Command, answer: Answer, who: dict[str, st
         payload = {"requester_id": user_id, "since": since}
     shown = entries[:AUDIT_CAP]
     lines = wording.audit_lines(shown, tz) or [wording.AUDIT_NO_ENTRIES]
+    broken = await rt.work(_chain_warning, rt)
+    if broken:
+        header = f"{broken}\n{header}"
     more = len(entries) - len(shown)
     messages = blocks.review_pages(
         header, lines, kind=command.action, not_shown=wording.audit_not_shown(more, AUDIT_CAP) if more else None,
@@ -323,6 +332,9 @@ async def report(rt: Runtime, command: Command, answer: Answer, who: dict[str, s
                            png_file=f"slack:{target}" if target else None)
     png = await rt.work(review.report_chart_png, result)
     text = wording.report_text(result)
+    broken = await rt.work(_chain_warning, rt)
+    if broken:
+        text = f"{broken}\n{text}"
     chart = {"filename": f"frs-report-{result.month}.png",
              "title": wording.report_chart_file_title(result.month_title)}
     extra = {"requested_by": answer.user, "total": result.total}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import io
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -498,3 +499,20 @@ async def test_nothing_is_shown_when_the_read_cannot_be_audited(harness, slack):
 @pytest.mark.parametrize("typed", ["#26-012345", "*26-012345*", "`26-012345`", "２６-012345"])
 def test_audit_call_argument_is_read_in_the_stored_form(typed):
     assert slack_review.parse(f"audit {typed}").call_number == "26-012345"
+
+
+async def test_audit_answers_from_a_tampered_log_start_with_a_warning(harness, slack):
+    """/frs audit on a log whose entry was edited after the fact: the answer says first that the log does not
+    verify, so command staff never take an altered entry for the record."""
+    now = datetime.now(UTC)
+    seed_call(harness.data_dir, now)
+    log_path = harness.data_dir / "audit" / "audit.jsonl"
+    lines = log_path.read_text().splitlines(keepends=True)
+    first = json.loads(lines[0])
+    first["justification"] = "edited after the fact"
+    log_path.write_text(json.dumps(first, separators=(",", ":")) + "\n" + "".join(lines[1:]))
+    await start(harness, slack)
+    [answer] = await frs(harness, f"audit {CALL}")
+    head = texts(answer)[0]
+    assert head.startswith("WARNING: the audit log does not verify (entry 1")
+    assert wording.audit_call_header(CALL, 3) in head
