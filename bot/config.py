@@ -37,6 +37,7 @@ class SlackSettings:
     file_hosts: tuple[str, ...] = ("files.slack.com",)
     call_log_detail: str = "full"
     max_calls_per_message: int = 20
+    call_index_days: int = 90
 
 
 @dataclass(frozen=True)
@@ -160,6 +161,8 @@ def validate(settings: Settings) -> Settings:
             "(CJIS Security Policy 5.4.7 keeps transaction logs at least one year); set 0 (keep forever) "
             f"or {MIN_AUDIT_RETENTION_DAYS} or more"
         )
+    if settings.slack.call_index_days < 1:
+        raise ConfigError("[slack] call_index_days must be at least 1")
     if not 1 <= settings.slack.max_calls_per_message <= 1000:
         raise ConfigError("[slack] max_calls_per_message must be between 1 and 1000")
     if settings.slack.call_log_detail not in ("full", "summary"):

@@ -127,6 +127,7 @@ class CallLog:
         self.channel = settings.slack.dispatch_channel.strip()
         self.pattern = settings.policy.call_number_pattern
         self.max_calls = settings.slack.max_calls_per_message
+        self.index_days = settings.slack.call_index_days
         folder = ensure_private_dir(Path(data_dir) / "slack")
         self._index_db = open_tinydb(folder / "calls.json")
         self._outbox_db = open_tinydb(folder / "outbox.json")
@@ -237,6 +238,19 @@ class CallLog:
             }
             self._calls.remove(Query().call_number.one_of(list(current)))
             self._calls.insert_multiple(list(current.values()))
+
+    def prune(self, now: datetime | None = None) -> int:
+        """Forget calls whose thread is older than `call_index_days` (memory and file); returns how many."""
+        cutoff = (now or datetime.now(UTC)).timestamp() - self.index_days * 86400
+        old = [c for c, ts in self._threads.items() if _ts_key(ts)[0] < cutoff]
+        if not old:
+            return 0
+        with self._db_lock:
+            for call_number in old:
+                self._threads.pop(call_number, None)
+                self._sources.pop(call_number, None)
+            self._calls.remove(Query().call_number.one_of(old))
+        return len(old)
 
     def known(self, call_number: str) -> bool:
         """Whether the call has been seen in the dispatch channel (or the bot started its thread)."""

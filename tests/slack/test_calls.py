@@ -418,3 +418,17 @@ def test_a_message_naming_thousands_of_calls_indexes_the_first_twenty_in_one_wri
     assert len(writes) <= 2  # one batch, not one rewrite per call number
     stored = json.loads((data_dir / "slack" / "calls.json").read_text())
     assert len(stored["calls"]) == 20
+
+
+def test_calls_older_than_call_index_days_are_pruned_from_memory_and_disk(open_log, data_dir):
+    from datetime import UTC, datetime
+
+    call_log = open_log()
+    call_log.index_message("CAD: 26-000001 burglary", "1700000000.000100")  # 2023-11-14
+    call_log.index_message("CAD: 26-000002 collision", "1790000000.000100")  # 2026-09-21
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    assert call_log.prune(now) == 1
+    assert not call_log.known("26-000001") and call_log.known("26-000002")
+    assert call_log.prune(now) == 0
+    again = open_log()  # the file followed
+    assert not again.known("26-000001") and again.known("26-000002")

@@ -143,6 +143,9 @@ async def purge(rt: Runtime) -> dict[str, int]:
         retention.purge_expired, rt.settings, now=rt.now(), audit=rt.core.audit, dialog_store=rt.store,
     )
     rt.threads = await rt.io(rt.store.threads)  # forget the threads of purged dialogs
+    pruned = await rt.io(rt.calls.prune, rt.now())
+    if pruned:
+        log.info("dispatch index: %d calls older than %d days pruned", pruned, rt.settings.slack.call_index_days)
     if report.dialogs_removed or report.probe_files_removed or report.audit_removed or not report.ok:
         log.info("%s", report.text())
     return {"dialogs": report.dialogs_removed, "probes": report.probe_files_removed}
