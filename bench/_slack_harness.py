@@ -224,7 +224,8 @@ def _bot_settings(data_dir: Path, workers: int) -> Settings:
 
 def _enroll(faces: Path, engine: FaceEngine, root: Path) -> Path:
     """Enroll ENROLLED into root/data/gallery (through symlinks: images are never copied); returns the data dir."""
-    from bot.faces.gallery import Gallery, enroll
+    from bot.faces.enroll import enroll
+    from bot.faces.gallery import Gallery
 
     source = link_subjects(faces, ENROLLED, root / "people")
     data = root / "data"

@@ -157,30 +157,35 @@ def _cache_key(paths: list[Path], version: str = CACHE_VERSION) -> str:
     return h.hexdigest()[:16]
 
 
-def encodings(dev: DevSet, *, workers: int = 2, progress: bool = True, plain: bool = False) -> dict[str, dict]:
-    """{path: encode_one(path)} (or encode_plain with plain=True) for every photo of the dev set, from the cache
-    when it is current."""
+def cached_map(cache: Path, work, paths: list[Path], *, workers: int = 2, progress: bool = True) -> dict[str, dict]:
+    """{path: work(path)} for every path, computed in spawned bot face workers and pickled to `cache`; read
+    from `cache` when it exists (the callers put a key of the inputs into its name)."""
     import pickle
 
-    paths = dev.all_paths()
-    OUT.mkdir(exist_ok=True)
-    cache = OUT / (f"devset-plain-{_cache_key(paths, PLAIN_VERSION)}.pkl" if plain
-                   else f"devset-{_cache_key(paths)}.pkl")
     if cache.exists():
         return pickle.loads(cache.read_bytes())
+    OUT.mkdir(exist_ok=True)
     os.environ.update({"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"})
     results: dict[str, dict] = {}
     started = time.perf_counter()
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init) as pool:
-        work = encode_plain if plain else encode_one
         for i, r in enumerate(pool.map(work, [str(p) for p in paths], chunksize=8), start=1):
             results[r["path"]] = r
             if progress and i % 200 == 0:
-                print(f"  encoded {i}/{len(paths)} ({time.perf_counter() - started:.0f} s)", file=sys.stderr)
+                print(f"  {i}/{len(paths)} photos ({time.perf_counter() - started:.0f} s)", file=sys.stderr)
     tmp = cache.with_suffix(".tmp")
     tmp.write_bytes(pickle.dumps(results))
     os.replace(tmp, cache)
     return results
+
+
+def encodings(dev: DevSet, *, workers: int = 2, progress: bool = True, plain: bool = False) -> dict[str, dict]:
+    """{path: encode_one(path)} (or encode_plain with plain=True) for every photo of the dev set, from the cache
+    when it is current."""
+    paths = dev.all_paths()
+    cache = OUT / (f"devset-plain-{_cache_key(paths, PLAIN_VERSION)}.pkl" if plain
+                   else f"devset-{_cache_key(paths)}.pkl")
+    return cached_map(cache, encode_plain if plain else encode_one, paths, workers=workers, progress=progress)
 
 
 def main() -> int:

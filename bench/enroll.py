@@ -1,4 +1,4 @@
-"""Enrollment throughput: bot.faces.gallery.enroll vs the `face_recognition --cpus 2` CLI, on the same photos.
+"""Enrollment throughput: bot.faces.enroll.enroll vs the `face_recognition --cpus 2` CLI, on the same photos.
 
     BOT_TEST_FACES=/abs/shared/faces BOT_DEV_FACES=/abs/shared/faces-dev .venv/bin/python -m bench.enroll \
         [--runs 2] [--workers 2] [--dev 600]
@@ -25,7 +25,8 @@ from pathlib import Path
 
 from bot.config import ImageSettings
 from bot.faces.engine import FaceEngine
-from bot.faces.gallery import Gallery, enroll
+from bot.faces.enroll import enroll
+from bot.faces.gallery import Gallery
 
 
 def _people_dir() -> Path:

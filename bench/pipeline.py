@@ -13,13 +13,9 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import multiprocessing
-import os
-import pickle
 import statistics
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -109,29 +105,11 @@ def variants_one(path: str) -> dict:
     return out
 
 
-def _init() -> None:
-    import warnings
-    warnings.simplefilter("ignore")
-    from bot.faces import engine
-    engine._init_worker()
-
-
 def measure(dev: devset.DevSet, workers: int = 2) -> dict[str, dict]:
     """{path: variants_one(path)}, cached in bench/out/."""
     paths = dev.all_paths()
     key = hashlib.sha256((VERSION + devset.CACHE_VERSION + "".join(map(str, paths))).encode()).hexdigest()[:16]
-    cache = devset.OUT / f"pipeline-{key}.pkl"
-    if cache.exists():
-        return pickle.loads(cache.read_bytes())
-    devset.OUT.mkdir(exist_ok=True)
-    os.environ.update({"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"})
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init) as pool:
-        results = {r["path"]: r for r in pool.map(variants_one, [str(p) for p in paths], chunksize=8)}
-    tmp = cache.with_suffix(".tmp")
-    tmp.write_bytes(pickle.dumps(results))
-    os.replace(tmp, cache)
-    return results
+    return devset.cached_map(devset.OUT / f"pipeline-{key}.pkl", variants_one, paths, workers=workers)
 
 
 def main() -> int:

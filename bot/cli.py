@@ -186,7 +186,7 @@ def cmd_gallery(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _gallery(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.faces.gallery import enroll
+    from bot.faces.enroll import enroll
     from bot.service import Core
 
     core = Core(settings)

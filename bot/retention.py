@@ -69,7 +69,7 @@ def purge_dialogs(path: Path, cutoff: datetime, store: Any = None) -> int:
         return store.delete_older_than(cutoff)
     if not Path(path).exists():
         return 0
-    from bot.request import DialogStore
+    from bot.dialog_store import DialogStore
 
     opened = DialogStore(path)
     try:

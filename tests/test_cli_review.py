@@ -16,7 +16,8 @@ from PIL import Image
 
 from bot import cli, wording
 from bot.audit import OUTCOMES, AuditLog
-from bot.request import Dialog, DialogStore, ImageRequest, Step
+from bot.dialog_store import DialogStore
+from bot.request import Dialog, ImageRequest, Step
 from bot.service import Requester
 
 KEY = "cli-review-test-key-0123456789abcdef"

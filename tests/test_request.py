@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import PolicySettings
+from bot.dialog_store import DialogStore
 from bot.request import (
     ACTION_ATTEST,
     ACTION_CANCEL,
@@ -19,7 +20,6 @@ from bot.request import (
     Cancelled,
     Closed,
     Dialog,
-    DialogStore,
     Done,
     Expired,
     ImageFailed,

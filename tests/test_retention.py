@@ -11,7 +11,8 @@ import pytest
 from bot import retention
 from bot.audit import AuditLog
 from bot.config import ConfigError, RetentionSettings, Settings, load_settings
-from bot.request import Dialog, DialogStore, ImageRequest, Step
+from bot.dialog_store import DialogStore
+from bot.request import Dialog, ImageRequest, Step
 
 ENV = {"BOT_AUDIT_KEY": "retention-test-key-0123456789abcdef"}
 NOW = datetime(2027, 6, 1, 12, 0, tzinfo=UTC)

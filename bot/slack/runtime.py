@@ -20,8 +20,8 @@ import aiohttp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Settings
+from bot.dialog_store import DialogStore
 from bot.faces.engine import FaceEngine
-from bot.request import DialogStore
 from bot.service import Core
 from bot.slack.calls import SLACK_ERRORS, CallLog, error_text, is_transient
 from bot.slack.client import allowed_token_hosts, make_web_client

@@ -15,7 +15,8 @@ import pytest
 from bot.config import ImageSettings
 from bot.faces import calibration
 from bot.faces.engine import FaceEngine, Probe
-from bot.faces.gallery import Gallery, enroll
+from bot.faces.enroll import enroll
+from bot.faces.gallery import Gallery
 from bot.faces.search import squared_norms
 
 N_ENROLLED = 300

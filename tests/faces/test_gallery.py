@@ -15,7 +15,8 @@ import pytest
 from PIL import Image
 
 from bot.config import SearchSettings
-from bot.faces.gallery import DB_NAME, GALLERY_DIR, NEAR_DUPLICATE_DISTANCE, Gallery, GalleryError, enroll
+from bot.faces.enroll import enroll
+from bot.faces.gallery import DB_NAME, GALLERY_DIR, NEAR_DUPLICATE_DISTANCE, Gallery, GalleryError
 
 from ..conftest import link_subjects
 

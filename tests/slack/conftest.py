@@ -68,7 +68,8 @@ def face_engine() -> FaceEngine:
 @pytest.fixture(scope="session")
 def enrolled_gallery(faces_dir: Path, face_engine: FaceEngine, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A gallery dir (data_dir/gallery) enrolled once from real faces: obama, biden, kit_harington, rose_leslie."""
-    from bot.faces.gallery import Gallery, enroll
+    from bot.faces.enroll import enroll
+    from bot.faces.gallery import Gallery
 
     root = tmp_path_factory.mktemp("gallery")
     source = link_subjects(faces_dir, ENROLLED, root / "people")

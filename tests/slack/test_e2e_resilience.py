@@ -95,7 +95,9 @@ async def test_restart_at_the_face_choice_never_detects_again(harness, slack):
 
 def _rewind_to_searching(harness, face_index: int) -> request.Dialog:
     """Simulate a crash after the face choice was stored but before the search finished."""
-    store = request.DialogStore(harness.data_dir / "slack" / "dialogs.json")
+    from bot.dialog_store import DialogStore
+
+    store = DialogStore(harness.data_dir / "slack" / "dialogs.json")
     [dialog] = store.active() or [max(store.all(), key=lambda d: d.created_at)]
     image = dialog.images[0]
     image.status, image.face_index, image.outcome, image.result_at = request.SEARCHING, face_index, None, None
