@@ -113,10 +113,6 @@ class Calibration:
         """True when no measured stranger reached `s`: the estimate is a bound ("fewer than 1 in n")."""
         return all(int(np.searchsorted(t, s, side="left")) == len(t) for t in self.tables)
 
-    def resolution(self) -> int:
-        """n of "fewer than 1 in n": the stranger searches behind the estimate."""
-        return self.sample_size
-
     def operating_point(self, target_fpir: float) -> dict:
         """{"target_fpir","gallery_size","calibrated_at","method"} (CONTRACTS.md) plus the sample size."""
         return {"target_fpir": target_fpir, "gallery_size": self.gallery_size,

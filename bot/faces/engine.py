@@ -260,12 +260,6 @@ def find_boxes(rgb: np.ndarray, detect_max_side: int = 1024) -> Found:
     return Found([c for c, _ in pairs], "padded", padded, [b for _, b in pairs])
 
 
-def detect_boxes(rgb: np.ndarray, detect_max_side: int = 1024) -> tuple[list[Box], str]:
-    """Face boxes in `rgb` (clipped to it, left to right) and how they were found (see `find_boxes`)."""
-    found = find_boxes(rgb, detect_max_side)
-    return found.boxes, found.how
-
-
 def _encode(rgb: np.ndarray, boxes: list[Box]) -> list[tuple[np.ndarray, np.ndarray]]:
     """(128-d encoding, 5 landmark points) per box, from full-resolution pixels.
 
