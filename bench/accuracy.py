@@ -30,7 +30,7 @@ from bench import devset
 from bot.faces import calibration
 from bot.faces.search import squared_norms
 
-TARGETS = (0.005, 0.01, 0.02, 0.05)
+TARGETS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2)
 OUT = devset.OUT
 
 
