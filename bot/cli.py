@@ -219,8 +219,8 @@ def _gallery(args: argparse.Namespace, settings: Settings) -> int:
         print(f"removed {args.subject}: {removed} image(s)")
         return EXIT_OK
     stats = gallery.stats()
-    cal = gallery.calibration
-    stats["operating_point"] = cal.operating_point(settings.search.target_fpir) if cal is not None else None
+    cal = stats["calibration"]
+    stats["operating_point"] = {**cal, "target_fpir": settings.search.target_fpir} if cal else None
     if args.json:
         print(json.dumps(stats, ensure_ascii=False, indent=2, default=str))
         return EXIT_OK

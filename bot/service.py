@@ -61,7 +61,6 @@ class SearchResult:
     audit_seq: int = 0
     # {"target_fpir","gallery_size","calibrated_at","method","sample_size"} (CONTRACTS.md)
     operating_point: dict[str, Any] = field(default_factory=dict)
-    nearest: list[float] = field(default_factory=list)  # closest subjects' distances, returned or not
 
     @property
     def outcome(self) -> str:
@@ -261,7 +260,6 @@ def search_face(
         model=info["model"],
         versions={k: v for k, v in info.items() if k != "model"},
         operating_point=point or {},
-        nearest=nearest,
     )
     entry = core.audit.append(
         "search",

@@ -113,7 +113,7 @@ class Calibration:
         """True when no measured stranger reached `s`: the estimate is a bound ("fewer than 1 in n")."""
         return all(int(np.searchsorted(t, s, side="left")) == len(t) for t in self.tables)
 
-    def operating_point(self, target_fpir: float) -> dict:
+    def operating_point(self, target_fpir: float | None) -> dict:
         """{"target_fpir","gallery_size","calibrated_at","method"} (CONTRACTS.md) plus the sample size."""
         return {"target_fpir": target_fpir, "gallery_size": self.gallery_size,
                 "calibrated_at": self.calibrated_at, "method": self.method, "sample_size": self.sample_size}

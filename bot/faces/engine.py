@@ -364,7 +364,6 @@ def _ready() -> int:
 
 TOO_SLOW = "too_slow"  # ImageError.code: the deadline passed and the worker was stopped
 WORKER_DIED = "worker_died"  # ImageError.code: the worker died on this photo (memory, a decoder crash)
-FACE_WORK_CODES = (TOO_SLOW, WORKER_DIED)  # a photo that failed so is never analysed again on resume
 
 
 def _too_slow(seconds: float) -> ImageError:

@@ -257,6 +257,14 @@ class Gallery:
         self._generation = generation
         self._calibration = self._load_calibration(generation, subjects) if rows else None
 
+    def _calibration_stats(self) -> dict | None:
+        """The operating point without its target (a setting, which bot.cli adds), and the score version."""
+        if self._calibration is None:
+            return None
+        point = self._calibration.operating_point(None)
+        del point["target_fpir"]
+        return {**point, "score": self._calibration.version}
+
     def _calibration_path(self, generation: int) -> Path:
         return self.dir / f"calibration-{generation:06d}.npz"
 
@@ -450,10 +458,7 @@ class Gallery:
             "generation": self._generation,
             "first_enrolled": first,
             "last_enrolled": last,
-            "calibration": None if self._calibration is None else {
-                "method": self._calibration.method, "gallery_size": self._calibration.gallery_size,
-                "calibrated_at": self._calibration.calibrated_at, "sample_size": self._calibration.sample_size,
-                "score": self._calibration.version},
+            "calibration": self._calibration_stats(),
             "files": {
                 "matrix_bytes": matrix_bytes,
                 "metadata_bytes": db_bytes,

@@ -319,5 +319,5 @@ def audited_result(rt: Runtime, request_id: str) -> service.SearchResult | None:
         threshold=float(e.get("threshold") or rt.settings.search.threshold),
         gallery_size=int(e.get("gallery_subjects") or 0), gallery_images=int(e.get("gallery_images") or 0),
         model=e.get("model") or "", versions=e.get("versions") or {}, audit_seq=int(e.get("seq") or 0),
-        operating_point=e.get("operating_point") or {}, nearest=e.get("nearest_distances") or [],
+        operating_point=e.get("operating_point") or {},
     )
