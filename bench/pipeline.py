@@ -62,8 +62,7 @@ def variants_one(path: str) -> dict:
         return dlib.get_face_chip(image, shape, size=engine.CHIP_SIZE, padding=engine.CHIP_PADDING)
 
     def mirror(chip):
-        both = models.encoder.descriptors(np.stack([chip, chip[:, ::-1]]))
-        return (both[0] + both[1]) / 2
+        return engine.mirror_averaged(chip[None])[0]
 
     t = time.perf_counter()
     found = engine.find_boxes(rgb)

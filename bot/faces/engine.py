@@ -274,10 +274,15 @@ def _encode(rgb: np.ndarray, boxes: list[Box]) -> list[tuple[np.ndarray, np.ndar
     models = _models()
     shapes = [models.landmarks(rgb, dlib.rectangle(b.left, b.top, b.right, b.bottom)) for b in boxes]
     chips = np.stack([dlib.get_face_chip(rgb, shape, size=CHIP_SIZE, padding=CHIP_PADDING) for shape in shapes])
-    both = models.encoder.descriptors(np.concatenate([chips, chips[:, :, ::-1]]))
-    encodings = (both[: len(chips)] + both[len(chips) :]) / 2
+    encodings = mirror_averaged(chips)
     return [(np.asarray(enc, dtype=np.float32), quality.landmark_points(shape))
             for enc, shape in zip(encodings, shapes)]
+
+
+def mirror_averaged(chips: np.ndarray) -> np.ndarray:
+    """(N,128) float32: the mean descriptor of each aligned chip and its mirror image, in one network batch."""
+    both = _models().encoder.descriptors(np.concatenate([chips, chips[:, :, ::-1]]))
+    return (both[: len(chips)] + both[len(chips) :]) / 2
 
 
 def find_faces(rgb: np.ndarray, *, min_face_px: int = 60, detect_max_side: int = 1024) -> list[Face]:
