@@ -265,8 +265,8 @@ def _encode(rgb: np.ndarray, boxes: list[Box]) -> list[tuple[np.ndarray, np.ndar
 
     dlib aligns each face to the 150×150 chip its encoder expects (padding 0.25, as compute_face_descriptor
     does). The encoding is the mean of the chip's descriptor and its mirror image's: on the development set
-    that lowered FNIR at FPIR 1 % from 39 % to 35 % for one more pass of the network (~10 ms), where dlib's
-    random jitter (5 passes, and not reproducible) gave 36 % (bench/README: pipeline choices). The chips of
+    that lowered FNIR at FPIR 1 % from 40 % to 34 % for one more pass of the network (~8 ms), where dlib's
+    random jitter (5 passes, and not reproducible) gave 38 % (bench/README: pipeline choices). The chips of
     one photo go through the network in one batch.
     """
     if not boxes:
