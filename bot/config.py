@@ -38,6 +38,14 @@ class SlackSettings:
     call_log_detail: str = "full"
     max_calls_per_message: int = 20
     call_index_days: int = 90
+    cad_bot_ids: tuple[str, ...] = ()
+    dispatchers: tuple[str, ...] = ()
+    dispatcher_groups: tuple[str, ...] = ()
+
+    @property
+    def dispatch_sources_listed(self) -> bool:
+        """Whether only listed CAD bots and dispatchers may open or take over a call thread."""
+        return bool(self.cad_bot_ids or self.dispatchers or self.dispatcher_groups)
 
 
 @dataclass(frozen=True)

@@ -545,9 +545,13 @@ def image_problem(code_or_message: str) -> str:
 # --- Call thread in the dispatch channel ------------------------------------------------------------------------
 
 
-def call_thread_opening(call_number: str) -> str:
-    """Top-level message that starts a call's thread when dispatch has none."""
-    return f"Call {_clip(call_number, 100)} — facial recognition activity"
+def call_thread_opening(call_number: str, replaces_deleted: bool = False) -> str:
+    """Top-level message that starts a call's thread when dispatch has none (or its thread was deleted)."""
+    text = f"Call {_clip(call_number, 100)} — facial recognition activity"
+    if replaces_deleted:
+        text += (" (the earlier thread for this call was deleted; entries from now on are here, and every "
+                 "search stays in the audit log)")
+    return text
 
 
 def call_log_entry(

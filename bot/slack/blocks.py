@@ -471,9 +471,9 @@ def non_image(file_name: str) -> Message:
 # --- the call thread in the dispatch channel --------------------------------------------------------------------
 
 
-def call_thread_opening(call_number: str) -> Message:
-    """Top-level dispatch message that starts a call's thread when dispatch has none."""
-    text = wording.call_thread_opening(call_number)
+def call_thread_opening(call_number: str, replaces_deleted: bool = False) -> Message:
+    """Top-level dispatch message that starts a call's thread when dispatch has none (or it was deleted)."""
+    text = wording.call_thread_opening(call_number, replaces_deleted)
     return Message(_fallback(text), [_section(text)], meta("call_thread", call_number=call_number))
 
 

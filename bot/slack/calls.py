@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -118,6 +118,10 @@ def _block_texts(items: Iterable[Any]) -> Iterable[str]:
             yield from _block_texts(item)
 
 
+# chat.postMessage's answer for a reply to a message that no longer exists.
+DEAD_THREAD_ERRORS = frozenset({"thread_not_found"})
+
+
 class CallLog:
     """Dispatch channel: index call numbers, find or start a call's thread, post log entries, outbox."""
 
@@ -145,9 +149,13 @@ class CallLog:
             self._sources: dict[str, str] = {d["call_number"]: d.get("source", "") for d in docs}
             self._queued: int = len(self._outbox)
         self.own_ids: set[str] = set()  # this bot's user and bot ids, set by the runtime after auth.test
+        # Who may open or take over a call's thread (`roles.is_dispatch_source`), set by the runtime; None:
+        # every message may.
+        self.trust: Callable[[Mapping[str, Any]], Awaitable[bool]] | None = None
         self._thread_locks: dict[str, asyncio.Lock] = {}
         self._flush_lock = asyncio.Lock()
         self._warned_no_channel = False
+        self._deleted: dict[str, str] = {}  # call number -> its deleted thread's ts, until a new one starts
 
     def close(self) -> None:
         """Close the tinydb handles (nothing stays open between operations anyway)."""
@@ -224,6 +232,13 @@ class CallLog:
         """Whether a message is this bot's own (its call-thread openings): those never take over a call."""
         return bool(self.own_ids) and (message.get("user") in self.own_ids or message.get("bot_id") in self.own_ids)
 
+    async def counts(self, message: Mapping[str, Any]) -> bool:
+        """Whether a dispatch-channel message may index call numbers (open or take over a call's thread, make
+        a call known): the bot's own always; others as `trust` says."""
+        if self.is_own(message) or self.trust is None:
+            return True
+        return await self.trust(message)
+
     def _persist(self, records: list[dict[str, str]]) -> None:
         """Write the changed records in one batch (two file writes however many numbers a message names)."""
         if not records:
@@ -284,6 +299,8 @@ class CallLog:
                 ts = str(msg.get("ts") or "")
                 if not ts or msg.get("thread_ts") not in (None, ts):
                     continue  # a reply shown in the channel: not a call's opening message
+                if not await self.counts(msg):
+                    continue
                 source = "bot" if self.is_own(msg) else "backfill"
                 if await self.index(message_text(msg), ts, source=source):
                     indexed += 1
@@ -301,14 +318,16 @@ class CallLog:
         return self._thread_locks.setdefault(call_number, asyncio.Lock())
 
     async def _find_or_start_thread(self, call_number: str) -> str:
-        """The call's thread ts, starting the thread when dispatch has none. Raises on Slack errors."""
+        """The call's thread ts, starting the thread when dispatch has none (saying so when it replaces a
+        deleted one). Raises on Slack errors."""
         async with self._lock(call_number):
             thread = self.thread_ts(call_number)
             if thread is not None:
                 return thread
-            opening = blocks.call_thread_opening(call_number)
+            opening = blocks.call_thread_opening(call_number, replaces_deleted=call_number in self._deleted)
             resp = await self.client.chat_postMessage(channel=self.channel, **opening.kwargs())
             thread = str(resp["ts"])
+            self._deleted.pop(call_number, None)
             await self.index(opening.text, thread, source="bot")
             return self.thread_ts(call_number) or thread
 
@@ -324,10 +343,41 @@ class CallLog:
             return None
 
     async def _post(self, call_number: str, kwargs: Mapping[str, Any]) -> str:
-        """Post one entry in the call's thread; returns its ts. Raises on Slack errors."""
+        """Post one entry in the call's thread; returns its ts. Raises on Slack errors.
+
+        A thread Slack no longer has (its opening message was deleted) is forgotten and the call gets a new
+        thread, opened by the bot with a note, so the entry is not lost retrying a dead thread."""
         thread = await self._find_or_start_thread(call_number)
-        resp = await self.client.chat_postMessage(channel=self.channel, thread_ts=thread, **kwargs)
+        try:
+            resp = await self.client.chat_postMessage(channel=self.channel, thread_ts=thread, **kwargs)
+        except SlackApiError as exc:
+            if (exc.response or {}).get("error") not in DEAD_THREAD_ERRORS:
+                raise
+            log.warning("the thread of call %s (ts %s) is gone from the dispatch channel: starting a new one",
+                        call_number, thread)
+            self.forget_thread(call_number, thread)
+            thread = await self._find_or_start_thread(call_number)
+            resp = await self.client.chat_postMessage(channel=self.channel, thread_ts=thread, **kwargs)
         return str(resp["ts"])
+
+    def forget_thread(self, call_number: str, thread_ts: str) -> bool:
+        """Drop a call's thread from the index (memory and file) when it is still `thread_ts` (its opening
+        message was deleted); the next entry starts a new thread. Returns whether it was dropped."""
+        if self._threads.get(call_number) != thread_ts:
+            return False
+        with self._db_lock:
+            self._threads.pop(call_number, None)
+            self._sources.pop(call_number, None)
+            self._calls.remove(Query().call_number == call_number)
+        self._deleted[call_number] = thread_ts
+        return True
+
+    def forget_deleted_message(self, ts: str) -> list[str]:
+        """Forget every call whose thread was the message `ts` (a `message_deleted` event); returns them."""
+        gone = [c for c, t in self._threads.items() if t == ts]
+        for call_number in gone:
+            self.forget_thread(call_number, ts)
+        return gone
 
     async def log(self, call_number: str, message: Message) -> str | None:
         """Post `message` in the call's thread (found, or started); returns the entry's ts.

@@ -75,6 +75,24 @@ async def is_command_staff(rt: Runtime, user_id: str) -> bool:
     return await _member(rt, user_id, slack.command_staff, slack.command_staff_groups)
 
 
+async def is_dispatch_source(rt: Runtime, message: dict[str, Any]) -> bool:
+    """Whether a dispatch-channel message may open or take over a call's thread: from a listed CAD bot
+    (`cad_bot_ids`, its bot or bot-user id), a listed dispatcher, or a `dispatcher_groups` member. With none
+    of the three set, every message may (today's behaviour; the server warns at start)."""
+    slack = rt.settings.slack
+    if not slack.dispatch_sources_listed:
+        return True
+    bot_ids = set(slack.cad_bot_ids)
+    if message.get("bot_id") in bot_ids or (message.get("bot_profile") or {}).get("id") in bot_ids:
+        return True
+    user = message.get("user")
+    if not user:
+        return False
+    if user in bot_ids:
+        return True
+    return await _member(rt, str(user), slack.dispatchers, slack.dispatcher_groups)
+
+
 async def is_gallery_admin(rt: Runtime, user_id: str) -> bool:
     """Gallery administrators (enroll, remove): listed in gallery_admins or a gallery_admin_groups member."""
     slack = rt.settings.slack

@@ -183,6 +183,9 @@ class Runtime:
         self.bot_user_id = auth.get("user_id")
         self.bot_id = auth.get("bot_id")
         self.calls.own_ids = {i for i in (self.bot_user_id, self.bot_id) if i}
+        from bot.slack import roles  # roles needs this module: imported here, not at the top
+
+        self.calls.trust = lambda message: roles.is_dispatch_source(self, dict(message))
 
     async def close(self, grace: float = 5.0) -> None:
         """Stop periodic jobs, give request work `grace` seconds to finish, then cancel it and close everything."""

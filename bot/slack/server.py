@@ -135,6 +135,9 @@ def _warnings(rt: Runtime) -> None:
         log.warning("no requesters or requester_groups are configured: every request will be refused")
     if not slack.dispatch_channel:
         log.warning("no dispatch_channel is configured: searches will not be logged in call threads")
+    elif not slack.dispatch_sources_listed:
+        log.warning("no [slack] cad_bot_ids, dispatchers or dispatcher_groups are set: any message in the "
+                    "dispatch channel can open or take over a call's thread and make a call number known")
 
 
 # Slack's payloads are a few kB; a file's bytes never come through this route.

@@ -167,6 +167,7 @@ class SlackDouble:
         self._files: dict[str, _FileEntry] = {}
         self._pending_uploads: dict[str, dict[str, Any]] = {}
         self._history: dict[str, list[dict[str, Any]]] = {}
+        self._deleted: set[tuple[str, str]] = set()  # (channel, ts) of deleted messages
         self._ephemerals: list[dict[str, Any]] = []
         self._uploads: list[UploadedFile] = []
         self._ids = itertools.count(1)
@@ -372,6 +373,18 @@ class SlackDouble:
             "team": TEAM_ID,
         }
         return event
+
+    def delete_message(self, channel: str, ts: str) -> dict[str, Any]:
+        """Delete a message as its poster would; return the `message_deleted` event Slack sends. A reply
+        posted to it afterwards fails with `thread_not_found`, as in Slack."""
+        msg = self._find(channel, ts)
+        if msg is None:
+            raise KeyError(f"no message {ts} in {channel}")
+        self._history[channel].remove(msg)
+        self._deleted.add((channel, ts))
+        return {"type": "message", "subtype": "message_deleted", "channel": channel, "ts": self._next_ts(),
+                "deleted_ts": ts, "hidden": True, "previous_message": dict(msg), "event_ts": ts,
+                "channel_type": "channel", "team": TEAM_ID}
 
     # --- faults ----------------------------------------------------------------------------------------
 
@@ -720,6 +733,8 @@ class SlackDouble:
         thread_ts = p.get("thread_ts")
         if thread_ts is not None and not _TS.fullmatch(str(thread_ts)):
             raise ApiError("invalid_thread_ts")
+        if thread_ts is not None and (channel, str(thread_ts)) in self._deleted:
+            raise ApiError("thread_not_found")
         msg = self._bot_message(self._next_ts())
         msg["text"] = p.get("text", "")
         for key in ("blocks", "attachments", "metadata"):

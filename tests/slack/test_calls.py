@@ -432,3 +432,30 @@ def test_calls_older_than_call_index_days_are_pruned_from_memory_and_disk(open_l
     assert call_log.prune(now) == 0
     again = open_log()  # the file followed
     assert not again.known("26-000001") and again.known("26-000002")
+
+
+async def test_a_deleted_call_thread_gets_a_new_thread_when_a_post_finds_it_gone(slack, open_log):
+    """No message_deleted event reached the bot: the post to the dead thread fails with thread_not_found, the
+    call gets a new thread (saying why) and the entry lands there; nothing is queued or dropped."""
+    call_log = open_log()
+    cad = slack.add_message(DISPATCH, f"CAD {CALL} burglary", user="UCAD", bot_id=CAD_BOT)
+    await call_log.index(cad["text"], cad["ts"])
+    slack.delete_message(DISPATCH, cad["ts"])
+    ts = await call_log.log(CALL, entry("After the delete"))
+    assert ts is not None and call_log.outbox_depth() == 0
+    [opening] = top_level(slack)
+    assert opening["text"] == wording.call_thread_opening(CALL, replaces_deleted=True)
+    assert call_log.thread_ts(CALL) == opening["ts"] and open_log().thread_ts(CALL) == opening["ts"]
+    assert [m["text"] for m in slack.messages(DISPATCH, thread_ts=opening["ts"])][-1] == "After the delete"
+
+
+async def test_a_queued_entry_for_a_deleted_call_thread_is_delivered_to_a_new_thread(slack, open_log):
+    call_log = open_log()
+    cad = slack.add_message(DISPATCH, f"CAD {CALL} burglary", user="UCAD", bot_id=CAD_BOT)
+    await call_log.index(cad["text"], cad["ts"])
+    slack.fail_next("chat.postMessage", status=503, times=MAX_RETRIES + 1)
+    assert await call_log.log(CALL, entry("Queued")) is None
+    slack.delete_message(DISPATCH, cad["ts"])
+    assert await call_log.flush_outbox() == 1
+    [opening] = top_level(slack)
+    assert [m["text"] for m in slack.messages(DISPATCH, thread_ts=opening["ts"])][-1] == "Queued"

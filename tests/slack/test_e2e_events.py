@@ -61,3 +61,67 @@ async def test_the_call_index_is_backfilled_from_dispatch_history_on_start(harne
     [entry] = [m for m in slack.messages(DISPATCH) if m.get("thread_ts") == cad["ts"]]
     assert entry["metadata"]["event_payload"]["outcome"] == "candidates"
     assert harness.audit()[0]["call_thread_ts"] == cad["ts"]
+
+
+# --- who may open a call's thread (cad_bot_ids, dispatchers, dispatcher_groups) ----------------------------------
+
+
+async def test_listed_dispatch_sources_only_a_cad_bot_or_dispatcher_makes_a_call_known(harness, slack):
+    """With cad_bot_ids set, a stranger's chatter naming a call neither makes it known for require_known_call
+    nor takes over its thread; the CAD feed does."""
+    slack.add_user("UCHATTY", "chatty")
+    await harness.start(require_known_call=True, cad_bot_ids=("BCAD",), dispatchers=("UDISPATCH",))
+    await harness.send(slack.add_message(DISPATCH, "is 26-054321 the van from yesterday?", user="UCHATTY"))
+    await harness.idle()
+    assert not harness.rt.calls.known("26-054321")
+    cad = slack.add_message(DISPATCH, "CAD 26-054321 211 in progress", user="UCAD", bot_id="BCAD")
+    await harness.send(cad)
+    await harness.idle()
+    assert harness.rt.calls.thread_ts("26-054321") == cad["ts"]
+    await harness.send(slack.add_message(DISPATCH, "26-054321", user="UCHATTY"))
+    dispatcher = slack.add_message(DISPATCH, "26-000001 welfare check", user="UDISPATCH")
+    await harness.send(dispatcher)
+    await harness.idle()
+    assert harness.rt.calls.thread_ts("26-054321") == cad["ts"]  # not taken over by the chatter
+    assert harness.rt.calls.thread_ts("26-000001") == dispatcher["ts"]
+
+
+async def test_listed_dispatch_sources_a_dispatcher_group_member_counts_and_backfill_obeys_the_list(harness, slack):
+    slack.add_user("UDISP2", "dispatcher two")
+    slack.add_usergroup("SDISPATCH", ["UDISP2"])
+    history = slack.add_history(DISPATCH, [
+        {"text": "Call 26-000777: welfare check", "user": "UDISP2"},
+        {"text": "Call 26-000888: joke", "user": "UCHATTY"},
+    ])
+    await harness.start(dispatcher_groups=("SDISPATCH",))
+    await slack.wait_for("conversations.history", ok=True)
+    await harness.idle()
+    assert harness.rt.calls.thread_ts("26-000777") == history[0]["ts"]
+    assert not harness.rt.calls.known("26-000888")
+
+
+async def test_unlisted_dispatch_sources_warn_at_start(harness, caplog):
+    await harness.start(gallery=False)
+    assert any("cad_bot_ids, dispatchers or dispatcher_groups" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_deleted_call_thread_gets_a_new_thread(harness, slack):
+    """Dispatch deletes the call's opening message: the next search's entry starts a new thread (saying the
+    earlier one was deleted) instead of failing against the dead thread and being dropped."""
+    await harness.start()
+    cad = slack.add_message(DISPATCH, "CAD 26-012345 burglary", user="UCAD", bot_id="BCAD")
+    await harness.send(cad)
+    await harness.idle()
+    await harness.send(slack.delete_message(DISPATCH, cad["ts"]))
+    await harness.idle()
+    upload = await harness.upload(harness.face("people/biden/biden2.jpg"),
+                                  text=f"26-012345 purpose: 1 justification: {JUSTIFICATION}")
+    await harness.wait_kind("prompt", step="attestation")
+    await harness.reply(upload, "I attest")
+    await harness.wait_kind("call_log")
+    await harness.idle()
+    [opening] = [m for m in slack.messages(DISPATCH) if "thread_ts" not in m]
+    assert "earlier thread for this call was deleted" in opening["text"]
+    [entry] = [m for m in slack.messages(DISPATCH) if m.get("thread_ts") == opening["ts"]]
+    assert entry["metadata"]["event_payload"]["call_number"] == "26-012345"
+    assert harness.audit()[0]["call_thread_ts"] == opening["ts"]

@@ -119,9 +119,19 @@ async def _file_details(rt: Runtime, file: dict[str, Any]) -> dict[str, Any]:
 async def index_dispatch(rt: Runtime, event: dict[str, Any]) -> None:
     """Index call numbers in a top-level dispatch-channel message (the CAD feed is usually a bot): its text,
     attachment fields and Block Kit text, as the backfill reads them (an edit: the edited message)."""
+    if event.get("subtype") == "message_deleted":
+        # A call's opening message was deleted (Slack keeps a thread with replies as a tombstone, which is
+        # an edit): its next entry starts a new thread instead of failing against a dead one.
+        gone = rt.calls.forget_deleted_message(str(event.get("deleted_ts") or ""))
+        if gone:
+            log.info("call thread %s was deleted: %d call(s) get a new thread", event.get("deleted_ts"), len(gone))
+        return
     edited = event.get("subtype") == "message_changed"
     message = (event.get("message") if edited else event) or {}
     ts = message.get("ts")
+    if ts and not await rt.calls.counts(message):
+        log.debug("dispatch message %s ignored for the call index: not from a listed CAD bot or dispatcher", ts)
+        return
     if ts:
         source = "edit" if edited else "bot" if rt.calls.is_own(message) else "dispatch"
         await rt.calls.index(message_text(message), ts, source=source)
