@@ -545,6 +545,17 @@ def image_problem(code_or_message: str) -> str:
 # --- Call thread in the dispatch channel ------------------------------------------------------------------------
 
 
+STORAGE_RETRYING = (
+    "The bot could not save this just now: the server's storage is full or failing. Nothing is lost: it tries "
+    "again by itself over the next hour, and goes on here when it can. You need not post it again; the "
+    "administrator has been alerted in the server log."
+)
+STORAGE_GAVE_UP = (
+    "The bot still cannot save this after an hour (the server's storage is full or failing), so nothing was "
+    "done with it. Post it again once the administrator says the server is back."
+)
+
+
 def call_thread_opening(call_number: str, replaces_deleted: bool = False) -> str:
     """Top-level message that starts a call's thread when dispatch has none (or its thread was deleted)."""
     text = f"Call {_clip(call_number, 100)} — facial recognition activity"

@@ -443,6 +443,12 @@ def note(text: str, *, kind: str = "note", dialog: Dialog | None = None, request
     return Message(_fallback(text), [_section(text)], meta(kind, dialog=dialog, request_id=request_id))
 
 
+def storage_failed(*, gave_up: bool) -> Message:
+    """The bot could not save what was just sent (disk full, failing disk): it retries, or has given up."""
+    text = wording.STORAGE_GAVE_UP if gave_up else wording.STORAGE_RETRYING
+    return note(text, kind="storage_gave_up" if gave_up else "storage_retrying")
+
+
 def not_requester(dialog: Dialog, user_id: str) -> Message:
     """Ephemeral note to someone other than the requester who answered in the request thread."""
     return note(wording.wrong_person(dialog.requester_id), kind="not_requester", dialog=dialog)

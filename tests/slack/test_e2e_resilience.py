@@ -4,6 +4,8 @@ queued on disk, the audit records the search anyway, and the queue is delivered 
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
 
 from bot import request, wording
 from bot.slack import flow
@@ -306,3 +308,71 @@ async def test_faces_found_after_a_cancel_are_not_kept(harness, slack, monkeypat
     await harness.idle()
     assert list((harness.data_dir / "cache" / "probes").glob("*.npz")) == []
     assert [e["outcome"] for e in harness.audit()] == ["cancelled"]
+
+
+# --- a full disk (ENOSPC) or a failing one: the officer is told, and the input is retried ----------------------
+
+
+def _fail_writes(monkeypatch, store, method: str, times: int, code: int = errno.ENOSPC) -> list[int]:
+    """Make the dialog store's `method` raise a storage error the next `times` calls; returns a call counter."""
+    real = getattr(store, method)
+    calls = [0]
+
+    def flaky(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] <= times:
+            raise OSError(code, os.strerror(code))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(store, method, flaky)
+    return calls
+
+
+async def test_enospc_on_upload_tells_the_officer_and_the_retry_opens_the_request(harness, slack, monkeypatch):
+    await harness.start()
+    harness.rt.storage_retry_delays = (0.05, 0.05, 0.05)
+    # The claims are written, then saving the dialog fails twice: the retry must not take its own claims for
+    # a redelivery (that would drop the upload silently).
+    _fail_writes(monkeypatch, harness.rt.store, "put", times=2)
+    upload = await harness.upload(harness.face(OBAMA))
+    note = await harness.wait_kind("storage_retrying")
+    assert block_texts(note.params)[0] == wording.STORAGE_RETRYING
+    await harness.wait_kind("prompt", step="call_number")
+    await harness.idle()
+    assert len(harness.thread(upload, "storage_retrying")) == 1  # told once, not at every retry
+    assert len(harness.thread(upload, "request_opened")) == 1
+    assert len(harness.rt.store.active()) == 1
+
+
+async def test_enospc_on_a_reply_is_retried_and_the_answer_is_not_lost(harness, slack, monkeypatch):
+    await harness.start()
+    harness.rt.storage_retry_delays = (0.05,)
+    upload = await harness.upload(harness.face(OBAMA))
+    await harness.wait_kind("prompt", step="call_number")
+    _fail_writes(monkeypatch, harness.rt.store, "claim", times=1, code=errno.EIO)
+    await harness.reply(upload, "26-012345")
+    await harness.wait_kind("storage_retrying")
+    await harness.wait_kind("prompt", step="purpose")
+    dialog = harness.rt.store.active()[0]
+    assert dialog.call_number == "26-012345"
+
+
+async def test_storage_still_full_after_the_retries_says_to_post_again(harness, slack, monkeypatch):
+    await harness.start()
+    harness.rt.storage_retry_delays = (0.01, 0.01)
+    _fail_writes(monkeypatch, harness.rt.store, "claim", times=100)
+    upload = await harness.upload(harness.face(OBAMA))
+    final = await harness.wait_kind("storage_gave_up")
+    assert block_texts(final.params)[0] == wording.STORAGE_GAVE_UP
+    await harness.idle()
+    assert [m["metadata"]["event_payload"]["kind"] for m in harness.thread(upload)] == [
+        "storage_retrying", "storage_gave_up"]
+
+
+async def test_a_network_oserror_is_not_taken_for_a_full_disk(harness, slack, monkeypatch):
+    await harness.start()
+    harness.rt.storage_retry_delays = (0.01,)
+    _fail_writes(monkeypatch, harness.rt.store, "claim", times=1, code=errno.ECONNRESET)
+    upload = await harness.upload(harness.face(OBAMA))
+    await harness.idle()
+    assert harness.thread(upload, "storage_retrying") == []

@@ -25,6 +25,7 @@ from bot.slack.flow.effects import (
     react,
     requester_of,
     source_fields,
+    storage_retried,
     ts_time,
     upload,
 )
@@ -261,6 +262,7 @@ async def refuse(
     await post(rt, channel, thread_ts, blocks.refusal(reason, request_id=", ".join(request_ids)))
 
 
+@storage_retried
 async def handle_reply(rt: Runtime, body: dict[str, Any], dialog_id: str | None) -> None:
     """A person's reply in a request thread: an answer to the current step (only the requester's count)."""
     event = body.get("event") or {}
@@ -289,6 +291,7 @@ async def handle_reply(rt: Runtime, body: dict[str, Any], dialog_id: str | None)
         )
 
 
+@storage_retried
 async def handle_edit(rt: Runtime, body: dict[str, Any]) -> None:
     """The requester edited a reply in a running request: edits are not read (the answer was taken as first
     sent), so say so privately, once per edit."""
@@ -307,6 +310,7 @@ async def handle_edit(rt: Runtime, body: dict[str, Any]) -> None:
                     blocks.note(wording.EDIT_NOT_READ, kind="edit_not_read", dialog=dialog))
 
 
+@storage_retried
 async def handle_action(
     rt: Runtime, body: dict[str, Any], action: dict[str, Any], dialog_id: str | None
 ) -> None:

@@ -6,8 +6,12 @@ when Slack is down (`post_essential`) and delivered by the next tick.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import errno
+import functools
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -215,10 +219,80 @@ async def source_fields(rt: Runtime, dialog: Dialog, image: ImageRequest, permal
     }
 
 
+# Keys claimed by the current attempt of a storage-retried entry point (`storage_retried`): its retry must not
+# take its own earlier claims for a redelivery.
+_OWNED_CLAIMS: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar("owned_claims", default=None)
+
+
 async def claim(rt: Runtime, key: str) -> bool:
-    return await rt.io(rt.store.claim, key, rt.now())
+    """True the first time `key` is seen (persisted; see DialogStore.claim), and again within a retry of the
+    entry point that claimed it."""
+    owned = _OWNED_CLAIMS.get()
+    if owned is not None and key in owned:
+        return True
+    fresh = await rt.io(rt.store.claim, key, rt.now())
+    if fresh and owned is not None:
+        owned.add(key)
+    return fresh
 
 
+# errno values that mean the data dir cannot take a write now (full, over quota, read-only, failing disk).
+STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO})
+# Seconds between the retries of an upload, reply or button press whose state could not be saved (about an
+# hour in all); the runtime may shorten them (tests).
+STORAGE_RETRY_DELAYS: tuple[float, ...] = (30.0, 60.0, 120.0, 300.0, 600.0, 600.0, 600.0, 600.0)
+
+
+def is_storage_error(exc: BaseException) -> bool:
+    """A write to the data dir failed for lack of room or a failing disk (not a network error)."""
+    return isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS
+
+
+def _thread_of(body: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(channel, thread ts) an event or interaction payload belongs to, to tell the officer there."""
+    event = body.get("event")
+    if isinstance(event, dict):
+        message = event.get("message") if event.get("subtype") == "message_changed" else event
+        message = message or {}
+        return event.get("channel"), message.get("thread_ts") or message.get("ts")
+    message = body.get("message") or {}
+    container = body.get("container") or {}
+    channel = (body.get("channel") or {}).get("id") or container.get("channel_id")
+    return channel, message.get("thread_ts") or container.get("thread_ts") or message.get("ts")
+
+
+def storage_retried(handler: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+    """Wrap an entry point `handler(rt, body, ...)`: when saving its state fails (disk full, I/O error), the
+    officer is told in the thread at once and the whole input is tried again later (nothing is lost: the
+    upload, reply or press is applied when the disk has room); after about an hour the officer is told to try
+    again. Claims the failed attempt made stay its own, so the retry is not taken for a redelivery."""
+
+    @functools.wraps(handler)
+    async def run(rt: Runtime, body: dict[str, Any], *args: Any, **kwargs: Any) -> None:
+        token = _OWNED_CLAIMS.set(set())
+        try:
+            delays = getattr(rt, "storage_retry_delays", STORAGE_RETRY_DELAYS)
+            for attempt in range(len(delays) + 1):
+                try:
+                    await handler(rt, body, *args, **kwargs)
+                    return
+                except OSError as exc:
+                    if not is_storage_error(exc):
+                        raise
+                    last = attempt == len(delays)
+                    log.error("%s could not save its state (%s); %s", handler.__name__, exc.strerror or exc,
+                              "giving up" if last else f"retrying in {delays[attempt]:g} s")
+                    if attempt == 0 or last:
+                        channel, thread_ts = _thread_of(body)
+                        if channel and thread_ts:
+                            await post(rt, channel, thread_ts, blocks.storage_failed(gave_up=last))
+                    if last:
+                        return
+                    await asyncio.sleep(delays[attempt])
+        finally:
+            _OWNED_CLAIMS.reset(token)
+
+    return run
 
 
 async def load_dialog(rt: Runtime, dialog_id: str | None) -> Dialog | None:

@@ -10,13 +10,14 @@ from bot import request, service, wording
 from bot.slack import blocks, roles
 from bot.slack.calls import SLACK_ERRORS, error_text, message_text
 from bot.slack.flow.dialog import apply, refuse
-from bot.slack.flow.effects import EYES, claim, from_bot, is_image, post, react
+from bot.slack.flow.effects import EYES, claim, from_bot, is_image, post, react, storage_retried
 
 if TYPE_CHECKING:
     from bot.slack.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
+@storage_retried
 async def handle_upload(rt: Runtime, body: dict[str, Any], dialog_id: str | None = None) -> None:
     """A message with files: one request per image in a case channel, after the guards.
 
