@@ -198,12 +198,12 @@ def instrument(engine: FaceEngine) -> tuple[Spans, Callable[[], None]]:
     flow._download = spans.wrap_async("download", flow._download)
     flow.prepare_probe = spans.wrap_sync("prepare", flow.prepare_probe)
     service.search_face = spans.wrap_sync("search", service.search_face)
-    engine.analyse = spans.wrap_async("analyse", engine.analyse)  # an instance attribute over the method
+    engine.run = spans.wrap_async("analyse", engine.run)  # an instance attribute over the method
 
     def undo() -> None:
         for module, name, original in modules:
             setattr(module, name, original)
-        del engine.analyse
+        del engine.run
 
     return spans, undo
 

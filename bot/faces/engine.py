@@ -25,7 +25,7 @@ import os
 import threading
 import time
 import warnings
-from collections.abc import Hashable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
@@ -59,6 +59,7 @@ WORKER_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THRE
 WORKER_NICE = 10
 
 K = TypeVar("K", bound=Hashable)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -306,6 +307,11 @@ def analyse_bytes(data: bytes, images: ImageSettings, *, thumbnails: bool = Fals
     With thumbnails=True the probe also carries face_thumbnail() of each face, in face order.
     """
     rgb = decode_image(data, max_bytes=images.max_bytes, max_pixels=images.max_pixels)
+    return analyse_rgb(rgb, data, images, thumbnails=thumbnails)
+
+
+def analyse_rgb(rgb: np.ndarray, data: bytes, images: ImageSettings, *, thumbnails: bool = False) -> Probe:
+    """The faces of an already decoded photo (`data`: its bytes, for the hash); see analyse_bytes."""
     faces = find_faces(rgb, min_face_px=images.min_face_px, detect_max_side=images.detect_max_side)
     thumbs = tuple(face_thumbnail(rgb, f.box) for f in faces) if thumbnails else ()
     return Probe(
@@ -447,7 +453,12 @@ class FaceEngine:
 
     async def analyse(self, data: bytes) -> Probe:
         """analyse_bytes in a worker process, within the deadline; the event loop keeps running meanwhile."""
-        future = self._schedule(analyse_bytes, data, self.images)
+        return await self.run(analyse_bytes, data, self.images)
+
+    async def run(self, func: Callable[..., T], *args: Any) -> T:
+        """`func(*args)` in a worker process within the deadline, as `analyse` (a module-level function, so
+        it pickles by name): for callers that need more of the decoded pixels than a Probe (e.g. pictures)."""
+        future = self._schedule(func, *args)
         try:
             await asyncio.wrap_future(future)
         except (FutureTimeout, ProcessExpired, BrokenProcessPool):

@@ -3,6 +3,7 @@ cancel; presses by someone else, on an earlier question, or after the end change
 from __future__ import annotations
 
 from bot import wording
+from bot.slack import flow
 
 from .conftest import CASE, JUSTIFICATION, OFFICER2, block_texts, payload
 
@@ -75,3 +76,26 @@ async def test_presses_by_someone_else_or_on_an_old_question_change_nothing(harn
     assert slack.ephemerals(CASE, "UOFFICER1")[-1]["text"] == wording.CLOSED_NOTE
     [audited] = harness.audit()
     assert audited["outcome"] == "cancelled" and audited["purpose"] == "investigation"
+
+
+async def test_crops_and_the_numbered_picture_are_made_in_the_face_worker(harness, slack, face_engine, monkeypatch):
+    """Decoding and drawing a photo happen in the face worker, under its deadline: the server process itself
+    never decodes the photo (here its decoder and drawing raise, and the dialog still gets both)."""
+    from bot import contact_sheet
+    from bot.faces import images
+
+    face_engine.start()  # the worker exists before the patches, so it keeps the real functions
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("decoded or drawn in the server process")
+
+    for module, name in ((images, "decode_image"), (contact_sheet, "decode_image"),
+                         (contact_sheet, "annotate_faces"), (contact_sheet, "face_crop_jpeg")):
+        monkeypatch.setattr(module, name, refuse)
+    monkeypatch.setattr(flow.searching, "decode_image", refuse, raising=False)  # the server stage's own import
+    await harness.start()
+    upload = await harness.upload(harness.face("group/kit_with_rose.jpg"))
+    await harness.answer_all(upload)
+    ask = await harness.wait_kind("face_choice")
+    cached = harness.rt.probes.get(payload(ask)["request_id"])
+    assert len(cached.crops) == len(cached.faces) == 2 and cached.annotated.startswith(b"\x89PNG")

@@ -13,7 +13,7 @@ import numpy as np
 from bot import contact_sheet, request, service, wording
 from bot.faces.engine import Probe
 from bot.faces.gallery import Candidate
-from bot.faces.images import ImageError, decode_image
+from bot.faces.images import ImageError
 from bot.request import Dialog, ImageRequest
 from bot.slack import blocks
 from bot.slack.calls import SLACK_ERRORS, error_text
@@ -36,7 +36,6 @@ from bot.slack.flow.effects import (
 from bot.slack.probe_cache import CachedProbe
 
 if TYPE_CHECKING:
-    from bot.config import ImageSettings
     from bot.slack.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -114,17 +113,18 @@ async def _download(rt: Runtime, image: ImageRequest) -> bytes:
 
 
 async def _find_faces(rt: Runtime, image: ImageRequest, data: bytes, dialog_id: str = "") -> CachedProbe:
-    """Faces on the photo, in the engine's process pool (within the engine's deadline, at most the dialog's
-    share of the workers at once); crops and numbered boxes drawn in a thread."""
+    """Faces on the photo, its crops and numbered boxes, in the engine's process pool (within the engine's
+    deadline, at most the dialog's share of the workers at once)."""
     running: dict[str, float] = rt.state.setdefault("face_work", {})
     try:
         async with rt.face_slots(dialog_id or image.request_id):
             running[image.request_id] = time.monotonic()
             try:
-                probe = await rt.engine.analyse(data)
+                probe, crops, numbered = await rt.engine.run(
+                    contact_sheet.analyse_with_pictures, data, rt.settings.images)
             finally:
                 running.pop(image.request_id, None)
-        return await rt.work(prepare_probe, data, probe, rt.settings.images)
+        return prepare_probe(probe, crops, numbered)
     except ImageError as exc:
         reason = exc.code if exc.code in wording.IMAGE_PROBLEMS else exc.message
         raise ImageFailure(reason, f"{exc.code}: {exc.message}") from None
@@ -133,21 +133,15 @@ async def _find_faces(rt: Runtime, image: ImageRequest, data: bytes, dialog_id: 
         raise ImageFailure("error", f"face analysis failed: {type(exc).__name__}: {exc}"[:500]) from exc
 
 
-def prepare_probe(data: bytes, probe: Probe, images: ImageSettings) -> CachedProbe:
-    """What the dialog keeps of an analysed photo: encodings, a crop per face, numbered boxes when several."""
+def prepare_probe(probe: Probe, crops: list[bytes], numbered: bytes | None) -> CachedProbe:
+    """What the dialog keeps of an analysed photo: encodings, a crop per face, numbered boxes when several
+    (all made in the face worker, within the photo's deadline)."""
     faces = [f.as_dict() for f in probe.faces]
     encodings = (
         np.stack([np.asarray(f.encoding, dtype=np.float32) for f in probe.faces])
         if probe.faces else np.zeros((0, 128), dtype=np.float32)
     )
-    crops: list[bytes] = []
-    annotated = None
-    if probe.faces:
-        rgb = decode_image(data, max_bytes=images.max_bytes, max_pixels=images.max_pixels)
-        crops = [contact_sheet.face_crop_jpeg(rgb, f.box.as_dict()) for f in probe.faces]
-        if len(faces) > 1:
-            annotated = contact_sheet.annotate_faces(rgb, faces)
-    return CachedProbe(probe.sha256, probe.width, probe.height, faces, encodings, crops, annotated)
+    return CachedProbe(probe.sha256, probe.width, probe.height, faces, encodings, crops, numbered)
 
 
 async def search(rt: Runtime, dialog_id: str, request_id: str, face_index: int) -> None:
