@@ -318,12 +318,12 @@ def names_incident(text: str) -> bool:
 def check_justification(text: str | None, min_chars: int = 40) -> str | None:
     """Reason the justification is refused, else None.
 
-    In order: missing; only placeholder words (n/a, test, xxx); shorter than `min_chars` after trimming and
+    In order: missing; only placeholder words (n/a, test, xxx); a protected class with no facts (GO 375.01 C,
+    before any length check); shorter than `min_chars` after trimming and
     collapsing whitespace; fewer than MIN_DISTINCT_WORDS distinct real words (long filler); fewer than
-    MIN_FACT_WORDS fact words once protected-class words, stop words and the generic vocabulary of describing
-    a person are removed. That last refusal cites GO 375.01 C when the text describes a protected class
-    (the search would rest solely on it), else B.1 (no articulated facts). Mentioning a protected class
-    alongside real facts is allowed.
+    MIN_FACT_WORDS fact words, or no incident named, once protected-class words, stop words and the generic
+    vocabulary of describing a person are removed (B.1). Mentioning a protected class alongside real facts is
+    allowed (and flagged: `justification_flags`).
     """
     if text is None or not text.strip():
         return wording.JUSTIFICATION_MISSING
@@ -332,18 +332,25 @@ def check_justification(text: str | None, min_chars: int = 40) -> str | None:
     real = _real_words(words)
     if not real:
         return wording.JUSTIFICATION_PLACEHOLDER
+    has_facts = len(fact_words(clean)) >= MIN_FACT_WORDS and names_incident(clean)
+    if protected_classes_mentioned(clean) and not has_facts:
+        # Before length: "too short" would teach padding, where GO 375.01 C is the reason.
+        return wording.JUSTIFICATION_PROTECTED_CLASS
     if len(clean) < min_chars:
         return wording.justification_too_short(min_chars)
     if len(clean) > MAX_JUSTIFICATION_CHARS:
         return wording.justification_too_long(MAX_JUSTIFICATION_CHARS)
     if len(set(real)) < MIN_DISTINCT_WORDS:
         return wording.JUSTIFICATION_PLACEHOLDER
-    protected = bool(protected_classes_mentioned(clean))
-    if len(fact_words(clean)) >= MIN_FACT_WORDS and names_incident(clean):
+    if has_facts:
         return None
-    if protected:
-        return wording.JUSTIFICATION_PROTECTED_CLASS
     return wording.JUSTIFICATION_NO_FACTS
+
+
+def justification_flags(text: str | None) -> tuple[str, ...]:
+    """Flags for command staff on a justification that passed: "protected_class" when it names one (GO
+    375.01 C allows that alongside facts, but a reviewer should see it)."""
+    return ("protected_class",) if text and protected_classes_mentioned(collapse_whitespace(text)) else ()
 
 
 def check_attestation(attested: bool) -> str | None:

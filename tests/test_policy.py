@@ -477,3 +477,19 @@ def test_generic_words_and_names_do_not_pass_for_an_incident(text):
 )
 def test_more_offences_pass(text):
     assert policy.check_justification(text, 40) is None
+
+
+# --- the officer-thread issue: GO 375.01 C before length; flags ------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["search because he is Hispanic", "he is black", "Muslim woman, 30s"])
+def test_a_short_protected_class_justification_cites_c_not_length(text):
+    assert policy.check_justification(text, 40) == wording.JUSTIFICATION_PROTECTED_CLASS
+
+
+def test_a_justification_that_passes_but_names_a_protected_class_is_flagged():
+    padded = ("Search him because he is Hispanic and young; there was a robbery at the Main St store "
+              "on 11/20, camera still of the suspect")
+    assert policy.check_justification(padded, 40) is None
+    assert policy.justification_flags(padded) == ("protected_class",)
+    assert policy.justification_flags("robbery at the Main St store on 11/20, camera still of the suspect") == ()
