@@ -53,7 +53,8 @@ from bot.storage import (
 )
 
 OUTCOMES = ("candidates", "no_candidate", "denied", "error", "cancelled", "expired")
-KINDS = ("search", "gallery_change", "purge", "audit_access")
+# "refusal": a refused answer in a running request; "review": examiner review and supervisor approval.
+KINDS = ("search", "gallery_change", "purge", "audit_access", "refusal", "review")
 
 KEY_ENV = "BOT_AUDIT_KEY"
 MIN_KEY_CHARS = 16

@@ -38,6 +38,7 @@ class SlackSettings:
     call_log_detail: str = "full"
     max_calls_per_message: int = 20
     call_index_days: int = 90
+    recent_call_hours: int = 24
     cad_bot_ids: tuple[str, ...] = ()
     dispatchers: tuple[str, ...] = ()
     dispatcher_groups: tuple[str, ...] = ()
@@ -169,6 +170,8 @@ def validate(settings: Settings) -> Settings:
             "(CJIS Security Policy 5.4.7 keeps transaction logs at least one year); set 0 (keep forever) "
             f"or {MIN_AUDIT_RETENTION_DAYS} or more"
         )
+    if not 1 <= settings.slack.recent_call_hours <= 24 * 30:
+        raise ConfigError("[slack] recent_call_hours must be between 1 and 720")
     if settings.slack.call_index_days < 1:
         raise ConfigError("[slack] call_index_days must be at least 1")
     if not 1 <= settings.slack.max_calls_per_message <= 1000:

@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from bot.config import ImageSettings
-from bot.faces.engine import Probe, analyse_rgb
+from bot.faces.engine import Probe, detect_rgb
 from bot.faces.images import decode_image
 from bot.faces.quality import level_of
 
@@ -177,12 +177,12 @@ def contact_sheet(
     return _png(sheet)
 
 
-def analyse_with_pictures(data: bytes, images: ImageSettings) -> tuple[Probe, list[bytes], bytes | None]:
-    """Decode a photo once and return its Probe, a crop per face (`face_crop_jpeg`) and, with several faces,
-    the numbered picture (`annotate_faces`). Runs in a face worker (`FaceEngine.run`), so decoding and
-    drawing share the photo's deadline."""
+def detect_with_pictures(data: bytes, images: ImageSettings) -> tuple[Probe, list[bytes], bytes | None]:
+    """Decode a photo once and return its faces without encodings (`engine.detect_rgb`), a crop per face
+    (`face_crop_jpeg`) and, with several faces, the numbered picture (`annotate_faces`). Runs in a face worker
+    (`FaceEngine.run`), so decoding and drawing share the photo's deadline."""
     rgb = decode_image(data, max_bytes=images.max_bytes, max_pixels=images.max_pixels)
-    probe = analyse_rgb(rgb, data, images)
+    probe = detect_rgb(rgb, data, images)
     faces = [f.as_dict() for f in probe.faces]
     crops = [face_crop_jpeg(rgb, f["box"]) for f in faces]
     return probe, crops, annotate_faces(rgb, faces) if len(faces) > 1 else None

@@ -16,6 +16,7 @@ from bot import policy as _policy
 class Step(str, Enum):
     """Where a dialog stands. The value is what is persisted."""
 
+    OFFERED = "offered"  # the bot offered a search for the upload; nothing started (no audit)
     CALL_NUMBER = "call_number"
     PURPOSE = "purpose"
     JUSTIFICATION = "justification"
@@ -31,14 +32,17 @@ class Step(str, Enum):
 # The questions asked before any face work, in the order they are asked.
 QUESTION_STEPS = (Step.CALL_NUMBER, Step.PURPOSE, Step.JUSTIFICATION, Step.ATTESTATION)
 # Steps that wait on the requester: these (and only these) can time out.
-INPUT_STEPS = QUESTION_STEPS + (Step.FACE_CHOICE,)
+INPUT_STEPS = (Step.OFFERED,) + QUESTION_STEPS + (Step.FACE_CHOICE,)
 # Steps that wait on the bot's own face work.
 WORK_STEPS = (Step.ANALYSING, Step.SEARCHING)
 TERMINAL_STEPS = (Step.DONE, Step.CANCELLED, Step.EXPIRED)
 
-# Image statuses. A failed image is "done" with outcome "error" (and its error code in `error`).
-PENDING, NEEDS_FACE, SEARCHING, DONE = "pending", "needs_face", "searching", "done"
-IMAGE_STATUSES = (PENDING, NEEDS_FACE, SEARCHING, DONE)
+# Image statuses: PENDING (faces not found yet), READY (faces found, the face to search known), NEEDS_FACE
+# (several faces: the requester picks one), SEARCHING, DONE. A failed image is "done" with outcome "error"
+# (and its error code in `error`). Faces are found as soon as a request starts; the search waits for the
+# attestation.
+PENDING, READY, NEEDS_FACE, SEARCHING, DONE = "pending", "ready", "needs_face", "searching", "done"
+IMAGE_STATUSES = (PENDING, READY, NEEDS_FACE, SEARCHING, DONE)
 # The audit outcomes an image can end with (bot.audit.OUTCOMES).
 IMAGE_OUTCOMES = ("candidates", "no_candidate", "error", "cancelled", "expired", "denied")
 
@@ -46,6 +50,9 @@ ACTION_PURPOSE = "fr_purpose"
 ACTION_ATTEST = "fr_attest"
 ACTION_FACE = "fr_face"
 ACTION_CANCEL = "fr_cancel"
+ACTION_START = "fr_start"  # the offer's Start button
+ACTION_CALL = "fr_call"  # value = a call number: confirm the one typed, or take a suggested one
+ACTION_FORM = "fr_form"  # opens the form (handled by the adapter; the form's submit is `on_form`)
 
 # Field names as Prefilled reports them (they match Dialog attributes and the audit's field names).
 PREFILL_FIELDS = ("call_number", "purpose", "justification")
@@ -83,30 +90,36 @@ class Effect:
 
 
 @dataclass(frozen=True)
-class Prompt(Effect):
-    """Ask the question of `step` (for ATTESTATION: the attestation text with its button)."""
-
-    step: Step
+class Offer(Effect):
+    """The upload did not ask for a search: offer one, once, in the thread (Start button or a reply)."""
 
 
 @dataclass(frozen=True)
-class Prefilled(Effect):
-    """These answers were taken from the upload message's text; their values are on the dialog."""
+class OfferEnded(Effect):
+    """Nobody took the offer up before the timeout (or the uploader declined): say so on the offer; nothing
+    is audited, nothing goes to dispatch."""
 
-    fields: tuple[str, ...]
+
+@dataclass(frozen=True)
+class Started(Effect):
+    """The request started (from the upload's text, a mention, Start, a reply to the offer or the shortcut):
+    the request card replaces the offer. `prefilled`: answers taken from the upload message's text."""
+
+    prefilled: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class Invalid(Effect):
-    """An answer was not accepted; the step is asked again.
+    """An answer was not accepted; the card still asks for it, and one short line says what was read.
 
     `code` says which check failed, `reason` is the policy module's sentence when it gives one (else None,
-    and the adapter words it from `code`):
-    "call_number" (reason: policy.check_call_number), "unknown_call" (reason None, `value` = the call
-    number: wording.call_number_unknown), "purpose" (reason None for a reply that names no purpose:
-    wording.PURPOSE_NOT_UNDERSTOOD; else policy.check_purpose), "justification" (reason:
+    and the adapter words it from `code`), `text` is the answer as read (one line):
+    "call_number" (reason: policy.check_call_number), "unknown_call" (require_known_call: reason None,
+    `value` = the call number: wording.call_number_unknown), "purpose" (reason None for a reply that names no
+    purpose: wording.PURPOSE_NOT_UNDERSTOOD; else policy.check_purpose), "justification" (reason:
     policy.check_justification), "attestation" (reason None: wording.ATTESTATION_NOT_UNDERSTOOD),
     "face_choice" (reason None, `request_id` names the image: wording.face_choice_not_understood(n)).
+    Every Invalid of a question step is a refused answer the adapter audits (`refusal`).
     """
 
     step: Step
@@ -114,27 +127,36 @@ class Invalid(Effect):
     reason: str | None = None
     request_id: str | None = None
     value: str | None = None
+    text: str | None = None
 
 
 @dataclass(frozen=True)
-class Summary(Effect):
-    """Echo every answer before the attestation is asked."""
+class ConfirmCall(Effect):
+    """The call number is not one dispatch has posted: ask the officer to confirm it, suggesting recent calls
+    it may be a typo of. Not a refusal (only require_known_call refuses)."""
 
-    call_number: str
-    purpose: str
-    justification: str
+    value: str
+    suggestions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Attested(Effect):
+    """The requester attested: the adapter checks their authority again (fresh) before any search runs."""
+
+    request_ids: tuple[str, ...]
 
 
 @dataclass(frozen=True)
 class Analyse(Effect):
-    """Find the faces on these images (once each: the boxes are stored, never re-detected)."""
+    """Find the faces on these images (boxes and quality, no encoding), once each: the boxes are stored and
+    never detected again. Runs as soon as the request starts, before the questions are answered."""
 
     request_ids: tuple[str, ...]
 
 
 @dataclass(frozen=True)
 class AskFace(Effect):
-    """Post this image with numbered boxes; the requester picks one by button or by replying the number."""
+    """Show this image with numbered boxes; the requester picks one by button (or by replying the number)."""
 
     request_id: str
     faces: tuple[dict[str, Any], ...]
@@ -150,7 +172,7 @@ class ImageFailed(Effect):
 
 @dataclass(frozen=True)
 class Search(Effect):
-    """Run the search for this image with the chosen face (numbered from 1, left to right)."""
+    """Encode the chosen face (numbered from 1, left to right) and run this image's 1:N search."""
 
     request_id: str
     face_index: int
@@ -283,10 +305,21 @@ class Dialog:
     prefilled: list[str] = field(default_factory=list)
     source_event_id: str | None = None
     ended_at: str | None = None
+    started_at: str | None = None  # None while only offered
+    card_ts: str | None = None  # the adapter's request card (the offer first), updated in place
+    photo_source: dict[str, str] | None = None  # {"id", "name"} of whoever posted the photo, when not the requester
+    pending_call: str | None = None  # a call number dispatch has not posted, waiting for the officer to confirm
+    suggestions: list[str] = field(default_factory=list)  # recent calls `pending_call` may be a typo of
+    flags: list[str] = field(default_factory=list)  # for command staff: e.g. "protected_class"
 
     @property
     def terminal(self) -> bool:
         return self.step in TERMINAL_STEPS
+
+    @property
+    def started(self) -> bool:
+        """Whether the request started (an offer nobody took up never did: no audit, no dispatch post)."""
+        return self.started_at is not None
 
     @property
     def request_ids(self) -> tuple[str, ...]:
@@ -328,6 +361,12 @@ class Dialog:
             "images": [i.to_dict() for i in self.images],
             "source_event_id": self.source_event_id,
             "ended_at": self.ended_at,
+            "started_at": self.started_at,
+            "card_ts": self.card_ts,
+            "photo_source": dict(self.photo_source) if self.photo_source else None,
+            "pending_call": self.pending_call,
+            "suggestions": list(self.suggestions),
+            "flags": list(self.flags),
         }
 
     @classmethod
@@ -338,6 +377,10 @@ class Dialog:
         known["images"] = [ImageRequest.from_dict(i) for i in known.get("images", [])]
         known["answer_times"] = dict(known.get("answer_times") or {})
         known["prefilled"] = list(known.get("prefilled") or [])
+        known["suggestions"] = list(known.get("suggestions") or [])
+        known["flags"] = list(known.get("flags") or [])
+        if "started_at" not in data and known["step"] is not Step.OFFERED:
+            known["started_at"] = known.get("created_at")  # stored before offers existed: it had started
         return cls(**known)
 
     def copy(self) -> Dialog:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from bot import wording
@@ -623,3 +624,37 @@ def read_upload_message(text: str | None, pattern: str = DEFAULT_CALL_NUMBER_PAT
         justification=find_justification(text),
         attested=False,
     )
+
+
+def similar_call_numbers(value: str, calls: Iterable[str]) -> list[str]:
+    """Calls from `calls` that `value` may be a typo of: one digit different, or two adjacent characters
+    swapped (the usual slips on a phone keypad). In the order given, without `value` itself."""
+    out = []
+    for call in calls:
+        if call == value or len(call) != len(value):
+            continue
+        diff = [i for i, (a, b) in enumerate(zip(value, call)) if a != b]
+        one_digit = len(diff) == 1 and value[diff[0]].isdigit() and call[diff[0]].isdigit()
+        swapped = (len(diff) == 2 and diff[1] == diff[0] + 1
+                   and value[diff[0]] == call[diff[1]] and value[diff[1]] == call[diff[0]])
+        if (one_digit or swapped) and call not in out:
+            out.append(call)
+    return out
+
+
+START_WORDS = frozenset({"start", "search", "run", "run it", "go", "yes", "ok", "okay", "start search",
+                         "run a search", "run search", "search it", "please"})
+
+
+def is_start(text: str | None) -> bool:
+    """A reply to the bot's offer that asks for the search without answering yet ("start", "yes")."""
+    return _bare(text) in START_WORDS
+
+
+CONFIRM_WORDS = frozenset({"yes", "y", "confirm", "confirmed", "correct", "use it", "yes use it", "that's right",
+                           "that is right", "right"})
+
+
+def is_confirmation(text: str | None) -> bool:
+    """A reply confirming a call number the bot asked about ("yes", "confirm", "correct")."""
+    return _bare(text) in CONFIRM_WORDS

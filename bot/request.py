@@ -1,26 +1,30 @@
 """The request dialog in an upload's Slack thread: a pure state machine (its store: bot.dialog_store).
 
-The machine knows nothing of Slack, files or clocks. Each input (a thread reply, a button action, a face
-analysis result, a search result, a clock tick) takes the current `Dialog` and returns the new `Dialog`
-plus a list of effects: plain dataclasses the Slack adapter turns into messages, face work and audit
-entries. Time is passed in as `now` (timezone-aware), never read here.
+The machine knows nothing of Slack, files or clocks. Each input (a thread reply, a button action, the form,
+a face detection result, a search result, a clock tick) takes the current `Dialog` and returns the new
+`Dialog` plus a list of effects: plain dataclasses the Slack adapter turns into the request card, short
+lines, face work and audit entries. Time is passed in as `now` (timezone-aware), never read here.
 
 One upload is one dialog; every image in it is one `ImageRequest` with its own request id and audit
 trail. The answers (call number, purpose, justification, attestation) are shared by all images; a face
-choice is asked only for an image that has several faces, one image at a time.
+choice is asked for each image that has several faces, one image at a time.
 
-Steps, in order: CALL_NUMBER -> PURPOSE -> JUSTIFICATION -> ATTESTATION (the input steps) -> ANALYSING
-(faces found on each image) -> FACE_CHOICE (only when an image has several faces) -> SEARCHING -> DONE.
-CANCELLED and EXPIRED end a dialog early; DONE, CANCELLED and EXPIRED are terminal.
+A deliberate start: an upload that does not ask for a search is only OFFERED (no audit, nothing to
+dispatch); the uploader starts it with Start or a reply (a call number, "start"). Once started, the faces of
+every image are found at once (boxes only), so an unusable photo is said before any question; the questions
+are CALL_NUMBER -> PURPOSE -> JUSTIFICATION -> ATTESTATION; the 1:N search runs only after the attestation
+(ANALYSING while faces are still being found, FACE_CHOICE while a face is still to be picked) -> SEARCHING ->
+DONE. CANCELLED and EXPIRED end a dialog early; DONE, CANCELLED and EXPIRED are terminal.
 
-Button action ids (the adapter uses these in Block Kit; a ":suffix" is allowed and ignored, since Slack
-wants action ids unique within a block): ACTION_PURPOSE (value = purpose code), ACTION_ATTEST,
-ACTION_FACE (value = "request_id:index"), ACTION_CANCEL.
+Button action ids (a ":suffix" is allowed and ignored, since Slack wants action ids unique within a block):
+ACTION_START, ACTION_CALL (value = call number), ACTION_PURPOSE (value = purpose code), ACTION_ATTEST,
+ACTION_FACE (value = "request_id:index"), ACTION_CANCEL; ACTION_FORM opens the adapter's form (`on_form`).
 """
 from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,23 +33,29 @@ from bot import policy as _policy
 from bot.config import PolicySettings
 from bot.dialog import (
     ACTION_ATTEST,
+    ACTION_CALL,
     ACTION_CANCEL,
     ACTION_FACE,
+    ACTION_FORM,
     ACTION_PURPOSE,
+    ACTION_START,
     DONE,
     INPUT_STEPS,
     NEEDS_FACE,
     PENDING,
     PREFILL_FIELDS,
     QUESTION_STEPS,
+    READY,
     SEARCHING,
     TERMINAL_STEPS,
     WORK_STEPS,
     Analyse,
     AskFace,
+    Attested,
     Busy,
     Cancelled,
     Closed,
+    ConfirmCall,
     Dialog,
     Done,
     Effect,
@@ -54,18 +64,35 @@ from bot.dialog import (
     ImageRequest,
     Invalid,
     NotRequester,
-    Prefilled,
-    Prompt,
+    Offer,
+    OfferEnded,
     Result,
     Search,
     Stale,
+    Started,
     Step,
-    Summary,
     iso_time,
     new_dialog_id,
     new_request_id,
     parse_time,
 )
+
+MAX_ECHO_CHARS = 200  # an answer echoed in a refusal line or its audit entry, as read (one line)
+
+
+@dataclass(frozen=True)
+class Calls:
+    """What the dialog may know of dispatch's calls: `known(number)`, whether dispatch posted it (None: no
+    dispatch channel, nothing to check against); `recent()`, calls posted lately (typo suggestions); and
+    whether an unknown call is refused (`require_known`) or only questioned."""
+
+    known: Callable[[str], bool] | None = None
+    recent: Callable[[], Iterable[str]] | None = None
+    require_known: bool = False
+
+
+NO_CALLS = Calls()
+
 
 # ------------------------------------------------------------------------------------------- helpers
 
@@ -85,16 +112,17 @@ def _next_question(d: Dialog) -> Step | None:
 
 
 def _ask(d: Dialog) -> list[Effect]:
-    """Move to the first unanswered question and ask it (with the summary before the attestation)."""
+    """Move to the first unanswered question (the card shows it); nothing is posted."""
     step = _next_question(d)
-    if step is None:  # all answered: only reachable through _attest
-        return []
-    d.step = step
-    effects: list[Effect] = []
-    if step is Step.ATTESTATION:
-        effects.append(Summary(d.call_number or "", d.purpose or "", d.justification or ""))
-    effects.append(Prompt(step))
-    return effects
+    if step is not None:
+        d.step = step
+    return []
+
+
+def _echo(text: str | None) -> str:
+    """An answer as read: one line, trimmed, capped (what a refusal line and its audit entry quote)."""
+    line = _policy.collapse_whitespace(_policy.slack_to_plain(text or ""))
+    return line if len(line) <= MAX_ECHO_CHARS else line[: MAX_ECHO_CHARS - 1] + "…"
 
 
 def _asked_image(d: Dialog) -> ImageRequest | None:
@@ -116,28 +144,44 @@ def _ask_next_face(d: Dialog) -> list[Effect]:
     return []
 
 
+def _search_ready(d: Dialog, now: datetime) -> list[Effect]:
+    """After the attestation: every image whose face is known is searched."""
+    if not d.attested:
+        return []
+    effects: list[Effect] = []
+    for img in d.images:
+        if img.status == READY and img.face_index is not None:
+            img.status = SEARCHING
+            img.chosen_at = img.chosen_at or iso_time(now)
+            effects.append(Search(img.request_id, img.face_index))
+    return effects
+
+
 def _settle(d: Dialog, now: datetime) -> list[Effect]:
-    """After face work or a face choice: pick the step from the images' states; finish when all are done."""
+    """After face work, a face choice or the attestation: search what may be searched, ask the next face,
+    pick the step from the images' states; finish when every image is done."""
     if d.terminal:
         return []
-    effects = _ask_next_face(d)
+    effects = _search_ready(d, now) + _ask_next_face(d)
     statuses = {img.status for img in d.images}
-    if NEEDS_FACE in statuses:
-        d.step = Step.FACE_CHOICE
-    elif PENDING in statuses:
-        d.step = Step.ANALYSING
-    elif SEARCHING in statuses:
-        d.step = Step.SEARCHING
-    else:
+    if statuses == {DONE}:
         d.step = Step.DONE
         d.ended_at = iso_time(now)
         effects.append(Done(d.request_ids))
+    elif not d.attested:
+        _ask(d)  # still answering: the question step stands
+    elif NEEDS_FACE in statuses:
+        d.step = Step.FACE_CHOICE
+    elif PENDING in statuses:
+        d.step = Step.ANALYSING
+    else:
+        d.step = Step.SEARCHING
     return effects
 
 
 def _unfinished(d: Dialog) -> list[ImageRequest]:
     """Images no search has started for: the ones a cancel or a timeout ends."""
-    return [img for img in d.images if img.status in (PENDING, NEEDS_FACE)]
+    return [img for img in d.images if img.status in (PENDING, READY, NEEDS_FACE)]
 
 
 def _end(d: Dialog, step: Step, outcome: str, now: datetime) -> tuple[str, ...]:
@@ -157,71 +201,92 @@ def _touch(d: Dialog, now: datetime, answered: str | None = None) -> None:
 
 
 # ------------------------------------------------------------------------------------------- answers
-# Each answer function is shared by replies and buttons. It gets a copy of the dialog to change.
+# Each answer function is shared by replies, buttons and the form. It gets a copy of the dialog to change.
 
 
-def _answer_call_number(
-    d: Dialog,
-    text: str,
-    now: datetime,
-    policy_settings: PolicySettings,
-    known_call: Callable[[str], bool] | None,
-    require_known_call: bool,
-) -> list[Effect]:
-    value = _policy.parse_call_number(text, policy_settings.call_number_pattern)
-    if value is None:
-        reason = _policy.check_call_number(_policy.slack_to_plain(text), policy_settings.call_number_pattern)
-        _touch(d, now)
-        return [Invalid(Step.CALL_NUMBER, "call_number", reason), Prompt(Step.CALL_NUMBER)]
-    if not _call_known(value, known_call, require_known_call):
-        _touch(d, now)
-        return [Invalid(Step.CALL_NUMBER, "unknown_call", None, value=value), Prompt(Step.CALL_NUMBER)]
-    d.call_number = value
+def _call_problem(value: str, calls: Calls) -> list[Effect] | None:
+    """None when `value` may be used as it is; else what to say (refused, or asked to confirm)."""
+    if calls.known is None:
+        return [Invalid(Step.CALL_NUMBER, "unknown_call", None, value=value, text=value)] if calls.require_known \
+            else None
+    if calls.known(value):
+        return None
+    if calls.require_known:
+        return [Invalid(Step.CALL_NUMBER, "unknown_call", None, value=value, text=value)]
+    recent = list(calls.recent()) if calls.recent else []
+    return [ConfirmCall(value, tuple(_policy.similar_call_numbers(value, recent)[:3]))]
+
+
+def _take_call_number(d: Dialog, value: str, now: datetime) -> list[Effect]:
+    d.call_number, d.pending_call, d.suggestions = value, None, []
     _touch(d, now, Step.CALL_NUMBER.value)
     return _ask(d)
 
 
-def _call_known(value: str, known_call: Callable[[str], bool] | None, require_known_call: bool) -> bool:
-    """Whether a call number may be used; with require_known_call and no way to check, it may not."""
-    if not require_known_call:
-        return True
-    return known_call is not None and bool(known_call(value))
+def _answer_call_number(
+    d: Dialog, text: str, now: datetime, policy_settings: PolicySettings, calls: Calls
+) -> list[Effect]:
+    pattern = policy_settings.call_number_pattern
+    if d.pending_call and (_policy.is_confirmation(text) or _policy.parse_call_number(text, pattern) == d.pending_call):
+        return _take_call_number(d, d.pending_call, now)  # confirmed as typed
+    value = _policy.parse_call_number(text, pattern)
+    if value is None:
+        reason = _policy.check_call_number(_policy.slack_to_plain(text), pattern)
+        _touch(d, now)
+        return [Invalid(Step.CALL_NUMBER, "call_number", reason, text=_echo(text))]
+    return _offer_call_number(d, value, now, calls)
 
 
-def _answer_purpose(d: Dialog, code: str | None, now: datetime) -> list[Effect]:
+def _offer_call_number(d: Dialog, value: str, now: datetime, calls: Calls) -> list[Effect]:
+    """Use a well-formed call number, or ask to confirm it when dispatch never posted it."""
+    problem = _call_problem(value, calls)
+    if problem is None:
+        return _take_call_number(d, value, now)
+    _touch(d, now)
+    if isinstance(problem[0], ConfirmCall):
+        d.pending_call, d.suggestions = value, list(problem[0].suggestions)
+    return problem
+
+
+def _answer_purpose(d: Dialog, code: str | None, now: datetime, text: str | None = None) -> list[Effect]:
     # No code at all: the reply named no purpose (reason None); a code not in B.1: the policy's reason.
     reason = None if code is None else _policy.check_purpose(code)
     if code is None or reason is not None:
         _touch(d, now)
-        return [Invalid(Step.PURPOSE, "purpose", reason), Prompt(Step.PURPOSE)]
+        return [Invalid(Step.PURPOSE, "purpose", reason, text=_echo(text if text is not None else code))]
     d.purpose = code
     _touch(d, now, Step.PURPOSE.value)
     return _ask(d)
 
 
-def _answer_justification(d: Dialog, text: str, now: datetime, policy_settings: PolicySettings) -> list[Effect]:
+def _justification_of(text: str) -> str:
     # A reply may carry the "justification:" label too; take what follows it.
-    value = _policy.find_justification(text) or _policy.collapse_whitespace(_policy.slack_to_plain(text))
+    return _policy.find_justification(text) or _policy.collapse_whitespace(_policy.slack_to_plain(text))
+
+
+def _answer_justification(d: Dialog, text: str, now: datetime, policy_settings: PolicySettings) -> list[Effect]:
+    value = _justification_of(text)
     reason = _policy.check_justification(value, policy_settings.justification_min_chars)
     if reason is not None:
         _touch(d, now)
-        return [Invalid(Step.JUSTIFICATION, "justification", reason), Prompt(Step.JUSTIFICATION)]
+        return [Invalid(Step.JUSTIFICATION, "justification", reason, text=_echo(value))]
     d.justification = value
+    d.flags = list(_policy.justification_flags(value))
     _touch(d, now, Step.JUSTIFICATION.value)
     return _ask(d)
 
 
 def _attest(d: Dialog, now: datetime, policy_settings: PolicySettings) -> list[Effect]:
     # Every answer was checked when given, but settings may have changed since (a restart with a new
-    # config): check them all again, and ask again any that no longer pass. No face work before that.
+    # config): check them all again, and ask again any that no longer pass. No search before that.
     effects = _recheck(d, policy_settings)
     if effects:
         _touch(d, now)
         return effects + _ask(d)
     d.attested = True
     _touch(d, now, Step.ATTESTATION.value)
-    d.step = Step.ANALYSING
-    return [Analyse(tuple(img.request_id for img in d.images if img.status == PENDING))]
+    waiting = tuple(img.request_id for img in d.images if img.status != DONE)
+    return [Attested(waiting)] + _settle(d, now)
 
 
 def _recheck(d: Dialog, policy_settings: PolicySettings) -> list[Effect]:
@@ -229,16 +294,16 @@ def _recheck(d: Dialog, policy_settings: PolicySettings) -> list[Effect]:
     effects: list[Effect] = []
     reason = _policy.check_call_number(d.call_number, policy_settings.call_number_pattern)
     if reason:
+        effects.append(Invalid(Step.CALL_NUMBER, "call_number", reason, text=_echo(d.call_number)))
         d.call_number = None
-        effects.append(Invalid(Step.CALL_NUMBER, "call_number", reason))
     reason = _policy.check_purpose(d.purpose)
     if reason:
+        effects.append(Invalid(Step.PURPOSE, "purpose", reason, text=_echo(d.purpose)))
         d.purpose = None
-        effects.append(Invalid(Step.PURPOSE, "purpose", reason))
     reason = _policy.check_justification(d.justification, policy_settings.justification_min_chars)
     if reason:
+        effects.append(Invalid(Step.JUSTIFICATION, "justification", reason, text=_echo(d.justification)))
         d.justification = None
-        effects.append(Invalid(Step.JUSTIFICATION, "justification", reason))
     return effects
 
 
@@ -247,17 +312,58 @@ def _choose_face(d: Dialog, img: ImageRequest, index: int | None, now: datetime)
     if index is None or not 1 <= index <= n:
         _touch(d, now)
         return [Invalid(Step.FACE_CHOICE, "face_choice", None, img.request_id)]
-    img.face_index, img.status, img.chosen_at = index, SEARCHING, iso_time(now)
+    img.face_index, img.status, img.chosen_at = index, READY, iso_time(now)
     _touch(d, now)
-    return [Search(img.request_id, index)] + _settle(d, now)
+    return _settle(d, now)
 
 
 def _cancel(d: Dialog, now: datetime) -> list[Effect]:
+    if not d.started:
+        d.step, d.ended_at = Step.CANCELLED, iso_time(now)
+        _touch(d, now)
+        return [OfferEnded()]
     if not _unfinished(d):
         # Every search has already started: there is nothing left to call back.
         return [Busy(d.step)]
     _touch(d, now, "cancel")
     return [Cancelled(_end(d, Step.CANCELLED, "cancelled", now))]
+
+
+def _start(d: Dialog, now: datetime, prefilled: tuple[str, ...] = ()) -> list[Effect]:
+    """The request starts: faces are found at once, the first unanswered question is asked."""
+    d.started_at = iso_time(now)
+    _touch(d, now)
+    effects: list[Effect] = [Started(prefilled), Analyse(tuple(i.request_id for i in d.images if i.status == PENDING))]
+    return effects + _ask(d)
+
+
+def _prefill(d: Dialog, text: str, stamp: str, policy_settings: PolicySettings, calls: Calls,
+             now: datetime) -> list[Effect]:
+    """Take the answers an upload message (or a reply to the offer) carries; a found value that does not
+    pass is asked instead, with the reason."""
+    effects: list[Effect] = []
+    found = _policy.read_upload_message(text, policy_settings.call_number_pattern)
+    if found.call_number is not None:
+        effects += _offer_call_number(d, found.call_number, now, calls)
+        if d.call_number:
+            d.answer_times["call_number"] = stamp
+    if found.purpose is not None:
+        effects += _answer_purpose(d, found.purpose, now)
+        if d.purpose:
+            d.answer_times["purpose"] = stamp
+    if found.justification is not None:
+        effects += _answer_justification(d, f"justification: {found.justification}", now, policy_settings)
+        if d.justification:
+            d.answer_times["justification"] = stamp
+    d.prefilled = [name for name in PREFILL_FIELDS if getattr(d, name)]
+    return effects
+
+
+def asks_for_search(text: str | None, policy_settings: PolicySettings) -> bool:
+    """Whether an upload's text asks for a search by carrying an answer (call number, purpose,
+    `justification:`). A mention of the bot is the adapter's to see."""
+    found = _policy.read_upload_message(text, policy_settings.call_number_pattern)
+    return any(v is not None for v in (found.call_number, found.purpose, found.justification))
 
 
 # ---------------------------------------------------------------------------------------------- inputs
@@ -274,14 +380,15 @@ def start_dialog(
     now: datetime,
     policy: PolicySettings,
     source_event_id: str | None = None,
-    known_call: Callable[[str], bool] | None = None,
-    require_known_call: bool = False,
+    calls: Calls = NO_CALLS,
+    ask: bool = True,
+    photo_source: dict[str, str] | None = None,
 ) -> Result:
-    """Start the dialog for an upload: one request per image; answers found in the message text skip steps.
+    """The dialog for an upload: one request per image.
 
-    A value found in the text is kept only when it passes its check; otherwise its step is asked (and an
-    Invalid effect says why the found value was not used).
-    """
+    `ask`: the upload asked for a search (its text carries an answer, it mentions the bot, or the requester
+    used the shortcut): the request starts now, taking the answers found in `text`. Otherwise the dialog is
+    only OFFERED (an `Offer` effect) until the uploader takes it up."""
     settings = policy  # the PolicySettings argument
     images = [ImageRequest(new_request_id(), file_id, name) for file_id, name in files]
     if not images:
@@ -295,35 +402,15 @@ def start_dialog(
         requester_name=requester_name,
         created_at=stamp,
         updated_at=stamp,
-        step=Step.CALL_NUMBER,
+        step=Step.OFFERED,
         images=images,
         source_event_id=source_event_id,
+        photo_source=dict(photo_source) if photo_source else None,
     )
-    effects: list[Effect] = []
-    found = _policy.read_upload_message(text, settings.call_number_pattern)
-    if found.call_number is not None:
-        if _call_known(found.call_number, known_call, require_known_call):
-            d.call_number = found.call_number
-        else:
-            effects.append(Invalid(Step.CALL_NUMBER, "unknown_call", None, value=found.call_number))
-    if found.purpose is not None:
-        reason = _policy.check_purpose(found.purpose)
-        if reason is None:
-            d.purpose = found.purpose
-        else:
-            effects.append(Invalid(Step.PURPOSE, "purpose", reason))
-    if found.justification is not None:
-        reason = _policy.check_justification(found.justification, settings.justification_min_chars)
-        if reason is None:
-            d.justification = found.justification
-        else:
-            effects.append(Invalid(Step.JUSTIFICATION, "justification", reason))
-    d.prefilled = [name for name in PREFILL_FIELDS if getattr(d, name)]
-    for name in d.prefilled:
-        d.answer_times[name] = stamp
-    if d.prefilled:
-        effects.insert(0, Prefilled(tuple(d.prefilled)))
-    return d, effects + _ask(d)
+    if not ask:
+        return d, [Offer()]
+    effects = _prefill(d, text, stamp, settings, calls, now)
+    return d, _start(d, now, tuple(d.prefilled)) + effects
 
 
 def on_reply(
@@ -333,12 +420,13 @@ def on_reply(
     text: str,
     now: datetime,
     policy: PolicySettings,
-    known_call: Callable[[str], bool] | None = None,
-    require_known_call: bool = False,
+    calls: Calls = NO_CALLS,
 ) -> Result:
     """A plain reply in the request thread. Only the requester's replies count; every step can be answered."""
     if dialog.terminal:
         return dialog, []  # chatter in a finished thread is not for the bot
+    if dialog.step is Step.OFFERED:
+        return _reply_to_offer(dialog, user_id, text, now, policy, calls)
     if user_id != dialog.requester_id:
         return dialog, [NotRequester(user_id)]
     d = dialog.copy()
@@ -346,12 +434,16 @@ def on_reply(
         effects = _cancel(d, now)
         return (d, effects) if d.terminal else (dialog, effects)
     step = d.step
+    img = _asked_image(d)
+    if img is not None and step in QUESTION_STEPS and _policy.normalise_reply(text).startswith("face"):
+        # "face 2" picks a face whatever question is out (a bare number answers the question).
+        return d, _choose_face(d, img, _policy.parse_face_choice(text, len(img.faces or ())), now)
     if step in WORK_STEPS:
         return dialog, [Busy(step)]
     if step is Step.CALL_NUMBER:
-        effects = _answer_call_number(d, text, now, policy, known_call, require_known_call)
+        effects = _answer_call_number(d, text, now, policy, calls)
     elif step is Step.PURPOSE:
-        effects = _answer_purpose(d, _policy.parse_purpose_reply(text), now)
+        effects = _answer_purpose(d, _policy.parse_purpose_reply(text), now, text)
     elif step is Step.JUSTIFICATION:
         effects = _answer_justification(d, text, now, policy)
     elif step is Step.ATTESTATION:
@@ -359,13 +451,33 @@ def on_reply(
             effects = _attest(d, now, policy)
         else:
             _touch(d, now)
-            effects = [Invalid(Step.ATTESTATION, "attestation", None), Prompt(Step.ATTESTATION)]
+            effects = [Invalid(Step.ATTESTATION, "attestation", None, text=_echo(text))]
     else:  # FACE_CHOICE
-        img = _asked_image(d)
         if img is None:  # not reachable while the step is FACE_CHOICE; be safe
             return dialog, [Busy(step)]
         effects = _choose_face(d, img, _policy.parse_face_choice(text, len(img.faces or ())), now)
     return d, effects
+
+
+def _reply_to_offer(
+    dialog: Dialog, user_id: str, text: str, now: datetime, policy_settings: PolicySettings, calls: Calls
+) -> Result:
+    """A reply in an offered thread: the uploader's call number (or "start") starts the request; anything
+    else (colleagues talking about the photo, the uploader's chatter) is not for the bot."""
+    if user_id != dialog.requester_id:
+        return dialog, []
+    d = dialog.copy()
+    if _policy.is_cancel(text):
+        return d, _cancel(d, now)
+    answers = asks_for_search(text, policy_settings)
+    looks_like_a_number = any(c.isdigit() for c in _policy.normalise_reply(text))
+    if not (answers or looks_like_a_number or _policy.is_start(text)):
+        return dialog, []
+    stamp = iso_time(now)
+    effects = _prefill(d, text, stamp, policy_settings, calls, now) if answers else []
+    if looks_like_a_number and not answers:
+        effects = _answer_call_number(d, text, now, policy_settings, calls)  # a mistyped call number: say so
+    return d, _start(d, now, ()) + effects
 
 
 def on_action(
@@ -376,8 +488,9 @@ def on_action(
     value: str,
     now: datetime,
     policy: PolicySettings,
+    calls: Calls = NO_CALLS,
 ) -> Result:
-    """A button press: the same answers as replies (purpose code, attestation, face choice, cancel)."""
+    """A button press: the same answers as replies (start, call number, purpose, attestation, face, cancel)."""
     base = action.partition(":")[0]
     if dialog.terminal:
         return dialog, [Closed(dialog.step)]
@@ -387,17 +500,62 @@ def on_action(
     if base == ACTION_CANCEL:
         effects = _cancel(d, now)
         return (d, effects) if d.terminal else (dialog, effects)
+    if base == ACTION_START and d.step is Step.OFFERED:
+        return d, _start(d, now)
+    if base == ACTION_CALL and d.step is Step.CALL_NUMBER and d.pending_call:
+        if value == d.pending_call:
+            return d, _take_call_number(d, value, now)
+        if value in d.suggestions:
+            return d, _offer_call_number(d, value, now, calls)
     if base == ACTION_PURPOSE and d.step is Step.PURPOSE:
         return d, _answer_purpose(d, value or None, now)
     if base == ACTION_ATTEST and d.step is Step.ATTESTATION:
         return d, _attest(d, now, policy)
-    if base == ACTION_FACE and d.step is Step.FACE_CHOICE:
+    if base == ACTION_FACE and d.started:
         request_id, _, raw_index = (value or "").rpartition(":")
         img = d.image(request_id)
         if img is not None and img.status == NEEDS_FACE:
             index = int(raw_index) if raw_index.strip().isdigit() else None
             return d, _choose_face(d, img, index, now)
     return dialog, [Stale(action, dialog.step)]
+
+
+def on_form(
+    dialog: Dialog,
+    *,
+    user_id: str,
+    call_number: str,
+    purpose: str | None,
+    justification: str,
+    now: datetime,
+    policy: PolicySettings,
+    calls: Calls = NO_CALLS,
+) -> Result:
+    """The form's three answers at once (an offer starts with it). Answers that pass are kept even when
+    another fails; each refused one is an Invalid effect (the adapter shows it inline under its field and
+    audits it). A call number dispatch never posted is taken as typed (submitting the form confirms it),
+    unless require_known_call refuses it. Nothing changes for anyone but the requester, or after the
+    attestation."""
+    if dialog.terminal or dialog.attested:
+        return dialog, [Closed(dialog.step)]
+    if user_id != dialog.requester_id:
+        return dialog, [NotRequester(user_id)]
+    d = dialog.copy()
+    effects: list[Effect] = [] if d.started else _start(d, now)
+    pattern = policy.call_number_pattern
+    value = _policy.parse_call_number(call_number, pattern)
+    if value is None:
+        reason = _policy.check_call_number(_policy.slack_to_plain(call_number), pattern)
+        effects.append(Invalid(Step.CALL_NUMBER, "call_number", reason, text=_echo(call_number)))
+    elif calls.require_known and not (calls.known and calls.known(value)):
+        effects.append(Invalid(Step.CALL_NUMBER, "unknown_call", None, value=value, text=value))
+    else:
+        _take_call_number(d, value, now)
+    effects += _answer_purpose(d, purpose or None, now, purpose or "")
+    effects += _answer_justification(d, justification, now, policy)
+    _touch(d, now)
+    _ask(d)
+    return d, effects
 
 
 def on_analysed(
@@ -409,11 +567,11 @@ def on_analysed(
     error: str | None,
     now: datetime,
 ) -> Result:
-    """Faces were found on one image (or it could not be read). Store the boxes; search or ask which face."""
+    """Faces were found on one image (or it could not be read). Store the boxes; say a problem at once; the
+    face to search is known (one face) or asked (several); after the attestation the search follows."""
     img = dialog.image(request_id)
-    if not dialog.attested or img is None or img.status != PENDING:
-        # No face work counts before the attestation; an image already analysed is never re-detected;
-        # one ended by cancel or timeout keeps that ending.
+    if not dialog.started or img is None or img.status != PENDING or dialog.terminal:
+        # An image already analysed is never re-detected; one ended by cancel or timeout keeps that ending.
         return dialog, []
     d = dialog.copy()
     img = d.image(request_id)
@@ -421,15 +579,15 @@ def on_analysed(
     img.probe_sha256 = probe_sha256
     img.faces = copy.deepcopy(list(faces or ()))
     img.analysed_at = iso_time(now)
-    _touch(d, now)
+    if d.attested:
+        _touch(d, now)  # the bot's own work: the watchdog's clock; before the attestation the officer's silence
     effects: list[Effect] = []
     if error or not img.faces:
         img.status, img.outcome, img.error = DONE, "error", error or "no_face"
         img.result_at = img.analysed_at
         effects.append(ImageFailed(img.request_id, img.error))
     elif len(img.faces) == 1:
-        img.face_index, img.status = 1, SEARCHING
-        effects.append(Search(img.request_id, 1))
+        img.face_index, img.status = 1, READY
     else:
         img.status = NEEDS_FACE
     return d, effects + _settle(d, now)
@@ -465,33 +623,39 @@ def on_searched(
 
 
 def on_refused(dialog: Dialog, now: datetime) -> Result:
-    """The requester is no longer authorised (re-checked at the attestation, before any face work): every
-    image not yet searched ends `denied`. The adapter audits and says why; no effects from here."""
+    """The requester is no longer authorised (re-checked at the attestation, before any search runs): every
+    image not yet finished ends `denied`. The adapter audits and says why; no effects from here."""
     if dialog.terminal:
         return dialog, []
     d = dialog.copy()
-    _end(d, Step.CANCELLED, "denied", now)
+    for img in d.images:
+        if img.status != DONE:
+            img.status, img.outcome, img.result_at = DONE, "denied", iso_time(now)
+    d.step, d.ended_at = Step.CANCELLED, iso_time(now)
     return d, []
 
 
 def on_tick(dialog: Dialog, now: datetime, timeout_minutes: int) -> Result:
-    """End a dialog left unanswered past the timeout. Only input steps expire, never the bot's own work."""
+    """End a dialog left unanswered past the timeout. Only input steps expire, never the bot's own work; an
+    offer nobody took up ends quietly (`OfferEnded`, nothing audited)."""
     if dialog.step not in INPUT_STEPS:
         return dialog, []
     if now - parse_time(dialog.updated_at) < timedelta(minutes=timeout_minutes):
         return dialog, []
     d = dialog.copy()
     _touch(d, now)
+    if not d.started:
+        d.step, d.ended_at = Step.EXPIRED, iso_time(now)
+        return d, [OfferEnded()]
     return d, [Expired(_end(d, Step.EXPIRED, "expired", now))]
 
 
 def resume(dialog: Dialog) -> list[Effect]:
-    """Work to restart after a process restart: analysis not yet stored, searches not yet finished.
+    """Work to restart after a process restart: face detection not yet stored, searches not yet finished.
 
-    Questions are not asked again (they are already in the thread). Images whose faces are stored are
-    never analysed again.
-    """
-    if not dialog.attested:
+    Questions are not asked again (the card shows them). Images whose faces are stored are never analysed
+    again."""
+    if not dialog.started:
         return []
     effects: list[Effect] = []
     pending = tuple(i.request_id for i in dialog.images if i.status == PENDING)
@@ -505,18 +669,25 @@ def resume(dialog: Dialog) -> list[Effect]:
 
 __all__ = [
     "ACTION_ATTEST",
+    "ACTION_CALL",
     "ACTION_CANCEL",
     "ACTION_FACE",
+    "ACTION_FORM",
     "ACTION_PURPOSE",
+    "ACTION_START",
     "INPUT_STEPS",
+    "NO_CALLS",
     "QUESTION_STEPS",
     "TERMINAL_STEPS",
     "WORK_STEPS",
     "Analyse",
     "AskFace",
+    "Attested",
     "Busy",
+    "Calls",
     "Cancelled",
     "Closed",
+    "ConfirmCall",
     "Dialog",
     "Done",
     "Effect",
@@ -525,15 +696,17 @@ __all__ = [
     "ImageRequest",
     "Invalid",
     "NotRequester",
-    "Prefilled",
-    "Prompt",
+    "Offer",
+    "OfferEnded",
     "Search",
     "Stale",
+    "Started",
     "Step",
-    "Summary",
+    "asks_for_search",
     "new_request_id",
     "on_action",
     "on_analysed",
+    "on_form",
     "on_reply",
     "on_searched",
     "on_tick",

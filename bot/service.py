@@ -179,6 +179,30 @@ def record_denied(
     )
 
 
+def record_refusal(
+    core: Core,
+    *,
+    request_id: str,
+    step: str,
+    reason: str,
+    text: str,
+    requester: Requester,
+    source: dict[str, Any],
+) -> dict[str, Any]:
+    """Audit one refused answer in a running request (`refusal`): which step, why, and the answer as read
+    (one line, capped like justifications), so command staff see every reason tried, not only the one that
+    passed."""
+    return core.audit.append(
+        "refusal",
+        request_id=request_id,
+        step=step,
+        reason=reason,
+        text=" ".join(str(text).split())[: policy.MAX_JUSTIFICATION_CHARS],
+        requester=requester.as_dict(),
+        **source,
+    )
+
+
 def record_ended(
     core: Core,
     *,

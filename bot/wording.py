@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 POLICY = "GO 375.01"
 SLACK_SECTION_LIMIT = 3000  # characters per Block Kit section text
@@ -172,41 +172,6 @@ def image_error(message: str) -> str:
 # --- Dialog prompts ---------------------------------------------------------------------------------------------
 
 
-class PurposeOption(Protocol):
-    """What a prompt needs from a purpose (bot.policy.Purpose fits)."""
-
-    @property
-    def number(self) -> int: ...
-    @property
-    def label(self) -> str: ...
-    @property
-    def code(self) -> str: ...
-
-
-def request_opened(requester_id: str, request_id: str) -> str:
-    """First message in the request thread."""
-    return (
-        f"Facial recognition request {_clip(request_id, 100)} for {mention(requester_id)} under {POLICY}. "
-        f"Answer each question in this thread, with the buttons or by replying. Reply {CANCEL_REPLY} at any time "
-        "to stop."
-    )
-
-
-def prompt_call_number(example: str | None) -> str:
-    """Ask for the call number, showing the department's format."""
-    shown = f", for example {example}" if example else ""
-    return f"What is the call number for this search? Reply with the dispatched call number{shown}."
-
-
-def prompt_purpose(purposes: Iterable[PurposeOption]) -> str:
-    """Ask for the purpose, listing the three permitted purposes numbered."""
-    lines = [f"{p.number}. {p.label} ({p.code})" for p in purposes]
-    return (
-        "What is the purpose of this search (GO 375.01 B.1)? Press a button or reply with its number:\n"
-        + "\n".join(lines)
-    )
-
-
 def prompt_justification(min_chars: int) -> str:
     """Ask for the justification and say what reasonable suspicion needs."""
     return (
@@ -215,22 +180,6 @@ def prompt_justification(min_chars: int) -> str:
         "the photo is connected to it (report or case number, victim, witness, camera). A description of the "
         "person's race, religion, ethnicity, citizenship, national origin, age, disability, gender, gender "
         f"identity or sexual orientation is not a reason to search (C). At least {min_chars} characters."
-    )
-
-
-def prompt_attestation() -> str:
-    """Ask for the attestation: its text and how to answer."""
-    return (
-        f"{ATTESTATION}\n\nTo attest, press the I attest button or reply exactly: {ATTEST_REPLY}. "
-        f"Reply {CANCEL_REPLY} to stop."
-    )
-
-
-def prompt_face_choice(n_faces: int) -> str:
-    """Ask which of several faces to search (numbered from 1, left to right, on the posted image)."""
-    return (
-        f"This photo shows {n_faces} faces, numbered from 1, left to right, on the image above. Which one should "
-        f"be searched? Press its button or reply with its number (1 to {n_faces})."
     )
 
 
@@ -253,26 +202,8 @@ def face_too_small_note(index: int, min_face_px: int) -> str:
     )
 
 
-def summary(call_number: str, purpose_label: str, justification: str) -> str:
-    """Echo every answer before the attestation, escaped, within the Slack section limit."""
-    head = (
-        "Check your answers before you attest:\n"
-        f"Call number: {_clip(call_number, 100)}\n"
-        f"Purpose: {_clip(purpose_label, 200)}\n"
-        "Justification: "
-    )
-    tail = f"\nIf anything is wrong, reply {CANCEL_REPLY} and upload the photo again."
-    return head + _clip(justification, SLACK_SECTION_LIMIT - len(head) - len(tail)) + tail
-
-
 # --- Progress and results -------------------------------------------------------------------------------------
 
-PROGRESS_QUEUED = "Waiting for a free search worker…"
-PROGRESS_DOWNLOADING = "Downloading the photo…"
-PROGRESS_FINDING_FACES = "Looking for faces in the photo…"
-PROGRESS_SEARCHING = "Searching the known-person gallery…"
-PROGRESS_DONE = "Search finished."
-PROGRESS_NOT_SEARCHED = "Not searched: the reason is posted in this thread."
 CONTACT_SHEET_NOT_ATTACHED = (
     "The contact sheet could not be attached (Slack did not accept the upload). The candidates listed in the "
     "result above are complete."
@@ -439,43 +370,6 @@ def face_button(index: int, too_small: bool = False) -> str:
 def image_label(file_name: str, request_id: str) -> str:
     """Which photo and request a message is about (several photos may share one thread)."""
     return f"Photo {_clip(one_line(file_name) or 'without a name', 200)}, request {_clip(request_id, 100)}"
-
-
-def request_opened_several(requester_id: str, count: int) -> str:
-    """First message in the request thread of an upload with several photos (one request each)."""
-    return (
-        f"Facial recognition requests for {mention(requester_id)} under {POLICY}: {count} photos, one request "
-        "each. Answer each question once for all of them in this thread, with the buttons or by replying. "
-        f"Reply {CANCEL_REPLY} at any time to stop."
-    )
-
-
-def image_list(items: Iterable[tuple[str, str]]) -> str:
-    """One line per photo of an upload: its request id and file name, within the Slack section limit."""
-    lines: list[str] = []
-    used = 0
-    items = list(items)
-    for i, (request_id, file_name) in enumerate(items):
-        line = f"Request {_clip(request_id, 100)}: {_clip(file_name or 'photo', 200)}"
-        if used + len(line) + 1 > SLACK_SECTION_LIMIT - 60:
-            lines.append(f"…and {len(items) - i} more")
-            break
-        lines.append(line)
-        used += len(line) + 1
-    return "\n".join(lines)
-
-
-def prefilled_note(call_number: str | None, purpose_label: str | None, justification: str | None) -> str:
-    """Answers taken from the upload message (their questions are skipped), escaped and clipped."""
-    head = "Taken from your upload message, so not asked again:"
-    if call_number:
-        head += f"\nCall number: {_clip(call_number, 100)}"
-    if purpose_label:
-        head += f"\nPurpose: {_clip(purpose_label, 200)}"
-    if not justification:
-        return head
-    head += "\nJustification: "
-    return head + _clip(justification, SLACK_SECTION_LIMIT - len(head))
 
 
 def result_details(threshold: float, gallery_size: int, gallery_images: int, model: str,
@@ -1229,3 +1123,191 @@ EDIT_NOT_READ = (
     "attestation shows every answer). If the question is still open, reply again; to correct an earlier "
     "answer, reply cancel and upload the photo again."
 )
+
+
+# --- The offer, the request card and its short lines (one card per upload, updated in place) ----------------
+
+OFFER_TEXT = (
+    "Photo received — reply with the call number to run a facial recognition search, or press Start."
+)
+OFFER_ENDED = "No search was requested for this photo (the offer ended). Nothing was recorded."
+START_BUTTON = "Start"
+FORM_BUTTON = "Fill in a form"
+CARD_TITLE = "Facial recognition request"
+MARK_DONE = "✓"
+MARK_TODO = "•"
+MARK_PROBLEM = "✗"
+
+
+def card_header(request_ids: Sequence[str], requester_id: str, photo_source_id: str | None = None) -> str:
+    """The card's first line: request id(s), requester, and who posted the photo when someone else did."""
+    ids = ", ".join(_clip(r, 100) for r in request_ids[:10]) + (" …" if len(request_ids) > 10 else "")
+    head = f"*{CARD_TITLE}* {ids} · {mention(requester_id)} · {POLICY}"
+    if photo_source_id:
+        head += f" · photo posted by {mention(photo_source_id)}"
+    return head
+
+
+def card_call_number(value: str) -> str:
+    return f"{MARK_DONE} Call {_clip(value, 100)}"
+
+
+def card_ask_call_number(example: str | None) -> str:
+    like = f" (like {example})" if example else ""
+    return f"{MARK_TODO} *Call number:* reply with the dispatched call number{like}"
+
+
+def card_confirm_call(value: str, suggestions: Sequence[str], recent_hours: int) -> str:
+    """The card's call-number line while a number dispatch never posted waits for the officer's word."""
+    text = f"? *Call {_clip(value, 100)}* was not posted in the dispatch channel in the last {plural(recent_hours, 'hour')}."
+    if suggestions:
+        text += " Did you mean " + _or_list([_clip(s, 100) for s in suggestions]) + "?"
+    return text + " Reply *yes* to use it as typed, or reply the right number."
+
+
+def card_purpose(number: int, label: str) -> str:
+    return f"{MARK_DONE} Purpose {number}: {_clip(label, 200)}"
+
+
+CARD_ASK_PURPOSE = f"{MARK_TODO} *Purpose* ({POLICY} B.1): press a button or reply 1, 2 or 3"
+
+
+def card_justification(text: str, limit: int = 1500) -> str:
+    return f"{MARK_DONE} Justification: “{_clip(text, limit)}”"
+
+
+def card_ask_justification(min_chars: int) -> str:
+    return (
+        f"{MARK_TODO} *Justification:* reply with the facts that give reasonable suspicion — what happened, "
+        f"where and when, how the person in the photo is connected ({POLICY} B.1; at least {min_chars} "
+        "characters). A description of a person is never a reason (C)."
+    )
+
+
+CARD_FLAG_PROTECTED = "⚑ The justification names a protected class: flagged for command-staff review (GO 375.01 C)."
+CARD_ASK_ATTESTATION = f"Read, then press *I attest* or reply exactly: {ATTEST_REPLY}"
+
+
+def card_attested(when: str) -> str:
+    return f"{MARK_DONE} Attested {when}"
+
+
+CARD_PHOTO_READING = f"{MARK_TODO} Photo: looking for faces…"
+
+
+def card_photo_one_face(file_name: str, note: str | None = None) -> str:
+    text = f"{MARK_DONE} Photo {_clip(one_line(file_name), 80)}: 1 face"
+    return f"{text} — {note}" if note else text
+
+
+def card_photo_choose(file_name: str, n_faces: int) -> str:
+    return (f"{MARK_TODO} Photo {_clip(one_line(file_name), 80)}: {n_faces} faces, numbered left to right in the "
+            "picture — press the one to search (or reply face 2, …)")
+
+
+def card_photo_chosen(file_name: str, index: int, n_faces: int, note: str | None = None) -> str:
+    text = f"{MARK_DONE} Photo {_clip(one_line(file_name), 80)}: face {index} of {n_faces}"
+    return f"{text} — {note}" if note else text
+
+
+def card_photo_problem(file_name: str, problem: str) -> str:
+    return f"{MARK_PROBLEM} Photo {_clip(one_line(file_name), 80)}: {problem}"
+
+
+CARD_SEARCHING = "Searching the known-person gallery…"
+CARD_WAITING_FACES = "Attested. Waiting for the photo's faces…"
+
+
+def card_outcome(outcome: str) -> str:
+    """The card's last line once a photo has its outcome."""
+    return {
+        "candidates": "Searched: the result is below.",
+        "no_candidate": "Searched: the result is below.",
+        "error": "Not searched.",
+        "cancelled": "Cancelled. No search was run.",
+        "expired": "Expired without an answer. No search was run.",
+        "denied": "Refused. No search was run.",
+    }.get(outcome, escape_slack(outcome))
+
+
+def plural(n: int, word: str) -> str:
+    """"1 minute", "2 minutes"."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def read_back(text: str | None) -> str:
+    """An answer quoted back as read: one line, escaped, short."""
+    return f"‘{_clip(one_line(text or ''), 120)}’"
+
+
+def not_a_call_number(text: str | None, example: str | None) -> str:
+    like = f" like {example}" if example else ""
+    return f"{read_back(text)} is not a call number{like} — reply again."
+
+
+def not_a_purpose(text: str | None) -> str:
+    return f"{read_back(text)} is not a purpose — reply 1, 2 or 3, or press a button."
+
+
+def not_the_attestation(text: str | None) -> str:
+    return f"{read_back(text)} is not the attestation — press *I attest* or reply exactly: {ATTEST_REPLY}."
+
+
+def justification_refused(reason: str) -> str:
+    """A refused justification: the policy's reason, then what to do."""
+    return f"{reason} Reply again with the facts."
+
+
+def confirm_call_line(value: str, suggestions: Sequence[str]) -> str:
+    """The short line posted when a call number is not in the dispatch index."""
+    text = f"Call {_clip(value, 100)} is not a call dispatch has posted."
+    if suggestions:
+        text += " Did you mean " + _or_list([_clip(s, 100) for s in suggestions]) + "?"
+    return text + f" Reply *yes* to use {_clip(value, 100)} as typed, or reply the right number."
+
+
+def use_call_button(value: str) -> str:
+    return _cut(f"Use {value}", SLACK_BUTTON_LIMIT)
+
+
+FORM_TITLE = "Facial recognition"  # Slack: at most 24 characters
+FORM_SUBMIT = "Check answers"
+FORM_CLOSE = "Close"
+FORM_CALL_LABEL = "Dispatched call number"
+FORM_PURPOSE_LABEL = "Purpose (GO 375.01 B.1)"
+FORM_JUSTIFICATION_LABEL = "Justification: the facts that give reasonable suspicion"
+FORM_JUSTIFICATION_HINT = (
+    "What happened, where and when, and how the person in the photo is connected. A description of a person "
+    "is never a reason (GO 375.01 C)."
+)
+FORM_INTRO = "Your answers go on the request card in the thread; you attest there, after reading them."
+FORM_PURPOSE_MISSING = "Choose a purpose."
+FORM_CLOSED = "This request can no longer be changed: see its card in the thread."
+
+CARD_PHOTO_PROBLEMS = {
+    "no_face": "no face found — it cannot be searched (the reason is below)",
+    "too_slow": "it takes too long to read — it cannot be searched",
+}
+
+
+def card_problem(code: str) -> str:
+    """A photo's problem on the card, briefly (the full sentence is posted below it)."""
+    return CARD_PHOTO_PROBLEMS.get(code, "it cannot be used — the reason is below")
+
+
+def card_quality(level: str, problems: Sequence[str]) -> str | None:
+    """A face's quality on the card, said at once: None when it is fine."""
+    if level == "too_small":
+        return "small face: any result is a weaker lead"
+    if level == "low":
+        said = ", ".join(QUALITY_PROBLEMS.get(p, p) for p in problems if p != "small") or "low quality"
+        return f"low quality ({said}): any result is a weaker lead"
+    return None
+
+
+SHORTCUT_NOT_CASE_CHANNEL = "Facial recognition searches are requested in case channels only: nothing was started."
+SHORTCUT_NO_PHOTO = "This message has no photo the bot can read, so no search was started."
+
+
+def shortcut_already_requested(request_ids: Sequence[str]) -> str:
+    return f"This photo's thread already has a request ({', '.join(_clip(r, 100) for r in request_ids[:5])})."

@@ -605,7 +605,7 @@ def test_record_access(log: AuditLog) -> None:
 
 
 def test_kinds_pinned() -> None:
-    assert KINDS == ("search", "gallery_change", "purge", "audit_access")
+    assert KINDS == ("search", "gallery_change", "purge", "audit_access", "refusal", "review")
     assert OUTCOMES == ("candidates", "no_candidate", "denied", "error", "cancelled", "expired")
 
 

@@ -84,27 +84,16 @@ def test_call_thread_opening():
     assert wording.call_thread_opening("26-012345") == "Call 26-012345 — facial recognition activity"
 
 
-def test_prompts_show_the_format_the_options_and_the_reply_words():
-    assert "26-012345" in wording.prompt_call_number(policy.example_call_number(r"^\d{2}-\d{6}$"))
-    purposes = wording.prompt_purpose(policy.PURPOSES)
-    assert "1. Active investigation" in purposes
-    assert "2. Imminent threat to health or safety" in purposes
-    assert "3. Identify a deceased person or a person unable to identify themselves" in purposes
-    just = wording.prompt_justification(40)
-    assert "reasonable suspicion" in just and "40 characters" in just
-    attest = wording.prompt_attestation()
-    assert attest.startswith(wording.ATTESTATION) and "I attest" in attest and "cancel" in attest
-    assert "1 to 3" in wording.prompt_face_choice(3)
+def test_the_card_shows_the_format_the_options_and_the_reply_words():
+    assert "26-012345" in wording.card_ask_call_number(policy.example_call_number(r"^\d{2}-\d{6}$"))
+    assert "reply 1, 2 or 3" in wording.CARD_ASK_PURPOSE
+    just = wording.card_ask_justification(40)
+    assert "reasonable suspicion" in just and "40 characters" in just and "(C)" in just
+    assert "I attest" in wording.CARD_ASK_ATTESTATION
+    assert wording.not_a_call_number("26-04512", "26-012345") == "‘26-04512’ is not a call number like 26-012345 — reply again."
+    assert "&lt;!channel&gt;" in wording.read_back("<!channel>")  # what was read is echoed escaped
     assert wording.dialog_expired(30).startswith("This request expired after 30 minutes")
     assert "No search was run" in wording.DIALOG_CANCELLED
-
-
-def test_summary_echoes_every_answer_escaped():
-    text = wording.summary("26-012345", "Active investigation", "Robbery & " + EVIL)
-    assert "Call number: 26-012345" in text
-    assert "Purpose: Active investigation" in text
-    assert "Robbery &amp; &lt;!channel&gt;" in text
-    assert "<!channel>" not in text and "<https://" not in text
 
 
 def test_call_log_entry_escapes_and_links_only_https():
@@ -234,15 +223,9 @@ CALLS = {
     "wrong_person": [("U012ABCDEF",), (HUGE,)],
     "non_image_note": [(HUGE,)],
     "image_error": [(HUGE,)],
-    "request_opened": [("U012ABCDEF", "FR-0123456789")],
-    "prompt_call_number": [("26-012345",), (None,)],
-    "prompt_purpose": [(policy.PURPOSES,)],
     "prompt_justification": [(40,)],
-    "prompt_attestation": [()],
-    "prompt_face_choice": [(20,)],
     "face_choice_not_understood": [(20,)],
     "face_too_small_note": [(20, 60)],
-    "summary": [(HUGE, HUGE, HUGE), ("26-012345", "Active investigation", "short")],
     "result_header": [(0, "FR-1"), (1, "FR-1"), (20, "FR-1", 0.0001)],
     "candidate_line": [(20, HUGE, HUGE, HUGE, 0.5, wording.estimate_text(1e-5, False, BIG_POINT))],
     "estimate_text": [(1e-5, False, BIG_POINT), (1e-5, True, BIG_POINT), (None, False, None)],
@@ -268,9 +251,6 @@ CALLS = {
     "purpose_button": [(3, HUGE)],
     "face_button": [(100, True), (1, False)],
     "image_label": [(HUGE, HUGE), ("", "FR-1")],
-    "request_opened_several": [("U012ABCDEF", 20)],
-    "image_list": [([(HUGE, HUGE)] * 50,), ([("FR-1", "a.jpg")],)],
-    "prefilled_note": [(HUGE, HUGE, HUGE), ("26-012345", None, None)],
     "result_details": [(0.55, 10**6, 10**7, HUGE), (0.55, 10**6, 10**7, HUGE, BIG_POINT)],
     "candidates_not_shown": [(1,), (480,)],
     "call_thread_logged": [("https://x.slack.com/archives/C1/p1",), (None,), (HUGE,)],
@@ -279,6 +259,31 @@ CALLS = {
     "audit_unwritable": [(HUGE,)],
     "bad_face_value": [(HUGE,)],
     "search_crashed": [(HUGE,)],
+    # The request card and its short lines (bot/slack/card.py): whatever an officer typed, within the limit.
+    "card_header": [(["FR-0123456789"] * 20, "U012ABCDEF", "U0POSTER1"), (["FR-1"], HUGE)],
+    "card_call_number": [(HUGE,)],
+    "card_ask_call_number": [("26-012345",), (None,)],
+    "card_confirm_call": [(HUGE, [HUGE] * 3, 24), ("26-012345", [], 1)],
+    "card_purpose": [(1, HUGE)],
+    "card_justification": [(HUGE,)],
+    "card_ask_justification": [(40,)],
+    "card_attested": [("12:04",)],
+    "card_photo_one_face": [(HUGE,), ("a.jpg", HUGE[:200])],
+    "card_photo_choose": [(HUGE, 60)],
+    "card_photo_chosen": [(HUGE, 2, 3), ("a.jpg", 1, 2, "small face")],
+    "card_photo_problem": [(HUGE, HUGE[:500])],
+    "card_problem": [("no_face",), ("corrupt",)],
+    "card_quality": [("low", ["soft", "turned"]), ("too_small", ["small"])],
+    "card_outcome": [("candidates",), ("cancelled",), (HUGE[:100],)],
+    "plural": [(1, "hour"), (24, "hour")],
+    "read_back": [(HUGE,), (None,)],
+    "not_a_call_number": [(HUGE, "26-012345"), ("", None)],
+    "not_a_purpose": [(HUGE,)],
+    "not_the_attestation": [(HUGE,)],
+    "justification_refused": [("The justification is too short.",)],
+    "confirm_call_line": [(HUGE, [HUGE] * 3), ("26-012345", [])],
+    "use_call_button": [("26-012345",), (HUGE,)],
+    "shortcut_already_requested": [(["FR-1"] * 9,), ([HUGE],)],
 }
 KWARG_CALLS = {
     "call_log_entry": {
@@ -394,13 +399,6 @@ def test_already_requested_names_the_earlier_request_escaped():
     assert "<!channel>" not in wording.already_requested(EVIL)
 
 
-def test_summary_keeps_the_tail_when_the_justification_is_clipped():
-    text = wording.summary("26-012345", "Active investigation", HUGE)
-    assert len(text) <= LIMIT
-    assert text.endswith("upload the photo again.")
-    assert "&lt;!here&gt;" in text and "&lt;!here" not in text[-60:].replace("&lt;!here&gt;", "")
-
-
 def test_constants_fit_a_slack_section():
     constants = _constants()
     assert {"CAVEAT", "NO_CANDIDATE_CAVEAT", "ATTESTATION", "ATTEST_REPLY"} <= set(constants)
@@ -422,13 +420,6 @@ def test_button_labels_fit_slacks_75_characters():
     assert wording.ATTEST_BUTTON == wording.ATTEST_REPLY
 
 
-def test_prefilled_note_echoes_what_was_taken_escaped():
-    text = wording.prefilled_note("26-012345", "Active investigation", "Robbery " + EVIL)
-    assert "Call number: 26-012345" in text and "Purpose: Active investigation" in text
-    assert "&lt;!channel&gt;" in text and "<!channel>" not in text
-    assert "Justification" not in wording.prefilled_note("26-012345", None, None)
-
-
 def test_call_thread_logged_links_only_https():
     assert "<https://x.slack.com/archives/C1/p1|call thread>" in wording.call_thread_logged(
         "https://x.slack.com/archives/C1/p1")
@@ -443,12 +434,6 @@ def test_image_problem_words_codes_and_escapes_sentences():
         assert wording.image_problem(code) == wording.image_error(words)
         assert not set(words) & set("<>&"), code
     assert "&lt;!here&gt;" in wording.image_problem("<!here>")
-
-
-def test_image_list_names_every_photo_or_says_how_many_more():
-    assert wording.image_list([("FR-1", "a.jpg"), ("FR-2", "b.jpg")]) == "Request FR-1: a.jpg\nRequest FR-2: b.jpg"
-    many = wording.image_list([(f"FR-{i}", "p" * 300) for i in range(40)])
-    assert len(many) <= LIMIT and many.splitlines()[-1].startswith("…and ")
 
 
 # --- /frs -----------------------------------------------------------------------------------------------------

@@ -92,7 +92,8 @@ class Face:
     box: Box
     size: int
     quality: Quality
-    encoding: np.ndarray = field(repr=False, compare=False)  # float32 (128,)
+    # float32 (128,); None from `detect_faces`, before the attestation allows a biometric template.
+    encoding: np.ndarray | None = field(repr=False, compare=False)
     found_by: str = field(default="hog", compare=False)  # "hog", "hog_up1", "hog_up2" or "padded"
 
     @property
@@ -116,6 +117,10 @@ class Probe:
     # One JPEG per face (face_thumbnail), only when asked for: enrollment cuts them in the worker that
     # already holds the pixels, instead of decoding the photo a second time.
     thumbnails: tuple[bytes, ...] = field(default=(), repr=False, compare=False)
+    # From `detect_bytes`: each face's box in the pixels it was found in, and whether those were the padded
+    # copy (`encode_bytes` needs both to encode a face later without detecting again).
+    encode_boxes: tuple[Box, ...] = field(default=(), repr=False, compare=False)
+    padded: bool = field(default=False, compare=False)
 
     def as_dict(self) -> dict:
         """JSON-ready summary: hash, dimensions and the face entries."""
@@ -261,8 +266,14 @@ def find_boxes(rgb: np.ndarray, detect_max_side: int = 1024) -> Found:
     return Found([c for c, _ in pairs], "padded", padded, [b for _, b in pairs])
 
 
-def _encode(rgb: np.ndarray, boxes: list[Box]) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(128-d encoding, 5 landmark points) per box, from full-resolution pixels.
+def _landmarks(rgb: np.ndarray, boxes: list[Box]) -> list[Any]:
+    """dlib's 5-point landmarks of each box (deterministic: the same pixels and box give the same points)."""
+    predictor = _models().landmarks
+    return [predictor(rgb, dlib.rectangle(b.left, b.top, b.right, b.bottom)) for b in boxes]
+
+
+def _encode_shapes(rgb: np.ndarray, shapes: list[Any]) -> list[np.ndarray]:
+    """A 128-d float32 encoding per landmarked face, from full-resolution pixels.
 
     dlib aligns each face to the 150×150 chip its encoder expects (padding 0.25, as compute_face_descriptor
     does). The encoding is the mean of the chip's descriptor and its mirror image's: on the development set
@@ -270,14 +281,16 @@ def _encode(rgb: np.ndarray, boxes: list[Box]) -> list[tuple[np.ndarray, np.ndar
     random jitter (5 passes, and not reproducible) gave 38 % (bench/README: pipeline choices). The chips of
     one photo go through the network in one batch.
     """
-    if not boxes:
+    if not shapes:
         return []
-    models = _models()
-    shapes = [models.landmarks(rgb, dlib.rectangle(b.left, b.top, b.right, b.bottom)) for b in boxes]
     chips = np.stack([dlib.get_face_chip(rgb, shape, size=CHIP_SIZE, padding=CHIP_PADDING) for shape in shapes])
-    encodings = mirror_averaged(chips)
-    return [(np.asarray(enc, dtype=np.float32), quality.landmark_points(shape))
-            for enc, shape in zip(encodings, shapes)]
+    return [np.asarray(enc, dtype=np.float32) for enc in mirror_averaged(chips)]
+
+
+def _encode(rgb: np.ndarray, boxes: list[Box]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(128-d encoding, 5 landmark points) per box (see `_encode_shapes`)."""
+    shapes = _landmarks(rgb, boxes)
+    return [(enc, quality.landmark_points(shape)) for enc, shape in zip(_encode_shapes(rgb, shapes), shapes)]
 
 
 def mirror_averaged(chips: np.ndarray) -> np.ndarray:
@@ -286,19 +299,46 @@ def mirror_averaged(chips: np.ndarray) -> np.ndarray:
     return (both[: len(chips)] + both[len(chips) :]) / 2
 
 
-def find_faces(rgb: np.ndarray, *, min_face_px: int = 60, detect_max_side: int = 1024) -> list[Face]:
-    """Detect and encode every face in an HxWx3 uint8 RGB array; numbered from 1, left to right."""
+def _checked_rgb(rgb: np.ndarray) -> np.ndarray:
     rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError("find_faces needs an HxWx3 RGB array")
-    found = find_boxes(rgb, detect_max_side)
-    encoded = _encode(found.pixels, found.encode_boxes)
+    return rgb
+
+
+def _faces(rgb: np.ndarray, found: Found, points: list[np.ndarray], encodings: list[np.ndarray | None],
+           min_face_px: int) -> list[Face]:
     mono = quality.is_grayscale(rgb)
     faces = []
-    for i, (box, pbox, (enc, points)) in enumerate(zip(found.boxes, found.encode_boxes, encoded), start=1):
-        q = quality.measure(found.pixels, pbox, points, min_face_px=min_face_px, grayscale=mono)
+    for i, (box, pbox, pts, enc) in enumerate(zip(found.boxes, found.encode_boxes, points, encodings), start=1):
+        q = quality.measure(found.pixels, pbox, pts, min_face_px=min_face_px, grayscale=mono)
         faces.append(Face(index=i, box=box, size=box.width, quality=q, encoding=enc, found_by=found.how))
     return faces
+
+
+def find_faces(rgb: np.ndarray, *, min_face_px: int = 60, detect_max_side: int = 1024) -> list[Face]:
+    """Detect and encode every face in an HxWx3 uint8 RGB array; numbered from 1, left to right."""
+    rgb = _checked_rgb(rgb)
+    found = find_boxes(rgb, detect_max_side)
+    encoded = _encode(found.pixels, found.encode_boxes)
+    return _faces(rgb, found, [p for _, p in encoded], [e for e, _ in encoded], min_face_px)
+
+
+def detect_faces(rgb: np.ndarray, *, min_face_px: int = 60, detect_max_side: int = 1024) -> tuple[list[Face], Found]:
+    """Faces with boxes and quality but no encoding (encoding=None): what may be known of a photo before the
+    requester attests. Also returns the detection, for `encode_found` later."""
+    rgb = _checked_rgb(rgb)
+    found = find_boxes(rgb, detect_max_side)
+    points = [quality.landmark_points(s) for s in _landmarks(found.pixels, found.encode_boxes)]
+    return _faces(rgb, found, points, [None] * len(points), min_face_px), found
+
+
+def encode_at(rgb: np.ndarray, encode_box: Box, padded: bool) -> np.ndarray:
+    """The encoding of one face `detect_faces` found, from the same photo: `encode_box` is its box in the
+    pixels it was found in (the padded copy when `padded`). Nothing is detected again."""
+    rgb = _checked_rgb(rgb)
+    pixels = _pad(rgb)[0] if padded else rgb
+    return _encode_shapes(pixels, _landmarks(pixels, [encode_box]))[0]
 
 
 def analyse_bytes(data: bytes, images: ImageSettings, *, thumbnails: bool = False) -> Probe:
@@ -321,6 +361,23 @@ def analyse_rgb(rgb: np.ndarray, data: bytes, images: ImageSettings, *, thumbnai
         faces=tuple(faces),
         thumbnails=thumbs,
     )
+
+
+def detect_rgb(rgb: np.ndarray, data: bytes, images: ImageSettings) -> Probe:
+    """`analyse_rgb` without encodings (each face's `encoding` is None): boxes, quality, and what
+    `encode_bytes` needs to encode a face after the attestation."""
+    faces, found = detect_faces(rgb, min_face_px=images.min_face_px, detect_max_side=images.detect_max_side)
+    return Probe(sha256=sha256_hex(data), width=rgb.shape[1], height=rgb.shape[0], faces=tuple(faces),
+                 encode_boxes=tuple(found.encode_boxes), padded=found.how == "padded")
+
+
+def encode_bytes(data: bytes, images: ImageSettings, sha256: str, encode_box: dict, padded: bool) -> np.ndarray:
+    """The encoding of one face found earlier by `detect_bytes`/`detect_rgb` on these same bytes (checked by
+    their SHA-256: a different photo raises ImageError "changed"). Nothing is detected again."""
+    if sha256_hex(data) != sha256:
+        raise ImageError("changed", "the photo is not the one its faces were found on")
+    rgb = decode_image(data, max_bytes=images.max_bytes, max_pixels=images.max_pixels)
+    return encode_at(rgb, Box(**{k: int(encode_box[k]) for k in ("top", "right", "bottom", "left")}), padded)
 
 
 def face_thumbnail(rgb: np.ndarray, box: Box, size: int = 160) -> bytes:

@@ -46,14 +46,6 @@ ACTIONS_LIMIT = 25  # elements per actions block
 FALLBACK_LIMIT = 3000  # notification text: Slack allows more, phones show a line or two
 MAX_FACE_BUTTON_BLOCKS = 4  # 100 face buttons; a crowd beyond that is answered by replying the number
 
-PROGRESS_TEXTS = {
-    "queued": wording.PROGRESS_QUEUED,
-    "downloading": wording.PROGRESS_DOWNLOADING,
-    "finding_faces": wording.PROGRESS_FINDING_FACES,
-    "searching": wording.PROGRESS_SEARCHING,
-    "done": wording.PROGRESS_DONE,
-    "not_searched": wording.PROGRESS_NOT_SEARCHED,
-}
 # Actions blocks have block_id "fr:<dialog_id>:<n>": the dialog their buttons belong to.
 BLOCK_ID_PREFIX = "fr"
 
@@ -197,134 +189,40 @@ def _chosen_face(image: ImageRequest) -> dict[str, Any] | None:
 # --- the request thread ------------------------------------------------------------------------------------------
 
 
-def request_opened(dialog: Dialog) -> Message:
-    """First message in the upload's thread: whose request, its id(s), how to answer and cancel."""
-    if len(dialog.images) == 1:
-        text = wording.request_opened(dialog.requester_id, dialog.images[0].request_id)
-        blocks: list[Block] = [_section(text)]
-    else:
-        text = wording.request_opened_several(dialog.requester_id, len(dialog.images))
-        items = [(i.request_id, i.file_name) for i in dialog.images]
-        blocks = [_section(text), _context(wording.image_list(items))]
-    return Message(_fallback(text), blocks, meta("request_opened", dialog=dialog, step=dialog.step))
-
-
-def prompt(step: Step, dialog: Dialog, policy: PolicySettings) -> Message:
-    """The question of `step`, with its buttons and a Cancel button; each is also answerable by replying."""
-    buttons: list[ButtonElement] = []
-    if step is Step.CALL_NUMBER:
-        text = wording.prompt_call_number(_policy.example_call_number(policy.call_number_pattern))
-    elif step is Step.PURPOSE:
-        text = wording.prompt_purpose(_policy.PURPOSES)
-        buttons = [
-            ButtonElement(
-                text=wording.purpose_button(p.number, p.label),
-                action_id=f"{request.ACTION_PURPOSE}:{p.number}",
-                value=p.code,
-            )
-            for p in _policy.PURPOSES
-        ]
-    elif step is Step.JUSTIFICATION:
-        text = wording.prompt_justification(policy.justification_min_chars)
-    elif step is Step.ATTESTATION:
-        text = wording.prompt_attestation()
-        buttons = [ButtonElement(text=wording.ATTEST_BUTTON, action_id=request.ACTION_ATTEST, value="attest",
-                                 style="primary")]
-    elif step is Step.FACE_CHOICE:
-        image = next((i for i in dialog.images if i.status == request.NEEDS_FACE and i.face_asked), None)
-        if image is None:
-            raise ValueError("no image is waiting for a face choice")
-        return ask_face(dialog, image)
-    else:
-        raise ValueError(f"{step.value} is not a question")
-    blocks: list[Block] = [_section(text), _actions(dialog, 1, [*buttons, _cancel_button(dialog)])]
-    return Message(_fallback(text), blocks, meta("prompt", dialog=dialog, step=step))
+def invalid_text(effect: request.Invalid, dialog: Dialog | None, policy: PolicySettings) -> str:
+    """One short line: the answer as read and what is expected (the card still asks the question)."""
+    code = effect.code
+    if code == "unknown_call":
+        return wording.call_number_unknown(effect.value or "")
+    if code == "purpose" and effect.reason is None:
+        return wording.not_a_purpose(effect.text)
+    if code == "attestation" and effect.reason is None:
+        return wording.not_the_attestation(effect.text)
+    if code == "face_choice" and effect.reason is None:
+        image = dialog.image(effect.request_id or "") if dialog else None
+        return wording.face_choice_not_understood(len(image.faces or ()) if image else 0)
+    if code == "call_number":
+        return wording.not_a_call_number(effect.text, _policy.example_call_number(policy.call_number_pattern))
+    if code == "justification" and effect.reason:
+        return wording.justification_refused(effect.reason)
+    return effect.reason or wording.escape_slack(code)
 
 
 def invalid(effect: request.Invalid, dialog: Dialog, policy: PolicySettings) -> Message:
-    """Why an answer was not accepted (the question follows in its own message when it is asked again)."""
-    code = effect.code
-    if code == "unknown_call":
-        text = wording.call_number_unknown(effect.value or "")
-    elif code == "purpose" and effect.reason is None:
-        text = wording.PURPOSE_NOT_UNDERSTOOD
-    elif code == "attestation" and effect.reason is None:
-        text = wording.ATTESTATION_NOT_UNDERSTOOD
-    elif code == "face_choice" and effect.reason is None:
-        image = dialog.image(effect.request_id or "")
-        text = wording.face_choice_not_understood(len(image.faces or ()) if image else 0)
-    elif code == "call_number" and effect.reason is None:
-        text = wording.call_number_invalid(_policy.example_call_number(policy.call_number_pattern))
-    else:
-        text = effect.reason or wording.escape_slack(code)
+    """Why an answer was not accepted, in one short line (never the whole question again)."""
+    text = invalid_text(effect, dialog, policy)
     return Message(
         _fallback(text),
         [_section(text)],
-        meta("invalid", dialog=dialog, request_id=effect.request_id, step=effect.step, code=code),
+        meta("invalid", dialog=dialog, request_id=effect.request_id, step=effect.step, code=effect.code),
     )
 
 
-def prefilled(effect: request.Prefilled, dialog: Dialog) -> Message:
-    """Echo the answers taken from the upload message, whose questions are skipped."""
-    fields = set(effect.fields)
-    text = wording.prefilled_note(
-        dialog.call_number if "call_number" in fields else None,
-        _purpose_label(dialog.purpose) if "purpose" in fields and dialog.purpose else None,
-        dialog.justification if "justification" in fields else None,
-    )
+def confirm_call(effect: request.ConfirmCall, dialog: Dialog) -> Message:
+    """A call number dispatch never posted: confirm it, or take a suggested one (buttons on the card)."""
+    text = wording.confirm_call_line(effect.value, effect.suggestions)
     return Message(_fallback(text), [_section(text)],
-                   meta("prefilled", dialog=dialog, fields=",".join(effect.fields)))
-
-
-def summary(dialog: Dialog) -> Message:
-    """Every answer, echoed (escaped) before the attestation is asked."""
-    text = wording.summary(dialog.call_number or wording.NOT_GIVEN, _purpose_label(dialog.purpose),
-                           dialog.justification or wording.NOT_GIVEN)
-    return Message(_fallback(text), [_section(text)],
-                   meta("summary", dialog=dialog, step=dialog.step, purpose=dialog.purpose or ""))
-
-
-def ask_face(dialog: Dialog, image: ImageRequest, *, image_attached: bool = True) -> Message:
-    """Which face to search: one button per face (value "request_id:k"), or reply the number. When the photo
-    with numbered boxes could not be attached, the question says so (the buttons and numbers still work)."""
-    faces = list(image.faces or ())
-    text = wording.prompt_face_choice(len(faces))
-    if not image_attached:
-        text = f"{text}\n{wording.FACE_IMAGE_NOT_ATTACHED}"
-    buttons = [
-        ButtonElement(
-            text=wording.face_button(int(f.get("index", k)), level_of(f) == "too_small"),
-            action_id=f"{request.ACTION_FACE}:{f.get('index', k)}",
-            value=f"{image.request_id}:{f.get('index', k)}",
-        )
-        for k, f in enumerate(faces, start=1)
-    ]
-    blocks: list[Block] = [_section(text), _image_context(image)]
-    per_block = ACTIONS_LIMIT
-    chunks = [buttons[i:i + per_block] for i in range(0, len(buttons), per_block)][:MAX_FACE_BUTTON_BLOCKS]
-    for n, chunk in enumerate(chunks, start=1):
-        blocks.append(_actions(dialog, n, chunk))
-    # Cancel in a block of its own, so a full row of faces never pushes it out.
-    blocks.append(_actions(dialog, len(chunks) + 1, [_cancel_button(dialog)]))
-    return Message(
-        _fallback(text),
-        blocks,
-        meta("face_choice", dialog=dialog, request_id=image.request_id, step=Step.FACE_CHOICE,
-             face_count=len(faces)),
-    )
-
-
-def progress(dialog: Dialog, image: ImageRequest, status: str) -> Message:
-    """The one status message per image, updated in place: "queued", "downloading", "finding_faces",
-    "searching", then "done" (or "not_searched" when the image failed; the reason is posted apart)."""
-    if status not in PROGRESS_TEXTS:
-        raise ValueError(f"unknown progress status {status!r}")
-    text = PROGRESS_TEXTS[status]
-    return Message(
-        _fallback(text),
-        [_section(text), _image_context(image)],
-        meta("progress", dialog=dialog, request_id=image.request_id, status=status),
-    )
+                   meta("confirm_call", dialog=dialog, step=Step.CALL_NUMBER, value=effect.value))
 
 
 def _candidate_lines(result: Any) -> list[str]:
@@ -554,28 +452,24 @@ def call_log_entry(
 __all__ = [
     "EVENT_TYPE",
     "Message",
-    "ask_face",
     "busy",
     "button_dialog_id",
     "call_log_entry",
     "call_thread_opening",
     "closed",
+    "confirm_call",
     "contact_sheet",
     "ended",
     "image_failed",
     "invalid",
+    "invalid_text",
     "meta",
     "non_image",
     "not_requester",
     "note",
-    "prefilled",
-    "progress",
-    "prompt",
     "refusal",
-    "request_opened",
     "result",
     "stale",
-    "summary",
 ]
 
 

@@ -271,6 +271,14 @@ class CallLog:
         """Whether the call has been seen in the dispatch channel (or the bot started its thread)."""
         return call_number in self._threads
 
+    def recent(self, hours: float, now: datetime | None = None) -> list[str]:
+        """Calls dispatch posted (not threads the bot opened) in the last `hours`, newest first: the ones a
+        mistyped call number is compared with."""
+        cutoff = (now or datetime.now(UTC)).timestamp() - hours * 3600
+        recent = [(ts, c) for c, ts in self._threads.items()
+                  if self._sources.get(c) != "bot" and _ts_key(ts)[0] >= cutoff]
+        return [c for _, c in sorted(recent, key=lambda tc: _ts_key(tc[0]), reverse=True)]
+
     def thread_ts(self, call_number: str) -> str | None:
         """The ts of the call's thread in the dispatch channel, or None."""
         return self._threads.get(call_number)

@@ -1,8 +1,9 @@
 """What face analysis found on a probe photo, kept per request until the request's search is done.
 
 One file per request, `data_dir/cache/probes/<request_id>.npz` (mode 0600, written atomically): the face
-entries, one 128-d encoding and one face crop (JPEG) per face, and, for a photo with several faces, the
-photo with numbered boxes (PNG) posted for the face choice. A restart mid-dialog reads it back instead of
+entries, one face crop (JPEG) per face, where to encode each face from once the requester attests (encodings
+are made only then), and, for a photo with several faces, the photo with numbered boxes posted for the face
+choice. A restart mid-dialog reads it back instead of
 downloading and detecting again (CONTRACTS: never re-detect on resume). The photo itself is not kept.
 These are biometric data: `purge` removes them by the dialog-state retention period.
 """
@@ -32,7 +33,9 @@ class CachedProbe:
     faces: list[dict[str, Any]]
     encodings: np.ndarray  # float32 (n_faces, 128), row i = face i + 1
     crops: list[bytes]  # JPEG of each face, same order
-    annotated: bytes | None = None  # PNG with numbered boxes, only when there are several faces
+    annotated: bytes | None = None  # picture with numbered boxes, only when there are several faces
+    # Where to encode each face from after the attestation: {"padded": bool, "boxes": [box dicts]}.
+    encode: dict[str, Any] | None = None
 
     def encoding(self, face_index: int) -> np.ndarray:
         """The encoding of face `face_index` (numbered from 1)."""
@@ -57,7 +60,8 @@ class ProbeCache:
     def put(self, request_id: str, probe: CachedProbe) -> None:
         """Store (or replace) the analysis of one request's photo."""
         ensure_private_dir(self.dir)
-        meta = {"sha256": probe.sha256, "width": probe.width, "height": probe.height, "faces": probe.faces}
+        meta = {"sha256": probe.sha256, "width": probe.width, "height": probe.height, "faces": probe.faces,
+                "encode": probe.encode}
         arrays: dict[str, np.ndarray] = {
             "meta": np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8),
             "encodings": np.asarray(probe.encodings, dtype=np.float32).reshape(-1, 128),
@@ -81,7 +85,8 @@ class ProbeCache:
                 encodings = np.array(data["encodings"], dtype=np.float32)
         except (FileNotFoundError, ValueError, KeyError, OSError):
             return None
-        return CachedProbe(meta["sha256"], meta["width"], meta["height"], meta["faces"], encodings, crops, annotated)
+        return CachedProbe(meta["sha256"], meta["width"], meta["height"], meta["faces"], encodings, crops, annotated,
+                           meta.get("encode"))
 
     def remove(self, request_id: str) -> bool:
         """Delete one request's probe file; True when there was one."""

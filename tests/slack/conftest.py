@@ -4,8 +4,12 @@ session (BOT_TEST_FACES).
 
     async def test_x(harness):
         bot = await harness.start()                      # create_server on 127.0.0.1:0, tmp BOT_DATA_DIR
-        upload = await harness.upload(harness.face("people/obama/obama3.jpg"))
-        await harness.wait_kind("prompt", step="call_number")
+        upload = await harness.upload(harness.face("people/obama/obama3.jpg"))   # the bot offers a search
+        await harness.wait_card("offered")
+        await harness.answer_all(upload)                 # call number (starts it), purpose, justification, attest
+
+The dispatch channel holds a CAD message for CALL when a server starts (pass `cad_calls=()` for none), as in a
+department whose CAD feed posts its calls: a call number dispatch never posted is questioned.
 """
 from __future__ import annotations
 
@@ -30,7 +34,16 @@ from bot.slack.server import create_server
 
 from ..conftest import link_subjects
 from .double import TOKEN, Call, SlackDouble
-from .signing import SIGNING_SECRET, Reply, block_actions_payload, event_body, interaction_body, post
+from .signing import (
+    SIGNING_SECRET,
+    Reply,
+    block_actions_payload,
+    event_body,
+    interaction_body,
+    message_shortcut_payload,
+    post,
+    view_submission_payload,
+)
 
 CASE = "CCASE1"  # case-26-012345: a case channel by its name prefix
 CASE_LISTED = "CLISTED"  # a case channel by its id in case_channels
@@ -48,6 +61,8 @@ ENROLLED = {  # subject -> images enrolled; the probes used in the tests are oth
     "kit_harington": ["john1.jpeg"],
     "rose_leslie": ["img1.jpg"],
 }
+CALL = "26-012345"  # the call the tests search under (posted by the CAD feed unless a test says otherwise)
+CAD_BOT, CAD_USER = "BCAD", "UCAD"
 JUSTIFICATION = (
     "Armed robbery of the Main Street pharmacy at 14:10 today; the store camera recorded this man taking "
     "cash from the register, report 26-4411."
@@ -177,10 +192,18 @@ class Harness:
         clock: Callable[[], datetime] | None = None,
         tick_interval: float = 3600.0,
         status_interval: float = 0.1,
+        cad_calls: tuple[str, ...] = (CALL,),
         **slack: Any,
     ) -> Bot:
-        """Start a bot server on 127.0.0.1:0 for this test's data dir (the enrolled gallery copied in)."""
+        """Start a bot server on 127.0.0.1:0 for this test's data dir (the enrolled gallery copied in). The
+        CAD feed has posted `cad_calls` in the dispatch channel before (read by the backfill at start)."""
         settings = settings or bot_settings(self.data_dir, **slack)
+        dispatch = settings.slack.dispatch_channel
+        posted = {m.get("text") for m in self.slack.messages(dispatch, include_users=True)} if dispatch else set()
+        new_calls = [c for c in cad_calls if dispatch and f"CAD {c} incident" not in posted]
+        if new_calls:
+            self.slack.add_history(dispatch, [{"text": f"CAD {c} incident", "user": CAD_USER, "bot_id": CAD_BOT}
+                                              for c in new_calls])
         gallery_dir = settings.data_dir / "gallery"
         if gallery and not gallery_dir.exists():
             shutil.copytree(self.request.getfixturevalue("enrolled_gallery"), gallery_dir)
@@ -195,6 +218,10 @@ class Harness:
         await site.start()
         bot = Bot(rt, runner, f"http://127.0.0.1:{runner.addresses[0][1]}")
         self.bots.append(bot)
+        if dispatch and cad_calls:
+            async with asyncio.timeout(10):  # the backfill at start reads them
+                while not all(rt.calls.known(c) for c in cad_calls):
+                    await asyncio.sleep(0.01)
         return bot
 
     # --- reading faces ----------------------------------------------------------------------------------------
@@ -243,11 +270,13 @@ class Harness:
         return event
 
     async def press(
-        self, upload: dict[str, Any], action: str, *, value: str | None = None, user: str = OFFICER
+        self, upload: dict[str, Any], action: str, *, value: str | None = None, user: str = OFFICER,
+        message: dict[str, Any] | None = None,
     ) -> Reply:
         """Press a button (action id prefix `action`, and `value` when given) on the newest bot message in the
-        upload's thread that has it."""
-        for message in reversed(self.slack.messages(upload["channel"], thread_ts=upload["ts"])):
+        upload's thread that has it (or on `message` as it was when copied: a phone showing an old card)."""
+        shown = [message] if message is not None else self.slack.messages(upload["channel"], thread_ts=upload["ts"])
+        for message in reversed(shown):  # noqa: PLR1704 - the message searched is the one pressed
             for block in message.get("blocks") or []:
                 for el in block.get("elements") or []:
                     if el.get("type") != "button" or not str(el.get("action_id", "")).startswith(action):
@@ -277,6 +306,55 @@ class Harness:
 
         return await self.slack.wait_for(match, count=count, ok=True, timeout=timeout)
 
+    async def wait_card(self, step: str | None = None, *, count: int = 1, timeout: float = 20.0,
+                        **fields: Any) -> Call:
+        """Wait for the `count`-th post or update of a request card (the offer included) at `step` (and
+        with these payload fields)."""
+
+        def match(call: Call) -> bool:
+            if call.method not in ("chat.postMessage", "chat.update"):
+                return False
+            p = payload(call)
+            return (p.get("kind") == "card" and (step is None or p.get("step") == step)
+                    and all(p.get(k) == v for k, v in fields.items()))
+
+        return await self.slack.wait_for(match, count=count, ok=True, timeout=timeout)
+
+    async def wait_face_choice(self, count: int = 1) -> Call:
+        """Wait for a card asking which face to search (its payload's `face_request` names the image)."""
+
+        def match(call: Call) -> bool:
+            p = payload(call) if call.method in ("chat.postMessage", "chat.update") else {}
+            return p.get("kind") == "card" and bool(p.get("face_request"))
+
+        return await self.slack.wait_for(match, count=count, ok=True, timeout=20.0)
+
+    def card(self, upload: dict[str, Any]) -> dict[str, Any]:
+        """The request card (or offer) in the upload's thread, as it stands now."""
+        [card] = self.thread(upload, "card")
+        return card
+
+    async def submit_form(self, upload: dict[str, Any], *, call_number: str = CALL, purpose: str | None = "investigation",
+                          justification: str = JUSTIFICATION, user: str = OFFICER) -> Reply:
+        """Submit the newest form the bot opened, as `user`, with these answers; returns the bot's answer."""
+        view = self.slack.views()[-1]
+        values: dict[str, dict[str, Any]] = {
+            "fr_form_call": {"value": {"type": "plain_text_input", "value": call_number}},
+            "fr_form_purpose": {"value": {"type": "radio_buttons",
+                                          "selected_option": {"value": purpose} if purpose else None}},
+            "fr_form_justification": {"value": {"type": "plain_text_input", "value": justification}},
+        }
+        reply = await post(self.http, self.bot.events_url, interaction_body(view_submission_payload(user, view, values)))
+        assert reply.status == 200, reply
+        return reply
+
+    async def shortcut(self, message: dict[str, Any], *, user: str = OFFICER, channel: str = CASE) -> Reply:
+        """Invoke the "Facial recognition search" message shortcut on `message` as `user`."""
+        body = message_shortcut_payload("fr_search_photo", user, channel, message)
+        reply = await post(self.http, self.bot.events_url, interaction_body(body))
+        assert reply.status == 200, reply
+        return reply
+
     async def done(self, upload: dict[str, Any]) -> None:
         """Wait until the upload's dialog finished (the done reaction) and every background step has run."""
         await self.slack.wait_for(
@@ -297,6 +375,11 @@ class Harness:
         msgs = self.slack.messages(upload["channel"], thread_ts=upload["ts"])
         return [m for m in msgs if kind is None or (m.get("metadata") or {}).get("event_payload", {}).get("kind") == kind]
 
+    def kinds(self, upload: dict[str, Any]) -> list[str]:
+        """The metadata kinds of the bot's posts in the upload's thread, oldest first (a file upload's own
+        message, which carries none, left out)."""
+        return [m["metadata"]["event_payload"]["kind"] for m in self.thread(upload) if m.get("metadata")]
+
     def audit(self, **filters: Any) -> list[dict[str, Any]]:
         """Search audit entries of this data dir whose fields equal `filters`."""
         log = AuditLog.open(self.data_dir, {})
@@ -306,14 +389,15 @@ class Harness:
         return AuditLog.open(self.data_dir, {}).verify().ok
 
     async def answer_all(self, upload: dict[str, Any], *, purpose: str = "1") -> None:
-        """Answer every question by replying: call number, purpose, justification, attestation."""
-        await self.wait_kind("prompt", step="call_number")
-        await self.reply(upload, "26-012345")
-        await self.wait_kind("prompt", step="purpose")
+        """Answer every question by replying: the call number (which starts an offered request), purpose,
+        justification, attestation."""
+        await self.wait_card()
+        await self.reply(upload, CALL)
+        await self.wait_card("purpose")
         await self.reply(upload, purpose)
-        await self.wait_kind("prompt", step="justification")
+        await self.wait_card("justification")
         await self.reply(upload, JUSTIFICATION)
-        await self.wait_kind("prompt", step="attestation")
+        await self.wait_card("attestation")
         await self.reply(upload, "I attest")
 
     async def healthz(self) -> dict[str, Any]:
@@ -352,4 +436,4 @@ async def harness(slack: SlackDouble, tmp_path: Path, request: pytest.FixtureReq
                 await bot.stop()
 
 
-__all__ = ["Clock", "Harness", "block_texts", "bot_settings", "payload"]
+__all__ = ["CALL", "Clock", "Harness", "block_texts", "bot_settings", "payload"]

@@ -168,6 +168,7 @@ class SlackDouble:
         self._pending_uploads: dict[str, dict[str, Any]] = {}
         self._history: dict[str, list[dict[str, Any]]] = {}
         self._deleted: set[tuple[str, str]] = set()  # (channel, ts) of deleted messages
+        self._views: list[dict[str, Any]] = []
         self._ephemerals: list[dict[str, Any]] = []
         self._uploads: list[UploadedFile] = []
         self._ids = itertools.count(1)
@@ -189,6 +190,7 @@ class SlackDouble:
             "files.info": self._files_info,
             "files.getUploadURLExternal": self._files_get_upload_url,
             "files.completeUploadExternal": self._files_complete_upload,
+            "views.open": self._views_open,
         }
         self.add_user(BOT_USER_ID, "frbot", is_bot=True)
 
@@ -373,6 +375,10 @@ class SlackDouble:
             "team": TEAM_ID,
         }
         return event
+
+    def views(self) -> list[dict[str, Any]]:
+        """The modals the bot opened (views.open), oldest first, with the trigger id each used."""
+        return [dict(v) for v in self._views]
 
     def delete_message(self, channel: str, ts: str) -> dict[str, Any]:
         """Delete a message as its poster would; return the `message_deleted` event Slack sends. A reply
@@ -759,6 +765,21 @@ class SlackDouble:
                 msg[key] = p[key]
         msg["edited"] = {"user": BOT_USER_ID, "ts": self._next_ts()}
         return {"channel": channel, "ts": msg["ts"], "text": msg.get("text", ""), "message": msg}
+
+    def _views_open(self, p: dict[str, Any]) -> dict[str, Any]:
+        trigger = str(p.get("trigger_id") or "")
+        if not trigger:
+            raise ApiError("invalid_trigger_id")
+        view = p.get("view")
+        if isinstance(view, str):
+            view = json.loads(view)
+        if not isinstance(view, dict) or view.get("type") != "modal" or not view.get("title"):
+            raise ApiError("invalid_arguments")
+        if len(view.get("title", {}).get("text", "")) > 24 or len(view.get("blocks") or []) > 100:
+            raise ApiError("invalid_arguments")
+        stored = {**view, "id": f"V{next(self._ids):08d}", "trigger_id": trigger}
+        self._views.append(stored)
+        return {"view": stored}
 
     def _chat_post_ephemeral(self, p: dict[str, Any]) -> dict[str, Any]:
         channel = self._resolve_channel(p.get("channel"))

@@ -109,6 +109,45 @@ def block_actions_payload(
     }
 
 
+def view_submission_payload(user_id: str, view: dict[str, Any], values: dict[str, dict[str, Any]],
+                            team_id: str = TEAM_ID) -> dict[str, Any]:
+    """A `view_submission` payload for a modal the bot opened (`view` as the double stored it), with the
+    input values as Slack sends them: {block_id: {action_id: {"type": ..., "value"|"selected_option": ...}}}."""
+    return {
+        "type": "view_submission",
+        "team": {"id": team_id, "domain": TEAM_DOMAIN},
+        "user": {"id": user_id, "username": user_id.lower(), "name": user_id.lower(), "team_id": team_id},
+        "api_app_id": APP_ID,
+        "token": "legacy-verification-token",
+        "trigger_id": f"{int(time.time())}.{uuid.uuid4().int % 10**10}.{uuid.uuid4().hex[:32]}",
+        "view": {**view, "state": {"values": values}, "team_id": team_id, "app_id": APP_ID,
+                 "hash": uuid.uuid4().hex[:20]},
+        "response_urls": [],
+        "is_enterprise_install": False,
+        "enterprise": None,
+    }
+
+
+def message_shortcut_payload(callback_id: str, user_id: str, channel_id: str, message: dict[str, Any],
+                             team_id: str = TEAM_ID) -> dict[str, Any]:
+    """A `message_action` payload: a message shortcut invoked on `message` (as the double stores it)."""
+    return {
+        "type": "message_action",
+        "token": "legacy-verification-token",
+        "action_ts": f"{time.time():.6f}",
+        "team": {"id": team_id, "domain": TEAM_DOMAIN},
+        "user": {"id": user_id, "username": user_id.lower(), "name": user_id.lower(), "team_id": team_id},
+        "channel": {"id": channel_id, "name": channel_id.lower()},
+        "is_enterprise_install": False,
+        "enterprise": None,
+        "callback_id": callback_id,
+        "trigger_id": f"{int(time.time())}.{uuid.uuid4().int % 10**10}.{uuid.uuid4().hex[:32]}",
+        "response_url": f"https://hooks.slack.com/app/{team_id}/1/{uuid.uuid4().hex[:24]}",
+        "message_ts": message["ts"],
+        "message": {k: v for k, v in message.items() if k != "channel"},
+    }
+
+
 def command_body(
     command: str,
     text: str,

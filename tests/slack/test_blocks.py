@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 
 from bot import policy, request, wording
-from bot.config import PolicySettings
+from bot.config import PolicySettings, Settings
 from bot.faces.gallery import Candidate
 from bot.request import Dialog, Step
 from bot.service import SearchResult
-from bot.slack import blocks
+from bot.slack import blocks, card
 from bot.slack.blocks import Message
 
 from .double import block_errors, metadata_error
@@ -42,9 +42,10 @@ def faces(n: int, small: tuple[int, ...] = ()) -> list[dict]:
             for i in range(1, n + 1)]
 
 
-def start(text: str = "", files=(("F1", "one.jpg"),)) -> tuple[Dialog, list[request.Effect]]:
+def start(text: str = "", files=(("F1", "one.jpg"),), ask: bool = True) -> tuple[Dialog, list[request.Effect]]:
     return request.start_dialog(channel="C0CASE", thread_ts="1700000000.000100", requester_id=OFFICER,
-                                requester_name="Ofc. Reyes", files=list(files), text=text, now=T0, policy=POLICY)
+                                requester_name="Ofc. Reyes", files=list(files), text=text, now=T0, policy=POLICY,
+                                ask=ask)
 
 
 def at_step(step: Step, justification: str = JUSTIFICATION) -> Dialog:
@@ -61,10 +62,8 @@ def at_step(step: Step, justification: str = JUSTIFICATION) -> Dialog:
 
 
 def analysed(n_faces: int, small: tuple[int, ...] = ()) -> tuple[Dialog, list[request.Effect]]:
-    """An attested one-image dialog whose image has `n_faces` faces."""
+    """A one-image dialog at the attestation whose image has `n_faces` faces."""
     d = at_step(Step.ATTESTATION)
-    d, _ = request.on_action(d, user_id=OFFICER, action=request.ACTION_ATTEST, value="attest", now=at(1),
-                             policy=POLICY)
     return request.on_analysed(d, d.images[0].request_id, faces=faces(n_faces, small), probe_sha256="ab" * 32,
                                error=None, now=at(2))
 
@@ -139,24 +138,20 @@ def every_message() -> list[Message]:
     d_attest = at_step(Step.ATTESTATION)
     d_face, face_effects = analysed(3)
     ask = next(e for e in face_effects if isinstance(e, request.AskFace))
-    img = d_face.image(ask.request_id)
-    prefilled_dialog, effects = start(f"call {CALL} purpose: 1 justification: {JUSTIFICATION}")
-    pre = next(e for e in effects if isinstance(e, request.Prefilled))
+    settings = Settings()
     one = search_result(d_attest, [candidate(1)])
     none = search_result(d_attest, [])
     image = d_attest.images[0]
     return [
-        blocks.request_opened(d_attest),
-        blocks.request_opened(start(files=[("F1", "a.jpg"), ("F2", "b.jpg")])[0]),
-        *(blocks.prompt(step, at_step(step), POLICY) for step in request.QUESTION_STEPS),
-        blocks.prompt(Step.FACE_CHOICE, d_face, POLICY),
+        card.request_card(d_attest, settings),
+        card.request_card(start(files=[("F1", "a.jpg"), ("F2", "b.jpg")])[0], settings),
+        card.request_card(start(ask=False)[0], settings),
+        *(card.request_card(at_step(step), settings) for step in request.QUESTION_STEPS),
+        card.request_card(d_face, settings),
         blocks.invalid(request.Invalid(Step.CALL_NUMBER, "unknown_call", None, value=CALL), d_purpose, POLICY),
-        blocks.invalid(request.Invalid(Step.PURPOSE, "purpose", None), d_purpose, POLICY),
+        blocks.invalid(request.Invalid(Step.PURPOSE, "purpose", None, text="seven"), d_purpose, POLICY),
         blocks.invalid(request.Invalid(Step.FACE_CHOICE, "face_choice", None, ask.request_id), d_face, POLICY),
-        blocks.prefilled(pre, prefilled_dialog),
-        blocks.summary(d_attest),
-        blocks.ask_face(d_face, img),
-        *(blocks.progress(d_attest, image, s) for s in blocks.PROGRESS_TEXTS),
+        blocks.confirm_call(request.ConfirmCall("26-012354", ("26-012345",)), d_purpose),
         blocks.result(d_attest, image, one, "https://example.slack.com/archives/C0D/p1"),
         blocks.result(d_attest, image, none, None),
         blocks.contact_sheet(d_attest, image),
@@ -191,7 +186,7 @@ def test_every_builder_returns_a_message_with_metadata_within_slacks_limits():
     for message in messages:
         kwargs = check_slack_limits(message)
         kinds.add(kwargs["metadata"]["event_payload"]["kind"])
-    assert {"prompt", "result", "call_log", "call_thread", "progress", "face_choice", "refusal"} <= kinds
+    assert {"card", "result", "call_log", "call_thread", "invalid", "confirm_call", "refusal"} <= kinds
 
 
 def test_metadata_names_the_dialog_request_call_and_outcome():
@@ -202,7 +197,7 @@ def test_metadata_names_the_dialog_request_call_and_outcome():
     assert md.event_payload == {"kind": "result", "dialog_id": d.dialog_id, "call_number": CALL,
                                 "outcome": "candidates", "request_id": "FR-1", "step": "attestation",
                                 "ids": "a,b"}
-    whole = blocks.meta("summary", dialog=start(files=[("F1", "a.jpg"), ("F2", "b.jpg")])[0])
+    whole = blocks.meta("card", dialog=start(files=[("F1", "a.jpg"), ("F2", "b.jpg")])[0])
     assert whole.event_payload["request_ids"].count("FR-") == 2
     bare = blocks.meta("call_thread", call_number=CALL).event_payload
     assert bare == {"kind": "call_thread", "dialog_id": "", "call_number": CALL, "outcome": "", "request_ids": ""}
@@ -214,95 +209,6 @@ def test_ephemeral_kwargs_carry_no_metadata():
 
 
 # --- prompts and buttons the request machine accepts -----------------------------------------------------------
-
-
-def test_each_prompt_asks_its_question_and_offers_cancel():
-    example = policy.example_call_number(POLICY.call_number_pattern)
-    call = blocks.prompt(Step.CALL_NUMBER, at_step(Step.CALL_NUMBER), POLICY).kwargs()
-    assert example in section_texts(call)[0]
-    just = section_texts(blocks.prompt(Step.JUSTIFICATION, at_step(Step.JUSTIFICATION), POLICY).kwargs())[0]
-    assert "reasonable suspicion" in just and f"{POLICY.justification_min_chars} characters" in just
-    attest = section_texts(blocks.prompt(Step.ATTESTATION, at_step(Step.ATTESTATION), POLICY).kwargs())[0]
-    assert attest.startswith(wording.ATTESTATION) and "reply exactly: I attest" in attest
-    purpose = section_texts(blocks.prompt(Step.PURPOSE, at_step(Step.PURPOSE), POLICY).kwargs())[0]
-    assert "reply with its number" in purpose
-    for step in request.QUESTION_STEPS:
-        kwargs = blocks.prompt(step, at_step(step), POLICY).kwargs()
-        assert [b["action_id"] for b in buttons(kwargs)][-1] == request.ACTION_CANCEL
-        assert kwargs["metadata"]["event_payload"]["step"] == step.value
-
-
-def test_other_steps_are_not_questions():
-    d, _ = analysed(1)
-    with pytest.raises(ValueError):
-        blocks.prompt(Step.SEARCHING, d, POLICY)
-
-
-@pytest.mark.parametrize("number", [1, 2, 3])
-def test_purpose_buttons_are_accepted_by_the_request_machine(number):
-    d = at_step(Step.PURPOSE)
-    kwargs = blocks.prompt(Step.PURPOSE, d, POLICY).kwargs()
-    purpose_buttons = [b for b in buttons(kwargs) if b["action_id"].startswith(request.ACTION_PURPOSE)]
-    assert len(purpose_buttons) == 3
-    assert len({b["action_id"] for b in purpose_buttons}) == 3  # unique within the block, as Slack requires
-    button = purpose_buttons[number - 1]
-    assert button["text"]["text"].startswith(f"{number}. ")
-    new, effects = request.on_action(d, user_id=OFFICER, action=button["action_id"], value=button["value"],
-                                     now=at(1), policy=POLICY)
-    assert new.purpose == policy.purpose_by_number(number).code
-    assert new.step is Step.JUSTIFICATION
-    assert not any(isinstance(e, (request.Stale, request.Invalid)) for e in effects)
-
-
-def test_attest_button_is_accepted_by_the_request_machine():
-    d = at_step(Step.ATTESTATION)
-    (button,) = [b for b in buttons(blocks.prompt(Step.ATTESTATION, d, POLICY).kwargs())
-                 if b["action_id"] != request.ACTION_CANCEL]
-    assert button["text"]["text"] == "I attest"
-    new, effects = request.on_action(d, user_id=OFFICER, action=button["action_id"], value=button["value"],
-                                     now=at(1), policy=POLICY)
-    assert new.attested and new.step is Step.ANALYSING
-    assert effects == [request.Analyse((d.images[0].request_id,))]
-
-
-@pytest.mark.parametrize("step", request.QUESTION_STEPS)
-def test_cancel_button_is_accepted_by_the_request_machine(step):
-    d = at_step(step)
-    cancel = buttons(blocks.prompt(step, d, POLICY).kwargs())[-1]
-    assert cancel["style"] == "danger" and cancel["confirm"]["title"]["text"] == wording.CANCEL_CONFIRM_TITLE
-    new, effects = request.on_action(d, user_id=OFFICER, action=cancel["action_id"], value=cancel["value"],
-                                     now=at(1), policy=POLICY)
-    assert new.step is Step.CANCELLED
-    assert effects == [request.Cancelled(d.request_ids)]
-
-
-def test_face_buttons_for_three_faces_are_numbered_and_accepted():
-    d, effects = analysed(3, small=(3,))
-    ask = next(e for e in effects if isinstance(e, request.AskFace))
-    image = d.image(ask.request_id)
-    kwargs = check_slack_limits(blocks.ask_face(d, image))
-    face_buttons = [b for b in buttons(kwargs) if b["action_id"].startswith(request.ACTION_FACE)]
-    assert [b["text"]["text"] for b in face_buttons] == ["Face 1", "Face 2", "Face 3 (small)"]
-    assert [b["value"] for b in face_buttons] == [f"{image.request_id}:{k}" for k in (1, 2, 3)]
-    assert buttons(kwargs)[-1]["action_id"] == request.ACTION_CANCEL
-    text = section_texts(kwargs)[0]
-    assert "reply with its number (1 to 3)" in text
-    assert kwargs["metadata"]["event_payload"]["request_id"] == image.request_id
-    # The prompt for the FACE_CHOICE step is the same question.
-    assert blocks.prompt(Step.FACE_CHOICE, d, POLICY).kwargs()["blocks"] == kwargs["blocks"]
-    new, out = request.on_action(d, user_id=OFFICER, action=face_buttons[1]["action_id"],
-                                 value=face_buttons[1]["value"], now=at(3), policy=POLICY)
-    assert request.Search(image.request_id, 2) in out
-    assert new.image(image.request_id).face_index == 2
-
-
-def test_a_crowd_gets_rows_of_face_buttons_within_slacks_limits():
-    d, effects = analysed(60)
-    image = d.image(next(e for e in effects if isinstance(e, request.AskFace)).request_id)
-    kwargs = check_slack_limits(blocks.ask_face(d, image))
-    face_buttons = [b for b in buttons(kwargs) if b["action_id"].startswith(request.ACTION_FACE)]
-    assert len(face_buttons) == 60
-    assert buttons(kwargs)[-1]["action_id"] == request.ACTION_CANCEL
 
 
 # --- results ---------------------------------------------------------------------------------------------------
@@ -396,22 +302,19 @@ def test_a_justification_is_escaped_wherever_it_is_echoed():
     # characters are escaped when echoed.
     d = at_step(Step.ATTESTATION)
     d.justification = f"{JUSTIFICATION} {EVIL}"
-    assert_escaped(blocks.summary(d).kwargs())
+    assert_escaped(card.request_card(d, Settings()).kwargs())
     assert_escaped(blocks.call_log_entry(d, d.images[0], outcome="no_candidate", result=search_result(d, []),
                                          request_link=None, detail="full").kwargs())
-    prefilled_dialog, effects = start(f"call {CALL} purpose: 1 justification: {JUSTIFICATION}")
-    prefilled_dialog.justification = d.justification
-    assert_escaped(blocks.prefilled(next(e for e in effects if isinstance(e, request.Prefilled)),
-                                    prefilled_dialog).kwargs())
+    assert_escaped(blocks.invalid(request.Invalid(Step.JUSTIFICATION, "purpose", None, text=EVIL), d, POLICY).kwargs())
 
 
 def test_a_typed_channel_mention_is_echoed_as_inert_verbatim_text():
     # "@channel" typed in Slack arrives as <!channel>; the dialog keeps "@channel", which a verbatim
     # mrkdwn text shows as typed instead of notifying the channel.
     d = at_step(Step.ATTESTATION, justification=f"{JUSTIFICATION} <!channel> <https://evil.example|click>")
-    kwargs = check_slack_limits(blocks.summary(d))
-    (section,) = [b for b in kwargs["blocks"] if b["type"] == "section"]
-    assert "@channel" in section["text"]["text"] and "<" not in section["text"]["text"]
+    kwargs = check_slack_limits(card.request_card(d, Settings()))
+    section = next(b for b in kwargs["blocks"] if b["type"] == "section" and "Justification" in b["text"]["text"])
+    assert "@channel" in section["text"]["text"] and "<" not in section["text"]["text"].replace("<@U0OFFICER>", "")
     assert section["text"]["verbatim"] is True
 
 
@@ -433,21 +336,6 @@ def test_file_names_and_image_errors_are_escaped():
 # --- other messages ------------------------------------------------------------------------------------------------
 
 
-def test_progress_is_one_message_kind_updated_from_searching_to_done():
-    d = at_step(Step.ATTESTATION)
-    image = d.images[0]
-    searching = blocks.progress(d, image, "searching").kwargs()
-    done = blocks.progress(d, image, "done").kwargs()
-    assert section_texts(searching)[0] == wording.PROGRESS_SEARCHING
-    assert section_texts(done)[0] == wording.PROGRESS_DONE
-    for kwargs, status in ((searching, "searching"), (done, "done")):
-        payload = kwargs["metadata"]["event_payload"]
-        assert payload["kind"] == "progress" and payload["status"] == status
-        assert payload["request_id"] == image.request_id
-    with pytest.raises(ValueError):
-        blocks.progress(d, image, "thinking")
-
-
 def test_image_failures_are_worded_from_codes_or_sentences():
     d = at_step(Step.ATTESTATION)
     image = d.images[0]
@@ -460,28 +348,21 @@ def test_image_failures_are_worded_from_codes_or_sentences():
                                                     "error": "corrupt"}
 
 
-def test_invalid_answers_are_explained():
+def test_invalid_answers_are_one_line_naming_what_was_read():
     d = at_step(Step.CALL_NUMBER)
     reason = policy.check_call_number("12345", POLICY.call_number_pattern)
-    text = section_texts(blocks.invalid(request.Invalid(Step.CALL_NUMBER, "call_number", reason), d,
+    text = section_texts(blocks.invalid(request.Invalid(Step.CALL_NUMBER, "call_number", reason, text="26-04512"), d,
                                         POLICY).kwargs())[0]
-    assert text == reason and "26-012345" in text
+    assert text == "‘26-04512’ is not a call number like 26-012345 — reply again."
     unknown = blocks.invalid(request.Invalid(Step.CALL_NUMBER, "unknown_call", None, value=CALL), d, POLICY)
     assert section_texts(unknown.kwargs())[0] == wording.call_number_unknown(CALL)
-    attest = blocks.invalid(request.Invalid(Step.ATTESTATION, "attestation", None), d, POLICY)
-    assert section_texts(attest.kwargs())[0] == wording.ATTESTATION_NOT_UNDERSTOOD
-
-
-def test_request_opened_lists_every_photo_of_a_multi_image_upload():
-    d, _ = start(files=[("F1", "a.jpg"), ("F2", "b.jpg")])
-    kwargs = blocks.request_opened(d).kwargs()
-    everything = "\n".join(texts(kwargs))
-    for img in d.images:
-        assert f"Request {img.request_id}: {img.file_name}" in everything
-    assert f"<@{OFFICER}>" in everything
-    single, _ = start()
-    assert section_texts(blocks.request_opened(single).kwargs())[0] == \
-        wording.request_opened(OFFICER, single.images[0].request_id)
+    attest = blocks.invalid(request.Invalid(Step.ATTESTATION, "attestation", None, text="ok"), d, POLICY)
+    assert section_texts(attest.kwargs())[0] == wording.not_the_attestation("ok")
+    refused = blocks.invalid(request.Invalid(Step.JUSTIFICATION, "justification", wording.JUSTIFICATION_PROTECTED_CLASS,
+                                             text="he is Hispanic"), d, POLICY)
+    assert section_texts(refused.kwargs())[0].startswith("GO 375.01 C forbids")
+    for message in (unknown, attest, refused):
+        assert wording.prompt_justification(40) not in json.dumps(message.kwargs())  # never the whole question
 
 
 def test_call_log_entry_full_and_summary():
@@ -509,29 +390,6 @@ def test_call_log_entry_full_and_summary():
     assert f"<{link}|request thread>" in text and image.request_id in text
     error = blocks.call_log_entry(d, image, outcome="error", result=None, request_link=None, detail="summary")
     assert JUSTIFICATION[:30] not in json.dumps(error.kwargs())
-
-
-def test_every_actions_block_names_its_dialog():
-    purpose, attest = at_step(Step.PURPOSE), at_step(Step.ATTESTATION)
-    face_dialog, _ = analysed(30)  # two rows of face buttons and the cancel row
-    cases = [(blocks.prompt(Step.PURPOSE, purpose, POLICY), purpose),
-             (blocks.prompt(Step.ATTESTATION, attest, POLICY), attest),
-             (blocks.ask_face(face_dialog, face_dialog.images[0]), face_dialog)]
-    for message, dialog in cases:
-        ids = [b["block_id"] for b in message.kwargs()["blocks"] if b["type"] == "actions"]
-        assert ids and len(set(ids)) == len(ids)  # unique within the message, as Slack requires
-        assert {blocks.button_dialog_id(i) for i in ids} == {dialog.dialog_id}
-    assert len([b for b in cases[2][0].kwargs()["blocks"] if b["type"] == "actions"]) == 3
-    assert blocks.button_dialog_id("actions") is None and blocks.button_dialog_id(None) is None
-    assert blocks.button_dialog_id(f"fr:{purpose.dialog_id}:2") == purpose.dialog_id
-
-
-def test_the_face_question_says_when_the_numbered_photo_is_missing():
-    d, _ = analysed(2)
-    attached = section_texts(blocks.ask_face(d, d.images[0]).kwargs())[0]
-    missing = section_texts(blocks.ask_face(d, d.images[0], image_attached=False).kwargs())[0]
-    assert wording.FACE_IMAGE_NOT_ATTACHED not in attached
-    assert missing.startswith(attached) and missing.endswith(wording.FACE_IMAGE_NOT_ATTACHED)
 
 
 # --- the app manifest --------------------------------------------------------------------------------------------

@@ -13,12 +13,12 @@ OBAMA = "people/obama/obama3.jpg"
 async def test_happy_path_with_buttons(harness, slack):
     await harness.start()
     upload = await harness.upload(harness.face(OBAMA), text="26-012345")
-    await harness.wait_kind("prompt", step="purpose")
+    await harness.wait_card("purpose")
     reply = await harness.press(upload, "fr_purpose", value="threat")
     assert reply.status == 200  # acked at once; the answer is applied after the ack
-    await harness.wait_kind("prompt", step="justification")
+    await harness.wait_card("justification")
     await harness.reply(upload, JUSTIFICATION)
-    await harness.wait_kind("prompt", step="attestation")
+    await harness.wait_card("attestation")
     await harness.press(upload, "fr_attest")
     result = await harness.wait_kind("result")
     await harness.idle()
@@ -33,8 +33,8 @@ async def test_face_choice_by_button(harness):
     await harness.start()
     upload = await harness.upload(harness.face("group/kit_with_rose.jpg"))
     await harness.answer_all(upload)
-    ask = await harness.wait_kind("face_choice")
-    rid = payload(ask)["request_id"]
+    ask = await harness.wait_face_choice()
+    rid = payload(ask)["face_request"]
     await harness.press(upload, "fr_face", value=f"{rid}:1")
     result = await harness.wait_kind("result")
     await harness.idle()
@@ -44,33 +44,35 @@ async def test_face_choice_by_button(harness):
 
 
 async def test_cancel_button_ends_the_dialog_and_is_audited(harness, slack):
-    await harness.start(gallery=False)
-    upload = await harness.upload(("p.jpg", b"\xff\xd8"), text="26-012345")
-    await harness.wait_kind("prompt", step="purpose")
+    await harness.start()
+    upload = await harness.upload(harness.face(OBAMA), text="26-012345")
+    await harness.wait_card("purpose")
     await harness.press(upload, "fr_cancel")
-    ended = await harness.wait_kind("ended")
+    await harness.wait_card("cancelled")
     await harness.idle()
-    assert payload(ended)["outcome"] == "cancelled"
+    assert block_texts(harness.card(upload))[-1] == wording.card_outcome("cancelled")
     [audited] = harness.audit()
     assert audited["outcome"] == "cancelled" and audited["call_number"] == "26-012345"
-    assert slack.downloads() == []
+    assert harness.thread(upload, "result") == [] and harness.rt.probes.get(audited["request_id"]) is None
 
 
 async def test_presses_by_someone_else_or_on_an_old_question_change_nothing(harness, slack):
-    await harness.start(gallery=False)
-    upload = await harness.upload(("p.jpg", b"\xff\xd8"), text="26-012345")
-    await harness.wait_kind("prompt", step="purpose")
+    await harness.start()
+    upload = await harness.upload(harness.face(OBAMA), text="26-012345")
+    await harness.wait_card("purpose")
     await harness.press(upload, "fr_purpose", value="identify", user=OFFICER2)
     await slack.wait_for("chat.postEphemeral", ok=True)
     assert wording.wrong_person("UOFFICER1") in slack.ephemerals(CASE, OFFICER2)[0]["text"]
+    at_purpose = harness.card(upload)
     await harness.press(upload, "fr_purpose", value="investigation")
-    await harness.wait_kind("prompt", step="justification")
-    await harness.press(upload, "fr_purpose", value="threat")  # the purpose question's button, again
+    await harness.wait_card("justification")
+    # The purpose button again, on the card as a phone still showed it.
+    await harness.press(upload, "fr_purpose", value="threat", message=at_purpose)
     await slack.wait_for("chat.postEphemeral", count=2, ok=True)
     assert slack.ephemerals(CASE, "UOFFICER1")[0]["text"] == wording.STALE_NOTE
     await harness.press(upload, "fr_cancel")
-    await harness.wait_kind("ended")
-    await harness.press(upload, "fr_cancel")  # after the end
+    await harness.wait_card("cancelled")
+    await harness.press(upload, "fr_cancel", message=at_purpose)  # after the end, on an old view of the card
     await slack.wait_for("chat.postEphemeral", count=3, ok=True)
     await harness.idle()
     assert slack.ephemerals(CASE, "UOFFICER1")[-1]["text"] == wording.CLOSED_NOTE
@@ -96,6 +98,6 @@ async def test_crops_and_the_numbered_picture_are_made_in_the_face_worker(harnes
     await harness.start()
     upload = await harness.upload(harness.face("group/kit_with_rose.jpg"))
     await harness.answer_all(upload)
-    ask = await harness.wait_kind("face_choice")
-    cached = harness.rt.probes.get(payload(ask)["request_id"])
-    assert len(cached.crops) == len(cached.faces) == 2 and cached.annotated.startswith(b"\x89PNG")
+    ask = await harness.wait_face_choice()
+    cached = harness.rt.probes.get(payload(ask)["face_request"])
+    assert len(cached.crops) == len(cached.faces) == 2 and cached.annotated[:3] in (b"\x89PN", b"\xff\xd8\xff")

@@ -30,13 +30,13 @@ async def test_a_live_dispatch_message_indexes_the_call_and_require_known_call_u
     upload = await harness.upload(harness.face("people/obama/obama3.jpg"), text="26-099999")
     invalid = await harness.wait_kind("invalid", step="call_number")
     assert block_texts(invalid.params)[0] == wording.call_number_unknown("26-099999")
-    await harness.wait_kind("prompt", step="call_number")
+    await harness.wait_card()
     await harness.reply(upload, "26-054321")
-    await harness.wait_kind("prompt", step="purpose")
+    await harness.wait_card("purpose")
     await harness.reply(upload, "2")
-    await harness.wait_kind("prompt", step="justification")
+    await harness.wait_card("justification")
     await harness.reply(upload, JUSTIFICATION)
-    await harness.wait_kind("prompt", step="attestation")
+    await harness.wait_card("attestation")
     await harness.reply(upload, "I attest")
     result = await harness.wait_kind("result")
     await harness.wait_kind("call_log")
@@ -54,7 +54,7 @@ async def test_the_call_index_is_backfilled_from_dispatch_history_on_start(harne
     await slack.wait_for("conversations.history", ok=True)
     upload = await harness.upload(harness.face("people/biden/biden2.jpg"),
                                   text=f"26-000777 purpose: 1 justification: {JUSTIFICATION}")
-    await harness.wait_kind("prompt", step="attestation")
+    await harness.wait_card("attestation")
     await harness.reply(upload, "I attest")
     await harness.wait_kind("call_log")
     await harness.idle()
@@ -93,7 +93,7 @@ async def test_listed_dispatch_sources_a_dispatcher_group_member_counts_and_back
         {"text": "Call 26-000777: welfare check", "user": "UDISP2"},
         {"text": "Call 26-000888: joke", "user": "UCHATTY"},
     ])
-    await harness.start(dispatcher_groups=("SDISPATCH",))
+    await harness.start(dispatcher_groups=("SDISPATCH",), cad_calls=())
     await slack.wait_for("conversations.history", ok=True)
     await harness.idle()
     assert harness.rt.calls.thread_ts("26-000777") == history[0]["ts"]
@@ -108,15 +108,15 @@ async def test_unlisted_dispatch_sources_warn_at_start(harness, caplog):
 async def test_a_deleted_call_thread_gets_a_new_thread(harness, slack):
     """Dispatch deletes the call's opening message: the next search's entry starts a new thread (saying the
     earlier one was deleted) instead of failing against the dead thread and being dropped."""
-    await harness.start()
+    await harness.start(cad_calls=())
     cad = slack.add_message(DISPATCH, "CAD 26-012345 burglary", user="UCAD", bot_id="BCAD")
     await harness.send(cad)
     await harness.idle()
-    await harness.send(slack.delete_message(DISPATCH, cad["ts"]))
-    await harness.idle()
     upload = await harness.upload(harness.face("people/biden/biden2.jpg"),
                                   text=f"26-012345 purpose: 1 justification: {JUSTIFICATION}")
-    await harness.wait_kind("prompt", step="attestation")
+    await harness.wait_card("attestation")
+    await harness.send(slack.delete_message(DISPATCH, cad["ts"]))
+    await harness.idle()
     await harness.reply(upload, "I attest")
     await harness.wait_kind("call_log")
     await harness.idle()

@@ -51,37 +51,30 @@ def is_result(params: dict) -> bool:
     return ((params.get("metadata") or {}).get("event_payload") or {}).get("kind") == "result"
 
 
-async def searching(slack) -> None:
-    """Wait until the status says the gallery is being searched (the thread's next post is the result)."""
-    await slack.wait_for(
-        lambda c: c.method in ("chat.update", "chat.postMessage") and payload(c).get("status") == "searching",
-        ok=True,
-    )
-
-
 async def attested(harness, photo: str = OBAMA, **start) -> dict:
-    """A running bot, a CAD message naming the call (so no call thread is started mid-search) and an upload
-    whose text answers every question; returns the upload once the attestation is asked."""
+    """A running bot (the CAD feed posted the call, so no call thread is started mid-search) and an upload
+    whose text answers every question; returns the upload once the attestation is asked and the photo's faces
+    are found."""
     await harness.start(**start)
-    await harness.send(harness.slack.add_message(DISPATCH, "CAD 26-012345 211 in progress", user="UCAD",
-                                                 bot_id="BCAD"))
     upload = await harness.upload(harness.face(photo), text=PREFILLED)
-    await harness.wait_kind("prompt", step="attestation")
+    await harness.wait_card("attestation")
+    await harness.idle()
     return upload
 
 
 # --- 1. network errors beyond the retries -------------------------------------------------------------------
 
 
-async def test_a_dropped_connection_on_the_status_post_does_not_stop_the_request(harness, slack):
+async def test_a_dropped_connection_on_the_card_update_does_not_stop_the_request(harness, slack):
     upload = await attested(harness)
-    slack.fail_next("chat.postMessage", DISCONNECT, times=ATTEMPTS)  # the first status message
+    slack.fail_next("chat.update", DISCONNECT, times=ATTEMPTS)  # the card saying the search runs
     await harness.reply(upload, "I attest")
     result = await harness.wait_kind("result")
-    await harness.idle()
+    await harness.done(upload)
     assert block_texts(result.params)[0] == wording.result_caveat(True)
     assert dialog_of(harness, upload).step is request.Step.DONE
-    assert [c.status for c in slack.call_log("chat.postMessage") if not c.ok] == [DISCONNECT] * ATTEMPTS
+    assert [c.status for c in slack.call_log("chat.update") if not c.ok] == [DISCONNECT] * ATTEMPTS
+    assert block_texts(harness.card(upload))[-1] == wording.card_outcome("candidates")  # the next update landed
 
 
 @pytest.mark.parametrize("fault", [500, DISCONNECT], ids=["http500", "disconnect"])
@@ -144,23 +137,24 @@ async def test_a_contact_sheet_upload_that_fails_still_finishes_the_request(harn
     [entry] = call_logs(slack)
     assert entry["metadata"]["event_payload"]["outcome"] == "candidates"
     thread = [k for k in kinds(harness, upload) if k]
-    assert thread[thread.index("result"):] == ["result", "contact_sheet", "contact_sheet_failed"]
+    assert thread == ["card", "result", "contact_sheet", "contact_sheet_failed"]
     [note] = harness.thread(upload, "contact_sheet_failed")
     assert block_texts(note) == [wording.CONTACT_SHEET_NOT_ATTACHED]
-    [status] = harness.thread(upload, "progress")
-    assert block_texts(status)[0] == wording.PROGRESS_DONE
 
 
 # --- 3. the face question without its picture ---------------------------------------------------------------
 
 
-async def test_the_face_question_is_posted_when_the_numbered_photo_cannot_be_attached(harness, slack):
-    upload = await attested(harness, "group/kit_with_rose.jpg")
+async def test_the_face_question_is_asked_when_the_numbered_photo_cannot_be_attached(harness, slack):
+    await harness.start()
     slack.fail_next("files.upload", 500, times=ATTEMPTS)
-    await harness.reply(upload, "I attest")
-    ask = await harness.wait_kind("face_choice")
-    assert wording.FACE_IMAGE_NOT_ATTACHED in block_texts(ask.params)[0]
+    upload = await harness.upload(harness.face("group/kit_with_rose.jpg"), text=PREFILLED)
+    await harness.wait_face_choice()
+    note = await harness.wait_kind("faces_not_attached")
+    assert block_texts(note.params) == [wording.FACE_IMAGE_NOT_ATTACHED]
     assert slack.uploads(CASE, upload["ts"]) == []
+    await harness.reply(upload, "I attest")
+    await harness.wait_card("face_choice")
     await harness.reply(upload, "1")
     result = await harness.wait_kind("result")
     await harness.idle()
@@ -172,21 +166,20 @@ async def test_the_face_question_is_posted_when_the_numbered_photo_cannot_be_att
 
 async def test_an_image_failed_notice_is_a_new_message_queued_when_slack_is_down(harness, slack):
     await harness.start(gallery=False)
-    upload = await harness.upload(("p.jpg", b"\xff\xd8"), text=PREFILLED)  # a damaged photo
-    await harness.wait_kind("prompt", step="attestation")
-    await harness.reply(upload, "I attest")
-    await harness.wait_kind("progress")  # the status message; the next post in the thread is the notice
-    slack.fail_next("chat.postMessage", 500, times=ATTEMPTS)
+    # A damaged photo: said as soon as the request starts, before any question is answered.
+    slack.fail_next("chat.postMessage", 500, times=ATTEMPTS, match=lambda p: (
+        (p.get("metadata") or {}).get("event_payload") or {}).get("kind") == "image_failed")
+    upload = await harness.upload(("p.jpg", b"\xff\xd8"), text=PREFILLED)
     await slack.wait_for(lambda c: c.method == "reactions.add" and c.params.get("name") == "warning", ok=True)
     await harness.idle()
 
     assert harness.thread(upload, "image_failed") == []
     assert harness.rt.calls.outbox_depth() == 1
-    [status] = harness.thread(upload, "progress")
-    assert block_texts(status)[0] == wording.PROGRESS_NOT_SEARCHED  # no longer "downloading…"
+    assert wording.card_problem("not_image") in block_texts(harness.card(upload))[1]  # the card says it too
     reactions = slack.reactions(CASE, upload["ts"])
     assert "warning" in reactions and "white_check_mark" not in reactions  # not "all searched"
     assert [e["outcome"] for e in harness.audit()] == ["error"]
+    assert call_logs(slack) == []  # never searched: nothing in the call's thread
 
     await flow.tick(harness.rt)
     [notice] = harness.thread(upload, "image_failed")
@@ -194,21 +187,24 @@ async def test_an_image_failed_notice_is_a_new_message_queued_when_slack_is_down
     assert harness.rt.calls.outbox_depth() == 0
 
 
-async def test_the_cancelled_notice_is_queued_when_slack_is_down_and_delivered_later(harness, slack):
-    await harness.start(gallery=False)
-    upload = await harness.upload(("p.jpg", b"\xff\xd8"))
-    await harness.wait_kind("prompt", step="call_number")
-    slack.fail_next("chat.postMessage", DISCONNECT, times=ATTEMPTS)
-    await harness.reply(upload, "cancel")
-    await slack.wait_for(lambda c: c.method == "chat.postMessage" and not c.ok, count=ATTEMPTS)
+async def test_the_expired_notice_is_queued_when_slack_is_down_and_delivered_later(harness, slack):
+    clock = Clock()
+    await harness.start(gallery=False, clock=clock)
+    upload = await harness.upload(harness.face(OBAMA), text="26-012345")
+    await harness.wait_card("purpose")
     await harness.idle()
-    assert dialog_of(harness, upload).step is request.Step.CANCELLED
-    assert [e["outcome"] for e in harness.audit()] == ["cancelled"]
+    # Down for the notice and for the same tick's outbox round after it.
+    slack.fail_next("chat.postMessage", DISCONNECT, times=2 * ATTEMPTS)
+    clock.advance(minutes=6)
+    await flow.tick(harness.rt)
+    await harness.idle()
+    assert dialog_of(harness, upload).step is request.Step.EXPIRED
+    assert [e["outcome"] for e in harness.audit()] == ["expired"]
     assert harness.thread(upload, "ended") == [] and harness.rt.calls.outbox_depth() == 1
 
     await flow.tick(harness.rt)
     [ended] = harness.thread(upload, "ended")
-    assert block_texts(ended) == [wording.DIALOG_CANCELLED]
+    assert block_texts(ended) == [wording.dialog_expired(5)]
 
 
 # --- the watchdog -------------------------------------------------------------------------------------------
@@ -216,7 +212,7 @@ async def test_the_cancelled_notice_is_queued_when_slack_is_down_and_delivered_l
 
 async def test_the_watchdog_restarts_face_work_that_died(harness, slack, monkeypatch):
     clock = Clock()
-    upload = await attested(harness, clock=clock)
+    await harness.start(clock=clock)
     probes = harness.rt.probes
     real_put = probes.put
     failures = []
@@ -228,9 +224,12 @@ async def test_the_watchdog_restarts_face_work_that_died(harness, slack, monkeyp
         return real_put(*args, **kwargs)
 
     monkeypatch.setattr(probes, "put", disk_full_once)
-    await harness.reply(upload, "I attest")
+    upload = await harness.upload(harness.face(OBAMA), text=PREFILLED)
     await slack.wait_for("files.download", ok=True)
     await harness.idle()  # the analysis task died on the error
+    await harness.reply(upload, "I attest")
+    await harness.wait_card("analysing")
+    await harness.idle()
     assert dialog_of(harness, upload).step is request.Step.ANALYSING and failures
 
     clock.advance(minutes=1)
@@ -263,7 +262,7 @@ async def test_the_watchdog_posts_an_audited_search_again_rather_than_running_it
 
     monkeypatch.setattr(flow.searching, "_finish_search", crash_once)
     await harness.reply(upload, "I attest")
-    await searching(slack)
+    await harness.slack.wait_for(lambda c: c.method == "reactions.add" and c.params.get("name") == "hourglass_flowing_sand", ok=True)
     await harness.idle()
     assert crashes and dialog_of(harness, upload).step is request.Step.SEARCHING
     assert [e["outcome"] for e in harness.audit()] == ["candidates"]
@@ -321,33 +320,32 @@ async def test_a_summary_call_log_entry_gives_outcome_count_and_link_only(harnes
 
 async def test_a_redelivered_purpose_reply_is_not_taken_as_the_justification(harness, slack):
     await harness.start(gallery=False)
-    upload = await harness.upload(("p.jpg", b"\xff\xd8"), text="26-012345")
-    await harness.wait_kind("prompt", step="purpose")
+    upload = await harness.upload(harness.face(OBAMA), text="26-012345")
+    await harness.wait_card("purpose")
     answer = slack.add_message(CASE, "1", user=OFFICER, thread_ts=upload["ts"])
     event_id = new_event_id()
     await harness.send(answer, event_id=event_id)
-    await harness.wait_kind("prompt", step="justification")
+    await harness.wait_card("justification")
     await harness.idle()
     await harness.send(answer, event_id=event_id, retry_num=1)  # Slack's retry, after the step moved on
     await harness.send(answer)  # and the same message under a new envelope
     await harness.idle()
-    assert harness.thread(upload, "invalid") == []
-    assert len(harness.thread(upload, "prompt")) == 2  # purpose, justification: nothing asked again
+    assert harness.thread(upload, "invalid") == [] and kinds(harness, upload) == ["card"]
     dialog = dialog_of(harness, upload)
     assert dialog.step is request.Step.JUSTIFICATION and dialog.justification is None
 
 
 async def test_a_reshared_photo_gets_a_note_naming_its_earlier_request(harness, slack):
     await harness.start(gallery=False)
-    upload = await harness.upload(("p.jpg", b"\xff\xd8"), text="26-012345")
-    opened = await harness.wait_kind("request_opened")
+    upload = await harness.upload(harness.face(OBAMA), text="26-012345")
+    opened = await harness.wait_card("purpose")
     await harness.reply(upload, "cancel")
-    await harness.wait_kind("ended")
+    await harness.wait_card("cancelled")
     await harness.send(upload)  # the same message redelivered under a new envelope: silent
     await harness.idle()
     assert harness.thread(upload, "already_requested") == []
 
-    again = slack.add_message(CASE, "", user=OFFICER, files=upload["files"])  # the file shared again
+    again = slack.add_message(CASE, "26-012345", user=OFFICER, files=upload["files"])  # the file shared again
     await harness.send(again)
     note = await harness.wait_kind("already_requested")
     await harness.idle()
@@ -359,20 +357,21 @@ async def test_a_reshared_photo_gets_a_note_naming_its_earlier_request(harness, 
 
 async def test_buttons_of_an_ended_dialog_change_nothing(harness, slack):
     await harness.start(gallery=False)
-    upload = await harness.upload(("p.jpg", b"\xff\xd8"), text="26-012345")
-    await harness.wait_kind("prompt", step="purpose")
-    old_prompt = harness.thread(upload, "prompt")[-1]
+    upload = await harness.upload(harness.face(OBAMA), text="26-012345")
+    await harness.wait_card("purpose")
+    old_prompt = harness.card(upload)  # as a phone still shows it
     await harness.reply(upload, "cancel")
-    await harness.wait_kind("ended")
+    await harness.wait_card("cancelled")
     await harness.idle()
     ended = dialog_of(harness, upload)
     # A new photo in the same thread starts nothing there (a thread is one request).
-    file = slack.add_file("FNEWER", "q.jpg", "image/jpeg", b"\xff\xd8", OFFICER)
+    file = slack.add_file("FNEWER", "q.jpg", "image/jpeg", b"\xff\xd8", OFFICER)  # asked for, in its text
     await harness.send(slack.add_message(CASE, "26-012345", user=OFFICER, thread_ts=upload["ts"], files=[file]))
     await slack.wait_for(lambda c: c.method == "chat.postMessage" and c.params.get("text") == wording.UPLOAD_IN_THREAD)
 
     for action_id in ("fr_cancel", "fr_purpose:2"):  # the old question's Cancel, and one of its purposes
-        block = next(b for b in old_prompt["blocks"] if b["type"] == "actions")
+        block = next(b for b in old_prompt["blocks"] if b["type"] == "actions"
+                     and any(e["action_id"] == action_id for e in b["elements"]))
         button = next(e for e in block["elements"] if e["action_id"] == action_id)
         body = block_actions_payload(action_id=button["action_id"], value=button["value"], user_id=OFFICER,
                                      channel_id=CASE, message=old_prompt, block_id=block["block_id"])
@@ -390,13 +389,14 @@ async def test_buttons_of_an_ended_dialog_change_nothing(harness, slack):
 
 async def test_a_failed_account_lookup_is_refused_as_unverified_not_as_a_guest(harness, slack):
     await harness.start(gallery=False)
-    # users.info is asked twice (the display name, then the role check), each with its retries.
+    # users.info is asked twice (the role check, then the display name), each with its retries.
     slack.fail_next("users.info", 500, times=2 * ATTEMPTS)
-    upload = await harness.upload(("p.jpg", b"\xff\xd8"))
-    refusal = await harness.wait_kind("refusal")
+    upload = await harness.upload(("p.jpg", b"\xff\xd8"), text="<@UBOT>")
+    await slack.wait_for("chat.postEphemeral", ok=True)
     await harness.idle()
-    assert block_texts(refusal.params)[0] == wording.ACCOUNT_NOT_VERIFIED
-    assert wording.GUEST_REFUSED not in refusal.params["text"]
+    [refusal] = slack.ephemerals(CASE, OFFICER)
+    assert block_texts(refusal)[0] == wording.ACCOUNT_NOT_VERIFIED
+    assert wording.GUEST_REFUSED not in refusal["text"]
     [denied] = harness.audit()
     assert denied["outcome"] == "denied" and denied["file_id"] == upload["files"][0]["id"]
 
@@ -415,7 +415,9 @@ async def test_a_photo_posted_as_a_thread_reply_starts_nothing_and_says_so(harne
     chat = slack.add_message(CASE, "anyone seen this car?", user=OFFICER)
     name, data = harness.face("people/obama/obama2.jpg")
     file = slack.add_file("FTHREAD1", name, "image/jpeg", data, OFFICER)
-    event = slack.add_message(CASE, "", user=OFFICER, files=[file], thread_ts=chat["ts"])
+    quiet = slack.add_message(CASE, "", user=OFFICER, files=[file], thread_ts=chat["ts"])
+    await harness.send(quiet)  # not asked for: nothing at all
+    event = slack.add_message(CASE, "<@UBOT> this one", user=OFFICER, files=[file], thread_ts=chat["ts"])
     await harness.send(event)
     await slack.wait_for(lambda c: c.method == "chat.postMessage" and c.params.get("thread_ts") == chat["ts"])
     await harness.idle()
@@ -468,7 +470,7 @@ async def test_a_photo_past_the_face_deadline_is_said_audited_and_not_read_again
     first = await harness.start()
     await harness.send(slack.add_message(DISPATCH, "CAD 26-012345 211 in progress", user="UCAD", bot_id="BCAD"))
     upload = await harness.upload(("doorbell.jpg", buf.getvalue()), text=PREFILLED)
-    await harness.wait_kind("prompt", step="attestation")
+    await harness.wait_card("attestation")
     engine = harness.request.getfixturevalue("face_engine")
     monkeypatch.setattr(engine, "deadline", 0.05)
     await harness.reply(upload, "I attest")

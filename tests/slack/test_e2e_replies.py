@@ -4,81 +4,88 @@ from __future__ import annotations
 
 from bot import wording
 
-from .conftest import CASE, JUSTIFICATION, OFFICER2, Clock, block_texts, payload
+from .conftest import CASE, DISPATCH, JUSTIFICATION, OFFICER2, Clock, block_texts, payload
+
+OBAMA = "people/obama/obama3.jpg"
 
 
-async def test_an_invalid_call_number_is_re_asked_and_a_valid_one_moves_on(harness):
+async def test_an_invalid_call_number_is_read_back_in_one_line_and_a_valid_one_moves_on(harness):
     await harness.start(gallery=False)
-    upload = await harness.upload(("p.jpg", b"\xff\xd8"))
-    await harness.wait_kind("prompt", step="call_number")
-    await harness.reply(upload, "call 123")
+    upload = await harness.upload(harness.face(OBAMA))
+    await harness.wait_card("offered")
+    await harness.reply(upload, "call 26-04512")  # digits: taken as a call number, which starts the request
     invalid = await harness.wait_kind("invalid", step="call_number")
-    await harness.wait_kind("prompt", step="call_number", count=2)
-    assert block_texts(invalid.params)[0].startswith("That call number is not in the department's")
+    assert block_texts(invalid.params) == [wording.not_a_call_number("call 26-04512", "26-012345")]
+    assert "‘call 26-04512’ is not a call number like 26-012345" in block_texts(invalid.params)[0]
     await harness.reply(upload, "It's 26-012345")
-    await harness.wait_kind("prompt", step="purpose")
+    await harness.wait_card("purpose")
+    await harness.idle()
+    # One card, updated in place; one short line for the typo: the question is never posted again.
+    assert harness.kinds(upload) == ["card", "invalid"]
+    [refusal] = [e for e in harness.rt.core.audit.entries() if e["kind"] == "refusal"]
+    assert refusal["step"] == "call_number" and refusal["text"] == "call 26-04512"
 
 
 async def test_someone_else_answering_gets_an_ephemeral_note_and_the_dialog_is_unchanged(harness, slack):
     await harness.start(gallery=False)
-    upload = await harness.upload(("p.jpg", b"\xff\xd8"))
-    await harness.wait_kind("prompt", step="call_number")
-    await harness.reply(upload, "26-012345", user=OFFICER2)
+    upload = await harness.upload(harness.face(OBAMA), text="photo for the file, call 26-012345")
+    await harness.wait_card("purpose")
+    await harness.reply(upload, "1", user=OFFICER2)
     await slack.wait_for("chat.postEphemeral", ok=True)
     [note] = slack.ephemerals(CASE, OFFICER2)
     assert note["thread_ts"] == upload["ts"] and wording.wrong_person("UOFFICER1") in note["text"]
     await harness.idle()
-    assert harness.thread(upload, "prompt")[-1]["metadata"]["event_payload"]["step"] == "call_number"
-    assert [p["metadata"]["event_payload"]["kind"] for p in harness.thread(upload)] == ["request_opened", "prompt"]
-    await harness.reply(upload, "26-012345")  # the requester's own answer still counts
-    await harness.wait_kind("prompt", step="purpose")
+    assert harness.card(upload)["metadata"]["event_payload"]["step"] == "purpose"
+    assert harness.kinds(upload) == ["card"]
+    await harness.reply(upload, "1")  # the requester's own answer still counts
+    await harness.wait_card("justification")
 
 
 async def test_bot_replies_never_answer_a_dialog(harness, slack):
     await harness.start(gallery=False)
-    upload = await harness.upload(("p.jpg", b"\xff\xd8"))
-    await harness.wait_kind("prompt", step="call_number")
+    upload = await harness.upload(harness.face(OBAMA), text="<@UBOT>")
+    await harness.wait_card("call_number")
     # A bot (a workflow acting for the officer carries the officer's user id) is still a bot.
     event = slack.add_message(CASE, "26-012345", user=upload["user"], bot_id="BWORKFLOW", thread_ts=upload["ts"])
     await harness.send(event)
     await harness.reply(upload, "not a call number")
     await harness.wait_kind("invalid", step="call_number")  # the step was still the call number
     await harness.idle()
-    assert harness.thread(upload, "prompt")[-1]["metadata"]["event_payload"]["step"] == "call_number"
-    assert [p["metadata"]["event_payload"]["step"] for p in harness.thread(upload, "prompt")] == ["call_number"] * 2
+    assert harness.card(upload)["metadata"]["event_payload"]["step"] == "call_number"
 
 
 async def test_cancel_by_reply_ends_the_dialog_and_is_audited(harness, slack):
     await harness.start(gallery=False)
-    upload = await harness.upload(("p.jpg", b"\xff\xd8"))
-    await harness.wait_kind("prompt", step="call_number")
+    upload = await harness.upload(harness.face(OBAMA))
+    await harness.wait_card("offered")
     await harness.reply(upload, "26-012345")
-    await harness.wait_kind("prompt", step="purpose")
+    await harness.wait_card("purpose")
     await harness.reply(upload, " Cancel ")
-    ended = await harness.wait_kind("ended")
+    await harness.wait_card("cancelled")
     await harness.idle()
-    assert payload(ended)["outcome"] == "cancelled"
-    assert block_texts(ended.params)[0] == wording.DIALOG_CANCELLED
+    assert block_texts(harness.card(upload))[-1] == wording.card_outcome("cancelled")
     [audited] = harness.audit()
     assert audited["outcome"] == "cancelled" and audited["call_number"] == "26-012345"
     assert "cancel" in audited["answer_times"] and audited["requester"]["id"] == upload["user"]
-    assert slack.downloads() == []
+    assert harness.thread(upload, "result") == []
     await harness.reply(upload, "1")  # chatter in an ended thread is not for the bot
     await harness.idle()
-    assert harness.thread(upload)[-1]["metadata"]["event_payload"]["kind"] == "ended"
+    assert harness.kinds(upload) == ["card"]
 
 
 async def test_face_choice_in_a_group_photo_by_replying_the_number(harness, slack):
     await harness.start()
     upload = await harness.upload(harness.face("group/kit_with_rose.jpg"))
     await harness.answer_all(upload)
-    ask = await harness.wait_kind("face_choice")
-    # The photo with numbered boxes went into the thread before the question.
+    await harness.wait_face_choice()
+    # The photo with numbered boxes went into the thread as soon as the faces were found.
     [annotated] = slack.uploads(CASE, thread_ts=upload["ts"])
-    assert annotated.filename.endswith("-faces.png") and annotated.data.startswith(b"\x89PNG")
-    assert payload(ask)["face_count"] == 2
-    await harness.reply(upload, "two")
-    await harness.reply(upload, "2")  # "two" is not understood: re-asked; "2" is
+    assert annotated.filename.startswith("FR-")
+    assert sum(1 for b in harness.card(upload)["blocks"] for e in b.get("elements") or []
+               if str(e.get("action_id", "")).startswith("fr_face")) == 2
+    await harness.reply(upload, "three")
+    await harness.wait_kind("invalid", step="face_choice")
+    await harness.reply(upload, "2")  # "three" is no face of two: said; "2" is
     result = await harness.wait_kind("result")
     await harness.idle()
     assert block_texts(result.params)[2].startswith("1. kit_harington")
@@ -90,11 +97,11 @@ async def test_face_choice_in_a_group_photo_by_replying_the_number(harness, slac
 async def test_inactivity_past_the_timeout_expires_the_dialog_and_is_audited(harness, slack):
     clock = Clock()
     await harness.start(gallery=False, clock=clock, tick_interval=0.05)
-    upload = await harness.upload(("p.jpg", b"\xff\xd8"), text="26-012345")
-    await harness.wait_kind("prompt", step="purpose")
+    upload = await harness.upload(harness.face(OBAMA), text="26-012345")
+    await harness.wait_card("purpose")
     clock.advance(minutes=4)
     await harness.reply(upload, "1")  # an answer restarts the timeout
-    await harness.wait_kind("prompt", step="justification")
+    await harness.wait_card("justification")
     clock.advance(minutes=4)  # 4 minutes since the last answer: under the 5-minute timeout
     await harness.reply(upload, "short")
     await harness.wait_kind("invalid", step="justification")
@@ -111,13 +118,29 @@ async def test_inactivity_past_the_timeout_expires_the_dialog_and_is_audited(har
     assert len(harness.thread(upload, "ended")) == 1 and len(harness.audit()) == 1
 
 
+async def test_an_offer_nobody_takes_up_ends_quietly(harness, slack):
+    clock = Clock()
+    await harness.start(gallery=False, clock=clock, tick_interval=0.05)
+    upload = await harness.upload(harness.face(OBAMA))
+    await harness.wait_card("offered")
+    assert block_texts(harness.card(upload)) == [wording.OFFER_TEXT]
+    await harness.reply(upload, "nice, is that the van from yesterday?")  # chatter: not a start
+    clock.advance(minutes=6)
+    await harness.wait_card("expired")
+    await harness.idle()
+    assert block_texts(harness.card(upload)) == [wording.OFFER_ENDED]
+    assert harness.kinds(upload) == ["card"]
+    assert list(harness.rt.core.audit.entries()) == [] and slack.messages(DISPATCH) == []
+    assert slack.downloads() == []  # nothing was read of a photo nobody asked to search
+
+
 async def test_replies_sent_in_a_burst_are_applied_in_order(harness, slack):
     """A phone coming back online sends every answer at once, here in two requests' threads interleaved:
     each answer lands on its own step of its own request, in order."""
-    await harness.start()
+    await harness.start(cad_calls=("26-012345", "26-011111"))
     first = await harness.upload(harness.face("people/obama/obama3.jpg"))
     second = await harness.upload(harness.face("people/biden/biden2.jpg"))
-    await harness.wait_kind("prompt", step="call_number", count=2)  # both threads exist; now everything at once
+    await harness.wait_card("offered", count=2)  # both threads exist; now everything at once
     for upload, text in [(first, "26-012345"), (second, "26-011111"), (second, "2"), (first, "1"),
                          (first, JUSTIFICATION), (second, JUSTIFICATION), (second, "I attest"),
                          (first, "I attest")]:
@@ -132,7 +155,7 @@ async def test_replies_sent_in_a_burst_are_applied_in_order(harness, slack):
 async def test_a_justification_typed_at_the_purpose_step_does_not_set_a_purpose(harness, slack):
     await harness.start(gallery=False)
     upload = await harness.upload(harness.face("people/obama/obama3.jpg"), text="26-012345")
-    await harness.wait_kind("prompt", step="purpose")
+    await harness.wait_card("purpose")
     await harness.reply(upload, "2 men robbed the pharmacy at 3 pm, store camera footage, report 26-4411")
     await harness.wait_kind("invalid")
     await harness.idle()
@@ -143,9 +166,9 @@ async def test_a_justification_typed_at_the_purpose_step_does_not_set_a_purpose(
 async def test_an_edited_reply_is_not_read_and_the_requester_is_told(harness, slack):
     await harness.start(gallery=False)
     upload = await harness.upload(harness.face("people/obama/obama3.jpg"))
-    await harness.wait_kind("prompt", step="call_number")
+    await harness.wait_card()
     reply = await harness.reply(upload, "26-012345")
-    await harness.wait_kind("prompt", step="purpose")
+    await harness.wait_card("purpose")
     edit = {"type": "message", "subtype": "message_changed", "channel": CASE, "ts": f"{reply['ts']}9",
             "event_ts": f"{reply['ts']}9",
             "message": {**reply, "text": "26-099999", "edited": {"user": reply["user"], "ts": "1"}}}
@@ -162,9 +185,9 @@ async def test_an_edited_reply_is_not_read_and_the_requester_is_told(harness, sl
 async def test_a_link_preview_added_by_slack_is_not_taken_for_an_edit(harness, slack):
     await harness.start(gallery=False)
     upload = await harness.upload(harness.face("people/obama/obama3.jpg"))
-    await harness.wait_kind("prompt", step="call_number")
+    await harness.wait_card()
     reply = await harness.reply(upload, "26-012345 see https://example.org/cad")
-    await harness.wait_kind("prompt", step="purpose")
+    await harness.wait_card("purpose")
     unfurl = {"type": "message", "subtype": "message_changed", "channel": CASE, "ts": f"{reply['ts']}8",
               "message": {**reply, "attachments": [{"title": "CAD"}]}, "previous_message": dict(reply)}
     await harness.send(unfurl)

@@ -26,53 +26,49 @@ async def test_redelivered_events_start_one_request_and_run_one_search(harness, 
     await asyncio.gather(harness.send(upload, event_id=event_id), harness.send(upload, event_id=event_id, retry_num=1))
     # ...and the same file again under a new envelope (a Socket Mode reconnect).
     await harness.send(upload)
-    await harness.wait_kind("prompt", step="call_number")
+    await harness.wait_card()
     await harness.reply(upload, "26-012345")
-    await harness.wait_kind("prompt", step="purpose")
+    await harness.wait_card("purpose")
     purpose = slack.add_message(CASE, "1", user=OFFICER, thread_ts=upload["ts"])
     purpose_id = new_event_id()
     await harness.send(purpose, event_id=purpose_id)
-    await harness.wait_kind("prompt", step="justification")
+    await harness.wait_card("justification")
     await harness.idle()
     # Slack's retry of the purpose reply, after the dialog moved on: "1" must not become the justification.
     await harness.send(purpose, event_id=purpose_id, retry_num=2)
     await harness.idle()
     await harness.reply(upload, JUSTIFICATION)
-    await harness.wait_kind("prompt", step="attestation")
+    await harness.wait_card("attestation")
     attest = slack.add_message(CASE, "I attest", user=OFFICER, thread_ts=upload["ts"])
     attest_id = new_event_id()
     await asyncio.gather(harness.send(attest, event_id=attest_id), harness.send(attest, event_id=attest_id, retry_num=1))
     await harness.wait_kind("result")
     await harness.done(upload)
 
-    assert len(harness.thread(upload, "request_opened")) == 1
-    assert harness.thread(upload, "invalid") == []  # no redelivered reply answered a later question
-    assert len(harness.thread(upload, "prompt")) == 4
-    assert len(harness.thread(upload, "result")) == 1
-    assert len(slack.downloads()) == 1
+    assert harness.kinds(upload) == ["card", "result", "contact_sheet"]  # one request, nothing answered twice
+    assert len(slack.downloads()) == 2  # faces found once, the face encoded once
     assert [e["outcome"] for e in harness.audit()] == ["candidates"]
 
 
 async def test_restart_mid_dialog_resumes_where_it_stood(harness, slack):
     first = await harness.start()
     upload = await harness.upload(harness.face(OBAMA))
-    await harness.wait_kind("prompt", step="call_number")
+    await harness.wait_card()
     await harness.reply(upload, "26-012345")
-    await harness.wait_kind("prompt", step="purpose")
+    await harness.wait_card("purpose")
     await harness.reply(upload, "1")
-    await harness.wait_kind("prompt", step="justification")
+    await harness.wait_card("justification")
     await first.stop()
 
     second = await harness.start()  # same data dir, new process state, new port
     assert second.base != first.base
     await harness.reply(upload, JUSTIFICATION)
-    await harness.wait_kind("prompt", step="attestation")
+    await harness.wait_card("attestation")
     await harness.reply(upload, "I attest")
     result = await harness.wait_kind("result")
     await harness.done(upload)
 
-    steps = [m["metadata"]["event_payload"]["step"] for m in harness.thread(upload, "prompt")]
-    assert steps == ["call_number", "purpose", "justification", "attestation"]  # nothing asked twice
+    assert harness.kinds(upload) == ["card", "result", "contact_sheet"]  # the same card, redrawn after the restart
     [audited] = harness.audit()
     assert audited["request_id"] == payload(result)["request_id"]
     assert audited["outcome"] == "candidates" and audited["purpose"] == "investigation"
@@ -83,7 +79,7 @@ async def test_restart_at_the_face_choice_never_detects_again(harness, slack):
     first = await harness.start()
     upload = await harness.upload(harness.face("group/kit_with_rose.jpg"))
     await harness.answer_all(upload)
-    await harness.wait_kind("face_choice")
+    await harness.wait_face_choice()
     await harness.idle()
     await first.stop()
 
@@ -92,7 +88,8 @@ async def test_restart_at_the_face_choice_never_detects_again(harness, slack):
     result = await harness.wait_kind("result")
     await harness.idle()
     assert block_texts(result.params)[2].startswith("1. rose_leslie")
-    assert len(slack.downloads()) == 1  # the stored boxes and encodings were used, not a new download
+    # The stored boxes were used: the second read only encodes the chosen face, it detects nothing.
+    assert len(slack.downloads()) == 2
 
 
 def _rewind_to_searching(harness, face_index: int) -> request.Dialog:
@@ -113,7 +110,7 @@ async def test_a_search_interrupted_by_a_restart_runs_when_the_bot_starts(harnes
     first = await harness.start()
     upload = await harness.upload(harness.face("group/kit_with_rose.jpg"))
     await harness.answer_all(upload)
-    await harness.wait_kind("face_choice")
+    await harness.wait_face_choice()
     await harness.idle()
     await first.stop()
     _rewind_to_searching(harness, face_index=2)
@@ -122,7 +119,7 @@ async def test_a_search_interrupted_by_a_restart_runs_when_the_bot_starts(harnes
     result = await harness.wait_kind("result")
     await harness.idle()
     assert block_texts(result.params)[2].startswith("1. kit_harington")
-    assert len(slack.downloads()) == 1
+    assert len(slack.downloads()) == 2
     assert [e["outcome"] for e in harness.audit()] == ["candidates"]
 
 
@@ -148,13 +145,13 @@ async def test_429_and_500_from_chat_post_message_are_retried_and_the_result_arr
     slack.fail_next("chat.postMessage", 429, retry_after=1)
     slack.fail_next("chat.postMessage", 500)
     upload = await harness.upload(harness.face(OBAMA))
-    await harness.wait_kind("prompt", step="call_number")
+    await harness.wait_card()
     await harness.reply(upload, "26-012345")
-    await harness.wait_kind("prompt", step="purpose")
+    await harness.wait_card("purpose")
     await harness.reply(upload, "1")
-    await harness.wait_kind("prompt", step="justification")
+    await harness.wait_card("justification")
     await harness.reply(upload, JUSTIFICATION)
-    await harness.wait_kind("prompt", step="attestation")
+    await harness.wait_card("attestation")
     slack.fail_next("chat.postMessage", 500)  # the first post after the attestation fails once too
     await harness.reply(upload, "I attest")
     await harness.wait_kind("result")
@@ -162,19 +159,18 @@ async def test_429_and_500_from_chat_post_message_are_retried_and_the_result_arr
 
     failed = [c.status for c in slack.call_log("chat.postMessage") if not c.ok]
     assert failed == [429, 500, 500]
-    assert len(harness.thread(upload, "request_opened")) == 1  # retried, not duplicated
-    assert len(harness.thread(upload, "progress")) == 1
+    assert harness.kinds(upload) == ["card", "result", "contact_sheet"]  # retried, not duplicated
     assert [e["outcome"] for e in harness.audit()] == ["candidates"]
 
 
 async def test_a_call_thread_post_failing_beyond_retries_is_queued_and_delivered_later(harness, slack):
     await harness.start()
     upload = await harness.upload(harness.face(OBAMA), text="26-012345")
-    await harness.wait_kind("prompt", step="purpose")
+    await harness.wait_card("purpose")
     await harness.reply(upload, "1")
-    await harness.wait_kind("prompt", step="justification")
+    await harness.wait_card("justification")
     await harness.reply(upload, JUSTIFICATION)
-    await harness.wait_kind("prompt", step="attestation")
+    await harness.wait_card("attestation")
     await harness.reply(upload, "I attest")
     # The contact sheet is the last thing before the call-thread entry: from then on Slack is down.
     await slack.wait_for("files.completeUploadExternal", ok=True)
@@ -202,11 +198,11 @@ async def test_a_search_that_fails_is_audited_as_error_and_told_to_the_officer(h
     first = await harness.start()
     upload = await harness.upload(harness.face("group/kit_with_rose.jpg"))
     await harness.answer_all(upload)
-    ask = await harness.wait_kind("face_choice")
+    ask = await harness.wait_face_choice()
     await harness.idle()
     await first.stop()
     # Retention removed the stored analysis while the officer was choosing: the search cannot run.
-    (harness.data_dir / "cache" / "probes" / f"{payload(ask)['request_id']}.npz").unlink()
+    (harness.data_dir / "cache" / "probes" / f"{payload(ask)['face_request']}.npz").unlink()
 
     await harness.start()
     await harness.reply(upload, "1")
@@ -247,8 +243,8 @@ async def test_an_audit_entry_lost_to_a_crash_is_written_at_the_next_start(harne
     from bot.audit import AuditLog
 
     first = await harness.start(gallery=False)
-    upload = await harness.upload(harness.face(OBAMA))
-    await harness.wait_kind("prompt", step="call_number")
+    upload = await harness.upload(harness.face(OBAMA), text="26-012345")
+    await harness.wait_card("purpose")
     real_append = AuditLog.append
 
     def failing(self, kind, **fields):
@@ -299,11 +295,9 @@ async def test_faces_found_after_a_cancel_are_not_kept(harness, slack, monkeypat
     monkeypatch.setattr(flow_module, "_find_faces", slow)
     await harness.start()
     upload = await harness.upload(harness.face(OBAMA), text=f"26-012345 purpose: 1 justification: {JUSTIFICATION}")
-    await harness.wait_kind("prompt", step="attestation")
-    await harness.reply(upload, "I attest")
     await slack.wait_for(lambda c: c.method == "files.download" or "download" in c.method, timeout=10)
-    await harness.reply(upload, "cancel")
-    await harness.wait_kind("ended")
+    await harness.reply(upload, "cancel")  # while the faces are still being found
+    await harness.wait_card("cancelled")
     release.set()
     await harness.idle()
     assert list((harness.data_dir / "cache" / "probes").glob("*.npz")) == []
@@ -337,10 +331,10 @@ async def test_enospc_on_upload_tells_the_officer_and_the_retry_opens_the_reques
     upload = await harness.upload(harness.face(OBAMA))
     note = await harness.wait_kind("storage_retrying")
     assert block_texts(note.params)[0] == wording.STORAGE_RETRYING
-    await harness.wait_kind("prompt", step="call_number")
+    await harness.wait_card()
     await harness.idle()
     assert len(harness.thread(upload, "storage_retrying")) == 1  # told once, not at every retry
-    assert len(harness.thread(upload, "request_opened")) == 1
+    assert len(harness.thread(upload, "card")) == 1
     assert len(harness.rt.store.active()) == 1
 
 
@@ -348,11 +342,11 @@ async def test_enospc_on_a_reply_is_retried_and_the_answer_is_not_lost(harness, 
     await harness.start()
     harness.rt.storage_retry_delays = (0.05,)
     upload = await harness.upload(harness.face(OBAMA))
-    await harness.wait_kind("prompt", step="call_number")
+    await harness.wait_card()
     _fail_writes(monkeypatch, harness.rt.store, "claim", times=1, code=errno.EIO)
     await harness.reply(upload, "26-012345")
     await harness.wait_kind("storage_retrying")
-    await harness.wait_kind("prompt", step="purpose")
+    await harness.wait_card("purpose")
     dialog = harness.rt.store.active()[0]
     assert dialog.call_number == "26-012345"
 
@@ -365,7 +359,7 @@ async def test_storage_still_full_after_the_retries_says_to_post_again(harness, 
     final = await harness.wait_kind("storage_gave_up")
     assert block_texts(final.params)[0] == wording.STORAGE_GAVE_UP
     await harness.idle()
-    assert [m["metadata"]["event_payload"]["kind"] for m in harness.thread(upload)] == [
+    assert harness.kinds(upload) == [
         "storage_retrying", "storage_gave_up"]
 
 

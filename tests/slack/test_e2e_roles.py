@@ -38,14 +38,15 @@ async def test_group_membership_is_cached(harness, slack):
 
 
 async def test_a_requester_removed_before_attesting_gets_no_search(harness, slack):
-    """Authority is checked again at the attestation, before any face work."""
+    """Authority is checked again at the attestation, before any search (the faces were found already, nothing
+    was encoded or searched)."""
     from dataclasses import replace
 
     await harness.start()
     upload = await harness.upload(harness.face("people/obama/obama3.jpg"), text="26-012345 purpose: 1")
-    await harness.wait_kind("prompt", step="justification")
+    await harness.wait_card("justification")
     await harness.reply(upload, JUSTIFICATION)
-    await harness.wait_kind("prompt", step="attestation")
+    await harness.wait_card("attestation")
     rt = harness.rt
     rt.settings = replace(rt.settings, slack=replace(rt.settings.slack, requesters=(), requester_groups=()))
     await harness.reply(upload, "I attest")
@@ -54,7 +55,8 @@ async def test_a_requester_removed_before_attesting_gets_no_search(harness, slac
     assert block_texts(refusal.params)[0] == wording.NOT_AUTHORISED_NOBODY_CONFIGURED
     [entry] = harness.audit()
     assert entry["outcome"] == "denied" and entry["justification"] == JUSTIFICATION
-    assert slack.downloads() == [] and rt.store.active() == []
+    assert len(slack.downloads()) == 1 and rt.store.active() == []  # read once to find faces; never encoded
+    assert harness.thread(upload, "result") == [] and rt.probes.get(entry["request_id"]) is None
 
 
 async def test_a_group_member_removed_and_made_a_guest_after_uploading_cannot_attest(harness, slack):
@@ -63,9 +65,9 @@ async def test_a_group_member_removed_and_made_a_guest_after_uploading_cannot_at
     await harness.start()
     upload = await harness.upload(harness.face("people/obama/obama3.jpg"), user=GROUP_MEMBER,
                                   text="26-012345 purpose: 1")
-    await harness.wait_kind("prompt", step="justification")
+    await harness.wait_card("justification")
     await harness.reply(upload, JUSTIFICATION, user=GROUP_MEMBER)
-    await harness.wait_kind("prompt", step="attestation")
+    await harness.wait_card("attestation")
     slack.add_usergroup(GROUP, [])  # removed from the group...
     slack.add_user(GROUP_MEMBER, "officer.grouped", restricted=True, display_name="Ofc. Grouped")  # ...and a guest
     await harness.reply(upload, "I attest", user=GROUP_MEMBER)
@@ -74,4 +76,4 @@ async def test_a_group_member_removed_and_made_a_guest_after_uploading_cannot_at
     assert block_texts(refusal.params)[0] == wording.GUEST_REFUSED
     [entry] = harness.audit()
     assert entry["outcome"] == "denied"
-    assert slack.downloads() == []
+    assert len(slack.downloads()) == 1 and harness.thread(upload, "result") == []

@@ -19,7 +19,8 @@ from .signing import SIGNING_SECRET, event_body, post
 
 async def test_bad_signatures_and_stale_timestamps_are_refused_with_401(harness, slack):
     await harness.start(gallery=False)
-    event = slack.add_message(CASE, "", user=OFFICER2, files=[slack.add_file("F1", "p.jpg", "image/jpeg", b"x", OFFICER2)])
+    event = slack.add_message(CASE, "<@UBOT>", user=OFFICER2,
+                              files=[slack.add_file("F1", "p.jpg", "image/jpeg", b"x", OFFICER2)])
     body = event_body(event)
     forged = await post(harness.http, harness.bot.events_url, body, secret="not-the-secret")
     stale = await post(harness.http, harness.bot.events_url, body, timestamp=int(time.time()) - 600)
@@ -28,7 +29,7 @@ async def test_bad_signatures_and_stale_timestamps_are_refused_with_401(harness,
     assert slack.messages(CASE) == [] and harness.audit() == []
     fresh = await post(harness.http, harness.bot.events_url, body)  # the same body, properly signed
     assert fresh.status == 200
-    await harness.wait_kind("refusal")
+    await slack.wait_for("chat.postEphemeral", ok=True)  # the private refusal: it ran
 
 
 async def test_healthz_reports_version_gallery_and_outbox(harness):
@@ -47,8 +48,8 @@ async def test_url_verification_is_answered(harness):
 async def test_secrets_are_never_logged(harness, slack, caplog):
     caplog.set_level(logging.DEBUG)
     await harness.start(gallery=False)
-    await harness.upload(("p.jpg", b"\xff\xd8"), user=OFFICER2)
-    await harness.wait_kind("refusal")
+    await harness.upload(("p.jpg", b"\xff\xd8"), user=OFFICER2, text="<@UBOT>")
+    await slack.wait_for("chat.postEphemeral", ok=True)
     await harness.idle()
     assert TOKEN not in caplog.text and SIGNING_SECRET not in caplog.text
     assert "production must set BOT_AUDIT_KEY" in caplog.text  # the key came from the data dir here
@@ -175,8 +176,8 @@ async def test_unverified_requests_are_refused_before_parsing_and_never_logged(h
 async def test_each_verified_request_is_logged_once_without_its_text(harness, slack, caplog):
     caplog.set_level(logging.INFO, logger="bot.slack.server")
     await harness.start(gallery=False)
-    await harness.upload(("p.jpg", b"\xff\xd8"), user=OFFICER2, text="please search the suspect Johnny Doe")
-    await harness.wait_kind("refusal")
+    await harness.upload(("p.jpg", b"\xff\xd8"), user=OFFICER2, text="<@UBOT> please search the suspect Johnny Doe")
+    await slack.wait_for("chat.postEphemeral", ok=True)
     lines = [r.getMessage() for r in caplog.records if r.name == "bot.slack.server" and "received" in r.getMessage()]
     assert any(f"event_callback/message/file_share channel={CASE}" in line for line in lines)
     assert "Johnny" not in caplog.text and OFFICER2 not in "\n".join(lines)

@@ -55,10 +55,10 @@ async def test_happy_path_by_thread_replies(harness, slack):
     image = Image.open(io.BytesIO(sheet.data))
     assert image.format == "PNG" and image.width > 2 * 224  # the probe tile beside at least one candidate
 
-    # The call thread in the dispatch channel, started by the bot, with the log entry linking back.
+    # The call thread in the dispatch channel (the CAD feed's message), with the log entry linking back.
     dispatch = slack.messages(DISPATCH)
-    [opening] = [m for m in dispatch if "thread_ts" not in m]
-    assert opening["text"] == wording.call_thread_opening("26-012345")
+    [opening] = [m for m in slack.messages(DISPATCH, include_users=True) if "thread_ts" not in m]
+    assert opening["text"] == "CAD 26-012345 incident" and opening.get("bot_id") == "BCAD"
     [entry] = [m for m in dispatch if (m.get("metadata") or {}).get("event_payload", {}).get("kind") == "call_log"]
     assert entry["thread_ts"] == opening["ts"]
     assert entry["metadata"]["event_payload"]["request_id"] == rid
@@ -84,34 +84,36 @@ async def test_happy_path_by_thread_replies(harness, slack):
     assert audited["result_at"] and audited["gallery_subjects"] == 4 and audited["threshold"] == 0.55
     assert harness.verify_audit()
 
-    # Visible progress: reactions, and one status message updated in place at most once a second.
+    # Visible progress: reactions, and one request card updated in place at most once a second.
     assert set(slack.reactions(CASE, upload["ts"])) == {"eyes", "white_check_mark"}
-    [status] = harness.thread(upload, "progress")
-    assert status["text"] == wording.PROGRESS_DONE
-    posted = [c for c in slack.call_log("chat.postMessage") if c.ok and c.response["ts"] == status["ts"]]
-    updates = [c for c in slack.call_log("chat.update") if c.ok and c.params["ts"] == status["ts"]]
+    card = harness.card(upload)
+    assert block_texts(card)[-1] == wording.card_outcome("candidates")
+    posted = [c for c in slack.call_log("chat.postMessage") if c.ok and c.response["ts"] == card["ts"]]
+    updates = [c for c in slack.call_log("chat.update") if c.ok and c.params["ts"] == card["ts"]]
     times = [posted[0].at] + [u.at for u in updates]
-    assert updates and all(b - a >= 0.99 for a, b in pairwise(times))
+    assert len(updates) >= 4 and all(b - a >= 0.99 for a, b in pairwise(times))
+    assert harness.kinds(upload) == [
+        "card", "result", "contact_sheet"]
 
     # Every post and update carried machine-readable metadata; the token went only to the double.
     assert slack.posts_without_metadata() == []
-    assert [d.token for d in slack.downloads()] == [slack.token]
+    # Read twice: faces found when the request started, the chosen face encoded after the attestation.
+    assert [d.token for d in slack.downloads()] == [slack.token] * 2
 
 
-async def test_values_in_the_upload_text_skip_their_steps(harness):
+async def test_values_in_the_upload_text_skip_their_steps(harness, slack):
     await harness.start()
     text = f"Call 26-012345 purpose: threat justification: {JUSTIFICATION}"
     upload = await harness.upload(harness.face(OBAMA), text=text)
-    prefilled = await harness.wait_kind("prefilled")
-    assert payload(prefilled)["fields"] == "call_number,purpose,justification"
-    await harness.wait_kind("summary")
-    await harness.wait_kind("prompt", step="attestation")
+    await harness.wait_card("attestation")
+    texts = block_texts(harness.card(upload))
+    assert wording.card_call_number("26-012345") in texts[1] and wording.card_justification(JUSTIFICATION) in texts[1]
+    assert wording.ATTESTATION in texts  # whole, after the answers as read
     await harness.reply(upload, "  i ATTEST ")  # matched case-insensitively, trimmed, by the core
     result = await harness.wait_kind("result")
     await harness.done(upload)
-
-    steps = [m["metadata"]["event_payload"].get("step") for m in harness.thread(upload, "prompt")]
-    assert steps == ["attestation"]
+    [first] = [c for c in slack.call_log("chat.postMessage") if c.ok and payload(c).get("kind") == "card"]
+    assert payload(first)["step"] == "attestation"  # no question was asked: straight to the attestation
     [audited] = harness.audit(request_id=payload(result)["request_id"])
     assert audited["purpose"] == "threat" and audited["call_number"] == "26-012345"
     assert audited["answer_times"]["call_number"] == audited["uploaded_at"]
@@ -120,9 +122,8 @@ async def test_values_in_the_upload_text_skip_their_steps(harness):
 async def test_a_requester_group_member_in_a_listed_case_channel_may_request(harness):
     await harness.start()
     upload = await harness.upload(harness.face(OBAMA), user=GROUP_MEMBER, channel=CASE_LISTED)
-    opened = await harness.wait_kind("request_opened")
-    assert opened.params["channel"] == CASE_LISTED and opened.params["thread_ts"] == upload["ts"]
-    await harness.wait_kind("prompt", step="call_number")
+    offer = await harness.wait_card("offered")
+    assert offer.params["channel"] == CASE_LISTED and offer.params["thread_ts"] == upload["ts"]
     assert harness.audit() == []
 
 
@@ -151,56 +152,60 @@ REFUSALS = [
 
 
 @pytest.mark.parametrize(("upload_kwargs", "slack_settings", "reason"), REFUSALS)
-async def test_refusals_are_said_in_the_thread_and_audited_as_denied(
+async def test_refusals_are_private_audited_as_denied_and_only_for_an_explicit_ask(
     harness, slack, upload_kwargs, slack_settings, reason
 ):
     await harness.start(gallery=False, **slack_settings)
-    upload = await harness.upload(("photo.jpg", b"\xff\xd8 not even decoded"), **upload_kwargs)
-    refusal = await harness.wait_kind("refusal")
+    # A plain upload by someone who may not request gets nothing at all, numbers in its text or not...
+    plain = await harness.upload(("photo.jpg", b"\xff\xd8 not even decoded"), text="26-012345", **upload_kwargs)
+    # ...a mention of the bot is an ask: a private refusal, audited.
+    upload = await harness.upload(("photo.jpg", b"\xff\xd8 not even decoded"), text="<@UBOT> search this",
+                                  **upload_kwargs)
+    await slack.wait_for("chat.postEphemeral", ok=True)
     await harness.idle()
-    assert refusal.params["thread_ts"] == upload["ts"] and refusal.params["channel"] == upload["channel"]
-    assert block_texts(refusal.params)[0] == reason
+    [refusal] = slack.ephemerals(upload["channel"], upload["user"])
+    assert refusal["thread_ts"] == upload["ts"] and reason in refusal["text"]
     [denied] = harness.audit()
     assert denied["outcome"] == "denied" and denied["denied"] == [reason]
     assert denied["requester"]["id"] == upload["user"] and denied["source"] == "slack"
     assert denied["file_id"] == upload["files"][0]["id"] and denied["thread_ts"] == upload["ts"]
-    assert payload(refusal)["request_id"] == denied["request_id"]
+    assert denied["request_id"] in " ".join(block_texts(refusal))
     assert slack.downloads() == []  # a refused photo is never fetched
-    assert harness.thread(upload, "request_opened") == []
-    assert "denied" in OUTCOMES
+    assert slack.messages(upload["channel"]) == []  # nothing public, for either upload
+    assert harness.thread(plain) == [] and "denied" in OUTCOMES
 
 
 async def test_uploads_outside_case_channels_and_bot_uploads_are_ignored(harness, slack):
     await harness.start(gallery=False)
-    await harness.upload(("photo.jpg", b"\xff\xd8"), channel=GENERAL)
+    await harness.upload(("photo.jpg", b"\xff\xd8"), channel=GENERAL, text="<@UBOT>")
     file = slack.add_file("FBOT01", "bot.jpg", "image/jpeg", b"\xff\xd8", "UOTHERBOT")
-    bot_upload = slack.add_message(CASE, "a bot's photo", user="UOTHERBOT", bot_id="BOTHER", files=[file])
+    bot_upload = slack.add_message(CASE, "a bot's photo <@UBOT>", user="UOTHERBOT", bot_id="BOTHER", files=[file])
     await harness.send(bot_upload)
     # A real request afterwards proves the events above were processed, not just not yet seen.
-    await harness.upload(("after.jpg", b"\xff\xd8"), user=OFFICER2)
-    await harness.wait_kind("refusal")
+    after = await harness.upload(harness.face(OBAMA))
+    await harness.wait_card("offered")
     await harness.idle()
     assert slack.messages(GENERAL) == []
-    assert len(slack.messages(CASE)) == 1  # only the refusal of the last upload
-    assert slack.messages(CASE)[0]["thread_ts"] != bot_upload["ts"]
-    assert [e["file_name"] for e in harness.audit()] == ["after.jpg"]
-    assert slack.downloads() == []
+    assert [m["thread_ts"] for m in slack.messages(CASE)] == [after["ts"]]  # only the offer on the last upload
+    assert harness.audit() == [] and slack.downloads() == []
 
 
-async def test_a_file_that_is_not_an_image_gets_a_short_note_and_no_request(harness, slack):
+async def test_a_file_that_is_not_an_image_gets_nothing_unless_the_bot_was_asked(harness, slack):
     await harness.start(gallery=False)
-    upload = await harness.upload(("report.pdf", b"%PDF-1.4"), mimetype="application/pdf")
+    quiet = await harness.upload(("report.pdf", b"%PDF-1.4"), mimetype="application/pdf")
+    upload = await harness.upload(("report.pdf", b"%PDF-1.4"), mimetype="application/pdf",
+                                  text="26-012345 <@UBOT>")
     note = await harness.wait_kind("non_image")
     await harness.idle()
     assert note.params["thread_ts"] == upload["ts"]
     assert block_texts(note.params)[0] == wording.non_image_note("report.pdf")
-    assert harness.thread(upload, "request_opened") == [] and harness.audit() == []
+    assert harness.thread(quiet) == [] and harness.kinds(upload) == ["non_image"] and harness.audit() == []
 
 
-async def test_a_login_page_instead_of_the_photo_says_files_read_is_missing_and_is_audited(harness):
+async def test_a_login_page_instead_of_the_photo_says_files_read_is_missing_and_is_audited(harness, slack):
     await harness.start()
-    upload = await harness.upload(harness.face(OBAMA), html_instead=True)
-    await harness.answer_all(upload)
+    await harness.upload(harness.face(OBAMA), html_instead=True, text="26-012345")
+    # Said as soon as the request starts, before any question is answered.
     failed = await harness.slack.wait_for(
         lambda c: c.method in ("chat.postMessage", "chat.update") and payload(c).get("kind") == "image_failed",
         ok=True,
@@ -211,6 +216,8 @@ async def test_a_login_page_instead_of_the_photo_says_files_read_is_missing_and_
     assert audited["outcome"] == "error" and audited["error_code"] == "missing_files_scope"
     assert wording.FILES_READ_MISSING in audited["error"]
     assert harness.audit(outcome="candidates") == []
+    assert harness.rt.store.active() == []  # nothing left to answer: the only photo cannot be searched
+    assert [m for m in slack.messages(DISPATCH) if m.get("thread_ts")] == []  # never searched: not logged on the call
 
 
 async def test_several_files_in_one_upload_share_the_answers_with_one_request_per_image(harness, slack):
@@ -220,21 +227,21 @@ async def test_several_files_in_one_upload_share_the_answers_with_one_request_pe
         name, data = harness.face(rel)
         files.append(slack.add_file(f"FMULTI{i}", name, "image/jpeg", data, OFFICER))
     files.append(slack.add_file("FMULTI9", "notes.pdf", "application/pdf", b"%PDF-1.4", OFFICER))
-    upload = slack.add_message(CASE, "", user=OFFICER, files=files)
+    upload = slack.add_message(CASE, "<@UBOT>", user=OFFICER, files=files)
     await harness.send(upload)
-    opened = await harness.wait_kind("request_opened")
-    rids = payload(opened)["request_ids"].split(",")
+    card = await harness.wait_card("call_number")
+    rids = payload(card)["request_ids"].split(",")
     assert len(rids) == 2  # the PDF is not a request...
     await harness.wait_kind("non_image")  # ...it gets a note
+    ask = await harness.wait_face_choice()  # the group photo's face can be chosen before the questions
+    assert payload(ask)["face_request"] == rids[1]
+    await harness.press(upload, "fr_face", value=f"{rids[1]}:2")
     await harness.answer_all(upload)  # answered once for both photos
     first = await harness.wait_kind("result")
-    assert payload(first)["request_id"] == rids[0]
-    ask = await harness.wait_kind("face_choice")
-    assert payload(ask)["request_id"] == rids[1]
-    await harness.reply(upload, "2")
     second = await harness.wait_kind("result", count=2)
     await harness.done(upload)
-    assert payload(second)["request_id"] == rids[1]
+    assert {payload(first)["request_id"], payload(second)["request_id"]} == set(rids)
+    second = first if payload(first)["request_id"] == rids[1] else second
     assert block_texts(second.params)[2].startswith("1. kit_harington")
     audited = {e["request_id"]: e for e in harness.audit()}
     assert set(audited) == set(rids)

@@ -8,7 +8,8 @@ machine and the audit log are the record; a lost message never loses a request.
 | stage | module | what |
 |---|---|---|
 | Slack calls, shared helpers | `effects` | post / update / ephemeral / react / upload, `post_essential` (queued when Slack is down) |
-| intake | `intake` | `handle_upload` (a photo opens a request), `index_dispatch` (call numbers) |
+| intake | `intake` | `handle_upload` (a photo opens or offers a request), `shortcut_search`, `index_dispatch` |
+| form | `form` | `open_form`, `submit_form` (the modal: three answers at once, inline errors) |
 | dialog | `dialog` | `transition`, `apply` (effects -> Slack), `handle_reply`, `handle_edit`, `handle_action` |
 | search | `searching` | `analyse` (download, faces), `search` (1:N search, result, contact sheet, call-thread log) |
 | jobs | `jobs` | `tick` (timeouts, `watchdog`, outbox), `reconcile_audit`, `resume_all`, `purge` |
@@ -17,12 +18,34 @@ Entry points (called by the listeners after they ack) and jobs are re-exported h
 """
 from bot.slack.flow.dialog import apply, handle_action, handle_edit, handle_reply, transition
 from bot.slack.flow.effects import post, post_essential
-from bot.slack.flow.intake import earlier_request_id, handle_upload, index_dispatch
+from bot.slack.flow.form import open_form, submit_form
+from bot.slack.flow.intake import earlier_request_id, handle_upload, index_dispatch, shortcut_search
 from bot.slack.flow.jobs import audit_gaps, purge, reconcile_audit, resume_all, tick, watchdog
 from bot.slack.flow.searching import analyse, audited_result, prepare_probe, search, sheet_png
 
 __all__ = [
-    "analyse", "apply", "audit_gaps", "audited_result", "earlier_request_id", "handle_action", "handle_edit",
-    "handle_reply", "handle_upload", "index_dispatch", "post", "post_essential", "prepare_probe", "purge",
-    "reconcile_audit", "resume_all", "search", "sheet_png", "tick", "transition", "watchdog",
+    "analyse",
+    "apply",
+    "audit_gaps",
+    "audited_result",
+    "earlier_request_id",
+    "handle_action",
+    "handle_edit",
+    "handle_reply",
+    "handle_upload",
+    "index_dispatch",
+    "open_form",
+    "post",
+    "post_essential",
+    "prepare_probe",
+    "purge",
+    "reconcile_audit",
+    "resume_all",
+    "search",
+    "sheet_png",
+    "shortcut_search",
+    "submit_form",
+    "tick",
+    "transition",
+    "watchdog",
 ]

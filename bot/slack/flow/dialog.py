@@ -13,6 +13,7 @@ from bot.slack import blocks, roles
 from bot.slack.flow import searching
 from bot.slack.flow.effects import (
     DONE_MARK,
+    EYES,
     HOURGLASS,
     REPLY_SUBTYPES,
     WARNING_MARK,
@@ -24,6 +25,7 @@ from bot.slack.flow.effects import (
     post_essential,
     react,
     requester_of,
+    show_card,
     source_fields,
     storage_retried,
     ts_time,
@@ -62,79 +64,113 @@ async def _transition_locked(
     return dialog
 
 
+def calls_of(rt: Runtime) -> request.Calls:
+    """What the request dialog may know of dispatch's calls in this server (nothing without a dispatch channel)."""
+    slack = rt.settings.slack
+    if not slack.dispatch_channel:
+        return request.Calls(require_known=slack.require_known_call)
+    return request.Calls(known=rt.calls.known, recent=lambda: rt.calls.recent(slack.recent_call_hours),
+                         require_known=slack.require_known_call)
+
+
 async def apply(rt: Runtime, dialog: Dialog, effects: list[Effect], *, actor: str | None = None) -> None:
-    """Carry out effects in order; one failing effect is logged and does not stop the rest."""
+    """Carry out effects in order, then redraw the request card; one failing effect is logged and does not
+    stop the rest."""
     for effect in effects:
         try:
             if await _apply(rt, dialog, effect, actor) is _STOP:
                 break  # the dialog was ended (requester no longer authorised): nothing after it runs
         except Exception:
             log.exception("effect %s of dialog %s failed", type(effect).__name__, dialog.dialog_id)
+    current = await rt.io(rt.store.get, dialog.dialog_id) or dialog
+    try:
+        await show_card(rt, current)
+    except Exception:
+        log.exception("the card of dialog %s could not be drawn", dialog.dialog_id)
+    if current.terminal:
+        _forget(rt, current)
 
 
 _STOP = object()
+QUESTION_STEP_VALUES = {s.value for s in request.QUESTION_STEPS}
 
 
 async def _apply(rt: Runtime, dialog: Dialog, effect: Effect, actor: str | None) -> object:
     p = rt.settings.policy
     here = (dialog.channel, dialog.thread_ts)
-    if isinstance(effect, request.Prompt):
-        await post(rt, *here, blocks.prompt(effect.step, dialog, p))
-    elif isinstance(effect, request.Prefilled):
-        await post(rt, *here, blocks.prefilled(effect, dialog))
-    elif isinstance(effect, request.Invalid):
+    if isinstance(effect, request.Invalid):
+        if dialog.started and effect.step in request.QUESTION_STEPS:
+            await audit_refusal(rt, dialog, effect)
         await post(rt, *here, blocks.invalid(effect, dialog, p))
-    elif isinstance(effect, request.Summary):
-        await post(rt, *here, blocks.summary(dialog))
-    elif isinstance(effect, request.Analyse):
-        # Authority is checked again now, before any face work: a requester removed from the lists (or made
-        # a guest) since the upload gets no search.
+    elif isinstance(effect, request.ConfirmCall):
+        await post(rt, *here, blocks.confirm_call(effect, dialog))
+    elif isinstance(effect, request.Started):
+        message_ts = dialog.photo_source.get("ts") if dialog.photo_source else None
+        await react(rt, dialog.channel, message_ts or dialog.thread_ts, EYES)
+    elif isinstance(effect, request.Attested):
+        # Authority is checked again now, before any search: a requester removed from the lists (or made a
+        # guest) since the upload gets no search.
         if not await _still_authorised(rt, dialog):
             return _STOP
+    elif isinstance(effect, request.Analyse):
         for rid in effect.request_ids:
             rt.spawn(searching.analyse(rt, dialog.dialog_id, rid), name=f"analyse-{rid}")
     elif isinstance(effect, request.AskFace):
-        await _ask_face(rt, dialog, effect)
+        await _show_faces(rt, dialog, effect)
     elif isinstance(effect, request.ImageFailed):
         await _image_failed(rt, dialog, effect)
     elif isinstance(effect, request.Search):
-        rt.spawn(searching.search(rt, dialog.dialog_id, effect.request_id, effect.face_index), name=f"search-{effect.request_id}")
+        rt.spawn(searching.search(rt, dialog.dialog_id, effect.request_id, effect.face_index),
+                 name=f"search-{effect.request_id}")
     elif isinstance(effect, request.NotRequester):
         await ephemeral(rt, dialog.channel, effect.user_id, dialog.thread_ts,
                         blocks.not_requester(dialog, effect.user_id))
     elif isinstance(effect, request.Cancelled):
         await _ended(rt, dialog, "cancelled", effect.request_ids)
-        _forget(rt, dialog)
     elif isinstance(effect, request.Expired):
         await _ended(rt, dialog, "expired", effect.request_ids)
-        _forget(rt, dialog)
     elif isinstance(effect, request.Done):
         await react(rt, dialog.channel, dialog.thread_ts, HOURGLASS, remove=True)
         # A ✅ would read "all searched": an image that failed, or was not searched, gets a ⚠ instead.
         failed = any(i.outcome in ("error", "cancelled", "expired", "denied") for i in dialog.images)
         await react(rt, dialog.channel, dialog.thread_ts, WARNING_MARK if failed else DONE_MARK)
-        _forget(rt, dialog)
     elif actor and isinstance(effect, (request.Busy, request.Stale, request.Closed)):
         # Only the person who replied or pressed needs to know their input changed nothing.
         note = {request.Busy: blocks.busy, request.Stale: blocks.stale, request.Closed: blocks.closed}
         await ephemeral(rt, dialog.channel, actor, dialog.thread_ts, note[type(effect)](dialog))
-    else:
+    else:  # Offer, OfferEnded: the card says it; nothing is audited for an offer
         log.debug("dialog %s: %s", dialog.dialog_id, effect)
+    return None
+
+
+async def audit_refusal(rt: Runtime, dialog: Dialog, effect: request.Invalid) -> None:
+    """A refused answer, audited under each of the dialog's request ids (`refusal`, CONTRACTS)."""
+    reason = blocks.invalid_text(effect, dialog, rt.settings.policy)
+    for image in dialog.images:
+        if image.status == request.DONE:
+            continue
+        await rt.io(
+            service.record_refusal, rt.core, request_id=image.request_id, step=effect.step.value,
+            reason=reason, text=effect.text or "", requester=requester_of(dialog),
+            source={"source": "slack", "channel": dialog.channel, "thread_ts": dialog.thread_ts,
+                    "dialog_id": dialog.dialog_id, "file_id": image.file_id},
+        )
 
 
 def _forget(rt: Runtime, dialog: Dialog) -> None:
     """Drop what this process kept in memory for an ended dialog (tasks still running keep their own refs)."""
     for image in dialog.images:
-        for key in ("status", "file_urls", "failures"):
+        for key in ("file_urls", "failures"):
             rt.state.get(key, {}).pop(image.request_id if key != "file_urls" else image.file_id, None)
     rt.state.get("permalinks", {}).pop(f"{dialog.channel}:{dialog.thread_ts}", None)
     rt.state.get("watchdog", {}).pop(dialog.dialog_id, None)
+    rt.state.get("cards", {}).pop(dialog.dialog_id, None)
     rt.locks.pop(dialog.dialog_id, None)
 
 
-async def _ask_face(rt: Runtime, dialog: Dialog, effect: request.AskFace) -> None:
-    """Post the photo with numbered boxes, then the face question with a button per face. The question is
-    posted even when the photo could not be attached (it says so): buttons and numbers still work."""
+async def _show_faces(rt: Runtime, dialog: Dialog, effect: request.AskFace) -> None:
+    """Upload the photo with numbered boxes into the thread (the face buttons are on the card); when it
+    cannot be attached, the numbers still match the faces left to right."""
     image = dialog.image(effect.request_id)
     if image is None:
         return
@@ -143,11 +179,13 @@ async def _ask_face(rt: Runtime, dialog: Dialog, effect: request.AskFace) -> Non
     if cached is not None and cached.annotated:
         attached = await upload(
             rt, dialog.channel, dialog.thread_ts, cached.annotated,
-            filename=f"{effect.request_id}-faces.png", title=f"Faces found in {image.file_name}"[:200],
+            filename=f"{effect.request_id}-faces.jpg", title=f"Faces found in {image.file_name}"[:200],
             comment=None,
         )
-    await post_essential(rt, dialog.channel, dialog.thread_ts,
-                         blocks.ask_face(dialog, image, image_attached=attached))
+    if not attached:
+        await post(rt, dialog.channel, dialog.thread_ts,
+                   blocks.note(wording.FACE_IMAGE_NOT_ATTACHED, kind="faces_not_attached", dialog=dialog,
+                               request_id=image.request_id))
 
 
 async def _ended(rt: Runtime, dialog: Dialog, kind: str, request_ids: tuple[str, ...]) -> None:
@@ -162,17 +200,18 @@ async def _ended(rt: Runtime, dialog: Dialog, kind: str, request_ids: tuple[str,
             requester=requester_of(dialog), source=await source_fields(rt, dialog, image, permalink), faces=image.faces,
         )
         await rt.io(rt.probes.remove, rid)
-    minutes = rt.settings.slack.dialog_timeout_minutes if kind == "expired" else None
-    ended = blocks.ended(dialog, kind, timeout_minutes=minutes, request_ids=request_ids)
-    await post_essential(rt, dialog.channel, dialog.thread_ts, ended)
+    if kind == "expired":
+        # The card says it too, but an edit notifies no one: the officer learns it from a new line.
+        ended = blocks.ended(dialog, kind, timeout_minutes=rt.settings.slack.dialog_timeout_minutes,
+                             request_ids=request_ids)
+        await post_essential(rt, dialog.channel, dialog.thread_ts, ended)
+    elif any(i.request_id not in request_ids and i.status == request.SEARCHING for i in dialog.images):
+        await post(rt, dialog.channel, dialog.thread_ts, blocks.ended(dialog, kind, request_ids=request_ids))
 
 
 async def say_failed(rt: Runtime, dialog: Dialog, image: ImageRequest, reason: str) -> None:
     """Tell the officer an image was not searched, in a new message (an edit notifies no one; queued when
-    Slack is down); the status message, when there is one, stops saying the work goes on."""
-    status = rt.state.setdefault("status", {}).get(image.request_id)
-    if status is not None and status.ts is not None:
-        await status.show(blocks.progress(dialog, image, "not_searched"))
+    Slack is down); the card says it too."""
     await post_essential(rt, dialog.channel, dialog.thread_ts, blocks.image_failed(dialog, image, reason))
 
 
@@ -192,7 +231,7 @@ async def _image_failed(rt: Runtime, dialog: Dialog, effect: request.ImageFailed
         faces=image.faces,
     )
     await say_failed(rt, dialog, image, reason)
-    await log_call(rt, dialog, image, outcome="error", result=None, permalink=permalink)
+    # Never searched: nothing goes to the call's thread in the dispatch channel.
     await rt.io(rt.probes.remove, image.request_id)
 
 
@@ -225,7 +264,7 @@ async def _still_authorised(rt: Runtime, dialog: Dialog) -> bool:
         log.warning("could not re-check %s for dialog %s; verified at upload, going on",
                     dialog.requester_id, dialog.dialog_id)
         return True
-    request_ids = tuple(i.request_id for i in dialog.images if i.status in (request.PENDING, request.NEEDS_FACE))
+    request_ids = tuple(i.request_id for i in dialog.images if i.status != request.DONE)
     permalink = await rt.permalink(dialog.channel, dialog.thread_ts)
     for rid in request_ids:
         image = dialog.image(rid)
@@ -243,9 +282,10 @@ async def _still_authorised(rt: Runtime, dialog: Dialog) -> bool:
 
 async def refuse(
     rt: Runtime, channel: str, thread_ts: str, ts: str, requester: service.Requester,
-    images: list[dict[str, Any]], reason: str,
+    images: list[dict[str, Any]], reason: str, *, private_to: str | None = None,
 ) -> None:
-    """Refuse a request (who asked, or where): audit each image as denied, then say why in the thread."""
+    """Refuse a request (who asked, or where): audit each image as denied, then say why in the thread (only
+    to `private_to` when given: a colleague's refusal is nobody else's business)."""
     permalink = await rt.permalink(channel, ts)
     request_ids = []
     for f in images:
@@ -259,7 +299,11 @@ async def refuse(
             service.record_denied, rt.core, request_id=rid, answers=policy.Answers(), reasons=[reason],
             requester=requester, source=source,
         )
-    await post(rt, channel, thread_ts, blocks.refusal(reason, request_id=", ".join(request_ids)))
+    message = blocks.refusal(reason, request_id=", ".join(request_ids))
+    if private_to:
+        await ephemeral(rt, channel, private_to, thread_ts, message)
+    else:
+        await post(rt, channel, thread_ts, message)
 
 
 @storage_retried
@@ -273,7 +317,6 @@ async def handle_reply(rt: Runtime, body: dict[str, Any], dialog_id: str | None)
         return
     event_id = body.get("event_id") or f"{event.get('channel')}:{event.get('ts')}"
     text = event.get("text") or ""
-    slack = rt.settings.slack
     # The dialog's lock is taken first, before any await: replies sent in a burst (a phone coming back
     # online) are applied in the order they arrived, never an answer on the wrong step.
     async with rt.lock(dialog_id):
@@ -284,8 +327,7 @@ async def handle_reply(rt: Runtime, body: dict[str, Any], dialog_id: str | None)
         await _transition_locked(
             rt, dialog_id,
             lambda d: request.on_reply(
-                d, user_id=user, text=text, now=rt.now(), policy=rt.settings.policy,
-                known_call=rt.calls.known, require_known_call=slack.require_known_call,
+                d, user_id=user, text=text, now=rt.now(), policy=rt.settings.policy, calls=calls_of(rt),
             ),
             actor=user,
         )
@@ -338,7 +380,7 @@ async def handle_action(
         rt, dialog_id,
         lambda d: request.on_action(
             d, user_id=user, action=str(action.get("action_id") or ""), value=str(action.get("value") or ""),
-            now=rt.now(), policy=rt.settings.policy,
+            now=rt.now(), policy=rt.settings.policy, calls=calls_of(rt),
         ),
         actor=user,
     )

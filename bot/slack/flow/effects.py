@@ -132,24 +132,30 @@ class StatusMessage:
     second has passed; only the latest held update is sent.
     """
 
-    def __init__(self, rt: Runtime, channel: str, thread_ts: str) -> None:
+    def __init__(self, rt: Runtime, channel: str, thread_ts: str, ts: str | None = None) -> None:
         self.rt, self.channel, self.thread_ts, self.interval = rt, channel, thread_ts, rt.status_interval
-        self.ts: str | None = None
+        self.ts: str | None = ts  # an existing message to update (a card posted before a restart)
         self._last = 0.0
+        self._shown: dict[str, Any] | None = None
         self._held: blocks.Message | None = None
         self._pump: asyncio.Task | None = None
         self._first = asyncio.Lock()
 
-    async def show(self, message: blocks.Message) -> None:
-        """Post or update the status; returns once posted (an update may follow later)."""
+    async def show(self, message: blocks.Message) -> str | None:
+        """Post or update the message; returns its ts once posted (an update may follow later). The same
+        content twice is not sent again."""
         async with self._first:
             if self.ts is None:
                 self.ts = await post(self.rt, self.channel, self.thread_ts, message)
                 self._last = time.monotonic()
-                return
+                self._shown = message.kwargs()
+                return self.ts
+        if message.kwargs() == self._shown and self._held is None:
+            return self.ts
         self._held = message
         if self._pump is None or self._pump.done():
             self._pump = self.rt.spawn(self._send_held(), name="status-update")
+        return self.ts
 
     async def _send_held(self) -> None:
         while self._held is not None and self.ts is not None:
@@ -157,16 +163,29 @@ class StatusMessage:
             if wait > 0:
                 await asyncio.sleep(wait)
             message, self._held = self._held, None
-            await update(self.rt, self.channel, self.ts, message)
+            if message.kwargs() != self._shown:
+                await update(self.rt, self.channel, self.ts, message)
+                self._shown = message.kwargs()
             self._last = time.monotonic()
 
 
-def status_message(rt: Runtime, dialog: Dialog, request_id: str) -> StatusMessage:
-    statuses: dict[str, StatusMessage] = rt.state.setdefault("status", {})
-    status = statuses.get(request_id)
-    if status is None:
-        status = statuses[request_id] = StatusMessage(rt, dialog.channel, dialog.thread_ts)
-    return status
+async def show_card(rt: Runtime, dialog: Dialog) -> None:
+    """Draw the dialog's request card (the offer first): posted once, then updated in place at most once a
+    second. Its ts is kept with the dialog, so a restart updates the same message."""
+    from bot.slack import card  # card builds on blocks; imported here to keep this module's imports light
+
+    cards: dict[str, StatusMessage] = rt.state.setdefault("cards", {})
+    shown = cards.get(dialog.dialog_id)
+    if shown is None:
+        shown = cards[dialog.dialog_id] = StatusMessage(rt, dialog.channel, dialog.thread_ts, dialog.card_ts)
+    ts = await shown.show(card.request_card(dialog, rt.settings))
+    if ts and ts != dialog.card_ts:
+        def keep(d: Dialog) -> tuple[Dialog, list]:
+            d = d.copy()
+            d.card_ts = ts
+            return d, []
+
+        await rt.io(rt.store.update, dialog.dialog_id, keep)
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -216,6 +235,9 @@ async def source_fields(rt: Runtime, dialog: Dialog, image: ImageRequest, permal
         "analysed_at": image.analysed_at,
         "face_chosen_at": image.chosen_at,
         "call_thread_ts": call_ts,
+        "started_at": dialog.started_at,
+        "flags": list(dialog.flags),
+        "photo_source": dict(dialog.photo_source) if dialog.photo_source else None,
     }
 
 

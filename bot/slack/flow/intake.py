@@ -7,10 +7,11 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from bot import request, service, wording
+from bot.request import Dialog
 from bot.slack import blocks, roles
 from bot.slack.calls import SLACK_ERRORS, error_text, message_text
-from bot.slack.flow.dialog import apply, refuse
-from bot.slack.flow.effects import EYES, claim, from_bot, is_image, post, react, storage_retried
+from bot.slack.flow.dialog import apply, calls_of, refuse, transition
+from bot.slack.flow.effects import claim, ephemeral, from_bot, is_image, post, storage_retried
 
 if TYPE_CHECKING:
     from bot.slack.runtime import Runtime
@@ -21,7 +22,10 @@ log = logging.getLogger(__name__)
 async def handle_upload(rt: Runtime, body: dict[str, Any], dialog_id: str | None = None) -> None:
     """A message with files: one request per image in a case channel, after the guards.
 
-    Uploads posted as thread replies get a note and start nothing (`dialog_id` is then that thread's dialog).
+    A requester's upload starts a request when it asks for one (an answer in its text, or a mention of the
+    bot), else the bot offers one; someone who may not request gets nothing for a plain upload, and a
+    private refusal (audited) when they mention the bot. Uploads posted as thread replies get a note and
+    start nothing (`dialog_id` is then that thread's dialog).
     """
     event = body.get("event") or {}
     if from_bot(rt, event):
@@ -35,10 +39,12 @@ async def handle_upload(rt: Runtime, body: dict[str, Any], dialog_id: str | None
     # Dedupe: Slack redelivers events (X-Slack-Retry-Num, Socket Mode reconnects); one event or one file
     # never starts a second request.
     event_id = body.get("event_id") or f"{channel}:{ts}"
+    text = event.get("text") or ""
+    asked = mentions_bot(rt, text) or request.asks_for_search(text, rt.settings.policy)
     if event.get("thread_ts") not in (None, ts):
         # A photo posted as a reply: a thread belongs to a running request or to someone's conversation, so
-        # it never starts a request there. Say so once, instead of staying silent.
-        if await claim(rt, f"message:{channel}:{ts}"):  # by message: a new envelope is still a redelivery
+        # it never starts a request there. Asked for one, the bot says so once instead of staying silent.
+        if asked and await claim(rt, f"message:{channel}:{ts}"):  # by message: a new envelope is still a redelivery
             await post(rt, channel, event["thread_ts"], blocks.note(wording.UPLOAD_IN_THREAD, kind="upload_in_thread"))
         return
     if not await claim(rt, f"event:{event_id}"):
@@ -50,45 +56,61 @@ async def handle_upload(rt: Runtime, body: dict[str, Any], dialog_id: str | None
     for f in files:
         (fresh if await claim(rt, "file:" + f["id"]) else seen).append(f)
     thread_ts = event.get("thread_ts") or ts
-    if seen and first_delivery:
+    if seen and first_delivery and asked:
         for f in seen:
             earlier = await rt.io(earlier_request_id, rt, f["id"])
             await post(rt, channel, thread_ts, blocks.note(wording.already_requested(earlier),
                                                            kind="already_requested", request_id=earlier))
     if not fresh:
         return
-    fresh = [await _file_details(rt, f) for f in fresh]
-    images = [f for f in fresh if is_image(f)]
-    for f in fresh:
-        if not is_image(f):
-            await post(rt, channel, thread_ts, blocks.non_image(f.get("name") or f.get("title") or ""))
-    if not images:
-        return
-    name = await rt.user_name(user)
     allowed, reason = await roles.can_request(
         rt, user, await rt.channel_info(channel), ext_shared_hint=bool(body.get("is_ext_shared_channel"))
     )
-    if not allowed:
-        await refuse(rt, channel, thread_ts, ts, service.Requester(user, name), images, reason or "")
+    if not allowed and not mentions_bot(rt, text):
+        return  # someone who may not request posted a photo, and did not ask the bot: not the bot's business
+    fresh = [await _file_details(rt, f) for f in fresh]
+    images = [f for f in fresh if is_image(f)]
+    if asked:
+        for f in fresh:
+            if not is_image(f):
+                await post(rt, channel, thread_ts, blocks.non_image(f.get("name") or f.get("title") or ""))
+    if not images:
         return
+    name = await rt.user_name(user)
+    if not allowed:
+        await refuse(rt, channel, thread_ts, ts, service.Requester(user, name), images, reason or "",
+                     private_to=user)
+        return
+    await open_request(rt, channel=channel, thread_ts=thread_ts, user=user, name=name, images=images,
+                       text=text, ask=asked, event_id=event_id)
+
+
+def mentions_bot(rt: Runtime, text: str) -> bool:
+    """Whether a message mentions this bot (`<@U…>` of its user id): asking it for a search."""
+    return bool(rt.bot_user_id) and f"<@{rt.bot_user_id}" in (text or "")
+
+
+async def open_request(
+    rt: Runtime, *, channel: str, thread_ts: str, user: str, name: str, images: list[dict[str, Any]],
+    text: str, ask: bool, event_id: str, photo_source: dict[str, str] | None = None,
+) -> Dialog:
+    """The dialog for these photos (started when asked for, else offered), stored, its card drawn."""
     urls: dict[str, str] = rt.state.setdefault("file_urls", {})
     for f in images:
         url = f.get("url_private_download") or f.get("url_private")
         if url:
             urls[f["id"]] = url
-    slack = rt.settings.slack
     new, effects = request.start_dialog(
         channel=channel, thread_ts=thread_ts, requester_id=user, requester_name=name,
         files=[(f["id"], f.get("name") or f.get("title") or f["id"]) for f in images],
-        text=event.get("text") or "", now=rt.now(), policy=rt.settings.policy, source_event_id=event_id,
-        known_call=rt.calls.known, require_known_call=slack.require_known_call,
+        text=text, now=rt.now(), policy=rt.settings.policy, source_event_id=event_id,
+        calls=calls_of(rt), ask=ask, photo_source=photo_source,
     )
     await rt.io(rt.store.put, new)
     rt.threads[(new.channel, new.thread_ts)] = new.dialog_id
     async with rt.lock(new.dialog_id):
-        await react(rt, channel, ts, EYES)
-        await post(rt, channel, thread_ts, blocks.request_opened(new))
         await apply(rt, new, effects)
+    return new
 
 
 def earlier_request_id(rt: Runtime, file_id: str) -> str | None:
@@ -136,3 +158,48 @@ async def index_dispatch(rt: Runtime, event: dict[str, Any]) -> None:
     if ts:
         source = "edit" if edited else "bot" if rt.calls.is_own(message) else "dispatch"
         await rt.calls.index(message_text(message), ts, source=source)
+
+
+async def shortcut_search(rt: Runtime, body: dict[str, Any]) -> None:
+    """The message shortcut: the invoker requests a search of the message's photo (someone else's, often).
+    The poster is recorded as the photo's source; the form opens at once. Refusals are private and, for
+    someone not authorised, audited (they asked explicitly)."""
+    from bot.slack.flow.form import show_form
+
+    user = str((body.get("user") or {}).get("id") or "")
+    channel = str((body.get("channel") or {}).get("id") or "")
+    message = body.get("message") or {}
+    ts = str(message.get("ts") or body.get("message_ts") or "")
+    if not (user and channel and ts):
+        return
+    thread_ts = str(message.get("thread_ts") or ts)
+    say = lambda text, kind: ephemeral(rt, channel, user, thread_ts, blocks.note(text, kind=kind))
+    if not await rt.is_case_channel(channel):
+        await say(wording.SHORTCUT_NOT_CASE_CHANNEL, "shortcut_refused")
+        return
+    files = [await _file_details(rt, f) for f in message.get("files") or [] if isinstance(f, dict) and f.get("id")]
+    images = [f for f in files if is_image(f)]
+    if not images:
+        await say(wording.SHORTCUT_NO_PHOTO, "shortcut_refused")
+        return
+    name = await rt.user_name(user)
+    allowed, reason = await roles.can_request(rt, user, await rt.channel_info(channel))
+    if not allowed:
+        await refuse(rt, channel, thread_ts, ts, service.Requester(user, name), images, reason or "",
+                     private_to=user)
+        return
+    current = await rt.io(rt.store.get, rt.threads.get((channel, thread_ts)) or "")
+    if current is not None and not current.terminal:
+        if current.started:
+            await say(wording.shortcut_already_requested(current.request_ids), "shortcut_refused")
+            return
+        # The poster's own offer, never taken up: this request replaces it (quietly, as an offer ends).
+        await transition(rt, current.dialog_id, lambda d: request.on_reply(
+            d, user_id=d.requester_id, text="cancel", now=rt.now(), policy=rt.settings.policy))
+    poster = str(message.get("user") or "")
+    source = {"id": poster, "name": await rt.user_name(poster) if poster else "", "ts": ts} if poster != user else None
+    dialog = await open_request(
+        rt, channel=channel, thread_ts=thread_ts, user=user, name=name, images=images, text="", ask=True,
+        event_id=f"shortcut:{channel}:{ts}:{body.get('action_ts') or ''}", photo_source=source,
+    )
+    await show_form(rt, str(body.get("trigger_id") or ""), dialog)

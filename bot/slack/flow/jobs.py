@@ -63,7 +63,8 @@ async def watchdog(rt: Runtime) -> int:
     rearmed: dict[str, datetime] = rt.state.setdefault("watchdog", {})
     restarted = 0
     for dialog in await rt.io(rt.store.active):
-        if dialog.step not in request.WORK_STEPS:
+        detecting = dialog.started and any(i.status == request.PENDING for i in dialog.images)
+        if dialog.step not in request.WORK_STEPS and not detecting:
             continue
         since = max([datetime.fromisoformat(dialog.updated_at)]
                     + ([rearmed[dialog.dialog_id]] if dialog.dialog_id in rearmed else []))

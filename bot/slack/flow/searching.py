@@ -6,12 +6,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from bot import contact_sheet, request, service, wording
-from bot.faces.engine import Probe
+from bot.faces.engine import Probe, encode_bytes
 from bot.faces.gallery import Candidate
 from bot.faces.images import ImageError
 from bot.request import Dialog, ImageRequest
@@ -22,7 +22,6 @@ from bot.slack.flow import dialog as dialog_stage
 from bot.slack.flow.effects import (
     HOURGLASS,
     ImageFailure,
-    StatusMessage,
     T,
     claim,
     post,
@@ -30,7 +29,6 @@ from bot.slack.flow.effects import (
     react,
     requester_of,
     source_fields,
-    status_message,
     upload,
 )
 from bot.slack.probe_cache import CachedProbe
@@ -57,11 +55,8 @@ async def analyse(rt: Runtime, dialog_id: str, request_id: str) -> None:
         cached = await rt.io(rt.probes.get, request_id)  # a restart after analysis: never detect again
         error = None
         if cached is None:
-            status = status_message(rt, dialog, request_id)
-            await status.show(blocks.progress(dialog, image, "downloading"))
             try:
                 data = await _download(rt, image)
-                await status.show(blocks.progress(dialog, image, "finding_faces"))
                 cached = await _find_faces(rt, image, data, dialog_id)
                 async with rt.lock(dialog_id):  # no cancel between the check and the write
                     current = await rt.io(rt.store.get, dialog_id)
@@ -112,18 +107,24 @@ async def _download(rt: Runtime, image: ImageRequest) -> bytes:
         raise ImageFailure("download_failed", f"{exc.code}: {exc.message}") from None
 
 
-async def _find_faces(rt: Runtime, image: ImageRequest, data: bytes, dialog_id: str = "") -> CachedProbe:
-    """Faces on the photo, its crops and numbered boxes, in the engine's process pool (within the engine's
-    deadline, at most the dialog's share of the workers at once)."""
+async def _face_work(rt: Runtime, image: ImageRequest, dialog_id: str, func: Any, *args: Any) -> Any:
+    """`func(*args)` in the engine's process pool, within the engine's deadline and at most the dialog's share
+    of the workers at once; shown by /frs status while it runs."""
     running: dict[str, float] = rt.state.setdefault("face_work", {})
+    async with rt.face_slots(dialog_id or image.request_id):
+        running[image.request_id] = time.monotonic()
+        try:
+            return await rt.engine.run(func, *args)
+        finally:
+            running.pop(image.request_id, None)
+
+
+async def _find_faces(rt: Runtime, image: ImageRequest, data: bytes, dialog_id: str = "") -> CachedProbe:
+    """Faces on the photo (boxes and quality, no encoding: the attestation has not been given yet), its crops
+    and numbered boxes, in a face worker."""
     try:
-        async with rt.face_slots(dialog_id or image.request_id):
-            running[image.request_id] = time.monotonic()
-            try:
-                probe, crops, numbered = await rt.engine.run(
-                    contact_sheet.analyse_with_pictures, data, rt.settings.images)
-            finally:
-                running.pop(image.request_id, None)
+        probe, crops, numbered = await _face_work(rt, image, dialog_id, contact_sheet.detect_with_pictures,
+                                                  data, rt.settings.images)
         return prepare_probe(probe, crops, numbered)
     except ImageError as exc:
         reason = exc.code if exc.code in wording.IMAGE_PROBLEMS else exc.message
@@ -134,14 +135,26 @@ async def _find_faces(rt: Runtime, image: ImageRequest, data: bytes, dialog_id: 
 
 
 def prepare_probe(probe: Probe, crops: list[bytes], numbered: bytes | None) -> CachedProbe:
-    """What the dialog keeps of an analysed photo: encodings, a crop per face, numbered boxes when several
-    (all made in the face worker, within the photo's deadline)."""
+    """What the dialog keeps of a photo's detection: face entries, a crop per face, numbered boxes when
+    several, and where to encode each face from after the attestation (no encoding yet)."""
     faces = [f.as_dict() for f in probe.faces]
-    encodings = (
-        np.stack([np.asarray(f.encoding, dtype=np.float32) for f in probe.faces])
-        if probe.faces else np.zeros((0, 128), dtype=np.float32)
-    )
-    return CachedProbe(probe.sha256, probe.width, probe.height, faces, encodings, crops, numbered)
+    encode = {"padded": probe.padded, "boxes": [b.as_dict() for b in probe.encode_boxes]}
+    return CachedProbe(probe.sha256, probe.width, probe.height, faces, np.zeros((0, 128), dtype=np.float32),
+                       crops, numbered, encode)
+
+
+async def _encoding(rt: Runtime, dialog: Dialog, image: ImageRequest, cached: CachedProbe, face_index: int) -> np.ndarray:
+    """The chosen face's encoding, made now that the requester attested: the photo is downloaded again and
+    the face encoded where detection found it (never detected again); an analysis stored with encodings
+    (before this change) is used as it is."""
+    if len(cached.encodings) >= face_index:
+        return cached.encoding(face_index)
+    boxes = (cached.encode or {}).get("boxes") or []
+    if not 1 <= face_index <= len(boxes):
+        raise LookupError("the probe analysis is no longer stored")
+    data = await _download(rt, image)
+    return await _face_work(rt, image, dialog.dialog_id, encode_bytes, data, rt.settings.images,
+                            cached.sha256, boxes[face_index - 1], bool(cached.encode.get("padded")))
 
 
 async def search(rt: Runtime, dialog_id: str, request_id: str, face_index: int) -> None:
@@ -160,8 +173,6 @@ async def search(rt: Runtime, dialog_id: str, request_id: str, face_index: int) 
         # result again rather than search a second time.
         result = None if first else await rt.io(audited_result, rt, request_id)
         await react(rt, dialog.channel, dialog.thread_ts, HOURGLASS)
-        status = status_message(rt, dialog, request_id)
-        await status.show(blocks.progress(dialog, image, "searching"))
         permalink = await rt.permalink(dialog.channel, dialog.thread_ts)
         cached = await rt.io(rt.probes.get, request_id)
         if result is None:
@@ -171,18 +182,19 @@ async def search(rt: Runtime, dialog_id: str, request_id: str, face_index: int) 
             try:
                 if cached is None or not 1 <= face_index <= len(cached.faces):
                     raise LookupError("the probe analysis is no longer stored")
+                encoding = await _encoding(rt, dialog, image, cached, face_index)
                 result = await rt.work(
                     service.search_face, rt.core, request_id=request_id, answers=dialog.answers(),
                     requester=requester_of(dialog), source=await source_fields(rt, dialog, image, permalink),
                     probe_sha256=image.probe_sha256 or cached.sha256, faces=image.faces or cached.faces,
-                    encoding=cached.encoding(face_index), face_index=face_index,
+                    encoding=encoding, face_index=face_index,
                 )
             except Exception as exc:
                 log.exception("search %s failed", request_id)
                 await _search_failed(rt, dialog, image, exc, permalink)
                 return
         probe_crop = cached.crop(face_index) if cached else None
-        await _finish_search(rt, dialog, image, result, probe_crop, permalink, status)
+        await _finish_search(rt, dialog, image, result, probe_crop, permalink)
     finally:
         running.discard(request_id)
 
@@ -198,7 +210,7 @@ async def _best_effort(what: str, request_id: str, step: Awaitable[T]) -> T | No
 
 async def _finish_search(
     rt: Runtime, dialog: Dialog, image: ImageRequest, result: service.SearchResult, probe_crop: bytes | None,
-    permalink: str | None, status: StatusMessage,
+    permalink: str | None,
 ) -> None:
     """After the search (audited already): the result (caveat first), the contact sheet, the call-thread
     log, then the dialog's record of the outcome and the final status. Each step runs whatever happened to
@@ -218,7 +230,6 @@ async def _finish_search(
         rt, dialog.dialog_id,
         lambda d: request.on_searched(d, rid, outcome=outcome, now=rt.now(), result_ts=result_ts),
     ))
-    await _best_effort("status", rid, status.show(blocks.progress(dialog, image, "done")))
     # The result is audited and posted (or queued): the faces of this photo are no longer needed.
     await rt.io(rt.probes.remove, rid)
 

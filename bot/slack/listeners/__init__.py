@@ -3,12 +3,14 @@ from __future__ import annotations
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.slack.listeners import actions, commands, events, messages
+from bot.slack.listeners import actions, commands, events, messages, shortcuts, views
 
 
 def register(app: AsyncApp) -> None:
-    """Register events, messages, actions and commands."""
+    """Register events, messages, actions, modal submissions, shortcuts and commands."""
     events.register(app)
     messages.register(app)
     actions.register(app)
+    views.register(app)
+    shortcuts.register(app)
     commands.register(app)

@@ -1,0 +1,11 @@
+"""Modal submissions: the request form."""
+from __future__ import annotations
+
+from slack_bolt.async_app import AsyncApp
+
+from bot.slack.listeners.views import form
+
+
+def register(app: AsyncApp) -> None:
+    """Register the form's submission."""
+    form.register(app)
