@@ -2,7 +2,8 @@
 
 HTTP mode (default): aiohttp on $PORT (default 3000) with `POST /slack/events` (events, interactivity and
 slash commands, verified by Bolt) and `GET /healthz`. Socket Mode when SLACK_APP_TOKEN is set: the bot
-connects out to Slack and still answers `GET /healthz` on $PORT.
+connects out to Slack and still answers `GET /healthz` on $PORT. The edge (bot.slack.edge, `make_runner`) closes
+connections that stall mid-request and caps how many are open.
 
 Environment: SLACK_BOT_TOKEN (always), SLACK_SIGNING_SECRET (HTTP mode), SLACK_APP_TOKEN (Socket Mode),
 SLACK_API_URL (optional Web API base URL), PORT, BOT_CONFIG, BOT_DATA_DIR, BOT_AUDIT_KEY. Secrets are never
@@ -37,7 +38,7 @@ from slack_sdk.signature import SignatureVerifier
 from bot import __version__
 from bot.config import ConfigError, Settings
 from bot.faces.engine import FaceEngine
-from bot.slack import flow
+from bot.slack import edge, flow
 from bot.slack.app import build_app
 from bot.slack.client import normalise_api_url
 from bot.slack.runtime import Runtime
@@ -232,7 +233,9 @@ def create_server(
         # logs failed bodies) nor a JSON parser, and gets 400/401, never a 500 with a traceback.
         if request.content_length is not None and request.content_length > MAX_EVENT_BYTES:
             return web.Response(status=413, text="too large")
-        body = await request.content.read(MAX_EVENT_BYTES + 1)
+        body = await edge.read_body(request, MAX_EVENT_BYTES, settings.server.read_timeout_seconds)
+        if body is None:
+            return web.Response(status=408)  # never sent: the connection stalled and is closed
         if len(body) > MAX_EVENT_BYTES:
             return web.Response(status=413, text="too large")
         verdict = (verify_request(verifier, body, request.headers, seen_signatures, time.time())
@@ -283,6 +286,19 @@ def create_server(
     app.on_startup.append(startup)
     app.on_cleanup.append(cleanup)
     return app, rt
+
+
+def make_runner(app: web.Application, open_file_limit: int | None = None) -> edge.EdgeRunner:
+    """The runner for a `create_server` application: stalled connections closed after `[server]
+    read_timeout_seconds`, at most `max_connections` open (lowered to stay under `open_file_limit`)."""
+    server = app[RUNTIME].settings.server
+    cap = server.max_connections
+    if open_file_limit is not None:
+        cap = edge.connection_cap(cap, open_file_limit)
+        if cap < server.max_connections:
+            log.warning("[server] max_connections %d lowered to %d: the open-file limit is %d", server.max_connections,
+                        cap, open_file_limit)
+    return edge.EdgeRunner(app, read_timeout=server.read_timeout_seconds, max_connections=cap, access_log=None)
 
 
 class JsonLogFormatter(logging.Formatter):
@@ -338,7 +354,7 @@ async def _run(settings: Settings, env: Mapping[str, str]) -> None:
     host = settings.server.host
     soft, _hard = raise_open_file_limit()
     app, rt = create_server(settings, env, socket_mode=bool(app_token))
-    runner = web.AppRunner(app, access_log=None)
+    runner = make_runner(app, soft)
     try:
         await runner.setup()  # runs startup: auth.test, background jobs
     except aiohttp.ClientConnectionError as exc:
@@ -358,7 +374,7 @@ async def _run(settings: Settings, env: Mapping[str, str]) -> None:
         raise StartError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     # Start the face workers now so the first photo does not wait for the models to load.
     asyncio.get_running_loop().run_in_executor(None, rt.engine.start)
-    log.info("open-file limit %d", soft)
+    log.info("open-file limit %d; at most %d connections at once", soft, runner.cap.limit)
     handler = None
     if app_token:
         from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
