@@ -79,6 +79,7 @@ class ServerSettings:
     port: int = 3000
     read_timeout_seconds: float = 30.0
     max_connections: int = 512
+    metrics_public: bool = False
 
 
 @dataclass(frozen=True)

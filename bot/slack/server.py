@@ -38,6 +38,7 @@ from slack_sdk.signature import SignatureVerifier
 from bot import __version__
 from bot.config import ConfigError, Settings
 from bot.faces.engine import FaceEngine
+from bot.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from bot.slack import edge, flow
 from bot.slack.app import build_app
 from bot.slack.client import normalise_api_url
@@ -172,6 +173,16 @@ def verify_request(verifier: SignatureVerifier, body: bytes, headers: Mapping[st
     return "ok"
 
 
+FORWARDING_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-IP")
+
+
+def from_this_machine(request: web.BaseRequest) -> bool:
+    """A loopback peer that no proxy forwarded: the port faces the internet (Slack posts to it), and a local TLS
+    proxy forwards outsiders from loopback too (with one of FORWARDING_HEADERS)."""
+    forwarded = any(name in request.headers for name in FORWARDING_HEADERS)
+    return request.remote in ("127.0.0.1", "::1") and not forwarded
+
+
 def describe_request(body: bytes, headers: Mapping[str, str]) -> str:
     """One log line for a verified request: its kind, channel and ids, never text or names."""
     retry = headers.get("X-Slack-Retry-Num")
@@ -229,6 +240,7 @@ def create_server(
     seen_signatures: dict[str, float] = {}
 
     async def slack_events(request: web.Request) -> web.Response:
+        arrived = time.perf_counter()
         # Verify before anything parses or logs the request: an unsigned body never reaches Bolt (which
         # logs failed bodies) nor a JSON parser, and gets 400/401, never a 500 with a traceback.
         if request.content_length is not None and request.content_length > MAX_EVENT_BYTES:
@@ -248,15 +260,16 @@ def create_server(
         log.info("received %s", describe_request(body, request.headers))
         bolt_request = AsyncBoltRequest(body=body.decode("utf-8"), query=request.query_string,
                                         headers=request.headers)  # type: ignore[arg-type]
-        return await to_aiohttp_response(await bolt.async_dispatch(bolt_request))
+        response = await to_aiohttp_response(await bolt.async_dispatch(bolt_request))
+        rt.metrics.ack_latency.observe(time.perf_counter() - arrived)
+        return response
 
     rejected: dict[str, int] = rt.state.setdefault("rejected_requests", {})
 
     async def healthz(request: web.Request) -> web.Response:
         # The port faces the internet (Slack posts to it): details only for the machine itself (monitoring
         # agents, the Procfile host's checks); anyone else learns only that the bot is up.
-        forwarded = "X-Forwarded-For" in request.headers or "Forwarded" in request.headers
-        if request.remote not in ("127.0.0.1", "::1") or forwarded:  # a local TLS proxy forwards outsiders
+        if not from_this_machine(request):
             return web.json_response({"ok": True})
 
         def numbers() -> tuple[int, int]:
@@ -269,6 +282,16 @@ def create_server(
             {"ok": True, "version": __version__, "gallery_subjects": subjects, "outbox_depth": depth,
              "mode": "socket" if socket_mode else "http"}
         )
+
+    async def metrics(request: web.Request) -> web.Response:
+        # Prometheus scrapes from the machine itself, like /healthz's details; elsewhere there is no such page.
+        if not (settings.server.metrics_public or from_this_machine(request)):
+            raise web.HTTPNotFound()
+        return web.Response(body=await rt.io(rt.metrics.render), headers={"Content-Type": METRICS_CONTENT_TYPE})
+
+    rt.metrics.watch({"open_requests": lambda: len(rt.store.active()), "outbox_depth": rt.calls.outbox_depth,
+                      "audit_entries": rt.core.audit.last_seq})
+    rt.core.audit.on_append = rt.metrics.audit_appended
 
     async def startup(_app: web.Application) -> None:
         await rt.start()
@@ -283,6 +306,7 @@ def create_server(
     if not socket_mode:
         app.router.add_post("/slack/events", slack_events)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
     app.on_startup.append(startup)
     app.on_cleanup.append(cleanup)
     return app, rt
