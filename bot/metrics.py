@@ -1,8 +1,8 @@
 """Prometheus metrics of one server, in a registry of its own (never prometheus-client's global one).
 
-The server wires the hooks: the audit log's `on_append` counts searches by outcome, the Slack flow times face
-work, the request handler times acks; the gauges are read when scraped (`render`, in an I/O thread). Nothing
-here knows Slack.
+The server wires the hooks: the audit log's `on_append` counts searches by outcome, the face engine's
+`on_task_done` times face work, the request handler times acks; the gauges are read when scraped (`render`,
+in an I/O thread). Nothing here knows Slack.
 """
 from __future__ import annotations
 
@@ -35,9 +35,9 @@ class Metrics:
                                 ["outcome"], registry=r)
         for outcome in OUTCOMES:
             self.searches.labels(outcome)
-        self.face_work = Histogram("frbot_face_work_seconds", "Duration of each photo's decode and face "
-                                   "analysis in a face worker (failures and deadlines included).",
-                                   buckets=FACE_WORK_BUCKETS, registry=r)
+        self.face_work = Histogram("frbot_face_work_seconds", "Each face-engine task (a photo's decode and "
+                                   "face analysis), from handing it to the workers to its end, failures and "
+                                   "deadlines included.", buckets=FACE_WORK_BUCKETS, registry=r)
         self.ack_latency = Histogram("frbot_ack_latency_seconds", "Time from a verified Slack request "
                                      "arriving to the HTTP response that acks it.", buckets=ACK_BUCKETS, registry=r)
         self.open_requests = Gauge("frbot_open_requests", "Request dialogs not finished (waiting for an "

@@ -25,7 +25,7 @@ import os
 import threading
 import time
 import warnings
-from collections.abc import Hashable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
@@ -395,6 +395,9 @@ class FaceEngine:
         self._pool: ProcessPool | None = None
         self._lock = threading.Lock()
         self._running: set[Future] = set()  # scheduled and not done: cancelled on close, so no waiter hangs
+        # Called (in a pool thread) with the seconds from scheduling to the end of each photo's task, however it
+        # ended: the server's face-work metric. It must not raise.
+        self.on_task_done: Callable[[float], None] | None = None
 
     def _executor(self) -> ProcessPool:
         with self._lock:
@@ -413,6 +416,10 @@ class FaceEngine:
         with self._lock:
             self._running.add(future)
         future.add_done_callback(self._done)
+        hook = self.on_task_done
+        if hook is not None and func is not _ready:
+            started = time.monotonic()
+            future.add_done_callback(lambda _f: hook(time.monotonic() - started))
         return future
 
     def _done(self, future: Future) -> None:

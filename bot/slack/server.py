@@ -292,6 +292,7 @@ def create_server(
     rt.metrics.watch({"open_requests": lambda: len(rt.store.active()), "outbox_depth": rt.calls.outbox_depth,
                       "audit_entries": rt.core.audit.last_seq})
     rt.core.audit.on_append = rt.metrics.audit_appended
+    rt.engine.on_task_done = rt.metrics.face_work.observe  # a shared engine (tests) reports to the newest server
 
     async def startup(_app: web.Application) -> None:
         await rt.start()

@@ -119,12 +119,11 @@ async def _find_faces(rt: Runtime, image: ImageRequest, data: bytes, dialog_id: 
     running: dict[str, float] = rt.state.setdefault("face_work", {})
     try:
         async with rt.face_slots(dialog_id or image.request_id):
-            running[image.request_id] = started = time.monotonic()
+            running[image.request_id] = time.monotonic()
             try:
                 probe = await rt.engine.analyse(data)
             finally:
                 running.pop(image.request_id, None)
-                rt.metrics.face_work.observe(time.monotonic() - started)
         return await rt.work(prepare_probe, data, probe, rt.settings.images)
     except ImageError as exc:
         reason = exc.code if exc.code in wording.IMAGE_PROBLEMS else exc.message
