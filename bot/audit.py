@@ -331,6 +331,8 @@ class AuditLog:
         self._key = key
         self._clock = clock or (lambda: datetime.now(UTC))
         self._lock = file_lock(self.dir / LOCK_NAME)
+        # Called with each entry once it is durable (the server's metrics); it must not raise.
+        self.on_append: Callable[[dict], None] | None = None
 
     @classmethod
     def open(cls, data_dir: Path, env: Mapping[str, str] | None = None, *,
@@ -385,6 +387,8 @@ class AuditLog:
                 os.close(fd)
             if size == 0:
                 fsync_dir(self.dir)  # a new file's directory entry must survive a crash too
+        if self.on_append is not None:
+            self.on_append(entry)
         return entry
 
     def check_writable(self) -> None:
@@ -518,6 +522,19 @@ class AuditLog:
             return
         with open(self.path, "rb") as fh:
             yield from fh  # binary iteration splits on b"\n" only
+
+    def last_seq(self) -> int:
+        """The seq of the newest entry (0 for an empty log), from the file's tail only: cheap at any length."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return 0
+        try:
+            last, _ = _last_complete_line(fd, os.fstat(fd).st_size)
+        finally:
+            os.close(fd)
+        obj = _parse_line(last) if last is not None else None
+        return obj["seq"] if obj is not None and _is_int(obj.get("seq")) else 0
 
     def entries(self) -> Iterator[dict]:
         """Parsed entries in file order (no integrity check: that is verify()).

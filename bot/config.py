@@ -86,6 +86,9 @@ class RetentionSettings:
 class ServerSettings:
     host: str = "0.0.0.0"
     port: int = 3000
+    read_timeout_seconds: float = 30.0
+    max_connections: int = 512
+    metrics_public: bool = False
 
 
 @dataclass(frozen=True)
@@ -157,6 +160,10 @@ def validate(settings: Settings) -> Settings:
         raise ConfigError("[server] port must be between 1 and 65535")
     if not settings.server.host.strip():
         raise ConfigError("[server] host must not be empty (0.0.0.0: every interface; 127.0.0.1: behind a local proxy)")
+    if not 0.5 <= settings.server.read_timeout_seconds <= 300.0:
+        raise ConfigError("[server] read_timeout_seconds must be between 0.5 and 300")
+    if not 1 <= settings.server.max_connections <= 100_000:
+        raise ConfigError("[server] max_connections must be between 1 and 100000")
     if not 1.0 <= settings.faces.deadline_seconds <= 600.0:
         raise ConfigError("[faces] deadline_seconds must be between 1 and 600")
     if not 0.0 < settings.search.target_fpir <= 0.1:

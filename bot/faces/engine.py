@@ -458,6 +458,9 @@ class FaceEngine:
         self._pool: ProcessPool | None = None
         self._lock = threading.Lock()
         self._running: set[Future] = set()  # scheduled and not done: cancelled on close, so no waiter hangs
+        # Called (in a pool thread) with the seconds from scheduling to the end of each photo's task, however it
+        # ended: the server's face-work metric. It must not raise.
+        self.on_task_done: Callable[[float], None] | None = None
 
     def _executor(self) -> ProcessPool:
         with self._lock:
@@ -476,6 +479,10 @@ class FaceEngine:
         with self._lock:
             self._running.add(future)
         future.add_done_callback(self._done)
+        hook = self.on_task_done
+        if hook is not None and func is not _ready:
+            started = time.monotonic()
+            future.add_done_callback(lambda _f: hook(time.monotonic() - started))
         return future
 
     def _done(self, future: Future) -> None:

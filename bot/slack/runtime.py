@@ -22,6 +22,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.config import Settings
 from bot.dialog_store import DialogStore
 from bot.faces.engine import FaceEngine
+from bot.metrics import Metrics
 from bot.service import Core
 from bot.slack.calls import SLACK_ERRORS, CallLog, error_text, is_transient
 from bot.slack.client import allowed_token_hosts, make_web_client
@@ -111,6 +112,7 @@ class Runtime:
     threads: dict[tuple[str, str], str] = field(default_factory=dict)
     # In-process state that needs no persistence (a restart posts a fresh status message, etc.).
     state: dict[str, Any] = field(default_factory=dict)
+    metrics: Metrics = field(default_factory=Metrics)  # this server's Prometheus metrics (GET /metrics)
     _io_pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(IO_THREADS, "frbot-io"))
     _work_pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(WORK_THREADS, "frbot-work"))
 

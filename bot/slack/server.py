@@ -2,7 +2,8 @@
 
 HTTP mode (default): aiohttp on $PORT (default 3000) with `POST /slack/events` (events, interactivity and
 slash commands, verified by Bolt) and `GET /healthz`. Socket Mode when SLACK_APP_TOKEN is set: the bot
-connects out to Slack and still answers `GET /healthz` on $PORT.
+connects out to Slack and still answers `GET /healthz` on $PORT. The edge (bot.slack.edge, `make_runner`) closes
+connections that stall mid-request and caps how many are open.
 
 Environment: SLACK_BOT_TOKEN (always), SLACK_SIGNING_SECRET (HTTP mode), SLACK_APP_TOKEN (Socket Mode),
 SLACK_API_URL (optional Web API base URL), PORT, BOT_CONFIG, BOT_DATA_DIR, BOT_AUDIT_KEY. Secrets are never
@@ -37,7 +38,8 @@ from slack_sdk.signature import SignatureVerifier
 from bot import __version__
 from bot.config import ConfigError, Settings
 from bot.faces.engine import FaceEngine
-from bot.slack import flow
+from bot.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from bot.slack import edge, flow
 from bot.slack.app import build_app
 from bot.slack.client import normalise_api_url
 from bot.slack.runtime import Runtime
@@ -174,6 +176,16 @@ def verify_request(verifier: SignatureVerifier, body: bytes, headers: Mapping[st
     return "ok"
 
 
+FORWARDING_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-IP")
+
+
+def from_this_machine(request: web.BaseRequest) -> bool:
+    """A loopback peer that no proxy forwarded: the port faces the internet (Slack posts to it), and a local TLS
+    proxy forwards outsiders from loopback too (with one of FORWARDING_HEADERS)."""
+    forwarded = any(name in request.headers for name in FORWARDING_HEADERS)
+    return request.remote in ("127.0.0.1", "::1") and not forwarded
+
+
 def describe_request(body: bytes, headers: Mapping[str, str]) -> str:
     """One log line for a verified request: its kind, channel and ids, never text or names."""
     retry = headers.get("X-Slack-Retry-Num")
@@ -231,11 +243,14 @@ def create_server(
     seen_signatures: dict[str, float] = {}
 
     async def slack_events(request: web.Request) -> web.Response:
+        arrived = time.perf_counter()
         # Verify before anything parses or logs the request: an unsigned body never reaches Bolt (which
         # logs failed bodies) nor a JSON parser, and gets 400/401, never a 500 with a traceback.
         if request.content_length is not None and request.content_length > MAX_EVENT_BYTES:
             return web.Response(status=413, text="too large")
-        body = await request.content.read(MAX_EVENT_BYTES + 1)
+        body = await edge.read_body(request, MAX_EVENT_BYTES, settings.server.read_timeout_seconds)
+        if body is None:
+            return web.Response(status=408)  # never sent: the connection stalled and is closed
         if len(body) > MAX_EVENT_BYTES:
             return web.Response(status=413, text="too large")
         verdict = (verify_request(verifier, body, request.headers, seen_signatures, time.time())
@@ -248,15 +263,16 @@ def create_server(
         log.info("received %s", describe_request(body, request.headers))
         bolt_request = AsyncBoltRequest(body=body.decode("utf-8"), query=request.query_string,
                                         headers=request.headers)  # type: ignore[arg-type]
-        return await to_aiohttp_response(await bolt.async_dispatch(bolt_request))
+        response = await to_aiohttp_response(await bolt.async_dispatch(bolt_request))
+        rt.metrics.ack_latency.observe(time.perf_counter() - arrived)
+        return response
 
     rejected: dict[str, int] = rt.state.setdefault("rejected_requests", {})
 
     async def healthz(request: web.Request) -> web.Response:
         # The port faces the internet (Slack posts to it): details only for the machine itself (monitoring
         # agents, the Procfile host's checks); anyone else learns only that the bot is up.
-        forwarded = "X-Forwarded-For" in request.headers or "Forwarded" in request.headers
-        if request.remote not in ("127.0.0.1", "::1") or forwarded:  # a local TLS proxy forwards outsiders
+        if not from_this_machine(request):
             return web.json_response({"ok": True})
 
         def numbers() -> tuple[int, int]:
@@ -269,6 +285,17 @@ def create_server(
             {"ok": True, "version": __version__, "gallery_subjects": subjects, "outbox_depth": depth,
              "mode": "socket" if socket_mode else "http"}
         )
+
+    async def metrics(request: web.Request) -> web.Response:
+        # Prometheus scrapes from the machine itself, like /healthz's details; elsewhere there is no such page.
+        if not (settings.server.metrics_public or from_this_machine(request)):
+            raise web.HTTPNotFound()
+        return web.Response(body=await rt.io(rt.metrics.render), headers={"Content-Type": METRICS_CONTENT_TYPE})
+
+    rt.metrics.watch({"open_requests": lambda: len(rt.store.active()), "outbox_depth": rt.calls.outbox_depth,
+                      "audit_entries": rt.core.audit.last_seq})
+    rt.core.audit.on_append = rt.metrics.audit_appended
+    rt.engine.on_task_done = rt.metrics.face_work.observe  # a shared engine (tests) reports to the newest server
 
     async def startup(_app: web.Application) -> None:
         await rt.start()
@@ -283,9 +310,23 @@ def create_server(
     if not socket_mode:
         app.router.add_post("/slack/events", slack_events)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
     app.on_startup.append(startup)
     app.on_cleanup.append(cleanup)
     return app, rt
+
+
+def make_runner(app: web.Application, open_file_limit: int | None = None) -> edge.EdgeRunner:
+    """The runner for a `create_server` application: stalled connections closed after `[server]
+    read_timeout_seconds`, at most `max_connections` open (lowered to stay under `open_file_limit`)."""
+    server = app[RUNTIME].settings.server
+    cap = server.max_connections
+    if open_file_limit is not None:
+        cap = edge.connection_cap(cap, open_file_limit)
+        if cap < server.max_connections:
+            log.warning("[server] max_connections %d lowered to %d: the open-file limit is %d", server.max_connections,
+                        cap, open_file_limit)
+    return edge.EdgeRunner(app, read_timeout=server.read_timeout_seconds, max_connections=cap, access_log=None)
 
 
 class JsonLogFormatter(logging.Formatter):
@@ -341,7 +382,7 @@ async def _run(settings: Settings, env: Mapping[str, str]) -> None:
     host = settings.server.host
     soft, _hard = raise_open_file_limit()
     app, rt = create_server(settings, env, socket_mode=bool(app_token))
-    runner = web.AppRunner(app, access_log=None)
+    runner = make_runner(app, soft)
     try:
         await runner.setup()  # runs startup: auth.test, background jobs
     except aiohttp.ClientConnectionError as exc:
@@ -361,7 +402,7 @@ async def _run(settings: Settings, env: Mapping[str, str]) -> None:
         raise StartError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     # Start the face workers now so the first photo does not wait for the models to load.
     asyncio.get_running_loop().run_in_executor(None, rt.engine.start)
-    log.info("open-file limit %d", soft)
+    log.info("open-file limit %d; at most %d connections at once", soft, runner.cap.limit)
     handler = None
     if app_token:
         from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler

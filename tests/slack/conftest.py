@@ -30,7 +30,7 @@ from bot.audit import AuditLog
 from bot.config import FacesSettings, ImageSettings, Settings, SlackSettings
 from bot.faces.engine import FaceEngine
 from bot.slack.runtime import Runtime
-from bot.slack.server import create_server
+from bot.slack.server import create_server, make_runner
 
 from ..conftest import link_subjects
 from .double import TOKEN, Call, SlackDouble
@@ -212,7 +212,7 @@ class Harness:
             settings, env, tick_interval=tick_interval, engine=self.request.getfixturevalue("face_engine"),
             clock=clock, shutdown_grace=0.5, status_interval=status_interval,
         )
-        runner = web.AppRunner(app, access_log=None)
+        runner = make_runner(app)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
