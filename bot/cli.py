@@ -314,7 +314,7 @@ def _write_out(path: str, data: bytes) -> None:
 def _chain_status(core: Any) -> int:
     """After a review output is written: 0 when the audit chain verifies; else say on stderr which entry breaks
     it (the output may hold altered or missing entries) and return 4 (CONTRACTS.md)."""
-    result = core.audit.verify()
+    result = core.audit.verify(use_prefix=True)  # the tail since the last check; `audit verify` checks it all
     if result.ok:
         return EXIT_OK
     print(wording.audit_chain_broken(result.bad_seq, result.reason), file=sys.stderr)

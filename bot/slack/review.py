@@ -283,7 +283,7 @@ async def run(rt: Runtime, command: Command, answer: Answer) -> None:
 
 def _chain_warning(rt: Runtime) -> str | None:
     """The warning line that starts an answer drawn from a log whose chain does not verify, else None."""
-    result = rt.core.audit.verify()
+    result = rt.core.audit.verify(use_prefix=True)
     return None if result.ok else wording.audit_chain_broken(result.bad_seq, result.reason)
 
 

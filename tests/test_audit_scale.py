@@ -1,0 +1,184 @@
+"""The audit log at scale: reads check only the tail after a verified prefix; `audit verify` checks it all."""
+from __future__ import annotations
+
+import json
+import stat
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from bot import cli
+from bot.audit import AuditLog
+from bot.audit_cache import PREFIX_NAME
+from bot.audit_chain import ChainCheck
+from bot.service import Requester
+
+from . import test_audit as base
+from .test_audit import ENV, KEY, Clock
+
+clock, log = base.clock, base.log  # the same fixtures: a settable clock, and a log keyed with KEY
+
+T0 = datetime(2026, 3, 2, 17, 0, tzinfo=UTC)
+
+
+def search(log: AuditLog, n: int, **extra) -> dict:
+    fields = {"request_id": f"FR-{n:010d}", "call_number": f"26-{n % 50:06d}", "outcome": "no_candidate",
+              "requester": {"id": f"U{n % 7}", "name": f"Officer {n % 7}"}, "file_id": f"F{n:08d}"}
+    fields.update(extra)
+    return log.append("search", **fields)
+
+
+def fill(log: AuditLog, start: int, stop: int) -> None:
+    for n in range(start, stop):
+        search(log, n)
+
+
+@pytest.fixture
+def fed(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """Every line the chain checker is given, in order."""
+    lines: list[bytes] = []
+    real = ChainCheck.feed
+
+    def feed(self, raw):
+        lines.append(raw)
+        return real(self, raw)
+
+    monkeypatch.setattr(ChainCheck, "feed", feed)
+    return lines
+
+
+def edit_line(log: AuditLog, seq: int, **changes) -> None:
+    """Change fields of entry `seq` in place (its MAC no longer matches)."""
+    lines = log.path.read_bytes().splitlines(keepends=True)
+    i = next(i for i, raw in enumerate(lines) if json.loads(raw).get("seq") == seq)
+    obj = json.loads(lines[i])
+    obj.update(changes)
+    lines[i] = json.dumps(obj, sort_keys=True, separators=(",", ":")).encode() + b"\n"
+    log.path.write_bytes(b"".join(lines))
+
+
+# -- 1. verified prefix ------------------------------------------------------------------------------------
+
+
+def test_verified_prefix_reads_check_only_the_new_tail(log: AuditLog, fed: list[bytes]) -> None:
+    fill(log, 1, 51)
+    full = log.verify()
+    assert full.ok and full.count == 50 and len(fed) == 50 and full.resumed_after_seq is None
+    fill(log, 51, 54)
+    fed.clear()
+    read = log.verify(use_prefix=True)
+    assert len(fed) == 3  # only the entries appended since
+    assert (read.ok, read.count, read.first_seq, read.last_seq, read.resumed_after_seq) == (True, 53, 1, 53, 50)
+    assert read.last_mac == json.loads(log.path.read_bytes().splitlines()[-1])["mac"]
+    fed.clear()
+    assert log.verify().count == 53 and len(fed) == 53  # without use_prefix: every line, as `audit verify`
+
+
+def test_verified_prefix_is_kept_in_a_private_side_file_for_the_next_process(data_dir: Path, log: AuditLog,
+                                                                              fed: list[bytes]) -> None:
+    fill(log, 1, 21)
+    assert log.verify(use_prefix=True).ok and len(fed) == 20  # nothing remembered yet: a full check
+    side = data_dir / "audit" / PREFIX_NAME
+    assert stat.S_IMODE(side.stat().st_mode) == 0o600
+    assert json.loads(side.read_bytes())["state"]["last_seq"] == 20
+    search(log, 21)
+    fed.clear()
+    again = AuditLog.open(data_dir, env=ENV)  # another process: only the side file to go on
+    result = again.verify(use_prefix=True)
+    assert result.ok and result.count == 21 and result.resumed_after_seq == 20 and len(fed) == 1
+
+
+def test_verified_prefix_tampering_in_the_tail_is_still_caught_by_reads(log: AuditLog) -> None:
+    fill(log, 1, 11)
+    assert log.verify().ok
+    fill(log, 11, 16)
+    edit_line(log, 13, call_number="26-999999")
+    result = log.verify(use_prefix=True)
+    assert not result.ok and result.bad_seq == 13 and result.reason == "mac mismatch"
+    assert result.resumed_after_seq == 10
+    assert not log.verify(use_prefix=True).ok  # a failed check never moves the prefix past the bad entry
+
+
+def test_verified_prefix_an_edit_before_it_that_moves_the_bytes_forces_a_full_check(log: AuditLog,
+                                                                                   fed: list[bytes]) -> None:
+    fill(log, 1, 11)
+    assert log.verify().ok
+    edit_line(log, 4, call_number="26-1")  # shorter: the line at the remembered offset is no longer entry 10
+    fed.clear()
+    result = log.verify(use_prefix=True)
+    assert not result.ok and result.bad_seq == 4 and result.resumed_after_seq is None and len(fed) == 4
+
+
+def test_verified_prefix_a_same_length_edit_before_it_is_found_by_audit_verify(
+    log: AuditLog, data_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """The documented limit of reads: an edit before the prefix that keeps every byte offset passes them;
+    `python -m bot audit verify` checks every line and finds it."""
+    fill(log, 1, 11)
+    assert log.verify().ok
+    edit_line(log, 4, call_number="26-999999")  # same length as "26-000004"
+    assert log.verify(use_prefix=True).ok  # reads: only the tail
+    monkeypatch.setenv("BOT_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("BOT_AUDIT_KEY", KEY)
+    assert cli.main(["audit", "verify"]) == cli.EXIT_ERROR
+    assert "BROKEN at entry 4: mac mismatch" in capsys.readouterr().err
+
+
+def test_verified_prefix_a_shorter_file_or_a_forged_side_file_forces_a_full_check(
+    data_dir: Path, log: AuditLog, fed: list[bytes]
+) -> None:
+    fill(log, 1, 11)
+    assert log.verify().ok
+    raw = log.path.read_bytes().splitlines(keepends=True)
+    log.path.write_bytes(b"".join(raw[:8]))  # whole entries cut off the end: shorter than the prefix
+    fed.clear()
+    result = AuditLog.open(data_dir, env=ENV).verify(use_prefix=True)
+    assert result.ok and result.count == 8 and result.resumed_after_seq is None and len(fed) == 8
+
+    fill(log, 9, 12)
+    assert log.verify().ok
+    side = data_dir / "audit" / PREFIX_NAME
+    forged = json.loads(side.read_bytes())
+    forged["state"]["count"] = 500  # without the key, the side file cannot be changed unnoticed
+    side.write_text(json.dumps(forged))
+    fed.clear()
+    result = AuditLog.open(data_dir, env=ENV).verify(use_prefix=True)
+    assert result.ok and result.count == 11 and result.resumed_after_seq is None and len(fed) == 11
+
+
+def test_verified_prefix_is_dropped_by_a_purge(data_dir: Path, log: AuditLog, clock: Clock,
+                                               fed: list[bytes]) -> None:
+    clock.now = T0
+    for n in range(1, 11):
+        clock.now = T0 + timedelta(days=n)
+        search(log, n)
+    assert log.verify().ok and (data_dir / "audit" / PREFIX_NAME).exists()
+    purge = log.purge_before(T0 + timedelta(days=5, hours=1), actor="os:clerk")
+    assert purge["removed"] == 5 and not (data_dir / "audit" / PREFIX_NAME).exists()
+    fed.clear()
+    result = log.verify(use_prefix=True)
+    assert result.ok and result.resumed_after_seq is None and result.count == 6 and result.anchor_seq == 5
+    search(log, 11)
+    fed.clear()
+    result = log.verify(use_prefix=True)
+    assert result.ok and result.resumed_after_seq == 11 and result.count == 7 and len(fed) == 1
+
+
+def test_verified_prefix_cli_reads_check_the_tail_and_audit_verify_every_line(
+    log: AuditLog, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fed: list[bytes], capsys
+) -> None:
+    fill(log, 1, 41)
+    monkeypatch.setenv("BOT_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("BOT_AUDIT_KEY", KEY)
+    monkeypatch.setattr(cli, "_os_requester", lambda: Requester("os:auditor", "auditor"))
+    assert cli.main(["audit", "verify"]) == cli.EXIT_OK and len(fed) == 40
+    fed.clear()
+    assert cli.main(["audit", "export", "--out", str(tmp_path / "out.csv")]) == cli.EXIT_OK
+    assert len(fed) == 1  # the export's own audit_access entry is the whole new tail
+    fed.clear()
+    assert cli.main(["audit", "bundle", "FR-0000000007", str(tmp_path / "b.zip")]) == cli.EXIT_OK
+    assert len(fed) == 1  # checked once for the bundle's verification.json, then nothing new for the exit code
+    fed.clear()
+    assert cli.main(["audit", "verify"]) == cli.EXIT_OK and len(fed) == 42
+    capsys.readouterr()
