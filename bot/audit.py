@@ -48,7 +48,16 @@ from datetime import UTC, date, datetime
 from pathlib import Path, PurePath
 from typing import Any
 
-from bot.audit_cache import PREFIX_NAME, Prefix, drop_prefix, load_prefix, save_prefix
+from bot.audit_cache import (
+    PREFIX_NAME,
+    OffsetIndex,
+    Prefix,
+    drop_prefix,
+    entry_keys,
+    load_prefix,
+    read_line_at,
+    save_prefix,
+)
 from bot.audit_chain import (  # noqa: F401 - canonical, TORN_TAIL, VerifyResult are this module's API too
     ANCHOR_KIND,
     GENESIS,
@@ -208,9 +217,11 @@ class AuditLog:
         self._key = key
         self._clock = clock or (lambda: datetime.now(UTC))
         self._lock = file_lock(self.dir / LOCK_NAME)
-        # What reads remember (bot.audit_cache): the verified prefix, kept in memory and in a side file.
+        # What reads remember (bot.audit_cache): the verified prefix, kept in memory and in a side file, and
+        # the lookup index of line offsets by request id, file id and call number (memory only).
         self._read_lock = threading.Lock()
         self._prefix: Prefix | None = None
+        self._index = OffsetIndex()
         self._prefix_path = self.dir / PREFIX_NAME
 
     @classmethod
@@ -408,6 +419,7 @@ class AuditLog:
         """The log was rewritten: what reads remembered about it no longer holds."""
         with self._read_lock:
             self._prefix = None
+            self._index.reset(None)
             drop_prefix(self._prefix_path)
 
     # -- reading ---------------------------------------------------------------------------------------
@@ -502,6 +514,7 @@ class AuditLog:
         self,
         *,
         request_id: str | None = None,
+        file_id: str | None = None,
         call_number: str | None = None,
         requester_id: str | None = None,
         since: datetime | str | None = None,
@@ -510,8 +523,11 @@ class AuditLog:
     ) -> list[dict]:
         """Entries matching every filter given, in log order.
 
-        requester_id matches the person who acted: `requester.id` (searches) or `actor` / `actor.id` (gallery
-        changes, purges, audit access). since <= ts < until (datetimes, naive = UTC, or ISO strings).
+        request_id, file_id and call_number match the field at the top level of an entry of any kind, or in an
+        object of a top-level list (bot.audit_cache.entry_keys); given any of them, only the lines the lookup
+        index holds for it are read. requester_id matches the person who acted: `requester.id` (searches) or
+        `actor` / `actor.id` (gallery changes, purges, audit access). since <= ts < until (datetimes, naive =
+        UTC, or ISO strings).
         """
         since_dt = as_utc(since) if since is not None else None
         until_dt = as_utc(until) if until is not None else None
@@ -521,13 +537,13 @@ class AuditLog:
             unknown = wanted - set(KINDS)
             if unknown:
                 raise ValueError(f"unknown audit entry kind(s): {', '.join(sorted(unknown))}")
+        keys = {(name, value) for name, value in
+                (("request_id", request_id), ("file_id", file_id), ("call_number", call_number)) if value is not None}
         found = []
-        for entry in self.entries():
+        for entry in self._indexed(keys) if keys else self.entries():
             if wanted is not None and entry.get("kind") not in wanted:
                 continue
-            if request_id is not None and entry.get("request_id") != request_id:
-                continue
-            if call_number is not None and entry.get("call_number") != call_number:
+            if keys and not keys <= entry_keys(entry):
                 continue
             if requester_id is not None and requester_id not in _people(entry):
                 continue
@@ -537,6 +553,39 @@ class AuditLog:
                     continue
             found.append(entry)
         return found
+
+    def _indexed(self, keys: set[tuple[str, str]]) -> list[dict]:
+        """The entries at the offsets the index holds for the rarest of `keys` (the caller checks the rest)."""
+        if not self.path.exists():
+            return []
+        with open(self.path, "rb") as fh, self._read_lock:
+            for rebuilt in (False, True):
+                index = self._current_index(fh)
+                key = min(keys, key=lambda k: len(index.lookup(*k)))
+                entries = []
+                for offset in index.lookup(*key):
+                    raw = read_line_at(fh.fileno(), offset)
+                    obj = _parse_line(raw) if raw.endswith(b"\n") else None
+                    if obj is None or key not in entry_keys(obj):
+                        if not rebuilt:
+                            break  # the file changed under the index (edited in place): index it afresh
+                        continue
+                    entries.append(obj)
+                else:
+                    return entries
+                index.reset(None)
+        return entries
+
+    def _current_index(self, fh: Any) -> OffsetIndex:
+        """The lookup index, extended to the end of `fh`; rebuilt when it no longer describes this file."""
+        st = os.fstat(fh.fileno())
+        index = self._index
+        if index.inode != st.st_ino or index.end > st.st_size or (
+            index.end and _last_complete_line(fh.fileno(), index.end) != (index.tail, index.end)
+        ):
+            index.reset(st.st_ino)
+        index.extend(fh)
+        return index
 
 
 def _people(entry: Mapping[str, Any]) -> set[str]:

@@ -5,10 +5,12 @@ import json
 import stat
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from bot import cli
+from bot import audit as audit_mod
+from bot import audit_cache, cli
 from bot.audit import AuditLog
 from bot.audit_cache import PREFIX_NAME
 from bot.audit_chain import ChainCheck
@@ -182,3 +184,125 @@ def test_verified_prefix_cli_reads_check_the_tail_and_audit_verify_every_line(
     fed.clear()
     assert cli.main(["audit", "verify"]) == cli.EXIT_OK and len(fed) == 42
     capsys.readouterr()
+
+
+# -- 3. lookup index ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def parsed(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """Every line the log parses as an entry, in order."""
+    lines: list[bytes] = []
+    real = audit_mod._parse_line
+    monkeypatch.setattr(audit_mod, "_parse_line", lambda raw: (lines.append(raw), real(raw))[1])
+    return lines
+
+
+@pytest.fixture
+def later_kinds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Entry kinds of later issues (`refusal`, `review`), unknown to this version of the log; and no fsync
+    (thousands of entries are written; durability is tested elsewhere)."""
+    monkeypatch.setattr(audit_mod, "KINDS", (*audit_mod.KINDS, "refusal", "review"))
+    monkeypatch.setattr(audit_mod.os, "fsync", lambda fd: None)
+
+
+def big_log(log: AuditLog, count: int = 3000) -> None:
+    """`count` entries of every kind: searches (a request id, file id and call number each; every tenth
+    request has a second entry), gallery changes (no ids), reads of the audit naming a request id only inside
+    their query (not a match), and refusal / review entries of later issues carrying a request id."""
+    for n in range(1, count + 1):
+        rid = f"FR-{n // 10 if n % 10 == 0 else n:010d}"
+        if n % 97 == 0:
+            log.append("gallery_change", actor="os:admin", action="enroll", subject_id=f"S{n}")
+        elif n % 89 == 0:
+            log.record_access({"id": "os:auditor", "name": "a"}, "bundle", {"request_id": rid})
+        elif n % 83 == 0:
+            log.append("refusal", request_id=rid, step="purpose", reason="no purpose", text="x")
+        elif n % 79 == 0:
+            log.append("review", request_id=rid, action="queued", by="system")
+        else:
+            search(log, n, request_id=rid, file_id=f"F{n % 1500:08d}")
+
+
+def old_scan(entries: list[dict] | AuditLog, name: str, value: str, kinds: tuple[str, ...] | None = None) -> list[dict]:
+    """What find() returned before the index: every entry read, the field compared at the top level."""
+    entries = list(entries.entries()) if isinstance(entries, AuditLog) else entries
+    return [e for e in entries if e.get(name) == value and (kinds is None or e["kind"] in kinds)]
+
+
+LOOKUPS = [("request_id", f"FR-{n:010d}") for n in (1, 2, 50, 83, 158, 166, 237, 1999, 2999, 3001)] + [
+    ("file_id", f"F{n:08d}") for n in (0, 1, 7, 1499, 1500)] + [("call_number", "26-000007")]
+
+
+def test_lookup_index_reads_only_the_indexed_lines_and_matches_the_old_scan(
+    log: AuditLog, parsed: list[bytes], later_kinds: None
+) -> None:
+    big_log(log)
+    everything = list(log.entries())
+    log.find(request_id="FR-warm")  # the first lookup of a process builds the index from the file
+    for name, value in LOOKUPS:
+        for kinds in (None, ("search",), ("refusal", "review")):
+            parsed.clear()
+            assert log.find(**{name: value}, kinds=kinds) == old_scan(everything, name, value, kinds)
+            # Only the lines indexed for the value were read, whatever their kind.
+            assert len(parsed) == len(old_scan(everything, name, value)), (name, value)
+    assert {e["kind"] for e in log.find(request_id=f"FR-{83:010d}")} == {"refusal"}
+    assert {e["kind"] for e in log.find(request_id=f"FR-{79:010d}")} == {"review"}
+    assert log.find(request_id=f"FR-{89:010d}") == []  # named only inside an audit_access query
+    both = log.find(request_id="FR-0000000007", file_id="F00000007")
+    assert [e["seq"] for e in both] == [e["seq"] for e in old_scan(everything, "request_id", "FR-0000000007")
+                                        if e.get("file_id") == "F00000007"] and len(both) == 1
+
+
+@pytest.mark.usefixtures("later_kinds")
+def test_lookup_index_grows_from_the_tail_and_is_rebuilt_by_a_new_process(
+    data_dir: Path, log: AuditLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    big_log(log, 500)
+    indexed: list[int] = []
+    real = audit_cache.OffsetIndex.add
+    monkeypatch.setattr(audit_cache.OffsetIndex, "add", lambda self, off, raw: (indexed.append(off), real(self, off, raw))[1])
+    assert len(log.find(request_id="FR-0000000001")) == 2 and len(indexed) == 500
+    fill(log, 501, 506)
+    indexed.clear()
+    assert [e["seq"] for e in log.find(request_id="FR-0000000503")] == [503] and len(indexed) == 5
+    indexed.clear()
+    assert log.find(request_id="FR-0000000001") == log.find(request_id="FR-0000000001") and indexed == []
+    fresh = AuditLog.open(data_dir, env=ENV)
+    assert fresh.find(file_id="F00000503") == old_scan(log, "file_id", "F00000503") and len(indexed) == 505
+
+
+def test_lookup_index_follows_a_purge_and_a_file_rewritten_in_place(log: AuditLog, clock: Clock) -> None:
+    clock.now = T0
+    for n in range(1, 41):
+        clock.now = T0 + timedelta(days=n)
+        search(log, n, request_id=f"FR-{n % 20:010d}")
+    assert len(log.find(request_id="FR-0000000003")) == 2
+    log.purge_before(T0 + timedelta(days=10, hours=1), actor="os:clerk")
+    for name, value in (("request_id", "FR-0000000003"), ("request_id", "FR-0000000015"), ("file_id", "F00000005")):
+        assert log.find(**{name: value}) == old_scan(log, name, value)
+    lines = log.path.read_bytes().splitlines(keepends=True)
+    log.path.write_bytes(b"".join(lines[:5] + lines[8:]))  # the same file (inode), lines gone from the middle
+    for name, value in (("request_id", "FR-0000000015"), ("request_id", "FR-0000000019"), ("file_id", "F00000031")):
+        assert log.find(**{name: value}) == old_scan(log, name, value)
+
+
+@pytest.mark.usefixtures("later_kinds")
+def test_lookup_index_serves_the_reshare_note_and_the_restart_reconciliation(
+    log: AuditLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Slack's lookups by file id (a refused photo shared again) and by request id (entries a crash left
+    unwritten, at start) go through the index: a scan of the log would fail here."""
+    from bot.slack.flow import intake, jobs
+
+    big_log(log, 300)
+    log.find(request_id="warm")
+    monkeypatch.setattr(AuditLog, "entries", lambda self: pytest.fail("the whole log was read"))
+    rt = SimpleNamespace(core=SimpleNamespace(audit=log), store=SimpleNamespace(
+        by_file_id=lambda file_id: None,
+        all=lambda: [SimpleNamespace(images=[SimpleNamespace(outcome="denied", request_id="FR-0000000011"),
+                                             SimpleNamespace(outcome="expired", request_id="FR-UNWRITTEN1"),
+                                             SimpleNamespace(outcome="candidates", request_id="FR-UNWRITTEN2")])]))
+    assert intake.earlier_request_id(rt, "F00000012") == "FR-0000000012"
+    assert intake.earlier_request_id(rt, "F-NEVER-SEEN") is None
+    assert [image.request_id for _, image in jobs.audit_gaps(rt)] == ["FR-UNWRITTEN1"]

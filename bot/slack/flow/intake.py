@@ -97,11 +97,8 @@ def earlier_request_id(rt: Runtime, file_id: str) -> str | None:
     for image in dialog.images if dialog else ():
         if image.file_id == file_id:
             return image.request_id
-    found = None
-    for entry in rt.core.audit.entries():
-        if entry.get("kind") == "search" and entry.get("file_id") == file_id:
-            found = entry.get("request_id")
-    return found
+    entries = rt.core.audit.find(file_id=file_id, kinds=["search"])  # the lookup index: no scan of the log
+    return entries[-1].get("request_id") if entries else None
 
 
 async def _file_details(rt: Runtime, file: dict[str, Any]) -> dict[str, Any]:

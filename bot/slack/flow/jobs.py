@@ -87,13 +87,14 @@ ENDED_UNSEARCHED = ("cancelled", "expired", "error", "denied")
 
 def audit_gaps(rt: Runtime) -> list[tuple[Dialog, ImageRequest]]:
     """Images whose dialog recorded an end (cancelled, expired, error) that the audit log does not hold: the
-    dialog was saved, then the process stopped (or the audit write failed) before the entry was written."""
-    audited = {e.get("request_id") for e in rt.core.audit.entries() if e.get("kind") == "search"}
+    dialog was saved, then the process stopped (or the audit write failed) before the entry was written.
+    Each image is looked up by its request id in the audit's lookup index, not by a scan of the log."""
     return [
         (dialog, image)
         for dialog in rt.store.all()
         for image in dialog.images
-        if image.outcome in ENDED_UNSEARCHED and image.request_id not in audited
+        if image.outcome in ENDED_UNSEARCHED
+        and not rt.core.audit.find(request_id=image.request_id, kinds=["search"])
     ]
 
 
