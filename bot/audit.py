@@ -43,7 +43,7 @@ import secrets
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path, PurePath
 from typing import Any
@@ -86,6 +86,28 @@ LOG_NAME = "audit.jsonl"
 LOCK_NAME = "audit.jsonl.lock"
 KEY_NAME = "audit.key"
 _TAIL_CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True)
+class HeadCheck:
+    """The log against a chain head published elsewhere (`AuditLog.check_head`).
+
+    problem: None when entry `seq` is in the log with that MAC; "missing" (the log ends before it: entries cut
+    off the end, or an older copy restored), "mismatch" (entry `seq` has another MAC: the log was replaced or
+    rewritten), or "purged" (removed by retention; `through_seq` is the last entry removed). `last_seq`: the
+    log's last entry (when the head is not found), `actual_mac`: the MAC found for `seq`.
+    """
+
+    seq: int
+    mac: str
+    problem: str | None
+    last_seq: int | None = None
+    actual_mac: str = ""
+    through_seq: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
 
 
 class AuditError(Exception):
@@ -423,6 +445,38 @@ class AuditLog:
             drop_prefix(self._prefix_path)
 
     # -- reading ---------------------------------------------------------------------------------------
+
+    def head(self) -> dict[str, Any] | None:
+        """The chain head: {"seq", "mac", "ts"} of the last complete entry (read from the end of the file, not
+        verified), or None for a log with no entry. Published elsewhere, it shows later truncation."""
+        if not self.path.exists():
+            return None
+        with open(self.path, "rb") as fh:
+            last, _ = _last_complete_line(fh.fileno(), os.fstat(fh.fileno()).st_size)
+        obj = _parse_line(last) if last is not None else None
+        if obj is None or obj.get("kind") == ANCHOR_KIND or not _is_int(obj.get("seq")):
+            return None
+        return {"seq": obj["seq"], "mac": str(obj.get("mac", "")), "ts": str(obj.get("ts", ""))}
+
+    def check_head(self, seq: int, mac: str) -> HeadCheck:
+        """Whether entry `seq` is still in the log with MAC `mac` (a head published earlier; `mac` may be cut to
+        its first 16+ characters). Reads the whole log: run it after a full `verify()`."""
+        mac = mac.strip().lower()
+        last_seq = None
+        for entry in self.entries():
+            last_seq = entry.get("seq")
+            if entry.get("kind") == "purge" and entry.get("through_seq") == seq:
+                actual = str(entry.get("through_mac") or "")  # the last entry a purge removed: its MAC is kept
+            elif last_seq == seq:
+                actual = str(entry.get("mac") or "")
+            else:
+                continue
+            same = hmac.compare_digest(actual[:len(mac)].encode(), mac.encode()) and len(mac) >= 16
+            return HeadCheck(seq, mac, None if same else "mismatch", actual_mac=actual)
+        purged = [e for e in self.entries() if e.get("kind") == "purge" and _is_int(e.get("through_seq"))]
+        if purged and seq <= max(e["through_seq"] for e in purged):
+            return HeadCheck(seq, mac, "purged", last_seq, through_seq=max(e["through_seq"] for e in purged))
+        return HeadCheck(seq, mac, "missing", last_seq)
 
     def _raw_lines(self) -> Iterator[bytes]:
         """Complete lines (with their newline) then, if the file ends mid-line, that torn tail."""

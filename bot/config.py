@@ -74,6 +74,11 @@ class RetentionSettings:
 
 
 @dataclass(frozen=True)
+class AuditSettings:
+    head_channel: str = ""
+
+
+@dataclass(frozen=True)
 class ServerSettings:
     host: str = "0.0.0.0"
     port: int = 3000
@@ -89,6 +94,7 @@ class Settings:
     faces: FacesSettings = field(default_factory=FacesSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
+    audit: AuditSettings = field(default_factory=AuditSettings)
     timezone: str = "America/Los_Angeles"
 
     def with_data_dir(self, data_dir: Path | str) -> Settings:
@@ -103,6 +109,7 @@ _SECTIONS = {
     "faces": FacesSettings,
     "retention": RetentionSettings,
     "server": ServerSettings,
+    "audit": AuditSettings,
 }
 
 

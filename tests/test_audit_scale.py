@@ -306,3 +306,72 @@ def test_lookup_index_serves_the_reshare_note_and_the_restart_reconciliation(
     assert intake.earlier_request_id(rt, "F00000012") == "FR-0000000012"
     assert intake.earlier_request_id(rt, "F-NEVER-SEEN") is None
     assert [image.request_id for _, image in jobs.audit_gaps(rt)] == ["FR-UNWRITTEN1"]
+
+
+# -- 2. chain head published outside the data dir --------------------------------------------------------
+
+
+@pytest.fixture
+def run_cli(data_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys):
+    """`python -m bot ARGS` in-process on this data dir: (exit code, stdout, stderr)."""
+    monkeypatch.setenv("BOT_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("BOT_AUDIT_KEY", KEY)
+
+    def run(*args: str) -> tuple[int, str, str]:
+        try:
+            code = cli.main(list(args))
+        except SystemExit as exc:  # a usage error
+            code = exc.code
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run
+
+
+def test_chain_head_cut_entries_pass_plain_verify_but_fail_verify_head(log: AuditLog, run_cli) -> None:
+    fill(log, 1, 11)
+    head = log.head()
+    assert head is not None and head["seq"] == 10 and head["mac"] == log.verify().last_mac
+    code, out, _ = run_cli("audit", "verify", "--head", f"10:{head['mac']}")
+    assert code == cli.EXIT_OK and f"head 10:{head['mac']}" in out and "holds the published head: entry 10" in out
+    assert run_cli("audit", "verify", "--head", f"10:{head['mac'][:16]}")[0] == cli.EXIT_OK  # a cut MAC will do
+    seventh = log.find(request_id="FR-0000000007")[0]["mac"]
+
+    lines = log.path.read_bytes().splitlines(keepends=True)
+    log.path.write_bytes(b"".join(lines[:7]))  # entries 8-10 cut off the end: the chain itself cannot tell
+    assert run_cli("audit", "verify")[0] == cli.EXIT_OK
+    code, _, err = run_cli("audit", "verify", "--head", f"10:{head['mac']}")
+    assert code == cli.EXIT_ERROR
+    assert "entry 10 is missing (the log ends at entry 7)" in err and "cut off the end" in err
+    assert run_cli("audit", "verify", "--head", f"7:{seventh}")[0] == cli.EXIT_OK  # an older head still holds
+
+
+def test_chain_head_of_a_replaced_log_does_not_match(data_dir: Path, log: AuditLog, run_cli) -> None:
+    fill(log, 1, 6)
+    published = log.head()
+    log.path.unlink()
+    fill(log, 100, 106)  # a new log with the same key: it verifies, and has an entry 5 with another MAC
+    code, _, err = run_cli("audit", "verify", "--head", f"5:{published['mac']}")
+    assert code == cli.EXIT_ERROR and "does NOT match the published head: entry 5 has MAC" in err
+    log.path.unlink()
+    code, _, err = run_cli("audit", "verify", "--head", f"5:{published['mac']}")
+    assert code == cli.EXIT_ERROR and "entry 5 is missing (the log has no entry)" in err
+
+
+@pytest.mark.parametrize("head", ["10", "10:", "x:9f86d081884c7d65", "10:9f86d08", "10:zz86d081884c7d65", "0:" + "a" * 64])
+def test_chain_head_in_another_form_is_a_usage_error(log: AuditLog, run_cli, head: str) -> None:
+    fill(log, 1, 3)
+    code, _, err = run_cli("audit", "verify", "--head", head)
+    assert code == cli.EXIT_ERROR and "SEQ:MAC" in err
+
+
+def test_chain_head_removed_by_a_purge_is_said_so(log: AuditLog, clock: Clock, run_cli) -> None:
+    for n in range(1, 11):
+        clock.now = T0 + timedelta(days=n)
+        search(log, n)
+    entries = {e["seq"]: e["mac"] for e in log.entries()}
+    log.purge_before(T0 + timedelta(days=5, hours=1), actor="os:clerk")  # entries 1-5 go
+    assert run_cli("audit", "verify", "--head", f"5:{entries[5]}")[0] == cli.EXIT_OK  # kept in the purge entry
+    code, _, err = run_cli("audit", "verify", "--head", f"3:{entries[3]}")
+    assert code == cli.EXIT_ERROR and "cannot be checked: entry 3 was removed by a retention purge" in err
+    assert run_cli("audit", "verify", "--head", f"8:{entries[8]}")[0] == cli.EXIT_OK

@@ -7,7 +7,7 @@ built by `bot.slack.blocks` from `bot.wording` texts:
     /frs audit CALL_NUMBER                  every request for a call             command staff
     /frs audit @person [since YYYY-MM-DD]   every request by one person          command staff
     /frs report [YYYY-MM]                   monthly report; chart by DM          command staff
-    /frs status                             gallery, model, threshold, queue     requesters, staff, gallery admins
+    /frs status                             gallery, model, queue, audit head    requesters, staff, gallery admins
     /frs help                               the list of commands                 anyone
 
 Answers are ephemeral unless the text ends with `public`; then they are posted in the channel with metadata
@@ -366,15 +366,17 @@ def _status_numbers(rt: Runtime) -> tuple[int, int, int, int, dict]:
 async def status_message(rt: Runtime, user: str) -> Message:
     """The answer to `/frs status`."""
     subjects, images, open_requests, outbox, point = await rt.io(_status_numbers, rt)
+    head = await rt.io(rt.core.audit.head)
     info = model_info()
     searching = len(rt.state.get("searching", ()))
     text = wording.status_text(
         subjects=subjects, images=images, model=str(info.get("model")),
         versions={k: v for k, v in info.items() if k != "model"}, threshold=rt.settings.search.threshold,
         version=__version__, searching=searching, outbox=outbox, open_requests=open_requests,
-        timezone=rt.settings.timezone, operating_point=point, face_work=rt.face_work(),
+        timezone=rt.settings.timezone, operating_point=point, face_work=rt.face_work(), audit_head=head,
     )
     return blocks.review_note(text, kind="status", requested_by=user, gallery_subjects=subjects,
                               gallery_images=images, searching=searching, outbox=outbox,
                               open_requests=open_requests, threshold=rt.settings.search.threshold,
-                              target_fpir=rt.settings.search.target_fpir, version=__version__)
+                              target_fpir=rt.settings.search.target_fpir, version=__version__,
+                              audit_seq=(head or {}).get("seq"), audit_mac=(head or {}).get("mac"))

@@ -1,5 +1,5 @@
 """Background jobs: dialog timeouts, the watchdog for stuck work, outbox delivery, audit reconciliation at start,
-resume after a restart, and the daily purge.
+resume after a restart, and the daily purge with the publication of the audit chain head.
 """
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ import logging
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from bot import request, retention, service
+from bot import request, retention, service, wording
 from bot.request import Dialog, ImageRequest
+from bot.slack import blocks
 from bot.slack.flow.dialog import apply, transition
-from bot.slack.flow.effects import requester_of, source_fields
+from bot.slack.flow.effects import post_essential, requester_of, source_fields
 
 if TYPE_CHECKING:
     from bot.slack.runtime import Runtime
@@ -149,4 +150,22 @@ async def purge(rt: Runtime) -> dict[str, int]:
         log.info("dispatch index: %d calls older than %d days pruned", pruned, rt.settings.slack.call_index_days)
     if report.dialogs_removed or report.probe_files_removed or report.audit_removed or not report.ok:
         log.info("%s", report.text())
+    await publish_head(rt)  # after the purge, which may append a purge entry
     return {"dialogs": report.dialogs_removed, "probes": report.probe_files_removed}
+
+
+async def publish_head(rt: Runtime) -> str | None:
+    """Post the audit chain head (last entry's seq and MAC) in `[audit] head_channel`: kept outside the data
+    dir, it lets `audit verify --head` show later that entries were cut off the end. Daily with the purge,
+    and at start; queued like an essential post when Slack is down. The ts, or None (off, empty log, queued)."""
+    channel = rt.settings.audit.head_channel
+    if not channel:
+        return None
+    head = await rt.io(rt.core.audit.head)
+    if head is None:
+        return None
+    check = await rt.io(rt.core.audit.verify, use_prefix=True)
+    broken = None if check.ok else wording.audit_chain_broken(check.bad_seq, check.reason)
+    text = wording.audit_head_text(head["seq"], head["mac"], head["ts"], rt.settings.timezone, broken)
+    message = blocks.audit_head(text, seq=head["seq"], mac=head["mac"], verified=check.ok)
+    return await post_essential(rt, channel, None, message)
