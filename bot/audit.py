@@ -153,7 +153,7 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"a value of type {type(value).__name__} cannot go into the audit log")
 
 
-def _normalise(fields: Mapping[str, Any]) -> dict[str, Any]:
+def normalise(fields: Mapping[str, Any]) -> dict[str, Any]:
     """Round-trip the caller's fields through JSON so what we MAC is exactly what a reader will parse."""
     try:
         text = json.dumps(fields, default=_json_default, ensure_ascii=False, allow_nan=False)
@@ -292,7 +292,7 @@ class AuditLog:
             raise ValueError(f"audit fields {', '.join(reserved)} are set by the log itself")
         if kind == "search" and fields.get("outcome") not in OUTCOMES:
             raise ValueError(f"search outcome {fields.get('outcome')!r} is not one of {', '.join(OUTCOMES)}")
-        body = _normalise(fields)
+        body = normalise(fields)
         with self._lock:
             fd = open_private_append(self.path, read=True)
             try:

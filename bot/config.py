@@ -76,6 +76,7 @@ class RetentionSettings:
 @dataclass(frozen=True)
 class AuditSettings:
     head_channel: str = ""
+    refusal_window_minutes: int = 10
 
 
 @dataclass(frozen=True)
@@ -168,6 +169,8 @@ def validate(settings: Settings) -> Settings:
             "(CJIS Security Policy 5.4.7 keeps transaction logs at least one year); set 0 (keep forever) "
             f"or {MIN_AUDIT_RETENTION_DAYS} or more"
         )
+    if not 0 <= settings.audit.refusal_window_minutes <= 1440:
+        raise ConfigError("[audit] refusal_window_minutes must be between 0 (every refusal its own entry) and 1440")
     if settings.slack.call_index_days < 1:
         raise ConfigError("[slack] call_index_days must be at least 1")
     if not 1 <= settings.slack.max_calls_per_message <= 1000:

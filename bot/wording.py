@@ -725,8 +725,11 @@ def audit_lines(entries: Iterable[Mapping[str, Any]], tz: str = "UTC") -> list[s
         outcome = str(e.get("outcome") or "")
         count = len(e.get("candidates") or [])
         detail = f", {count} candidate{'s' if count != 1 else ''}" if outcome == "candidates" else ""
+        folded = e.get("count")
+        if isinstance(folded, int) and not isinstance(folded, bool) and folded > 1:
+            detail += f", {folded} attempts folded into this entry"
         lines.append(
-            f"{when} · {_clip(str(e.get('request_id') or 'no request id'), 60)} · {person} · "
+            f"{when} · {_clip(str(e.get('request_id') or ('folded' if folded else 'no request id')), 60)} · {person} · "
             f"call {_clip(str(e.get('call_number') or 'not given'), 60)} · "
             f"purpose {_clip(str(e.get('purpose') or 'not given'), 60)} · {outcome_label(outcome)}{detail}"
         )
@@ -784,7 +787,8 @@ def report_text(report: Any, *, for_slack: bool = True) -> str:
     median time to result, counts by purpose and by requester.
 
     `report` needs month_title, timezone, total, by_outcome, searches_run, with_candidate, candidate_share,
-    median_seconds_to_result, timed_searches, by_purpose, by_requester (bot.review.MonthlyReport fits).
+    median_seconds_to_result, timed_searches, refused_commands, by_purpose, by_requester (bot.review.MonthlyReport
+    fits). Folded refusals count as the attempts they stand for (bot.refusals).
     For Slack, names are escaped and the requester list is cut to fit one section.
     """
     show: Callable[[str], str] = (lambda t: _clip(t, 60)) if for_slack else str
@@ -807,6 +811,7 @@ def report_text(report: Any, *, for_slack: bool = True) -> str:
         median = (f"{_duration(report.median_seconds_to_result)} over {n} search{'es' if n != 1 else ''} "
                   f"({REPORT_MEDIAN_NOTE})")
     lines.append(f"Median time from upload to result: {median}")
+    lines.append(f"Refused /frs commands (audit queries, reports, status): {report.refused_commands}")
     lines.append("By purpose:")
     lines += [f"- {p['label']}: {p['count']}" for p in report.by_purpose]
     lines.append("By requester:")

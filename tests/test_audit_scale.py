@@ -14,6 +14,7 @@ from bot import audit_cache, cli
 from bot.audit import AuditLog
 from bot.audit_cache import PREFIX_NAME
 from bot.audit_chain import ChainCheck
+from bot.refusals import RefusalAggregator
 from bot.service import Requester
 
 from . import test_audit as base
@@ -298,7 +299,7 @@ def test_lookup_index_serves_the_reshare_note_and_the_restart_reconciliation(
     big_log(log, 300)
     log.find(request_id="warm")
     monkeypatch.setattr(AuditLog, "entries", lambda self: pytest.fail("the whole log was read"))
-    rt = SimpleNamespace(core=SimpleNamespace(audit=log), store=SimpleNamespace(
+    rt = SimpleNamespace(core=SimpleNamespace(audit=log, refusals=RefusalAggregator(log, 10)), store=SimpleNamespace(
         by_file_id=lambda file_id: None,
         all=lambda: [SimpleNamespace(images=[SimpleNamespace(outcome="denied", request_id="FR-0000000011"),
                                              SimpleNamespace(outcome="expired", request_id="FR-UNWRITTEN1"),

@@ -301,7 +301,7 @@ REVIEW_ENTRY = {
 SAMPLE_REPORT = SimpleNamespace(
     month_title="March 2026", timezone="America/Los_Angeles", total=10**6,
     by_outcome={o: 10**5 for o in wording.OUTCOME_LABELS}, searches_run=10**5, with_candidate=10**4,
-    candidate_share=0.1, median_seconds_to_result=12345.6, timed_searches=10**5,
+    candidate_share=0.1, median_seconds_to_result=12345.6, timed_searches=10**5, refused_commands=10**6,
     by_purpose=[{"purpose": p.code, "label": p.label, "count": 1} for p in policy.PURPOSES],
     by_requester=[{"id": HUGE[:100], "name": HUGE, "count": 5}] * 300,
 )

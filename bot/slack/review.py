@@ -233,11 +233,14 @@ async def may_see_status(rt: Runtime, user: str) -> bool:
 
 
 async def _refuse(rt: Runtime, answer: Answer, who: dict[str, str], command: Command, text: str) -> None:
-    """Record the refused attempt (before answering, so a Slack failure cannot lose it), then say no."""
-    await rt.io(
-        rt.core.audit.record_access, who, _ACTIONS[command.action], command.query(),
-        allowed=False, outcome="denied", source="slack", channel=answer.channel,
-    )
+    """Record the refused attempt (before answering, so a Slack failure cannot lose it), then say no. From
+    someone on no list at all, the refusals are folded with that person's others (bot.refusals)."""
+    fields = {"actor": who, "action": _ACTIONS[command.action], "query": command.query(), "allowed": False,
+              "outcome": "denied", "source": "slack", "channel": answer.channel}
+    if await roles.holds_no_role(rt, answer.user):
+        await rt.io(rt.core.refusals.record, "audit_access", answer.user, fields, rt.now())
+    else:
+        await rt.io(rt.core.audit.append, "audit_access", **fields)
     await answer.private(blocks.review_note(text, kind="refusal", action=command.action))
 
 

@@ -1,17 +1,19 @@
 """The audit log at scale, end to end: the chain head posted in [audit] head_channel (daily, with the purge, and at
-start) and shown by `/frs status`."""
+start) and shown by `/frs status`; refused attempts by someone on no list folded into one entry per window."""
 from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime
 
-from bot import wording
+from bot import review, wording
 from bot.audit import AuditLog
 from bot.config import AuditSettings
+from bot.refusals import folded_count
 from bot.slack import flow
 
-from .conftest import OFFICER, block_texts, bot_settings
-from .test_e2e_frs import frs, seed_call, texts
+from .conftest import CASE, OFFICER, OFFICER2, SHARED, Clock, block_texts, bot_settings, payload
+from .test_e2e_frs import CALL, STAFF, TZ, frs, seed_call, texts
+from .test_e2e_frs import start as start_staff
 
 HEAD_CHANNEL = "CAUDITHEAD"
 
@@ -74,3 +76,68 @@ async def test_status_shows_the_chain_head(harness, slack):
     lines = texts(answer)[0].splitlines()
     assert wording.status_head_line(log.head()) in lines
     assert f"Audit log head: entry 1, MAC `{entry['mac']}`" in lines[-2]
+
+
+# ------------------------------------------------------------------------------------ refusal aggregation
+
+
+def access_refusals(data_dir, user: str) -> list[dict]:
+    return [e for e in AuditLog.open(data_dir, {}).entries()
+            if e.get("kind") == "audit_access" and e.get("allowed") is False and e["actor"]["id"] == user]
+
+
+async def test_refusal_aggregation_50_frs_commands_by_a_stranger_are_two_entries_and_the_report_counts_50(
+    harness, slack
+):
+    await start_staff(harness, slack)
+    clock = Clock()
+    harness.rt.clock = clock
+    for _ in range(50):  # OFFICER2 is on no list at all
+        [answer] = await frs(harness, f"audit {CALL}", user=OFFICER2)
+        assert texts(answer) == [wording.FRS_STAFF_ONLY]  # every attempt is still answered
+    assert [e.get("count") for e in access_refusals(harness.data_dir, OFFICER2)] == [None]  # the first, at once
+    clock.advance(minutes=11)
+    await flow.tick(harness.rt)  # the window closed: the folded entry is written
+    entries = access_refusals(harness.data_dir, OFFICER2)
+    assert len(entries) == 2 and sum(folded_count(e) for e in entries) == 50 and entries[1]["count"] == 49
+    for _ in range(3):  # a requester's refusals are each an entry
+        await frs(harness, f"audit {CALL}", user=OFFICER)
+    assert [e.get("count") for e in access_refusals(harness.data_dir, OFFICER)] == [None] * 3
+
+    month = datetime.now(UTC).astimezone(review.zone(TZ)).strftime("%Y-%m")
+    report = review.summarise_month(AuditLog.open(harness.data_dir, {}).entries(), month, TZ)
+    assert report.refused_commands == 53
+    [answer] = await frs(harness, f"report {month}", user=STAFF)
+    assert "Refused /frs commands (audit queries, reports, status): 53" in texts(answer)[0]
+    assert harness.verify_audit()
+
+
+async def test_refusal_aggregation_uploads_by_a_stranger_fold_and_a_requesters_are_each_an_entry(harness, slack):
+    await harness.start(gallery=False)
+    uploads = [await harness.upload((f"p{i}.jpg", b"\xff\xd8"), user=OFFICER2) for i in range(20)]
+    await harness.wait_kind("refusal", count=20)  # each is told, with its request id
+    await harness.idle()
+    rid_of = {c.params["thread_ts"]: payload(c)["request_id"] for c in slack.call_log("chat.postMessage")
+              if payload(c).get("kind") == "refusal"}
+    assert len(rid_of) == 20
+    [first] = harness.audit(outcome="denied")
+    assert first["request_id"] in rid_of.values() and first["requester"]["id"] == OFFICER2
+    for i in range(3):  # a requester, refused for the channel: each refusal is its own entry
+        await harness.upload((f"s{i}.jpg", b"\xff\xd8"), user=OFFICER, channel=SHARED)
+    await harness.wait_kind("refusal", count=23)
+    await harness.idle()
+    assert [e["requester"]["id"] for e in harness.audit(outcome="denied")] == [OFFICER2] + [OFFICER] * 3
+
+    again = slack.add_message(CASE, "", user=OFFICER2, files=uploads[7]["files"])  # a folded photo shared again
+    await harness.send(again)
+    note = await harness.wait_kind("already_requested")
+    assert block_texts(note.params) == [wording.already_requested(rid_of[uploads[7]["ts"]])]
+
+    await harness.bot.stop()  # shutdown writes the open window
+    stranger = [e for e in harness.audit(outcome="denied") if e["requester"]["id"] == OFFICER2]
+    assert [folded_count(e) for e in stranger] == [1, 19]
+    assert {a["request_id"] for a in stranger[1]["attempts"]} == set(rid_of.values()) - {first["request_id"]}
+    month = datetime.now(UTC).astimezone(review.zone(TZ)).strftime("%Y-%m")
+    report = review.summarise_month(AuditLog.open(harness.data_dir, {}).entries(), month, TZ)
+    assert report.by_outcome["denied"] == 23 and report.total == 23
+    assert harness.verify_audit()

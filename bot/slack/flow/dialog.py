@@ -244,8 +244,10 @@ async def refuse(
     rt: Runtime, channel: str, thread_ts: str, ts: str, requester: service.Requester,
     images: list[dict[str, Any]], reason: str,
 ) -> None:
-    """Refuse a request (who asked, or where): audit each image as denied, then say why in the thread."""
+    """Refuse a request (who asked, or where): audit each image as denied, then say why in the thread. From
+    someone on no list at all, the refusals are folded with that person's others (bot.refusals)."""
     permalink = await rt.permalink(channel, ts)
+    fold_at = rt.now() if await roles.holds_no_role(rt, requester.id) else None
     request_ids = []
     for f in images:
         rid = service.new_request_id()
@@ -256,7 +258,7 @@ async def refuse(
         }
         await rt.io(
             service.record_denied, rt.core, request_id=rid, answers=policy.Answers(), reasons=[reason],
-            requester=requester, source=source,
+            requester=requester, source=source, fold_at=fold_at,
         )
     await post(rt, channel, thread_ts, blocks.refusal(reason, request_id=", ".join(request_ids)))
 

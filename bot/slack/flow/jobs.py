@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 
 async def tick(rt: Runtime) -> int:
     """End dialogs left unanswered past the timeout (audited as expired); restart the work of dialogs stuck
-    with nothing running (`watchdog`); deliver queued posts (call log and request threads).
+    with nothing running (`watchdog`); write folded refusals whose window closed; deliver queued posts (call
+    log and request threads).
 
     Returns how many dialogs expired.
     """
@@ -39,6 +40,10 @@ async def tick(rt: Runtime) -> int:
         if new is not None and new.step is request.Step.EXPIRED:
             expired += 1
     await watchdog(rt)
+    try:
+        await rt.io(rt.core.refusals.flush, rt.now())  # folded refusals whose window closed
+    except Exception:  # the pending file keeps them; the outbox must still be delivered
+        log.exception("folded refusals could not be written to the audit log")
     if rt.calls.outbox_depth():
         await rt.calls.flush_outbox()
     return expired
