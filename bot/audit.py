@@ -28,6 +28,9 @@ in the chain, so neither can be forged, moved or dropped without `verify()` fail
 
 Not detectable by any chain alone: cutting whole entries off the end, or restoring an older copy of the
 file. `verify()` returns `last_seq`/`last_mac` so they can be noted elsewhere and compared later.
+
+Reads at scale (bot.audit_cache): a check that passes is remembered as the verified prefix, so reads
+(`verify(use_prefix=True)`) check only the tail appended since; `verify()` without it checks every line.
 """
 from __future__ import annotations
 
@@ -37,13 +40,34 @@ import io
 import json
 import os
 import secrets
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path, PurePath
 from typing import Any
 
+from bot.audit_cache import (
+    PREFIX_NAME,
+    OffsetIndex,
+    Prefix,
+    drop_prefix,
+    entry_keys,
+    load_prefix,
+    read_line_at,
+    save_prefix,
+)
+from bot.audit_chain import (  # noqa: F401 - canonical, TORN_TAIL, VerifyResult are this module's API too
+    ANCHOR_KIND,
+    GENESIS,
+    TORN_TAIL,
+    ChainCheck,
+    VerifyResult,
+    canonical,
+)
+from bot.audit_chain import is_int as _is_int
+from bot.audit_chain import parse_line as _parse_line
 from bot.storage import (
     ensure_private_dir,
     file_lock,
@@ -58,14 +82,33 @@ KINDS = ("search", "gallery_change", "purge", "audit_access", "refusal", "review
 
 KEY_ENV = "BOT_AUDIT_KEY"
 MIN_KEY_CHARS = 16
-GENESIS = ""  # `prev` of entry 1
-ANCHOR_KIND = "purge_anchor"  # first line of a purged file; a marker, not an entry
 RESERVED_FIELDS = frozenset({"kind", "seq", "ts", "prev", "mac"})
 LOG_NAME = "audit.jsonl"
 LOCK_NAME = "audit.jsonl.lock"
 KEY_NAME = "audit.key"
-TORN_TAIL = "incomplete final write (ignored)"
 _TAIL_CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True)
+class HeadCheck:
+    """The log against a chain head published elsewhere (`AuditLog.check_head`).
+
+    problem: None when entry `seq` is in the log with that MAC; "missing" (the log ends before it: entries cut
+    off the end, or an older copy restored), "mismatch" (entry `seq` has another MAC: the log was replaced or
+    rewritten), or "purged" (removed by retention; `through_seq` is the last entry removed). `last_seq`: the
+    log's last entry (when the head is not found), `actual_mac`: the MAC found for `seq`.
+    """
+
+    seq: int
+    mac: str
+    problem: str | None
+    last_seq: int | None = None
+    actual_mac: str = ""
+    through_seq: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
 
 
 class AuditError(Exception):
@@ -74,35 +117,6 @@ class AuditError(Exception):
 
 class AuditKeyError(AuditError):
     """The audit key is missing, too short or does not belong to this log."""
-
-
-@dataclass(frozen=True)
-class VerifyResult:
-    """Outcome of `AuditLog.verify()`.
-
-    ok: every entry's mac, seq and prev link check out. count: entries verified (before the failure, if any).
-    bad_seq: the seq of the first bad entry (for an unparseable line: the seq expected there).
-    reason: "mac mismatch", "seq gap: ...", "broken chain: ...", "unparseable line N", ...; when ok, ""
-    or TORN_TAIL. line: 1-based line number of the failure.
-    """
-
-    ok: bool
-    count: int
-    bad_seq: int | None = None
-    reason: str = ""
-    line: int | None = None
-    first_seq: int | None = None
-    last_seq: int | None = None
-    last_mac: str = ""
-    torn_tail: bool = False
-    anchor_seq: int | None = None
-
-
-def canonical(obj: Any) -> bytes:
-    """The one serialisation that is MAC'd and written: sorted keys, compact, UTF-8, no NaN."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode(
-        "utf-8"
-    )
 
 
 def iso_utc(dt: datetime | None = None) -> str:
@@ -140,7 +154,7 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"a value of type {type(value).__name__} cannot go into the audit log")
 
 
-def _normalise(fields: Mapping[str, Any]) -> dict[str, Any]:
+def normalise(fields: Mapping[str, Any]) -> dict[str, Any]:
     """Round-trip the caller's fields through JSON so what we MAC is exactly what a reader will parse."""
     try:
         text = json.dumps(fields, default=_json_default, ensure_ascii=False, allow_nan=False)
@@ -153,111 +167,6 @@ def _normalise(fields: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError(f"audit fields must be valid Unicode text: {exc}") from None
     return body
 
-
-def _parse_line(raw: bytes) -> dict | None:
-    """A line's JSON object, or None when it is not one we could ever have written (bad UTF-8, lone
-    surrogates, absurd nesting, not an object)."""
-    try:
-        obj = json.loads(raw)
-        canonical(obj)  # must re-encode, or the MAC cannot even be computed
-    except (ValueError, RecursionError):  # ValueError covers Unicode errors
-        return None
-    return obj if isinstance(obj, dict) else None
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-class _ChainCheck:
-    """Streaming verifier: feed complete lines (without the newline) in file order, then finish()."""
-
-    def __init__(self, mac: Callable[[dict], str]) -> None:
-        self._mac = mac
-        self.line = 0
-        self.expected_seq = 1
-        self.expected_prev = GENESIS
-        self.count = 0
-        self.first_seq: int | None = None
-        self.last_seq: int | None = None
-        self.last_mac = ""
-        self.anchor: dict | None = None
-        self.anchor_confirmed = False
-
-    def _fail(self, bad_seq: int | None, reason: str) -> VerifyResult:
-        return VerifyResult(
-            ok=False, count=self.count, bad_seq=bad_seq, reason=reason, line=self.line,
-            first_seq=self.first_seq, last_seq=self.last_seq, last_mac=self.last_mac,
-            anchor_seq=self.anchor["anchor_seq"] if self.anchor else None,
-        )
-
-    def _signature_problem(self, obj: dict, raw: bytes) -> str | None:
-        mac = obj.get("mac")
-        if not isinstance(mac, str) or not hmac.compare_digest(mac.encode("utf-8"), self._mac(obj).encode()):
-            return "mac mismatch"
-        if canonical(obj) != raw:
-            # Same content, different bytes (e.g. a duplicated key that some readers would see): still edited.
-            return "line altered (not in canonical form)"
-        return None
-
-    def feed(self, raw: bytes) -> VerifyResult | None:
-        """Check one line; return a failed VerifyResult at the first problem, else None."""
-        self.line += 1
-        obj = _parse_line(raw)
-        if obj is None:
-            return self._fail(self.expected_seq, f"unparseable line {self.line}")
-        if obj.get("kind") == ANCHOR_KIND:
-            return self._feed_anchor(obj, raw)
-        seq = obj.get("seq")
-        if not (_is_int(seq) and isinstance(obj.get("prev"), str) and isinstance(obj.get("ts"), str)):
-            return self._fail(self.expected_seq, f"unparseable line {self.line}")
-        problem = self._signature_problem(obj, raw)
-        if problem:
-            return self._fail(seq, problem)
-        if seq != self.expected_seq:
-            return self._fail(seq, f"seq gap: expected {self.expected_seq}, found {seq}")
-        if obj["prev"] != self.expected_prev:
-            return self._fail(seq, "broken chain: prev is not the previous entry's mac")
-        if self.anchor and not self.anchor_confirmed and seq == self.anchor["purge_seq"]:
-            if not (obj.get("kind") == "purge" and obj.get("through_seq") == self.anchor["anchor_seq"]
-                    and obj.get("through_mac") == self.anchor["anchor_mac"]):
-                return self._fail(seq, "purge entry does not match the purge marker on line 1")
-            self.anchor_confirmed = True
-        if self.first_seq is None:
-            self.first_seq = seq
-        self.count += 1
-        self.last_seq = seq
-        self.last_mac = obj["mac"]
-        self.expected_seq = seq + 1
-        self.expected_prev = obj["mac"]
-        return None
-
-    def _feed_anchor(self, obj: dict, raw: bytes) -> VerifyResult | None:
-        anchor_seq = obj.get("anchor_seq")
-        if self.line != 1:
-            return self._fail(self.expected_seq, f"purge marker out of place on line {self.line}")
-        if not (_is_int(anchor_seq) and anchor_seq >= 1 and _is_int(obj.get("purge_seq"))
-                and isinstance(obj.get("anchor_mac"), str)):
-            return self._fail(self.expected_seq, f"unparseable line {self.line}")
-        problem = self._signature_problem(obj, raw)
-        if problem:
-            return self._fail(anchor_seq, f"purge marker on line 1: {problem}")
-        # Entries 1..anchor_seq were purged; the chain resumes after the last removed entry.
-        self.anchor = obj
-        self.expected_seq = anchor_seq + 1
-        self.expected_prev = obj["anchor_mac"]
-        return None
-
-    def finish(self, torn_tail: bool) -> VerifyResult:
-        """The result once every complete line has been fed without failure."""
-        if self.anchor and not self.anchor_confirmed:
-            self.line += 1
-            return self._fail(self.anchor["purge_seq"], "purge marker has no matching purge entry (log cut short?)")
-        return VerifyResult(
-            ok=True, count=self.count, reason=TORN_TAIL if torn_tail else "", first_seq=self.first_seq,
-            last_seq=self.last_seq, last_mac=self.last_mac, torn_tail=torn_tail,
-            anchor_seq=self.anchor["anchor_seq"] if self.anchor else None,
-        )
 
 
 def _last_complete_line(fd: int, size: int) -> tuple[bytes | None, int]:
@@ -333,6 +242,12 @@ class AuditLog:
         self._lock = file_lock(self.dir / LOCK_NAME)
         # Called with each entry once it is durable (the server's metrics); it must not raise.
         self.on_append: Callable[[dict], None] | None = None
+        # What reads remember (bot.audit_cache): the verified prefix, kept in memory and in a side file, and
+        # the lookup index of line offsets by request id, file id and call number (memory only).
+        self._read_lock = threading.Lock()
+        self._prefix: Prefix | None = None
+        self._index = OffsetIndex()
+        self._prefix_path = self.dir / PREFIX_NAME
 
     @classmethod
     def open(cls, data_dir: Path, env: Mapping[str, str] | None = None, *,
@@ -353,6 +268,18 @@ class AuditLog:
         body = {k: v for k, v in obj.items() if k != "mac"}
         return hmac.new(self._key, canonical(body), hashlib.sha256).hexdigest()
 
+    def sign(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """`body` with a `mac` made with the log's key: for the log's side files, which are not entries (give
+        them a `kind` no entry has, so one can never pass for the other)."""
+        out = {k: v for k, v in body.items() if k != "mac"}
+        out["mac"] = self._mac(out)
+        return out
+
+    def signed(self, obj: Mapping[str, Any]) -> bool:
+        """Whether `obj` carries a `mac` made with this log's key (see `sign`)."""
+        mac = obj.get("mac")
+        return isinstance(mac, str) and hmac.compare_digest(mac.encode("utf-8"), self._mac(obj).encode())
+
     # -- writing ---------------------------------------------------------------------------------------
 
     def append(self, kind: str, **fields: Any) -> dict:
@@ -368,7 +295,7 @@ class AuditLog:
             raise ValueError(f"audit fields {', '.join(reserved)} are set by the log itself")
         if kind == "search" and fields.get("outcome") not in OUTCOMES:
             raise ValueError(f"search outcome {fields.get('outcome')!r} is not one of {', '.join(OUTCOMES)}")
-        body = _normalise(fields)
+        body = normalise(fields)
         with self._lock:
             fd = open_private_append(self.path, read=True)
             try:
@@ -512,9 +439,49 @@ class AuditLog:
             anchor["mac"] = self._mac(anchor)
             kept = b"".join(raw for raw, _ in entries[n_remove:])
             write_private_atomic(self.path, canonical(anchor) + b"\n" + kept + canonical(purge) + b"\n")
+            self._forget_reads()
         return purge
 
+    def _forget_reads(self) -> None:
+        """The log was rewritten: what reads remembered about it no longer holds."""
+        with self._read_lock:
+            self._prefix = None
+            self._index.reset(None)
+            drop_prefix(self._prefix_path)
+
     # -- reading ---------------------------------------------------------------------------------------
+
+    def head(self) -> dict[str, Any] | None:
+        """The chain head: {"seq", "mac", "ts"} of the last complete entry (read from the end of the file, not
+        verified), or None for a log with no entry. Published elsewhere, it shows later truncation."""
+        if not self.path.exists():
+            return None
+        with open(self.path, "rb") as fh:
+            last, _ = _last_complete_line(fh.fileno(), os.fstat(fh.fileno()).st_size)
+        obj = _parse_line(last) if last is not None else None
+        if obj is None or obj.get("kind") == ANCHOR_KIND or not _is_int(obj.get("seq")):
+            return None
+        return {"seq": obj["seq"], "mac": str(obj.get("mac", "")), "ts": str(obj.get("ts", ""))}
+
+    def check_head(self, seq: int, mac: str) -> HeadCheck:
+        """Whether entry `seq` is still in the log with MAC `mac` (a head published earlier; `mac` may be cut to
+        its first 16+ characters). Reads the whole log: run it after a full `verify()`."""
+        mac = mac.strip().lower()
+        last_seq = None
+        for entry in self.entries():
+            last_seq = entry.get("seq")
+            if entry.get("kind") == "purge" and entry.get("through_seq") == seq:
+                actual = str(entry.get("through_mac") or "")  # the last entry a purge removed: its MAC is kept
+            elif last_seq == seq:
+                actual = str(entry.get("mac") or "")
+            else:
+                continue
+            same = hmac.compare_digest(actual[:len(mac)].encode(), mac.encode()) and len(mac) >= 16
+            return HeadCheck(seq, mac, None if same else "mismatch", actual_mac=actual)
+        purged = [e for e in self.entries() if e.get("kind") == "purge" and _is_int(e.get("through_seq"))]
+        if purged and seq <= max(e["through_seq"] for e in purged):
+            return HeadCheck(seq, mac, "purged", last_seq, through_seq=max(e["through_seq"] for e in purged))
+        return HeadCheck(seq, mac, "missing", last_seq)
 
     def _raw_lines(self) -> Iterator[bytes]:
         """Complete lines (with their newline) then, if the file ends mid-line, that torn tail."""
@@ -553,30 +520,73 @@ class AuditLog:
         stamp = iso_utc(self._clock()).replace(":", "")
         write_private_atomic(self.dir / f"{LOG_NAME}.torn-{stamp}", torn)
 
-    def verify(self) -> VerifyResult:
+    def verify(self, *, use_prefix: bool = False) -> VerifyResult:
         """Recompute every mac and check seq contiguity and prev links from the start (or the purge marker).
 
         A torn final line without a newline is ignored (reason TORN_TAIL) and the result is ok when everything
         before it verifies: that write was never acknowledged, and the next append removes it.
+
+        Every check that passes is remembered as the verified prefix (bot.audit_cache). With `use_prefix`
+        (reads: export, report, bundle, /frs) only the lines after a prefix that still holds are checked, and
+        `resumed_after_seq` says so; without it (`audit verify`, purge) every line is.
         """
-        return self._verify_lines(self._raw_lines(), torn_tail=None)
+        if not self.path.exists():
+            return ChainCheck(self._mac).finish(False)
+        with open(self.path, "rb") as fh, self._read_lock:
+            st = os.fstat(fh.fileno())
+            prefix = self._trusted_prefix(fh.fileno(), st) if use_prefix else None
+            check = ChainCheck.resume(self._mac, prefix.state) if prefix else ChainCheck(self._mac)
+            start = prefix.offset if prefix else 0
+            fh.seek(start)
+            result, end = self._check_lines(check, fh, torn_tail=None)
+            if result.ok and check.last_seq is not None and (prefix is None or start + end > prefix.offset):
+                self._keep_prefix(Prefix(st.st_ino, start + end, check.state()))
+        return replace(result, resumed_after_seq=prefix.seq) if prefix else result
 
     def _verify_lines(self, lines: Iterable[bytes], torn_tail: bool | None) -> VerifyResult:
-        check = _ChainCheck(self._mac)
+        return self._check_lines(ChainCheck(self._mac), lines, torn_tail)[0]
+
+    @staticmethod
+    def _check_lines(check: ChainCheck, lines: Iterable[bytes], torn_tail: bool | None) -> tuple[VerifyResult, int]:
+        """Feed complete lines to `check`: (the result, bytes of the lines that verified)."""
         torn = bool(torn_tail)
+        end = 0
         for raw in lines:
             if not raw.endswith(b"\n"):
                 torn = True
                 break
             failure = check.feed(raw[:-1])
             if failure is not None:
-                return failure
-        return check.finish(torn)
+                return failure, end
+            end += len(raw)
+        return check.finish(torn), end
+
+    def _trusted_prefix(self, fd: int, st: os.stat_result) -> Prefix | None:
+        """The remembered prefix (memory, else the side file) when it still describes this file: same inode, no
+        shorter, and the line ending at its offset is still its last entry, with a MAC that verifies."""
+        for prefix in (self._prefix, load_prefix(self._prefix_path, self.signed)):
+            if prefix is None or prefix.inode != st.st_ino or not 0 < prefix.offset <= st.st_size:
+                continue
+            line, end = _last_complete_line(fd, prefix.offset)
+            obj = _parse_line(line) if line is not None and end == prefix.offset else None
+            if (obj is not None and obj.get("seq") == prefix.seq and obj.get("mac") == prefix.mac
+                    and self.signed(obj) and canonical(obj) == line):
+                self._prefix = prefix
+                return prefix
+        return None
+
+    def _keep_prefix(self, prefix: Prefix) -> None:
+        self._prefix = prefix
+        try:
+            save_prefix(self._prefix_path, prefix, self.sign)
+        except OSError:
+            pass  # a read-only audit dir: the prefix still holds in memory, and a full check is always right
 
     def find(
         self,
         *,
         request_id: str | None = None,
+        file_id: str | None = None,
         call_number: str | None = None,
         requester_id: str | None = None,
         since: datetime | str | None = None,
@@ -585,8 +595,11 @@ class AuditLog:
     ) -> list[dict]:
         """Entries matching every filter given, in log order.
 
-        requester_id matches the person who acted: `requester.id` (searches) or `actor` / `actor.id` (gallery
-        changes, purges, audit access). since <= ts < until (datetimes, naive = UTC, or ISO strings).
+        request_id, file_id and call_number match the field at the top level of an entry of any kind, or in an
+        object of a top-level list (bot.audit_cache.entry_keys); given any of them, only the lines the lookup
+        index holds for it are read. requester_id matches the person who acted: `requester.id` (searches) or
+        `actor` / `actor.id` (gallery changes, purges, audit access). since <= ts < until (datetimes, naive =
+        UTC, or ISO strings).
         """
         since_dt = as_utc(since) if since is not None else None
         until_dt = as_utc(until) if until is not None else None
@@ -596,13 +609,13 @@ class AuditLog:
             unknown = wanted - set(KINDS)
             if unknown:
                 raise ValueError(f"unknown audit entry kind(s): {', '.join(sorted(unknown))}")
+        keys = {(name, value) for name, value in
+                (("request_id", request_id), ("file_id", file_id), ("call_number", call_number)) if value is not None}
         found = []
-        for entry in self.entries():
+        for entry in self._indexed(keys) if keys else self.entries():
             if wanted is not None and entry.get("kind") not in wanted:
                 continue
-            if request_id is not None and entry.get("request_id") != request_id:
-                continue
-            if call_number is not None and entry.get("call_number") != call_number:
+            if keys and not keys <= entry_keys(entry):
                 continue
             if requester_id is not None and requester_id not in _people(entry):
                 continue
@@ -612,6 +625,39 @@ class AuditLog:
                     continue
             found.append(entry)
         return found
+
+    def _indexed(self, keys: set[tuple[str, str]]) -> list[dict]:
+        """The entries at the offsets the index holds for the rarest of `keys` (the caller checks the rest)."""
+        if not self.path.exists():
+            return []
+        with open(self.path, "rb") as fh, self._read_lock:
+            for rebuilt in (False, True):
+                index = self._current_index(fh)
+                key = min(keys, key=lambda k: len(index.lookup(*k)))
+                entries = []
+                for offset in index.lookup(*key):
+                    raw = read_line_at(fh.fileno(), offset)
+                    obj = _parse_line(raw) if raw.endswith(b"\n") else None
+                    if obj is None or key not in entry_keys(obj):
+                        if not rebuilt:
+                            break  # the file changed under the index (edited in place): index it afresh
+                        continue
+                    entries.append(obj)
+                else:
+                    return entries
+                index.reset(None)
+        return entries
+
+    def _current_index(self, fh: Any) -> OffsetIndex:
+        """The lookup index, extended to the end of `fh`; rebuilt when it no longer describes this file."""
+        st = os.fstat(fh.fileno())
+        index = self._index
+        if index.inode != st.st_ino or index.end > st.st_size or (
+            index.end and _last_complete_line(fh.fileno(), index.end) != (index.tail, index.end)
+        ):
+            index.reset(st.st_ino)
+        index.extend(fh)
+        return index
 
 
 def _people(entry: Mapping[str, Any]) -> set[str]:

@@ -256,16 +256,27 @@ def _audit(args: argparse.Namespace, settings: Settings) -> int:
         log_path = settings.data_dir / "audit" / "audit.jsonl"
         if not log_path.exists():  # opening the log would create a key file: say there is nothing instead
             print(f"no audit log at {log_path}: nothing to verify (is BOT_DATA_DIR right?)")
+            if args.head:  # a head was published, so there was a log: all of it is gone
+                from bot.audit import HeadCheck
+
+                print(f"error: {wording.head_check_text(HeadCheck(*args.head, 'missing'))}", file=sys.stderr)
+                return EXIT_ERROR
             return EXIT_OK
-        result = core.audit.verify()
+        result = core.audit.verify()  # always every line: this is the full check (reads resume after a prefix)
         if result.ok:
             # The last seq and mac let an auditor notice later truncation by keeping them elsewhere.
             print(f"audit log intact: {result.count} entries; last entry {result.last_seq} "
-                  f"(mac {str(result.last_mac or '')[:16]})")
+                  f"(head {result.last_seq}:{result.last_mac or ''})")
             if result.torn_tail:
                 print("warning: the log ends with an incomplete line (a write cut off by a crash, or bytes removed "
                       "from the end); it is not an entry. The next entry written moves it to "
                       "audit/audit.jsonl.torn-<time> instead of dropping it.", file=sys.stderr)
+            if args.head:
+                check = core.audit.check_head(*args.head)
+                if not check.ok:
+                    print(f"error: {wording.head_check_text(check)}", file=sys.stderr)
+                    return EXIT_ERROR
+                print(wording.head_check_text(check))
             return EXIT_OK
         print(f"audit log BROKEN at entry {result.bad_seq}: {result.reason}", file=sys.stderr)
         if result.reason == "mac mismatch" and result.bad_seq in (1, result.first_seq):
@@ -280,6 +291,15 @@ def _audit(args: argparse.Namespace, settings: Settings) -> int:
             _emit(args, {"error": str(exc)}, f"error: {exc}", stream=sys.stderr)
             return EXIT_ERROR
     raise AssertionError(args.audit_cmd)
+
+
+def _head(text: str) -> tuple[int, str]:
+    """argparse type for SEQ:MAC, a chain head as published (the MAC whole or its first 16+ hex digits)."""
+    seq, _, mac = text.strip().partition(":")
+    mac = mac.strip().lower()
+    if not (seq.isdigit() and int(seq) >= 1 and len(mac) >= 16 and all(c in "0123456789abcdef" for c in mac)):
+        raise argparse.ArgumentTypeError(f"{text!r}: {wording.HEAD_FORMAT}")
+    return int(seq), mac
 
 
 def _day(text: str):
@@ -314,7 +334,7 @@ def _write_out(path: str, data: bytes) -> None:
 def _chain_status(core: Any) -> int:
     """After a review output is written: 0 when the audit chain verifies; else say on stderr which entry breaks
     it (the output may hold altered or missing entries) and return 4 (CONTRACTS.md)."""
-    result = core.audit.verify()
+    result = core.audit.verify(use_prefix=True)  # the tail since the last check; `audit verify` checks it all
     if result.ok:
         return EXIT_OK
     print(wording.audit_chain_broken(result.bad_seq, result.reason), file=sys.stderr)
@@ -449,7 +469,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     a = sub.add_parser("audit", help="the audit log")
     asub = a.add_subparsers(dest="audit_cmd", required=True)
-    asub.add_parser("verify", help="check the HMAC chain: exit 0 intact, 1 broken")
+    av = asub.add_parser("verify", help="check the HMAC chain, every line: exit 0 intact, 1 broken")
+    av.add_argument("--head", type=_head, metavar="SEQ:MAC",
+                    help="also check the log against a chain head published earlier ([audit] head_channel): "
+                    "exit 1 when that entry is missing (entries cut off the end) or has another MAC")
     ax = asub.add_parser(
         "export", help="export audit entries (CSV for spreadsheets, JSONL for full fidelity); audited",
         description="Export audit entries. Days are YYYY-MM-DD in the configured timezone, both inclusive. "

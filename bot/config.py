@@ -83,6 +83,12 @@ class RetentionSettings:
 
 
 @dataclass(frozen=True)
+class AuditSettings:
+    head_channel: str = ""
+    refusal_window_minutes: int = 10
+
+
+@dataclass(frozen=True)
 class ServerSettings:
     host: str = "0.0.0.0"
     port: int = 3000
@@ -101,6 +107,7 @@ class Settings:
     faces: FacesSettings = field(default_factory=FacesSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
+    audit: AuditSettings = field(default_factory=AuditSettings)
     timezone: str = "America/Los_Angeles"
 
     def with_data_dir(self, data_dir: Path | str) -> Settings:
@@ -115,6 +122,7 @@ _SECTIONS = {
     "faces": FacesSettings,
     "retention": RetentionSettings,
     "server": ServerSettings,
+    "audit": AuditSettings,
 }
 
 
@@ -179,6 +187,8 @@ def validate(settings: Settings) -> Settings:
         )
     if not 1 <= settings.slack.recent_call_hours <= 24 * 30:
         raise ConfigError("[slack] recent_call_hours must be between 1 and 720")
+    if not 0 <= settings.audit.refusal_window_minutes <= 1440:
+        raise ConfigError("[audit] refusal_window_minutes must be between 0 (every refusal its own entry) and 1440")
     if settings.slack.call_index_days < 1:
         raise ConfigError("[slack] call_index_days must be at least 1")
     if not 1 <= settings.slack.max_calls_per_message <= 1000:

@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot import __version__, policy, wording
 from bot.audit import OUTCOMES, AuditLog, canonical, iso_utc, parse_ts
+from bot.refusals import folded_count
 
 TOOL_NAME = "frbot"
 EXPORT_FORMATS = ("csv", "jsonl")
@@ -398,6 +399,7 @@ class MonthlyReport:
     median_seconds_to_result: float | None  # uploaded_at -> result_at; None when no search has both
     timed_searches: int
     weeks: list[WeekCount] = field(default_factory=list)
+    refused_commands: int = 0  # /frs commands refused (audit queries, reports, status), folded ones counted
 
     @property
     def month_title(self) -> str:
@@ -413,7 +415,8 @@ class MonthlyReport:
 
 
 def summarise_month(entries: Iterable[Mapping[str, Any]], month: str, tz: str) -> MonthlyReport:
-    """Count the month's search entries (by `ts` in the configured timezone). Pure: reads nothing else."""
+    """Count the month's search entries (by `ts` in the configured timezone), and the refused `/frs` commands.
+    A folded refusal (bot.refusals) counts as the `count` attempts it stands for. Pure: reads nothing else."""
     year, mon = parse_month(month)
     days = month_days(year, mon)
     start = local_midnight(days[0], tz)
@@ -433,25 +436,29 @@ def summarise_month(entries: Iterable[Mapping[str, Any]], month: str, tz: str) -
     requesters: Counter[str] = Counter()
     names: dict[str, str] = {}
     durations: list[float] = []
-    total = 0
+    total = refused_commands = 0
     for entry in entries:
-        if entry.get("kind") != "search":
+        if entry.get("kind") not in ("search", "audit_access"):
             continue
         ts = parse_ts(entry["ts"])
         if not start <= ts < end:
             continue
-        total += 1
+        n = folded_count(entry)
+        if entry["kind"] == "audit_access":
+            refused_commands += n if entry.get("allowed") is False else 0
+            continue
+        total += n
         outcome = entry.get("outcome")
-        outcomes[outcome] += 1
+        outcomes[outcome] += n
         purpose = entry.get("purpose")
-        purposes[purpose if purpose in policy.PURPOSE_CODES else NO_PURPOSE] += 1
+        purposes[purpose if purpose in policy.PURPOSE_CODES else NO_PURPOSE] += n
         rid, rname = _person(entry.get("requester"))
-        requesters[rid] += 1
+        requesters[rid] += n
         names[rid] = rname or names.get(rid) or rid
         iso = ts.astimezone(zinfo).date().isocalendar()
         week = weeks.get((iso.year, iso.week))
         if week is not None and outcome in week.by_outcome:
-            week.by_outcome[outcome] += 1
+            week.by_outcome[outcome] += n
         if outcome in ("candidates", "no_candidate"):
             seconds = seconds_between(entry.get("uploaded_at"), entry.get("result_at"))
             if seconds is not None and seconds >= 0:  # a negative span means a clock step: not a timing
@@ -474,6 +481,7 @@ def summarise_month(entries: Iterable[Mapping[str, Any]], month: str, tz: str) -
         median_seconds_to_result=statistics.median(durations) if durations else None,
         timed_searches=len(durations),
         weeks=list(weeks.values()),
+        refused_commands=refused_commands,
     )
 
 
@@ -615,8 +623,9 @@ def request_summary(entries: Sequence[Mapping[str, Any]], *, dispatch_channel: s
 
 
 def verification_dict(log: AuditLog) -> dict[str, Any]:
-    """The chain check of the whole log, as JSON (run at bundling time)."""
-    result = log.verify()
+    """The chain check of the log, as JSON (run at bundling time): from the verified prefix on, when one holds
+    (`resumed_after_seq`); `audit verify` is the check of every line."""
+    result = log.verify(use_prefix=True)
     data = asdict(result)
     data["checked_at"] = iso_utc()
     data["key_source"] = log.key_source
@@ -662,6 +671,7 @@ def build_bundle(
     access = log.record_access(who, "bundle", query, results=len(entries), out_file=out_file)
     verification = verification_dict(log)
     summary = request_summary(entries, dispatch_channel=dispatch_channel)
+    summary["request_id"] = summary["request_id"] or request_id  # a folded refusal lists it among its attempts
     summary["timezone"] = tz
     files = {
         "entries.jsonl": to_jsonl(entries).encode("utf-8"),

@@ -16,6 +16,7 @@ from bot.audit import AuditLog
 from bot.config import Settings
 from bot.faces.engine import Face, FaceEngine, Probe, model_info
 from bot.faces.gallery import Candidate, Gallery
+from bot.refusals import RefusalAggregator
 from bot.storage import ensure_private_dir
 
 
@@ -115,6 +116,7 @@ class Core:
     _audit: AuditLog | None = field(default=None, repr=False)
     _gallery: Gallery | None = field(default=None, repr=False)
     _engine: FaceEngine | None = field(default=None, repr=False)
+    _refusals: RefusalAggregator | None = field(default=None, repr=False)
 
     @property
     def audit(self) -> AuditLog:
@@ -122,6 +124,13 @@ class Core:
             ensure_private_dir(self.settings.data_dir)
             self._audit = AuditLog.open(self.settings.data_dir, self.env)
         return self._audit
+
+    @property
+    def refusals(self) -> RefusalAggregator:
+        """Folds refused attempts by people who hold no role (bot.refusals; the server's only)."""
+        if self._refusals is None:
+            self._refusals = RefusalAggregator(self.audit, self.settings.audit.refusal_window_minutes)
+        return self._refusals
 
     @property
     def gallery(self) -> Gallery:
@@ -166,17 +175,15 @@ def record_denied(
     reasons: list[str],
     requester: Requester,
     source: dict[str, Any],
-) -> dict[str, Any]:
-    """Audit a refused request (policy gate or authorisation)."""
-    return core.audit.append(
-        "search",
-        outcome="denied",
-        request_id=request_id,
-        requester=requester.as_dict(),
-        denied=list(reasons),
-        **source,
-        **policy_fields(answers),
-    )
+    fold_at: datetime | None = None,
+) -> dict[str, Any] | None:
+    """Audit a refused request (policy gate or authorisation). With `fold_at` (the time; for someone who holds
+    no role) the refusal may be folded with that person's others (bot.refusals): None when it was."""
+    fields = {"outcome": "denied", "request_id": request_id, "requester": requester.as_dict(),
+              "denied": list(reasons), **source, **policy_fields(answers)}
+    if fold_at is not None:
+        return core.refusals.record("search", requester.id, fields, fold_at)
+    return core.audit.append("search", **fields)
 
 
 def record_refusal(

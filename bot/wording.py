@@ -634,8 +634,11 @@ def audit_lines(entries: Iterable[Mapping[str, Any]], tz: str = "UTC") -> list[s
         outcome = str(e.get("outcome") or "")
         count = len(e.get("candidates") or [])
         detail = f", {count} candidate{'s' if count != 1 else ''}" if outcome == "candidates" else ""
+        folded = e.get("count")
+        if isinstance(folded, int) and not isinstance(folded, bool) and folded > 1:
+            detail += f", {folded} attempts folded into this entry"
         lines.append(
-            f"{when} · {_clip(str(e.get('request_id') or 'no request id'), 60)} · {person} · "
+            f"{when} · {_clip(str(e.get('request_id') or ('folded' if folded else 'no request id')), 60)} · {person} · "
             f"call {_clip(str(e.get('call_number') or 'not given'), 60)} · "
             f"purpose {_clip(str(e.get('purpose') or 'not given'), 60)} · {outcome_label(outcome)}{detail}"
         )
@@ -693,7 +696,8 @@ def report_text(report: Any, *, for_slack: bool = True) -> str:
     median time to result, counts by purpose and by requester.
 
     `report` needs month_title, timezone, total, by_outcome, searches_run, with_candidate, candidate_share,
-    median_seconds_to_result, timed_searches, by_purpose, by_requester (bot.review.MonthlyReport fits).
+    median_seconds_to_result, timed_searches, refused_commands, by_purpose, by_requester (bot.review.MonthlyReport
+    fits). Folded refusals count as the attempts they stand for (bot.refusals).
     For Slack, names are escaped and the requester list is cut to fit one section.
     """
     show: Callable[[str], str] = (lambda t: _clip(t, 60)) if for_slack else str
@@ -716,6 +720,7 @@ def report_text(report: Any, *, for_slack: bool = True) -> str:
         median = (f"{_duration(report.median_seconds_to_result)} over {n} search{'es' if n != 1 else ''} "
                   f"({REPORT_MEDIAN_NOTE})")
     lines.append(f"Median time from upload to result: {median}")
+    lines.append(f"Refused /frs commands (audit queries, reports, status): {report.refused_commands}")
     lines.append("By purpose:")
     lines += [f"- {p['label']}: {p['count']}" for p in report.by_purpose]
     lines.append("By requester:")
@@ -970,9 +975,11 @@ def status_text(
     timezone: str,
     operating_point: Mapping[str, Any] | None = None,
     face_work: Sequence[tuple[str, float]] = (),
+    audit_head: Mapping[str, Any] | None = None,
 ) -> str:
     """Answer to `/frs status`: gallery size, operating point (target FPIR, calibration date), model and package
-    versions, distance ceiling, bot version, queue."""
+    versions, distance ceiling, bot version, queue, and the audit log's head (`audit_head`: AuditLog.head(),
+    None for an empty log)."""
     packages = ", ".join(f"{k} {_clip(str(v), 40)}" for k, v in sorted(versions.items()) if v and k != "bot")
     return (
         f"Facial recognition bot status ({POLICY})\n"
@@ -985,6 +992,7 @@ def status_text(
         f"{'s' if open_requests != 1 else ''} open (waiting for answers or a face choice); {outbox} post"
         f"{'s' if outbox != 1 else ''} waiting for Slack to be delivered (call-thread log entries and results)\n"
         f"{face_work_text(face_work)}\n"
+        f"{status_head_line(audit_head)}\n"
         f"Times are shown in {_clip(timezone, 60)}."
     )
 
@@ -994,6 +1002,47 @@ def audit_chain_broken(bad_seq: Any, reason: str) -> str:
     return (f"WARNING: the audit log does not verify (entry {_clip(str(bad_seq), 20)}: {_clip(str(reason), 200)}). "
             "What follows may include altered, inserted or missing entries; run `audit verify` and treat the log "
             "as evidence of tampering.")
+
+
+# --- Audit chain head: published outside the data dir, checked with `audit verify --head` ----------------------
+
+HEAD_FORMAT = ("give the published head as SEQ:MAC, for example 1234:9f86d081884c7d659a2feaa0c55ad015 (the "
+               "entry number, a colon, then the MAC or at least its first 16 hexadecimal characters)")
+
+
+def audit_head_text(seq: Any, mac: str, ts: str | None, tz: str, broken: str | None = None) -> str:
+    """Posted daily (and at start) in `[audit] head_channel`: the chain head, to be compared later."""
+    seq_text, mac_text = _clip(str(seq), 20), _clip(str(mac), 128)
+    text = (f"Audit log chain head (GO 375.01 D): entry {seq_text}, MAC `{mac_text}`, written {_local(ts, tz)}. "
+            "Kept here, outside the bot's server, it shows later whether entries were cut off the end of the audit "
+            "log or an older copy put back: on the server run "
+            f"`python -m bot audit verify --head {seq_text}:{mac_text}`.")
+    return _clip(f"{broken}\n{text}" if broken else text, SLACK_SECTION_LIMIT)
+
+
+def status_head_line(head: Mapping[str, Any] | None) -> str:
+    """The `/frs status` line with the audit chain head (unverified: as the log's last line says)."""
+    if not head:
+        return "Audit log head: no entry yet"
+    return (f"Audit log head: entry {_clip(str(head.get('seq')), 20)}, MAC `{_clip(str(head.get('mac')), 128)}` "
+            "(compare with the head published daily)")
+
+
+def head_check_text(check: Any) -> str:
+    """`audit verify --head SEQ:MAC`: whether the log still holds the published head (bot.audit.HeadCheck)."""
+    given = f"entry {check.seq} with MAC {_clip(check.mac, 16)}"
+    if check.problem is None:
+        return f"The audit log holds the published head: {given}."
+    if check.problem == "missing":
+        ends = f"the log ends at entry {check.last_seq}" if check.last_seq is not None else "the log has no entry"
+        return (f"audit log does NOT hold the published head: entry {check.seq} is missing ({ends}). Entries were "
+                "cut off the end of the log, or an older copy of the file was put back.")
+    if check.problem == "purged":
+        return (f"the published head cannot be checked: entry {check.seq} was removed by a retention purge "
+                f"(entries up to {check.through_seq}). Check against a more recent published head.")
+    return (f"audit log does NOT match the published head: entry {check.seq} has MAC {_clip(check.actual_mac, 16)}, "
+            f"the published head says {_clip(check.mac, 16)}. The log was replaced or rewritten since the head "
+            "was published.")
 
 
 def face_work_text(face_work: Sequence[tuple[str, float]]) -> str:

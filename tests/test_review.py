@@ -347,7 +347,7 @@ def test_report_text_fits_slack_with_many_requesters():
     report = SimpleNamespace(
         month_title="March 2026", timezone=TZ, total=200, by_outcome={o: 0 for o in OUTCOMES}, searches_run=0,
         with_candidate=0, candidate_share=None, median_seconds_to_result=None, timed_searches=0,
-        by_purpose=[{"purpose": p.code, "label": p.label, "count": 0} for p in policy.PURPOSES],
+        refused_commands=0, by_purpose=[{"purpose": p.code, "label": p.label, "count": 0} for p in policy.PURPOSES],
         by_requester=people,
     )
     text = wording.report_text(report)

@@ -306,7 +306,7 @@ REVIEW_ENTRY = {
 SAMPLE_REPORT = SimpleNamespace(
     month_title="March 2026", timezone="America/Los_Angeles", total=10**6,
     by_outcome={o: 10**5 for o in wording.OUTCOME_LABELS}, searches_run=10**5, with_candidate=10**4,
-    candidate_share=0.1, median_seconds_to_result=12345.6, timed_searches=10**5,
+    candidate_share=0.1, median_seconds_to_result=12345.6, timed_searches=10**5, refused_commands=10**6,
     by_purpose=[{"purpose": p.code, "label": p.label, "count": 1} for p in policy.PURPOSES],
     by_requester=[{"id": HUGE[:100], "name": HUGE, "count": 5}] * 300,
 )
@@ -337,11 +337,19 @@ CALLS.update({
     "review_page": [(1, 2), (10**6, 10**6)],
     "report_chart_file_title": [("March 2026",), (HUGE,)],
 })
+# The audit chain head (posted in [audit] head_channel, shown by /frs status, checked by `audit verify --head`).
+CALLS.update({
+    "audit_head_text": [(10**12, HUGE, HUGE, HUGE, HUGE), (1, "9f" * 32, "2026-03-02T17:00:00.000000Z", "UTC")],
+    "status_head_line": [({"seq": HUGE, "mac": HUGE},), (None,)],
+    "head_check_text": [(SimpleNamespace(seq=7, mac=HUGE, problem=p, last_seq=3, actual_mac=HUGE, through_seq=9),)
+                        for p in (None, "missing", "mismatch", "purged")],
+})
 KWARG_CALLS["status_text"] = {
     "subjects": 10**6, "images": 10**7, "model": HUGE, "versions": {"face_recognition": HUGE, "dlib": "19.24.6",
                                                                      "bot": "0.1.0"},
     "threshold": 0.55, "version": HUGE, "searching": 10**3, "outbox": 10**4, "open_requests": 10**3,
     "timezone": HUGE, "operating_point": BIG_POINT, "face_work": [(HUGE, 1e9)] * 50,
+    "audit_head": {"seq": HUGE, "mac": HUGE},
 }
 # Functions returning lines (each posted within a section by the caller).
 LINE_CALLS = {"audit_lines": [([REVIEW_ENTRY] * 50, "America/Los_Angeles"), ([], "UTC")]}

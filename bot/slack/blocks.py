@@ -555,3 +555,18 @@ def review_report(report_text: str, *, note: str | None, month: str, **payload: 
 
 
 __all__ += ["REVIEW_EVENT_TYPE", "pack_lines", "review_meta", "review_note", "review_pages", "review_report"]
+
+
+# --- The audit chain head, posted daily in [audit] head_channel ----------------------------------------------------
+
+AUDIT_EVENT_TYPE = "fr_audit"
+
+
+def audit_head(text: str, *, seq: int, mac: str, verified: bool) -> Message:
+    """The chain head post (wording.audit_head_text), with metadata {kind "audit_head", seq, mac, verified}:
+    machine-readable, so an auditor's script can collect the heads from the channel's history."""
+    payload = {"kind": "audit_head", "seq": seq, "mac": mac, "verified": verified}
+    return Message(_fallback(text), [_section(text)], Metadata(event_type=AUDIT_EVENT_TYPE, event_payload=payload))
+
+
+__all__ += ["AUDIT_EVENT_TYPE", "audit_head"]

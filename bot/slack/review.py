@@ -7,7 +7,7 @@ built by `bot.slack.blocks` from `bot.wording` texts:
     /frs audit CALL_NUMBER                  every request for a call             command staff
     /frs audit @person [since YYYY-MM-DD]   every request by one person          command staff
     /frs report [YYYY-MM]                   monthly report; chart by DM          command staff
-    /frs status                             gallery, model, threshold, queue     requesters, staff, gallery admins
+    /frs status                             gallery, model, queue, audit head    requesters, staff, gallery admins
     /frs help                               the list of commands                 anyone
 
 Answers are ephemeral unless the text ends with `public`; then they are posted in the channel with metadata
@@ -233,11 +233,14 @@ async def may_see_status(rt: Runtime, user: str) -> bool:
 
 
 async def _refuse(rt: Runtime, answer: Answer, who: dict[str, str], command: Command, text: str) -> None:
-    """Record the refused attempt (before answering, so a Slack failure cannot lose it), then say no."""
-    await rt.io(
-        rt.core.audit.record_access, who, _ACTIONS[command.action], command.query(),
-        allowed=False, outcome="denied", source="slack", channel=answer.channel,
-    )
+    """Record the refused attempt (before answering, so a Slack failure cannot lose it), then say no. From
+    someone on no list at all, the refusals are folded with that person's others (bot.refusals)."""
+    fields = {"actor": who, "action": _ACTIONS[command.action], "query": command.query(), "allowed": False,
+              "outcome": "denied", "source": "slack", "channel": answer.channel}
+    if await roles.holds_no_role(rt, answer.user):
+        await rt.io(rt.core.refusals.record, "audit_access", answer.user, fields, rt.now())
+    else:
+        await rt.io(rt.core.audit.append, "audit_access", **fields)
     await answer.private(blocks.review_note(text, kind="refusal", action=command.action))
 
 
@@ -283,7 +286,7 @@ async def run(rt: Runtime, command: Command, answer: Answer) -> None:
 
 def _chain_warning(rt: Runtime) -> str | None:
     """The warning line that starts an answer drawn from a log whose chain does not verify, else None."""
-    result = rt.core.audit.verify()
+    result = rt.core.audit.verify(use_prefix=True)
     return None if result.ok else wording.audit_chain_broken(result.bad_seq, result.reason)
 
 
@@ -366,15 +369,17 @@ def _status_numbers(rt: Runtime) -> tuple[int, int, int, int, dict]:
 async def status_message(rt: Runtime, user: str) -> Message:
     """The answer to `/frs status`."""
     subjects, images, open_requests, outbox, point = await rt.io(_status_numbers, rt)
+    head = await rt.io(rt.core.audit.head)
     info = model_info()
     searching = len(rt.state.get("searching", ()))
     text = wording.status_text(
         subjects=subjects, images=images, model=str(info.get("model")),
         versions={k: v for k, v in info.items() if k != "model"}, threshold=rt.settings.search.threshold,
         version=__version__, searching=searching, outbox=outbox, open_requests=open_requests,
-        timezone=rt.settings.timezone, operating_point=point, face_work=rt.face_work(),
+        timezone=rt.settings.timezone, operating_point=point, face_work=rt.face_work(), audit_head=head,
     )
     return blocks.review_note(text, kind="status", requested_by=user, gallery_subjects=subjects,
                               gallery_images=images, searching=searching, outbox=outbox,
                               open_requests=open_requests, threshold=rt.settings.search.threshold,
-                              target_fpir=rt.settings.search.target_fpir, version=__version__)
+                              target_fpir=rt.settings.search.target_fpir, version=__version__,
+                              audit_seq=(head or {}).get("seq"), audit_mac=(head or {}).get("mac"))

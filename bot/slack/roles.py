@@ -1,7 +1,8 @@
 """Who may do what in Slack: requesters, command staff, gallery admins.
 
 Guests (multi- and single-channel) and channels shared with another organisation are refused whatever
-the lists say (CONTRACTS "Who may request"). With nobody configured, nobody may request: the refusal says
+the lists say (CONTRACTS "Who may request"). Someone on no list at all (`holds_no_role`) has refused attempts
+folded in the audit log (bot.refusals). With nobody configured, nobody may request: the refusal says
 an administrator must authorise requesters. Refusal texts come from `bot.wording`.
 """
 from __future__ import annotations
@@ -91,6 +92,18 @@ async def is_dispatch_source(rt: Runtime, message: dict[str, Any]) -> bool:
     if user in bot_ids:
         return True
     return await _member(rt, str(user), slack.dispatchers, slack.dispatcher_groups)
+
+
+async def holds_no_role(rt: Runtime, user_id: str) -> bool:
+    """Whether `user_id` is on no list at all: not a requester, command staff or gallery admin (by id or user
+    group, whatever their account). Such a person's refused attempts may be folded (bot.refusals)."""
+    slack = rt.settings.slack
+    for users, groups in ((slack.requesters, slack.requester_groups),
+                          (slack.command_staff, slack.command_staff_groups),
+                          (slack.gallery_admins, slack.gallery_admin_groups)):
+        if await _member(rt, user_id, users, groups):
+            return False
+    return True
 
 
 async def is_gallery_admin(rt: Runtime, user_id: str) -> bool:

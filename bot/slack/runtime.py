@@ -199,6 +199,11 @@ class Runtime:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        if self.core._refusals is not None:  # write every folded refusal now, whatever its window
+            try:
+                self.core._refusals.flush(self.now(), everything=True)
+            except Exception:  # the pending file keeps them for the next start
+                log.exception("folded refusals could not be written at shutdown")
         for session in (self.api_session, self.download_session):
             if session is not None:
                 await session.close()

@@ -35,9 +35,9 @@ async def test_prometheus_metrics_after_a_search_count_its_outcome_face_work_and
     assert before[("frbot_face_work_seconds_count", ())] == 0
 
     upload = await harness.upload(harness.face(OBAMA))
-    await harness.wait_kind("prompt", step="call_number")
+    await harness.wait_card("offered")
     during = await _scrape(harness)
-    assert during[("frbot_open_requests", ())] == 1  # the dialog waits for its answers
+    assert during[("frbot_open_requests", ())] == 1  # the offer waits for the officer
     await harness.answer_all(upload)
     await harness.wait_kind("result")
     await harness.done(upload)
@@ -56,8 +56,8 @@ async def test_prometheus_metrics_after_a_search_count_its_outcome_face_work_and
 
 async def test_prometheus_metrics_count_a_refusal_as_denied(harness):
     await harness.start(gallery=False)
-    await harness.upload(("p.jpg", b"\xff\xd8"), user=OFFICER2)  # not a requester
-    await harness.wait_kind("refusal")
+    await harness.upload(("p.jpg", b"\xff\xd8"), user=OFFICER2, text="<@UBOT>")  # not a requester, asking
+    await harness.slack.wait_for("chat.postEphemeral", ok=True)
     await harness.idle()
     samples = await _scrape(harness)
     assert _searches(samples, "denied") == 1 and _searches(samples, "candidates") == 0

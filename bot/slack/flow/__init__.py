@@ -12,7 +12,7 @@ machine and the audit log are the record; a lost message never loses a request.
 | form | `form` | `open_form`, `submit_form` (the modal: three answers at once, inline errors) |
 | dialog | `dialog` | `transition`, `apply` (effects -> Slack), `handle_reply`, `handle_edit`, `handle_action` |
 | search | `searching` | `analyse` (download, faces), `search` (1:N search, result, contact sheet, call-thread log) |
-| jobs | `jobs` | `tick` (timeouts, `watchdog`, outbox), `reconcile_audit`, `resume_all`, `purge` |
+| jobs | `jobs` | `tick` (timeouts, `watchdog`, outbox), `reconcile_audit`, `resume_all`, `purge`, `publish_head` |
 
 Entry points (called by the listeners after they ack) and jobs are re-exported here.
 """
@@ -20,7 +20,7 @@ from bot.slack.flow.dialog import apply, handle_action, handle_edit, handle_repl
 from bot.slack.flow.effects import post, post_essential
 from bot.slack.flow.form import open_form, submit_form
 from bot.slack.flow.intake import earlier_request_id, handle_upload, index_dispatch, shortcut_search
-from bot.slack.flow.jobs import audit_gaps, purge, reconcile_audit, resume_all, tick, watchdog
+from bot.slack.flow.jobs import audit_gaps, publish_head, purge, reconcile_audit, resume_all, tick, watchdog
 from bot.slack.flow.searching import analyse, audited_result, prepare_probe, search, sheet_png
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "post",
     "post_essential",
     "prepare_probe",
+    "publish_head",
     "purge",
     "reconcile_audit",
     "resume_all",

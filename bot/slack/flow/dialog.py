@@ -285,8 +285,10 @@ async def refuse(
     images: list[dict[str, Any]], reason: str, *, private_to: str | None = None,
 ) -> None:
     """Refuse a request (who asked, or where): audit each image as denied, then say why in the thread (only
-    to `private_to` when given: a colleague's refusal is nobody else's business)."""
+    to `private_to` when given: a colleague's refusal is nobody else's business). From someone on no list at
+    all, the refusals are folded with that person's others (bot.refusals)."""
     permalink = await rt.permalink(channel, ts)
+    fold_at = rt.now() if await roles.holds_no_role(rt, requester.id) else None
     request_ids = []
     for f in images:
         rid = service.new_request_id()
@@ -297,7 +299,7 @@ async def refuse(
         }
         await rt.io(
             service.record_denied, rt.core, request_id=rid, answers=policy.Answers(), reasons=[reason],
-            requester=requester, source=source,
+            requester=requester, source=source, fold_at=fold_at,
         )
     message = blocks.refusal(reason, request_id=", ".join(request_ids))
     if private_to:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from bot import request, service, wording
+from bot import refusals, request, service, wording
 from bot.request import Dialog
 from bot.slack import blocks, roles
 from bot.slack.calls import SLACK_ERRORS, error_text, message_text
@@ -120,11 +120,12 @@ def earlier_request_id(rt: Runtime, file_id: str) -> str | None:
     for image in dialog.images if dialog else ():
         if image.file_id == file_id:
             return image.request_id
-    found = None
-    for entry in rt.core.audit.entries():
-        if entry.get("kind") == "search" and entry.get("file_id") == file_id:
-            found = entry.get("request_id")
-    return found
+    for entry in reversed(rt.core.audit.find(file_id=file_id, kinds=["search"])):  # the index: no scan
+        attempt = refusals.attempt_with(entry, "file_id", file_id)  # a folded refusal lists its attempts
+        if attempt is not None:
+            return attempt.get("request_id")
+    attempt = rt.core.refusals.pending_attempt("file_id", file_id)  # folded, its window still open
+    return attempt.get("request_id") if attempt else None
 
 
 async def _file_details(rt: Runtime, file: dict[str, Any]) -> dict[str, Any]:

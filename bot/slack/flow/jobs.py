@@ -1,5 +1,5 @@
 """Background jobs: dialog timeouts, the watchdog for stuck work, outbox delivery, audit reconciliation at start,
-resume after a restart, and the daily purge.
+resume after a restart, and the daily purge with the publication of the audit chain head.
 """
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ import logging
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from bot import request, retention, service
+from bot import request, retention, service, wording
 from bot.request import Dialog, ImageRequest
+from bot.slack import blocks
 from bot.slack.flow.dialog import apply, transition
-from bot.slack.flow.effects import requester_of, source_fields
+from bot.slack.flow.effects import post_essential, requester_of, source_fields
 
 if TYPE_CHECKING:
     from bot.slack.runtime import Runtime
@@ -22,7 +23,8 @@ log = logging.getLogger(__name__)
 
 async def tick(rt: Runtime) -> int:
     """End dialogs left unanswered past the timeout (audited as expired); restart the work of dialogs stuck
-    with nothing running (`watchdog`); deliver queued posts (call log and request threads).
+    with nothing running (`watchdog`); write folded refusals whose window closed; deliver queued posts (call
+    log and request threads).
 
     Returns how many dialogs expired.
     """
@@ -38,6 +40,10 @@ async def tick(rt: Runtime) -> int:
         if new is not None and new.step is request.Step.EXPIRED:
             expired += 1
     await watchdog(rt)
+    try:
+        await rt.io(rt.core.refusals.flush, rt.now())  # folded refusals whose window closed
+    except Exception:  # the pending file keeps them; the outbox must still be delivered
+        log.exception("folded refusals could not be written to the audit log")
     if rt.calls.outbox_depth():
         await rt.calls.flush_outbox()
     return expired
@@ -88,13 +94,14 @@ ENDED_UNSEARCHED = ("cancelled", "expired", "error", "denied")
 
 def audit_gaps(rt: Runtime) -> list[tuple[Dialog, ImageRequest]]:
     """Images whose dialog recorded an end (cancelled, expired, error) that the audit log does not hold: the
-    dialog was saved, then the process stopped (or the audit write failed) before the entry was written."""
-    audited = {e.get("request_id") for e in rt.core.audit.entries() if e.get("kind") == "search"}
+    dialog was saved, then the process stopped (or the audit write failed) before the entry was written.
+    Each image is looked up by its request id in the audit's lookup index, not by a scan of the log."""
     return [
         (dialog, image)
         for dialog in rt.store.all()
         for image in dialog.images
-        if image.outcome in ENDED_UNSEARCHED and image.request_id not in audited
+        if image.outcome in ENDED_UNSEARCHED
+        and not rt.core.audit.find(request_id=image.request_id, kinds=["search"])
     ]
 
 
@@ -149,4 +156,22 @@ async def purge(rt: Runtime) -> dict[str, int]:
         log.info("dispatch index: %d calls older than %d days pruned", pruned, rt.settings.slack.call_index_days)
     if report.dialogs_removed or report.probe_files_removed or report.audit_removed or not report.ok:
         log.info("%s", report.text())
+    await publish_head(rt)  # after the purge, which may append a purge entry
     return {"dialogs": report.dialogs_removed, "probes": report.probe_files_removed}
+
+
+async def publish_head(rt: Runtime) -> str | None:
+    """Post the audit chain head (last entry's seq and MAC) in `[audit] head_channel`: kept outside the data
+    dir, it lets `audit verify --head` show later that entries were cut off the end. Daily with the purge,
+    and at start; queued like an essential post when Slack is down. The ts, or None (off, empty log, queued)."""
+    channel = rt.settings.audit.head_channel
+    if not channel:
+        return None
+    head = await rt.io(rt.core.audit.head)
+    if head is None:
+        return None
+    check = await rt.io(rt.core.audit.verify, use_prefix=True)
+    broken = None if check.ok else wording.audit_chain_broken(check.bad_seq, check.reason)
+    text = wording.audit_head_text(head["seq"], head["mac"], head["ts"], rt.settings.timezone, broken)
+    message = blocks.audit_head(text, seq=head["seq"], mac=head["mac"], verified=check.ok)
+    return await post_essential(rt, channel, None, message)
