@@ -583,11 +583,22 @@ def call_log_entry(
         f"{_clip(when, 100)}.{link}\n"
         f"Purpose: {_clip(purpose_label, 200)}\n"
         f"Outcome: {outcome_label(outcome)}"
-        + (f", {candidate_count} candidate{'s' if candidate_count != 1 else ''}" if candidate_count else "")
+        + (f", {count_noun(candidate_count, 'candidate')}" if candidate_count else "")
         + "\nJustification: "
     )
     # Leave room for the caller to append candidate lines in another section.
     return head + _clip(justification, SLACK_SECTION_LIMIT - len(head))
+
+
+def call_log_notification(call_number: str, outcome: str, candidate_count: int, request_id: str) -> str:
+    """The notification line of a call-thread log entry (what a phone shows): the call, the request and the
+    outcome, with candidates worded as leads to check, never as a hit (GO 375.01 A.2, B.3)."""
+    head = f"Call {_clip(call_number, 100)}: facial recognition request {_clip(request_id, 100)}"
+    if outcome != "candidates":
+        return f"{head}: {outcome_label(outcome)}."
+    leads = count_noun(candidate_count, "possible lead")
+    not_id = "an identification" if candidate_count == 1 else "identifications"
+    return f"{head}: {leads} to check, not {not_id}. Investigative leads only ({POLICY})."
 
 
 def call_log_summary(
@@ -602,7 +613,7 @@ def call_log_summary(
     """Log entry in the call thread with `call_log_detail = "summary"`: who, when, the request id, the
     outcome, the candidate count and the link only (no justification, no candidate)."""
     link = f" <{permalink}|request thread>" if permalink and _SAFE_URL.fullmatch(permalink) else ""
-    count = f", {candidate_count} candidate{'s' if candidate_count != 1 else ''}" if candidate_count else ""
+    count = f", {count_noun(candidate_count, 'candidate')}" if candidate_count else ""
     return (
         f"Facial recognition request {_clip(request_id, 100)} by {mention(requester_id)} at "
         f"{_clip(when, 100)}.{link}\nOutcome: {outcome_label(outcome)}{count}"
@@ -739,7 +750,7 @@ def audit_lines(entries: Iterable[Mapping[str, Any]], tz: str = "UTC") -> list[s
             person = _clip(one_line(str(who or "unknown")), 100)
         outcome = str(e.get("outcome") or "")
         count = len(e.get("candidates") or [])
-        detail = f", {count} candidate{'s' if count != 1 else ''}" if outcome == "candidates" else ""
+        detail = f", {count_noun(count, 'candidate')}" if outcome == "candidates" else ""
         lines.append(
             f"{when} · {_clip(str(e.get('request_id') or 'no request id'), 60)} · {person} · "
             f"call {_clip(str(e.get('call_number') or 'not given'), 60)} · "
@@ -1142,6 +1153,11 @@ def person_name(name: str) -> str:
 def mention(user_id: str) -> str:
     """A Slack user mention; anything that is not a user id is echoed escaped instead."""
     return f"<@{user_id}>" if _USER_ID.fullmatch(user_id or "") else _clip(user_id or "someone", 100)
+
+
+def count_noun(n: int, noun: str) -> str:
+    """"1 minute", "5 minutes", "0 requests": a count and its noun, plural unless the count is one."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _clip(text: str, limit: int) -> str:

@@ -279,6 +279,9 @@ CALLS = {
     "audit_unwritable": [(HUGE,)],
     "bad_face_value": [(HUGE,)],
     "search_crashed": [(HUGE,)],
+    "call_log_notification": [(HUGE, "candidates", 20, HUGE), ("26-012345", "candidates", 1, "FR-1"),
+                              ("26-012345", "cancelled", 0, "FR-1")],
+    "count_noun": [(1, "minute"), (10**6, "day")],
 }
 KWARG_CALLS = {
     "call_log_entry": {

@@ -511,6 +511,22 @@ def test_call_log_entry_full_and_summary():
     assert JUSTIFICATION[:30] not in json.dumps(error.kwargs())
 
 
+def test_call_thread_notification_names_the_call_and_says_leads_not_identifications():
+    d = at_step(Step.ATTESTATION)
+    image = d.images[0]
+    two = blocks.call_log_entry(d, image, outcome="candidates", result=search_result(d, [candidate(1), candidate(2)]),
+                                request_link=None, detail="full").kwargs()["text"]
+    assert two.startswith(f"Call {CALL}: facial recognition request {image.request_id}")
+    assert "2 possible leads to check, not identifications" in two and "Investigative leads only" in two
+    assert "candidates returned" not in two
+    one = blocks.call_log_entry(d, image, outcome="candidates", result=search_result(d, [candidate(1)]),
+                                request_link=None, detail="summary").kwargs()["text"]
+    assert "1 possible lead to check, not an identification" in one
+    none = blocks.call_log_entry(d, image, outcome="no_candidate", result=search_result(d, []),
+                                 request_link=None, detail="full").kwargs()["text"]
+    assert f"Call {CALL}" in none and "no candidate (not an exclusion)" in none
+
+
 def test_every_actions_block_names_its_dialog():
     purpose, attest = at_step(Step.PURPOSE), at_step(Step.ATTESTATION)
     face_dialog, _ = analysed(30)  # two rows of face buttons and the cancel row
