@@ -2,6 +2,8 @@
 the requester rule, cancel, face choice by number, and the inactivity timeout run by the background job."""
 from __future__ import annotations
 
+import pytest
+
 from bot import wording
 
 from .conftest import CASE, JUSTIFICATION, OFFICER2, Clock, block_texts, payload
@@ -170,3 +172,49 @@ async def test_a_link_preview_added_by_slack_is_not_taken_for_an_edit(harness, s
     await harness.send(unfurl)
     await harness.idle()
     assert slack.ephemerals(CASE, reply["user"]) == []
+
+
+# --- the marks on the officer's photo (issue 9) -------------------------------------------------------------------
+
+
+async def test_a_finished_request_marks_the_photo_with_a_neutral_flag_not_a_check_mark(harness, slack):
+    await harness.start()
+    upload = await harness.upload(harness.face("people/obama/obama3.jpg"),
+                                  text=f"26-012345 purpose: 1 justification: {JUSTIFICATION}")
+    await harness.wait_kind("prompt", step="attestation")
+    assert set(slack.reactions(CASE, upload["ts"])) == {"eyes"}
+    await harness.reply(upload, "I attest")
+    await harness.done(upload)
+    # "checkered_flag": finished, saying nothing about the result; a ✅ on a face reads "match confirmed".
+    assert set(slack.reactions(CASE, upload["ts"])) == {"checkered_flag"}
+    assert not [c for c in slack.call_log("reactions.add") if c.params.get("name") == "white_check_mark"]
+
+
+@pytest.mark.parametrize("ending", ["cancelled", "expired"])
+async def test_the_eyes_leave_the_photo_when_the_request_is_cancelled_or_expires(harness, slack, ending):
+    clock = Clock()
+    await harness.start(gallery=False, clock=clock, tick_interval=0.05)
+    upload = await harness.upload(("p.jpg", b"\xff\xd8"), text="26-012345")
+    await harness.wait_kind("prompt", step="purpose")
+    assert set(slack.reactions(CASE, upload["ts"])) == {"eyes"}
+    if ending == "cancelled":
+        await harness.reply(upload, "cancel")
+    else:
+        clock.advance(minutes=6)
+    ended = await harness.wait_kind("ended")
+    await harness.idle()
+    assert payload(ended)["outcome"] == ending and slack.reactions(CASE, upload["ts"]) == {}
+
+
+async def test_the_eyes_leave_the_photo_when_the_request_is_refused(harness, slack):
+    from dataclasses import replace
+
+    await harness.start(gallery=False)
+    upload = await harness.upload(("p.jpg", b"\xff\xd8"), text=f"26-012345 purpose: 1 justification: {JUSTIFICATION}")
+    await harness.wait_kind("prompt", step="attestation")
+    rt = harness.rt  # the requester loses authority before attesting: the re-check refuses
+    rt.settings = replace(rt.settings, slack=replace(rt.settings.slack, requesters=(), requester_groups=()))
+    await harness.reply(upload, "I attest")
+    await harness.wait_kind("refusal")
+    await harness.idle()
+    assert slack.reactions(CASE, upload["ts"]) == {}

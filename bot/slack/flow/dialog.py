@@ -23,6 +23,7 @@ from bot.slack.flow.effects import (
     post,
     post_essential,
     react,
+    request_ended,
     requester_of,
     source_fields,
     storage_retried,
@@ -110,7 +111,8 @@ async def _apply(rt: Runtime, dialog: Dialog, effect: Effect, actor: str | None)
         _forget(rt, dialog)
     elif isinstance(effect, request.Done):
         await react(rt, dialog.channel, dialog.thread_ts, HOURGLASS, remove=True)
-        # A ✅ would read "all searched": an image that failed, or was not searched, gets a ⚠ instead.
+        await request_ended(rt, dialog)
+        # The flag would read "all searched": an image that failed, or was not searched, gets a ⚠ instead.
         failed = any(i.outcome in ("error", "cancelled", "expired", "denied") for i in dialog.images)
         await react(rt, dialog.channel, dialog.thread_ts, WARNING_MARK if failed else DONE_MARK)
         _forget(rt, dialog)
@@ -165,6 +167,7 @@ async def _ended(rt: Runtime, dialog: Dialog, kind: str, request_ids: tuple[str,
     minutes = rt.settings.slack.dialog_timeout_minutes if kind == "expired" else None
     ended = blocks.ended(dialog, kind, timeout_minutes=minutes, request_ids=request_ids)
     await post_essential(rt, dialog.channel, dialog.thread_ts, ended)
+    await request_ended(rt, dialog)
 
 
 async def say_failed(rt: Runtime, dialog: Dialog, image: ImageRequest, reason: str) -> None:
@@ -238,6 +241,7 @@ async def _still_authorised(rt: Runtime, dialog: Dialog) -> bool:
                          blocks.refusal(reason or "", request_id=", ".join(request_ids), dialog=dialog))
     # Inside the caller's transition (it holds the lock): write the ending directly.
     await rt.io(rt.store.update, dialog.dialog_id, lambda d: request.on_refused(d, rt.now()))
+    await request_ended(rt, dialog)
     return False
 
 
