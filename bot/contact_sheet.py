@@ -32,7 +32,7 @@ INK = (20, 20, 20)
 PAPER = (255, 255, 255)
 
 # Short labels on the images (sentences live in bot.wording).
-PROBE_LABEL = "Probe"
+PROBE_LABEL = "Your photo"  # the officer's face crop, in plain words ("probe" is examiners' jargon)
 NO_THUMBNAIL = "no thumbnail"
 NO_PROBE = "no image"
 NO_CANDIDATE = "No candidate"
@@ -62,6 +62,17 @@ class SheetCandidate:
 
 
 # ---------------------------------------------------------------- public functions
+
+
+def candidate_label(name: str, subject_id: str, record_ref: str = "") -> str:
+    """A tile's label, "name · subject id · record": the id is left out when it only repeats the name (a
+    gallery enrolled from folders names each subject by its id), the record when there is none."""
+    parts = [name or subject_id]
+    if subject_id and _clean(subject_id).casefold() != _clean(parts[0]).casefold():
+        parts.append(subject_id)
+    if record_ref:
+        parts.append(record_ref)
+    return " · ".join(parts)
 
 
 def annotate_faces(rgb: np.ndarray, faces: list[dict]) -> bytes:

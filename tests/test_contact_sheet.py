@@ -166,6 +166,33 @@ def _sheet(candidates: list[SheetCandidate], probe: bytes | None = None) -> np.n
     )
 
 
+def _drawn_texts(monkeypatch, draw) -> list[str]:
+    """Every text `draw()` writes on an image (Pillow's ImageDraw.text, recorded)."""
+    from PIL import ImageDraw
+
+    texts: list[str] = []
+    real = ImageDraw.ImageDraw.text
+    monkeypatch.setattr(ImageDraw.ImageDraw, "text", lambda self, xy, text, *a, **k: (texts.append(text),
+                                                                                       real(self, xy, text, *a, **k)))
+    draw()
+    return texts
+
+
+def test_contact_sheet_labels_the_officers_photo_in_plain_words(monkeypatch):
+    texts = _drawn_texts(monkeypatch, lambda: _sheet(_candidates(2)))
+    assert "Your photo" in texts and "Probe" not in texts
+
+
+def test_contact_sheet_shows_a_name_equal_to_its_subject_id_once(monkeypatch):
+    assert cs.candidate_label("obama", "obama") == "obama"
+    assert cs.candidate_label("Obama", " obama ", "BK-1") == "Obama · BK-1"
+    assert cs.candidate_label("Doe, Jane", "S-00042", "BK-7") == "Doe, Jane · S-00042 · BK-7"
+    assert cs.candidate_label("", "S-1") == "S-1"
+    tile = SheetCandidate(1, cs.candidate_label("obama", "obama"), "higher similarity", _jpeg((30, 90, 200)))
+    texts = _drawn_texts(monkeypatch, lambda: _sheet([tile]))
+    assert "obama" in texts and not any("obama · obama" in t for t in texts)
+
+
 def test_contact_sheet_grows_with_rows():
     sizes = {n: _sheet(_candidates(n)).shape[:2] for n in (0, 3, 6, 20)}
     heights = {n: s[0] for n, s in sizes.items()}
