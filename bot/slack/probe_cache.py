@@ -32,7 +32,7 @@ class CachedProbe:
     faces: list[dict[str, Any]]
     encodings: np.ndarray  # float32 (n_faces, 128), row i = face i + 1
     crops: list[bytes]  # JPEG of each face, same order
-    annotated: bytes | None = None  # PNG with numbered boxes, only when there are several faces
+    annotated: bytes | None = None  # JPEG with numbered boxes, only when there are several faces
 
     def encoding(self, face_index: int) -> np.ndarray:
         """The encoding of face `face_index` (numbered from 1)."""

@@ -77,7 +77,7 @@ async def test_face_choice_in_a_group_photo_by_replying_the_number(harness, slac
     ask = await harness.wait_kind("face_choice")
     # The photo with numbered boxes went into the thread before the question.
     [annotated] = slack.uploads(CASE, thread_ts=upload["ts"])
-    assert annotated.filename.endswith("-faces.png") and annotated.data.startswith(b"\x89PNG")
+    assert annotated.filename.endswith("-faces.jpg") and annotated.data.startswith(b"\xff\xd8\xff")
     assert payload(ask)["face_count"] == 2
     await harness.reply(upload, "two")
     await harness.reply(upload, "2")  # "two" is not understood: re-asked; "2" is

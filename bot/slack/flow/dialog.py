@@ -143,9 +143,11 @@ async def _ask_face(rt: Runtime, dialog: Dialog, effect: request.AskFace) -> Non
     cached = await rt.io(rt.probes.get, effect.request_id)
     attached = False
     if cached is not None and cached.annotated:
+        # A JPEG (contact_sheet.annotate_faces); a probe cached before that change may still hold a PNG.
+        ext = "png" if cached.annotated.startswith(b"\x89PNG") else "jpg"
         attached = await upload(
             rt, dialog.channel, dialog.thread_ts, cached.annotated,
-            filename=f"{effect.request_id}-faces.png", title=f"Faces found in {image.file_name}"[:200],
+            filename=f"{effect.request_id}-faces.{ext}", title=f"Faces found in {image.file_name}"[:200],
             comment=None,
         )
     await post_essential(rt, dialog.channel, dialog.thread_ts,
