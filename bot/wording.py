@@ -149,9 +149,17 @@ def call_number_unknown(call_number: str) -> str:
 def dialog_expired(minutes: int) -> str:
     """Notice that a dialog ended after the inactivity timeout."""
     return (
-        f"This request expired after {minutes} minutes without an answer. No search was run. Upload the photo "
-        "again to start over."
+        f"This request expired after {minutes_text(minutes)} without an answer. No search was run. Upload the "
+        "photo again to start over."
     )
+
+
+def minutes_text(minutes: int) -> str:
+    """A number of minutes in words, each unit singular or plural: "1 minute", "1 hour 30 minutes", "2 days"."""
+    days, rest = divmod(int(minutes), 24 * 60)
+    hours, mins = divmod(rest, 60)
+    parts = [count_noun(n, unit) for n, unit in ((days, "day"), (hours, "hour"), (mins, "minute")) if n]
+    return " ".join(parts) or count_noun(0, "minute")
 
 
 def wrong_person(requester_id: str) -> str:

@@ -99,6 +99,12 @@ def test_prompts_show_the_format_the_options_and_the_reply_words():
     assert "No search was run" in wording.DIALOG_CANCELLED
 
 
+@pytest.mark.parametrize("minutes, said", [(1, "1 minute"), (5, "5 minutes"), (60, "1 hour"), (61, "1 hour 1 minute"),
+                                           (150, "2 hours 30 minutes"), (1440, "1 day"), (2 * 1440 + 60, "2 days 1 hour")])
+def test_expired_after_minutes_is_pluralised_properly(minutes, said):
+    assert wording.dialog_expired(minutes).startswith(f"This request expired after {said} without an answer.")
+
+
 def test_summary_echoes_every_answer_escaped():
     text = wording.summary("26-012345", "Active investigation", "Robbery & " + EVIL)
     assert "Call number: 26-012345" in text
@@ -282,6 +288,7 @@ CALLS = {
     "call_log_notification": [(HUGE, "candidates", 20, HUGE), ("26-012345", "candidates", 1, "FR-1"),
                               ("26-012345", "cancelled", 0, "FR-1")],
     "count_noun": [(1, "minute"), (10**6, "day")],
+    "minutes_text": [(0,), (10**9,)],
 }
 KWARG_CALLS = {
     "call_log_entry": {
