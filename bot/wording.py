@@ -1046,7 +1046,7 @@ REPORT_CHART_FAILED = (
 )
 # Why an /frs command was not understood; "{text}" is what was typed (escaped and clipped).
 FRS_PROBLEMS = {
-    "unknown": "/frs {text} is not a command the bot knows.",
+    "unknown": "/frs {text} is not a command the bot knows. Type `/frs help` for the list of commands.",
     "missing": "Say what to look up: a call number, or a person mentioned with @.",
     "person": "{text} is not a person mentioned with @: type @ and pick the person from the list.",
     "day": "{text} is not a day: write it as YYYY-MM-DD, for example 2026-03-01.",
@@ -1059,7 +1059,9 @@ FRS_PROBLEMS = {
 def frs_not_understood(problem: str, text: str = "") -> str:
     """Short usage message for an /frs command that was not understood: what was wrong, then the forms."""
     sentence = FRS_PROBLEMS.get(problem, FRS_PROBLEMS["unknown"])
-    return sentence.replace("{text}", _clip(text.strip() or "(nothing)", 100)) + "\n" + FRS_USAGE
+    said = sentence.replace("{text}", _clip(text.strip() or "(nothing)", 100))
+    # An unknown command is pointed to the help alone; a known one used wrongly is shown the forms.
+    return said if problem not in FRS_PROBLEMS or problem == "unknown" else f"{said}\n{FRS_USAGE}"
 
 
 def audit_not_shown(count: int, cap: int) -> str:
