@@ -703,6 +703,56 @@ def cli_result(result: Any) -> str:
     return "\n".join(lines)
 
 
+def gallery_stats_text(stats: Mapping[str, Any]) -> str:
+    """`gallery stats` in a terminal: one readable line per fact (`--json` keeps the raw fields)."""
+    cal = stats.get("calibration") or {}
+    files = stats.get("files") or {}
+    if cal:
+        calibrated = (f"Calibration: {cal.get('method')} method, {int(cal.get('sample_size') or 0):,} samples, "
+                      f"made {cal.get('calibrated_at') or NOT_GIVEN}; score version {cal.get('score') or NOT_GIVEN}")
+    else:
+        calibrated = "Calibration: none (nothing is enrolled)"
+    sizes = (f"Files: face data {_file_size(files.get('matrix_bytes'))}, metadata "
+             f"{_file_size(files.get('metadata_bytes'))}, {count_noun(int(files.get('thumbnails') or 0), 'thumbnail')} "
+             f"{_file_size(files.get('thumbnail_bytes'))}")
+    return "\n".join([
+        operating_point_text(stats.get("operating_point"), int(stats.get("subjects") or 0), stats.get("images")),
+        f"Model: {stats.get('model') or 'none yet'}",
+        f"Enrolled: first {stats.get('first_enrolled') or 'never'}, last {stats.get('last_enrolled') or 'never'}",
+        calibrated,
+        sizes,
+        f"Folder: {stats.get('path')} (generation {stats.get('generation')})",
+    ])
+
+
+def _file_size(n: Any) -> str:
+    n = int(n or 0)
+    if n < 1024:
+        return count_noun(n, "byte")
+    return f"{n / 1024:,.1f} kB" if n < 1024 * 1024 else f"{n / 1024 / 1024:,.1f} MB"
+
+
+def _subject_named(subject_id: str, name: str) -> str:
+    """A subject for the terminal: its id, and its name when that says more (enrolled from a folder, it is
+    the id)."""
+    return subject_id if not name or name == subject_id else f"{subject_id} ({name})"
+
+
+def gallery_remove_question(subject_id: str, name: str, images: int) -> str:
+    """The terminal question before `gallery remove` changes anything."""
+    return (f"Remove {_subject_named(subject_id, name)} and its {count_noun(images, 'image')} from the gallery? "
+            "The removal is recorded in the audit log. [y/N] ")
+
+
+def gallery_remove_needs_yes(subject_id: str, name: str, images: int) -> str:
+    """One line when `gallery remove` cannot ask (standard input is not a terminal) and --yes was not given."""
+    return (f"error: not removing {_subject_named(subject_id, name)} ({count_noun(images, 'image')}): standard "
+            "input is not a terminal, so nobody can confirm; add --yes to remove it.")
+
+
+GALLERY_REMOVE_DECLINED = "Nothing was removed."
+
+
 def _size(n: int) -> str:
     return f"{n / 1024 / 1024:.0f} MB" if n >= 1024 * 1024 else f"{n} bytes"
 
