@@ -1285,10 +1285,12 @@ def justification_too_long(max_chars: int) -> str:
 
 
 def call_thread_moved(call_number: str, link: str | None) -> str:
-    """In dispatch's thread for a call, pointing to the facial recognition entries logged before it existed."""
-    where = f"<{link}|this earlier thread>" if link and _SAFE_URL.fullmatch(link) else "an earlier thread"
-    return _clip(f"Facial recognition activity for call {escape_slack(call_number)} logged before this message "
-                 f"is in {where}; new entries follow here.", SLACK_SECTION_LIMIT)
+    """In dispatch's thread for a call, pointing to the facial recognition entries logged before it existed.
+    Only the call number is escaped and clipped: the `<url|label>` link is Slack markup and must stay one."""
+    fits = link and _SAFE_URL.fullmatch(link) and len(link) <= SLACK_SECTION_LIMIT // 2
+    where = f"<{link}|this earlier thread>" if fits else "an earlier thread"
+    return (f"Facial recognition activity for call {_clip(call_number, 100)} logged before this message is in "
+            f"{where}; new entries follow here.")
 
 
 def dialog_ended_partly(kind: str, ended: Sequence[str], kept: Sequence[str]) -> str:
