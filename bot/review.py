@@ -151,7 +151,7 @@ CSV_COLUMNS: tuple[str, ...] = (
 # Fields shown in their own column (or folded into one); everything else goes, as JSON, into "other".
 _CONSUMED = frozenset({
     "seq", "ts", "kind", "outcome", "request_id", "requester", "source", "channel", "thread_ts", "permalink",
-    "file_id", "image_name", "call_number", "call_thread_ts", "purpose", "justification", "attestation",
+    "file_id", "image_name", "file_name", "call_number", "call_thread_ts", "purpose", "justification", "attestation",
     "probe_sha256", "faces", "face_index", "candidates", "threshold", "target_fpir", "operating_point",
     "nearest_distances", "gallery_subjects", "gallery_images",
     "model", "versions", "uploaded_at", "answer_times", "result_at", "denied", "error", "actor", "action",
@@ -245,6 +245,11 @@ def _face_quality(entry: Mapping[str, Any]) -> str | None:
     return f"{level}: {', '.join(found)}" if level == "low" and found else level
 
 
+def image_name(entry: Mapping[str, Any]) -> str | None:
+    """The photo's file name: `image_name` from the CLI, `file_name` (the Slack upload's) from Slack."""
+    return entry.get("image_name") or entry.get("file_name")
+
+
 def flatten_entry(entry: Mapping[str, Any], tz: str) -> dict[str, Any]:
     """One CSV row: nested fields flattened, values a spreadsheet could run as formulas neutralised."""
     requester_id, requester_name = _person(entry.get("requester"))
@@ -271,7 +276,7 @@ def flatten_entry(entry: Mapping[str, Any], tz: str) -> dict[str, Any]:
         "thread_ts": entry.get("thread_ts"),
         "permalink": entry.get("permalink"),
         "file_id": entry.get("file_id"),
-        "image_name": entry.get("image_name"),
+        "image_name": image_name(entry),
         "call_number": entry.get("call_number"),
         "call_thread_ts": entry.get("call_thread_ts"),
         "purpose": entry.get("purpose"),
@@ -579,7 +584,7 @@ def request_summary(entries: Sequence[Mapping[str, Any]], *, dispatch_channel: s
         "probe": {
             "sha256": final.get("probe_sha256"),
             "slack_file_id": final.get("file_id"),
-            "image_name": final.get("image_name"),
+            "image_name": image_name(final),
         },
         "faces": final.get("faces") or [],
         "face_index": final.get("face_index"),

@@ -38,7 +38,7 @@ class Clock:
 def source(thread_ts: str = "1772470740.000100", uploaded_at: str = "2026-03-02T16:59:00Z") -> dict:
     """The Slack source fields a request carries (as the Slack flow records them)."""
     return {"source": "slack", "channel": "C0CASE", "thread_ts": thread_ts, "permalink": PERMALINK,
-            "file_id": "F0PHOTO1", "image_name": "doorbell.jpg", "call_thread_ts": "1772470000.000200",
+            "file_id": "F0PHOTO1", "file_name": "doorbell.jpg", "call_thread_ts": "1772470000.000200",
             "uploaded_at": uploaded_at, "answer_times": {"call_number": uploaded_at, "attestation": uploaded_at}}
 
 
@@ -400,6 +400,21 @@ def test_bundle_holds_the_request_answers_probe_faces_candidates_and_verified_ma
     access = last(march)
     assert access["action"] == "bundle" and access["seq"] == manifest["audit_access_seq"]
     assert access["query"] == {"request_id": "FR-A1"} and access["out_file"] == "fr-a1.zip"
+
+
+def test_slack_searches_keep_the_photos_file_name_in_the_export_and_the_bundle(march: AuditLog):
+    """Slack entries carry the upload's `file_name` (bot.slack.flow.effects.source_fields), the CLI `image_name`:
+    both reach the image_name column and the bundle's probe."""
+    data, _ = review.export(march, fmt="csv", tz=TZ, actor=STAFF)
+    rows = {r["request_id"]: r for r in read_csv(data)}
+    assert rows["FR-A1"]["image_name"] == "doorbell.jpg" and rows["FR-E5"]["image_name"] == "doorbell.jpg"
+    assert "file_name" not in rows["FR-A1"]["other"]
+    bundle = review.build_bundle(march, "FR-A1", STAFF, TZ, out_file="fr-a1.zip")
+    zf = zipfile.ZipFile(io.BytesIO(bundle.data))
+    assert json.loads(zf.read("summary.json"))["probe"]["image_name"] == "doorbell.jpg"
+    assert 'File name: "doorbell.jpg"' in zf.read("summary.txt").decode()
+    cli = {"outcome": "no_candidate", "kind": "search", "image_name": "still.png", "request_id": "FR-CLI"}
+    assert review.flatten_entry(cli, TZ)["image_name"] == "still.png"
 
 
 def test_bundle_detects_a_changed_file(march: AuditLog):
