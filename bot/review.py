@@ -31,6 +31,8 @@ EXPORT_FORMATS = ("csv", "jsonl")
 # Spreadsheets run a cell starting with one of these as a formula (CSV injection); tab and CR too (OWASP).
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 NO_PURPOSE = "none"  # bucket for refused requests whose purpose was missing or not one GO 375.01 B.1 permits
+# Bucket for requests cancelled or left to expire before a purpose was given: nothing was refused.
+ENDED_BEFORE_PURPOSE = "ended_before_purpose"
 BUNDLE_FILES = ("entries.jsonl", "summary.json", "summary.txt", "verification.json")
 
 
@@ -395,7 +397,8 @@ class MonthlyReport:
     timezone: str
     total: int
     by_outcome: dict[str, int]  # all six outcomes, in OUTCOMES order, zeros included
-    by_purpose: list[dict[str, Any]]  # {"purpose", "label", "count"}: the three purposes, then NO_PURPOSE
+    # {"purpose", "label", "count"}: the three purposes, then NO_PURPOSE and ENDED_BEFORE_PURPOSE
+    by_purpose: list[dict[str, Any]]
     by_requester: list[dict[str, Any]]  # {"id", "name", "count"}, most requests first
     searches_run: int  # candidates + no_candidate
     with_candidate: int
@@ -415,6 +418,14 @@ class MonthlyReport:
         data = asdict(self)
         data["month_title"] = self.month_title
         return data
+
+
+def _purpose_bucket(purpose: Any, outcome: Any) -> str:
+    """Where a request counts by purpose: its purpose; without a permitted one, "ended before a purpose" when
+    it was cancelled or expired (the officer stopped, nothing was refused), else "none" (refused)."""
+    if purpose in policy.PURPOSE_CODES:
+        return str(purpose)
+    return ENDED_BEFORE_PURPOSE if outcome in ("cancelled", "expired") else NO_PURPOSE
 
 
 def summarise_month(entries: Iterable[Mapping[str, Any]], month: str, tz: str) -> MonthlyReport:
@@ -449,7 +460,7 @@ def summarise_month(entries: Iterable[Mapping[str, Any]], month: str, tz: str) -
         outcome = entry.get("outcome")
         outcomes[outcome] += 1
         purpose = entry.get("purpose")
-        purposes[purpose if purpose in policy.PURPOSE_CODES else NO_PURPOSE] += 1
+        purposes[_purpose_bucket(purpose, outcome)] += 1
         rid, rname = _person(entry.get("requester"))
         requesters[rid] += 1
         names[rid] = rname or names.get(rid) or rid
@@ -463,7 +474,8 @@ def summarise_month(entries: Iterable[Mapping[str, Any]], month: str, tz: str) -
                 durations.append(seconds)
     ran = outcomes["candidates"] + outcomes["no_candidate"]
     by_purpose = [{"purpose": p.code, "label": p.label, "count": purposes[p.code]} for p in policy.PURPOSES]
-    by_purpose.append({"purpose": NO_PURPOSE, "label": wording.NO_PURPOSE_LABEL, "count": purposes[NO_PURPOSE]})
+    by_purpose += [{"purpose": bucket, "label": label, "count": purposes[bucket]} for bucket, label in (
+        (NO_PURPOSE, wording.NO_PURPOSE_LABEL), (ENDED_BEFORE_PURPOSE, wording.ENDED_BEFORE_PURPOSE_LABEL))]
     by_requester = [{"id": rid, "name": names[rid], "count": n}
                     for rid, n in sorted(requesters.items(), key=lambda kv: (-kv[1], names[kv[0]].lower(), kv[0]))]
     return MonthlyReport(

@@ -763,6 +763,7 @@ def _size(n: int) -> str:
 
 AUDIT_NO_ENTRIES = "No facial recognition requests match."
 NO_PURPOSE_LABEL = "none given, or not one GO 375.01 B.1 permits (refused)"
+ENDED_BEFORE_PURPOSE_LABEL = "none given yet: cancelled or expired before the purpose was answered"
 REPORT_CHART_XLABEL = "ISO week (days of the month in it)"
 REPORT_CHART_YLABEL = "Requests"
 REPORT_CHART_LEGEND = "Outcome (month total)"

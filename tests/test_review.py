@@ -285,7 +285,8 @@ def test_report_counts_and_median_on_known_data(march: AuditLog):
     assert report.candidate_share == pytest.approx(2 / 3)
     assert report.median_seconds_to_result == 60 and report.timed_searches == 3  # of 30, 60, 120 s
     purposes = {p["purpose"]: p["count"] for p in report.by_purpose}
-    assert purposes == {"investigation": 3, "threat": 2, "identify": 1, review.NO_PURPOSE: 1}
+    assert purposes == {"investigation": 3, "threat": 2, "identify": 1, review.NO_PURPOSE: 1,
+                        review.ENDED_BEFORE_PURPOSE: 0}
     assert [(r["id"], r["count"]) for r in report.by_requester] == [
         ("U0OFFICER1", 3), ("U0OFFICER3", 2), ("U0OFFICER2", 2)]  # most first, then by name
     weeks = [(w.label, w.first_day, w.last_day, sum(w.by_outcome.values())) for w in report.weeks]
@@ -296,6 +297,22 @@ def test_report_counts_and_median_on_known_data(march: AuditLog):
     access = last(march)
     assert access["action"] == "report" and access["query"] == {"month": "2026-03"}
     assert access["results"] == 7 and access["png_file"] == "chart.png" and access["actor"] == STAFF
+
+
+def test_report_counts_a_request_cancelled_before_its_purpose_as_cancelled_not_refused(log, clock, data_dir):
+    core = Core(Settings().with_data_dir(data_dir), _audit=log)
+    clock.now = datetime(2026, 3, 10, 18, 0, tzinfo=UTC)
+    for outcome, rid in (("cancelled", "FR-C1"), ("expired", "FR-E1")):
+        record_ended(core, outcome=outcome, request_id=rid, answers=answers(purpose=None),
+                     requester=Requester(**U1), source=source())
+    record_denied(core, request_id="FR-D1", answers=answers(purpose=None), requester=Requester(**U1),
+                  reasons=[wording.PURPOSE_MISSING], source=source())
+    report = review.monthly_report(log, "2026-03", STAFF, TZ)
+    purposes = {p["purpose"]: p["count"] for p in report.by_purpose}
+    assert purposes[review.NO_PURPOSE] == 1 and purposes[review.ENDED_BEFORE_PURPOSE] == 2  # only FR-D1 refused
+    assert report.by_outcome["cancelled"] == 1 and report.by_outcome["denied"] == 1
+    text = wording.report_text(report)
+    assert f"- {wording.NO_PURPOSE_LABEL}: 1" in text and f"- {wording.ENDED_BEFORE_PURPOSE_LABEL}: 2" in text
 
 
 def test_report_text_shows_all_six_outcomes_share_and_median(march: AuditLog):
