@@ -554,7 +554,7 @@ def test_the_face_question_says_when_the_numbered_photo_is_missing():
 
 SCOPES = ("files:read", "files:write", "chat:write", "channels:history", "groups:history", "channels:read",
           "groups:read", "reactions:write", "users:read", "usergroups:read", "commands", "im:write")
-EVENTS = ("message.channels", "message.groups", "file_shared")
+EVENTS = ("message.channels", "message.groups")  # file_shared is unused, so not subscribed
 
 
 def yaml_list(text: str, key: str) -> list[str]:

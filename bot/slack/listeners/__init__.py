@@ -3,12 +3,11 @@ from __future__ import annotations
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.slack.listeners import actions, commands, events, messages
+from bot.slack.listeners import actions, commands, messages
 
 
 def register(app: AsyncApp) -> None:
-    """Register events, messages, actions and commands."""
-    events.register(app)
+    """Register messages, actions and commands (the only events subscribed are messages: see the manifest)."""
     messages.register(app)
     actions.register(app)
     commands.register(app)
