@@ -212,28 +212,38 @@ def _gallery(args: argparse.Namespace, settings: Settings) -> int:
             print(f"{len(subjects)} subject(s)")
         return EXIT_OK
     if args.gallery_cmd == "remove":
-        removed = gallery.remove(args.subject, audit=core.audit, actor=_os_requester().id)
-        if not removed:
-            print(f"error: no subject {args.subject!r} in the gallery", file=sys.stderr)
-            return EXIT_ERROR
-        print(f"removed {args.subject}: {removed} image(s)")
-        return EXIT_OK
+        return _gallery_remove(args, core)
     stats = gallery.stats()
     cal = stats["calibration"]
     stats["operating_point"] = {**cal, "target_fpir": settings.search.target_fpir} if cal else None
     if args.json:
         print(json.dumps(stats, ensure_ascii=False, indent=2, default=str))
-        return EXIT_OK
-    from bot import wording
+    else:
+        print(wording.gallery_stats_text(stats))
+    return EXIT_OK
 
-    print(wording.operating_point_text(stats["operating_point"], stats["subjects"], stats["images"]))
-    for key, value in stats.items():
-        if isinstance(value, dict):
-            print(f"{key}:")
-            for sub, v in value.items():
-                print(f"  {sub}: {v}")
-        elif key != "operating_point":
-            print(f"{key}: {value}")
+
+def _gallery_remove(args: argparse.Namespace, core: Any) -> int:
+    """Remove a subject after a confirmation: asked on a terminal, `--yes` otherwise (a script or a pipe
+    cannot answer, and removing the wrong person is not undone by re-running)."""
+    subject = next((s for s in core.gallery.subjects() if s["subject_id"] == args.subject), None)
+    if subject is None:
+        print(f"error: no subject {args.subject!r} in the gallery", file=sys.stderr)
+        return EXIT_ERROR
+    who = (subject["subject_id"], subject.get("name") or "", int(subject.get("images") or 0))
+    if not args.yes:
+        if sys.stdin is None or not sys.stdin.isatty():
+            print(wording.gallery_remove_needs_yes(*who), file=sys.stderr)
+            return EXIT_ERROR
+        try:
+            answer = input(wording.gallery_remove_question(*who))
+        except EOFError:
+            answer = ""
+        if answer.strip().lower() not in ("y", "yes"):
+            print(wording.GALLERY_REMOVE_DECLINED)
+            return EXIT_ERROR
+    removed = core.gallery.remove(args.subject, audit=core.audit, actor=_os_requester().id)
+    print(f"removed {args.subject}: {removed} image(s)")
     return EXIT_OK
 
 
@@ -461,8 +471,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--no-progress", action="store_true")
     gl = gsub.add_parser("list", help="list subjects")
     gl.add_argument("--json", action="store_true")
-    gr = gsub.add_parser("remove", help="remove a subject and all its images")
+    gr = gsub.add_parser("remove", help="remove a subject and all its images (asks first; --yes in scripts)")
     gr.add_argument("subject")
+    gr.add_argument("--yes", action="store_true", help="do not ask (needed when standard input is not a terminal)")
     gs = gsub.add_parser("stats", help="gallery size and files")
     gs.add_argument("--json", action="store_true")
     g.set_defaults(func=cmd_gallery)

@@ -1,8 +1,8 @@
 """Images a person looks at: the probe with numbered face boxes (face choice) and the contact sheet.
 
-Pure functions: a numpy RGB array or JPEG bytes in, PNG (or JPEG) bytes out. No Slack, no face detection,
-no files. Text drawn here is pixels, not markup, so nothing is escaped; every label is cut to a bounded
-length instead, so a long name cannot push the layout apart.
+Pure functions: a numpy RGB array or JPEG bytes in, JPEG (numbered faces, face crops) or PNG (the contact
+sheet) bytes out. No Slack, no face detection, no files. Text drawn here is pixels, not markup, so nothing is
+escaped; every label is cut to a bounded length instead, so a long name cannot push the layout apart.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from bot.faces.images import decode_image
 from bot.faces.quality import level_of
 
 MAX_SIDE = 1600  # annotated probe: longer side at most this (Slack previews, phone data)
+ANNOTATED_QUALITY = 85  # JPEG quality of the numbered picture: small on mobile data, numbers still crisp
 MAX_LABEL_CHARS = 80  # never render more than this per label
 OK_COLOUR = (255, 214, 0)  # yellow with a black halo: stands out on skin, sky and dark clothing alike
 SMALL_COLOUR = (235, 0, 235)  # magenta, dashed and "(small)": colour is never the only cue
@@ -32,7 +33,7 @@ INK = (20, 20, 20)
 PAPER = (255, 255, 255)
 
 # Short labels on the images (sentences live in bot.wording).
-PROBE_LABEL = "Probe"
+PROBE_LABEL = "Your photo"  # the officer's face crop, in plain words ("probe" is examiners' jargon)
 NO_THUMBNAIL = "no thumbnail"
 NO_PROBE = "no image"
 NO_CANDIDATE = "No candidate"
@@ -64,8 +65,28 @@ class SheetCandidate:
 # ---------------------------------------------------------------- public functions
 
 
+def candidate_label(name: str, subject_id: str, record_ref: str = "") -> str:
+    """A tile's label, "name · subject id · record": the id is left out when it only repeats the name (a
+    gallery enrolled from folders names each subject by its id), the record when there is none."""
+    parts = [name or subject_id]
+    if subject_id and _clean(subject_id).casefold() != _clean(parts[0]).casefold():
+        parts.append(subject_id)
+    if record_ref:
+        parts.append(record_ref)
+    return " · ".join(parts)
+
+
 def annotate_faces(rgb: np.ndarray, faces: list[dict]) -> bytes:
-    """Draw each face's box and its number on the probe photo; return PNG bytes.
+    """The probe photo with each face's box and number (`draw_faces`), as JPEG bytes for a phone: at most
+    MAX_SIDE px on the longer side, quality ANNOTATED_QUALITY (a 1600 px photo is ~3 MB as PNG, a few hundred
+    kB as JPEG; the numbers are black on yellow, so they stay sharp)."""
+    buf = io.BytesIO()
+    draw_faces(rgb, faces).save(buf, "JPEG", quality=ANNOTATED_QUALITY, optimize=True)
+    return buf.getvalue()
+
+
+def draw_faces(rgb: np.ndarray, faces: list[dict]) -> Image.Image:
+    """Draw each face's box and its number on a copy of the probe photo.
 
     `faces` are dicts as in `Face.as_dict()` (`{"index", "box": {"top","right","bottom","left"}, "quality"}`;
     a bare box dict with "index" also works). Boxes are in pixels of `rgb`. The output is downscaled so
@@ -101,8 +122,7 @@ def annotate_faces(rgb: np.ndarray, faces: list[dict]) -> bytes:
     taken: list[tuple[int, int, int, int]] = []
     for rect, text, colour in drawn:
         taken.append(_draw_badge(draw, rect, text, colour, font, line_w, (width, height), taken))
-    # Photos barely compress in PNG: level 1 is ~5x faster than 6 for ~8% more bytes (1600 px probe).
-    return _png(image, level=1)
+    return image
 
 
 def contact_sheet(

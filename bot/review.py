@@ -32,6 +32,8 @@ EXPORT_FORMATS = ("csv", "jsonl")
 # Spreadsheets run a cell starting with one of these as a formula (CSV injection); tab and CR too (OWASP).
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 NO_PURPOSE = "none"  # bucket for refused requests whose purpose was missing or not one GO 375.01 B.1 permits
+# Bucket for requests cancelled or left to expire before a purpose was given: nothing was refused.
+ENDED_BEFORE_PURPOSE = "ended_before_purpose"
 BUNDLE_FILES = ("entries.jsonl", "summary.json", "summary.txt", "verification.json")
 
 
@@ -152,7 +154,7 @@ CSV_COLUMNS: tuple[str, ...] = (
 # Fields shown in their own column (or folded into one); everything else goes, as JSON, into "other".
 _CONSUMED = frozenset({
     "seq", "ts", "kind", "outcome", "request_id", "requester", "source", "channel", "thread_ts", "permalink",
-    "file_id", "image_name", "call_number", "call_thread_ts", "purpose", "justification", "attestation",
+    "file_id", "image_name", "file_name", "call_number", "call_thread_ts", "purpose", "justification", "attestation",
     "probe_sha256", "faces", "face_index", "candidates", "threshold", "target_fpir", "operating_point",
     "nearest_distances", "gallery_subjects", "gallery_images",
     "model", "versions", "uploaded_at", "answer_times", "result_at", "denied", "error", "actor", "action",
@@ -246,6 +248,11 @@ def _face_quality(entry: Mapping[str, Any]) -> str | None:
     return f"{level}: {', '.join(found)}" if level == "low" and found else level
 
 
+def image_name(entry: Mapping[str, Any]) -> str | None:
+    """The photo's file name: `image_name` from the CLI, `file_name` (the Slack upload's) from Slack."""
+    return entry.get("image_name") or entry.get("file_name")
+
+
 def flatten_entry(entry: Mapping[str, Any], tz: str) -> dict[str, Any]:
     """One CSV row: nested fields flattened, values a spreadsheet could run as formulas neutralised."""
     requester_id, requester_name = _person(entry.get("requester"))
@@ -272,7 +279,7 @@ def flatten_entry(entry: Mapping[str, Any], tz: str) -> dict[str, Any]:
         "thread_ts": entry.get("thread_ts"),
         "permalink": entry.get("permalink"),
         "file_id": entry.get("file_id"),
-        "image_name": entry.get("image_name"),
+        "image_name": image_name(entry),
         "call_number": entry.get("call_number"),
         "call_thread_ts": entry.get("call_thread_ts"),
         "purpose": entry.get("purpose"),
@@ -391,7 +398,8 @@ class MonthlyReport:
     timezone: str
     total: int
     by_outcome: dict[str, int]  # all six outcomes, in OUTCOMES order, zeros included
-    by_purpose: list[dict[str, Any]]  # {"purpose", "label", "count"}: the three purposes, then NO_PURPOSE
+    # {"purpose", "label", "count"}: the three purposes, then NO_PURPOSE and ENDED_BEFORE_PURPOSE
+    by_purpose: list[dict[str, Any]]
     by_requester: list[dict[str, Any]]  # {"id", "name", "count"}, most requests first
     searches_run: int  # candidates + no_candidate
     with_candidate: int
@@ -412,6 +420,14 @@ class MonthlyReport:
         data = asdict(self)
         data["month_title"] = self.month_title
         return data
+
+
+def _purpose_bucket(purpose: Any, outcome: Any) -> str:
+    """Where a request counts by purpose: its purpose; without a permitted one, "ended before a purpose" when
+    it was cancelled or expired (the officer stopped, nothing was refused), else "none" (refused)."""
+    if purpose in policy.PURPOSE_CODES:
+        return str(purpose)
+    return ENDED_BEFORE_PURPOSE if outcome in ("cancelled", "expired") else NO_PURPOSE
 
 
 def summarise_month(entries: Iterable[Mapping[str, Any]], month: str, tz: str) -> MonthlyReport:
@@ -451,7 +467,7 @@ def summarise_month(entries: Iterable[Mapping[str, Any]], month: str, tz: str) -
         outcome = entry.get("outcome")
         outcomes[outcome] += n
         purpose = entry.get("purpose")
-        purposes[purpose if purpose in policy.PURPOSE_CODES else NO_PURPOSE] += n
+        purposes[_purpose_bucket(purpose, outcome)] += n
         rid, rname = _person(entry.get("requester"))
         requesters[rid] += n
         names[rid] = rname or names.get(rid) or rid
@@ -465,7 +481,8 @@ def summarise_month(entries: Iterable[Mapping[str, Any]], month: str, tz: str) -
                 durations.append(seconds)
     ran = outcomes["candidates"] + outcomes["no_candidate"]
     by_purpose = [{"purpose": p.code, "label": p.label, "count": purposes[p.code]} for p in policy.PURPOSES]
-    by_purpose.append({"purpose": NO_PURPOSE, "label": wording.NO_PURPOSE_LABEL, "count": purposes[NO_PURPOSE]})
+    by_purpose += [{"purpose": bucket, "label": label, "count": purposes[bucket]} for bucket, label in (
+        (NO_PURPOSE, wording.NO_PURPOSE_LABEL), (ENDED_BEFORE_PURPOSE, wording.ENDED_BEFORE_PURPOSE_LABEL))]
     by_requester = [{"id": rid, "name": names[rid], "count": n}
                     for rid, n in sorted(requesters.items(), key=lambda kv: (-kv[1], names[kv[0]].lower(), kv[0]))]
     return MonthlyReport(
@@ -587,7 +604,7 @@ def request_summary(entries: Sequence[Mapping[str, Any]], *, dispatch_channel: s
         "probe": {
             "sha256": final.get("probe_sha256"),
             "slack_file_id": final.get("file_id"),
-            "image_name": final.get("image_name"),
+            "image_name": image_name(final),
         },
         "faces": final.get("faces") or [],
         "face_index": final.get("face_index"),

@@ -149,9 +149,17 @@ def call_number_unknown(call_number: str) -> str:
 def dialog_expired(minutes: int) -> str:
     """Notice that a dialog ended after the inactivity timeout."""
     return (
-        f"This request expired after {minutes} minutes without an answer. No search was run. Upload the photo "
-        "again to start over."
+        f"This request expired after {minutes_text(minutes)} without an answer. No search was run. Upload the "
+        "photo again to start over."
     )
+
+
+def minutes_text(minutes: int) -> str:
+    """A number of minutes in words, each unit singular or plural: "1 minute", "1 hour 30 minutes", "2 days"."""
+    days, rest = divmod(int(minutes), 24 * 60)
+    hours, mins = divmod(rest, 60)
+    parts = [count_noun(n, unit) for n, unit in ((days, "day"), (hours, "hour"), (mins, "minute")) if n]
+    return " ".join(parts) or count_noun(0, "minute")
 
 
 def wrong_person(requester_id: str) -> str:
@@ -477,11 +485,22 @@ def call_log_entry(
         f"{_clip(when, 100)}.{link}\n"
         f"Purpose: {_clip(purpose_label, 200)}\n"
         f"Outcome: {outcome_label(outcome)}"
-        + (f", {candidate_count} candidate{'s' if candidate_count != 1 else ''}" if candidate_count else "")
+        + (f", {count_noun(candidate_count, 'candidate')}" if candidate_count else "")
         + "\nJustification: "
     )
     # Leave room for the caller to append candidate lines in another section.
     return head + _clip(justification, SLACK_SECTION_LIMIT - len(head))
+
+
+def call_log_notification(call_number: str, outcome: str, candidate_count: int, request_id: str) -> str:
+    """The notification line of a call-thread log entry (what a phone shows): the call, the request and the
+    outcome, with candidates worded as leads to check, never as a hit (GO 375.01 A.2, B.3)."""
+    head = f"Call {_clip(call_number, 100)}: facial recognition request {_clip(request_id, 100)}"
+    if outcome != "candidates":
+        return f"{head}: {outcome_label(outcome)}."
+    leads = count_noun(candidate_count, "possible lead")
+    not_id = "an identification" if candidate_count == 1 else "identifications"
+    return f"{head}: {leads} to check, not {not_id}. Investigative leads only ({POLICY})."
 
 
 def call_log_summary(
@@ -496,7 +515,7 @@ def call_log_summary(
     """Log entry in the call thread with `call_log_detail = "summary"`: who, when, the request id, the
     outcome, the candidate count and the link only (no justification, no candidate)."""
     link = f" <{permalink}|request thread>" if permalink and _SAFE_URL.fullmatch(permalink) else ""
-    count = f", {candidate_count} candidate{'s' if candidate_count != 1 else ''}" if candidate_count else ""
+    count = f", {count_noun(candidate_count, 'candidate')}" if candidate_count else ""
     return (
         f"Facial recognition request {_clip(request_id, 100)} by {mention(requester_id)} at "
         f"{_clip(when, 100)}.{link}\nOutcome: {outcome_label(outcome)}{count}"
@@ -578,6 +597,56 @@ def cli_result(result: Any) -> str:
     return "\n".join(lines)
 
 
+def gallery_stats_text(stats: Mapping[str, Any]) -> str:
+    """`gallery stats` in a terminal: one readable line per fact (`--json` keeps the raw fields)."""
+    cal = stats.get("calibration") or {}
+    files = stats.get("files") or {}
+    if cal:
+        calibrated = (f"Calibration: {cal.get('method')} method, {int(cal.get('sample_size') or 0):,} samples, "
+                      f"made {cal.get('calibrated_at') or NOT_GIVEN}; score version {cal.get('score') or NOT_GIVEN}")
+    else:
+        calibrated = "Calibration: none (nothing is enrolled)"
+    sizes = (f"Files: face data {_file_size(files.get('matrix_bytes'))}, metadata "
+             f"{_file_size(files.get('metadata_bytes'))}, {count_noun(int(files.get('thumbnails') or 0), 'thumbnail')} "
+             f"{_file_size(files.get('thumbnail_bytes'))}")
+    return "\n".join([
+        operating_point_text(stats.get("operating_point"), int(stats.get("subjects") or 0), stats.get("images")),
+        f"Model: {stats.get('model') or 'none yet'}",
+        f"Enrolled: first {stats.get('first_enrolled') or 'never'}, last {stats.get('last_enrolled') or 'never'}",
+        calibrated,
+        sizes,
+        f"Folder: {stats.get('path')} (generation {stats.get('generation')})",
+    ])
+
+
+def _file_size(n: Any) -> str:
+    n = int(n or 0)
+    if n < 1024:
+        return count_noun(n, "byte")
+    return f"{n / 1024:,.1f} kB" if n < 1024 * 1024 else f"{n / 1024 / 1024:,.1f} MB"
+
+
+def _subject_named(subject_id: str, name: str) -> str:
+    """A subject for the terminal: its id, and its name when that says more (enrolled from a folder, it is
+    the id)."""
+    return subject_id if not name or name == subject_id else f"{subject_id} ({name})"
+
+
+def gallery_remove_question(subject_id: str, name: str, images: int) -> str:
+    """The terminal question before `gallery remove` changes anything."""
+    return (f"Remove {_subject_named(subject_id, name)} and its {count_noun(images, 'image')} from the gallery? "
+            "The removal is recorded in the audit log. [y/N] ")
+
+
+def gallery_remove_needs_yes(subject_id: str, name: str, images: int) -> str:
+    """One line when `gallery remove` cannot ask (standard input is not a terminal) and --yes was not given."""
+    return (f"error: not removing {_subject_named(subject_id, name)} ({count_noun(images, 'image')}): standard "
+            "input is not a terminal, so nobody can confirm; add --yes to remove it.")
+
+
+GALLERY_REMOVE_DECLINED = "Nothing was removed."
+
+
 def _size(n: int) -> str:
     return f"{n / 1024 / 1024:.0f} MB" if n >= 1024 * 1024 else f"{n} bytes"
 
@@ -588,6 +657,7 @@ def _size(n: int) -> str:
 
 AUDIT_NO_ENTRIES = "No facial recognition requests match."
 NO_PURPOSE_LABEL = "none given, or not one GO 375.01 B.1 permits (refused)"
+ENDED_BEFORE_PURPOSE_LABEL = "none given yet: cancelled or expired before the purpose was answered"
 REPORT_CHART_XLABEL = "ISO week (days of the month in it)"
 REPORT_CHART_YLABEL = "Requests"
 REPORT_CHART_LEGEND = "Outcome (month total)"
@@ -633,7 +703,7 @@ def audit_lines(entries: Iterable[Mapping[str, Any]], tz: str = "UTC") -> list[s
             person = _clip(one_line(str(who or "unknown")), 100)
         outcome = str(e.get("outcome") or "")
         count = len(e.get("candidates") or [])
-        detail = f", {count} candidate{'s' if count != 1 else ''}" if outcome == "candidates" else ""
+        detail = f", {count_noun(count, 'candidate')}" if outcome == "candidates" else ""
         folded = e.get("count")
         if isinstance(folded, int) and not isinstance(folded, bool) and folded > 1:
             detail += f", {folded} attempts folded into this entry"
@@ -926,7 +996,7 @@ REPORT_CHART_FAILED = (
 )
 # Why an /frs command was not understood; "{text}" is what was typed (escaped and clipped).
 FRS_PROBLEMS = {
-    "unknown": "/frs {text} is not a command the bot knows.",
+    "unknown": "/frs {text} is not a command the bot knows. Type `/frs help` for the list of commands.",
     "missing": "Say what to look up: a call number, or a person mentioned with @.",
     "person": "{text} is not a person mentioned with @: type @ and pick the person from the list.",
     "day": "{text} is not a day: write it as YYYY-MM-DD, for example 2026-03-01.",
@@ -939,7 +1009,9 @@ FRS_PROBLEMS = {
 def frs_not_understood(problem: str, text: str = "") -> str:
     """Short usage message for an /frs command that was not understood: what was wrong, then the forms."""
     sentence = FRS_PROBLEMS.get(problem, FRS_PROBLEMS["unknown"])
-    return sentence.replace("{text}", _clip(text.strip() or "(nothing)", 100)) + "\n" + FRS_USAGE
+    said = sentence.replace("{text}", _clip(text.strip() or "(nothing)", 100))
+    # An unknown command is pointed to the help alone; a known one used wrongly is shown the forms.
+    return said if problem not in FRS_PROBLEMS or problem == "unknown" else f"{said}\n{FRS_USAGE}"
 
 
 def audit_not_shown(count: int, cap: int) -> str:
@@ -1087,6 +1159,11 @@ def mention(user_id: str) -> str:
     return f"<@{user_id}>" if _USER_ID.fullmatch(user_id or "") else _clip(user_id or "someone", 100)
 
 
+def count_noun(n: int, noun: str) -> str:
+    """"1 minute", "5 minutes", "0 requests": a count and its noun, plural unless the count is one."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _clip(text: str, limit: int) -> str:
     """Escape `text`; when the escaped form exceeds `limit` characters, cut it (never mid-entity) and end with …."""
     escaped = escape_slack(text)
@@ -1152,10 +1229,12 @@ def justification_too_long(max_chars: int) -> str:
 
 
 def call_thread_moved(call_number: str, link: str | None) -> str:
-    """In dispatch's thread for a call, pointing to the facial recognition entries logged before it existed."""
-    where = f"<{link}|this earlier thread>" if link and _SAFE_URL.fullmatch(link) else "an earlier thread"
-    return _clip(f"Facial recognition activity for call {escape_slack(call_number)} logged before this message "
-                 f"is in {where}; new entries follow here.", SLACK_SECTION_LIMIT)
+    """In dispatch's thread for a call, pointing to the facial recognition entries logged before it existed.
+    Only the call number is escaped and clipped: the `<url|label>` link is Slack markup and must stay one."""
+    fits = link and _SAFE_URL.fullmatch(link) and len(link) <= SLACK_SECTION_LIMIT // 2
+    where = f"<{link}|this earlier thread>" if fits else "an earlier thread"
+    return (f"Facial recognition activity for call {_clip(call_number, 100)} logged before this message is in "
+            f"{where}; new entries follow here.")
 
 
 def dialog_ended_partly(kind: str, ended: Sequence[str], kept: Sequence[str]) -> str:
@@ -1208,7 +1287,7 @@ def card_ask_call_number(example: str | None) -> str:
 
 def card_confirm_call(value: str, suggestions: Sequence[str], recent_hours: int) -> str:
     """The card's call-number line while a number dispatch never posted waits for the officer's word."""
-    text = f"? *Call {_clip(value, 100)}* was not posted in the dispatch channel in the last {plural(recent_hours, 'hour')}."
+    text = f"? *Call {_clip(value, 100)}* was not posted in the dispatch channel in the last {count_noun(recent_hours, 'hour')}."
     if suggestions:
         text += " Did you mean " + _or_list([_clip(s, 100) for s in suggestions]) + "?"
     return text + " Reply *yes* to use it as typed, or reply the right number."
@@ -1277,11 +1356,6 @@ def card_outcome(outcome: str) -> str:
         "expired": "Expired without an answer. No search was run.",
         "denied": "Refused. No search was run.",
     }.get(outcome, escape_slack(outcome))
-
-
-def plural(n: int, word: str) -> str:
-    """"1 minute", "2 minutes"."""
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def read_back(text: str | None) -> str:

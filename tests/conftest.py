@@ -8,13 +8,29 @@ import pytest
 
 from bot.config import Settings
 
+FACE_VARIABLES = ("BOT_TEST_FACES", "BOT_DEV_FACES")
+
+
+def absolute_face_paths(environ: dict[str, str], cwd: str) -> None:
+    """Make a relative BOT_TEST_FACES / BOT_DEV_FACES absolute, against `cwd` (the README's
+    `BOT_TEST_FACES=../shared/faces make test`), so it means the same in a test or worker that changes
+    directory later."""
+    for name in FACE_VARIABLES:
+        value = environ.get(name)
+        if value and not os.path.isabs(value):
+            environ[name] = os.path.normpath(os.path.join(cwd, value))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Before collection, in the directory pytest was started from: the face folders become absolute paths."""
+    absolute_face_paths(os.environ, str(config.invocation_params.dir))
+
 
 def _faces_root() -> Path | None:
     value = os.environ.get("BOT_TEST_FACES")
     if not value:
         return None
-    root = Path(value).resolve()  # a relative path means the same in tests that change directory
-    os.environ["BOT_TEST_FACES"] = str(root)
+    root = Path(value)
     if not (root / "people").is_dir():
         # Set but missing is a broken CI setup, not a reason to skip.
         raise RuntimeError(f"BOT_TEST_FACES={value} is set but holds no people/ folder")
@@ -45,8 +61,7 @@ def dev_faces_dir() -> Path:
     value = os.environ.get("BOT_DEV_FACES")
     if not value:
         pytest.skip("BOT_DEV_FACES is not set: calibration tests need the dev face set (../shared/faces-dev)")
-    root = Path(value).resolve()
-    os.environ["BOT_DEV_FACES"] = str(root)
+    root = Path(value)
     if not (root / "people").is_dir() or not (root / "singles").is_dir():
         raise RuntimeError(f"BOT_DEV_FACES={value} is set but holds no people/ and singles/ folders")
     return root

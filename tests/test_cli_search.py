@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from bot import wording
 from bot.audit import AuditLog
 from bot.cli import main
 
@@ -249,13 +250,62 @@ def test_enroll_is_idempotent_and_listed(data, faces_dir, tmp_path, capsys):
 
 
 def test_remove_subject_then_search_finds_nobody(data, faces_dir, capsys):
-    assert main(["gallery", "remove", "obama"]) == 0
+    assert main(["gallery", "remove", "obama", "--yes"]) == 0
     capsys.readouterr()
     code, out = run_json(capsys, ["search", str(faces_dir / "people/obama/obama2.jpg"), *GOOD, "--json"])
     assert code == 0 and all(c["subject_id"] != "obama" for c in out["candidates"])
     kinds = [e for e in AuditLog.open(data).entries() if e["kind"] == "gallery_change"]
     assert any(e.get("action") == "remove" and e.get("subject_id") == "obama" for e in kinds)
     assert main(["gallery", "remove", "nobody"]) == 1
+
+
+def test_gallery_stats_prints_readable_lines_not_raw_fields(data, capsys):
+    assert main(["gallery", "stats"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("Gallery of 3 subjects (3 images); false-match target 1 in 100 searches")
+    assert [line.split(":")[0] for line in lines[1:]] == ["Model", "Enrolled", "Calibration", "Files", "Folder"]
+    assert lines[4].startswith("Files: face data ") and "3 thumbnails" in lines[4]
+    text = "\n".join(lines)
+    assert "{" not in text and "_bytes" not in text and "operating_point" not in text
+    code, stats = run_json(capsys, ["gallery", "stats", "--json"])  # the raw fields stay available
+    assert code == 0 and stats["subjects"] == 3 and stats["files"]["thumbnails"] == 3
+
+
+def gallery_ids(capsys) -> list[str]:
+    capsys.readouterr()
+    code, subjects = run_json(capsys, ["gallery", "list", "--json"])
+    assert code == 0
+    return sorted(s["subject_id"] for s in subjects)
+
+
+class _Terminal:
+    """Standard input that is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_gallery_remove_asks_on_a_terminal_naming_the_subject_and_its_images(data, capsys, monkeypatch):
+    asked: list[str] = []
+    monkeypatch.setattr("sys.stdin", _Terminal())
+    monkeypatch.setattr("builtins.input", lambda prompt: asked.append(prompt) or "n")
+    assert main(["gallery", "remove", "obama"]) == 1
+    assert asked == [wording.gallery_remove_question("obama", "obama", 1)]
+    assert asked[0] == "Remove obama and its 1 image from the gallery? The removal is recorded in the audit log. [y/N] "
+    assert "Nothing was removed." in capsys.readouterr().out and "obama" in gallery_ids(capsys)
+    monkeypatch.setattr("builtins.input", lambda prompt: " Yes ")
+    assert main(["gallery", "remove", "obama"]) == 0
+    assert "obama" not in gallery_ids(capsys)
+
+
+def test_gallery_remove_without_a_terminal_needs_yes(data, capsys, monkeypatch):
+    monkeypatch.setattr("builtins.input", lambda prompt: pytest.fail("nobody can answer without a terminal"))
+    assert main(["gallery", "remove", "biden"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: not removing biden (1 image)") and "--yes" in err
+    assert "biden" in gallery_ids(capsys)
+    assert main(["gallery", "remove", "biden", "--yes"]) == 0
+    assert "biden" not in gallery_ids(capsys)
 
 
 def test_bad_manifest_header_is_a_clear_error(data, tmp_path, capsys):
@@ -330,7 +380,7 @@ def test_no_search_runs_when_the_audit_log_cannot_record_it(data, faces_dir, cap
 
 def test_gallery_is_not_changed_when_the_audit_log_cannot_record_it(data, faces_dir, capsys, monkeypatch):
     monkeypatch.setenv("BOT_AUDIT_KEY", "a-different-key-than-the-one-that-signed-the-log")
-    assert main(["gallery", "remove", "obama"]) == 1
+    assert main(["gallery", "remove", "obama", "--yes"]) == 1
     monkeypatch.delenv("BOT_AUDIT_KEY")
     capsys.readouterr()
     code, subjects = run_json(capsys, ["gallery", "list", "--json"])
@@ -338,7 +388,7 @@ def test_gallery_is_not_changed_when_the_audit_log_cannot_record_it(data, faces_
 
 
 def test_removal_keeps_who_the_subject_was_in_the_audit(data, capsys):
-    assert main(["gallery", "remove", "biden"]) == 0
+    assert main(["gallery", "remove", "biden", "--yes"]) == 0
     [entry] = [e for e in AuditLog.open(data).entries()
                if e["kind"] == "gallery_change" and e.get("action") == "remove"]
     assert entry["name"] == "biden" and entry["source"].endswith("biden.jpg")

@@ -16,6 +16,7 @@ from bot.contact_sheet import (
     SheetCandidate,
     annotate_faces,
     contact_sheet,
+    draw_faces,
     face_crop_jpeg,
 )
 
@@ -60,7 +61,7 @@ def _count(pixels: np.ndarray, colour: tuple[int, int, int]) -> int:
 def test_annotate_draws_the_box_outline_and_leaves_the_source_alone():
     src = _grey(400, 300)
     before = src.copy()
-    out = _open_png(annotate_faces(src, [_face(1, 100, 80, 200, 200)]))
+    out = np.asarray(draw_faces(src, [_face(1, 100, 80, 200, 200)]))
     assert out.shape == (300, 400, 3)  # small images are not resized
     assert tuple(out[140, 100]) == OK_COLOUR  # left edge
     assert tuple(out[200, 150]) == OK_COLOUR  # bottom edge
@@ -69,7 +70,7 @@ def test_annotate_draws_the_box_outline_and_leaves_the_source_alone():
 
 
 def test_annotate_downscales_long_side_to_1600_and_scales_the_boxes():
-    out = _open_png(annotate_faces(_grey(3200, 2000), [_face(1, 1000, 800, 1400, 1200)]))
+    out = np.asarray(draw_faces(_grey(3200, 2000), [_face(1, 1000, 800, 1400, 1200)]))
     assert out.shape == (1000, 1600, 3)
     # The box is drawn where the face is in the downscaled picture (x0.5).
     assert tuple(out[500, 500]) == OK_COLOUR
@@ -80,7 +81,7 @@ def test_annotate_downscales_long_side_to_1600_and_scales_the_boxes():
 def test_annotate_numbers_each_face_with_its_own_badge():
     src = _grey(900, 400)
     lefts = (100, 400, 700)
-    out = _open_png(annotate_faces(src, [_face(i, x, 200, x + 100, 300) for i, x in enumerate(lefts, 1)]))
+    out = np.asarray(draw_faces(src, [_face(i, x, 200, x + 100, 300) for i, x in enumerate(lefts, 1)]))
     # The same spot above each equal box: the badge is there, and shows a different number each time.
     crops = [out[200 - 120 : 200, x : x + 100] for x in lefts]
     for crop in crops:
@@ -94,16 +95,16 @@ def test_annotate_numbers_each_face_with_its_own_badge():
 def test_annotate_uses_the_given_index_not_the_list_position():
     faces = [_face(1, 100, 200, 200, 300), _face(2, 400, 200, 500, 300)]
     renumbered = [dict(faces[0], index=2), dict(faces[1], index=1)]
-    a = _open_png(annotate_faces(_grey(600, 400), faces))
-    b = _open_png(annotate_faces(_grey(600, 400), renumbered))
+    a = np.asarray(draw_faces(_grey(600, 400), faces))
+    b = np.asarray(draw_faces(_grey(600, 400), renumbered))
     assert np.array_equal(a[80:200, 100:200], b[80:200, 400:500])  # "1" above the other face
     assert not np.array_equal(a[80:200, 100:200], a[80:200, 400:500])
 
 
 def test_small_faces_are_dashed_in_their_own_colour_and_marked_small():
     box = (100, 200, 200, 300)
-    small = _open_png(annotate_faces(_grey(600, 400), [_face(1, *box, quality="too_small")]))
-    ok = _open_png(annotate_faces(_grey(600, 400), [_face(1, *box)]))
+    small = np.asarray(draw_faces(_grey(600, 400), [_face(1, *box, quality="too_small")]))
+    ok = np.asarray(draw_faces(_grey(600, 400), [_face(1, *box)]))
     assert _count(small, OK_COLOUR) == 0
     top_edge = small[200, 100:201]
     on = np.all(top_edge == SMALL_COLOUR, axis=-1)
@@ -117,7 +118,7 @@ def test_small_faces_are_dashed_in_their_own_colour_and_marked_small():
 
 
 def test_boxes_reaching_past_the_edge_are_clipped_and_the_badge_stays_visible():
-    out = _open_png(annotate_faces(_grey(400, 300), [_face(1, -40, -30, 120, 150)]))
+    out = np.asarray(draw_faces(_grey(400, 300), [_face(1, -40, -30, 120, 150)]))
     assert tuple(out[60, 0]) == OK_COLOUR  # left edge clipped to column 0
     assert tuple(out[0, 60]) == OK_COLOUR  # top edge clipped to row 0
     assert _count(out[151:], OK_COLOUR) > 200  # no room above: the badge goes below the box
@@ -142,6 +143,24 @@ def test_badge_prefers_above_then_below_and_avoids_other_badges():
     assert not cs._overlap(moved, above)
 
 
+def test_the_numbered_faces_picture_of_a_group_photo_is_a_jpeg_under_500_kb(faces_dir):
+    """Sent over mobile data: a JPEG (it was a ~3 MB PNG), at most 1600 px, the numbers as drawn."""
+    from bot.config import ImageSettings
+    from bot.faces.images import decode_image
+
+    data, images = (faces_dir / "group" / "obama_and_biden.jpg").read_bytes(), ImageSettings()
+    probe, _, picture = cs.detect_with_pictures(data, images)
+    assert picture is not None and picture.startswith(b"\xff\xd8\xff") and len(picture) < 500_000
+    with Image.open(io.BytesIO(picture)) as im:
+        assert im.format == "JPEG" and max(im.size) == cs.MAX_SIDE
+        shown = np.asarray(im.convert("RGB")).astype(int)
+    rgb = decode_image(data, max_bytes=images.max_bytes, max_pixels=images.max_pixels)
+    drawn = np.asarray(draw_faces(rgb, [f.as_dict() for f in probe.faces])).astype(int)
+    badges = np.all(drawn == OK_COLOUR, axis=-1)  # the yellow of the boxes and the number badges
+    assert badges.sum() > 1000 and np.abs(shown - drawn).mean() < 4
+    assert np.abs(shown[badges] - OK_COLOUR).mean() < 25  # still the same yellow: the numbers stay readable
+
+
 def test_annotate_refuses_what_is_not_an_rgb_array():
     with pytest.raises(ValueError):
         annotate_faces(np.zeros((10, 10), dtype=np.uint8), [])
@@ -164,6 +183,33 @@ def _sheet(candidates: list[SheetCandidate], probe: bytes | None = None) -> np.n
             probe, candidates, title="Request R-1 · Call 26-012345", footer="Investigative lead only."
         )
     )
+
+
+def _drawn_texts(monkeypatch, draw) -> list[str]:
+    """Every text `draw()` writes on an image (Pillow's ImageDraw.text, recorded)."""
+    from PIL import ImageDraw
+
+    texts: list[str] = []
+    real = ImageDraw.ImageDraw.text
+    monkeypatch.setattr(ImageDraw.ImageDraw, "text", lambda self, xy, text, *a, **k: (texts.append(text),
+                                                                                       real(self, xy, text, *a, **k)))
+    draw()
+    return texts
+
+
+def test_contact_sheet_labels_the_officers_photo_in_plain_words(monkeypatch):
+    texts = _drawn_texts(monkeypatch, lambda: _sheet(_candidates(2)))
+    assert "Your photo" in texts and "Probe" not in texts
+
+
+def test_contact_sheet_shows_a_name_equal_to_its_subject_id_once(monkeypatch):
+    assert cs.candidate_label("obama", "obama") == "obama"
+    assert cs.candidate_label("Obama", " obama ", "BK-1") == "Obama · BK-1"
+    assert cs.candidate_label("Doe, Jane", "S-00042", "BK-7") == "Doe, Jane · S-00042 · BK-7"
+    assert cs.candidate_label("", "S-1") == "S-1"
+    tile = SheetCandidate(1, cs.candidate_label("obama", "obama"), "higher similarity", _jpeg((30, 90, 200)))
+    texts = _drawn_texts(monkeypatch, lambda: _sheet([tile]))
+    assert "obama" in texts and not any("obama · obama" in t for t in texts)
 
 
 def test_contact_sheet_grows_with_rows():

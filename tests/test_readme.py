@@ -1,13 +1,19 @@
 """The README quotes the policy texts exactly (CONTRACTS "Wording"): these fail when a quote drifts."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from bot import wording
 
-README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+from .conftest import absolute_face_paths
+
+REPO = Path(__file__).resolve().parent.parent
+README = (REPO / "README.md").read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize(
@@ -37,3 +43,41 @@ def test_readme_quotes_the_frs_refusal() -> None:
 
 def test_readme_names_the_two_commands() -> None:
     assert "make run" in README and "make test" in README
+
+
+def test_relative_face_folders_are_made_absolute_from_where_pytest_runs():
+    env = {"BOT_TEST_FACES": "../shared/faces", "BOT_DEV_FACES": "/abs/faces-dev", "OTHER": "x"}
+    absolute_face_paths(env, "/work/repo")
+    assert env == {"BOT_TEST_FACES": "/work/shared/faces", "BOT_DEV_FACES": "/abs/faces-dev", "OTHER": "x"}
+
+
+INNER_TEST = """
+import os
+
+
+def test_faces_after_a_change_of_directory(request, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a test or worker that changes directory before the faces are first used
+    assert (request.getfixturevalue("faces_dir") / "people").is_dir()
+    assert os.path.isabs(os.environ["BOT_TEST_FACES"])
+"""
+
+
+def test_the_readme_face_test_command_works_with_relative_paths(faces_dir, tmp_path):
+    """README, Setup: `BOT_TEST_FACES=../shared/faces ... make test`, a path relative to the repository."""
+    assert "BOT_TEST_FACES=../shared/faces" in README
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    (tmp_path / "test_inner.py").write_text(INNER_TEST)
+    env = {**os.environ, "BOT_TEST_FACES": os.path.relpath(faces_dir, REPO)}
+    assert not os.path.isabs(env["BOT_TEST_FACES"])
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "tests.conftest",
+         "-c", str(tmp_path / "pytest.ini"), str(tmp_path / "test_inner.py")],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_the_officers_justification_sentence_reads_properly():
+    text = " ".join(README.split())
+    assert "and a justification that must name" not in text
+    assert "A description of a person alone is refused (GO 375.01 C): the justification must name the incident" in text

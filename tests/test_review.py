@@ -38,7 +38,7 @@ class Clock:
 def source(thread_ts: str = "1772470740.000100", uploaded_at: str = "2026-03-02T16:59:00Z") -> dict:
     """The Slack source fields a request carries (as the Slack flow records them)."""
     return {"source": "slack", "channel": "C0CASE", "thread_ts": thread_ts, "permalink": PERMALINK,
-            "file_id": "F0PHOTO1", "image_name": "doorbell.jpg", "call_thread_ts": "1772470000.000200",
+            "file_id": "F0PHOTO1", "file_name": "doorbell.jpg", "call_thread_ts": "1772470000.000200",
             "uploaded_at": uploaded_at, "answer_times": {"call_number": uploaded_at, "attestation": uploaded_at}}
 
 
@@ -285,7 +285,8 @@ def test_report_counts_and_median_on_known_data(march: AuditLog):
     assert report.candidate_share == pytest.approx(2 / 3)
     assert report.median_seconds_to_result == 60 and report.timed_searches == 3  # of 30, 60, 120 s
     purposes = {p["purpose"]: p["count"] for p in report.by_purpose}
-    assert purposes == {"investigation": 3, "threat": 2, "identify": 1, review.NO_PURPOSE: 1}
+    assert purposes == {"investigation": 3, "threat": 2, "identify": 1, review.NO_PURPOSE: 1,
+                        review.ENDED_BEFORE_PURPOSE: 0}
     assert [(r["id"], r["count"]) for r in report.by_requester] == [
         ("U0OFFICER1", 3), ("U0OFFICER3", 2), ("U0OFFICER2", 2)]  # most first, then by name
     weeks = [(w.label, w.first_day, w.last_day, sum(w.by_outcome.values())) for w in report.weeks]
@@ -296,6 +297,22 @@ def test_report_counts_and_median_on_known_data(march: AuditLog):
     access = last(march)
     assert access["action"] == "report" and access["query"] == {"month": "2026-03"}
     assert access["results"] == 7 and access["png_file"] == "chart.png" and access["actor"] == STAFF
+
+
+def test_report_counts_a_request_cancelled_before_its_purpose_as_cancelled_not_refused(log, clock, data_dir):
+    core = Core(Settings().with_data_dir(data_dir), _audit=log)
+    clock.now = datetime(2026, 3, 10, 18, 0, tzinfo=UTC)
+    for outcome, rid in (("cancelled", "FR-C1"), ("expired", "FR-E1")):
+        record_ended(core, outcome=outcome, request_id=rid, answers=answers(purpose=None),
+                     requester=Requester(**U1), source=source())
+    record_denied(core, request_id="FR-D1", answers=answers(purpose=None), requester=Requester(**U1),
+                  reasons=[wording.PURPOSE_MISSING], source=source())
+    report = review.monthly_report(log, "2026-03", STAFF, TZ)
+    purposes = {p["purpose"]: p["count"] for p in report.by_purpose}
+    assert purposes[review.NO_PURPOSE] == 1 and purposes[review.ENDED_BEFORE_PURPOSE] == 2  # only FR-D1 refused
+    assert report.by_outcome["cancelled"] == 1 and report.by_outcome["denied"] == 1
+    text = wording.report_text(report)
+    assert f"- {wording.NO_PURPOSE_LABEL}: 1" in text and f"- {wording.ENDED_BEFORE_PURPOSE_LABEL}: 2" in text
 
 
 def test_report_text_shows_all_six_outcomes_share_and_median(march: AuditLog):
@@ -400,6 +417,21 @@ def test_bundle_holds_the_request_answers_probe_faces_candidates_and_verified_ma
     access = last(march)
     assert access["action"] == "bundle" and access["seq"] == manifest["audit_access_seq"]
     assert access["query"] == {"request_id": "FR-A1"} and access["out_file"] == "fr-a1.zip"
+
+
+def test_slack_searches_keep_the_photos_file_name_in_the_export_and_the_bundle(march: AuditLog):
+    """Slack entries carry the upload's `file_name` (bot.slack.flow.effects.source_fields), the CLI `image_name`:
+    both reach the image_name column and the bundle's probe."""
+    data, _ = review.export(march, fmt="csv", tz=TZ, actor=STAFF)
+    rows = {r["request_id"]: r for r in read_csv(data)}
+    assert rows["FR-A1"]["image_name"] == "doorbell.jpg" and rows["FR-E5"]["image_name"] == "doorbell.jpg"
+    assert "file_name" not in rows["FR-A1"]["other"]
+    bundle = review.build_bundle(march, "FR-A1", STAFF, TZ, out_file="fr-a1.zip")
+    zf = zipfile.ZipFile(io.BytesIO(bundle.data))
+    assert json.loads(zf.read("summary.json"))["probe"]["image_name"] == "doorbell.jpg"
+    assert 'File name: "doorbell.jpg"' in zf.read("summary.txt").decode()
+    cli = {"outcome": "no_candidate", "kind": "search", "image_name": "still.png", "request_id": "FR-CLI"}
+    assert review.flatten_entry(cli, TZ)["image_name"] == "still.png"
 
 
 def test_bundle_detects_a_changed_file(march: AuditLog):

@@ -96,6 +96,12 @@ def test_the_card_shows_the_format_the_options_and_the_reply_words():
     assert "No search was run" in wording.DIALOG_CANCELLED
 
 
+@pytest.mark.parametrize("minutes, said", [(1, "1 minute"), (5, "5 minutes"), (60, "1 hour"), (61, "1 hour 1 minute"),
+                                           (150, "2 hours 30 minutes"), (1440, "1 day"), (2 * 1440 + 60, "2 days 1 hour")])
+def test_expired_after_minutes_is_pluralised_properly(minutes, said):
+    assert wording.dialog_expired(minutes).startswith(f"This request expired after {said} without an answer.")
+
+
 def test_call_log_entry_escapes_and_links_only_https():
     entry = wording.call_log_entry(
         requester_id="U012ABCDEF", when="2026-01-05 14:05", purpose_label="Active investigation",
@@ -275,7 +281,6 @@ CALLS = {
     "card_problem": [("no_face",), ("corrupt",)],
     "card_quality": [("low", ["soft", "turned"]), ("too_small", ["small"])],
     "card_outcome": [("candidates",), ("cancelled",), (HUGE[:100],)],
-    "plural": [(1, "hour"), (24, "hour")],
     "read_back": [(HUGE,), (None,)],
     "not_a_call_number": [(HUGE, "26-012345"), ("", None)],
     "not_a_purpose": [(HUGE,)],
@@ -284,6 +289,15 @@ CALLS = {
     "confirm_call_line": [(HUGE, [HUGE] * 3), ("26-012345", [])],
     "use_call_button": [("26-012345",), (HUGE,)],
     "shortcut_already_requested": [(["FR-1"] * 9,), ([HUGE],)],
+    "call_log_notification": [(HUGE, "candidates", 20, HUGE), ("26-012345", "candidates", 1, "FR-1"),
+                              ("26-012345", "cancelled", 0, "FR-1")],
+    "count_noun": [(1, "minute"), (10**6, "day")],
+    "minutes_text": [(0,), (10**9,)],
+    "gallery_stats_text": [({},), ({"subjects": 10**6, "images": 10**7, "model": HUGE[:200], "path": HUGE[:200],
+                                    "calibration": BIG_POINT, "operating_point": BIG_POINT,
+                                    "files": {"matrix_bytes": 10**10, "thumbnails": 1, "thumbnail_bytes": 1}},)],
+    "gallery_remove_question": [("obama", "obama", 1), (HUGE[:200], HUGE[:200], 10**6)],
+    "gallery_remove_needs_yes": [("obama", "", 0), (HUGE[:200], HUGE[:200], 10**6)],
 }
 KWARG_CALLS = {
     "call_log_entry": {
@@ -369,7 +383,8 @@ def test_function_texts_fit_a_slack_section(name):
     for args in CALLS[name]:
         text = getattr(wording, name)(*args)
         assert isinstance(text, str) and text
-        if name in ("cli_result", "cli_choose_face", "cli_denied", "bundle_summary_text", "one_line", "person_name"):
+        if name in ("cli_result", "cli_choose_face", "cli_denied", "bundle_summary_text", "one_line", "person_name",
+                    "gallery_stats_text", "gallery_remove_question", "gallery_remove_needs_yes"):
             continue  # terminal or file output, or a text transform whose callers clip, not posted to Slack
         assert len(text) <= LIMIT, (name, len(text))
 

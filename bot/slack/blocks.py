@@ -441,7 +441,8 @@ def call_log_entry(
         if candidates:
             blocks.append(_context(wording.CAVEAT_SHORT))
     return Message(
-        _fallback(wording.outcome_label(outcome), f"({request_id})"),
+        _fallback(wording.call_log_notification(dialog.call_number or wording.NOT_GIVEN, outcome, len(candidates),
+                                                request_id)),
         blocks,
         meta("call_log", dialog=dialog, request_id=image.request_id if image else None,
              call_number=dialog.call_number, outcome=outcome, candidate_count=len(candidates),

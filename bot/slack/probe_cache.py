@@ -33,7 +33,7 @@ class CachedProbe:
     faces: list[dict[str, Any]]
     encodings: np.ndarray  # float32 (n_faces, 128), row i = face i + 1
     crops: list[bytes]  # JPEG of each face, same order
-    annotated: bytes | None = None  # picture with numbered boxes, only when there are several faces
+    annotated: bytes | None = None  # JPEG with numbered boxes, only when there are several faces
     # Where to encode each face from after the attestation: {"padded": bool, "boxes": [box dicts]}.
     encode: dict[str, Any] | None = None
 

@@ -114,7 +114,7 @@ def parse(text: str) -> Command:
             return _usage("month", args[0])
         return Command("report", public=public, month=f"{year:04d}-{month:02d}")
     if word != "audit":
-        return _usage("unknown", text)
+        return _usage("unknown", tokens[0])  # the word it does not know, without "public" or what follows
     if not args:
         return _usage("missing")
     target, rest = args[0], args[1:]

@@ -358,7 +358,7 @@ class Harness:
     async def done(self, upload: dict[str, Any]) -> None:
         """Wait until the upload's dialog finished (the done reaction) and every background step has run."""
         await self.slack.wait_for(
-            lambda c: c.method == "reactions.add" and c.params.get("name") == "white_check_mark"
+            lambda c: c.method == "reactions.add" and c.params.get("name") == "checkered_flag"
             and c.params.get("timestamp") == upload["ts"],
             ok=True,
         )

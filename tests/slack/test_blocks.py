@@ -392,11 +392,27 @@ def test_call_log_entry_full_and_summary():
     assert JUSTIFICATION[:30] not in json.dumps(error.kwargs())
 
 
+def test_call_thread_notification_names_the_call_and_says_leads_not_identifications():
+    d = at_step(Step.ATTESTATION)
+    image = d.images[0]
+    two = blocks.call_log_entry(d, image, outcome="candidates", result=search_result(d, [candidate(1), candidate(2)]),
+                                request_link=None, detail="full").kwargs()["text"]
+    assert two.startswith(f"Call {CALL}: facial recognition request {image.request_id}")
+    assert "2 possible leads to check, not identifications" in two and "Investigative leads only" in two
+    assert "candidates returned" not in two
+    one = blocks.call_log_entry(d, image, outcome="candidates", result=search_result(d, [candidate(1)]),
+                                request_link=None, detail="summary").kwargs()["text"]
+    assert "1 possible lead to check, not an identification" in one
+    none = blocks.call_log_entry(d, image, outcome="no_candidate", result=search_result(d, []),
+                                 request_link=None, detail="full").kwargs()["text"]
+    assert f"Call {CALL}" in none and "no candidate (not an exclusion)" in none
+
+
 # --- the app manifest --------------------------------------------------------------------------------------------
 
 SCOPES = ("files:read", "files:write", "chat:write", "channels:history", "groups:history", "channels:read",
           "groups:read", "reactions:write", "users:read", "usergroups:read", "commands", "im:write")
-EVENTS = ("message.channels", "message.groups", "file_shared")
+EVENTS = ("message.channels", "message.groups")  # file_shared is unused, so not subscribed
 
 
 def yaml_list(text: str, key: str) -> list[str]:

@@ -361,6 +361,20 @@ def test_an_edit_never_moves_a_calls_thread(open_log):
     assert call_log.known("26-777777")  # an edit may still introduce a call nobody posted yet
 
 
+async def test_the_logged_before_note_links_to_the_earlier_thread_as_slack_renders_it(slack, open_log):
+    call_log = open_log()
+    await call_log.log(CALL, entry("First search"))
+    (opening,) = top_level(slack)
+    cad = slack.add_message(DISPATCH, f"CAD: {CALL} robbery in progress", user="UCADFEED")
+    await call_log.index(f"CAD: {CALL} robbery in progress", cad["ts"])
+    [note] = slack.messages(DISPATCH, thread_ts=cad["ts"])
+    [asked] = [c for c in slack.call_log("chat.getPermalink") if c.params.get("message_ts") == opening["ts"]]
+    earlier = asked.response["permalink"]
+    expected = (f"Facial recognition activity for call {CALL} logged before this message is in "
+                f"<{earlier}|this earlier thread>; new entries follow here.")
+    assert note["text"] == expected and note["blocks"][0]["text"]["text"] == expected  # markup, not &lt;…&gt;
+
+
 async def test_dispatch_posting_a_call_after_the_bot_opened_its_thread_takes_it_over(slack, open_log):
     """The search came first (the bot started the call's thread); then the CAD feed posts the call: later
     entries go to the CAD thread, which links to the earlier one."""

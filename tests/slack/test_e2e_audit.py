@@ -11,7 +11,7 @@ from bot.config import AuditSettings
 from bot.refusals import folded_count
 from bot.slack import flow
 
-from .conftest import CASE, OFFICER, OFFICER2, SHARED, Clock, block_texts, bot_settings, payload
+from .conftest import CASE, OFFICER, OFFICER2, SHARED, Clock, block_texts, bot_settings
 from .test_e2e_frs import CALL, STAFF, TZ, frs, seed_call, texts
 from .test_e2e_frs import start as start_staff
 

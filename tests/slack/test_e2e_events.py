@@ -1,17 +1,15 @@
-"""End to end: every subscribed event is acked (listeners/events, listeners/messages/ignored), and the dispatch
+"""End to end: every subscribed event is acked (listeners/messages/ignored), and the dispatch
 channel's messages feed the call index (listeners/messages/dispatch_index) live and from history on start."""
 from __future__ import annotations
 
 from bot import wording
 
 from .conftest import CASE, DISPATCH, JUSTIFICATION, OFFICER, block_texts, payload
-from .signing import file_shared_event
+from .signing import event_body, file_shared_event, post
 
 
-async def test_file_shared_and_other_message_events_are_acked_and_ignored(harness, slack):
+async def test_message_events_that_start_nothing_are_acked_and_ignored(harness, slack):
     await harness.start(gallery=False)
-    file = slack.add_file("FSHARED1", "p.jpg", "image/jpeg", b"\xff\xd8", OFFICER)
-    await harness.send(file_shared_event(file["id"], OFFICER, CASE))
     chatter = slack.add_message(CASE, "anyone seen the van?", user=OFFICER)
     await harness.send(chatter)
     await harness.send({**chatter, "subtype": "message_changed", "message": {"text": "edited", "ts": chatter["ts"]}})
@@ -21,6 +19,20 @@ async def test_file_shared_and_other_message_events_are_acked_and_ignored(harnes
     await harness.idle()
     assert slack.messages(CASE) == [] and harness.audit() == []
     assert slack.call_log("chat.postMessage") == []
+
+
+async def test_file_shared_is_not_subscribed_and_nothing_listens_for_it(harness, slack):
+    """The upload's message (subtype file_share) starts a request; file_shared was never used, so the manifest
+    no longer subscribes to it and no listener acks it (Slack sends only what is subscribed)."""
+    from .test_blocks import MANIFEST, yaml_list
+
+    assert "file_shared" not in yaml_list(MANIFEST.read_text(encoding="utf-8"), "bot_events")
+    await harness.start(gallery=False)
+    file = slack.add_file("FSHARED1", "p.jpg", "image/jpeg", b"\xff\xd8", OFFICER)
+    reply = await post(harness.http, harness.bot.events_url, event_body(file_shared_event(file["id"], OFFICER, CASE)))
+    assert reply.status == 404  # Bolt's answer to an event type nobody listens to
+    await harness.idle()
+    assert slack.messages(CASE) == [] and harness.audit() == [] and slack.downloads() == []
 
 
 async def test_a_live_dispatch_message_indexes_the_call_and_require_known_call_uses_it(harness, slack):

@@ -84,7 +84,7 @@ async def test_a_result_post_failing_beyond_retries_is_queued_and_delivered_on_t
     upload = await attested(harness)
     slack.fail_next("chat.postMessage", fault, times=ATTEMPTS, match=is_result)  # the result
     await harness.reply(upload, "I attest")
-    await slack.wait_for(lambda c: c.method == "reactions.add" and c.params.get("name") == "white_check_mark",
+    await slack.wait_for(lambda c: c.method == "reactions.add" and c.params.get("name") == "checkered_flag",
                          ok=True)
     await harness.idle()
 
@@ -110,7 +110,7 @@ async def test_queued_posts_of_a_thread_go_out_before_its_next_essential(harness
     upload = await attested(harness)
     slack.fail_next("chat.postMessage", 500, times=ATTEMPTS, match=is_result)
     await harness.reply(upload, "I attest")
-    await slack.wait_for(lambda c: c.method == "reactions.add" and c.params.get("name") == "white_check_mark",
+    await slack.wait_for(lambda c: c.method == "reactions.add" and c.params.get("name") == "checkered_flag",
                          ok=True)
     await harness.idle()
     assert harness.rt.calls.outbox_depth() == 1
@@ -128,7 +128,7 @@ async def test_a_contact_sheet_upload_that_fails_still_finishes_the_request(harn
     upload = await attested(harness)
     slack.fail_next("files.upload", 500, times=ATTEMPTS)
     await harness.reply(upload, "I attest")
-    await slack.wait_for(lambda c: c.method == "reactions.add" and c.params.get("name") == "white_check_mark",
+    await slack.wait_for(lambda c: c.method == "reactions.add" and c.params.get("name") == "checkered_flag",
                          ok=True)
     await harness.idle()
 
@@ -177,7 +177,7 @@ async def test_an_image_failed_notice_is_a_new_message_queued_when_slack_is_down
     assert harness.rt.calls.outbox_depth() == 1
     assert wording.card_problem("not_image") in block_texts(harness.card(upload))[1]  # the card says it too
     reactions = slack.reactions(CASE, upload["ts"])
-    assert "warning" in reactions and "white_check_mark" not in reactions  # not "all searched"
+    assert "warning" in reactions and "checkered_flag" not in reactions  # not "all searched"
     assert [e["outcome"] for e in harness.audit()] == ["error"]
     assert call_logs(slack) == []  # never searched: nothing in the call's thread
 

@@ -441,6 +441,14 @@ async def test_help_and_usage_for_garbage(harness, slack):
     assert accesses(harness.data_dir) == []  # nothing was read, nothing was attempted
 
 
+async def test_an_unknown_subcommand_points_to_frs_help(harness, slack):
+    await start(harness, slack)
+    [answer] = await frs(harness, "foo", user=OFFICER2)  # anyone: like help, no role is needed to be told
+    assert texts(answer) == ["/frs foo is not a command the bot knows. Type `/frs help` for the list of commands."]
+    [public] = await frs(harness, "foo public")
+    assert texts(public) == texts(answer) and accesses(harness.data_dir) == []
+
+
 async def test_the_command_is_acked_before_the_work_runs(harness, slack, monkeypatch):
     seed_call(harness.data_dir, datetime.now(UTC))
     await start(harness, slack)

@@ -2,6 +2,8 @@
 the requester rule, cancel, face choice by number, and the inactivity timeout run by the background job."""
 from __future__ import annotations
 
+import pytest
+
 from bot import wording
 
 from .conftest import CASE, DISPATCH, JUSTIFICATION, OFFICER2, Clock, block_texts, payload
@@ -80,7 +82,7 @@ async def test_face_choice_in_a_group_photo_by_replying_the_number(harness, slac
     await harness.wait_face_choice()
     # The photo with numbered boxes went into the thread as soon as the faces were found.
     [annotated] = slack.uploads(CASE, thread_ts=upload["ts"])
-    assert annotated.filename.startswith("FR-")
+    assert annotated.filename.endswith("-faces.jpg") and annotated.data.startswith(b"\xff\xd8\xff")
     assert sum(1 for b in harness.card(upload)["blocks"] for e in b.get("elements") or []
                if str(e.get("action_id", "")).startswith("fr_face")) == 2
     await harness.reply(upload, "three")
@@ -193,3 +195,51 @@ async def test_a_link_preview_added_by_slack_is_not_taken_for_an_edit(harness, s
     await harness.send(unfurl)
     await harness.idle()
     assert slack.ephemerals(CASE, reply["user"]) == []
+
+
+# --- the marks on the officer's photo (issue 9) -------------------------------------------------------------------
+
+
+async def test_a_finished_request_marks_the_photo_with_a_neutral_flag_not_a_check_mark(harness, slack):
+    await harness.start()
+    upload = await harness.upload(harness.face("people/obama/obama3.jpg"),
+                                  text=f"26-012345 purpose: 1 justification: {JUSTIFICATION}")
+    await harness.wait_card("attestation")
+    await harness.idle()
+    assert set(slack.reactions(CASE, upload["ts"])) == {"eyes"}
+    await harness.reply(upload, "I attest")
+    await harness.done(upload)
+    # "checkered_flag": finished, saying nothing about the result; a ✅ on a face reads "match confirmed".
+    assert set(slack.reactions(CASE, upload["ts"])) == {"checkered_flag"}
+    assert not [c for c in slack.call_log("reactions.add") if c.params.get("name") == "white_check_mark"]
+
+
+@pytest.mark.parametrize("ending", ["cancelled", "expired"])
+async def test_the_eyes_leave_the_photo_when_the_request_is_cancelled_or_expires(harness, slack, ending):
+    clock = Clock()
+    await harness.start(gallery=False, clock=clock, tick_interval=0.05)
+    upload = await harness.upload(harness.face(OBAMA), text="26-012345")
+    await harness.wait_card("purpose")
+    await harness.idle()
+    assert set(slack.reactions(CASE, upload["ts"])) == {"eyes"}
+    if ending == "cancelled":
+        await harness.reply(upload, "cancel")
+    else:
+        clock.advance(minutes=6)
+    await harness.wait_card(ending)
+    await harness.idle()
+    assert slack.reactions(CASE, upload["ts"]) == {}
+
+
+async def test_the_eyes_leave_the_photo_when_the_request_is_refused(harness, slack):
+    from dataclasses import replace
+
+    await harness.start(gallery=False)
+    upload = await harness.upload(harness.face(OBAMA), text=f"26-012345 purpose: 1 justification: {JUSTIFICATION}")
+    await harness.wait_card("attestation")
+    rt = harness.rt  # the requester loses authority before attesting: the re-check refuses
+    rt.settings = replace(rt.settings, slack=replace(rt.settings.slack, requesters=(), requester_groups=()))
+    await harness.reply(upload, "I attest")
+    await harness.wait_kind("refusal")
+    await harness.idle()
+    assert slack.reactions(CASE, upload["ts"]) == {}

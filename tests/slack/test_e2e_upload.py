@@ -85,7 +85,7 @@ async def test_happy_path_by_thread_replies(harness, slack):
     assert harness.verify_audit()
 
     # Visible progress: reactions, and one request card updated in place at most once a second.
-    assert set(slack.reactions(CASE, upload["ts"])) == {"eyes", "white_check_mark"}
+    assert set(slack.reactions(CASE, upload["ts"])) == {"checkered_flag"}  # 👀 leaves when the request ends
     card = harness.card(upload)
     assert block_texts(card)[-1] == wording.card_outcome("candidates")
     posted = [c for c in slack.call_log("chat.postMessage") if c.ok and c.response["ts"] == card["ts"]]

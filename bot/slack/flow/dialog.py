@@ -24,6 +24,7 @@ from bot.slack.flow.effects import (
     post,
     post_essential,
     react,
+    request_ended,
     requester_of,
     show_card,
     source_fields,
@@ -131,7 +132,8 @@ async def _apply(rt: Runtime, dialog: Dialog, effect: Effect, actor: str | None)
         await _ended(rt, dialog, "expired", effect.request_ids)
     elif isinstance(effect, request.Done):
         await react(rt, dialog.channel, dialog.thread_ts, HOURGLASS, remove=True)
-        # A ✅ would read "all searched": an image that failed, or was not searched, gets a ⚠ instead.
+        await request_ended(rt, dialog)
+        # The flag would read "all searched": an image that failed, or was not searched, gets a ⚠ instead.
         failed = any(i.outcome in ("error", "cancelled", "expired", "denied") for i in dialog.images)
         await react(rt, dialog.channel, dialog.thread_ts, WARNING_MARK if failed else DONE_MARK)
     elif actor and isinstance(effect, (request.Busy, request.Stale, request.Closed)):
@@ -177,9 +179,11 @@ async def _show_faces(rt: Runtime, dialog: Dialog, effect: request.AskFace) -> N
     cached = await rt.io(rt.probes.get, effect.request_id)
     attached = False
     if cached is not None and cached.annotated:
+        # A JPEG (contact_sheet.annotate_faces); a probe cached before that change may still hold a PNG.
+        ext = "png" if cached.annotated.startswith(b"\x89PNG") else "jpg"
         attached = await upload(
             rt, dialog.channel, dialog.thread_ts, cached.annotated,
-            filename=f"{effect.request_id}-faces.jpg", title=f"Faces found in {image.file_name}"[:200],
+            filename=f"{effect.request_id}-faces.{ext}", title=f"Faces found in {image.file_name}"[:200],
             comment=None,
         )
     if not attached:
@@ -207,6 +211,7 @@ async def _ended(rt: Runtime, dialog: Dialog, kind: str, request_ids: tuple[str,
         await post_essential(rt, dialog.channel, dialog.thread_ts, ended)
     elif any(i.request_id not in request_ids and i.status == request.SEARCHING for i in dialog.images):
         await post(rt, dialog.channel, dialog.thread_ts, blocks.ended(dialog, kind, request_ids=request_ids))
+    await request_ended(rt, dialog)
 
 
 async def say_failed(rt: Runtime, dialog: Dialog, image: ImageRequest, reason: str) -> None:
@@ -277,6 +282,7 @@ async def _still_authorised(rt: Runtime, dialog: Dialog) -> bool:
                          blocks.refusal(reason or "", request_id=", ".join(request_ids), dialog=dialog))
     # Inside the caller's transition (it holds the lock): write the ending directly.
     await rt.io(rt.store.update, dialog.dialog_id, lambda d: request.on_refused(d, rt.now()))
+    await request_ended(rt, dialog)
     return False
 
 

@@ -29,9 +29,11 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-EYES = "eyes"  # the upload was seen and a request opened
+EYES = "eyes"  # the upload was seen and a request is open (removed when the request ends, however it ends)
 HOURGLASS = "hourglass_flowing_sand"  # a search is running
-DONE_MARK = "white_check_mark"  # every image has its result
+# Every image has its result. A chequered flag says "finished" and nothing about the result: a ✅ (or a ☑,
+# still a tick) on a face photo reads as "match confirmed", which GO 375.01 says a result never is.
+DONE_MARK = "checkered_flag"
 WARNING_MARK = "warning"  # every image has its outcome, and at least one could not be searched
 IMAGE_TYPES = frozenset({"jpg", "jpeg", "png", "gif", "webp", "heic", "heif", "bmp", "tiff", "tif"})
 # Message subtypes a person's thread reply can have (a reply also sent to the channel is thread_broadcast).
@@ -108,6 +110,11 @@ async def react(rt: Runtime, channel: str, ts: str, name: str, *, remove: bool =
             log.warning("reactions.%s failed: %s", "remove" if remove else "add", error_text(exc))
     except SLACK_ERRORS as exc:
         log.warning("reactions.%s failed: %s", "remove" if remove else "add", error_text(exc))
+
+
+async def request_ended(rt: Runtime, dialog: Dialog) -> None:
+    """The request is over (done, cancelled, expired or refused): the 👀 "request open" mark leaves the photo."""
+    await react(rt, dialog.channel, dialog.thread_ts, EYES, remove=True)
 
 
 async def upload(

@@ -269,7 +269,7 @@ def sheet_png(rt: Runtime, result: service.SearchResult, probe_crop: bytes | Non
     tiles = [
         contact_sheet.SheetCandidate(
             rank=c.rank,
-            label=f"{c.name} · {c.subject_id}" + (f" · {c.record_ref}" if c.record_ref else ""),
+            label=contact_sheet.candidate_label(c.name, c.subject_id, c.record_ref),
             distance_band=wording.estimate_short(c.fpir_estimate, c.below_resolution, result.operating_point),
             thumbnail_jpeg=gallery.thumbnail(c.image_sha256) if c.image_sha256 else None,
         )

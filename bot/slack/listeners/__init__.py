@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.slack.listeners import actions, commands, events, messages, shortcuts, views
+from bot.slack.listeners import actions, commands, messages, shortcuts, views
 
 
 def register(app: AsyncApp) -> None:
-    """Register events, messages, actions, modal submissions, shortcuts and commands."""
-    events.register(app)
+    """Register messages, actions, modal submissions, shortcuts and commands (the only events subscribed are
+    messages: see the manifest)."""
     messages.register(app)
     actions.register(app)
     views.register(app)
