@@ -348,10 +348,16 @@ def check_justification(text: str | None, min_chars: int = 40) -> str | None:
     return wording.JUSTIFICATION_NO_FACTS
 
 
+# Plain words for a person ("this man", "a woman") name a gender in nearly every description: flagging them
+# would flag almost every justification and make the flag worthless to a reviewer.
+UNFLAGGED_CLASSES = frozenset({"gender"})
+
+
 def justification_flags(text: str | None) -> tuple[str, ...]:
-    """Flags for command staff on a justification that passed: "protected_class" when it names one (GO
-    375.01 C allows that alongside facts, but a reviewer should see it)."""
-    return ("protected_class",) if text and protected_classes_mentioned(collapse_whitespace(text)) else ()
+    """Flags for command staff on a justification that passed: "protected_class" when it names one beyond a
+    plain man or woman (GO 375.01 C allows that alongside facts, but a reviewer should see it)."""
+    named = set(protected_classes_mentioned(collapse_whitespace(text))) if text else set()
+    return ("protected_class",) if named - UNFLAGGED_CLASSES else ()
 
 
 def check_attestation(attested: bool) -> str | None:

@@ -493,3 +493,5 @@ def test_a_justification_that_passes_but_names_a_protected_class_is_flagged():
     assert policy.check_justification(padded, 40) is None
     assert policy.justification_flags(padded) == ("protected_class",)
     assert policy.justification_flags("robbery at the Main St store on 11/20, camera still of the suspect") == ()
+    # "this man" names a gender in nearly every description: not flagged, or every request would be.
+    assert policy.justification_flags("the store camera recorded this man taking cash, report 26-4411") == ()

@@ -47,6 +47,7 @@ async def test_a_requester_removed_before_attesting_gets_no_search(harness, slac
     await harness.wait_card("justification")
     await harness.reply(upload, JUSTIFICATION)
     await harness.wait_card("attestation")
+    await harness.idle()  # the faces are found (one read of the photo) before the officer attests
     rt = harness.rt
     rt.settings = replace(rt.settings, slack=replace(rt.settings.slack, requesters=(), requester_groups=()))
     await harness.reply(upload, "I attest")
@@ -68,6 +69,7 @@ async def test_a_group_member_removed_and_made_a_guest_after_uploading_cannot_at
     await harness.wait_card("justification")
     await harness.reply(upload, JUSTIFICATION, user=GROUP_MEMBER)
     await harness.wait_card("attestation")
+    await harness.idle()
     slack.add_usergroup(GROUP, [])  # removed from the group...
     slack.add_user(GROUP_MEMBER, "officer.grouped", restricted=True, display_name="Ofc. Grouped")  # ...and a guest
     await harness.reply(upload, "I attest", user=GROUP_MEMBER)
