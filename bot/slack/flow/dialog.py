@@ -278,6 +278,7 @@ async def _still_authorised(rt: Runtime, dialog: Dialog) -> bool:
                 service.record_denied, rt.core, request_id=rid, answers=dialog.answers(), reasons=[reason or ""],
                 requester=requester_of(dialog), source=await source_fields(rt, dialog, image, permalink),
             )
+            await rt.io(rt.probes.remove, rid)  # never searched: its faces are not kept
     await post_essential(rt, dialog.channel, dialog.thread_ts,
                          blocks.refusal(reason or "", request_id=", ".join(request_ids), dialog=dialog))
     # Inside the caller's transition (it holds the lock): write the ending directly.
