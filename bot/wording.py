@@ -220,21 +220,17 @@ FACE_IMAGE_NOT_ATTACHED = (
     "The photo with numbered faces could not be attached (Slack did not accept the upload). Faces are "
     "numbered from 1, left to right: press a button or reply with the number."
 )
-CONTACT_SHEET_TEXT = (
-    "Contact sheet: the searched face beside each candidate's gallery photo, labelled by rank. Investigative "
-    "leads only, not an identification."
-)
+CONTACT_SHEET_TEXT = "Contact sheet: your photo beside each candidate's gallery photo, by rank."
 
 
 def result_header(candidate_count: int, request_id: str, target_fpir: float | None = None) -> str:
     """Heading of a result (it follows the caveat)."""
     rid = _clip(request_id, 100)
-    bar = f" (a person not in the gallery scores as well in at most {one_in_text(target_fpir)} searches)" if (
-        target_fpir) else ""
+    # The check's target is said once, in the result's details line (result_details_short).
     if candidate_count == 0:
-        return f"Request {rid}: no candidate passed the false-match check{bar}."
+        return f"Request {rid}: no candidate passed the false-match check."
     noun = "candidate" if candidate_count == 1 else "candidates"
-    return f"Request {rid}: {candidate_count} {noun} passed the false-match check{bar}, strongest first."
+    return f"Request {rid}: {candidate_count} {noun} passed the false-match check, strongest first."
 
 
 def one_in_text(fpir: float | None) -> str:
@@ -387,6 +383,20 @@ def result_details(threshold: float, gallery_size: int, gallery_images: int, mod
         f"model {_clip(model, 200)}."
 
 
+def result_details_short(threshold: float, gallery_size: int, operating_point: Mapping[str, Any] | None = None) -> str:
+    """The operating point under a result in Slack, briefly (the model and versions are in the audit entry)."""
+    point = operating_point or {}
+    target = (f"false-match target {one_in_text(point.get('target_fpir'))} searches"
+              if point.get("target_fpir") else "no false-match target")
+    if not point:
+        how = "not calibrated"
+    elif point.get("method") == "reference":
+        how = "calibrated from the reference set (a gallery this small cannot calibrate itself)"
+    else:
+        how = f"calibrated on this gallery {_clip(str(point.get('calibrated_at') or '')[:10], 20)}"
+    return f"Gallery of {gallery_size:,} subjects; {target}; {how}; distance ceiling {threshold}."
+
+
 def operating_point_text(operating_point: Mapping[str, Any] | None, gallery_size: int,
                          gallery_images: int | None = None) -> str:
     """Gallery size, target FPIR and the calibration's date, in one sentence."""
@@ -426,7 +436,7 @@ def already_requested(request_id: str | None) -> str:
 def call_thread_logged(permalink: str | None) -> str:
     """Where the search is logged for dispatch; a link only for an https permalink."""
     if permalink and _SAFE_URL.fullmatch(permalink):
-        return f"This search is logged in the <{permalink}|call thread> in the dispatch channel."
+        return f"Logged in the dispatch <{permalink}|call thread>."
     return CALL_THREAD_LOGGED
 
 

@@ -142,8 +142,10 @@ def test_estimate_words_say_how_often_a_stranger_scores_as_well_never_zero():
 
 def test_result_header_and_details_name_the_operating_point():
     assert wording.result_header(2, "FR-1", 0.01) == (
-        "Request FR-1: 2 candidates passed the false-match check (a person not in the gallery scores as well "
-        "in at most 1 in 100 searches), strongest first.")
+        "Request FR-1: 2 candidates passed the false-match check, strongest first.")
+    assert wording.result_details_short(0.55, 1630, POINT) == (
+        "Gallery of 1,630 subjects; false-match target 1 in 100 searches; calibrated on this gallery 2026-12-01; "
+        "distance ceiling 0.55.")
     assert wording.result_header(0, "FR-1") == "Request FR-1: no candidate passed the false-match check."
     details = wording.result_details(0.55, 1630, 1700, "m", POINT)
     assert details == ("Gallery of 1,630 subjects (1,700 images); false-match target 1 in 100 searches; calibrated "
@@ -265,6 +267,7 @@ CALLS = {
     "audit_unwritable": [(HUGE,)],
     "bad_face_value": [(HUGE,)],
     "search_crashed": [(HUGE,)],
+    "result_details_short": [(0.55, 10**6, BIG_POINT), (0.55, 3, None)],
     # The request card and its short lines (bot/slack/card.py): whatever an officer typed, within the limit.
     "card_header": [(["FR-0123456789"] * 20, "U012ABCDEF", "U0POSTER1"), (["FR-1"], HUGE)],
     "card_call_number": [(HUGE,)],

@@ -263,9 +263,7 @@ def result(
     header = wording.result_header(len(candidates), request_id, point.get("target_fpir"))
     head: list[Block] = [_section(caveat), _section(header)]
     tail: list[Block] = [
-        _context(wording.result_details(result.threshold, result.gallery_size,
-                                        getattr(result, "gallery_images", result.gallery_size), result.model,
-                                        point)),
+        _context(wording.result_details_short(result.threshold, result.gallery_size, point)),
     ]
     face = _chosen_face(image)
     if face is not None and level_of(face) == "too_small" and min_face_px:
@@ -275,7 +273,8 @@ def result(
     tail += [DividerBlock(), _section(wording.document_reminder(request_id))]
     if call_thread_link:  # None: no dispatch channel, or the log entry is still queued
         tail.append(_context(wording.call_thread_logged(call_thread_link)))
-    tail.append(_image_context(image))
+    if len(dialog.images) > 1:  # which photo, when the upload had several
+        tail.append(_image_context(image))
     body = _candidate_sections(_candidate_lines(result), MAX_BLOCKS - len(head) - len(tail))
     return Message(
         _fallback(wording.CAVEAT_SHORT, header),
@@ -290,7 +289,8 @@ def result(
 def contact_sheet(dialog: Dialog, image: ImageRequest) -> Message:
     """The message that carries the contact sheet upload (the probe face beside each candidate, by rank)."""
     text = wording.CONTACT_SHEET_TEXT
-    return Message(_fallback(text), [_section(text), _image_context(image)],
+    tail = [_image_context(image)] if len(dialog.images) > 1 else []
+    return Message(_fallback(text), [_section(text), _context(wording.CAVEAT_SHORT), *tail],
                    meta("contact_sheet", dialog=dialog, request_id=image.request_id))
 
 
