@@ -441,6 +441,11 @@ def test_manifest_lists_exactly_the_scopes_and_events_used():
     assert text.count("request_url: https://YOUR-HOST/slack/events") == 2  # events and interactivity
     assert "url: https://YOUR-HOST/slack/events" in lines  # /frs
     assert 'usage_hint: "audit CALL | audit @user [since YYYY-MM-DD] | report [YYYY-MM] | status | help"' in lines
+    # The message shortcut, with the callback id its listener answers.
+    from bot.slack.listeners.shortcuts.search_photo import SHORTCUT_CALLBACK
+
+    shortcut = lines.index("- name: Facial recognition search")
+    assert lines[shortcut + 1:shortcut + 3] == ["type: message", f"callback_id: {SHORTCUT_CALLBACK}"]
     try:
         import yaml
     except ImportError:
