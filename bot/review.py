@@ -121,10 +121,21 @@ def _actor(actor: Any) -> dict[str, str]:
 
 
 def audit_by_call(log: AuditLog, call_number: str, actor: Any) -> list[dict]:
-    """Every search entry for a call number, in log order; records the query as an `audit_access` entry."""
-    found = log.find(call_number=call_number, kinds=["search"])
+    """Every search entry for a call number, in log order, each with `refused_answers` (how many answers its
+    request had refused, from its `refusal` entries); records the query as an `audit_access` entry."""
+    found = with_refusals(log, log.find(call_number=call_number, kinds=["search"]))
     log.record_access(_actor(actor), "query", {"call_number": call_number}, results=len(found))
     return found
+
+
+def with_refusals(log: AuditLog, entries: list[dict]) -> list[dict]:
+    """The entries, each with `refused_answers`: the `refusal` entries of its request (index look-ups)."""
+    out = []
+    for entry in entries:
+        rid = entry.get("request_id")
+        refused = len(log.find(request_id=rid, kinds=["refusal"])) if rid else 0
+        out.append({**entry, "refused_answers": refused} if refused else entry)
+    return out
 
 
 def audit_by_user(log: AuditLog, user_id: str, since: date | None, actor: Any, tz: str) -> list[dict]:
@@ -133,7 +144,7 @@ def audit_by_user(log: AuditLog, user_id: str, since: date | None, actor: Any, t
     Records the query as an `audit_access` entry.
     """
     start, _ = day_range(since, None, tz)
-    found = log.find(requester_id=user_id, since=start, kinds=["search"])
+    found = with_refusals(log, log.find(requester_id=user_id, since=start, kinds=["search"]))
     query: dict[str, Any] = {"requester_id": user_id, "since": since.isoformat() if since else None}
     log.record_access(_actor(actor), "query", query, results=len(found))
     return found
@@ -408,6 +419,8 @@ class MonthlyReport:
     timed_searches: int
     weeks: list[WeekCount] = field(default_factory=list)
     refused_commands: int = 0  # /frs commands refused (audit queries, reports, status), folded ones counted
+    refused_answers: int = 0  # answers refused in running requests (`refusal` entries: call number, purpose...)
+    flagged: int = 0  # requests whose justification named a protected class (flag "protected_class")
 
     @property
     def month_title(self) -> str:
@@ -452,18 +465,22 @@ def summarise_month(entries: Iterable[Mapping[str, Any]], month: str, tz: str) -
     requesters: Counter[str] = Counter()
     names: dict[str, str] = {}
     durations: list[float] = []
-    total = refused_commands = 0
+    total = refused_commands = refused_answers = flagged = 0
     for entry in entries:
-        if entry.get("kind") not in ("search", "audit_access"):
+        if entry.get("kind") not in ("search", "audit_access", "refusal"):
             continue
         ts = parse_ts(entry["ts"])
         if not start <= ts < end:
+            continue
+        if entry["kind"] == "refusal":
+            refused_answers += 1
             continue
         n = folded_count(entry)
         if entry["kind"] == "audit_access":
             refused_commands += n if entry.get("allowed") is False else 0
             continue
         total += n
+        flagged += n if "protected_class" in (entry.get("flags") or ()) else 0
         outcome = entry.get("outcome")
         outcomes[outcome] += n
         purpose = entry.get("purpose")
@@ -499,6 +516,8 @@ def summarise_month(entries: Iterable[Mapping[str, Any]], month: str, tz: str) -
         timed_searches=len(durations),
         weeks=list(weeks.values()),
         refused_commands=refused_commands,
+        refused_answers=refused_answers,
+        flagged=flagged,
     )
 
 
@@ -575,8 +594,10 @@ def _slack_link(permalink: str | None, channel: str | None, ts: str | None) -> s
 
 
 def request_summary(entries: Sequence[Mapping[str, Any]], *, dispatch_channel: str = "") -> dict[str, Any]:
-    """What a discovery reader needs from a request's entries, taken from its final entry (the last one)."""
-    final = dict(entries[-1])
+    """What a discovery reader needs from a request's entries, taken from its final `search` entry (refusals and
+    later kinds are listed, never taken for the record)."""
+    searches = [e for e in entries if e.get("kind") == "search"]
+    final = dict(searches[-1] if searches else entries[-1])
     purpose = policy.purpose_by_code(final.get("purpose"))
     attestation = final.get("attestation")
     attestation = dict(attestation) if isinstance(attestation, Mapping) else {"attested": bool(attestation)}
@@ -600,6 +621,9 @@ def request_summary(entries: Sequence[Mapping[str, Any]], *, dispatch_channel: s
             "attestation": attestation,
         },
         "denied": final.get("denied") or [],
+        "refused_answers": [{"ts": e.get("ts"), "step": e.get("step"), "reason": e.get("reason"),
+                             "text": e.get("text")} for e in entries if e.get("kind") == "refusal"],
+        "flags": list(final.get("flags") or []),
         "error": final.get("error"),
         "probe": {
             "sha256": final.get("probe_sha256"),

@@ -717,6 +717,11 @@ def audit_lines(entries: Iterable[Mapping[str, Any]], tz: str = "UTC") -> list[s
         folded = e.get("count")
         if isinstance(folded, int) and not isinstance(folded, bool) and folded > 1:
             detail += f", {folded} attempts folded into this entry"
+        refused = e.get("refused_answers")
+        if isinstance(refused, int) and not isinstance(refused, bool) and refused > 0:
+            detail += f", {count_noun(refused, 'refused answer')} before"
+        if "protected_class" in (e.get("flags") or ()):
+            detail += ", flagged: names a protected class"
         lines.append(
             f"{when} · {_clip(str(e.get('request_id') or ('folded' if folded else 'no request id')), 60)} · {person} · "
             f"call {_clip(str(e.get('call_number') or 'not given'), 60)} · "
@@ -801,6 +806,9 @@ def report_text(report: Any, *, for_slack: bool = True) -> str:
                   f"({REPORT_MEDIAN_NOTE})")
     lines.append(f"Median time from upload to result: {median}")
     lines.append(f"Refused /frs commands (audit queries, reports, status): {report.refused_commands}")
+    lines.append(f"Answers refused in running requests (every reason tried): {getattr(report, 'refused_answers', 0)}")
+    lines.append("Justifications naming a protected class, for review (GO 375.01 C): "
+                 f"{getattr(report, 'flagged', 0)}")
     lines.append("By purpose:")
     lines += [f"- {p['label']}: {p['count']}" for p in report.by_purpose]
     lines.append("By requester:")

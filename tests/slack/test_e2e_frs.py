@@ -524,3 +524,36 @@ async def test_audit_answers_from_a_tampered_log_start_with_a_warning(harness, s
     head = texts(answer)[0]
     assert head.startswith("WARNING: the audit log does not verify (entry 1")
     assert wording.audit_call_header(CALL, 3) in head
+
+
+async def test_refused_answers_show_in_frs_audit_the_bundle_and_the_report(harness, slack):
+    """An officer trying reasons until one gets through is visible to command staff: every refused answer is a
+    `refusal` entry under the request's id, counted on its /frs audit line, listed in the bundle's summary and
+    counted in the monthly report; a justification naming a protected class is flagged."""
+    await start(harness, slack)
+    upload = await harness.upload(harness.face("people/obama/obama3.jpg"), text=f"{CALL} purpose: 1")
+    await harness.wait_card("justification")
+    await harness.reply(upload, "Search him because he is Hispanic and young")
+    await harness.wait_kind("invalid", step="justification")
+    padded = "He is Hispanic; armed robbery at the Main St pharmacy on 11/20, store camera still of the suspect"
+    await harness.reply(upload, padded)
+    await harness.wait_card("attestation")
+    await harness.reply(upload, "I attest")
+    result = await harness.wait_kind("result")
+    await harness.done(upload)
+    rid = payload(result)["request_id"]
+    [refusal] = [e for e in AuditLog.open(harness.data_dir, {}).entries() if e["kind"] == "refusal"]
+    assert refusal["request_id"] == rid and refusal["step"] == "justification"
+    assert refusal["text"] == "Search him because he is Hispanic and young" and "GO 375.01 C" in refusal["reason"]
+    [search] = harness.audit(request_id=rid)
+    assert search["flags"] == ["protected_class"]
+
+    [answer] = await frs(harness, f"audit {CALL}")
+    assert "1 refused answer before, flagged: names a protected class" in texts(answer)[1]
+    log = AuditLog.open(harness.data_dir, {})
+    summary = review.request_summary(log.find(request_id=rid))
+    assert summary["outcome"] == "candidates"  # the record is the search, not the refusal before it
+    assert [r["step"] for r in summary["refused_answers"]] == ["justification"] and summary["flags"] == ["protected_class"]
+    report = review.summarise_month(log.entries(), datetime.now(UTC).astimezone(review.zone(TZ)).strftime("%Y-%m"), TZ)
+    assert (report.total, report.refused_answers, report.flagged) == (1, 1, 1)
+    assert "Answers refused in running requests (every reason tried): 1" in wording.report_text(report)
