@@ -81,3 +81,14 @@ def test_the_officers_justification_sentence_reads_properly():
     text = " ".join(README.split())
     assert "and a justification that must name" not in text
     assert "A description of a person alone is refused (GO 375.01 C): the justification must name the incident" in text
+
+
+def test_readme_shows_the_offer_the_card_and_the_form_with_their_exact_texts():
+    text = " ".join(README.split())
+    assert f"```text\n     {wording.OFFER_TEXT}\n     ```" in README
+    for quoted in (wording.OFFER_ENDED, wording.CARD_FLAG_PROTECTED, wording.FORM_CALL_LABEL,
+                   wording.FORM_PURPOSE_LABEL, wording.FORM_JUSTIFICATION_LABEL, wording.FORM_SUBMIT,
+                   wording.FORM_BUTTON, wording.START_BUTTON, wording.not_a_call_number("26-04512", "26-012345"),
+                   wording.card_call_number("26-012345"), wording.CARD_ASK_ATTESTATION.replace("*", ""),
+                   wording.CARD_PHOTO_READING, wording.card_ask_call_number("26-012345").replace("*", "")):
+        assert quoted in text, quoted
