@@ -76,7 +76,8 @@ from bot.storage import (
     write_private_atomic,
 )
 
-OUTCOMES = ("candidates", "no_candidate", "denied", "error", "cancelled", "expired")
+# "review": a search in examiner mode, waiting for its review (the request's final outcome is its release's).
+OUTCOMES = ("candidates", "no_candidate", "denied", "error", "cancelled", "expired", "review")
 # "refusal": a refused answer in a running request; "review": examiner review and supervisor approval.
 KINDS = ("search", "gallery_change", "purge", "audit_access", "refusal", "review")
 

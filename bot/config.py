@@ -98,6 +98,23 @@ class ServerSettings:
 
 
 @dataclass(frozen=True)
+class ReviewSettings:
+    mode: str = "direct"  # "direct": candidates go to the requester; "examiner": an examiner reviews them first
+    examiners: tuple[str, ...] = ()
+    examiner_groups: tuple[str, ...] = ()
+    review_channel: str = ""
+    review_candidates: int = 10
+    review_fpir: float = 0.10
+    reviewers_required: int = 1
+    claim_minutes: int = 15
+    claim_timeout_minutes: int = 30
+    approval: str = "never"  # "never" | "flagged" | "always"
+    supervisors: tuple[str, ...] = ()
+    supervisor_groups: tuple[str, ...] = ()
+    approval_minutes: int = 60
+
+
+@dataclass(frozen=True)
 class Settings:
     data_dir: Path = Path("data")
     slack: SlackSettings = field(default_factory=SlackSettings)
@@ -108,6 +125,7 @@ class Settings:
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
     audit: AuditSettings = field(default_factory=AuditSettings)
+    review: ReviewSettings = field(default_factory=ReviewSettings)
     timezone: str = "America/Los_Angeles"
 
     def with_data_dir(self, data_dir: Path | str) -> Settings:
@@ -123,6 +141,7 @@ _SECTIONS = {
     "retention": RetentionSettings,
     "server": ServerSettings,
     "audit": AuditSettings,
+    "review": ReviewSettings,
 }
 
 
@@ -189,6 +208,7 @@ def validate(settings: Settings) -> Settings:
         raise ConfigError("[slack] recent_call_hours must be between 1 and 720")
     if not 0 <= settings.audit.refusal_window_minutes <= 1440:
         raise ConfigError("[audit] refusal_window_minutes must be between 0 (every refusal its own entry) and 1440")
+    _validate_review(settings.review)
     if settings.slack.call_index_days < 1:
         raise ConfigError("[slack] call_index_days must be at least 1")
     if not 1 <= settings.slack.max_calls_per_message <= 1000:
@@ -219,6 +239,29 @@ def validate(settings: Settings) -> Settings:
         if getattr(settings.images, key) < 1:
             raise ConfigError(f"[images] {key} must be positive")
     return settings
+
+
+def _validate_review(review: ReviewSettings) -> None:
+    if review.mode not in ("direct", "examiner"):
+        raise ConfigError('[review] mode must be "direct" or "examiner"')
+    if review.mode == "examiner" and not (review.examiners or review.examiner_groups):
+        raise ConfigError("[review] mode = \"examiner\" needs examiners or examiner_groups: with none, no search "
+                          "result could ever reach a requester")
+    if review.mode == "examiner" and not review.review_channel.strip():
+        raise ConfigError("[review] mode = \"examiner\" needs review_channel (a private channel of the examiners)")
+    if review.reviewers_required not in (1, 2):
+        raise ConfigError("[review] reviewers_required must be 1 or 2")
+    if not 0.0 < review.review_fpir <= 0.5:
+        raise ConfigError("[review] review_fpir must be above 0 and at most 0.5")
+    if not 1 <= review.review_candidates <= MAX_CANDIDATES_CAP:
+        raise ConfigError(f"[review] review_candidates must be between 1 and {MAX_CANDIDATES_CAP}")
+    for key in ("claim_minutes", "claim_timeout_minutes", "approval_minutes"):
+        if getattr(review, key) < 1:
+            raise ConfigError(f"[review] {key} must be at least 1")
+    if review.approval not in ("never", "flagged", "always"):
+        raise ConfigError('[review] approval must be "never", "flagged" or "always"')
+    if review.approval != "never" and not (review.supervisors or review.supervisor_groups):
+        raise ConfigError("[review] approval needs supervisors or supervisor_groups")
 
 
 def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:

@@ -538,6 +538,7 @@ OUTCOME_COLOURS = {
     "error": "#ff7f0e",
     "cancelled": "#7f7f7f",
     "expired": "#c7c7c7",
+    "review": "#6a51a3",
 }
 
 

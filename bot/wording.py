@@ -318,6 +318,7 @@ OUTCOME_LABELS = {
     "error": "failed (error)",
     "cancelled": "cancelled by the requester",
     "expired": "expired without an answer",
+    "review": "searched, waiting for examiner review",
 }
 
 
@@ -1452,3 +1453,29 @@ SHORTCUT_NO_PHOTO = "This message has no photo the bot can read, so no search wa
 
 def shortcut_already_requested(request_ids: Sequence[str]) -> str:
     return f"This photo's thread already has a request ({', '.join(_clip(r, 100) for r in request_ids[:5])})."
+
+
+# --- Examiner review (bot/examination.py, bot/slack/examination.py) ---------------------------------------------
+
+EXAM_CLOSED = "This review is no longer open."
+EXAM_NOT_YOUR_OWN = "You requested this search: another examiner must review it (a second person, GO 375.01 A.3)."
+EXAM_SECOND_EXAMINER = ("You already reviewed this request: the second review must be by another examiner, "
+                        "who decides without seeing your decisions.")
+EXAM_NOT_CLAIMED_BY_YOU = "Claim this review first (or it is claimed by another examiner)."
+EXAM_UNKNOWN_DECISION = "That is not a decision: possible lead, not the same person, or inconclusive."
+EXAM_UNKNOWN_CANDIDATE = "That candidate is not in this review."
+EXAM_CANCEL_REQUESTER_ONLY = "Only the requester can cancel this request."
+EXAM_CANCEL_TOO_LATE = "An examiner has started this review: it can no longer be cancelled."
+
+
+def exam_claimed_by(examiner_id: str) -> str:
+    return f"{mention(examiner_id)} has claimed this review."
+
+
+def exam_note_needed(min_chars: int) -> str:
+    return (f"A possible lead needs a note of at least {min_chars} characters saying which features agree "
+            "(e.g. ear shape, scar over the left eyebrow, hairline).")
+
+
+def exam_undecided(count: int) -> str:
+    return f"Decide every candidate before releasing: {count_noun(count, 'candidate')} still undecided."

@@ -606,7 +606,7 @@ def test_record_access(log: AuditLog) -> None:
 
 def test_kinds_pinned() -> None:
     assert KINDS == ("search", "gallery_change", "purge", "audit_access", "refusal", "review")
-    assert OUTCOMES == ("candidates", "no_candidate", "denied", "error", "cancelled", "expired")
+    assert OUTCOMES == ("candidates", "no_candidate", "denied", "error", "cancelled", "expired", "review")
 
 
 def test_a_key_file_readable_by_others_is_refused_with_the_fix(tmp_path):

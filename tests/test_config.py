@@ -59,3 +59,20 @@ def test_audit_retention_of_a_year_or_more_is_accepted(tmp_path):
 def test_missing_settings_file_says_how_to_point_at_one(tmp_path):
     with pytest.raises(ConfigError, match="BOT_CONFIG"):
         load_settings(tmp_path / "nope.toml", env={})
+
+
+def test_examiner_mode_without_examiners_or_a_review_channel_is_refused_at_start(tmp_path):
+    from dataclasses import replace as rp
+
+    from bot.config import ReviewSettings
+
+    base = Settings(data_dir=tmp_path)
+    with pytest.raises(ConfigError, match="examiners or examiner_groups"):
+        validate(rp(base, review=ReviewSettings(mode="examiner", review_channel="CREVIEW")))
+    with pytest.raises(ConfigError, match="review_channel"):
+        validate(rp(base, review=ReviewSettings(mode="examiner", examiners=("U0EX",))))
+    with pytest.raises(ConfigError, match="reviewers_required"):
+        validate(rp(base, review=ReviewSettings(reviewers_required=3)))
+    with pytest.raises(ConfigError, match="supervisors"):
+        validate(rp(base, review=ReviewSettings(approval="always")))
+    validate(rp(base, review=ReviewSettings(mode="examiner", examiners=("U0EX",), review_channel="CREVIEW")))

@@ -279,7 +279,7 @@ def test_report_counts_and_median_on_known_data(march: AuditLog):
     report = review.monthly_report(march, "2026-03", STAFF, TZ, png_file="chart.png")
     assert report.total == 7
     assert report.by_outcome == {"candidates": 2, "no_candidate": 1, "denied": 1, "error": 1, "cancelled": 1,
-                                 "expired": 1}
+                                 "expired": 1, "review": 0}
     assert list(report.by_outcome) == list(OUTCOMES)
     assert report.searches_run == 3 and report.with_candidate == 2
     assert report.candidate_share == pytest.approx(2 / 3)
@@ -331,7 +331,7 @@ def test_report_text_shows_all_six_outcomes_share_and_median(march: AuditLog):
 
 def test_report_for_a_month_without_entries(march: AuditLog):
     report = review.summarise_month(march.entries(), "2021-02", TZ)
-    assert report.total == 0 and set(report.by_outcome.values()) == {0} and len(report.by_outcome) == 6
+    assert report.total == 0 and set(report.by_outcome.values()) == {0} and len(report.by_outcome) == 7
     assert report.candidate_share is None and report.median_seconds_to_result is None
     assert report.by_requester == [] and len(report.weeks) == 4  # Feb 2021 is exactly ISO weeks 5-8
     text = wording.report_text(report)

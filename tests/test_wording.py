@@ -268,6 +268,9 @@ CALLS = {
     "bad_face_value": [(HUGE,)],
     "search_crashed": [(HUGE,)],
     "result_details_short": [(0.55, 10**6, BIG_POINT), (0.55, 3, None)],
+    "exam_claimed_by": [("U0EXAMINER",), (HUGE,)],
+    "exam_note_needed": [(10,)],
+    "exam_undecided": [(1,), (20,)],
     # The request card and its short lines (bot/slack/card.py): whatever an officer typed, within the limit.
     "card_header": [(["FR-0123456789"] * 20, "U012ABCDEF", "U0POSTER1"), (["FR-1"], HUGE)],
     "card_call_number": [(HUGE,)],
