@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import DEFAULT_CONFIG, ConfigError, load_settings
+from bot.config import DEFAULT_CONFIG, ConfigError, Settings, load_settings, validate
 
 
 def write(tmp_path: Path, text: str) -> Path:

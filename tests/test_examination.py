@@ -119,7 +119,7 @@ def test_the_requester_can_cancel_only_while_unclaimed():
 
 def test_an_idle_claim_returns_to_the_queue_and_an_unclaimed_review_pings_again():
     exam = queued()
-    same, effects = ex.on_tick(exam, at(14), claim_minutes=15, claim_timeout_minutes=30)
+    _, effects = ex.on_tick(exam, at(14), claim_minutes=15, claim_timeout_minutes=30)
     assert effects == []
     pinged, effects = ex.on_tick(exam, at(15), claim_minutes=15, claim_timeout_minutes=30)
     assert effects == [ex.Ping()] and pinged.pinged_at == at(15).isoformat()
