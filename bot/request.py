@@ -602,8 +602,9 @@ def on_searched(
     result_ts: str | None = None,
     error: str | None = None,
 ) -> Result:
-    """One image's search finished (outcome "candidates", "no_candidate" or "error"); DONE when all are."""
-    if outcome not in ("candidates", "no_candidate", "error"):
+    """One image's search finished (outcome "candidates", "no_candidate", "error", or "review": its candidates
+    went to an examiner, whose release the requester is told of); DONE when all are."""
+    if outcome not in ("candidates", "no_candidate", "error", "review"):
         raise ValueError(f"not a search outcome: {outcome!r}")
     img = dialog.image(request_id)
     if img is None or img.status != SEARCHING:

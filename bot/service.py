@@ -62,9 +62,12 @@ class SearchResult:
     audit_seq: int = 0
     # {"target_fpir","gallery_size","calibrated_at","method","sample_size"} (CONTRACTS.md)
     operating_point: dict[str, Any] = field(default_factory=dict)
+    for_review: bool = False  # [review] mode "examiner": the candidates go to an examiner, not the requester
 
     @property
     def outcome(self) -> str:
+        if self.for_review and self.candidates:
+            return "review"  # the request's final outcome is its release's
         return "candidates" if self.candidates else "no_candidate"
 
     @property
@@ -260,8 +263,12 @@ def search_face(
     face: Face | None = None,
     encoding: Any = None,
     face_index: int,
+    for_review: bool = False,
 ) -> SearchResult:
     """Run the 1:N search for one chosen face and audit it. The policy gate must already have passed.
+
+    `for_review` ([review] mode "examiner"): the candidates an examiner should see (within `review_fpir`, at
+    most `review_candidates`), audited with outcome "review"; none at all is a plain "no_candidate".
 
     `encoding` may be given instead of `face` (Slack resumes from stored encodings, never re-detecting).
     """
@@ -275,8 +282,11 @@ def search_face(
         # "No candidate" from an empty gallery would read as a search that found nobody: refuse instead.
         raise SearchUnavailable(wording.GALLERY_EMPTY)
     s = core.settings.search
-    candidates, nearest, point = gallery.search_detail(
-        vector, threshold=s.threshold, max_candidates=s.max_candidates, target_fpir=s.target_fpir)
+    review = core.settings.review
+    target = review.review_fpir if for_review else s.target_fpir
+    limit = review.review_candidates if for_review else s.max_candidates
+    candidates, nearest, point = gallery.search_detail(vector, threshold=s.threshold, max_candidates=limit,
+                                                       target_fpir=target)
     info = model_info()
     result = SearchResult(
         request_id=request_id,
@@ -291,6 +301,7 @@ def search_face(
         model=info["model"],
         versions={k: v for k, v in info.items() if k != "model"},
         operating_point=point or {},
+        for_review=for_review,
     )
     entry = core.audit.append(
         "search",
@@ -307,7 +318,7 @@ def search_face(
         threshold=result.threshold,
         gallery_subjects=result.gallery_size,
         gallery_images=result.gallery_images,
-        target_fpir=s.target_fpir,
+        target_fpir=target,
         operating_point=result.operating_point,
         nearest_distances=nearest,
         candidates=[candidate_json(c, names=False) for c in candidates],

@@ -1374,6 +1374,7 @@ def card_outcome(outcome: str) -> str:
         "cancelled": "Cancelled. No search was run.",
         "expired": "Expired without an answer. No search was run.",
         "denied": "Refused. No search was run.",
+        "review": "Searched: an examiner is reviewing the result before any candidate is shown.",
     }.get(outcome, escape_slack(outcome))
 
 
@@ -1479,3 +1480,69 @@ def exam_note_needed(min_chars: int) -> str:
 
 def exam_undecided(count: int) -> str:
     return f"Decide every candidate before releasing: {count_noun(count, 'candidate')} still undecided."
+
+EXAM_WAITING_REQUESTER = (
+    "Searched. Under department policy a trained examiner reviews the candidates before any reach you: you will "
+    "be told here. Reply status to see where it stands; cancel withdraws the request while no examiner has it."
+)
+NO_LEAD_AFTER_REVIEW = "No lead after examiner review — not an exclusion: the person may still be in the gallery."
+EXAM_CLAIM_BUTTON = "Claim"
+EXAM_GIVE_BACK_BUTTON = "Give back"
+EXAM_RELEASE_BUTTON = "Release"
+EXAM_DECISION_BUTTONS = {"possible_lead": "Possible lead", "not_same_person": "Not the same person",
+                         "inconclusive": "Inconclusive"}
+EXAM_NOTE_TITLE = "Possible lead"  # modal title: at most 24 characters
+EXAM_NOTE_LABEL = "Which features agree (ears, scars, hairline, nose shape…)"
+EXAM_NOTE_SUBMIT = "Record lead"
+EXAM_CANCELLED = "Request withdrawn by the requester before an examiner claimed it. Nothing was released."
+
+
+def exam_card_header(request_id: str, urgent: bool) -> str:
+    urgent_text = " · *URGENT: imminent threat (purpose 2)*" if urgent else ""
+    return f"*Examiner review* {_clip(request_id, 100)}{urgent_text}"
+
+
+def exam_card_request(call_number: str, purpose_label: str, requester_id: str, justification: str) -> str:
+    return (f"Call {_clip(call_number, 100)} · {_clip(purpose_label, 100)} · requested by {mention(requester_id)}\n"
+            f"Justification: “{_clip(justification, 1500)}”")
+
+
+def exam_status(status: str, *, claimed_by: str | None = None, decided: int = 0, total: int = 0,
+                round_no: int = 1, rounds: int = 1) -> str:
+    """The review card's state line (never another examiner's decisions: the second review is blind)."""
+    of = f" (review {round_no} of {rounds})" if rounds > 1 else ""
+    if status == "queued":
+        return f"Waiting for an examiner{of}. Press Claim to take it."
+    if status == "claimed":
+        return f"Claimed by {mention(claimed_by or '')}{of}: {decided} of {total} candidates decided."
+    if status == "released":
+        return "Released to the requester."
+    return "Withdrawn by the requester."
+
+
+def exam_candidate_line(rank: int, name: str, subject_id: str, record_ref: str, distance: float, estimate: str) -> str:
+    return _candidate(rank, name, subject_id, record_ref, distance, estimate, lambda t: _clip(t, 200))
+
+
+def exam_released_header(request_id: str, leads: int) -> str:
+    if not leads:
+        return f"Request {_clip(request_id, 100)}: {NO_LEAD_AFTER_REVIEW}"
+    return (f"Request {_clip(request_id, 100)}: {count_noun(leads, 'possible lead')} after examiner review, "
+            "strongest first.")
+
+
+def exam_lead_note(notes: Sequence[Mapping[str, Any]]) -> str:
+    """Each examiner's name and note under a released candidate."""
+    said = [f"{mention(str(n.get('by') or ''))}: {_clip(str(n.get('note') or '—'), 400)}" for n in notes]
+    return "Examiner " + "; ".join(said)
+
+
+def exam_inconclusive(count: int) -> str:
+    return (f"{count_noun(count, 'candidate')} inconclusive after examiner review (not a lead, not an exclusion; "
+            "the examiners' notes are in the audit log).")
+
+
+def exam_ping(group_ids: Sequence[str], request_id: str, urgent: bool) -> str:
+    who = " ".join(f"<!subteam^{g}>" for g in group_ids if re.fullmatch(r"S[A-Z0-9]{2,30}", g)) or "Examiners"
+    return f"{who}: review {_clip(request_id, 100)} is still waiting to be claimed{' (URGENT)' if urgent else ''}."
+EXAM_NOT_EXAMINER = "Only trained examiners listed in [review] examiners or examiner_groups can review searches."

@@ -155,7 +155,7 @@ def test_report_text_json_and_png(log: AuditLog, tmp_path: Path, capsys):
     assert cli.main(["audit", "report", "--month", "2026-03", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)  # exactly one JSON object
     assert data["by_outcome"] == {"candidates": 1, "no_candidate": 1, "denied": 1, "error": 0, "cancelled": 1,
-                                  "expired": 0}
+                                  "expired": 0, "review": 0}
     assert data["candidate_share"] == 0.5 and data["median_seconds_to_result"] == 60
     reports = [a for a in accesses(log) if a["action"] == "report"]
     assert len(reports) == 2 and reports[0]["png_file"] == str(png) and reports[0]["actor"] == AUDITOR

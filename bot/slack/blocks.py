@@ -164,6 +164,11 @@ def _actions(dialog: Dialog, n: int, elements: list[ButtonElement]) -> ActionsBl
     return ActionsBlock(block_id=f"{BLOCK_ID_PREFIX}:{dialog.dialog_id}:{n}", elements=elements)
 
 
+def _actions_block(block_id: str, elements: list[ButtonElement]) -> ActionsBlock:
+    """An actions block with an explicit block id (unique within its message)."""
+    return ActionsBlock(block_id=block_id[:255], elements=elements)
+
+
 def button_dialog_id(block_id: str | None) -> str | None:
     """The dialog id an actions block of `_actions` carries, or None for any other block id."""
     prefix, _, rest = str(block_id or "").partition(":")

@@ -157,6 +157,8 @@ def _outcome_line(dialog: Dialog) -> str | None:
         return wording.card_outcome("denied")
     if dialog.step in (Step.CANCELLED, Step.EXPIRED):
         return wording.card_outcome("cancelled" if dialog.step is Step.CANCELLED else "expired")
+    if "review" in outcomes:
+        return wording.card_outcome("review")
     if any(o in ("candidates", "no_candidate") for o in outcomes):
         return wording.card_outcome("candidates")
     return wording.card_outcome("error")

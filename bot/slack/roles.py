@@ -106,6 +106,14 @@ async def holds_no_role(rt: Runtime, user_id: str) -> bool:
     return True
 
 
+async def is_examiner(rt: Runtime, user_id: str) -> bool:
+    """A trained facial examiner: listed in [review] examiners or an examiner_groups member (never a guest)."""
+    review = rt.settings.review
+    if await _is_guest(rt, user_id):
+        return False
+    return await _member(rt, user_id, review.examiners, review.examiner_groups)
+
+
 async def is_gallery_admin(rt: Runtime, user_id: str) -> bool:
     """Gallery administrators (enroll, remove): listed in gallery_admins or a gallery_admin_groups member."""
     slack = rt.settings.slack

@@ -21,6 +21,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Settings
 from bot.dialog_store import DialogStore
+from bot.examination_store import ExaminationStore
 from bot.faces.engine import FaceEngine
 from bot.metrics import Metrics
 from bot.service import Core
@@ -90,6 +91,7 @@ class Runtime:
     api_url: str | None
     signing_secret: str | None = field(repr=False)
     probes: ProbeCache
+    exams: ExaminationStore
     clock: Callable[[], datetime] = utc_now
     status_interval: float = 1.0  # in-place status updates at most this often (CONTRACTS: once a second)
     # A dialog finding faces or searching with no change this long and nothing running is restarted by the
@@ -150,6 +152,7 @@ class Runtime:
             api_url=api_url,
             signing_secret=env.get("SLACK_SIGNING_SECRET") or None,
             probes=ProbeCache(data_dir),
+            exams=ExaminationStore(data_dir / "examinations.json"),
             clock=clock or utc_now,
             owns_engine=engine is None,
         )
@@ -212,6 +215,7 @@ class Runtime:
         self._io_pool.shutdown(wait=True)
         self._work_pool.shutdown(wait=True)
         self.store.close()
+        self.exams.close()
         self.calls.close()
         if self.core._gallery is not None:
             self.core._gallery.close()

@@ -102,6 +102,23 @@ async def _guard_dispatch_channel(rt: Runtime) -> None:
         rt.settings = replace(rt.settings, slack=replace(rt.settings.slack, call_log_detail="summary"))
 
 
+async def review_channel_problem(rt: Runtime) -> str | None:
+    """In examiner mode, why the review channel may not hold review cards (one sentence), or None: it must be
+    private (faces and justifications are shown there) and not shared with another organisation."""
+    review = rt.settings.review
+    if review.mode != "examiner":
+        return None
+    info = await rt.channel_info(review.review_channel)
+    if not info:
+        return (f"[review] review_channel {review.review_channel} cannot be read: invite the bot to that private "
+                "channel (or fix the ID)")
+    if info.get("is_ext_shared"):
+        return f"[review] review_channel {review.review_channel} is shared with another organisation: use one of the department's own"
+    if not (info.get("is_private") or info.get("is_group")):
+        return f"[review] review_channel {review.review_channel} is public: examiner reviews need a private channel"
+    return None
+
+
 async def _on_start(rt: Runtime) -> None:
     """Backfill the call index, then resume dialogs a restart interrupted."""
     try:
@@ -392,6 +409,10 @@ async def _run(settings: Settings, env: Mapping[str, str]) -> None:
     except BaseException:
         await _abandon(runner, rt)
         raise
+    problem = await review_channel_problem(rt)
+    if problem:
+        await _abandon(runner, rt)
+        raise StartError(problem)
     site = web.TCPSite(runner, host, port)
     try:
         await site.start()

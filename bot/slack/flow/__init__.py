@@ -16,6 +16,7 @@ machine and the audit log are the record; a lost message never loses a request.
 
 Entry points (called by the listeners after they ack) and jobs are re-exported here.
 """
+from bot.slack.flow import examining
 from bot.slack.flow.dialog import apply, handle_action, handle_edit, handle_reply, transition
 from bot.slack.flow.effects import post, post_essential
 from bot.slack.flow.form import open_form, submit_form
@@ -29,6 +30,7 @@ __all__ = [
     "audit_gaps",
     "audited_result",
     "earlier_request_id",
+    "examining",
     "handle_action",
     "handle_edit",
     "handle_reply",

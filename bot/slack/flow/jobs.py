@@ -40,6 +40,10 @@ async def tick(rt: Runtime) -> int:
         if new is not None and new.step is request.Step.EXPIRED:
             expired += 1
     await watchdog(rt)
+    if rt.settings.review.mode == "examiner":
+        from bot.slack.flow import examining
+
+        await examining.tick(rt)
     try:
         await rt.io(rt.core.refusals.flush, rt.now())  # folded refusals whose window closed
     except Exception:  # the pending file keeps them; the outbox must still be delivered

@@ -171,7 +171,8 @@ async def search(rt: Runtime, dialog_id: str, request_id: str, face_index: int) 
             return
         # Claimed before: a previous process started this search. If the audit has its result, post that
         # result again rather than search a second time.
-        result = None if first else await rt.io(audited_result, rt, request_id)
+        result = None if first else await rt.io(audited_result, rt, request_id,
+                                                ("candidates", "no_candidate", "review"))
         await react(rt, dialog.channel, dialog.thread_ts, HOURGLASS)
         permalink = await rt.permalink(dialog.channel, dialog.thread_ts)
         cached = await rt.io(rt.probes.get, request_id)
@@ -188,6 +189,7 @@ async def search(rt: Runtime, dialog_id: str, request_id: str, face_index: int) 
                     requester=requester_of(dialog), source=await source_fields(rt, dialog, image, permalink),
                     probe_sha256=image.probe_sha256 or cached.sha256, faces=image.faces or cached.faces,
                     encoding=encoding, face_index=face_index,
+                    for_review=rt.settings.review.mode == "examiner",
                 )
             except Exception as exc:
                 log.exception("search %s failed", request_id)
@@ -217,6 +219,16 @@ async def _finish_search(
     the one before: the officer's result is queued on disk when Slack is down, the contact sheet is
     best-effort, and the dialog always learns the search finished."""
     rid = image.request_id
+    if result.outcome == "review":
+        # No candidate reaches the requester before an examiner's release; the call log follows the release.
+        from bot.slack.flow import examining
+
+        sheet = await _best_effort("comparison sheet", rid, rt.work(sheet_png, rt, result, probe_crop))
+        await _best_effort("review queue", rid, examining.queue_for_review(rt, dialog, image, result, sheet))
+        await _best_effort("search outcome", rid, dialog_stage.transition(
+            rt, dialog.dialog_id, lambda d: request.on_searched(d, rid, outcome="review", now=rt.now())))
+        await rt.io(rt.probes.remove, rid)
+        return
     result_ts = await _best_effort("result post", rid, _post_result(rt, dialog, image, result))
     if result_ts:
         await _best_effort("contact sheet", rid, _post_contact_sheet(rt, dialog, image, result, probe_crop))
@@ -296,14 +308,15 @@ async def _post_contact_sheet(
             request_id=image.request_id))
 
 
-def audited_result(rt: Runtime, request_id: str) -> service.SearchResult | None:
+def audited_result(rt: Runtime, request_id: str,
+                   outcomes: tuple[str, ...] = ("candidates", "no_candidate")) -> service.SearchResult | None:
     """The result of a search the audit log already holds for this request (candidates or none), else None.
 
     Names and record references come from the gallery as it is now; a subject removed since shows its id.
     """
     entries = [
         e for e in rt.core.audit.find(request_id=request_id, kinds=["search"])
-        if e.get("outcome") in ("candidates", "no_candidate")
+        if e.get("outcome") in outcomes
     ]
     if not entries:
         return None
@@ -324,5 +337,5 @@ def audited_result(rt: Runtime, request_id: str) -> service.SearchResult | None:
         threshold=float(e.get("threshold") or rt.settings.search.threshold),
         gallery_size=int(e.get("gallery_subjects") or 0), gallery_images=int(e.get("gallery_images") or 0),
         model=e.get("model") or "", versions=e.get("versions") or {}, audit_seq=int(e.get("seq") or 0),
-        operating_point=e.get("operating_point") or {},
+        operating_point=e.get("operating_point") or {}, for_review=e.get("outcome") == "review",
     )

@@ -8,7 +8,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 
 from bot.slack import flow
-from bot.slack.listeners.actions import attest, call, cancel, face, form, purpose, start
+from bot.slack.listeners.actions import attest, call, cancel, examination, face, form, purpose, start
 
 Handler = Callable[..., Awaitable[None]]
 
@@ -33,6 +33,7 @@ def button_handler(name: str) -> Handler:
 def register(app: AsyncApp) -> None:
     """Register the dialog's buttons."""
     start.register(app)
+    examination.register(app)
     call.register(app)
     form.register(app)
     purpose.register(app)

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.slack.listeners.views import form
+from bot.slack.listeners.views import exam_note, form
 
 
 def register(app: AsyncApp) -> None:
     """Register the form's submission."""
     form.register(app)
+    exam_note.register(app)

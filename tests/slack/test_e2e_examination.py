@@ -1,0 +1,154 @@
+"""End to end ([review] mode "examiner"): no candidate reaches the requester before a trained examiner claims,
+decides (a note for each possible lead) and releases the review in a private review channel; ruled-out
+candidates are never shown; the call-thread entry follows the release; every step is a `review` entry."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from bot import wording
+from bot.audit import AuditLog
+from bot.config import ReviewSettings
+from bot.slack import exam_card
+from bot.slack.server import review_channel_problem
+
+from .conftest import DISPATCH, JUSTIFICATION, OFFICER, block_texts, bot_settings
+from .signing import block_actions_payload, interaction_body, post, view_submission_payload
+
+REVIEW = "CREVIEW"
+EXAMINER, SECOND = "UEXAMINER1", "UEXAMINER2"
+OBAMA = "people/obama/obama3.jpg"
+NOTE = "ear shape, hairline and the mole under the left eye agree"
+
+
+async def start(harness, slack, **review):
+    slack.add_channel(REVIEW, "fr-review", is_private=True)
+    slack.add_user(EXAMINER, "examiner.one", display_name="Examiner One")
+    slack.add_user(SECOND, "examiner.two", display_name="Examiner Two")
+    values = {"mode": "examiner", "examiners": (EXAMINER, SECOND, OFFICER), "review_channel": REVIEW}
+    values.update(review)
+    settings = replace(bot_settings(harness.data_dir), review=ReviewSettings(**values))
+    return await harness.start(settings=settings)
+
+
+def card(slack) -> dict:
+    [message] = [m for m in slack.messages(REVIEW)
+                 if (m.get("metadata") or {}).get("event_payload", {}).get("kind") == "examination"]
+    return message
+
+
+async def press(harness, slack, action: str, user: str, value_part: str = "") -> None:
+    message = card(slack)
+    for block in message["blocks"]:
+        for el in block.get("elements") or []:
+            if str(el.get("action_id", "")).startswith(action) and value_part in el.get("value", ""):
+                body = block_actions_payload(action_id=el["action_id"], value=el["value"], user_id=user,
+                                             channel_id=REVIEW, message=message, block_id=block["block_id"])
+                reply = await post(harness.http, harness.bot.events_url, interaction_body(body))
+                assert reply.status == 200
+                await harness.idle()
+                return
+    raise AssertionError(f"no {action} {value_part} on the review card")
+
+
+async def note(harness, slack, user: str, text: str):
+    view = slack.views()[-1]
+    values = {exam_card.NOTE_BLOCK: {exam_card.NOTE_ACTION: {"type": "plain_text_input", "value": text}}}
+    reply = await post(harness.http, harness.bot.events_url,
+                       interaction_body(view_submission_payload(user, view, values)))
+    await harness.idle()
+    return reply
+
+
+async def searched(harness) -> dict:
+    upload = await harness.upload(harness.face(OBAMA), text=f"26-012345 purpose: 1 justification: {JUSTIFICATION}")
+    await harness.wait_card("attestation")
+    await harness.reply(upload, "I attest")
+    await harness.wait_kind("examination_queued")
+    await harness.idle()
+    return upload
+
+
+def reviews(harness) -> list[dict]:
+    return [e for e in AuditLog.open(harness.data_dir, {}).entries() if e["kind"] == "review"]
+
+
+async def test_an_examiner_claims_decides_with_a_note_and_releases_the_lead_to_the_requester(harness, slack):
+    await start(harness, slack)
+    upload = await searched(harness)
+    assert harness.thread(upload, "result") == []  # no candidate before the release
+    assert block_texts(harness.thread(upload, "examination_queued")[0]) == [wording.EXAM_WAITING_REQUESTER]
+    [search] = harness.audit()
+    assert search["outcome"] == "review"
+    assert [m for m in slack.messages(DISPATCH) if m.get("thread_ts")] == []  # the log follows the release
+    texts = block_texts(card(slack))
+    assert texts[0] == wording.exam_card_header(search["request_id"], False) and "obama" in texts[2]
+
+    await press(harness, slack, exam_card.ACTION_CLAIM, OFFICER)  # the requester never examines their own
+    assert wording.EXAM_NOT_YOUR_OWN in slack.ephemerals(REVIEW, OFFICER)[0]["text"]
+    await press(harness, slack, exam_card.ACTION_CLAIM, EXAMINER)
+    assert f"Claimed by <@{EXAMINER}>" in block_texts(card(slack))[-1]
+    await press(harness, slack, exam_card.ACTION_DECIDE, EXAMINER, "|possible_lead")
+    short = await note(harness, slack, EXAMINER, "same")
+    assert short.json()["response_action"] == "errors"  # a lead needs which features agree
+    assert (await note(harness, slack, EXAMINER, NOTE)).text == ""
+    await press(harness, slack, exam_card.ACTION_RELEASE, EXAMINER)
+
+    result = await harness.wait_kind("result")
+    texts = block_texts(result.params)
+    assert texts[0] == wording.result_caveat(True)  # the caveat first, as ever
+    assert texts[1] == wording.exam_released_header(search["request_id"], 1)
+    assert texts[2].startswith("1. obama") and NOTE in texts[3] and f"<@{EXAMINER}>" in texts[3]
+    await harness.wait_kind("call_log")
+    actions = [(e["action"], e["by"]) for e in reviews(harness)]
+    assert actions == [("queued", "system"), ("claim", EXAMINER), ("decision", EXAMINER), ("release", EXAMINER)]
+    decision = reviews(harness)[2]
+    assert decision["decision"] == "possible_lead" and decision["note"] == NOTE and decision["subject_id"] == "obama"
+    assert reviews(harness)[3]["shown"] == ["obama"]
+    assert block_texts(card(slack))[-1] == wording.exam_status("released")
+
+
+async def test_two_examiners_decide_blind_and_a_ruled_out_candidate_is_never_shown(harness, slack):
+    await start(harness, slack, reviewers_required=2)
+    upload = await searched(harness)
+    await press(harness, slack, exam_card.ACTION_CLAIM, EXAMINER)
+    await press(harness, slack, exam_card.ACTION_DECIDE, EXAMINER, "|not_same_person")
+    await press(harness, slack, exam_card.ACTION_RELEASE, EXAMINER)
+    assert harness.thread(upload, "result") == []  # one review is not enough
+    assert "review 2 of 2" in block_texts(card(slack))[-1]
+    await press(harness, slack, exam_card.ACTION_CLAIM, EXAMINER)  # not the same examiner twice
+    assert wording.EXAM_SECOND_EXAMINER in slack.ephemerals(REVIEW, EXAMINER)[-1]["text"]
+    await press(harness, slack, exam_card.ACTION_CLAIM, SECOND)
+    # Blind: the card shows how many the claimer decided, never the first examiner's decisions.
+    assert block_texts(card(slack))[-1] == wording.exam_status("claimed", claimed_by=SECOND, decided=0, total=1,
+                                                              round_no=2, rounds=2)
+    await press(harness, slack, exam_card.ACTION_DECIDE, SECOND, "|not_same_person")
+    await press(harness, slack, exam_card.ACTION_RELEASE, SECOND)
+    result = await harness.wait_kind("result")
+    texts = block_texts(result.params)
+    assert texts[1] == wording.exam_released_header(reviews(harness)[0]["request_id"], 0)
+    assert "obama" not in " ".join(texts)  # ruled out by both: never shown
+    assert reviews(harness)[-1]["ruled_out"] == 1
+
+
+async def test_the_requester_can_cancel_a_review_nobody_claimed(harness, slack):
+    await start(harness, slack)
+    upload = await searched(harness)
+    await harness.reply(upload, "cancel")
+    note_call = await harness.wait_kind("examination_cancelled")
+    assert block_texts(note_call.params) == [wording.EXAM_CANCELLED]
+    await harness.idle()
+    assert block_texts(card(slack))[-1] == wording.exam_status("cancelled")
+    assert [e["action"] for e in reviews(harness)] == ["queued", "cancel"]
+
+
+async def test_examiner_mode_needs_a_private_review_channel_of_the_department(harness, slack):
+    slack.add_channel("CPUBLIC", "fr-review-public")
+    await start(harness, slack, review_channel="CPUBLIC")
+    assert "is public" in (await review_channel_problem(harness.rt))
+    slack.add_channel("CSHAREDREV", "fr-review-joint", is_private=True, is_ext_shared=True)
+    harness.rt.settings = replace(harness.rt.settings, review=replace(harness.rt.settings.review,
+                                                                      review_channel="CSHAREDREV"))
+    assert "shared with another organisation" in (await review_channel_problem(harness.rt))
+    harness.rt.settings = replace(harness.rt.settings, review=replace(harness.rt.settings.review,
+                                                                      review_channel=REVIEW))
+    assert await review_channel_problem(harness.rt) is None
