@@ -11,6 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from bot.config import ConfigError, Settings, load_settings
 
 EXIT_OK, EXIT_ERROR, EXIT_DENIED, EXIT_CHOOSE_FACE = 0, 1, 2, 3
 EXIT_BROKEN_CHAIN = 4  # audit export|report|bundle: the output was written, but the chain does not verify
+EXIT_QUEUED = 4  # search in [review] mode "examiner": queued for an examiner, no candidate printed
 
 
 def _os_requester():
@@ -158,7 +160,10 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
         result = search_face(
             core, request_id=request_id, answers=answers, requester=requester, source=source,
             probe_sha256=probe.sha256, faces=faces, face=probe.faces[index - 1], face_index=index,
+            for_review=settings.review.mode == "examiner",
         )
+        if result.outcome == "review":
+            _queue_cli_review(core, settings, result, answers, requester)
     except ImageError as exc:
         # The hash of what was read is recorded even when it is not an image (which file was tried).
         return fail(exc.message, probe_sha256=hashlib.sha256(data).hexdigest() if data else None)
@@ -168,8 +173,37 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
         return fail(wording.search_crashed(f"{type(exc).__name__}: {exc}"))
     finally:
         core.close()
+    if result.outcome == "review":
+        _emit(args, {"queued_for_review": request_id}, wording.cli_queued_for_review(request_id))
+        return EXIT_QUEUED
     _emit(args, result.as_json(), wording.cli_result(result))
     return EXIT_OK
+
+
+def _queue_cli_review(core: Any, settings: Settings, result: Any, answers: Any, requester: Any) -> None:
+    """Queue a CLI search for an examiner: the server posts its review card at its next tick; the release goes
+    to the review channel (no Slack account is mapped for an OS user)."""
+    from bot import examination
+    from bot.examination_store import ExaminationStore
+    from bot.service import candidate_json
+
+    exam, effects = examination.queue(
+        request_id=result.request_id, requester_id=str(requester.as_dict().get("id") or ""),
+        call_number=answers.call_number or "", purpose=answers.purpose or "",
+        justification=answers.justification or "",
+        candidates=[candidate_json(c, names=True) for c in result.candidates],
+        reviewers_required=settings.review.reviewers_required, now=datetime.now(UTC),
+        source={"cli": True, "operating_point": result.operating_point},
+    )
+    store = ExaminationStore(settings.data_dir / "examinations.json")
+    try:
+        store.put(exam)
+    finally:
+        store.close()
+    for effect in effects:
+        if isinstance(effect, examination.Audit):
+            core.audit.append("review", request_id=exam.request_id, action=effect.action, by=effect.by,
+                              call_number=exam.call_number, **dict(effect.fields))
 
 
 def cmd_gallery(args: argparse.Namespace, settings: Settings) -> int:

@@ -1546,3 +1546,8 @@ def exam_ping(group_ids: Sequence[str], request_id: str, urgent: bool) -> str:
     who = " ".join(f"<!subteam^{g}>" for g in group_ids if re.fullmatch(r"S[A-Z0-9]{2,30}", g)) or "Examiners"
     return f"{who}: review {_clip(request_id, 100)} is still waiting to be claimed{' (URGENT)' if urgent else ''}."
 EXAM_NOT_EXAMINER = "Only trained examiners listed in [review] examiners or examiner_groups can review searches."
+
+
+def cli_queued_for_review(request_id: str) -> str:
+    return (f"Searched, and queued for examiner review as {_clip(request_id, 100)}: no candidate is shown before "
+            "a trained examiner releases the review (GO 375.01 A.3). The release is posted in the review channel.")

@@ -15,6 +15,7 @@ import pytest
 from bot import wording
 from bot.audit import AuditLog
 from bot.cli import main
+from bot.config import DEFAULT_CONFIG
 
 from .conftest import link_subjects
 
@@ -445,3 +446,33 @@ def test_a_data_dir_that_is_a_file_is_a_clear_error(tmp_path, capsys, monkeypatc
     assert main(["gallery", "list"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error:") and "Traceback" not in err
+
+
+def _examiner_config(tmp_path: Path) -> Path:
+    text = (DEFAULT_CONFIG.read_text(encoding="utf-8")
+            .replace('mode = "direct"', 'mode = "examiner"')
+            .replace("examiners = []", 'examiners = ["UEXAMINER1"]')
+            .replace('review_channel = ""', 'review_channel = "CREVIEW"'))
+    path = tmp_path / "examiner.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_in_examiner_mode_a_search_prints_no_candidate_and_exits_4_queued(data, faces_dir, capsys, tmp_path,
+                                                                         monkeypatch):
+    from bot.examination_store import ExaminationStore
+
+    monkeypatch.setenv("BOT_CONFIG", str(_examiner_config(tmp_path)))
+    code, out = run_json(capsys, ["search", str(faces_dir / "people/obama/obama2.jpg"), *GOOD, "--json"])
+    assert code == 4 and set(out) == {"queued_for_review"} and out["queued_for_review"].startswith("FR-")
+    [entry] = audit_entries(data)
+    assert entry["outcome"] == "review" and entry["request_id"] == out["queued_for_review"]
+    store = ExaminationStore(data / "examinations.json")
+    exam = store.get(out["queued_for_review"])
+    store.close()
+    assert exam.status == "queued" and exam.candidates[0]["subject_id"] == "obama" and exam.source["cli"]
+    [queued] = [e for e in AuditLog.open(data).entries() if e["kind"] == "review"]
+    assert queued["action"] == "queued"
+    code = main(["search", str(faces_dir / "people/obama/obama2.jpg"), *GOOD])
+    text = capsys.readouterr().out
+    assert code == 4 and "obama" not in text and "queued for examiner review" in text

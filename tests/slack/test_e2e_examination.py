@@ -152,3 +152,30 @@ async def test_examiner_mode_needs_a_private_review_channel_of_the_department(ha
     harness.rt.settings = replace(harness.rt.settings, review=replace(harness.rt.settings.review,
                                                                       review_channel=REVIEW))
     assert await review_channel_problem(harness.rt) is None
+
+
+async def test_a_cli_search_queued_for_review_gets_its_card_at_the_next_tick_and_its_release_in_the_thread(
+        harness, slack, monkeypatch, faces_dir):
+    from bot.cli import main as cli
+    from bot.slack import flow
+
+    bot = await start(harness, slack)
+    config = harness.data_dir.parent / "examiner.toml"
+    text = (harness.request.config.rootpath / "config" / "settings.toml").read_text(encoding="utf-8")
+    config.write_text(text.replace('mode = "direct"', 'mode = "examiner"')
+                      .replace("examiners = []", f'examiners = ["{EXAMINER}"]')
+                      .replace('review_channel = ""', f'review_channel = "{REVIEW}"'), encoding="utf-8")
+    monkeypatch.setenv("BOT_CONFIG", str(config))
+    monkeypatch.setenv("BOT_DATA_DIR", str(harness.data_dir))
+    argv = ["search", str(faces_dir / OBAMA), "--call-number", "26-012345", "--purpose", "1",
+            "--justification", JUSTIFICATION, "--attest"]
+    assert cli(argv) == 4
+    assert slack.messages(REVIEW) == []
+    await flow.tick(bot.rt)  # the server's next tick posts the card
+    await harness.idle()
+    await press(harness, slack, exam_card.ACTION_CLAIM, EXAMINER)
+    await press(harness, slack, exam_card.ACTION_DECIDE, EXAMINER, "|inconclusive")
+    await press(harness, slack, exam_card.ACTION_RELEASE, EXAMINER)
+    released = await harness.wait_kind("result")
+    assert released.params["channel"] == REVIEW and released.params["thread_ts"] == card(slack)["ts"]
+    assert wording.exam_inconclusive(1) in block_texts(released.params)

@@ -111,6 +111,12 @@ async def _released(rt: Runtime, exam: ex.Examination, effect: ex.Released) -> N
     from bot.slack.flow import dialog as dialog_stage
     from bot.slack.flow.searching import audited_result
 
+    if exam.source.get("cli"):
+        # A CLI request has no Slack thread (no Slack account is mapped for an OS user): the release goes to the
+        # review card's thread, for the examiners to pass on.
+        await post_essential(rt, rt.settings.review.review_channel, exam.source.get("card_ts"),
+                             exam_card.released(None, exam, effect, None))
+        return
     dialog = await rt.io(rt.store.get, exam.source.get("dialog_id") or "")
     call_link = await rt.calls.thread_permalink(exam.call_number) if exam.call_number else None
     await post_essential(rt, exam.source["channel"], exam.source["thread_ts"],
@@ -209,6 +215,8 @@ async def tick(rt: Runtime) -> None:
     """Idle claims back to the queue; unclaimed reviews ping the examiners again."""
     review = rt.settings.review
     for exam in await rt.io(rt.exams.open):
+        if not exam.source.get("card_ts"):  # queued by the CLI: its card is posted now
+            await _show_card(rt, exam)
         async with rt.lock("exam:" + exam.request_id):
             outcome = await rt.io(rt.exams.update, exam.request_id, lambda e: ex.on_tick(
                 e, rt.now(), claim_minutes=review.claim_minutes, claim_timeout_minutes=review.claim_timeout_minutes))
