@@ -134,7 +134,12 @@ def with_refusals(log: AuditLog, entries: list[dict]) -> list[dict]:
     for entry in entries:
         rid = entry.get("request_id")
         refused = len(log.find(request_id=rid, kinds=["refusal"])) if rid else 0
-        out.append({**entry, "refused_answers": refused} if refused else entry)
+        item = {**entry, "refused_answers": refused} if refused else entry
+        if rid and entry.get("outcome") == "review":  # listed by its final outcome: the release's
+            final = review_outcomes(log.find(request_id=rid, kinds=["review"])).get(str(rid))
+            if final:
+                item = {**item, "outcome": final["outcome"]}
+        out.append(item)
     return out
 
 
@@ -421,6 +426,10 @@ class MonthlyReport:
     refused_commands: int = 0  # /frs commands refused (audit queries, reports, status), folded ones counted
     refused_answers: int = 0  # answers refused in running requests (`refusal` entries: call number, purpose...)
     flagged: int = 0  # requests whose justification named a protected class (flag "protected_class")
+    reviews_released: int = 0  # searches an examiner reviewed and released
+    leads_released: int = 0
+    candidates_ruled_out: int = 0  # by the examiners: never shown to a requester
+    median_seconds_to_release: float | None = None  # queued -> released
 
     @property
     def month_title(self) -> str:
@@ -433,6 +442,31 @@ class MonthlyReport:
         data = asdict(self)
         data["month_title"] = self.month_title
         return data
+
+
+def review_outcomes(entries: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per request id under examiner review: its final outcome (a release with leads -> "candidates", without ->
+    "no_candidate"; a cancel -> "cancelled"; still open -> "review"), when it was queued and released, and the
+    leads and ruled-out counts of its release."""
+    out: dict[str, dict[str, Any]] = {}
+    for e in entries:
+        if e.get("kind") != "review" or not e.get("request_id"):
+            continue
+        item = out.setdefault(str(e["request_id"]), {"outcome": "review", "queued_at": None, "released_at": None,
+                                                     "leads": 0, "ruled_out": 0, "decisions": []})
+        action = e.get("action")
+        if action == "queued":
+            item["queued_at"] = e.get("ts")
+        elif action == "decision":
+            item["decisions"].append({"ts": e.get("ts"), "by": e.get("by"), "subject_id": e.get("subject_id"),
+                                      "decision": e.get("decision"), "note": e.get("note")})
+        elif action == "release" and e.get("final"):
+            item["outcome"] = "candidates" if e.get("leads") else "no_candidate"
+            item.update(released_at=e.get("ts"), leads=len(e.get("leads") or []), ruled_out=int(e.get("ruled_out") or 0),
+                        shown=list(e.get("shown") or []))
+        elif action == "cancel":
+            item["outcome"] = "cancelled"
+    return out
 
 
 def _purpose_bucket(purpose: Any, outcome: Any) -> str:
@@ -466,6 +500,10 @@ def summarise_month(entries: Iterable[Mapping[str, Any]], month: str, tz: str) -
     names: dict[str, str] = {}
     durations: list[float] = []
     total = refused_commands = refused_answers = flagged = 0
+    entries = list(entries)
+    reviewed = review_outcomes(entries)
+    reviews_released = leads_released = ruled_out = 0
+    review_seconds: list[float] = []
     for entry in entries:
         if entry.get("kind") not in ("search", "audit_access", "refusal"):
             continue
@@ -482,6 +520,16 @@ def summarise_month(entries: Iterable[Mapping[str, Any]], month: str, tz: str) -
         total += n
         flagged += n if "protected_class" in (entry.get("flags") or ()) else 0
         outcome = entry.get("outcome")
+        if outcome == "review":  # the request's final outcome is its release's (or cancel's)
+            item = reviewed.get(str(entry.get("request_id")), {})
+            outcome = item.get("outcome", "review")
+            if item.get("released_at"):
+                reviews_released += 1
+                leads_released += item["leads"]
+                ruled_out += item["ruled_out"]
+                seconds = seconds_between(item.get("queued_at"), item.get("released_at"))
+                if seconds is not None and seconds >= 0:
+                    review_seconds.append(seconds)
         outcomes[outcome] += n
         purpose = entry.get("purpose")
         purposes[_purpose_bucket(purpose, outcome)] += n
@@ -518,6 +566,10 @@ def summarise_month(entries: Iterable[Mapping[str, Any]], month: str, tz: str) -
         refused_commands=refused_commands,
         refused_answers=refused_answers,
         flagged=flagged,
+        reviews_released=reviews_released,
+        leads_released=leads_released,
+        candidates_ruled_out=ruled_out,
+        median_seconds_to_release=statistics.median(review_seconds) if review_seconds else None,
     )
 
 
@@ -599,6 +651,9 @@ def request_summary(entries: Sequence[Mapping[str, Any]], *, dispatch_channel: s
     later kinds are listed, never taken for the record)."""
     searches = [e for e in entries if e.get("kind") == "search"]
     final = dict(searches[-1] if searches else entries[-1])
+    examined = review_outcomes(entries).get(str(final.get("request_id")))
+    if examined and final.get("outcome") == "review":
+        final["outcome"] = examined["outcome"]  # the request's final outcome: its release's
     purpose = policy.purpose_by_code(final.get("purpose"))
     attestation = final.get("attestation")
     attestation = dict(attestation) if isinstance(attestation, Mapping) else {"attested": bool(attestation)}
@@ -625,6 +680,7 @@ def request_summary(entries: Sequence[Mapping[str, Any]], *, dispatch_channel: s
         "refused_answers": [{"ts": e.get("ts"), "step": e.get("step"), "reason": e.get("reason"),
                              "text": e.get("text")} for e in entries if e.get("kind") == "refusal"],
         "flags": list(final.get("flags") or []),
+        "examination": examined,
         "error": final.get("error"),
         "probe": {
             "sha256": final.get("probe_sha256"),

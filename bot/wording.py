@@ -810,6 +810,13 @@ def report_text(report: Any, *, for_slack: bool = True) -> str:
     lines.append(f"Answers refused in running requests (every reason tried): {getattr(report, 'refused_answers', 0)}")
     lines.append("Justifications naming a protected class, for review (GO 375.01 C): "
                  f"{getattr(report, 'flagged', 0)}")
+    released = getattr(report, "reviews_released", 0)
+    if released or report.by_outcome.get("review"):
+        median = getattr(report, "median_seconds_to_release", None)
+        lines.append(f"Examiner reviews released: {released} ({getattr(report, 'leads_released', 0)} leads "
+                     f"released, {getattr(report, 'candidates_ruled_out', 0)} candidates ruled out; median from "
+                     "queued to release "
+                     f"{_duration(median) if median is not None else 'n/a'})")
     lines.append("By purpose:")
     lines += [f"- {p['label']}: {p['count']}" for p in report.by_purpose]
     lines.append("By requester:")

@@ -271,6 +271,7 @@ CALLS = {
     "exam_claimed_by": [("U0EXAMINER",), (HUGE,)],
     "exam_note_needed": [(10,)],
     "exam_undecided": [(1,), (20,)],
+    "cli_queued_for_review": [("FR-1",), (HUGE,)],
     "exam_candidate_line": [(1, HUGE, HUGE, HUGE, 0.4, HUGE[:300])],
     "exam_card_header": [("FR-1", True), (HUGE, False)],
     "exam_card_request": [(HUGE, HUGE, "U0OFFICER", HUGE)],

@@ -4,8 +4,9 @@ candidates are never shown; the call-thread entry follows the release; every ste
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime
 
-from bot import wording
+from bot import review, wording
 from bot.audit import AuditLog
 from bot.config import ReviewSettings
 from bot.slack import exam_card
@@ -105,6 +106,16 @@ async def test_an_examiner_claims_decides_with_a_note_and_releases_the_lead_to_t
     assert decision["decision"] == "possible_lead" and decision["note"] == NOTE and decision["subject_id"] == "obama"
     assert reviews(harness)[3]["shown"] == ["obama"]
     assert block_texts(card(slack))[-1] == wording.exam_status("released")
+    # Command staff see the final outcome (the release's), each decision with who and the note.
+    log = AuditLog.open(harness.data_dir, {})
+    summary = review.request_summary(log.find(request_id=search["request_id"]))
+    assert summary["outcome"] == "candidates" and summary["examination"]["leads"] == 1
+    assert summary["examination"]["decisions"][0]["note"] == NOTE
+    month = review.summarise_month(log.entries(), datetime.now(UTC).astimezone(review.zone("America/Los_Angeles"))
+                                   .strftime("%Y-%m"), "America/Los_Angeles")
+    assert month.by_outcome["candidates"] == 1 and month.by_outcome["review"] == 0
+    assert (month.reviews_released, month.leads_released, month.candidates_ruled_out) == (1, 1, 0)
+    assert "Examiner reviews released: 1 (1 leads released" in wording.report_text(month)
 
 
 async def test_two_examiners_decide_blind_and_a_ruled_out_candidate_is_never_shown(harness, slack):
