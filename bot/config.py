@@ -262,6 +262,8 @@ def _validate_review(review: ReviewSettings) -> None:
         raise ConfigError('[review] approval must be "never", "flagged" or "always"')
     if review.approval != "never" and not (review.supervisors or review.supervisor_groups):
         raise ConfigError("[review] approval needs supervisors or supervisor_groups")
+    if review.approval != "never" and not review.review_channel.strip():
+        raise ConfigError("[review] approval needs review_channel (a private channel where supervisors decide)")
 
 
 def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:

@@ -21,6 +21,7 @@ class Step(str, Enum):
     PURPOSE = "purpose"
     JUSTIFICATION = "justification"
     ATTESTATION = "attestation"
+    AWAITING_APPROVAL = "awaiting_approval"  # attested; a supervisor must approve before any search ([review] approval)
     ANALYSING = "analysing"
     FACE_CHOICE = "face_choice"
     SEARCHING = "searching"
@@ -137,6 +138,14 @@ class ConfirmCall(Effect):
 
     value: str
     suggestions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class NeedsApproval(Effect):
+    """Attested, and a supervisor must approve before any search: `reason` is "flagged" (the justification names
+    a protected class) or "always"."""
+
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -311,6 +320,7 @@ class Dialog:
     pending_call: str | None = None  # a call number dispatch has not posted, waiting for the officer to confirm
     suggestions: list[str] = field(default_factory=list)  # recent calls `pending_call` may be a typo of
     flags: list[str] = field(default_factory=list)  # for command staff: e.g. "protected_class"
+    approval: dict[str, str] | None = None  # {"status": "pending"|"approved"|"refused", "by", "reason", "at"}
 
     @property
     def terminal(self) -> bool:
@@ -367,6 +377,7 @@ class Dialog:
             "pending_call": self.pending_call,
             "suggestions": list(self.suggestions),
             "flags": list(self.flags),
+            "approval": dict(self.approval) if self.approval else None,
         }
 
     @classmethod

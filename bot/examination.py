@@ -172,6 +172,8 @@ def claim(exam: Examination, examiner: str, now: datetime) -> Result:
         return exam, [Refused(examiner, wording.EXAM_NOT_YOUR_OWN)]
     if examiner in exam.examiners():
         return exam, [Refused(examiner, wording.EXAM_SECOND_EXAMINER)]
+    if examiner == exam.source.get("approved_by"):
+        return exam, [Refused(examiner, wording.EXAM_APPROVER)]
     if exam.status == CLAIMED:
         if exam.claimed_by == examiner:
             return exam, []

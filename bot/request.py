@@ -63,6 +63,7 @@ from bot.dialog import (
     ImageFailed,
     ImageRequest,
     Invalid,
+    NeedsApproval,
     NotRequester,
     Offer,
     OfferEnded,
@@ -162,6 +163,8 @@ def _settle(d: Dialog, now: datetime) -> list[Effect]:
     pick the step from the images' states; finish when every image is done."""
     if d.terminal:
         return []
+    if d.step is Step.AWAITING_APPROVAL:
+        return _ask_next_face(d)  # faces found meanwhile wait for the supervisor like everything else
     effects = _search_ready(d, now) + _ask_next_face(d)
     statuses = {img.status for img in d.images}
     if statuses == {DONE}:
@@ -276,7 +279,7 @@ def _answer_justification(d: Dialog, text: str, now: datetime, policy_settings: 
     return _ask(d)
 
 
-def _attest(d: Dialog, now: datetime, policy_settings: PolicySettings) -> list[Effect]:
+def _attest(d: Dialog, now: datetime, policy_settings: PolicySettings, approval: str = "never") -> list[Effect]:
     # Every answer was checked when given, but settings may have changed since (a restart with a new
     # config): check them all again, and ask again any that no longer pass. No search before that.
     effects = _recheck(d, policy_settings)
@@ -285,8 +288,35 @@ def _attest(d: Dialog, now: datetime, policy_settings: PolicySettings) -> list[E
         return effects + _ask(d)
     d.attested = True
     _touch(d, now, Step.ATTESTATION.value)
+    reason = "always" if approval == "always" else "flagged" if approval == "flagged" and d.flags else None
+    if reason:
+        # A supervisor approves (or refuses) first: no search before that.
+        d.step, d.approval = Step.AWAITING_APPROVAL, {"status": "pending", "reason": reason, "at": iso_time(now)}
+        return [NeedsApproval(reason)]
+    return _go(d, now)
+
+
+def _go(d: Dialog, now: datetime) -> list[Effect]:
     waiting = tuple(img.request_id for img in d.images if img.status != DONE)
     return [Attested(waiting)] + _settle(d, now)
+
+
+def on_approval(dialog: Dialog, *, approved: bool, by: str, reason: str, now: datetime) -> Result:
+    """A supervisor's answer to a request awaiting approval: approved, it goes on to the search (authority
+    re-checked, as at any attestation); refused, every image ends `denied` with the supervisor's reason."""
+    if dialog.step is not Step.AWAITING_APPROVAL:
+        return dialog, [Closed(dialog.step)]
+    if by == dialog.requester_id:
+        return dialog, [NotRequester(by)]
+    d = dialog.copy()
+    d.approval = {**(d.approval or {}), "status": "approved" if approved else "refused", "by": by,
+                  "reason": reason, "decided_at": iso_time(now)}
+    _touch(d, now)
+    if approved:
+        d.step = Step.ANALYSING
+        return d, _go(d, now)
+    _end(d, Step.CANCELLED, "denied", now)
+    return d, []
 
 
 def _recheck(d: Dialog, policy_settings: PolicySettings) -> list[Effect]:
@@ -421,6 +451,7 @@ def on_reply(
     now: datetime,
     policy: PolicySettings,
     calls: Calls = NO_CALLS,
+    approval: str = "never",
 ) -> Result:
     """A plain reply in the request thread. Only the requester's replies count; every step can be answered."""
     if dialog.terminal:
@@ -434,6 +465,8 @@ def on_reply(
         effects = _cancel(d, now)
         return (d, effects) if d.terminal else (dialog, effects)
     step = d.step
+    if step is Step.AWAITING_APPROVAL:
+        return dialog, [Busy(step)]
     img = _asked_image(d)
     if img is not None and step in QUESTION_STEPS and _policy.normalise_reply(text).startswith("face"):
         # "face 2" picks a face whatever question is out (a bare number answers the question).
@@ -448,7 +481,7 @@ def on_reply(
         effects = _answer_justification(d, text, now, policy)
     elif step is Step.ATTESTATION:
         if _policy.is_attestation(text):
-            effects = _attest(d, now, policy)
+            effects = _attest(d, now, policy, approval)
         else:
             _touch(d, now)
             effects = [Invalid(Step.ATTESTATION, "attestation", None, text=_echo(text))]
@@ -489,6 +522,7 @@ def on_action(
     now: datetime,
     policy: PolicySettings,
     calls: Calls = NO_CALLS,
+    approval: str = "never",
 ) -> Result:
     """A button press: the same answers as replies (start, call number, purpose, attestation, face, cancel)."""
     base = action.partition(":")[0]
@@ -510,7 +544,7 @@ def on_action(
     if base == ACTION_PURPOSE and d.step is Step.PURPOSE:
         return d, _answer_purpose(d, value or None, now)
     if base == ACTION_ATTEST and d.step is Step.ATTESTATION:
-        return d, _attest(d, now, policy)
+        return d, _attest(d, now, policy, approval)
     if base == ACTION_FACE and d.started:
         request_id, _, raw_index = (value or "").rpartition(":")
         img = d.image(request_id)
@@ -636,9 +670,16 @@ def on_refused(dialog: Dialog, now: datetime) -> Result:
     return d, []
 
 
-def on_tick(dialog: Dialog, now: datetime, timeout_minutes: int) -> Result:
+def on_tick(dialog: Dialog, now: datetime, timeout_minutes: int, approval_minutes: int | None = None) -> Result:
     """End a dialog left unanswered past the timeout. Only input steps expire, never the bot's own work; an
     offer nobody took up ends quietly (`OfferEnded`, nothing audited)."""
+    if dialog.step is Step.AWAITING_APPROVAL:
+        if approval_minutes is None or now - parse_time(dialog.updated_at) < timedelta(minutes=approval_minutes):
+            return dialog, []
+        d = dialog.copy()
+        _touch(d, now)
+        d.approval = {**(d.approval or {}), "status": "expired", "decided_at": iso_time(now)}
+        return d, [Expired(_end(d, Step.EXPIRED, "expired", now))]
     if dialog.step not in INPUT_STEPS:
         return dialog, []
     if now - parse_time(dialog.updated_at) < timedelta(minutes=timeout_minutes):
@@ -696,6 +737,7 @@ __all__ = [
     "ImageFailed",
     "ImageRequest",
     "Invalid",
+    "NeedsApproval",
     "NotRequester",
     "Offer",
     "OfferEnded",
@@ -707,6 +749,7 @@ __all__ = [
     "new_request_id",
     "on_action",
     "on_analysed",
+    "on_approval",
     "on_form",
     "on_reply",
     "on_searched",

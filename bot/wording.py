@@ -1466,6 +1466,7 @@ def shortcut_already_requested(request_ids: Sequence[str]) -> str:
 # --- Examiner review (bot/examination.py, bot/slack/examination.py) ---------------------------------------------
 
 EXAM_CLOSED = "This review is no longer open."
+EXAM_APPROVER = "You approved this request as its supervisor: another examiner must review its result."
 EXAM_NOT_YOUR_OWN = "You requested this search: another examiner must review it (a second person, GO 375.01 A.3)."
 EXAM_SECOND_EXAMINER = ("You already reviewed this request: the second review must be by another examiner, "
                         "who decides without seeing your decisions.")
@@ -1558,3 +1559,40 @@ EXAM_NOT_EXAMINER = "Only trained examiners listed in [review] examiners or exam
 def cli_queued_for_review(request_id: str) -> str:
     return (f"Searched, and queued for examiner review as {_clip(request_id, 100)}: no candidate is shown before "
             "a trained examiner releases the review (GO 375.01 A.3). The release is posted in the review channel.")
+
+
+# --- Supervisor approval ([review] approval) ---------------------------------------------------------------------
+
+APPROVAL_REASONS = {
+    "flagged": "the justification names a protected class (GO 375.01 C)",
+    "always": "department policy asks a supervisor to approve every search",
+}
+APPROVE_BUTTON = "Approve"
+REFUSE_BUTTON = "Refuse"
+APPROVAL_TITLE = "Supervisor decision"  # modal title: at most 24 characters
+APPROVAL_REASON_LABEL = "Reason (recorded in the audit log)"
+APPROVAL_SUBMIT = "Record"
+NOT_SUPERVISOR = "Only supervisors listed in [review] supervisors or supervisor_groups can approve searches."
+SUPERVISOR_IS_REQUESTER = "You requested this search: another supervisor must approve it."
+CARD_AWAITING_APPROVAL = "Attested. Waiting for a supervisor's approval: no search runs before it."
+
+
+def approval_waiting(reason: str, minutes: int) -> str:
+    return (f"Waiting for a supervisor's approval before the search: {(APPROVAL_REASONS.get(reason) or _clip(reason, 100))}. "
+            f"If nobody answers within {minutes_text(minutes)}, the request expires.")
+
+
+def approval_card(request_ids: Sequence[str], requester_id: str, call_number: str, purpose_label: str,
+                  justification: str, reason: str) -> str:
+    return (f"*Approval needed* {', '.join(_clip(r, 100) for r in request_ids[:5])} · requested by "
+            f"{mention(requester_id)}: {(APPROVAL_REASONS.get(reason) or _clip(reason, 100))}\n"
+            f"Call {_clip(call_number, 100)} · {_clip(purpose_label, 100)}\nJustification: “{_clip(justification, 1500)}”")
+
+
+def approval_decided(approved: bool, by: str, reason: str) -> str:
+    word = "Approved" if approved else "Refused"
+    return f"{word} by {mention(by)}: {_clip(reason or 'no reason given', 500)}"
+
+
+def approval_refused_line(reason: str) -> str:
+    return f"A supervisor refused this search: {_clip(reason or 'no reason given', 500)}. No search was run."

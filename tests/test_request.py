@@ -28,6 +28,7 @@ from bot.request import (
     Expired,
     ImageFailed,
     Invalid,
+    NeedsApproval,
     NotRequester,
     Offer,
     OfferEnded,
@@ -38,6 +39,7 @@ from bot.request import (
     asks_for_search,
     on_action,
     on_analysed,
+    on_approval,
     on_form,
     on_reply,
     on_searched,
@@ -615,3 +617,34 @@ def test_the_last_search_finishing_after_a_cancel_lets_the_adapter_clear_its_mar
     dialog, effects = rq.on_searched(dialog, first, outcome="candidates", now=T0)
     assert dialog.step is rq.Step.CANCELLED
     assert any(isinstance(e, rq.Done) for e in effects)
+
+
+# --- supervisor approval ([review] approval) --------------------------------------------------------------------
+
+
+def test_a_flagged_request_waits_for_a_supervisor_and_approval_runs_the_search():
+    padded = "He is Hispanic; armed robbery at the Main St pharmacy on 11/20, store camera still of the suspect"
+    d, _ = start(f"call {CALL} purpose: 1 justification: {padded}")
+    d, _ = detected(d, 1)
+    rid = d.images[0].request_id
+    waiting, effects = reply(d, "I attest", approval="flagged")
+    assert effects == [NeedsApproval("flagged")] and waiting.step is Step.AWAITING_APPROVAL
+    assert reply(waiting, "hello")[1] == [Busy(Step.AWAITING_APPROVAL)]
+    assert on_approval(waiting, approved=True, by=OFFICER, reason="", now=at(2))[1] == [NotRequester(OFFICER)]
+    approved, effects = on_approval(waiting, approved=True, by="U0SUPER", reason="facts stand", now=at(2))
+    assert effects == [Attested((rid,)), Search(rid, 1)] and approved.approval["by"] == "U0SUPER"
+    _, effects = reply(at_step(Step.ATTESTATION), "I attest", approval="flagged")
+    assert not any(isinstance(e, NeedsApproval) for e in effects)  # only flagged ones wait
+
+
+def test_a_refused_or_unanswered_approval_ends_the_request_without_a_search():
+    d = at_step(Step.ATTESTATION)
+    waiting, effects = reply(d, "I attest", approval="always")
+    assert effects == [NeedsApproval("always")]
+    refused, effects = on_approval(waiting, approved=False, by="U0SUPER", reason="no nexus", now=at(2))
+    assert effects == [] and refused.step is Step.CANCELLED and refused.images[0].outcome == "denied"
+    assert on_tick(waiting, at(60), 30, approval_minutes=90)[1] == []
+    expired, effects = on_tick(waiting, at(200), 30, approval_minutes=90)
+    assert effects == [Expired((d.images[0].request_id,))] and expired.approval["status"] == "expired"
+    _, effects = reply(waiting, "cancel")
+    assert isinstance(effects[0], Cancelled)  # the requester may still withdraw it

@@ -150,6 +150,8 @@ def _outcome_line(dialog: Dialog) -> str | None:
         return wording.CARD_SEARCHING
     if dialog.step is Step.ANALYSING:
         return wording.CARD_WAITING_FACES
+    if dialog.step is Step.AWAITING_APPROVAL:
+        return wording.CARD_AWAITING_APPROVAL
     if not dialog.terminal:
         return None
     outcomes = [i.outcome for i in dialog.images if i.outcome]

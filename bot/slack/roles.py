@@ -114,6 +114,14 @@ async def is_examiner(rt: Runtime, user_id: str) -> bool:
     return await _member(rt, user_id, review.examiners, review.examiner_groups)
 
 
+async def is_supervisor(rt: Runtime, user_id: str) -> bool:
+    """A supervisor who may approve searches: [review] supervisors or a supervisor_groups member (never a guest)."""
+    review = rt.settings.review
+    if await _is_guest(rt, user_id):
+        return False
+    return await _member(rt, user_id, review.supervisors, review.supervisor_groups)
+
+
 async def is_gallery_admin(rt: Runtime, user_id: str) -> bool:
     """Gallery administrators (enroll, remove): listed in gallery_admins or a gallery_admin_groups member."""
     slack = rt.settings.slack

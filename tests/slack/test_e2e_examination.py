@@ -190,3 +190,67 @@ async def test_a_cli_search_queued_for_review_gets_its_card_at_the_next_tick_and
     released = await harness.wait_kind("result")
     assert released.params["channel"] == REVIEW and released.params["thread_ts"] == card(slack)["ts"]
     assert wording.exam_inconclusive(1) in block_texts(released.params)
+
+
+SUPERVISOR = "USUPERVISOR1"
+FLAGGED = "He is Hispanic; armed robbery at the Main St pharmacy on 11/20, store camera still of the suspect"
+
+
+async def start_approval(harness, slack, approval: str = "flagged"):
+    slack.add_channel(REVIEW, "fr-review", is_private=True)
+    slack.add_user(SUPERVISOR, "sgt.supervisor", display_name="Sgt. Supervisor")
+    review_settings = ReviewSettings(approval=approval, supervisors=(SUPERVISOR, OFFICER), review_channel=REVIEW)
+    return await harness.start(settings=replace(bot_settings(harness.data_dir), review=review_settings))
+
+
+async def decide_approval(harness, slack, action: str, user: str, reason: str):
+    [message] = [m for m in slack.messages(REVIEW)
+                 if (m.get("metadata") or {}).get("event_payload", {}).get("kind") == "approval"]
+    block = next(b for b in message["blocks"] if b["type"] == "actions")
+    button = next(e for e in block["elements"] if e["action_id"] == action)
+    body = block_actions_payload(action_id=action, value=button["value"], user_id=user, channel_id=REVIEW,
+                                 message=message, block_id=block["block_id"])
+    assert (await post(harness.http, harness.bot.events_url, interaction_body(body))).status == 200
+    await harness.idle()
+    if not slack.views():
+        return None
+    view = slack.views()[-1]
+    values = {"fr_approval_reason_text": {"value": {"type": "plain_text_input", "value": reason}}}
+    reply = await post(harness.http, harness.bot.events_url, interaction_body(view_submission_payload(user, view, values)))
+    await harness.idle()
+    return reply
+
+
+async def test_a_flagged_request_waits_for_a_supervisor_who_approves_it_with_a_reason(harness, slack):
+    await start_approval(harness, slack)
+    upload = await harness.upload(harness.face(OBAMA), text=f"26-012345 purpose: 1 justification: {FLAGGED}")
+    await harness.wait_card("attestation")
+    await harness.reply(upload, "I attest")
+    waiting = await harness.wait_kind("approval_waiting")
+    assert wording.APPROVAL_REASONS["flagged"] in block_texts(waiting.params)[0]
+    await harness.wait_card("awaiting_approval")
+    assert harness.thread(upload, "result") == [] and harness.audit() == []  # no search before the approval
+    assert await decide_approval(harness, slack, "fr_approval_approve", OFFICER, "mine") is None  # never the requester
+    assert wording.SUPERVISOR_IS_REQUESTER in slack.ephemerals(REVIEW, OFFICER)[0]["text"]
+    await decide_approval(harness, slack, "fr_approval_approve", SUPERVISOR, "facts stand apart from the description")
+    await harness.wait_kind("result")
+    await harness.done(upload)
+    [search] = harness.audit()
+    assert search["outcome"] == "candidates"
+    approvals = [e for e in AuditLog.open(harness.data_dir, {}).entries() if e["kind"] == "review"]
+    assert [(e["action"], e["by"]) for e in approvals] == [("queued", "system"), ("approve", SUPERVISOR)]
+    assert approvals[1]["reason"] == "facts stand apart from the description"
+
+
+async def test_a_supervisor_refusal_ends_the_request_denied_with_the_reason(harness, slack):
+    await start_approval(harness, slack, approval="always")
+    upload = await harness.upload(harness.face(OBAMA), text=f"26-012345 purpose: 1 justification: {JUSTIFICATION}")
+    await harness.wait_card("attestation")
+    await harness.reply(upload, "I attest")
+    await harness.wait_kind("approval_waiting")
+    await decide_approval(harness, slack, "fr_approval_refuse", SUPERVISOR, "no nexus to the robbery")
+    refusal = await harness.wait_kind("refusal")
+    assert block_texts(refusal.params)[0] == wording.approval_refused_line("no nexus to the robbery")
+    await harness.idle()
+    [denied] = harness.audit()
+    assert denied["outcome"] == "denied" and harness.thread(upload, "result") == []

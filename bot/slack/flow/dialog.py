@@ -108,6 +108,10 @@ async def _apply(rt: Runtime, dialog: Dialog, effect: Effect, actor: str | None)
     elif isinstance(effect, request.Started):
         message_ts = dialog.photo_source.get("ts") if dialog.photo_source else None
         await react(rt, dialog.channel, message_ts or dialog.thread_ts, EYES)
+    elif isinstance(effect, request.NeedsApproval):
+        from bot.slack.flow import approving
+
+        await approving.ask(rt, dialog, effect.reason)
     elif isinstance(effect, request.Attested):
         # Authority is checked again now, before any search: a requester removed from the lists (or made a
         # guest) since the upload gets no search.
@@ -366,6 +370,7 @@ async def handle_reply(rt: Runtime, body: dict[str, Any], dialog_id: str | None)
             rt, dialog_id,
             lambda d: request.on_reply(
                 d, user_id=user, text=text, now=rt.now(), policy=rt.settings.policy, calls=calls_of(rt),
+                approval=rt.settings.review.approval,
             ),
             actor=user,
         )
@@ -419,6 +424,7 @@ async def handle_action(
         lambda d: request.on_action(
             d, user_id=user, action=str(action.get("action_id") or ""), value=str(action.get("value") or ""),
             now=rt.now(), policy=rt.settings.policy, calls=calls_of(rt),
+                approval=rt.settings.review.approval,
         ),
         actor=user,
     )

@@ -49,7 +49,8 @@ async def queue_for_review(rt: Runtime, dialog: Dialog, image: ImageRequest, res
         candidates=[service.candidate_json(c, names=True) for c in result.candidates],
         reviewers_required=rt.settings.review.reviewers_required, now=rt.now(),
         source={"channel": dialog.channel, "thread_ts": dialog.thread_ts, "dialog_id": dialog.dialog_id,
-                "operating_point": result.operating_point, "quality_note": note},
+                "operating_point": result.operating_point, "quality_note": note,
+                "approved_by": (dialog.approval or {}).get("by")},
     )
     await rt.io(rt.exams.put, exam)
     await apply_exam(rt, exam, effects)

@@ -32,11 +32,12 @@ async def tick(rt: Runtime) -> int:
     limit = timedelta(minutes=minutes)
     expired = 0
     for dialog in await rt.io(rt.store.active):
-        if dialog.step not in request.INPUT_STEPS:
+        waits = request.INPUT_STEPS + (request.Step.AWAITING_APPROVAL,)
+        if dialog.step not in waits:
             continue
-        if rt.now() - datetime.fromisoformat(dialog.updated_at) < limit:
+        if dialog.step in request.INPUT_STEPS and rt.now() - datetime.fromisoformat(dialog.updated_at) < limit:
             continue  # checked here first so quiet dialogs take no lock and no write
-        new = await transition(rt, dialog.dialog_id, lambda d: request.on_tick(d, rt.now(), minutes))
+        new = await transition(rt, dialog.dialog_id, lambda d: request.on_tick(d, rt.now(), minutes, rt.settings.review.approval_minutes))
         if new is not None and new.step is request.Step.EXPIRED:
             expired += 1
     await watchdog(rt)

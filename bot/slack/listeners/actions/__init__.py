@@ -8,7 +8,17 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 
 from bot.slack import flow
-from bot.slack.listeners.actions import attest, call, cancel, examination, face, form, purpose, start
+from bot.slack.listeners.actions import (
+    approval,
+    attest,
+    call,
+    cancel,
+    examination,
+    face,
+    form,
+    purpose,
+    start,
+)
 
 Handler = Callable[..., Awaitable[None]]
 
@@ -34,6 +44,7 @@ def register(app: AsyncApp) -> None:
     """Register the dialog's buttons."""
     start.register(app)
     examination.register(app)
+    approval.register(app)
     call.register(app)
     form.register(app)
     purpose.register(app)
