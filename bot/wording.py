@@ -983,6 +983,7 @@ FRS_HELP = (
     "direct message (command staff)\n"
     "`/frs status`: gallery size, model, threshold, version and queue (personnel authorised to request "
     "searches, command staff and gallery administrators)\n"
+    "`/frs review`: the open examiner reviews, urgent first (examiners; never public)\n"
     "`/frs help`: this list\n"
     "Answers are shown only to you; end the command with `public` to post the answer in the channel. Every "
     "audit query and report, and every refused attempt, is recorded in the audit log."
@@ -1596,3 +1597,26 @@ def approval_decided(approved: bool, by: str, reason: str) -> str:
 
 def approval_refused_line(reason: str) -> str:
     return f"A supervisor refused this search: {_clip(reason or 'no reason given', 500)}. No search was run."
+
+
+def exam_queue_line(request_id: str, urgent: bool, status: str, claimed_by: str | None, queued_at: str,
+                    candidates: int, tz: str = "UTC") -> str:
+    """One open review in `/frs review`."""
+    from bot.review import local_time
+
+    who = f"claimed by {mention(claimed_by)}" if claimed_by else "unclaimed"
+    flag = "URGENT · " if urgent else ""
+    return (f"{flag}{_clip(request_id, 100)} · queued {_clip(local_time(queued_at, tz), 40)} · {who} · "
+            f"{count_noun(candidates, 'candidate')}")
+
+
+def exam_queue_text(lines: Sequence[str]) -> str:
+    if not lines:
+        return "No examiner review is open."
+    head = f"Open examiner reviews ({len(lines)}), urgent first:"
+    more = [f"… and {len(lines) - 25} more"] if len(lines) > 25 else []
+    return "\n".join([head, *lines[:25], *more])
+
+
+def exam_queue_status(count: int) -> str:
+    return f"Examiner reviews open: {count} (/frs review lists them)"

@@ -272,6 +272,10 @@ CALLS = {
     "exam_note_needed": [(10,)],
     "exam_undecided": [(1,), (20,)],
     "cli_queued_for_review": [("FR-1",), (HUGE,)],
+    "exam_queue_line": [("FR-1", True, "claimed", "U0EX", "2026-03-02T17:00:00Z", 10), (HUGE, False, "queued", None,
+                                                                                      "2026-03-02T17:00:00Z", 1)],
+    "exam_queue_status": [(3,)],
+    "exam_queue_text": [([],), (["x"] * 40,)],
     "approval_waiting": [("flagged", 60), (HUGE, 10**6)],
     "approval_card": [(["FR-1"] * 9, "U0OFFICER", HUGE, HUGE, HUGE, "always")],
     "approval_decided": [(True, "U0SUPER", HUGE), (False, HUGE, "")],
@@ -391,6 +395,11 @@ LINE_CALLS = {"audit_lines": [([REVIEW_ENTRY] * 50, "America/Los_Angeles"), ([],
 def _public_functions() -> set[str]:
     return {n for n, v in vars(wording).items()
             if inspect.isfunction(v) and not n.startswith("_") and v.__module__ == wording.__name__}
+
+
+def test_the_review_queue_lists_at_most_twenty_five_open_reviews_within_the_limit():
+    lines = [wording.exam_queue_line("FR-0123456789", True, "claimed", "U0EXAMINER", "2026-03-02T17:00:00Z", 10)] * 100
+    assert len(wording.exam_queue_text(lines)) <= LIMIT and wording.exam_queue_text([]) == "No examiner review is open."
 
 
 def test_every_public_function_is_checked_against_the_limit():

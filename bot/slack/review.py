@@ -41,7 +41,8 @@ AUDIT_CAP = 100  # request lines per answer; past it, `python -m bot audit expor
 _TOKENS = re.compile(r"<[^>]*>|\S+")  # a <@U…|name> mention stays one token even if its label has spaces
 _MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
-_ACTIONS = {"audit_call": "query", "audit_user": "query", "report": "report", "status": "status"}
+_ACTIONS = {"audit_call": "query", "audit_user": "query", "report": "report", "status": "status",
+            "exam_queue": "exam_queue"}
 
 Respond = Callable[..., Awaitable[Any]]
 
@@ -103,6 +104,8 @@ def parse(text: str) -> Command:
         return Command("help", public=public)
     if word == "status":
         return Command("status", public=public) if not args else _usage("extra", " ".join(args))
+    if word == "review":  # examiners: the open reviews (never public: faces and justifications are listed)
+        return Command("exam_queue") if not args else _usage("extra", " ".join(args))
     if word == "report":
         if not args:
             return Command("report", public=public)
@@ -269,6 +272,12 @@ async def run(rt: Runtime, command: Command, answer: Answer) -> None:
         await answer.send([blocks.review_note(wording.FRS_HELP, kind="help")], public=command.public)
         return
     who = {"id": answer.user, "name": await rt.user_name(answer.user)}
+    if command.action == "exam_queue":
+        if not await roles.is_examiner(rt, answer.user):
+            await _refuse(rt, answer, who, command, wording.EXAM_NOT_EXAMINER)
+            return
+        await answer.private(await exam_queue_message(rt))
+        return
     if command.action == "status":
         if not await may_see_status(rt, answer.user):
             await _refuse(rt, answer, who, command, wording.FRS_STATUS_REFUSED)
@@ -366,18 +375,31 @@ def _status_numbers(rt: Runtime) -> tuple[int, int, int, int, dict]:
     return gallery.subject_count, gallery.image_count, len(rt.store.active()), rt.calls.outbox_depth(), point
 
 
+async def exam_queue_message(rt: Runtime) -> Message:
+    """`/frs review`: open examiner reviews, urgent (purpose 2) first, then the oldest."""
+    from bot import examination
+
+    exams = examination.queue_order(await rt.io(rt.exams.open))
+    lines = [wording.exam_queue_line(e.request_id, e.urgent, e.status, e.claimed_by, e.queued_at, len(e.candidates),
+                                     rt.settings.timezone) for e in exams]
+    return blocks.review_note(wording.exam_queue_text(lines), kind="exam_queue", open_reviews=len(exams))
+
+
 async def status_message(rt: Runtime, user: str) -> Message:
     """The answer to `/frs status`."""
     subjects, images, open_requests, outbox, point = await rt.io(_status_numbers, rt)
     head = await rt.io(rt.core.audit.head)
     info = model_info()
     searching = len(rt.state.get("searching", ()))
+    reviews = len(await rt.io(rt.exams.open)) if rt.settings.review.mode == "examiner" else None
     text = wording.status_text(
         subjects=subjects, images=images, model=str(info.get("model")),
         versions={k: v for k, v in info.items() if k != "model"}, threshold=rt.settings.search.threshold,
         version=__version__, searching=searching, outbox=outbox, open_requests=open_requests,
         timezone=rt.settings.timezone, operating_point=point, face_work=rt.face_work(), audit_head=head,
     )
+    if reviews is not None:
+        text += "\n" + wording.exam_queue_status(reviews)
     return blocks.review_note(text, kind="status", requested_by=user, gallery_subjects=subjects,
                               gallery_images=images, searching=searching, outbox=outbox,
                               open_requests=open_requests, threshold=rt.settings.search.threshold,

@@ -254,3 +254,29 @@ async def test_a_supervisor_refusal_ends_the_request_denied_with_the_reason(harn
     await harness.idle()
     [denied] = harness.audit()
     assert denied["outcome"] == "denied" and harness.thread(upload, "result") == []
+
+
+async def test_frs_review_lists_open_reviews_urgent_first_for_examiners_only(harness, slack):
+    from .signing import command_body
+
+    await start(harness, slack)
+    first = await searched(harness)
+    urgent = await harness.upload(harness.face(OBAMA),
+                                  text=f"26-012345 purpose: 2 justification: {JUSTIFICATION}")
+    await harness.wait_card("attestation", count=2)
+    await harness.idle()
+    await harness.reply(urgent, "I attest")
+    await harness.wait_kind("examination_queued", count=2)
+    await harness.idle()
+    reply = await post(harness.http, harness.bot.events_url, command_body("/frs", "review", EXAMINER, REVIEW))
+    assert reply.status == 200
+    await slack.wait_for("chat.postEphemeral", ok=True)
+    await harness.idle()
+    [answer] = slack.ephemerals(REVIEW, EXAMINER)
+    lines = block_texts(answer)[0].splitlines()
+    assert lines[0].startswith("Open examiner reviews (2)") and lines[1].startswith("URGENT · ")
+    assert first["ts"] != urgent["ts"]
+    await post(harness.http, harness.bot.events_url, command_body("/frs", "review", "UGROUPED1", REVIEW))
+    await slack.wait_for("chat.postEphemeral", count=2, ok=True)
+    await harness.idle()
+    assert wording.EXAM_NOT_EXAMINER in slack.ephemerals(REVIEW, "UGROUPED1")[0]["text"]
