@@ -92,3 +92,13 @@ def test_readme_shows_the_offer_the_card_and_the_form_with_their_exact_texts():
                    wording.card_call_number("26-012345"), wording.CARD_ASK_ATTESTATION.replace("*", ""),
                    wording.CARD_PHOTO_READING, wording.card_ask_call_number("26-012345").replace("*", "")):
         assert quoted in text, quoted
+
+
+def test_readme_for_examiners_and_supervisors_quotes_the_cards_texts():
+    assert "## For examiners and supervisors" in README
+    for quoted in (wording.EXAM_WAITING_REQUESTER, wording.approval_waiting("flagged", 60),
+                   wording.exam_released_header("FR-7C1D2E3F40", 1).replace("*", ""),
+                   wording.exam_released_header("FR-7C1D2E3F40", 0),
+                   wording.exam_status("claimed", claimed_by="x", decided=1, total=2, round_no=1,
+                                       rounds=2).split(" (review")[1]):
+        assert quoted in README, quoted
