@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from bot.config import ImageSettings
-from bot.faces.engine import Probe, detect_rgb
+from bot.faces.engine import CROP_MARGIN, CROP_PX, Box, Probe, detect_rgb, face_thumbnail
 from bot.faces.images import decode_image
 from bot.faces.quality import level_of
 
@@ -47,7 +47,7 @@ SEPARATOR = 36  # space between the probe column and the candidates, with a rule
 MAX_COLUMNS = 5  # default max_candidates is 5: one row
 LABEL_LINES = 3
 TITLE_PX, RANK_PX, LABEL_PX, TILE_TEXT_PX, FOOTER_PX = 28, 26, 20, 22, 20
-_THUMB_MAX_PIXELS = 4096 * 4096  # a gallery thumbnail is ~160 px; anything huge is not one
+_THUMB_MAX_PIXELS = 4096 * 4096  # a gallery crop is 320 px (older ones 160 px); anything huge is not one
 
 _FONT_FILES = {False: "DejaVuSans.ttf", True: "DejaVuSans-Bold.ttf"}
 
@@ -198,8 +198,8 @@ def contact_sheet(
 
 
 def detect_with_pictures(data: bytes, images: ImageSettings) -> tuple[Probe, list[bytes], bytes | None]:
-    """Decode a photo once and return its faces without encodings (`engine.detect_rgb`), a crop per face
-    (`face_crop_jpeg`) and, with several faces, the numbered picture (`annotate_faces`). Runs in a face worker
+    """Decode a photo once and return its faces without encodings (`engine.detect_rgb`), a CROP_PX crop per
+    face (`face_crop_jpeg`: the size examiners compare at; the contact sheet scales it to its tiles) and, with several faces, the numbered picture (`annotate_faces`). Runs in a face worker
     (`FaceEngine.run`), so decoding and drawing share the photo's deadline."""
     rgb = decode_image(data, max_bytes=images.max_bytes, max_pixels=images.max_pixels)
     probe = detect_rgb(rgb, data, images)
@@ -208,29 +208,17 @@ def detect_with_pictures(data: bytes, images: ImageSettings) -> tuple[Probe, lis
     return probe, crops, annotate_faces(rgb, faces) if len(faces) > 1 else None
 
 
-def face_crop_jpeg(rgb: np.ndarray, box: dict, margin: float = 0.25, size: int = 160) -> bytes:
+def face_crop_jpeg(rgb: np.ndarray, box: dict, margin: float = CROP_MARGIN, size: int = CROP_PX) -> bytes:
     """JPEG of one face for the probe tile: the box grown by `margin` of its size on each side, clipped to
-    the image, resized keeping its aspect so the longer side is `size` px."""
+    the image, resized keeping its aspect so the longer side is `size` px (`engine.face_thumbnail`, so a probe
+    crop and a gallery crop of the same size show faces at the same scale)."""
     arr = _check_rgb(rgb)
     if margin < 0 or size < 1:
         raise ValueError("margin must be >= 0 and size >= 1")
-    height, width = arr.shape[:2]
     top, right, bottom, left = (int(box[k]) for k in ("top", "right", "bottom", "left"))
     if right <= left or bottom <= top:
         raise ValueError(f"face box is empty: {box}")
-    mx, my = round((right - left) * margin), round((bottom - top) * margin)
-    x0, y0 = max(0, left - mx), max(0, top - my)
-    x1, y1 = min(width, right + mx), min(height, bottom + my)
-    if x1 <= x0 or y1 <= y0:
-        raise ValueError(f"face box lies outside the {width}x{height} image: {box}")
-    crop = Image.fromarray(np.ascontiguousarray(arr[y0:y1, x0:x1]))
-    factor = size / max(crop.size)
-    crop = crop.resize(
-        (max(1, round(crop.width * factor)), max(1, round(crop.height * factor))), Image.Resampling.LANCZOS
-    )
-    buf = io.BytesIO()
-    crop.save(buf, "JPEG", quality=90)
-    return buf.getvalue()
+    return face_thumbnail(arr, Box(top=top, right=right, bottom=bottom, left=left), size=size, margin=margin)
 
 
 # ---------------------------------------------------------------- drawing helpers
