@@ -657,6 +657,22 @@ def gallery_remove_needs_yes(subject_id: str, name: str, images: int) -> str:
 GALLERY_REMOVE_DECLINED = "Nothing was removed."
 
 
+def gallery_thumbnails_text(report: Any, rebuilt: bool, crop_px: int) -> str:
+    """`gallery thumbnails [--rebuild]` in a terminal: the totals, then each image whose crop could not be made
+    again and why (`report`: bot.faces.thumbnails.ThumbnailReport)."""
+    crops = f"{crop_px} px face crops"
+    if not rebuilt:
+        return (f"{crops}: {report.current} of {count_noun(report.images, 'image')} have one; "
+                f"{report.to_rebuild} to make with `gallery thumbnails --rebuild`")
+    lines = [(f"{crops}: made {report.rebuilt}, {report.current} already there, {len(report.problems)} could not "
+              f"be made (of {count_noun(report.images, 'image')}; {report.seconds:.1f} s)")]
+    lines += [f"not made: subject {i.subject_id}, image {i.image_sha256[:12]} ({i.source}): {i.reason}"
+              for i in report.problems]
+    if report.problems:
+        lines.append("The images not made keep their old crop; restore their source files and run this again.")
+    return "\n".join(lines)
+
+
 def _size(n: int) -> str:
     return f"{n / 1024 / 1024:.0f} MB" if n >= 1024 * 1024 else f"{n} bytes"
 
