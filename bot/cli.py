@@ -207,7 +207,7 @@ def _queue_cli_review(core: Any, settings: Settings, result: Any, answers: Any, 
 
 
 def cmd_gallery(args: argparse.Namespace, settings: Settings) -> int:
-    """`gallery enroll|list|remove|stats`; a damaged gallery or an audit log that cannot record the change is
+    """`gallery enroll|list|remove|stats|thumbnails`; a damaged gallery or an audit log that cannot record the change is
     a clear error (exit 1) and changes nothing."""
     from bot.audit import AuditError
     from bot.faces.gallery import GalleryError
@@ -247,6 +247,8 @@ def _gallery(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_OK
     if args.gallery_cmd == "remove":
         return _gallery_remove(args, core)
+    if args.gallery_cmd == "thumbnails":
+        return _gallery_thumbnails(args, core)
     stats = gallery.stats()
     cal = stats["calibration"]
     stats["operating_point"] = {**cal, "target_fpir": settings.search.target_fpir} if cal else None
@@ -279,6 +281,24 @@ def _gallery_remove(args: argparse.Namespace, core: Any) -> int:
     removed = core.gallery.remove(args.subject, audit=core.audit, actor=_os_requester().id)
     print(f"removed {args.subject}: {removed} image(s)")
     return EXIT_OK
+
+
+def _gallery_thumbnails(args: argparse.Namespace, core: Any) -> int:
+    """How many face crops are current; with --rebuild, cut the missing or smaller ones again from the source
+    images (exit 1 when some could not be)."""
+    from bot.faces import thumbnails
+
+    if not args.rebuild:
+        print(wording.gallery_thumbnails_text(thumbnails.status(core.gallery), rebuilt=False,
+                                              crop_px=thumbnails.CROP_PX))
+        return EXIT_OK
+    try:
+        report = thumbnails.rebuild(core.gallery, core.engine, audit=core.audit, actor=_os_requester().id,
+                                    progress=not args.no_progress)
+    finally:
+        core.close()
+    print(wording.gallery_thumbnails_text(report, rebuilt=True, crop_px=thumbnails.CROP_PX))
+    return EXIT_ERROR if report.problems else EXIT_OK
 
 
 def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
@@ -510,6 +530,10 @@ def build_parser() -> argparse.ArgumentParser:
     gr.add_argument("--yes", action="store_true", help="do not ask (needed when standard input is not a terminal)")
     gs = gsub.add_parser("stats", help="gallery size and files")
     gs.add_argument("--json", action="store_true")
+    gt = gsub.add_parser("thumbnails", help="the 320 px face crops: how many are current (--rebuild: make the rest)")
+    gt.add_argument("--rebuild", action="store_true",
+                    help="cut missing or smaller crops again from the source images (exit 1 when some cannot be)")
+    gt.add_argument("--no-progress", action="store_true")
     g.set_defaults(func=cmd_gallery)
 
     a = sub.add_parser("audit", help="the audit log")

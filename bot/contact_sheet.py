@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
+from bot import wording
 from bot.config import ImageSettings
-from bot.faces.engine import Probe, detect_rgb
+from bot.faces.engine import CROP_MARGIN, CROP_PX, Box, Probe, detect_rgb, face_thumbnail
 from bot.faces.images import decode_image
 from bot.faces.quality import level_of
 
@@ -31,6 +32,8 @@ SMALL_COLOUR = (235, 0, 235)  # magenta, dashed and "(small)": colour is never t
 HALO = (0, 0, 0)
 INK = (20, 20, 20)
 PAPER = (255, 255, 255)
+PLACEHOLDER = (200, 200, 200)  # a tile with no picture
+RULE = (180, 180, 180)
 
 # Short labels on the images (sentences live in bot.wording).
 PROBE_LABEL = "Your photo"  # the officer's face crop, in plain words ("probe" is examiners' jargon)
@@ -47,7 +50,15 @@ SEPARATOR = 36  # space between the probe column and the candidates, with a rule
 MAX_COLUMNS = 5  # default max_candidates is 5: one row
 LABEL_LINES = 3
 TITLE_PX, RANK_PX, LABEL_PX, TILE_TEXT_PX, FOOTER_PX = 28, 26, 20, 22, 20
-_THUMB_MAX_PIXELS = 4096 * 4096  # a gallery thumbnail is ~160 px; anything huge is not one
+
+# Comparison sheet (examiners): one row per candidate, the probe face and the gallery face side by side, both
+# scaled to fit COMPARE_TILE (the size of the crops: engine.CROP_PX), beside the candidate's label and estimate.
+COMPARE_TILE = CROP_PX
+COMPARE_TEXT_W = 420  # the text column; the sheet is 1,156 px wide, readable on a laptop without zooming
+COMPARE_ROWS = 10  # candidates on one sheet at most (comparison_sheets paginates; comparison_sheet cuts)
+COMPARE_CAPTION_PX, COMPARE_ESTIMATE_LINES = 20, 6
+COMPARE_QUALITY = 90  # a JPEG: ten rows of faces as PNG would be ~10 MB
+_THUMB_MAX_PIXELS = 4096 * 4096  # a gallery crop is 320 px (older ones 160 px); anything huge is not one
 
 _FONT_FILES = {False: "DejaVuSans.ttf", True: "DejaVuSans-Bold.ttf"}
 
@@ -161,7 +172,7 @@ def contact_sheet(
         draw.text((PAD, y), line, font=title_font, fill=INK)
         y += _line_h(title_font)
     y += 14
-    draw.line((PAD, y, width - PAD, y), fill=(180, 180, 180), width=2)
+    draw.line((PAD, y, width - PAD, y), fill=RULE, width=2)
     grid_top = y + 14
 
     probe = _open_jpeg(probe_face_jpeg)
@@ -169,7 +180,7 @@ def contact_sheet(
     draw.rectangle((PAD - 3, grid_top - 3, PAD + TILE + 2, grid_top + TILE + 2), outline=INK, width=3)
     draw.text((PAD, grid_top + TILE + 10), PROBE_LABEL, font=rank_font, fill=INK)
     rule_x = PAD + TILE + SEPARATOR // 2
-    draw.line((rule_x, grid_top, rule_x, grid_top + grid_h), fill=(180, 180, 180), width=2)
+    draw.line((rule_x, grid_top, rule_x, grid_top + grid_h), fill=RULE, width=2)
 
     left = PAD + TILE + SEPARATOR
     if not candidates:
@@ -189,7 +200,7 @@ def contact_sheet(
         draw.text((x, cy + cell_h - _line_h(label_font)), band, font=label_font, fill=(70, 70, 70))
 
     y = grid_top + grid_h + 14
-    draw.line((PAD, y, width - PAD, y), fill=(180, 180, 180), width=2)
+    draw.line((PAD, y, width - PAD, y), fill=RULE, width=2)
     y += 14
     for line in footer_lines:
         draw.text((PAD, y), line, font=footer_font, fill=INK)
@@ -197,9 +208,111 @@ def contact_sheet(
     return _png(sheet)
 
 
+@dataclass(frozen=True)
+class ComparisonLayout:
+    """Where comparison_sheet draws: the sheet size and, per row, the top-left corners of the probe tile and
+    of the gallery tile (each COMPARE_TILE square)."""
+
+    width: int
+    height: int
+    rows: tuple[tuple[tuple[int, int], tuple[int, int]], ...]
+
+
+def comparison_layout(title: str, footer: str, rows: int, *, note: bool = False) -> ComparisonLayout:
+    """The geometry of a comparison sheet of `rows` rows (at most COMPARE_ROWS) with this title and footer
+    (`note`: the line saying candidates were left off)."""
+    rows = min(max(rows, 1), COMPARE_ROWS)
+    width = 2 * PAD + 2 * COMPARE_TILE + GAP + SEPARATOR + COMPARE_TEXT_W
+    content_w = width - 2 * PAD
+    title_h = len(_paragraphs(title, _font(TITLE_PX, bold=True), content_w, limit=300, max_lines=3)) * _line_h(
+        _font(TITLE_PX, bold=True))
+    footer_font = _font(FOOTER_PX)
+    footer_h = (len(_paragraphs(footer, footer_font, content_w, limit=3000, max_lines=None)) + int(note)) * _line_h(
+        footer_font)
+    row_h = COMPARE_TILE + 8 + _line_h(_font(COMPARE_CAPTION_PX))
+    top = PAD + title_h + 28
+    corners = tuple(((PAD, top + i * (row_h + GAP)), (PAD + COMPARE_TILE + GAP, top + i * (row_h + GAP)))
+                    for i in range(rows))
+    height = top + rows * row_h + (rows - 1) * GAP + 28 + footer_h + PAD
+    return ComparisonLayout(width, height, corners)
+
+
+def comparison_sheet(probe_crop_jpeg: bytes | None, candidates: list[tuple[str, bytes | None, str]], *, title: str,
+                     footer: str, first_rank: int = 1) -> bytes:
+    """For an examiner: one row per candidate, the probe face beside that candidate's gallery face at the same
+    scale (both crops scaled to fit COMPARE_TILE: cut the same way, the face box plus 25 %, they show faces at
+    one scale), then its rank, label and estimate; the footer (the caveat) below. Returns JPEG bytes.
+
+    `candidates` are (label, gallery crop JPEG or None, estimate text), best first; ranks count from
+    `first_rank`. A missing or undecodable crop draws a grey placeholder. At most COMPARE_ROWS rows: further
+    candidates are left off with a note above the footer (`comparison_sheets` pages them instead).
+    """
+    shown, left_off = candidates[:COMPARE_ROWS], max(0, len(candidates) - COMPARE_ROWS)
+    layout = comparison_layout(title, footer, len(shown), note=bool(left_off))
+    sheet = Image.new("RGB", (layout.width, layout.height), PAPER)
+    draw = ImageDraw.Draw(sheet)
+    content_w = layout.width - 2 * PAD
+    title_font, footer_font = _font(TITLE_PX, bold=True), _font(FOOTER_PX)
+    rank_font, label_font, caption_font = _font(RANK_PX, bold=True), _font(TILE_TEXT_PX), _font(COMPARE_CAPTION_PX)
+    y = PAD
+    for line in _paragraphs(title, title_font, content_w, limit=300, max_lines=3):
+        draw.text((PAD, y), line, font=title_font, fill=INK)
+        y += _line_h(title_font)
+    draw.line((PAD, y + 14, layout.width - PAD, y + 14), fill=RULE, width=2)
+
+    probe = _tile(_open_jpeg(probe_crop_jpeg), wording.COMPARISON_NO_PROBE, caption_font, COMPARE_TILE)
+    text_x = PAD + 2 * COMPARE_TILE + GAP + SEPARATOR
+    for i, (probe_at, gallery_at) in enumerate(layout.rows):
+        label, crop, estimate = shown[i] if shown else (wording.COMPARISON_NO_CANDIDATE, None, "")
+        rank = first_rank + i
+        sheet.paste(probe, probe_at)
+        sheet.paste(_tile(_open_jpeg(crop), wording.COMPARISON_NO_GALLERY_CROP, caption_font, COMPARE_TILE),
+                    gallery_at)
+        below = probe_at[1] + COMPARE_TILE + 6
+        draw.text((probe_at[0], below), _fit(wording.COMPARISON_PROBE, caption_font, COMPARE_TILE),
+                  font=caption_font, fill=INK)
+        draw.text((gallery_at[0], below), _fit(wording.comparison_gallery_caption(rank) if shown else "",
+                                               caption_font, COMPARE_TILE), font=caption_font, fill=INK)
+        ty = probe_at[1]
+        if shown:
+            draw.text((text_x, ty), f"#{rank}", font=rank_font, fill=INK)
+            ty += _line_h(rank_font)
+        for line in _wrap(_clean(label), label_font, COMPARE_TEXT_W, max_lines=LABEL_LINES):
+            draw.text((text_x, ty), line, font=label_font, fill=INK)
+            ty += _line_h(label_font)
+        for line in _wrap(_clean(estimate, 600), caption_font, COMPARE_TEXT_W, max_lines=COMPARE_ESTIMATE_LINES):
+            draw.text((text_x, ty + 6), line, font=caption_font, fill=(70, 70, 70))
+            ty += _line_h(caption_font)
+        if i:
+            draw.line((PAD, probe_at[1] - GAP // 2, layout.width - PAD, probe_at[1] - GAP // 2), fill=RULE)
+    y = layout.rows[-1][0][1] + COMPARE_TILE + 8 + _line_h(caption_font) + 14
+    draw.line((PAD, y, layout.width - PAD, y), fill=RULE, width=2)
+    y += 14
+    lines = ([wording.comparison_left_off(left_off, COMPARE_ROWS)] if left_off else []) + _paragraphs(
+        footer, footer_font, content_w, limit=3000, max_lines=None)
+    for line in lines:
+        draw.text((PAD, y), _fit(line, footer_font, content_w), font=footer_font, fill=INK)
+        y += _line_h(footer_font)
+    buf = io.BytesIO()
+    sheet.save(buf, "JPEG", quality=COMPARE_QUALITY, subsampling=0, optimize=True)  # 4:4:4 keeps text crisp
+    return buf.getvalue()
+
+
+def comparison_sheets(probe_crop_jpeg: bytes | None, candidates: list[tuple[str, bytes | None, str]], *,
+                      title: str, footer: str) -> list[bytes]:
+    """Every candidate on comparison sheets of COMPARE_ROWS rows each, ranks running on, each titled with its
+    place ("sheet 2 of 3") when there are several; one sheet saying "no candidate" when there are none."""
+    pages = [candidates[i : i + COMPARE_ROWS] for i in range(0, len(candidates), COMPARE_ROWS)] or [[]]
+    return [
+        comparison_sheet(probe_crop_jpeg, page, first_rank=1 + n * COMPARE_ROWS, footer=footer,
+                         title=title if len(pages) == 1 else wording.comparison_sheet_title(title, n + 1, len(pages)))
+        for n, page in enumerate(pages)
+    ]
+
+
 def detect_with_pictures(data: bytes, images: ImageSettings) -> tuple[Probe, list[bytes], bytes | None]:
-    """Decode a photo once and return its faces without encodings (`engine.detect_rgb`), a crop per face
-    (`face_crop_jpeg`) and, with several faces, the numbered picture (`annotate_faces`). Runs in a face worker
+    """Decode a photo once and return its faces without encodings (`engine.detect_rgb`), a CROP_PX crop per
+    face (`face_crop_jpeg`: the size examiners compare at; the contact sheet scales it to its tiles) and, with several faces, the numbered picture (`annotate_faces`). Runs in a face worker
     (`FaceEngine.run`), so decoding and drawing share the photo's deadline."""
     rgb = decode_image(data, max_bytes=images.max_bytes, max_pixels=images.max_pixels)
     probe = detect_rgb(rgb, data, images)
@@ -208,29 +321,17 @@ def detect_with_pictures(data: bytes, images: ImageSettings) -> tuple[Probe, lis
     return probe, crops, annotate_faces(rgb, faces) if len(faces) > 1 else None
 
 
-def face_crop_jpeg(rgb: np.ndarray, box: dict, margin: float = 0.25, size: int = 160) -> bytes:
+def face_crop_jpeg(rgb: np.ndarray, box: dict, margin: float = CROP_MARGIN, size: int = CROP_PX) -> bytes:
     """JPEG of one face for the probe tile: the box grown by `margin` of its size on each side, clipped to
-    the image, resized keeping its aspect so the longer side is `size` px."""
+    the image, resized keeping its aspect so the longer side is `size` px (`engine.face_thumbnail`, so a probe
+    crop and a gallery crop of the same size show faces at the same scale)."""
     arr = _check_rgb(rgb)
     if margin < 0 or size < 1:
         raise ValueError("margin must be >= 0 and size >= 1")
-    height, width = arr.shape[:2]
     top, right, bottom, left = (int(box[k]) for k in ("top", "right", "bottom", "left"))
     if right <= left or bottom <= top:
         raise ValueError(f"face box is empty: {box}")
-    mx, my = round((right - left) * margin), round((bottom - top) * margin)
-    x0, y0 = max(0, left - mx), max(0, top - my)
-    x1, y1 = min(width, right + mx), min(height, bottom + my)
-    if x1 <= x0 or y1 <= y0:
-        raise ValueError(f"face box lies outside the {width}x{height} image: {box}")
-    crop = Image.fromarray(np.ascontiguousarray(arr[y0:y1, x0:x1]))
-    factor = size / max(crop.size)
-    crop = crop.resize(
-        (max(1, round(crop.width * factor)), max(1, round(crop.height * factor))), Image.Resampling.LANCZOS
-    )
-    buf = io.BytesIO()
-    crop.save(buf, "JPEG", quality=90)
-    return buf.getvalue()
+    return face_thumbnail(arr, Box(top=top, right=right, bottom=bottom, left=left), size=size, margin=margin)
 
 
 # ---------------------------------------------------------------- drawing helpers
@@ -330,15 +431,16 @@ def _cell_height() -> int:
     return TILE + 10 + _line_h(_font(RANK_PX, bold=True)) + (LABEL_LINES + 1) * _line_h(_font(LABEL_PX))
 
 
-def _tile(image: Image.Image | None, missing_text: str, font) -> Image.Image:
+def _tile(image: Image.Image | None, missing_text: str, font, size: int = TILE) -> Image.Image:
+    """A size×size tile: the image scaled (up or down, LANCZOS) to fit and centred, or a grey placeholder."""
     if image is None:
-        tile = Image.new("RGB", (TILE, TILE), (200, 200, 200))
-        _centred_text(ImageDraw.Draw(tile), missing_text, font, (60, 60, 60))
+        tile = Image.new("RGB", (size, size), PLACEHOLDER)
+        _centred_text(ImageDraw.Draw(tile), missing_text, font, (60, 60, 60), size)
     else:
-        tile = Image.new("RGB", (TILE, TILE), (236, 236, 236))
-        fitted = ImageOps.contain(image, (TILE, TILE), Image.Resampling.LANCZOS)
-        tile.paste(fitted, ((TILE - fitted.width) // 2, (TILE - fitted.height) // 2))
-    ImageDraw.Draw(tile).rectangle((0, 0, TILE - 1, TILE - 1), outline=(150, 150, 150), width=1)
+        tile = Image.new("RGB", (size, size), (236, 236, 236))
+        fitted = ImageOps.contain(image, (size, size), Image.Resampling.LANCZOS)
+        tile.paste(fitted, ((size - fitted.width) // 2, (size - fitted.height) // 2))
+    ImageDraw.Draw(tile).rectangle((0, 0, size - 1, size - 1), outline=(150, 150, 150), width=1)
     return tile
 
 
@@ -350,10 +452,10 @@ def _draw_no_candidate(draw: ImageDraw.ImageDraw, origin: tuple[int, int], font)
     draw.text((x + (TILE - (x1 - x0)) // 2 - x0, y + (TILE - (y1 - y0)) // 2 - y0), text, font=font, fill=INK)
 
 
-def _centred_text(draw: ImageDraw.ImageDraw, text: str, font, fill) -> None:
-    text = _fit(text, font, TILE - 8)
+def _centred_text(draw: ImageDraw.ImageDraw, text: str, font, fill, size: int = TILE) -> None:
+    text = _fit(text, font, size - 8)
     x0, y0, x1, y1 = font.getbbox(text)
-    draw.text(((TILE - (x1 - x0)) // 2 - x0, (TILE - (y1 - y0)) // 2 - y0), text, font=font, fill=fill)
+    draw.text(((size - (x1 - x0)) // 2 - x0, (size - (y1 - y0)) // 2 - y0), text, font=font, fill=fill)
 
 
 def _open_jpeg(data: bytes | None) -> Image.Image | None:

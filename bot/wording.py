@@ -222,6 +222,27 @@ FACE_IMAGE_NOT_ATTACHED = (
 )
 CONTACT_SHEET_TEXT = "Contact sheet: your photo beside each candidate's gallery photo, by rank."
 
+# The examiners' comparison sheet (bot.contact_sheet.comparison_sheet): drawn as pixels, so plain text.
+COMPARISON_PROBE = "Probe (the searched face)"
+COMPARISON_NO_PROBE = "no probe image"
+COMPARISON_NO_GALLERY_CROP = "no gallery image"
+COMPARISON_NO_CANDIDATE = "No candidate"
+
+
+def comparison_gallery_caption(rank: int) -> str:
+    """Under a gallery face on the comparison sheet."""
+    return f"Gallery image of candidate #{rank}"
+
+
+def comparison_left_off(count: int, per_sheet: int) -> str:
+    """Above the caveat when a comparison sheet could not hold every candidate."""
+    return f"{count_noun(count, 'more candidate')} not shown on this sheet (at most {per_sheet} a sheet)."
+
+
+def comparison_sheet_title(title: str, sheet: int, sheets: int) -> str:
+    """The title of one of several comparison sheets."""
+    return f"{title} · sheet {sheet} of {sheets}"
+
 
 def result_header(candidate_count: int, request_id: str, target_fpir: float | None = None) -> str:
     """Heading of a result (it follows the caveat)."""
@@ -656,6 +677,22 @@ def gallery_remove_needs_yes(subject_id: str, name: str, images: int) -> str:
 
 
 GALLERY_REMOVE_DECLINED = "Nothing was removed."
+
+
+def gallery_thumbnails_text(report: Any, rebuilt: bool, crop_px: int) -> str:
+    """`gallery thumbnails [--rebuild]` in a terminal: the totals, then each image whose crop could not be made
+    again and why (`report`: bot.faces.thumbnails.ThumbnailReport)."""
+    crops = f"{crop_px} px face crops"
+    if not rebuilt:
+        return (f"{crops}: {report.current} of {count_noun(report.images, 'image')} have one; "
+                f"{report.to_rebuild} to make with `gallery thumbnails --rebuild`")
+    lines = [(f"{crops}: made {report.rebuilt}, {report.current} already there, {len(report.problems)} could not "
+              f"be made (of {count_noun(report.images, 'image')}; {report.seconds:.1f} s)")]
+    lines += [f"not made: subject {i.subject_id}, image {i.image_sha256[:12]} ({i.source}): {i.reason}"
+              for i in report.problems]
+    if report.problems:
+        lines.append("The images not made keep their old crop; restore their source files and run this again.")
+    return "\n".join(lines)
 
 
 def _size(n: int) -> str:

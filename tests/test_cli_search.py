@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -270,6 +271,40 @@ def test_gallery_stats_prints_readable_lines_not_raw_fields(data, capsys):
     assert "{" not in text and "_bytes" not in text and "operating_point" not in text
     code, stats = run_json(capsys, ["gallery", "stats", "--json"])  # the raw fields stay available
     assert code == 0 and stats["subjects"] == 3 and stats["files"]["thumbnails"] == 3
+
+
+def test_gallery_thumbnails_rebuild_from_the_cli_exit_codes_summary_and_audit(data, capsys):
+    """`gallery thumbnails` counts the 320 px crops; `--rebuild` makes the missing or smaller ones (audited as
+    gallery_change "thumbnails"), exit 0 when all were made and 1 when some could not be."""
+    from PIL import Image
+
+    from bot.faces.gallery import DB_NAME, GALLERY_DIR
+
+    assert main(["gallery", "thumbnails"]) == 0
+    assert "320 px face crops: 3 of 3 images have one; 0 to make" in capsys.readouterr().out
+    crops = sorted((data / GALLERY_DIR / "thumbs").glob("*.jpg"))
+    for path in crops:  # as enrollment kept them before: 160 px
+        with Image.open(path) as im:
+            im.convert("RGB").resize((160, 160)).save(path, "JPEG")
+    assert main(["gallery", "thumbnails"]) == 0
+    assert "0 of 3 images have one; 3 to make" in capsys.readouterr().out
+    assert main(["gallery", "thumbnails", "--rebuild", "--no-progress"]) == 0
+    assert capsys.readouterr().out.startswith("320 px face crops: made 3, 0 already there, 0 could not be made")
+    log = AuditLog.open(data)
+    made = [e for e in log.entries() if e["kind"] == "gallery_change" and e.get("action") == "thumbnails"]
+    assert sorted(e["subject_id"] for e in made) == sorted(ENROLLED) and all(e["actor"].startswith("os:") for e in made)
+    assert log.verify().ok
+
+    with Image.open(crops[0]) as im:
+        im.convert("RGB").resize((160, 160)).save(crops[0], "JPEG")
+    db = sqlite3.connect(data / GALLERY_DIR / DB_NAME)
+    db.execute("UPDATE images SET source = 'moved/away.jpg' WHERE sha256 = ?", (crops[0].stem,))
+    db.commit()
+    db.close()
+    assert main(["gallery", "thumbnails", "--rebuild", "--no-progress"]) == 1
+    out = capsys.readouterr().out
+    assert "made 0, 2 already there, 1 could not be made" in out and "moved/away.jpg" in out
+    assert "restore their source files and run this again" in out
 
 
 def gallery_ids(capsys) -> list[str]:

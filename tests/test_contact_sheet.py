@@ -310,15 +310,26 @@ def _open_jpeg(data: bytes) -> np.ndarray:
 
 def test_face_crop_adds_the_margin_and_keeps_the_aspect():
     crop = _open_jpeg(
-        face_crop_jpeg(_two_tone(400, 400), {"top": 100, "right": 140, "bottom": 220, "left": 60})
+        face_crop_jpeg(_two_tone(400, 400), {"top": 100, "right": 140, "bottom": 220, "left": 60}, size=160)
     )
     # 80x120 box + 25 % each side -> 120x180 -> longer side 160
     assert crop.shape[:2] == (160, 107)
 
 
+def test_the_probe_crop_kept_for_examiners_is_320_px(faces_dir):
+    """The Slack flow keeps a 320 px crop of each face (the size examiners compare at; the contact sheet scales
+    it to its 224 px tiles): the default of face_crop_jpeg, as detect_with_pictures calls it."""
+    from bot.config import ImageSettings
+
+    box = {"top": 100, "right": 140, "bottom": 220, "left": 60}
+    assert _open_jpeg(face_crop_jpeg(_two_tone(400, 400), box)).shape[:2] == (320, 213)
+    _, crops, _ = cs.detect_with_pictures((faces_dir / "group" / "two_people.jpg").read_bytes(), ImageSettings())
+    assert len(crops) == 2 and all(max(_open_jpeg(c).shape[:2]) == 320 for c in crops)
+
+
 def test_face_crop_clips_boxes_at_the_image_edge():
     box = {"top": 20, "right": 40, "bottom": 80, "left": 0}
-    crop = _open_jpeg(face_crop_jpeg(_two_tone(), box))
+    crop = _open_jpeg(face_crop_jpeg(_two_tone(), box, size=160))
     # Margins 10 px (x) and 15 px (y): x 0..50 (clipped at 0), y 5..95 -> 50x90 -> 89x160.
     assert crop.shape[:2] == (160, 89)
     mean = crop.reshape(-1, 3).mean(axis=0)

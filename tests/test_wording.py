@@ -388,6 +388,17 @@ KWARG_CALLS["status_text"] = {
     "timezone": HUGE, "operating_point": BIG_POINT, "face_work": [(HUGE, 1e9)] * 50,
     "audit_head": {"seq": HUGE, "mac": HUGE},
 }
+# `gallery thumbnails` (terminal) and the examiners' comparison sheet (drawn as pixels; the sheet cuts lines).
+SAMPLE_THUMBNAILS = SimpleNamespace(images=10**6, current=10, rebuilt=10**5, to_rebuild=10**6, seconds=1e5, problems=[
+    SimpleNamespace(subject_id=HUGE[:100], image_sha256="ab" * 32, source=HUGE[:300], reason=HUGE[:300])] * 20)
+CALLS.update({
+    "gallery_thumbnails_text": [(SAMPLE_THUMBNAILS, True, 320), (SAMPLE_THUMBNAILS, False, 320),
+                                (SimpleNamespace(images=0, current=0, rebuilt=0, to_rebuild=0, seconds=0.0,
+                                                 problems=[]), True, 320)],
+    "comparison_gallery_caption": [(1,), (10**6,)],
+    "comparison_left_off": [(1, 10), (10**6, 10)],
+    "comparison_sheet_title": [(HUGE[:300], 1, 2)],
+})
 # Functions returning lines (each posted within a section by the caller).
 LINE_CALLS = {"audit_lines": [([REVIEW_ENTRY] * 50, "America/Los_Angeles"), ([], "UTC")]}
 
@@ -412,7 +423,8 @@ def test_function_texts_fit_a_slack_section(name):
         text = getattr(wording, name)(*args)
         assert isinstance(text, str) and text
         if name in ("cli_result", "cli_choose_face", "cli_denied", "bundle_summary_text", "one_line", "person_name",
-                    "gallery_stats_text", "gallery_remove_question", "gallery_remove_needs_yes"):
+                    "gallery_stats_text", "gallery_remove_question", "gallery_remove_needs_yes",
+                    "gallery_thumbnails_text"):
             continue  # terminal or file output, or a text transform whose callers clip, not posted to Slack
         assert len(text) <= LIMIT, (name, len(text))
 

@@ -57,6 +57,11 @@ PAD_SHARE = 0.25
 # Environment for the worker processes: one BLAS thread each, the pool itself is the parallelism.
 WORKER_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 WORKER_NICE = 10
+# Face crops (gallery images at enrollment, probe faces in Slack): the box plus 25 % each side, the longer side
+# exactly this many px (an examiner compares faces at this size; smaller faces are scaled up to it), JPEG q90.
+CROP_PX = 320
+CROP_MARGIN = 0.25
+CROP_QUALITY = 90
 
 K = TypeVar("K", bound=Hashable)
 T = TypeVar("T")
@@ -380,18 +385,22 @@ def encode_bytes(data: bytes, images: ImageSettings, sha256: str, encode_box: di
     return encode_at(rgb, Box(**{k: int(encode_box[k]) for k in ("top", "right", "bottom", "left")}), padded)
 
 
-def face_thumbnail(rgb: np.ndarray, box: Box, size: int = 160) -> bytes:
-    """JPEG bytes of the face with a 25% margin (clipped to the image), fitted within size×size."""
+def face_thumbnail(rgb: np.ndarray, box: Box, size: int = CROP_PX, margin: float = CROP_MARGIN) -> bytes:
+    """JPEG bytes (quality CROP_QUALITY) of the face with `margin` of the box on each side (clipped to the
+    image), resized with LANCZOS so its longer side is exactly `size` px: a smaller face is scaled up, so every
+    crop shows faces at the same scale and an examiner compares like with like."""
     height, width = rgb.shape[:2]
-    mx, my = round(box.width * 0.25), round(box.height * 0.25)
+    mx, my = round(box.width * margin), round(box.height * margin)
     top, bottom = max(box.top - my, 0), min(box.bottom + my, height)
     left, right = max(box.left - mx, 0), min(box.right + mx, width)
     if bottom <= top or right <= left:
         raise ValueError(f"the face box {box.as_dict()} lies outside the {width}×{height} image")
     crop = Image.fromarray(np.ascontiguousarray(rgb[top:bottom, left:right]))
-    crop.thumbnail((size, size), Image.Resampling.LANCZOS)
+    factor = size / max(crop.size)
+    crop = crop.resize((max(1, round(crop.width * factor)), max(1, round(crop.height * factor))),
+                       Image.Resampling.LANCZOS)
     out = io.BytesIO()
-    crop.save(out, "JPEG", quality=85)
+    crop.save(out, "JPEG", quality=CROP_QUALITY)
     return out.getvalue()
 
 

@@ -7,7 +7,7 @@ Layout under ``data_dir/gallery/`` (directory 0700, files 0600)::
     row_subject-<gen>.npy        int32 N: subject key (subjects.key) of each matrix row
     row_image-<gen>.npy          int64 N: image key (images.key) of each matrix row
     calibration-<gen>.npz        the generation's null scores (bot.faces.calibration), written before its commit
-    thumbs/<image_sha256>.jpg    a small face thumbnail per enrolled image (contact sheets)
+    thumbs/<image_sha256>.jpg    the face crop of each enrolled image, 320 px (contact and comparison sheets)
     .lock                        held by whoever writes (CLI enroll, server remove)
 
 Why sqlite and not tinydb for the metadata: tinydb keeps the whole database in one JSON document that it parses
@@ -404,13 +404,39 @@ class Gallery:
         return sorted(((a, b, round(d, 4)) for (a, b), d in pairs.items()), key=lambda t: t[2])
 
     def thumbnail(self, image_sha256: str) -> bytes | None:
-        """JPEG thumbnail of an enrolled image's face, or None."""
+        """JPEG crop of an enrolled image's face (longer side 320 px; 160 px when enrolled before
+        `gallery thumbnails --rebuild`), or None. Callers scale it to their tiles."""
         if not _SHA.match(image_sha256 or ""):
             return None
         try:
             return (self.thumbs_dir / f"{image_sha256}.jpg").read_bytes()
         except FileNotFoundError:
             return None
+
+    def images(self, chunk: int = 1000) -> Iterator[dict]:
+        """Every enrolled image in enrollment order: sha256, subject_id, name, record_ref, source, box (JSON
+        text) and `encoding` (its stored float32 row). Read `chunk` images at a time, the lock held per chunk
+        only; an image removed meanwhile is not yielded."""
+        last, order, generation = 0, None, -1
+        while True:
+            with self._lock:
+                self.refresh()
+                if generation != self._generation:  # matrix rows by image key, once per generation
+                    order, generation = np.argsort(self._row_image, kind="stable"), self._generation
+                rows = self._db.execute(
+                    "SELECT i.key, i.sha256, s.subject_id, s.name, s.record_ref, i.source, i.box FROM images i "
+                    "JOIN subjects s ON s.key = i.subject_key WHERE i.key > ? ORDER BY i.key LIMIT ?",
+                    (last, chunk)).fetchall()
+                if not rows or not self._rows:
+                    return
+                last = rows[-1][0]
+                keys = np.asarray([r[0] for r in rows], dtype=np.int64)
+                at = np.minimum(np.searchsorted(self._row_image, keys, sorter=order), self._rows - 1)
+                found = [(r, np.array(self._emb[m], dtype=np.float32)) for r, m in zip(rows, order[at])
+                         if int(self._row_image[m]) == r[0]]
+            names = ("key", "sha256", "subject_id", "name", "record_ref", "source", "box")
+            for row, encoding in found:
+                yield {**dict(zip(names, row)), "encoding": encoding}
 
     def subjects(self) -> list[dict]:
         """Every subject: subject_id, name, record_ref, images (count), first_enrolled; by subject_id."""

@@ -17,6 +17,7 @@ from PIL import Image
 from bot.config import ImageSettings
 from bot.faces import engine as engine_mod
 from bot.faces.engine import (
+    CROP_PX,
     MODEL_NAME,
     Box,
     FaceEngine,
@@ -171,9 +172,22 @@ def test_face_thumbnail_is_a_jpeg_of_the_face(faces_dir: Path, people: dict[Path
     rgb = decode_image(path.read_bytes(), **LIMITS)
     data = face_thumbnail(rgb, people[path].faces[0].box)
     thumb = Image.open(io.BytesIO(data))
-    assert thumb.format == "JPEG" and max(thumb.size) == 160
+    assert thumb.format == "JPEG" and max(thumb.size) == CROP_PX == 320
     # The thumbnail holds the face: it is found again in it.
     assert len(find_faces(np.asarray(thumb.convert("RGB")), min_face_px=1)) == 1
+
+
+def test_enrollment_crops_scale_a_small_face_up_to_320_px():
+    """Every crop has its longer side at exactly 320 px: a face smaller than that is scaled up (LANCZOS), so
+    an examiner sees every gallery face at the same scale; the aspect of the clipped region is kept."""
+    rgb = np.zeros((200, 200, 3), np.uint8)
+    rgb[:, 100:] = 255
+    small = Image.open(io.BytesIO(face_thumbnail(rgb, Box(top=80, right=120, bottom=120, left=80))))
+    assert small.size == (320, 320)  # a 40 px box + 25 % each side: 60x60, scaled up
+    pixels = np.asarray(small.convert("L")).astype(int)
+    assert pixels[:, :150].mean() < 10 and pixels[:, 170:].mean() > 245  # the left/right halves, not blurred away
+    tall = Image.open(io.BytesIO(face_thumbnail(rgb, Box(top=0, right=60, bottom=200, left=40))))
+    assert tall.size == (48, 320)  # 30x200 after the margin (clipped), longer side 320
 
 
 def test_face_thumbnail_at_the_image_edge_is_clipped():

@@ -5,8 +5,11 @@ tests that change the gallery work on a copy of that gallery directory.
 """
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 import shutil
+import sqlite3
 import stat
 from pathlib import Path
 
@@ -14,7 +17,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from bot import wording
 from bot.config import SearchSettings
+from bot.faces import thumbnails
+from bot.faces.engine import find_faces
 from bot.faces.enroll import enroll
 from bot.faces.gallery import DB_NAME, GALLERY_DIR, NEAR_DUPLICATE_DISTANCE, Gallery, GalleryError
 
@@ -93,7 +99,8 @@ def enrolled(engine, source_dir: Path, faces_dir: Path, tmp_path_factory):
     probes = {key: probe for key, probe in engine.analyse_many(
         (key, (faces_dir / rel).read_bytes()) for key, rel in PROBES.items())}
     encodings = {key: probe.faces[0].encoding for key, probe in probes.items()}
-    return {"data_dir": data_dir, "gallery": gallery, "report": report, "audit": audit, "probes": encodings}
+    return {"data_dir": data_dir, "gallery": gallery, "report": report, "audit": audit, "probes": encodings,
+            "source_dir": source_dir}
 
 
 @pytest.fixture
@@ -162,6 +169,28 @@ def test_every_enrolled_image_keeps_a_jpeg_thumbnail(enrolled):
         assert thumb is not None and thumb[:2] == b"\xff\xd8"
     assert gallery.thumbnail("0" * 64) is None
     assert gallery.thumbnail("../../etc/passwd") is None
+
+
+def test_enrollment_keeps_face_crops_of_320_px(enrolled):
+    """Each enrolled image keeps a JPEG crop of its face whose longer side is exactly 320 px (smaller faces
+    are scaled up), at JPEG quality ~90 (read back from its quantisation table), as examiners compare them."""
+    gallery = enrolled["gallery"]
+    for _, fields in enrolled["audit"].calls:
+        with Image.open(io.BytesIO(gallery.thumbnail(fields["image_sha256"]))) as crop:
+            assert crop.format == "JPEG" and max(crop.size) == 320, fields["subject_id"]
+            assert crop.quantization[0][0] == 3  # the DC step of libjpeg's luminance table at quality 90
+            # The crop shows the enrolled face: found in it again, close to its stored encoding.
+            [face] = find_faces(np.asarray(crop.convert("RGB")), min_face_px=1)
+        assert np.linalg.norm(face.encoding - _stored_encoding(gallery, fields["image_sha256"])) < 0.35
+
+
+def test_gallery_images_yields_each_image_with_its_stored_encoding(enrolled):
+    gallery = enrolled["gallery"]
+    images = list(gallery.images(chunk=2))  # several chunks
+    assert sorted(im["sha256"] for im in images) == sorted(f["image_sha256"] for _, f in enrolled["audit"].calls)
+    for image in images:
+        assert np.array_equal(image["encoding"], _stored_encoding(gallery, image["sha256"]))
+        assert image["source"].startswith(str(enrolled["source_dir"])) and image["subject_id"] in SUBSET
 
 
 def test_second_run_adds_nothing(enrolled, engine, source_dir: Path):
@@ -368,3 +397,80 @@ def test_enrollment_reports_near_duplicate_subjects_and_keeps_enrolling(engine, 
     # A later run adding someone else reports nothing new about them.
     more = link_subjects(faces_dir, {"kit_harington": ["john1.jpeg"]}, tmp_path / "more")
     assert enroll(gallery, engine, more, progress=False).near_duplicates == []
+
+
+# ---------------------------------------------------------------- gallery thumbnails --rebuild
+
+
+def shrink_crops(gallery_dir: Path) -> dict[str, bytes]:
+    """Make the crops of a gallery what enrollment kept before (160 px); returns the 320 px ones it had."""
+    before = {}
+    for path in sorted((gallery_dir / GALLERY_DIR / "thumbs").glob("*.jpg")):
+        before[path.stem] = path.read_bytes()
+        with Image.open(path) as im:
+            small = im.convert("RGB")
+        small.thumbnail((160, 160))
+        small.save(path, "JPEG", quality=85)
+    return before
+
+
+def test_gallery_thumbnails_rebuild_cuts_320_px_crops_from_the_source_images(engine, gallery_copy: Path):
+    before = shrink_crops(gallery_copy)
+    gallery = Gallery(gallery_copy)
+    assert (thumbnails.status(gallery).to_rebuild, thumbnails.status(gallery).current) == (5, 0)
+    audit = FakeAudit()
+    report = thumbnails.rebuild(gallery, engine, audit=audit, actor="admin", progress=False)
+    assert (report.images, report.rebuilt, report.current, report.problems) == (5, 5, 0, [])
+    # The same crop enrollment makes, byte for byte (same bytes, same face, same cut).
+    assert {sha: gallery.thumbnail(sha) for sha in before} == before
+    assert len(audit.calls) == 5 and {kind for kind, _ in audit.calls} == {"gallery_change"}
+    for _, fields in audit.calls:
+        assert fields["action"] == "thumbnails" and fields["actor"] == "admin" and fields["crop_px"] == 320
+        assert fields["image_sha256"] in before and fields["source"] and fields["distance"] < 1e-3
+    again = thumbnails.rebuild(gallery, engine, audit=audit, progress=False)  # nothing left to do
+    assert (again.rebuilt, again.current, len(audit.calls)) == (0, 5, 5)
+
+
+def test_gallery_thumbnails_rebuild_reports_missing_changed_and_other_faces_and_goes_on(
+        engine, gallery_copy: Path, faces_dir: Path, tmp_path: Path, monkeypatch):
+    """A missing or changed (other SHA-256) source, a source that shows two faces, or a face that is not the
+    enrolled one (farther than 0.1 from its stored encoding) is reported and its old crop kept; the rest are
+    made, here one enrolled through a manifest (its source is `MANIFEST:LINE (IMAGE)`)."""
+    shrink_crops(gallery_copy)
+    files = tmp_path / "m" / "files"
+    files.mkdir(parents=True)
+    shutil.copy(faces_dir / "people/kit_harington/john2.jpeg", files / "k.jpeg")
+    changed = tmp_path / "alex.png"
+    changed.write_bytes((faces_dir / "people/alex_lacamoire/alex-lacamoire.png").read_bytes() + b"\0")  # re-saved
+    group = faces_dir / "group/two_people.jpg"
+    db = sqlite3.connect(gallery_copy / GALLERY_DIR / DB_NAME)
+    sha_of = dict(db.execute("SELECT s.subject_id, i.sha256 FROM images i JOIN subjects s ON s.key = i.subject_key"))
+    moves = {"obama": str(tmp_path / "gone.jpg"), "alex_lacamoire": str(changed),
+             "kit_harington": f"{tmp_path / 'm' / 'list.csv'}:2 (files/k.jpeg)"}
+    for subject, source in moves.items():
+        db.execute("UPDATE images SET source = ? WHERE sha256 = ?", (source, sha_of[subject]))
+    group_sha = hashlib.sha256(group.read_bytes()).hexdigest()  # as if a group photo had been enrolled
+    db.execute("UPDATE images SET sha256 = ?, source = ? WHERE sha256 = ?", (group_sha, str(group), sha_of["biden"]))
+    db.commit()
+    db.close()
+    gallery = Gallery(gallery_copy)
+    real = gallery.images
+
+    def rose_moved(*args, **kwargs):  # rose_leslie's stored encoding no longer matches her photo
+        for image in real(*args, **kwargs):
+            yield {**image, "encoding": image["encoding"] + 0.05} if image["subject_id"] == "rose_leslie" else image
+
+    monkeypatch.setattr(gallery, "images", rose_moved)
+    audit = FakeAudit()
+    report = thumbnails.rebuild(gallery, engine, audit=audit, actor="admin", progress=False)
+    assert report.rebuilt == 1 and report.images == 5  # kit_harington, through its manifest
+    reasons = {i.subject_id: i.reason for i in report.problems}
+    assert reasons["obama"].startswith("the source image cannot be read") and "gone.jpg" in reasons["obama"]
+    assert reasons["alex_lacamoire"].startswith("the source image has changed since it was enrolled")
+    assert reasons["biden"] == "2 faces found in the source image; its crop needs exactly one"
+    assert reasons["rose_leslie"].endswith("not the face that was enrolled")
+    assert len(reasons) == 4
+    sizes = {s: max(Image.open(io.BytesIO(gallery.thumbnail(sha))).size) for s, sha in sha_of.items() if s != "biden"}
+    assert sizes == {"obama": 160, "kit_harington": 320, "rose_leslie": 160, "alex_lacamoire": 160}
+    assert [f["subject_id"] for _, f in audit.calls] == ["kit_harington"]
+    assert "not made: subject obama" in wording.gallery_thumbnails_text(report, rebuilt=True, crop_px=320)
