@@ -280,3 +280,10 @@ async def test_frs_review_lists_open_reviews_urgent_first_for_examiners_only(har
     await slack.wait_for("chat.postEphemeral", count=2, ok=True)
     await harness.idle()
     assert wording.EXAM_NOT_EXAMINER in slack.ephemerals(REVIEW, "UGROUPED1")[0]["text"]
+
+
+async def test_the_comparison_sheet_goes_into_the_review_cards_thread(harness, slack):
+    await start(harness, slack)
+    await searched(harness)
+    [sheet] = slack.uploads(REVIEW, thread_ts=card(slack)["ts"])
+    assert sheet.filename.endswith("-comparison.jpg") and sheet.data.startswith(b"\xff\xd8\xff")

@@ -57,7 +57,7 @@ async def queue_for_review(rt: Runtime, dialog: Dialog, image: ImageRequest, res
     if probe_sheet is not None:
         card_ts = (await rt.io(rt.exams.get, exam.request_id)).source.get("card_ts")
         await upload(rt, rt.settings.review.review_channel, card_ts, probe_sheet,
-                     filename=f"{exam.request_id}-comparison.png", title=f"Comparison {exam.request_id}", comment=None)
+                     filename=f"{exam.request_id}-comparison.jpg", title=f"Comparison {exam.request_id}", comment=None)
     await post_essential(rt, dialog.channel, dialog.thread_ts, exam_card.waiting(dialog, image.request_id))
 
 
