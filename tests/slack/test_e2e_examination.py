@@ -12,7 +12,7 @@ from bot.config import ReviewSettings
 from bot.slack import exam_card
 from bot.slack.server import review_channel_problem
 
-from .conftest import DISPATCH, JUSTIFICATION, OFFICER, block_texts, bot_settings
+from .conftest import CASE, DISPATCH, JUSTIFICATION, OFFICER, block_texts, bot_settings
 from .signing import block_actions_payload, interaction_body, post, view_submission_payload
 
 REVIEW = "CREVIEW"
@@ -287,3 +287,74 @@ async def test_the_comparison_sheet_goes_into_the_review_cards_thread(harness, s
     await searched(harness)
     [sheet] = slack.uploads(REVIEW, thread_ts=card(slack)["ts"])
     assert sheet.filename.endswith("-comparison.jpg") and sheet.data.startswith(b"\xff\xd8\xff")
+
+
+async def test_a_review_survives_a_restart_and_is_released_from_the_same_card(harness, slack):
+    first = await start(harness, slack)
+    upload = await searched(harness)
+    await press(harness, slack, exam_card.ACTION_CLAIM, EXAMINER)
+    await first.stop()
+    settings = first.rt.settings
+    await harness.start(settings=settings)  # a new process: the review and its card come from the data dir
+    await press(harness, slack, exam_card.ACTION_DECIDE, EXAMINER, "|inconclusive")
+    await press(harness, slack, exam_card.ACTION_RELEASE, EXAMINER)
+    result = await harness.wait_kind("result")
+    assert result.params["thread_ts"] == upload["ts"] and wording.exam_inconclusive(1) in block_texts(result.params)
+    assert len([m for m in slack.messages(REVIEW) if (m.get("metadata") or {}).get("event_payload", {}).get(
+        "kind") == "examination"]) == 1  # the same card, updated
+
+
+async def test_an_unclaimed_review_pings_the_examiners_and_an_idle_claim_returns_to_the_queue(harness, slack):
+    from .conftest import Clock
+
+    clock = Clock()
+    slack.add_channel(REVIEW, "fr-review", is_private=True)
+    slack.add_user(EXAMINER, "examiner.one", display_name="Examiner One")
+    settings = replace(bot_settings(harness.data_dir), review=ReviewSettings(
+        mode="examiner", examiners=(EXAMINER,), examiner_groups=("SEXAMINERS",), review_channel=REVIEW))
+    await harness.start(settings=settings, clock=clock)
+    upload = await searched(harness)
+    from bot.slack import flow
+
+    clock.advance(minutes=16)
+    await flow.tick(harness.rt)
+    await harness.idle()
+    [ping] = [m for m in slack.messages(REVIEW) if (m.get("metadata") or {}).get("event_payload", {}).get(
+        "kind") == "examination_ping"]
+    assert "<!subteam^SEXAMINERS>" in ping["text"]
+    await press(harness, slack, exam_card.ACTION_CLAIM, EXAMINER)
+    await press(harness, slack, exam_card.ACTION_GIVE_BACK, EXAMINER)
+    assert block_texts(card(slack))[-1] == wording.exam_status("queued")
+    await press(harness, slack, exam_card.ACTION_CLAIM, EXAMINER)
+    clock.advance(minutes=31)
+    await flow.tick(harness.rt)
+    await harness.idle()
+    assert block_texts(card(slack))[-1] == wording.exam_status("queued")  # the idle claim went back
+    assert [e["action"] for e in reviews(harness)][-4:] == ["claim", "give_back", "claim", "timeout"]
+    await harness.reply(upload, "status")  # the requester asks where it stands
+    await slack.wait_for("chat.postEphemeral", ok=True)
+    assert wording.exam_status("queued") in slack.ephemerals(CASE, OFFICER)[-1]["text"]
+
+
+async def test_an_approval_nobody_gives_expires_and_says_so(harness, slack):
+    from bot.slack import flow
+
+    from .conftest import Clock
+
+    clock = Clock()
+    slack.add_channel(REVIEW, "fr-review", is_private=True)
+    settings = replace(bot_settings(harness.data_dir), review=ReviewSettings(
+        approval="always", supervisors=(SUPERVISOR,), review_channel=REVIEW, approval_minutes=60))
+    await harness.start(settings=settings, clock=clock)
+    upload = await harness.upload(harness.face(OBAMA), text=f"26-012345 purpose: 1 justification: {JUSTIFICATION}")
+    await harness.wait_card("attestation")
+    await harness.reply(upload, "I attest")
+    await harness.wait_kind("approval_waiting")
+    await harness.idle()
+    clock.advance(minutes=61)
+    await flow.tick(harness.rt)
+    await harness.wait_kind("ended")
+    await harness.idle()
+    [expired] = harness.audit()
+    assert expired["outcome"] == "expired"
+    assert [e["action"] for e in reviews(harness)] == ["queued", "timeout"]

@@ -133,6 +133,10 @@ async def _apply(rt: Runtime, dialog: Dialog, effect: Effect, actor: str | None)
     elif isinstance(effect, request.Cancelled):
         await _ended(rt, dialog, "cancelled", effect.request_ids)
     elif isinstance(effect, request.Expired):
+        if (dialog.approval or {}).get("status") == "expired":  # no supervisor answered in approval_minutes
+            for rid in effect.request_ids:
+                await rt.io(rt.core.audit.append, "review", request_id=rid, action="timeout", by="system",
+                            stage="approval")
         await _ended(rt, dialog, "expired", effect.request_ids)
     elif isinstance(effect, request.Done):
         await react(rt, dialog.channel, dialog.thread_ts, HOURGLASS, remove=True)
