@@ -430,6 +430,8 @@ class MonthlyReport:
     leads_released: int = 0
     candidates_ruled_out: int = 0  # by the examiners: never shown to a requester
     median_seconds_to_release: float | None = None  # queued -> released
+    approvals: int = 0  # supervisor approvals before a search ([review] approval)
+    approval_refusals: int = 0
 
     @property
     def month_title(self) -> str:
@@ -502,13 +504,17 @@ def summarise_month(entries: Iterable[Mapping[str, Any]], month: str, tz: str) -
     total = refused_commands = refused_answers = flagged = 0
     entries = list(entries)
     reviewed = review_outcomes(entries)
-    reviews_released = leads_released = ruled_out = 0
+    reviews_released = leads_released = ruled_out = approvals = approval_refusals = 0
     review_seconds: list[float] = []
     for entry in entries:
-        if entry.get("kind") not in ("search", "audit_access", "refusal"):
+        if entry.get("kind") not in ("search", "audit_access", "refusal", "review"):
             continue
         ts = parse_ts(entry["ts"])
         if not start <= ts < end:
+            continue
+        if entry["kind"] == "review":
+            approvals += entry.get("action") == "approve"
+            approval_refusals += entry.get("action") == "refuse"
             continue
         if entry["kind"] == "refusal":
             refused_answers += 1
@@ -570,6 +576,8 @@ def summarise_month(entries: Iterable[Mapping[str, Any]], month: str, tz: str) -
         leads_released=leads_released,
         candidates_ruled_out=ruled_out,
         median_seconds_to_release=statistics.median(review_seconds) if review_seconds else None,
+        approvals=approvals,
+        approval_refusals=approval_refusals,
     )
 
 

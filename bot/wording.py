@@ -854,6 +854,8 @@ def report_text(report: Any, *, for_slack: bool = True) -> str:
                      f"released, {getattr(report, 'candidates_ruled_out', 0)} candidates ruled out; median from "
                      "queued to release "
                      f"{_duration(median) if median is not None else 'n/a'})")
+    if getattr(report, "approvals", 0) or getattr(report, "approval_refusals", 0):
+        lines.append(f"Supervisor approvals: {report.approvals} approved, {report.approval_refusals} refused")
     lines.append("By purpose:")
     lines += [f"- {p['label']}: {p['count']}" for p in report.by_purpose]
     lines.append("By requester:")

@@ -116,6 +116,7 @@ async def test_an_examiner_claims_decides_with_a_note_and_releases_the_lead_to_t
     assert month.by_outcome["candidates"] == 1 and month.by_outcome["review"] == 0
     assert (month.reviews_released, month.leads_released, month.candidates_ruled_out) == (1, 1, 0)
     assert "Examiner reviews released: 1 (1 leads released" in wording.report_text(month)
+    assert set(slack.reactions(CASE, upload["ts"])) == {"checkered_flag"}  # finished once released
 
 
 async def test_two_examiners_decide_blind_and_a_ruled_out_candidate_is_never_shown(harness, slack):
@@ -240,6 +241,10 @@ async def test_a_flagged_request_waits_for_a_supervisor_who_approves_it_with_a_r
     approvals = [e for e in AuditLog.open(harness.data_dir, {}).entries() if e["kind"] == "review"]
     assert [(e["action"], e["by"]) for e in approvals] == [("queued", "system"), ("approve", SUPERVISOR)]
     assert approvals[1]["reason"] == "facts stand apart from the description"
+    month = review.summarise_month(AuditLog.open(harness.data_dir, {}).entries(), datetime.now(UTC).astimezone(
+        review.zone("America/Los_Angeles")).strftime("%Y-%m"), "America/Los_Angeles")
+    assert (month.approvals, month.approval_refusals) == (1, 0)
+    assert "Supervisor approvals: 1 approved, 0 refused" in wording.report_text(month)
 
 
 async def test_a_supervisor_refusal_ends_the_request_denied_with_the_reason(harness, slack):

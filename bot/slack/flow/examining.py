@@ -14,7 +14,7 @@ from bot.faces.quality import problems as quality_problems
 from bot.request import Dialog, ImageRequest
 from bot.slack import blocks, exam_card, roles
 from bot.slack.calls import SLACK_ERRORS, error_text
-from bot.slack.flow.effects import ephemeral, post, post_essential, upload
+from bot.slack.flow.effects import DONE_MARK, ephemeral, post, post_essential, react, request_ended, upload
 
 if TYPE_CHECKING:
     from bot.slack.runtime import Runtime
@@ -122,6 +122,9 @@ async def _released(rt: Runtime, exam: ex.Examination, effect: ex.Released) -> N
     call_link = await rt.calls.thread_permalink(exam.call_number) if exam.call_number else None
     await post_essential(rt, exam.source["channel"], exam.source["thread_ts"],
                          exam_card.released(dialog, exam, effect, call_link))
+    if dialog is not None:  # the request is over now: 👀 leaves, the neutral finished mark goes on the photo
+        await request_ended(rt, dialog)
+        await react(rt, dialog.channel, dialog.thread_ts, DONE_MARK)
     result = await rt.io(audited_result, rt, exam.request_id, ("review",))
     image = dialog.image(exam.request_id) if dialog else None
     if dialog is None or image is None or result is None:
