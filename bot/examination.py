@@ -17,6 +17,7 @@ renders and audits as `review` entries). Time is passed in as `now`.
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -295,3 +296,28 @@ def queue_order(exams: list[Examination]) -> list[Examination]:
 def blind_view(exam: Examination, examiner: str) -> dict[str, dict[str, str]]:
     """The decisions `examiner` may see: only their own, while they hold the claim (never another round's)."""
     return copy.deepcopy(exam.current) if exam.claimed_by == examiner else {}
+
+
+def review_outcomes(entries: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per request id under examiner review: its final outcome (a release with leads -> "candidates", without ->
+    "no_candidate"; a cancel -> "cancelled"; still open -> "review"), when it was queued and released, and the
+    leads and ruled-out counts of its release."""
+    out: dict[str, dict[str, Any]] = {}
+    for e in entries:
+        if e.get("kind") != "review" or not e.get("request_id"):
+            continue
+        item = out.setdefault(str(e["request_id"]), {"outcome": "review", "queued_at": None, "released_at": None,
+                                                     "leads": 0, "ruled_out": 0, "decisions": []})
+        action = e.get("action")
+        if action == "queued":
+            item["queued_at"] = e.get("ts")
+        elif action == "decision":
+            item["decisions"].append({"ts": e.get("ts"), "by": e.get("by"), "subject_id": e.get("subject_id"),
+                                      "decision": e.get("decision"), "note": e.get("note")})
+        elif action == "release" and e.get("final"):
+            item["outcome"] = "candidates" if e.get("leads") else "no_candidate"
+            item.update(released_at=e.get("ts"), leads=len(e.get("leads") or []), ruled_out=int(e.get("ruled_out") or 0),
+                        shown=list(e.get("shown") or []))
+        elif action == "cancel":
+            item["outcome"] = "cancelled"
+    return out

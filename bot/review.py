@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot import __version__, policy, wording
 from bot.audit import OUTCOMES, AuditLog, canonical, iso_utc, parse_ts
+from bot.examination import review_outcomes
 from bot.refusals import folded_count
 
 TOOL_NAME = "frbot"
@@ -444,31 +445,6 @@ class MonthlyReport:
         data = asdict(self)
         data["month_title"] = self.month_title
         return data
-
-
-def review_outcomes(entries: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Per request id under examiner review: its final outcome (a release with leads -> "candidates", without ->
-    "no_candidate"; a cancel -> "cancelled"; still open -> "review"), when it was queued and released, and the
-    leads and ruled-out counts of its release."""
-    out: dict[str, dict[str, Any]] = {}
-    for e in entries:
-        if e.get("kind") != "review" or not e.get("request_id"):
-            continue
-        item = out.setdefault(str(e["request_id"]), {"outcome": "review", "queued_at": None, "released_at": None,
-                                                     "leads": 0, "ruled_out": 0, "decisions": []})
-        action = e.get("action")
-        if action == "queued":
-            item["queued_at"] = e.get("ts")
-        elif action == "decision":
-            item["decisions"].append({"ts": e.get("ts"), "by": e.get("by"), "subject_id": e.get("subject_id"),
-                                      "decision": e.get("decision"), "note": e.get("note")})
-        elif action == "release" and e.get("final"):
-            item["outcome"] = "candidates" if e.get("leads") else "no_candidate"
-            item.update(released_at=e.get("ts"), leads=len(e.get("leads") or []), ruled_out=int(e.get("ruled_out") or 0),
-                        shown=list(e.get("shown") or []))
-        elif action == "cancel":
-            item["outcome"] = "cancelled"
-    return out
 
 
 def _purpose_bucket(purpose: Any, outcome: Any) -> str:
