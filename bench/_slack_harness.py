@@ -346,8 +346,20 @@ class Bench:
         sent, _ = await self._post(kind, event_body(event))
         return sent
 
+    async def post_call(self, call_number: str) -> None:
+        """The CAD feed posts the call in the dispatch channel (a call number dispatch never posted is
+        questioned before the attestation, which is not what the benchmarks time)."""
+        event = await self.slack_loop.call(lambda: self.double.add_message(
+            DISPATCH, f"CAD {call_number} incident", user="UCAD", bot_id="BCAD"))
+        await self.send(event, kind="dispatch")
+
     async def new_upload(self, text: str, photo: tuple[str, bytes] | None = None) -> dict[str, Any]:
-        """Register the photo as a new file shared by the requester in the case channel; the message event."""
+        """Register the photo as a new file shared by the requester in the case channel; the message event. The
+        call numbers the text names are posted by the CAD feed first."""
+        from bot import policy
+
+        for call in policy.find_call_numbers(text):
+            await self.post_call(call)
         name, data = photo or self.photo()
         file_id = f"F{next(self._ids):06d}"
 
@@ -373,10 +385,16 @@ class Bench:
 
     async def wait_kind(self, kind: str, thread_ts: str, *, count: int = 1, timeout: float = 120.0,
                         **fields: Any) -> Call:
-        """Wait for the bot's `count`-th successful chat.postMessage in `thread_ts` with metadata kind `kind`."""
+        """Wait for the bot's `count`-th successful chat.postMessage in `thread_ts` with metadata kind `kind` (for
+        "card", a post or an update of the request card in that thread)."""
+        methods = ("chat.postMessage", "chat.update") if kind == "card" else ("chat.postMessage",)
 
         def match(call: Call) -> bool:
-            if call.method != "chat.postMessage" or call.params.get("thread_ts") != thread_ts:
+            if call.method not in methods:
+                return False
+            in_thread = call.params.get("thread_ts") == thread_ts or (
+                call.method == "chat.update" and (call.response or {}).get("message", {}).get("thread_ts") == thread_ts)
+            if not in_thread:
                 return False
             p = payload(call)
             return p.get("kind") == kind and all(p.get(k) == v for k, v in fields.items())
@@ -402,7 +420,7 @@ class Bench:
         def find() -> tuple[dict[str, Any], str, str, str]:
             for message in reversed(self.double.messages(CASE, thread_ts=thread_ts)):
                 meta = (message.get("metadata") or {}).get("event_payload") or {}
-                if meta.get("kind") != "prompt" or meta.get("step") != "attestation":
+                if meta.get("kind") != "card" or meta.get("step") != "attestation":
                     continue
                 for block in message.get("blocks") or []:
                     for el in block.get("elements") or []:

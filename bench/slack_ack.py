@@ -123,7 +123,7 @@ async def prepare_round(bench: Bench, n: int, round_no: int) -> tuple[list[dict]
     acks = list(await asyncio.gather(*(bench.send(e, "upload") for e in events)))
     buttons = {}
     for e in events:
-        await bench.wait_kind("prompt", e["ts"], step="attestation")
+        await bench.wait_kind("card", e["ts"], step="attestation")
         buttons[e["ts"]] = await bench.attest_button(e["ts"])
     return events, acks, buttons
 

@@ -80,7 +80,7 @@ async def one_run(bench: Bench, photo: tuple[str, bytes]) -> dict:
     sent = await bench.send(upload, kind="upload")
     if sent.status != 200:
         raise RuntimeError(f"the upload event got HTTP {sent.status}")
-    prompt = await bench.wait_kind("prompt", upload["ts"], step="attestation")
+    prompt = await bench.wait_kind("card", upload["ts"], step="attestation")
     reply = await bench.new_message(upload["channel"], "I attest", user=upload["user"], thread_ts=upload["ts"])
     attest = await bench.send(reply, kind="attest")
     if attest.status != 200:
