@@ -1659,3 +1659,9 @@ def exam_queue_text(lines: Sequence[str]) -> str:
 
 def exam_queue_status(count: int) -> str:
     return f"Examiner reviews open: {count} (/frs review lists them)"
+
+
+def exam_decision_recorded(rank: int, name: str, decision: str) -> str:
+    """Told only to the examiner who decided (the card shows no decision)."""
+    label = EXAM_DECISION_BUTTONS.get(decision, _clip(decision, 40))
+    return f"Recorded for candidate {rank} ({_clip(name, 100)}): {label}. You can change it until you release."

@@ -92,6 +92,8 @@ async def test_an_examiner_claims_decides_with_a_note_and_releases_the_lead_to_t
     short = await note(harness, slack, EXAMINER, "same")
     assert short.json()["response_action"] == "errors"  # a lead needs which features agree
     assert (await note(harness, slack, EXAMINER, NOTE)).text == ""
+    recorded = slack.ephemerals(REVIEW, EXAMINER)[-1]["text"]
+    assert recorded == wording.exam_decision_recorded(1, "obama", "possible_lead")  # only the claimer is told
     await press(harness, slack, exam_card.ACTION_RELEASE, EXAMINER)
 
     result = await harness.wait_kind("result")

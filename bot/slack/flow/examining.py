@@ -68,6 +68,13 @@ async def apply_exam(rt: Runtime, exam: ex.Examination, effects: list[ex.Effect]
         try:
             if isinstance(effect, ex.Audit):
                 await rt.io(_audit, rt, exam, effect)
+                if effect.action == "decision" and effect.by == actor:
+                    # Only the claimer sees their decision (the card shows none: the second review is blind).
+                    c = next((c for c in exam.candidates if c["subject_id"] == effect.subject_id), {})
+                    text = wording.exam_decision_recorded(int(c.get("rank") or 0), str(c.get("name") or effect.subject_id),
+                                                          effect.decision or "")
+                    await ephemeral(rt, channel, effect.by, exam.source.get("card_ts"),
+                                    blocks.note(text, kind="examination_decision", request_id=exam.request_id))
             elif isinstance(effect, ex.Refused):
                 await ephemeral(rt, channel, effect.user_id, exam.source.get("card_ts"),
                                 blocks.note(effect.reason, kind="examination_refused", request_id=exam.request_id))
