@@ -408,3 +408,33 @@ def test_close_stops_workers_even_mid_analysis(faces_dir: Path):
     _time.sleep(0.2)
     eng.close()
     assert running.done() and not any(_alive(p) for p in pids)
+
+
+@pytest.mark.parametrize("tight", [False, True], ids=["photo", "tight-crop"])
+def test_faces_found_first_and_encoded_after_give_the_benchmarked_encoding(faces_dir: Path, tight: bool):
+    """The Slack flow finds faces before the attestation (no encoding) and encodes the chosen one after it,
+    from the same bytes and stored box: the encoding is the one find_faces gives (what bench.accuracy measures),
+    also for a tight crop whose face was found on the padded copy."""
+    import io
+
+    from PIL import Image
+
+    data = (faces_dir / "people/obama/obama3.jpg").read_bytes()
+    if tight:
+        rgb = decode_image(data, **LIMITS)
+        box = find_faces(rgb)[0].box
+        shrink = round(box.width * 0.2)  # brows to lips: HOG alone misses it, the padded copy finds it
+        crop = Image.fromarray(np.ascontiguousarray(
+            rgb[box.top + shrink:box.bottom - shrink, box.left + shrink:box.right - shrink]))
+        buf = io.BytesIO()
+        crop.save(buf, "PNG")
+        data = buf.getvalue()
+    probe = engine_mod.detect_rgb(decode_image(data, **LIMITS), data, IMAGES)
+    assert probe.faces and all(f.encoding is None for f in probe.faces) and probe.padded is tight
+    whole = find_faces(decode_image(data, **LIMITS), min_face_px=IMAGES.min_face_px,
+                       detect_max_side=IMAGES.detect_max_side)
+    for face, box in zip(probe.faces, probe.encode_boxes):
+        later = engine_mod.encode_bytes(data, IMAGES, probe.sha256, box.as_dict(), probe.padded)
+        assert np.array_equal(later, whole[face.index - 1].encoding)
+    with pytest.raises(engine_mod.ImageError):
+        engine_mod.encode_bytes(data + b"x", IMAGES, probe.sha256, probe.encode_boxes[0].as_dict(), probe.padded)
