@@ -149,6 +149,14 @@ class NeedsApproval(Effect):
 
 
 @dataclass(frozen=True)
+class UnderReview(Effect):
+    """The requester of a search an examiner is reviewing asks in its thread: "cancel" (withdraw it while
+    unclaimed) or "status" (where it stands)."""
+
+    action: str
+
+
+@dataclass(frozen=True)
 class Attested(Effect):
     """The requester attested: the adapter checks their authority again (fresh) before any search runs."""
 

@@ -72,6 +72,7 @@ from bot.dialog import (
     Stale,
     Started,
     Step,
+    UnderReview,
     iso_time,
     new_dialog_id,
     new_request_id,
@@ -208,14 +209,14 @@ def _touch(d: Dialog, now: datetime, answered: str | None = None) -> None:
 
 
 def _call_problem(value: str, calls: Calls) -> list[Effect] | None:
-    """None when `value` may be used as it is; else what to say (refused, or asked to confirm)."""
-    if calls.known is None:
-        return [Invalid(Step.CALL_NUMBER, "unknown_call", None, value=value, text=value)] if calls.require_known \
-            else None
-    if calls.known(value):
+    """None when `value` may be used as it is; else what to say (refused, or asked to confirm). With nothing
+    to check against (no dispatch channel) an unknown call is refused only by require_known_call."""
+    if calls.known is not None and calls.known(value):
         return None
     if calls.require_known:
         return [Invalid(Step.CALL_NUMBER, "unknown_call", None, value=value, text=value)]
+    if calls.known is None:
+        return None
     recent = list(calls.recent()) if calls.recent else []
     return [ConfirmCall(value, tuple(_policy.similar_call_numbers(value, recent)[:3]))]
 
@@ -367,24 +368,17 @@ def _start(d: Dialog, now: datetime, prefilled: tuple[str, ...] = ()) -> list[Ef
     return effects + _ask(d)
 
 
-def _prefill(d: Dialog, text: str, stamp: str, policy_settings: PolicySettings, calls: Calls,
-             now: datetime) -> list[Effect]:
-    """Take the answers an upload message (or a reply to the offer) carries; a found value that does not
-    pass is asked instead, with the reason."""
+def _prefill(d: Dialog, text: str, policy_settings: PolicySettings, calls: Calls, now: datetime) -> list[Effect]:
+    """Take the answers an upload message (or a reply to the offer) carries, timed `now` like any answer; a
+    found value that does not pass is asked instead, with the reason."""
     effects: list[Effect] = []
     found = _policy.read_upload_message(text, policy_settings.call_number_pattern)
     if found.call_number is not None:
         effects += _offer_call_number(d, found.call_number, now, calls)
-        if d.call_number:
-            d.answer_times["call_number"] = stamp
     if found.purpose is not None:
         effects += _answer_purpose(d, found.purpose, now)
-        if d.purpose:
-            d.answer_times["purpose"] = stamp
     if found.justification is not None:
         effects += _answer_justification(d, f"justification: {found.justification}", now, policy_settings)
-        if d.justification:
-            d.answer_times["justification"] = stamp
     d.prefilled = [name for name in PREFILL_FIELDS if getattr(d, name)]
     return effects
 
@@ -439,7 +433,7 @@ def start_dialog(
     )
     if not ask:
         return d, [Offer()]
-    effects = _prefill(d, text, stamp, settings, calls, now)
+    effects = _prefill(d, text, settings, calls, now)
     return d, _start(d, now, tuple(d.prefilled)) + effects
 
 
@@ -455,7 +449,14 @@ def on_reply(
 ) -> Result:
     """A plain reply in the request thread. Only the requester's replies count; every step can be answered."""
     if dialog.terminal:
-        return dialog, []  # chatter in a finished thread is not for the bot
+        # Chatter in a finished thread is not for the bot, except the requester's cancel or status about a
+        # search an examiner still has.
+        if user_id == dialog.requester_id and any(i.outcome == "review" for i in dialog.images):
+            if _policy.is_cancel(text):
+                return dialog, [UnderReview("cancel")]
+            if _policy.normalise_reply(text) == "status":
+                return dialog, [UnderReview("status")]
+        return dialog, []
     if dialog.step is Step.OFFERED:
         return _reply_to_offer(dialog, user_id, text, now, policy, calls)
     if user_id != dialog.requester_id:
@@ -506,8 +507,7 @@ def _reply_to_offer(
     looks_like_a_number = any(c.isdigit() for c in _policy.normalise_reply(text))
     if not (answers or looks_like_a_number or _policy.is_start(text)):
         return dialog, []
-    stamp = iso_time(now)
-    effects = _prefill(d, text, stamp, policy_settings, calls, now) if answers else []
+    effects = _prefill(d, text, policy_settings, calls, now) if answers else []
     if looks_like_a_number and not answers:
         effects = _answer_call_number(d, text, now, policy_settings, calls)  # a mistyped call number: say so
     return d, _start(d, now, ()) + effects
@@ -745,6 +745,7 @@ __all__ = [
     "Stale",
     "Started",
     "Step",
+    "UnderReview",
     "asks_for_search",
     "new_request_id",
     "on_action",

@@ -1568,10 +1568,6 @@ def exam_status(status: str, *, claimed_by: str | None = None, decided: int = 0,
     return "Withdrawn by the requester."
 
 
-def exam_candidate_line(rank: int, name: str, subject_id: str, record_ref: str, distance: float, estimate: str) -> str:
-    return _candidate(rank, name, subject_id, record_ref, distance, estimate, lambda t: _clip(t, 200))
-
-
 def exam_released_header(request_id: str, leads: int) -> str:
     if not leads:
         return f"Request {_clip(request_id, 100)}: {NO_LEAD_AFTER_REVIEW}"

@@ -281,7 +281,6 @@ CALLS = {
     "approval_card": [(["FR-1"] * 9, "U0OFFICER", HUGE, HUGE, HUGE, "always")],
     "approval_decided": [(True, "U0SUPER", HUGE), (False, HUGE, "")],
     "approval_refused_line": [(HUGE,), ("",)],
-    "exam_candidate_line": [(1, HUGE, HUGE, HUGE, 0.4, HUGE[:300])],
     "exam_card_header": [("FR-1", True), (HUGE, False)],
     "exam_card_request": [(HUGE, HUGE, "U0OFFICER", HUGE)],
     "exam_inconclusive": [(1,), (10,)],

@@ -161,7 +161,7 @@ def _cancel_button(dialog: Dialog) -> ButtonElement:
 def _actions(dialog: Dialog, n: int, elements: list[ButtonElement]) -> ActionsBlock:
     """An actions block whose block_id carries the dialog id, so a button of an ended dialog is never taken
     for one of a newer dialog in the same thread (block ids must be unique within a message: `n`)."""
-    return ActionsBlock(block_id=f"{BLOCK_ID_PREFIX}:{dialog.dialog_id}:{n}", elements=elements)
+    return _actions_block(f"{BLOCK_ID_PREFIX}:{dialog.dialog_id}:{n}", elements)
 
 
 def _actions_block(block_id: str, elements: list[ButtonElement]) -> ActionsBlock:

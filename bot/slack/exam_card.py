@@ -25,7 +25,7 @@ def _estimate(c: dict[str, Any], point: dict[str, Any]) -> str:
 
 
 def _candidate_text(c: dict[str, Any], point: dict[str, Any]) -> str:
-    return wording.exam_candidate_line(int(c.get("rank") or 0), str(c.get("name") or c["subject_id"]),
+    return wording.candidate_line(int(c.get("rank") or 0), str(c.get("name") or c["subject_id"]),
                                        str(c["subject_id"]), str(c.get("record_ref") or ""),
                                        float(c.get("distance") or 0.0), _estimate(c, point))
 

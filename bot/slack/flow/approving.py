@@ -48,7 +48,14 @@ async def ask(rt: Runtime, dialog: Dialog, reason: str) -> None:
     try:
         resp = await rt.client.chat_postMessage(channel=rt.settings.review.review_channel,
                                                 **approval_message(dialog).kwargs())
-        rt.state.setdefault("approval_cards", {})[dialog.dialog_id] = str(resp["ts"])
+        card_ts = str(resp["ts"])
+
+        def keep(d: Dialog) -> tuple[Dialog, list]:  # with the dialog: a restart still updates the same card
+            d = d.copy()
+            d.approval = {**(d.approval or {}), "card_ts": card_ts}
+            return d, []
+
+        await rt.io(rt.store.update, dialog.dialog_id, keep)
     except SLACK_ERRORS as exc:
         log.error("approval card of %s: %s", dialog.dialog_id, error_text(exc))
     await post_essential(rt, dialog.channel, dialog.thread_ts, blocks.note(
@@ -106,7 +113,7 @@ async def submit_reason(rt: Runtime, body: dict[str, Any], view: dict[str, Any])
         for rid in dialog.request_ids:
             rt.core.audit.append("review", request_id=rid, action="approve" if approved else "refuse", by=user,
                                  reason=reason, stage="approval")
-        ts = rt.state.get("approval_cards", {}).get(dialog.dialog_id)
+        ts = (dialog.approval or {}).get("card_ts")
         if ts:
             try:
                 await rt.client.chat_update(channel=rt.settings.review.review_channel, ts=ts, **approval_message(

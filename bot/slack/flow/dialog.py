@@ -108,6 +108,13 @@ async def _apply(rt: Runtime, dialog: Dialog, effect: Effect, actor: str | None)
     elif isinstance(effect, request.Started):
         message_ts = dialog.photo_source.get("ts") if dialog.photo_source else None
         await react(rt, dialog.channel, message_ts or dialog.thread_ts, EYES)
+    elif isinstance(effect, request.UnderReview):
+        from bot.slack.flow import examining
+
+        if effect.action == "cancel":
+            await examining.cancel_review(rt, dialog, dialog.requester_id)
+        else:
+            await examining.review_status(rt, dialog, dialog.requester_id)
     elif isinstance(effect, request.NeedsApproval):
         from bot.slack.flow import approving
 
@@ -325,31 +332,6 @@ async def refuse(
         await post(rt, channel, thread_ts, message)
 
 
-async def _under_review(rt: Runtime, dialog_id: str, user: str, text: str) -> bool:
-    """`cancel` or `status` from the requester in the thread of a search an examiner is reviewing."""
-    from bot.slack.flow import examining
-
-    dialog = await rt.io(rt.store.get, dialog_id)
-    if dialog is None or not dialog.terminal or user != dialog.requester_id:
-        return False
-    reviewed = [i for i in dialog.images if i.outcome == "review"]
-    if not reviewed:
-        return False
-    if policy.is_cancel(text):
-        return await examining.cancel_review(rt, dialog, user)
-    if policy.normalise_reply(text) == "status":
-        for image in reviewed:
-            exam = await rt.io(rt.exams.get, image.request_id)
-            if exam is not None:
-                line = wording.exam_status(exam.status, claimed_by=exam.claimed_by, decided=len(exam.current),
-                                           total=len(exam.candidates), round_no=len(exam.rounds) + 1,
-                                           rounds=exam.reviewers_required)
-                await ephemeral(rt, dialog.channel, user, dialog.thread_ts,
-                                blocks.note(line, kind="examination_status", request_id=exam.request_id))
-        return True
-    return False
-
-
 @storage_retried
 async def handle_reply(rt: Runtime, body: dict[str, Any], dialog_id: str | None) -> None:
     """A person's reply in a request thread: an answer to the current step (only the requester's count)."""
@@ -368,8 +350,6 @@ async def handle_reply(rt: Runtime, body: dict[str, Any], dialog_id: str | None)
             return  # a redelivered reply must not answer the next question too
         if not await claim(rt, f"message:{event.get('channel')}:{event.get('ts')}"):
             return  # the same reply under another envelope: answered once already
-        if await _under_review(rt, dialog_id, user, text):
-            return
         await _transition_locked(
             rt, dialog_id,
             lambda d: request.on_reply(

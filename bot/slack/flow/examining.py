@@ -53,16 +53,16 @@ async def queue_for_review(rt: Runtime, dialog: Dialog, image: ImageRequest, res
                 "approved_by": (dialog.approval or {}).get("by")},
     )
     await rt.io(rt.exams.put, exam)
-    await apply_exam(rt, exam, effects)
+    card_ts = await apply_exam(rt, exam, effects)
     if probe_sheet is not None:
-        card_ts = (await rt.io(rt.exams.get, exam.request_id)).source.get("card_ts")
         await upload(rt, rt.settings.review.review_channel, card_ts, probe_sheet,
                      filename=f"{exam.request_id}-comparison.jpg", title=f"Comparison {exam.request_id}", comment=None)
     await post_essential(rt, dialog.channel, dialog.thread_ts, exam_card.waiting(dialog, image.request_id))
 
 
-async def apply_exam(rt: Runtime, exam: ex.Examination, effects: list[ex.Effect], *, actor: str | None = None) -> None:
-    """Carry out an examination's effects, then redraw its review card."""
+async def apply_exam(rt: Runtime, exam: ex.Examination, effects: list[ex.Effect], *,
+                     actor: str | None = None) -> str | None:
+    """Carry out an examination's effects, then redraw its review card; returns the card's ts."""
     channel = rt.settings.review.review_channel
     for effect in effects:
         try:
@@ -89,10 +89,10 @@ async def apply_exam(rt: Runtime, exam: ex.Examination, effects: list[ex.Effect]
                                      exam_card.ended(None, exam.request_id))
         except Exception:
             log.exception("effect %s of review %s failed", type(effect).__name__, exam.request_id)
-    await _show_card(rt, exam)
+    return await _show_card(rt, exam)
 
 
-async def _show_card(rt: Runtime, exam: ex.Examination) -> None:
+async def _show_card(rt: Runtime, exam: ex.Examination) -> str | None:
     current = await rt.io(rt.exams.get, exam.request_id) or exam
     message = exam_card.review_card(current)
     channel = rt.settings.review.review_channel
@@ -100,11 +100,11 @@ async def _show_card(rt: Runtime, exam: ex.Examination) -> None:
     try:
         if ts:
             await rt.client.chat_update(channel=channel, ts=ts, **message.kwargs())
-            return
+            return ts
         resp = await rt.client.chat_postMessage(channel=channel, **message.kwargs())
     except SLACK_ERRORS as exc:
         log.error("review card of %s: %s", exam.request_id, error_text(exc))
-        return
+        return ts
 
     def keep(e: ex.Examination) -> tuple[ex.Examination, list]:
         e = e.copy()
@@ -112,6 +112,7 @@ async def _show_card(rt: Runtime, exam: ex.Examination) -> None:
         return e, []
 
     await rt.io(rt.exams.update, exam.request_id, keep)
+    return str(resp["ts"])
 
 
 async def _released(rt: Runtime, exam: ex.Examination, effect: ex.Released) -> None:
@@ -202,14 +203,11 @@ async def submit_exam_note(rt: Runtime, body: dict[str, Any], view: dict[str, An
     return {}
 
 
-async def cancel_review(rt: Runtime, dialog: Dialog, user: str) -> bool:
-    """The requester's `cancel` in the thread of a search under review: withdrawn while unclaimed. Returns
-    whether a review was found for the thread."""
-    found = False
+async def cancel_review(rt: Runtime, dialog: Dialog, user: str) -> None:
+    """The requester's `cancel` in the thread of a search under review: withdrawn while unclaimed."""
     for image in dialog.images:
         if image.outcome != "review":
             continue
-        found = True
         async with rt.lock("exam:" + image.request_id):
             outcome = await rt.io(rt.exams.update, image.request_id, lambda e: ex.cancel(e, user, rt.now()))
         if outcome is not None:
@@ -219,7 +217,18 @@ async def cancel_review(rt: Runtime, dialog: Dialog, user: str) -> bool:
                     await ephemeral(rt, dialog.channel, user, dialog.thread_ts,
                                     blocks.note(e.reason, kind="examination_refused", request_id=exam.request_id))
             await apply_exam(rt, exam, [e for e in effects if not isinstance(e, ex.Refused)])
-    return found
+
+
+async def review_status(rt: Runtime, dialog: Dialog, user: str) -> None:
+    """`status` from the requester: where each review of the thread stands, privately."""
+    for image in dialog.images:
+        exam = await rt.io(rt.exams.get, image.request_id) if image.outcome == "review" else None
+        if exam is not None:
+            line = wording.exam_status(exam.status, claimed_by=exam.claimed_by, decided=len(exam.current),
+                                       total=len(exam.candidates), round_no=len(exam.rounds) + 1,
+                                       rounds=exam.reviewers_required)
+            await ephemeral(rt, dialog.channel, user, dialog.thread_ts,
+                            blocks.note(line, kind="examination_status", request_id=exam.request_id))
 
 
 async def tick(rt: Runtime) -> None:
