@@ -1,7 +1,7 @@
 """`python -m bot ...`: the command-line adapter for personnel with direct access.
 
 Exit codes (CONTRACTS.md): 0 the search ran; 1 error (audited as `error`); 2 denied by policy (audited as
-`denied`); 3 a face must be chosen. With --json, stdout is exactly one JSON object for every exit code.
+`denied`); 3 a face must be chosen; 4 queued for an examiner or waiting for a supervisor's approval. With --json, stdout is exactly one JSON object for every exit code.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from bot.config import ConfigError, Settings, load_settings
 
 EXIT_OK, EXIT_ERROR, EXIT_DENIED, EXIT_CHOOSE_FACE = 0, 1, 2, 3
 EXIT_BROKEN_CHAIN = 4  # audit export|report|bundle: the output was written, but the chain does not verify
-EXIT_QUEUED = 4  # search in [review] mode "examiner": queued for an examiner, no candidate printed
+EXIT_QUEUED = 4  # queued for an examiner ([review] mode "examiner") or awaiting approval: no candidate printed
 
 
 def _os_requester():
@@ -90,6 +90,7 @@ def _cli_purpose(value: str | None) -> str | None:
 
 def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     from bot import policy
+    from bot.approval import approval_reason
     from bot.audit import AuditError
     from bot.faces.gallery import GalleryError
     from bot.faces.images import ImageError
@@ -157,13 +158,22 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
         index = 1 if face_choice is None else face_choice
         if not 1 <= index <= len(probe.faces):
             return fail(wording.bad_face_choice(index, len(probe.faces)), probe=probe, face_index=index)
+        face = probe.faces[index - 1]
+        slack_user = settings.review.cli_slack_users.get(requester.id.removeprefix("os:"), "")
+        reason = approval_reason(settings.review.approval, policy.justification_flags(answers.justification))
+        if reason:  # a supervisor approves first (in Slack): no search before that
+            _await_approval(core, settings, request_id=request_id, answers=answers, requester=requester,
+                            slack_user=slack_user, reason=reason, source=source, probe=probe, face=face, data=data)
+            _emit(args, {"awaiting_approval": request_id, "reason": reason},
+                  wording.cli_awaiting_approval(request_id, reason, settings.review.approval_minutes, bool(slack_user)))
+            return EXIT_QUEUED
         result = search_face(
             core, request_id=request_id, answers=answers, requester=requester, source=source,
-            probe_sha256=probe.sha256, faces=faces, face=probe.faces[index - 1], face_index=index,
+            probe_sha256=probe.sha256, faces=faces, face=face, face_index=index,
             for_review=settings.review.mode == "examiner",
         )
         if result.outcome == "review":
-            _queue_cli_review(core, settings, result, answers, requester)
+            _queue_cli_review(core, settings, result, answers, requester, slack_user, data, face)
     except ImageError as exc:
         # The hash of what was read is recorded even when it is not an image (which file was tried).
         return fail(exc.message, probe_sha256=hashlib.sha256(data).hexdigest() if data else None)
@@ -174,30 +184,73 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         core.close()
     if result.outcome == "review":
-        _emit(args, {"queued_for_review": request_id}, wording.cli_queued_for_review(request_id))
+        _emit(args, {"queued_for_review": request_id}, wording.cli_queued_for_review(request_id, bool(slack_user)))
         return EXIT_QUEUED
     _emit(args, result.as_json(), wording.cli_result(result))
     return EXIT_OK
 
 
-def _queue_cli_review(core: Any, settings: Settings, result: Any, answers: Any, requester: Any) -> None:
-    """Queue a CLI search for an examiner: the server posts its review card at its next tick; the release goes
-    to the review channel (no Slack account is mapped for an OS user)."""
-    from bot import examination
-    from bot.examination_store import ExaminationStore
-    from bot.service import candidate_json
+def cli_source(requester: Any, slack_user: str) -> dict[str, Any]:
+    """What the server needs of a CLI requester: who to tell (the mapped Slack account) and how to name them."""
+    return {"cli": True, "requester_slack": slack_user,
+            "requester_label": slack_user or wording.cli_requester_label(requester.name)}
 
-    exam, effects = examination.queue(
-        request_id=result.request_id, requester_id=str(requester.as_dict().get("id") or ""),
-        call_number=answers.call_number or "", purpose=answers.purpose or "",
-        justification=answers.justification or "",
-        candidates=[candidate_json(c, names=True) for c in result.candidates],
-        reviewers_required=settings.review.reviewers_required, now=datetime.now(UTC),
-        source={"cli": True, "operating_point": result.operating_point},
-    )
+
+def _await_approval(core: Any, settings: Settings, *, request_id: str, answers: Any, requester: Any, slack_user: str,
+                    reason: str, source: dict[str, Any], probe: Any, face: Any, data: bytes) -> None:
+    """Keep the request (and the chosen face's template, made after the attestation, and its crop) for a
+    supervisor: the server posts the approval card at its next tick and, once approved, runs the search."""
+    import base64
+
+    from bot import approval
+    from bot.examination_store import ApprovalStore
+
+    pending = approval.Pending(
+        request_id=request_id, requester=requester.as_dict(), slack_user=slack_user,
+        answers={"call_number": answers.call_number, "purpose": answers.purpose,
+                 "justification": answers.justification, "attested": answers.attested},
+        reason=reason, source={**source, **cli_source(requester, slack_user)}, probe_sha256=probe.sha256,
+        faces=[f.as_dict() for f in probe.faces], face_index=face.index,
+        encoding=[float(x) for x in face.encoding], created_at=datetime.now(UTC).isoformat(),
+        face_jpeg=base64.b64encode(_face_crop(settings, data, face)).decode("ascii"))
+    core.audit.append("review", request_id=request_id, action="queued", by="system", stage="approval",
+                      reason=reason, request_ids=[request_id], call_number=answers.call_number)
+    store = ApprovalStore(settings.data_dir / "approvals.json")
+    try:
+        store.put(pending)
+    finally:
+        store.close()
+
+
+def _face_crop(settings: Settings, data: bytes, face: Any) -> bytes:
+    """The chosen face at the size examiners compare at (the photo already decoded safely in a face worker)."""
+    from bot import contact_sheet
+    from bot.faces.images import decode_image
+
+    rgb = decode_image(data, max_bytes=settings.images.max_bytes, max_pixels=settings.images.max_pixels)
+    return contact_sheet.face_crop_jpeg(rgb, face.box.as_dict())
+
+
+def _queue_cli_review(core: Any, settings: Settings, result: Any, answers: Any, requester: Any, slack_user: str,
+                      data: bytes, face: Any) -> None:
+    """Queue a CLI search for an examiner: the server posts its review card, and the comparison sheet made here
+    (the photo is only here), at its next tick; the release goes to the mapped Slack account or the review
+    channel."""
+    from bot import contact_sheet, examination
+    from bot.examination_store import ExaminationStore
+    from bot.service import queue_examination
+    from bot.storage import ensure_private_dir, write_private_atomic
+
+    sheet = contact_sheet.comparison_for(core.gallery, result, _face_crop(settings, data, face))
+    folder = settings.data_dir / "examinations"
+    ensure_private_dir(folder)
+    sheet_path = folder / f"{result.request_id}-comparison.jpg"
+    write_private_atomic(sheet_path, sheet)
     store = ExaminationStore(settings.data_dir / "examinations.json")
     try:
-        store.put(exam)
+        exam, effects = queue_examination(
+            store, result, answers, requester_id=requester.id, reviewers_required=settings.review.reviewers_required,
+            now=datetime.now(UTC), source={**cli_source(requester, slack_user), "sheet": sheet_path.name})
     finally:
         store.close()
     for effect in effects:

@@ -6,6 +6,7 @@ beyond the process, never logged.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -112,6 +113,9 @@ class ReviewSettings:
     supervisors: tuple[str, ...] = ()
     supervisor_groups: tuple[str, ...] = ()
     approval_minutes: int = 60
+    # OS account -> Slack user ID of command-line requesters: where a release or an approved result of their
+    # CLI search is sent (a direct message), and who may not review or approve it. Unmapped: the review channel.
+    cli_slack_users: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -153,7 +157,11 @@ def _section(cls: type, raw: Mapping[str, Any], name: str) -> Any:
     values = {}
     for key, value in raw.items():
         default = getattr(cls(), key)
-        if isinstance(default, tuple):
+        if isinstance(default, dict):
+            if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+                raise ConfigError(f"[{name}] {key} must be a table of strings")
+            value = dict(value)
+        elif isinstance(default, tuple):
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise ConfigError(f"[{name}] {key} must be a list of strings")
             value = tuple(value)
@@ -175,8 +183,6 @@ def _section(cls: type, raw: Mapping[str, Any], name: str) -> Any:
 
 def validate(settings: Settings) -> Settings:
     """Refuse settings that would break policy or the software; return them unchanged when fine."""
-    import re
-
     try:
         re.compile(settings.policy.call_number_pattern)
     except re.error as exc:
@@ -264,6 +270,9 @@ def _validate_review(review: ReviewSettings) -> None:
         raise ConfigError("[review] approval needs supervisors or supervisor_groups")
     if review.approval != "never" and not review.review_channel.strip():
         raise ConfigError("[review] approval needs review_channel (a private channel where supervisors decide)")
+    for user, slack_id in review.cli_slack_users.items():
+        if not re.fullmatch(r"[UW][A-Z0-9]{2,30}", slack_id):
+            raise ConfigError(f"[review] cli_slack_users: {user!r} = {slack_id!r} is not a Slack user ID (U... or W...)")
 
 
 def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:

@@ -310,6 +310,17 @@ def comparison_sheets(probe_crop_jpeg: bytes | None, candidates: list[tuple[str,
     ]
 
 
+def comparison_for(gallery: Any, result: Any, probe_crop: bytes | None) -> bytes:
+    """For the examiner (JPEG): the searched face beside each candidate's gallery crop at one scale (320 px
+    tiles). `result` is a bot.service.SearchResult, `gallery` its bot.faces.gallery.Gallery."""
+    rows = [(candidate_label(c.name, c.subject_id, c.record_ref),
+             gallery.thumbnail(c.image_sha256) if c.image_sha256 else None,
+             wording.estimate_short(c.fpir_estimate, c.below_resolution, result.operating_point))
+            for c in result.candidates]
+    return comparison_sheet(probe_crop, rows, title=f"Review {result.request_id} · call {result.call_number}",
+                            footer=wording.CAVEAT_SHORT)
+
+
 def detect_with_pictures(data: bytes, images: ImageSettings) -> tuple[Probe, list[bytes], bytes | None]:
     """Decode a photo once and return its faces without encodings (`engine.detect_rgb`), a CROP_PX crop per
     face (`face_crop_jpeg`: the size examiners compare at; the contact sheet scales it to its tiles) and, with several faces, the numbered picture (`annotate_faces`). Runs in a face worker

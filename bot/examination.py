@@ -169,7 +169,7 @@ def claim(exam: Examination, examiner: str, now: datetime) -> Result:
     a second blind round."""
     if not exam.open:
         return exam, [Refused(examiner, wording.EXAM_CLOSED)]
-    if examiner == exam.requester_id:
+    if examiner in (exam.requester_id, exam.source.get("requester_slack")):  # a CLI requester's Slack account too
         return exam, [Refused(examiner, wording.EXAM_NOT_YOUR_OWN)]
     if examiner in exam.examiners():
         return exam, [Refused(examiner, wording.EXAM_SECOND_EXAMINER)]

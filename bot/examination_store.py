@@ -1,25 +1,43 @@
-"""The persisted examiner reviews (bot.examination) in one tinydb file, locked across processes like the dialog
-store, so the CLI can queue a review the server then posts."""
+"""Records the CLI and the server share, in one tinydb file each, locked across processes like the dialog
+store: examiner reviews (bot.examination), which the CLI can queue for the server to post, and CLI requests
+waiting for a supervisor's approval (bot.approval)."""
 from __future__ import annotations
 
 import contextlib
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, Generic, Protocol, TypeVar
 
 from tinydb import Query
 
-from bot.examination import Examination, Result
+from bot.approval import Pending
+from bot.examination import Examination
 from bot.storage import file_lock, open_tinydb
 
 
-class ExaminationStore:
-    """Examinations by request id; every read afresh (another process may have written)."""
+class _Record(Protocol):
+    request_id: str
 
-    def __init__(self, path: Path | str) -> None:
+    @property
+    def open(self) -> bool: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+R = TypeVar("R", bound=_Record)
+
+
+class RecordStore(Generic[R]):
+    """Records by request id; every read afresh (another process may have written)."""
+
+    table = "records"
+
+    def __init__(self, path: Path | str, load: Callable[[dict[str, Any]], R]) -> None:
         self.path = Path(path)
+        self._load = load
         self._db = open_tinydb(self.path)
-        self._table = self._db.table("examinations", cache_size=0)
+        self._table = self._db.table(self.table, cache_size=0)
         self._file_lock = file_lock(self.path.with_name(self.path.name + ".lock"))
         self._thread_lock = threading.RLock()
 
@@ -28,34 +46,52 @@ class ExaminationStore:
         with self._thread_lock, self._file_lock:
             yield
 
-    def put(self, exam: Examination) -> None:
+    def put(self, record: R) -> None:
         """Insert or replace."""
         with self._locked():
-            self._table.upsert(exam.to_dict(), Query().request_id == exam.request_id)
+            self._table.upsert(record.to_dict(), Query().request_id == record.request_id)
 
-    def get(self, request_id: str) -> Examination | None:
+    def get(self, request_id: str) -> R | None:
         with self._locked():
             doc = self._table.get(Query().request_id == request_id)
-        return Examination.from_dict(dict(doc)) if doc else None
+        return self._load(dict(doc)) if doc else None
 
-    def update(self, request_id: str, step: Callable[[Examination], Result]) -> Result | None:
-        """Read, transition and write one examination as one locked step; None when there is none."""
+    def update(self, request_id: str, step: Callable[[R], tuple[R, list]]) -> tuple[R, list] | None:
+        """Read, transition and write one record as one locked step; None when there is none."""
         with self._locked():
-            exam = self.get(request_id)
-            if exam is None:
+            record = self.get(request_id)
+            if record is None:
                 return None
-            new, effects = step(exam)
-            if new.to_dict() != exam.to_dict():
+            new, effects = step(record)
+            if new.to_dict() != record.to_dict():
                 self.put(new)
             return new, effects
 
-    def all(self) -> list[Examination]:
+    def all(self) -> list[R]:
         with self._locked():
-            return [Examination.from_dict(dict(d)) for d in self._table.all()]
+            return [self._load(dict(d)) for d in self._table.all()]
 
-    def open(self) -> list[Examination]:
-        """Reviews still queued or claimed."""
-        return [e for e in self.all() if e.open]
+    def open(self) -> list[R]:
+        """Records still in progress (a review queued or claimed; a request pending or approved)."""
+        return [r for r in self.all() if r.open]
 
     def close(self) -> None:
         self._db.close()
+
+
+class ExaminationStore(RecordStore[Examination]):
+    """data/examinations.json: examiner reviews."""
+
+    table = "examinations"
+
+    def __init__(self, path: Path | str) -> None:
+        super().__init__(path, Examination.from_dict)
+
+
+class ApprovalStore(RecordStore[Pending]):
+    """data/approvals.json: CLI requests waiting for a supervisor."""
+
+    table = "approvals"
+
+    def __init__(self, path: Path | str) -> None:
+        super().__init__(path, Pending.from_dict)

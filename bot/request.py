@@ -30,6 +30,7 @@ from typing import Any
 
 # Imported under another name: `policy` is also the pinned name of the settings parameter below.
 from bot import policy as _policy
+from bot.approval import approval_reason
 from bot.config import PolicySettings
 from bot.dialog import (
     ACTION_ATTEST,
@@ -289,7 +290,7 @@ def _attest(d: Dialog, now: datetime, policy_settings: PolicySettings, approval:
         return effects + _ask(d)
     d.attested = True
     _touch(d, now, Step.ATTESTATION.value)
-    reason = "always" if approval == "always" else "flagged" if approval == "flagged" and d.flags else None
+    reason = approval_reason(approval, d.flags)
     if reason:
         # A supervisor approves (or refuses) first: no search before that.
         d.step, d.approval = Step.AWAITING_APPROVAL, {"status": "pending", "reason": reason, "at": iso_time(now)}

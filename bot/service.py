@@ -326,3 +326,20 @@ def search_face(
     )
     result.audit_seq = entry["seq"]
     return result
+
+
+def queue_examination(store: Any, result: SearchResult, answers: policy.Answers, *, requester_id: str,
+                      reviewers_required: int, now: datetime, source: dict[str, Any]) -> tuple[Any, list]:
+    """Put a search's candidates in the examiner queue (bot.examination); the caller carries out the effects
+    (its `queued` audit entry, the review card). `store` is an ExaminationStore."""
+    from bot import examination
+
+    exam, effects = examination.queue(
+        request_id=result.request_id, requester_id=requester_id, call_number=answers.call_number or "",
+        purpose=answers.purpose or "", justification=answers.justification or "",
+        candidates=[candidate_json(c, names=True) for c in result.candidates],
+        reviewers_required=reviewers_required, now=now,
+        source={"operating_point": result.operating_point, **source},
+    )
+    store.put(exam)
+    return exam, effects

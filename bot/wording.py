@@ -1592,9 +1592,24 @@ def exam_ping(group_ids: Sequence[str], request_id: str, urgent: bool) -> str:
 EXAM_NOT_EXAMINER = "Only trained examiners listed in [review] examiners or examiner_groups can review searches."
 
 
-def cli_queued_for_review(request_id: str) -> str:
+def cli_queued_for_review(request_id: str, mapped: bool = False) -> str:
+    where = ("sent to you in Slack by direct message" if mapped
+             else "posted in the review channel (no Slack account is mapped to you: [review] cli_slack_users)")
     return (f"Searched, and queued for examiner review as {_clip(request_id, 100)}: no candidate is shown before "
-            "a trained examiner releases the review (GO 375.01 A.3). The release is posted in the review channel.")
+            f"a trained examiner releases the review (GO 375.01 A.3). The release will be {where}.")
+
+
+def cli_awaiting_approval(request_id: str, reason: str, minutes: int, mapped: bool = False) -> str:
+    where = ("sent to you in Slack by direct message" if mapped
+             else "posted in the review channel (no Slack account is mapped to you: [review] cli_slack_users)")
+    return (f"Not searched yet: {_clip(request_id, 100)} waits for a supervisor's approval in Slack, because "
+            f"{APPROVAL_REASONS.get(reason) or _clip(reason, 100)}. Approved, the server runs the search and the "
+            f"result will be {where}; unanswered within {minutes_text(minutes)}, the request expires.")
+
+
+def cli_requester_label(name: str) -> str:
+    """A command-line requester with no Slack account mapped, as cards name them."""
+    return f"{_clip(name, 100)} (command line)"
 
 
 # --- Supervisor approval ([review] approval) ---------------------------------------------------------------------
@@ -1628,6 +1643,15 @@ def approval_card(request_ids: Sequence[str], requester_id: str, call_number: st
 def approval_decided(approved: bool, by: str, reason: str) -> str:
     word = "Approved" if approved else "Refused"
     return f"{word} by {mention(by)}: {_clip(reason or 'no reason given', 500)}"
+
+
+def approval_expired_line(minutes: int) -> str:
+    return f"No supervisor answered within {minutes_text(minutes)}: the request expired. No search was run."
+
+
+def cli_search_failed(request_id: str) -> str:
+    return (f"The approved search {_clip(request_id, 100)} could not be run (the error is in the audit log). "
+            "Run it again from the command line.")
 
 
 def approval_refused_line(reason: str) -> str:

@@ -76,3 +76,15 @@ def test_examiner_mode_without_examiners_or_a_review_channel_is_refused_at_start
     with pytest.raises(ConfigError, match="supervisors"):
         validate(rp(base, review=ReviewSettings(approval="always")))
     validate(rp(base, review=ReviewSettings(mode="examiner", examiners=("U0EX",), review_channel="CREVIEW")))
+
+
+def test_cli_slack_users_map_os_accounts_to_slack_user_ids(tmp_path):
+    good = load_settings(write(tmp_path, '[review]\ncli_slack_users = { analyst1 = "U0123ABCD" }\n'),
+                         env={"BOT_DATA_DIR": str(tmp_path)})
+    assert good.review.cli_slack_users == {"analyst1": "U0123ABCD"}
+    with pytest.raises(ConfigError, match="analyst1.*not a Slack user ID"):
+        load_settings(write(tmp_path, '[review]\ncli_slack_users = { analyst1 = "@analyst" }\n'), env={})
+    with pytest.raises(ConfigError, match="table of strings"):
+        load_settings(write(tmp_path, '[review]\ncli_slack_users = ["analyst1"]\n'), env={})
+    with pytest.raises(ConfigError, match="table of strings"):
+        load_settings(write(tmp_path, '[review]\ncli_slack_users = { analyst1 = 7 }\n'), env={})

@@ -251,8 +251,8 @@ def _candidate_sections(lines: Sequence[str], max_blocks: int) -> list[Block]:
 
 
 def result(
-    dialog: Dialog,
-    image: ImageRequest,
+    dialog: Dialog | None,
+    image: ImageRequest | None,
     result: Any,
     call_thread_link: str | None,
     *,
@@ -270,7 +270,8 @@ def result(
     tail: list[Block] = [
         _context(wording.result_details_short(result.threshold, result.gallery_size, point)),
     ]
-    face = _chosen_face(image)
+    face = _chosen_face(image) if image else next(
+        (f for f in result.faces or [] if f.get("index") == result.face_index), None)
     if face is not None and level_of(face) == "too_small" and min_face_px:
         tail.insert(0, _context(wording.face_too_small_note(int(face["index"]), min_face_px)))
     elif face is not None and level_of(face) == "low":
@@ -278,7 +279,7 @@ def result(
     tail += [DividerBlock(), _section(wording.document_reminder(request_id))]
     if call_thread_link:  # None: no dispatch channel, or the log entry is still queued
         tail.append(_context(wording.call_thread_logged(call_thread_link)))
-    if len(dialog.images) > 1:  # which photo, when the upload had several
+    if dialog and image and len(dialog.images) > 1:  # which photo, when the upload had several
         tail.append(_image_context(image))
     body = _candidate_sections(_candidate_lines(result), MAX_BLOCKS - len(head) - len(tail))
     return Message(

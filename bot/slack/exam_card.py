@@ -37,7 +37,8 @@ def review_card(exam: ex.Examination) -> Message:
     blocks: list[Block] = [
         _section(wording.exam_card_header(exam.request_id, exam.urgent)),
         _section(wording.exam_card_request(exam.call_number, purpose.label if purpose else exam.purpose,
-                                           exam.requester_id, exam.justification)),
+                                           exam.source.get("requester_label") or exam.requester_id,
+                                           exam.justification)),
     ]
     if exam.source.get("quality_note"):
         blocks.append(_context(str(exam.source["quality_note"])))

@@ -21,7 +21,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Settings
 from bot.dialog_store import DialogStore
-from bot.examination_store import ExaminationStore
+from bot.examination_store import ApprovalStore, ExaminationStore
 from bot.faces.engine import FaceEngine
 from bot.metrics import Metrics
 from bot.service import Core
@@ -92,6 +92,7 @@ class Runtime:
     signing_secret: str | None = field(repr=False)
     probes: ProbeCache
     exams: ExaminationStore
+    approvals: ApprovalStore  # CLI requests waiting for a supervisor
     clock: Callable[[], datetime] = utc_now
     status_interval: float = 1.0  # in-place status updates at most this often (CONTRACTS: once a second)
     # A dialog finding faces or searching with no change this long and nothing running is restarted by the
@@ -153,6 +154,7 @@ class Runtime:
             signing_secret=env.get("SLACK_SIGNING_SECRET") or None,
             probes=ProbeCache(data_dir),
             exams=ExaminationStore(data_dir / "examinations.json"),
+            approvals=ApprovalStore(data_dir / "approvals.json"),
             clock=clock or utc_now,
             owns_engine=engine is None,
         )
@@ -216,6 +218,7 @@ class Runtime:
         self._work_pool.shutdown(wait=True)
         self.store.close()
         self.exams.close()
+        self.approvals.close()
         self.calls.close()
         if self.core._gallery is not None:
             self.core._gallery.close()

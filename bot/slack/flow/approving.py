@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from slack_sdk.models.blocks import ButtonElement, InputBlock, PlainTextInputElement
 from slack_sdk.models.views import View
 
-from bot import policy, request, wording
+from bot import approval, policy, request, service, wording
 from bot.request import Dialog
 from bot.slack import blocks, roles
 from bot.slack.calls import SLACK_ERRORS, error_text
@@ -22,6 +22,19 @@ log = logging.getLogger(__name__)
 ACTION_APPROVE, ACTION_REFUSE = "fr_approval_approve", "fr_approval_refuse"
 REASON_CALLBACK = "fr_approval_reason"
 REASON_BLOCK, REASON_ACTION = "fr_approval_reason_text", "value"
+CLI = "cli:"  # an approval button's value for a command-line request: "cli:FR-..." (a dialog's id otherwise)
+
+
+def _card(text: str, value: str, decided: str | None, meta: Any) -> blocks.Message:
+    parts: list[Any] = [blocks._section(text)]
+    if decided:
+        parts.append(blocks._context(decided))
+    else:
+        parts.append(blocks._actions_block(f"approval:{value}"[:255], [
+            ButtonElement(text=wording.APPROVE_BUTTON, action_id=ACTION_APPROVE, value=value, style="primary"),
+            ButtonElement(text=wording.REFUSE_BUTTON, action_id=ACTION_REFUSE, value=value, style="danger"),
+        ]))
+    return blocks.Message(blocks._fallback(text), parts, meta)
 
 
 def approval_message(dialog: Dialog, decided: str | None = None) -> blocks.Message:
@@ -30,15 +43,17 @@ def approval_message(dialog: Dialog, decided: str | None = None) -> blocks.Messa
     reason = (dialog.approval or {}).get("reason", "")
     text = wording.approval_card(dialog.request_ids, dialog.requester_id, dialog.call_number or "",
                                  purpose.label if purpose else "", dialog.justification or "", reason)
-    parts: list[Any] = [blocks._section(text)]
-    if decided:
-        parts.append(blocks._context(decided))
-    else:
-        parts.append(blocks._actions_block(f"approval:{dialog.dialog_id}", [
-            ButtonElement(text=wording.APPROVE_BUTTON, action_id=ACTION_APPROVE, value=dialog.dialog_id, style="primary"),
-            ButtonElement(text=wording.REFUSE_BUTTON, action_id=ACTION_REFUSE, value=dialog.dialog_id, style="danger"),
-        ]))
-    return blocks.Message(blocks._fallback(text), parts, blocks.meta("approval", dialog=dialog, reason=reason))
+    return _card(text, dialog.dialog_id, decided, blocks.meta("approval", dialog=dialog, reason=reason))
+
+
+def cli_approval_message(p: approval.Pending, decided: str | None = None) -> blocks.Message:
+    """The approval card of a command-line request (its buttons carry "cli:" and the request id)."""
+    purpose = policy.purpose_by_code(p.answers.get("purpose"))
+    text = wording.approval_card([p.request_id], str(p.source.get("requester_label") or p.requester.get("id")),
+                                 str(p.answers.get("call_number") or ""), purpose.label if purpose else "",
+                                 str(p.answers.get("justification") or ""), p.reason)
+    return _card(text, CLI + p.request_id, decided, blocks.meta(
+        "approval", request_id=p.request_id, call_number=p.answers.get("call_number"), reason=p.reason))
 
 
 async def ask(rt: Runtime, dialog: Dialog, reason: str) -> None:
@@ -65,19 +80,25 @@ async def ask(rt: Runtime, dialog: Dialog, reason: str) -> None:
 async def handle_button(rt: Runtime, body: dict[str, Any], action: dict[str, Any]) -> None:
     """Approve or Refuse: a supervisor gets the reason form; anyone else a private note."""
     user = str((body.get("user") or {}).get("id") or "")
-    dialog = await rt.io(rt.store.get, str(action.get("value") or ""))
-    if dialog is None or not user:
+    value = str(action.get("value") or "")
+    if value.startswith(CLI):
+        pending = await rt.io(rt.approvals.get, value.removeprefix(CLI))
+        requesters = (pending.requester.get("id"), pending.slack_user) if pending else ()
+    else:
+        dialog = await rt.io(rt.store.get, value)
+        requesters = (dialog.requester_id,) if dialog else ()
+    if not requesters or not user:
         return
     channel = rt.settings.review.review_channel
     if not await roles.is_supervisor(rt, user):
         await ephemeral(rt, channel, user, None, blocks.note(wording.NOT_SUPERVISOR, kind="approval_refused"))
         return
-    if user == dialog.requester_id:
+    if user in requesters:
         await ephemeral(rt, channel, user, None, blocks.note(wording.SUPERVISOR_IS_REQUESTER, kind="approval_refused"))
         return
     approve = str(action.get("action_id") or "").startswith(ACTION_APPROVE)
     view = View(type="modal", callback_id=REASON_CALLBACK, title=wording.APPROVAL_TITLE, submit=wording.APPROVAL_SUBMIT,
-                close=wording.FORM_CLOSE, private_metadata=f"{dialog.dialog_id}|{'approve' if approve else 'refuse'}",
+                close=wording.FORM_CLOSE, private_metadata=f"{value}|{'approve' if approve else 'refuse'}",
                 blocks=[InputBlock(block_id=REASON_BLOCK, label=wording.APPROVAL_REASON_LABEL,
                                    element=PlainTextInputElement(action_id=REASON_ACTION, multiline=True,
                                                                  max_length=500))])
@@ -98,6 +119,8 @@ async def submit_reason(rt: Runtime, body: dict[str, Any], view: dict[str, Any])
     if not await roles.is_supervisor(rt, user):
         return {REASON_BLOCK: wording.NOT_SUPERVISOR}
     approved = verdict == "approve"
+    if dialog_id.startswith(CLI):
+        return await _decide_cli(rt, dialog_id.removeprefix(CLI), approved=approved, by=user, reason=reason)
     async with rt.lock(dialog_id):
         outcome = await rt.io(rt.store.update, dialog_id, lambda d: request.on_approval(
             d, approved=approved, by=user, reason=reason, now=rt.now()))
@@ -143,3 +166,146 @@ async def refused(rt: Runtime, dialog: Dialog, reason: str) -> None:
         await rt.io(rt.probes.remove, image.request_id)
     await post_essential(rt, dialog.channel, dialog.thread_ts,
                          blocks.refusal(text, request_id=", ".join(dialog.request_ids), dialog=dialog))
+
+
+# --------------------------------------------------------------------------- command-line requests (bot.approval)
+
+
+async def _decide_cli(rt: Runtime, request_id: str, *, approved: bool, by: str, reason: str) -> dict[str, str]:
+    async with rt.lock(CLI + request_id):
+        outcome = await rt.io(rt.approvals.update, request_id, lambda p: approval.decide(
+            p, approved=approved, by=by, reason=reason, now=rt.now()))
+    if outcome is None:
+        return {REASON_BLOCK: wording.EXAM_CLOSED}
+    pending, effects = outcome
+    refused = next((e for e in effects if isinstance(e, approval.Refused)), None)
+    if refused is not None:
+        return {REASON_BLOCK: wording.SUPERVISOR_IS_REQUESTER if refused.why == "requester" else wording.EXAM_CLOSED}
+    rt.spawn(_apply_cli(rt, pending, effects), name=f"approval-{request_id}")
+    return {}
+
+
+async def _apply_cli(rt: Runtime, pending: approval.Pending, effects: list[approval.Effect]) -> None:
+    """Audit the decision, redraw the card, then end the request or run its search."""
+    from bot.slack.flow.effects import to_cli_requester
+
+    rid = pending.request_id
+    for effect in effects:
+        if isinstance(effect, approval.Audit):
+            await rt.io(rt.core.audit.append, "review", request_id=rid, action=effect.action, by=effect.by,
+                        reason=effect.reason, stage="approval", call_number=pending.answers.get("call_number"))
+            decided = (wording.approval_expired_line(rt.settings.review.approval_minutes) if effect.action == "timeout"
+                       else wording.approval_decided(effect.action == "approve", effect.by, effect.reason))
+            if pending.card_ts:
+                try:
+                    await rt.client.chat_update(channel=rt.settings.review.review_channel, ts=pending.card_ts,
+                                                **cli_approval_message(pending, decided).kwargs())
+                except SLACK_ERRORS as exc:
+                    log.warning("approval card update: %s", error_text(exc))
+        elif isinstance(effect, approval.Ended):
+            if effect.outcome == "denied":
+                text = wording.approval_refused_line(effect.reason)
+                await rt.io(service.record_denied, rt.core, request_id=rid, answers=_answers(pending), reasons=[text],
+                            requester=_requester(pending), source=pending.source)
+            else:
+                text = wording.approval_expired_line(rt.settings.review.approval_minutes)
+                await rt.io(service.record_ended, rt.core, outcome="expired", request_id=rid,
+                            answers=_answers(pending), requester=_requester(pending), source=pending.source,
+                            probe_sha256=pending.probe_sha256, faces=pending.faces, face_index=pending.face_index)
+            await to_cli_requester(rt, pending.slack_user, pending.card_ts, blocks.note(
+                f"{text} ({rid})", kind="approval_ended", request_id=rid))
+        elif isinstance(effect, approval.Search):
+            await search_approved(rt, pending)
+
+
+def _answers(p: approval.Pending) -> policy.Answers:
+    a = p.answers
+    return policy.Answers(call_number=a.get("call_number"), purpose=a.get("purpose"),
+                          justification=a.get("justification"), attested=bool(a.get("attested")))
+
+
+def _requester(p: approval.Pending) -> service.Requester:
+    return service.Requester(id=str(p.requester.get("id") or ""), name=str(p.requester.get("name") or ""))
+
+
+async def search_approved(rt: Runtime, pending: approval.Pending) -> None:
+    """An approved command-line request: the search from its kept template (once: a search already in the audit
+    log is not run again), then the examiner queue or, in direct mode, the result to the requester."""
+    import base64
+
+    import numpy as np
+
+    from bot import contact_sheet
+    from bot.slack.flow.effects import to_cli_requester, upload
+    from bot.slack.flow.examining import apply_exam
+
+    rid = pending.request_id
+    async with rt.lock(CLI + rid):
+        current = await rt.io(rt.approvals.get, rid)
+        if current is None or current.status != approval.APPROVED or current.encoding is None:
+            return
+        examiner = rt.settings.review.mode == "examiner"
+        if await rt.io(rt.core.audit.find, request_id=rid, kinds=["search"]):  # searched before a restart
+            await rt.io(rt.approvals.update, rid, lambda p: approval.searched(p, rt.now()))
+            return
+        try:
+            result = await rt.work(
+                service.search_face, rt.core, request_id=rid, answers=_answers(current), requester=_requester(current),
+                source=current.source, probe_sha256=current.probe_sha256, faces=current.faces,
+                encoding=np.asarray(current.encoding, dtype=np.float32), face_index=current.face_index,
+                for_review=examiner)
+        except Exception as exc:  # noqa: BLE001 - every way the search can fail ends the request audited
+            error = str(exc) if isinstance(exc, (service.SearchUnavailable, PermissionError)) else (
+                f"{type(exc).__name__}: {exc}"[:500])
+            await rt.io(service.record_ended, rt.core, outcome="error", request_id=rid, answers=_answers(current),
+                        requester=_requester(current), source=current.source, error=error,
+                        probe_sha256=current.probe_sha256, faces=current.faces, face_index=current.face_index)
+            result = None
+        face_jpeg = base64.b64decode(current.face_jpeg) if current.face_jpeg else None
+        await rt.io(rt.approvals.update, rid, lambda p: approval.searched(p, rt.now()))
+    if result is None:
+        await to_cli_requester(rt, current.slack_user, current.card_ts, blocks.note(
+            wording.cli_search_failed(rid), kind="image_failed", request_id=rid))
+        return
+    if result.outcome != "review":
+        await to_cli_requester(rt, current.slack_user, current.card_ts, blocks.result(
+            None, None, result, None, min_face_px=rt.settings.images.min_face_px))
+        return
+    source = {k: current.source.get(k) for k in ("cli", "requester_slack", "requester_label")}
+    exam, effects = await rt.io(
+        service.queue_examination, rt.exams, result, _answers(current), requester_id=_requester(current).id,
+        reviewers_required=rt.settings.review.reviewers_required, now=rt.now(),
+        source={**source, "approved_by": current.decided_by})
+    card_ts = await apply_exam(rt, exam, effects)
+    if card_ts:
+        sheet = await rt.work(contact_sheet.comparison_for, rt.core.gallery, result, face_jpeg)
+        await upload(rt, rt.settings.review.review_channel, card_ts, sheet, filename=f"{rid}-comparison.jpg",
+                     title=f"Comparison {rid}", comment=None)
+
+
+async def tick(rt: Runtime) -> None:
+    """Command-line requests: post the approval card of each new one, expire those unanswered, and run the
+    search of any approved one whose search did not run (a restart between the approval and the search)."""
+    for pending in await rt.io(rt.approvals.open):
+        if pending.status == approval.APPROVED:
+            await search_approved(rt, pending)
+            continue
+        if not pending.card_ts and rt.settings.review.review_channel:
+            try:
+                resp = await rt.client.chat_postMessage(channel=rt.settings.review.review_channel,
+                                                        **cli_approval_message(pending).kwargs())
+                ts = str(resp["ts"])
+
+                def keep(p: approval.Pending, ts: str = ts) -> tuple[approval.Pending, list]:
+                    p = p.copy()
+                    p.card_ts = ts
+                    return p, []
+
+                await rt.io(rt.approvals.update, pending.request_id, keep)
+            except SLACK_ERRORS as exc:
+                log.error("approval card of %s: %s", pending.request_id, error_text(exc))
+        async with rt.lock(CLI + pending.request_id):
+            outcome = await rt.io(rt.approvals.update, pending.request_id, lambda p: approval.on_tick(
+                p, rt.now(), rt.settings.review.approval_minutes))
+        if outcome is not None and outcome[1]:
+            await _apply_cli(rt, *outcome)

@@ -78,6 +78,23 @@ async def post_essential(
     return await rt.calls.post_in_thread(channel, thread_ts, message)
 
 
+async def to_cli_requester(rt: Runtime, slack_user: str | None, card_ts: str | None, message: blocks.Message) -> None:
+    """What a command-line requester must get (a release, an approved search's result): by direct message to the
+    Slack account their OS account is mapped to ([review] cli_slack_users), else (or when the direct message
+    cannot be opened) in the thread of its card in the review channel, for the examiners to pass on."""
+    if slack_user:
+        try:
+            resp = await rt.client.conversations_open(users=slack_user)
+            dm = str((resp.get("channel") or {}).get("id") or "")
+        except SLACK_ERRORS as exc:
+            log.error("conversations.open with a CLI requester failed: %s", error_text(exc))
+            dm = ""
+        if dm:
+            await post_essential(rt, dm, None, message)
+            return
+    await post_essential(rt, rt.settings.review.review_channel, card_ts, message)
+
+
 async def update(rt: Runtime, channel: str, ts: str, message: blocks.Message) -> bool:
     """chat.update of one of the bot's messages (with metadata); False when it failed."""
     try:

@@ -14,7 +14,16 @@ from bot.faces.quality import problems as quality_problems
 from bot.request import Dialog, ImageRequest
 from bot.slack import blocks, exam_card, roles
 from bot.slack.calls import SLACK_ERRORS, error_text
-from bot.slack.flow.effects import DONE_MARK, ephemeral, post, post_essential, react, request_ended, upload
+from bot.slack.flow.effects import (
+    DONE_MARK,
+    ephemeral,
+    post,
+    post_essential,
+    react,
+    request_ended,
+    to_cli_requester,
+    upload,
+)
 
 if TYPE_CHECKING:
     from bot.slack.runtime import Runtime
@@ -42,17 +51,11 @@ async def queue_for_review(rt: Runtime, dialog: Dialog, image: ImageRequest, res
     if face is not None and level_of(face) != "ok":
         note = wording.card_quality(level_of(face), quality_problems(face.get("quality") or {})
                                     if isinstance(face.get("quality"), dict) else ())
-    answers = dialog.answers()
-    exam, effects = ex.queue(
-        request_id=image.request_id, requester_id=dialog.requester_id, call_number=answers.call_number or "",
-        purpose=answers.purpose or "", justification=answers.justification or "",
-        candidates=[service.candidate_json(c, names=True) for c in result.candidates],
+    exam, effects = await rt.io(
+        service.queue_examination, rt.exams, result, dialog.answers(), requester_id=dialog.requester_id,
         reviewers_required=rt.settings.review.reviewers_required, now=rt.now(),
         source={"channel": dialog.channel, "thread_ts": dialog.thread_ts, "dialog_id": dialog.dialog_id,
-                "operating_point": result.operating_point, "quality_note": note,
-                "approved_by": (dialog.approval or {}).get("by")},
-    )
-    await rt.io(rt.exams.put, exam)
+                "quality_note": note, "approved_by": (dialog.approval or {}).get("by")})
     card_ts = await apply_exam(rt, exam, effects)
     if probe_sheet is not None:
         await upload(rt, rt.settings.review.review_channel, card_ts, probe_sheet,
@@ -115,16 +118,29 @@ async def _show_card(rt: Runtime, exam: ex.Examination) -> str | None:
     return str(resp["ts"])
 
 
+async def _post_cli_card(rt: Runtime, exam: ex.Examination) -> None:
+    """The card of a review the CLI queued, and the comparison sheet the CLI left beside the store (then
+    deleted: the photo's face is not kept once it is in the review channel)."""
+    card_ts = await _show_card(rt, exam)
+    name = str(exam.source.get("sheet") or "")
+    path = rt.settings.data_dir / "examinations" / name
+    if not card_ts or not name or "/" in name or not path.is_file():
+        return
+    sent = await upload(rt, rt.settings.review.review_channel, card_ts, await rt.io(path.read_bytes),
+                        filename=f"{exam.request_id}-comparison.jpg", title=f"Comparison {exam.request_id}",
+                        comment=None)
+    if sent:
+        await rt.io(path.unlink, missing_ok=True)
+
+
 async def _released(rt: Runtime, exam: ex.Examination, effect: ex.Released) -> None:
     """The requester's result after review, then the call-thread log entry (the log follows the release)."""
     from bot.slack.flow import dialog as dialog_stage
     from bot.slack.flow.searching import audited_result
 
-    if exam.source.get("cli"):
-        # A CLI request has no Slack thread (no Slack account is mapped for an OS user): the release goes to the
-        # review card's thread, for the examiners to pass on.
-        await post_essential(rt, rt.settings.review.review_channel, exam.source.get("card_ts"),
-                             exam_card.released(None, exam, effect, None))
+    if exam.source.get("cli"):  # no request thread: the mapped Slack account, else the review card's thread
+        await to_cli_requester(rt, exam.source.get("requester_slack"), exam.source.get("card_ts"),
+                               exam_card.released(None, exam, effect, None))
         return
     dialog = await rt.io(rt.store.get, exam.source.get("dialog_id") or "")
     call_link = await rt.calls.thread_permalink(exam.call_number) if exam.call_number else None
@@ -235,8 +251,8 @@ async def tick(rt: Runtime) -> None:
     """Idle claims back to the queue; unclaimed reviews ping the examiners again."""
     review = rt.settings.review
     for exam in await rt.io(rt.exams.open):
-        if not exam.source.get("card_ts"):  # queued by the CLI: its card is posted now
-            await _show_card(rt, exam)
+        if not exam.source.get("card_ts"):  # queued by the CLI: its card (and comparison sheet) is posted now
+            await _post_cli_card(rt, exam)
         async with rt.lock("exam:" + exam.request_id):
             outcome = await rt.io(rt.exams.update, exam.request_id, lambda e: ex.on_tick(
                 e, rt.now(), claim_minutes=review.claim_minutes, claim_timeout_minutes=review.claim_timeout_minutes))

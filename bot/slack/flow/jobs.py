@@ -41,9 +41,10 @@ async def tick(rt: Runtime) -> int:
         if new is not None and new.step is request.Step.EXPIRED:
             expired += 1
     await watchdog(rt)
-    if rt.settings.review.mode == "examiner":
-        from bot.slack.flow import examining
+    from bot.slack.flow import approving, examining
 
+    await approving.tick(rt)  # command-line requests waiting for a supervisor (none: one small file read)
+    if rt.settings.review.mode == "examiner":
         await examining.tick(rt)
     try:
         await rt.io(rt.core.refusals.flush, rt.now())  # folded refusals whose window closed

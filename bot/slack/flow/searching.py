@@ -223,7 +223,7 @@ async def _finish_search(
         # No candidate reaches the requester before an examiner's release; the call log follows the release.
         from bot.slack.flow import examining
 
-        sheet = await _best_effort("comparison sheet", rid, rt.work(comparison_jpeg, rt, result, probe_crop))
+        sheet = await _best_effort("comparison sheet", rid, rt.work(contact_sheet.comparison_for, rt.core.gallery, result, probe_crop))
         await _best_effort("review queue", rid, examining.queue_for_review(rt, dialog, image, result, sheet))
         await _best_effort("search outcome", rid, dialog_stage.transition(
             rt, dialog.dialog_id, lambda d: request.on_searched(d, rid, outcome="review", now=rt.now())))
@@ -273,17 +273,6 @@ async def _search_failed(
         rt, dialog.dialog_id,
         lambda d: request.on_searched(d, rid, outcome="error", now=rt.now(), error=error),
     )
-
-
-def comparison_jpeg(rt: Runtime, result: service.SearchResult, probe_crop: bytes | None) -> bytes:
-    """For the examiner: the searched face beside each candidate's gallery face at one scale (320 px tiles)."""
-    gallery = rt.core.gallery
-    rows = [(contact_sheet.candidate_label(c.name, c.subject_id, c.record_ref),
-             gallery.thumbnail(c.image_sha256) if c.image_sha256 else None,
-             wording.estimate_short(c.fpir_estimate, c.below_resolution, result.operating_point))
-            for c in result.candidates]
-    return contact_sheet.comparison_sheet(probe_crop, rows, title=f"Review {result.request_id} · call {result.call_number}",
-                                          footer=wording.CAVEAT_SHORT)
 
 
 def sheet_png(rt: Runtime, result: service.SearchResult, probe_crop: bytes | None) -> bytes:
