@@ -72,3 +72,9 @@ def test_mrkdwn_is_drawn_as_slack_shows_it():
     lines = drawing.wrap([("one two three", ""), ("four", "b")], 9)
     assert lines == [[("one two", "")], [("three", ""), ("four", "b")]]
     assert drawing.wrap([("x" * 12, "")], 5) == [[("xxxxx", "")], [("xxxxx", "")], [("xx", "")]]
+
+
+def test_the_readme_shows_the_picture_where_examiners_read():
+    readme = (COMMITTED.parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## For examiners and supervisors", 1)[1].split("\n## ", 1)[0]
+    assert "](docs/review-card.svg)" in section and "python -m bench.draw_review_card" in section
