@@ -305,8 +305,7 @@ def comparison_sheet(c: Canvas, exam: ex.Examination) -> None:
     top = c.y + 6
     body: list[str] = []
     sub = Canvas(body, top + pad)
-    # Titled as bot.slack.flow.searching.comparison_jpeg titles it (not in bot.wording: keep the two alike).
-    sub.text(X0 + pad, sub.y + cs.TITLE_PX * s, [(f"Review {exam.request_id} · call {exam.call_number}", "")],
+    sub.text(X0 + pad, sub.y + cs.TITLE_PX * s, [(wording.comparison_title(exam.request_id, exam.call_number), "")],
              cs.TITLE_PX * s, SHEET_INK, 700)
     sub.y += cs.TITLE_PX * s * 1.3 + 14 * s
     sub.rule(X0 + pad, X0 + CONTENT_W - pad, sub.y, SHEET_RULE, 1.5)
@@ -369,7 +368,7 @@ def draw(exam: ex.Examination) -> str:
     c.y += 24
     message_head(c, name, colour, stamp)
     c.y += 6
-    c.text(X0, c.y + 13, [(f"Comparison {exam.request_id}", "")], 13, GREY)  # the upload's title (flow.examining)
+    c.text(X0, c.y + 13, [(wording.comparison_upload_title(exam.request_id), "")], 13, GREY)  # the upload's title
     c.y += 18
     comparison_sheet(c, exam)
     c.y += 10

@@ -317,7 +317,7 @@ def comparison_for(gallery: Any, result: Any, probe_crop: bytes | None) -> bytes
              gallery.thumbnail(c.image_sha256) if c.image_sha256 else None,
              wording.estimate_short(c.fpir_estimate, c.below_resolution, result.operating_point))
             for c in result.candidates]
-    return comparison_sheet(probe_crop, rows, title=f"Review {result.request_id} · call {result.call_number}",
+    return comparison_sheet(probe_crop, rows, title=wording.comparison_title(result.request_id, result.call_number),
                             footer=wording.CAVEAT_SHORT)
 
 

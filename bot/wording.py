@@ -1607,6 +1607,16 @@ def cli_awaiting_approval(request_id: str, reason: str, minutes: int, mapped: bo
             f"result will be {where}; unanswered within {minutes_text(minutes)}, the request expires.")
 
 
+def comparison_title(request_id: str, call_number: str) -> str:
+    """The comparison sheet's own title line (drawn on the image)."""
+    return f"Review {_clip(request_id, 100)} · call {_clip(call_number, 100)}"
+
+
+def comparison_upload_title(request_id: str) -> str:
+    """The comparison sheet's file title in the review card's thread."""
+    return f"Comparison {_clip(request_id, 100)}"
+
+
 def cli_requester_label(name: str) -> str:
     """A command-line requester with no Slack account mapped, as cards name them."""
     return f"{_clip(name, 100)} (command line)"

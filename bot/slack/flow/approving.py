@@ -236,8 +236,8 @@ async def search_approved(rt: Runtime, pending: approval.Pending) -> None:
     import numpy as np
 
     from bot import contact_sheet
-    from bot.slack.flow.effects import to_cli_requester, upload
-    from bot.slack.flow.examining import apply_exam
+    from bot.slack.flow.effects import to_cli_requester
+    from bot.slack.flow.examining import apply_exam, post_comparison
 
     rid = pending.request_id
     async with rt.lock(CLI + rid):
@@ -279,8 +279,7 @@ async def search_approved(rt: Runtime, pending: approval.Pending) -> None:
     card_ts = await apply_exam(rt, exam, effects)
     if card_ts:
         sheet = await rt.work(contact_sheet.comparison_for, rt.core.gallery, result, face_jpeg)
-        await upload(rt, rt.settings.review.review_channel, card_ts, sheet, filename=f"{rid}-comparison.jpg",
-                     title=f"Comparison {rid}", comment=None)
+        await post_comparison(rt, card_ts, rid, sheet)
 
 
 async def tick(rt: Runtime) -> None:

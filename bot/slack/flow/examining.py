@@ -57,9 +57,8 @@ async def queue_for_review(rt: Runtime, dialog: Dialog, image: ImageRequest, res
         source={"channel": dialog.channel, "thread_ts": dialog.thread_ts, "dialog_id": dialog.dialog_id,
                 "quality_note": note, "approved_by": (dialog.approval or {}).get("by")})
     card_ts = await apply_exam(rt, exam, effects)
-    if probe_sheet is not None:
-        await upload(rt, rt.settings.review.review_channel, card_ts, probe_sheet,
-                     filename=f"{exam.request_id}-comparison.jpg", title=f"Comparison {exam.request_id}", comment=None)
+    if probe_sheet is not None and card_ts:
+        await post_comparison(rt, card_ts, exam.request_id, probe_sheet)
     await post_essential(rt, dialog.channel, dialog.thread_ts, exam_card.waiting(dialog, image.request_id))
 
 
@@ -118,6 +117,12 @@ async def _show_card(rt: Runtime, exam: ex.Examination) -> str | None:
     return str(resp["ts"])
 
 
+async def post_comparison(rt: Runtime, card_ts: str, request_id: str, sheet: bytes) -> bool:
+    """The comparison sheet (JPEG) in the review card's thread; False when the upload failed."""
+    return await upload(rt, rt.settings.review.review_channel, card_ts, sheet, filename=f"{request_id}-comparison.jpg",
+                        title=wording.comparison_upload_title(request_id), comment=None)
+
+
 async def _post_cli_card(rt: Runtime, exam: ex.Examination) -> None:
     """The card of a review the CLI queued, and the comparison sheet the CLI left beside the store (then
     deleted: the photo's face is not kept once it is in the review channel)."""
@@ -126,10 +131,7 @@ async def _post_cli_card(rt: Runtime, exam: ex.Examination) -> None:
     path = rt.settings.data_dir / "examinations" / name
     if not card_ts or not name or "/" in name or not path.is_file():
         return
-    sent = await upload(rt, rt.settings.review.review_channel, card_ts, await rt.io(path.read_bytes),
-                        filename=f"{exam.request_id}-comparison.jpg", title=f"Comparison {exam.request_id}",
-                        comment=None)
-    if sent:
+    if await post_comparison(rt, card_ts, exam.request_id, await rt.io(path.read_bytes)):
         await rt.io(path.unlink, missing_ok=True)
 
 
