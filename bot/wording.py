@@ -1687,6 +1687,10 @@ def exam_queue_text(lines: Sequence[str]) -> str:
     return "\n".join([head, *lines[:25], *more])
 
 
+def approval_queue_status(count: int) -> str:
+    return f"Requests waiting for a supervisor's approval: {count} (their cards are in the review channel)"
+
+
 def exam_queue_status(count: int) -> str:
     return f"Examiner reviews open: {count} (/frs review lists them)"
 

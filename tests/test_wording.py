@@ -281,6 +281,7 @@ CALLS = {
     "exam_queue_line": [("FR-1", True, "claimed", "U0EX", "2026-03-02T17:00:00Z", 10), (HUGE, False, "queued", None,
                                                                                       "2026-03-02T17:00:00Z", 1)],
     "exam_queue_status": [(3,)],
+    "approval_queue_status": [(0,), (10**6,)],
     "exam_decision_recorded": [(1, HUGE, "possible_lead"), (2, "x", HUGE)],
     "exam_queue_text": [([],), (["x"] * 40,)],
     "approval_waiting": [("flagged", 60), (HUGE, 10**6)],

@@ -385,6 +385,15 @@ async def exam_queue_message(rt: Runtime) -> Message:
     return blocks.review_note(wording.exam_queue_text(lines), kind="exam_queue", open_reviews=len(exams))
 
 
+def _awaiting_approval(rt: Runtime) -> int:
+    """Requests waiting for a supervisor: Slack dialogs at that step and command-line requests."""
+    from bot.approval import PENDING
+    from bot.request import Step
+
+    dialogs = sum(1 for d in rt.store.active() if d.step is Step.AWAITING_APPROVAL)
+    return dialogs + sum(1 for p in rt.approvals.open() if p.status == PENDING)
+
+
 async def status_message(rt: Runtime, user: str) -> Message:
     """The answer to `/frs status`."""
     subjects, images, open_requests, outbox, point = await rt.io(_status_numbers, rt)
@@ -400,6 +409,9 @@ async def status_message(rt: Runtime, user: str) -> Message:
     )
     if reviews is not None:
         text += "\n" + wording.exam_queue_status(reviews)
+    if rt.settings.review.approval != "never":
+        waiting = await rt.io(_awaiting_approval, rt)
+        text += "\n" + wording.approval_queue_status(waiting)
     return blocks.review_note(text, kind="status", requested_by=user, gallery_subjects=subjects,
                               gallery_images=images, searching=searching, outbox=outbox,
                               open_requests=open_requests, threshold=rt.settings.search.threshold,

@@ -14,7 +14,7 @@ from bot.cli import main as cli
 from bot.examination_store import ApprovalStore
 from bot.slack import exam_card, flow
 
-from .conftest import JUSTIFICATION, block_texts
+from .conftest import JUSTIFICATION, OFFICER, block_texts
 from .test_e2e_examination import (
     EXAMINER,
     FLAGGED,
@@ -26,6 +26,7 @@ from .test_e2e_examination import (
     press,
     reviews,
 )
+from .test_e2e_frs import frs
 
 ANALYST = "UANALYST1"  # the Slack account of the OS user running the tests
 OS_USER = pwd.getpwuid(os.getuid()).pw_name
@@ -138,6 +139,8 @@ async def test_a_refused_cli_search_ends_denied_and_an_unanswered_one_expires_in
     cards = [m for m in slack.messages(REVIEW) if (m.get("metadata") or {}).get("event_payload", {}).get("kind")
              == "approval"]
     assert len(cards) == 2 and wording.cli_requester_label(f"{OS_USER} (uid {os.getuid()})") in block_texts(cards[0])[0]
+    [status] = await frs(harness, "status", user=OFFICER)
+    assert wording.approval_queue_status(2) in block_texts(status.params)[0]
     first = next(c for c in cards if c["metadata"]["event_payload"]["request_id"] == refused_id)
     block = next(b for b in first["blocks"] if b["type"] == "actions")
     from .signing import block_actions_payload, interaction_body, post, view_submission_payload
