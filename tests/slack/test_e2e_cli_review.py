@@ -205,3 +205,28 @@ async def test_an_approved_cli_search_in_examiner_mode_is_queued_and_its_approve
     assert slack.uploads(REVIEW, thread_ts=card(slack)["ts"])  # the comparison sheet, from the kept face crop
     await press(harness, slack, exam_card.ACTION_CLAIM, SUPERVISOR)
     assert wording.EXAM_APPROVER in slack.ephemerals(REVIEW, SUPERVISOR)[-1]["text"]
+
+
+async def test_an_approval_recorded_just_before_a_restart_is_searched_by_the_next_tick_once(
+        harness, slack, monkeypatch, faces_dir, capsys):
+    from datetime import UTC, datetime
+
+    from bot import approval
+
+    bot = await start(harness, slack, monkeypatch, approval="always", supervisors=(SUPERVISOR,))
+    code, out = search(faces_dir, capsys)
+    rid = out["awaiting_approval"]
+    assert code == 4
+    store = ApprovalStore(harness.data_dir / "approvals.json")
+    try:  # the approval was stored, then the server stopped before its search ran
+        store.update(rid, lambda p: approval.decide(p, approved=True, by=SUPERVISOR, reason="ok",
+                                                    now=datetime.now(UTC)))
+    finally:
+        store.close()
+    await flow.tick(bot.rt)
+    result = await harness.wait_kind("result", request_id=rid)
+    assert result.params["channel"] == "D" + ANALYST
+    await flow.tick(bot.rt)
+    await harness.idle()
+    assert [e["request_id"] for e in harness.audit()] == [rid]  # searched once
+    assert [p.status for p in pending(harness)] == ["searched"]
