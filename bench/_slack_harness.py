@@ -1,7 +1,7 @@
 """Shared plumbing for the Slack benchmarks (bench.slack_ack, bench.slack_latency); not a benchmark itself.
 
 Three event loops in one process, each on its own thread, so the bot's loop runs only the bot:
-    the Slack side  - tests/slack/double.py's SlackDouble (the Web API the bot calls through SLACK_API_URL)
+    the Slack side  - tests/slack/double/'s SlackDouble (the Web API the bot calls through SLACK_API_URL)
     the bot         - bot.slack.server.create_server on 127.0.0.1:0, as in tests/slack/conftest.py, with a
                       temporary data dir, a small gallery enrolled from real faces, and its own FaceEngine
     the driver      - the caller's loop (asyncio.run): POSTs signed events and button presses to the bot,
