@@ -190,12 +190,6 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
-def cli_source(requester: Any, slack_user: str) -> dict[str, Any]:
-    """What the server needs of a CLI requester: who to tell (the mapped Slack account) and how to name them."""
-    return {"cli": True, "requester_slack": slack_user,
-            "requester_label": slack_user or wording.cli_requester_label(requester.name)}
-
-
 def _await_approval(core: Any, settings: Settings, *, request_id: str, answers: Any, requester: Any, slack_user: str,
                     reason: str, source: dict[str, Any], probe: Any, face: Any, data: bytes) -> None:
     """Keep the request (and the chosen face's template, made after the attestation, and its crop) for a
@@ -209,7 +203,7 @@ def _await_approval(core: Any, settings: Settings, *, request_id: str, answers: 
         request_id=request_id, requester=requester.as_dict(), slack_user=slack_user,
         answers={"call_number": answers.call_number, "purpose": answers.purpose,
                  "justification": answers.justification, "attested": answers.attested},
-        reason=reason, source={**source, **cli_source(requester, slack_user)}, probe_sha256=probe.sha256,
+        reason=reason, source=source, probe_sha256=probe.sha256,
         faces=[f.as_dict() for f in probe.faces], face_index=face.index,
         encoding=[float(x) for x in face.encoding], created_at=datetime.now(UTC).isoformat(),
         face_jpeg=base64.b64encode(_face_crop(settings, data, face)).decode("ascii"))
@@ -238,7 +232,7 @@ def _queue_cli_review(core: Any, settings: Settings, result: Any, answers: Any, 
     channel."""
     from bot import contact_sheet, examination
     from bot.examination_store import ExaminationStore
-    from bot.service import queue_examination
+    from bot.service import cli_source, queue_examination
     from bot.storage import ensure_private_dir, write_private_atomic
 
     sheet = contact_sheet.comparison_for(core.gallery, result, _face_crop(settings, data, face))
@@ -250,7 +244,7 @@ def _queue_cli_review(core: Any, settings: Settings, result: Any, answers: Any, 
     try:
         exam, effects = queue_examination(
             store, result, answers, requester_id=requester.id, reviewers_required=settings.review.reviewers_required,
-            now=datetime.now(UTC), source={**cli_source(requester, slack_user), "sheet": sheet_path.name})
+            now=datetime.now(UTC), source={**cli_source(requester.name, slack_user), "sheet": sheet_path.name})
     finally:
         store.close()
     for effect in effects:

@@ -328,6 +328,13 @@ def search_face(
     return result
 
 
+def cli_source(requester_name: str, slack_user: str) -> dict[str, Any]:
+    """What the server needs of a command-line requester on a review card: who to tell (the Slack account the OS
+    account is mapped to, or none) and how to name them."""
+    return {"cli": True, "requester_slack": slack_user,
+            "requester_label": slack_user or wording.cli_requester_label(requester_name)}
+
+
 def queue_examination(store: Any, result: SearchResult, answers: policy.Answers, *, requester_id: str,
                       reviewers_required: int, now: datetime, source: dict[str, Any]) -> tuple[Any, list]:
     """Put a search's candidates in the examiner queue (bot.examination); the caller carries out the effects

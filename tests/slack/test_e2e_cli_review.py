@@ -114,7 +114,8 @@ async def test_an_approved_cli_search_runs_on_the_server_and_its_result_goes_to_
     assert texts[0] == wording.result_caveat(True)  # caveat first
     [entry] = harness.audit()
     assert entry["request_id"] == rid and entry["outcome"] == "candidates" and entry["source"] == "cli"
-    assert entry["requester"]["id"] == f"os:{OS_USER}"
+    assert entry["requester"]["id"] == f"os:{OS_USER}" and entry["image_name"] == "obama3.jpg"
+    assert "requester_label" not in entry and "cli" not in entry  # the card's routing stays out of the record
     assert [(e["action"], e["by"]) for e in reviews(harness)] == [("queued", "system"), ("approve", SUPERVISOR)]
     [done] = pending(harness)
     assert done.status == "searched" and done.encoding is None and not done.face_jpeg  # no template kept

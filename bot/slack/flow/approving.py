@@ -49,7 +49,8 @@ def approval_message(dialog: Dialog, decided: str | None = None) -> blocks.Messa
 def cli_approval_message(p: approval.Pending, decided: str | None = None) -> blocks.Message:
     """The approval card of a command-line request (its buttons carry "cli:" and the request id)."""
     purpose = policy.purpose_by_code(p.answers.get("purpose"))
-    text = wording.approval_card([p.request_id], str(p.source.get("requester_label") or p.requester.get("id")),
+    who = service.cli_source(str(p.requester.get("name") or p.requester.get("id")), p.slack_user)["requester_label"]
+    text = wording.approval_card([p.request_id], who,
                                  str(p.answers.get("call_number") or ""), purpose.label if purpose else "",
                                  str(p.answers.get("justification") or ""), p.reason)
     return _card(text, CLI + p.request_id, decided, blocks.meta(
@@ -271,7 +272,7 @@ async def search_approved(rt: Runtime, pending: approval.Pending) -> None:
         await to_cli_requester(rt, current.slack_user, current.card_ts, blocks.result(
             None, None, result, None, min_face_px=rt.settings.images.min_face_px))
         return
-    source = {k: current.source.get(k) for k in ("cli", "requester_slack", "requester_label")}
+    source = service.cli_source(_requester(current).name, current.slack_user)
     exam, effects = await rt.io(
         service.queue_examination, rt.exams, result, _answers(current), requester_id=_requester(current).id,
         reviewers_required=rt.settings.review.reviewers_required, now=rt.now(),
