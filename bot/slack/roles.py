@@ -33,6 +33,11 @@ async def _is_guest(rt: Runtime, user_id: str) -> bool:
     return await _account(rt, user_id) != "member"
 
 
+async def is_member_account(rt: Runtime, user_id: str) -> bool:
+    """A full member of the workspace, as Slack says now (never a guest, a deactivated or an unknown account)."""
+    return await _account(rt, user_id, fresh=True) == "member"
+
+
 async def _member(rt: Runtime, user_id: str, users: Iterable[str], groups: Iterable[str],
                   fresh: bool = False) -> bool:
     if user_id in set(users):

@@ -231,3 +231,17 @@ async def test_an_approval_recorded_just_before_a_restart_is_searched_by_the_nex
     await harness.idle()
     assert [e["request_id"] for e in harness.audit()] == [rid]  # searched once
     assert [p.status for p in pending(harness)] == ["searched"]
+
+
+async def test_a_result_for_a_mapped_account_that_became_a_guest_goes_to_the_review_channel(
+        harness, slack, monkeypatch, faces_dir, capsys):
+    bot = await start(harness, slack, monkeypatch, approval="always", supervisors=(SUPERVISOR,))
+    slack.add_user(ANALYST, "analyst.one", restricted=True)  # made a guest since the mapping was written
+    code, out = search(faces_dir, capsys)
+    assert code == 4
+    await flow.tick(bot.rt)
+    await harness.idle()
+    await decide_approval(harness, slack, "fr_approval_approve", SUPERVISOR, "ok")
+    result = await harness.wait_kind("result", request_id=out["awaiting_approval"])
+    assert result.params["channel"] == REVIEW and result.params["thread_ts"] == approval_card(slack)["ts"]
+    assert slack.calls("conversations.open") == []  # no direct message to a guest

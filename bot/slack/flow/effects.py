@@ -19,7 +19,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot import service
 from bot.request import Dialog, ImageRequest
-from bot.slack import blocks
+from bot.slack import blocks, roles
 from bot.slack.calls import SLACK_ERRORS, error_text
 
 if TYPE_CHECKING:
@@ -80,8 +80,12 @@ async def post_essential(
 
 async def to_cli_requester(rt: Runtime, slack_user: str | None, card_ts: str | None, message: blocks.Message) -> None:
     """What a command-line requester must get (a release, an approved search's result): by direct message to the
-    Slack account their OS account is mapped to ([review] cli_slack_users), else (or when the direct message
-    cannot be opened) in the thread of its card in the review channel, for the examiners to pass on."""
+    Slack account their OS account is mapped to ([review] cli_slack_users), else (or when that account is a guest
+    or deactivated now, or the direct message cannot be opened) in the thread of its card in the review channel,
+    for the examiners to pass on."""
+    if slack_user and not await roles.is_member_account(rt, slack_user):
+        log.warning("the Slack account mapped to a CLI requester is not a full member now: review channel instead")
+        slack_user = None
     if slack_user:
         try:
             resp = await rt.client.conversations_open(users=slack_user)
