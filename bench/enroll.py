@@ -1,7 +1,7 @@
 """Enrollment throughput: bot.faces.enroll.enroll vs the `face_recognition --cpus 2` CLI, on the same photos.
 
     BOT_TEST_FACES=/abs/shared/faces BOT_DEV_FACES=/abs/shared/faces-dev .venv/bin/python -m bench.enroll \
-        [--runs 2] [--workers 2] [--dev 600] [--rebuild]
+        [--runs 2] [--workers 2] [--dev 600] [--no-rebuild | --only-rebuild]
 
 Each image is encoded once by each side. The CLI is given one known photo and every image as its unknown
 folder (flattened, one file per image), so it encodes each image once (plus the one known photo), as a user
@@ -11,10 +11,10 @@ timed including the face-worker start ("cold", as a `gallery enroll` command run
 already started ("warm"). Two sets: the shared people/ photos (large, varied) and, with BOT_DEV_FACES,
 `--dev` dev-set crops (560×560, like mugshots). Throughput = images / wall time.
 
-With `--rebuild` (needs BOT_DEV_FACES), the `--dev` crops are enrolled once by `python -m bot gallery enroll`
-into a temp data dir (BOT_DATA_DIR), their crops made what enrollment kept before the 320 px ones (160 px,
-JPEG q85), and `python -m bot gallery thumbnails --rebuild` timed as a command (start, models, the workers of
-the default settings, one audit entry per crop), the crops shrunk again before each run.
+Then (with BOT_DEV_FACES, unless --no-rebuild) the `--dev` crops are enrolled once by `python -m bot gallery
+enroll` into a temp data dir (BOT_DATA_DIR), their crops made what enrollment kept before the 320 px ones
+(160 px, JPEG q85), and `python -m bot gallery thumbnails --rebuild` timed as a command (start, models, the
+workers of the default settings, one audit entry per crop), the crops shrunk again before each run.
 """
 from __future__ import annotations
 
@@ -176,13 +176,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=2, help="runs of each (the median is reported)")
     parser.add_argument("--workers", type=int, default=2, help="enroll() face workers (the CLI gets --cpus 2)")
     parser.add_argument("--dev", type=int, default=600, help="dev-set crops to enroll too (0: none)")
-    parser.add_argument("--rebuild", action="store_true",
+    parser.add_argument("--rebuild", action=argparse.BooleanOptionalAction, default=True,
                         help="then time `gallery thumbnails --rebuild` on a gallery of the --dev crops")
     parser.add_argument("--only-rebuild", action="store_true", help="the --rebuild timing alone")
     args = parser.parse_args(argv)
     timed_rebuild = args.rebuild or args.only_rebuild
-    if timed_rebuild and not (os.environ.get("BOT_DEV_FACES") and args.dev > 0):
-        sys.exit("--rebuild needs BOT_DEV_FACES and --dev > 0")
+    if args.only_rebuild and not (os.environ.get("BOT_DEV_FACES") and args.dev > 0):
+        sys.exit("--only-rebuild needs BOT_DEV_FACES and --dev > 0")
     if not args.only_rebuild:
         compare(_people_dir(), "shared people/ photos", args.runs, args.workers)
     with tempfile.TemporaryDirectory(prefix="bench_dev_") as tmp:
