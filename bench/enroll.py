@@ -126,7 +126,7 @@ def compare(people: Path, label: str, runs: int, workers: int) -> None:
 
 
 def _bot(args: list[str], data_dir: Path) -> tuple[float, str]:
-    """Wall time and last output line of `python -m bot ARGS` on `data_dir`; exits on a failure."""
+    """Wall time and summary line of `python -m bot ARGS` on `data_dir`; exits if it fails."""
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "bot", *args], cwd=REPO, capture_output=True, text=True,
                           env={**os.environ, "BOT_DATA_DIR": str(data_dir)}, check=False)
