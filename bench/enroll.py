@@ -1,7 +1,7 @@
 """Enrollment throughput: bot.faces.enroll.enroll vs the `face_recognition --cpus 2` CLI, on the same photos.
 
     BOT_TEST_FACES=/abs/shared/faces BOT_DEV_FACES=/abs/shared/faces-dev .venv/bin/python -m bench.enroll \
-        [--runs 2] [--workers 2] [--dev 600]
+        [--runs 2] [--workers 2] [--dev 600] [--no-rebuild | --only-rebuild]
 
 Each image is encoded once by each side. The CLI is given one known photo and every image as its unknown
 folder (flattened, one file per image), so it encodes each image once (plus the one known photo), as a user
@@ -10,6 +10,11 @@ loading. enroll() runs into a fresh temp data dir each time (nothing is skipped 
 timed including the face-worker start ("cold", as a `gallery enroll` command runs) and with the workers
 already started ("warm"). Two sets: the shared people/ photos (large, varied) and, with BOT_DEV_FACES,
 `--dev` dev-set crops (560×560, like mugshots). Throughput = images / wall time.
+
+Then (with BOT_DEV_FACES, unless --no-rebuild) the `--dev` crops are enrolled once by `python -m bot gallery
+enroll` into a temp data dir (BOT_DATA_DIR), their crops made what enrollment kept before the 320 px ones
+(160 px, JPEG q85), and `python -m bot gallery thumbnails --rebuild` timed as a command (start, models, the
+workers of the default settings, one audit entry per crop), the crops shrunk again before each run.
 """
 from __future__ import annotations
 
@@ -23,10 +28,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from PIL import Image
+
 from bot.config import ImageSettings
 from bot.faces.engine import FaceEngine
 from bot.faces.enroll import enroll
-from bot.faces.gallery import Gallery
+from bot.faces.gallery import GALLERY_DIR, Gallery
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def _people_dir() -> Path:
@@ -116,18 +125,72 @@ def compare(people: Path, label: str, runs: int, workers: int) -> None:
     print(f"\nenroll() added {added} of {images} images per run.")
 
 
+def _bot(args: list[str], data_dir: Path) -> tuple[float, str]:
+    """Wall time and summary line of `python -m bot ARGS` on `data_dir`; exits if it fails."""
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "bot", *args], cwd=REPO, capture_output=True, text=True,
+                          env={**os.environ, "BOT_DATA_DIR": str(data_dir)}, check=False)
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        output = (done.stdout + done.stderr)[-2000:]
+        sys.exit(f"python -m bot {' '.join(args)} failed ({done.returncode}): {output}")
+    return elapsed, done.stdout.strip().splitlines()[0]
+
+
+def _shrink_crops(data_dir: Path) -> int:
+    """Make a gallery's crops what enrollment kept before the 320 px ones (160 px, q85); returns how many."""
+    paths = sorted((data_dir / GALLERY_DIR / "thumbs").glob("*.jpg"))
+    for path in paths:
+        with Image.open(path) as im:
+            small = im.convert("RGB")
+        small.thumbnail((160, 160))
+        small.save(path, "JPEG", quality=85)
+    return len(paths)
+
+
+def rebuild(people: Path, label: str, runs: int) -> None:
+    """`gallery enroll` once, then `gallery thumbnails --rebuild` of its shrunk crops, `runs` times."""
+    images = sum(1 for path in people.glob("*/*") if path.is_file())
+    with tempfile.TemporaryDirectory(prefix="bench_rebuild_") as tmp:
+        data = Path(tmp) / "data"
+        enrolled, enroll_line = _bot(["gallery", "enroll", str(people), "--no-progress"], data)
+        walls, line, crops = [], "", 0
+        for _ in range(runs):
+            crops = _shrink_crops(data)
+            seconds, line = _bot(["gallery", "thumbnails", "--rebuild", "--no-progress"], data)
+            walls.append(seconds)
+        wall = statistics.median(walls)
+
+    print(f"\n### `gallery thumbnails --rebuild`, {label} (median of {runs} runs)\n")
+    print("| command | wall time | images/s |")
+    print("|---|---:|---:|")
+    print(f"| `gallery enroll`, {images} images (once, to make the gallery) | {enrolled:.1f} s | "
+          f"{images / enrolled:.2f} |")
+    print(f"| `gallery thumbnails --rebuild`, {crops} crops of 160 px | {wall:.1f} s | {crops / wall:.2f} |")
+    print(f"\nenroll: {enroll_line}\nrebuild (last run): {line}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run both side by side on the shared photos and on dev-set crops."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=2, help="runs of each (the median is reported)")
     parser.add_argument("--workers", type=int, default=2, help="enroll() face workers (the CLI gets --cpus 2)")
     parser.add_argument("--dev", type=int, default=600, help="dev-set crops to enroll too (0: none)")
+    parser.add_argument("--rebuild", action=argparse.BooleanOptionalAction, default=True,
+                        help="then time `gallery thumbnails --rebuild` on a gallery of the --dev crops")
+    parser.add_argument("--only-rebuild", action="store_true", help="the --rebuild timing alone")
     args = parser.parse_args(argv)
-    compare(_people_dir(), "shared people/ photos", args.runs, args.workers)
+    timed_rebuild = args.rebuild or args.only_rebuild
+    if args.only_rebuild and not (os.environ.get("BOT_DEV_FACES") and args.dev > 0):
+        sys.exit("--only-rebuild needs BOT_DEV_FACES and --dev > 0")
+    if not args.only_rebuild:
+        compare(_people_dir(), "shared people/ photos", args.runs, args.workers)
     with tempfile.TemporaryDirectory(prefix="bench_dev_") as tmp:
         dev = _dev_dir(args.dev, Path(tmp) / "dev")
-        if dev is not None:
+        if dev is not None and not args.only_rebuild:
             compare(dev, "dev-set crops (560×560)", args.runs, args.workers)
+        if dev is not None and timed_rebuild:
+            rebuild(dev, f"{args.dev} dev-set crops (560×560)", args.runs)
 
 
 if __name__ == "__main__":
