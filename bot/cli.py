@@ -235,16 +235,18 @@ def _queue_cli_review(core: Any, settings: Settings, result: Any, answers: Any, 
     from bot.service import cli_source, queue_examination
     from bot.storage import ensure_private_dir, write_private_atomic
 
-    sheet = contact_sheet.comparison_for(core.gallery, result, _face_crop(settings, data, face))
-    folder = settings.data_dir / "examinations"
-    ensure_private_dir(folder)
-    sheet_path = folder / f"{result.request_id}-comparison.jpg"
-    write_private_atomic(sheet_path, sheet)
+    sheet_name = f"{result.request_id}-comparison.jpg"
+    try:  # written before the review is queued, so the server never posts the card without it
+        sheet = contact_sheet.comparison_for(core.gallery, result, _face_crop(settings, data, face))
+        write_private_atomic(ensure_private_dir(settings.data_dir / "examinations") / sheet_name, sheet)
+    except Exception as exc:  # noqa: BLE001 - a missing sheet must not lose the search: the examiner still gets the card
+        print(wording.cli_sheet_failed(f"{type(exc).__name__}: {exc}"), file=sys.stderr)
+        sheet_name = ""
     store = ExaminationStore(settings.data_dir / "examinations.json")
     try:
         exam, effects = queue_examination(
             store, result, answers, requester_id=requester.id, reviewers_required=settings.review.reviewers_required,
-            now=datetime.now(UTC), source={**cli_source(requester.name, slack_user), "sheet": sheet_path.name})
+            now=datetime.now(UTC), source={**cli_source(requester.name, slack_user), "sheet": sheet_name})
     finally:
         store.close()
     for effect in effects:

@@ -1659,6 +1659,11 @@ def approval_expired_line(minutes: int) -> str:
     return f"No supervisor answered within {minutes_text(minutes)}: the request expired. No search was run."
 
 
+def cli_sheet_failed(error: str) -> str:
+    return (f"warning: the comparison sheet could not be written ({_clip(error, 300)}); the review is queued "
+            "without it and the examiner compares from the gallery record.")
+
+
 def cli_search_failed(request_id: str) -> str:
     return (f"The approved search {_clip(request_id, 100)} could not be run (the error is in the audit log). "
             "Run it again from the command line.")

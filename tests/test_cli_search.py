@@ -511,3 +511,30 @@ def test_in_examiner_mode_a_search_prints_no_candidate_and_exits_4_queued(data, 
     code = main(["search", str(faces_dir / "people/obama/obama2.jpg"), *GOOD])
     text = capsys.readouterr().out
     assert code == 4 and "obama" not in text and "queued for examiner review" in text
+
+
+def test_a_full_disk_when_writing_the_comparison_sheet_still_queues_the_review(data, faces_dir, capsys, tmp_path,
+                                                                               monkeypatch):
+    import errno
+
+    from bot import storage
+    from bot.examination_store import ExaminationStore
+
+    monkeypatch.setenv("BOT_CONFIG", str(_examiner_config(tmp_path)))
+    real = storage.write_private_atomic
+
+    def full(path, payload):
+        if str(path).endswith("-comparison.jpg"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(path, payload)
+
+    monkeypatch.setattr(storage, "write_private_atomic", full)
+    capsys.readouterr()
+    code = main(["search", str(faces_dir / "people/obama/obama2.jpg"), *GOOD, "--json"])
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert code == 4 and "No space left on device" in captured.err and "comparison sheet" in captured.err
+    store = ExaminationStore(data / "examinations.json")
+    exam = store.get(out["queued_for_review"])
+    store.close()
+    assert exam.status == "queued" and exam.source["sheet"] == ""  # queued all the same, with no sheet to post

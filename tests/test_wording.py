@@ -275,6 +275,7 @@ CALLS = {
     "cli_awaiting_approval": [("FR-1", "always", 60, True), (HUGE, HUGE, 10**6, False)],
     "cli_requester_label": [("alice (uid 1000)",), (HUGE,)],
     "cli_search_failed": [("FR-1",), (HUGE,)],
+    "cli_sheet_failed": [("OSError: [Errno 28] No space left on device",), (HUGE,)],
     "comparison_title": [("FR-1", "26-012345"), (HUGE, HUGE)],
     "comparison_upload_title": [("FR-1",), (HUGE,)],
     "approval_expired_line": [(60,), (10**6,)],
