@@ -14,7 +14,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-PENDING, APPROVED, REFUSED, EXPIRED, SEARCHED = "pending", "approved", "refused", "expired", "searched"
+from bot import policy
+
+PENDING, APPROVED, REFUSED, EXPIRED, SEARCHED, CANCELLED = (
+    "pending", "approved", "refused", "expired", "searched", "cancelled")
 
 
 def approval_reason(approval: str, flags: tuple[str, ...] | list[str]) -> str | None:
@@ -61,7 +64,7 @@ class Refused(Effect):
     """An answer that changes nothing, for the person who gave it only."""
 
     user_id: str
-    why: str  # "requester" | "closed"
+    why: str  # "requester" (a supervisor who asked), "closed" (decided already), "not_requester" (a cancel)
 
 
 # ------------------------------------------------------------------------------------------------ state
@@ -104,6 +107,12 @@ class Pending:
     def copy(self) -> Pending:
         return Pending.from_dict(self.to_dict())
 
+    def policy_answers(self) -> policy.Answers:
+        """The answers as the policy checks and the audit record them."""
+        a = self.answers
+        return policy.Answers(call_number=a.get("call_number"), purpose=a.get("purpose"),
+                              justification=a.get("justification"), attested=bool(a.get("attested")))
+
 
 Result = tuple[Pending, list[Effect]]
 
@@ -128,6 +137,19 @@ def decide(p: Pending, *, approved: bool, by: str, reason: str, now: datetime) -
     return d, [Audit("refuse", by, reason), Ended("denied", reason)]
 
 
+def cancel(p: Pending, by: str, now: datetime) -> Result:
+    """The requester (by OS account) withdraws it while no supervisor has decided; the card shows it at the
+    server's next tick (`card_stale`)."""
+    if by != p.requester.get("id"):
+        return p, [Refused(by, "not_requester")]
+    if p.status != PENDING:
+        return p, [Refused(by, "closed")]
+    d = p.copy()
+    d.status, d.decided_at, d.encoding, d.face_jpeg = CANCELLED, _iso(now), None, ""
+    d.extra = {**d.extra, "card_stale": True}
+    return d, [Audit("cancel", by), Ended("cancelled", "")]
+
+
 def on_tick(p: Pending, now: datetime, approval_minutes: int) -> Result:
     """Unanswered within `approval_minutes`: it expires (the template dropped)."""
     if p.status != PENDING or now - datetime.fromisoformat(p.created_at) < timedelta(minutes=approval_minutes):
@@ -135,6 +157,13 @@ def on_tick(p: Pending, now: datetime, approval_minutes: int) -> Result:
     d = p.copy()
     d.status, d.decided_at, d.encoding, d.face_jpeg = EXPIRED, _iso(now), None, ""
     return d, [Audit("timeout", "system"), Ended("expired", "")]
+
+
+def card_shown(p: Pending) -> Result:
+    """The server redrew the card after a change made elsewhere (a cancel from the command line)."""
+    d = p.copy()
+    d.extra = {k: v for k, v in d.extra.items() if k != "card_stale"}
+    return d, []
 
 
 def searched(p: Pending, now: datetime) -> Result:

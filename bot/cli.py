@@ -255,6 +255,61 @@ def _queue_cli_review(core: Any, settings: Settings, result: Any, answers: Any, 
                               call_number=exam.call_number, **dict(effect.fields))
 
 
+def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
+    """`cancel REQUEST_ID`: withdraw your own command-line request while it waits for a supervisor or while no
+    examiner has claimed its review (exit 1 otherwise, saying why). Audited; the server redraws its card."""
+    from bot import approval, examination
+    from bot.audit import AuditError
+    from bot.examination_store import ApprovalStore, ExaminationStore
+    from bot.service import Core, Requester, record_ended
+
+    request_id, who, now = _text(args.request_id) or "", _os_requester(), datetime.now(UTC)
+    core = Core(settings)
+    approvals = ApprovalStore(settings.data_dir / "approvals.json")
+    exams = ExaminationStore(settings.data_dir / "examinations.json")
+    try:
+        core.audit.check_writable()
+        done = approvals.update(request_id, lambda p: approval.cancel(p, who.id, now))
+        if done is not None:
+            pending, effects = done
+            why = next((e.why for e in effects if isinstance(e, approval.Refused)), None)
+            if why is None:
+                core.audit.append("review", request_id=request_id, action="cancel", by=who.id, stage="approval",
+                                  call_number=pending.answers.get("call_number"))
+                record_ended(core, outcome="cancelled", request_id=request_id, requester=Requester(**pending.requester),
+                             answers=pending.policy_answers(), source=pending.source, probe_sha256=pending.probe_sha256,
+                             faces=pending.faces, face_index=pending.face_index)
+            error = {None: None, "not_requester": wording.EXAM_CANCEL_REQUESTER_ONLY}.get(
+                why, wording.cli_cancel_too_late(pending.status))
+        else:
+            def step(e: examination.Examination) -> examination.Result:
+                new, effects = examination.cancel(e, who.id, now)
+                if new.status == examination.CANCELLED:
+                    new.source["card_stale"] = True  # the server redraws the card at its next tick
+                return new, effects
+
+            done = exams.update(request_id, step)
+            if done is None:
+                error = wording.cli_unknown_request(request_id)
+            else:
+                exam, effects = done
+                error = next((e.reason for e in effects if isinstance(e, examination.Refused)), None)
+                if error is None:
+                    core.audit.append("review", request_id=request_id, action="cancel", by=who.id,
+                                      call_number=exam.call_number)
+    except (AuditError, OSError) as exc:
+        error = wording.audit_unwritable(str(exc))
+    finally:
+        approvals.close()
+        exams.close()
+        core.close()
+    if error:
+        _emit(args, {"request_id": request_id, "error": error}, f"error: {error}", stream=sys.stderr)
+        return EXIT_ERROR
+    _emit(args, {"cancelled": request_id}, wording.cli_cancelled(request_id))
+    return EXIT_OK
+
+
 def cmd_gallery(args: argparse.Namespace, settings: Settings) -> int:
     """`gallery enroll|list|remove|stats|thumbnails`; a damaged gallery or an audit log that cannot record the change is
     a clear error (exit 1) and changes nothing."""
@@ -614,6 +669,11 @@ def build_parser() -> argparse.ArgumentParser:
     ab.add_argument("request_id", help="request id, e.g. FR-3F9A0C12D4")
     ab.add_argument("out", help="zip file to write (0600)")
     a.set_defaults(func=cmd_audit)
+
+    c = sub.add_parser("cancel", help="withdraw your own search waiting for approval or an examiner (unclaimed)")
+    c.add_argument("request_id", help="request id, e.g. FR-3F9A0C12D4")
+    c.add_argument("--json", action="store_true", help="print one JSON object")
+    c.set_defaults(func=cmd_cancel)
 
     pg = sub.add_parser("purge", help="apply [retention]: expired dialog state, cached probes, old audit entries")
     pg.set_defaults(func=cmd_purge)

@@ -1635,6 +1635,7 @@ APPROVAL_REASON_LABEL = "Reason (recorded in the audit log)"
 APPROVAL_SUBMIT = "Record"
 NOT_SUPERVISOR = "Only supervisors listed in [review] supervisors or supervisor_groups can approve searches."
 SUPERVISOR_IS_REQUESTER = "You requested this search: another supervisor must approve it."
+APPROVAL_CANCELLED = "Cancelled by the requester before a supervisor decided. No search was run."
 CARD_AWAITING_APPROVAL = "Attested. Waiting for a supervisor's approval: no search runs before it."
 
 
@@ -1657,6 +1658,21 @@ def approval_decided(approved: bool, by: str, reason: str) -> str:
 
 def approval_expired_line(minutes: int) -> str:
     return f"No supervisor answered within {minutes_text(minutes)}: the request expired. No search was run."
+
+
+def cli_cancelled(request_id: str) -> str:
+    return f"Cancelled {_clip(request_id, 100)}: no search result will be released for it. Recorded in the audit log."
+
+
+def cli_cancel_too_late(status: str) -> str:
+    done = {"approved": "a supervisor approved it and its search runs", "searched": "its search has run",
+            "refused": "a supervisor refused it", "expired": "it expired", "cancelled": "it was cancelled already"}
+    return f"It can no longer be cancelled: {done.get(status, _clip(status, 40))}."
+
+
+def cli_unknown_request(request_id: str) -> str:
+    return (f"No request {_clip(request_id, 100)} waits for a supervisor or an examiner here "
+            "(a request id looks like FR-3F9A0C12D4).")
 
 
 def cli_sheet_failed(error: str) -> str:

@@ -64,3 +64,14 @@ def test_a_pending_request_round_trips_through_its_dict():
     assert approval.Pending.from_dict(p.to_dict()) == p
     with pytest.raises(ValueError):
         approval.decide(p, approved=True, by="USUP", reason="", now=datetime(2026, 12, 1))  # naive time
+
+
+def test_only_the_requester_cancels_and_only_while_it_waits():
+    p = pending()
+    assert approval.cancel(p, "os:mallory", NOW) == (p, [approval.Refused("os:mallory", "not_requester")])
+    new, effects = approval.cancel(p, "os:alice", NOW)
+    assert effects == [approval.Audit("cancel", "os:alice"), approval.Ended("cancelled", "")]
+    assert new.status == approval.CANCELLED and new.encoding is None and new.extra["card_stale"] and not new.open
+    assert "card_stale" not in approval.card_shown(new)[0].extra
+    approved, _ = approval.decide(p, approved=True, by="USUP", reason="", now=NOW)
+    assert approval.cancel(approved, "os:alice", NOW)[1] == [approval.Refused("os:alice", "closed")]

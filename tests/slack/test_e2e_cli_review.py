@@ -245,3 +245,31 @@ async def test_a_result_for_a_mapped_account_that_became_a_guest_goes_to_the_rev
     result = await harness.wait_kind("result", request_id=out["awaiting_approval"])
     assert result.params["channel"] == REVIEW and result.params["thread_ts"] == approval_card(slack)["ts"]
     assert slack.calls("conversations.open") == []  # no direct message to a guest
+
+
+async def test_the_cli_requester_cancels_a_request_waiting_for_approval_or_an_unclaimed_review(
+        harness, slack, monkeypatch, faces_dir, capsys):
+    bot = await start(harness, slack, monkeypatch, mode="examiner", examiners=(EXAMINER,), approval="flagged",
+                      supervisors=(SUPERVISOR,))
+    waiting = search(faces_dir, capsys, FLAGGED)[1]["awaiting_approval"]
+    queued = search(faces_dir, capsys)[1]["queued_for_review"]
+    await flow.tick(bot.rt)
+    await harness.idle()
+    capsys.readouterr()
+    assert cli(["cancel", waiting, "--json"]) == 0 and json.loads(capsys.readouterr().out) == {"cancelled": waiting}
+    assert cli(["cancel", queued]) == 0
+    assert cli(["cancel", waiting]) == 1  # once
+    assert wording.cli_cancel_too_late("cancelled") in capsys.readouterr().err
+    assert cli(["cancel", "FR-NOSUCH0000"]) == 1
+    await flow.tick(bot.rt)  # the server redraws both cards: no buttons left
+    await harness.idle()
+    assert block_texts(approval_card(slack))[-1] == wording.APPROVAL_CANCELLED
+    assert not [b for b in approval_card(slack)["blocks"] if b["type"] == "actions"]
+    assert not [b for b in card(slack)["blocks"] if b["type"] == "actions"]
+    assert wording.exam_status("cancelled") in block_texts(card(slack))
+    # The waiting one never searched and ends cancelled; the queued one's search stays, and its review is cancelled.
+    assert sorted((e["request_id"], e["outcome"]) for e in harness.audit()) == sorted(
+        [(waiting, "cancelled"), (queued, "review")])
+    cancels = [(e["request_id"], e["action"], e["by"]) for e in reviews(harness) if e["action"] == "cancel"]
+    assert cancels == [(waiting, "cancel", f"os:{OS_USER}"), (queued, "cancel", f"os:{OS_USER}")]
+    assert [p.encoding for p in pending(harness)] == [None]

@@ -13,7 +13,7 @@ from bot import approval, policy, request, service, wording
 from bot.request import Dialog
 from bot.slack import blocks, roles
 from bot.slack.calls import SLACK_ERRORS, error_text
-from bot.slack.flow.effects import ephemeral, post_essential
+from bot.slack.flow.effects import ephemeral, post_essential, update
 
 if TYPE_CHECKING:
     from bot.slack.runtime import Runtime
@@ -206,23 +206,17 @@ async def _apply_cli(rt: Runtime, pending: approval.Pending, effects: list[appro
         elif isinstance(effect, approval.Ended):
             if effect.outcome == "denied":
                 text = wording.approval_refused_line(effect.reason)
-                await rt.io(service.record_denied, rt.core, request_id=rid, answers=_answers(pending), reasons=[text],
+                await rt.io(service.record_denied, rt.core, request_id=rid, answers=pending.policy_answers(), reasons=[text],
                             requester=_requester(pending), source=pending.source)
             else:
                 text = wording.approval_expired_line(rt.settings.review.approval_minutes)
                 await rt.io(service.record_ended, rt.core, outcome="expired", request_id=rid,
-                            answers=_answers(pending), requester=_requester(pending), source=pending.source,
+                            answers=pending.policy_answers(), requester=_requester(pending), source=pending.source,
                             probe_sha256=pending.probe_sha256, faces=pending.faces, face_index=pending.face_index)
             await to_cli_requester(rt, pending.slack_user, pending.card_ts, blocks.note(
                 f"{text} ({rid})", kind="approval_ended", request_id=rid))
         elif isinstance(effect, approval.Search):
             await search_approved(rt, pending)
-
-
-def _answers(p: approval.Pending) -> policy.Answers:
-    a = p.answers
-    return policy.Answers(call_number=a.get("call_number"), purpose=a.get("purpose"),
-                          justification=a.get("justification"), attested=bool(a.get("attested")))
 
 
 def _requester(p: approval.Pending) -> service.Requester:
@@ -251,14 +245,14 @@ async def search_approved(rt: Runtime, pending: approval.Pending) -> None:
             return
         try:
             result = await rt.work(
-                service.search_face, rt.core, request_id=rid, answers=_answers(current), requester=_requester(current),
+                service.search_face, rt.core, request_id=rid, answers=current.policy_answers(), requester=_requester(current),
                 source=current.source, probe_sha256=current.probe_sha256, faces=current.faces,
                 encoding=np.asarray(current.encoding, dtype=np.float32), face_index=current.face_index,
                 for_review=examiner)
         except Exception as exc:  # noqa: BLE001 - every way the search can fail ends the request audited
             error = str(exc) if isinstance(exc, (service.SearchUnavailable, PermissionError)) else (
                 f"{type(exc).__name__}: {exc}"[:500])
-            await rt.io(service.record_ended, rt.core, outcome="error", request_id=rid, answers=_answers(current),
+            await rt.io(service.record_ended, rt.core, outcome="error", request_id=rid, answers=current.policy_answers(),
                         requester=_requester(current), source=current.source, error=error,
                         probe_sha256=current.probe_sha256, faces=current.faces, face_index=current.face_index)
             result = None
@@ -274,7 +268,7 @@ async def search_approved(rt: Runtime, pending: approval.Pending) -> None:
         return
     source = service.cli_source(_requester(current).name, current.slack_user)
     exam, effects = await rt.io(
-        service.queue_examination, rt.exams, result, _answers(current), requester_id=_requester(current).id,
+        service.queue_examination, rt.exams, result, current.policy_answers(), requester_id=_requester(current).id,
         reviewers_required=rt.settings.review.reviewers_required, now=rt.now(),
         source={**source, "approved_by": current.decided_by})
     card_ts = await apply_exam(rt, exam, effects)
@@ -286,7 +280,14 @@ async def search_approved(rt: Runtime, pending: approval.Pending) -> None:
 async def tick(rt: Runtime) -> None:
     """Command-line requests: post the approval card of each new one, expire those unanswered, and run the
     search of any approved one whose search did not run (a restart between the approval and the search)."""
-    for pending in await rt.io(rt.approvals.open):
+    for pending in await rt.io(rt.approvals.all):
+        if pending.extra.get("card_stale"):  # cancelled from the command line: the card says so, buttons gone
+            if pending.card_ts:
+                await update(rt, rt.settings.review.review_channel, pending.card_ts,
+                             cli_approval_message(pending, wording.APPROVAL_CANCELLED))
+            await rt.io(rt.approvals.update, pending.request_id, approval.card_shown)
+        if not pending.open:
+            continue
         if pending.status == approval.APPROVED:
             await search_approved(rt, pending)
             continue

@@ -249,10 +249,21 @@ async def review_status(rt: Runtime, dialog: Dialog, user: str) -> None:
                             blocks.note(line, kind="examination_status", request_id=exam.request_id))
 
 
+def _card_shown(exam: ex.Examination) -> ex.Result:
+    e = exam.copy()
+    e.source.pop("card_stale", None)
+    return e, []
+
+
 async def tick(rt: Runtime) -> None:
     """Idle claims back to the queue; unclaimed reviews ping the examiners again."""
     review = rt.settings.review
-    for exam in await rt.io(rt.exams.open):
+    for exam in await rt.io(rt.exams.all):
+        if exam.source.get("card_stale"):  # cancelled from the command line: the card is redrawn
+            await _show_card(rt, exam)
+            await rt.io(rt.exams.update, exam.request_id, _card_shown)
+        if not exam.open:
+            continue
         if not exam.source.get("card_ts"):  # queued by the CLI: its card (and comparison sheet) is posted now
             await _post_cli_card(rt, exam)
         async with rt.lock("exam:" + exam.request_id):
