@@ -232,13 +232,15 @@ def _queue_cli_review(core: Any, settings: Settings, result: Any, answers: Any, 
     channel."""
     from bot import contact_sheet, examination
     from bot.examination_store import ExaminationStore
+    from bot.retention import probe_cache_dir
     from bot.service import cli_source, queue_examination
     from bot.storage import ensure_private_dir, write_private_atomic
 
     sheet_name = f"{result.request_id}-comparison.jpg"
     try:  # written before the review is queued, so the server never posts the card without it
         sheet = contact_sheet.comparison_for(core.gallery, result, _face_crop(settings, data, face))
-        write_private_atomic(ensure_private_dir(settings.data_dir / "examinations") / sheet_name, sheet)
+        # With the cached probe faces: purged with them ([retention] dialog_state_days) if never posted.
+        write_private_atomic(ensure_private_dir(probe_cache_dir(settings.data_dir)) / sheet_name, sheet)
     except Exception as exc:  # noqa: BLE001 - a missing sheet must not lose the search: the examiner still gets the card
         print(wording.cli_sheet_failed(f"{type(exc).__name__}: {exc}"), file=sys.stderr)
         sheet_name = ""
@@ -297,6 +299,7 @@ def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
                 if error is None:
                     core.audit.append("review", request_id=request_id, action="cancel", by=who.id,
                                       call_number=exam.call_number)
+                    _drop_sheet(settings, exam.source.get("sheet"))
     except (AuditError, OSError) as exc:
         error = wording.audit_unwritable(str(exc))
     finally:
@@ -308,6 +311,14 @@ def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_ERROR
     _emit(args, {"cancelled": request_id}, wording.cli_cancelled(request_id))
     return EXIT_OK
+
+
+def _drop_sheet(settings: Settings, name: Any) -> None:
+    """A cancelled review's comparison sheet, if the server has not posted (and deleted) it yet."""
+    from bot.retention import probe_cache_dir
+
+    if isinstance(name, str) and name and "/" not in name:
+        (probe_cache_dir(settings.data_dir) / name).unlink(missing_ok=True)
 
 
 def cmd_gallery(args: argparse.Namespace, settings: Settings) -> int:

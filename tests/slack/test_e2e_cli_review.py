@@ -173,7 +173,7 @@ async def test_a_cli_review_gets_its_comparison_sheet_and_its_release_goes_to_th
     code, out = search(faces_dir, capsys)
     assert code == 4 and out == {"queued_for_review": out["queued_for_review"]}
     rid = out["queued_for_review"]
-    sheet = harness.data_dir / "examinations" / f"{rid}-comparison.jpg"
+    sheet = harness.data_dir / "cache" / "probes" / f"{rid}-comparison.jpg"  # purged like cached probe faces
     assert sheet.read_bytes()[:3] == b"\xff\xd8\xff"  # made by the CLI, where the photo is
     await flow.tick(bot.rt)
     await harness.idle()
@@ -255,9 +255,11 @@ async def test_the_cli_requester_cancels_a_request_waiting_for_approval_or_an_un
     queued = search(faces_dir, capsys)[1]["queued_for_review"]
     await flow.tick(bot.rt)
     await harness.idle()
+    queued_sheet = harness.data_dir / "cache" / "probes" / f"{queued}-comparison.jpg"
+    queued_sheet.write_bytes(b"left behind")  # as if the server had not posted it yet
     capsys.readouterr()
     assert cli(["cancel", waiting, "--json"]) == 0 and json.loads(capsys.readouterr().out) == {"cancelled": waiting}
-    assert cli(["cancel", queued]) == 0
+    assert cli(["cancel", queued]) == 0 and not queued_sheet.exists()  # the photo's face is not kept
     assert cli(["cancel", waiting]) == 1  # once
     assert wording.cli_cancel_too_late("cancelled") in capsys.readouterr().err
     assert cli(["cancel", "FR-NOSUCH0000"]) == 1
