@@ -97,6 +97,11 @@ class Pending:
     def open(self) -> bool:
         return self.status in (PENDING, APPROVED)
 
+    @property
+    def ended_at(self) -> str | None:
+        """When it was decided, expired or cancelled (None while open): retention counts from there."""
+        return None if self.open else (self.decided_at or self.created_at)
+
     def to_dict(self) -> dict[str, Any]:
         return copy.deepcopy({k: getattr(self, k) for k in self.__dataclass_fields__})
 

@@ -123,6 +123,11 @@ class Examination:
     def open(self) -> bool:
         return self.status in OPEN_STATUSES
 
+    @property
+    def ended_at(self) -> str | None:
+        """When it was released or cancelled (None while open): retention counts from there."""
+        return None if self.open else (self.released_at or self.updated_at)
+
     def examiners(self) -> list[str]:
         """Everyone who released a round, in order."""
         return [r["by"] for r in self.rounds]

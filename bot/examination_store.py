@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -21,6 +22,9 @@ class _Record(Protocol):
 
     @property
     def open(self) -> bool: ...
+
+    @property
+    def ended_at(self) -> str | None: ...
 
     def to_dict(self) -> dict[str, Any]: ...
 
@@ -74,6 +78,15 @@ class RecordStore(Generic[R]):
     def open(self) -> list[R]:
         """Records still in progress (a review queued or claimed; a request pending or approved)."""
         return [r for r in self.all() if r.open]
+
+    def delete_ended_before(self, cutoff: datetime) -> int:
+        """Remove records that ended before `cutoff` ([retention] dialog_state_days: the audit log keeps what
+        happened); returns how many."""
+        with self._locked():
+            old = [r.request_id for r in self.all() if r.ended_at and datetime.fromisoformat(r.ended_at) < cutoff]
+            if old:
+                self._table.remove(Query().request_id.one_of(old))
+        return len(old)
 
     def close(self) -> None:
         self._db.close()

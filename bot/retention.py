@@ -4,6 +4,8 @@ Shared by `python -m bot purge` and the server's daily job. What is kept and for
 
 - dialog state (`data_dir/slack/dialogs.json`): ended dialogs last changed more than `dialog_state_days` ago.
   Active dialogs are kept whatever their age (DialogStore.delete_older_than).
+- examiner reviews and CLI approvals (`data_dir/examinations.json`, `approvals.json`): those that ended more
+  than `dialog_state_days` ago; open ones are kept whatever their age (the audit log keeps what happened).
 - cached probe data (`data_dir/cache/probes/`): files whose modification time is more than
   `dialog_state_days` ago.
 - audit entries: only when `audit_retention_days` is set (0 = keep forever; config refuses under 365, CJIS
@@ -40,6 +42,7 @@ class PurgeReport:
     """What one purge removed."""
 
     dialogs_removed: int = 0
+    records_removed: int = 0  # ended examiner reviews and CLI approvals
     probe_files_removed: int = 0
     probe_bytes_removed: int = 0
     audit_removed: int = 0
@@ -56,7 +59,8 @@ class PurgeReport:
     def text(self) -> str:
         """One sentence for a person (CLI output, server log)."""
         return wording.purge_summary(self.dialogs_removed, self.probe_files_removed, self.audit_removed,
-                                     self.audit_kept_forever, self.audit_cutoff, self.audit_error)
+                                     self.audit_kept_forever, self.audit_cutoff, self.audit_error,
+                                     records=self.records_removed)
 
 
 def purge_dialogs(path: Path, cutoff: datetime, store: Any = None) -> int:
@@ -76,6 +80,23 @@ def purge_dialogs(path: Path, cutoff: datetime, store: Any = None) -> int:
         return opened.delete_older_than(cutoff)
     finally:
         opened.close()
+
+
+def purge_records(data_dir: Path, cutoff: datetime) -> int:
+    """Remove examiner reviews and CLI approvals that ended before `cutoff` (only files that exist are opened)."""
+    from bot.examination_store import ApprovalStore, ExaminationStore
+
+    removed = 0
+    for name, cls in (("examinations.json", ExaminationStore), ("approvals.json", ApprovalStore)):
+        path = Path(data_dir) / name
+        if not path.exists():
+            continue
+        store = cls(path)
+        try:
+            removed += store.delete_ended_before(cutoff)
+        finally:
+            store.close()
+    return removed
 
 
 def purge_probe_cache(cache_dir: Path, cutoff: datetime) -> tuple[int, int]:
@@ -136,6 +157,7 @@ def purge_expired(
     report = PurgeReport()
     state_cutoff = now - timedelta(days=keep.dialog_state_days)
     report.dialogs_removed = purge_dialogs(dialogs_path(settings.data_dir), state_cutoff, dialog_store)
+    report.records_removed = purge_records(settings.data_dir, state_cutoff)
     report.probe_files_removed, report.probe_bytes_removed = purge_probe_cache(
         probe_cache_dir(settings.data_dir), state_cutoff
     )

@@ -992,7 +992,7 @@ def bundle_written(path: str, count: int, chain_ok: bool) -> str:
 
 
 def purge_summary(dialogs: int, probe_files: int, audit_removed: int, audit_kept_forever: bool,
-                  audit_cutoff: str | None = None, audit_error: str | None = None) -> str:
+                  audit_cutoff: str | None = None, audit_error: str | None = None, *, records: int = 0) -> str:
     """What a retention purge removed (and, when it was refused, why no audit entry was)."""
     if audit_error:
         audit = f"audit entries: NOT purged: {_clip(audit_error, 500)}"
@@ -1004,8 +1004,8 @@ def purge_summary(dialogs: int, probe_files: int, audit_removed: int, audit_kept
     else:
         audit = f"audit entries: none older than {audit_cutoff}"
     return (
-        f"Retention purge: expired dialog states: {dialogs} removed; cached probe files: {probe_files} "
-        f"removed; {audit}."
+        f"Retention purge: expired dialog states: {dialogs} removed; ended reviews and approvals: {records} "
+        f"removed; cached probe files: {probe_files} removed; {audit}."
     )
 
 

@@ -141,3 +141,37 @@ def test_audit_retention_under_a_year_is_refused_with_the_cjis_reason(tmp_path: 
 def test_purge_needs_an_aware_time(data_dir: Path):
     with pytest.raises(ValueError, match="aware"):
         retention.purge_expired(settings_for(data_dir), now=datetime(2027, 1, 1))
+
+
+def test_ended_reviews_and_cli_approvals_older_than_dialog_state_days_are_removed_open_ones_kept(data_dir: Path):
+    from bot import approval, examination
+    from bot.examination_store import ApprovalStore, ExaminationStore
+
+    def exam(rid: str, at: datetime, status: str) -> examination.Examination:
+        e, _ = examination.queue(request_id=rid, requester_id="U1", call_number="26-012345", purpose="investigation",
+                                 justification="j", candidates=[], reviewers_required=1, now=at)
+        e.status = status
+        return e
+
+    def waiting(rid: str, at: datetime, status: str) -> approval.Pending:
+        return approval.Pending(request_id=rid, requester={"id": "os:a", "name": "a"}, slack_user="", answers={},
+                                reason="always", source={}, probe_sha256="", faces=[], face_index=1, encoding=None,
+                                created_at=at.isoformat(), status=status, decided_at=at.isoformat())
+
+    old, new = NOW - timedelta(days=31), NOW - timedelta(days=1)
+    exams = ExaminationStore(data_dir / "examinations.json")
+    for e in (exam("FR-OLDREL", old, "released"), exam("FR-OLDOPEN", old, "queued"), exam("FR-NEWREL", new, "released")):
+        exams.put(e)
+    exams.close()
+    approvals = ApprovalStore(data_dir / "approvals.json")
+    for p in (waiting("FR-OLDREF", old, "refused"), waiting("FR-OLDWAIT", old, "pending")):
+        approvals.put(p)
+    approvals.close()
+
+    report = retention.purge_expired(settings_for(data_dir), now=NOW)
+    assert report.records_removed == 2 and "ended reviews and approvals: 2 removed" in report.text()
+    exams, approvals = ExaminationStore(data_dir / "examinations.json"), ApprovalStore(data_dir / "approvals.json")
+    assert sorted(e.request_id for e in exams.all()) == ["FR-NEWREL", "FR-OLDOPEN"]  # an open review is never purged
+    assert [p.request_id for p in approvals.all()] == ["FR-OLDWAIT"]
+    exams.close()
+    approvals.close()
