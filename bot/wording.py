@@ -1635,6 +1635,7 @@ APPROVAL_REASON_LABEL = "Reason (recorded in the audit log)"
 APPROVAL_SUBMIT = "Record"
 NOT_SUPERVISOR = "Only supervisors listed in [review] supervisors or supervisor_groups can approve searches."
 SUPERVISOR_IS_REQUESTER = "You requested this search: another supervisor must approve it."
+APPROVAL_CLOSED = "This request is no longer waiting for a supervisor: it was decided, cancelled or expired."
 APPROVAL_CANCELLED = "Cancelled by the requester before a supervisor decided. No search was run."
 CARD_AWAITING_APPROVAL = "Attested. Waiting for a supervisor's approval: no search runs before it."
 

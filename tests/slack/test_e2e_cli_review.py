@@ -269,6 +269,17 @@ async def test_the_cli_requester_cancels_a_request_waiting_for_approval_or_an_un
     assert not [b for b in approval_card(slack)["blocks"] if b["type"] == "actions"]
     assert not [b for b in card(slack)["blocks"] if b["type"] == "actions"]
     assert wording.exam_status("cancelled") in block_texts(card(slack))
+    # A press that was already on its way (an old client still showing the buttons) records nothing.
+    from .signing import block_actions_payload, interaction_body, post, view_submission_payload
+
+    body = block_actions_payload(action_id="fr_approval_approve", value="cli:" + waiting, user_id=SUPERVISOR,
+                                 channel_id=REVIEW, message=approval_card(slack), block_id="approval")
+    assert (await post(harness.http, harness.bot.events_url, interaction_body(body))).status == 200
+    await harness.idle()
+    values = {"fr_approval_reason_text": {"value": {"type": "plain_text_input", "value": "late"}}}
+    reply = await post(harness.http, harness.bot.events_url,
+                       interaction_body(view_submission_payload(SUPERVISOR, slack.views()[-1], values)))
+    assert wording.APPROVAL_CLOSED in reply.text
     # The waiting one never searched and ends cancelled; the queued one's search stays, and its review is cancelled.
     assert sorted((e["request_id"], e["outcome"]) for e in harness.audit()) == sorted(
         [(waiting, "cancelled"), (queued, "review")])

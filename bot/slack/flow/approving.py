@@ -88,9 +88,12 @@ async def handle_button(rt: Runtime, body: dict[str, Any], action: dict[str, Any
     else:
         dialog = await rt.io(rt.store.get, value)
         requesters = (dialog.requester_id,) if dialog else ()
-    if not requesters or not user:
-        return
     channel = rt.settings.review.review_channel
+    if not user:
+        return
+    if not requesters:  # decided long ago and purged ([retention]): the card is history
+        await ephemeral(rt, channel, user, None, blocks.note(wording.APPROVAL_CLOSED, kind="approval_refused"))
+        return
     if not await roles.is_supervisor(rt, user):
         await ephemeral(rt, channel, user, None, blocks.note(wording.NOT_SUPERVISOR, kind="approval_refused"))
         return
@@ -126,12 +129,12 @@ async def submit_reason(rt: Runtime, body: dict[str, Any], view: dict[str, Any])
         outcome = await rt.io(rt.store.update, dialog_id, lambda d: request.on_approval(
             d, approved=approved, by=user, reason=reason, now=rt.now()))
     if outcome is None:
-        return {REASON_BLOCK: wording.EXAM_CLOSED}
+        return {REASON_BLOCK: wording.APPROVAL_CLOSED}
     dialog, effects = outcome
     if any(isinstance(e, request.NotRequester) for e in effects):
         return {REASON_BLOCK: wording.SUPERVISOR_IS_REQUESTER}
     if any(isinstance(e, request.Closed) for e in effects):
-        return {REASON_BLOCK: wording.EXAM_CLOSED}
+        return {REASON_BLOCK: wording.APPROVAL_CLOSED}
 
     async def after() -> None:
         for rid in dialog.request_ids:
@@ -177,11 +180,11 @@ async def _decide_cli(rt: Runtime, request_id: str, *, approved: bool, by: str, 
         outcome = await rt.io(rt.approvals.update, request_id, lambda p: approval.decide(
             p, approved=approved, by=by, reason=reason, now=rt.now()))
     if outcome is None:
-        return {REASON_BLOCK: wording.EXAM_CLOSED}
+        return {REASON_BLOCK: wording.APPROVAL_CLOSED}
     pending, effects = outcome
     refused = next((e for e in effects if isinstance(e, approval.Refused)), None)
     if refused is not None:
-        return {REASON_BLOCK: wording.SUPERVISOR_IS_REQUESTER if refused.why == "requester" else wording.EXAM_CLOSED}
+        return {REASON_BLOCK: wording.SUPERVISOR_IS_REQUESTER if refused.why == "requester" else wording.APPROVAL_CLOSED}
     rt.spawn(_apply_cli(rt, pending, effects), name=f"approval-{request_id}")
     return {}
 
