@@ -313,6 +313,37 @@ def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    """`status REQUEST_ID`: where your own command-line request stands (with a supervisor, with an examiner,
+    released); what `status` in a request thread tells a Slack requester. Reads no audit entry."""
+    import re
+
+    from bot.examination_store import ApprovalStore, ExaminationStore
+
+    request_id, who = _text(args.request_id) or "", _os_requester()
+    exams = ExaminationStore(settings.data_dir / "examinations.json")
+    approvals = ApprovalStore(settings.data_dir / "approvals.json")
+    try:
+        exam, pending = exams.get(request_id), approvals.get(request_id)
+    finally:
+        exams.close()
+        approvals.close()
+    if exam is not None and exam.requester_id == who.id:
+        obj = {"request_id": request_id, "review": exam.status, "claimed_by": exam.claimed_by}
+        text = wording.exam_status(exam.status, claimed_by=exam.claimed_by, decided=len(exam.current),
+                                   total=len(exam.candidates), round_no=len(exam.rounds) + 1,
+                                   rounds=exam.reviewers_required)
+    elif pending is not None and pending.requester.get("id") == who.id:
+        obj = {"request_id": request_id, "approval": pending.status, "decided_by": pending.decided_by or None}
+        text = wording.cli_approval_status(pending.status, pending.reason, pending.decided_by)
+    else:  # someone else's request is not confirmed to exist either
+        error = wording.cli_unknown_request(request_id)
+        _emit(args, {"request_id": request_id, "error": error}, f"error: {error}", stream=sys.stderr)
+        return EXIT_ERROR
+    _emit(args, obj, f"{request_id}: " + re.sub(r"<@([UW][A-Z0-9]+)>", r"\1", text))
+    return EXIT_OK
+
+
 def _drop_sheet(settings: Settings, name: Any) -> None:
     """A cancelled review's comparison sheet, if the server has not posted (and deleted) it yet."""
     from bot.retention import probe_cache_dir
@@ -685,6 +716,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("request_id", help="request id, e.g. FR-3F9A0C12D4")
     c.add_argument("--json", action="store_true", help="print one JSON object")
     c.set_defaults(func=cmd_cancel)
+
+    st = sub.add_parser("status", help="where your own search waiting for approval or an examiner stands")
+    st.add_argument("request_id", help="request id, e.g. FR-3F9A0C12D4")
+    st.add_argument("--json", action="store_true", help="print one JSON object")
+    st.set_defaults(func=cmd_status)
 
     pg = sub.add_parser("purge", help="apply [retention]: expired dialog state, cached probes, old audit entries")
     pg.set_defaults(func=cmd_purge)

@@ -1661,6 +1661,19 @@ def approval_expired_line(minutes: int) -> str:
     return f"No supervisor answered within {minutes_text(minutes)}: the request expired. No search was run."
 
 
+def cli_approval_status(status: str, reason: str, decided_by: str) -> str:
+    """Where a command-line request waiting for (or past) a supervisor's approval stands."""
+    why = APPROVAL_REASONS.get(reason) or _clip(reason, 100)
+    return {
+        "pending": f"Waiting for a supervisor's approval ({why}). No search has run.",
+        "approved": f"Approved by {mention(decided_by)}: the server runs the search at its next tick.",
+        "searched": f"Approved by {mention(decided_by)} and searched: the result went where `search` said it would.",
+        "refused": f"Refused by {mention(decided_by)}. No search was run.",
+        "expired": "Expired without a supervisor's answer. No search was run.",
+        "cancelled": "Cancelled by you. No search was run.",
+    }.get(status, _clip(status, 40))
+
+
 def cli_cancelled(request_id: str) -> str:
     return f"Cancelled {_clip(request_id, 100)}: no search result will be released for it. Recorded in the audit log."
 

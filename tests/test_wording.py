@@ -276,6 +276,7 @@ CALLS = {
     "cli_requester_label": [("alice (uid 1000)",), (HUGE,)],
     "cli_search_failed": [("FR-1",), (HUGE,)],
     "cli_cancelled": [("FR-1",), (HUGE,)],
+    "cli_approval_status": [("pending", "flagged", ""), ("searched", "always", "U0SUPER"), (HUGE, HUGE, HUGE)],
     "cli_cancel_too_late": [("approved",), (HUGE,)],
     "cli_unknown_request": [("FR-1",), (HUGE,)],
     "cli_sheet_failed": [("OSError: [Errno 28] No space left on device",), (HUGE,)],

@@ -119,6 +119,8 @@ async def test_an_approved_cli_search_runs_on_the_server_and_its_result_goes_to_
     assert [(e["action"], e["by"]) for e in reviews(harness)] == [("queued", "system"), ("approve", SUPERVISOR)]
     [done] = pending(harness)
     assert done.status == "searched" and done.encoding is None and not done.face_jpeg  # no template kept
+    capsys.readouterr()
+    assert cli(["status", rid]) == 0 and f"Approved by {SUPERVISOR} and searched" in capsys.readouterr().out
     assert wording.approval_decided(True, SUPERVISOR, "facts stand on their own") in block_texts(approval_card(slack))
     await flow.tick(bot.rt)  # a later tick runs nothing again
     await harness.idle()
@@ -183,6 +185,8 @@ async def test_a_cli_review_gets_its_comparison_sheet_and_its_release_goes_to_th
     await press(harness, slack, exam_card.ACTION_CLAIM, ANALYST)  # the requester's own Slack account
     assert wording.EXAM_NOT_YOUR_OWN in slack.ephemerals(REVIEW, ANALYST)[-1]["text"]
     await press(harness, slack, exam_card.ACTION_CLAIM, EXAMINER)
+    capsys.readouterr()
+    assert cli(["status", rid]) == 0 and f"Claimed by {EXAMINER}: 0 of 1" in capsys.readouterr().out  # no <@…>
     await press(harness, slack, exam_card.ACTION_DECIDE, EXAMINER, "|inconclusive")
     await press(harness, slack, exam_card.ACTION_RELEASE, EXAMINER)
     released = await harness.wait_kind("result", request_id=rid)
@@ -258,11 +262,18 @@ async def test_the_cli_requester_cancels_a_request_waiting_for_approval_or_an_un
     queued_sheet = harness.data_dir / "cache" / "probes" / f"{queued}-comparison.jpg"
     queued_sheet.write_bytes(b"left behind")  # as if the server had not posted it yet
     capsys.readouterr()
+    assert cli(["status", waiting, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"request_id": waiting, "approval": "pending", "decided_by": None}
+    assert cli(["status", queued]) == 0
+    assert capsys.readouterr().out.strip() == f"{queued}: {wording.exam_status('queued')}"
     assert cli(["cancel", waiting, "--json"]) == 0 and json.loads(capsys.readouterr().out) == {"cancelled": waiting}
     assert cli(["cancel", queued]) == 0 and not queued_sheet.exists()  # the photo's face is not kept
     assert cli(["cancel", waiting]) == 1  # once
     assert wording.cli_cancel_too_late("cancelled") in capsys.readouterr().err
     assert cli(["cancel", "FR-NOSUCH0000"]) == 1
+    assert cli(["status", "FR-NOSUCH0000"]) == 1
+    capsys.readouterr()
+    assert cli(["status", waiting]) == 0 and wording.cli_approval_status("cancelled", "", "") in capsys.readouterr().out
     await flow.tick(bot.rt)  # the server redraws both cards: no buttons left
     await harness.idle()
     assert block_texts(approval_card(slack))[-1] == wording.APPROVAL_CANCELLED
