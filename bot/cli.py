@@ -1,7 +1,8 @@
 """`python -m bot ...`: the command-line adapter for personnel with direct access.
 
 Exit codes (CONTRACTS.md): 0 the search ran; 1 error (audited as `error`); 2 denied by policy (audited as
-`denied`); 3 a face must be chosen; 4 queued for an examiner or waiting for a supervisor's approval. With --json, stdout is exactly one JSON object for every exit code.
+`denied`); 3 a face must be chosen; 4 queued for an examiner or waiting for a supervisor's approval
+(bot.cli_controls). With --json, stdout is exactly one JSON object for every exit code.
 """
 from __future__ import annotations
 
@@ -11,50 +12,22 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bot import wording
+from bot import cli_controls, wording
+from bot.cli_common import (
+    EXIT_BROKEN_CHAIN,
+    EXIT_CHOOSE_FACE,
+    EXIT_DENIED,
+    EXIT_ERROR,
+    EXIT_OK,
+    EXIT_QUEUED,
+)
+from bot.cli_common import emit as _emit
+from bot.cli_common import os_requester as _os_requester
+from bot.cli_common import text_arg as _text
 from bot.config import ConfigError, Settings, load_settings
-
-EXIT_OK, EXIT_ERROR, EXIT_DENIED, EXIT_CHOOSE_FACE = 0, 1, 2, 3
-EXIT_BROKEN_CHAIN = 4  # audit export|report|bundle: the output was written, but the chain does not verify
-EXIT_QUEUED = 4  # queued for an examiner ([review] mode "examiner") or awaiting approval: no candidate printed
-
-
-def _os_requester():
-    """The OS account running the command: from the process's uid, not $USER/$LOGNAME (which anyone can set)."""
-    import os
-    import pwd
-
-    from bot.service import Requester
-
-    uid = os.getuid()
-    try:
-        user = pwd.getpwuid(uid).pw_name
-    except KeyError:
-        user = f"uid{uid}"
-    name = f"{user} (uid {uid})"
-    sudo = os.environ.get("SUDO_USER")
-    if sudo and uid == 0:
-        name += f", via sudo from {_text(sudo)}"
-    return Requester(id=f"os:{user}", name=name)
-
-
-def _text(value: str | None) -> str | None:
-    """Command-line text as valid Unicode: bytes that are not UTF-8 (which Python decodes to lone surrogates)
-    become \\xNN, so the audit log can always record what was typed."""
-    if value is None:
-        return None
-    return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-
-
-def _emit(args: argparse.Namespace, obj: dict[str, Any], text: str, *, stream=None) -> None:
-    if getattr(args, "json", False):
-        print(json.dumps(obj, ensure_ascii=False, indent=2))
-    else:
-        print(text, file=stream or sys.stdout)
 
 
 def _read_probe(path: Path, max_bytes: int) -> bytes:
@@ -162,7 +135,7 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
         slack_user = settings.review.cli_slack_users.get(requester.id.removeprefix("os:"), "")
         reason = approval_reason(settings.review.approval, policy.justification_flags(answers.justification))
         if reason:  # a supervisor approves first (in Slack): no search before that
-            _await_approval(core, settings, request_id=request_id, answers=answers, requester=requester,
+            cli_controls.await_approval(core, settings, request_id=request_id, answers=answers, requester=requester,
                             slack_user=slack_user, reason=reason, source=source, probe=probe, face=face, data=data)
             _emit(args, {"awaiting_approval": request_id, "reason": reason},
                   wording.cli_awaiting_approval(request_id, reason, settings.review.approval_minutes, bool(slack_user)))
@@ -173,7 +146,7 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
             for_review=settings.review.mode == "examiner",
         )
         if result.outcome == "review":
-            _queue_cli_review(core, settings, result, answers, requester, slack_user, data, face)
+            cli_controls.queue_for_examiner(core, settings, result, answers, requester, slack_user, data, face)
     except ImageError as exc:
         # The hash of what was read is recorded even when it is not an image (which file was tried).
         return fail(exc.message, probe_sha256=hashlib.sha256(data).hexdigest() if data else None)
@@ -188,168 +161,6 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_QUEUED
     _emit(args, result.as_json(), wording.cli_result(result))
     return EXIT_OK
-
-
-def _await_approval(core: Any, settings: Settings, *, request_id: str, answers: Any, requester: Any, slack_user: str,
-                    reason: str, source: dict[str, Any], probe: Any, face: Any, data: bytes) -> None:
-    """Keep the request (and the chosen face's template, made after the attestation, and its crop) for a
-    supervisor: the server posts the approval card at its next tick and, once approved, runs the search."""
-    import base64
-
-    from bot import approval
-    from bot.examination_store import ApprovalStore
-
-    pending = approval.Pending(
-        request_id=request_id, requester=requester.as_dict(), slack_user=slack_user,
-        answers={"call_number": answers.call_number, "purpose": answers.purpose,
-                 "justification": answers.justification, "attested": answers.attested},
-        reason=reason, source=source, probe_sha256=probe.sha256,
-        faces=[f.as_dict() for f in probe.faces], face_index=face.index,
-        encoding=[float(x) for x in face.encoding], created_at=datetime.now(UTC).isoformat(),
-        face_jpeg=base64.b64encode(_face_crop(settings, data, face)).decode("ascii"))
-    core.audit.append("review", request_id=request_id, action="queued", by="system", stage="approval",
-                      reason=reason, request_ids=[request_id], call_number=answers.call_number)
-    store = ApprovalStore(settings.data_dir / "approvals.json")
-    try:
-        store.put(pending)
-    finally:
-        store.close()
-
-
-def _face_crop(settings: Settings, data: bytes, face: Any) -> bytes:
-    """The chosen face at the size examiners compare at (the photo already decoded safely in a face worker)."""
-    from bot import contact_sheet
-    from bot.faces.images import decode_image
-
-    rgb = decode_image(data, max_bytes=settings.images.max_bytes, max_pixels=settings.images.max_pixels)
-    return contact_sheet.face_crop_jpeg(rgb, face.box.as_dict())
-
-
-def _queue_cli_review(core: Any, settings: Settings, result: Any, answers: Any, requester: Any, slack_user: str,
-                      data: bytes, face: Any) -> None:
-    """Queue a CLI search for an examiner: the server posts its review card, and the comparison sheet made here
-    (the photo is only here), at its next tick; the release goes to the mapped Slack account or the review
-    channel."""
-    from bot import contact_sheet, examination
-    from bot.examination_store import ExaminationStore
-    from bot.retention import probe_cache_dir
-    from bot.service import cli_source, queue_examination
-    from bot.storage import ensure_private_dir, write_private_atomic
-
-    sheet_name = f"{result.request_id}-comparison.jpg"
-    try:  # written before the review is queued, so the server never posts the card without it
-        sheet = contact_sheet.comparison_for(core.gallery, result, _face_crop(settings, data, face))
-        # With the cached probe faces: purged with them ([retention] dialog_state_days) if never posted.
-        write_private_atomic(ensure_private_dir(probe_cache_dir(settings.data_dir)) / sheet_name, sheet)
-    except Exception as exc:  # noqa: BLE001 - a missing sheet must not lose the search: the examiner still gets the card
-        print(wording.cli_sheet_failed(f"{type(exc).__name__}: {exc}"), file=sys.stderr)
-        sheet_name = ""
-    store = ExaminationStore(settings.data_dir / "examinations.json")
-    try:
-        exam, effects = queue_examination(
-            store, result, answers, requester_id=requester.id, reviewers_required=settings.review.reviewers_required,
-            now=datetime.now(UTC), source={**cli_source(requester.name, slack_user), "sheet": sheet_name})
-    finally:
-        store.close()
-    for effect in effects:
-        if isinstance(effect, examination.Audit):
-            core.audit.append("review", request_id=exam.request_id, action=effect.action, by=effect.by,
-                              call_number=exam.call_number, **dict(effect.fields))
-
-
-def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
-    """`cancel REQUEST_ID`: withdraw your own command-line request while it waits for a supervisor or while no
-    examiner has claimed its review (exit 1 otherwise, saying why). Audited; the server redraws its card."""
-    from bot import approval, examination
-    from bot.audit import AuditError
-    from bot.examination_store import ApprovalStore, ExaminationStore
-    from bot.service import Core, Requester, record_ended
-
-    request_id, who, now = _text(args.request_id) or "", _os_requester(), datetime.now(UTC)
-    core = Core(settings)
-    approvals = ApprovalStore(settings.data_dir / "approvals.json")
-    exams = ExaminationStore(settings.data_dir / "examinations.json")
-    try:
-        core.audit.check_writable()
-        done = approvals.update(request_id, lambda p: approval.cancel(p, who.id, now))
-        if done is not None:
-            pending, effects = done
-            why = next((e.why for e in effects if isinstance(e, approval.Refused)), None)
-            if why is None:
-                core.audit.append("review", request_id=request_id, action="cancel", by=who.id, stage="approval",
-                                  call_number=pending.answers.get("call_number"))
-                record_ended(core, outcome="cancelled", request_id=request_id, requester=Requester(**pending.requester),
-                             answers=pending.policy_answers(), source=pending.source, probe_sha256=pending.probe_sha256,
-                             faces=pending.faces, face_index=pending.face_index)
-            error = {None: None, "not_requester": wording.EXAM_CANCEL_REQUESTER_ONLY}.get(
-                why, wording.cli_cancel_too_late(pending.status))
-        else:
-            def step(e: examination.Examination) -> examination.Result:
-                new, effects = examination.cancel(e, who.id, now)
-                if new.status == examination.CANCELLED:
-                    new.source["card_stale"] = True  # the server redraws the card at its next tick
-                return new, effects
-
-            done = exams.update(request_id, step)
-            if done is None:
-                error = wording.cli_unknown_request(request_id)
-            else:
-                exam, effects = done
-                error = next((e.reason for e in effects if isinstance(e, examination.Refused)), None)
-                if error is None:
-                    core.audit.append("review", request_id=request_id, action="cancel", by=who.id,
-                                      call_number=exam.call_number)
-                    _drop_sheet(settings, exam.source.get("sheet"))
-    except (AuditError, OSError) as exc:
-        error = wording.audit_unwritable(str(exc))
-    finally:
-        approvals.close()
-        exams.close()
-        core.close()
-    if error:
-        _emit(args, {"request_id": request_id, "error": error}, f"error: {error}", stream=sys.stderr)
-        return EXIT_ERROR
-    _emit(args, {"cancelled": request_id}, wording.cli_cancelled(request_id))
-    return EXIT_OK
-
-
-def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    """`status REQUEST_ID`: where your own command-line request stands (with a supervisor, with an examiner,
-    released); what `status` in a request thread tells a Slack requester. Reads no audit entry."""
-    import re
-
-    from bot.examination_store import ApprovalStore, ExaminationStore
-
-    request_id, who = _text(args.request_id) or "", _os_requester()
-    exams = ExaminationStore(settings.data_dir / "examinations.json")
-    approvals = ApprovalStore(settings.data_dir / "approvals.json")
-    try:
-        exam, pending = exams.get(request_id), approvals.get(request_id)
-    finally:
-        exams.close()
-        approvals.close()
-    if exam is not None and exam.requester_id == who.id:
-        obj = {"request_id": request_id, "review": exam.status, "claimed_by": exam.claimed_by}
-        text = wording.exam_status(exam.status, claimed_by=exam.claimed_by, decided=len(exam.current),
-                                   total=len(exam.candidates), round_no=len(exam.rounds) + 1,
-                                   rounds=exam.reviewers_required)
-    elif pending is not None and pending.requester.get("id") == who.id:
-        obj = {"request_id": request_id, "approval": pending.status, "decided_by": pending.decided_by or None}
-        text = wording.cli_approval_status(pending.status, pending.reason, pending.decided_by)
-    else:  # someone else's request is not confirmed to exist either
-        error = wording.cli_unknown_request(request_id)
-        _emit(args, {"request_id": request_id, "error": error}, f"error: {error}", stream=sys.stderr)
-        return EXIT_ERROR
-    _emit(args, obj, f"{request_id}: " + re.sub(r"<@([UW][A-Z0-9]+)>", r"\1", text))
-    return EXIT_OK
-
-
-def _drop_sheet(settings: Settings, name: Any) -> None:
-    """A cancelled review's comparison sheet, if the server has not posted (and deleted) it yet."""
-    from bot.retention import probe_cache_dir
-
-    if isinstance(name, str) and name and "/" not in name:
-        (probe_cache_dir(settings.data_dir) / name).unlink(missing_ok=True)
 
 
 def cmd_gallery(args: argparse.Namespace, settings: Settings) -> int:
@@ -715,12 +526,12 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("cancel", help="withdraw your own search waiting for approval or an examiner (unclaimed)")
     c.add_argument("request_id", help="request id, e.g. FR-3F9A0C12D4")
     c.add_argument("--json", action="store_true", help="print one JSON object")
-    c.set_defaults(func=cmd_cancel)
+    c.set_defaults(func=cli_controls.cmd_cancel)
 
     st = sub.add_parser("status", help="where your own search waiting for approval or an examiner stands")
     st.add_argument("request_id", help="request id, e.g. FR-3F9A0C12D4")
     st.add_argument("--json", action="store_true", help="print one JSON object")
-    st.set_defaults(func=cmd_status)
+    st.set_defaults(func=cli_controls.cmd_status)
 
     pg = sub.add_parser("purge", help="apply [retention]: expired dialog state, cached probes, old audit entries")
     pg.set_defaults(func=cmd_purge)
