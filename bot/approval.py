@@ -9,12 +9,12 @@ refused or expired request keeps no biometric data, and an approved one keeps it
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from bot import policy
+from bot.records import JsonRecord
 
 PENDING, APPROVED, REFUSED, EXPIRED, SEARCHED, CANCELLED = (
     "pending", "approved", "refused", "expired", "searched", "cancelled")
@@ -71,7 +71,7 @@ class Refused(Effect):
 
 
 @dataclass
-class Pending:
+class Pending(JsonRecord):
     """One CLI request waiting for a supervisor, as persisted."""
 
     request_id: str
@@ -101,16 +101,6 @@ class Pending:
     def ended_at(self) -> str | None:
         """When it was decided, expired or cancelled (None while open): retention counts from there."""
         return None if self.open else (self.decided_at or self.created_at)
-
-    def to_dict(self) -> dict[str, Any]:
-        return copy.deepcopy({k: getattr(self, k) for k in self.__dataclass_fields__})
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Pending:
-        return cls(**{k: copy.deepcopy(data[k]) for k in cls.__dataclass_fields__ if k in data})
-
-    def copy(self) -> Pending:
-        return Pending.from_dict(self.to_dict())
 
     def policy_answers(self) -> policy.Answers:
         """The answers as the policy checks and the audit record them."""

@@ -56,7 +56,7 @@ def queue_for_examiner(core: Any, settings: Settings, result: Any, answers: Any,
     channel."""
     from bot import contact_sheet, examination
     from bot.examination_store import ExaminationStore
-    from bot.retention import probe_cache_dir
+    from bot.retention import cli_sheet_path
     from bot.service import cli_source, queue_examination
     from bot.storage import ensure_private_dir, write_private_atomic
 
@@ -64,7 +64,9 @@ def queue_for_examiner(core: Any, settings: Settings, result: Any, answers: Any,
     try:  # written before the review is queued, so the server never posts the card without it
         sheet = contact_sheet.comparison_for(core.gallery, result, _face_crop(settings, data, face))
         # With the cached probe faces: purged with them ([retention] dialog_state_days) if never posted.
-        write_private_atomic(ensure_private_dir(probe_cache_dir(settings.data_dir)) / sheet_name, sheet)
+        path = cli_sheet_path(settings.data_dir, sheet_name)
+        ensure_private_dir(path.parent)
+        write_private_atomic(path, sheet)
     except Exception as exc:  # noqa: BLE001 - a missing sheet must not lose the search: the examiner still gets the card
         print(wording.cli_sheet_failed(f"{type(exc).__name__}: {exc}"), file=sys.stderr)
         sheet_name = ""
@@ -170,7 +172,8 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 def _drop_sheet(settings: Settings, name: Any) -> None:
     """A cancelled review's comparison sheet, if the server has not posted (and deleted) it yet."""
-    from bot.retention import probe_cache_dir
+    from bot.retention import cli_sheet_path
 
-    if isinstance(name, str) and name and "/" not in name:
-        (probe_cache_dir(settings.data_dir) / name).unlink(missing_ok=True)
+    path = cli_sheet_path(settings.data_dir, name)
+    if path is not None:
+        path.unlink(missing_ok=True)

@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot import wording
+from bot.records import JsonRecord
 
 POSSIBLE_LEAD, NOT_SAME, INCONCLUSIVE = "possible_lead", "not_same_person", "inconclusive"
 DECISIONS = (POSSIBLE_LEAD, NOT_SAME, INCONCLUSIVE)
@@ -92,7 +93,7 @@ class Ended(Effect):
 
 
 @dataclass
-class Examination:
+class Examination(JsonRecord):
     """One search's review, as persisted between inputs."""
 
     request_id: str
@@ -131,16 +132,6 @@ class Examination:
     def examiners(self) -> list[str]:
         """Everyone who released a round, in order."""
         return [r["by"] for r in self.rounds]
-
-    def to_dict(self) -> dict[str, Any]:
-        return copy.deepcopy({k: getattr(self, k) for k in self.__dataclass_fields__})
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Examination:
-        return cls(**{k: copy.deepcopy(data[k]) for k in cls.__dataclass_fields__ if k in data})
-
-    def copy(self) -> Examination:
-        return Examination.from_dict(self.to_dict())
 
 
 Result = tuple[Examination, list[Effect]]

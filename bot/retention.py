@@ -82,6 +82,14 @@ def purge_dialogs(path: Path, cutoff: datetime, store: Any = None) -> int:
         opened.close()
 
 
+def cli_sheet_path(data_dir: Path, name: object) -> Path | None:
+    """Where the comparison sheet a CLI review names (`source["sheet"]`) waits, with the cached probe faces;
+    None for no name or one that is not a plain file name (the record is read back from disk)."""
+    if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
+        return None
+    return probe_cache_dir(data_dir) / name
+
+
 def purge_records(data_dir: Path, cutoff: datetime) -> int:
     """Remove examiner reviews and CLI approvals that ended before `cutoff` (only files that exist are opened)."""
     from bot.examination_store import ApprovalStore, ExaminationStore

@@ -1592,16 +1592,19 @@ def exam_ping(group_ids: Sequence[str], request_id: str, urgent: bool) -> str:
 EXAM_NOT_EXAMINER = "Only trained examiners listed in [review] examiners or examiner_groups can review searches."
 
 
+def _cli_where(mapped: bool) -> str:
+    return ("sent to you in Slack by direct message" if mapped
+            else "posted in the review channel (no Slack account is mapped to you: [review] cli_slack_users)")
+
+
 def cli_queued_for_review(request_id: str, mapped: bool = False) -> str:
-    where = ("sent to you in Slack by direct message" if mapped
-             else "posted in the review channel (no Slack account is mapped to you: [review] cli_slack_users)")
+    where = _cli_where(mapped)
     return (f"Searched, and queued for examiner review as {_clip(request_id, 100)}: no candidate is shown before "
             f"a trained examiner releases the review (GO 375.01 A.3). The release will be {where}.")
 
 
 def cli_awaiting_approval(request_id: str, reason: str, minutes: int, mapped: bool = False) -> str:
-    where = ("sent to you in Slack by direct message" if mapped
-             else "posted in the review channel (no Slack account is mapped to you: [review] cli_slack_users)")
+    where = _cli_where(mapped)
     return (f"Not searched yet: {_clip(request_id, 100)} waits for a supervisor's approval in Slack, because "
             f"{APPROVAL_REASONS.get(reason) or _clip(reason, 100)}. Approved, the server runs the search and the "
             f"result will be {where}; unanswered within {minutes_text(minutes)}, the request expires.")

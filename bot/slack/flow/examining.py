@@ -12,7 +12,7 @@ from bot import service, wording
 from bot.faces.quality import level_of
 from bot.faces.quality import problems as quality_problems
 from bot.request import Dialog, ImageRequest
-from bot.retention import probe_cache_dir
+from bot.retention import cli_sheet_path
 from bot.slack import blocks, exam_card, roles
 from bot.slack.calls import SLACK_ERRORS, error_text
 from bot.slack.flow.effects import (
@@ -128,9 +128,8 @@ async def _post_cli_card(rt: Runtime, exam: ex.Examination) -> None:
     """The card of a review the CLI queued, and the comparison sheet the CLI left beside the store (then
     deleted: the photo's face is not kept once it is in the review channel)."""
     card_ts = await _show_card(rt, exam)
-    name = str(exam.source.get("sheet") or "")
-    path = probe_cache_dir(rt.settings.data_dir) / name
-    if not card_ts or not name or "/" in name or not path.is_file():
+    path = cli_sheet_path(rt.settings.data_dir, exam.source.get("sheet"))
+    if not card_ts or path is None or not path.is_file():
         return
     if await post_comparison(rt, card_ts, exam.request_id, await rt.io(path.read_bytes)):
         await rt.io(path.unlink, missing_ok=True)
