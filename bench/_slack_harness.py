@@ -35,7 +35,7 @@ from aiohttp import web
 
 from bot.config import FacesSettings, ImageSettings, Settings, SlackSettings
 from bot.faces.engine import FaceEngine
-from bot.request import ACTION_ATTEST
+from bot.request.transitions import ACTION_ATTEST
 from tests.conftest import link_subjects
 from tests.slack.double import TOKEN, Call, SlackDouble
 from tests.slack.signing import (

@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.draw_review_card [OUT.svg]      # default: docs/review-card.svg
 
-The card is the real one: a sample examination made by `bot.examination` (queued, claimed, one candidate
+The card is the real one: a sample examination made by `bot.controls.examination` (queued, claimed, one candidate
 decided) and rendered by `bot.slack.exam_card.review_card`; this module only paints its Block Kit blocks the
 way Slack lays them out, then the comparison sheet posted in the card's thread, with the geometry of
 `bot.contact_sheet.comparison_sheet`. The faces are drawn (vector cartoons): no photo of anyone enters the
@@ -20,8 +20,8 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from bot import contact_sheet as cs
-from bot import examination as ex
 from bot import wording
+from bot.controls import examination as ex
 from bot.slack.exam_card import review_card
 
 REPO = Path(__file__).resolve().parent.parent

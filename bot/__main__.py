@@ -1,5 +1,5 @@
-"""`python -m bot`: see bot.cli."""
-from bot.cli import main
+"""`python -m bot`: see bot.cli.main."""
+from bot.cli.main import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -1,7 +1,7 @@
 """The search flow shared by the CLI and Slack: policy gate -> probe -> 1:N search -> audit.
 
 Adapters collect answers and bytes; this module decides and records. Every path that ends a request
-writes exactly one audit entry with one of the closed outcomes (see bot.audit.OUTCOMES).
+writes exactly one audit entry with one of the closed outcomes (see bot.store.audit_log.OUTCOMES).
 """
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot import policy, wording
-from bot.audit import AuditLog
+from bot.audit.refusals import RefusalAggregator
 from bot.config import Settings
 from bot.faces.engine import Face, FaceEngine, Probe, model_info
 from bot.faces.gallery import Candidate, Gallery
-from bot.refusals import RefusalAggregator
-from bot.storage import ensure_private_dir
+from bot.store.audit_log import AuditLog
+from bot.store.disk import ensure_private_dir
 
 
 class SearchUnavailable(Exception):
@@ -130,7 +130,7 @@ class Core:
 
     @property
     def refusals(self) -> RefusalAggregator:
-        """Folds refused attempts by people who hold no role (bot.refusals; the server's only)."""
+        """Folds refused attempts by people who hold no role (bot.audit.refusals; the server's only)."""
         if self._refusals is None:
             self._refusals = RefusalAggregator(self.audit, self.settings.audit.refusal_window_minutes)
         return self._refusals
@@ -181,7 +181,7 @@ def record_denied(
     fold_at: datetime | None = None,
 ) -> dict[str, Any] | None:
     """Audit a refused request (policy gate or authorisation). With `fold_at` (the time; for someone who holds
-    no role) the refusal may be folded with that person's others (bot.refusals): None when it was."""
+    no role) the refusal may be folded with that person's others (bot.audit.refusals): None when it was."""
     fields = {"outcome": "denied", "request_id": request_id, "requester": requester.as_dict(),
               "denied": list(reasons), **source, **policy_fields(answers)}
     if fold_at is not None:
@@ -337,9 +337,9 @@ def cli_source(requester_name: str, slack_user: str) -> dict[str, Any]:
 
 def queue_examination(store: Any, result: SearchResult, answers: policy.Answers, *, requester_id: str,
                       reviewers_required: int, now: datetime, source: dict[str, Any]) -> tuple[Any, list]:
-    """Put a search's candidates in the examiner queue (bot.examination); the caller carries out the effects
+    """Put a search's candidates in the examiner queue (bot.controls.examination); the caller carries out the effects
     (its `queued` audit entry, the review card). `store` is an ExaminationStore."""
-    from bot import examination
+    from bot.controls import examination
 
     exam, effects = examination.queue(
         request_id=result.request_id, requester_id=requester_id, call_number=answers.call_number or "",

@@ -819,8 +819,8 @@ def report_text(report: Any, *, for_slack: bool = True) -> str:
     median time to result, counts by purpose and by requester.
 
     `report` needs month_title, timezone, total, by_outcome, searches_run, with_candidate, candidate_share,
-    median_seconds_to_result, timed_searches, refused_commands, by_purpose, by_requester (bot.review.MonthlyReport
-    fits). Folded refusals count as the attempts they stand for (bot.refusals).
+    median_seconds_to_result, timed_searches, refused_commands, by_purpose, by_requester (bot.oversight.review.MonthlyReport
+    fits). Folded refusals count as the attempts they stand for (bot.audit.refusals).
     For Slack, names are escaped and the requester list is cut to fit one section.
     """
     show: Callable[[str], str] = (lambda t: _clip(t, 60)) if for_slack else str
@@ -1167,7 +1167,7 @@ def status_head_line(head: Mapping[str, Any] | None) -> str:
 
 
 def head_check_text(check: Any) -> str:
-    """`audit verify --head SEQ:MAC`: whether the log still holds the published head (bot.audit.HeadCheck)."""
+    """`audit verify --head SEQ:MAC`: whether the log still holds the published head (bot.store.audit_log.HeadCheck)."""
     given = f"entry {check.seq} with MAC {_clip(check.mac, 16)}"
     if check.problem is None:
         return f"The audit log holds the published head: {given}."
@@ -1706,14 +1706,12 @@ def approval_refused_line(reason: str) -> str:
     return f"A supervisor refused this search: {_clip(reason or 'no reason given', 500)}. No search was run."
 
 
-def exam_queue_line(request_id: str, urgent: bool, status: str, claimed_by: str | None, queued_at: str,
-                    candidates: int, tz: str = "UTC") -> str:
-    """One open review in `/frs review`."""
-    from bot.review import local_time
-
+def exam_queue_line(request_id: str, urgent: bool, status: str, claimed_by: str | None, queued: str,
+                    candidates: int) -> str:
+    """One open review in `/frs review`; `queued` is its local time, as the caller's timezone writes it."""
     who = f"claimed by {mention(claimed_by)}" if claimed_by else "unclaimed"
     flag = "URGENT · " if urgent else ""
-    return (f"{flag}{_clip(request_id, 100)} · queued {_clip(local_time(queued_at, tz), 40)} · {who} · "
+    return (f"{flag}{_clip(request_id, 100)} · queued {_clip(queued, 40)} · {who} · "
             f"{count_noun(candidates, 'candidate')}")
 
 

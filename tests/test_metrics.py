@@ -5,8 +5,8 @@ from datetime import UTC, datetime, timedelta
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot.audit import AuditLog
 from bot.metrics import OUTCOMES, Metrics
+from bot.store.audit_log import AuditLog
 
 KEY = {"BOT_AUDIT_KEY": "metrics-test-key-0123456789"}
 

@@ -283,8 +283,8 @@ CALLS = {
     "comparison_title": [("FR-1", "26-012345"), (HUGE, HUGE)],
     "comparison_upload_title": [("FR-1",), (HUGE,)],
     "approval_expired_line": [(60,), (10**6,)],
-    "exam_queue_line": [("FR-1", True, "claimed", "U0EX", "2026-03-02T17:00:00Z", 10), (HUGE, False, "queued", None,
-                                                                                      "2026-03-02T17:00:00Z", 1)],
+    "exam_queue_line": [("FR-1", True, "claimed", "U0EX", "2026-03-02 09:00:00", 10), (HUGE, False, "queued", None,
+                                                                                      "2026-03-02 09:00:00", 1)],
     "exam_queue_status": [(3,)],
     "approval_queue_status": [(0,), (10**6,)],
     "exam_decision_recorded": [(1, HUGE, "possible_lead"), (2, "x", HUGE)],
@@ -421,7 +421,7 @@ def _public_functions() -> set[str]:
 
 
 def test_the_review_queue_lists_at_most_twenty_five_open_reviews_within_the_limit():
-    lines = [wording.exam_queue_line("FR-0123456789", True, "claimed", "U0EXAMINER", "2026-03-02T17:00:00Z", 10)] * 100
+    lines = [wording.exam_queue_line("FR-0123456789", True, "claimed", "U0EXAMINER", "2026-03-02 09:00:00", 10)] * 100
     assert len(wording.exam_queue_text(lines)) <= LIMIT and wording.exam_queue_text([]) == "No examiner review is open."
 
 
@@ -569,8 +569,8 @@ def test_status_text_gives_gallery_operating_point_model_threshold_version_and_q
 
 
 def test_names_and_file_names_cannot_forge_a_line_or_pass_for_someone_else():
-    evil = "Pat\nCRITICAL bot.audit: audit chain verified OK\u2028x (U0CAPTAIN)\u202e"
-    assert wording.one_line(evil) == "Pat CRITICAL bot.audit: audit chain verified OK x (U0CAPTAIN)"
+    evil = "Pat\nCRITICAL bot.store.audit_log: audit chain verified OK\u2028x (U0CAPTAIN)\u202e"
+    assert wording.one_line(evil) == "Pat CRITICAL bot.store.audit_log: audit chain verified OK x (U0CAPTAIN)"
     assert wording.person_name(evil).endswith("x [U0CAPTAIN]")
     [line] = wording.audit_lines([{"kind": "search", "ts": "2026-03-02T17:00:00Z", "request_id": "FR-1",
                                    "requester": {"id": "U0REAL", "name": evil}, "outcome": "denied"}])

@@ -43,7 +43,7 @@ import numpy as np
 
 from bot.faces import calibration
 from bot.faces.search import MAX_K, squared_norms
-from bot.storage import ensure_private_dir, fsync_dir, write_private_atomic
+from bot.store.disk import ensure_private_dir, fsync_dir, write_private_atomic
 
 DIM = 128
 GALLERY_DIR = "gallery"
@@ -258,7 +258,7 @@ class Gallery:
         self._calibration = self._load_calibration(generation, subjects) if rows else None
 
     def _calibration_stats(self) -> dict | None:
-        """The operating point without its target (a setting, which bot.cli adds), and the score version."""
+        """The operating point without its target (a setting, which bot.cli.main adds), and the score version."""
         if self._calibration is None:
             return None
         point = self._calibration.operating_point(None)

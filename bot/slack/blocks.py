@@ -1,7 +1,7 @@
 """Every message the bot posts in Slack, as Block Kit built with `slack_sdk.models.blocks`.
 
 Texts come from `bot.wording` (which escapes and clips whatever a person typed); this module only arranges
-them into blocks, adds the buttons whose action ids `bot.request.on_action` parses, and attaches the message
+them into blocks, adds the buttons whose action ids `bot.request.transitions.on_action` parses, and attaches the message
 metadata that makes channel archives machine-readable (CONTRACTS "Metadata").
 
 Every mrkdwn text is `verbatim`, so Slack does not auto-link plain text such as "@channel" in an echoed
@@ -32,11 +32,12 @@ from slack_sdk.models.blocks.basic_components import ConfirmObject
 from slack_sdk.models.metadata import Metadata
 
 from bot import policy as _policy
-from bot import request, wording
+from bot import wording
 from bot.config import PolicySettings
 from bot.faces.quality import level_of
 from bot.faces.quality import problems as quality_problems
-from bot.request import Dialog, ImageRequest, Step
+from bot.request import transitions
+from bot.request.transitions import Dialog, ImageRequest, Step
 
 EVENT_TYPE = "fr_search"  # Slack: event_type must match [A-Za-z0-9_]+
 MAX_BLOCKS = 50
@@ -146,7 +147,7 @@ def _fallback(*parts: str) -> str:
 def _cancel_button(dialog: Dialog) -> ButtonElement:
     return ButtonElement(
         text=wording.CANCEL_BUTTON,
-        action_id=request.ACTION_CANCEL,
+        action_id=transitions.ACTION_CANCEL,
         value=dialog.dialog_id,
         style="danger",
         confirm=ConfirmObject(
@@ -194,7 +195,7 @@ def _chosen_face(image: ImageRequest) -> dict[str, Any] | None:
 # --- the request thread ------------------------------------------------------------------------------------------
 
 
-def invalid_text(effect: request.Invalid, dialog: Dialog | None, policy: PolicySettings) -> str:
+def invalid_text(effect: transitions.Invalid, dialog: Dialog | None, policy: PolicySettings) -> str:
     """One short line: the answer as read and what is expected (the card still asks the question)."""
     code = effect.code
     if code == "unknown_call":
@@ -213,7 +214,7 @@ def invalid_text(effect: request.Invalid, dialog: Dialog | None, policy: PolicyS
     return effect.reason or wording.escape_slack(code)
 
 
-def invalid(effect: request.Invalid, dialog: Dialog, policy: PolicySettings) -> Message:
+def invalid(effect: transitions.Invalid, dialog: Dialog, policy: PolicySettings) -> Message:
     """Why an answer was not accepted, in one short line (never the whole question again)."""
     text = invalid_text(effect, dialog, policy)
     return Message(
@@ -223,7 +224,7 @@ def invalid(effect: request.Invalid, dialog: Dialog, policy: PolicySettings) -> 
     )
 
 
-def confirm_call(effect: request.ConfirmCall, dialog: Dialog) -> Message:
+def confirm_call(effect: transitions.ConfirmCall, dialog: Dialog) -> Message:
     """A call number dispatch never posted: confirm it, or take a suggested one (buttons on the card)."""
     text = wording.confirm_call_line(effect.value, effect.suggestions)
     return Message(_fallback(text), [_section(text)],
@@ -320,7 +321,7 @@ def ended(dialog: Dialog, kind: str, *, timeout_minutes: int | None = None,
     ended and what was kept, instead of saying no search was run."""
     ended_ids = list(request_ids)
     kept = [i.request_id for i in dialog.images if ended_ids and i.request_id not in ended_ids
-            and (i.outcome in ("candidates", "no_candidate") or i.status == request.SEARCHING)]
+            and (i.outcome in ("candidates", "no_candidate") or i.status == transitions.SEARCHING)]
     if kept and kind in ("cancelled", "expired"):
         text = wording.dialog_ended_partly(kind, ended_ids, kept)
     elif kind == "cancelled":

@@ -35,7 +35,7 @@ from bot import policy, wording
 from bot.config import Settings
 from bot.slack import blocks
 from bot.slack.blocks import Message
-from bot.storage import ensure_private_dir, open_tinydb
+from bot.store.disk import ensure_private_dir, open_tinydb
 
 log = logging.getLogger(__name__)
 

@@ -25,11 +25,12 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from bot import policy as _policy
-from bot import request, wording
+from bot import wording
 from bot.config import Settings
 from bot.faces.quality import level_of
 from bot.faces.quality import problems as quality_problems
-from bot.request import Dialog, ImageRequest, Step
+from bot.request import transitions
+from bot.request.transitions import Dialog, ImageRequest, Step
 from bot.slack.blocks import (
     ACTIONS_LIMIT,
     MAX_FACE_BUTTON_BLOCKS,
@@ -65,11 +66,11 @@ def _face_note(face: dict[str, Any] | None) -> str | None:
 def _photo_line(image: ImageRequest) -> str:
     faces = list(image.faces or ())
     name = image.file_name
-    if image.status == request.PENDING:
+    if image.status == transitions.PENDING:
         return wording.CARD_PHOTO_READING
-    if image.status == request.DONE and image.outcome == "error" and (image.error and not image.face_index):
+    if image.status == transitions.DONE and image.outcome == "error" and (image.error and not image.face_index):
         return wording.card_photo_problem(name, wording.card_problem(image.error))
-    if image.status == request.NEEDS_FACE:
+    if image.status == transitions.NEEDS_FACE:
         return wording.card_photo_choose(name, len(faces))
     chosen = next((f for f in faces if f.get("index") == image.face_index), None)
     if len(faces) > 1 and image.face_index:
@@ -83,7 +84,7 @@ def _face_buttons(dialog: Dialog, image: ImageRequest, first_block: int) -> list
     buttons = [
         ButtonElement(
             text=wording.face_button(int(f.get("index", k)), level_of(f) == "too_small"),
-            action_id=f"{request.ACTION_FACE}:{f.get('index', k)}",
+            action_id=f"{transitions.ACTION_FACE}:{f.get('index', k)}",
             value=f"{image.request_id}:{f.get('index', k)}",
         )
         for k, f in enumerate(image.faces or (), start=1)
@@ -132,17 +133,17 @@ def _answer_lines(dialog: Dialog, settings: Settings) -> list[str]:
 
 def _question_buttons(dialog: Dialog) -> list[ButtonElement]:
     if dialog.step is Step.CALL_NUMBER and dialog.pending_call:
-        return [ButtonElement(text=wording.use_call_button(c), action_id=f"{request.ACTION_CALL}:{k}", value=c)
+        return [ButtonElement(text=wording.use_call_button(c), action_id=f"{transitions.ACTION_CALL}:{k}", value=c)
                 for k, c in enumerate([dialog.pending_call, *dialog.suggestions], start=1)]
     if dialog.step is Step.PURPOSE:
         return [ButtonElement(text=wording.purpose_button(p.number, p.label),
-                              action_id=f"{request.ACTION_PURPOSE}:{p.number}", value=p.code)
+                              action_id=f"{transitions.ACTION_PURPOSE}:{p.number}", value=p.code)
                 for p in _policy.PURPOSES]
     return []
 
 
 def _form_button() -> ButtonElement:
-    return ButtonElement(text=wording.FORM_BUTTON, action_id=request.ACTION_FORM, value="form")
+    return ButtonElement(text=wording.FORM_BUTTON, action_id=transitions.ACTION_FORM, value="form")
 
 
 def _outcome_line(dialog: Dialog) -> str | None:
@@ -173,7 +174,7 @@ def offer(dialog: Dialog) -> Message:
         return Message(_fallback(text), [_context(text)], meta("card", dialog=dialog, step=dialog.step,
                                                                  started=False))
     text = wording.OFFER_TEXT
-    start = ButtonElement(text=wording.START_BUTTON, action_id=request.ACTION_START, value=dialog.dialog_id,
+    start = ButtonElement(text=wording.START_BUTTON, action_id=transitions.ACTION_START, value=dialog.dialog_id,
                           style="primary")
     blocks: list[Block] = [_section(text), _actions(dialog, 1, [start, _form_button()])]
     return Message(_fallback(text), blocks, meta("card", dialog=dialog, step=dialog.step, started=False))
@@ -190,14 +191,14 @@ def request_card(dialog: Dialog, settings: Settings) -> Message:
     blocks.append(_section("\n".join(lines)))
     n = 1
     for image in dialog.images:
-        if image.status == request.NEEDS_FACE and not dialog.terminal:
+        if image.status == transitions.NEEDS_FACE and not dialog.terminal:
             face_blocks = _face_buttons(dialog, image, n)
             blocks += face_blocks
             n += len(face_blocks)
     if dialog.step is Step.ATTESTATION:
         blocks.append(_section(wording.ATTESTATION))
         blocks.append(_context(wording.CARD_ASK_ATTESTATION))
-        attest = ButtonElement(text=wording.ATTEST_BUTTON, action_id=request.ACTION_ATTEST, value="attest",
+        attest = ButtonElement(text=wording.ATTEST_BUTTON, action_id=transitions.ACTION_ATTEST, value="attest",
                                style="primary")
         blocks.append(_actions(dialog, n, [attest, _cancel_button(dialog)]))
     elif dialog.step in (Step.CALL_NUMBER, Step.PURPOSE, Step.JUSTIFICATION):
@@ -207,7 +208,7 @@ def request_card(dialog: Dialog, settings: Settings) -> Message:
     outcome = _outcome_line(dialog)
     if outcome:
         blocks.append(_context(outcome))
-    asked = next((i.request_id for i in dialog.images if i.status == request.NEEDS_FACE and i.face_asked), None)
+    asked = next((i.request_id for i in dialog.images if i.status == transitions.NEEDS_FACE and i.face_asked), None)
     return Message(_fallback(header, *lines), blocks[:50],
                    meta("card", dialog=dialog, step=dialog.step, started=True,
                         flags=",".join(dialog.flags) or None, face_request=asked))
@@ -255,11 +256,11 @@ def form_values(view: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-def form_errors(effects: list[request.Effect], settings: Settings) -> dict[str, str]:
+def form_errors(effects: list[transitions.Effect], settings: Settings) -> dict[str, str]:
     """Inline errors for the form, keyed by block id, from the refused answers of `on_form`."""
     errors: dict[str, str] = {}
     for effect in effects:
-        if isinstance(effect, request.Invalid) and effect.step in STEP_FIELDS:
+        if isinstance(effect, transitions.Invalid) and effect.step in STEP_FIELDS:
             block = FORM_FIELDS[STEP_FIELDS[effect.step]][0]
             text = wording.FORM_PURPOSE_MISSING if effect.step is Step.PURPOSE and effect.reason is None \
                 else invalid_text(effect, None, settings.policy)

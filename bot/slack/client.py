@@ -67,6 +67,10 @@ class MissingFilesScope(DownloadError):
     code = "missing_files_scope"
 
 
+class LookupFailed(Exception):
+    """Slack could not be asked (rate limit, server error, dropped connection): neither yes nor no."""
+
+
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True

@@ -8,8 +8,8 @@ from typing import Any
 from slack_sdk.models.blocks import Block, ButtonElement, DividerBlock, InputBlock, PlainTextInputElement
 from slack_sdk.models.views import View
 
-from bot import examination as ex
 from bot import policy, wording
+from bot.controls import examination as ex
 from bot.slack.blocks import Message, _actions_block, _context, _fallback, _section, meta
 
 ACTION_CLAIM = "fr_exam_claim"

@@ -1,7 +1,7 @@
-"""`/frs`: command-staff review in Slack (GO 375.01 D), the Slack side of `bot.review`.
+"""`/frs`: command-staff review in Slack (GO 375.01 D), the Slack side of `bot.oversight.review`.
 
 `parse` turns the command text into a `Command`; `handle` (run after the ack) authorises it, calls
-`bot.review` (which records every read of the audit as an `audit_access` entry), and answers with messages
+`bot.oversight.review` (which records every read of the audit as an `audit_access` entry), and answers with messages
 built by `bot.slack.blocks` from `bot.wording` texts:
 
     /frs audit CALL_NUMBER                  every request for a call             command staff
@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
-from bot import __version__, policy, review, wording
+from bot import __version__, policy, wording
 from bot.faces.engine import model_info
+from bot.oversight import review
 from bot.slack import blocks, roles
 from bot.slack.blocks import Message
 from bot.slack.calls import SLACK_ERRORS, error_text
@@ -237,7 +238,7 @@ async def may_see_status(rt: Runtime, user: str) -> bool:
 
 async def _refuse(rt: Runtime, answer: Answer, who: dict[str, str], command: Command, text: str) -> None:
     """Record the refused attempt (before answering, so a Slack failure cannot lose it), then say no. From
-    someone on no list at all, the refusals are folded with that person's others (bot.refusals)."""
+    someone on no list at all, the refusals are folded with that person's others (bot.audit.refusals)."""
     fields = {"actor": who, "action": _ACTIONS[command.action], "query": command.query(), "allowed": False,
               "outcome": "denied", "source": "slack", "channel": answer.channel}
     if await roles.holds_no_role(rt, answer.user):
@@ -377,18 +378,19 @@ def _status_numbers(rt: Runtime) -> tuple[int, int, int, int, dict]:
 
 async def exam_queue_message(rt: Runtime) -> Message:
     """`/frs review`: open examiner reviews, urgent (purpose 2) first, then the oldest."""
-    from bot import examination
+    from bot.controls import examination
 
     exams = examination.queue_order(await rt.io(rt.exams.open))
-    lines = [wording.exam_queue_line(e.request_id, e.urgent, e.status, e.claimed_by, e.queued_at, len(e.candidates),
-                                     rt.settings.timezone) for e in exams]
+    lines = [wording.exam_queue_line(e.request_id, e.urgent, e.status, e.claimed_by,
+                                     review.local_time(e.queued_at, rt.settings.timezone), len(e.candidates))
+             for e in exams]
     return blocks.review_note(wording.exam_queue_text(lines), kind="exam_queue", open_reviews=len(exams))
 
 
 def _awaiting_approval(rt: Runtime) -> int:
     """Requests waiting for a supervisor: Slack dialogs at that step and command-line requests."""
-    from bot.approval import PENDING
-    from bot.request import Step
+    from bot.controls.approval import PENDING
+    from bot.request.transitions import Step
 
     dialogs = sum(1 for d in rt.store.active() if d.step is Step.AWAITING_APPROVAL)
     return dialogs + sum(1 for p in rt.approvals.open() if p.status == PENDING)

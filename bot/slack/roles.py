@@ -2,7 +2,7 @@
 
 Guests (multi- and single-channel) and channels shared with another organisation are refused whatever
 the lists say (CONTRACTS "Who may request"). Someone on no list at all (`holds_no_role`) has refused attempts
-folded in the audit log (bot.refusals). With nobody configured, nobody may request: the refusal says
+folded in the audit log (bot.audit.refusals). With nobody configured, nobody may request: the refusal says
 an administrator must authorise requesters. Refusal texts come from `bot.wording`.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from bot import wording
-from bot.slack.runtime import LookupFailed
+from bot.slack.client import LookupFailed
 
 if TYPE_CHECKING:
     from bot.slack.runtime import Runtime
@@ -101,7 +101,7 @@ async def is_dispatch_source(rt: Runtime, message: dict[str, Any]) -> bool:
 
 async def holds_no_role(rt: Runtime, user_id: str) -> bool:
     """Whether `user_id` is on no list at all: not a requester, command staff or gallery admin (by id or user
-    group, whatever their account). Such a person's refused attempts may be folded (bot.refusals)."""
+    group, whatever their account). Such a person's refused attempts may be folded (bot.audit.refusals)."""
     slack = rt.settings.slack
     for users, groups in ((slack.requesters, slack.requester_groups),
                           (slack.command_staff, slack.command_staff_groups),

@@ -20,14 +20,14 @@ import aiohttp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Settings
-from bot.dialog_store import DialogStore
-from bot.examination_store import ApprovalStore, ExaminationStore
 from bot.faces.engine import FaceEngine
 from bot.metrics import Metrics
 from bot.service import Core
 from bot.slack.calls import SLACK_ERRORS, CallLog, error_text, is_transient
-from bot.slack.client import allowed_token_hosts, make_web_client
-from bot.slack.probe_cache import ProbeCache
+from bot.slack.client import LookupFailed, allowed_token_hosts, make_web_client
+from bot.store.dialogs import DialogStore
+from bot.store.probes import ProbeCache
+from bot.store.records import ApprovalStore, ExaminationStore
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +41,6 @@ GROUP_TTL_S = 300.0
 # searches never queues the quick store reads an ack waits on.
 IO_THREADS = 4
 WORK_THREADS = 4
-
-
-class LookupFailed(Exception):
-    """Slack could not be asked (rate limit, server error, dropped connection): neither yes nor no."""
 
 
 def utc_now() -> datetime:
@@ -190,9 +186,6 @@ class Runtime:
         self.bot_user_id = auth.get("user_id")
         self.bot_id = auth.get("bot_id")
         self.calls.own_ids = {i for i in (self.bot_user_id, self.bot_id) if i}
-        from bot.slack import roles  # roles needs this module: imported here, not at the top
-
-        self.calls.trust = lambda message: roles.is_dispatch_source(self, dict(message))
 
     async def close(self, grace: float = 5.0) -> None:
         """Stop periodic jobs, give request work `grace` seconds to finish, then cancel it and close everything."""

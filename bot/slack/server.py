@@ -39,11 +39,11 @@ from bot import __version__
 from bot.config import ConfigError, Settings
 from bot.faces.engine import FaceEngine
 from bot.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from bot.slack import edge, flow
+from bot.slack import edge, flow, roles
 from bot.slack.app import build_app
 from bot.slack.client import normalise_api_url
 from bot.slack.runtime import Runtime
-from bot.storage import DataDirInUse, hold_data_dir
+from bot.store.disk import DataDirInUse, hold_data_dir
 
 log = logging.getLogger(__name__)
 
@@ -316,6 +316,8 @@ def create_server(
 
     async def startup(_app: web.Application) -> None:
         await rt.start()
+        # Which top-level dispatch messages are indexed: the bot's own and the configured sources (roles).
+        rt.calls.trust = lambda message: roles.is_dispatch_source(rt, dict(message))
         _warnings(rt)
         rt.spawn(_on_start(rt), name="on-start")
         rt.spawn(_every(tick_interval, lambda: flow.tick(rt), "tick"), name="tick", job=True)
@@ -464,7 +466,7 @@ def serve(settings: Settings) -> int:
     except Exception as exc:
         from slack_sdk.errors import SlackApiError
 
-        from bot.audit import AuditError
+        from bot.store.audit_log import AuditError
 
         if isinstance(exc, AuditError):
             print(f"error: the audit log cannot record searches, so the bot will not start: {exc}", file=sys.stderr)

@@ -43,7 +43,7 @@ PROBES = {
 
 
 class FakeAudit:
-    """Records `append` calls like bot.audit.AuditLog would receive them."""
+    """Records `append` calls like bot.store.audit_log.AuditLog would receive them."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, dict]] = []

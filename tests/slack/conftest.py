@@ -26,11 +26,11 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from bot.audit import AuditLog
 from bot.config import FacesSettings, ImageSettings, Settings, SlackSettings
 from bot.faces.engine import FaceEngine
 from bot.slack.runtime import Runtime
 from bot.slack.server import create_server, make_runner
+from bot.store.audit_log import AuditLog
 
 from ..conftest import link_subjects
 from .double import TOKEN, Call, SlackDouble

@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 
-from bot import policy, request, wording
+from bot import policy, wording
 from bot.config import PolicySettings, Settings
 from bot.faces.gallery import Candidate
-from bot.request import Dialog, Step
+from bot.request import transitions
+from bot.request.transitions import Dialog, Step
 from bot.service import SearchResult
 from bot.slack import blocks, card
 from bot.slack.blocks import Message
@@ -42,8 +43,8 @@ def faces(n: int, small: tuple[int, ...] = ()) -> list[dict]:
             for i in range(1, n + 1)]
 
 
-def start(text: str = "", files=(("F1", "one.jpg"),), ask: bool = True) -> tuple[Dialog, list[request.Effect]]:
-    return request.start_dialog(channel="C0CASE", thread_ts="1700000000.000100", requester_id=OFFICER,
+def start(text: str = "", files=(("F1", "one.jpg"),), ask: bool = True) -> tuple[Dialog, list[transitions.Effect]]:
+    return transitions.start_dialog(channel="C0CASE", thread_ts="1700000000.000100", requester_id=OFFICER,
                                 requester_name="Ofc. Reyes", files=list(files), text=text, now=T0, policy=POLICY,
                                 ask=ask)
 
@@ -61,10 +62,10 @@ def at_step(step: Step, justification: str = JUSTIFICATION) -> Dialog:
     return d
 
 
-def analysed(n_faces: int, small: tuple[int, ...] = ()) -> tuple[Dialog, list[request.Effect]]:
+def analysed(n_faces: int, small: tuple[int, ...] = ()) -> tuple[Dialog, list[transitions.Effect]]:
     """A one-image dialog at the attestation whose image has `n_faces` faces."""
     d = at_step(Step.ATTESTATION)
-    return request.on_analysed(d, d.images[0].request_id, faces=faces(n_faces, small), probe_sha256="ab" * 32,
+    return transitions.on_analysed(d, d.images[0].request_id, faces=faces(n_faces, small), probe_sha256="ab" * 32,
                                error=None, now=at(2))
 
 
@@ -137,7 +138,7 @@ def every_message() -> list[Message]:
     d_purpose = at_step(Step.PURPOSE)
     d_attest = at_step(Step.ATTESTATION)
     d_face, face_effects = analysed(3)
-    ask = next(e for e in face_effects if isinstance(e, request.AskFace))
+    ask = next(e for e in face_effects if isinstance(e, transitions.AskFace))
     settings = Settings()
     one = search_result(d_attest, [candidate(1)])
     none = search_result(d_attest, [])
@@ -146,12 +147,12 @@ def every_message() -> list[Message]:
         card.request_card(d_attest, settings),
         card.request_card(start(files=[("F1", "a.jpg"), ("F2", "b.jpg")])[0], settings),
         card.request_card(start(ask=False)[0], settings),
-        *(card.request_card(at_step(step), settings) for step in request.QUESTION_STEPS),
+        *(card.request_card(at_step(step), settings) for step in transitions.QUESTION_STEPS),
         card.request_card(d_face, settings),
-        blocks.invalid(request.Invalid(Step.CALL_NUMBER, "unknown_call", None, value=CALL), d_purpose, POLICY),
-        blocks.invalid(request.Invalid(Step.PURPOSE, "purpose", None, text="seven"), d_purpose, POLICY),
-        blocks.invalid(request.Invalid(Step.FACE_CHOICE, "face_choice", None, ask.request_id), d_face, POLICY),
-        blocks.confirm_call(request.ConfirmCall("26-012354", ("26-012345",)), d_purpose),
+        blocks.invalid(transitions.Invalid(Step.CALL_NUMBER, "unknown_call", None, value=CALL), d_purpose, POLICY),
+        blocks.invalid(transitions.Invalid(Step.PURPOSE, "purpose", None, text="seven"), d_purpose, POLICY),
+        blocks.invalid(transitions.Invalid(Step.FACE_CHOICE, "face_choice", None, ask.request_id), d_face, POLICY),
+        blocks.confirm_call(transitions.ConfirmCall("26-012354", ("26-012345",)), d_purpose),
         blocks.result(d_attest, image, one, "https://example.slack.com/archives/C0D/p1"),
         blocks.result(d_attest, image, none, None),
         blocks.contact_sheet(d_attest, image),
@@ -305,7 +306,7 @@ def test_a_justification_is_escaped_wherever_it_is_echoed():
     assert_escaped(card.request_card(d, Settings()).kwargs())
     assert_escaped(blocks.call_log_entry(d, d.images[0], outcome="no_candidate", result=search_result(d, []),
                                          request_link=None, detail="full").kwargs())
-    assert_escaped(blocks.invalid(request.Invalid(Step.JUSTIFICATION, "purpose", None, text=EVIL), d, POLICY).kwargs())
+    assert_escaped(blocks.invalid(transitions.Invalid(Step.JUSTIFICATION, "purpose", None, text=EVIL), d, POLICY).kwargs())
 
 
 def test_a_typed_channel_mention_is_echoed_as_inert_verbatim_text():
@@ -351,14 +352,14 @@ def test_image_failures_are_worded_from_codes_or_sentences():
 def test_invalid_answers_are_one_line_naming_what_was_read():
     d = at_step(Step.CALL_NUMBER)
     reason = policy.check_call_number("12345", POLICY.call_number_pattern)
-    text = section_texts(blocks.invalid(request.Invalid(Step.CALL_NUMBER, "call_number", reason, text="26-04512"), d,
+    text = section_texts(blocks.invalid(transitions.Invalid(Step.CALL_NUMBER, "call_number", reason, text="26-04512"), d,
                                         POLICY).kwargs())[0]
     assert text == "‘26-04512’ is not a call number like 26-012345 — reply again."
-    unknown = blocks.invalid(request.Invalid(Step.CALL_NUMBER, "unknown_call", None, value=CALL), d, POLICY)
+    unknown = blocks.invalid(transitions.Invalid(Step.CALL_NUMBER, "unknown_call", None, value=CALL), d, POLICY)
     assert section_texts(unknown.kwargs())[0] == wording.call_number_unknown(CALL)
-    attest = blocks.invalid(request.Invalid(Step.ATTESTATION, "attestation", None, text="ok"), d, POLICY)
+    attest = blocks.invalid(transitions.Invalid(Step.ATTESTATION, "attestation", None, text="ok"), d, POLICY)
     assert section_texts(attest.kwargs())[0] == wording.not_the_attestation("ok")
-    refused = blocks.invalid(request.Invalid(Step.JUSTIFICATION, "justification", wording.JUSTIFICATION_PROTECTED_CLASS,
+    refused = blocks.invalid(transitions.Invalid(Step.JUSTIFICATION, "justification", wording.JUSTIFICATION_PROTECTED_CLASS,
                                              text="he is Hispanic"), d, POLICY)
     assert section_texts(refused.kwargs())[0].startswith("GO 375.01 C forbids")
     for message in (unknown, attest, refused):
@@ -459,7 +460,7 @@ def test_manifest_lists_exactly_the_scopes_and_events_used():
 
 
 def test_ended_after_another_photo_was_searched_names_what_was_kept():
-    from bot.request import ImageRequest
+    from bot.request.transitions import ImageRequest
 
     dialog, _ = start()
     searched = ImageRequest(request_id="FR-KEPT000001", file_id="F2", file_name="b.jpg", outcome="candidates",

@@ -418,7 +418,7 @@ def test_the_file_follows_memory_whatever_order_writes_finish_in(open_log):
 def test_a_message_naming_thousands_of_calls_indexes_the_first_twenty_in_one_write(open_log, data_dir, monkeypatch):
     """A 40,000-character message naming 3,999 call numbers stalled the next search (every number rewrote the
     whole index under the lock a search needs): now the first 20 are indexed, written in one batch."""
-    from bot.storage import AtomicJSONStorage
+    from bot.store.disk import AtomicJSONStorage
 
     call_log = open_log()
     writes = []

@@ -5,11 +5,12 @@ from __future__ import annotations
 import dataclasses
 from datetime import UTC, datetime
 
-from bot import review, wording
-from bot.audit import AuditLog
+from bot import wording
+from bot.audit.refusals import folded_count
 from bot.config import AuditSettings
-from bot.refusals import folded_count
+from bot.oversight import review
 from bot.slack import flow
+from bot.store.audit_log import AuditLog
 
 from .conftest import CASE, OFFICER, OFFICER2, SHARED, Clock, block_texts, bot_settings
 from .test_e2e_frs import CALL, STAFF, TZ, frs, seed_call, texts

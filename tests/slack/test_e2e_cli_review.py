@@ -10,9 +10,9 @@ import os
 import pwd
 
 from bot import wording
-from bot.cli import main as cli
-from bot.examination_store import ApprovalStore
+from bot.cli.main import main as cli
 from bot.slack import exam_card, flow
+from bot.store.records import ApprovalStore
 
 from .conftest import JUSTIFICATION, OFFICER, block_texts
 from .test_e2e_examination import (
@@ -216,7 +216,7 @@ async def test_an_approval_recorded_just_before_a_restart_is_searched_by_the_nex
         harness, slack, monkeypatch, faces_dir, capsys):
     from datetime import UTC, datetime
 
-    from bot import approval
+    from bot.controls import approval
 
     bot = await start(harness, slack, monkeypatch, approval="always", supervisors=(SUPERVISOR,))
     code, out = search(faces_dir, capsys)

@@ -6,11 +6,12 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from bot import review, wording
-from bot.audit import AuditLog
+from bot import wording
 from bot.config import ReviewSettings
+from bot.oversight import review
 from bot.slack import exam_card
 from bot.slack.server import review_channel_problem
+from bot.store.audit_log import AuditLog
 
 from .conftest import CASE, DISPATCH, JUSTIFICATION, OFFICER, block_texts, bot_settings
 from .signing import block_actions_payload, interaction_body, post, view_submission_payload
@@ -170,7 +171,7 @@ async def test_examiner_mode_needs_a_private_review_channel_of_the_department(ha
 
 async def test_a_cli_search_queued_for_review_gets_its_card_at_the_next_tick_and_its_release_in_the_thread(
         harness, slack, monkeypatch, faces_dir):
-    from bot.cli import main as cli
+    from bot.cli.main import main as cli
     from bot.slack import flow
 
     bot = await start(harness, slack)

@@ -11,8 +11,9 @@ import json
 import pytest
 from slack_sdk.http_retry.builtin_interval_calculators import BackoffRetryIntervalCalculator
 
-from bot import request, wording
+from bot import wording
 from bot.config import ConfigError, Settings, SlackSettings, validate
+from bot.request import transitions
 from bot.slack import blocks, flow
 from bot.slack.client import MAX_RETRIES
 
@@ -42,7 +43,7 @@ def call_logs(slack) -> list[dict]:
             if (m.get("metadata") or {}).get("event_payload", {}).get("kind") == "call_log"]
 
 
-def dialog_of(harness, upload) -> request.Dialog:
+def dialog_of(harness, upload) -> transitions.Dialog:
     return harness.rt.store.by_thread(CASE, upload["ts"])
 
 
@@ -72,7 +73,7 @@ async def test_a_dropped_connection_on_the_card_update_does_not_stop_the_request
     result = await harness.wait_kind("result")
     await harness.done(upload)
     assert block_texts(result.params)[0] == wording.result_caveat(True)
-    assert dialog_of(harness, upload).step is request.Step.DONE
+    assert dialog_of(harness, upload).step is transitions.Step.DONE
     assert [c.status for c in slack.call_log("chat.update") if not c.ok] == [DISCONNECT] * ATTEMPTS
     assert block_texts(harness.card(upload))[-1] == wording.card_outcome("candidates")  # the next update landed
 
@@ -91,7 +92,7 @@ async def test_a_result_post_failing_beyond_retries_is_queued_and_delivered_on_t
     failed = [payload(c).get("kind") for c in slack.call_log("chat.postMessage") if not c.ok]
     assert failed == ["result"] * ATTEMPTS
     dialog = dialog_of(harness, upload)
-    assert dialog.step is request.Step.DONE and dialog.images[0].outcome == "candidates"
+    assert dialog.step is transitions.Step.DONE and dialog.images[0].outcome == "candidates"
     assert [e["outcome"] for e in harness.audit()] == ["candidates"]
     assert len(call_logs(slack)) == 1  # dispatch still hears of the search
     assert "result" not in kinds(harness, upload)
@@ -132,7 +133,7 @@ async def test_a_contact_sheet_upload_that_fails_still_finishes_the_request(harn
                          ok=True)
     await harness.idle()
 
-    assert dialog_of(harness, upload).step is request.Step.DONE
+    assert dialog_of(harness, upload).step is transitions.Step.DONE
     assert [e["outcome"] for e in harness.audit()] == ["candidates"]
     [entry] = call_logs(slack)
     assert entry["metadata"]["event_payload"]["outcome"] == "candidates"
@@ -198,7 +199,7 @@ async def test_the_expired_notice_is_queued_when_slack_is_down_and_delivered_lat
     clock.advance(minutes=6)
     await flow.tick(harness.rt)
     await harness.idle()
-    assert dialog_of(harness, upload).step is request.Step.EXPIRED
+    assert dialog_of(harness, upload).step is transitions.Step.EXPIRED
     assert [e["outcome"] for e in harness.audit()] == ["expired"]
     assert harness.thread(upload, "ended") == [] and harness.rt.calls.outbox_depth() == 1
 
@@ -230,7 +231,7 @@ async def test_the_watchdog_restarts_face_work_that_died(harness, slack, monkeyp
     await harness.reply(upload, "I attest")
     await harness.wait_card("analysing")
     await harness.idle()
-    assert dialog_of(harness, upload).step is request.Step.ANALYSING and failures
+    assert dialog_of(harness, upload).step is transitions.Step.ANALYSING and failures
 
     clock.advance(minutes=1)
     await flow.tick(harness.rt)
@@ -242,7 +243,7 @@ async def test_the_watchdog_restarts_face_work_that_died(harness, slack, monkeyp
     result = await harness.wait_kind("result")
     await harness.idle()
     assert block_texts(result.params)[0] == wording.result_caveat(True)
-    assert dialog_of(harness, upload).step is request.Step.DONE
+    assert dialog_of(harness, upload).step is transitions.Step.DONE
     assert [e["outcome"] for e in harness.audit()] == ["candidates"]
 
 
@@ -264,7 +265,7 @@ async def test_the_watchdog_posts_an_audited_search_again_rather_than_running_it
     await harness.reply(upload, "I attest")
     await harness.slack.wait_for(lambda c: c.method == "reactions.add" and c.params.get("name") == "hourglass_flowing_sand", ok=True)
     await harness.idle()
-    assert crashes and dialog_of(harness, upload).step is request.Step.SEARCHING
+    assert crashes and dialog_of(harness, upload).step is transitions.Step.SEARCHING
     assert [e["outcome"] for e in harness.audit()] == ["candidates"]
 
     clock.advance(minutes=6)
@@ -273,7 +274,7 @@ async def test_the_watchdog_posts_an_audited_search_again_rather_than_running_it
     await harness.idle()
     assert block_texts(result.params)[2].startswith("1. obama")
     assert len(harness.audit()) == 1  # posted again from the audit, not searched twice
-    assert dialog_of(harness, upload).step is request.Step.DONE
+    assert dialog_of(harness, upload).step is transitions.Step.DONE
 
 
 # --- 5. the live dispatch index reads what the backfill reads -----------------------------------------------
@@ -332,7 +333,7 @@ async def test_a_redelivered_purpose_reply_is_not_taken_as_the_justification(har
     await harness.idle()
     assert harness.thread(upload, "invalid") == [] and kinds(harness, upload) == ["card"]
     dialog = dialog_of(harness, upload)
-    assert dialog.step is request.Step.JUSTIFICATION and dialog.justification is None
+    assert dialog.step is transitions.Step.JUSTIFICATION and dialog.justification is None
 
 
 async def test_a_reshared_photo_gets_a_note_naming_its_earlier_request(harness, slack):
@@ -379,7 +380,7 @@ async def test_buttons_of_an_ended_dialog_change_nothing(harness, slack):
     await slack.wait_for("chat.postEphemeral", count=2, ok=True)
     await harness.idle()
     current = harness.rt.store.get(ended.dialog_id)
-    assert current.step is request.Step.CANCELLED and current.purpose is None
+    assert current.step is transitions.Step.CANCELLED and current.purpose is None
     assert [e["text"] for e in slack.ephemerals(CASE, OFFICER)] == [wording.CLOSED_NOTE] * 2
     assert len(harness.rt.store.threads()) == 1  # no second dialog
 

@@ -13,11 +13,12 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from bot import __version__, policy, review, wording
-from bot.audit import AuditLog
+from bot import __version__, policy, wording
+from bot.oversight import review
 from bot.service import policy_fields
 from bot.slack import blocks
 from bot.slack import review as slack_review
+from bot.store.audit_log import AuditLog
 
 from .conftest import (
     CASE,
@@ -140,7 +141,7 @@ async def test_audit_by_call_lists_every_request_for_that_call_and_records_the_q
     # Local time in the configured timezone, with its abbreviation.
     assert review.local_time(entries[0]["ts"], TZ)[:16] in body and ("PST" in body or "PDT" in body)
 
-    [access] = accesses(harness.data_dir)  # recorded once, by bot.review
+    [access] = accesses(harness.data_dir)  # recorded once, by bot.oversight.review
     assert access["actor"] == {"id": STAFF, "name": "Capt. Reyes"}
     assert access["action"] == "query" and access["query"] == {"call_number": CALL} and access["results"] == 3
     assert harness.verify_audit()

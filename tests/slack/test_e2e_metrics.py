@@ -6,9 +6,9 @@ from dataclasses import replace
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot.audit import AuditLog
 from bot.config import ServerSettings
 from bot.metrics import OUTCOMES
+from bot.store.audit_log import AuditLog
 
 from .conftest import OFFICER2, bot_settings
 

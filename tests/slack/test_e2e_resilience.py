@@ -7,7 +7,8 @@ import asyncio
 import errno
 import os
 
-from bot import request, wording
+from bot import wording
+from bot.request import transitions
 from bot.slack import flow
 
 from .conftest import CASE, DISPATCH, JUSTIFICATION, OFFICER, Clock, block_texts, payload
@@ -92,15 +93,15 @@ async def test_restart_at_the_face_choice_never_detects_again(harness, slack):
     assert len(slack.downloads()) == 2
 
 
-def _rewind_to_searching(harness, face_index: int) -> request.Dialog:
+def _rewind_to_searching(harness, face_index: int) -> transitions.Dialog:
     """Simulate a crash after the face choice was stored but before the search finished."""
-    from bot.dialog_store import DialogStore
+    from bot.store.dialogs import DialogStore
 
     store = DialogStore(harness.data_dir / "slack" / "dialogs.json")
     [dialog] = store.active() or [max(store.all(), key=lambda d: d.created_at)]
     image = dialog.images[0]
-    image.status, image.face_index, image.outcome, image.result_at = request.SEARCHING, face_index, None, None
-    dialog.step, dialog.ended_at = request.Step.SEARCHING, None
+    image.status, image.face_index, image.outcome, image.result_at = transitions.SEARCHING, face_index, None, None
+    dialog.step, dialog.ended_at = transitions.Step.SEARCHING, None
     store.put(dialog)
     store.close()
     return dialog
@@ -240,7 +241,7 @@ async def test_retention_removes_ended_dialogs_and_cached_probes(harness):
 async def test_an_audit_entry_lost_to_a_crash_is_written_at_the_next_start(harness, slack, monkeypatch):
     """The dialog records the cancel, then the audit write fails (a crash at that moment): the next start
     writes the missing `cancelled` entry, so the request is documented."""
-    from bot.audit import AuditLog
+    from bot.store.audit_log import AuditLog
 
     first = await harness.start(gallery=False)
     upload = await harness.upload(harness.face(OBAMA), text="26-012345")

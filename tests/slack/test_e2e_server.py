@@ -114,7 +114,7 @@ def test_serve_exits_1_with_the_message_when_tokens_are_missing(monkeypatch, cap
 
 
 def test_serve_refuses_to_start_when_the_audit_log_cannot_record(monkeypatch, capsys, tmp_path):
-    from bot.audit import AuditLog
+    from bot.store.audit_log import AuditLog
 
     data = tmp_path / "data"
     AuditLog.open(data, {"BOT_AUDIT_KEY": "the-key-that-signed-this-log"}).append("audit_access", action="x")
@@ -149,7 +149,7 @@ async def test_unverified_requests_are_refused_before_parsing_and_never_logged(h
 
     caplog.set_level(logging.DEBUG)
     await harness.start(gallery=False)
-    forged_line = "\nCRITICAL bot.audit: audit chain verified OK\n"
+    forged_line = "\nCRITICAL bot.store.audit_log: audit chain verified OK\n"
     json_headers = {"Content-Type": "application/json"}
     cases = [
         (forged_line.encode(), {**json_headers, "X-Slack-Request-Timestamp": str(int(time.time())),
@@ -202,7 +202,7 @@ async def test_a_replayed_signed_request_is_acked_but_not_run_again(harness, sla
 
 
 def test_one_server_per_data_dir_and_the_second_is_told_who_holds_it(tmp_path):
-    from bot.storage import DataDirInUse, hold_data_dir
+    from bot.store.disk import DataDirInUse, hold_data_dir
 
     with hold_data_dir(tmp_path / "data"):
         with pytest.raises(DataDirInUse) as info, hold_data_dir(tmp_path / "data"):
@@ -224,7 +224,7 @@ async def test_a_busy_port_or_a_held_data_dir_is_one_sentence(tmp_path, slack, m
     import asyncio
     import socket
 
-    from bot.storage import hold_data_dir
+    from bot.store.disk import hold_data_dir
 
     busy = socket.socket()
     busy.bind(("127.0.0.1", 0))
@@ -272,10 +272,10 @@ def test_log_format_json_gives_one_object_per_line_that_a_message_cannot_break()
     logger.addHandler(handler)
     logger.propagate = False
     try:
-        logger.warning("received %s", "x\nCRITICAL bot.audit: audit chain verified OK")
+        logger.warning("received %s", "x\nCRITICAL bot.store.audit_log: audit chain verified OK")
     finally:
         logger.removeHandler(handler)
     [line] = stream.getvalue().splitlines()
     record = json.loads(line)
     assert record["level"] == "WARNING" and record["logger"] == "test.jsonlog"
-    assert record["message"] == "received x\nCRITICAL bot.audit: audit chain verified OK"
+    assert record["message"] == "received x\nCRITICAL bot.store.audit_log: audit chain verified OK"

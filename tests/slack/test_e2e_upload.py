@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from bot import wording
-from bot.audit import OUTCOMES
+from bot.audit.entries import OUTCOMES
 
 from .conftest import (
     CASE,

@@ -4,16 +4,19 @@ within `approval_minutes` it expires. Every step is a `review` audit entry (appr
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from slack_sdk.models.blocks import ButtonElement, InputBlock, PlainTextInputElement
 from slack_sdk.models.views import View
 
-from bot import approval, policy, request, service, wording
-from bot.request import Dialog
+from bot import policy, service, wording
+from bot.controls import approval
+from bot.request import transitions
+from bot.request.transitions import Dialog
 from bot.slack import blocks, roles
 from bot.slack.calls import SLACK_ERRORS, error_text
-from bot.slack.flow.effects import ephemeral, post_essential, update
+from bot.slack.flow.effects import Next, ephemeral, post_essential, update
 
 if TYPE_CHECKING:
     from bot.slack.runtime import Runtime
@@ -112,31 +115,32 @@ async def handle_button(rt: Runtime, body: dict[str, Any], action: dict[str, Any
         log.warning("views.open for an approval failed: %s", error_text(exc))
 
 
-async def submit_reason(rt: Runtime, body: dict[str, Any], view: dict[str, Any]) -> dict[str, str]:
-    """The supervisor's decision with its reason; the request goes on (or ends) after the ack."""
-    from bot.slack.flow.dialog import apply
-
+async def submit_reason(
+    rt: Runtime, body: dict[str, Any], view: dict[str, Any]
+) -> tuple[dict[str, str], Awaitable[Next | None] | None]:
+    """The supervisor's decision with its reason: the form's errors now, and the work to run after the ack (the
+    audit entries, the card, the officer told of a refusal), which hands back the dialog's effects."""
     user = str((body.get("user") or {}).get("id") or "")
     dialog_id, _, verdict = str(view.get("private_metadata") or "").partition("|")
     values = ((view.get("state") or {}).get("values") or {}).get(REASON_BLOCK) or {}
     reason = " ".join(str((values.get(REASON_ACTION) or {}).get("value") or "").split())
     if not await roles.is_supervisor(rt, user):
-        return {REASON_BLOCK: wording.NOT_SUPERVISOR}
+        return {REASON_BLOCK: wording.NOT_SUPERVISOR}, None
     approved = verdict == "approve"
     if dialog_id.startswith(CLI):
-        return await _decide_cli(rt, dialog_id.removeprefix(CLI), approved=approved, by=user, reason=reason)
+        return await _decide_cli(rt, dialog_id.removeprefix(CLI), approved=approved, by=user, reason=reason), None
     async with rt.lock(dialog_id):
-        outcome = await rt.io(rt.store.update, dialog_id, lambda d: request.on_approval(
+        outcome = await rt.io(rt.store.update, dialog_id, lambda d: transitions.on_approval(
             d, approved=approved, by=user, reason=reason, now=rt.now()))
     if outcome is None:
-        return {REASON_BLOCK: wording.APPROVAL_CLOSED}
+        return {REASON_BLOCK: wording.APPROVAL_CLOSED}, None
     dialog, effects = outcome
-    if any(isinstance(e, request.NotRequester) for e in effects):
-        return {REASON_BLOCK: wording.SUPERVISOR_IS_REQUESTER}
-    if any(isinstance(e, request.Closed) for e in effects):
-        return {REASON_BLOCK: wording.APPROVAL_CLOSED}
+    if any(isinstance(e, transitions.NotRequester) for e in effects):
+        return {REASON_BLOCK: wording.SUPERVISOR_IS_REQUESTER}, None
+    if any(isinstance(e, transitions.Closed) for e in effects):
+        return {REASON_BLOCK: wording.APPROVAL_CLOSED}, None
 
-    async def after() -> None:
+    async def after() -> Next:
         for rid in dialog.request_ids:
             rt.core.audit.append("review", request_id=rid, action="approve" if approved else "refuse", by=user,
                                  reason=reason, stage="approval")
@@ -149,11 +153,9 @@ async def submit_reason(rt: Runtime, body: dict[str, Any], view: dict[str, Any])
                 log.warning("approval card update: %s", error_text(exc))
         if not approved:
             await refused(rt, dialog, reason)
-        async with rt.lock(dialog.dialog_id):
-            await apply(rt, dialog, effects)
+        return Next(dialog.dialog_id, dialog=dialog, effects=tuple(effects))
 
-    rt.spawn(after(), name=f"approval-{dialog_id}")
-    return {}
+    return {}, after()
 
 
 async def refused(rt: Runtime, dialog: Dialog, reason: str) -> None:
@@ -172,7 +174,7 @@ async def refused(rt: Runtime, dialog: Dialog, reason: str) -> None:
                          blocks.refusal(text, request_id=", ".join(dialog.request_ids), dialog=dialog))
 
 
-# --------------------------------------------------------------------------- command-line requests (bot.approval)
+# --------------------------------------------------------------------------- command-line requests (bot.controls.approval)
 
 
 async def _decide_cli(rt: Runtime, request_id: str, *, approved: bool, by: str, reason: str) -> dict[str, str]:

@@ -4,19 +4,21 @@ entry points for replies, edits and buttons in a request thread.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from bot import policy, request, service, wording
-from bot.request import Dialog, Effect, ImageRequest
+from bot import policy, service, wording
+from bot.request import transitions
+from bot.request.transitions import Dialog, Effect
 from bot.slack import blocks, roles
-from bot.slack.flow import searching
+from bot.slack.flow import approving, examining, searching
 from bot.slack.flow.effects import (
     DONE_MARK,
     EYES,
     HOURGLASS,
     REPLY_SUBTYPES,
     WARNING_MARK,
+    Next,
     claim,
     ephemeral,
     from_bot,
@@ -26,6 +28,7 @@ from bot.slack.flow.effects import (
     react,
     request_ended,
     requester_of,
+    say_failed,
     show_card,
     source_fields,
     storage_retried,
@@ -42,7 +45,7 @@ log = logging.getLogger(__name__)
 
 
 async def transition(
-    rt: Runtime, dialog_id: str, step: Callable[[Dialog], request.Result], *, actor: str | None = None
+    rt: Runtime, dialog_id: str, step: Callable[[Dialog], transitions.Result], *, actor: str | None = None
 ) -> Dialog | None:
     """Apply one input to a dialog (read, transition, write as one locked step) and carry out its effects.
 
@@ -54,7 +57,7 @@ async def transition(
 
 
 async def _transition_locked(
-    rt: Runtime, dialog_id: str, step: Callable[[Dialog], request.Result], *, actor: str | None = None
+    rt: Runtime, dialog_id: str, step: Callable[[Dialog], transitions.Result], *, actor: str | None = None
 ) -> Dialog | None:
     """`transition` for a caller that already holds the dialog's lock."""
     outcome = await rt.io(rt.store.update, dialog_id, step)
@@ -65,12 +68,39 @@ async def _transition_locked(
     return dialog
 
 
-def calls_of(rt: Runtime) -> request.Calls:
+async def follow(rt: Runtime, work: Awaitable[Next | None]) -> None:
+    """Run a stage's work, then carry out what it hands back (`effects.Next`): the dialog's transition (or the
+    effects already returned), then its `then` step. A failing transition is logged and `then` still runs."""
+    nxt = await work
+    if nxt is None:
+        return
+    try:
+        if nxt.step is not None:
+            await transition(rt, nxt.dialog_id, nxt.step)
+        elif nxt.dialog is not None:
+            async with rt.lock(nxt.dialog_id):
+                await apply(rt, nxt.dialog, list(nxt.effects))
+    except Exception:
+        log.exception("what follows the work on dialog %s failed", nxt.dialog_id)
+    if nxt.then is not None:
+        await nxt.then()
+
+
+async def submit_approval(rt: Runtime, body: dict[str, Any], view: dict[str, Any]) -> dict[str, str]:
+    """A supervisor's decision and reason (checked before the ack); the request goes on after the ack with what
+    the approving stage hands back."""
+    errors, after = await approving.submit_reason(rt, body, view)
+    if after is not None:
+        rt.spawn(follow(rt, after), name="approval-decided")
+    return errors
+
+
+def calls_of(rt: Runtime) -> transitions.Calls:
     """What the request dialog may know of dispatch's calls in this server (nothing without a dispatch channel)."""
     slack = rt.settings.slack
     if not slack.dispatch_channel:
-        return request.Calls(require_known=slack.require_known_call)
-    return request.Calls(known=rt.calls.known, recent=lambda: rt.calls.recent(slack.recent_call_hours),
+        return transitions.Calls(require_known=slack.require_known_call)
+    return transitions.Calls(known=rt.calls.known, recent=lambda: rt.calls.recent(slack.recent_call_hours),
                          require_known=slack.require_known_call)
 
 
@@ -93,59 +123,55 @@ async def apply(rt: Runtime, dialog: Dialog, effects: list[Effect], *, actor: st
 
 
 _STOP = object()
-QUESTION_STEP_VALUES = {s.value for s in request.QUESTION_STEPS}
+QUESTION_STEP_VALUES = {s.value for s in transitions.QUESTION_STEPS}
 
 
 async def _apply(rt: Runtime, dialog: Dialog, effect: Effect, actor: str | None) -> object:
     p = rt.settings.policy
     here = (dialog.channel, dialog.thread_ts)
-    if isinstance(effect, request.Invalid):
-        if dialog.started and effect.step in request.QUESTION_STEPS:
+    if isinstance(effect, transitions.Invalid):
+        if dialog.started and effect.step in transitions.QUESTION_STEPS:
             await audit_refusal(rt, dialog, effect)
         await post(rt, *here, blocks.invalid(effect, dialog, p))
-    elif isinstance(effect, request.ConfirmCall):
+    elif isinstance(effect, transitions.ConfirmCall):
         await post(rt, *here, blocks.confirm_call(effect, dialog))
-    elif isinstance(effect, request.Started):
+    elif isinstance(effect, transitions.Started):
         message_ts = dialog.photo_source.get("ts") if dialog.photo_source else None
         await react(rt, dialog.channel, message_ts or dialog.thread_ts, EYES)
-    elif isinstance(effect, request.UnderReview):
-        from bot.slack.flow import examining
-
+    elif isinstance(effect, transitions.UnderReview):
         if effect.action == "cancel":
             await examining.cancel_review(rt, dialog, dialog.requester_id)
         else:
             await examining.review_status(rt, dialog, dialog.requester_id)
-    elif isinstance(effect, request.NeedsApproval):
-        from bot.slack.flow import approving
-
+    elif isinstance(effect, transitions.NeedsApproval):
         await approving.ask(rt, dialog, effect.reason)
-    elif isinstance(effect, request.Attested):
+    elif isinstance(effect, transitions.Attested):
         # Authority is checked again now, before any search: a requester removed from the lists (or made a
         # guest) since the upload gets no search.
         if not await _still_authorised(rt, dialog):
             return _STOP
-    elif isinstance(effect, request.Analyse):
+    elif isinstance(effect, transitions.Analyse):
         for rid in effect.request_ids:
-            rt.spawn(searching.analyse(rt, dialog.dialog_id, rid), name=f"analyse-{rid}")
-    elif isinstance(effect, request.AskFace):
+            rt.spawn(follow(rt, searching.analyse(rt, dialog.dialog_id, rid)), name=f"analyse-{rid}")
+    elif isinstance(effect, transitions.AskFace):
         await _show_faces(rt, dialog, effect)
-    elif isinstance(effect, request.ImageFailed):
+    elif isinstance(effect, transitions.ImageFailed):
         await _image_failed(rt, dialog, effect)
-    elif isinstance(effect, request.Search):
-        rt.spawn(searching.search(rt, dialog.dialog_id, effect.request_id, effect.face_index),
+    elif isinstance(effect, transitions.Search):
+        rt.spawn(follow(rt, searching.search(rt, dialog.dialog_id, effect.request_id, effect.face_index)),
                  name=f"search-{effect.request_id}")
-    elif isinstance(effect, request.NotRequester):
+    elif isinstance(effect, transitions.NotRequester):
         await ephemeral(rt, dialog.channel, effect.user_id, dialog.thread_ts,
                         blocks.not_requester(dialog, effect.user_id))
-    elif isinstance(effect, request.Cancelled):
+    elif isinstance(effect, transitions.Cancelled):
         await _ended(rt, dialog, "cancelled", effect.request_ids)
-    elif isinstance(effect, request.Expired):
+    elif isinstance(effect, transitions.Expired):
         if (dialog.approval or {}).get("status") == "expired":  # no supervisor answered in approval_minutes
             for rid in effect.request_ids:
                 await rt.io(rt.core.audit.append, "review", request_id=rid, action="timeout", by="system",
                             stage="approval")
         await _ended(rt, dialog, "expired", effect.request_ids)
-    elif isinstance(effect, request.Done):
+    elif isinstance(effect, transitions.Done):
         await react(rt, dialog.channel, dialog.thread_ts, HOURGLASS, remove=True)
         if any(i.outcome == "review" for i in dialog.images):
             return None  # an examiner has it: the request is still open (👀 stays) until the release
@@ -153,20 +179,20 @@ async def _apply(rt: Runtime, dialog: Dialog, effect: Effect, actor: str | None)
         # The flag would read "all searched": an image that failed, or was not searched, gets a ⚠ instead.
         failed = any(i.outcome in ("error", "cancelled", "expired", "denied") for i in dialog.images)
         await react(rt, dialog.channel, dialog.thread_ts, WARNING_MARK if failed else DONE_MARK)
-    elif actor and isinstance(effect, (request.Busy, request.Stale, request.Closed)):
+    elif actor and isinstance(effect, (transitions.Busy, transitions.Stale, transitions.Closed)):
         # Only the person who replied or pressed needs to know their input changed nothing.
-        note = {request.Busy: blocks.busy, request.Stale: blocks.stale, request.Closed: blocks.closed}
+        note = {transitions.Busy: blocks.busy, transitions.Stale: blocks.stale, transitions.Closed: blocks.closed}
         await ephemeral(rt, dialog.channel, actor, dialog.thread_ts, note[type(effect)](dialog))
     else:  # Offer, OfferEnded: the card says it; nothing is audited for an offer
         log.debug("dialog %s: %s", dialog.dialog_id, effect)
     return None
 
 
-async def audit_refusal(rt: Runtime, dialog: Dialog, effect: request.Invalid) -> None:
+async def audit_refusal(rt: Runtime, dialog: Dialog, effect: transitions.Invalid) -> None:
     """A refused answer, audited under each of the dialog's request ids (`refusal`, CONTRACTS)."""
     reason = blocks.invalid_text(effect, dialog, rt.settings.policy)
     for image in dialog.images:
-        if image.status == request.DONE:
+        if image.status == transitions.DONE:
             continue
         await rt.io(
             service.record_refusal, rt.core, request_id=image.request_id, step=effect.step.value,
@@ -187,7 +213,7 @@ def _forget(rt: Runtime, dialog: Dialog) -> None:
     rt.locks.pop(dialog.dialog_id, None)
 
 
-async def _show_faces(rt: Runtime, dialog: Dialog, effect: request.AskFace) -> None:
+async def _show_faces(rt: Runtime, dialog: Dialog, effect: transitions.AskFace) -> None:
     """Upload the photo with numbered boxes into the thread (the face buttons are on the card); when it
     cannot be attached, the numbers still match the faces left to right."""
     image = dialog.image(effect.request_id)
@@ -226,18 +252,12 @@ async def _ended(rt: Runtime, dialog: Dialog, kind: str, request_ids: tuple[str,
         ended = blocks.ended(dialog, kind, timeout_minutes=rt.settings.slack.dialog_timeout_minutes,
                              request_ids=request_ids)
         await post_essential(rt, dialog.channel, dialog.thread_ts, ended)
-    elif any(i.request_id not in request_ids and i.status == request.SEARCHING for i in dialog.images):
+    elif any(i.request_id not in request_ids and i.status == transitions.SEARCHING for i in dialog.images):
         await post(rt, dialog.channel, dialog.thread_ts, blocks.ended(dialog, kind, request_ids=request_ids))
     await request_ended(rt, dialog)
 
 
-async def say_failed(rt: Runtime, dialog: Dialog, image: ImageRequest, reason: str) -> None:
-    """Tell the officer an image was not searched, in a new message (an edit notifies no one; queued when
-    Slack is down); the card says it too."""
-    await post_essential(rt, dialog.channel, dialog.thread_ts, blocks.image_failed(dialog, image, reason))
-
-
-async def _image_failed(rt: Runtime, dialog: Dialog, effect: request.ImageFailed) -> None:
+async def _image_failed(rt: Runtime, dialog: Dialog, effect: transitions.ImageFailed) -> None:
     """An image that cannot be searched: audit it as error, say why, log it on the call."""
     image = dialog.image(effect.request_id)
     if image is None:
@@ -257,24 +277,6 @@ async def _image_failed(rt: Runtime, dialog: Dialog, effect: request.ImageFailed
     await rt.io(rt.probes.remove, image.request_id)
 
 
-async def log_call(
-    rt: Runtime, dialog: Dialog, image: ImageRequest, *, outcome: str, result: service.SearchResult | None,
-    permalink: str | None,
-) -> None:
-    """Post the log entry in the call's thread in the dispatch channel (queued there when Slack fails)."""
-    if not rt.settings.slack.dispatch_channel or not dialog.call_number:
-        return
-    message = blocks.call_log_entry(
-        dialog, image, outcome=outcome, result=result, request_link=permalink,
-        detail=rt.settings.slack.call_log_detail, timezone=rt.settings.timezone,
-    )
-    try:
-        await rt.calls.log(dialog.call_number, message)
-    except Exception:
-        log.exception("call-thread log for %s failed", image.request_id)
-
-
-
 async def _still_authorised(rt: Runtime, dialog: Dialog) -> bool:
     """Re-check the requester; when refused, audit every image not yet searched as denied, say why and end
     the dialog. A Slack outage is no refusal here: the requester was verified at the upload."""
@@ -286,7 +288,7 @@ async def _still_authorised(rt: Runtime, dialog: Dialog) -> bool:
         log.warning("could not re-check %s for dialog %s; verified at upload, going on",
                     dialog.requester_id, dialog.dialog_id)
         return True
-    request_ids = tuple(i.request_id for i in dialog.images if i.status != request.DONE)
+    request_ids = tuple(i.request_id for i in dialog.images if i.status != transitions.DONE)
     permalink = await rt.permalink(dialog.channel, dialog.thread_ts)
     for rid in request_ids:
         image = dialog.image(rid)
@@ -299,7 +301,7 @@ async def _still_authorised(rt: Runtime, dialog: Dialog) -> bool:
     await post_essential(rt, dialog.channel, dialog.thread_ts,
                          blocks.refusal(reason or "", request_id=", ".join(request_ids), dialog=dialog))
     # Inside the caller's transition (it holds the lock): write the ending directly.
-    await rt.io(rt.store.update, dialog.dialog_id, lambda d: request.on_refused(d, rt.now()))
+    await rt.io(rt.store.update, dialog.dialog_id, lambda d: transitions.on_refused(d, rt.now()))
     await request_ended(rt, dialog)
     return False
 
@@ -310,7 +312,7 @@ async def refuse(
 ) -> None:
     """Refuse a request (who asked, or where): audit each image as denied, then say why in the thread (only
     to `private_to` when given: a colleague's refusal is nobody else's business). From someone on no list at
-    all, the refusals are folded with that person's others (bot.refusals)."""
+    all, the refusals are folded with that person's others (bot.audit.refusals)."""
     permalink = await rt.permalink(channel, ts)
     fold_at = rt.now() if await roles.holds_no_role(rt, requester.id) else None
     request_ids = []
@@ -352,7 +354,7 @@ async def handle_reply(rt: Runtime, body: dict[str, Any], dialog_id: str | None)
             return  # the same reply under another envelope: answered once already
         await _transition_locked(
             rt, dialog_id,
-            lambda d: request.on_reply(
+            lambda d: transitions.on_reply(
                 d, user_id=user, text=text, now=rt.now(), policy=rt.settings.policy, calls=calls_of(rt),
                 approval=rt.settings.review.approval,
             ),
@@ -396,7 +398,7 @@ async def handle_action(
     if not await claim(rt, f"action:{action.get('action_ts')}:{user}:{action.get('action_id')}"):
         return
     owner = blocks.button_dialog_id(action.get("block_id"))
-    if owner is None and str(action.get("action_id") or "").startswith(request.ACTION_CANCEL):
+    if owner is None and str(action.get("action_id") or "").startswith(transitions.ACTION_CANCEL):
         owner = str(action.get("value") or "") or None  # the cancel button's value is its dialog id
     if owner is not None and owner != dialog_id:
         ended = await rt.io(rt.store.get, owner) or await load_dialog(rt, dialog_id)
@@ -405,7 +407,7 @@ async def handle_action(
         return
     await transition(
         rt, dialog_id,
-        lambda d: request.on_action(
+        lambda d: transitions.on_action(
             d, user_id=user, action=str(action.get("action_id") or ""), value=str(action.get("value") or ""),
             now=rt.now(), policy=rt.settings.policy, calls=calls_of(rt),
                 approval=rt.settings.review.approval,

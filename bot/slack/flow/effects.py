@@ -12,13 +12,15 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from slack_sdk.errors import SlackApiError
 
 from bot import service
-from bot.request import Dialog, ImageRequest
+from bot.faces.gallery import Candidate
+from bot.request.transitions import Dialog, ImageRequest, Result
 from bot.slack import blocks, roles
 from bot.slack.calls import SLACK_ERRORS, error_text
 
@@ -38,6 +40,20 @@ WARNING_MARK = "warning"  # every image has its outcome, and at least one could 
 IMAGE_TYPES = frozenset({"jpg", "jpeg", "png", "gif", "webp", "heic", "heif", "bmp", "tiff", "tif"})
 # Message subtypes a person's thread reply can have (a reply also sent to the channel is thread_broadcast).
 REPLY_SUBTYPES = (None, "thread_broadcast")
+
+
+@dataclass(frozen=True)
+class Next:
+    """What a stage hands back when its work is done, for the dialog stage to carry out: run `step` on the stored
+    dialog (read, transition, write under its lock) and apply the effects it returns, or apply `effects` already
+    returned for `dialog`; then `then`, whatever happened before it. Stages never call the dialog stage: a
+    stage that called it back would close an import circle (the dialog stage starts every stage)."""
+
+    dialog_id: str
+    step: Callable[[Dialog], Result] | None = None
+    dialog: Dialog | None = None
+    effects: tuple = ()
+    then: Callable[[], Awaitable[object]] | None = None
 
 
 class ImageFailure(Exception):
@@ -348,3 +364,62 @@ def storage_retried(handler: Callable[..., Awaitable[None]]) -> Callable[..., Aw
 async def load_dialog(rt: Runtime, dialog_id: str | None) -> Dialog | None:
     """The dialog the middleware found for this thread, read after the ack."""
     return await rt.io(rt.store.get, dialog_id) if dialog_id else None
+
+
+# ------------------------------------------------------------------------------ shared by the stages
+
+
+async def say_failed(rt: Runtime, dialog: Dialog, image: ImageRequest, reason: str) -> None:
+    """Tell the officer an image was not searched, in a new message (an edit notifies no one; queued when
+    Slack is down); the card says it too."""
+    await post_essential(rt, dialog.channel, dialog.thread_ts, blocks.image_failed(dialog, image, reason))
+
+
+async def log_call(
+    rt: Runtime, dialog: Dialog, image: ImageRequest, *, outcome: str, result: service.SearchResult | None,
+    permalink: str | None,
+) -> None:
+    """Post the log entry in the call's thread in the dispatch channel (queued there when Slack fails)."""
+    if not rt.settings.slack.dispatch_channel or not dialog.call_number:
+        return
+    message = blocks.call_log_entry(
+        dialog, image, outcome=outcome, result=result, request_link=permalink,
+        detail=rt.settings.slack.call_log_detail, timezone=rt.settings.timezone,
+    )
+    try:
+        await rt.calls.log(dialog.call_number, message)
+    except Exception:
+        log.exception("call-thread log for %s failed", image.request_id)
+
+
+def audited_result(rt: Runtime, request_id: str,
+                   outcomes: tuple[str, ...] = ("candidates", "no_candidate")) -> service.SearchResult | None:
+    """The result of a search the audit log already holds for this request (candidates or none), else None.
+
+    Names and record references come from the gallery as it is now; a subject removed since shows its id.
+    """
+    entries = [
+        e for e in rt.core.audit.find(request_id=request_id, kinds=["search"])
+        if e.get("outcome") in outcomes
+    ]
+    if not entries:
+        return None
+    e = entries[-1]
+    subjects = {s["subject_id"]: s for s in rt.core.gallery.subjects()}
+    candidates = [
+        Candidate(
+            int(c["rank"]), c["subject_id"], subjects.get(c["subject_id"], {}).get("name", c["subject_id"]),
+            subjects.get(c["subject_id"], {}).get("record_ref", "") or "", float(c["distance"]), "",
+            margin=c.get("margin"), score=c.get("score"), fpir_estimate=c.get("fpir_estimate"),
+            below_resolution=bool(c.get("below_resolution")),
+        )
+        for c in e.get("candidates") or []
+    ]
+    return service.SearchResult(
+        request_id=request_id, call_number=e.get("call_number") or "", purpose=e.get("purpose") or "",
+        faces=e.get("faces") or [], face_index=int(e.get("face_index") or 1), candidates=candidates,
+        threshold=float(e.get("threshold") or rt.settings.search.threshold),
+        gallery_size=int(e.get("gallery_subjects") or 0), gallery_images=int(e.get("gallery_images") or 0),
+        model=e.get("model") or "", versions=e.get("versions") or {}, audit_seq=int(e.get("seq") or 0),
+        operating_point=e.get("operating_point") or {}, for_review=e.get("outcome") == "review",
+    )

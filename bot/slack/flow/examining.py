@@ -7,17 +7,19 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from bot import examination as ex
 from bot import service, wording
+from bot.controls import examination as ex
 from bot.faces.quality import level_of
 from bot.faces.quality import problems as quality_problems
-from bot.request import Dialog, ImageRequest
-from bot.retention import cli_sheet_path
+from bot.oversight.retention import cli_sheet_path
+from bot.request.transitions import Dialog, ImageRequest
 from bot.slack import blocks, exam_card, roles
 from bot.slack.calls import SLACK_ERRORS, error_text
 from bot.slack.flow.effects import (
     DONE_MARK,
+    audited_result,
     ephemeral,
+    log_call,
     post,
     post_essential,
     react,
@@ -137,9 +139,6 @@ async def _post_cli_card(rt: Runtime, exam: ex.Examination) -> None:
 
 async def _released(rt: Runtime, exam: ex.Examination, effect: ex.Released) -> None:
     """The requester's result after review, then the call-thread log entry (the log follows the release)."""
-    from bot.slack.flow import dialog as dialog_stage
-    from bot.slack.flow.searching import audited_result
-
     if exam.source.get("cli"):  # no request thread: the mapped Slack account, else the review card's thread
         await to_cli_requester(rt, exam.source.get("requester_slack"), exam.source.get("card_ts"),
                                exam_card.released(None, exam, effect, None))
@@ -159,7 +158,7 @@ async def _released(rt: Runtime, exam: ex.Examination, effect: ex.Released) -> N
     shown = [c for c in result.candidates if c.subject_id in leads]
     result.candidates, result.for_review = shown, False
     permalink = await rt.permalink(dialog.channel, dialog.thread_ts)
-    await dialog_stage.log_call(rt, dialog, image, outcome=result.outcome, result=result, permalink=permalink)
+    await log_call(rt, dialog, image, outcome=result.outcome, result=result, permalink=permalink)
 
 
 async def handle_exam_action(rt: Runtime, body: dict[str, Any], action: dict[str, Any]) -> None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from bot import request, wording
+from bot import wording
+from bot.request import transitions
 from bot.slack import blocks, card
 from bot.slack.calls import SLACK_ERRORS, error_text
 from bot.slack.flow.dialog import apply, audit_refusal, calls_of
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-async def show_form(rt: Runtime, trigger_id: str, dialog: request.Dialog) -> bool:
+async def show_form(rt: Runtime, trigger_id: str, dialog: transitions.Dialog) -> bool:
     """views.open with the form for this dialog; False when Slack refuses (an expired trigger)."""
     try:
         await rt.client.views_open(trigger_id=trigger_id, view=card.form_view(dialog, rt.settings))
@@ -56,22 +57,22 @@ async def submit_form(rt: Runtime, body: dict[str, Any], view: dict[str, Any]) -
     if not dialog_id or await load_dialog(rt, dialog_id) is None:
         return {first_block: wording.FORM_CLOSED}
     async with rt.lock(dialog_id):
-        outcome = await rt.io(rt.store.update, dialog_id, lambda d: request.on_form(
+        outcome = await rt.io(rt.store.update, dialog_id, lambda d: transitions.on_form(
             d, user_id=user, call_number=values["call_number"], purpose=values["purpose"] or None,
             justification=values["justification"], now=rt.now(), policy=rt.settings.policy, calls=calls_of(rt)))
     if outcome is None:
         return {first_block: wording.FORM_CLOSED}
     dialog, effects = outcome
-    if any(isinstance(e, (request.Closed, request.NotRequester)) for e in effects):
+    if any(isinstance(e, (transitions.Closed, transitions.NotRequester)) for e in effects):
         return {first_block: wording.FORM_CLOSED}
     rt.spawn(_after_form(rt, dialog, effects), name=f"form-{dialog_id}")
     return card.form_errors(effects, rt.settings)
 
 
-async def _after_form(rt: Runtime, dialog: request.Dialog, effects: list[request.Effect]) -> None:
+async def _after_form(rt: Runtime, dialog: transitions.Dialog, effects: list[transitions.Effect]) -> None:
     """The form's effects once acked: refused answers audited (shown inline, not posted), the rest applied."""
     async with rt.lock(dialog.dialog_id):
         for effect in effects:
-            if isinstance(effect, request.Invalid) and effect.step in request.QUESTION_STEPS:
+            if isinstance(effect, transitions.Invalid) and effect.step in transitions.QUESTION_STEPS:
                 await audit_refusal(rt, dialog, effect)
-        await apply(rt, dialog, [e for e in effects if not isinstance(e, request.Invalid)])
+        await apply(rt, dialog, [e for e in effects if not isinstance(e, transitions.Invalid)])

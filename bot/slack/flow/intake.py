@@ -6,8 +6,10 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from bot import refusals, request, service, wording
-from bot.request import Dialog
+from bot import service, wording
+from bot.audit import refusals
+from bot.request import transitions
+from bot.request.transitions import Dialog
 from bot.slack import blocks, roles
 from bot.slack.calls import SLACK_ERRORS, error_text, message_text
 from bot.slack.flow.dialog import apply, calls_of, refuse, transition
@@ -40,7 +42,7 @@ async def handle_upload(rt: Runtime, body: dict[str, Any], dialog_id: str | None
     # never starts a second request.
     event_id = body.get("event_id") or f"{channel}:{ts}"
     text = event.get("text") or ""
-    asked = mentions_bot(rt, text) or request.asks_for_search(text, rt.settings.policy)
+    asked = mentions_bot(rt, text) or transitions.asks_for_search(text, rt.settings.policy)
     if event.get("thread_ts") not in (None, ts):
         # A photo posted as a reply: a thread belongs to a running request or to someone's conversation, so
         # it never starts a request there. Asked for one, the bot says so once instead of staying silent.
@@ -100,7 +102,7 @@ async def open_request(
         url = f.get("url_private_download") or f.get("url_private")
         if url:
             urls[f["id"]] = url
-    new, effects = request.start_dialog(
+    new, effects = transitions.start_dialog(
         channel=channel, thread_ts=thread_ts, requester_id=user, requester_name=name,
         files=[(f["id"], f.get("name") or f.get("title") or f["id"]) for f in images],
         text=text, now=rt.now(), policy=rt.settings.policy, source_event_id=event_id,
@@ -195,7 +197,7 @@ async def shortcut_search(rt: Runtime, body: dict[str, Any]) -> None:
             await say(wording.shortcut_already_requested(current.request_ids), "shortcut_refused")
             return
         # The poster's own offer, never taken up: this request replaces it (quietly, as an offer ends).
-        await transition(rt, current.dialog_id, lambda d: request.on_reply(
+        await transition(rt, current.dialog_id, lambda d: transitions.on_reply(
             d, user_id=d.requester_id, text="cancel", now=rt.now(), policy=rt.settings.policy))
     poster = str(message.get("user") or "")
     source = {"id": poster, "name": await rt.user_name(poster) if poster else "", "ts": ts} if poster != user else None

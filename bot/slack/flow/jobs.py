@@ -7,8 +7,10 @@ import logging
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from bot import request, retention, service, wording
-from bot.request import Dialog, ImageRequest
+from bot import service, wording
+from bot.oversight import retention
+from bot.request import transitions
+from bot.request.transitions import Dialog, ImageRequest
 from bot.slack import blocks
 from bot.slack.flow.dialog import apply, transition
 from bot.slack.flow.effects import post_essential, requester_of, source_fields
@@ -32,13 +34,13 @@ async def tick(rt: Runtime) -> int:
     limit = timedelta(minutes=minutes)
     expired = 0
     for dialog in await rt.io(rt.store.active):
-        waits = request.INPUT_STEPS + (request.Step.AWAITING_APPROVAL,)
+        waits = transitions.INPUT_STEPS + (transitions.Step.AWAITING_APPROVAL,)
         if dialog.step not in waits:
             continue
-        if dialog.step in request.INPUT_STEPS and rt.now() - datetime.fromisoformat(dialog.updated_at) < limit:
+        if dialog.step in transitions.INPUT_STEPS and rt.now() - datetime.fromisoformat(dialog.updated_at) < limit:
             continue  # checked here first so quiet dialogs take no lock and no write
-        new = await transition(rt, dialog.dialog_id, lambda d: request.on_tick(d, rt.now(), minutes, rt.settings.review.approval_minutes))
-        if new is not None and new.step is request.Step.EXPIRED:
+        new = await transition(rt, dialog.dialog_id, lambda d: transitions.on_tick(d, rt.now(), minutes, rt.settings.review.approval_minutes))
+        if new is not None and new.step is transitions.Step.EXPIRED:
             expired += 1
     await watchdog(rt)
     from bot.slack.flow import approving, examining
@@ -67,7 +69,7 @@ def _working_on(rt: Runtime, dialog: Dialog) -> bool:
 
 async def watchdog(rt: Runtime) -> int:
     """Restart the work of dialogs stuck finding faces or searching: no change for `rt.stuck_after` and no
-    task running for any of their images (a task that died on an unexpected error). `request.resume` is
+    task running for any of their images (a task that died on an unexpected error). `transitions.resume` is
     applied again, as after a restart: analysis only of what was never analysed, and a search already in
     the audit log is posted again, not run again (search() checks its claim). A dialog is re-armed at most
     once per `stuck_after`. Returns how many dialogs were restarted."""
@@ -75,8 +77,8 @@ async def watchdog(rt: Runtime) -> int:
     rearmed: dict[str, datetime] = rt.state.setdefault("watchdog", {})
     restarted = 0
     for dialog in await rt.io(rt.store.active):
-        detecting = dialog.started and any(i.status == request.PENDING for i in dialog.images)
-        if dialog.step not in request.WORK_STEPS and not detecting:
+        detecting = dialog.started and any(i.status == transitions.PENDING for i in dialog.images)
+        if dialog.step not in transitions.WORK_STEPS and not detecting:
             continue
         since = max([datetime.fromisoformat(dialog.updated_at)]
                     + ([rearmed[dialog.dialog_id]] if dialog.dialog_id in rearmed else []))
@@ -84,7 +86,7 @@ async def watchdog(rt: Runtime) -> int:
             continue
         async with rt.lock(dialog.dialog_id):
             current = await rt.io(rt.store.get, dialog.dialog_id)
-            effects = request.resume(current) if current is not None and not current.terminal else []
+            effects = transitions.resume(current) if current is not None and not current.terminal else []
             if not effects:
                 continue
             log.warning("dialog %s stuck at %s with nothing running since %s: resuming its work",
@@ -142,7 +144,7 @@ async def resume_all(rt: Runtime) -> int:
     """After a restart: restart analysis not yet stored and searches not yet finished. Returns dialogs resumed."""
     resumed = 0
     for dialog in await rt.io(rt.store.active):
-        effects = request.resume(dialog)
+        effects = transitions.resume(dialog)
         if effects:
             async with rt.lock(dialog.dialog_id):
                 await apply(rt, dialog, effects)
@@ -151,7 +153,7 @@ async def resume_all(rt: Runtime) -> int:
 
 
 async def purge(rt: Runtime) -> dict[str, int]:
-    """The daily retention job: `bot.retention.purge_expired` with this server's stores (dialog state and
+    """The daily retention job: `bot.oversight.retention.purge_expired` with this server's stores (dialog state and
     cached probes past `dialog_state_days`; audit entries only past `audit_retention_days`)."""
     report = await rt.io(
         retention.purge_expired, rt.settings, now=rt.now(), audit=rt.core.audit, dialog_store=rt.store,

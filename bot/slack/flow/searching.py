@@ -10,28 +10,32 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bot import contact_sheet, request, service, wording
+from bot import contact_sheet, service, wording
 from bot.faces.engine import Probe, encode_bytes
-from bot.faces.gallery import Candidate
 from bot.faces.images import ImageError
-from bot.request import Dialog, ImageRequest
+from bot.request import transitions
+from bot.request.transitions import Dialog, ImageRequest
 from bot.slack import blocks
 from bot.slack.calls import SLACK_ERRORS, error_text
 from bot.slack.client import DownloadError, FileTooLarge, MissingFilesScope, download_file
-from bot.slack.flow import dialog as dialog_stage
+from bot.slack.flow import examining
 from bot.slack.flow.effects import (
     HOURGLASS,
     ImageFailure,
+    Next,
     T,
+    audited_result,
     claim,
+    log_call,
     post,
     post_essential,
     react,
     requester_of,
+    say_failed,
     source_fields,
     upload,
 )
-from bot.slack.probe_cache import CachedProbe
+from bot.store.probes import CachedProbe
 
 if TYPE_CHECKING:
     from bot.slack.runtime import Runtime
@@ -41,17 +45,18 @@ log = logging.getLogger(__name__)
 # -------------------------------------------------------------------------------------- face work
 
 
-async def analyse(rt: Runtime, dialog_id: str, request_id: str) -> None:
-    """Download one image and find its faces (once: the result is cached and stored with the request)."""
+async def analyse(rt: Runtime, dialog_id: str, request_id: str) -> Next | None:
+    """Download one image and find its faces (once: the result is cached and stored with the request); hands
+    back the dialog's record of what was found."""
     running: set[str] = rt.state.setdefault("analysing", set())
     if request_id in running:
-        return
+        return None
     running.add(request_id)
     try:
         dialog = await rt.io(rt.store.get, dialog_id)
         image = dialog.image(request_id) if dialog else None
-        if dialog is None or image is None or dialog.terminal or image.status != request.PENDING:
-            return
+        if dialog is None or image is None or dialog.terminal or image.status != transitions.PENDING:
+            return None
         cached = await rt.io(rt.probes.get, request_id)  # a restart after analysis: never detect again
         error = None
         if cached is None:
@@ -61,17 +66,15 @@ async def analyse(rt: Runtime, dialog_id: str, request_id: str) -> None:
                 async with rt.lock(dialog_id):  # no cancel between the check and the write
                     current = await rt.io(rt.store.get, dialog_id)
                     if current is None or current.terminal:
-                        return  # cancelled or expired meanwhile: the faces of this photo are not kept
+                        return None  # cancelled or expired meanwhile: the faces of this photo are not kept
                     await rt.io(rt.probes.put, request_id, cached)
             except ImageFailure as failure:
                 error = failure.reason
                 rt.state.setdefault("failures", {})[request_id] = (failure.reason, failure.detail)
         faces = cached.faces if cached else None
         sha = cached.sha256 if cached else None
-        await dialog_stage.transition(
-            rt, dialog_id,
-            lambda d: request.on_analysed(d, request_id, faces=faces, probe_sha256=sha, error=error, now=rt.now()),
-        )
+        return Next(dialog_id, lambda d: transitions.on_analysed(
+            d, request_id, faces=faces, probe_sha256=sha, error=error, now=rt.now()))
     finally:
         running.discard(request_id)
 
@@ -157,18 +160,19 @@ async def _encoding(rt: Runtime, dialog: Dialog, image: ImageRequest, cached: Ca
                             cached.sha256, boxes[face_index - 1], bool(cached.encode.get("padded")))
 
 
-async def search(rt: Runtime, dialog_id: str, request_id: str, face_index: int) -> None:
-    """Run one image's search, post the caveated result and the contact sheet, log it on the call."""
+async def search(rt: Runtime, dialog_id: str, request_id: str, face_index: int) -> Next | None:
+    """Run one image's search, post the caveated result and the contact sheet, log it on the call; hands back
+    the dialog's record of the outcome."""
     running: set[str] = rt.state.setdefault("searching", set())
     if request_id in running:
-        return
+        return None
     running.add(request_id)
     try:
         first = await claim(rt, "search:" + request_id)
         dialog = await rt.io(rt.store.get, dialog_id)
         image = dialog.image(request_id) if dialog else None
-        if dialog is None or image is None or image.status != request.SEARCHING:
-            return
+        if dialog is None or image is None or image.status != transitions.SEARCHING:
+            return None
         # Claimed before: a previous process started this search. If the audit has its result, post that
         # result again rather than search a second time.
         result = None if first else await rt.io(audited_result, rt, request_id,
@@ -193,10 +197,9 @@ async def search(rt: Runtime, dialog_id: str, request_id: str, face_index: int) 
                 )
             except Exception as exc:
                 log.exception("search %s failed", request_id)
-                await _search_failed(rt, dialog, image, exc, permalink)
-                return
+                return await _search_failed(rt, dialog, image, exc, permalink)
         probe_crop = cached.crop(face_index) if cached else None
-        await _finish_search(rt, dialog, image, result, probe_crop, permalink)
+        return await _finish_search(rt, dialog, image, result, probe_crop, permalink)
     finally:
         running.discard(request_id)
 
@@ -213,37 +216,34 @@ async def _best_effort(what: str, request_id: str, step: Awaitable[T]) -> T | No
 async def _finish_search(
     rt: Runtime, dialog: Dialog, image: ImageRequest, result: service.SearchResult, probe_crop: bytes | None,
     permalink: str | None,
-) -> None:
-    """After the search (audited already): the result (caveat first), the contact sheet, the call-thread
-    log, then the dialog's record of the outcome and the final status. Each step runs whatever happened to
-    the one before: the officer's result is queued on disk when Slack is down, the contact sheet is
-    best-effort, and the dialog always learns the search finished."""
+) -> Next:
+    """After the search (audited already): the result (caveat first), the contact sheet and the call-thread
+    log; hands back the dialog's record of the outcome, then the removal of the probe's faces. Each step runs
+    whatever happened to the one before: the officer's result is queued on disk when Slack is down, the contact
+    sheet is best-effort, and the dialog always learns the search finished."""
     rid = image.request_id
+
+    def forget_faces() -> Awaitable[object]:  # the result is audited and posted (or queued): faces not needed
+        return rt.io(rt.probes.remove, rid)
+
     if result.outcome == "review":
         # No candidate reaches the requester before an examiner's release; the call log follows the release.
-        from bot.slack.flow import examining
-
         sheet = await _best_effort("comparison sheet", rid, rt.work(contact_sheet.comparison_for, rt.core.gallery, result, probe_crop))
         await _best_effort("review queue", rid, examining.queue_for_review(rt, dialog, image, result, sheet))
-        await _best_effort("search outcome", rid, dialog_stage.transition(
-            rt, dialog.dialog_id, lambda d: request.on_searched(d, rid, outcome="review", now=rt.now())))
-        await rt.io(rt.probes.remove, rid)
-        return
+        return Next(dialog.dialog_id, lambda d: transitions.on_searched(d, rid, outcome="review", now=rt.now()),
+                    then=forget_faces)
     result_ts = await _best_effort("result post", rid, _post_result(rt, dialog, image, result))
     if result_ts:
         await _best_effort("contact sheet", rid, _post_contact_sheet(rt, dialog, image, result, probe_crop))
     else:
         # The result waits in the outbox: a contact sheet now would come before it. It is left out.
         log.warning("result of %s not posted yet (queued): contact sheet skipped", rid)
-    await _best_effort("call-thread log", rid, dialog_stage.log_call(
+    await _best_effort("call-thread log", rid, log_call(
         rt, dialog, image, outcome=result.outcome, result=result, permalink=permalink))
     outcome = result.outcome
-    await _best_effort("search outcome", rid, dialog_stage.transition(
-        rt, dialog.dialog_id,
-        lambda d: request.on_searched(d, rid, outcome=outcome, now=rt.now(), result_ts=result_ts),
-    ))
-    # The result is audited and posted (or queued): the faces of this photo are no longer needed.
-    await rt.io(rt.probes.remove, rid)
+    return Next(dialog.dialog_id,
+                lambda d: transitions.on_searched(d, rid, outcome=outcome, now=rt.now(), result_ts=result_ts),
+                then=forget_faces)
 
 
 async def _post_result(
@@ -257,7 +257,7 @@ async def _post_result(
 
 async def _search_failed(
     rt: Runtime, dialog: Dialog, image: ImageRequest, exc: Exception, permalink: str | None
-) -> None:
+) -> Next:
     error = f"{type(exc).__name__}: {exc}"[:500]
     source = {**(await source_fields(rt, dialog, image, permalink)), "probe_sha256": image.probe_sha256}
     await rt.io(
@@ -265,14 +265,12 @@ async def _search_failed(
         requester=requester_of(dialog), source=source, error=error, faces=image.faces,
         face_index=image.face_index,
     )
-    await dialog_stage.say_failed(rt, dialog, image,
-                      "gallery_empty" if isinstance(exc, service.SearchUnavailable) else "search_failed")
-    await dialog_stage.log_call(rt, dialog, image, outcome="error", result=None, permalink=permalink)
+    await say_failed(rt, dialog, image,
+                     "gallery_empty" if isinstance(exc, service.SearchUnavailable) else "search_failed")
+    await log_call(rt, dialog, image, outcome="error", result=None, permalink=permalink)
     rid = image.request_id
-    await dialog_stage.transition(
-        rt, dialog.dialog_id,
-        lambda d: request.on_searched(d, rid, outcome="error", now=rt.now(), error=error),
-    )
+    return Next(dialog.dialog_id,
+                lambda d: transitions.on_searched(d, rid, outcome="error", now=rt.now(), error=error))
 
 
 def sheet_png(rt: Runtime, result: service.SearchResult, probe_crop: bytes | None) -> bytes:
@@ -306,36 +304,3 @@ async def _post_contact_sheet(
         await post(rt, dialog.channel, dialog.thread_ts, blocks.note(
             wording.CONTACT_SHEET_NOT_ATTACHED, kind="contact_sheet_failed", dialog=dialog,
             request_id=image.request_id))
-
-
-def audited_result(rt: Runtime, request_id: str,
-                   outcomes: tuple[str, ...] = ("candidates", "no_candidate")) -> service.SearchResult | None:
-    """The result of a search the audit log already holds for this request (candidates or none), else None.
-
-    Names and record references come from the gallery as it is now; a subject removed since shows its id.
-    """
-    entries = [
-        e for e in rt.core.audit.find(request_id=request_id, kinds=["search"])
-        if e.get("outcome") in outcomes
-    ]
-    if not entries:
-        return None
-    e = entries[-1]
-    subjects = {s["subject_id"]: s for s in rt.core.gallery.subjects()}
-    candidates = [
-        Candidate(
-            int(c["rank"]), c["subject_id"], subjects.get(c["subject_id"], {}).get("name", c["subject_id"]),
-            subjects.get(c["subject_id"], {}).get("record_ref", "") or "", float(c["distance"]), "",
-            margin=c.get("margin"), score=c.get("score"), fpir_estimate=c.get("fpir_estimate"),
-            below_resolution=bool(c.get("below_resolution")),
-        )
-        for c in e.get("candidates") or []
-    ]
-    return service.SearchResult(
-        request_id=request_id, call_number=e.get("call_number") or "", purpose=e.get("purpose") or "",
-        faces=e.get("faces") or [], face_index=int(e.get("face_index") or 1), candidates=candidates,
-        threshold=float(e.get("threshold") or rt.settings.search.threshold),
-        gallery_size=int(e.get("gallery_subjects") or 0), gallery_images=int(e.get("gallery_images") or 0),
-        model=e.get("model") or "", versions=e.get("versions") or {}, audit_seq=int(e.get("seq") or 0),
-        operating_point=e.get("operating_point") or {}, for_review=e.get("outcome") == "review",
-    )

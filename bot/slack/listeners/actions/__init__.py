@@ -1,13 +1,8 @@
 """Block actions (buttons) of the request dialog. Each is acked at once and applied in the background."""
 from __future__ import annotations
 
-import re
-from collections.abc import Awaitable, Callable
-from typing import Any
-
 from slack_bolt.async_app import AsyncApp
 
-from bot.slack import flow
 from bot.slack.listeners.actions import (
     approval,
     attest,
@@ -19,25 +14,6 @@ from bot.slack.listeners.actions import (
     purpose,
     start,
 )
-
-Handler = Callable[..., Awaitable[None]]
-
-
-def action_pattern(action_id: str) -> re.Pattern[str]:
-    """The action id, optionally with a ":suffix" (action ids must be unique within a block)."""
-    return re.compile(rf"^{re.escape(action_id)}(:.*)?$")
-
-
-def button_handler(name: str) -> Handler:
-    """A listener that acks, then hands the press to the flow."""
-
-    async def handler(ack, body: dict[str, Any], action: dict[str, Any], context) -> None:
-        await ack()
-        rt = context["runtime"]
-        rt.spawn(flow.handle_action(rt, body, action, context.get("dialog_id")), name=f"action-{name}")
-
-    handler.__name__ = f"on_{name}"
-    return handler
 
 
 def register(app: AsyncApp) -> None:

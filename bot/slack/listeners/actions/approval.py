@@ -6,6 +6,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 
 from bot.slack.flow import approving
+from bot.slack.listeners.actions.buttons import action_pattern
 
 
 async def approval_button(ack, body: dict[str, Any], action: dict[str, Any], context) -> None:
@@ -16,7 +17,5 @@ async def approval_button(ack, body: dict[str, Any], action: dict[str, Any], con
 
 def register(app: AsyncApp) -> None:
     """Listen to the approval card's buttons."""
-    from bot.slack.listeners.actions import action_pattern
-
     for action_id in (approving.ACTION_APPROVE, approving.ACTION_REFUSE):
         app.action(action_pattern(action_id))(approval_button)

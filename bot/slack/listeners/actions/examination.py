@@ -6,6 +6,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 
 from bot.slack import exam_card, flow
+from bot.slack.listeners.actions.buttons import action_pattern
 
 
 async def exam_button(ack, body: dict[str, Any], action: dict[str, Any], context) -> None:
@@ -17,8 +18,6 @@ async def exam_button(ack, body: dict[str, Any], action: dict[str, Any], context
 
 def register(app: AsyncApp) -> None:
     """Listen to the review card's buttons."""
-    from bot.slack.listeners.actions import action_pattern
-
     for action_id in (exam_card.ACTION_CLAIM, exam_card.ACTION_GIVE_BACK, exam_card.ACTION_DECIDE,
                       exam_card.ACTION_RELEASE):
         app.action(action_pattern(action_id))(exam_button)

@@ -5,8 +5,9 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.request import ACTION_FORM
+from bot.request.transitions import ACTION_FORM
 from bot.slack import flow
+from bot.slack.listeners.actions.buttons import action_pattern
 
 
 async def open_form(ack, body: dict[str, Any], context) -> None:
@@ -18,6 +19,4 @@ async def open_form(ack, body: dict[str, Any], context) -> None:
 
 def register(app: AsyncApp) -> None:
     """Listen to ACTION_FORM presses."""
-    from bot.slack.listeners.actions import action_pattern
-
     app.action(action_pattern(ACTION_FORM))(open_form)

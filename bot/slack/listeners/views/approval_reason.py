@@ -5,11 +5,11 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.slack.flow import approving
+from bot.slack.flow import approving, dialog
 
 
 async def submit_reason(ack, body: dict[str, Any], view: dict[str, Any], context) -> None:
-    errors = await approving.submit_reason(context["runtime"], body, view)
+    errors = await dialog.submit_approval(context["runtime"], body, view)
     if errors:
         await ack(response_action="errors", errors=errors)
     else:

@@ -1,0 +1,180 @@
+"""The command line under second-person controls ([review]): a search queued for an examiner (with the comparison
+sheet, since the photo is only here), a request kept for a supervisor's approval, and the requester's own
+`status` and `cancel` of either. The server picks both up at its next tick (bot.slack.flow.examining, approving).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from bot import wording
+from bot.cli.common import EXIT_ERROR, EXIT_OK, emit, os_requester, text_arg
+from bot.config import Settings
+
+
+def await_approval(core: Any, settings: Settings, *, request_id: str, answers: Any, requester: Any, slack_user: str,
+                   reason: str, source: dict[str, Any], probe: Any, face: Any, data: bytes) -> None:
+    """Keep the request (and the chosen face's template, made after the attestation, and its crop) for a
+    supervisor: the server posts the approval card at its next tick and, once approved, runs the search."""
+    import base64
+
+    from bot.controls import approval
+    from bot.store.records import ApprovalStore
+
+    pending = approval.Pending(
+        request_id=request_id, requester=requester.as_dict(), slack_user=slack_user,
+        answers={"call_number": answers.call_number, "purpose": answers.purpose,
+                 "justification": answers.justification, "attested": answers.attested},
+        reason=reason, source=source, probe_sha256=probe.sha256,
+        faces=[f.as_dict() for f in probe.faces], face_index=face.index,
+        encoding=[float(x) for x in face.encoding], created_at=datetime.now(UTC).isoformat(),
+        face_jpeg=base64.b64encode(_face_crop(settings, data, face)).decode("ascii"))
+    core.audit.append("review", request_id=request_id, action="queued", by="system", stage="approval",
+                      reason=reason, request_ids=[request_id], call_number=answers.call_number)
+    store = ApprovalStore(settings.data_dir / "approvals.json")
+    try:
+        store.put(pending)
+    finally:
+        store.close()
+
+
+def _face_crop(settings: Settings, data: bytes, face: Any) -> bytes:
+    """The chosen face at the size examiners compare at (the photo already decoded safely in a face worker)."""
+    from bot import contact_sheet
+    from bot.faces.images import decode_image
+
+    rgb = decode_image(data, max_bytes=settings.images.max_bytes, max_pixels=settings.images.max_pixels)
+    return contact_sheet.face_crop_jpeg(rgb, face.box.as_dict())
+
+
+def queue_for_examiner(core: Any, settings: Settings, result: Any, answers: Any, requester: Any, slack_user: str,
+                       data: bytes, face: Any) -> None:
+    """Queue a CLI search for an examiner: the server posts its review card, and the comparison sheet made here
+    (the photo is only here), at its next tick; the release goes to the mapped Slack account or the review
+    channel."""
+    from bot import contact_sheet
+    from bot.controls import examination
+    from bot.oversight.retention import cli_sheet_path
+    from bot.service import cli_source, queue_examination
+    from bot.store.disk import ensure_private_dir, write_private_atomic
+    from bot.store.records import ExaminationStore
+
+    sheet_name = f"{result.request_id}-comparison.jpg"
+    try:  # written before the review is queued, so the server never posts the card without it
+        sheet = contact_sheet.comparison_for(core.gallery, result, _face_crop(settings, data, face))
+        # With the cached probe faces: purged with them ([retention] dialog_state_days) if never posted.
+        path = cli_sheet_path(settings.data_dir, sheet_name)
+        ensure_private_dir(path.parent)
+        write_private_atomic(path, sheet)
+    except Exception as exc:  # noqa: BLE001 - a missing sheet must not lose the search: the examiner still gets the card
+        print(wording.cli_sheet_failed(f"{type(exc).__name__}: {exc}"), file=sys.stderr)
+        sheet_name = ""
+    store = ExaminationStore(settings.data_dir / "examinations.json")
+    try:
+        exam, effects = queue_examination(
+            store, result, answers, requester_id=requester.id, reviewers_required=settings.review.reviewers_required,
+            now=datetime.now(UTC), source={**cli_source(requester.name, slack_user), "sheet": sheet_name})
+    finally:
+        store.close()
+    for effect in effects:
+        if isinstance(effect, examination.Audit):
+            core.audit.append("review", request_id=exam.request_id, action=effect.action, by=effect.by,
+                              call_number=exam.call_number, **dict(effect.fields))
+
+
+def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
+    """`cancel REQUEST_ID`: withdraw your own command-line request while it waits for a supervisor or while no
+    examiner has claimed its review (exit 1 otherwise, saying why). Audited; the server redraws its card."""
+    from bot.controls import approval, examination
+    from bot.service import Core, Requester, record_ended
+    from bot.store.audit_log import AuditError
+    from bot.store.records import ApprovalStore, ExaminationStore
+
+    request_id, who, now = text_arg(args.request_id) or "", os_requester(), datetime.now(UTC)
+    core = Core(settings)
+    approvals = ApprovalStore(settings.data_dir / "approvals.json")
+    exams = ExaminationStore(settings.data_dir / "examinations.json")
+    try:
+        core.audit.check_writable()
+        done = approvals.update(request_id, lambda p: approval.cancel(p, who.id, now))
+        if done is not None:
+            pending, effects = done
+            why = next((e.why for e in effects if isinstance(e, approval.Refused)), None)
+            if why is None:
+                core.audit.append("review", request_id=request_id, action="cancel", by=who.id, stage="approval",
+                                  call_number=pending.answers.get("call_number"))
+                record_ended(core, outcome="cancelled", request_id=request_id, requester=Requester(**pending.requester),
+                             answers=pending.policy_answers(), source=pending.source, probe_sha256=pending.probe_sha256,
+                             faces=pending.faces, face_index=pending.face_index)
+            error = {None: None, "not_requester": wording.EXAM_CANCEL_REQUESTER_ONLY}.get(
+                why, wording.cli_cancel_too_late(pending.status))
+        else:
+            def step(e: examination.Examination) -> examination.Result:
+                new, effects = examination.cancel(e, who.id, now)
+                if new.status == examination.CANCELLED:
+                    new.source["card_stale"] = True  # the server redraws the card at its next tick
+                return new, effects
+
+            done = exams.update(request_id, step)
+            if done is None:
+                error = wording.cli_unknown_request(request_id)
+            else:
+                exam, effects = done
+                error = next((e.reason for e in effects if isinstance(e, examination.Refused)), None)
+                if error is None:
+                    core.audit.append("review", request_id=request_id, action="cancel", by=who.id,
+                                      call_number=exam.call_number)
+                    _drop_sheet(settings, exam.source.get("sheet"))
+    except (AuditError, OSError) as exc:
+        error = wording.audit_unwritable(str(exc))
+    finally:
+        approvals.close()
+        exams.close()
+        core.close()
+    if error:
+        emit(args, {"request_id": request_id, "error": error}, f"error: {error}", stream=sys.stderr)
+        return EXIT_ERROR
+    emit(args, {"cancelled": request_id}, wording.cli_cancelled(request_id))
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    """`status REQUEST_ID`: where your own command-line request stands (with a supervisor, with an examiner,
+    released); what `status` in a request thread tells a Slack requester. Reads no audit entry."""
+    import re
+
+    from bot.store.records import ApprovalStore, ExaminationStore
+
+    request_id, who = text_arg(args.request_id) or "", os_requester()
+    exams = ExaminationStore(settings.data_dir / "examinations.json")
+    approvals = ApprovalStore(settings.data_dir / "approvals.json")
+    try:
+        exam, pending = exams.get(request_id), approvals.get(request_id)
+    finally:
+        exams.close()
+        approvals.close()
+    if exam is not None and exam.requester_id == who.id:
+        obj = {"request_id": request_id, "review": exam.status, "claimed_by": exam.claimed_by}
+        text = wording.exam_status(exam.status, claimed_by=exam.claimed_by, decided=len(exam.current),
+                                   total=len(exam.candidates), round_no=len(exam.rounds) + 1,
+                                   rounds=exam.reviewers_required)
+    elif pending is not None and pending.requester.get("id") == who.id:
+        obj = {"request_id": request_id, "approval": pending.status, "decided_by": pending.decided_by or None}
+        text = wording.cli_approval_status(pending.status, pending.reason, pending.decided_by)
+    else:  # someone else's request is not confirmed to exist either
+        error = wording.cli_unknown_request(request_id)
+        emit(args, {"request_id": request_id, "error": error}, f"error: {error}", stream=sys.stderr)
+        return EXIT_ERROR
+    emit(args, obj, f"{request_id}: " + re.sub(r"<@([UW][A-Z0-9]+)>", r"\1", text))
+    return EXIT_OK
+
+
+def _drop_sheet(settings: Settings, name: Any) -> None:
+    """A cancelled review's comparison sheet, if the server has not posted (and deleted) it yet."""
+    from bot.oversight.retention import cli_sheet_path
+
+    path = cli_sheet_path(settings.data_dir, name)
+    if path is not None:
+        path.unlink(missing_ok=True)

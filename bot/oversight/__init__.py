@@ -1,0 +1,2 @@
+"""Oversight of the archive by command staff and auditors: audit queries, export, the monthly report and the
+discovery bundle (review.py); retention (retention.py)."""
