@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot import wording
-from bot.cli.common import EXIT_ERROR, EXIT_OK, emit, os_requester, text_arg
+from bot.cli import common
+from bot.cli.common import EXIT_ERROR, EXIT_OK, emit, text_arg
 from bot.config import Settings
 
 
@@ -92,7 +93,7 @@ def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
     from bot.store.audit_log import AuditError
     from bot.store.records import ApprovalStore, ExaminationStore
 
-    request_id, who, now = text_arg(args.request_id) or "", os_requester(), datetime.now(UTC)
+    request_id, who, now = text_arg(args.request_id) or "", common.os_requester(), datetime.now(UTC)
     core = Core(settings)
     approvals = ApprovalStore(settings.data_dir / "approvals.json")
     exams = ExaminationStore(settings.data_dir / "examinations.json")
@@ -147,7 +148,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
     from bot.store.records import ApprovalStore, ExaminationStore
 
-    request_id, who = text_arg(args.request_id) or "", os_requester()
+    request_id, who = text_arg(args.request_id) or "", common.os_requester()
     exams = ExaminationStore(settings.data_dir / "examinations.json")
     approvals = ApprovalStore(settings.data_dir / "approvals.json")
     try:
@@ -178,3 +179,16 @@ def _drop_sheet(settings: Settings, name: Any) -> None:
     path = cli_sheet_path(settings.data_dir, name)
     if path is not None:
         path.unlink(missing_ok=True)
+
+
+def register(sub: Any) -> None:
+    """`cancel` and `status` on the top-level parser's subparsers."""
+    c = sub.add_parser("cancel", help="withdraw your own search waiting for approval or an examiner (unclaimed)")
+    c.add_argument("request_id", help="request id, e.g. FR-3F9A0C12D4")
+    c.add_argument("--json", action="store_true", help="print one JSON object")
+    c.set_defaults(func=cmd_cancel)
+
+    st = sub.add_parser("status", help="where your own search waiting for approval or an examiner stands")
+    st.add_argument("request_id", help="request id, e.g. FR-3F9A0C12D4")
+    st.add_argument("--json", action="store_true", help="print one JSON object")
+    st.set_defaults(func=cmd_status)

@@ -16,6 +16,7 @@ from PIL import Image
 
 from bot import wording
 from bot.audit.entries import OUTCOMES
+from bot.cli import common as cli_common
 from bot.cli import main as cli
 from bot.request.transitions import Dialog, ImageRequest, Step
 from bot.service import Requester
@@ -36,7 +37,7 @@ def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, data_dir: Path) -> Path
     monkeypatch.setenv("BOT_DATA_DIR", str(data_dir))
     monkeypatch.setenv("BOT_CONFIG", str(config))
     monkeypatch.setenv("BOT_AUDIT_KEY", KEY)
-    monkeypatch.setattr(cli, "_os_requester", lambda: Requester(AUDITOR["id"], AUDITOR["name"]))
+    monkeypatch.setattr(cli_common, "os_requester", lambda: Requester(AUDITOR["id"], AUDITOR["name"]))
     return config
 
 

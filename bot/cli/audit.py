@@ -1,0 +1,217 @@
+"""`python -m bot audit verify|export|report|bundle`: the audit log's full check and command staff's reads (each
+read audited; an output drawn from a log that does not verify is still written, and the exit code says so)."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from bot import wording
+from bot.cli import common
+from bot.cli.common import EXIT_BROKEN_CHAIN, EXIT_ERROR, EXIT_OK, emit
+from bot.config import Settings
+
+
+def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
+    """`audit verify|export|report|bundle`; a log that cannot be opened (e.g. no key) is a one-line error."""
+    from bot.store.audit_log import AuditError
+
+    try:
+        return _audit(args, settings)
+    except (AuditError, OSError) as exc:
+        emit(args, {"error": str(exc)}, f"error: {exc}", stream=sys.stderr)
+        return EXIT_ERROR
+
+
+def _audit(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.service import Core
+
+    core = Core(settings)
+    if args.audit_cmd == "verify":
+        log_path = settings.data_dir / "audit" / "audit.jsonl"
+        if not log_path.exists():  # opening the log would create a key file: say there is nothing instead
+            print(f"no audit log at {log_path}: nothing to verify (is BOT_DATA_DIR right?)")
+            if args.head:  # a head was published, so there was a log: all of it is gone
+                from bot.store.audit_log import HeadCheck
+
+                print(f"error: {wording.head_check_text(HeadCheck(*args.head, 'missing'))}", file=sys.stderr)
+                return EXIT_ERROR
+            return EXIT_OK
+        result = core.audit.verify()  # always every line: this is the full check (reads resume after a prefix)
+        if result.ok:
+            # The last seq and mac let an auditor notice later truncation by keeping them elsewhere.
+            print(f"audit log intact: {result.count} entries; last entry {result.last_seq} "
+                  f"(head {result.last_seq}:{result.last_mac or ''})")
+            if result.torn_tail:
+                print("warning: the log ends with an incomplete line (a write cut off by a crash, or bytes removed "
+                      "from the end); it is not an entry. The next entry written moves it to "
+                      "audit/audit.jsonl.torn-<time> instead of dropping it.", file=sys.stderr)
+            if args.head:
+                check = core.audit.check_head(*args.head)
+                if not check.ok:
+                    print(f"error: {wording.head_check_text(check)}", file=sys.stderr)
+                    return EXIT_ERROR
+                print(wording.head_check_text(check))
+            return EXIT_OK
+        print(f"audit log BROKEN at entry {result.bad_seq}: {result.reason}", file=sys.stderr)
+        if result.reason == "mac mismatch" and result.bad_seq in (1, result.first_seq):
+            print("(a mismatch from the very first entry usually means BOT_AUDIT_KEY is not the key that signed "
+                  "this log)", file=sys.stderr)
+        return EXIT_ERROR
+    review_cmds = {"export": cmd_audit_export, "report": cmd_audit_report, "bundle": cmd_audit_bundle}
+    if args.audit_cmd in review_cmds:
+        try:
+            return review_cmds[args.audit_cmd](args, settings, core)
+        except ValueError as exc:  # a bad date, month or timezone: say which, change nothing
+            emit(args, {"error": str(exc)}, f"error: {exc}", stream=sys.stderr)
+            return EXIT_ERROR
+    raise AssertionError(args.audit_cmd)
+
+
+def _head(text: str) -> tuple[int, str]:
+    """argparse type for SEQ:MAC, a chain head as published (the MAC whole or its first 16+ hex digits)."""
+    seq, _, mac = text.strip().partition(":")
+    mac = mac.strip().lower()
+    if not (seq.isdigit() and int(seq) >= 1 and len(mac) >= 16 and all(c in "0123456789abcdef" for c in mac)):
+        raise argparse.ArgumentTypeError(f"{text!r}: {wording.HEAD_FORMAT}")
+    return int(seq), mac
+
+
+def _day(text: str):
+    """argparse type for YYYY-MM-DD."""
+    from datetime import date
+
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date: use YYYY-MM-DD") from None
+
+
+def _check_out(path: str | None) -> None:
+    """Refuse an output path that is a folder, or whose folder is missing, before anything is read (and
+    audited): the log must not record an export that then fails to be written."""
+    if path and Path(path).is_dir():
+        raise ValueError(f"cannot write {path}: it is a folder; give a file name")
+    if path and Path(path).parent.is_dir() and not os.access(Path(path).parent, os.W_OK):
+        raise ValueError(f"cannot write {path}: no permission to write in {Path(path).parent}")
+    if path and not Path(path).parent.is_dir():
+        raise ValueError(f"cannot write {path}: folder {Path(path).parent} does not exist")
+
+
+def _write_out(path: str, data: bytes) -> None:
+    """Write an output file 0600 (it holds audit data), crash-safely."""
+    from bot.store.disk import write_private_atomic
+
+    _check_out(path)
+    write_private_atomic(Path(path), data)
+
+
+def _chain_status(core: Any) -> int:
+    """After a review output is written: 0 when the audit chain verifies; else say on stderr which entry breaks
+    it (the output may hold altered or missing entries) and return 4 (CONTRACTS.md)."""
+    result = core.audit.verify(use_prefix=True)  # the tail since the last check; `audit verify` checks it all
+    if result.ok:
+        return EXIT_OK
+    print(wording.audit_chain_broken(result.bad_seq, result.reason), file=sys.stderr)
+    return EXIT_BROKEN_CHAIN
+
+
+def cmd_audit_export(args: argparse.Namespace, settings: Settings, core: Any) -> int:
+    """`audit export`: CSV (UTF-8 with BOM) or JSONL to --out or stdout; audited."""
+    from bot.oversight import review
+
+    review.zone(settings.timezone)
+    review.day_range(args.since, args.until, settings.timezone)  # refuses since > until before any read
+    _check_out(args.out)
+    out = args.out or "-"
+    data, count = review.export(
+        core.audit, fmt=args.format, tz=settings.timezone, actor=common.os_requester(), since=args.since,
+        until=args.until, kinds=args.kind, out_file=out,
+    )
+    if args.out:
+        _write_out(args.out, data)
+    else:
+        sys.stdout.flush()
+        buffer = getattr(sys.stdout, "buffer", None)
+        if buffer is not None:
+            buffer.write(data)
+            buffer.flush()
+        else:
+            sys.stdout.write(data.decode("utf-8"))
+    print(wording.export_written(count, args.format, args.out or "standard output"), file=sys.stderr)
+    return _chain_status(core)
+
+
+def cmd_audit_report(args: argparse.Namespace, settings: Settings, core: Any) -> int:
+    """`audit report --month`: the monthly accountability report (text or --json), --png chart; audited."""
+    from bot.oversight import review
+
+    review.zone(settings.timezone)
+    review.parse_month(args.month)
+    _check_out(args.png)
+    report = review.monthly_report(core.audit, args.month, common.os_requester(), settings.timezone,
+                                   png_file=args.png)
+    if args.png:
+        _write_out(args.png, review.report_chart_png(report))
+    obj = report.as_json()
+    if args.png:
+        obj["png"] = args.png
+    emit(args, obj, wording.report_text(report, for_slack=False))
+    return _chain_status(core)
+
+
+def cmd_audit_bundle(args: argparse.Namespace, settings: Settings, core: Any) -> int:
+    """`audit bundle REQUEST_ID OUT.zip`: the discovery bundle; exit 1 for an unknown request; audited."""
+    from bot.oversight import review
+
+    review.zone(settings.timezone)
+    _check_out(args.out)
+    try:
+        bundle = review.build_bundle(
+            core.audit, args.request_id, common.os_requester(), settings.timezone, out_file=args.out,
+            dispatch_channel=settings.slack.dispatch_channel,
+        )
+    except review.UnknownRequest:
+        print(f"error: {wording.unknown_request(args.request_id)}", file=sys.stderr)
+        return EXIT_ERROR
+    _write_out(args.out, bundle.data)
+    entries = len(bundle.summary["audit_entries"])
+    print(wording.bundle_written(args.out, entries, bool(bundle.verification["ok"])))
+    return _chain_status(core)
+
+
+def register(sub: Any) -> None:
+    """The `audit` commands on the top-level parser's subparsers."""
+    from bot.audit.entries import KINDS
+
+    a = sub.add_parser("audit", help="the audit log")
+    asub = a.add_subparsers(dest="audit_cmd", required=True)
+    av = asub.add_parser("verify", help="check the HMAC chain, every line: exit 0 intact, 1 broken")
+    av.add_argument("--head", type=_head, metavar="SEQ:MAC",
+                    help="also check the log against a chain head published earlier ([audit] head_channel): "
+                    "exit 1 when that entry is missing (entries cut off the end) or has another MAC")
+    ax = asub.add_parser(
+        "export", help="export audit entries (CSV for spreadsheets, JSONL for full fidelity); audited",
+        description="Export audit entries. Days are YYYY-MM-DD in the configured timezone, both inclusive. "
+        "CSV: a header row, RFC 4180 quoting, CRLF line ends, UTF-8 with a byte-order mark so Excel reads "
+        "accents and emoji correctly; cells starting with = + - @ get a leading ' so no spreadsheet runs "
+        "them as formulas; nested fields are flattened (candidates as subject:distance;...). JSONL: one "
+        "entry per line exactly as logged (macs can be rechecked). The export is recorded in the audit log.",
+    )
+    ax.add_argument("--since", type=_day, help="first day, YYYY-MM-DD (inclusive)")
+    ax.add_argument("--until", type=_day, help="last day, YYYY-MM-DD (inclusive)")
+    ax.add_argument("--format", choices=("csv", "jsonl"), default="csv",
+                    help="csv (UTF-8 with BOM, opens in Excel/LibreOffice) or jsonl (default csv)")
+    ax.add_argument("--kind", action="append", choices=KINDS,
+                    help="only entries of this kind (repeatable; default: every kind)")
+    ax.add_argument("--out", help="output file, written 0600 (default: standard output)")
+    ar = asub.add_parser("report", help="monthly accountability report (text, --json, --png chart); audited")
+    ar.add_argument("--month", required=True, help="YYYY-MM, in the configured timezone")
+    ar.add_argument("--png", help="also write a PNG chart (requests per ISO week, stacked by outcome)")
+    ar.add_argument("--json", action="store_true", help="print one JSON object")
+    ab = asub.add_parser("bundle", help="discovery bundle (zip) for one request, with a SHA-256 manifest; audited")
+    ab.add_argument("request_id", help="request id, e.g. FR-3F9A0C12D4")
+    ab.add_argument("out", help="zip file to write (0600)")
+    a.set_defaults(func=cmd_audit)

@@ -1,0 +1,130 @@
+"""`python -m bot gallery enroll|list|remove|stats|thumbnails`: the known-person gallery from the command line."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from bot import wording
+from bot.cli import common
+from bot.cli.common import EXIT_ERROR, EXIT_OK
+from bot.config import Settings
+
+
+def cmd_gallery(args: argparse.Namespace, settings: Settings) -> int:
+    """`gallery enroll|list|remove|stats|thumbnails`; a damaged gallery or an audit log that cannot record the change is
+    a clear error (exit 1) and changes nothing."""
+    from bot.faces.gallery import GalleryError
+    from bot.store.audit_log import AuditError
+
+    try:
+        return _gallery(args, settings)
+    except (GalleryError, AuditError, OSError) as exc:  # OSError: e.g. BOT_DATA_DIR is a file or unwritable
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _gallery(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.faces.enroll import enroll
+    from bot.service import Core
+
+    core = Core(settings)
+    gallery = core.gallery
+    if args.gallery_cmd == "enroll":
+        try:
+            report = enroll(
+                gallery, core.engine, Path(args.directory),
+                manifest=Path(args.manifest) if args.manifest else None,
+                audit=core.audit, actor=common.os_requester().id, progress=not args.no_progress,
+            )
+        finally:
+            core.close()
+        print(report.summary())
+        return EXIT_OK
+    if args.gallery_cmd == "list":
+        subjects = gallery.subjects()
+        if args.json:
+            print(json.dumps(subjects, ensure_ascii=False, indent=2))
+        else:
+            for s in subjects:
+                print(f"{s['subject_id']}\t{s['name']}\t{s.get('record_ref', '')}\t{s['images']} image(s)")
+            print(f"{len(subjects)} subject(s)")
+        return EXIT_OK
+    if args.gallery_cmd == "remove":
+        return _gallery_remove(args, core)
+    if args.gallery_cmd == "thumbnails":
+        return _gallery_thumbnails(args, core)
+    stats = gallery.stats()
+    cal = stats["calibration"]
+    stats["operating_point"] = {**cal, "target_fpir": settings.search.target_fpir} if cal else None
+    if args.json:
+        print(json.dumps(stats, ensure_ascii=False, indent=2, default=str))
+    else:
+        print(wording.gallery_stats_text(stats))
+    return EXIT_OK
+
+
+def _gallery_remove(args: argparse.Namespace, core: Any) -> int:
+    """Remove a subject after a confirmation: asked on a terminal, `--yes` otherwise (a script or a pipe
+    cannot answer, and removing the wrong person is not undone by re-running)."""
+    subject = next((s for s in core.gallery.subjects() if s["subject_id"] == args.subject), None)
+    if subject is None:
+        print(f"error: no subject {args.subject!r} in the gallery", file=sys.stderr)
+        return EXIT_ERROR
+    who = (subject["subject_id"], subject.get("name") or "", int(subject.get("images") or 0))
+    if not args.yes:
+        if sys.stdin is None or not sys.stdin.isatty():
+            print(wording.gallery_remove_needs_yes(*who), file=sys.stderr)
+            return EXIT_ERROR
+        try:
+            answer = input(wording.gallery_remove_question(*who))
+        except EOFError:
+            answer = ""
+        if answer.strip().lower() not in ("y", "yes"):
+            print(wording.GALLERY_REMOVE_DECLINED)
+            return EXIT_ERROR
+    removed = core.gallery.remove(args.subject, audit=core.audit, actor=common.os_requester().id)
+    print(f"removed {args.subject}: {removed} image(s)")
+    return EXIT_OK
+
+
+def _gallery_thumbnails(args: argparse.Namespace, core: Any) -> int:
+    """How many face crops are current; with --rebuild, cut the missing or smaller ones again from the source
+    images (exit 1 when some could not be)."""
+    from bot.faces import thumbnails
+
+    if not args.rebuild:
+        print(wording.gallery_thumbnails_text(thumbnails.status(core.gallery), rebuilt=False,
+                                              crop_px=thumbnails.CROP_PX))
+        return EXIT_OK
+    try:
+        report = thumbnails.rebuild(core.gallery, core.engine, audit=core.audit, actor=common.os_requester().id,
+                                    progress=not args.no_progress)
+    finally:
+        core.close()
+    print(wording.gallery_thumbnails_text(report, rebuilt=True, crop_px=thumbnails.CROP_PX))
+    return EXIT_ERROR if report.problems else EXIT_OK
+
+
+def register(sub: Any) -> None:
+    """The `gallery` commands on the top-level parser's subparsers."""
+    g = sub.add_parser("gallery", help="the known-person gallery")
+    gsub = g.add_subparsers(dest="gallery_cmd", required=True)
+    e = gsub.add_parser("enroll", help="enroll DIR/<subject_id>/<images> or a manifest CSV")
+    e.add_argument("directory")
+    e.add_argument("--manifest", help="CSV with header subject_id,name,record_ref,image")
+    e.add_argument("--no-progress", action="store_true")
+    gl = gsub.add_parser("list", help="list subjects")
+    gl.add_argument("--json", action="store_true")
+    gr = gsub.add_parser("remove", help="remove a subject and all its images (asks first; --yes in scripts)")
+    gr.add_argument("subject")
+    gr.add_argument("--yes", action="store_true", help="do not ask (needed when standard input is not a terminal)")
+    gs = gsub.add_parser("stats", help="gallery size and files")
+    gs.add_argument("--json", action="store_true")
+    gt = gsub.add_parser("thumbnails", help="the 320 px face crops: how many are current (--rebuild: make the rest)")
+    gt.add_argument("--rebuild", action="store_true",
+                    help="cut missing or smaller crops again from the source images (exit 1 when some cannot be)")
+    gt.add_argument("--no-progress", action="store_true")
+    g.set_defaults(func=cmd_gallery)

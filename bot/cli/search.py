@@ -1,0 +1,163 @@
+"""`python -m bot search`: one 1:N search of a probe photo under GO 375.01's gates (bot.service), its audit entry,
+and one JSON object or text as output; under second-person controls the search is queued (bot.cli.controls)."""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+from pathlib import Path
+from typing import Any
+
+from bot import wording
+from bot.cli import common
+from bot.cli import controls as cli_controls
+from bot.cli.common import EXIT_CHOOSE_FACE, EXIT_DENIED, EXIT_ERROR, EXIT_OK, EXIT_QUEUED, emit, text_arg
+from bot.config import Settings
+
+
+def _read_probe(path: Path, max_bytes: int) -> bytes:
+    """Read at most max_bytes + 1 so a huge file is refused without loading it all."""
+    from bot.faces.images import ImageError
+
+    if path.is_dir():
+        raise ImageError("unreadable", f"{text_arg(str(path))} is a folder, not a photo.")
+    if not path.is_file():
+        raise ImageError("unreadable", f"No such image file: {text_arg(str(path))}")
+    try:
+        with path.open("rb") as fh:
+            data = fh.read(max_bytes + 1)
+    except OSError as exc:
+        raise ImageError("unreadable", f"Cannot read {text_arg(str(path))}: {exc.strerror}.") from None
+    if len(data) > max_bytes:
+        raise ImageError("too_large", wording.image_too_large(max_bytes))
+    return data
+
+
+def _cli_purpose(value: str | None) -> str | None:
+    """The exact code or its number (1-3); anything else is kept as typed and refused by the policy check.
+    No keyword guessing here: the audit must record the purpose the analyst stated."""
+    from bot import policy
+
+    if value is None:
+        return None
+    value = value.strip()
+    if value in ("1", "2", "3"):
+        return policy.purpose_by_number(int(value)).code
+    return value.lower() if value.lower() in policy.PURPOSE_CODES else value
+
+
+def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
+    from bot import policy
+    from bot.controls.approval import approval_reason
+    from bot.faces.gallery import GalleryError
+    from bot.faces.images import ImageError
+    from bot.service import (
+        Core,
+        SearchUnavailable,
+        check,
+        new_request_id,
+        record_denied,
+        record_ended,
+        search_face,
+        utc_now,
+    )
+    from bot.store.audit_log import AuditError
+
+    core = Core(settings)
+    request_id = new_request_id()
+    answers = policy.Answers(
+        call_number=policy.normalise_call_number(text_arg(args.call_number)),
+        purpose=_cli_purpose(text_arg(args.purpose)),
+        justification=policy.collapse_whitespace(text_arg(args.justification)) if args.justification else None,
+        attested=bool(args.attest),
+    )
+    requester = common.os_requester()
+    source = {"source": "cli", "uploaded_at": utc_now(), "image_name": text_arg(Path(args.image).name)}
+
+    def say_error(message: str) -> int:
+        emit(args, {"request_id": request_id, "error": message}, f"error: {message}", stream=sys.stderr)
+        return EXIT_ERROR
+
+    # Nothing happens that the audit log could not record (a changed BOT_AUDIT_KEY, a damaged tail).
+    try:
+        core.audit.check_writable()
+    except (AuditError, OSError) as exc:
+        return say_error(wording.audit_unwritable(str(exc)))
+
+    # Policy gates come before the image is decoded: a refused request never touches the photo.
+    reasons = check(answers, settings)
+    if reasons:
+        record_denied(core, request_id=request_id, answers=answers, reasons=reasons, requester=requester,
+                      source=source)
+        text = wording.cli_denied(reasons)
+        emit(args, {"request_id": request_id, "denied": reasons}, text, stream=sys.stderr)
+        return EXIT_DENIED
+
+    def fail(message: str, **extra: Any) -> int:
+        record_ended(core, outcome="error", request_id=request_id, answers=answers, requester=requester,
+                     source=source, error=message, **extra)
+        return say_error(message)
+
+    try:
+        face_choice = None if args.face is None else int(args.face)
+    except ValueError:
+        return fail(wording.bad_face_value(text_arg(args.face) or ""))
+    data = b""
+    try:
+        data = _read_probe(Path(args.image), settings.images.max_bytes)
+        probe = core.engine.analyse_sync(data)
+        faces = [f.as_dict() for f in probe.faces]
+        if not probe.faces:
+            return fail(wording.NO_FACE, probe=probe)
+        if face_choice is None and len(probe.faces) > 1:
+            emit(args, {"request_id": request_id, "faces": faces}, wording.cli_choose_face(faces),
+                  stream=sys.stderr)
+            return EXIT_CHOOSE_FACE
+        index = 1 if face_choice is None else face_choice
+        if not 1 <= index <= len(probe.faces):
+            return fail(wording.bad_face_choice(index, len(probe.faces)), probe=probe, face_index=index)
+        face = probe.faces[index - 1]
+        slack_user = settings.review.cli_slack_users.get(requester.id.removeprefix("os:"), "")
+        reason = approval_reason(settings.review.approval, policy.justification_flags(answers.justification))
+        if reason:  # a supervisor approves first (in Slack): no search before that
+            cli_controls.await_approval(core, settings, request_id=request_id, answers=answers, requester=requester,
+                            slack_user=slack_user, reason=reason, source=source, probe=probe, face=face, data=data)
+            emit(args, {"awaiting_approval": request_id, "reason": reason},
+                  wording.cli_awaiting_approval(request_id, reason, settings.review.approval_minutes, bool(slack_user)))
+            return EXIT_QUEUED
+        result = search_face(
+            core, request_id=request_id, answers=answers, requester=requester, source=source,
+            probe_sha256=probe.sha256, faces=faces, face=face, face_index=index,
+            for_review=settings.review.mode == "examiner",
+        )
+        if result.outcome == "review":
+            cli_controls.queue_for_examiner(core, settings, result, answers, requester, slack_user, data, face)
+    except ImageError as exc:
+        # The hash of what was read is recorded even when it is not an image (which file was tried).
+        return fail(exc.message, probe_sha256=hashlib.sha256(data).hexdigest() if data else None)
+    except (SearchUnavailable, GalleryError) as exc:
+        return fail(str(exc))
+    except Exception as exc:  # noqa: BLE001 - any failure is still an audited error with one JSON object
+        return fail(wording.search_crashed(f"{type(exc).__name__}: {exc}"))
+    finally:
+        core.close()
+    if result.outcome == "review":
+        emit(args, {"queued_for_review": request_id}, wording.cli_queued_for_review(request_id, bool(slack_user)))
+        return EXIT_QUEUED
+    emit(args, result.as_json(), wording.cli_result(result))
+    return EXIT_OK
+
+
+def register(sub: Any) -> None:
+    """The `search` command on the top-level parser's subparsers."""
+    s = sub.add_parser("search", help="1:N search of a probe photo (GO 375.01 gates apply)")
+    s.add_argument("image", help="probe photo (JPEG, PNG, HEIC, WebP, GIF, BMP, TIFF)")
+    # Optional to argparse on purpose: a missing answer is a policy denial (audited), not a usage error.
+    s.add_argument("--call-number", help="dispatched call number, e.g. 26-012345")
+    s.add_argument("--purpose", help="investigation | threat | identify")
+    s.add_argument("--justification", help="the facts giving reasonable suspicion")
+    s.add_argument("--attest", action="store_true", help="attest to the statement in the README (GO 375.01)")
+    # A string on purpose: a bad value is an audited error (exit 1), not an argparse usage exit (2 = denied).
+    s.add_argument("--face", help="which face to search when the photo has several (1 = leftmost)")
+    s.add_argument("--json", action="store_true", help="print one JSON object")
+    s.set_defaults(func=cmd_search)
