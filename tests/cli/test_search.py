@@ -154,6 +154,32 @@ def test_invalid_answers_are_denied(data, faces_dir, capsys, flag, value, fragme
     assert audit_entries(data)[-1]["outcome"] == "denied"
 
 
+FLAGGED = ("Robbery at 5th and J on 11/20; the store camera shows this Hispanic man taking cash from the register "
+           "at 14:05")
+
+
+def test_a_justification_naming_a_protected_class_is_flagged_shown_and_counted_as_in_slack(data, faces_dir, capsys):
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from bot.config import load_settings
+
+    photo = str(faces_dir / "people/obama/obama2.jpg")
+    flagged = [*GOOD[:5], FLAGGED, "--attest"]
+    code, out = run_json(capsys, ["search", photo, *flagged, "--json"])
+    assert code == 0 and out["flags"] == ["protected_class"]
+    assert audit_entries(data)[-1]["flags"] == ["protected_class"]  # as a Slack request's entries carry it
+    assert main(["search", photo, *flagged]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("Investigative leads only") and wording.CARD_FLAG_PROTECTED in text  # caveat first
+    code, out = run_json(capsys, ["search", photo, *GOOD, "--json"])
+    assert code == 0 and out["flags"] == [] and audit_entries(data)[-1]["flags"] == []
+    assert main(["search", photo, *GOOD]) == 0 and wording.CARD_FLAG_PROTECTED not in capsys.readouterr().out
+    month = datetime.now(ZoneInfo(load_settings().timezone)).strftime("%Y-%m")
+    code, report = run_json(capsys, ["audit", "report", "--month", month, "--json"])
+    assert code == 0 and report["total"] == 4 and report["flagged"] == 2
+
+
 def test_gates_come_before_the_image_is_read(data, tmp_path, capsys):
     """A denied request never touches the photo: even a missing file is a denial, not an error."""
     code, out = run_json(capsys, ["search", str(tmp_path / "missing.jpg"), "--json"])
