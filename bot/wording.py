@@ -607,15 +607,16 @@ def bad_face_choice(index: int, n_faces: int) -> str:
     return f"There is no face {index}: the photo shows {n_faces} faces, numbered 1 to {n_faces}."
 
 
-def cli_result(result: Any) -> str:
-    """Terminal text of a finished search: the caveat first, then ranked candidates and the reminder.
+def cli_result(result: Any, flagged: bool = False) -> str:
+    """Terminal text of a finished search: the caveat first, then ranked candidates and the reminder; `flagged`:
+    the justification names a protected class, said right after the caveat as the Slack card says it.
 
     `result` needs request_id, candidates (rank, name, subject_id, record_ref, distance), threshold,
     gallery_size and model (bot.service.SearchResult fits).
     """
     candidates = list(result.candidates)
     point = getattr(result, "operating_point", None) or {}
-    lines = [result_caveat(bool(candidates)), "",
+    lines = [result_caveat(bool(candidates)), "", *([CARD_FLAG_PROTECTED, ""] if flagged else []),
              result_header(len(candidates), result.request_id, point.get("target_fpir"))]
     for c in candidates:
         est = estimate_text(c.fpir_estimate, c.below_resolution, point)

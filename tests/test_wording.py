@@ -253,7 +253,7 @@ CALLS = {
     "face_line": [(SAMPLE_FACE,)],
     "cli_choose_face": [([SAMPLE_FACE] * 20,), (3,)],
     "bad_face_choice": [(5, 1), (5, 3)],
-    "cli_result": [(SAMPLE_RESULT,)],
+    "cli_result": [(SAMPLE_RESULT,), (SAMPLE_RESULT, True)],
     "escape_slack": [("<>&" * 10,)],
     "mention": [("U012ABCDEF",)],
     "purpose_button": [(3, HUGE)],

@@ -72,7 +72,12 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
         attested=bool(args.attest),
     )
     requester = common.os_requester()
-    source = {"source": "cli", "uploaded_at": utc_now(), "image_name": text_arg(Path(args.image).name)}
+    # As a Slack request's entries carry them from the moment its justification is accepted (command staff count
+    # and review flagged requests): every entry of this request, refused for another answer or searched.
+    accepted = policy.check_justification(answers.justification, settings.policy.justification_min_chars) is None
+    flags = list(policy.justification_flags(answers.justification)) if accepted else []
+    source = {"source": "cli", "uploaded_at": utc_now(), "image_name": text_arg(Path(args.image).name),
+              "flags": flags}
 
     def say_error(message: str) -> int:
         emit(args, {"request_id": request_id, "error": message}, f"error: {message}", stream=sys.stderr)
@@ -118,7 +123,7 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
             return fail(wording.bad_face_choice(index, len(probe.faces)), probe=probe, face_index=index)
         face = probe.faces[index - 1]
         slack_user = settings.review.cli_slack_users.get(requester.id.removeprefix("os:"), "")
-        reason = approval_reason(settings.review.approval, policy.justification_flags(answers.justification))
+        reason = approval_reason(settings.review.approval, flags)
         if reason:  # a supervisor approves first (in Slack): no search before that
             cli_controls.await_approval(core, settings, request_id=request_id, answers=answers, requester=requester,
                             slack_user=slack_user, reason=reason, source=source, probe=probe, face=face, data=data)
@@ -144,7 +149,7 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     if result.outcome == "review":
         emit(args, {"queued_for_review": request_id}, wording.cli_queued_for_review(request_id, bool(slack_user)))
         return EXIT_QUEUED
-    emit(args, result.as_json(), wording.cli_result(result))
+    emit(args, {**result.as_json(), "flags": flags}, wording.cli_result(result, flagged="protected_class" in flags))
     return EXIT_OK
 
 
