@@ -129,7 +129,10 @@ def _bot(args: list[str], data_dir: Path) -> tuple[float, str]:
     """Wall time and summary line of `python -m bot ARGS` on `data_dir`; exits if it fails."""
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "bot", *args], cwd=REPO, capture_output=True, text=True,
-                          env={**os.environ, "BOT_DATA_DIR": str(data_dir)}, check=False)
+                          env={**os.environ, "BOT_DATA_DIR": str(data_dir),
+                               # The bench's data dir is its runner's own, a shared account to the CLI
+                               # (bot.request.identity): with no person behind it, the bench names itself.
+                               "SUDO_USER": os.environ.get("SUDO_USER") or "bench"}, check=False)
     elapsed = time.perf_counter() - started
     if done.returncode != 0:
         output = (done.stdout + done.stderr)[-2000:]

@@ -113,9 +113,16 @@ class ReviewSettings:
     supervisors: tuple[str, ...] = ()
     supervisor_groups: tuple[str, ...] = ()
     approval_minutes: int = 60
-    # OS account -> Slack user ID of command-line requesters: where a release or an approved result of their
+    # The person's OS account name (see [cli]) -> Slack user ID of command-line requesters: where a release or an approved result of their
     # CLI search is sent (a direct message), and who may not review or approve it. Unmapped: the review channel.
     cli_slack_users: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CliSettings:
+    # OS accounts several people run commands as (besides the data dir's owner and root): on them the requester
+    # is the person behind the account (the login session, else SUDO_USER), and without one the command is refused.
+    shared_accounts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -130,6 +137,7 @@ class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     audit: AuditSettings = field(default_factory=AuditSettings)
     review: ReviewSettings = field(default_factory=ReviewSettings)
+    cli: CliSettings = field(default_factory=CliSettings)
     timezone: str = "America/Los_Angeles"
 
     def with_data_dir(self, data_dir: Path | str) -> Settings:
@@ -146,6 +154,7 @@ _SECTIONS = {
     "server": ServerSettings,
     "audit": AuditSettings,
     "review": ReviewSettings,
+    "cli": CliSettings,
 }
 
 
@@ -215,6 +224,9 @@ def validate(settings: Settings) -> Settings:
     if not 0 <= settings.audit.refusal_window_minutes <= 1440:
         raise ConfigError("[audit] refusal_window_minutes must be between 0 (every refusal its own entry) and 1440")
     _validate_review(settings.review)
+    for account in settings.cli.shared_accounts:
+        if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}\$?", account):
+            raise ConfigError(f"[cli] shared_accounts: {account!r} is not an OS account name")
     if settings.slack.call_index_days < 1:
         raise ConfigError("[slack] call_index_days must be at least 1")
     if not 1 <= settings.slack.max_calls_per_message <= 1000:

@@ -1621,6 +1621,22 @@ def comparison_upload_title(request_id: str) -> str:
     return f"Comparison {_clip(request_id, 100)}"
 
 
+def cli_no_person(account: str) -> str:
+    """Refusal of a command run on a shared account when neither the login session nor sudo names a person."""
+    who = _clip(account, 64)
+    return (f"Nobody can be named as the requester: this command runs as {who}, an account several people share "
+            "(the data dir's owner, root, or one listed in [cli] shared_accounts), and neither your login session "
+            f"nor sudo (SUDO_USER) says who you are. Log in as yourself and run it through sudo, e.g. `sudo -u {who} "
+            ".venv/bin/python -m bot ...`, so the audit log records you (where nobody has a login of their own, as in "
+            "a container, set SUDO_USER to your own account name: the record says it was named that way).")
+
+
+def cli_person_name(person: str, account: str, uid: int, how: str) -> str:
+    """A person reached through a shared account, as the audit record names them (and how they were told)."""
+    source = "the login session" if how == "login" else "SUDO_USER"
+    return f"{_clip(person, 64)} (as {_clip(account, 64)}, uid {uid}; named by {source})"
+
+
 def cli_requester_label(name: str) -> str:
     """A command-line requester with no Slack account mapped, as cards name them."""
     return f"{_clip(name, 100)} (command line)"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -65,6 +66,25 @@ def dev_faces_dir() -> Path:
     if not (root / "people").is_dir() or not (root / "singles").is_dir():
         raise RuntimeError(f"BOT_DEV_FACES={value} is set but holds no people/ and singles/ folders")
     return root
+
+
+CLI_PERSON = "analyst1"  # who every command-line test is, unless it says otherwise
+
+
+@pytest.fixture(autouse=True, scope="session")
+def cli_person() -> Iterator[str]:
+    """The command line names the person behind a shared account (bot.request.identity), and the test runner owns
+    every temporary data dir, a shared account: the person is CLI_PERSON, reached through sudo, whatever login
+    session the tests run in (a test may change either for itself with monkeypatch)."""
+    from bot.cli import common
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr(common, "LOGINUID", Path(os.devnull))  # reads as no login uid
+    patch.setenv("SUDO_USER", CLI_PERSON)
+    try:
+        yield CLI_PERSON
+    finally:
+        patch.undo()
 
 
 @pytest.fixture

@@ -127,7 +127,7 @@ def cmd_audit_export(args: argparse.Namespace, settings: Settings, core: Any) ->
     _check_out(args.out)
     out = args.out or "-"
     data, count = review.export(
-        core.audit, fmt=args.format, tz=settings.timezone, actor=common.os_requester(), since=args.since,
+        core.audit, fmt=args.format, tz=settings.timezone, actor=common.os_requester(settings), since=args.since,
         until=args.until, kinds=args.kind, out_file=out,
     )
     if args.out:
@@ -151,7 +151,7 @@ def cmd_audit_report(args: argparse.Namespace, settings: Settings, core: Any) ->
     review.zone(settings.timezone)
     review.parse_month(args.month)
     _check_out(args.png)
-    report = review.monthly_report(core.audit, args.month, common.os_requester(), settings.timezone,
+    report = review.monthly_report(core.audit, args.month, common.os_requester(settings), settings.timezone,
                                    png_file=args.png)
     if args.png:
         _write_out(args.png, review.report_chart_png(report))
@@ -170,7 +170,7 @@ def cmd_audit_bundle(args: argparse.Namespace, settings: Settings, core: Any) ->
     _check_out(args.out)
     try:
         bundle = review.build_bundle(
-            core.audit, args.request_id, common.os_requester(), settings.timezone, out_file=args.out,
+            core.audit, args.request_id, common.os_requester(settings), settings.timezone, out_file=args.out,
             dispatch_channel=settings.slack.dispatch_channel,
         )
     except review.UnknownRequest:

@@ -1,34 +1,84 @@
-"""What every command-line command shares: exit codes (CONTRACTS.md), who is asking (the OS account), typed text
-as valid Unicode, and one JSON object or one line of text as output."""
+"""What every command-line command shares: exit codes (CONTRACTS.md), who is asking (the person behind the OS
+account), typed text as valid Unicode, and one JSON object or one line of text as output."""
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
+
+from bot import wording
+from bot.config import Settings
 
 EXIT_OK, EXIT_ERROR, EXIT_DENIED, EXIT_CHOOSE_FACE = 0, 1, 2, 3
 EXIT_BROKEN_CHAIN = 4  # audit export|report|bundle: the output was written, but the chain does not verify
 EXIT_QUEUED = 4  # queued for an examiner ([review] mode "examiner") or awaiting approval: no candidate printed
 
 
-def os_requester() -> Any:
-    """The OS account running the command: from the process's uid, not $USER/$LOGNAME (which anyone can set)."""
-    import os
-    import pwd
+# The kernel's record of the account a login session began as; sudo does not change it. Unset: 4294967295.
+LOGINUID = Path("/proc/self/loginuid")
+_UNSET_LOGINUID = 2**32 - 1
 
+
+class NoPerson(Exception):
+    """A shared account with no person behind it (bot.request.identity): the command is refused (exit 2)."""
+
+
+def os_requester(settings: Settings) -> Any:
+    """Who is asking: the person behind the OS account running the command (bot.request.identity), from the
+    process's uid, the data dir's owner, `[cli] shared_accounts`, the login session and SUDO_USER — never
+    $USER/$LOGNAME (which anyone can set). Raises NoPerson on a shared account that names nobody."""
+    import os
+
+    from bot.request.identity import identify
     from bot.service import Requester
 
     uid = os.getuid()
+    account = _account(uid)
+    found = identify(account, owner=_owner(settings.data_dir, account), shared=settings.cli.shared_accounts,
+                     login=_login_account(), sudo_user=text_arg(os.environ.get("SUDO_USER")))
+    if found is None:
+        raise NoPerson(wording.cli_no_person(account))
+    if found.how == "account":
+        return Requester(id=f"os:{account}", name=f"{account} (uid {uid})")
+    return Requester(id=f"os:{found.person}", name=wording.cli_person_name(found.person, account, uid, found.how))
+
+
+def unidentified() -> Any:
+    """The account itself, for the audit record of a command refused because no person could be named."""
+    import os
+
+    from bot.service import Requester
+
+    account = _account(os.getuid())
+    return Requester(id=f"os:{account}", name=f"{account} (uid {os.getuid()}; no person named)")
+
+
+def _account(uid: int) -> str:
+    import pwd
+
     try:
-        user = pwd.getpwuid(uid).pw_name
+        return pwd.getpwuid(uid).pw_name
     except KeyError:
-        user = f"uid{uid}"
-    name = f"{user} (uid {uid})"
-    sudo = os.environ.get("SUDO_USER")
-    if sudo and uid == 0:
-        name += f", via sudo from {text_arg(sudo)}"
-    return Requester(id=f"os:{user}", name=name)
+        return f"uid{uid}"
+
+
+def _owner(data_dir: Path, account: str) -> str:
+    """The data dir's owner; a data dir not made yet will be this account's."""
+    try:
+        return _account(data_dir.stat().st_uid)
+    except OSError:
+        return account
+
+
+def _login_account() -> str | None:
+    """The account the login session began as, or None (no login session: a container, a service, cron)."""
+    try:
+        uid = int(LOGINUID.read_text(encoding="ascii").strip())
+    except (OSError, ValueError):
+        return None
+    return None if uid < 0 or uid == _UNSET_LOGINUID else _account(uid)
 
 
 def text_arg(value: str | None) -> str | None:

@@ -93,7 +93,7 @@ def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
     from bot.store.audit_log import AuditError
     from bot.store.records import ApprovalStore, ExaminationStore
 
-    request_id, who, now = text_arg(args.request_id) or "", common.os_requester(), datetime.now(UTC)
+    request_id, who, now = text_arg(args.request_id) or "", common.os_requester(settings), datetime.now(UTC)
     core = Core(settings)
     approvals = ApprovalStore(settings.data_dir / "approvals.json")
     exams = ExaminationStore(settings.data_dir / "examinations.json")
@@ -148,7 +148,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
     from bot.store.records import ApprovalStore, ExaminationStore
 
-    request_id, who = text_arg(args.request_id) or "", common.os_requester()
+    request_id, who = text_arg(args.request_id) or "", common.os_requester(settings)
     exams = ExaminationStore(settings.data_dir / "examinations.json")
     approvals = ApprovalStore(settings.data_dir / "approvals.json")
     try:

@@ -37,7 +37,7 @@ def _gallery(args: argparse.Namespace, settings: Settings) -> int:
             report = enroll(
                 gallery, core.engine, Path(args.directory),
                 manifest=Path(args.manifest) if args.manifest else None,
-                audit=core.audit, actor=common.os_requester().id, progress=not args.no_progress,
+                audit=core.audit, actor=common.os_requester(settings).id, progress=not args.no_progress,
             )
         finally:
             core.close()
@@ -53,9 +53,9 @@ def _gallery(args: argparse.Namespace, settings: Settings) -> int:
             print(f"{len(subjects)} subject(s)")
         return EXIT_OK
     if args.gallery_cmd == "remove":
-        return _gallery_remove(args, core)
+        return _gallery_remove(args, core, common.os_requester(settings).id)
     if args.gallery_cmd == "thumbnails":
-        return _gallery_thumbnails(args, core)
+        return _gallery_thumbnails(args, core, settings)
     stats = gallery.stats()
     cal = stats["calibration"]
     stats["operating_point"] = {**cal, "target_fpir": settings.search.target_fpir} if cal else None
@@ -66,7 +66,7 @@ def _gallery(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
-def _gallery_remove(args: argparse.Namespace, core: Any) -> int:
+def _gallery_remove(args: argparse.Namespace, core: Any, actor: str) -> int:
     """Remove a subject after a confirmation: asked on a terminal, `--yes` otherwise (a script or a pipe
     cannot answer, and removing the wrong person is not undone by re-running)."""
     subject = next((s for s in core.gallery.subjects() if s["subject_id"] == args.subject), None)
@@ -85,12 +85,12 @@ def _gallery_remove(args: argparse.Namespace, core: Any) -> int:
         if answer.strip().lower() not in ("y", "yes"):
             print(wording.GALLERY_REMOVE_DECLINED)
             return EXIT_ERROR
-    removed = core.gallery.remove(args.subject, audit=core.audit, actor=common.os_requester().id)
+    removed = core.gallery.remove(args.subject, audit=core.audit, actor=actor)
     print(f"removed {args.subject}: {removed} image(s)")
     return EXIT_OK
 
 
-def _gallery_thumbnails(args: argparse.Namespace, core: Any) -> int:
+def _gallery_thumbnails(args: argparse.Namespace, core: Any, settings: Settings) -> int:
     """How many face crops are current; with --rebuild, cut the missing or smaller ones again from the source
     images (exit 1 when some could not be)."""
     from bot.faces import thumbnails
@@ -100,7 +100,7 @@ def _gallery_thumbnails(args: argparse.Namespace, core: Any) -> int:
                                               crop_px=thumbnails.CROP_PX))
         return EXIT_OK
     try:
-        report = thumbnails.rebuild(core.gallery, core.engine, audit=core.audit, actor=common.os_requester().id,
+        report = thumbnails.rebuild(core.gallery, core.engine, audit=core.audit, actor=common.os_requester(settings).id,
                                     progress=not args.no_progress)
     finally:
         core.close()

@@ -37,7 +37,7 @@ def cmd_purge(args: argparse.Namespace, settings: Settings) -> int:
     """`purge`: apply [retention] once; exit 1 when old audit entries were due but could not be purged."""
     from bot.oversight.retention import purge_expired
 
-    report = purge_expired(settings, actor=common.os_requester().id)
+    report = purge_expired(settings, actor=common.os_requester(settings).id)
     print(report.text(), file=sys.stdout if report.ok else sys.stderr)
     return EXIT_OK if report.ok else EXIT_ERROR
 
@@ -88,4 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         emit(args, {"error": f"configuration error: {exc}"}, f"configuration error: {exc}", stream=sys.stderr)
         return EXIT_ERROR
-    return int(args.func(args, settings) or 0)
+    try:
+        return int(args.func(args, settings) or 0)
+    except common.NoPerson as exc:  # a shared account that names nobody: refused like a policy denial
+        emit(args, {"denied": [str(exc)]}, f"denied: {exc}", stream=sys.stderr)
+        return EXIT_DENIED

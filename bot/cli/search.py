@@ -47,6 +47,8 @@ def _cli_purpose(value: str | None) -> str | None:
 
 
 def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
+    """`search PHOTO`: who is asking, the policy gates (before the photo is read), the faces, then the search,
+    queued for an examiner or kept for a supervisor under [review]; every ending audited (CONTRACTS exit codes)."""
     from bot import policy
     from bot.controls.approval import approval_reason
     from bot.faces.gallery import GalleryError
@@ -71,7 +73,6 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
         justification=policy.collapse_whitespace(text_arg(args.justification)) if args.justification else None,
         attested=bool(args.attest),
     )
-    requester = common.os_requester()
     # As a Slack request's entries carry them from the moment its justification is accepted (command staff count
     # and review flagged requests): every entry of this request, refused for another answer or searched.
     accepted = policy.check_justification(answers.justification, settings.policy.justification_min_chars) is None
@@ -89,8 +90,13 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     except (AuditError, OSError) as exc:
         return say_error(wording.audit_unwritable(str(exc)))
 
-    # Policy gates come before the image is decoded: a refused request never touches the photo.
-    reasons = check(answers, settings)
+    try:
+        requester = common.os_requester(settings)
+    except common.NoPerson as exc:  # a shared account that names nobody: the attempt is recorded under it
+        requester, reasons = common.unidentified(), [str(exc)]
+    else:
+        # Policy gates come before the image is decoded: a refused request never touches the photo.
+        reasons = check(answers, settings)
     if reasons:
         record_denied(core, request_id=request_id, answers=answers, reasons=reasons, requester=requester,
                       source=source)

@@ -15,6 +15,7 @@ from bot import wording
 from bot.cli import common
 from bot.cli.main import main
 from bot.config import DEFAULT_CONFIG
+from bot.request.identity import identify
 
 from .conftest import GOOD, audit_entries, run_json
 
@@ -36,8 +37,6 @@ ACCOUNT = pwd.getpwuid(os.getuid()).pw_name  # the test runner owns every tempor
     ("svc", "frbot", ("svc",), "svc", None, None),
 ])
 def test_the_person_behind_an_account(account, owner, shared, login, sudo, person):
-    from bot.request.identity import identify
-
     found = identify(account, owner=owner, shared=shared, login=login, sudo_user=sudo)
     assert (found.person if found else None) == person
     if found:
@@ -49,7 +48,7 @@ def no_login_session(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A process with no login uid (as in a container or a service unit): only SUDO_USER can name the person."""
     path = tmp_path / "loginuid"
     path.write_text("4294967295")
-    monkeypatch.setattr(common, "LOGINUID", path, raising=False)
+    monkeypatch.setattr(common, "LOGINUID", path)
     monkeypatch.delenv("SUDO_USER", raising=False)
     return path
 
@@ -110,10 +109,12 @@ def test_on_a_shared_account_without_a_person_every_command_that_records_who_is_
 
 def test_the_login_session_names_the_person_whatever_sudo_user_says(data, faces_dir, capsys, no_login_session,
                                                                    monkeypatch):
-    no_login_session.write_text(str(os.getuid()))  # the test runner's own login session
+    someone = next(p for p in pwd.getpwall() if p.pw_uid not in (0, os.getuid()))  # any other real account
+    no_login_session.write_text(str(someone.pw_uid))  # the session began as them, then sudo'd to this account
     monkeypatch.setenv("SUDO_USER", "mallory")
     assert main(["search", str(faces_dir / "people/obama/obama2.jpg"), *GOOD]) == 0
-    assert audit_entries(data)[-1]["requester"]["id"] == f"os:{ACCOUNT}"
+    requester = audit_entries(data)[-1]["requester"]
+    assert requester["id"] == f"os:{someone.pw_name}" and "login session" in requester["name"]
 
 
 def test_a_listed_shared_account_is_read_from_the_settings(tmp_path, monkeypatch):

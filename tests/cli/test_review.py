@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import os
+import pwd
 import stat
 import zipfile
 from datetime import UTC, datetime, timedelta
@@ -16,17 +17,17 @@ from PIL import Image
 
 from bot import wording
 from bot.audit.entries import OUTCOMES
-from bot.cli import common as cli_common
 from bot.cli import main as cli
 from bot.request.transitions import Dialog, ImageRequest, Step
-from bot.service import Requester
 from bot.store.audit_log import AuditLog
 from bot.store.dialogs import DialogStore
 
 KEY = "cli-review-test-key-0123456789abcdef"
 ENV = {"BOT_AUDIT_KEY": KEY}
 JUST = 'Armed robbery at "Lucky\'s", 5th & Main,\nvictim statement 🚓; =1+1'
-AUDITOR = {"id": "os:auditor", "name": "auditor"}
+# Reached through the shared account the tests run as (tests/conftest.py), as command staff are on the server.
+AUDITOR = {"id": "os:auditor", "name": wording.cli_person_name("auditor", pwd.getpwuid(os.getuid()).pw_name,
+                                                               os.getuid(), "sudo")}
 
 
 @pytest.fixture
@@ -37,7 +38,7 @@ def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, data_dir: Path) -> Path
     monkeypatch.setenv("BOT_DATA_DIR", str(data_dir))
     monkeypatch.setenv("BOT_CONFIG", str(config))
     monkeypatch.setenv("BOT_AUDIT_KEY", KEY)
-    monkeypatch.setattr(cli_common, "os_requester", lambda: Requester(AUDITOR["id"], AUDITOR["name"]))
+    monkeypatch.setenv("SUDO_USER", "auditor")
     return config
 
 

@@ -13,6 +13,7 @@ from bot import wording
 from bot.cli.main import main as cli
 from bot.slack import exam_card, flow
 from bot.store.records import ApprovalStore
+from tests.conftest import CLI_PERSON
 
 from .conftest import JUSTIFICATION, OFFICER, block_texts
 from .test_e2e_examination import (
@@ -29,7 +30,8 @@ from .test_e2e_examination import (
 from .test_e2e_frs import frs
 
 ANALYST = "UANALYST1"  # the Slack account of the OS user running the tests
-OS_USER = pwd.getpwuid(os.getuid()).pw_name
+OS_USER = CLI_PERSON  # the person behind the account the tests run as (tests/conftest.py)
+ACCOUNT = pwd.getpwuid(os.getuid()).pw_name
 
 
 def write_config(harness, monkeypatch, review: dict) -> None:
@@ -141,7 +143,7 @@ async def test_a_refused_cli_search_ends_denied_and_an_unanswered_one_expires_in
     await harness.idle()
     cards = [m for m in slack.messages(REVIEW) if (m.get("metadata") or {}).get("event_payload", {}).get("kind")
              == "approval"]
-    assert len(cards) == 2 and wording.cli_requester_label(f"{OS_USER} (uid {os.getuid()})") in block_texts(cards[0])[0]
+    assert len(cards) == 2 and wording.cli_requester_label(wording.cli_person_name(OS_USER, ACCOUNT, os.getuid(), "sudo")) in block_texts(cards[0])[0]
     [status] = await frs(harness, "status", user=OFFICER)
     assert wording.approval_queue_status(2) in block_texts(status.params)[0]
     first = next(c for c in cards if c["metadata"]["event_payload"]["request_id"] == refused_id)

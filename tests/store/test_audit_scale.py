@@ -11,9 +11,7 @@ import pytest
 
 from bot.audit.chain import ChainCheck
 from bot.audit.refusals import RefusalAggregator
-from bot.cli import common as cli_common
 from bot.cli import main as cli
-from bot.service import Requester
 from bot.store import audit_cache
 from bot.store import audit_log as audit_mod
 from bot.store.audit_cache import PREFIX_NAME
@@ -175,7 +173,7 @@ def test_verified_prefix_cli_reads_check_the_tail_and_audit_verify_every_line(
     fill(log, 1, 41)
     monkeypatch.setenv("BOT_DATA_DIR", str(data_dir))
     monkeypatch.setenv("BOT_AUDIT_KEY", KEY)
-    monkeypatch.setattr(cli_common, "os_requester", lambda: Requester("os:auditor", "auditor"))
+    monkeypatch.setenv("SUDO_USER", "auditor")
     assert cli.main(["audit", "verify"]) == cli.EXIT_OK and len(fed) == 40
     fed.clear()
     assert cli.main(["audit", "export", "--out", str(tmp_path / "out.csv")]) == cli.EXIT_OK
