@@ -115,6 +115,8 @@ def test_the_requester_can_cancel_only_while_unclaimed():
     cancelled, effects = ex.cancel(exam, OFFICER, at(2))
     assert cancelled.status == ex.CANCELLED and effects[0].action == "cancel" and isinstance(effects[1], ex.Ended)
     assert ex.claim(cancelled, EXAMINER, at(3))[1] == [ex.Refused(EXAMINER, wording.EXAM_CLOSED)]
+    # Cancelled twice: it says so, not that an examiner started it (nobody did).
+    assert ex.cancel(cancelled, OFFICER, at(3))[1] == [ex.Refused(OFFICER, wording.EXAM_CANCEL_ALREADY)]
 
 
 def test_an_idle_claim_returns_to_the_queue_and_an_unclaimed_review_pings_again():

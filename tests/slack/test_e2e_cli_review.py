@@ -214,6 +214,33 @@ async def test_an_approved_cli_search_in_examiner_mode_is_queued_and_its_approve
     assert wording.EXAM_APPROVER in slack.ephemerals(REVIEW, SUPERVISOR)[-1]["text"]
 
 
+async def test_the_unclaimed_review_of_an_approved_cli_request_can_be_cancelled_once(
+        harness, slack, monkeypatch, faces_dir, capsys):
+    bot = await start(harness, slack, monkeypatch, mode="examiner", examiners=(EXAMINER,), approval="always",
+                      supervisors=(SUPERVISOR,))
+    rid = search(faces_dir, capsys)[1]["awaiting_approval"]
+    await flow.tick(bot.rt)
+    await harness.idle()
+    await decide_approval(harness, slack, "fr_approval_approve", SUPERVISOR, "approved: robbery series")
+    await harness.wait_kind("examination", request_id=rid)
+    await harness.idle()
+    capsys.readouterr()
+    assert cli(["status", rid]) == 0  # the requester is told where it stands in their own words
+    said = capsys.readouterr().out
+    assert "Press Claim" not in said and said.strip() == f"{rid}: {wording.exam_status_requester('queued')}"
+    assert cli(["cancel", rid]) == 0, capsys.readouterr().err  # searched and waiting unclaimed: withdrawable
+    assert wording.cli_cancelled(rid) in capsys.readouterr().out
+    assert cli(["cancel", rid]) == 1  # once: and nobody "started" it
+    err = capsys.readouterr().err
+    assert wording.EXAM_CANCEL_TOO_LATE not in err and wording.EXAM_CANCEL_ALREADY in err
+    await flow.tick(bot.rt)
+    await harness.idle()
+    assert wording.exam_status("cancelled") in block_texts(card(slack))
+    assert not [b for b in card(slack)["blocks"] if b["type"] == "actions"]
+    cancels = [(e["request_id"], e["by"]) for e in reviews(harness) if e["action"] == "cancel"]
+    assert cancels == [(rid, f"os:{OS_USER}")]
+
+
 async def test_an_approval_recorded_just_before_a_restart_is_searched_by_the_next_tick_once(
         harness, slack, monkeypatch, faces_dir, capsys):
     from datetime import UTC, datetime
@@ -267,11 +294,13 @@ async def test_the_cli_requester_cancels_a_request_waiting_for_approval_or_an_un
     assert cli(["status", waiting, "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == {"request_id": waiting, "approval": "pending", "decided_by": None}
     assert cli(["status", queued]) == 0
-    assert capsys.readouterr().out.strip() == f"{queued}: {wording.exam_status('queued')}"
+    assert capsys.readouterr().out.strip() == f"{queued}: {wording.exam_status_requester('queued')}"
     assert cli(["cancel", waiting, "--json"]) == 0 and json.loads(capsys.readouterr().out) == {"cancelled": waiting}
     assert cli(["cancel", queued]) == 0 and not queued_sheet.exists()  # the photo's face is not kept
     assert cli(["cancel", waiting]) == 1  # once
     assert wording.cli_cancel_too_late("cancelled") in capsys.readouterr().err
+    assert cli(["cancel", queued]) == 1  # once: no examiner ever started it
+    assert wording.EXAM_CANCEL_ALREADY in capsys.readouterr().err
     assert cli(["cancel", "FR-NOSUCH0000"]) == 1
     assert cli(["status", "FR-NOSUCH0000"]) == 1
     capsys.readouterr()

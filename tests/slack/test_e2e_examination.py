@@ -341,7 +341,8 @@ async def test_an_unclaimed_review_pings_the_examiners_and_an_idle_claim_returns
     assert [e["action"] for e in reviews(harness)][-4:] == ["claim", "give_back", "claim", "timeout"]
     await harness.reply(upload, "status")  # the requester asks where it stands
     await slack.wait_for("chat.postEphemeral", ok=True)
-    assert wording.exam_status("queued") in slack.ephemerals(CASE, OFFICER)[-1]["text"]
+    told = slack.ephemerals(CASE, OFFICER)[-1]["text"]
+    assert wording.exam_status_requester("queued") in told and "Press Claim" not in told  # not the examiners' words
 
 
 async def test_an_approval_nobody_gives_expires_and_says_so(harness, slack):
