@@ -1516,6 +1516,8 @@ EXAM_UNKNOWN_DECISION = "That is not a decision: possible lead, not the same per
 EXAM_UNKNOWN_CANDIDATE = "That candidate is not in this review."
 EXAM_CANCEL_REQUESTER_ONLY = "Only the requester can cancel this request."
 EXAM_CANCEL_TOO_LATE = "An examiner has started this review: it can no longer be cancelled."
+EXAM_CANCEL_ALREADY = "This request was withdrawn already: nothing was or will be released for it."
+EXAM_CANCEL_RELEASED = "The examiner's review was released already: there is nothing left to cancel."
 
 
 def exam_claimed_by(examiner_id: str) -> str:
@@ -1567,6 +1569,19 @@ def exam_status(status: str, *, claimed_by: str | None = None, decided: int = 0,
     if status == "released":
         return "Released to the requester."
     return "Withdrawn by the requester."
+
+
+def exam_status_requester(status: str, *, claimed_by: str | None = None, decided: int = 0, total: int = 0,
+                          round_no: int = 1, rounds: int = 1) -> str:
+    """Where a review stands, told to its requester, who cannot claim it (the card's line is the examiners')."""
+    if status == "queued":
+        of = f" (review {round_no} of {rounds})" if rounds > 1 else ""
+        return (f"Waiting for an examiner to claim it{of}: no candidate reaches you before an examiner releases "
+                "the review. Until it is claimed, cancel withdraws it.")
+    if status == "cancelled":
+        return "Withdrawn by you: no candidate was released."
+    return exam_status(status, claimed_by=claimed_by, decided=decided, total=total, round_no=round_no,
+                       rounds=rounds)
 
 
 def exam_released_header(request_id: str, leads: int) -> str:

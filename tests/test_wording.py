@@ -302,6 +302,7 @@ CALLS = {
     "exam_ping": [(["S0EXAMINERS"], "FR-1", True), ([HUGE], HUGE, False)],
     "exam_released_header": [("FR-1", 0), (HUGE, 3)],
     "exam_status": [("queued",), ("claimed",), ("released",), ("cancelled",)],
+    "exam_status_requester": [("queued",), ("claimed",), ("released",), ("cancelled",)],
     # The request card and its short lines (bot/slack/card.py): whatever an officer typed, within the limit.
     "card_header": [(["FR-0123456789"] * 20, "U012ABCDEF", "U0POSTER1"), (["FR-1"], HUGE)],
     "card_call_number": [(HUGE,)],

@@ -86,10 +86,10 @@ def queue_for_examiner(core: Any, settings: Settings, result: Any, answers: Any,
 
 
 def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
-    """`cancel REQUEST_ID`: withdraw your own command-line request while it waits for a supervisor or while no
-    examiner has claimed its review (exit 1 otherwise, saying why). Audited; the server redraws its card."""
-    from bot.controls import approval, examination
-    from bot.service import Core, Requester, record_ended
+    """`cancel REQUEST_ID`: withdraw your own command-line request while it waits for a supervisor or, once
+    searched (directly or after an approval), while no examiner has claimed its review (exit 1 otherwise, saying
+    why). Audited; the server redraws its card. Someone else's request is not confirmed to exist."""
+    from bot.service import Core
     from bot.store.audit_log import AuditError
     from bot.store.records import ApprovalStore, ExaminationStore
 
@@ -99,35 +99,14 @@ def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
     exams = ExaminationStore(settings.data_dir / "examinations.json")
     try:
         core.audit.check_writable()
-        done = approvals.update(request_id, lambda p: approval.cancel(p, who.id, now))
-        if done is not None:
-            pending, effects = done
-            why = next((e.why for e in effects if isinstance(e, approval.Refused)), None)
-            if why is None:
-                core.audit.append("review", request_id=request_id, action="cancel", by=who.id, stage="approval",
-                                  call_number=pending.answers.get("call_number"))
-                record_ended(core, outcome="cancelled", request_id=request_id, requester=Requester(**pending.requester),
-                             answers=pending.policy_answers(), source=pending.source, probe_sha256=pending.probe_sha256,
-                             faces=pending.faces, face_index=pending.face_index)
-            error = {None: None, "not_requester": wording.EXAM_CANCEL_REQUESTER_ONLY}.get(
-                why, wording.cli_cancel_too_late(pending.status))
+        exam, pending = exams.get(request_id), approvals.get(request_id)
+        if exam is not None and exam.requester_id == who.id:
+            # Searched, directly or once a supervisor approved it: what is left to withdraw is its review.
+            error = _cancel_review(core, settings, exams, request_id, who, now)
+        elif pending is not None and pending.requester.get("id") == who.id:
+            error = _cancel_approval(core, approvals, request_id, who, now)
         else:
-            def step(e: examination.Examination) -> examination.Result:
-                new, effects = examination.cancel(e, who.id, now)
-                if new.status == examination.CANCELLED:
-                    new.source["card_stale"] = True  # the server redraws the card at its next tick
-                return new, effects
-
-            done = exams.update(request_id, step)
-            if done is None:
-                error = wording.cli_unknown_request(request_id)
-            else:
-                exam, effects = done
-                error = next((e.reason for e in effects if isinstance(e, examination.Refused)), None)
-                if error is None:
-                    core.audit.append("review", request_id=request_id, action="cancel", by=who.id,
-                                      call_number=exam.call_number)
-                    _drop_sheet(settings, exam.source.get("sheet"))
+            error = wording.cli_unknown_request(request_id)
     except (AuditError, OSError) as exc:
         error = wording.audit_unwritable(str(exc))
     finally:
@@ -141,11 +120,56 @@ def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def _cancel_approval(core: Any, approvals: Any, request_id: str, who: Any, now: datetime) -> str | None:
+    """Withdraw a request waiting for a supervisor: a `review` cancel and the `cancelled` search entry of a request
+    never searched. The reason it cannot be, or None."""
+    from bot.controls import approval
+    from bot.service import Requester, record_ended
+
+    done = approvals.update(request_id, lambda p: approval.cancel(p, who.id, now))
+    if done is None:  # purged since it was read
+        return wording.cli_unknown_request(request_id)
+    pending, effects = done
+    why = next((e.why for e in effects if isinstance(e, approval.Refused)), None)
+    if why is not None:
+        return wording.EXAM_CANCEL_REQUESTER_ONLY if why == "not_requester" else wording.cli_cancel_too_late(
+            pending.status)
+    core.audit.append("review", request_id=request_id, action="cancel", by=who.id, stage="approval",
+                      call_number=pending.answers.get("call_number"))
+    record_ended(core, outcome="cancelled", request_id=request_id, requester=Requester(**pending.requester),
+                 answers=pending.policy_answers(), source=pending.source, probe_sha256=pending.probe_sha256,
+                 faces=pending.faces, face_index=pending.face_index)
+    return None
+
+
+def _cancel_review(core: Any, settings: Settings, exams: Any, request_id: str, who: Any, now: datetime) -> str | None:
+    """Withdraw a searched request's review no examiner has claimed (its comparison sheet dropped if the server has
+    not posted it yet). The reason it cannot be, or None."""
+    from bot.controls import examination
+
+    def step(e: examination.Examination) -> examination.Result:
+        new, effects = examination.cancel(e, who.id, now)
+        if new.status == examination.CANCELLED and e.status != examination.CANCELLED:
+            new.source["card_stale"] = True  # the server redraws the card at its next tick
+        return new, effects
+
+    done = exams.update(request_id, step)
+    if done is None:  # purged since it was read
+        return wording.cli_unknown_request(request_id)
+    exam, effects = done
+    error = next((e.reason for e in effects if isinstance(e, examination.Refused)), None)
+    if error is None:
+        core.audit.append("review", request_id=request_id, action="cancel", by=who.id, call_number=exam.call_number)
+        _drop_sheet(settings, exam.source.get("sheet"))
+    return error
+
+
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     """`status REQUEST_ID`: where your own command-line request stands (with a supervisor, with an examiner,
     released); what `status` in a request thread tells a Slack requester. Reads no audit entry."""
     import re
 
+    from bot.controls import examination
     from bot.store.records import ApprovalStore, ExaminationStore
 
     request_id, who = text_arg(args.request_id) or "", common.os_requester(settings)
@@ -158,9 +182,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         approvals.close()
     if exam is not None and exam.requester_id == who.id:
         obj = {"request_id": request_id, "review": exam.status, "claimed_by": exam.claimed_by}
-        text = wording.exam_status(exam.status, claimed_by=exam.claimed_by, decided=len(exam.current),
-                                   total=len(exam.candidates), round_no=len(exam.rounds) + 1,
-                                   rounds=exam.reviewers_required)
+        text = examination.requester_status(exam)
     elif pending is not None and pending.requester.get("id") == who.id:
         obj = {"request_id": request_id, "approval": pending.status, "decided_by": pending.decided_by or None}
         text = wording.cli_approval_status(pending.status, pending.reason, pending.decided_by)

@@ -261,11 +261,22 @@ def cancel(exam: Examination, user: str, now: datetime) -> Result:
     """The requester withdraws the request while no examiner has claimed it."""
     if user != exam.requester_id:
         return exam, [Refused(user, wording.EXAM_CANCEL_REQUESTER_ONLY)]
-    if exam.status != QUEUED or exam.rounds:
+    if exam.status == CANCELLED:
+        return exam, [Refused(user, wording.EXAM_CANCEL_ALREADY)]
+    if exam.status == RELEASED:
+        return exam, [Refused(user, wording.EXAM_CANCEL_RELEASED)]
+    if exam.status != QUEUED or exam.rounds:  # claimed, or back in the queue for its second examiner
         return exam, [Refused(user, wording.EXAM_CANCEL_TOO_LATE)]
     e = exam.copy()
     e.status, e.updated_at = CANCELLED, _iso(now)
     return e, [Audit("cancel", user), Ended()]
+
+
+def requester_status(exam: Examination) -> str:
+    """Where the review stands, as its requester is told (`status` in Slack or on the command line)."""
+    return wording.exam_status_requester(exam.status, claimed_by=exam.claimed_by, decided=len(exam.current),
+                                         total=len(exam.candidates), round_no=len(exam.rounds) + 1,
+                                         rounds=exam.reviewers_required)
 
 
 def on_tick(exam: Examination, now: datetime, *, claim_minutes: int, claim_timeout_minutes: int) -> Result:

@@ -241,11 +241,8 @@ async def review_status(rt: Runtime, dialog: Dialog, user: str) -> None:
     for image in dialog.images:
         exam = await rt.io(rt.exams.get, image.request_id) if image.outcome == "review" else None
         if exam is not None:
-            line = wording.exam_status(exam.status, claimed_by=exam.claimed_by, decided=len(exam.current),
-                                       total=len(exam.candidates), round_no=len(exam.rounds) + 1,
-                                       rounds=exam.reviewers_required)
-            await ephemeral(rt, dialog.channel, user, dialog.thread_ts,
-                            blocks.note(line, kind="examination_status", request_id=exam.request_id))
+            await ephemeral(rt, dialog.channel, user, dialog.thread_ts, blocks.note(
+                ex.requester_status(exam), kind="examination_status", request_id=exam.request_id))
 
 
 def _card_shown(exam: ex.Examination) -> ex.Result:
