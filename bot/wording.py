@@ -562,6 +562,18 @@ CLI_DESCRIPTION = (
     "needs a call number, a permitted purpose, a justification and an attestation; every use is audited."
 )
 CLI_DENIED_HEADER = "Search refused under GO 375.01:"
+CLI_EXIT_CODES = (
+    "Exit codes:\n"
+    "0  the search ran (candidates or none)\n"
+    "1  error: unreadable image, no face, bad --face, empty gallery (audited as error); also a usage error, or an "
+    "audit log that cannot record the request (then nothing runs)\n"
+    "2  refused under GO 375.01, or nobody can be named as the requester on a shared account (audited as denied)\n"
+    "3  the photo shows several faces: choose one with --face K (nothing searched or audited yet)\n"
+    "4  queued for examiner review, or waiting for a supervisor's approval: `status REQUEST-ID` says where it "
+    "stands, `cancel REQUEST-ID` withdraws it"
+)
+CLI_ATTEST_HEADER = "--attest attests to this statement (GO 375.01):"
+CLI_ATTEST_ADD = "Read the statement; add --attest only if every point holds:"
 
 
 def cli_denied(reasons: Iterable[str]) -> str:

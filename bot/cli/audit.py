@@ -187,7 +187,7 @@ def register(sub: Any) -> None:
     from bot.audit.entries import KINDS
 
     a = sub.add_parser("audit", help="the audit log")
-    asub = a.add_subparsers(dest="audit_cmd", required=True)
+    asub = a.add_subparsers(dest="audit_cmd", metavar="COMMAND", required=True)
     av = asub.add_parser("verify", help="check the HMAC chain, every line: exit 0 intact, 1 broken")
     av.add_argument("--head", type=_head, metavar="SEQ:MAC",
                     help="also check the log against a chain head published earlier ([audit] head_channel): "
@@ -200,18 +200,18 @@ def register(sub: Any) -> None:
         "them as formulas; nested fields are flattened (candidates as subject:distance;...). JSONL: one "
         "entry per line exactly as logged (macs can be rechecked). The export is recorded in the audit log.",
     )
-    ax.add_argument("--since", type=_day, help="first day, YYYY-MM-DD (inclusive)")
-    ax.add_argument("--until", type=_day, help="last day, YYYY-MM-DD (inclusive)")
+    ax.add_argument("--since", type=_day, metavar="YYYY-MM-DD", help="first day, YYYY-MM-DD (inclusive)")
+    ax.add_argument("--until", type=_day, metavar="YYYY-MM-DD", help="last day, YYYY-MM-DD (inclusive)")
     ax.add_argument("--format", choices=("csv", "jsonl"), default="csv",
                     help="csv (UTF-8 with BOM, opens in Excel/LibreOffice) or jsonl (default csv)")
-    ax.add_argument("--kind", action="append", choices=KINDS,
-                    help="only entries of this kind (repeatable; default: every kind)")
-    ax.add_argument("--out", help="output file, written 0600 (default: standard output)")
+    ax.add_argument("--kind", action="append", choices=KINDS, metavar="KIND",
+                    help=f"only entries of this kind: {', '.join(KINDS)} (repeatable; default: every kind)")
+    ax.add_argument("--out", metavar="FILE", help="output file, written 0600 (default: standard output)")
     ar = asub.add_parser("report", help="monthly accountability report (text, --json, --png chart); audited")
-    ar.add_argument("--month", required=True, help="YYYY-MM, in the configured timezone")
-    ar.add_argument("--png", help="also write a PNG chart (requests per ISO week, stacked by outcome)")
+    ar.add_argument("--month", required=True, metavar="YYYY-MM", help="YYYY-MM, in the configured timezone")
+    ar.add_argument("--png", metavar="FILE", help="also write a PNG chart (requests per ISO week, stacked by outcome)")
     ar.add_argument("--json", action="store_true", help="print one JSON object")
     ab = asub.add_parser("bundle", help="discovery bundle (zip) for one request, with a SHA-256 manifest; audited")
-    ab.add_argument("request_id", help="request id, e.g. FR-3F9A0C12D4")
-    ab.add_argument("out", help="zip file to write (0600)")
+    ab.add_argument("request_id", metavar="REQUEST-ID", help="request id, e.g. FR-3F9A0C12D4")
+    ab.add_argument("out", metavar="ZIP", help="zip file to write (0600)")
     a.set_defaults(func=cmd_audit)

@@ -206,11 +206,11 @@ def _drop_sheet(settings: Settings, name: Any) -> None:
 def register(sub: Any) -> None:
     """`cancel` and `status` on the top-level parser's subparsers."""
     c = sub.add_parser("cancel", help="withdraw your own search waiting for approval or an examiner (unclaimed)")
-    c.add_argument("request_id", help="request id, e.g. FR-3F9A0C12D4")
+    c.add_argument("request_id", metavar="REQUEST-ID", help="request id, e.g. FR-3F9A0C12D4")
     c.add_argument("--json", action="store_true", help="print one JSON object")
     c.set_defaults(func=cmd_cancel)
 
     st = sub.add_parser("status", help="where your own search waiting for approval or an examiner stands")
-    st.add_argument("request_id", help="request id, e.g. FR-3F9A0C12D4")
+    st.add_argument("request_id", metavar="REQUEST-ID", help="request id, e.g. FR-3F9A0C12D4")
     st.add_argument("--json", action="store_true", help="print one JSON object")
     st.set_defaults(func=cmd_status)

@@ -111,20 +111,23 @@ def _gallery_thumbnails(args: argparse.Namespace, core: Any, settings: Settings)
 def register(sub: Any) -> None:
     """The `gallery` commands on the top-level parser's subparsers."""
     g = sub.add_parser("gallery", help="the known-person gallery")
-    gsub = g.add_subparsers(dest="gallery_cmd", required=True)
+    gsub = g.add_subparsers(dest="gallery_cmd", metavar="COMMAND", required=True)
     e = gsub.add_parser("enroll", help="enroll DIR/<subject_id>/<images> or a manifest CSV")
-    e.add_argument("directory")
-    e.add_argument("--manifest", help="CSV with header subject_id,name,record_ref,image")
-    e.add_argument("--no-progress", action="store_true")
+    e.add_argument("directory", metavar="DIR",
+                   help="one folder per subject (its name the subject id), or the folder a --manifest is read from")
+    e.add_argument("--manifest", metavar="CSV", help="CSV with header subject_id,name,record_ref,image")
+    e.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (there is none anyway unless standard error is a terminal)")
     gl = gsub.add_parser("list", help="list subjects")
-    gl.add_argument("--json", action="store_true")
+    gl.add_argument("--json", action="store_true", help="print one JSON list")
     gr = gsub.add_parser("remove", help="remove a subject and all its images (asks first; --yes in scripts)")
-    gr.add_argument("subject")
+    gr.add_argument("subject", metavar="SUBJECT-ID", help="the subject id, as `gallery list` shows it")
     gr.add_argument("--yes", action="store_true", help="do not ask (needed when standard input is not a terminal)")
     gs = gsub.add_parser("stats", help="gallery size and files")
-    gs.add_argument("--json", action="store_true")
+    gs.add_argument("--json", action="store_true", help="print one JSON object")
     gt = gsub.add_parser("thumbnails", help="the 320 px face crops: how many are current (--rebuild: make the rest)")
     gt.add_argument("--rebuild", action="store_true",
                     help="cut missing or smaller crops again from the source images (exit 1 when some cannot be)")
-    gt.add_argument("--no-progress", action="store_true")
+    gt.add_argument("--no-progress", action="store_true",
+                    help="no progress bar (there is none anyway unless standard error is a terminal)")
     g.set_defaults(func=cmd_gallery)

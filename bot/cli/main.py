@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
+import textwrap
 from collections.abc import Sequence
 
-from bot import wording
+from bot import __version__, wording
 from bot.cli import audit as cli_audit
 from bot.cli import common
 from bot.cli import controls as cli_controls
@@ -48,10 +50,27 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return serve(settings)
 
 
+class _Help(argparse.HelpFormatter):
+    """Descriptions and epilogs keep their line breaks (the attestation's numbered points, one exit code a line);
+    each line is wrapped to the terminal, a numbered one under its own text."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        lines = []
+        for line in text.splitlines():
+            hang = re.match(r"(\d+\.?\s+)", line)
+            lines.append(textwrap.fill(line, width, initial_indent=indent,
+                                       subsequent_indent=indent + " " * len(hang.group(1) if hang else "")) or indent)
+        return "\n".join(lines)
+
+
 class _Parser(argparse.ArgumentParser):
     """Usage errors exit 1, as one JSON object under --json: argparse's own 2 means "denied by policy" here."""
 
     wants_json = False
+
+    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        kwargs.setdefault("formatter_class", _Help)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):  # type: ignore[override]
         if _Parser.wants_json:
@@ -63,9 +82,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """Every command, with help on every argument; usage errors speak in the help's words (metavars), never in
+    the program's own names."""
     p = _Parser(prog="python -m bot", description=wording.CLI_DESCRIPTION)
-    p.add_argument("--config", help="settings TOML (default $BOT_CONFIG or config/settings.toml)")
-    sub = p.add_subparsers(dest="cmd", required=True)
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}",
+                   help="print the version and exit")
+    p.add_argument("--config", metavar="FILE", help="settings TOML (default $BOT_CONFIG or config/settings.toml)")
+    sub = p.add_subparsers(dest="cmd", metavar="COMMAND", required=True)
     cli_search.register(sub)
     cli_gallery.register(sub)
     cli_audit.register(sub)
@@ -76,13 +99,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     sv = sub.add_parser("serve", help="run the Slack bot (HTTP on $PORT, Socket Mode with SLACK_APP_TOKEN)")
     sv.set_defaults(func=cmd_serve)
+    _own_usage(p)
     return p
+
+
+def _own_usage(parser: argparse.ArgumentParser) -> None:
+    """Each command remembers its parser, so an option it does not know is refused with its own usage (argparse
+    leaves unknown options to the top-level parser)."""
+    parser.set_defaults(usage_parser=parser)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _own_usage(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     _Parser.wants_json = "--json" in argv
-    args = build_parser().parse_args(argv)
+    args, unknown = build_parser().parse_known_args(argv)
+    if unknown:
+        args.usage_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         settings = load_settings(args.config)
     except ConfigError as exc:

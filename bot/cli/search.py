@@ -100,8 +100,11 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     if reasons:
         record_denied(core, request_id=request_id, answers=answers, reasons=reasons, requester=requester,
                       source=source)
-        text = wording.cli_denied(reasons)
-        emit(args, {"request_id": request_id, "denied": reasons}, text, stream=sys.stderr)
+        obj, text = {"request_id": request_id, "denied": reasons}, wording.cli_denied(reasons)
+        if wording.ATTESTATION_MISSING in reasons:  # what to attest to, here rather than in a file elsewhere
+            obj["attestation"] = wording.ATTESTATION
+            text += f"\n\n{wording.CLI_ATTEST_ADD}\n{wording.ATTESTATION}"
+        emit(args, obj, text, stream=sys.stderr)
         return EXIT_DENIED
 
     def fail(message: str, **extra: Any) -> int:
@@ -160,15 +163,18 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def register(sub: Any) -> None:
-    """The `search` command on the top-level parser's subparsers."""
-    s = sub.add_parser("search", help="1:N search of a probe photo (GO 375.01 gates apply)")
-    s.add_argument("image", help="probe photo (JPEG, PNG, HEIC, WebP, GIF, BMP, TIFF)")
+    """The `search` command on the top-level parser's subparsers: the exit codes and the attestation in its help."""
+    s = sub.add_parser("search", help="1:N search of a probe photo (GO 375.01 gates apply)",
+                       description=wording.CLI_DESCRIPTION,
+                       epilog=f"{wording.CLI_EXIT_CODES}\n\n{wording.CLI_ATTEST_HEADER}\n{wording.ATTESTATION}")
+    s.add_argument("image", metavar="PHOTO", help="probe photo (JPEG, PNG, HEIC, WebP, GIF, BMP, TIFF)")
     # Optional to argparse on purpose: a missing answer is a policy denial (audited), not a usage error.
-    s.add_argument("--call-number", help="dispatched call number, e.g. 26-012345")
-    s.add_argument("--purpose", help="investigation | threat | identify")
-    s.add_argument("--justification", help="the facts giving reasonable suspicion")
-    s.add_argument("--attest", action="store_true", help="attest to the statement in the README (GO 375.01)")
+    s.add_argument("--call-number", metavar="NUMBER", help="dispatched call number, e.g. 26-012345")
+    s.add_argument("--purpose", metavar="PURPOSE",
+                   help="investigation | threat | identify (or its number, 1-3): GO 375.01 B.1")
+    s.add_argument("--justification", metavar="TEXT", help="the facts giving reasonable suspicion")
+    s.add_argument("--attest", action="store_true", help="attest to the statement printed below (GO 375.01)")
     # A string on purpose: a bad value is an audited error (exit 1), not an argparse usage exit (2 = denied).
-    s.add_argument("--face", help="which face to search when the photo has several (1 = leftmost)")
-    s.add_argument("--json", action="store_true", help="print one JSON object")
+    s.add_argument("--face", metavar="K", help="which face to search when the photo has several (1 = leftmost)")
+    s.add_argument("--json", action="store_true", help="print one JSON object, whatever the exit code")
     s.set_defaults(func=cmd_search)
