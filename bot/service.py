@@ -6,7 +6,7 @@ writes exactly one audit entry with one of the closed outcomes (see bot.store.au
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -120,12 +120,16 @@ class Core:
     _gallery: Gallery | None = field(default=None, repr=False)
     _engine: FaceEngine | None = field(default=None, repr=False)
     _refusals: RefusalAggregator | None = field(default=None, repr=False)
+    # Told once the audit log is open (the command line warns about a key file beside the log).
+    on_audit_open: Callable[[AuditLog], None] | None = field(default=None, repr=False)
 
     @property
     def audit(self) -> AuditLog:
         if self._audit is None:
             ensure_private_dir(self.settings.data_dir)
             self._audit = AuditLog.open(self.settings.data_dir, self.env)
+            if self.on_audit_open is not None:
+                self.on_audit_open(self._audit)
         return self._audit
 
     @property

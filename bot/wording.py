@@ -562,6 +562,13 @@ CLI_DESCRIPTION = (
     "needs a call number, a permitted purpose, a justification and an attestation; every use is audited."
 )
 CLI_DENIED_HEADER = "Search refused under GO 375.01:"
+def cli_audit_key_file(path: Any) -> str:
+    """The command line's warning while the audit log is keyed from a file beside it (BOT_AUDIT_KEY unset)."""
+    return (f"warning: the audit log is keyed from {_clip(str(path), 300)}, a file beside the log: whoever can change "
+            "the log can read that key and re-sign what they changed. Production must set BOT_AUDIT_KEY in the "
+            "environment (and keep the key off this disk).")
+
+
 CLI_EXIT_CODES = (
     "Exit codes:\n"
     "0  the search ran (candidates or none)\n"

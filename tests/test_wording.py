@@ -275,6 +275,7 @@ CALLS = {
     "cli_awaiting_approval": [("FR-1", "always", 60, True), (HUGE, HUGE, 10**6, False)],
     "cli_requester_label": [("alice (uid 1000)",), (HUGE,)],
     "cli_no_person": [("frbot",), (HUGE,)],
+    "cli_audit_key_file": [("/srv/frbot/data/audit/audit.key",), (HUGE,)],
     "cli_person_name": [("alice", "frbot", 998, "login"), (HUGE, HUGE, 10**9, "sudo")],
     "cli_search_failed": [("FR-1",), (HUGE,)],
     "cli_cancelled": [("FR-1",), (HUGE,)],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +27,8 @@ def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _audit(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.service import Core
 
-    core = Core(settings)
+    core = common.core(settings)
     if args.audit_cmd == "verify":
         log_path = settings.data_dir / "audit" / "audit.jsonl"
         if not log_path.exists():  # opening the log would create a key file: say there is nothing instead
@@ -149,9 +149,10 @@ def cmd_audit_report(args: argparse.Namespace, settings: Settings, core: Any) ->
     from bot.oversight import review
 
     review.zone(settings.timezone)
-    review.parse_month(args.month)
+    month = args.month or review.previous_month(datetime.now(UTC), settings.timezone)
+    review.parse_month(month)
     _check_out(args.png)
-    report = review.monthly_report(core.audit, args.month, common.os_requester(settings), settings.timezone,
+    report = review.monthly_report(core.audit, month, common.os_requester(settings), settings.timezone,
                                    png_file=args.png)
     if args.png:
         _write_out(args.png, review.report_chart_png(report))
@@ -208,7 +209,8 @@ def register(sub: Any) -> None:
                     help=f"only entries of this kind: {', '.join(KINDS)} (repeatable; default: every kind)")
     ax.add_argument("--out", metavar="FILE", help="output file, written 0600 (default: standard output)")
     ar = asub.add_parser("report", help="monthly accountability report (text, --json, --png chart); audited")
-    ar.add_argument("--month", required=True, metavar="YYYY-MM", help="YYYY-MM, in the configured timezone")
+    ar.add_argument("--month", metavar="YYYY-MM",
+                    help="the month, in the configured timezone (default: last month, as /frs report)")
     ar.add_argument("--png", metavar="FILE", help="also write a PNG chart (requests per ISO week, stacked by outcome)")
     ar.add_argument("--json", action="store_true", help="print one JSON object")
     ab = asub.add_parser("bundle", help="discovery bundle (zip) for one request, with a SHA-256 manifest; audited")

@@ -81,6 +81,34 @@ def _login_account() -> str | None:
     return None if uid < 0 or uid == _UNSET_LOGINUID else _account(uid)
 
 
+def core(settings: Settings) -> Any:
+    """The core's services for one command, warning once if its audit log is keyed from a file beside it."""
+    from bot.service import Core
+
+    return Core(settings, on_audit_open=warn_key_file)
+
+
+_warned: set[str] = set()  # what this command has warned about already (main() starts each command afresh)
+
+
+def warn_key_file(log: Any) -> None:
+    """Say once per command, on stderr, that the audit key is a file beside the log (BOT_AUDIT_KEY unset):
+    whoever can change the log can read that key and re-sign what they changed."""
+    if log.key_source == "file" and "key_file" not in _warned:
+        _warned.add("key_file")
+        print(wording.cli_audit_key_file(log.dir / "audit.key"), file=sys.stderr)
+
+
+def new_command() -> None:
+    """A command starts: nothing has been warned about yet (tests run many commands in one process)."""
+    _warned.clear()
+
+
+def progress(args: argparse.Namespace) -> bool:
+    """Draw a progress bar: only on a terminal, and not with --no-progress (a log file or a pipe gets none)."""
+    return not getattr(args, "no_progress", False) and sys.stderr is not None and sys.stderr.isatty()
+
+
 def text_arg(value: str | None) -> str | None:
     """Command-line text as valid Unicode: bytes that are not UTF-8 (which Python decodes to lone surrogates)
     become \\xNN, so the audit log can always record what was typed."""

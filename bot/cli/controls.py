@@ -89,12 +89,11 @@ def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
     """`cancel REQUEST_ID`: withdraw your own command-line request while it waits for a supervisor or, once
     searched (directly or after an approval), while no examiner has claimed its review (exit 1 otherwise, saying
     why). Audited; the server redraws its card. Someone else's request is not confirmed to exist."""
-    from bot.service import Core
     from bot.store.audit_log import AuditError
     from bot.store.records import ApprovalStore, ExaminationStore
 
     request_id, who, now = text_arg(args.request_id) or "", common.os_requester(settings), datetime.now(UTC)
-    core = Core(settings)
+    core = common.core(settings)
     approvals = ApprovalStore(settings.data_dir / "approvals.json")
     exams = ExaminationStore(settings.data_dir / "examinations.json")
     try:

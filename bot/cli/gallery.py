@@ -28,16 +28,15 @@ def cmd_gallery(args: argparse.Namespace, settings: Settings) -> int:
 
 def _gallery(args: argparse.Namespace, settings: Settings) -> int:
     from bot.faces.enroll import enroll
-    from bot.service import Core
 
-    core = Core(settings)
+    core = common.core(settings)
     gallery = core.gallery
     if args.gallery_cmd == "enroll":
         try:
             report = enroll(
                 gallery, core.engine, Path(args.directory),
                 manifest=Path(args.manifest) if args.manifest else None,
-                audit=core.audit, actor=common.os_requester(settings).id, progress=not args.no_progress,
+                audit=core.audit, actor=common.os_requester(settings).id, progress=common.progress(args),
             )
         finally:
             core.close()
@@ -101,7 +100,7 @@ def _gallery_thumbnails(args: argparse.Namespace, core: Any, settings: Settings)
         return EXIT_OK
     try:
         report = thumbnails.rebuild(core.gallery, core.engine, audit=core.audit, actor=common.os_requester(settings).id,
-                                    progress=not args.no_progress)
+                                    progress=common.progress(args))
     finally:
         core.close()
     print(wording.gallery_thumbnails_text(report, rebuilt=True, crop_px=thumbnails.CROP_PX))

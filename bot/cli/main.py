@@ -38,8 +38,15 @@ __all__ = ["EXIT_BROKEN_CHAIN", "EXIT_CHOOSE_FACE", "EXIT_DENIED", "EXIT_ERROR",
 def cmd_purge(args: argparse.Namespace, settings: Settings) -> int:
     """`purge`: apply [retention] once; exit 1 when old audit entries were due but could not be purged."""
     from bot.oversight.retention import purge_expired
+    from bot.store.audit_log import AuditError
 
-    report = purge_expired(settings, actor=common.os_requester(settings).id)
+    actor, audit = common.os_requester(settings).id, None
+    if settings.retention.audit_retention_days:  # only then is the log opened (and warned about, once)
+        try:
+            audit = common.core(settings).audit
+        except (AuditError, OSError):
+            audit = None  # purge_expired opens it again and reports why it cannot
+    report = purge_expired(settings, actor=actor, audit=audit)
     print(report.text(), file=sys.stdout if report.ok else sys.stderr)
     return EXIT_OK if report.ok else EXIT_ERROR
 
@@ -115,6 +122,7 @@ def _own_usage(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    common.new_command()
     _Parser.wants_json = "--json" in argv
     args, unknown = build_parser().parse_known_args(argv)
     if unknown:

@@ -54,7 +54,6 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     from bot.faces.gallery import GalleryError
     from bot.faces.images import ImageError
     from bot.service import (
-        Core,
         SearchUnavailable,
         check,
         new_request_id,
@@ -65,7 +64,7 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     )
     from bot.store.audit_log import AuditError
 
-    core = Core(settings)
+    core = common.core(settings)
     request_id = new_request_id()
     answers = policy.Answers(
         call_number=policy.normalise_call_number(text_arg(args.call_number)),
