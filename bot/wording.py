@@ -1155,6 +1155,25 @@ def status_text(
     )
 
 
+def audit_damage(kind: str, bad_seq: Any, first: Any = None, last: Any = None) -> str:
+    """What `audit verify` found broken, in words: an entry edited, entries deleted, entries reordered."""
+    if kind == "deleted":
+        if first == last:
+            return f"entry {_clip(str(first), 20)} was deleted"
+        return f"entries {_clip(str(first), 20)} to {_clip(str(last), 20)} were deleted"
+    if kind == "reordered":
+        return f"entries were reordered: entry {_clip(str(bad_seq), 20)} is out of its place"
+    return f"entry {_clip(str(bad_seq), 20)} was edited (changed, replaced or made unreadable) after it was written"
+
+
+def audit_entry_set_aside(file_name: str, seq: Any) -> str:
+    """`audit verify`: a side file holds a signed entry that continues the chain, so the log lost it."""
+    return (f"error: {_clip(file_name, 200)} holds entry {_clip(str(seq), 20)}, signed and continuing the chain, "
+            f"while the log has another entry {_clip(str(seq), 20)}: an entry was removed from the end of the log "
+            "(its final newline cut, so the next write moved it aside). Treat the log as tampered with; keep the "
+            "side file as evidence.")
+
+
 def audit_chain_broken(bad_seq: Any, reason: str) -> str:
     """Said before (Slack) or after (terminal) any review output drawn from a log whose chain does not verify."""
     return (f"WARNING: the audit log does not verify (entry {_clip(str(bad_seq), 20)}: {_clip(str(reason), 200)}). "

@@ -242,6 +242,8 @@ CALLS = {
     "face_work_text": [([(HUGE, 1e9)] * 50,), ([],)],
     "one_line": [(HUGE,)],
     "audit_chain_broken": [(HUGE, HUGE), (7, "mac mismatch")],
+    "audit_damage": [("edited", 7), ("deleted", HUGE, HUGE, HUGE), ("deleted", 3, 3, 3), ("reordered", HUGE)],
+    "audit_entry_set_aside": [("audit.jsonl.torn-20260301T000000.000000Z", 6), (HUGE, HUGE)],
     "person_name": [(HUGE,)],
     "quality_note": [(20, list(wording.QUALITY_PROBLEMS))],
     "operating_point_text": [(BIG_POINT, 10**7, 10**8), ({}, 1)],

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import hmac
 import json
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +44,32 @@ class VerifyResult:
     # Set when only the tail was checked: the seq of the last entry of the verified prefix the check resumed
     # after (`AuditLog.verify(use_prefix=True)`); None when every line was checked from the start.
     resumed_after_seq: int | None = None
+
+
+@dataclass(frozen=True)
+class Damage:
+    """What a failed check found, for a person: "edited" (an entry changed, replaced or unreadable), "deleted"
+    (entries `first` to `last` missing) or "reordered" (entries out of their order)."""
+
+    kind: str
+    first: int | None = None
+    last: int | None = None
+
+
+_SEQ_GAP = re.compile(r"seq gap: expected (\d+), found (\d+)")
+
+
+def damage(result: VerifyResult, seqs: Iterable[Any]) -> Damage:
+    """Name what broke the chain. A seq gap is a deletion unless a missing seq turns up later in the file (then
+    the entries were reordered); `seqs` are the seqs of the file's lines, in order. Anything else — a MAC that
+    does not match, a line not in canonical form, a link to another chain, an unreadable line — is an edit."""
+    gap = _SEQ_GAP.match(result.reason)
+    if not gap:
+        return Damage("edited")
+    expected, found = int(gap.group(1)), int(gap.group(2))
+    if found < expected or any(is_int(s) and expected <= s < found for s in seqs):
+        return Damage("reordered")
+    return Damage("deleted", expected, found - 1)
 
 
 def canonical(obj: Any) -> bytes:

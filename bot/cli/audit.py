@@ -39,27 +39,7 @@ def _audit(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"error: {wording.head_check_text(HeadCheck(*args.head, 'missing'))}", file=sys.stderr)
                 return EXIT_ERROR
             return EXIT_OK
-        result = core.audit.verify()  # always every line: this is the full check (reads resume after a prefix)
-        if result.ok:
-            # The last seq and mac let an auditor notice later truncation by keeping them elsewhere.
-            print(f"audit log intact: {result.count} entries; last entry {result.last_seq} "
-                  f"(head {result.last_seq}:{result.last_mac or ''})")
-            if result.torn_tail:
-                print("warning: the log ends with an incomplete line (a write cut off by a crash, or bytes removed "
-                      "from the end); it is not an entry. The next entry written moves it to "
-                      "audit/audit.jsonl.torn-<time> instead of dropping it.", file=sys.stderr)
-            if args.head:
-                check = core.audit.check_head(*args.head)
-                if not check.ok:
-                    print(f"error: {wording.head_check_text(check)}", file=sys.stderr)
-                    return EXIT_ERROR
-                print(wording.head_check_text(check))
-            return EXIT_OK
-        print(f"audit log BROKEN at entry {result.bad_seq}: {result.reason}", file=sys.stderr)
-        if result.reason == "mac mismatch" and result.bad_seq in (1, result.first_seq):
-            print("(a mismatch from the very first entry usually means BOT_AUDIT_KEY is not the key that signed "
-                  "this log)", file=sys.stderr)
-        return EXIT_ERROR
+        return _verify(args, core)
     review_cmds = {"export": cmd_audit_export, "report": cmd_audit_report, "bundle": cmd_audit_bundle}
     if args.audit_cmd in review_cmds:
         try:
@@ -68,6 +48,40 @@ def _audit(args: argparse.Namespace, settings: Settings) -> int:
             emit(args, {"error": str(exc)}, f"error: {exc}", stream=sys.stderr)
             return EXIT_ERROR
     raise AssertionError(args.audit_cmd)
+
+
+def _verify(args: argparse.Namespace, core: Any) -> int:
+    """`audit verify`: every line of the chain (reads resume after a verified prefix; this never does), what broke
+    it in words, entries moved aside into `.torn-*` side files, and the chain head against a published one."""
+    from bot.audit.chain import damage
+
+    result = core.audit.verify()
+    set_aside = core.audit.side_file_entries()
+    if not result.ok:
+        found = damage(result, (e.get("seq") for e in core.audit.entries()))
+        print(f"audit log BROKEN at entry {result.bad_seq}: {result.reason} — "
+              f"{wording.audit_damage(found.kind, result.bad_seq, found.first, found.last)}.", file=sys.stderr)
+        if result.reason == "mac mismatch" and result.bad_seq in (1, result.first_seq):
+            print("(a mismatch from the very first entry usually means BOT_AUDIT_KEY is not the key that signed "
+                  "this log)", file=sys.stderr)
+    for name, seq in set_aside:
+        print(wording.audit_entry_set_aside(name, seq), file=sys.stderr)
+    if not result.ok or set_aside:
+        return EXIT_ERROR
+    # The last seq and mac let an auditor notice later truncation by keeping them elsewhere.
+    print(f"audit log intact: {result.count} entries; last entry {result.last_seq} "
+          f"(head {result.last_seq}:{result.last_mac or ''})")
+    if result.torn_tail:
+        print("warning: the log ends with an incomplete line (a write cut off by a crash, or bytes removed "
+              "from the end); it is not an entry. The next entry written moves it to "
+              "audit/audit.jsonl.torn-<time> instead of dropping it.", file=sys.stderr)
+    if args.head:
+        check = core.audit.check_head(*args.head)
+        if not check.ok:
+            print(f"error: {wording.head_check_text(check)}", file=sys.stderr)
+            return EXIT_ERROR
+        print(wording.head_check_text(check))
+    return EXIT_OK
 
 
 def _head(text: str) -> tuple[int, str]:

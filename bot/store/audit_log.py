@@ -465,6 +465,34 @@ class AuditLog:
         stamp = iso_utc(self._clock()).replace(":", "")
         write_private_atomic(self.dir / f"{LOG_NAME}.torn-{stamp}", torn)
 
+    def side_file_entries(self) -> list[tuple[str, int]]:
+        """(file name, seq) of each entry kept in a `.torn-*` side file that continues the chain: signed with this
+        log's key and linked to the log's entry before it, yet not the log's entry of that seq. A crash leaves only
+        part of a line there; a whole entry means one was cut off the end (its newline removed) and the next write
+        moved it aside: an entry removed from the log, which the chain alone cannot show."""
+        kept = []
+        for path in sorted(self.dir.glob(f"{LOG_NAME}.torn-*")):
+            try:
+                raw = path.read_bytes()
+            except OSError:
+                continue
+            for line in raw.split(b"\n"):
+                obj = _parse_line(line.strip()) if line.strip() else None
+                if (obj is not None and obj.get("kind") != ANCHOR_KIND and _is_int(obj.get("seq"))
+                        and isinstance(obj.get("prev"), str) and self.signed(obj)):
+                    kept.append((path.name, obj))
+        if not kept:
+            return []
+        wanted = {obj["seq"] + d for _, obj in kept for d in (-1, 0)}
+        macs: dict[int, str] = {0: GENESIS}
+        for entry in self.entries():
+            if entry.get("seq") in wanted:
+                macs[entry["seq"]] = str(entry.get("mac", ""))
+            if entry.get("kind") == "purge" and entry.get("through_seq") in wanted:
+                macs[entry["through_seq"]] = str(entry.get("through_mac", ""))  # purged: its MAC is kept
+        return [(name, obj["seq"]) for name, obj in kept
+                if macs.get(obj["seq"] - 1) == obj["prev"] and macs.get(obj["seq"]) != obj["mac"]]
+
     def verify(self, *, use_prefix: bool = False) -> VerifyResult:
         """Recompute every mac and check seq contiguity and prev links from the start (or the purge marker).
 
