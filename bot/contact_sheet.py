@@ -321,6 +321,23 @@ def comparison_for(gallery: Any, result: Any, probe_crop: bytes | None) -> bytes
                             footer=wording.CAVEAT_SHORT)
 
 
+def contact_sheet_for(gallery: Any, result: Any, probe_crop: bytes | None) -> bytes:
+    """For the requester (PNG): the searched face beside each candidate's gallery thumbnail, labelled by rank, the
+    caveat below. `result` is a bot.service.SearchResult, `gallery` its bot.faces.gallery.Gallery."""
+    tiles = [
+        SheetCandidate(
+            rank=c.rank,
+            label=candidate_label(c.name, c.subject_id, c.record_ref),
+            distance_band=wording.estimate_short(c.fpir_estimate, c.below_resolution, result.operating_point),
+            thumbnail_jpeg=gallery.thumbnail(c.image_sha256) if c.image_sha256 else None,
+        )
+        for c in result.candidates
+    ]
+    return contact_sheet(probe_crop or b"", tiles, title=wording.contact_sheet_title(result.request_id,
+                                                                                       result.call_number),
+                         footer=result.caveat)
+
+
 def detect_with_pictures(data: bytes, images: ImageSettings) -> tuple[Probe, list[bytes], bytes | None]:
     """Decode a photo once and return its faces without encodings (`engine.detect_rgb`), a CROP_PX crop per
     face (`face_crop_jpeg`: the size examiners compare at; the contact sheet scales it to its tiles) and, with several faces, the numbered picture (`annotate_faces`). Runs in a face worker

@@ -564,7 +564,7 @@ CLI_DESCRIPTION = (
 CLI_DENIED_HEADER = "Search refused under GO 375.01:"
 def cli_audit_key_file(path: Any) -> str:
     """The command line's warning while the audit log is keyed from a file beside it (BOT_AUDIT_KEY unset)."""
-    return (f"warning: the audit log is keyed from {_clip(str(path), 300)}, a file beside the log: whoever can change "
+    return (f"warning: the audit log is keyed from {_cut(str(path), 300)}, a file beside the log: whoever can change "
             "the log can read that key and re-sign what they changed. Production must set BOT_AUDIT_KEY in the "
             "environment (and keep the key off this disk).")
 
@@ -579,6 +579,24 @@ CLI_EXIT_CODES = (
     "4  queued for examiner review, or waiting for a supervisor's approval: `status REQUEST-ID` says where it "
     "stands, `cancel REQUEST-ID` withdraws it"
 )
+CLI_OUT_HELD = ("--out: nothing written. Candidates reach you only once an examiner releases them, or once a "
+                "supervisor approves the search, in Slack.")
+
+
+def cli_out_written(paths: Sequence[str]) -> str:
+    """Where `search --out DIR` put its files (0600: they name people)."""
+    return "Written (readable by you only): " + ", ".join(_cut(p, 300) for p in paths[:10])
+
+
+def cli_out_folder_missing(path: str) -> str:
+    return f"--out {_cut(path, 300)}: no such folder you can write in. Make it first (nothing was searched)."
+
+
+def cli_out_failed(error: str) -> str:
+    return (f"warning: --out could not be written ({_cut(error, 300)}); the search ran and is recorded in the "
+            "audit log, and its result is printed here.")
+
+
 CLI_ATTEST_HEADER = "--attest attests to this statement (GO 375.01):"
 CLI_ATTEST_ADD = "Read the statement; add --attest only if every point holds:"
 
@@ -1159,17 +1177,17 @@ def audit_damage(kind: str, bad_seq: Any, first: Any = None, last: Any = None) -
     """What `audit verify` found broken, in words: an entry edited, entries deleted, entries reordered."""
     if kind == "deleted":
         if first == last:
-            return f"entry {_clip(str(first), 20)} was deleted"
-        return f"entries {_clip(str(first), 20)} to {_clip(str(last), 20)} were deleted"
+            return f"entry {_cut(str(first), 20)} was deleted"
+        return f"entries {_cut(str(first), 20)} to {_cut(str(last), 20)} were deleted"
     if kind == "reordered":
-        return f"entries were reordered: entry {_clip(str(bad_seq), 20)} is out of its place"
-    return f"entry {_clip(str(bad_seq), 20)} was edited (changed, replaced or made unreadable) after it was written"
+        return f"entries were reordered: entry {_cut(str(bad_seq), 20)} is out of its place"
+    return f"entry {_cut(str(bad_seq), 20)} was edited (changed, replaced or made unreadable) after it was written"
 
 
 def audit_entry_set_aside(file_name: str, seq: Any) -> str:
     """`audit verify`: a side file holds a signed entry that continues the chain, so the log lost it."""
-    return (f"error: {_clip(file_name, 200)} holds entry {_clip(str(seq), 20)}, signed and continuing the chain, "
-            f"while the log has another entry {_clip(str(seq), 20)}: an entry was removed from the end of the log "
+    return (f"error: {_cut(file_name, 200)} holds entry {_cut(str(seq), 20)}, signed and continuing the chain, "
+            f"while the log has another entry {_cut(str(seq), 20)}: an entry was removed from the end of the log "
             "(its final newline cut, so the next write moved it aside). Treat the log as tampered with; keep the "
             "side file as evidence.")
 
@@ -1664,6 +1682,11 @@ def cli_awaiting_approval(request_id: str, reason: str, minutes: int, mapped: bo
             f"result will be {where}; unanswered within {minutes_text(minutes)}, the request expires.")
 
 
+def contact_sheet_title(request_id: str, call_number: str) -> str:
+    """The requester's contact sheet's own title line (drawn on the image)."""
+    return f"Request {_cut(request_id, 100)} · call {_cut(call_number, 100)}"
+
+
 def comparison_title(request_id: str, call_number: str) -> str:
     """The comparison sheet's own title line (drawn on the image)."""
     return f"Review {_clip(request_id, 100)} · call {_clip(call_number, 100)}"
@@ -1676,7 +1699,7 @@ def comparison_upload_title(request_id: str) -> str:
 
 def cli_no_person(account: str) -> str:
     """Refusal of a command run on a shared account when neither the login session nor sudo names a person."""
-    who = _clip(account, 64)
+    who = _cut(account, 64)
     return (f"Nobody can be named as the requester: this command runs as {who}, an account several people share "
             "(the data dir's owner, root, or one listed in [cli] shared_accounts), and neither your login session "
             f"nor sudo (SUDO_USER) says who you are. Log in as yourself and run it through sudo, e.g. `sudo -u {who} "
@@ -1687,7 +1710,7 @@ def cli_no_person(account: str) -> str:
 def cli_person_name(person: str, account: str, uid: int, how: str) -> str:
     """A person reached through a shared account, as the audit record names them (and how they were told)."""
     source = "the login session" if how == "login" else "SUDO_USER"
-    return f"{_clip(person, 64)} (as {_clip(account, 64)}, uid {uid}; named by {source})"
+    return f"{_cut(person, 64)} (as {_cut(account, 64)}, uid {uid}; named by {source})"
 
 
 def cli_requester_label(name: str) -> str:

@@ -278,6 +278,10 @@ CALLS = {
     "cli_requester_label": [("alice (uid 1000)",), (HUGE,)],
     "cli_no_person": [("frbot",), (HUGE,)],
     "cli_audit_key_file": [("/srv/frbot/data/audit/audit.key",), (HUGE,)],
+    "cli_out_written": [(["out/FR-1.json", "out/FR-1-faces.jpg"],), ([HUGE] * 20,)],
+    "cli_out_failed": [("OSError: [Errno 28] No space left on device",), (HUGE,)],
+    "cli_out_folder_missing": [("/tmp/nope",), (HUGE,)],
+    "contact_sheet_title": [("FR-1", "26-012345"), (HUGE, HUGE)],
     "cli_person_name": [("alice", "frbot", 998, "login"), (HUGE, HUGE, 10**9, "sudo")],
     "cli_search_failed": [("FR-1",), (HUGE,)],
     "cli_cancelled": [("FR-1",), (HUGE,)],
@@ -442,7 +446,7 @@ def test_function_texts_fit_a_slack_section(name):
         assert isinstance(text, str) and text
         if name in ("cli_result", "cli_choose_face", "cli_denied", "bundle_summary_text", "one_line", "person_name",
                     "gallery_stats_text", "gallery_remove_question", "gallery_remove_needs_yes",
-                    "gallery_thumbnails_text"):
+                    "gallery_thumbnails_text", "cli_out_written"):
             continue  # terminal or file output, or a text transform whose callers clip, not posted to Slack
         assert len(text) <= LIMIT, (name, len(text))
 

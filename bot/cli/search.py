@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -83,6 +85,10 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
         emit(args, {"request_id": request_id, "error": message}, f"error: {message}", stream=sys.stderr)
         return EXIT_ERROR
 
+    if args.out and not (Path(args.out).is_dir() and os.access(args.out, os.W_OK)):
+        # Refused before anything runs: a search must not be recorded whose files then cannot be written.
+        return say_error(wording.cli_out_folder_missing(text_arg(args.out) or ""))
+
     # Nothing happens that the audit log could not record (a changed BOT_AUDIT_KEY, a damaged tail).
     try:
         core.audit.check_writable()
@@ -123,8 +129,10 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
         if not probe.faces:
             return fail(wording.NO_FACE, probe=probe)
         if face_choice is None and len(probe.faces) > 1:
-            emit(args, {"request_id": request_id, "faces": faces}, wording.cli_choose_face(faces),
-                  stream=sys.stderr)
+            # The numbered picture to choose from (no candidate in it): what Slack posts for a group photo.
+            written = _write_out(args, settings, request_id, data, faces)
+            emit(args, {"request_id": request_id, "faces": faces, **written},
+                 _with_out(wording.cli_choose_face(faces), written), stream=sys.stderr)
             return EXIT_CHOOSE_FACE
         index = 1 if face_choice is None else face_choice
         if not 1 <= index <= len(probe.faces):
@@ -136,7 +144,8 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
             cli_controls.await_approval(core, settings, request_id=request_id, answers=answers, requester=requester,
                             slack_user=slack_user, reason=reason, source=source, probe=probe, face=face, data=data)
             emit(args, {"awaiting_approval": request_id, "reason": reason},
-                  wording.cli_awaiting_approval(request_id, reason, settings.review.approval_minutes, bool(slack_user)))
+                 _held(args, wording.cli_awaiting_approval(request_id, reason, settings.review.approval_minutes,
+                                                           bool(slack_user))))
             return EXIT_QUEUED
         result = search_face(
             core, request_id=request_id, answers=answers, requester=requester, source=source,
@@ -154,11 +163,54 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
         return fail(wording.search_crashed(f"{type(exc).__name__}: {exc}"))
     finally:
         core.close()
-    if result.outcome == "review":
-        emit(args, {"queued_for_review": request_id}, wording.cli_queued_for_review(request_id, bool(slack_user)))
+    if result.outcome == "review":  # nothing of it is the requester's before the release: --out writes nothing
+        emit(args, {"queued_for_review": request_id},
+             _held(args, wording.cli_queued_for_review(request_id, bool(slack_user))))
         return EXIT_QUEUED
-    emit(args, {**result.as_json(), "flags": flags}, wording.cli_result(result, flagged="protected_class" in flags))
+    obj = {**result.as_json(), "flags": flags}
+    written = _write_out(args, settings, request_id, data, faces, face=face, result=result, obj=obj,
+                         gallery=core.gallery)
+    emit(args, {**obj, **written}, _with_out(wording.cli_result(result, flagged="protected_class" in flags), written))
     return EXIT_OK
+
+
+def _write_out(args: argparse.Namespace, settings: Settings, request_id: str, data: bytes, faces: list[dict[str, Any]],
+               *, face: Any = None, result: Any = None, obj: dict[str, Any] | None = None,
+               gallery: Any = None) -> dict[str, list[str]]:
+    """With --out DIR: what a Slack requester gets, beside the result: the photo with its faces numbered and, once
+    searched, the result (the --json object) and the contact sheet; each 0600 (they name people). {"out": paths}
+    ({} without --out). A failure is a warning: the search ran and is recorded, and its result is printed."""
+    from bot import contact_sheet
+    from bot.faces.images import decode_image
+    from bot.store.disk import write_private_atomic
+
+    if not args.out:
+        return {}
+    folder, files = Path(args.out), {}
+    try:
+        # The photo was decoded safely already, in a face worker (bot.faces.engine); this draws on it.
+        rgb = decode_image(data, max_bytes=settings.images.max_bytes, max_pixels=settings.images.max_pixels)
+        if result is not None:
+            files[f"{request_id}.json"] = (json.dumps(obj, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+        files[f"{request_id}-faces.jpg"] = contact_sheet.annotate_faces(rgb, faces)
+        if result is not None:
+            crop = contact_sheet.face_crop_jpeg(rgb, face.box.as_dict())
+            files[f"{request_id}-contact-sheet.png"] = contact_sheet.contact_sheet_for(gallery, result, crop)
+        for name, payload in files.items():
+            write_private_atomic(folder / name, payload)
+    except Exception as exc:  # noqa: BLE001 - the result must still reach the requester
+        print(wording.cli_out_failed(f"{type(exc).__name__}: {exc}"), file=sys.stderr)
+        return {"out": []}
+    return {"out": [str(folder / name) for name in files]}
+
+
+def _with_out(text: str, written: dict[str, list[str]]) -> str:
+    return f"{text}\n\n{wording.cli_out_written(written['out'])}" if written.get("out") else text
+
+
+def _held(args: argparse.Namespace, text: str) -> str:
+    """A search held for an examiner or a supervisor: with --out, say that nothing was written."""
+    return f"{text}\n{wording.CLI_OUT_HELD}" if args.out else text
 
 
 def register(sub: Any) -> None:
@@ -175,5 +227,9 @@ def register(sub: Any) -> None:
     s.add_argument("--attest", action="store_true", help="attest to the statement printed below (GO 375.01)")
     # A string on purpose: a bad value is an audited error (exit 1), not an argparse usage exit (2 = denied).
     s.add_argument("--face", metavar="K", help="which face to search when the photo has several (1 = leftmost)")
+    s.add_argument("--out", metavar="DIR",
+                   help="also write into this folder, readable by you only: the photo with its faces numbered and, "
+                   "once the candidates are yours, the result as JSON and the contact sheet (nothing while an "
+                   "examiner or a supervisor holds them)")
     s.add_argument("--json", action="store_true", help="print one JSON object, whatever the exit code")
     s.set_defaults(func=cmd_search)

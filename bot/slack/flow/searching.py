@@ -275,18 +275,7 @@ async def _search_failed(
 
 def sheet_png(rt: Runtime, result: service.SearchResult, probe_crop: bytes | None) -> bytes:
     """The contact sheet: the searched face beside each candidate's gallery thumbnail, labelled by rank."""
-    gallery = rt.core.gallery
-    tiles = [
-        contact_sheet.SheetCandidate(
-            rank=c.rank,
-            label=contact_sheet.candidate_label(c.name, c.subject_id, c.record_ref),
-            distance_band=wording.estimate_short(c.fpir_estimate, c.below_resolution, result.operating_point),
-            thumbnail_jpeg=gallery.thumbnail(c.image_sha256) if c.image_sha256 else None,
-        )
-        for c in result.candidates
-    ]
-    title = f"Request {result.request_id} · call {result.call_number}"
-    return contact_sheet.contact_sheet(probe_crop or b"", tiles, title=title, footer=result.caveat)
+    return contact_sheet.contact_sheet_for(rt.core.gallery, result, probe_crop)
 
 
 async def _post_contact_sheet(
