@@ -133,6 +133,18 @@ async def test_healthz_through_a_proxy_says_only_ok(harness):
         assert resp.status == 200 and await resp.json() == {"ok": True}
 
 
+@pytest.mark.parametrize("header", ["Via", "X-Forwarded-Host", "X-Forwarded-Proto", "True-Client-IP", None])
+async def test_the_public_port_gives_no_details_whatever_a_proxy_sends(harness, header):
+    # A proxy on this machine forwards outsiders from loopback and may send any header (or none): the port
+    # Slack posts to says only that the bot is up, and has no /metrics.
+    await harness.start(gallery=False)
+    headers = {header: "203.0.113.9"} if header else {}
+    async with harness.http.get(f"{harness.bot.base}/healthz", headers=headers) as resp:
+        assert resp.status == 200 and await resp.json() == {"ok": True}
+    async with harness.http.get(f"{harness.bot.base}/metrics", headers=headers) as resp:
+        assert resp.status == 404 and "frbot_" not in await resp.text()
+
+
 # --- the request edge: nothing unverified is parsed or logged --------------------------------------------------
 
 
