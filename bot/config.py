@@ -97,6 +97,8 @@ class ServerSettings:
     max_connections: int = 512
     # /healthz's details and /metrics: served only here, on 127.0.0.1 ($LOCAL_PORT wins), never on the public port.
     local_port: int = 9300
+    # Room reserved at start for inputs the bot promised to apply once the disk has room again (bot.store.spool).
+    spool_mb: int = 16
 
 
 @dataclass(frozen=True)
@@ -197,6 +199,8 @@ def validate(settings: Settings) -> Settings:
         raise ConfigError("[server] port must be between 1 and 65535")
     if not 0 < settings.server.local_port < 65536:
         raise ConfigError("[server] local_port must be between 1 and 65535")
+    if not 1 <= settings.server.spool_mb <= 1024:
+        raise ConfigError("[server] spool_mb must be between 1 and 1024")
     if not settings.server.host.strip():
         raise ConfigError("[server] host must not be empty (0.0.0.0: every interface; 127.0.0.1: behind a local proxy)")
     if not 0.5 <= settings.server.read_timeout_seconds <= 300.0:

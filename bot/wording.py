@@ -484,6 +484,10 @@ STORAGE_RETRYING = (
     "again by itself over the next hour, and goes on here when it can. You need not post it again; the "
     "administrator has been alerted in the server log."
 )
+STORAGE_SPOOL_FULL = (
+    "The bot could not save this (the server's storage is full or failing) and has no room left to keep it "
+    "until it can, so nothing was done with it. Post it again once the administrator says the server is back."
+)
 STORAGE_GAVE_UP = (
     "The bot still cannot save this after an hour (the server's storage is full or failing), so nothing was "
     "done with it. Post it again once the administrator says the server is back."

@@ -46,6 +46,7 @@ from bot.slack.app import build_app
 from bot.slack.client import normalise_api_url
 from bot.slack.runtime import Runtime
 from bot.store.disk import DataDirInUse, hold_data_dir
+from bot.store.replays import replay_key
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +143,9 @@ async def _on_start(rt: Runtime) -> None:
     resumed = await flow.resume_all(rt)
     if resumed:
         log.info("resumed %d dialogs interrupted by a restart", resumed)
+    spooled = await flow.replay_spool(rt)
+    if spooled:
+        log.info("applying %d inputs kept in the spool while the disk was full", spooled)
     try:
         await flow.purge(rt)  # once at start too: a server restarted more often than daily still purges
     except Exception:
@@ -169,12 +173,11 @@ MAX_EVENT_BYTES = 1 << 20
 REPLAY_WINDOW_S = 5 * 60
 
 
-def verify_request(verifier: SignatureVerifier, body: bytes, headers: Mapping[str, str],
-                   seen: dict[str, float], now: float) -> str:
-    """"ok", "replay" (this exact signed request was handled already), "malformed" or "unsigned".
+def verify_request(verifier: SignatureVerifier, body: bytes, headers: Mapping[str, str], now: float) -> str:
+    """"ok", "malformed" or "unsigned".
 
-    Slack signs `v0:timestamp:body`; a request older than 5 minutes is refused (replay window) and a
-    signature seen within the window is a replay (Slack's own retries are signed anew).
+    Slack signs `v0:timestamp:body`; a request older than 5 minutes is refused (the replay window). Whether this
+    exact request was handled already is `ReplayClaims`' question, asked next.
     """
     timestamp = headers.get("X-Slack-Request-Timestamp", "")
     signature = headers.get("X-Slack-Signature", "")
@@ -190,11 +193,6 @@ def verify_request(verifier: SignatureVerifier, body: bytes, headers: Mapping[st
         return "unsigned"
     if not verifier.is_valid(text, timestamp, signature):
         return "unsigned"
-    for old in [sig for sig, at in seen.items() if now - at > REPLAY_WINDOW_S]:
-        del seen[old]
-    if signature in seen:
-        return "replay"
-    seen[signature] = now
     return "ok"
 
 
@@ -252,7 +250,7 @@ def create_server(
     app[RUNTIME] = rt
 
     verifier = SignatureVerifier(rt.signing_secret) if rt.signing_secret else None  # None: Socket Mode
-    seen_signatures: dict[str, float] = {}
+    in_flight: set[str] = set()  # claimed once handled; a copy arriving meanwhile is a replay too
 
     async def slack_events(request: web.Request) -> web.Response:
         arrived = time.perf_counter()
@@ -265,17 +263,26 @@ def create_server(
             return web.Response(status=408)  # never sent: the connection stalled and is closed
         if len(body) > MAX_EVENT_BYTES:
             return web.Response(status=413, text="too large")
-        verdict = (verify_request(verifier, body, request.headers, seen_signatures, time.time())
-                   if verifier is not None else "unsigned")
-        if verdict == "replay":
-            return web.Response(status=200)  # a copy of a request already handled: acked, not run again
+        now = time.time()
+        verdict = verify_request(verifier, body, request.headers, now) if verifier is not None else "unsigned"
         if verdict != "ok":
             rejected[verdict] = rejected.get(verdict, 0) + 1
             return web.Response(status=400 if verdict == "malformed" else 401, text="invalid request")
-        log.info("received %s", describe_request(body, request.headers))
-        bolt_request = AsyncBoltRequest(body=body.decode("utf-8"), query=request.query_string,
-                                        headers=request.headers)  # type: ignore[arg-type]
-        response = await to_aiohttp_response(await bolt.async_dispatch(bolt_request))
+        key = replay_key(body, request.headers)
+        if key in in_flight or rt.replays.seen(key, now):
+            # A copy of a request handled already (a replay, even across a restart, or Slack's redelivery of an
+            # event): acked, not run again.
+            return web.Response(status=200)
+        in_flight.add(key)
+        try:
+            log.info("received %s", describe_request(body, request.headers))
+            bolt_request = AsyncBoltRequest(body=body.decode("utf-8"), query=request.query_string,
+                                            headers=request.headers)  # type: ignore[arg-type]
+            response = await to_aiohttp_response(await bolt.async_dispatch(bolt_request))
+            if response.status < 500:  # handled: a copy is a replay from now on (a 500 lets Slack retry)
+                await rt.io(rt.replays.claim, key, now)
+        finally:
+            in_flight.discard(key)
         rt.metrics.ack_latency.observe(time.perf_counter() - arrived)
         return response
 
