@@ -26,7 +26,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from bot.config import FacesSettings, ImageSettings, Settings, SlackSettings
+from bot.config import FacesSettings, ImageSettings, ServerSettings, Settings, SlackSettings
 from bot.faces.engine import FaceEngine
 from bot.slack.runtime import Runtime
 from bot.slack.server import LOCAL_APP, create_server, make_runner
@@ -124,7 +124,9 @@ def bot_settings(data_dir: Path, **slack: Any) -> Settings:
         "dialog_timeout_minutes": 5,
     }
     values.update(slack)
-    return Settings(data_dir=data_dir, slack=SlackSettings(**values), faces=FacesSettings(workers=1))
+    # A 1 MB spool: hundreds of test servers need not reserve 16 MB each.
+    return Settings(data_dir=data_dir, slack=SlackSettings(**values), faces=FacesSettings(workers=1),
+                    server=ServerSettings(spool_mb=1))
 
 
 def payload(call: Call) -> dict[str, Any]:
