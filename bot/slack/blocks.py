@@ -580,4 +580,11 @@ def audit_head(text: str, *, seq: int, mac: str, verified: bool) -> Message:
     return Message(_fallback(text), [_section(text)], Metadata(event_type=AUDIT_EVENT_TYPE, event_payload=payload))
 
 
-__all__ += ["AUDIT_EVENT_TYPE", "audit_head"]
+def audit_head_alarm(text: str, *, seq: int, problem: str) -> Message:
+    """The alarm when the log no longer reaches the head posted last (wording.audit_head_alarm), with metadata
+    {kind "audit_head_alarm", seq, problem}: never read back as a head."""
+    payload = {"kind": "audit_head_alarm", "seq": seq, "problem": problem}
+    return Message(_fallback(text), [_section(text)], Metadata(event_type=AUDIT_EVENT_TYPE, event_payload=payload))
+
+
+__all__ += ["AUDIT_EVENT_TYPE", "audit_head", "audit_head_alarm"]

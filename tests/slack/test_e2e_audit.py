@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 from datetime import UTC, datetime
 
+import pytest
+
 from bot import wording
 from bot.audit.refusals import folded_count
 from bot.config import AuditSettings
@@ -199,5 +201,7 @@ def test_accept_head_refuses_a_head_that_is_not_in_the_log(tmp_path, monkeypatch
     log.append("gallery_change", actor="os:admin", action="remove", subject_id="S1")
     monkeypatch.setenv("BOT_DATA_DIR", str(tmp_path))
     assert cli.main(["audit", "accept-head", "1:" + "0" * 64]) == cli.EXIT_ERROR
-    assert cli.main(["audit", "accept-head", "nonsense"]) != cli.EXIT_OK
+    with pytest.raises(SystemExit) as info:  # a usage error: one line, exit 1
+        cli.main(["audit", "accept-head", "nonsense"])
+    assert info.value.code == cli.EXIT_ERROR
     assert [e["kind"] for e in AuditLog.open(tmp_path, {}).entries()] == ["gallery_change"]
