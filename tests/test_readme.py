@@ -3,6 +3,7 @@ drifts. Each quote is tested on the page where it lives (the README is a front d
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -84,6 +85,7 @@ def test_relative_face_folders_are_made_absolute_from_where_pytest_runs():
 
 INNER_TEST = """
 import os
+import re
 
 
 def test_faces_after_a_change_of_directory(request, tmp_path, monkeypatch):
@@ -136,3 +138,86 @@ def test_the_examiners_page_quotes_the_cards_texts():
                    wording.exam_status("claimed", claimed_by="x", decided=1, total=2, round_no=1,
                                        rounds=2).split(" (review")[1]):
         assert quoted in examiners, quoted
+
+
+# --- The README is a front door; the docs pages it links exist (CONTRACTS "### 11") ------------------------------
+
+README_MAX_LINES = 350
+DOC_PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+_FENCE = re.compile(r"^ *```.*?^ *```", re.DOTALL | re.MULTILINE)
+_CODE_SPAN = re.compile(r"`[^`\n]*`")
+_LINK = re.compile(r"!?\[[^\]\n]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)|^\[[^\]\n]+\]:\s*(\S+)", re.MULTILINE)
+
+
+def github_anchor(heading: str) -> str:
+    """The anchor GitHub gives a heading: lower case, punctuation dropped (hyphens and underscores kept), spaces
+    become hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def anchors(path: Path) -> set[str]:
+    """The anchors of a Markdown file's headings (outside code blocks)."""
+    text = _FENCE.sub("", path.read_text(encoding="utf-8"))
+    return {github_anchor(line.lstrip("#")) for line in text.splitlines() if re.match(r"#{1,6} ", line)}
+
+
+def relative_links(path: Path) -> list[str]:
+    """Every link and image target in a Markdown file that is not a URL (code blocks and code spans left out)."""
+    text = _CODE_SPAN.sub("", _FENCE.sub("", path.read_text(encoding="utf-8")))
+    targets = [m.group(1) or m.group(2) for m in _LINK.finditer(text)]
+    return [t for t in targets if not re.match(r"[a-zA-Z][a-zA-Z0-9+.-]*:", t)]
+
+
+def broken_links(path: Path) -> list[str]:
+    """The relative links of `path` whose file does not exist, or whose #anchor names no heading there."""
+    broken = []
+    for target in relative_links(path):
+        file, _, anchor = target.partition("#")
+        resolved = (path.parent / file).resolve() if file else path
+        if not resolved.exists():
+            broken.append(f"{target} (no such file)")
+        elif anchor and resolved.suffix == ".md" and anchor not in anchors(resolved):
+            broken.append(f"{target} (no heading #{anchor} in {resolved.name})")
+    return broken
+
+
+def test_the_readme_is_a_front_door_of_at_most_350_lines():
+    lines = README.count("\n")
+    assert lines <= README_MAX_LINES, f"README.md has {lines} lines; move details to a docs/ page and link it"
+
+
+@pytest.mark.parametrize("path", DOC_PAGES, ids=lambda p: p.relative_to(REPO).as_posix())
+def test_every_relative_link_points_to_a_file_that_exists(path: Path):
+    assert broken_links(path) == []
+
+
+def test_the_link_check_sees_a_missing_file_and_a_missing_heading(tmp_path):
+    (tmp_path / "other.md").write_text("# Other page\n\n## A section, with punctuation\n")
+    page = tmp_path / "page.md"
+    page.write_text("[ok](other.md) [ok](other.md#a-section-with-punctuation) [ok](#top) ![pic](other.md)\n"
+                    "[gone](missing.md) [bad](other.md#nowhere) [web](https://example.org/x.md) `[code](nope.md)`\n"
+                    "```\n[fenced](nope.md)\n```\n# Top\n")
+    assert broken_links(page) == ["missing.md (no such file)", "other.md#nowhere (no heading #nowhere in other.md)"]
+
+
+def test_the_readme_links_every_docs_page():
+    for page in sorted((REPO / "docs").glob("*.md")):
+        assert f"](docs/{page.name})" in README, page.name
+
+
+def test_the_examiners_page_draws_the_real_review_card_as_text():
+    """docs/examiners.md shows the sample review card as text: every text and button of the card drawn in
+    docs/review-card.svg is in it, so a wording change fails here until the page is redrawn too."""
+    from bench import draw_review_card as drawing
+    from bot.slack.exam_card import review_card
+
+    box = page("examiners").split("┌", 1)[1].split("┘", 1)[0]
+    shown = " ".join(line.strip().strip("│") for line in box.splitlines()).split()
+    shown_text = " ".join(shown)
+    blocks = review_card(drawing.sample_exam()).kwargs()["blocks"]
+    texts = [b["text"]["text"] for b in blocks if b["type"] == "section"]
+    texts += [e["text"] for b in blocks if b["type"] == "context" for e in b["elements"]]
+    for text in texts:
+        assert " ".join(drawing.plain(text).split()) in shown_text, text
+    for label in (e["text"]["text"] for b in blocks if b["type"] == "actions" for e in b["elements"]):
+        assert f"[{label}]" in shown_text, label
