@@ -101,3 +101,12 @@ def test_a_variable_set_to_a_missing_folder_still_fails(tmp_path):
     run = run_tests(fresh_clone(tmp_path), BOT_TEST_FACES=str(tmp_path / "nowhere"))
     assert run.returncode != 0
     assert "is set but holds no people/ folder" in run.stdout, run.stdout
+
+
+def test_a_variable_set_empty_skips_its_tests_even_with_the_folders_beside_the_clone(tmp_path, faces_dir):
+    clone = fresh_clone(tmp_path)
+    (tmp_path / "shared").mkdir()
+    os.symlink(faces_dir, tmp_path / "shared" / "faces")
+    run = run_tests(clone, BOT_TEST_FACES="", BOT_DEV_FACES="")
+    assert "1 passed, 3 skipped" in run.stdout, run.stdout + run.stderr
+    assert skipped_line(run.stdout).startswith("3 face tests skipped")
