@@ -55,7 +55,10 @@ class Spool:
             self.capacity = min(os.fstat(fd).st_size, size_bytes) if size_bytes else 0
         finally:
             os.close(fd)
-        self._end = max((end for _offset, _state, _payload, end in self._records()), default=0)
+        records = list(self._records())
+        self._end = max((end for _offset, _state, _payload, end in records), default=0)
+        # What an earlier process left: the only records to replay at start (this process retries its own).
+        self.inherited = frozenset(offset for offset, state, _payload, _end in records if state == PENDING)
 
     def _records(self) -> Iterator[tuple[int, int, bytes, int]]:
         """(offset, state, payload, offset after it) of every whole record, in order."""
@@ -73,11 +76,12 @@ class Spool:
             yield offset, state, payload, stop
             offset = stop
 
-    def pending(self) -> list[tuple[int, dict[str, Any]]]:
-        """(record id, what was spooled) of every input not yet done, oldest first."""
+    def pending(self, *, inherited: bool = False) -> list[tuple[int, dict[str, Any]]]:
+        """(record id, what was spooled) of every input not yet done, oldest first; with `inherited`, only those
+        an earlier process left (pending when this spool was opened)."""
         with self._lock:
             return [(offset, json.loads(payload)) for offset, state, payload, _end in self._records()
-                    if state == PENDING]
+                    if state == PENDING and (not inherited or offset in self.inherited)]
 
     def add(self, record: dict[str, Any]) -> int:
         """Keep `record` (JSON-able); returns its id. SpoolFull when it does not fit or cannot be written."""

@@ -22,8 +22,10 @@ def test_pending_inputs_come_back_in_order_after_a_restart_and_done_ones_do_not(
     second = spool.add({"handler": "h", "body": {"n": 2, "text": "réponse"}})
     spool.add({"handler": "h", "body": {"n": 3}})
     spool.done(second)
+    assert [r["body"]["n"] for _id, r in spool.pending(inherited=True)] == []  # this process retries its own
     again = Spool(tmp_path / "spool.bin", 1 << 16)  # a new process
     assert [r["body"]["n"] for _id, r in again.pending()] == [1, 3]
+    assert again.pending(inherited=True) == again.pending()
     assert again.pending()[0][0] == first
     later = again.add({"handler": "h", "body": {"n": 4}})  # appended after the last record, not over one
     assert [r["body"]["n"] for _id, r in Spool(tmp_path / "spool.bin", 1 << 16).pending()] == [1, 3, 4]

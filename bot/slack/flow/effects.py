@@ -388,9 +388,9 @@ def storage_retried(handler: Callable[..., Awaitable[None]]) -> Callable[..., Aw
 
 
 async def replay_spool(rt: Runtime) -> int:
-    """At start: run again every input the spool holds (oldest first), each as its own task with the claims its
-    failed attempt made; returns how many."""
-    pending = await rt.io(rt.spool.pending)
+    """At start: run again every input an earlier process left in the spool (oldest first; this process retries
+    its own), each as its own task with the claims its failed attempt made; returns how many."""
+    pending = await rt.io(functools.partial(rt.spool.pending, inherited=True))
     for record_id, record in pending:
         run = _SPOOLABLE.get(str(record.get("handler")))
         if run is None:  # a handler renamed by an upgrade: nothing can apply it
