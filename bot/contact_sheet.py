@@ -325,7 +325,8 @@ def detect_with_pictures(data: bytes, images: ImageSettings) -> tuple[Probe, lis
     """Decode a photo once and return its faces without encodings (`engine.detect_rgb`), a CROP_PX crop per
     face (`face_crop_jpeg`: the size examiners compare at; the contact sheet scales it to its tiles) and, with several faces, the numbered picture (`annotate_faces`). Runs in a face worker
     (`FaceEngine.run`), so decoding and drawing share the photo's deadline."""
-    rgb = decode_image(data, max_bytes=images.max_bytes, max_pixels=images.max_pixels)
+    rgb = decode_image(data, max_bytes=images.max_bytes, max_pixels=images.max_pixels,
+                       max_aspect_ratio=images.max_aspect_ratio)
     probe = detect_rgb(rgb, data, images)
     faces = [f.as_dict() for f in probe.faces]
     crops = [face_crop_jpeg(rgb, f["box"]) for f in faces]

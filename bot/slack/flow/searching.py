@@ -141,7 +141,7 @@ def prepare_probe(probe: Probe, crops: list[bytes], numbered: bytes | None) -> C
     """What the dialog keeps of a photo's detection: face entries, a crop per face, numbered boxes when
     several, and where to encode each face from after the attestation (no encoding yet)."""
     faces = [f.as_dict() for f in probe.faces]
-    encode = {"padded": probe.padded, "boxes": [b.as_dict() for b in probe.encode_boxes]}
+    encode = {"padded": probe.padded, "scale": probe.pad_scale, "boxes": [b.as_dict() for b in probe.encode_boxes]}
     return CachedProbe(probe.sha256, probe.width, probe.height, faces, np.zeros((0, 128), dtype=np.float32),
                        crops, numbered, encode)
 
@@ -157,7 +157,8 @@ async def _encoding(rt: Runtime, dialog: Dialog, image: ImageRequest, cached: Ca
         raise LookupError("the probe analysis is no longer stored")
     data = await _download(rt, image)
     return await _face_work(rt, image, dialog.dialog_id, encode_bytes, data, rt.settings.images,
-                            cached.sha256, boxes[face_index - 1], bool(cached.encode.get("padded")))
+                            cached.sha256, boxes[face_index - 1], bool(cached.encode.get("padded")),
+                            float(cached.encode.get("scale", 1.0)))
 
 
 async def search(rt: Runtime, dialog_id: str, request_id: str, face_index: int) -> Next | None:
