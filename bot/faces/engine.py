@@ -30,7 +30,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Hashable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures import FIRST_COMPLETED, Future, InvalidStateError, wait
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -44,6 +44,7 @@ from PIL import Image
 from bot import __version__ as BOT_VERSION
 from bot.config import ImageSettings
 from bot.faces import quality, resnet
+from bot.faces.fair import FairQueue
 from bot.faces.images import ImageError, decode_image, sha256_hex
 from bot.faces.quality import Quality
 
@@ -514,6 +515,32 @@ def _worker_died() -> ImageError:
     return ImageError(WORKER_DIED, "Reading this photo stopped the face worker; it was not searched.")
 
 
+@dataclass(eq=False)
+class _Job:
+    """One task waiting its turn for a worker: what to run, for whom, and the future its caller waits on."""
+
+    key: Hashable
+    func: Any
+    args: tuple
+    kwargs: dict
+    outer: Future  # what the caller holds; settled from the pool's future
+    queue: FairQueue  # the queue it was pushed on (a closed engine starts a new one)
+    inner: Future | None = None  # the pool's future, once handed to a worker
+
+
+def _settle(inner: Future, outer: Future) -> None:
+    """Give the caller's future the pool future's ending (unless the caller gave up already)."""
+    try:
+        if inner.cancelled():
+            outer.cancel()
+        elif (exc := inner.exception()) is not None:
+            outer.set_exception(exc)
+        else:
+            outer.set_result(inner.result())
+    except InvalidStateError:  # cancelled by its caller meanwhile
+        pass
+
+
 class FaceEngine:
     """Face work for any caller: a pool of worker processes (spawned lazily), one model set per worker.
 
@@ -521,6 +548,9 @@ class FaceEngine:
     stopped (pebble kills and replaces it) and the photo fails with ImageError code TOO_SLOW; a worker that
     dies fails its photo with WORKER_DIED. Either way the other workers and the pool go on. Workers are niced, have one
     BLAS thread, and die with the process that started them.
+
+    Tasks wait their turn in a FairQueue keyed by requester (bot.faces.fair) and go to the pool only when a
+    worker is free, so one requester's backlog never stands in front of another requester's photo.
     """
 
     def __init__(self, images: ImageSettings, workers: int = 0, deadline: float = 30.0) -> None:
@@ -530,6 +560,8 @@ class FaceEngine:
         self._pool: ProcessPool | None = None
         self._lock = threading.Lock()
         self._running: set[Future] = set()  # scheduled and not done: cancelled on close, so no waiter hangs
+        self._fair: FairQueue[Hashable, _Job] = FairQueue()
+        self._fair_lock = threading.Lock()
         # Called (in a pool thread) with the seconds from scheduling to the end of each photo's task, however it
         # ended: the server's face-work metric. It must not raise.
         self.on_task_done: Callable[[float], None] | None = None
@@ -561,6 +593,66 @@ class FaceEngine:
         with self._lock:
             self._running.discard(future)
 
+    def _submit(self, key: Hashable, func: Any, *args: Any, **kwargs: Any) -> Future:
+        """`func(*args, **kwargs)` for requester `key`: queued fairly (see the class), run within the deadline.
+        The future returned ends as the pool's would (a deadline or dead worker included); cancelling it
+        withdraws a waiting task, or stops the worker running it."""
+        outer: Future = Future()
+        with self._fair_lock:
+            job = _Job(key, func, args, kwargs, outer, self._fair)
+            job.queue.push(key, job)
+        with self._lock:
+            self._running.add(outer)
+        outer.add_done_callback(self._done)
+        outer.add_done_callback(lambda _f: self._withdrawn(job))
+        hook = self.on_task_done
+        if hook is not None:
+            started = time.monotonic()
+            outer.add_done_callback(lambda _f: hook(time.monotonic() - started))
+        self._dispatch()
+        return outer
+
+    def _dispatch(self) -> None:
+        """Hand waiting tasks to the pool, in the fair queue's order, while a worker is free."""
+        while True:
+            with self._fair_lock:
+                if self._fair.out >= self.workers:
+                    return
+                nxt = self._fair.pop()
+            if nxt is None:
+                return
+            job = nxt[1]
+            try:
+                inner = self._executor().schedule(job.func, args=job.args, kwargs=job.kwargs, timeout=self.deadline)
+            except Exception as exc:  # noqa: BLE001 - the pool refused (closing): this task fails, not the caller's loop
+                self._ended(job)
+                if not job.outer.done():
+                    job.outer.set_exception(exc)
+                continue
+            job.inner = inner
+            inner.add_done_callback(lambda f, job=job: self._ran(job, f))
+            if job.outer.cancelled():  # given up between the pop and now
+                inner.cancel()
+
+    def _ran(self, job: _Job, inner: Future) -> None:
+        self._ended(job)
+        _settle(inner, job.outer)
+        self._dispatch()
+
+    def _ended(self, job: _Job) -> None:
+        with self._fair_lock:
+            job.queue.done(job.key)
+
+    def _withdrawn(self, job: _Job) -> None:
+        """The caller's future ended: when that was a cancel, stop the task wherever it is."""
+        if not job.outer.cancelled():
+            return
+        if job.inner is not None:
+            job.inner.cancel()  # a cancelled task stops its worker too
+        else:
+            with self._fair_lock:
+                job.queue.discard(job.key, job)
+
     def _outcome(self, future: Future) -> Any:
         """The task's result, with a deadline or a dead worker turned into the photo's ImageError."""
         try:
@@ -587,14 +679,15 @@ class FaceEngine:
         found = getattr(workers, "workers", {}) or {}
         return sorted(int(pid) for pid in found)
 
-    async def analyse(self, data: bytes) -> Probe:
-        """analyse_bytes in a worker process, within the deadline; the event loop keeps running meanwhile."""
-        return await self.run(analyse_bytes, data, self.images)
+    async def analyse(self, data: bytes, requester: Hashable = "") -> Probe:
+        """analyse_bytes in a worker process, within the deadline; the event loop keeps running meanwhile.
+        `requester`: whose photo it is (workers are shared between requesters in turn)."""
+        return await self.run(analyse_bytes, data, self.images, requester=requester)
 
-    async def run(self, func: Callable[..., T], *args: Any) -> T:
+    async def run(self, func: Callable[..., T], *args: Any, requester: Hashable = "") -> T:
         """`func(*args)` in a worker process within the deadline, as `analyse` (a module-level function, so
         it pickles by name): for callers that need more of the decoded pixels than a Probe (e.g. pictures)."""
-        future = self._schedule(func, *args)
+        future = self._submit(requester, func, *args)
         try:
             await asyncio.wrap_future(future)
         except (FutureTimeout, ProcessExpired, BrokenProcessPool):
@@ -604,12 +697,12 @@ class FaceEngine:
             raise
         return self._outcome(future)
 
-    def analyse_sync(self, data: bytes) -> Probe:
+    def analyse_sync(self, data: bytes, requester: Hashable = "") -> Probe:
         """analyse_bytes in a worker process within the deadline, waiting for it (the CLI: one photo)."""
-        return self._outcome(self._schedule(analyse_bytes, data, self.images))
+        return self._outcome(self._submit(requester, analyse_bytes, data, self.images))
 
     def analyse_many(
-        self, items: Iterable[tuple[K, bytes]], *, thumbnails: bool = False
+        self, items: Iterable[tuple[K, bytes]], *, thumbnails: bool = False, requester: Hashable = ""
     ) -> Iterator[tuple[K, Probe | ImageError]]:
         """Analyse many photos in parallel (enrollment), yielding (key, Probe or ImageError) as each ends.
 
@@ -627,7 +720,7 @@ class FaceEngine:
                     key, data = next(source)
                 except StopIteration:
                     return
-                pending[self._schedule(analyse_bytes, data, self.images, thumbnails=thumbnails)] = key
+                pending[self._submit(requester, analyse_bytes, data, self.images, thumbnails=thumbnails)] = key
 
         try:
             fill()
@@ -650,6 +743,8 @@ class FaceEngine:
         with self._lock:
             pool, self._pool = self._pool, None
             running, self._running = list(self._running), set()
+        with self._fair_lock:  # what still waits is cancelled below (it is in `running`); a reopened engine starts empty
+            self._fair = FairQueue()
         if pool is not None:
             pool.stop()
             pool.join(timeout=10)
