@@ -69,6 +69,7 @@ class ImageSettings:
     max_pixels: int = 40_000_000
     min_face_px: int = 60
     detect_max_side: int = 1024
+    max_aspect_ratio: float = 8.0  # longer side / shorter side; past it refused before decoding
 
 
 @dataclass(frozen=True)
@@ -254,6 +255,8 @@ def validate(settings: Settings) -> Settings:
     for key in ("max_bytes", "max_pixels", "min_face_px", "detect_max_side"):
         if getattr(settings.images, key) < 1:
             raise ConfigError(f"[images] {key} must be positive")
+    if not 1.0 <= settings.images.max_aspect_ratio <= 100.0:
+        raise ConfigError("[images] max_aspect_ratio must be between 1 (square pictures only) and 100")
     return settings
 
 

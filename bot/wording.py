@@ -86,10 +86,12 @@ ATTESTATION_MISSING = (
 )
 
 
-def call_number_invalid(example: str | None) -> str:
-    """Denial reason: the call number does not match the configured format (the value is not echoed)."""
+def call_number_invalid(example: str | None, read: str | None = None) -> str:
+    """Denial reason: the call number does not match the configured format; `read`, what was read, is quoted
+    (escaped, on one line, clipped), so a look-alike character or a stray word shows."""
     shown = f"for example {example}" if example else "the format set in [policy] call_number_pattern"
-    return f"That call number is not in the department's call number format ({shown})."
+    said = f"The call number {read_back(read, 40)}" if read and read.strip() else "That call number"
+    return f"{said} is not in the department's call number format ({shown})."
 
 
 def purpose_unknown(codes: Iterable[str]) -> str:
@@ -1454,9 +1456,9 @@ def card_outcome(outcome: str) -> str:
     }.get(outcome, escape_slack(outcome))
 
 
-def read_back(text: str | None) -> str:
-    """An answer quoted back as read: one line, escaped, short."""
-    return f"‘{_clip(one_line(text or ''), 120)}’"
+def read_back(text: str | None, limit: int = 120) -> str:
+    """An answer quoted back as read: one line, escaped, at most `limit` characters."""
+    return f"‘{_clip(one_line(text or ''), limit)}’"
 
 
 def not_a_call_number(text: str | None, example: str | None) -> str:

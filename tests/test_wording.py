@@ -220,7 +220,7 @@ BIG_POINT = {"target_fpir": 1e-4, "gallery_size": 10**7, "calibrated_at": HUGE, 
 # Every public function with the largest arguments it may meet.
 CALLS = {
     "result_caveat": [(True,), (False,)],
-    "call_number_invalid": [("26-012345",), (None,)],
+    "call_number_invalid": [("26-012345",), (None,), ("26-012345", "26\u2013 01234"), (None, "<!channel> " + "9" * 500)],
     "purpose_unknown": [(policy.PURPOSE_CODES,)],
     "justification_too_short": [(10**6,)],
     "justification_too_long": [(10**6,)],

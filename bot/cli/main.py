@@ -121,7 +121,7 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     data = b""
     try:
         data = _read_probe(Path(args.image), settings.images.max_bytes)
-        probe = core.engine.analyse_sync(data)
+        probe = core.engine.analyse_sync(data, requester=requester.id)
         faces = [f.as_dict() for f in probe.faces]
         if not probe.faces:
             return fail(wording.NO_FACE, probe=probe)

@@ -165,8 +165,10 @@ def _thumbnail(data: bytes, box: Any, engine: Any) -> bytes | None:
     images = getattr(engine, "images", None)
     max_bytes = getattr(images, "max_bytes", len(data))
     max_pixels = getattr(images, "max_pixels", 1 << 62)
+    ratio = getattr(images, "max_aspect_ratio", float("inf"))
     try:
-        return face_thumbnail(decode_image(data, max_bytes=max_bytes, max_pixels=max_pixels), box)
+        return face_thumbnail(decode_image(data, max_bytes=max_bytes, max_pixels=max_pixels,
+                                           max_aspect_ratio=ratio), box)
     except Exception:  # noqa: BLE001 - a missing thumbnail must not stop an enrollment
         return None
 
