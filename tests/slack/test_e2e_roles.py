@@ -1,10 +1,25 @@
 """Who may do what (bot.slack.roles), asked of the Slack double over HTTP through the bot's runtime."""
 from __future__ import annotations
 
-from bot import wording
-from bot.slack import roles
+import asyncio
+from dataclasses import replace
 
-from .conftest import GROUP, GROUP_MEMBER, GUEST, JUSTIFICATION, OFFICER, OFFICER2, SHARED, block_texts
+from bot import wording
+from bot.slack import exam_card, roles
+
+from .conftest import (
+    GROUP,
+    GROUP_MEMBER,
+    GUEST,
+    JUSTIFICATION,
+    OFFICER,
+    OFFICER2,
+    SHARED,
+    block_texts,
+)
+from .signing import block_actions_payload, interaction_body, post
+from .test_e2e_examination import EXAMINER, card, press, searched
+from .test_e2e_examination import start as start_examiner
 
 
 async def test_requesters_by_list_and_group_and_the_refusals(harness, slack):
@@ -40,8 +55,6 @@ async def test_group_membership_is_cached(harness, slack):
 async def test_a_requester_removed_before_attesting_gets_no_search(harness, slack):
     """Authority is checked again at the attestation, before any search (the faces were found already, nothing
     was encoded or searched)."""
-    from dataclasses import replace
-
     await harness.start()
     upload = await harness.upload(harness.face("people/obama/obama3.jpg"), text="26-012345 purpose: 1")
     await harness.wait_card("justification")
@@ -79,3 +92,39 @@ async def test_a_group_member_removed_and_made_a_guest_after_uploading_cannot_at
     [entry] = harness.audit()
     assert entry["outcome"] == "denied"
     assert len(slack.downloads()) == 1 and harness.thread(upload, "result") == []
+
+
+# --- examiners and supervisors: a fresh "yes" to act, a remembered "no" without a flood (issue 15, 3 and 5) ---
+
+LOOKUPS = ("users.info", "usergroups.users.list")
+
+
+async def test_300_presses_by_a_member_who_is_no_examiner_redraw_nothing_and_ask_slack_at_most_5_times(
+        harness, slack):
+    """Each refused press is a private note only: the card is not redrawn (Slack's chat.update budget stays
+    for the officers' cards), and the first "no" from Slack is remembered (asked again at most once a minute)."""
+    slack.add_usergroup("SEXAMINERS", [EXAMINER])
+    await start_examiner(harness, slack, examiner_groups=("SEXAMINERS",))
+    await searched(harness)
+    await harness.idle()
+    slack.clear_calls()
+    message = card(slack)
+    block = next(b for b in message["blocks"] if any(str(e.get("action_id", "")).startswith(exam_card.ACTION_CLAIM)
+                                                     for e in b.get("elements") or []))
+    claim = next(e for e in block["elements"] if str(e.get("action_id", "")).startswith(exam_card.ACTION_CLAIM))
+
+    async def flood(n: int) -> None:
+        for _ in range(n):
+            body = block_actions_payload(action_id=claim["action_id"], value=claim["value"], user_id=OFFICER2,
+                                         channel_id=message["channel"], message=message,
+                                         block_id=block["block_id"])
+            assert (await post(harness.http, harness.bot.events_url, interaction_body(body))).status == 200
+
+    await asyncio.gather(*(flood(30) for _ in range(10)))  # 300 presses, ten at a time
+    await harness.idle()
+    await slack.wait_for("chat.postEphemeral", count=300, ok=True)
+    assert len(slack.call_log("chat.update")) == 0
+    assert sum(len(slack.call_log(m)) for m in LOOKUPS) <= 5
+    assert all(wording.EXAM_NOT_EXAMINER in e["text"] for e in slack.ephemerals(message["channel"], OFFICER2))
+    await press(harness, slack, exam_card.ACTION_CLAIM, EXAMINER)  # the examiner's card is redrawn as ever
+    assert f"Claimed by <@{EXAMINER}>" in block_texts(card(slack))[-1]
