@@ -366,3 +366,31 @@ async def test_an_approval_nobody_gives_expires_and_says_so(harness, slack):
     [expired] = harness.audit()
     assert expired["outcome"] == "expired"
     assert [e["action"] for e in reviews(harness)] == ["queued", "timeout"]
+
+
+async def test_changes_within_a_second_give_one_redraw_of_the_card_showing_the_last_state(harness, slack):
+    """Redraws of a review card are coalesced (at most one chat.update a second, the last state drawn)."""
+    slack.add_channel(REVIEW, "fr-review", is_private=True)
+    slack.add_user(EXAMINER, "examiner.one", display_name="Examiner One")
+    settings = replace(bot_settings(harness.data_dir), review=ReviewSettings(
+        mode="examiner", examiners=(EXAMINER,), review_channel=REVIEW))
+    await harness.start(settings=settings, status_interval=1.0)
+    await searched(harness)
+    await press(harness, slack, exam_card.ACTION_CLAIM, EXAMINER)
+    def card_updates() -> int:
+        return len([c for c in slack.call_log("chat.update") if c.params.get("channel") == REVIEW])
+
+    updates = card_updates()
+    message = card(slack)
+    block = next(b for b in message["blocks"]
+                 if any("|inconclusive" in str(e.get("value")) for e in b.get("elements") or []))
+    for decision in ("not_same_person", "inconclusive", "not_same_person", "inconclusive", "inconclusive"):
+        button = next(e for e in block["elements"] if e["value"].endswith("|" + decision))
+        body = block_actions_payload(action_id=button["action_id"], value=button["value"], user_id=EXAMINER,
+                                     channel_id=REVIEW, message=message, block_id=block["block_id"])
+        assert (await post(harness.http, harness.bot.events_url, interaction_body(body))).status == 200
+    await harness.idle()
+    assert len([e for e in reviews(harness) if e["action"] == "decision"]) == 5
+    assert card_updates() - updates <= 2  # five changes, at most two redraws
+    assert block_texts(card(slack))[-1] == wording.exam_status("claimed", claimed_by=EXAMINER, decided=1, total=1,
+                                                              round_no=1, rounds=1)
