@@ -5,7 +5,9 @@ import asyncio
 from dataclasses import replace
 
 from bot import wording
+from bot.config import ReviewSettings
 from bot.slack import exam_card, roles
+from bot.store.audit_log import AuditLog
 
 from .conftest import (
     GROUP,
@@ -16,9 +18,10 @@ from .conftest import (
     OFFICER2,
     SHARED,
     block_texts,
+    bot_settings,
 )
-from .signing import block_actions_payload, interaction_body, post
-from .test_e2e_examination import EXAMINER, card, press, searched
+from .signing import block_actions_payload, interaction_body, post, view_submission_payload
+from .test_e2e_examination import EXAMINER, OBAMA, REVIEW, SUPERVISOR, card, press, reviews, searched
 from .test_e2e_examination import start as start_examiner
 
 
@@ -128,3 +131,55 @@ async def test_300_presses_by_a_member_who_is_no_examiner_redraw_nothing_and_ask
     assert all(wording.EXAM_NOT_EXAMINER in e["text"] for e in slack.ephemerals(message["channel"], OFFICER2))
     await press(harness, slack, exam_card.ACTION_CLAIM, EXAMINER)  # the examiner's card is redrawn as ever
     assert f"Claimed by <@{EXAMINER}>" in block_texts(card(slack))[-1]
+
+
+async def test_an_examiner_removed_from_the_group_after_claiming_cannot_release(harness, slack):
+    slack.add_usergroup("SEXAMINERS", [EXAMINER])
+    await start_examiner(harness, slack, examiners=(), examiner_groups=("SEXAMINERS",))
+    await searched(harness)
+    await press(harness, slack, exam_card.ACTION_CLAIM, EXAMINER)
+    await press(harness, slack, exam_card.ACTION_DECIDE, EXAMINER, "|inconclusive")
+    slack.add_usergroup("SEXAMINERS", [])  # removed a moment ago: the group members cached say otherwise
+    await press(harness, slack, exam_card.ACTION_RELEASE, EXAMINER)
+    assert wording.EXAM_NOT_EXAMINER in slack.ephemerals(REVIEW, EXAMINER)[-1]["text"]
+    assert [e["action"] for e in reviews(harness)] == ["queued", "claim", "decision"]
+
+
+async def press_approval(harness, slack, action: str, user: str) -> None:
+    """Press Approve or Refuse on the approval card in the review channel (no reason submitted)."""
+    [message] = [m for m in slack.messages(REVIEW)
+                 if (m.get("metadata") or {}).get("event_payload", {}).get("kind") == "approval"]
+    block = next(b for b in message["blocks"] if b["type"] == "actions")
+    button = next(e for e in block["elements"] if e["action_id"] == action)
+    body = block_actions_payload(action_id=action, value=button["value"], user_id=user, channel_id=REVIEW,
+                                 message=message, block_id=block["block_id"])
+    assert (await post(harness.http, harness.bot.events_url, interaction_body(body))).status == 200
+    await harness.idle()
+
+
+async def test_a_supervisor_removed_from_the_group_and_deactivated_is_refused_at_once(harness, slack):
+    """The supervisor opened the reason form, then lost the role: the decision is refused, nothing approved."""
+    slack.add_channel(REVIEW, "fr-review", is_private=True)
+    slack.add_user(SUPERVISOR, "sgt.supervisor", display_name="Sgt. Supervisor")
+    slack.add_usergroup("SSUPERVISORS", [SUPERVISOR])
+    review_settings = ReviewSettings(approval="always", supervisor_groups=("SSUPERVISORS",), review_channel=REVIEW)
+    await harness.start(settings=replace(bot_settings(harness.data_dir), review=review_settings))
+    upload = await harness.upload(harness.face(OBAMA), text=f"26-012345 purpose: 1 justification: {JUSTIFICATION}")
+    await harness.wait_card("attestation")
+    await harness.reply(upload, "I attest")
+    await harness.wait_kind("approval_waiting")
+    await harness.idle()
+    await press_approval(harness, slack, "fr_approval_approve", SUPERVISOR)
+    [form] = slack.views()  # the reason form is open
+    slack.add_usergroup("SSUPERVISORS", [])
+    slack.deactivate_user(SUPERVISOR)
+    values = {"fr_approval_reason_text": {"value": {"type": "plain_text_input", "value": "approved, robbery"}}}
+    reply = await post(harness.http, harness.bot.events_url,
+                       interaction_body(view_submission_payload(SUPERVISOR, form, values)))
+    await harness.idle()
+    assert reply.text and reply.json()["errors"] == {"fr_approval_reason_text": wording.NOT_SUPERVISOR}
+    entries = [e for e in AuditLog.open(harness.data_dir, {}).entries() if e["kind"] == "review"]
+    assert [e["action"] for e in entries] == ["queued"] and harness.audit() == []
+    await press_approval(harness, slack, "fr_approval_refuse", SUPERVISOR)  # the button: a note, no form
+    assert len(slack.views()) == 1
+    assert wording.NOT_SUPERVISOR in slack.ephemerals(REVIEW, SUPERVISOR)[-1]["text"]
