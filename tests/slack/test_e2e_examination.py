@@ -207,7 +207,8 @@ async def start_approval(harness, slack, approval: str = "flagged"):
     return await harness.start(settings=replace(bot_settings(harness.data_dir), review=review_settings))
 
 
-async def decide_approval(harness, slack, action: str, user: str, reason: str):
+async def press_approval(harness, slack, action: str, user: str) -> None:
+    """Press Approve or Refuse on the approval card in the review channel (the reason form opens, or a note)."""
     [message] = [m for m in slack.messages(REVIEW)
                  if (m.get("metadata") or {}).get("event_payload", {}).get("kind") == "approval"]
     block = next(b for b in message["blocks"] if b["type"] == "actions")
@@ -216,6 +217,11 @@ async def decide_approval(harness, slack, action: str, user: str, reason: str):
                                  message=message, block_id=block["block_id"])
     assert (await post(harness.http, harness.bot.events_url, interaction_body(body))).status == 200
     await harness.idle()
+
+
+async def decide_approval(harness, slack, action: str, user: str, reason: str):
+    """Press the button, then submit the reason form if one opened (None when none did)."""
+    await press_approval(harness, slack, action, user)
     if not slack.views():
         return None
     view = slack.views()[-1]

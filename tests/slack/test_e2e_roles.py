@@ -21,7 +21,17 @@ from .conftest import (
     bot_settings,
 )
 from .signing import block_actions_payload, interaction_body, post, view_submission_payload
-from .test_e2e_examination import EXAMINER, OBAMA, REVIEW, SUPERVISOR, card, press, reviews, searched
+from .test_e2e_examination import (
+    EXAMINER,
+    OBAMA,
+    REVIEW,
+    SUPERVISOR,
+    card,
+    press,
+    press_approval,
+    reviews,
+    searched,
+)
 from .test_e2e_examination import start as start_examiner
 
 
@@ -145,18 +155,6 @@ async def test_an_examiner_removed_from_the_group_after_claiming_cannot_release(
     assert [e["action"] for e in reviews(harness)] == ["queued", "claim", "decision"]
 
 
-async def press_approval(harness, slack, action: str, user: str) -> None:
-    """Press Approve or Refuse on the approval card in the review channel (no reason submitted)."""
-    [message] = [m for m in slack.messages(REVIEW)
-                 if (m.get("metadata") or {}).get("event_payload", {}).get("kind") == "approval"]
-    block = next(b for b in message["blocks"] if b["type"] == "actions")
-    button = next(e for e in block["elements"] if e["action_id"] == action)
-    body = block_actions_payload(action_id=action, value=button["value"], user_id=user, channel_id=REVIEW,
-                                 message=message, block_id=block["block_id"])
-    assert (await post(harness.http, harness.bot.events_url, interaction_body(body))).status == 200
-    await harness.idle()
-
-
 async def test_a_supervisor_removed_from_the_group_and_deactivated_is_refused_at_once(harness, slack):
     """The supervisor opened the reason form, then lost the role: the decision is refused, nothing approved."""
     slack.add_channel(REVIEW, "fr-review", is_private=True)
@@ -183,3 +181,21 @@ async def test_a_supervisor_removed_from_the_group_and_deactivated_is_refused_at
     await press_approval(harness, slack, "fr_approval_refuse", SUPERVISOR)  # the button: a note, no form
     assert len(slack.views()) == 1
     assert wording.NOT_SUPERVISOR in slack.ephemerals(REVIEW, SUPERVISOR)[-1]["text"]
+
+
+async def test_a_remembered_no_is_asked_again_once_it_lapses(harness, slack):
+    """A member refused a moment ago and then added to the examiners' group is refused without a look-up until
+    the remembered "no" lapses (a minute; shortened here), then Slack is asked and says yes."""
+    slack.add_usergroup("SEXAMINERS", [EXAMINER])
+    await start_examiner(harness, slack, examiner_groups=("SEXAMINERS",))
+    await searched(harness)
+    harness.rt.role_refusals.ttl = 0.5
+    await press(harness, slack, exam_card.ACTION_CLAIM, OFFICER2)
+    slack.add_usergroup("SEXAMINERS", [EXAMINER, OFFICER2])
+    slack.clear_calls()
+    await press(harness, slack, exam_card.ACTION_CLAIM, OFFICER2)
+    assert [c for c in slack.call_log() if c.method in LOOKUPS] == []
+    assert len(slack.ephemerals(REVIEW, OFFICER2)) == 2 and reviews(harness)[-1]["action"] == "queued"
+    await asyncio.sleep(0.6)
+    await press(harness, slack, exam_card.ACTION_CLAIM, OFFICER2)
+    assert reviews(harness)[-1]["action"] == "claim" and reviews(harness)[-1]["by"] == OFFICER2
