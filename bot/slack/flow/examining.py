@@ -208,7 +208,7 @@ async def handle_exam_action(rt: Runtime, body: dict[str, Any], action: dict[str
     exam = await rt.io(rt.exams.get, request_id)
     if exam is None or not user:
         return
-    if not await roles.is_examiner(rt, user):
+    if not await roles.may_examine(rt, user):
         await apply_exam(rt, exam, [ex.Refused(user, wording.EXAM_NOT_EXAMINER)])
         return
     now = rt.now()
@@ -243,7 +243,7 @@ async def submit_exam_note(rt: Runtime, body: dict[str, Any], view: dict[str, An
     request_id, _, subject_id = str(view.get("private_metadata") or "").partition("|")
     values = ((view.get("state") or {}).get("values") or {}).get(exam_card.NOTE_BLOCK) or {}
     note = str((values.get(exam_card.NOTE_ACTION) or {}).get("value") or "")
-    if not await roles.is_examiner(rt, user):
+    if not await roles.may_examine(rt, user):
         return {exam_card.NOTE_BLOCK: wording.EXAM_NOT_EXAMINER}
     async with rt.lock("exam:" + request_id):
         outcome = await rt.io(rt.exams.update, request_id,
