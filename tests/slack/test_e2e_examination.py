@@ -400,3 +400,43 @@ async def test_changes_within_a_second_give_one_redraw_of_the_card_showing_the_l
     assert card_updates() - updates <= 2  # five changes, at most two redraws
     assert block_texts(card(slack))[-1] == wording.exam_status("claimed", claimed_by=EXAMINER, decided=1, total=1,
                                                               round_no=1, rounds=1)
+
+
+async def test_frs_audit_counts_what_was_released_to_the_requester(harness, slack, faces_dir, enrolled_gallery,
+                                                                    face_engine, tmp_path):
+    """Two candidates reach the examiner (a second photo of the same man enrolled as another subject); one lead
+    is released and one ruled out: `/frs audit` says one candidate, and that one was ruled out."""
+    import os
+    import shutil
+
+    from bot.faces.enroll import enroll
+    from bot.faces.gallery import Gallery
+
+    from .signing import command_body
+
+    shutil.copytree(enrolled_gallery, harness.data_dir / "gallery")
+    (tmp_path / "more" / "obama_twin").mkdir(parents=True)
+    os.symlink(faces_dir / "people" / "obama" / "obama1.jpg", tmp_path / "more" / "obama_twin" / "obama1.jpg")
+    gallery = Gallery(harness.data_dir)
+    assert enroll(gallery, face_engine, tmp_path / "more", progress=False).added == 1
+    gallery.close()
+    slack.add_channel(REVIEW, "fr-review", is_private=True)
+    slack.add_user(EXAMINER, "examiner.one", display_name="Examiner One")
+    slack.add_user("UCAPTAIN1", "captain.reyes", display_name="Capt. Reyes")
+    settings = replace(bot_settings(harness.data_dir, command_staff=("UCAPTAIN1",)), review=ReviewSettings(
+        mode="examiner", examiners=(EXAMINER,), review_channel=REVIEW))
+    await harness.start(settings=settings)
+    await searched(harness)
+    assert [c["subject_id"] for c in harness.audit()[0]["candidates"]] == ["obama", "obama_twin"]
+    await press(harness, slack, exam_card.ACTION_CLAIM, EXAMINER)
+    await press(harness, slack, exam_card.ACTION_DECIDE, EXAMINER, "obama|possible_lead")
+    await note(harness, slack, EXAMINER, NOTE)
+    await press(harness, slack, exam_card.ACTION_DECIDE, EXAMINER, "obama_twin|not_same_person")
+    await press(harness, slack, exam_card.ACTION_RELEASE, EXAMINER)
+    await harness.wait_kind("result")
+    reply = await post(harness.http, harness.bot.events_url, command_body("/frs", "audit 26-012345", "UCAPTAIN1", CASE))
+    assert reply.status == 200
+    answer = await slack.wait_for(lambda c: c.method == "chat.postEphemeral" and c.params.get("user") == "UCAPTAIN1",
+                                  ok=True)
+    [line] = block_texts(answer.params)[1].splitlines()
+    assert line.endswith("candidates returned, 1 candidate, 1 ruled out by the examiners")
