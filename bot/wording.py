@@ -736,7 +736,8 @@ def _local(ts: str | None, tz: str) -> str:
 
 def audit_lines(entries: Iterable[Mapping[str, Any]], tz: str = "UTC") -> list[str]:
     """One line per audit entry for a command-staff query: local time (with its zone), request id, requester,
-    call number, purpose, outcome and candidate count. Escaped; each line far under the Slack limit."""
+    call number, purpose, outcome and candidate count (of an examined request, the candidates released to the
+    requester, and how many the examiners ruled out). Escaped; each line far under the Slack limit."""
     lines = []
     for e in entries:
         when = _local(e.get("ts"), tz)
@@ -750,8 +751,12 @@ def audit_lines(entries: Iterable[Mapping[str, Any]], tz: str = "UTC") -> list[s
         else:
             person = _clip(one_line(str(who or "unknown")), 100)
         outcome = str(e.get("outcome") or "")
-        count = len(e.get("candidates") or [])
+        released = e.get("released")  # examined: what the requester was shown, not what the examiner saw
+        count = released if isinstance(released, int) else len(e.get("candidates") or [])
         detail = f", {count_noun(count, 'candidate')}" if outcome == "candidates" else ""
+        ruled_out = e.get("ruled_out")
+        if isinstance(ruled_out, int) and not isinstance(ruled_out, bool) and ruled_out > 0:
+            detail += f", {ruled_out} ruled out by the examiners"
         folded = e.get("count")
         if isinstance(folded, int) and not isinstance(folded, bool) and folded > 1:
             detail += f", {folded} attempts folded into this entry"

@@ -412,7 +412,8 @@ CALLS.update({
     "comparison_sheet_title": [(HUGE[:300], 1, 2)],
 })
 # Functions returning lines (each posted within a section by the caller).
-LINE_CALLS = {"audit_lines": [([REVIEW_ENTRY] * 50, "America/Los_Angeles"), ([], "UTC")]}
+LINE_CALLS = {"audit_lines": [([REVIEW_ENTRY] * 50, "America/Los_Angeles"), ([], "UTC"),
+                              ([{**REVIEW_ENTRY, "released": 10**6, "ruled_out": 10**6}] * 50, "UTC")]}
 
 
 def _public_functions() -> set[str]:
