@@ -279,3 +279,26 @@ def test_log_format_json_gives_one_object_per_line_that_a_message_cannot_break()
     record = json.loads(line)
     assert record["level"] == "WARNING" and record["logger"] == "test.jsonlog"
     assert record["message"] == "received x\nCRITICAL bot.store.audit_log: audit chain verified OK"
+
+
+async def test_approval_on_refuses_a_public_review_channel_whatever_the_mode(tmp_path, slack, monkeypatch, capsys):
+    """With `[review] approval` on and mode "direct", the approval cards (each with its justification) would go
+    to the review channel: a public one stops the server at start, as in examiner mode."""
+    import asyncio
+    import socket
+
+    from bot.config import ReviewSettings, ServerSettings
+
+    slack.add_channel("CPUBLIC", "fr-review-public")
+    free = socket.socket()
+    free.bind(("127.0.0.1", 0))
+    port = free.getsockname()[1]
+    free.close()
+    review = ReviewSettings(mode="direct", approval="flagged", supervisors=("USUPERVISOR1",), review_channel="CPUBLIC")
+    settings = Settings(data_dir=tmp_path / "data", review=review, server=ServerSettings(host="127.0.0.1"))
+    _serve_env(monkeypatch, slack, port)
+    assert await asyncio.to_thread(serve, settings) == 1
+    err = capsys.readouterr().err
+    assert err == ("error: [review] review_channel CPUBLIC is public: approval cards and examiner reviews show "
+                   "justifications and faces, so they need a private channel\n")
+    assert slack.call_log("chat.postMessage") == []
