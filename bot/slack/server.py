@@ -103,10 +103,11 @@ async def _guard_dispatch_channel(rt: Runtime) -> None:
 
 
 async def review_channel_problem(rt: Runtime) -> str | None:
-    """In examiner mode, why the review channel may not hold review cards (one sentence), or None: it must be
-    private (faces and justifications are shown there) and not shared with another organisation."""
+    """In examiner mode or with supervisor approval on (whatever the mode), why the review channel may not hold
+    review or approval cards (one sentence), or None: it must be private (faces and justifications are shown
+    there) and not shared with another organisation."""
     review = rt.settings.review
-    if review.mode != "examiner":
+    if review.mode != "examiner" and review.approval == "never":
         return None
     info = await rt.channel_info(review.review_channel)
     if not info:
@@ -115,7 +116,8 @@ async def review_channel_problem(rt: Runtime) -> str | None:
     if info.get("is_ext_shared"):
         return f"[review] review_channel {review.review_channel} is shared with another organisation: use one of the department's own"
     if not (info.get("is_private") or info.get("is_group")):
-        return f"[review] review_channel {review.review_channel} is public: examiner reviews need a private channel"
+        return (f"[review] review_channel {review.review_channel} is public: approval cards and examiner reviews show "
+                "justifications and faces, so they need a private channel")
     return None
 
 
