@@ -207,10 +207,15 @@ async def start_approval(harness, slack, approval: str = "flagged"):
     return await harness.start(settings=replace(bot_settings(harness.data_dir), review=review_settings))
 
 
-async def press_approval(harness, slack, action: str, user: str) -> None:
-    """Press Approve or Refuse on the approval card in the review channel (the reason form opens, or a note)."""
+def approval_card(slack) -> dict:
     [message] = [m for m in slack.messages(REVIEW)
                  if (m.get("metadata") or {}).get("event_payload", {}).get("kind") == "approval"]
+    return message
+
+
+async def press_approval(harness, slack, action: str, user: str) -> None:
+    """Press Approve or Refuse on the approval card in the review channel (the reason form opens, or a note)."""
+    message = approval_card(slack)
     block = next(b for b in message["blocks"] if b["type"] == "actions")
     button = next(e for e in block["elements"] if e["action_id"] == action)
     body = block_actions_payload(action_id=action, value=button["value"], user_id=user, channel_id=REVIEW,
@@ -243,6 +248,9 @@ async def test_a_flagged_request_waits_for_a_supervisor_who_approves_it_with_a_r
     assert await decide_approval(harness, slack, "fr_approval_approve", OFFICER, "mine") is None  # never the requester
     assert wording.SUPERVISOR_IS_REQUESTER in slack.ephemerals(REVIEW, OFFICER)[0]["text"]
     await decide_approval(harness, slack, "fr_approval_approve", SUPERVISOR, "facts stand apart from the description")
+    decided = block_texts(approval_card(slack))  # why it waited stays; the decision has its own line
+    assert wording.APPROVAL_REASONS["flagged"] in decided[0] and "facts stand apart" not in decided[0]
+    assert decided[1:] == [wording.approval_decided(True, SUPERVISOR, "facts stand apart from the description")]
     await harness.wait_kind("result")
     await harness.done(upload)
     [search] = harness.audit()
