@@ -171,7 +171,7 @@ def wrong_person(requester_id: str) -> str:
 
 def non_image_note(filename: str) -> str:
     """Short note for an uploaded file that is not an image."""
-    return f"{_clip(filename or 'This file', 200)} is not an image, so no search was started for it."
+    return f"{_clip(one_line(filename) or 'This file', 200)} is not an image, so no search was started for it."
 
 
 def image_error(message: str) -> str:
@@ -742,7 +742,8 @@ def _local(ts: str | None, tz: str) -> str:
 
 def audit_lines(entries: Iterable[Mapping[str, Any]], tz: str = "UTC") -> list[str]:
     """One line per audit entry for a command-staff query: local time (with its zone), request id, requester,
-    call number, purpose, outcome and candidate count. Escaped; each line far under the Slack limit."""
+    call number, purpose, outcome and candidate count (of an examined request, the candidates released to the
+    requester, and how many the examiners ruled out). Escaped; each line far under the Slack limit."""
     lines = []
     for e in entries:
         when = _local(e.get("ts"), tz)
@@ -756,8 +757,12 @@ def audit_lines(entries: Iterable[Mapping[str, Any]], tz: str = "UTC") -> list[s
         else:
             person = _clip(one_line(str(who or "unknown")), 100)
         outcome = str(e.get("outcome") or "")
-        count = len(e.get("candidates") or [])
+        released = e.get("released")  # examined: what the requester was shown, not what the examiner saw
+        count = released if isinstance(released, int) else len(e.get("candidates") or [])
         detail = f", {count_noun(count, 'candidate')}" if outcome == "candidates" else ""
+        ruled_out = e.get("ruled_out")
+        if isinstance(ruled_out, int) and not isinstance(ruled_out, bool) and ruled_out > 0:
+            detail += f", {ruled_out} ruled out by the examiners"
         folded = e.get("count")
         if isinstance(folded, int) and not isinstance(folded, bool) and folded > 1:
             detail += f", {folded} attempts folded into this entry"
@@ -781,14 +786,13 @@ def audit_call_header(call_number: str, count: int) -> str:
             "in the audit log.")
 
 
-def audit_user_header(user_id: str, since: str | None, count: int) -> str:
-    """Heading of the answer to `/frs audit @user [since YYYY-MM-DD]`."""
+def audit_user_header(user_id: str, since: str | None, count: int, name: str | None = None) -> str:
+    """Heading of the answer to `/frs audit @user [since YYYY-MM-DD]`: the person as "name (ID)" when `name` is
+    given, on one line whatever the name holds."""
     noun = "request" if count == 1 else "requests"
     when = f" since {_clip(since, 20)}" if since else ""
-    return (
-        f"Facial recognition {noun} by {_clip(user_id, 60)}{when}: {count}. This query is recorded in the "
-        "audit log."
-    )
+    who = f"{_clip(person_name(name), 60)} ({_clip(one_line(user_id), 30)})" if name else _clip(one_line(user_id), 60)
+    return f"Facial recognition {noun} by {who}{when}: {count}. This query is recorded in the audit log."
 
 
 def _duration(seconds: float) -> str:
@@ -1253,7 +1257,7 @@ def person_name(name: str) -> str:
 
 def mention(user_id: str) -> str:
     """A Slack user mention; anything that is not a user id is echoed escaped instead."""
-    return f"<@{user_id}>" if _USER_ID.fullmatch(user_id or "") else _clip(user_id or "someone", 100)
+    return f"<@{user_id}>" if _USER_ID.fullmatch(user_id or "") else _clip(one_line(user_id or "someone"), 100)
 
 
 def count_noun(n: int, noun: str) -> str:
@@ -1653,7 +1657,7 @@ def comparison_upload_title(request_id: str) -> str:
 
 def cli_requester_label(name: str) -> str:
     """A command-line requester with no Slack account mapped, as cards name them."""
-    return f"{_clip(name, 100)} (command line)"
+    return f"{_clip(person_name(name), 100)} (command line)"
 
 
 # --- Supervisor approval ([review] approval) ---------------------------------------------------------------------

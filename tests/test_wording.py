@@ -368,7 +368,7 @@ SAMPLE_BUNDLE = {
 }
 CALLS.update({
     "audit_call_header": [(HUGE, 10**6), ("26-012345", 1)],
-    "audit_user_header": [(HUGE, HUGE, 5), ("U012ABCDEF", None, 1)],
+    "audit_user_header": [(HUGE, HUGE, 5), ("U012ABCDEF", None, 1), (HUGE, HUGE, 5, HUGE)],
     "report_week_label": [("W10", "2026-03-02", "2026-03-08"), ("W10", "bad", "bad")],
     "report_chart_title": [("March 2026", "America/Los_Angeles", 10**6)],
     "report_text": [(SAMPLE_REPORT,)],
@@ -415,7 +415,8 @@ CALLS.update({
     "comparison_sheet_title": [(HUGE[:300], 1, 2)],
 })
 # Functions returning lines (each posted within a section by the caller).
-LINE_CALLS = {"audit_lines": [([REVIEW_ENTRY] * 50, "America/Los_Angeles"), ([], "UTC")]}
+LINE_CALLS = {"audit_lines": [([REVIEW_ENTRY] * 50, "America/Los_Angeles"), ([], "UTC"),
+                              ([{**REVIEW_ENTRY, "released": 10**6, "ruled_out": 10**6}] * 50, "UTC")]}
 
 
 def _public_functions() -> set[str]:

@@ -27,7 +27,7 @@ from bot import __version__, policy, wording
 from bot.audit.chain import canonical
 from bot.audit.entries import OUTCOMES, iso_utc, parse_ts
 from bot.audit.refusals import folded_count
-from bot.controls.examination import review_outcomes
+from bot.controls.examination import as_listed, review_outcomes
 from bot.store.audit_log import AuditLog
 
 TOOL_NAME = "frbot"
@@ -138,10 +138,10 @@ def with_refusals(log: AuditLog, entries: list[dict]) -> list[dict]:
         rid = entry.get("request_id")
         refused = len(log.find(request_id=rid, kinds=["refusal"])) if rid else 0
         item = {**entry, "refused_answers": refused} if refused else entry
-        if rid and entry.get("outcome") == "review":  # listed by its final outcome: the release's
+        if rid and entry.get("outcome") == "review":  # listed by its final outcome and what it released
             final = review_outcomes(log.find(request_id=rid, kinds=["review"])).get(str(rid))
             if final:
-                item = {**item, "outcome": final["outcome"]}
+                item = {**item, **as_listed(final)}
         out.append(item)
     return out
 

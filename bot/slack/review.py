@@ -313,9 +313,8 @@ async def audit(rt: Runtime, command: Command, answer: Answer, who: dict[str, st
         user_id = command.user_id or ""
         entries = await rt.work(review.audit_by_user, log_, user_id, command.since, who, tz)
         name = await rt.user_name(user_id)
-        label = f"{name} ({user_id})" if name != user_id else user_id
         since = command.since.isoformat() if command.since else None
-        header = wording.audit_user_header(label, since, len(entries))
+        header = wording.audit_user_header(user_id, since, len(entries), name=name if name != user_id else None)
         payload = {"requester_id": user_id, "since": since}
     shown = entries[:AUDIT_CAP]
     lines = wording.audit_lines(shown, tz) or [wording.AUDIT_NO_ENTRIES]

@@ -39,6 +39,9 @@ T = TypeVar("T")
 CHANNEL_TTL_S = 600.0
 USER_TTL_S = 600.0
 GROUP_TTL_S = 300.0
+# A fresh "no" to an examiner's or a supervisor's press is remembered this long: further presses by that person
+# are refused without asking Slack again (a flood of presses costs one look-up a minute, not one each).
+ROLE_NO_TTL_S = 60.0
 # Threads for file and tinydb work (the ack path) and, apart, for searches and image work, so a burst of
 # searches never queues the quick store reads an ack waits on.
 IO_THREADS = 4
@@ -106,6 +109,7 @@ class Runtime:
     channels: TTLCache = field(default_factory=lambda: TTLCache(CHANNEL_TTL_S))
     users: TTLCache = field(default_factory=lambda: TTLCache(USER_TTL_S))
     groups: TTLCache = field(default_factory=lambda: TTLCache(GROUP_TTL_S))
+    role_refusals: TTLCache = field(default_factory=lambda: TTLCache(ROLE_NO_TTL_S))  # "role:user" Slack said no to
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     tasks: set[asyncio.Task] = field(default_factory=set)  # request work: awaited a little on shutdown
     jobs: set[asyncio.Task] = field(default_factory=set)  # periodic jobs: cancelled on shutdown
@@ -319,8 +323,9 @@ class Runtime:
             or info.get("name") or user
         )
 
-    async def group_members(self, group: str, *, fresh: bool = False) -> frozenset[str]:
-        """Members of a user group (cached); empty when Slack cannot tell us. `fresh`: ask Slack again."""
+    async def group_members(self, group: str, *, fresh: bool = False, strict: bool = False) -> frozenset[str]:
+        """Members of a user group (cached); empty when Slack cannot tell us. `fresh`: ask Slack again. With
+        `strict`, a failure to reach Slack raises LookupFailed instead (an empty group would read as "no")."""
         cached = None if fresh else self.groups.get(group)
         if cached is not None:
             return cached
@@ -328,6 +333,8 @@ class Runtime:
             users = (await self.client.usergroups_users_list(usergroup=group)).get("users") or []
         except SLACK_ERRORS as exc:
             log.warning("usergroups.users.list for %s failed: %s", group, error_text(exc))
+            if strict and is_transient(exc):
+                raise LookupFailed(error_text(exc)) from None
             return frozenset()
         members = frozenset(users)
         self.groups.put(group, members)

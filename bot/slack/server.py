@@ -35,6 +35,7 @@ import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.request.internals import parse_body
 from slack_sdk.signature import SignatureVerifier
 
 from bot import __version__
@@ -109,10 +110,11 @@ async def _guard_dispatch_channel(rt: Runtime) -> None:
 
 
 async def review_channel_problem(rt: Runtime) -> str | None:
-    """In examiner mode, why the review channel may not hold review cards (one sentence), or None: it must be
-    private (faces and justifications are shown there) and not shared with another organisation."""
+    """In examiner mode or with supervisor approval on (whatever the mode), why the review channel may not hold
+    review or approval cards (one sentence), or None: it must be private (faces and justifications are shown
+    there) and not shared with another organisation."""
     review = rt.settings.review
-    if review.mode != "examiner":
+    if review.mode != "examiner" and review.approval == "never":
         return None
     info = await rt.channel_info(review.review_channel)
     if not info:
@@ -121,7 +123,8 @@ async def review_channel_problem(rt: Runtime) -> str | None:
     if info.get("is_ext_shared"):
         return f"[review] review_channel {review.review_channel} is shared with another organisation: use one of the department's own"
     if not (info.get("is_private") or info.get("is_group")):
-        return f"[review] review_channel {review.review_channel} is public: examiner reviews need a private channel"
+        return (f"[review] review_channel {review.review_channel} is public: approval cards and examiner reviews show "
+                "justifications and faces, so they need a private channel")
     return None
 
 
@@ -196,6 +199,59 @@ def verify_request(verifier: SignatureVerifier, body: bytes, headers: Mapping[st
     return "ok"
 
 
+# Where present, what a field of a Slack body must be (Slack's own bodies always are): the fields Bolt and the
+# listeners read. Checked in the body itself and in the objects under NESTED, at any depth.
+_NOTHING = type(None)
+_SHAPES: dict[str, tuple[type, ...]] = {
+    **dict.fromkeys(("user", "team", "enterprise", "channel"), (str, dict, _NOTHING)),
+    **dict.fromkeys(("event", "container", "message", "previous_message", "view", "item", "state", "values"),
+                    (dict, _NOTHING)),
+    **dict.fromkeys(("authorizations", "actions", "files", "response_urls"), (list, _NOTHING)),
+}
+_NESTED = ("event", "message", "previous_message", "view", "state")
+
+
+def _shape_problem(data: dict[str, Any], where: str) -> str | None:
+    for key, kinds in _SHAPES.items():
+        value = data.get(key)
+        if not isinstance(value, kinds):
+            return f"{where}.{key} is a {type(value).__name__}"
+        if isinstance(value, list) and not all(isinstance(item, dict) for item in value):
+            return f"{where}.{key} holds something other than objects"
+    values = data.get("values")  # a form's answers: {block: {action: {...}}}
+    if isinstance(values, dict) and not all(isinstance(b, dict) and all(isinstance(a, dict) for a in b.values())
+                                            for b in values.values()):
+        return f"{where}.values is not a form's answers"
+    for key in _NESTED:
+        inner = data.get(key)
+        if isinstance(inner, dict):
+            problem = _shape_problem(inner, f"{where}.{key}")
+            if problem:
+                return problem
+    return None
+
+
+def body_problem(body: bytes, content_type: str | None) -> str | None:
+    """Why a verified body is no request Slack sends (a few words for the log), or None: read as Bolt reads it
+    (JSON, a form, or a form's `payload` of JSON), it must be an object whose fields have Slack's shapes. What
+    passes cannot make Bolt or a listener fail on its shape; what fails gets 400, never a 500 with a traceback."""
+    kind = (content_type or "").split(";")[0] or None
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return "not UTF-8"
+    as_json = kind == "application/json" or text.startswith("{")  # as Bolt decides
+    try:
+        if not as_json:
+            urllib.parse.parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text))
+        data = parse_body(text, kind)
+    except ValueError:  # json.JSONDecodeError is one
+        return "not JSON" if as_json else "a payload that is not JSON" if "payload=" in text else "not a form"
+    if not isinstance(data, dict):
+        return f"JSON of the wrong shape (a {type(data).__name__}, not an object)"
+    return _shape_problem(data, "body")
+
+
 def describe_request(body: bytes, headers: Mapping[str, str]) -> str:
     """One log line for a verified request: its kind, channel and ids, never text or names."""
     retry = headers.get("X-Slack-Retry-Num")
@@ -268,6 +324,11 @@ def create_server(
         if verdict != "ok":
             rejected[verdict] = rejected.get(verdict, 0) + 1
             return web.Response(status=400 if verdict == "malformed" else 401, text="invalid request")
+        problem = body_problem(body, request.headers.get("Content-Type"))
+        if problem:  # signed, so from someone holding the secret: said in one line, never a traceback
+            rejected["malformed"] = rejected.get("malformed", 0) + 1
+            log.warning("refused a signed request (%d bytes): %s", len(body), problem)
+            return web.Response(status=400, text="invalid request")
         key = replay_key(body, request.headers)
         if key in in_flight or rt.replays.seen(key, now):
             # A copy of a request handled already (a replay, even across a restart, or Slack's redelivery of an

@@ -167,6 +167,17 @@ async def test_audit_by_person_with_and_without_since(harness, slack):
     assert queries == [{"requester_id": OFFICER, "since": None}, {"requester_id": OFFICER, "since": since}]
 
 
+async def test_a_display_name_with_line_breaks_stays_on_the_header_line(harness, slack):
+    """A name cannot forge a line of the answer: breaks become spaces, an id in parentheses is bracketed."""
+    seed(harness.data_dir, datetime.now(UTC), "FR-NEW0000001")
+    await start(harness, slack)
+    slack.add_user(OFFICER, "officer.one", display_name="Ofc. One\n*All clear* (UCAPTAIN1)\r\u2028ok")
+    [answer] = await frs(harness, f"audit {OFFICER_MENTION}")
+    header = texts(answer)[0]
+    assert "\n" not in header and "\r" not in header and "\u2028" not in header
+    assert header.startswith(f"Facial recognition request by Ofc. One *All clear* [UCAPTAIN1] ok ({OFFICER}): 1.")
+
+
 async def test_no_match_says_so(harness, slack):
     await start(harness, slack)
     [answer] = await frs(harness, "audit 26-000000")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from urllib.parse import urlencode
 
 import pytest
 
@@ -366,3 +367,64 @@ async def test_serve_gives_the_details_on_the_local_port_only(tmp_path, slack):
         proc.send_signal(signal.SIGTERM)
         _out, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 0, err.decode()
+async def test_approval_on_refuses_a_public_review_channel_whatever_the_mode(tmp_path, slack, monkeypatch, capsys):
+    """With `[review] approval` on and mode "direct", the approval cards (each with its justification) would go
+    to the review channel: a public one stops the server at start, as in examiner mode."""
+    import asyncio
+    import socket
+
+    from bot.config import ReviewSettings, ServerSettings
+
+    slack.add_channel("CPUBLIC", "fr-review-public")
+    free = socket.socket()
+    free.bind(("127.0.0.1", 0))
+    port = free.getsockname()[1]
+    free.close()
+    review = ReviewSettings(mode="direct", approval="flagged", supervisors=("USUPERVISOR1",), review_channel="CPUBLIC")
+    settings = Settings(data_dir=tmp_path / "data", review=review, server=ServerSettings(host="127.0.0.1"))
+    _serve_env(monkeypatch, slack, port)
+    assert await asyncio.to_thread(serve, settings) == 1
+    err = capsys.readouterr().err
+    assert err == ("error: [review] review_channel CPUBLIC is public: approval cards and examiner reviews show "
+                   "justifications and faces, so they need a private channel\n")
+    assert slack.call_log("chat.postMessage") == []
+
+
+SIGNED_MALFORMED = [  # (body, content type): signed with the right secret, yet no body Slack sends
+    (b"not json at all", "application/json"),
+    (b"[1, 2]", "application/json"),
+    (b'"text"', "application/json"),
+    (b'{"type": "event_callback", "event": "a string"}', "application/json"),
+    (b'{"type": "event_callback", "event": {"type": "message", "files": "x"}}', "application/json"),
+    (b'{"type": "event_callback", "authorizations": [1], "event": {"type": "message"}}', "application/json"),
+    (b"payload=not+json", None),
+    (b"payload=%5B1%5D", None),
+    (b"payload=%22s%22", None),
+    (urlencode({"payload": json.dumps({"type": "block_actions", "actions": "x", "user": "U1"})}).encode(), None),
+    (urlencode({"payload": json.dumps({"type": "block_actions", "actions": [5], "user": {"id": "U1"}})}).encode(),
+     None),
+    (urlencode({"payload": json.dumps({"type": "view_submission", "view": "x"})}).encode(), None),
+    (urlencode({"payload": json.dumps({"type": "view_submission", "user": {"id": "U1"},
+                                       "view": {"state": {"values": {"b": "x"}}}})}).encode(), None),
+    (b"a=%ZZ&&&=", None),
+    (b"\x00\x01", None),
+]
+
+
+async def test_a_signed_but_malformed_body_gets_400_and_one_log_line_without_a_traceback(harness, slack, caplog):
+    from .signing import command_body
+
+    caplog.set_level(logging.DEBUG)
+    await harness.start(gallery=False)
+    for body, content_type in SIGNED_MALFORMED:
+        caplog.clear()
+        reply = await post(harness.http, harness.bot.events_url, body, content_type=content_type)
+        await harness.idle()
+        assert reply.status == 400, (body, reply.status)
+        problems = [r for r in caplog.records if r.levelno >= logging.WARNING]
+        assert len(problems) == 1 and problems[0].name == "bot.slack.server", (body, caplog.text)
+        assert "\n" not in problems[0].getMessage() and not any(r.exc_info for r in caplog.records), body
+        assert "Traceback" not in caplog.text
+    reply = await post(harness.http, harness.bot.events_url, command_body("/frs", "help", OFFICER2, CASE))
+    assert reply.status == 200  # a well-formed request still goes through
+    await slack.wait_for("chat.postEphemeral", ok=True)
