@@ -242,6 +242,7 @@ CALLS = {
     "face_work_text": [([(HUGE, 1e9)] * 50,), ([],)],
     "one_line": [(HUGE,)],
     "audit_chain_broken": [(HUGE, HUGE), (7, "mac mismatch")],
+    "evidence_refused": [(HUGE, HUGE, HUGE), ("export", 7, "mac mismatch")],
     "person_name": [(HUGE,)],
     "quality_note": [(20, list(wording.QUALITY_PROBLEMS))],
     "operating_point_text": [(BIG_POINT, 10**7, 10**8), ({}, 1)],

@@ -305,11 +305,15 @@ def _audit(args: argparse.Namespace, settings: Settings) -> int:
             print("(a mismatch from the very first entry usually means BOT_AUDIT_KEY is not the key that signed "
                   "this log)", file=sys.stderr)
         return EXIT_ERROR
+    from bot.oversight.evidence import ChainBroken
+
     review_cmds = {"export": cmd_audit_export, "report": cmd_audit_report, "bundle": cmd_audit_bundle}
     if args.audit_cmd in review_cmds:
         try:
             return review_cmds[args.audit_cmd](args, settings, core)
-        except ValueError as exc:  # a bad date, month or timezone: say which, change nothing
+        # A bad date, month or timezone: say which, change nothing. A chain that does not verify from its first
+        # line: nothing produced (evidence is never produced on trust).
+        except (ValueError, ChainBroken) as exc:
             _emit(args, {"error": str(exc)}, f"error: {exc}", stream=sys.stderr)
             return EXIT_ERROR
     raise AssertionError(args.audit_cmd)
@@ -356,7 +360,9 @@ def _write_out(path: str, data: bytes) -> None:
 def _chain_status(core: Any) -> int:
     """After a review output is written: 0 when the audit chain verifies; else say on stderr which entry breaks
     it (the output may hold altered or missing entries) and return 4 (CONTRACTS.md)."""
-    result = core.audit.verify(use_prefix=True)  # the tail since the last check; `audit verify` checks it all
+    # Only the tail since the whole-chain check the output began with (bot.oversight.evidence): what was appended
+    # while it was made.
+    result = core.audit.verify(use_prefix=True)
     if result.ok:
         return EXIT_OK
     print(wording.audit_chain_broken(result.bad_seq, result.reason), file=sys.stderr)
