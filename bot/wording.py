@@ -679,6 +679,26 @@ def gallery_remove_needs_yes(subject_id: str, name: str, images: int) -> str:
 GALLERY_REMOVE_DECLINED = "Nothing was removed."
 
 
+def gallery_sync_bad_status(where: str, value: str) -> str:
+    """A manifest row whose `status` is none of the known ones: the whole run stops before anything changes."""
+    return (f"{one_line(where)[:300]}: status {one_line(value)[:80]!r} is not a status the gallery knows: leave it empty "
+            "or write eligible to keep a person; not_charged, dropped, acquitted or expunged removes them. "
+            "Nothing was changed.")
+
+
+def gallery_enroll_ineligible(status: str) -> str:
+    """Why `gallery enroll --manifest` skips a row whose status removes the person."""
+    return f"status {status}: not enrolled (`gallery sync` removes people with this status)"
+
+
+def gallery_interrupted(command: str) -> str:
+    """One line when Ctrl-C stops a `gallery` command (exit 130)."""
+    if command == "thumbnails":
+        return ("Interrupted: the face crops made so far are kept; run `gallery thumbnails --rebuild` again to make "
+                "the rest.")
+    return "Interrupted: the gallery was not changed (nobody was enrolled or removed)."
+
+
 def gallery_thumbnails_text(report: Any, rebuilt: bool, crop_px: int) -> str:
     """`gallery thumbnails [--rebuild]` in a terminal: the totals, then each image whose crop could not be made
     again and why (`report`: bot.faces.thumbnails.ThumbnailReport)."""

@@ -22,6 +22,7 @@ from bot.cli.common import (
     EXIT_CHOOSE_FACE,
     EXIT_DENIED,
     EXIT_ERROR,
+    EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_QUEUED,
 )
@@ -165,8 +166,8 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_gallery(args: argparse.Namespace, settings: Settings) -> int:
-    """`gallery enroll|list|remove|stats|thumbnails`; a damaged gallery or an audit log that cannot record the change is
-    a clear error (exit 1) and changes nothing."""
+    """`gallery enroll|sync|list|remove|stats|thumbnails`; a damaged gallery or an audit log that cannot record the
+    change is a clear error (exit 1) and changes nothing; Ctrl-C is one line and exit 130."""
     from bot.faces.gallery import GalleryError
     from bot.store.audit_log import AuditError
 
@@ -175,6 +176,9 @@ def cmd_gallery(args: argparse.Namespace, settings: Settings) -> int:
     except (GalleryError, AuditError, OSError) as exc:  # OSError: e.g. BOT_DATA_DIR is a file or unwritable
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    except KeyboardInterrupt:  # Ctrl-C: the gallery commits in one step at the end, so nothing is half-done
+        print(wording.gallery_interrupted(args.gallery_cmd), file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 def _gallery(args: argparse.Namespace, settings: Settings) -> int:
@@ -236,7 +240,10 @@ def _gallery_remove(args: argparse.Namespace, core: Any) -> int:
         if answer.strip().lower() not in ("y", "yes"):
             print(wording.GALLERY_REMOVE_DECLINED)
             return EXIT_ERROR
-    removed = core.gallery.remove(args.subject, audit=core.audit, actor=_os_requester().id)
+    from bot.faces.enroll import interrupt_deferred
+
+    with interrupt_deferred():  # the removal and its audit entries are never cut in two
+        removed = core.gallery.remove(args.subject, audit=core.audit, actor=_os_requester().id)
     print(f"removed {args.subject}: {removed} image(s)")
     return EXIT_OK
 
