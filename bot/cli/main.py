@@ -207,6 +207,8 @@ def _gallery(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"{s['subject_id']}\t{s['name']}\t{s.get('record_ref', '')}\t{s['images']} image(s)")
             print(f"{len(subjects)} subject(s)")
         return EXIT_OK
+    if args.gallery_cmd == "sync":
+        return _gallery_sync(args, core)
     if args.gallery_cmd == "remove":
         return _gallery_remove(args, core)
     if args.gallery_cmd == "thumbnails":
@@ -218,6 +220,25 @@ def _gallery(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(stats, ensure_ascii=False, indent=2, default=str))
     else:
         print(wording.gallery_stats_text(stats))
+    return EXIT_OK
+
+
+def _gallery_sync(args: argparse.Namespace, core: Any) -> int:
+    """Make the gallery equal to the manifest (bot.faces.sync); exit 1 when the removals need --yes."""
+    from bot.faces.sync import sync
+
+    max_share = core.settings.gallery.sync_max_remove_share
+    try:
+        report = sync(core.gallery, core.engine, Path(args.manifest), max_remove_share=max_share,
+                      audit=None if args.dry_run else core.audit, actor=_os_requester().id, yes=args.yes,
+                      dry_run=args.dry_run, progress=not args.no_progress)
+    finally:
+        core.close()
+    if report.refused:
+        print(wording.gallery_sync_needs_yes(len(report.plan.removals), report.plan.gallery_subjects, max_share),
+              file=sys.stderr)
+        return EXIT_ERROR
+    print(wording.gallery_sync_text(report))
     return EXIT_OK
 
 
@@ -492,8 +513,21 @@ def build_parser() -> argparse.ArgumentParser:
     gsub = g.add_subparsers(dest="gallery_cmd", required=True)
     e = gsub.add_parser("enroll", help="enroll DIR/<subject_id>/<images> or a manifest CSV")
     e.add_argument("directory")
-    e.add_argument("--manifest", help="CSV with header subject_id,name,record_ref,image")
+    e.add_argument("--manifest", help="CSV with header subject_id,name,record_ref,image[,status]")
     e.add_argument("--no-progress", action="store_true")
+    gy = gsub.add_parser(
+        "sync", help="make the gallery equal to a manifest CSV: add, update and remove subjects; audited",
+        description="Make the gallery equal to the manifest: add people listed and not enrolled, update names, "
+        "record references and images, remove people no longer listed or listed with a status that removes them "
+        "(not_charged, dropped, acquitted, expunged; empty or eligible keeps them; any other status stops the "
+        "sync). One audit entry per change; the gallery changes in one step at the end.",
+    )
+    gy.add_argument("--manifest", required=True, help="CSV with header subject_id,name,record_ref,image[,status] "
+                    "(the enrollment manifest; images relative to the CSV)")
+    gy.add_argument("--dry-run", action="store_true", help="print what would change; change and audit nothing")
+    gy.add_argument("--yes", action="store_true",
+                    help="allow removing more than [gallery] sync_max_remove_share of the subjects (default 10%%)")
+    gy.add_argument("--no-progress", action="store_true")
     gl = gsub.add_parser("list", help="list subjects")
     gl.add_argument("--json", action="store_true")
     gr = gsub.add_parser("remove", help="remove a subject and all its images (asks first; --yes in scripts)")

@@ -75,11 +75,8 @@ class EnrollReport:
         )]
         lines += [f"rejected: {i.source}: {i.reason}" for i in self.rejected]
         lines += [f"conflict: {i.source}: {i.reason}" for i in self.conflicts]
-        lines += [
-            f"near-duplicate: subjects {a} and {b} are {d:.3f} apart (under {NEAR_DUPLICATE_DISTANCE}): possibly one "
-            "person enrolled twice, which hides the mate of either; check and merge or remove one"
-            for a, b, d in self.near_duplicates
-        ]
+        lines += [wording.gallery_near_duplicate(a, b, d, NEAR_DUPLICATE_DISTANCE)
+                  for a, b, d in self.near_duplicates]
         lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
 
@@ -294,7 +291,7 @@ def audit_enrolled(audit: Any, images: Iterable[dict], actor: str, **extra: Any)
                      source=image["source"], **extra)
 
 
-def near_duplicates(gallery: Gallery, images: list[dict], notes: list[str]) -> list[tuple[str, str, float]]:
+def near_duplicates(gallery: Gallery, images: list[dict], notes: list[Any]) -> list[tuple[str, str, float]]:
     """Near-duplicate subjects among the newly enrolled `images` (the first NEAR_DUPLICATE_CHECK of them)."""
     if len(images) > NEAR_DUPLICATE_CHECK:
         notes.append(f"near-duplicates were checked for the first {NEAR_DUPLICATE_CHECK} new images only")

@@ -464,6 +464,16 @@ class Gallery:
                 )
         return owners
 
+    def subject_images(self) -> dict[str, list[str]]:
+        """{subject_id: [SHA-256 of each enrolled image]}: what `gallery sync` compares with its manifest."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT s.subject_id, i.sha256 FROM images i JOIN subjects s ON s.key = i.subject_key").fetchall()
+        found: dict[str, list[str]] = {}
+        for subject_id, sha in rows:
+            found.setdefault(subject_id, []).append(sha)
+        return found
+
     def stats(self) -> dict:
         """Sizes and dates: subjects, images, model, generation, file sizes in bytes, first/last enrolled."""
         with self._lock:

@@ -38,7 +38,8 @@ def read_status(value: str) -> str | None:
 @dataclass(frozen=True)
 class Row:
     """One manifest row as the sync reads it. `sha256` is None when its image could not be read or the row was
-    refused (a missing file, an empty image cell)."""
+    refused (a missing file, an empty image cell); a refused row has no `name`: it only says the person is
+    listed."""
 
     where: str  # "people.csv:12 (photos/a.jpg)": what a person is shown
     subject_id: str
@@ -161,9 +162,10 @@ def plan(rows: Iterable[Row], enrolled: Iterable[Enrolled], *, max_remove_share:
     keeps: dict[str, tuple[str, str, tuple[str, ...]]] = {}
     for subject_id in sorted(staying):
         subject_rows = by_subject[subject_id]
-        first = subject_rows[0]
+        named = [r for r in subject_rows if r.name] or subject_rows  # a refused row only says "listed"
+        first = named[0]
         name, record_ref = first.name or subject_id, first.record_ref
-        if any((r.name or subject_id, r.record_ref) != (name, record_ref) for r in subject_rows):
+        if any((r.name, r.record_ref) != (name, record_ref) for r in named[1:]):
             out.notes.append(Note("first_row_used", subject_id, where=first.where))
         have = gallery[subject_id].images if subject_id in gallery else frozenset()
         drop = tuple(sorted(have - {r.sha256 for r in subject_rows}))
