@@ -102,7 +102,10 @@ class ServerSettings:
     port: int = 3000
     read_timeout_seconds: float = 30.0
     max_connections: int = 512
-    metrics_public: bool = False
+    # /healthz's details and /metrics: served only here, on 127.0.0.1 ($LOCAL_PORT wins), never on the public port.
+    local_port: int = 9300
+    # Room reserved at start for inputs the bot promised to apply once the disk has room again (bot.store.spool).
+    spool_mb: int = 16
 
 
 @dataclass(frozen=True)
@@ -161,6 +164,9 @@ _SECTIONS = {
 def _section(cls: type, raw: Mapping[str, Any], name: str) -> Any:
     known = {f.name: f for f in fields(cls)}
     unknown = set(raw) - set(known)
+    if name == "server" and "metrics_public" in unknown:
+        raise ConfigError("[server] metrics_public is gone: /metrics and /healthz's details are served on "
+                          "127.0.0.1 at [server] local_port (default 9300, $LOCAL_PORT wins); remove the key")
     if unknown:
         raise ConfigError(f"[{name}] has unknown key(s): {', '.join(sorted(unknown))}")
     values = {}
@@ -200,6 +206,10 @@ def validate(settings: Settings) -> Settings:
         raise ConfigError("[search] threshold must be above 0 and at most 0.6")
     if not 0 < settings.server.port < 65536:
         raise ConfigError("[server] port must be between 1 and 65535")
+    if not 0 < settings.server.local_port < 65536:
+        raise ConfigError("[server] local_port must be between 1 and 65535")
+    if not 1 <= settings.server.spool_mb <= 1024:
+        raise ConfigError("[server] spool_mb must be between 1 and 1024")
     if not settings.server.host.strip():
         raise ConfigError("[server] host must not be empty (0.0.0.0: every interface; 127.0.0.1: behind a local proxy)")
     if not 0.5 <= settings.server.read_timeout_seconds <= 300.0:

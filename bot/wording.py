@@ -484,6 +484,10 @@ STORAGE_RETRYING = (
     "again by itself over the next hour, and goes on here when it can. You need not post it again; the "
     "administrator has been alerted in the server log."
 )
+STORAGE_SPOOL_FULL = (
+    "The bot could not save this (the server's storage is full or failing) and has no room left to keep it "
+    "until it can, so nothing was done with it. Post it again once the administrator says the server is back."
+)
 STORAGE_GAVE_UP = (
     "The bot still cannot save this after an hour (the server's storage is full or failing), so nothing was "
     "done with it. Post it again once the administrator says the server is back."
@@ -1228,10 +1232,11 @@ def status_text(
     operating_point: Mapping[str, Any] | None = None,
     face_work: Sequence[tuple[str, float]] = (),
     audit_head: Mapping[str, Any] | None = None,
+    head_alarm: str | None = None,
 ) -> str:
     """Answer to `/frs status`: gallery size, operating point (target FPIR, calibration date), model and package
     versions, distance ceiling, bot version, queue, and the audit log's head (`audit_head`: AuditLog.head(),
-    None for an empty log)."""
+    None for an empty log) with the alarm when the log went backwards (`head_alarm`, audit_head_alarm's text)."""
     packages = ", ".join(f"{k} {_clip(str(v), 40)}" for k, v in sorted(versions.items()) if v and k != "bot")
     return (
         f"Facial recognition bot status ({POLICY})\n"
@@ -1245,7 +1250,8 @@ def status_text(
         f"{'s' if outbox != 1 else ''} waiting for Slack to be delivered (call-thread log entries and results)\n"
         f"{face_work_text(face_work)}\n"
         f"{status_head_line(audit_head)}\n"
-        f"Times are shown in {_clip(timezone, 60)}."
+        + (f"{_clip(head_alarm, 900)}\n" if head_alarm else "")
+        + f"Times are shown in {_clip(timezone, 60)}."
     )
 
 
@@ -1286,6 +1292,29 @@ def status_head_line(head: Mapping[str, Any] | None) -> str:
         return "Audit log head: no entry yet"
     return (f"Audit log head: entry {_clip(str(head.get('seq')), 20)}, MAC `{_clip(str(head.get('mac')), 128)}` "
             "(compare with the head published daily)")
+
+
+def audit_head_alarm(seq: Any, problem: str, last_seq: Any) -> str:
+    """The alarm when the audit log no longer reaches the head the bot posted (bot.audit.heads): in the head
+    channel, `/frs status` and the server log; no new head is posted until an administrator accepts one."""
+    ends = f"the log now ends at entry {_clip(str(last_seq), 20)}" if last_seq is not None else "the log is empty"
+    what = {
+        "missing": f"it no longer holds entry {_clip(str(seq), 20)}, the head posted here ({ends}): entries were cut "
+                   "off the end, or an older copy of the file was put back",
+        "mismatch": f"entry {_clip(str(seq), 20)} has another MAC than the head posted here: the log was replaced "
+                    "or rewritten",
+        "behind_prefix": f"{ends}, before entry {_clip(str(seq), 20)} that it had already verified: entries were "
+                         "cut off the end, or an older copy of the file was put back",
+    }.get(problem, f"it does not match the head posted here (entry {_clip(str(seq), 20)})")
+    return (f"ALARM: the audit log went backwards or was changed: {what}. No new head is posted until an "
+            "administrator has checked the log (`python -m bot audit verify`) and runs "
+            "`python -m bot audit accept-head SEQ:MAC` with the head the log has now.")
+
+
+def audit_head_accepted(seq: int, mac: str) -> str:
+    """`audit accept-head`: what was recorded."""
+    return (f"accepted: entry {seq} (MAC {_clip(mac, 16)}) is the audit log's head from now on; the acceptance is "
+            "recorded in the audit log and the server posts a new head at its next publication.")
 
 
 def head_check_text(check: Any) -> str:

@@ -91,3 +91,18 @@ def test_cli_slack_users_map_os_accounts_to_slack_user_ids(tmp_path):
         load_settings(write(tmp_path, '[review]\ncli_slack_users = ["analyst1"]\n'), env={})
     with pytest.raises(ConfigError, match="table of strings"):
         load_settings(write(tmp_path, '[review]\ncli_slack_users = { analyst1 = 7 }\n'), env={})
+
+
+def test_metrics_public_is_gone_and_says_where_the_details_are(tmp_path):
+    path = tmp_path / "settings.toml"
+    path.write_text("[server]\nmetrics_public = true\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, env={})
+    assert "local_port" in str(info.value) and "127.0.0.1" in str(info.value)
+
+
+def test_local_port_is_a_port(tmp_path):
+    path = tmp_path / "settings.toml"
+    path.write_text("[server]\nlocal_port = 70000\n")
+    with pytest.raises(ConfigError, match="local_port"):
+        load_settings(path, env={})

@@ -397,13 +397,16 @@ CALLS.update({
     "status_head_line": [({"seq": HUGE, "mac": HUGE},), (None,)],
     "head_check_text": [(SimpleNamespace(seq=7, mac=HUGE, problem=p, last_seq=3, actual_mac=HUGE, through_seq=9),)
                         for p in (None, "missing", "mismatch", "purged")],
+    "audit_head_alarm": [(10**12, p, 10**12) for p in ("missing", "mismatch", "behind_prefix", HUGE)]
+                        + [(HUGE, "missing", None)],
+    "audit_head_accepted": [(10**12, HUGE)],
 })
 KWARG_CALLS["status_text"] = {
     "subjects": 10**6, "images": 10**7, "model": HUGE, "versions": {"face_recognition": HUGE, "dlib": "19.24.6",
                                                                      "bot": "0.1.0"},
     "threshold": 0.55, "version": HUGE, "searching": 10**3, "outbox": 10**4, "open_requests": 10**3,
     "timezone": HUGE, "operating_point": BIG_POINT, "face_work": [(HUGE, 1e9)] * 50,
-    "audit_head": {"seq": HUGE, "mac": HUGE},
+    "audit_head": {"seq": HUGE, "mac": HUGE}, "head_alarm": HUGE,
 }
 # `gallery thumbnails` (terminal) and the examiners' comparison sheet (drawn as pixels; the sheet cuts lines).
 SAMPLE_THUMBNAILS = SimpleNamespace(images=10**6, current=10, rebuilt=10**5, to_rebuild=10**6, seconds=1e5, problems=[

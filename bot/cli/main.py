@@ -333,6 +333,8 @@ def _audit(args: argparse.Namespace, settings: Settings) -> int:
             print("(a mismatch from the very first entry usually means BOT_AUDIT_KEY is not the key that signed "
                   "this log)", file=sys.stderr)
         return EXIT_ERROR
+    if args.audit_cmd == "accept-head":
+        return cmd_audit_accept_head(args, core)
     from bot.oversight.evidence import ChainBroken
 
     review_cmds = {"export": cmd_audit_export, "report": cmd_audit_report, "bundle": cmd_audit_bundle}
@@ -345,6 +347,27 @@ def _audit(args: argparse.Namespace, settings: Settings) -> int:
             _emit(args, {"error": str(exc)}, f"error: {exc}", stream=sys.stderr)
             return EXIT_ERROR
     raise AssertionError(args.audit_cmd)
+
+
+def cmd_audit_accept_head(args: argparse.Namespace, core: Any) -> int:
+    """`audit accept-head SEQ:MAC`: after an alarm that the log went backwards (bot.audit.heads), an administrator
+    who has checked the log accepts its current head; audited. Only an intact log's own last entry is accepted."""
+    from bot.audit.heads import ACCEPT_ACTION
+
+    seq, mac = args.head
+    result = core.audit.verify()
+    if not result.ok:
+        print(f"error: {wording.audit_chain_broken(result.bad_seq, result.reason)}", file=sys.stderr)
+        return EXIT_ERROR
+    check = core.audit.check_head(seq, mac)
+    if not check.ok or seq != result.last_seq:
+        print(f"error: {seq}:{mac[:16]} is not the audit log's head (it ends at entry {result.last_seq}, head "
+              f"{result.last_seq}:{result.last_mac or ''}); accept the head `audit verify` prints", file=sys.stderr)
+        return EXIT_ERROR
+    core.audit.record_access(_os_requester().as_dict(), ACCEPT_ACTION, {"head": f"{seq}:{mac}"},
+                             seq_accepted=seq, mac_accepted=check.actual_mac)
+    print(wording.audit_head_accepted(seq, check.actual_mac))
+    return EXIT_OK
 
 
 def _head(text: str) -> tuple[int, str]:
@@ -547,6 +570,9 @@ def build_parser() -> argparse.ArgumentParser:
     av.add_argument("--head", type=_head, metavar="SEQ:MAC",
                     help="also check the log against a chain head published earlier ([audit] head_channel): "
                     "exit 1 when that entry is missing (entries cut off the end) or has another MAC")
+    ah = asub.add_parser("accept-head", help="after a head alarm: accept the log's current head (audited); the "
+                         "server posts heads again")
+    ah.add_argument("head", type=_head, metavar="SEQ:MAC", help="the head `audit verify` prints for the log as it is now")
     ax = asub.add_parser(
         "export", help="export audit entries (CSV for spreadsheets, JSONL for full fidelity); audited",
         description="Export audit entries. Days are YYYY-MM-DD in the configured timezone, both inclusive. "

@@ -410,6 +410,7 @@ async def status_message(rt: Runtime, user: str) -> Message:
         versions={k: v for k, v in info.items() if k != "model"}, threshold=rt.settings.search.threshold,
         version=__version__, searching=searching, outbox=outbox, open_requests=open_requests,
         timezone=rt.settings.timezone, operating_point=point, face_work=rt.face_work(), audit_head=head,
+        head_alarm=rt.state.get("head_alarm"),
     )
     if reviews is not None:
         text += "\n" + wording.exam_queue_status(reviews)

@@ -28,6 +28,8 @@ from bot.slack.client import LookupFailed, allowed_token_hosts, make_web_client
 from bot.store.dialogs import DialogStore
 from bot.store.probes import ProbeCache
 from bot.store.records import ApprovalStore, ExaminationStore
+from bot.store.replays import ReplayClaims
+from bot.store.spool import Spool
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +91,8 @@ class Runtime:
     probes: ProbeCache
     exams: ExaminationStore
     approvals: ApprovalStore  # CLI requests waiting for a supervisor
+    spool: Spool  # inputs waiting for a full disk to have room, kept across a restart
+    replays: ReplayClaims  # signed requests already handled (a replay is acked, not applied), across a restart
     clock: Callable[[], datetime] = utc_now
     status_interval: float = 1.0  # in-place status updates at most this often (CONTRACTS: once a second)
     # A dialog finding faces or searching with no change this long and nothing running is restarted by the
@@ -151,6 +155,8 @@ class Runtime:
             probes=ProbeCache(data_dir),
             exams=ExaminationStore(data_dir / "examinations.json"),
             approvals=ApprovalStore(data_dir / "approvals.json"),
+            spool=Spool(data_dir / "spool" / "spool.bin", settings.server.spool_mb << 20),
+            replays=ReplayClaims(data_dir / "slack" / "replays.log"),
             clock=clock or utc_now,
             owns_engine=engine is None,
         )
