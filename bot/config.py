@@ -79,6 +79,13 @@ class FacesSettings:
 
 
 @dataclass(frozen=True)
+class GallerySettings:
+    # `gallery sync` removes at most this share of the gallery's subjects without --yes (a wrong or cut manifest
+    # must not empty the gallery unnoticed).
+    sync_max_remove_share: float = 0.10
+
+
+@dataclass(frozen=True)
 class RetentionSettings:
     dialog_state_days: int = 30
     audit_retention_days: int = 0
@@ -130,6 +137,7 @@ class Settings:
     search: SearchSettings = field(default_factory=SearchSettings)
     images: ImageSettings = field(default_factory=ImageSettings)
     faces: FacesSettings = field(default_factory=FacesSettings)
+    gallery: GallerySettings = field(default_factory=GallerySettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
     audit: AuditSettings = field(default_factory=AuditSettings)
@@ -146,6 +154,7 @@ _SECTIONS = {
     "search": SearchSettings,
     "images": ImageSettings,
     "faces": FacesSettings,
+    "gallery": GallerySettings,
     "retention": RetentionSettings,
     "server": ServerSettings,
     "audit": AuditSettings,
@@ -250,6 +259,9 @@ def validate(settings: Settings) -> Settings:
         raise ConfigError("[retention] dialog_state_days must be at least 1 (running requests keep their state)")
     if settings.faces.workers < 0:
         raise ConfigError("[faces] workers must be 0 (one per core) or more")
+    if not 0.0 <= settings.gallery.sync_max_remove_share <= 1.0:
+        raise ConfigError("[gallery] sync_max_remove_share must be between 0 (every removal needs --yes) and 1 "
+                          "(never asks)")
     if settings.policy.justification_min_chars < 1:
         raise ConfigError("[policy] justification_min_chars must be at least 1")
     for key in ("max_bytes", "max_pixels", "min_face_px", "detect_max_side"):

@@ -685,6 +685,120 @@ def gallery_remove_needs_yes(subject_id: str, name: str, images: int) -> str:
 GALLERY_REMOVE_DECLINED = "Nothing was removed."
 
 
+def gallery_sync_bad_status(where: str, value: str) -> str:
+    """A manifest row whose `status` is none of the known ones: the whole run stops before anything changes."""
+    return (f"{one_line(where)[:300]}: status {one_line(value)[:80]!r} is not a status the gallery knows: leave "
+            "it empty or write eligible to keep a person; not_charged, dropped, acquitted or expunged removes them. "
+            "Nothing was changed.")
+
+
+def gallery_enroll_ineligible(status: str) -> str:
+    """Why `gallery enroll --manifest` skips a row whose status removes the person."""
+    return f"status {status}: not enrolled (`gallery sync` removes people with this status)"
+
+
+def gallery_near_duplicate(subject: str, other: str, distance: float, under: float) -> str:
+    """Two subjects so close they may be one person (after `gallery enroll` and `gallery sync`)."""
+    return (f"near-duplicate: subjects {one_line(subject)[:200]} and {one_line(other)[:200]} are {distance:.3f} "
+            f"apart (under {under}): possibly one person enrolled twice, which hides the mate of either; check and "
+            "merge or remove one")
+
+
+def gallery_sync_needs_yes(removing: int, subjects: int, max_share: float) -> str:
+    """One line when `gallery sync` would remove more of the gallery than `[gallery] sync_max_remove_share`."""
+    share = f"{removing / subjects:.0%}" if subjects else "0%"
+    return (f"error: this manifest would remove {removing} of the gallery's {count_noun(subjects, 'subject')} "
+            f"({share}), more than [gallery] sync_max_remove_share ({max_share:.0%}) allows without confirmation. "
+            "Nothing was changed. Check the list with --dry-run, then run it again with --yes to remove them.")
+
+
+_SYNC_REASONS = {"not_listed": "not in the manifest", "image_not_listed": "no longer listed"}
+
+
+def _sync_change(verb: str, change: Any) -> str:
+    """One person added or updated by `gallery sync` (bot.faces.sync_plan.Change)."""
+    parts = []
+    if change.before is not None:
+        old_name, old_record = change.before
+        parts.append(f"name and record {one_line(old_name)!r} ({one_line(old_record)!r}) -> "
+                     f"{one_line(change.name)!r} ({one_line(change.record_ref)!r})")
+    if change.add:
+        parts.append(f"+{count_noun(len(change.add), 'image')}")
+    if change.drop:
+        parts.append(f"-{count_noun(len(change.drop), 'image')} no longer listed")
+    return f"  {verb} {one_line(_subject_named(change.subject_id, change.name))}: {', '.join(parts)}"
+
+
+def _sync_removal(verb: str, removal: Any) -> str:
+    """One person removed by `gallery sync` (bot.faces.sync_plan.Removal)."""
+    reason = _SYNC_REASONS.get(removal.reason, f"status {removal.reason}")
+    return (f"  {verb} {one_line(_subject_named(removal.subject_id, removal.name))}: {reason}, "
+            f"{count_noun(removal.images, 'image')}")
+
+
+def gallery_sync_note(note: Any) -> str:
+    """A note of `gallery sync`: a plain text, or a bot.faces.sync_plan.Note."""
+    if isinstance(note, str):
+        return f"note: {one_line(note)[:1000]}"
+    who = f"subject {one_line(note.subject_id)[:200]}"
+    if note.kind == "unread_rows":
+        return (f"note: {who} keeps its {count_noun(note.count, 'enrolled image')} no longer listed: "
+                f"{count_noun(note.other, 'row')} of it could not be read")
+    if note.kind == "no_image_left":
+        return (f"note: {who} keeps its {count_noun(note.count, 'enrolled image')}: none of the images listed for "
+                "it could be enrolled, and a subject is never left without one")
+    return (f"note: {who} has another name or record_ref on another row; the first ({one_line(note.where)[:300]}) "
+            "is used")
+
+
+def gallery_sync_conflict(conflict: Any) -> str:
+    """A listed image not enrolled (bot.faces.sync_plan.Conflict)."""
+    if conflict.enrolled_under is not None:
+        why = f"this image is already enrolled under subject {one_line(conflict.enrolled_under)}, who keeps it"
+    else:
+        why = (f"the same image is listed under subjects {one_line(', '.join(conflict.listed_under))}; enrolled "
+               "under none")
+    return f"conflict: {one_line(conflict.where)}: {why}"
+
+
+def gallery_sync_text(report: Any) -> str:
+    """`gallery sync` in a terminal (bot.faces.sync.SyncReport): each change, what was not enrolled and why,
+    then the summary last. A dry run lists what the sync would do."""
+    plan = report.plan
+    if report.dry_run:
+        changed = len(plan.adds) + len(plan.updates) + len(plan.removals)
+        lines = [f"Dry run: nothing was changed. This manifest would change {count_noun(changed, 'subject')}:"]
+        lines += [_sync_change("add", c) for c in plan.adds] + [_sync_change("update", c) for c in plan.updates]
+        lines += [_sync_removal("remove", r) for r in plan.removals]
+    else:
+        lines = [_sync_change("added", c) for c in report.added]
+        lines += [_sync_change("updated", c) for c in report.updated]
+        lines += [_sync_removal("removed", r) for r in report.removed]
+    lines += [f"rejected: {one_line(i.source)}: {i.reason}" for i in report.rejected]
+    lines += [gallery_sync_conflict(c) for c in plan.conflicts]
+    lines += [gallery_sync_note(n) for n in [*plan.notes, *report.notes]]
+    lines += [gallery_near_duplicate(a, b, d, report.near_duplicate_under) for a, b, d in report.near_duplicates]
+    share = f" ({plan.remove_share:.0%} of {count_noun(plan.gallery_subjects, 'subject')})" if plan.removals else ""
+    if report.dry_run:
+        lines.append(f"would add {len(plan.adds)}, update {len(plan.updates)}, remove {len(plan.removals)}{share}, "
+                     f"leave {plan.unchanged} unchanged (faces are looked for only when it runs: an image without "
+                     "exactly one face is then rejected)")
+    else:
+        lines.append(f"gallery sync: added {count_noun(len(report.added), 'subject')}, updated "
+                     f"{len(report.updated)}, removed {len(report.removed)}{share}, unchanged {report.unchanged}; "
+                     f"{count_noun(report.images_added, 'image')} enrolled, {report.images_removed} removed; "
+                     f"{len(report.rejected)} rejected ({report.seconds:.1f} s)")
+    return "\n".join(lines)
+
+
+def gallery_interrupted(command: str) -> str:
+    """One line when Ctrl-C stops a `gallery` command (exit 130)."""
+    if command == "thumbnails":
+        return ("Interrupted: the face crops made so far are kept; run `gallery thumbnails --rebuild` again to make "
+                "the rest.")
+    return "Interrupted: the gallery was not changed (nobody was enrolled or removed)."
+
+
 def gallery_thumbnails_text(report: Any, rebuilt: bool, crop_px: int) -> str:
     """`gallery thumbnails [--rebuild]` in a terminal: the totals, then each image whose crop could not be made
     again and why (`report`: bot.faces.thumbnails.ThumbnailReport)."""
@@ -1152,6 +1266,14 @@ def audit_chain_broken(bad_seq: Any, reason: str) -> str:
     return (f"WARNING: the audit log does not verify (entry {_clip(str(bad_seq), 20)}: {_clip(str(reason), 200)}). "
             "What follows may include altered, inserted or missing entries; run `audit verify` and treat the log "
             "as evidence of tampering.")
+
+
+def evidence_refused(what: str, bad_seq: Any, reason: str) -> str:
+    """Said instead of an export, report or bundle (`what`) when the audit chain, checked from its first line,
+    does not verify: nothing was produced."""
+    return (f"No {_clip(str(what), 20)} was produced: the audit log does not verify at entry "
+            f"{_clip(str(bad_seq), 20)} ({_clip(str(reason), 200)}), so nothing drawn from it can be given as a "
+            "record. Run `python -m bot audit verify` and treat the log as evidence of tampering.")
 
 
 # --- Audit chain head: published outside the data dir, checked with `audit verify --head` ----------------------

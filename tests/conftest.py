@@ -93,6 +93,16 @@ def link_subjects(faces_dir: Path, subjects: dict[str, list[str]], dest: Path) -
     return dest
 
 
+def edit_in_place(path: Path, old: bytes, new: bytes) -> None:
+    """Overwrite the first `old` in the file with `new` of the same length, in the file itself: the inode and
+    the size stay, as after a careful tamperer's edit."""
+    assert len(old) == len(new)
+    at = path.read_bytes().index(old)
+    with open(path, "r+b") as fh:
+        fh.seek(at)
+        fh.write(new)
+
+
 @pytest.fixture(scope="session")
 def faces_dir() -> Path:
     """The shared test faces folder; skips when BOT_TEST_FACES is unset, fails when set but missing."""

@@ -20,6 +20,7 @@ def test_shipped_settings_load_with_their_documented_defaults(tmp_path):
     assert settings.policy.call_number_pattern == r"^\d{2}-\d{6}$"
     assert settings.slack.requesters == () and settings.slack.file_hosts == ("files.slack.com",)
     assert settings.images.max_aspect_ratio == 8
+    assert settings.gallery.sync_max_remove_share == 0.10
     assert settings.data_dir == tmp_path
 
 
@@ -44,6 +45,8 @@ def test_every_shipped_key_is_commented():
         ("[retention]\ndialog_state_days = 0\n", "dialog_state_days"),
         ("[faces]\nworkers = -1\n", "workers"),
         ("[images]\nmax_aspect_ratio = 0.5\n", "max_aspect_ratio"),
+        ("[gallery]\nsync_max_remove_share = 1.5\n", "sync_max_remove_share"),
+        ("[gallery]\nsync_max_remove_share = 'ten percent'\n", "sync_max_remove_share"),
         ("[search\n", "not valid TOML"),
     ],
 )

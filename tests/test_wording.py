@@ -7,6 +7,7 @@ from types import SimpleNamespace
 import pytest
 
 from bot import policy, wording
+from bot.faces.sync_plan import Change, Conflict, Note, Plan, Removal, Row
 
 LIMIT = 3000
 EVIL = "<!channel> & <https://evil.example|click here> <@U0ADMIN>"
@@ -242,6 +243,10 @@ CALLS = {
     "face_work_text": [([(HUGE, 1e9)] * 50,), ([],)],
     "one_line": [(HUGE,)],
     "audit_chain_broken": [(HUGE, HUGE), (7, "mac mismatch")],
+    "evidence_refused": [(HUGE, HUGE, HUGE), ("export", 7, "mac mismatch")],
+    "gallery_interrupted": [("enroll",), ("thumbnails",)],
+    "gallery_sync_bad_status": [(HUGE, HUGE), ("people.csv:3", "sealed")],
+    "gallery_enroll_ineligible": [("expunged",)],
     "person_name": [(HUGE,)],
     "quality_note": [(20, list(wording.QUALITY_PROBLEMS))],
     "operating_point_text": [(BIG_POINT, 10**7, 10**8), ({}, 1)],
@@ -414,6 +419,27 @@ CALLS.update({
     "comparison_left_off": [(1, 10), (10**6, 10)],
     "comparison_sheet_title": [(HUGE[:300], 1, 2)],
 })
+# `gallery sync` (terminal): every kind of change, note and conflict, huge names.
+_SYNC_ROW = Row(HUGE[:300], HUGE[:100], HUGE[:100], HUGE[:100], "", "ab" * 32)
+_SYNC_CHANGE = Change(HUGE[:100], HUGE[:100], HUGE[:100], False, (_SYNC_ROW,) * 3, ("cd" * 32,), (HUGE[:100], ""))
+_SYNC_PLAN = Plan([Change("S-1", "S-1", "", True, (_SYNC_ROW,))] * 20, [_SYNC_CHANGE] * 20,
+                  [Removal(HUGE[:100], HUGE[:100], "", 10**6, r) for r in ("expunged", "not_listed")] * 10, 10**6,
+                  [Conflict(HUGE[:300], "S-1", HUGE[:100]), Conflict(HUGE[:300], "S-1", None, ("S-1", HUGE[:100]))],
+                  [Note(k, HUGE[:100], 10**6, 10**6, HUGE[:300]) for k in ("unread_rows", "no_image_left",
+                                                                          "first_row_used")], 10**7, 0.1)
+SAMPLE_SYNC = SimpleNamespace(plan=_SYNC_PLAN, dry_run=False, added=_SYNC_PLAN.adds, updated=_SYNC_PLAN.updates,
+                              removed=_SYNC_PLAN.removals, unchanged=10**6, images_added=10**6, images_removed=10**6,
+                              rejected=SAMPLE_THUMBNAILS.problems, notes=[HUGE[:300]],
+                              near_duplicates=[("S-1", HUGE[:100], 0.3)], near_duplicate_under=0.35, seconds=1e5)
+CALLS.update({
+    "gallery_sync_text": [(SAMPLE_SYNC,), (SimpleNamespace(**{**vars(SAMPLE_SYNC), "dry_run": True}),),
+                          (SimpleNamespace(**{**vars(SAMPLE_SYNC), "plan": Plan(), "added": [], "updated": [],
+                                              "removed": [], "rejected": [], "notes": [], "near_duplicates": []}),)],
+    "gallery_sync_needs_yes": [(10**6, 10**7, 0.1), (1, 0, 0.0)],
+    "gallery_sync_note": [(HUGE,), *((n,) for n in _SYNC_PLAN.notes)],
+    "gallery_sync_conflict": [(c,) for c in _SYNC_PLAN.conflicts],
+    "gallery_near_duplicate": [(HUGE, HUGE, 0.3, 0.35)],
+})
 # Functions returning lines (each posted within a section by the caller).
 LINE_CALLS = {"audit_lines": [([REVIEW_ENTRY] * 50, "America/Los_Angeles"), ([], "UTC"),
                               ([{**REVIEW_ENTRY, "released": 10**6, "ruled_out": 10**6}] * 50, "UTC")]}
@@ -440,7 +466,7 @@ def test_function_texts_fit_a_slack_section(name):
         assert isinstance(text, str) and text
         if name in ("cli_result", "cli_choose_face", "cli_denied", "bundle_summary_text", "one_line", "person_name",
                     "gallery_stats_text", "gallery_remove_question", "gallery_remove_needs_yes",
-                    "gallery_thumbnails_text"):
+                    "gallery_thumbnails_text", "gallery_sync_text"):
             continue  # terminal or file output, or a text transform whose callers clip, not posted to Slack
         assert len(text) <= LIMIT, (name, len(text))
 

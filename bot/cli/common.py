@@ -10,6 +10,7 @@ from typing import Any
 EXIT_OK, EXIT_ERROR, EXIT_DENIED, EXIT_CHOOSE_FACE = 0, 1, 2, 3
 EXIT_BROKEN_CHAIN = 4  # audit export|report|bundle: the output was written, but the chain does not verify
 EXIT_QUEUED = 4  # queued for an examiner ([review] mode "examiner") or awaiting approval: no candidate printed
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it): nothing half-done is left behind
 
 
 def os_requester() -> Any:

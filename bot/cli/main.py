@@ -22,6 +22,7 @@ from bot.cli.common import (
     EXIT_CHOOSE_FACE,
     EXIT_DENIED,
     EXIT_ERROR,
+    EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_QUEUED,
 )
@@ -165,8 +166,8 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_gallery(args: argparse.Namespace, settings: Settings) -> int:
-    """`gallery enroll|list|remove|stats|thumbnails`; a damaged gallery or an audit log that cannot record the change is
-    a clear error (exit 1) and changes nothing."""
+    """`gallery enroll|sync|list|remove|stats|thumbnails`; a damaged gallery or an audit log that cannot record the
+    change is a clear error (exit 1) and changes nothing; Ctrl-C is one line and exit 130."""
     from bot.faces.gallery import GalleryError
     from bot.store.audit_log import AuditError
 
@@ -175,6 +176,9 @@ def cmd_gallery(args: argparse.Namespace, settings: Settings) -> int:
     except (GalleryError, AuditError, OSError) as exc:  # OSError: e.g. BOT_DATA_DIR is a file or unwritable
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    except KeyboardInterrupt:  # Ctrl-C: the gallery commits in one step at the end, so nothing is half-done
+        print(wording.gallery_interrupted(args.gallery_cmd), file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 def _gallery(args: argparse.Namespace, settings: Settings) -> int:
@@ -203,6 +207,8 @@ def _gallery(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"{s['subject_id']}\t{s['name']}\t{s.get('record_ref', '')}\t{s['images']} image(s)")
             print(f"{len(subjects)} subject(s)")
         return EXIT_OK
+    if args.gallery_cmd == "sync":
+        return _gallery_sync(args, core)
     if args.gallery_cmd == "remove":
         return _gallery_remove(args, core)
     if args.gallery_cmd == "thumbnails":
@@ -214,6 +220,25 @@ def _gallery(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(stats, ensure_ascii=False, indent=2, default=str))
     else:
         print(wording.gallery_stats_text(stats))
+    return EXIT_OK
+
+
+def _gallery_sync(args: argparse.Namespace, core: Any) -> int:
+    """Make the gallery equal to the manifest (bot.faces.sync); exit 1 when the removals need --yes."""
+    from bot.faces.sync import sync
+
+    max_share = core.settings.gallery.sync_max_remove_share
+    try:
+        report = sync(core.gallery, core.engine, Path(args.manifest), max_remove_share=max_share,
+                      audit=None if args.dry_run else core.audit, actor=_os_requester().id, yes=args.yes,
+                      dry_run=args.dry_run, progress=not args.no_progress)
+    finally:
+        core.close()
+    if report.refused:
+        print(wording.gallery_sync_needs_yes(len(report.plan.removals), report.plan.gallery_subjects, max_share),
+              file=sys.stderr)
+        return EXIT_ERROR
+    print(wording.gallery_sync_text(report))
     return EXIT_OK
 
 
@@ -236,7 +261,10 @@ def _gallery_remove(args: argparse.Namespace, core: Any) -> int:
         if answer.strip().lower() not in ("y", "yes"):
             print(wording.GALLERY_REMOVE_DECLINED)
             return EXIT_ERROR
-    removed = core.gallery.remove(args.subject, audit=core.audit, actor=_os_requester().id)
+    from bot.faces.enroll import interrupt_deferred
+
+    with interrupt_deferred():  # the removal and its audit entries are never cut in two
+        removed = core.gallery.remove(args.subject, audit=core.audit, actor=_os_requester().id)
     print(f"removed {args.subject}: {removed} image(s)")
     return EXIT_OK
 
@@ -307,11 +335,15 @@ def _audit(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_ERROR
     if args.audit_cmd == "accept-head":
         return cmd_audit_accept_head(args, core)
+    from bot.oversight.evidence import ChainBroken
+
     review_cmds = {"export": cmd_audit_export, "report": cmd_audit_report, "bundle": cmd_audit_bundle}
     if args.audit_cmd in review_cmds:
         try:
             return review_cmds[args.audit_cmd](args, settings, core)
-        except ValueError as exc:  # a bad date, month or timezone: say which, change nothing
+        # A bad date, month or timezone: say which, change nothing. A chain that does not verify from its first
+        # line: nothing produced (evidence is never produced on trust).
+        except (ValueError, ChainBroken) as exc:
             _emit(args, {"error": str(exc)}, f"error: {exc}", stream=sys.stderr)
             return EXIT_ERROR
     raise AssertionError(args.audit_cmd)
@@ -379,7 +411,9 @@ def _write_out(path: str, data: bytes) -> None:
 def _chain_status(core: Any) -> int:
     """After a review output is written: 0 when the audit chain verifies; else say on stderr which entry breaks
     it (the output may hold altered or missing entries) and return 4 (CONTRACTS.md)."""
-    result = core.audit.verify(use_prefix=True)  # the tail since the last check; `audit verify` checks it all
+    # Only the tail since the whole-chain check the output began with (bot.oversight.evidence): what was appended
+    # while it was made.
+    result = core.audit.verify(use_prefix=True)
     if result.ok:
         return EXIT_OK
     print(wording.audit_chain_broken(result.bad_seq, result.reason), file=sys.stderr)
@@ -502,8 +536,21 @@ def build_parser() -> argparse.ArgumentParser:
     gsub = g.add_subparsers(dest="gallery_cmd", required=True)
     e = gsub.add_parser("enroll", help="enroll DIR/<subject_id>/<images> or a manifest CSV")
     e.add_argument("directory")
-    e.add_argument("--manifest", help="CSV with header subject_id,name,record_ref,image")
+    e.add_argument("--manifest", help="CSV with header subject_id,name,record_ref,image[,status]")
     e.add_argument("--no-progress", action="store_true")
+    gy = gsub.add_parser(
+        "sync", help="make the gallery equal to a manifest CSV: add, update and remove subjects; audited",
+        description="Make the gallery equal to the manifest: add people listed and not enrolled, update names, "
+        "record references and images, remove people no longer listed or listed with a status that removes them "
+        "(not_charged, dropped, acquitted, expunged; empty or eligible keeps them; any other status stops the "
+        "sync). One audit entry per change; the gallery changes in one step at the end.",
+    )
+    gy.add_argument("--manifest", required=True, help="CSV with header subject_id,name,record_ref,image[,status] "
+                    "(the enrollment manifest; images relative to the CSV)")
+    gy.add_argument("--dry-run", action="store_true", help="print what would change; change and audit nothing")
+    gy.add_argument("--yes", action="store_true",
+                    help="allow removing more than [gallery] sync_max_remove_share of the subjects (default 10%%)")
+    gy.add_argument("--no-progress", action="store_true")
     gl = gsub.add_parser("list", help="list subjects")
     gl.add_argument("--json", action="store_true")
     gr = gsub.add_parser("remove", help="remove a subject and all its images (asks first; --yes in scripts)")

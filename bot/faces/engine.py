@@ -26,6 +26,7 @@ import importlib.metadata
 import io
 import multiprocessing
 import os
+import signal
 import threading
 import time
 import warnings
@@ -490,6 +491,8 @@ def _die_with_parent(interval: float = 0.5) -> None:
 def _init_worker() -> None:
     """Worker start: die with the parent, lower CPU priority than the event loop, then load the models once."""
     _die_with_parent()
+    # Ctrl-C at a terminal reaches the whole process group: the parent decides what stops, then stops the pool.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ.update(WORKER_ENV)  # for anything this worker starts; its own BLAS got it at spawn
     try:
         os.nice(WORKER_NICE)

@@ -29,6 +29,7 @@ import aiohttp
 from bot import __version__, policy, wording
 from bot.faces.engine import model_info
 from bot.oversight import review
+from bot.oversight.evidence import ChainBroken
 from bot.slack import blocks, roles
 from bot.slack.blocks import Message
 from bot.slack.calls import SLACK_ERRORS, error_text
@@ -340,13 +341,14 @@ async def report(rt: Runtime, command: Command, answer: Answer, who: dict[str, s
         await answer.private(blocks.review_note(wording.FRS_PUBLIC_SHARED, kind="public_refused"))
         public = False
     target = answer.channel if public else await answer.open_dm()
-    result = await rt.work(review.monthly_report, rt.core.audit, month, who, tz,
-                           png_file=f"slack:{target}" if target else None)
+    try:
+        result = await rt.work(review.monthly_report, rt.core.audit, month, who, tz,
+                               png_file=f"slack:{target}" if target else None)
+    except ChainBroken as exc:  # checked from the first line: no report from a log that does not verify
+        await answer.private(blocks.review_note(str(exc), kind="chain_broken", action="report"))
+        return
     png = await rt.work(review.report_chart_png, result)
     text = wording.report_text(result)
-    broken = await rt.work(_chain_warning, rt)
-    if broken:
-        text = f"{broken}\n{text}"
     chart = {"filename": f"frs-report-{result.month}.png",
              "title": wording.report_chart_file_title(result.month_title)}
     extra = {"requested_by": answer.user, "total": result.total}

@@ -20,6 +20,7 @@ from bot.slack import blocks
 from bot.slack import review as slack_review
 from bot.store.audit_log import AuditLog
 
+from ..conftest import edit_in_place
 from .conftest import (
     CASE,
     GROUP_MEMBER,
@@ -536,6 +537,24 @@ async def test_audit_answers_from_a_tampered_log_start_with_a_warning(harness, s
     head = texts(answer)[0]
     assert head.startswith("WARNING: the audit log does not verify (entry 1")
     assert wording.audit_call_header(CALL, 3) in head
+
+
+async def test_report_is_refused_when_an_entry_before_the_verified_prefix_was_edited(harness, slack):
+    """One byte of the first entry edited in place after the whole log was verified (same size, same inode, the
+    prefix's last line unchanged): /frs report checks the whole chain and refuses, naming the broken entry; no
+    report is posted, no chart uploaded, and the refused attempt is recorded. /frs audit, an interactive read,
+    still trusts the prefix."""
+    seed_call(harness.data_dir, _last_month_noon(datetime.now(UTC)))
+    log = AuditLog.open(harness.data_dir, {})
+    assert log.verify().ok  # remembered as the verified prefix
+    edit_in_place(log.path, b"FR-AAAAAAAAA1", b"FR-AAAAAAAAA9")
+    await start(harness, slack)
+    [answer] = await frs(harness, "report")
+    [text] = texts(answer)
+    assert text.startswith("No report was produced") and "entry 1 " in text
+    assert not slack.uploads() and not slack.messages(f"D{STAFF}")
+    [access] = accesses(harness.data_dir)
+    assert access["action"] == "report" and access["outcome"] == "error" and access["broken_at_seq"] == 1
 
 
 async def test_refused_answers_show_in_frs_audit_the_bundle_and_the_report(harness, slack):
