@@ -1268,14 +1268,6 @@ def audit_chain_broken(bad_seq: Any, reason: str) -> str:
             "as evidence of tampering.")
 
 
-def evidence_refused(what: str, bad_seq: Any, reason: str) -> str:
-    """Said instead of an export, report or bundle (`what`) when the audit chain, checked from its first line,
-    does not verify: nothing was produced."""
-    return (f"No {_clip(str(what), 20)} was produced: the audit log does not verify at entry "
-            f"{_clip(str(bad_seq), 20)} ({_clip(str(reason), 200)}), so nothing drawn from it can be given as a "
-            "record. Run `python -m bot audit verify` and treat the log as evidence of tampering.")
-
-
 # --- Audit chain head: published outside the data dir, checked with `audit verify --head` ----------------------
 
 HEAD_FORMAT = ("give the published head as SEQ:MAC, for example 1234:9f86d081884c7d659a2feaa0c55ad015 (the "

@@ -243,7 +243,6 @@ CALLS = {
     "face_work_text": [([(HUGE, 1e9)] * 50,), ([],)],
     "one_line": [(HUGE,)],
     "audit_chain_broken": [(HUGE, HUGE), (7, "mac mismatch")],
-    "evidence_refused": [(HUGE, HUGE, HUGE), ("export", 7, "mac mismatch")],
     "gallery_interrupted": [("enroll",), ("thumbnails",)],
     "gallery_sync_bad_status": [(HUGE, HUGE), ("people.csv:3", "sealed")],
     "gallery_enroll_ineligible": [("expunged",)],

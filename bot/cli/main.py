@@ -335,15 +335,11 @@ def _audit(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_ERROR
     if args.audit_cmd == "accept-head":
         return cmd_audit_accept_head(args, core)
-    from bot.oversight.evidence import ChainBroken
-
     review_cmds = {"export": cmd_audit_export, "report": cmd_audit_report, "bundle": cmd_audit_bundle}
     if args.audit_cmd in review_cmds:
         try:
             return review_cmds[args.audit_cmd](args, settings, core)
-        # A bad date, month or timezone: say which, change nothing. A chain that does not verify from its first
-        # line: nothing produced (evidence is never produced on trust).
-        except (ValueError, ChainBroken) as exc:
+        except ValueError as exc:  # a bad date, month or timezone: say which, change nothing
             _emit(args, {"error": str(exc)}, f"error: {exc}", stream=sys.stderr)
             return EXIT_ERROR
     raise AssertionError(args.audit_cmd)
@@ -410,10 +406,11 @@ def _write_out(path: str, data: bytes) -> None:
 
 def _chain_status(core: Any) -> int:
     """After a review output is written: 0 when the audit chain verifies; else say on stderr which entry breaks
-    it (the output may hold altered or missing entries) and return 4 (CONTRACTS.md)."""
-    # Only the tail since the whole-chain check the output began with (bot.oversight.evidence): what was appended
-    # while it was made.
-    result = core.audit.verify(use_prefix=True)
+    it (the output may hold altered or missing entries) and return 4 (CONTRACTS.md). Every line is checked, never
+    only the tail after the verified prefix (bot.oversight.evidence)."""
+    from bot.oversight.evidence import whole_chain
+
+    result = whole_chain(core.audit)
     if result.ok:
         return EXIT_OK
     print(wording.audit_chain_broken(result.bad_seq, result.reason), file=sys.stderr)
@@ -481,7 +478,10 @@ def cmd_audit_bundle(args: argparse.Namespace, settings: Settings, core: Any) ->
     _write_out(args.out, bundle.data)
     entries = len(bundle.summary["audit_entries"])
     print(wording.bundle_written(args.out, entries, bool(bundle.verification["ok"])))
-    return _chain_status(core)
+    if bundle.verification["ok"]:  # checked from the first line, its own access entry included
+        return EXIT_OK
+    print(wording.audit_chain_broken(bundle.verification["bad_seq"], bundle.verification["reason"]), file=sys.stderr)
+    return EXIT_BROKEN_CHAIN
 
 
 def cmd_purge(args: argparse.Namespace, settings: Settings) -> int:

@@ -1,50 +1,39 @@
-"""Evidence is never produced on trust: an export, a report or a discovery bundle checks the audit chain from
-its first line, and is refused when it does not verify.
+"""Evidence is never produced on trust: an export, a report or a discovery bundle is judged by a check of the
+audit chain from its first line, never only the tail after the verified prefix.
 
 Interactive reads (`/frs audit`, status) may trust the verified prefix (bot.store.audit_cache): they resume the
 check after it. What that cannot see is an entry before the prefix edited in place without changing its length;
-a record handed to a court, an auditor or the public must not rest on that, so these three check every line.
+a record handed to a court, an auditor or the public must not rest on that. So these three check every line
+(after their own `audit_access` entry is written, so the check covers it too) and, when the chain does not
+verify, still give their output with the warning first and exit 4 (CONTRACTS, CLI): the broken record is itself
+what an auditor must see.
 """
 from __future__ import annotations
 
-import contextlib
 from dataclasses import asdict
 from typing import Any
 
 from bot import wording
 from bot.audit.chain import VerifyResult
 from bot.audit.entries import iso_utc
-from bot.store.audit_log import AuditError, AuditLog
+from bot.store.audit_log import AuditLog
 
 
-class ChainBroken(Exception):
-    """The whole-chain check failed, so nothing was produced; str() is the sentence for the person who asked."""
-
-    def __init__(self, what: str, result: VerifyResult) -> None:
-        self.what = what
-        self.result = result
-        super().__init__(wording.evidence_refused(what, result.bad_seq, result.reason))
+def whole_chain(log: AuditLog) -> VerifyResult:
+    """The chain checked from its first line (never resumed after the verified prefix)."""
+    return log.verify()
 
 
-def require_whole_chain(log: AuditLog, actor: dict[str, str], action: str, query: dict[str, Any]) -> VerifyResult:
-    """Check every line of the log (never from the verified prefix). When it does not verify, record the refused
-    `action` ("export", "report", "bundle") as an `audit_access` entry and raise ChainBroken."""
-    result = log.verify()
-    if result.ok:
-        return result
-    # Refused either way; recorded when the log still takes entries (a break before its tail does not stop that).
-    with contextlib.suppress(AuditError, OSError):
-        log.record_access(actor, action, query, results=0, outcome="error", broken_at_seq=result.bad_seq)
-    raise ChainBroken(action, result)
+def warning(result: VerifyResult) -> str | None:
+    """The line that starts an output drawn from a log that does not verify, else None."""
+    return None if result.ok else wording.audit_chain_broken(result.bad_seq, result.reason)
 
 
 def verification_dict(log: AuditLog) -> dict[str, Any]:
-    """A discovery bundle's verification.json, after `require_whole_chain` checked every line: the lines since
-    (the bundle's own access entry) checked on top of that, so it covers every line. ChainBroken when it fails."""
-    result = log.verify(use_prefix=True)
-    if not result.ok:
-        raise ChainBroken("bundle", result)
-    data = {**asdict(result), "resumed_after_seq": None}  # the prefix it resumed after was checked just now
+    """A discovery bundle's verification.json: the whole chain checked at bundling time, after the bundle's own
+    access entry was written, so it covers the record of the bundle's making."""
+    result = whole_chain(log)
+    data = {**asdict(result), "resumed_after_seq": None}
     data["checked_at"] = iso_utc()
     data["key_source"] = log.key_source
     return data

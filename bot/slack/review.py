@@ -28,8 +28,7 @@ import aiohttp
 
 from bot import __version__, policy, wording
 from bot.faces.engine import model_info
-from bot.oversight import review
-from bot.oversight.evidence import ChainBroken
+from bot.oversight import evidence, review
 from bot.slack import blocks, roles
 from bot.slack.blocks import Message
 from bot.slack.calls import SLACK_ERRORS, error_text
@@ -341,14 +340,14 @@ async def report(rt: Runtime, command: Command, answer: Answer, who: dict[str, s
         await answer.private(blocks.review_note(wording.FRS_PUBLIC_SHARED, kind="public_refused"))
         public = False
     target = answer.channel if public else await answer.open_dm()
-    try:
-        result = await rt.work(review.monthly_report, rt.core.audit, month, who, tz,
-                               png_file=f"slack:{target}" if target else None)
-    except ChainBroken as exc:  # checked from the first line: no report from a log that does not verify
-        await answer.private(blocks.review_note(str(exc), kind="chain_broken", action="report"))
-        return
+    result = await rt.work(review.monthly_report, rt.core.audit, month, who, tz,
+                           png_file=f"slack:{target}" if target else None)
     png = await rt.work(review.report_chart_png, result)
     text = wording.report_text(result)
+    # A record given out is judged by every line of the chain, not only the tail after the verified prefix.
+    broken = evidence.warning(await rt.work(evidence.whole_chain, rt.core.audit))
+    if broken:
+        text = f"{broken}\n{text}"
     chart = {"filename": f"frs-report-{result.month}.png",
              "title": wording.report_chart_file_title(result.month_title)}
     extra = {"requested_by": answer.user, "total": result.total}
