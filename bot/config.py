@@ -69,12 +69,20 @@ class ImageSettings:
     max_pixels: int = 40_000_000
     min_face_px: int = 60
     detect_max_side: int = 1024
+    max_aspect_ratio: float = 8.0  # longer side / shorter side; past it refused before decoding
 
 
 @dataclass(frozen=True)
 class FacesSettings:
     workers: int = 0
     deadline_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
+class GallerySettings:
+    # `gallery sync` removes at most this share of the gallery's subjects without --yes (a wrong or cut manifest
+    # must not empty the gallery unnoticed).
+    sync_max_remove_share: float = 0.10
 
 
 @dataclass(frozen=True)
@@ -95,7 +103,10 @@ class ServerSettings:
     port: int = 3000
     read_timeout_seconds: float = 30.0
     max_connections: int = 512
-    metrics_public: bool = False
+    # /healthz's details and /metrics: served only here, on 127.0.0.1 ($LOCAL_PORT wins), never on the public port.
+    local_port: int = 9300
+    # Room reserved at start for inputs the bot promised to apply once the disk has room again (bot.store.spool).
+    spool_mb: int = 16
 
 
 @dataclass(frozen=True)
@@ -133,6 +144,7 @@ class Settings:
     search: SearchSettings = field(default_factory=SearchSettings)
     images: ImageSettings = field(default_factory=ImageSettings)
     faces: FacesSettings = field(default_factory=FacesSettings)
+    gallery: GallerySettings = field(default_factory=GallerySettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
     audit: AuditSettings = field(default_factory=AuditSettings)
@@ -150,6 +162,7 @@ _SECTIONS = {
     "search": SearchSettings,
     "images": ImageSettings,
     "faces": FacesSettings,
+    "gallery": GallerySettings,
     "retention": RetentionSettings,
     "server": ServerSettings,
     "audit": AuditSettings,
@@ -161,6 +174,9 @@ _SECTIONS = {
 def _section(cls: type, raw: Mapping[str, Any], name: str) -> Any:
     known = {f.name: f for f in fields(cls)}
     unknown = set(raw) - set(known)
+    if name == "server" and "metrics_public" in unknown:
+        raise ConfigError("[server] metrics_public is gone: /metrics and /healthz's details are served on "
+                          "127.0.0.1 at [server] local_port (default 9300, $LOCAL_PORT wins); remove the key")
     if unknown:
         raise ConfigError(f"[{name}] has unknown key(s): {', '.join(sorted(unknown))}")
     values = {}
@@ -200,6 +216,10 @@ def validate(settings: Settings) -> Settings:
         raise ConfigError("[search] threshold must be above 0 and at most 0.6")
     if not 0 < settings.server.port < 65536:
         raise ConfigError("[server] port must be between 1 and 65535")
+    if not 0 < settings.server.local_port < 65536:
+        raise ConfigError("[server] local_port must be between 1 and 65535")
+    if not 1 <= settings.server.spool_mb <= 1024:
+        raise ConfigError("[server] spool_mb must be between 1 and 1024")
     if not settings.server.host.strip():
         raise ConfigError("[server] host must not be empty (0.0.0.0: every interface; 127.0.0.1: behind a local proxy)")
     if not 0.5 <= settings.server.read_timeout_seconds <= 300.0:
@@ -251,11 +271,16 @@ def validate(settings: Settings) -> Settings:
         raise ConfigError("[retention] dialog_state_days must be at least 1 (running requests keep their state)")
     if settings.faces.workers < 0:
         raise ConfigError("[faces] workers must be 0 (one per core) or more")
+    if not 0.0 <= settings.gallery.sync_max_remove_share <= 1.0:
+        raise ConfigError("[gallery] sync_max_remove_share must be between 0 (every removal needs --yes) and 1 "
+                          "(never asks)")
     if settings.policy.justification_min_chars < 1:
         raise ConfigError("[policy] justification_min_chars must be at least 1")
     for key in ("max_bytes", "max_pixels", "min_face_px", "detect_max_side"):
         if getattr(settings.images, key) < 1:
             raise ConfigError(f"[images] {key} must be positive")
+    if not 1.0 <= settings.images.max_aspect_ratio <= 100.0:
+        raise ConfigError("[images] max_aspect_ratio must be between 1 (square pictures only) and 100")
     return settings
 
 

@@ -50,6 +50,9 @@ SEPARATOR = 36  # space between the probe column and the candidates, with a rule
 MAX_COLUMNS = 5  # default max_candidates is 5: one row
 LABEL_LINES = 3
 TITLE_PX, RANK_PX, LABEL_PX, TILE_TEXT_PX, FOOTER_PX = 28, 26, 20, 22, 20
+# A tile's estimate ("stranger < 1 in 10,000") is never cut: it shrinks to BAND_MIN_PX to stay on one line, and
+# wraps onto BAND_LINES lines past that (room for both is kept under every tile).
+BAND_MIN_PX, BAND_LINES = 16, 2
 
 # Comparison sheet (examiners): one row per candidate, the probe face and the gallery face side by side, both
 # scaled to fit COMPARE_TILE (the size of the crops: engine.CROP_PX), beside the candidate's label and estimate.
@@ -144,7 +147,8 @@ def contact_sheet(
     Layout: a title line, the probe tile on the left, candidates in up to MAX_COLUMNS columns (rows wrap),
     and the footer (the caveat) wrapped to the sheet width. No candidates -> a "No candidate" tile. A missing
     or undecodable thumbnail -> a grey "no thumbnail" tile. Labels are cut at MAX_LABEL_CHARS and to the
-    tile width, so the sheet width depends only on the number of columns.
+    tile width, so the sheet width depends only on the number of columns; estimates are never cut
+    (`band_layout`).
     """
     columns = min(max(len(candidates), 1), MAX_COLUMNS)
     rows = max(1, -(-len(candidates) // columns))
@@ -196,8 +200,12 @@ def contact_sheet(
         for line in _wrap(_clean(cand.label), label_font, TILE, max_lines=LABEL_LINES):
             draw.text((x, ty), line, font=label_font, fill=INK)
             ty += _line_h(label_font)
-        band = _fit(_clean(cand.distance_band), label_font, TILE)
-        draw.text((x, cy + cell_h - _line_h(label_font)), band, font=label_font, fill=(70, 70, 70))
+        band_px, band = band_layout(cand.distance_band)
+        band_font = _font(band_px)
+        by = cy + cell_h - len(band) * _line_h(band_font)
+        for line in band:
+            draw.text((x, by), line, font=band_font, fill=(70, 70, 70))
+            by += _line_h(band_font)
 
     y = grid_top + grid_h + 14
     draw.line((PAD, y, width - PAD, y), fill=RULE, width=2)
@@ -342,7 +350,8 @@ def detect_with_pictures(data: bytes, images: ImageSettings) -> tuple[Probe, lis
     """Decode a photo once and return its faces without encodings (`engine.detect_rgb`), a CROP_PX crop per
     face (`face_crop_jpeg`: the size examiners compare at; the contact sheet scales it to its tiles) and, with several faces, the numbered picture (`annotate_faces`). Runs in a face worker
     (`FaceEngine.run`), so decoding and drawing share the photo's deadline."""
-    rgb = decode_image(data, max_bytes=images.max_bytes, max_pixels=images.max_pixels)
+    rgb = decode_image(data, max_bytes=images.max_bytes, max_pixels=images.max_pixels,
+                       max_aspect_ratio=images.max_aspect_ratio)
     probe = detect_rgb(rgb, data, images)
     faces = [f.as_dict() for f in probe.faces]
     crops = [face_crop_jpeg(rgb, f["box"]) for f in faces]
@@ -454,9 +463,23 @@ def _draw_badge(draw, box, text, colour, font, line_w, image_size, taken) -> tup
     return rect
 
 
+def band_layout(text: str) -> tuple[int, list[str]]:
+    """How a tile's estimate is drawn: (font size in px, lines), every line at most TILE wide. One line at
+    LABEL_PX when it fits, else at the largest size down to BAND_MIN_PX that fits, else wrapped at BAND_MIN_PX
+    onto BAND_LINES lines (only a text longer than any estimate is cut past those)."""
+    text = _clean(text)
+    for px in range(LABEL_PX, BAND_MIN_PX - 1, -1):
+        font = _font(px)
+        line = _drawable(text, font)
+        if _text_w(line, font) <= TILE:
+            return px, [line]
+    return BAND_MIN_PX, _wrap(text, _font(BAND_MIN_PX), TILE, max_lines=BAND_LINES)
+
+
 def _cell_height() -> int:
-    """Height of one grid cell: tile, rank line, LABEL_LINES label lines, band line."""
-    return TILE + 10 + _line_h(_font(RANK_PX, bold=True)) + (LABEL_LINES + 1) * _line_h(_font(LABEL_PX))
+    """Height of one grid cell: tile, rank line, LABEL_LINES label lines, the estimate's band."""
+    band = max(_line_h(_font(LABEL_PX)), BAND_LINES * _line_h(_font(BAND_MIN_PX)))
+    return TILE + 10 + _line_h(_font(RANK_PX, bold=True)) + LABEL_LINES * _line_h(_font(LABEL_PX)) + band
 
 
 def _tile(image: Image.Image | None, missing_text: str, font, size: int = TILE) -> Image.Image:

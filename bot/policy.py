@@ -264,24 +264,37 @@ class Answers:
     attested: bool = False
 
 
+# Dashes that word processors, phones (autocorrect) and CAD screens put where a call number has a hyphen:
+# hyphen, non-breaking hyphen, figure dash, en dash, em dash, horizontal bar, minus sign, small em dash, small
+# hyphen-minus, fullwidth hyphen-minus. All read as "-".
+_DASHES = str.maketrans(dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d", "-"))
+
+
+def _plain_text(text: str) -> str:
+    """NFKC (fullwidth digits become ASCII) with every dash read as "-": the form call numbers are matched in."""
+    return unicodedata.normalize("NFKC", text).translate(_DASHES)
+
+
 def normalise_call_number(value: str | None) -> str | None:
-    """The call number as it is stored and searched: NFKC (fullwidth digits become ASCII), trimmed.
+    """The call number as it is stored and searched: NFKC (fullwidth digits become ASCII), any dash as "-"
+    ("26–012345" pasted with an en dash is 26-012345), trimmed.
 
     Stored in one form, so `/frs audit 26-012345` finds every request for the call."""
     if value is None:
         return None
-    return unicodedata.normalize("NFKC", value).strip()
+    return _plain_text(value).strip()
 
 
 def check_call_number(value: str | None, pattern: str = DEFAULT_CALL_NUMBER_PATTERN) -> str | None:
     """Reason the call number is refused (missing, or no full match of the configured pattern), else None.
+    A refusal quotes what was read, so a look-alike character the officer cannot see is at least shown.
 
     Matched with re.ASCII: `\\d` means 0-9 only, as a CAD system writes them."""
-    value = normalise_call_number(value)
-    if not value:
+    normal = normalise_call_number(value)
+    if not normal:
         return wording.CALL_NUMBER_MISSING
-    if re.fullmatch(pattern, value, re.ASCII) is None:
-        return wording.call_number_invalid(example_call_number(pattern))
+    if re.fullmatch(pattern, normal, re.ASCII) is None:
+        return wording.call_number_invalid(example_call_number(pattern), (value or "").strip())
     return None
 
 
@@ -411,7 +424,7 @@ def _unescaped_tail(pattern: str) -> bool:
 def find_call_numbers(text: str, pattern: str = DEFAULT_CALL_NUMBER_PATTERN) -> list[str]:
     """Every distinct call number in `text` (Slack markup removed), in order: for indexing dispatch messages."""
     found: list[str] = []
-    plain = unicodedata.normalize("NFKC", slack_to_plain(text))
+    plain = _plain_text(slack_to_plain(text))
     for m in re.finditer(unanchored_pattern(pattern), plain, re.ASCII):
         if m.group(0) not in found:
             found.append(m.group(0))
@@ -500,8 +513,8 @@ _EMOJI_NUMBERS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6
 
 def normalise_reply(text: str | None) -> str:
     """A reply for matching: Slack markup and *bold*/_italic_/~strike~/`code` markers removed, smart quotes
-    folded, case-folded, whitespace trimmed and collapsed."""
-    text = slack_to_plain(text)
+    folded, every dash read as "-", case-folded, whitespace trimmed and collapsed."""
+    text = slack_to_plain(text).translate(_DASHES)
     # Slack sends number emoji as shortcodes: ":two:" is a reply of "2" (purpose, face choice).
     text = re.sub(r":(one|two|three|four|five|six|seven|eight|nine|keycap_ten):",
                   lambda m: str(_EMOJI_NUMBERS[m.group(1)]), text)

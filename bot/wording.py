@@ -86,10 +86,12 @@ ATTESTATION_MISSING = (
 )
 
 
-def call_number_invalid(example: str | None) -> str:
-    """Denial reason: the call number does not match the configured format (the value is not echoed)."""
+def call_number_invalid(example: str | None, read: str | None = None) -> str:
+    """Denial reason: the call number does not match the configured format; `read`, what was read, is quoted
+    (escaped, on one line, clipped), so a look-alike character or a stray word shows."""
     shown = f"for example {example}" if example else "the format set in [policy] call_number_pattern"
-    return f"That call number is not in the department's call number format ({shown})."
+    said = f"The call number {read_back(read, 40)}" if read and read.strip() else "That call number"
+    return f"{said} is not in the department's call number format ({shown})."
 
 
 def purpose_unknown(codes: Iterable[str]) -> str:
@@ -169,7 +171,7 @@ def wrong_person(requester_id: str) -> str:
 
 def non_image_note(filename: str) -> str:
     """Short note for an uploaded file that is not an image."""
-    return f"{_clip(filename or 'This file', 200)} is not an image, so no search was started for it."
+    return f"{_clip(one_line(filename) or 'This file', 200)} is not an image, so no search was started for it."
 
 
 def image_error(message: str) -> str:
@@ -484,6 +486,10 @@ STORAGE_RETRYING = (
     "again by itself over the next hour, and goes on here when it can. You need not post it again; the "
     "administrator has been alerted in the server log."
 )
+STORAGE_SPOOL_FULL = (
+    "The bot could not save this (the server's storage is full or failing) and has no room left to keep it "
+    "until it can, so nothing was done with it. Post it again once the administrator says the server is back."
+)
 STORAGE_GAVE_UP = (
     "The bot still cannot save this after an hour (the server's storage is full or failing), so nothing was "
     "done with it. Post it again once the administrator says the server is back."
@@ -717,6 +723,120 @@ def gallery_remove_needs_yes(subject_id: str, name: str, images: int) -> str:
 GALLERY_REMOVE_DECLINED = "Nothing was removed."
 
 
+def gallery_sync_bad_status(where: str, value: str) -> str:
+    """A manifest row whose `status` is none of the known ones: the whole run stops before anything changes."""
+    return (f"{one_line(where)[:300]}: status {one_line(value)[:80]!r} is not a status the gallery knows: leave "
+            "it empty or write eligible to keep a person; not_charged, dropped, acquitted or expunged removes them. "
+            "Nothing was changed.")
+
+
+def gallery_enroll_ineligible(status: str) -> str:
+    """Why `gallery enroll --manifest` skips a row whose status removes the person."""
+    return f"status {status}: not enrolled (`gallery sync` removes people with this status)"
+
+
+def gallery_near_duplicate(subject: str, other: str, distance: float, under: float) -> str:
+    """Two subjects so close they may be one person (after `gallery enroll` and `gallery sync`)."""
+    return (f"near-duplicate: subjects {one_line(subject)[:200]} and {one_line(other)[:200]} are {distance:.3f} "
+            f"apart (under {under}): possibly one person enrolled twice, which hides the mate of either; check and "
+            "merge or remove one")
+
+
+def gallery_sync_needs_yes(removing: int, subjects: int, max_share: float) -> str:
+    """One line when `gallery sync` would remove more of the gallery than `[gallery] sync_max_remove_share`."""
+    share = f"{removing / subjects:.0%}" if subjects else "0%"
+    return (f"error: this manifest would remove {removing} of the gallery's {count_noun(subjects, 'subject')} "
+            f"({share}), more than [gallery] sync_max_remove_share ({max_share:.0%}) allows without confirmation. "
+            "Nothing was changed. Check the list with --dry-run, then run it again with --yes to remove them.")
+
+
+_SYNC_REASONS = {"not_listed": "not in the manifest", "image_not_listed": "no longer listed"}
+
+
+def _sync_change(verb: str, change: Any) -> str:
+    """One person added or updated by `gallery sync` (bot.faces.sync_plan.Change)."""
+    parts = []
+    if change.before is not None:
+        old_name, old_record = change.before
+        parts.append(f"name and record {one_line(old_name)!r} ({one_line(old_record)!r}) -> "
+                     f"{one_line(change.name)!r} ({one_line(change.record_ref)!r})")
+    if change.add:
+        parts.append(f"+{count_noun(len(change.add), 'image')}")
+    if change.drop:
+        parts.append(f"-{count_noun(len(change.drop), 'image')} no longer listed")
+    return f"  {verb} {one_line(_subject_named(change.subject_id, change.name))}: {', '.join(parts)}"
+
+
+def _sync_removal(verb: str, removal: Any) -> str:
+    """One person removed by `gallery sync` (bot.faces.sync_plan.Removal)."""
+    reason = _SYNC_REASONS.get(removal.reason, f"status {removal.reason}")
+    return (f"  {verb} {one_line(_subject_named(removal.subject_id, removal.name))}: {reason}, "
+            f"{count_noun(removal.images, 'image')}")
+
+
+def gallery_sync_note(note: Any) -> str:
+    """A note of `gallery sync`: a plain text, or a bot.faces.sync_plan.Note."""
+    if isinstance(note, str):
+        return f"note: {one_line(note)[:1000]}"
+    who = f"subject {one_line(note.subject_id)[:200]}"
+    if note.kind == "unread_rows":
+        return (f"note: {who} keeps its {count_noun(note.count, 'enrolled image')} no longer listed: "
+                f"{count_noun(note.other, 'row')} of it could not be read")
+    if note.kind == "no_image_left":
+        return (f"note: {who} keeps its {count_noun(note.count, 'enrolled image')}: none of the images listed for "
+                "it could be enrolled, and a subject is never left without one")
+    return (f"note: {who} has another name or record_ref on another row; the first ({one_line(note.where)[:300]}) "
+            "is used")
+
+
+def gallery_sync_conflict(conflict: Any) -> str:
+    """A listed image not enrolled (bot.faces.sync_plan.Conflict)."""
+    if conflict.enrolled_under is not None:
+        why = f"this image is already enrolled under subject {one_line(conflict.enrolled_under)}, who keeps it"
+    else:
+        why = (f"the same image is listed under subjects {one_line(', '.join(conflict.listed_under))}; enrolled "
+               "under none")
+    return f"conflict: {one_line(conflict.where)}: {why}"
+
+
+def gallery_sync_text(report: Any) -> str:
+    """`gallery sync` in a terminal (bot.faces.sync.SyncReport): each change, what was not enrolled and why,
+    then the summary last. A dry run lists what the sync would do."""
+    plan = report.plan
+    if report.dry_run:
+        changed = len(plan.adds) + len(plan.updates) + len(plan.removals)
+        lines = [f"Dry run: nothing was changed. This manifest would change {count_noun(changed, 'subject')}:"]
+        lines += [_sync_change("add", c) for c in plan.adds] + [_sync_change("update", c) for c in plan.updates]
+        lines += [_sync_removal("remove", r) for r in plan.removals]
+    else:
+        lines = [_sync_change("added", c) for c in report.added]
+        lines += [_sync_change("updated", c) for c in report.updated]
+        lines += [_sync_removal("removed", r) for r in report.removed]
+    lines += [f"rejected: {one_line(i.source)}: {i.reason}" for i in report.rejected]
+    lines += [gallery_sync_conflict(c) for c in plan.conflicts]
+    lines += [gallery_sync_note(n) for n in [*plan.notes, *report.notes]]
+    lines += [gallery_near_duplicate(a, b, d, report.near_duplicate_under) for a, b, d in report.near_duplicates]
+    share = f" ({plan.remove_share:.0%} of {count_noun(plan.gallery_subjects, 'subject')})" if plan.removals else ""
+    if report.dry_run:
+        lines.append(f"would add {len(plan.adds)}, update {len(plan.updates)}, remove {len(plan.removals)}{share}, "
+                     f"leave {plan.unchanged} unchanged (faces are looked for only when it runs: an image without "
+                     "exactly one face is then rejected)")
+    else:
+        lines.append(f"gallery sync: added {count_noun(len(report.added), 'subject')}, updated "
+                     f"{len(report.updated)}, removed {len(report.removed)}{share}, unchanged {report.unchanged}; "
+                     f"{count_noun(report.images_added, 'image')} enrolled, {report.images_removed} removed; "
+                     f"{len(report.rejected)} rejected ({report.seconds:.1f} s)")
+    return "\n".join(lines)
+
+
+def gallery_interrupted(command: str) -> str:
+    """One line when Ctrl-C stops a `gallery` command (exit 130)."""
+    if command == "thumbnails":
+        return ("Interrupted: the face crops made so far are kept; run `gallery thumbnails --rebuild` again to make "
+                "the rest.")
+    return "Interrupted: the gallery was not changed (nobody was enrolled or removed)."
+
+
 def gallery_thumbnails_text(report: Any, rebuilt: bool, crop_px: int) -> str:
     """`gallery thumbnails [--rebuild]` in a terminal: the totals, then each image whose crop could not be made
     again and why (`report`: bot.faces.thumbnails.ThumbnailReport)."""
@@ -774,7 +894,8 @@ def _local(ts: str | None, tz: str) -> str:
 
 def audit_lines(entries: Iterable[Mapping[str, Any]], tz: str = "UTC") -> list[str]:
     """One line per audit entry for a command-staff query: local time (with its zone), request id, requester,
-    call number, purpose, outcome and candidate count. Escaped; each line far under the Slack limit."""
+    call number, purpose, outcome and candidate count (of an examined request, the candidates released to the
+    requester, and how many the examiners ruled out). Escaped; each line far under the Slack limit."""
     lines = []
     for e in entries:
         when = _local(e.get("ts"), tz)
@@ -788,8 +909,12 @@ def audit_lines(entries: Iterable[Mapping[str, Any]], tz: str = "UTC") -> list[s
         else:
             person = _clip(one_line(str(who or "unknown")), 100)
         outcome = str(e.get("outcome") or "")
-        count = len(e.get("candidates") or [])
+        released = e.get("released")  # examined: what the requester was shown, not what the examiner saw
+        count = released if isinstance(released, int) else len(e.get("candidates") or [])
         detail = f", {count_noun(count, 'candidate')}" if outcome == "candidates" else ""
+        ruled_out = e.get("ruled_out")
+        if isinstance(ruled_out, int) and not isinstance(ruled_out, bool) and ruled_out > 0:
+            detail += f", {ruled_out} ruled out by the examiners"
         folded = e.get("count")
         if isinstance(folded, int) and not isinstance(folded, bool) and folded > 1:
             detail += f", {folded} attempts folded into this entry"
@@ -813,14 +938,13 @@ def audit_call_header(call_number: str, count: int) -> str:
             "in the audit log.")
 
 
-def audit_user_header(user_id: str, since: str | None, count: int) -> str:
-    """Heading of the answer to `/frs audit @user [since YYYY-MM-DD]`."""
+def audit_user_header(user_id: str, since: str | None, count: int, name: str | None = None) -> str:
+    """Heading of the answer to `/frs audit @user [since YYYY-MM-DD]`: the person as "name (ID)" when `name` is
+    given, on one line whatever the name holds."""
     noun = "request" if count == 1 else "requests"
     when = f" since {_clip(since, 20)}" if since else ""
-    return (
-        f"Facial recognition {noun} by {_clip(user_id, 60)}{when}: {count}. This query is recorded in the "
-        "audit log."
-    )
+    who = f"{_clip(person_name(name), 60)} ({_clip(one_line(user_id), 30)})" if name else _clip(one_line(user_id), 60)
+    return f"Facial recognition {noun} by {who}{when}: {count}. This query is recorded in the audit log."
 
 
 def _duration(seconds: float) -> str:
@@ -1152,10 +1276,11 @@ def status_text(
     operating_point: Mapping[str, Any] | None = None,
     face_work: Sequence[tuple[str, float]] = (),
     audit_head: Mapping[str, Any] | None = None,
+    head_alarm: str | None = None,
 ) -> str:
     """Answer to `/frs status`: gallery size, operating point (target FPIR, calibration date), model and package
     versions, distance ceiling, bot version, queue, and the audit log's head (`audit_head`: AuditLog.head(),
-    None for an empty log)."""
+    None for an empty log) with the alarm when the log went backwards (`head_alarm`, audit_head_alarm's text)."""
     packages = ", ".join(f"{k} {_clip(str(v), 40)}" for k, v in sorted(versions.items()) if v and k != "bot")
     return (
         f"Facial recognition bot status ({POLICY})\n"
@@ -1169,7 +1294,8 @@ def status_text(
         f"{'s' if outbox != 1 else ''} waiting for Slack to be delivered (call-thread log entries and results)\n"
         f"{face_work_text(face_work)}\n"
         f"{status_head_line(audit_head)}\n"
-        f"Times are shown in {_clip(timezone, 60)}."
+        + (f"{_clip(head_alarm, 900)}\n" if head_alarm else "")
+        + f"Times are shown in {_clip(timezone, 60)}."
     )
 
 
@@ -1221,6 +1347,29 @@ def status_head_line(head: Mapping[str, Any] | None) -> str:
         return "Audit log head: no entry yet"
     return (f"Audit log head: entry {_clip(str(head.get('seq')), 20)}, MAC `{_clip(str(head.get('mac')), 128)}` "
             "(compare with the head published daily)")
+
+
+def audit_head_alarm(seq: Any, problem: str, last_seq: Any) -> str:
+    """The alarm when the audit log no longer reaches the head the bot posted (bot.audit.heads): in the head
+    channel, `/frs status` and the server log; no new head is posted until an administrator accepts one."""
+    ends = f"the log now ends at entry {_clip(str(last_seq), 20)}" if last_seq is not None else "the log is empty"
+    what = {
+        "missing": f"it no longer holds entry {_clip(str(seq), 20)}, the head posted here ({ends}): entries were cut "
+                   "off the end, or an older copy of the file was put back",
+        "mismatch": f"entry {_clip(str(seq), 20)} has another MAC than the head posted here: the log was replaced "
+                    "or rewritten",
+        "behind_prefix": f"{ends}, before entry {_clip(str(seq), 20)} that it had already verified: entries were "
+                         "cut off the end, or an older copy of the file was put back",
+    }.get(problem, f"it does not match the head posted here (entry {_clip(str(seq), 20)})")
+    return (f"ALARM: the audit log went backwards or was changed: {what}. No new head is posted until an "
+            "administrator has checked the log (`python -m bot audit verify`) and runs "
+            "`python -m bot audit accept-head SEQ:MAC` with the head the log has now.")
+
+
+def audit_head_accepted(seq: int, mac: str) -> str:
+    """`audit accept-head`: what was recorded."""
+    return (f"accepted: entry {seq} (MAC {_clip(mac, 16)}) is the audit log's head from now on; the acceptance is "
+            "recorded in the audit log and the server posts a new head at its next publication.")
 
 
 def head_check_text(check: Any) -> str:
@@ -1279,7 +1428,7 @@ def person_name(name: str) -> str:
 
 def mention(user_id: str) -> str:
     """A Slack user mention; anything that is not a user id is echoed escaped instead."""
-    return f"<@{user_id}>" if _USER_ID.fullmatch(user_id or "") else _clip(user_id or "someone", 100)
+    return f"<@{user_id}>" if _USER_ID.fullmatch(user_id or "") else _clip(one_line(user_id or "someone"), 100)
 
 
 def count_noun(n: int, noun: str) -> str:
@@ -1482,9 +1631,9 @@ def card_outcome(outcome: str) -> str:
     }.get(outcome, escape_slack(outcome))
 
 
-def read_back(text: str | None) -> str:
-    """An answer quoted back as read: one line, escaped, short."""
-    return f"‘{_clip(one_line(text or ''), 120)}’"
+def read_back(text: str | None, limit: int = 120) -> str:
+    """An answer quoted back as read: one line, escaped, at most `limit` characters."""
+    return f"‘{_clip(one_line(text or ''), limit)}’"
 
 
 def not_a_call_number(text: str | None, example: str | None) -> str:
@@ -1715,7 +1864,7 @@ def cli_person_name(person: str, account: str, uid: int, how: str) -> str:
 
 def cli_requester_label(name: str) -> str:
     """A command-line requester with no Slack account mapped, as cards name them."""
-    return f"{_clip(name, 100)} (command line)"
+    return f"{_clip(person_name(name), 100)} (command line)"
 
 
 # --- Supervisor approval ([review] approval) ---------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Shared fixtures. Real faces come from $BOT_TEST_FACES and $BOT_DEV_FACES (never copied into the repo)."""
+"""Shared fixtures. Real faces come from $BOT_TEST_FACES and $BOT_DEV_FACES, or unset, from ../shared/faces and
+../shared/faces-dev beside the clone (never copied into the repo)."""
 from __future__ import annotations
 
 import os
@@ -10,6 +11,12 @@ import pytest
 from bot.config import Settings
 
 FACE_VARIABLES = ("BOT_TEST_FACES", "BOT_DEV_FACES")
+CLONE = Path(__file__).resolve().parent.parent
+# Where each face folder sits beside a clone, and the sub-folders that say it is the right one.
+BESIDE_THE_CLONE = {"BOT_TEST_FACES": ("faces", ("people",)), "BOT_DEV_FACES": ("faces-dev", ("people", "singles"))}
+FACES_SKIP = "BOT_TEST_FACES is not set: face tests need the shared test photos (../shared/faces; see README, Tests)"
+DEV_FACES_SKIP = "BOT_DEV_FACES is not set: calibration tests need the dev face set (../shared/faces-dev)"
+SKIP_REASONS = {"BOT_TEST_FACES": FACES_SKIP, "BOT_DEV_FACES": DEV_FACES_SKIP}
 
 
 def absolute_face_paths(environ: dict[str, str], cwd: str) -> None:
@@ -22,9 +29,49 @@ def absolute_face_paths(environ: dict[str, str], cwd: str) -> None:
             environ[name] = os.path.normpath(os.path.join(cwd, value))
 
 
+def faces_beside_the_clone(environ: dict[str, str], clone: Path) -> None:
+    """Point each face variable that is not in the environment at its folder beside the clone
+    (../shared/faces, ../shared/faces-dev), when that folder is there and holds what the tests read: a fresh
+    clone next to the shared folders runs every test without setting anything. A variable already set, even
+    empty (to skip those tests) or to a missing folder (which fails), is left as it is."""
+    for name, (folder, holds) in BESIDE_THE_CLONE.items():
+        root = clone.parent / "shared" / folder
+        if name not in environ and all((root / sub).is_dir() for sub in holds):
+            environ[name] = str(root)
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    """Before collection, in the directory pytest was started from: the face folders become absolute paths."""
+    """Before collection: the face folders beside the clone stand in for unset variables, and relative paths
+    become absolute from the directory pytest was started from."""
+    faces_beside_the_clone(os.environ, CLONE)
     absolute_face_paths(os.environ, str(config.invocation_params.dir))
+
+
+def face_tests_skipped_line(skipped: dict[str, int]) -> str | None:
+    """One plain line for the end of a run whose face tests were skipped for want of the photos: how many, and
+    how to run them. `skipped` counts the skipped tests per variable; None when there are none."""
+    missing = [name for name in FACE_VARIABLES if skipped.get(name)]
+    if not missing:
+        return None
+    count = sum(skipped[name] for name in missing)
+    tests = "face test" if count == 1 else "face tests"
+    folders = " and ".join(f"../shared/{BESIDE_THE_CLONE[name][0]}" for name in missing)
+    run = " ".join(f"{name}=/path/to/{BESIDE_THE_CLONE[name][0]}" for name in missing)
+    return (f"{count} {tests} skipped: no shared photos found ({' and '.join(missing)} not set). To run "
+            f"{'it' if count == 1 else 'them'}, put {folders} beside the clone, or run: {run} make test")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """End the run with one line when face tests were skipped because their photos were missing."""
+    skipped: dict[str, int] = {}
+    for report in terminalreporter.stats.get("skipped", []):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        for name, text in SKIP_REASONS.items():
+            if text in reason:
+                skipped[name] = skipped.get(name, 0) + 1
+    line = face_tests_skipped_line(skipped)
+    if line:
+        terminalreporter.write_line(line)
 
 
 def _faces_root() -> Path | None:
@@ -47,12 +94,22 @@ def link_subjects(faces_dir: Path, subjects: dict[str, list[str]], dest: Path) -
     return dest
 
 
+def edit_in_place(path: Path, old: bytes, new: bytes) -> None:
+    """Overwrite the first `old` in the file with `new` of the same length, in the file itself: the inode and
+    the size stay, as after a careful tamperer's edit."""
+    assert len(old) == len(new)
+    at = path.read_bytes().index(old)
+    with open(path, "r+b") as fh:
+        fh.seek(at)
+        fh.write(new)
+
+
 @pytest.fixture(scope="session")
 def faces_dir() -> Path:
     """The shared test faces folder; skips when BOT_TEST_FACES is unset, fails when set but missing."""
     root = _faces_root()
     if root is None:
-        pytest.skip("BOT_TEST_FACES is not set: face tests need the shared test photos (../shared/faces; see README, Tests)")
+        pytest.skip(FACES_SKIP)
     return root
 
 
@@ -61,7 +118,7 @@ def dev_faces_dir() -> Path:
     """The development face set (2,130 people); skips when BOT_DEV_FACES is unset, fails when set but wrong."""
     value = os.environ.get("BOT_DEV_FACES")
     if not value:
-        pytest.skip("BOT_DEV_FACES is not set: calibration tests need the dev face set (../shared/faces-dev)")
+        pytest.skip(DEV_FACES_SKIP)
     root = Path(value)
     if not (root / "people").is_dir() or not (root / "singles").is_dir():
         raise RuntimeError(f"BOT_DEV_FACES={value} is set but holds no people/ and singles/ folders")

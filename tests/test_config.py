@@ -19,6 +19,8 @@ def test_shipped_settings_load_with_their_documented_defaults(tmp_path):
     assert settings.search.threshold == 0.55 and settings.search.max_candidates == 5
     assert settings.policy.call_number_pattern == r"^\d{2}-\d{6}$"
     assert settings.slack.requesters == () and settings.slack.file_hosts == ("files.slack.com",)
+    assert settings.images.max_aspect_ratio == 8
+    assert settings.gallery.sync_max_remove_share == 0.10
     assert settings.data_dir == tmp_path
 
 
@@ -42,6 +44,9 @@ def test_every_shipped_key_is_commented():
         ("[slack]\nno_such_key = 1\n", "no_such_key"),
         ("[retention]\ndialog_state_days = 0\n", "dialog_state_days"),
         ("[faces]\nworkers = -1\n", "workers"),
+        ("[images]\nmax_aspect_ratio = 0.5\n", "max_aspect_ratio"),
+        ("[gallery]\nsync_max_remove_share = 1.5\n", "sync_max_remove_share"),
+        ("[gallery]\nsync_max_remove_share = 'ten percent'\n", "sync_max_remove_share"),
         ("[search\n", "not valid TOML"),
     ],
 )
@@ -88,3 +93,18 @@ def test_cli_slack_users_map_os_accounts_to_slack_user_ids(tmp_path):
         load_settings(write(tmp_path, '[review]\ncli_slack_users = ["analyst1"]\n'), env={})
     with pytest.raises(ConfigError, match="table of strings"):
         load_settings(write(tmp_path, '[review]\ncli_slack_users = { analyst1 = 7 }\n'), env={})
+
+
+def test_metrics_public_is_gone_and_says_where_the_details_are(tmp_path):
+    path = tmp_path / "settings.toml"
+    path.write_text("[server]\nmetrics_public = true\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, env={})
+    assert "local_port" in str(info.value) and "127.0.0.1" in str(info.value)
+
+
+def test_local_port_is_a_port(tmp_path):
+    path = tmp_path / "settings.toml"
+    path.write_text("[server]\nlocal_port = 70000\n")
+    with pytest.raises(ConfigError, match="local_port"):
+        load_settings(path, env={})

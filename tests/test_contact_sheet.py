@@ -277,6 +277,40 @@ def test_a_long_label_never_spills_over_its_band_line():
     assert not np.array_equal(long[:band_y, column], short[:band_y, column])  # the label itself did change
 
 
+def _estimates() -> list[str]:
+    """Every estimate a tile can carry, false-match rates down to 1 in 10 million (bounds included)."""
+    from bot import wording
+
+    texts = {wording.estimate_short(None, False, None)}
+    for exponent in range(8):
+        for mantissa in (1.0, 1.04, 2.5, 3.3, 5.0, 9.96):
+            fpir = min(1.0, mantissa * 10.0**-exponent)
+            texts.add(wording.estimate_short(fpir, False, {}))
+            for sample in (200, 5000, 10_000, 1_000_000, 10_000_000):
+                texts.add(wording.estimate_short(fpir, True, {"sample_size": sample}))
+    return sorted(texts, key=len)
+
+
+def test_every_estimate_fits_its_tile_whole():
+    estimates = _estimates()
+    assert "stranger < 1 in 10,000" in estimates and "stranger ≈ 1 in 10,000,000" in estimates
+    for text in estimates:
+        px, lines = cs.band_layout(text)
+        assert " ".join(lines) == text  # never cut: a number is read whole or not at all
+        assert all(cs._font(px).getlength(line) <= cs.TILE for line in lines), (text, px, lines)
+        assert px >= cs.BAND_MIN_PX and len(lines) <= cs.BAND_LINES
+
+
+def test_the_contact_sheet_draws_the_longest_estimates_whole(monkeypatch):
+    longest = _estimates()[-5:]
+    tiles = [SheetCandidate(i + 1, "S-1 A", band, None) for i, band in enumerate(longest)]
+    texts = _drawn_texts(monkeypatch, lambda: _sheet_of(tiles))
+    assert not any("…" in t for t in texts)
+    for band in longest:
+        number = band.rsplit(" ", 1)[-1]
+        assert any(number in t for t in texts), (number, texts)
+
+
 def test_labels_are_capped_at_80_characters():
     cut = cs._clean("x" * 500)
     assert len(cut) == MAX_LABEL_CHARS and cut.endswith("…")

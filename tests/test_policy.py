@@ -65,8 +65,39 @@ def test_missing_call_number_is_denied(value):
                                    "26-012345\n26-000001", "ab-cdefgh"])
 def test_invalid_call_number_is_denied_with_the_example_format(value):
     reason = policy.check_call_number(value, SETTINGS.call_number_pattern)
-    assert reason == wording.call_number_invalid("26-012345")
+    assert reason == wording.call_number_invalid("26-012345", value)
     assert "26-012345" in reason
+    assert wording.one_line(value) in reason  # what was read, on one line
+
+
+# Dashes a phone, a word processor or a CAD screen puts where the call number has a hyphen.
+DASHES = {"en dash": "\u2013", "em dash": "\u2014", "non-breaking hyphen": "\u2011", "minus sign": "\u2212",
+          "fullwidth hyphen": "\uff0d", "hyphen": "\u2010", "figure dash": "\u2012", "horizontal bar": "\u2015",
+          "small hyphen": "\ufe63", "small em dash": "\ufe58"}
+
+
+@pytest.mark.parametrize("dash", DASHES.values(), ids=DASHES.keys())
+def test_a_call_number_pasted_with_any_dash_is_read_with_a_hyphen(dash):
+    pattern = SETTINGS.call_number_pattern
+    typed = f"26{dash}012345"
+    assert policy.normalise_call_number(f" {typed} ") == "26-012345"
+    assert policy.check_call_number(typed, pattern) is None
+    assert policy.parse_call_number(typed, pattern) == "26-012345"
+    assert policy.parse_call_number(f"it's call *{typed}*", pattern) == "26-012345"
+    assert policy.find_call_number(f"robbery, call {typed}, camera still", pattern) == "26-012345"
+    assert policy.find_call_numbers(f"{typed} and 26-012345", pattern) == ["26-012345"]
+    assert policy.read_upload_message(f"{typed} purpose: 1", pattern).call_number == "26-012345"
+    assert policy.normalise_reply(f"Call {typed}") == "call 26-012345"
+
+
+def test_a_refused_call_number_is_echoed_as_read_escaped_and_clipped():
+    pattern = SETTINGS.call_number_pattern
+    reason = policy.check_call_number("26\u2013 01234", pattern)
+    assert "‘26\u2013 01234’" in reason and "26-012345" in reason  # as typed, beside the expected format
+    loud = policy.check_call_number("<!channel> 26-1", pattern)
+    assert "&lt;!channel&gt;" in loud and "<!channel>" not in loud
+    long = policy.check_call_number("9" * 500, pattern)
+    assert "…" in long and len(long) < 200
 
 
 def test_valid_call_number_passes_trimmed():
@@ -277,7 +308,7 @@ def test_each_bad_answer_alone_gives_its_reason():
     from dataclasses import replace
 
     cases = {
-        "call_number": ("26-1", wording.call_number_invalid("26-012345")),
+        "call_number": ("26-1", wording.call_number_invalid("26-012345", "26-1")),
         "purpose": ("robbery", wording.purpose_unknown(policy.PURPOSE_CODES)),
         "justification": ("Suspect is a young Black male wearing a hoodie", wording.JUSTIFICATION_PROTECTED_CLASS),
         "attested": (False, wording.ATTESTATION_MISSING),

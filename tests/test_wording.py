@@ -7,6 +7,7 @@ from types import SimpleNamespace
 import pytest
 
 from bot import policy, wording
+from bot.faces.sync_plan import Change, Conflict, Note, Plan, Removal, Row
 
 LIMIT = 3000
 EVIL = "<!channel> & <https://evil.example|click here> <@U0ADMIN>"
@@ -220,7 +221,7 @@ BIG_POINT = {"target_fpir": 1e-4, "gallery_size": 10**7, "calibrated_at": HUGE, 
 # Every public function with the largest arguments it may meet.
 CALLS = {
     "result_caveat": [(True,), (False,)],
-    "call_number_invalid": [("26-012345",), (None,)],
+    "call_number_invalid": [("26-012345",), (None,), ("26-012345", "26\u2013 01234"), (None, "<!channel> " + "9" * 500)],
     "purpose_unknown": [(policy.PURPOSE_CODES,)],
     "justification_too_short": [(10**6,)],
     "justification_too_long": [(10**6,)],
@@ -244,6 +245,9 @@ CALLS = {
     "audit_chain_broken": [(HUGE, HUGE), (7, "mac mismatch")],
     "audit_damage": [("edited", 7), ("deleted", HUGE, HUGE, HUGE), ("deleted", 3, 3, 3), ("reordered", HUGE)],
     "audit_entry_set_aside": [("audit.jsonl.torn-20260301T000000.000000Z", 6), (HUGE, HUGE)],
+    "gallery_interrupted": [("enroll",), ("thumbnails",)],
+    "gallery_sync_bad_status": [(HUGE, HUGE), ("people.csv:3", "sealed")],
+    "gallery_enroll_ineligible": [("expunged",)],
     "person_name": [(HUGE,)],
     "quality_note": [(20, list(wording.QUALITY_PROBLEMS))],
     "operating_point_text": [(BIG_POINT, 10**7, 10**8), ({}, 1)],
@@ -378,7 +382,7 @@ SAMPLE_BUNDLE = {
 }
 CALLS.update({
     "audit_call_header": [(HUGE, 10**6), ("26-012345", 1)],
-    "audit_user_header": [(HUGE, HUGE, 5), ("U012ABCDEF", None, 1)],
+    "audit_user_header": [(HUGE, HUGE, 5), ("U012ABCDEF", None, 1), (HUGE, HUGE, 5, HUGE)],
     "report_week_label": [("W10", "2026-03-02", "2026-03-08"), ("W10", "bad", "bad")],
     "report_chart_title": [("March 2026", "America/Los_Angeles", 10**6)],
     "report_text": [(SAMPLE_REPORT,)],
@@ -402,13 +406,16 @@ CALLS.update({
     "status_head_line": [({"seq": HUGE, "mac": HUGE},), (None,)],
     "head_check_text": [(SimpleNamespace(seq=7, mac=HUGE, problem=p, last_seq=3, actual_mac=HUGE, through_seq=9),)
                         for p in (None, "missing", "mismatch", "purged")],
+    "audit_head_alarm": [(10**12, p, 10**12) for p in ("missing", "mismatch", "behind_prefix", HUGE)]
+                        + [(HUGE, "missing", None)],
+    "audit_head_accepted": [(10**12, HUGE)],
 })
 KWARG_CALLS["status_text"] = {
     "subjects": 10**6, "images": 10**7, "model": HUGE, "versions": {"face_recognition": HUGE, "dlib": "19.24.6",
                                                                      "bot": "0.1.0"},
     "threshold": 0.55, "version": HUGE, "searching": 10**3, "outbox": 10**4, "open_requests": 10**3,
     "timezone": HUGE, "operating_point": BIG_POINT, "face_work": [(HUGE, 1e9)] * 50,
-    "audit_head": {"seq": HUGE, "mac": HUGE},
+    "audit_head": {"seq": HUGE, "mac": HUGE}, "head_alarm": HUGE,
 }
 # `gallery thumbnails` (terminal) and the examiners' comparison sheet (drawn as pixels; the sheet cuts lines).
 SAMPLE_THUMBNAILS = SimpleNamespace(images=10**6, current=10, rebuilt=10**5, to_rebuild=10**6, seconds=1e5, problems=[
@@ -421,8 +428,30 @@ CALLS.update({
     "comparison_left_off": [(1, 10), (10**6, 10)],
     "comparison_sheet_title": [(HUGE[:300], 1, 2)],
 })
+# `gallery sync` (terminal): every kind of change, note and conflict, huge names.
+_SYNC_ROW = Row(HUGE[:300], HUGE[:100], HUGE[:100], HUGE[:100], "", "ab" * 32)
+_SYNC_CHANGE = Change(HUGE[:100], HUGE[:100], HUGE[:100], False, (_SYNC_ROW,) * 3, ("cd" * 32,), (HUGE[:100], ""))
+_SYNC_PLAN = Plan([Change("S-1", "S-1", "", True, (_SYNC_ROW,))] * 20, [_SYNC_CHANGE] * 20,
+                  [Removal(HUGE[:100], HUGE[:100], "", 10**6, r) for r in ("expunged", "not_listed")] * 10, 10**6,
+                  [Conflict(HUGE[:300], "S-1", HUGE[:100]), Conflict(HUGE[:300], "S-1", None, ("S-1", HUGE[:100]))],
+                  [Note(k, HUGE[:100], 10**6, 10**6, HUGE[:300]) for k in ("unread_rows", "no_image_left",
+                                                                          "first_row_used")], 10**7, 0.1)
+SAMPLE_SYNC = SimpleNamespace(plan=_SYNC_PLAN, dry_run=False, added=_SYNC_PLAN.adds, updated=_SYNC_PLAN.updates,
+                              removed=_SYNC_PLAN.removals, unchanged=10**6, images_added=10**6, images_removed=10**6,
+                              rejected=SAMPLE_THUMBNAILS.problems, notes=[HUGE[:300]],
+                              near_duplicates=[("S-1", HUGE[:100], 0.3)], near_duplicate_under=0.35, seconds=1e5)
+CALLS.update({
+    "gallery_sync_text": [(SAMPLE_SYNC,), (SimpleNamespace(**{**vars(SAMPLE_SYNC), "dry_run": True}),),
+                          (SimpleNamespace(**{**vars(SAMPLE_SYNC), "plan": Plan(), "added": [], "updated": [],
+                                              "removed": [], "rejected": [], "notes": [], "near_duplicates": []}),)],
+    "gallery_sync_needs_yes": [(10**6, 10**7, 0.1), (1, 0, 0.0)],
+    "gallery_sync_note": [(HUGE,), *((n,) for n in _SYNC_PLAN.notes)],
+    "gallery_sync_conflict": [(c,) for c in _SYNC_PLAN.conflicts],
+    "gallery_near_duplicate": [(HUGE, HUGE, 0.3, 0.35)],
+})
 # Functions returning lines (each posted within a section by the caller).
-LINE_CALLS = {"audit_lines": [([REVIEW_ENTRY] * 50, "America/Los_Angeles"), ([], "UTC")]}
+LINE_CALLS = {"audit_lines": [([REVIEW_ENTRY] * 50, "America/Los_Angeles"), ([], "UTC"),
+                              ([{**REVIEW_ENTRY, "released": 10**6, "ruled_out": 10**6}] * 50, "UTC")]}
 
 
 def _public_functions() -> set[str]:
@@ -446,7 +475,7 @@ def test_function_texts_fit_a_slack_section(name):
         assert isinstance(text, str) and text
         if name in ("cli_result", "cli_choose_face", "cli_denied", "bundle_summary_text", "one_line", "person_name",
                     "gallery_stats_text", "gallery_remove_question", "gallery_remove_needs_yes",
-                    "gallery_thumbnails_text", "cli_out_written"):
+                    "gallery_thumbnails_text", "gallery_sync_text", "cli_out_written"):
             continue  # terminal or file output, or a text transform whose callers clip, not posted to Slack
         assert len(text) <= LIMIT, (name, len(text))
 

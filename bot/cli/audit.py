@@ -40,6 +40,8 @@ def _audit(args: argparse.Namespace, settings: Settings) -> int:
                 return EXIT_ERROR
             return EXIT_OK
         return _verify(args, core)
+    if args.audit_cmd == "accept-head":
+        return cmd_audit_accept_head(args, core, settings)
     review_cmds = {"export": cmd_audit_export, "report": cmd_audit_report, "bundle": cmd_audit_bundle}
     if args.audit_cmd in review_cmds:
         try:
@@ -84,6 +86,28 @@ def _verify(args: argparse.Namespace, core: Any) -> int:
     return EXIT_OK
 
 
+def cmd_audit_accept_head(args: argparse.Namespace, core: Any, settings: Settings) -> int:
+    """`audit accept-head SEQ:MAC`: after an alarm that the log went backwards (bot.audit.heads), an administrator
+    who has checked the log accepts its current head; audited. Only an intact log's own last entry is accepted."""
+    from bot.audit.heads import ACCEPT_ACTION
+
+    seq, mac = args.head
+    who = common.os_requester(settings)
+    result = core.audit.verify()
+    if not result.ok:
+        print(f"error: {wording.audit_chain_broken(result.bad_seq, result.reason)}", file=sys.stderr)
+        return EXIT_ERROR
+    check = core.audit.check_head(seq, mac)
+    if not check.ok or seq != result.last_seq:
+        print(f"error: {seq}:{mac[:16]} is not the audit log's head (it ends at entry {result.last_seq}, head "
+              f"{result.last_seq}:{result.last_mac or ''}); accept the head `audit verify` prints", file=sys.stderr)
+        return EXIT_ERROR
+    core.audit.record_access(who.as_dict(), ACCEPT_ACTION, {"head": f"{seq}:{mac}"},
+                             seq_accepted=seq, mac_accepted=check.actual_mac)
+    print(wording.audit_head_accepted(seq, check.actual_mac))
+    return EXIT_OK
+
+
 def _head(text: str) -> tuple[int, str]:
     """argparse type for SEQ:MAC, a chain head as published (the MAC whole or its first 16+ hex digits)."""
     seq, _, mac = text.strip().partition(":")
@@ -124,8 +148,11 @@ def _write_out(path: str, data: bytes) -> None:
 
 def _chain_status(core: Any) -> int:
     """After a review output is written: 0 when the audit chain verifies; else say on stderr which entry breaks
-    it (the output may hold altered or missing entries) and return 4 (CONTRACTS.md)."""
-    result = core.audit.verify(use_prefix=True)  # the tail since the last check; `audit verify` checks it all
+    it (the output may hold altered or missing entries) and return 4 (CONTRACTS.md). Every line is checked, never
+    only the tail after the verified prefix (bot.oversight.evidence)."""
+    from bot.oversight.evidence import whole_chain
+
+    result = whole_chain(core.audit)
     if result.ok:
         return EXIT_OK
     print(wording.audit_chain_broken(result.bad_seq, result.reason), file=sys.stderr)
@@ -194,7 +221,10 @@ def cmd_audit_bundle(args: argparse.Namespace, settings: Settings, core: Any) ->
     _write_out(args.out, bundle.data)
     entries = len(bundle.summary["audit_entries"])
     print(wording.bundle_written(args.out, entries, bool(bundle.verification["ok"])))
-    return _chain_status(core)
+    if bundle.verification["ok"]:  # checked from the first line, its own access entry included
+        return EXIT_OK
+    print(wording.audit_chain_broken(bundle.verification["bad_seq"], bundle.verification["reason"]), file=sys.stderr)
+    return EXIT_BROKEN_CHAIN
 
 
 def register(sub: Any) -> None:
@@ -207,6 +237,9 @@ def register(sub: Any) -> None:
     av.add_argument("--head", type=_head, metavar="SEQ:MAC",
                     help="also check the log against a chain head published earlier ([audit] head_channel): "
                     "exit 1 when that entry is missing (entries cut off the end) or has another MAC")
+    ah = asub.add_parser("accept-head", help="after a head alarm: accept the log's current head (audited); the "
+                         "server posts heads again")
+    ah.add_argument("head", type=_head, metavar="SEQ:MAC", help="the head `audit verify` prints for the log as it is now")
     ax = asub.add_parser(
         "export", help="export audit entries (CSV for spreadsheets, JSONL for full fidelity); audited",
         description="Export audit entries. Days are YYYY-MM-DD in the configured timezone, both inclusive. "

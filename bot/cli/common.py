@@ -14,6 +14,7 @@ from bot.config import Settings
 EXIT_OK, EXIT_ERROR, EXIT_DENIED, EXIT_CHOOSE_FACE = 0, 1, 2, 3
 EXIT_BROKEN_CHAIN = 4  # audit export|report|bundle: the output was written, but the chain does not verify
 EXIT_QUEUED = 4  # queued for an examiner ([review] mode "examiner") or awaiting approval: no candidate printed
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it): nothing half-done is left behind
 
 
 # The kernel's record of the account a login session began as; sudo does not change it. Unset: 4294967295.

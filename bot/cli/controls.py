@@ -46,7 +46,9 @@ def _face_crop(settings: Settings, data: bytes, face: Any) -> bytes:
     from bot import contact_sheet
     from bot.faces.images import decode_image
 
-    rgb = decode_image(data, max_bytes=settings.images.max_bytes, max_pixels=settings.images.max_pixels)
+    images = settings.images
+    rgb = decode_image(data, max_bytes=images.max_bytes, max_pixels=images.max_pixels,
+                       max_aspect_ratio=images.max_aspect_ratio)
     return contact_sheet.face_crop_jpeg(rgb, face.box.as_dict())
 
 

@@ -9,13 +9,13 @@ from typing import Any
 
 from bot import wording
 from bot.cli import common
-from bot.cli.common import EXIT_ERROR, EXIT_OK
+from bot.cli.common import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK
 from bot.config import Settings
 
 
 def cmd_gallery(args: argparse.Namespace, settings: Settings) -> int:
-    """`gallery enroll|list|remove|stats|thumbnails`; a damaged gallery or an audit log that cannot record the change is
-    a clear error (exit 1) and changes nothing."""
+    """`gallery enroll|sync|list|remove|stats|thumbnails`; a damaged gallery or an audit log that cannot record the
+    change is a clear error (exit 1) and changes nothing; Ctrl-C is one line and exit 130."""
     from bot.faces.gallery import GalleryError
     from bot.store.audit_log import AuditError
 
@@ -24,6 +24,9 @@ def cmd_gallery(args: argparse.Namespace, settings: Settings) -> int:
     except (GalleryError, AuditError, OSError) as exc:  # OSError: e.g. BOT_DATA_DIR is a file or unwritable
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    except KeyboardInterrupt:  # Ctrl-C: the gallery commits in one step at the end, so nothing is half-done
+        print(wording.gallery_interrupted(args.gallery_cmd), file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 def _gallery(args: argparse.Namespace, settings: Settings) -> int:
@@ -51,6 +54,8 @@ def _gallery(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"{s['subject_id']}\t{s['name']}\t{s.get('record_ref', '')}\t{s['images']} image(s)")
             print(f"{len(subjects)} subject(s)")
         return EXIT_OK
+    if args.gallery_cmd == "sync":
+        return _gallery_sync(args, core, settings)
     if args.gallery_cmd == "remove":
         return _gallery_remove(args, core, common.os_requester(settings).id)
     if args.gallery_cmd == "thumbnails":
@@ -62,6 +67,26 @@ def _gallery(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(stats, ensure_ascii=False, indent=2, default=str))
     else:
         print(wording.gallery_stats_text(stats))
+    return EXIT_OK
+
+
+def _gallery_sync(args: argparse.Namespace, core: Any, settings: Settings) -> int:
+    """Make the gallery equal to the manifest (bot.faces.sync); exit 1 when the removals need --yes."""
+    from bot.faces.sync import sync
+
+    max_share = core.settings.gallery.sync_max_remove_share
+    actor = common.os_requester(settings).id
+    try:
+        report = sync(core.gallery, core.engine, Path(args.manifest), max_remove_share=max_share,
+                      audit=None if args.dry_run else core.audit, actor=actor, yes=args.yes,
+                      dry_run=args.dry_run, progress=common.progress(args))
+    finally:
+        core.close()
+    if report.refused:
+        print(wording.gallery_sync_needs_yes(len(report.plan.removals), report.plan.gallery_subjects, max_share),
+              file=sys.stderr)
+        return EXIT_ERROR
+    print(wording.gallery_sync_text(report))
     return EXIT_OK
 
 
@@ -84,7 +109,10 @@ def _gallery_remove(args: argparse.Namespace, core: Any, actor: str) -> int:
         if answer.strip().lower() not in ("y", "yes"):
             print(wording.GALLERY_REMOVE_DECLINED)
             return EXIT_ERROR
-    removed = core.gallery.remove(args.subject, audit=core.audit, actor=actor)
+    from bot.faces.enroll import interrupt_deferred
+
+    with interrupt_deferred():  # the removal and its audit entries are never cut in two
+        removed = core.gallery.remove(args.subject, audit=core.audit, actor=actor)
     print(f"removed {args.subject}: {removed} image(s)")
     return EXIT_OK
 
@@ -114,9 +142,24 @@ def register(sub: Any) -> None:
     e = gsub.add_parser("enroll", help="enroll DIR/<subject_id>/<images> or a manifest CSV")
     e.add_argument("directory", metavar="DIR",
                    help="one folder per subject (its name the subject id), or the folder a --manifest is read from")
-    e.add_argument("--manifest", metavar="CSV", help="CSV with header subject_id,name,record_ref,image")
+    e.add_argument("--manifest", metavar="CSV", help="CSV with header subject_id,name,record_ref,image[,status]")
     e.add_argument("--no-progress", action="store_true",
                    help="no progress bar (there is none anyway unless standard error is a terminal)")
+    gy = gsub.add_parser(
+        "sync", help="make the gallery equal to a manifest CSV: add, update and remove subjects; audited",
+        description="Make the gallery equal to the manifest: add people listed and not enrolled, update names, "
+        "record references and images, remove people no longer listed or listed with a status that removes them "
+        "(not_charged, dropped, acquitted, expunged; empty or eligible keeps them; any other status stops the "
+        "sync). One audit entry per change; the gallery changes in one step at the end.",
+    )
+    gy.add_argument("--manifest", required=True, metavar="CSV",
+                    help="CSV with header subject_id,name,record_ref,image[,status] (the enrollment manifest; images "
+                    "relative to the CSV)")
+    gy.add_argument("--dry-run", action="store_true", help="print what would change; change and audit nothing")
+    gy.add_argument("--yes", action="store_true",
+                    help="allow removing more than [gallery] sync_max_remove_share of the subjects (default 10%%)")
+    gy.add_argument("--no-progress", action="store_true",
+                    help="no progress bar (there is none anyway unless standard error is a terminal)")
     gl = gsub.add_parser("list", help="list subjects")
     gl.add_argument("--json", action="store_true", help="print one JSON list")
     gr = gsub.add_parser("remove", help="remove a subject and all its images (asks first; --yes in scripts)")

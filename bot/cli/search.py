@@ -124,7 +124,7 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     data = b""
     try:
         data = _read_probe(Path(args.image), settings.images.max_bytes)
-        probe = core.engine.analyse_sync(data)
+        probe = core.engine.analyse_sync(data, requester=requester.id)
         faces = [f.as_dict() for f in probe.faces]
         if not probe.faces:
             return fail(wording.NO_FACE, probe=probe)
@@ -189,7 +189,9 @@ def _write_out(args: argparse.Namespace, settings: Settings, request_id: str, da
     folder, files = Path(args.out), {}
     try:
         # The photo was decoded safely already, in a face worker (bot.faces.engine); this draws on it.
-        rgb = decode_image(data, max_bytes=settings.images.max_bytes, max_pixels=settings.images.max_pixels)
+        images = settings.images
+        rgb = decode_image(data, max_bytes=images.max_bytes, max_pixels=images.max_pixels,
+                           max_aspect_ratio=images.max_aspect_ratio)
         if result is not None:
             files[f"{request_id}.json"] = (json.dumps(obj, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
         files[f"{request_id}-faces.jpg"] = contact_sheet.annotate_faces(rgb, faces)

@@ -328,3 +328,13 @@ def review_outcomes(entries: Iterable[Mapping[str, Any]]) -> dict[str, dict[str,
         elif action == "cancel":
             item["outcome"] = "cancelled"
     return out
+
+
+def as_listed(reviewed: Mapping[str, Any]) -> dict[str, Any]:
+    """What a search entry under review is listed by (one item of `review_outcomes`): its final outcome and, once
+    released, how many candidates the requester was shown (`released`) and how many the examiners ruled out.
+    The search entry's own `candidates` are what the examiner saw, never what the requester got."""
+    if not reviewed.get("released_at"):
+        return {"outcome": reviewed["outcome"]}
+    return {"outcome": reviewed["outcome"], "released": len(reviewed.get("shown") or []),
+            "ruled_out": int(reviewed.get("ruled_out") or 0)}

@@ -11,8 +11,12 @@ the quality measurements of bot.faces.quality (GO 375.01 C).
 Speed: HOG detection runs on a copy whose longer side is at most `detect_max_side`, without upsampling;
 boxes are mapped back and encodings computed from the full-resolution pixels. Only when that finds no
 face is detection repeated with upsampling (up to twice, while the scanned side stays under 2,048 px), so a
-small or distant face still turns up; and when even that finds nothing the photo is padded with its own edge pixels and searched
+small or distant face still turns up; and when even that finds nothing the photo is padded on a plain border and searched
 once more, so a still cropped tight around a face is found (HOG needs the outline of a whole head).
+
+Memory: no copy made while searching (the upsampled scan, the padded photo) holds more than
+`copy_bound(detect_max_side)` = 4 × detect_max_side² pixels; a photo whose padded copy would be larger is
+scaled down first (its faces are then encoded from that copy: a face found only there is large).
 """
 
 from __future__ import annotations
@@ -22,11 +26,12 @@ import importlib.metadata
 import io
 import multiprocessing
 import os
+import signal
 import threading
 import time
 import warnings
 from collections.abc import Callable, Hashable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures import FIRST_COMPLETED, Future, InvalidStateError, wait
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -40,6 +45,7 @@ from PIL import Image
 from bot import __version__ as BOT_VERSION
 from bot.config import ImageSettings
 from bot.faces import quality, resnet
+from bot.faces.fair import FairQueue
 from bot.faces.images import ImageError, decode_image, sha256_hex
 from bot.faces.quality import Quality
 
@@ -54,6 +60,9 @@ CHIP_SIZE = 150
 CHIP_PADDING = 0.25
 # A photo where nothing is found is padded by this share of its longer side on every side and searched again.
 PAD_SHARE = 0.25
+# No copy made while searching is larger than this many times detect_max_side² pixels (4: a 1,024 px copy
+# upsampled once; 16 MB of RGB at the default).
+COPY_BOUND_FACTOR = 4
 # Environment for the worker processes: one BLAS thread each, the pool itself is the parallelism.
 WORKER_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 WORKER_NICE = 10
@@ -126,6 +135,7 @@ class Probe:
     # copy (`encode_bytes` needs both to encode a face later without detecting again).
     encode_boxes: tuple[Box, ...] = field(default=(), repr=False, compare=False)
     padded: bool = field(default=False, compare=False)
+    pad_scale: float = field(default=1.0, compare=False)  # Found.scale of a padded detection
 
     def as_dict(self) -> dict:
         """JSON-ready summary: hash, dimensions and the face entries."""
@@ -181,20 +191,37 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def _detection_copy(rgb: np.ndarray, max_side: int) -> np.ndarray:
-    """A copy whose longer side is at most max_side (box filter: averages pixels, so no aliasing)."""
-    height, width = rgb.shape[:2]
-    longer = max(height, width)
-    if longer <= max_side:
+def copy_bound(detect_max_side: int) -> int:
+    """The most pixels any copy made while searching a photo may hold."""
+    return COPY_BOUND_FACTOR * detect_max_side**2
+
+
+def _scaled_size(height: int, width: int, scale: float) -> tuple[int, int]:
+    """(height, width) scaled, at least 1 px each."""
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def _reduced(rgb: np.ndarray, scale: float) -> np.ndarray:
+    """A smaller copy (box filter: averages pixels, so no aliasing); the photo itself at scale 1."""
+    if scale >= 1.0:
         return rgb
-    scale = max_side / longer
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BOX))
+    height, width = _scaled_size(*rgb.shape[:2], scale)
+    return np.asarray(Image.fromarray(rgb).resize((width, height), Image.Resampling.BOX))
 
 
-def _upsample_steps(detect_side: int) -> tuple[int, ...]:
-    """Upsampling tries, in order: none first; the retries only run when the previous found nothing."""
-    return tuple(u for u in (0, 1, 2) if u == 0 or detect_side * 2**u <= MAX_UPSAMPLED_SIDE)
+def _detection_copy(rgb: np.ndarray, max_side: int) -> np.ndarray:
+    """A copy whose longer side is at most max_side."""
+    return _reduced(rgb, max_side / max(rgb.shape[:2]))
+
+
+def _upsample_steps(shape: tuple[int, ...], detect_max_side: int) -> tuple[int, ...]:
+    """Upsampling tries on a copy of `shape` (height, width), in order: none first; the retries only run when
+    the previous found nothing, and only while the upsampled scan stays under MAX_UPSAMPLED_SIDE and
+    copy_bound (HOG upsamples the whole copy, ×4 pixels a step)."""
+    height, width = shape[:2]
+    bound = copy_bound(detect_max_side)
+    return tuple(u for u in (0, 1, 2)
+                 if u == 0 or (max(height, width) * 2**u <= MAX_UPSAMPLED_SIDE and height * width * 4**u <= bound))
 
 
 def _detect(rgb: np.ndarray, detect_max_side: int) -> tuple[list[Box], str]:
@@ -208,7 +235,7 @@ def _detect(rgb: np.ndarray, detect_max_side: int) -> tuple[list[Box], str]:
     sy, sx = height / small.shape[0], width / small.shape[1]
     rects: Any = []
     how = ""
-    for upsample in _upsample_steps(max(small.shape[:2])):
+    for upsample in _upsample_steps(small.shape, detect_max_side):
         rects = detector(small, upsample)
         if len(rects):
             how = "hog" if upsample == 0 else f"hog_up{upsample}"
@@ -225,20 +252,41 @@ def _detect(rgb: np.ndarray, detect_max_side: int) -> tuple[list[Box], str]:
     return boxes, how
 
 
-def _pad(rgb: np.ndarray) -> tuple[np.ndarray, int]:
-    """The photo on a plain border of its own mean colour, PAD_SHARE of its longer side each way; and the border.
+def _pad_width(height: int, width: int) -> int:
+    return max(8, round(PAD_SHARE * max(height, width)))
+
+
+def _pad_scale(height: int, width: int, detect_max_side: int) -> float:
+    """1, or the scale at which the photo's padded copy holds at most copy_bound pixels."""
+    bound = copy_bound(detect_max_side)
+    longer = max(height, width)
+    scale = min(1.0, (bound / ((height + 2 * PAD_SHARE * longer) * (width + 2 * PAD_SHARE * longer))) ** 0.5)
+    while True:  # rounding and the 8 px floor can add a little: shrink until it fits (a step or two)
+        h, w = _scaled_size(height, width, scale)
+        pad = _pad_width(h, w)
+        if (h + 2 * pad) * (w + 2 * pad) <= bound or (h == 1 and w == 1):
+            return scale
+        scale *= 0.995
+
+
+def _padded(rgb: np.ndarray, detect_max_side: int) -> tuple[np.ndarray, int, float]:
+    """The photo on a plain border of its own mean colour, PAD_SHARE of its longer side each way: the copy, the
+    border's width and the scale the photo was reduced by first (1, unless the padded copy would hold more than
+    copy_bound pixels: a long or large photo's border alone would dwarf it).
 
     HOG looks for the outline of a whole head: a still cropped tight around a face has none, and is found
     once it has room around it. A flat border adds no edge that could look like a face (measured on tight
     crops of the shared photos: a flat border at 25 % finds 32 of 33 that HOG missed, repeating the edge
     pixels 21).
     """
-    pad = max(8, round(PAD_SHARE * max(rgb.shape[:2])))
-    fill = [int(v) for v in rgb.reshape(-1, 3).mean(axis=0)]
-    out = np.empty((rgb.shape[0] + 2 * pad, rgb.shape[1] + 2 * pad, 3), dtype=np.uint8)
+    scale = _pad_scale(*rgb.shape[:2], detect_max_side)
+    base = _reduced(rgb, scale)
+    pad = _pad_width(*base.shape[:2])
+    fill = [int(v) for v in base.reshape(-1, 3).mean(axis=0)]
+    out = np.empty((base.shape[0] + 2 * pad, base.shape[1] + 2 * pad, 3), dtype=np.uint8)
     out[...] = np.asarray(fill, dtype=np.uint8)
-    out[pad:-pad, pad:-pad] = rgb
-    return out, pad
+    out[pad:-pad, pad:-pad] = base
+    return out, pad, scale
 
 
 class Found(NamedTuple):
@@ -248,6 +296,7 @@ class Found(NamedTuple):
     how: str                  # "hog", "hog_up1", "hog_up2", "padded" or "" (nothing found)
     pixels: np.ndarray        # the photo, or its padded copy when the faces were found there
     encode_boxes: list[Box]   # the same faces in `pixels` coordinates (uncut by the photo's border)
+    scale: float = 1.0        # pixels of `pixels` per pixel of the photo (below 1: a reduced padded copy)
 
 
 def find_boxes(rgb: np.ndarray, detect_max_side: int = 1024) -> Found:
@@ -256,19 +305,23 @@ def find_boxes(rgb: np.ndarray, detect_max_side: int = 1024) -> Found:
     if boxes:
         boxes = sorted((b for b in boxes if b.width > 0 and b.height > 0), key=lambda b: (b.left, b.top))
         return Found(boxes, how, rgb, boxes)
-    padded, pad = _pad(rgb)
+    padded, pad, scale = _padded(rgb, detect_max_side)
     found, _ = _detect(padded, detect_max_side)
     height, width = rgb.shape[:2]
+
+    def photo(v: int) -> int:  # a padded copy's coordinate in the photo
+        return round((v - pad) / scale)
+
     pairs = []
     for b in found:
-        c = Box(top=max(b.top - pad, 0), right=min(b.right - pad, width),
-                bottom=min(b.bottom - pad, height), left=max(b.left - pad, 0))
+        c = Box(top=max(photo(b.top), 0), right=min(photo(b.right), width),
+                bottom=min(photo(b.bottom), height), left=max(photo(b.left), 0))
         if c.width > 0 and c.height > 0:
             pairs.append((c, b))
     if not pairs:
         return Found([], "", rgb, [])
     pairs.sort(key=lambda cb: (cb[0].left, cb[0].top))
-    return Found([c for c, _ in pairs], "padded", padded, [b for _, b in pairs])
+    return Found([c for c, _ in pairs], "padded", padded, [b for _, b in pairs], scale)
 
 
 def _landmarks(rgb: np.ndarray, boxes: list[Box]) -> list[Any]:
@@ -316,7 +369,7 @@ def _faces(rgb: np.ndarray, found: Found, points: list[np.ndarray], encodings: l
     mono = quality.is_grayscale(rgb)
     faces = []
     for i, (box, pbox, pts, enc) in enumerate(zip(found.boxes, found.encode_boxes, points, encodings), start=1):
-        q = quality.measure(found.pixels, pbox, pts, min_face_px=min_face_px, grayscale=mono)
+        q = quality.measure(found.pixels, pbox, pts, min_face_px=min_face_px, grayscale=mono, scale=found.scale)
         faces.append(Face(index=i, box=box, size=box.width, quality=q, encoding=enc, found_by=found.how))
     return faces
 
@@ -338,11 +391,18 @@ def detect_faces(rgb: np.ndarray, *, min_face_px: int = 60, detect_max_side: int
     return _faces(rgb, found, points, [None] * len(points), min_face_px), found
 
 
-def encode_at(rgb: np.ndarray, encode_box: Box, padded: bool) -> np.ndarray:
+def encode_at(rgb: np.ndarray, encode_box: Box, padded: bool, detect_max_side: int = 1024,
+              scale: float | None = None) -> np.ndarray:
     """The encoding of one face `detect_faces` found, from the same photo: `encode_box` is its box in the
-    pixels it was found in (the padded copy when `padded`). Nothing is detected again."""
+    pixels it was found in (the padded copy when `padded`, built again the same way: `scale`, when known, is
+    the one detection used, checked). Nothing is detected again."""
     rgb = _checked_rgb(rgb)
-    pixels = _pad(rgb)[0] if padded else rgb
+    if not padded:
+        return _encode_shapes(rgb, _landmarks(rgb, [encode_box]))[0]
+    if scale is not None and abs(_pad_scale(*rgb.shape[:2], detect_max_side) - scale) > 1e-9:
+        # Found with other settings (or before copies were bounded): the box would point elsewhere.
+        raise ImageError("changed", "the photo's padded copy is not the one its faces were found on")
+    pixels = _padded(rgb, detect_max_side)[0]
     return _encode_shapes(pixels, _landmarks(pixels, [encode_box]))[0]
 
 
@@ -351,7 +411,8 @@ def analyse_bytes(data: bytes, images: ImageSettings, *, thumbnails: bool = Fals
 
     With thumbnails=True the probe also carries face_thumbnail() of each face, in face order.
     """
-    rgb = decode_image(data, max_bytes=images.max_bytes, max_pixels=images.max_pixels)
+    rgb = decode_image(data, max_bytes=images.max_bytes, max_pixels=images.max_pixels,
+                       max_aspect_ratio=images.max_aspect_ratio)
     return analyse_rgb(rgb, data, images, thumbnails=thumbnails)
 
 
@@ -373,16 +434,20 @@ def detect_rgb(rgb: np.ndarray, data: bytes, images: ImageSettings) -> Probe:
     `encode_bytes` needs to encode a face after the attestation."""
     faces, found = detect_faces(rgb, min_face_px=images.min_face_px, detect_max_side=images.detect_max_side)
     return Probe(sha256=sha256_hex(data), width=rgb.shape[1], height=rgb.shape[0], faces=tuple(faces),
-                 encode_boxes=tuple(found.encode_boxes), padded=found.how == "padded")
+                 encode_boxes=tuple(found.encode_boxes), padded=found.how == "padded", pad_scale=found.scale)
 
 
-def encode_bytes(data: bytes, images: ImageSettings, sha256: str, encode_box: dict, padded: bool) -> np.ndarray:
+def encode_bytes(data: bytes, images: ImageSettings, sha256: str, encode_box: dict, padded: bool,
+                 scale: float | None = None) -> np.ndarray:
     """The encoding of one face found earlier by `detect_bytes`/`detect_rgb` on these same bytes (checked by
-    their SHA-256: a different photo raises ImageError "changed"). Nothing is detected again."""
+    their SHA-256: a different photo raises ImageError "changed"; `scale`: the probe's `pad_scale`). Nothing
+    is detected again."""
     if sha256_hex(data) != sha256:
         raise ImageError("changed", "the photo is not the one its faces were found on")
-    rgb = decode_image(data, max_bytes=images.max_bytes, max_pixels=images.max_pixels)
-    return encode_at(rgb, Box(**{k: int(encode_box[k]) for k in ("top", "right", "bottom", "left")}), padded)
+    rgb = decode_image(data, max_bytes=images.max_bytes, max_pixels=images.max_pixels,
+                       max_aspect_ratio=images.max_aspect_ratio)
+    box = Box(**{k: int(encode_box[k]) for k in ("top", "right", "bottom", "left")})
+    return encode_at(rgb, box, padded, images.detect_max_side, scale)
 
 
 def face_thumbnail(rgb: np.ndarray, box: Box, size: int = CROP_PX, margin: float = CROP_MARGIN) -> bytes:
@@ -426,6 +491,8 @@ def _die_with_parent(interval: float = 0.5) -> None:
 def _init_worker() -> None:
     """Worker start: die with the parent, lower CPU priority than the event loop, then load the models once."""
     _die_with_parent()
+    # Ctrl-C at a terminal reaches the whole process group: the parent decides what stops, then stops the pool.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ.update(WORKER_ENV)  # for anything this worker starts; its own BLAS got it at spawn
     try:
         os.nice(WORKER_NICE)
@@ -451,6 +518,32 @@ def _worker_died() -> ImageError:
     return ImageError(WORKER_DIED, "Reading this photo stopped the face worker; it was not searched.")
 
 
+@dataclass(eq=False)
+class _Job:
+    """One task waiting its turn for a worker: what to run, for whom, and the future its caller waits on."""
+
+    key: Hashable
+    func: Any
+    args: tuple
+    kwargs: dict
+    outer: Future  # what the caller holds; settled from the pool's future
+    queue: FairQueue  # the queue it was pushed on (a closed engine starts a new one)
+    inner: Future | None = None  # the pool's future, once handed to a worker
+
+
+def _settle(inner: Future, outer: Future) -> None:
+    """Give the caller's future the pool future's ending (unless the caller gave up already)."""
+    try:
+        if inner.cancelled():
+            outer.cancel()
+        elif (exc := inner.exception()) is not None:
+            outer.set_exception(exc)
+        else:
+            outer.set_result(inner.result())
+    except InvalidStateError:  # cancelled by its caller meanwhile
+        pass
+
+
 class FaceEngine:
     """Face work for any caller: a pool of worker processes (spawned lazily), one model set per worker.
 
@@ -458,6 +551,9 @@ class FaceEngine:
     stopped (pebble kills and replaces it) and the photo fails with ImageError code TOO_SLOW; a worker that
     dies fails its photo with WORKER_DIED. Either way the other workers and the pool go on. Workers are niced, have one
     BLAS thread, and die with the process that started them.
+
+    Tasks wait their turn in a FairQueue keyed by requester (bot.faces.fair) and go to the pool only when a
+    worker is free, so one requester's backlog never stands in front of another requester's photo.
     """
 
     def __init__(self, images: ImageSettings, workers: int = 0, deadline: float = 30.0) -> None:
@@ -467,6 +563,8 @@ class FaceEngine:
         self._pool: ProcessPool | None = None
         self._lock = threading.Lock()
         self._running: set[Future] = set()  # scheduled and not done: cancelled on close, so no waiter hangs
+        self._fair: FairQueue[Hashable, _Job] = FairQueue()
+        self._fair_lock = threading.Lock()
         # Called (in a pool thread) with the seconds from scheduling to the end of each photo's task, however it
         # ended: the server's face-work metric. It must not raise.
         self.on_task_done: Callable[[float], None] | None = None
@@ -498,6 +596,66 @@ class FaceEngine:
         with self._lock:
             self._running.discard(future)
 
+    def _submit(self, key: Hashable, func: Any, *args: Any, **kwargs: Any) -> Future:
+        """`func(*args, **kwargs)` for requester `key`: queued fairly (see the class), run within the deadline.
+        The future returned ends as the pool's would (a deadline or dead worker included); cancelling it
+        withdraws a waiting task, or stops the worker running it."""
+        outer: Future = Future()
+        with self._fair_lock:
+            job = _Job(key, func, args, kwargs, outer, self._fair)
+            job.queue.push(key, job)
+        with self._lock:
+            self._running.add(outer)
+        outer.add_done_callback(self._done)
+        outer.add_done_callback(lambda _f: self._withdrawn(job))
+        hook = self.on_task_done
+        if hook is not None:
+            started = time.monotonic()
+            outer.add_done_callback(lambda _f: hook(time.monotonic() - started))
+        self._dispatch()
+        return outer
+
+    def _dispatch(self) -> None:
+        """Hand waiting tasks to the pool, in the fair queue's order, while a worker is free."""
+        while True:
+            with self._fair_lock:
+                if self._fair.out >= self.workers:
+                    return
+                nxt = self._fair.pop()
+            if nxt is None:
+                return
+            job = nxt[1]
+            try:
+                inner = self._executor().schedule(job.func, args=job.args, kwargs=job.kwargs, timeout=self.deadline)
+            except Exception as exc:  # noqa: BLE001 - the pool refused (closing): this task fails, not the caller's loop
+                self._ended(job)
+                if not job.outer.done():
+                    job.outer.set_exception(exc)
+                continue
+            job.inner = inner
+            inner.add_done_callback(lambda f, job=job: self._ran(job, f))
+            if job.outer.cancelled():  # given up between the pop and now
+                inner.cancel()
+
+    def _ran(self, job: _Job, inner: Future) -> None:
+        self._ended(job)
+        _settle(inner, job.outer)
+        self._dispatch()
+
+    def _ended(self, job: _Job) -> None:
+        with self._fair_lock:
+            job.queue.done(job.key)
+
+    def _withdrawn(self, job: _Job) -> None:
+        """The caller's future ended: when that was a cancel, stop the task wherever it is."""
+        if not job.outer.cancelled():
+            return
+        if job.inner is not None:
+            job.inner.cancel()  # a cancelled task stops its worker too
+        else:
+            with self._fair_lock:
+                job.queue.discard(job.key, job)
+
     def _outcome(self, future: Future) -> Any:
         """The task's result, with a deadline or a dead worker turned into the photo's ImageError."""
         try:
@@ -524,14 +682,15 @@ class FaceEngine:
         found = getattr(workers, "workers", {}) or {}
         return sorted(int(pid) for pid in found)
 
-    async def analyse(self, data: bytes) -> Probe:
-        """analyse_bytes in a worker process, within the deadline; the event loop keeps running meanwhile."""
-        return await self.run(analyse_bytes, data, self.images)
+    async def analyse(self, data: bytes, requester: Hashable = "") -> Probe:
+        """analyse_bytes in a worker process, within the deadline; the event loop keeps running meanwhile.
+        `requester`: whose photo it is (workers are shared between requesters in turn)."""
+        return await self.run(analyse_bytes, data, self.images, requester=requester)
 
-    async def run(self, func: Callable[..., T], *args: Any) -> T:
+    async def run(self, func: Callable[..., T], *args: Any, requester: Hashable = "") -> T:
         """`func(*args)` in a worker process within the deadline, as `analyse` (a module-level function, so
         it pickles by name): for callers that need more of the decoded pixels than a Probe (e.g. pictures)."""
-        future = self._schedule(func, *args)
+        future = self._submit(requester, func, *args)
         try:
             await asyncio.wrap_future(future)
         except (FutureTimeout, ProcessExpired, BrokenProcessPool):
@@ -541,12 +700,12 @@ class FaceEngine:
             raise
         return self._outcome(future)
 
-    def analyse_sync(self, data: bytes) -> Probe:
+    def analyse_sync(self, data: bytes, requester: Hashable = "") -> Probe:
         """analyse_bytes in a worker process within the deadline, waiting for it (the CLI: one photo)."""
-        return self._outcome(self._schedule(analyse_bytes, data, self.images))
+        return self._outcome(self._submit(requester, analyse_bytes, data, self.images))
 
     def analyse_many(
-        self, items: Iterable[tuple[K, bytes]], *, thumbnails: bool = False
+        self, items: Iterable[tuple[K, bytes]], *, thumbnails: bool = False, requester: Hashable = ""
     ) -> Iterator[tuple[K, Probe | ImageError]]:
         """Analyse many photos in parallel (enrollment), yielding (key, Probe or ImageError) as each ends.
 
@@ -564,7 +723,7 @@ class FaceEngine:
                     key, data = next(source)
                 except StopIteration:
                     return
-                pending[self._schedule(analyse_bytes, data, self.images, thumbnails=thumbnails)] = key
+                pending[self._submit(requester, analyse_bytes, data, self.images, thumbnails=thumbnails)] = key
 
         try:
             fill()
@@ -587,6 +746,8 @@ class FaceEngine:
         with self._lock:
             pool, self._pool = self._pool, None
             running, self._running = list(self._running), set()
+        with self._fair_lock:  # what still waits is cancelled below (it is in `running`); a reopened engine starts empty
+            self._fair = FairQueue()
         if pool is not None:
             pool.stop()
             pool.join(timeout=10)

@@ -33,7 +33,7 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -464,6 +464,16 @@ class Gallery:
                 )
         return owners
 
+    def subject_images(self) -> dict[str, list[str]]:
+        """{subject_id: [SHA-256 of each enrolled image]}: what `gallery sync` compares with its manifest."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT s.subject_id, i.sha256 FROM images i JOIN subjects s ON s.key = i.subject_key").fetchall()
+        found: dict[str, list[str]] = {}
+        for subject_id, sha in rows:
+            found.setdefault(subject_id, []).append(sha)
+        return found
+
     def stats(self) -> dict:
         """Sizes and dates: subjects, images, model, generation, file sizes in bytes, first/last enrolled."""
         with self._lock:
@@ -563,90 +573,130 @@ class Gallery:
 
         `subjects` (dicts: subject_id, name, record_ref) are created when new. Used by `enroll`.
         """
-        if not images:
-            return
-        encodings = np.asarray(encodings, dtype=np.float32).reshape(len(images), DIM)
-        with self._write_lock():
-            self.refresh()
-            self._cleanup()
-            self.check_model(model)
-            with self._transaction():
-                self._db.execute("INSERT OR REPLACE INTO meta VALUES ('model', ?)", (model,))
-                now = _now()
-                self._db.executemany(
-                    "INSERT OR IGNORE INTO subjects (subject_id, name, record_ref, created_at) VALUES (?, ?, ?, ?)",
-                    [(s["subject_id"], s["name"], s["record_ref"], now) for s in subjects],
-                )
-                subject_key = dict(self._db.execute("SELECT subject_id, key FROM subjects").fetchall())
-                first_key = self._db.execute("SELECT COALESCE(MAX(key), 0) + 1 FROM images").fetchone()[0]
-                image_keys = np.arange(first_key, first_key + len(images), dtype=np.int64)
-                self._db.executemany(
-                    "INSERT INTO images (key, sha256, subject_key, source, box, enrolled_at, enrolled_by) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        (int(key), im["sha256"], subject_key[im["subject_id"]], im["source"], im["box"], now,
-                         im.get("actor", ""))
-                        for key, im in zip(image_keys, images)
-                    ],
-                )
-                new_subjects = np.array([subject_key[im["subject_id"]] for im in images], dtype=np.int32)
-                n = self._rows + len(images)
-                self._commit(
-                    self._generation + 1,
-                    n,
-                    {
-                        "embeddings": ((n, DIM), [*_blocks(self._emb), encodings]),
-                        "row_subject": ((n,), [self._row_subject, new_subjects]),
-                        "row_image": ((n,), [*_blocks(self._row_image), image_keys]),
-                    },
-                )
+        self.change(model, subjects=subjects, images=images, encodings=encodings)
 
     def remove(self, subject_id: str, *, audit: Any = None, actor: str = "") -> int:
         """Remove a subject and all its images (matrix rewritten, thumbnails deleted); returns images removed.
 
         Returns 0 when no such subject exists. With `audit`, appends one `gallery_change` entry per image removed.
         """
+        removed = self.change("", remove_subjects=[subject_id],
+                              before_commit=None if audit is None else audit.check_writable)
+        for image in removed if audit is not None else ():
+            # Name and record stay in the log, so past searches naming this subject remain explainable.
+            audit.append("gallery_change", action="remove", actor=actor, **image)
+        return len(removed)
+
+    def change(
+        self,
+        model: str,
+        *,
+        subjects: Iterable[dict] = (),
+        images: Iterable[dict] = (),
+        encodings: np.ndarray | None = None,
+        remove_subjects: Iterable[str] = (),
+        remove_images: Iterable[str] = (),
+        renames: Iterable[dict] = (),
+        before_commit: Callable[[], None] | None = None,
+    ) -> list[dict]:
+        """One change, one commit: remove subjects (with every image) and single images (by SHA-256), rename
+        subjects (`renames`: subject_id, name, record_ref), create `subjects` (same keys; existing ones kept) and
+        add `images` (sha256, subject_id, source, box, actor) with their `encodings`.
+
+        Removals come first, so an image may move to another subject. `before_commit` runs under the writer lock
+        once there is something to change (e.g. the audit log's check that it can record it). Returns the images
+        removed (subject_id, name, record_ref, image_sha256, source); their crops are deleted after the commit
+        unless added back. Nothing to change: no commit.
+        """
+        images, remove_subjects = list(images), list(dict.fromkeys(remove_subjects))
+        renames = {r["subject_id"]: r for r in renames}
         with self._write_lock():
             self.refresh()
             self._cleanup()
-            found = self._db.execute("SELECT key FROM subjects WHERE subject_id = ?", (subject_id,)).fetchone()
-            if found is None:
-                return 0
-            key = found[0]
-            if audit is not None:
-                audit.check_writable()  # no change the audit log could not record
-            name, record_ref = self._db.execute(
-                "SELECT name, record_ref FROM subjects WHERE key = ?", (key,)).fetchone()
-            removed = self._db.execute(
-                "SELECT sha256, source FROM images WHERE subject_key = ?", (key,)).fetchall()
-            keep = np.asarray(self._row_subject) != key
-            n = int(keep.sum())
+            if images:
+                self.check_model(model)
+            known = dict(self._db.execute("SELECT subject_id, key FROM subjects").fetchall())
+            gone = [known[s] for s in remove_subjects if s in known]
+            select = ("SELECT i.key, s.subject_id, s.name, s.record_ref, i.sha256, i.source FROM images i "
+                      "JOIN subjects s ON s.key = i.subject_key WHERE ")
+            found = self._select_in(select + "i.subject_key IN ({marks})", gone)
+            found += self._select_in(select + "i.sha256 IN ({marks})", list(remove_images))
+            removed = list({r[0]: r for r in found}.values())  # an image of a removed subject named again: once
+            renamed = [(r["name"], r["record_ref"], known[s]) for s, r in renames.items() if s in known]
+            if not (images or gone or removed or renamed):
+                return []
+            if before_commit is not None:
+                before_commit()
+            drop = np.asarray([r[0] for r in removed], dtype=np.int64)
+            keep = ~np.isin(np.asarray(self._row_image), drop)
+            if images:
+                encodings = np.asarray(encodings, dtype=np.float32).reshape(len(images), DIM)
+            else:
+                encodings = np.zeros((0, DIM), dtype=np.float32)
             with self._transaction():
-                self._db.execute("DELETE FROM images WHERE subject_key = ?", (key,))
-                self._db.execute("DELETE FROM subjects WHERE key = ?", (key,))
+                self._db.executemany("DELETE FROM images WHERE key = ?", [(int(k),) for k in drop])
+                self._db.executemany("DELETE FROM subjects WHERE key = ?", [(k,) for k in gone])
+                self._db.executemany("UPDATE subjects SET name = ?, record_ref = ? WHERE key = ?", renamed)
+                image_keys, new_subjects = self._insert(model, list(subjects), images)
+                n = int(keep.sum()) + len(images)
                 self._commit(
                     self._generation + 1,
                     n,
                     {
-                        "embeddings": ((n, DIM), _blocks(self._emb, keep)),
-                        "row_subject": ((n,), [self._row_subject[keep]]),
-                        "row_image": ((n,), _blocks(self._row_image, keep)),
+                        "embeddings": ((n, DIM), [*_blocks(self._emb, keep), encodings]),
+                        "row_subject": ((n,), [self._row_subject[keep], new_subjects]),
+                        "row_image": ((n,), [*_blocks(self._row_image, keep), image_keys]),
                     },
                 )
-        for sha, source in removed:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.thumbs_dir / f"{sha}.jpg")
-            if audit is not None:
-                # Name and record stay in the log, so past searches naming this subject remain explainable.
-                audit.append("gallery_change", action="remove", actor=actor, subject_id=subject_id,
-                             name=name, record_ref=record_ref, image_sha256=sha, source=source)
-        return len(removed)
+        added = {im["sha256"] for im in images}
+        self.drop_thumbnails(r[4] for r in removed if r[4] not in added)
+        names = ("subject_id", "name", "record_ref", "image_sha256", "source")
+        return [dict(zip(names, r[1:])) for r in removed]
+
+    def _select_in(self, sql: str, values: list) -> list[tuple]:
+        """Rows of `sql` whose `IN ({marks})` takes `values`, asked 500 at a time (sqlite's parameter limit)."""
+        rows: list[tuple] = []
+        for start in range(0, len(values), 500):
+            chunk = values[start : start + 500]
+            rows += self._db.execute(sql.format(marks=",".join("?" * len(chunk))), chunk).fetchall()
+        return rows
+
+    def _insert(self, model: str, subjects: list[dict], images: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+        """Inside `change`'s transaction: new subjects and images rows; (image keys, subject keys) per image."""
+        if not images:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int32)
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES ('model', ?)", (model,))
+        now = _now()
+        self._db.executemany(
+            "INSERT OR IGNORE INTO subjects (subject_id, name, record_ref, created_at) VALUES (?, ?, ?, ?)",
+            [(s["subject_id"], s["name"], s["record_ref"], now) for s in subjects],
+        )
+        subject_key = dict(self._db.execute("SELECT subject_id, key FROM subjects").fetchall())
+        first_key = self._db.execute("SELECT COALESCE(MAX(key), 0) + 1 FROM images").fetchone()[0]
+        image_keys = np.arange(first_key, first_key + len(images), dtype=np.int64)
+        self._db.executemany(
+            "INSERT INTO images (key, sha256, subject_key, source, box, enrolled_at, enrolled_by) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                (int(key), im["sha256"], subject_key[im["subject_id"]], im["source"], im["box"], now,
+                 im.get("actor", ""))
+                for key, im in zip(image_keys, images)
+            ],
+        )
+        return image_keys, np.array([subject_key[im["subject_id"]] for im in images], dtype=np.int32)
 
     def save_thumbnail(self, image_sha256: str, jpeg: bytes) -> None:
         """Keep the face thumbnail of an image (0600, atomic)."""
         if not _SHA.match(image_sha256):
             raise ValueError("not a SHA-256 hex digest")
         write_private_atomic(self.thumbs_dir / f"{image_sha256}.jpg", jpeg)
+
+    def drop_thumbnails(self, image_hashes: Iterable[str]) -> None:
+        """Delete the face crops of these images (removed, or never committed); missing ones are fine."""
+        for sha in image_hashes:
+            if _SHA.match(sha):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.thumbs_dir / f"{sha}.jpg")
 
     def close(self) -> None:
         """Close the metadata database (the matrix memmaps go with the object)."""

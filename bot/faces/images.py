@@ -1,8 +1,9 @@
 """Bytes -> RGB pixels: the formats phones and workstations send, EXIF orientation, and the guards.
 
 Every refusal is an `ImageError` whose message is a plain sentence an officer can act on. Sizes are
-checked before any pixel is decoded: the byte size first, then the pixel count from the file header, so
-a decompression bomb (a small file that claims a huge canvas) is refused without allocating it.
+checked before any pixel is decoded: the byte size first, then the pixel count and the shape from the file
+header, so a decompression bomb (a small file that claims a huge canvas) or a long strip is refused without
+allocating it.
 """
 
 from __future__ import annotations
@@ -32,7 +33,10 @@ ALLOWED_FORMATS = tuple(
     f for f in ("JPEG", "PNG", "GIF", "WEBP", "BMP", "DIB", "TIFF", "HEIF", "AVIF") if f in Image.OPEN
 )
 
-CODES = ("too_large", "too_many_pixels", "corrupt", "not_image", "unsupported", "unreadable")
+CODES = ("too_large", "too_many_pixels", "bad_shape", "corrupt", "not_image", "unsupported", "unreadable")
+
+# [images] max_aspect_ratio's default (bot.config): longer side over shorter side.
+MAX_ASPECT_RATIO = 8.0
 
 _SEND_ORIGINAL = "Send the original photo as JPEG or PNG."
 
@@ -144,6 +148,17 @@ def _too_many_pixels(width: int, height: int, max_pixels: int) -> ImageError:
     )
 
 
+def _bad_shape(width: int, height: int, max_aspect_ratio: float) -> ImageError:
+    ratio = max(width, height) / min(width, height)
+    times = f"{ratio:,.0f}" if ratio >= 10 else f"{ratio:.1f}"
+    return ImageError(
+        "bad_shape",
+        f"The picture is {width}×{height} pixels, one side {times} times the other; the bot reads pictures whose "
+        f"longer side is at most {max_aspect_ratio:g} times the shorter. Send the original photo, or crop it "
+        "around the person of interest.",
+    )
+
+
 def _bomb() -> ImageError:
     return ImageError(
         "too_many_pixels",
@@ -152,8 +167,8 @@ def _bomb() -> ImageError:
     )
 
 
-def _open(data: bytes, max_pixels: int) -> Image.Image:
-    """Open the header only and refuse an oversized canvas before any pixel is decoded."""
+def _open(data: bytes, max_pixels: int, max_aspect_ratio: float) -> Image.Image:
+    """Open the header only and refuse an oversized or absurdly shaped canvas before any pixel is decoded."""
     try:
         with warnings.catch_warnings():
             # Pillow's own bomb check warns above MAX_IMAGE_PIXELS and raises above twice that. The
@@ -172,6 +187,10 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
         raise ImageError("corrupt", f"The photo has no pixels. {_SEND_ORIGINAL}")
     if width * height > max_pixels:
         raise _too_many_pixels(width, height, max_pixels)
+    # A long strip (a 263-byte PNG can claim 30000×2) is no photo, and the face search's copies of it (padding
+    # is a share of the longer side, on every side) would dwarf the picture itself.
+    if max(width, height) > max_aspect_ratio * min(width, height):
+        raise _bad_shape(width, height, max_aspect_ratio)
     return im
 
 
@@ -242,10 +261,11 @@ def _check_structure(data: bytes, im: Image.Image) -> None:
             )
 
 
-def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> np.ndarray:
+def decode_image(data: bytes, *, max_bytes: int, max_pixels: int,
+                 max_aspect_ratio: float = MAX_ASPECT_RATIO) -> np.ndarray:
     """Decode upload bytes into an HxWx3 uint8 RGB array, upright per EXIF; raise ImageError when unusable."""
     _check_bytes(data, max_bytes)
-    im = _open(data, max_pixels)
+    im = _open(data, max_pixels, max_aspect_ratio)
     try:
         _check_structure(data, im)
     except ImageError:
@@ -268,7 +288,8 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> np.ndarray:
         im.close()
 
 
-def read_image_file(path: str | os.PathLike, *, max_bytes: int, max_pixels: int) -> np.ndarray:
+def read_image_file(path: str | os.PathLike, *, max_bytes: int, max_pixels: int,
+                    max_aspect_ratio: float = MAX_ASPECT_RATIO) -> np.ndarray:
     """Read and decode an image file with the same guards; the size is checked before reading it."""
     path = Path(path)
     try:
@@ -285,4 +306,4 @@ def read_image_file(path: str | os.PathLike, *, max_bytes: int, max_pixels: int)
         raise ImageError(
             "unreadable", f"{path} cannot be read ({exc.strerror or exc}). Check the path."
         ) from None
-    return decode_image(data, max_bytes=max_bytes, max_pixels=max_pixels)
+    return decode_image(data, max_bytes=max_bytes, max_pixels=max_pixels, max_aspect_ratio=max_aspect_ratio)

@@ -134,17 +134,19 @@ def is_grayscale(rgb: np.ndarray) -> bool:
     return bool(np.abs(sample[..., 0] - sample[..., 1]).max() <= 8 and np.abs(sample[..., 1] - sample[..., 2]).max() <= 8)
 
 
-def measure(rgb: np.ndarray, box, points: np.ndarray, *, min_face_px: int, grayscale: bool | None = None) -> Quality:
-    """Quality of the face in `box` with its 5 landmark `points`; `grayscale` may be passed when known."""
+def measure(rgb: np.ndarray, box, points: np.ndarray, *, min_face_px: int, grayscale: bool | None = None,
+            scale: float = 1.0) -> Quality:
+    """Quality of the face in `box` with its 5 landmark `points`; `grayscale` may be passed when known.
+    `scale`: pixels of `rgb` per pixel of the photo (a reduced copy), so sizes are the photo's."""
     a, b = eye_centres(points)
-    eye_px = float(np.hypot(*(b - a)))
+    eye_px = float(np.hypot(*(b - a))) / scale
     gray = _face_gray(rgb, box)
     sharp = sharpness(gray)
     exposure = float(gray.mean())
     yaw = yaw_degrees(points)
     mono = is_grayscale(rgb) if grayscale is None else grayscale
     values = {"eye_px": eye_px, "sharpness": sharp, "exposure": exposure, "yaw_deg": yaw}
-    if box.right - box.left < min_face_px:
+    if (box.right - box.left) / scale < min_face_px:
         level = "too_small"
     elif problems({**values, "level": "ok"}):
         level = "low"

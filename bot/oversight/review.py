@@ -27,7 +27,8 @@ from bot import __version__, policy, wording
 from bot.audit.chain import canonical
 from bot.audit.entries import OUTCOMES, iso_utc, parse_ts
 from bot.audit.refusals import folded_count
-from bot.controls.examination import review_outcomes
+from bot.controls.examination import as_listed, review_outcomes
+from bot.oversight.evidence import verification_dict
 from bot.store.audit_log import AuditLog
 
 TOOL_NAME = "frbot"
@@ -138,10 +139,10 @@ def with_refusals(log: AuditLog, entries: list[dict]) -> list[dict]:
         rid = entry.get("request_id")
         refused = len(log.find(request_id=rid, kinds=["refusal"])) if rid else 0
         item = {**entry, "refused_answers": refused} if refused else entry
-        if rid and entry.get("outcome") == "review":  # listed by its final outcome: the release's
+        if rid and entry.get("outcome") == "review":  # listed by its final outcome and what it released
             final = review_outcomes(log.find(request_id=rid, kinds=["review"])).get(str(rid))
             if final:
-                item = {**item, "outcome": final["outcome"]}
+                item = {**item, **as_listed(final)}
         out.append(item)
     return out
 
@@ -383,13 +384,14 @@ def export(
 ) -> tuple[bytes, int]:
     """Export entries (local days since..until, inclusive); records an `audit_access` entry.
 
-    Returns (file bytes, number of entries). `out_file` is only recorded ("-" for stdout).
+    Returns (file bytes, number of entries). `out_file` is only recorded ("-" for stdout). The caller judges the
+    output by the whole chain (bot.oversight.evidence).
     """
     kinds = list(kinds) if kinds else None
-    entries = select_entries(log.entries(), since=since, until=until, tz=tz, kinds=kinds)
-    data = export_bytes(entries, fmt, tz)
     query = {"since": since.isoformat() if since else None, "until": until.isoformat() if until else None,
              "format": fmt, "kinds": kinds}
+    entries = select_entries(log.entries(), since=since, until=until, tz=tz, kinds=kinds)
+    data = export_bytes(entries, fmt, tz)
     log.record_access(_actor(actor), "export", query, results=len(entries), out_file=out_file)
     return data, len(entries)
 
@@ -560,9 +562,10 @@ def summarise_month(entries: Iterable[Mapping[str, Any]], month: str, tz: str) -
 
 
 def monthly_report(log: AuditLog, month: str, actor: Any, tz: str, *, png_file: str | None = None) -> MonthlyReport:
-    """The month's report from the log; records an `audit_access` entry (action "report")."""
+    """The month's report from the log; records an `audit_access` entry (action "report"). The caller judges the
+    report by the whole chain (bot.oversight.evidence)."""
+    query: dict[str, Any] = {"month": "{:04d}-{:02d}".format(*parse_month(month))}
     report = summarise_month(log.entries(), month, tz)
-    query: dict[str, Any] = {"month": report.month}
     extra = {"png_file": png_file} if png_file else {}
     log.record_access(_actor(actor), "report", query, results=report.total, **extra)
     return report
@@ -706,16 +709,6 @@ def request_summary(entries: Sequence[Mapping[str, Any]], *, dispatch_channel: s
     }
 
 
-def verification_dict(log: AuditLog) -> dict[str, Any]:
-    """The chain check of the log, as JSON (run at bundling time): from the verified prefix on, when one holds
-    (`resumed_after_seq`); `audit verify` is the check of every line."""
-    result = log.verify(use_prefix=True)
-    data = asdict(result)
-    data["checked_at"] = iso_utc()
-    data["key_source"] = log.key_source
-    return data
-
-
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -744,7 +737,7 @@ def build_bundle(
 
     The access is recorded before the chain is verified, so the verification in the bundle covers the
     record of the bundle's own making. Raises UnknownRequest (after recording the attempt) when no entry
-    carries the request id.
+    carries the request id. Its verification.json checks the whole chain (bot.oversight.evidence).
     """
     who = _actor(actor)
     entries = log.find(request_id=request_id)
@@ -753,7 +746,7 @@ def build_bundle(
         log.record_access(who, "bundle", query, results=0, out_file=out_file)
         raise UnknownRequest(request_id)
     access = log.record_access(who, "bundle", query, results=len(entries), out_file=out_file)
-    verification = verification_dict(log)
+    verification = verification_dict(log)  # every line, its own access entry included
     summary = request_summary(entries, dispatch_channel=dispatch_channel)
     summary["request_id"] = summary["request_id"] or request_id  # a folded refusal lists it among its attempts
     summary["timezone"] = tz

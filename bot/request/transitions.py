@@ -311,8 +311,9 @@ def on_approval(dialog: Dialog, *, approved: bool, by: str, reason: str, now: da
     if by == dialog.requester_id:
         return dialog, [NotRequester(by)]
     d = dialog.copy()
+    # "reason" stays why the request waited (the card shows it); the supervisor's own reason is kept beside it.
     d.approval = {**(d.approval or {}), "status": "approved" if approved else "refused", "by": by,
-                  "reason": reason, "decided_at": iso_time(now)}
+                  "decision_reason": reason, "decided_at": iso_time(now)}
     _touch(d, now)
     if approved:
         d.step = Step.ANALYSING

@@ -348,8 +348,11 @@ def note(text: str, *, kind: str = "note", dialog: Dialog | None = None, request
     return Message(_fallback(text), [_section(text)], meta(kind, dialog=dialog, request_id=request_id))
 
 
-def storage_failed(*, gave_up: bool) -> Message:
-    """The bot could not save what was just sent (disk full, failing disk): it retries, or has given up."""
+def storage_failed(*, gave_up: bool, spool_full: bool = False) -> Message:
+    """The bot could not save what was just sent (disk full, failing disk): it retries, or has given up (after an
+    hour, or at once when the spool has no room to keep it)."""
+    if spool_full:
+        return note(wording.STORAGE_SPOOL_FULL, kind="storage_gave_up")
     text = wording.STORAGE_GAVE_UP if gave_up else wording.STORAGE_RETRYING
     return note(text, kind="storage_gave_up" if gave_up else "storage_retrying")
 
@@ -577,4 +580,11 @@ def audit_head(text: str, *, seq: int, mac: str, verified: bool) -> Message:
     return Message(_fallback(text), [_section(text)], Metadata(event_type=AUDIT_EVENT_TYPE, event_payload=payload))
 
 
-__all__ += ["AUDIT_EVENT_TYPE", "audit_head"]
+def audit_head_alarm(text: str, *, seq: int, problem: str) -> Message:
+    """The alarm when the log no longer reaches the head posted last (wording.audit_head_alarm), with metadata
+    {kind "audit_head_alarm", seq, problem}: never read back as a head."""
+    payload = {"kind": "audit_head_alarm", "seq": seq, "problem": problem}
+    return Message(_fallback(text), [_section(text)], Metadata(event_type=AUDIT_EVENT_TYPE, event_payload=payload))
+
+
+__all__ += ["AUDIT_EVENT_TYPE", "audit_head", "audit_head_alarm"]

@@ -11,10 +11,7 @@ never raises to the caller: the audit log records the search either way. The sam
 request thread's essentials (the result, an image's failure, the dialog's end) that could not be posted:
 `post_in_thread` queues them with their channel and thread, and the flush delivers them there.
 
-Files, under data_dir/slack/ (tinydb on the project's atomic storage, 0600):
-    calls.json   call_number -> {thread_ts, first_seen, source}
-    outbox.json  queued posts: {call_number | channel + thread_ts, message (chat.postMessage kwargs),
-                 attempts, last_error, queued_at}
+The index and the outbox live in data_dir/slack/ (bot.store.calls).
 """
 from __future__ import annotations
 
@@ -29,13 +26,12 @@ from typing import Any
 import aiohttp
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
-from tinydb import Query
 
 from bot import policy, wording
 from bot.config import Settings
 from bot.slack import blocks
 from bot.slack.blocks import Message
-from bot.store.disk import ensure_private_dir, open_tinydb
+from bot.store.calls import CallIndexStore, OutboxStore
 
 log = logging.getLogger(__name__)
 
@@ -132,22 +128,17 @@ class CallLog:
         self.pattern = settings.policy.call_number_pattern
         self.max_calls = settings.slack.max_calls_per_message
         self.index_days = settings.slack.call_index_days
-        folder = ensure_private_dir(Path(data_dir) / "slack")
-        self._index_db = open_tinydb(folder / "calls.json")
-        self._outbox_db = open_tinydb(folder / "outbox.json")
-        # cache_size=0: every read sees the file as it is (cheap: both files stay small).
-        self._calls = self._index_db.table("calls", cache_size=0)
-        self._outbox = self._outbox_db.table("outbox", cache_size=0)
-        # tinydb is not thread-safe and callers may index from a worker thread (asyncio.to_thread) while
-        # the event loop posts: every read-modify-write of either file holds this lock (milliseconds).
+        self._calls = CallIndexStore(data_dir)
+        self._outbox = OutboxStore(data_dir)
+        # Memory and file change together under this lock: writes that finish out of order never leave an
+        # older thread on disk (indexing runs in worker threads while the event loop posts).
         self._db_lock = threading.RLock()
         # The index lives in memory too (this process is its only writer): look-ups on the event loop never
         # touch the disk or wait for the lock; writes go to disk from a worker thread (`_persist_async`).
-        with self._db_lock:
-            docs = self._calls.all()
-            self._threads: dict[str, str] = {d["call_number"]: d["thread_ts"] for d in docs}
-            self._sources: dict[str, str] = {d["call_number"]: d.get("source", "") for d in docs}
-            self._queued: int = len(self._outbox)
+        docs = self._calls.all()
+        self._threads: dict[str, str] = {d["call_number"]: d["thread_ts"] for d in docs}
+        self._sources: dict[str, str] = {d["call_number"]: d.get("source", "") for d in docs}
+        self._queued: int = self._outbox.count()
         self.own_ids: set[str] = set()  # this bot's user and bot ids, set by the runtime after auth.test
         # Who may open or take over a call's thread (`roles.is_dispatch_source`), set by the runtime; None:
         # every message may.
@@ -159,8 +150,8 @@ class CallLog:
 
     def close(self) -> None:
         """Close the tinydb handles (nothing stays open between operations anyway)."""
-        self._index_db.close()
-        self._outbox_db.close()
+        self._calls.close()
+        self._outbox.close()
 
     # --- the index -------------------------------------------------------------------------------------------
 
@@ -251,8 +242,7 @@ class CallLog:
                                    "source": self._sources.get(r["call_number"], r["source"])}
                 for r in records
             }
-            self._calls.remove(Query().call_number.one_of(list(current)))
-            self._calls.insert_multiple(list(current.values()))
+            self._calls.put(list(current.values()))
 
     def prune(self, now: datetime | None = None) -> int:
         """Forget calls whose thread is older than `call_index_days` (memory and file); returns how many."""
@@ -264,7 +254,7 @@ class CallLog:
             for call_number in old:
                 self._threads.pop(call_number, None)
                 self._sources.pop(call_number, None)
-            self._calls.remove(Query().call_number.one_of(old))
+            self._calls.remove(old)
         return len(old)
 
     def known(self, call_number: str) -> bool:
@@ -376,7 +366,7 @@ class CallLog:
         with self._db_lock:
             self._threads.pop(call_number, None)
             self._sources.pop(call_number, None)
-            self._calls.remove(Query().call_number == call_number)
+            self._calls.remove([call_number])
         self._deleted[call_number] = thread_ts
         return True
 
@@ -414,17 +404,13 @@ class CallLog:
     # --- the outbox ------------------------------------------------------------------------------------------
 
     def _enqueue(self, doc: dict[str, Any]) -> None:
-        with self._db_lock:
-            self._outbox.insert(doc)
-            self._queued = len(self._outbox)
+        self._queued = self._outbox.add(doc)
 
     def _queued_for(self, call_number: str) -> bool:
-        with self._db_lock:
-            return self._outbox.contains(Query().call_number == call_number)
+        return self._outbox.has_call(call_number)
 
     def _queued_in(self, channel: str, thread_ts: str | None) -> bool:
-        with self._db_lock:
-            return self._outbox.contains((Query().channel == channel) & (Query().thread_ts == thread_ts))
+        return self._outbox.has_thread(channel, thread_ts)
 
     async def post_in_thread(self, channel: str, thread_ts: str | None, message: Message) -> str | None:
         """Post an essential message of a request thread (a result, an image's failure, the dialog's end);
@@ -469,18 +455,13 @@ class CallLog:
 
     def outbox(self) -> list[dict[str, Any]]:
         """The queued posts, oldest first (for status and tests)."""
-        with self._db_lock:
-            docs = self._outbox.all()
-        return [{**doc, "_id": doc.doc_id} for doc in sorted(docs, key=lambda d: d.doc_id)]
+        return self._outbox.all()
 
     def _outbox_update(self, doc_id: int, fields: dict[str, Any]) -> None:
-        with self._db_lock:
-            self._outbox.update(fields, doc_ids=[doc_id])
+        self._outbox.update(doc_id, fields)
 
     def _outbox_remove(self, doc_id: int) -> None:
-        with self._db_lock:
-            self._outbox.remove(doc_ids=[doc_id])
-            self._queued = len(self._outbox)
+        self._queued = self._outbox.remove(doc_id)
 
     async def flush_outbox(
         self, *, call_number: str | None = None, thread: tuple[str, str | None] | None = None

@@ -28,7 +28,7 @@ import aiohttp
 
 from bot import __version__, policy, wording
 from bot.faces.engine import model_info
-from bot.oversight import review
+from bot.oversight import evidence, review
 from bot.slack import blocks, roles
 from bot.slack.blocks import Message
 from bot.slack.calls import SLACK_ERRORS, error_text
@@ -313,9 +313,8 @@ async def audit(rt: Runtime, command: Command, answer: Answer, who: dict[str, st
         user_id = command.user_id or ""
         entries = await rt.work(review.audit_by_user, log_, user_id, command.since, who, tz)
         name = await rt.user_name(user_id)
-        label = f"{name} ({user_id})" if name != user_id else user_id
         since = command.since.isoformat() if command.since else None
-        header = wording.audit_user_header(label, since, len(entries))
+        header = wording.audit_user_header(user_id, since, len(entries), name=name if name != user_id else None)
         payload = {"requester_id": user_id, "since": since}
     shown = entries[:AUDIT_CAP]
     lines = wording.audit_lines(shown, tz) or [wording.AUDIT_NO_ENTRIES]
@@ -345,7 +344,8 @@ async def report(rt: Runtime, command: Command, answer: Answer, who: dict[str, s
                            png_file=f"slack:{target}" if target else None)
     png = await rt.work(review.report_chart_png, result)
     text = wording.report_text(result)
-    broken = await rt.work(_chain_warning, rt)
+    # A record given out is judged by every line of the chain, not only the tail after the verified prefix.
+    broken = evidence.warning(await rt.work(evidence.whole_chain, rt.core.audit))
     if broken:
         text = f"{broken}\n{text}"
     chart = {"filename": f"frs-report-{result.month}.png",
@@ -408,6 +408,7 @@ async def status_message(rt: Runtime, user: str) -> Message:
         versions={k: v for k, v in info.items() if k != "model"}, threshold=rt.settings.search.threshold,
         version=__version__, searching=searching, outbox=outbox, open_requests=open_requests,
         timezone=rt.settings.timezone, operating_point=point, face_work=rt.face_work(), audit_head=head,
+        head_alarm=rt.state.get("head_alarm"),
     )
     if reviews is not None:
         text += "\n" + wording.exam_queue_status(reviews)

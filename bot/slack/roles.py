@@ -2,11 +2,13 @@
 
 Guests (multi- and single-channel) and channels shared with another organisation are refused whatever
 the lists say (CONTRACTS "Who may request"). Someone on no list at all (`holds_no_role`) has refused attempts
-folded in the audit log (bot.audit.refusals). With nobody configured, nobody may request: the refusal says
-an administrator must authorise requesters. Refusal texts come from `bot.wording`.
+folded in the audit log (bot.audit.refusals). Examiners and supervisors act only on a fresh "yes" from Slack
+(`may_examine`, `may_approve`), as requesters are re-checked at the attestation. With nobody configured, nobody
+may request: the refusal says an administrator must authorise requesters. Refusal texts come from `bot.wording`.
 """
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -39,13 +41,41 @@ async def is_member_account(rt: Runtime, user_id: str) -> bool:
 
 
 async def _member(rt: Runtime, user_id: str, users: Iterable[str], groups: Iterable[str],
-                  fresh: bool = False) -> bool:
+                  fresh: bool = False, strict: bool = False) -> bool:
     if user_id in set(users):
         return True
     for group in groups:
-        if user_id in await rt.group_members(group, fresh=fresh):
+        if user_id in await rt.group_members(group, fresh=fresh, strict=strict):
             return True
     return False
+
+
+async def _may_act(rt: Runtime, role: str, user_id: str, users: Iterable[str], groups: Iterable[str]) -> bool:
+    """Whether `user_id` holds `role` as Slack says now: a fresh "yes" (users.info and the groups asked again) is
+    needed to act; a "no" is remembered for ROLE_NO_TTL_S, refusing further presses without asking. Presses
+    arriving while Slack is being asked share that answer, so a burst costs one look-up."""
+    key = f"{role}:{user_id}"
+    if rt.role_refusals.get(key):
+        return False
+    checks: dict[str, asyncio.Future[bool]] = rt.state.setdefault("role_checks", {})
+    check = checks.get(key)
+    if check is None:
+        check = checks[key] = asyncio.ensure_future(_ask_role(rt, key, user_id, tuple(users), tuple(groups)))
+        check.add_done_callback(lambda done: checks.pop(key) if checks.get(key) is done else None)
+    return await asyncio.shield(check)
+
+
+async def _ask_role(rt: Runtime, key: str, user_id: str, users: tuple[str, ...], groups: tuple[str, ...]) -> bool:
+    account = await _account(rt, user_id, fresh=True)
+    if account == "unverified":
+        return False  # Slack could not be asked: refused now, asked again at the next press (not a "no")
+    try:
+        allowed = account == "member" and await _member(rt, user_id, users, groups, fresh=True, strict=True)
+    except LookupFailed:
+        return False
+    if not allowed:
+        rt.role_refusals.put(key, True)
+    return allowed
 
 
 async def can_request(
@@ -112,19 +142,26 @@ async def holds_no_role(rt: Runtime, user_id: str) -> bool:
 
 
 async def is_examiner(rt: Runtime, user_id: str) -> bool:
-    """A trained facial examiner: listed in [review] examiners or an examiner_groups member (never a guest)."""
+    """A trained facial examiner: listed in [review] examiners or an examiner_groups member (never a guest), from
+    cached look-ups: enough to read the queue; acting on a review asks `may_examine`."""
     review = rt.settings.review
     if await _is_guest(rt, user_id):
         return False
     return await _member(rt, user_id, review.examiners, review.examiner_groups)
 
 
-async def is_supervisor(rt: Runtime, user_id: str) -> bool:
-    """A supervisor who may approve searches: [review] supervisors or a supervisor_groups member (never a guest)."""
+async def may_examine(rt: Runtime, user_id: str) -> bool:
+    """An examiner as Slack says now (claim, decision, give back, release): listed in [review] examiners or an
+    examiner_groups member, a full member of the workspace (never a guest or a deactivated account)."""
     review = rt.settings.review
-    if await _is_guest(rt, user_id):
-        return False
-    return await _member(rt, user_id, review.supervisors, review.supervisor_groups)
+    return await _may_act(rt, "examiner", user_id, review.examiners, review.examiner_groups)
+
+
+async def may_approve(rt: Runtime, user_id: str) -> bool:
+    """A supervisor as Slack says now (approval, refusal): listed in [review] supervisors or a supervisor_groups
+    member, a full member of the workspace (never a guest or a deactivated account)."""
+    review = rt.settings.review
+    return await _may_act(rt, "supervisor", user_id, review.supervisors, review.supervisor_groups)
 
 
 async def is_gallery_admin(rt: Runtime, user_id: str) -> bool:

@@ -28,6 +28,8 @@ from bot.slack.client import LookupFailed, allowed_token_hosts, make_web_client
 from bot.store.dialogs import DialogStore
 from bot.store.probes import ProbeCache
 from bot.store.records import ApprovalStore, ExaminationStore
+from bot.store.replays import ReplayClaims
+from bot.store.spool import Spool
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,9 @@ T = TypeVar("T")
 CHANNEL_TTL_S = 600.0
 USER_TTL_S = 600.0
 GROUP_TTL_S = 300.0
+# A fresh "no" to an examiner's or a supervisor's press is remembered this long: further presses by that person
+# are refused without asking Slack again (a flood of presses costs one look-up a minute, not one each).
+ROLE_NO_TTL_S = 60.0
 # Threads for file and tinydb work (the ack path) and, apart, for searches and image work, so a burst of
 # searches never queues the quick store reads an ack waits on.
 IO_THREADS = 4
@@ -89,6 +94,8 @@ class Runtime:
     probes: ProbeCache
     exams: ExaminationStore
     approvals: ApprovalStore  # CLI requests waiting for a supervisor
+    spool: Spool  # inputs waiting for a full disk to have room, kept across a restart
+    replays: ReplayClaims  # signed requests already handled (a replay is acked, not applied), across a restart
     clock: Callable[[], datetime] = utc_now
     status_interval: float = 1.0  # in-place status updates at most this often (CONTRACTS: once a second)
     # A dialog finding faces or searching with no change this long and nothing running is restarted by the
@@ -102,6 +109,7 @@ class Runtime:
     channels: TTLCache = field(default_factory=lambda: TTLCache(CHANNEL_TTL_S))
     users: TTLCache = field(default_factory=lambda: TTLCache(USER_TTL_S))
     groups: TTLCache = field(default_factory=lambda: TTLCache(GROUP_TTL_S))
+    role_refusals: TTLCache = field(default_factory=lambda: TTLCache(ROLE_NO_TTL_S))  # "role:user" Slack said no to
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     tasks: set[asyncio.Task] = field(default_factory=set)  # request work: awaited a little on shutdown
     jobs: set[asyncio.Task] = field(default_factory=set)  # periodic jobs: cancelled on shutdown
@@ -151,6 +159,8 @@ class Runtime:
             probes=ProbeCache(data_dir),
             exams=ExaminationStore(data_dir / "examinations.json"),
             approvals=ApprovalStore(data_dir / "approvals.json"),
+            spool=Spool(data_dir / "spool" / "spool.bin", settings.server.spool_mb << 20),
+            replays=ReplayClaims(data_dir / "slack" / "replays.log"),
             clock=clock or utc_now,
             owns_engine=engine is None,
         )
@@ -313,8 +323,9 @@ class Runtime:
             or info.get("name") or user
         )
 
-    async def group_members(self, group: str, *, fresh: bool = False) -> frozenset[str]:
-        """Members of a user group (cached); empty when Slack cannot tell us. `fresh`: ask Slack again."""
+    async def group_members(self, group: str, *, fresh: bool = False, strict: bool = False) -> frozenset[str]:
+        """Members of a user group (cached); empty when Slack cannot tell us. `fresh`: ask Slack again. With
+        `strict`, a failure to reach Slack raises LookupFailed instead (an empty group would read as "no")."""
         cached = None if fresh else self.groups.get(group)
         if cached is not None:
             return cached
@@ -322,6 +333,8 @@ class Runtime:
             users = (await self.client.usergroups_users_list(usergroup=group)).get("users") or []
         except SLACK_ERRORS as exc:
             log.warning("usergroups.users.list for %s failed: %s", group, error_text(exc))
+            if strict and is_transient(exc):
+                raise LookupFailed(error_text(exc)) from None
             return frozenset()
         members = frozenset(users)
         self.groups.put(group, members)

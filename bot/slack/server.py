@@ -1,12 +1,14 @@
 """`python -m bot serve`: the Slack bot's process.
 
 HTTP mode (default): aiohttp on $PORT (default 3000) with `POST /slack/events` (events, interactivity and
-slash commands, verified by Bolt) and `GET /healthz`. Socket Mode when SLACK_APP_TOKEN is set: the bot
-connects out to Slack and still answers `GET /healthz` on $PORT. The edge (bot.slack.edge, `make_runner`) closes
+slash commands, verified by Bolt) and `GET /healthz` ({"ok": true} and nothing more). Socket Mode when
+SLACK_APP_TOKEN is set: the bot connects out to Slack and still answers `GET /healthz` on $PORT. The local port
+($LOCAL_PORT, else `[server] local_port`, 9300), bound to 127.0.0.1, serves `/healthz` with its details and
+`/metrics`. The edge (bot.slack.edge, `make_runner`) closes
 connections that stall mid-request and caps how many are open.
 
 Environment: SLACK_BOT_TOKEN (always), SLACK_SIGNING_SECRET (HTTP mode), SLACK_APP_TOKEN (Socket Mode),
-SLACK_API_URL (optional Web API base URL), PORT, BOT_CONFIG, BOT_DATA_DIR, BOT_AUDIT_KEY. Secrets are never
+SLACK_API_URL (optional Web API base URL), PORT, LOCAL_PORT, BOT_CONFIG, BOT_DATA_DIR, BOT_AUDIT_KEY. Secrets are never
 logged. Background jobs: dialog timeouts, the watchdog of stuck work and the outbox every `tick_interval`
 seconds, dialog-state retention daily; on start, the dispatch-channel backfill and the resumption of dialogs a
 restart interrupted.
@@ -33,6 +35,7 @@ import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.request.internals import parse_body
 from slack_sdk.signature import SignatureVerifier
 
 from bot import __version__
@@ -44,10 +47,13 @@ from bot.slack.app import build_app
 from bot.slack.client import normalise_api_url
 from bot.slack.runtime import Runtime
 from bot.store.disk import DataDirInUse, hold_data_dir
+from bot.store.replays import replay_key
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 3000
+LOCAL_HOST = "127.0.0.1"
+LOCAL_APP: web.AppKey[web.Application] = web.AppKey("local_app", web.Application)
 TICK_INTERVAL_S = 30.0
 PURGE_INTERVAL_S = 24 * 3600.0
 STUCK_AFTER_MINUTES = 5.0  # the tick's watchdog restarts face work or a search stuck this long
@@ -67,9 +73,10 @@ def env_problem(env: Mapping[str, str]) -> str | None:
         )
     if socket_mode and not env["SLACK_APP_TOKEN"].startswith("xapp-"):
         return "error: SLACK_APP_TOKEN must be an app-level token starting with xapp- (connections:write scope)"
-    port = env.get("PORT", "")
-    if port and not (port.isdigit() and 0 < int(port) < 65536):
-        return f"error: PORT={port!r} is not a port number (1-65535)"
+    for variable in ("PORT", "LOCAL_PORT"):
+        port = env.get(variable, "")
+        if port and not (port.isdigit() and 0 < int(port) < 65536):
+            return f"error: {variable}={port!r} is not a port number (1-65535)"
     try:
         normalise_api_url(env.get("SLACK_API_URL"))
     except ConfigError as exc:
@@ -103,10 +110,11 @@ async def _guard_dispatch_channel(rt: Runtime) -> None:
 
 
 async def review_channel_problem(rt: Runtime) -> str | None:
-    """In examiner mode, why the review channel may not hold review cards (one sentence), or None: it must be
-    private (faces and justifications are shown there) and not shared with another organisation."""
+    """In examiner mode or with supervisor approval on (whatever the mode), why the review channel may not hold
+    review or approval cards (one sentence), or None: it must be private (faces and justifications are shown
+    there) and not shared with another organisation."""
     review = rt.settings.review
-    if review.mode != "examiner":
+    if review.mode != "examiner" and review.approval == "never":
         return None
     info = await rt.channel_info(review.review_channel)
     if not info:
@@ -115,7 +123,8 @@ async def review_channel_problem(rt: Runtime) -> str | None:
     if info.get("is_ext_shared"):
         return f"[review] review_channel {review.review_channel} is shared with another organisation: use one of the department's own"
     if not (info.get("is_private") or info.get("is_group")):
-        return f"[review] review_channel {review.review_channel} is public: examiner reviews need a private channel"
+        return (f"[review] review_channel {review.review_channel} is public: approval cards and examiner reviews show "
+                "justifications and faces, so they need a private channel")
     return None
 
 
@@ -137,6 +146,9 @@ async def _on_start(rt: Runtime) -> None:
     resumed = await flow.resume_all(rt)
     if resumed:
         log.info("resumed %d dialogs interrupted by a restart", resumed)
+    spooled = await flow.replay_spool(rt)
+    if spooled:
+        log.info("applying %d inputs kept in the spool while the disk was full", spooled)
     try:
         await flow.purge(rt)  # once at start too: a server restarted more often than daily still purges
     except Exception:
@@ -164,12 +176,11 @@ MAX_EVENT_BYTES = 1 << 20
 REPLAY_WINDOW_S = 5 * 60
 
 
-def verify_request(verifier: SignatureVerifier, body: bytes, headers: Mapping[str, str],
-                   seen: dict[str, float], now: float) -> str:
-    """"ok", "replay" (this exact signed request was handled already), "malformed" or "unsigned".
+def verify_request(verifier: SignatureVerifier, body: bytes, headers: Mapping[str, str], now: float) -> str:
+    """"ok", "malformed" or "unsigned".
 
-    Slack signs `v0:timestamp:body`; a request older than 5 minutes is refused (replay window) and a
-    signature seen within the window is a replay (Slack's own retries are signed anew).
+    Slack signs `v0:timestamp:body`; a request older than 5 minutes is refused (the replay window). Whether this
+    exact request was handled already is `ReplayClaims`' question, asked next.
     """
     timestamp = headers.get("X-Slack-Request-Timestamp", "")
     signature = headers.get("X-Slack-Signature", "")
@@ -185,22 +196,60 @@ def verify_request(verifier: SignatureVerifier, body: bytes, headers: Mapping[st
         return "unsigned"
     if not verifier.is_valid(text, timestamp, signature):
         return "unsigned"
-    for old in [sig for sig, at in seen.items() if now - at > REPLAY_WINDOW_S]:
-        del seen[old]
-    if signature in seen:
-        return "replay"
-    seen[signature] = now
     return "ok"
 
 
-FORWARDING_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-IP")
+# Where present, what a field of a Slack body must be (Slack's own bodies always are): the fields Bolt and the
+# listeners read. Checked in the body itself and in the objects under NESTED, at any depth.
+_NOTHING = type(None)
+_SHAPES: dict[str, tuple[type, ...]] = {
+    **dict.fromkeys(("user", "team", "enterprise", "channel"), (str, dict, _NOTHING)),
+    **dict.fromkeys(("event", "container", "message", "previous_message", "view", "item", "state", "values"),
+                    (dict, _NOTHING)),
+    **dict.fromkeys(("authorizations", "actions", "files", "response_urls"), (list, _NOTHING)),
+}
+_NESTED = ("event", "message", "previous_message", "view", "state")
 
 
-def from_this_machine(request: web.BaseRequest) -> bool:
-    """A loopback peer that no proxy forwarded: the port faces the internet (Slack posts to it), and a local TLS
-    proxy forwards outsiders from loopback too (with one of FORWARDING_HEADERS)."""
-    forwarded = any(name in request.headers for name in FORWARDING_HEADERS)
-    return request.remote in ("127.0.0.1", "::1") and not forwarded
+def _shape_problem(data: dict[str, Any], where: str) -> str | None:
+    for key, kinds in _SHAPES.items():
+        value = data.get(key)
+        if not isinstance(value, kinds):
+            return f"{where}.{key} is a {type(value).__name__}"
+        if isinstance(value, list) and not all(isinstance(item, dict) for item in value):
+            return f"{where}.{key} holds something other than objects"
+    values = data.get("values")  # a form's answers: {block: {action: {...}}}
+    if isinstance(values, dict) and not all(isinstance(b, dict) and all(isinstance(a, dict) for a in b.values())
+                                            for b in values.values()):
+        return f"{where}.values is not a form's answers"
+    for key in _NESTED:
+        inner = data.get(key)
+        if isinstance(inner, dict):
+            problem = _shape_problem(inner, f"{where}.{key}")
+            if problem:
+                return problem
+    return None
+
+
+def body_problem(body: bytes, content_type: str | None) -> str | None:
+    """Why a verified body is no request Slack sends (a few words for the log), or None: read as Bolt reads it
+    (JSON, a form, or a form's `payload` of JSON), it must be an object whose fields have Slack's shapes. What
+    passes cannot make Bolt or a listener fail on its shape; what fails gets 400, never a 500 with a traceback."""
+    kind = (content_type or "").split(";")[0] or None
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return "not UTF-8"
+    as_json = kind == "application/json" or text.startswith("{")  # as Bolt decides
+    try:
+        if not as_json:
+            urllib.parse.parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text))
+        data = parse_body(text, kind)
+    except ValueError:  # json.JSONDecodeError is one
+        return "not JSON" if as_json else "a payload that is not JSON" if "payload=" in text else "not a form"
+    if not isinstance(data, dict):
+        return f"JSON of the wrong shape (a {type(data).__name__}, not an object)"
+    return _shape_problem(data, "body")
 
 
 def describe_request(body: bytes, headers: Mapping[str, str]) -> str:
@@ -257,7 +306,7 @@ def create_server(
     app[RUNTIME] = rt
 
     verifier = SignatureVerifier(rt.signing_secret) if rt.signing_secret else None  # None: Socket Mode
-    seen_signatures: dict[str, float] = {}
+    in_flight: set[str] = set()  # claimed once handled; a copy arriving meanwhile is a replay too
 
     async def slack_events(request: web.Request) -> web.Response:
         arrived = time.perf_counter()
@@ -270,44 +319,41 @@ def create_server(
             return web.Response(status=408)  # never sent: the connection stalled and is closed
         if len(body) > MAX_EVENT_BYTES:
             return web.Response(status=413, text="too large")
-        verdict = (verify_request(verifier, body, request.headers, seen_signatures, time.time())
-                   if verifier is not None else "unsigned")
-        if verdict == "replay":
-            return web.Response(status=200)  # a copy of a request already handled: acked, not run again
+        now = time.time()
+        verdict = verify_request(verifier, body, request.headers, now) if verifier is not None else "unsigned"
         if verdict != "ok":
             rejected[verdict] = rejected.get(verdict, 0) + 1
             return web.Response(status=400 if verdict == "malformed" else 401, text="invalid request")
-        log.info("received %s", describe_request(body, request.headers))
-        bolt_request = AsyncBoltRequest(body=body.decode("utf-8"), query=request.query_string,
-                                        headers=request.headers)  # type: ignore[arg-type]
-        response = await to_aiohttp_response(await bolt.async_dispatch(bolt_request))
+        problem = body_problem(body, request.headers.get("Content-Type"))
+        if problem:  # signed, so from someone holding the secret: said in one line, never a traceback
+            rejected["malformed"] = rejected.get("malformed", 0) + 1
+            log.warning("refused a signed request (%d bytes): %s", len(body), problem)
+            return web.Response(status=400, text="invalid request")
+        key = replay_key(body, request.headers)
+        if key in in_flight or rt.replays.seen(key, now):
+            # A copy of a request handled already (a replay, even across a restart, or Slack's redelivery of an
+            # event): acked, not run again.
+            return web.Response(status=200)
+        in_flight.add(key)
+        try:
+            log.info("received %s", describe_request(body, request.headers))
+            bolt_request = AsyncBoltRequest(body=body.decode("utf-8"), query=request.query_string,
+                                            headers=request.headers)  # type: ignore[arg-type]
+            response = await to_aiohttp_response(await bolt.async_dispatch(bolt_request))
+            if response.status < 500:  # handled: a copy is a replay from now on (a 500 lets Slack retry)
+                await rt.io(rt.replays.claim, key, now)
+        finally:
+            in_flight.discard(key)
         rt.metrics.ack_latency.observe(time.perf_counter() - arrived)
         return response
 
     rejected: dict[str, int] = rt.state.setdefault("rejected_requests", {})
 
-    async def healthz(request: web.Request) -> web.Response:
-        # The port faces the internet (Slack posts to it): details only for the machine itself (monitoring
-        # agents, the Procfile host's checks); anyone else learns only that the bot is up.
-        if not from_this_machine(request):
-            return web.json_response({"ok": True})
-
-        def numbers() -> tuple[int, int]:
-            gallery = rt.core.gallery
-            gallery.refresh()
-            return gallery.subject_count, rt.calls.outbox_depth()
-
-        subjects, depth = await rt.io(numbers)
-        return web.json_response(
-            {"ok": True, "version": __version__, "gallery_subjects": subjects, "outbox_depth": depth,
-             "mode": "socket" if socket_mode else "http"}
-        )
-
-    async def metrics(request: web.Request) -> web.Response:
-        # Prometheus scrapes from the machine itself, like /healthz's details; elsewhere there is no such page.
-        if not (settings.server.metrics_public or from_this_machine(request)):
-            raise web.HTTPNotFound()
-        return web.Response(body=await rt.io(rt.metrics.render), headers={"Content-Type": METRICS_CONTENT_TYPE})
+    async def healthz(_request: web.Request) -> web.Response:
+        # The port faces the internet (Slack posts to it, often through a proxy on this machine that forwards
+        # outsiders from loopback with whatever headers it likes): it says only that the bot is up. The details
+        # and /metrics are on the local port (`local_app`).
+        return web.json_response({"ok": True})
 
     rt.metrics.watch({"open_requests": lambda: len(rt.store.active()), "outbox_depth": rt.calls.outbox_depth,
                       "audit_entries": rt.core.audit.last_seq})
@@ -329,10 +375,36 @@ def create_server(
     if not socket_mode:
         app.router.add_post("/slack/events", slack_events)
     app.router.add_get("/healthz", healthz)
-    app.router.add_get("/metrics", metrics)
     app.on_startup.append(startup)
     app.on_cleanup.append(cleanup)
+    app[LOCAL_APP] = local_app(rt, socket_mode=socket_mode)
     return app, rt
+
+
+def local_app(rt: Runtime, *, socket_mode: bool = False) -> web.Application:
+    """What only this machine may read, served on 127.0.0.1 at `[server] local_port` ($LOCAL_PORT wins):
+    `/healthz` with its details (monitoring agents, the Procfile host's checks) and `/metrics` (Prometheus).
+    Decided by the socket it listens on, never by a request's headers."""
+
+    async def healthz(_request: web.Request) -> web.Response:
+        def numbers() -> tuple[int, int]:
+            gallery = rt.core.gallery
+            gallery.refresh()
+            return gallery.subject_count, rt.calls.outbox_depth()
+
+        subjects, depth = await rt.io(numbers)
+        return web.json_response(
+            {"ok": True, "version": __version__, "gallery_subjects": subjects, "outbox_depth": depth,
+             "mode": "socket" if socket_mode else "http"}
+        )
+
+    async def metrics(_request: web.Request) -> web.Response:
+        return web.Response(body=await rt.io(rt.metrics.render), headers={"Content-Type": METRICS_CONTENT_TYPE})
+
+    app = web.Application()
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    return app
 
 
 def make_runner(app: web.Application, open_file_limit: int | None = None) -> edge.EdgeRunner:
@@ -398,6 +470,7 @@ async def _abandon(runner: web.AppRunner, rt: Runtime) -> None:
 async def _run(settings: Settings, env: Mapping[str, str]) -> None:
     app_token = env.get("SLACK_APP_TOKEN")
     port = int(env.get("PORT") or settings.server.port or DEFAULT_PORT)
+    local_port = int(env.get("LOCAL_PORT") or settings.server.local_port)
     host = settings.server.host
     soft, _hard = raise_open_file_limit()
     app, rt = create_server(settings, env, socket_mode=bool(app_token))
@@ -415,14 +488,20 @@ async def _run(settings: Settings, env: Mapping[str, str]) -> None:
     if problem:
         await _abandon(runner, rt)
         raise StartError(problem)
-    site = web.TCPSite(runner, host, port)
-    try:
-        await site.start()
-    except OSError as exc:
-        await _abandon(runner, rt)
-        if exc.errno == errno.EADDRINUSE:
-            raise StartError(f"port {port} on {host} is already in use (another server?); stop it or set PORT") from None
-        raise StartError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    local_runner = web.AppRunner(app[LOCAL_APP], access_log=None)
+    await local_runner.setup()
+    sites = [(web.TCPSite(runner, host, port), host, port, "PORT"),
+             (web.TCPSite(local_runner, LOCAL_HOST, local_port), LOCAL_HOST, local_port, "LOCAL_PORT")]
+    for site, site_host, site_port, variable in sites:
+        try:
+            await site.start()
+        except OSError as exc:
+            await local_runner.cleanup()
+            await _abandon(runner, rt)
+            if exc.errno == errno.EADDRINUSE:
+                raise StartError(f"port {site_port} on {site_host} is already in use (another server?); stop it "
+                                 f"or set {variable}") from None
+            raise StartError(f"cannot listen on {site_host}:{site_port}: {exc.strerror or exc}") from None
     # Start the face workers now so the first photo does not wait for the models to load.
     asyncio.get_running_loop().run_in_executor(None, rt.engine.start)
     log.info("open-file limit %d; at most %d connections at once", soft, runner.cap.limit)
@@ -435,6 +514,7 @@ async def _run(settings: Settings, env: Mapping[str, str]) -> None:
         log.info("connected to Slack in Socket Mode; /healthz on port %d", port)
     else:
         log.info("listening on port %d: POST /slack/events, GET /healthz", port)
+    log.info("local port %s:%d: GET /healthz (details), GET /metrics", LOCAL_HOST, local_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -446,6 +526,7 @@ async def _run(settings: Settings, env: Mapping[str, str]) -> None:
         log.info("shutting down")
         if handler is not None:
             await handler.close_async()
+        await local_runner.cleanup()
         await runner.cleanup()
 
 

@@ -534,6 +534,12 @@ class AuditLog:
             end += len(raw)
         return check.finish(torn), end
 
+    def verified_prefix(self) -> tuple[int, str] | None:
+        """(seq, mac) of the last entry a chain check reached, as remembered (signed side file), whether or not the
+        file still reaches it: a log that now ends before it went backwards (bot.audit.heads)."""
+        prefix = self._prefix or load_prefix(self._prefix_path, self.signed)
+        return (prefix.seq, prefix.mac) if prefix is not None else None
+
     def _trusted_prefix(self, fd: int, st: os.stat_result) -> Prefix | None:
         """The remembered prefix (memory, else the side file) when it still describes this file: same inode, no
         shorter, and the line ending at its offset is still its last entry, with a MAC that verifies."""

@@ -22,6 +22,8 @@ from bot.request.transitions import Dialog, ImageRequest, Step
 from bot.store.audit_log import AuditLog
 from bot.store.dialogs import DialogStore
 
+from ..conftest import edit_in_place
+
 KEY = "cli-review-test-key-0123456789abcdef"
 ENV = {"BOT_AUDIT_KEY": KEY}
 JUST = 'Armed robbery at "Lucky\'s", 5th & Main,\nvictim statement 🚓; =1+1'
@@ -301,34 +303,31 @@ def test_verify_warns_about_a_cut_tail_instead_of_calling_the_log_intact_alone(t
     assert "warning: the log ends with an incomplete line" in captured.err
 
 
-def test_export_report_and_bundle_of_a_tampered_log_write_their_output_warn_and_exit_4(tmp_path, capsys, monkeypatch):
-    """An entry's outcome and justification edited after the fact: export, report and bundle still write their
-    output (the formats unchanged), say on stderr which entry breaks the chain, and exit 4."""
-    import json as _json
-
-    from bot.cli.main import main
-    from bot.store.audit_log import AuditLog
-
-    key = "cli-tamper-key-0123456789abcdef"
-    data = tmp_path / "data"
-    monkeypatch.setenv("BOT_DATA_DIR", str(data))
-    monkeypatch.setenv("BOT_AUDIT_KEY", key)
-    log = AuditLog.open(data, env={"BOT_AUDIT_KEY": key})
-    log.append("search", outcome="candidates", request_id="FR-T1", justification="robbery at 5th and J",
-               candidates=[{"rank": 1, "subject_id": "S-1", "distance": 0.3}])
-    log.append("purge", removed=0)
-    lines = log.path.read_text().splitlines(keepends=True)
-    forged = _json.loads(lines[0])
-    forged.update(outcome="no_candidate", justification="nothing happened")
-    log.path.write_text(_json.dumps(forged, separators=(",", ":")) + "\n" + "".join(lines[1:]))
+def test_evidence_is_judged_by_every_line_of_a_log_edited_before_the_verified_prefix(log: AuditLog, tmp_path: Path,
+                                                                                     capsys):
+    """One byte of the first entry edited in place after a check remembered the whole log as verified (so the
+    size, the inode and the prefix's last line all still match): export, report and bundle check the whole
+    chain, so they still give their output (the broken record is what an auditor must see) but warn first on
+    stderr naming the entry, and exit 4 (CONTRACTS: CLI exit codes). Before, export passed with exit 0."""
+    assert cli.main(["audit", "verify"]) == 0  # the verified prefix now ends at the last entry
+    edit_in_place(log.path, b"Armed robbery", b"Armed robberY")  # entry 1's justification
     capsys.readouterr()
+    broken = "WARNING: the audit log does not verify (entry 1"
 
     out = tmp_path / "export.csv"
-    assert main(["audit", "export", "--out", str(out)]) == 4
-    assert out.exists() and "FR-T1" in out.read_text(encoding="utf-8-sig")
-    assert "WARNING: the audit log does not verify (entry 1" in capsys.readouterr().err
-    assert main(["audit", "report", "--month", forged["ts"][:7]]) == 4
-    assert "does not verify" in capsys.readouterr().err
+    assert cli.main(["audit", "export", "--out", str(out)]) == 4
+    err = capsys.readouterr().err
+    assert out.exists() and b"Armed robberY" in out.read_bytes() and "Traceback" not in err
+    assert broken in err
+
+    assert cli.main(["audit", "report", "--month", "2026-03", "--json"]) == 4
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["month"] == "2026-03" and broken in captured.err
+
     bundle = tmp_path / "b.zip"
-    assert main(["audit", "bundle", "FR-T1", str(bundle)]) == 4
-    assert bundle.exists() and "does not verify" in capsys.readouterr().err
+    assert cli.main(["audit", "bundle", "FR-A1", str(bundle)]) == 4
+    assert broken in capsys.readouterr().err
+    with zipfile.ZipFile(bundle) as z:
+        verification = json.loads(z.read("verification.json"))
+    assert verification["ok"] is False and verification["bad_seq"] == 1 and verification["resumed_after_seq"] is None
+    assert [a["action"] for a in accesses(log)] == ["export", "report", "bundle"]

@@ -239,6 +239,26 @@ def test_manifest_enrolls_names_and_record_refs(engine, faces_dir: Path, tmp_pat
     assert rejected[f"{manifest}:5"] == "expected 4 fields, found 3"
 
 
+def test_manifest_with_a_status_column_enrolls_only_the_people_it_keeps(engine, faces_dir: Path, tmp_path: Path):
+    """The one file a department keeps for `gallery sync` also enrolls: a status that removes a person is not
+    enrolled, and an unknown status stops before anything is read."""
+    link_subjects(faces_dir, {"obama": ["obama_small.jpg"], "biden": ["biden.jpg"]}, tmp_path / "files")
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("subject_id,name,record_ref,image,status\n"
+                        "S-1,Obama,R-1,files/obama/obama_small.jpg,Eligible\n"
+                        "S-2,Biden,R-2,files/biden/biden.jpg,expunged\n"
+                        "S-3,Nobody,R-3,,not_charged\n")
+    gallery = Gallery(tmp_path / "data")
+    report = enroll(gallery, engine, None, manifest=manifest, progress=False)
+    assert [s["subject_id"] for s in gallery.subjects()] == ["S-1"] and report.added == 1
+    assert {i.subject_id: i.reason for i in report.rejected} == {
+        "S-2": wording.gallery_enroll_ineligible("expunged"), "S-3": wording.gallery_enroll_ineligible("not_charged")}
+    manifest.write_text("subject_id,name,record_ref,image,status\nS-2,Biden,R-2,files/biden/biden.jpg,sealed\n")
+    with pytest.raises(GalleryError, match=r"manifest.csv:2: status 'sealed' is not a status the gallery knows"):
+        enroll(gallery, engine, None, manifest=manifest, progress=False)
+    assert [s["subject_id"] for s in gallery.subjects()] == ["S-1"]
+
+
 def test_manifest_with_a_bad_header_is_refused(engine, tmp_path: Path):
     manifest = tmp_path / "manifest.csv"
     manifest.write_text("subject,name,record,image\nS-1,A,R,a.jpg\n")

@@ -186,6 +186,26 @@ def test_audit_lines_show_local_time_id_requester_purpose_outcome_and_count(marc
     assert wording.audit_lines(entries[1:2])[0].startswith("2026-03-02 17:00 UTC")
 
 
+def test_an_examined_request_is_listed_by_what_was_released_not_by_what_the_examiner_saw(log: AuditLog,
+                                                                                         clock: Clock):
+    """Two candidates went to the examiner; one lead was released, one ruled out: the line counts one."""
+    search_entry(log, clock, datetime(2026, 3, 2, 17, 0, tzinfo=UTC), request_id="FR-R1", requester=U2,
+                 candidates=[("S-0042", 0.41), ("S-0107", 0.52)], seconds=60)
+    log.append("search", outcome="review", request_id="FR-R2", requester=U2, call_number="26-012345",
+               purpose="investigation", candidates=[{"rank": 1, "subject_id": "S-0042", "distance": 0.41},
+                                                    {"rank": 2, "subject_id": "S-0107", "distance": 0.52}])
+    for action, fields in (("queued", {}), ("claim", {}),
+                           ("decision", {"subject_id": "S-0042", "decision": "possible_lead", "note": "ear, mole"}),
+                           ("decision", {"subject_id": "S-0107", "decision": "not_same_person"}),
+                           ("release", {"round": 1, "final": True, "shown": ["S-0042"], "leads": ["S-0042"],
+                                        "ruled_out": 1})):
+        log.append("review", request_id="FR-R2", action=action, by="U0EXAMINER", call_number="26-012345", **fields)
+    entries = review.audit_by_user(log, "U0OFFICER2", None, STAFF, TZ)
+    direct, examined = wording.audit_lines(entries, TZ)
+    assert direct.endswith("candidates returned, 2 candidates")  # a direct search: what the requester got
+    assert examined.endswith("candidates returned, 1 candidate, 1 ruled out by the examiners")
+
+
 # --- Export ------------------------------------------------------------------------------------------------------
 
 

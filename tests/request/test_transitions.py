@@ -633,6 +633,7 @@ def test_a_flagged_request_waits_for_a_supervisor_and_approval_runs_the_search()
     assert on_approval(waiting, approved=True, by=OFFICER, reason="", now=at(2))[1] == [NotRequester(OFFICER)]
     approved, effects = on_approval(waiting, approved=True, by="U0SUPER", reason="facts stand", now=at(2))
     assert effects == [Attested((rid,)), Search(rid, 1)] and approved.approval["by"] == "U0SUPER"
+    assert (approved.approval["reason"], approved.approval["decision_reason"]) == ("flagged", "facts stand")
     _, effects = reply(at_step(Step.ATTESTATION), "I attest", approval="flagged")
     assert not any(isinstance(e, NeedsApproval) for e in effects)  # only flagged ones wait
 

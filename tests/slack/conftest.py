@@ -26,10 +26,10 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from bot.config import FacesSettings, ImageSettings, Settings, SlackSettings
+from bot.config import FacesSettings, ImageSettings, ServerSettings, Settings, SlackSettings
 from bot.faces.engine import FaceEngine
 from bot.slack.runtime import Runtime
-from bot.slack.server import create_server, make_runner
+from bot.slack.server import LOCAL_APP, create_server, make_runner
 from bot.store.audit_log import AuditLog
 
 from ..conftest import link_subjects
@@ -124,7 +124,9 @@ def bot_settings(data_dir: Path, **slack: Any) -> Settings:
         "dialog_timeout_minutes": 5,
     }
     values.update(slack)
-    return Settings(data_dir=data_dir, slack=SlackSettings(**values), faces=FacesSettings(workers=1))
+    # A 1 MB spool: hundreds of test servers need not reserve 16 MB each.
+    return Settings(data_dir=data_dir, slack=SlackSettings(**values), faces=FacesSettings(workers=1),
+                    server=ServerSettings(spool_mb=1))
 
 
 def payload(call: Call) -> dict[str, Any]:
@@ -150,6 +152,8 @@ class Bot:
     rt: Runtime
     runner: web.AppRunner
     base: str
+    local_runner: web.AppRunner | None = None
+    local_base: str = ""  # the local port: /healthz's details and /metrics
     stopped: bool = False
 
     @property
@@ -160,6 +164,8 @@ class Bot:
         """Shut the server down (background jobs stop, stores close)."""
         if not self.stopped:
             self.stopped = True
+            if self.local_runner is not None:
+                await self.local_runner.cleanup()
             await self.runner.cleanup()
 
 
@@ -216,7 +222,11 @@ class Harness:
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
-        bot = Bot(rt, runner, f"http://127.0.0.1:{runner.addresses[0][1]}")
+        local_runner = web.AppRunner(app[LOCAL_APP], access_log=None)
+        await local_runner.setup()
+        await web.TCPSite(local_runner, "127.0.0.1", 0).start()
+        bot = Bot(rt, runner, f"http://127.0.0.1:{runner.addresses[0][1]}", local_runner,
+                  f"http://127.0.0.1:{local_runner.addresses[0][1]}")
         self.bots.append(bot)
         if dispatch and cad_calls:
             async with asyncio.timeout(10):  # the backfill at start reads them
@@ -401,7 +411,8 @@ class Harness:
         await self.reply(upload, "I attest")
 
     async def healthz(self) -> dict[str, Any]:
-        async with self.http.get(f"{self.bot.base}/healthz") as resp:
+        """/healthz with its details, from the local port."""
+        async with self.http.get(f"{self.bot.local_base}/healthz") as resp:
             assert resp.status == 200
             return await resp.json()
 

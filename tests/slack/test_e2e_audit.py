@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 from datetime import UTC, datetime
 
+import pytest
+
 from bot import wording
 from bot.audit.refusals import folded_count
 from bot.config import AuditSettings
@@ -146,3 +148,60 @@ async def test_refusal_aggregation_uploads_by_a_stranger_fold_and_a_requesters_a
     report = review.summarise_month(AuditLog.open(harness.data_dir, {}).entries(), month, TZ)
     assert report.by_outcome["denied"] == 23 and report.total == 23
     assert harness.verify_audit()
+
+
+# ------------------------------------------------------------------------- a head that went backwards
+
+
+async def test_a_truncated_log_is_an_alarm_not_a_new_head_until_accept_head(harness, slack, capsys, monkeypatch):
+    from bot.cli import main as cli
+
+    seed_call(harness.data_dir, datetime.now(UTC))
+    log = AuditLog.open(harness.data_dir, {})
+    for n in range(6):
+        log.append("gallery_change", actor="os:admin", action="remove", subject_id=f"S{n}")
+    first = await start_with_head_channel(harness, slack)
+    posted = await slack.wait_for(lambda c: c.method == "chat.postMessage" and c.params.get("channel") == HEAD_CHANNEL,
+                                  ok=True)
+    assert posted.params["metadata"]["event_payload"]["seq"] == 10
+    await harness.idle()
+    await first.stop()
+
+    path = harness.data_dir / "audit" / "audit.jsonl"
+    path.write_bytes(b"".join(path.read_bytes().splitlines(keepends=True)[:-4]))  # 4 entries cut off the end
+    slack.clear_calls()
+    await start_with_head_channel(harness, slack)
+    alarm = await slack.wait_for(lambda c: c.method == "chat.postMessage" and c.params.get("channel") == HEAD_CHANNEL,
+                                 ok=True)
+    await harness.idle()
+    assert alarm.params["metadata"]["event_payload"]["kind"] == "audit_head_alarm"
+    assert block_texts(alarm.params)[0] == wording.audit_head_alarm(10, "missing", 6)
+    assert [p.params["metadata"]["event_payload"]["kind"] for p in head_posts(slack)] == ["audit_head_alarm"]
+    [status] = await frs(harness, "status", user=OFFICER)
+    assert wording.audit_head_alarm(10, "missing", 6) in texts(status)[0]
+    assert await flow.publish_head(harness.rt) is None  # the daily job posts no head either
+
+    head = AuditLog.open(harness.data_dir, {}).head()
+    monkeypatch.setenv("BOT_DATA_DIR", str(harness.data_dir))
+    assert cli.main(["audit", "accept-head", f"{head['seq']}:{head['mac']}"]) == cli.EXIT_OK
+    assert "accepted" in capsys.readouterr().out
+    accepted = [e for e in AuditLog.open(harness.data_dir, {}).entries() if e.get("action") == "accept_head"]
+    assert [(e["seq_accepted"], e["mac_accepted"]) for e in accepted] == [(6, head["mac"])]
+    await flow.publish_head(harness.rt)
+    kinds = [p.params["metadata"]["event_payload"] for p in head_posts(slack)]
+    assert kinds[-1]["kind"] == "audit_head" and kinds[-1]["seq"] == 7 and kinds[-1]["verified"] is True
+    [status] = await frs(harness, "status", user=OFFICER)
+    assert "ALARM" not in texts(status)[0]
+
+
+def test_accept_head_refuses_a_head_that_is_not_in_the_log(tmp_path, monkeypatch, capsys):
+    from bot.cli import main as cli
+
+    log = AuditLog.open(tmp_path, {})
+    log.append("gallery_change", actor="os:admin", action="remove", subject_id="S1")
+    monkeypatch.setenv("BOT_DATA_DIR", str(tmp_path))
+    assert cli.main(["audit", "accept-head", "1:" + "0" * 64]) == cli.EXIT_ERROR
+    with pytest.raises(SystemExit) as info:  # a usage error: one line, exit 1
+        cli.main(["audit", "accept-head", "nonsense"])
+    assert info.value.code == cli.EXIT_ERROR
+    assert [e["kind"] for e in AuditLog.open(tmp_path, {}).entries()] == ["gallery_change"]

@@ -22,6 +22,7 @@ from .test_e2e_examination import (
     OBAMA,
     REVIEW,
     SUPERVISOR,
+    approval_card,
     card,
     decide_approval,
     press,
@@ -78,12 +79,6 @@ def search(faces_dir, capsys, justification: str = JUSTIFICATION) -> tuple[int, 
     code = cli(["search", str(faces_dir / OBAMA), "--call-number", "26-012345", "--purpose", "1",
                 "--justification", justification, "--attest", "--json"])
     return code, json.loads(capsys.readouterr().out)
-
-
-def approval_card(slack) -> dict:
-    [message] = [m for m in slack.messages(REVIEW)
-                 if (m.get("metadata") or {}).get("event_payload", {}).get("kind") == "approval"]
-    return message
 
 
 def pending(harness):

@@ -207,15 +207,26 @@ async def start_approval(harness, slack, approval: str = "flagged"):
     return await harness.start(settings=replace(bot_settings(harness.data_dir), review=review_settings))
 
 
-async def decide_approval(harness, slack, action: str, user: str, reason: str):
+def approval_card(slack) -> dict:
     [message] = [m for m in slack.messages(REVIEW)
                  if (m.get("metadata") or {}).get("event_payload", {}).get("kind") == "approval"]
+    return message
+
+
+async def press_approval(harness, slack, action: str, user: str) -> None:
+    """Press Approve or Refuse on the approval card in the review channel (the reason form opens, or a note)."""
+    message = approval_card(slack)
     block = next(b for b in message["blocks"] if b["type"] == "actions")
     button = next(e for e in block["elements"] if e["action_id"] == action)
     body = block_actions_payload(action_id=action, value=button["value"], user_id=user, channel_id=REVIEW,
                                  message=message, block_id=block["block_id"])
     assert (await post(harness.http, harness.bot.events_url, interaction_body(body))).status == 200
     await harness.idle()
+
+
+async def decide_approval(harness, slack, action: str, user: str, reason: str):
+    """Press the button, then submit the reason form if one opened (None when none did)."""
+    await press_approval(harness, slack, action, user)
     if not slack.views():
         return None
     view = slack.views()[-1]
@@ -237,6 +248,9 @@ async def test_a_flagged_request_waits_for_a_supervisor_who_approves_it_with_a_r
     assert await decide_approval(harness, slack, "fr_approval_approve", OFFICER, "mine") is None  # never the requester
     assert wording.SUPERVISOR_IS_REQUESTER in slack.ephemerals(REVIEW, OFFICER)[0]["text"]
     await decide_approval(harness, slack, "fr_approval_approve", SUPERVISOR, "facts stand apart from the description")
+    decided = block_texts(approval_card(slack))  # why it waited stays; the decision has its own line
+    assert wording.APPROVAL_REASONS["flagged"] in decided[0] and "facts stand apart" not in decided[0]
+    assert decided[1:] == [wording.approval_decided(True, SUPERVISOR, "facts stand apart from the description")]
     await harness.wait_kind("result")
     await harness.done(upload)
     [search] = harness.audit()
@@ -367,3 +381,71 @@ async def test_an_approval_nobody_gives_expires_and_says_so(harness, slack):
     [expired] = harness.audit()
     assert expired["outcome"] == "expired"
     assert [e["action"] for e in reviews(harness)] == ["queued", "timeout"]
+
+
+async def test_changes_within_a_second_give_one_redraw_of_the_card_showing_the_last_state(harness, slack):
+    """Redraws of a review card are coalesced (at most one chat.update a second, the last state drawn)."""
+    slack.add_channel(REVIEW, "fr-review", is_private=True)
+    slack.add_user(EXAMINER, "examiner.one", display_name="Examiner One")
+    settings = replace(bot_settings(harness.data_dir), review=ReviewSettings(
+        mode="examiner", examiners=(EXAMINER,), review_channel=REVIEW))
+    await harness.start(settings=settings, status_interval=1.0)
+    await searched(harness)
+    await press(harness, slack, exam_card.ACTION_CLAIM, EXAMINER)
+    def card_updates() -> int:
+        return len([c for c in slack.call_log("chat.update") if c.params.get("channel") == REVIEW])
+
+    updates = card_updates()
+    message = card(slack)
+    block = next(b for b in message["blocks"]
+                 if any("|inconclusive" in str(e.get("value")) for e in b.get("elements") or []))
+    for decision in ("not_same_person", "inconclusive", "not_same_person", "inconclusive", "inconclusive"):
+        button = next(e for e in block["elements"] if e["value"].endswith("|" + decision))
+        body = block_actions_payload(action_id=button["action_id"], value=button["value"], user_id=EXAMINER,
+                                     channel_id=REVIEW, message=message, block_id=block["block_id"])
+        assert (await post(harness.http, harness.bot.events_url, interaction_body(body))).status == 200
+    await harness.idle()
+    assert len([e for e in reviews(harness) if e["action"] == "decision"]) == 5
+    assert card_updates() - updates <= 2  # five changes, at most two redraws
+    assert block_texts(card(slack))[-1] == wording.exam_status("claimed", claimed_by=EXAMINER, decided=1, total=1,
+                                                              round_no=1, rounds=1)
+
+
+async def test_frs_audit_counts_what_was_released_to_the_requester(harness, slack, faces_dir, enrolled_gallery,
+                                                                    face_engine, tmp_path):
+    """Two candidates reach the examiner (a second photo of the same man enrolled as another subject); one lead
+    is released and one ruled out: `/frs audit` says one candidate, and that one was ruled out."""
+    import os
+    import shutil
+
+    from bot.faces.enroll import enroll
+    from bot.faces.gallery import Gallery
+
+    from .signing import command_body
+
+    shutil.copytree(enrolled_gallery, harness.data_dir / "gallery")
+    (tmp_path / "more" / "obama_twin").mkdir(parents=True)
+    os.symlink(faces_dir / "people" / "obama" / "obama1.jpg", tmp_path / "more" / "obama_twin" / "obama1.jpg")
+    gallery = Gallery(harness.data_dir)
+    assert enroll(gallery, face_engine, tmp_path / "more", progress=False).added == 1
+    gallery.close()
+    slack.add_channel(REVIEW, "fr-review", is_private=True)
+    slack.add_user(EXAMINER, "examiner.one", display_name="Examiner One")
+    slack.add_user("UCAPTAIN1", "captain.reyes", display_name="Capt. Reyes")
+    settings = replace(bot_settings(harness.data_dir, command_staff=("UCAPTAIN1",)), review=ReviewSettings(
+        mode="examiner", examiners=(EXAMINER,), review_channel=REVIEW))
+    await harness.start(settings=settings)
+    await searched(harness)
+    assert [c["subject_id"] for c in harness.audit()[0]["candidates"]] == ["obama", "obama_twin"]
+    await press(harness, slack, exam_card.ACTION_CLAIM, EXAMINER)
+    await press(harness, slack, exam_card.ACTION_DECIDE, EXAMINER, "obama|possible_lead")
+    await note(harness, slack, EXAMINER, NOTE)
+    await press(harness, slack, exam_card.ACTION_DECIDE, EXAMINER, "obama_twin|not_same_person")
+    await press(harness, slack, exam_card.ACTION_RELEASE, EXAMINER)
+    await harness.wait_kind("result")
+    reply = await post(harness.http, harness.bot.events_url, command_body("/frs", "audit 26-012345", "UCAPTAIN1", CASE))
+    assert reply.status == 200
+    answer = await slack.wait_for(lambda c: c.method == "chat.postEphemeral" and c.params.get("user") == "UCAPTAIN1",
+                                  ok=True)
+    [line] = block_texts(answer.params)[1].splitlines()
+    assert line.endswith("candidates returned, 1 candidate, 1 ruled out by the examiners")

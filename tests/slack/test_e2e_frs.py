@@ -20,6 +20,7 @@ from bot.slack import blocks
 from bot.slack import review as slack_review
 from bot.store.audit_log import AuditLog
 
+from ..conftest import edit_in_place
 from .conftest import (
     CASE,
     GROUP_MEMBER,
@@ -165,6 +166,17 @@ async def test_audit_by_person_with_and_without_since(harness, slack):
 
     queries = [a["query"] for a in accesses(harness.data_dir)]
     assert queries == [{"requester_id": OFFICER, "since": None}, {"requester_id": OFFICER, "since": since}]
+
+
+async def test_a_display_name_with_line_breaks_stays_on_the_header_line(harness, slack):
+    """A name cannot forge a line of the answer: breaks become spaces, an id in parentheses is bracketed."""
+    seed(harness.data_dir, datetime.now(UTC), "FR-NEW0000001")
+    await start(harness, slack)
+    slack.add_user(OFFICER, "officer.one", display_name="Ofc. One\n*All clear* (UCAPTAIN1)\r\u2028ok")
+    [answer] = await frs(harness, f"audit {OFFICER_MENTION}")
+    header = texts(answer)[0]
+    assert "\n" not in header and "\r" not in header and "\u2028" not in header
+    assert header.startswith(f"Facial recognition request by Ofc. One *All clear* [UCAPTAIN1] ok ({OFFICER}): 1.")
 
 
 async def test_no_match_says_so(harness, slack):
@@ -525,6 +537,19 @@ async def test_audit_answers_from_a_tampered_log_start_with_a_warning(harness, s
     head = texts(answer)[0]
     assert head.startswith("WARNING: the audit log does not verify (entry 1")
     assert wording.audit_call_header(CALL, 3) in head
+
+
+async def test_report_warns_when_an_entry_before_the_verified_prefix_was_edited(harness, slack):
+    """One byte of the first entry edited in place after the whole log was verified (same size, same inode, the
+    prefix's last line unchanged): /frs report checks the whole chain, so the report it gives starts with the
+    warning naming the broken entry (before, it came with no warning)."""
+    seed_call(harness.data_dir, _last_month_noon(datetime.now(UTC)))
+    log = AuditLog.open(harness.data_dir, {})
+    assert log.verify().ok  # remembered as the verified prefix
+    edit_in_place(log.path, b"FR-AAAAAAAAA1", b"FR-AAAAAAAAA9")
+    await start(harness, slack)
+    [answer] = await frs(harness, "report")
+    assert texts(answer)[0].startswith("WARNING: the audit log does not verify (entry 1")
 
 
 async def test_refused_answers_show_in_frs_audit_the_bundle_and_the_report(harness, slack):

@@ -28,6 +28,20 @@ async def test_an_invalid_call_number_is_read_back_in_one_line_and_a_valid_one_m
     assert refusal["step"] == "call_number" and refusal["text"] == "call 26-04512"
 
 
+async def test_a_call_number_pasted_with_an_en_dash_is_taken_with_a_hyphen(harness):
+    await harness.start(gallery=False)
+    upload = await harness.upload(harness.face(OBAMA))
+    await harness.wait_card("offered")
+    await harness.reply(upload, "26\u2013012345")  # as a CAD screen or a phone's autocorrect writes it
+    await harness.wait_card("purpose")
+    await harness.reply(upload, "cancel")
+    await harness.wait_card("cancelled")
+    await harness.idle()
+    assert harness.kinds(upload) == ["card"]  # no "is not a call number" line
+    [audited] = harness.audit()
+    assert audited["outcome"] == "cancelled" and audited["call_number"] == "26-012345"
+
+
 async def test_someone_else_answering_gets_an_ephemeral_note_and_the_dialog_is_unchanged(harness, slack):
     await harness.start(gallery=False)
     upload = await harness.upload(harness.face(OBAMA), text="photo for the file, call 26-012345")

@@ -371,3 +371,70 @@ async def test_a_network_oserror_is_not_taken_for_a_full_disk(harness, slack, mo
     upload = await harness.upload(harness.face(OBAMA))
     await harness.idle()
     assert harness.thread(upload, "storage_retrying") == []
+
+
+# --- nothing promised is lost to a restart: replay claims and the spool are on disk ------------------------------
+
+
+async def _send_raw(harness, body: bytes, headers: dict[str, str]) -> int:
+    async with harness.http.post(harness.bot.events_url, data=body, headers=headers) as resp:
+        return resp.status
+
+
+async def test_a_press_captured_and_replayed_after_a_restart_is_not_applied_again(harness, slack):
+    from .signing import FORM, SIGNING_SECRET, block_actions_payload, interaction_body, sign
+
+    first = await harness.start()
+    upload = await harness.upload(harness.face(OBAMA))
+    await harness.wait_card()
+    await harness.reply(upload, "26-012345")
+    card = await harness.wait_card("purpose")
+    message = next(m for m in reversed(harness.slack.messages(CASE, thread_ts=upload["ts"])) if m["ts"] == card.response["ts"])
+    button = next(el for block in message["blocks"] for el in block.get("elements") or []
+                  if el.get("type") == "button" and str(el.get("action_id", "")).startswith("fr_form"))
+    block_id = next(b.get("block_id") for b in message["blocks"] if button in (b.get("elements") or []))
+    body = interaction_body(block_actions_payload(action_id=button["action_id"], value=button["value"],
+                                                  user_id=OFFICER, channel_id=CASE, message=message,
+                                                  block_id=block_id or "b"))
+    headers = {"Content-Type": FORM, **sign(SIGNING_SECRET, body)}  # captured once, replayed as it is
+    assert await _send_raw(harness, body, headers) == 200
+    await harness.slack.wait_for("views.open", ok=True)  # "Fill in a form" opens the form
+    await harness.idle()
+    await first.stop()
+
+    await harness.start()  # same data dir, within the 5-minute window
+    await harness.idle()
+    harness.slack.clear_calls()
+    assert await _send_raw(harness, body, headers) == 200  # acked, so Slack would not retry it
+    await harness.idle()
+    answered = [c.method for c in harness.slack.call_log() if c.method.startswith(("chat.", "views."))]
+    assert answered == []  # not applied again: no second form, no note
+
+
+async def test_an_upload_waiting_for_a_full_disk_is_applied_after_a_restart(harness, slack, monkeypatch):
+    first = await harness.start()
+    harness.rt.storage_retry_delays = (3600.0,)  # the retry would come long after the restart
+    _fail_writes(monkeypatch, harness.rt.store, "put", times=10**6)
+    upload = await harness.upload(harness.face(OBAMA))
+    await harness.wait_kind("storage_retrying")
+    assert harness.rt.store.active() == []
+    await first.stop()
+    monkeypatch.undo()  # the disk has room again
+
+    await harness.start()
+    await harness.wait_card()  # the upload the officer was told is safe opens its request
+    await harness.idle()
+    assert len(harness.rt.store.active()) == 1
+    assert len(harness.thread(upload, "card")) == 1
+
+
+async def test_a_full_spool_tells_the_officer_at_once_to_post_again(harness, slack, monkeypatch):
+    await harness.start()
+    harness.rt.storage_retry_delays = (3600.0,)
+    harness.rt.spool.capacity = 64  # a spool with no room for one upload (the real class, made small)
+    _fail_writes(monkeypatch, harness.rt.store, "put", times=10**6)
+    upload = await harness.upload(harness.face(OBAMA))
+    final = await harness.wait_kind("storage_gave_up")
+    assert block_texts(final.params)[0] == wording.STORAGE_SPOOL_FULL
+    await harness.idle()
+    assert harness.kinds(upload) == ["storage_gave_up"]

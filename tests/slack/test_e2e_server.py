@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from urllib.parse import urlencode
 
 import pytest
 
@@ -59,7 +60,7 @@ async def test_socket_mode_serves_healthz_and_no_http_events(tmp_path, slack):
     import aiohttp
     from aiohttp import web
 
-    from bot.slack.server import create_server
+    from bot.slack.server import LOCAL_APP, create_server
 
     env = {"SLACK_BOT_TOKEN": TOKEN, "SLACK_APP_TOKEN": "xapp-1-test", "SLACK_API_URL": slack.base_url}
     app, _rt = create_server(Settings(data_dir=tmp_path / "data"), env, socket_mode=True, shutdown_grace=0)
@@ -67,14 +68,20 @@ async def test_socket_mode_serves_healthz_and_no_http_events(tmp_path, slack):
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
+    local = web.AppRunner(app[LOCAL_APP], access_log=None)
+    await local.setup()
+    await web.TCPSite(local, "127.0.0.1", 0).start()
     base = f"http://127.0.0.1:{runner.addresses[0][1]}"
     try:
         async with aiohttp.ClientSession() as http:
             async with http.get(f"{base}/healthz") as resp:
+                assert resp.status == 200 and await resp.json() == {"ok": True}
+            async with http.get(f"http://127.0.0.1:{local.addresses[0][1]}/healthz") as resp:
                 assert resp.status == 200 and (await resp.json())["mode"] == "socket"
             async with http.post(f"{base}/slack/events", data=b"{}") as resp:
                 assert resp.status in (404, 405)  # unsigned HTTP events are not accepted in Socket Mode
     finally:
+        await local.cleanup()
         await runner.cleanup()
 
 
@@ -131,6 +138,18 @@ async def test_healthz_through_a_proxy_says_only_ok(harness):
     await harness.start(gallery=False)
     async with harness.http.get(f"{harness.bot.base}/healthz", headers={"X-Forwarded-For": "203.0.113.9"}) as resp:
         assert resp.status == 200 and await resp.json() == {"ok": True}
+
+
+@pytest.mark.parametrize("header", ["Via", "X-Forwarded-Host", "X-Forwarded-Proto", "True-Client-IP", None])
+async def test_the_public_port_gives_no_details_whatever_a_proxy_sends(harness, header):
+    # A proxy on this machine forwards outsiders from loopback and may send any header (or none): the port
+    # Slack posts to says only that the bot is up, and has no /metrics.
+    await harness.start(gallery=False)
+    headers = {header: "203.0.113.9"} if header else {}
+    async with harness.http.get(f"{harness.bot.base}/healthz", headers=headers) as resp:
+        assert resp.status == 200 and await resp.json() == {"ok": True}
+    async with harness.http.get(f"{harness.bot.base}/metrics", headers=headers) as resp:
+        assert resp.status == 404 and "frbot_" not in await resp.text()
 
 
 # --- the request edge: nothing unverified is parsed or logged --------------------------------------------------
@@ -279,3 +298,133 @@ def test_log_format_json_gives_one_object_per_line_that_a_message_cannot_break()
     record = json.loads(line)
     assert record["level"] == "WARNING" and record["logger"] == "test.jsonlog"
     assert record["message"] == "received x\nCRITICAL bot.store.audit_log: audit chain verified OK"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def test_a_busy_local_port_is_one_sentence_naming_local_port(tmp_path, slack, monkeypatch, capsys):
+    import asyncio
+    import socket
+
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    local = busy.getsockname()[1]
+    settings = Settings(data_dir=tmp_path / "data")
+    settings = settings.__class__(**{**settings.__dict__, "server": settings.server.__class__(host="127.0.0.1")})
+    _serve_env(monkeypatch, slack, _free_port())
+    monkeypatch.setenv("LOCAL_PORT", str(local))
+    try:
+        assert await asyncio.to_thread(serve, settings) == 1
+        err = capsys.readouterr().err.strip()
+        assert err == f"error: port {local} on 127.0.0.1 is already in use (another server?); stop it or set LOCAL_PORT"
+    finally:
+        busy.close()
+
+
+async def test_serve_gives_the_details_on_the_local_port_only(tmp_path, slack):
+    # The real process: $PORT for Slack (details never), $LOCAL_PORT on 127.0.0.1 for /healthz's details and
+    # /metrics, whatever headers a request carries.
+    import asyncio
+    import os
+    import signal
+    import sys
+
+    import aiohttp
+
+    public, local = _free_port(), _free_port()
+    env = {**os.environ, "SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+           "SLACK_API_URL": slack.base_url, "PORT": str(public), "LOCAL_PORT": str(local),
+           "BOT_DATA_DIR": str(tmp_path / "data"), "BOT_AUDIT_KEY": "a-key-for-this-test-0123456789"}
+    env.pop("SLACK_APP_TOKEN", None)
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", "serve", env=env,
+                                                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    try:
+        async with aiohttp.ClientSession() as http:
+            for _ in range(600):  # up to 60 s for the process to start
+                try:
+                    async with http.get(f"http://127.0.0.1:{local}/healthz") as resp:
+                        details = await resp.json()
+                        break
+                except aiohttp.ClientConnectionError:
+                    await asyncio.sleep(0.1)
+            else:
+                raise AssertionError("the local port never answered")
+            assert details["ok"] is True and "version" in details and details["mode"] == "http"
+            async with http.get(f"http://127.0.0.1:{local}/metrics") as resp:
+                assert resp.status == 200 and "frbot_" in await resp.text()
+            async with http.get(f"http://127.0.0.1:{public}/healthz") as resp:
+                assert await resp.json() == {"ok": True}
+            async with http.get(f"http://127.0.0.1:{public}/metrics") as resp:
+                assert resp.status == 404
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, err.decode()
+async def test_approval_on_refuses_a_public_review_channel_whatever_the_mode(tmp_path, slack, monkeypatch, capsys):
+    """With `[review] approval` on and mode "direct", the approval cards (each with its justification) would go
+    to the review channel: a public one stops the server at start, as in examiner mode."""
+    import asyncio
+    import socket
+
+    from bot.config import ReviewSettings, ServerSettings
+
+    slack.add_channel("CPUBLIC", "fr-review-public")
+    free = socket.socket()
+    free.bind(("127.0.0.1", 0))
+    port = free.getsockname()[1]
+    free.close()
+    review = ReviewSettings(mode="direct", approval="flagged", supervisors=("USUPERVISOR1",), review_channel="CPUBLIC")
+    settings = Settings(data_dir=tmp_path / "data", review=review, server=ServerSettings(host="127.0.0.1"))
+    _serve_env(monkeypatch, slack, port)
+    assert await asyncio.to_thread(serve, settings) == 1
+    err = capsys.readouterr().err
+    assert err == ("error: [review] review_channel CPUBLIC is public: approval cards and examiner reviews show "
+                   "justifications and faces, so they need a private channel\n")
+    assert slack.call_log("chat.postMessage") == []
+
+
+SIGNED_MALFORMED = [  # (body, content type): signed with the right secret, yet no body Slack sends
+    (b"not json at all", "application/json"),
+    (b"[1, 2]", "application/json"),
+    (b'"text"', "application/json"),
+    (b'{"type": "event_callback", "event": "a string"}', "application/json"),
+    (b'{"type": "event_callback", "event": {"type": "message", "files": "x"}}', "application/json"),
+    (b'{"type": "event_callback", "authorizations": [1], "event": {"type": "message"}}', "application/json"),
+    (b"payload=not+json", None),
+    (b"payload=%5B1%5D", None),
+    (b"payload=%22s%22", None),
+    (urlencode({"payload": json.dumps({"type": "block_actions", "actions": "x", "user": "U1"})}).encode(), None),
+    (urlencode({"payload": json.dumps({"type": "block_actions", "actions": [5], "user": {"id": "U1"}})}).encode(),
+     None),
+    (urlencode({"payload": json.dumps({"type": "view_submission", "view": "x"})}).encode(), None),
+    (urlencode({"payload": json.dumps({"type": "view_submission", "user": {"id": "U1"},
+                                       "view": {"state": {"values": {"b": "x"}}}})}).encode(), None),
+    (b"a=%ZZ&&&=", None),
+    (b"\x00\x01", None),
+]
+
+
+async def test_a_signed_but_malformed_body_gets_400_and_one_log_line_without_a_traceback(harness, slack, caplog):
+    from .signing import command_body
+
+    caplog.set_level(logging.DEBUG)
+    await harness.start(gallery=False)
+    for body, content_type in SIGNED_MALFORMED:
+        caplog.clear()
+        reply = await post(harness.http, harness.bot.events_url, body, content_type=content_type)
+        await harness.idle()
+        assert reply.status == 400, (body, reply.status)
+        problems = [r for r in caplog.records if r.levelno >= logging.WARNING]
+        assert len(problems) == 1 and problems[0].name == "bot.slack.server", (body, caplog.text)
+        assert "\n" not in problems[0].getMessage() and not any(r.exc_info for r in caplog.records), body
+        assert "Traceback" not in caplog.text
+    reply = await post(harness.http, harness.bot.events_url, command_body("/frs", "help", OFFICER2, CASE))
+    assert reply.status == 200  # a well-formed request still goes through
+    await slack.wait_for("chat.postEphemeral", ok=True)

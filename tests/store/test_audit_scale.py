@@ -1,4 +1,5 @@
-"""The audit log at scale: reads check only the tail after a verified prefix; `audit verify` checks it all."""
+"""The audit log at scale: interactive reads check only the tail after a verified prefix; `audit verify`, export,
+report and bundle check it all."""
 from __future__ import annotations
 
 import json
@@ -167,7 +168,7 @@ def test_verified_prefix_is_dropped_by_a_purge(data_dir: Path, log: AuditLog, cl
     assert result.ok and result.resumed_after_seq == 11 and result.count == 7 and len(fed) == 1
 
 
-def test_verified_prefix_cli_reads_check_the_tail_and_audit_verify_every_line(
+def test_verified_prefix_cli_evidence_and_audit_verify_check_every_line(
     log: AuditLog, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fed: list[bytes], capsys
 ) -> None:
     fill(log, 1, 41)
@@ -177,10 +178,11 @@ def test_verified_prefix_cli_reads_check_the_tail_and_audit_verify_every_line(
     assert cli.main(["audit", "verify"]) == cli.EXIT_OK and len(fed) == 40
     fed.clear()
     assert cli.main(["audit", "export", "--out", str(tmp_path / "out.csv")]) == cli.EXIT_OK
-    assert len(fed) == 1  # the export's own audit_access entry is the whole new tail
+    # Evidence is never produced on trust: every line before the export, then its own audit_access entry.
+    assert len(fed) == 40 + 1
     fed.clear()
     assert cli.main(["audit", "bundle", "FR-0000000007", str(tmp_path / "b.zip")]) == cli.EXIT_OK
-    assert len(fed) == 1  # checked once for the bundle's verification.json, then nothing new for the exit code
+    assert len(fed) == 41 + 1  # every line first, then the bundle's own entry for its verification.json
     fed.clear()
     assert cli.main(["audit", "verify"]) == cli.EXIT_OK and len(fed) == 42
     capsys.readouterr()

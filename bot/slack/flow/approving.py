@@ -97,7 +97,7 @@ async def handle_button(rt: Runtime, body: dict[str, Any], action: dict[str, Any
     if not requesters:  # decided long ago and purged ([retention]): the card is history
         await ephemeral(rt, channel, user, None, blocks.note(wording.APPROVAL_CLOSED, kind="approval_refused"))
         return
-    if not await roles.is_supervisor(rt, user):
+    if not await roles.may_approve(rt, user):
         await ephemeral(rt, channel, user, None, blocks.note(wording.NOT_SUPERVISOR, kind="approval_refused"))
         return
     if user in requesters:
@@ -124,7 +124,7 @@ async def submit_reason(
     dialog_id, _, verdict = str(view.get("private_metadata") or "").partition("|")
     values = ((view.get("state") or {}).get("values") or {}).get(REASON_BLOCK) or {}
     reason = " ".join(str((values.get(REASON_ACTION) or {}).get("value") or "").split())
-    if not await roles.is_supervisor(rt, user):
+    if not await roles.may_approve(rt, user):
         return {REASON_BLOCK: wording.NOT_SUPERVISOR}, None
     approved = verdict == "approve"
     if dialog_id.startswith(CLI):

@@ -23,6 +23,7 @@ from bot.faces.gallery import Candidate
 from bot.request.transitions import Dialog, ImageRequest, Result
 from bot.slack import blocks, roles
 from bot.slack.calls import SLACK_ERRORS, error_text
+from bot.store.spool import SpoolFull
 
 if TYPE_CHECKING:
     from bot.slack.runtime import Runtime
@@ -327,20 +328,30 @@ def _thread_of(body: dict[str, Any]) -> tuple[str | None, str | None]:
     return channel, message.get("thread_ts") or container.get("thread_ts") or message.get("ts")
 
 
+# Entry points wrapped by `storage_retried`, by name: a spooled input names the one to run again after a restart.
+_SPOOLABLE: dict[str, Callable[..., Awaitable[None]]] = {}
+
+
 def storage_retried(handler: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
     """Wrap an entry point `handler(rt, body, ...)`: when saving its state fails (disk full, I/O error), the
-    officer is told in the thread at once and the whole input is tried again later (nothing is lost: the
-    upload, reply or press is applied when the disk has room); after about an hour the officer is told to try
+    input goes to the spool (space reserved at start, so it survives a restart) and the officer is told at once
+    that nothing is lost; it is tried again later (and at the next start) until it is applied; after about an
+    hour the officer is told to post again. When the spool has no room, the officer is told at once to post
     again. Claims the failed attempt made stay its own, so the retry is not taken for a redelivery."""
+    name = f"{handler.__module__}.{handler.__qualname__}"
 
     @functools.wraps(handler)
-    async def run(rt: Runtime, body: dict[str, Any], *args: Any, **kwargs: Any) -> None:
-        token = _OWNED_CLAIMS.set(set())
+    async def run(rt: Runtime, body: dict[str, Any], *args: Any, _spooled: int | None = None,
+                  _claims: tuple[str, ...] = (), **kwargs: Any) -> None:
+        token = _OWNED_CLAIMS.set(set(_claims))
+        spooled = _spooled
         try:
             delays = getattr(rt, "storage_retry_delays", STORAGE_RETRY_DELAYS)
             for attempt in range(len(delays) + 1):
                 try:
                     await handler(rt, body, *args, **kwargs)
+                    if spooled is not None:
+                        await rt.io(rt.spool.done, spooled)
                     return
                 except OSError as exc:
                     if not is_storage_error(exc):
@@ -348,17 +359,48 @@ def storage_retried(handler: Callable[..., Awaitable[None]]) -> Callable[..., Aw
                     last = attempt == len(delays)
                     log.error("%s could not save its state (%s); %s", handler.__name__, exc.strerror or exc,
                               "giving up" if last else f"retrying in {delays[attempt]:g} s")
-                    if attempt == 0 or last:
-                        channel, thread_ts = _thread_of(body)
+                    channel, thread_ts = _thread_of(body)
+                    if spooled is None:
+                        record = {"handler": name, "body": body, "args": list(args), "kwargs": kwargs,
+                                  "claims": sorted(_OWNED_CLAIMS.get() or ())}
+                        try:
+                            spooled = await rt.io(rt.spool.add, record)
+                        except SpoolFull as full:
+                            log.error("%s could not be spooled either (%s): the officer is told to post again",
+                                      handler.__name__, full)
+                            if channel and thread_ts:
+                                await post(rt, channel, thread_ts, blocks.storage_failed(gave_up=True,
+                                                                                         spool_full=True))
+                            return
                         if channel and thread_ts:
-                            await post(rt, channel, thread_ts, blocks.storage_failed(gave_up=last))
+                            await post(rt, channel, thread_ts, blocks.storage_failed(gave_up=False))
                     if last:
+                        await rt.io(rt.spool.done, spooled)
+                        if channel and thread_ts:
+                            await post(rt, channel, thread_ts, blocks.storage_failed(gave_up=True))
                         return
                     await asyncio.sleep(delays[attempt])
         finally:
             _OWNED_CLAIMS.reset(token)
 
+    _SPOOLABLE[name] = run
     return run
+
+
+async def replay_spool(rt: Runtime) -> int:
+    """At start: run again every input an earlier process left in the spool (oldest first; this process retries
+    its own), each as its own task with the claims its failed attempt made; returns how many."""
+    pending = await rt.io(functools.partial(rt.spool.pending, inherited=True))
+    for record_id, record in pending:
+        run = _SPOOLABLE.get(str(record.get("handler")))
+        if run is None:  # a handler renamed by an upgrade: nothing can apply it
+            log.error("spooled input %d names an unknown handler %r: dropped", record_id, record.get("handler"))
+            await rt.io(rt.spool.done, record_id)
+            continue
+        rt.spawn(run(rt, record["body"], *record.get("args") or (), _spooled=record_id,
+                     _claims=tuple(record.get("claims") or ()), **record.get("kwargs") or {}),
+                 name=f"spooled-{record_id}")
+    return len(pending)
 
 
 async def load_dialog(rt: Runtime, dialog_id: str | None) -> Dialog | None:

@@ -4,7 +4,9 @@ call-thread log entry follows the release. Every step is a `review` audit entry.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from bot import service, wording
@@ -94,19 +96,21 @@ async def apply_exam(rt: Runtime, exam: ex.Examination, effects: list[ex.Effect]
                                      exam_card.ended(None, exam.request_id))
         except Exception:
             log.exception("effect %s of review %s failed", type(effect).__name__, exam.request_id)
+    if all(isinstance(effect, ex.Refused) for effect in effects):
+        return exam.source.get("card_ts")  # a refused press changes nothing: its private note is all
     return await _show_card(rt, exam)
 
 
 async def _show_card(rt: Runtime, exam: ex.Examination) -> str | None:
+    """Post the review card, or redraw it (coalesced: see `_redraw`); returns the card's ts."""
     current = await rt.io(rt.exams.get, exam.request_id) or exam
-    message = exam_card.review_card(current)
     channel = rt.settings.review.review_channel
     ts = current.source.get("card_ts")
+    if ts:
+        await _redraw(rt, exam.request_id)
+        return ts
     try:
-        if ts:
-            await rt.client.chat_update(channel=channel, ts=ts, **message.kwargs())
-            return ts
-        resp = await rt.client.chat_postMessage(channel=channel, **message.kwargs())
+        resp = await rt.client.chat_postMessage(channel=channel, **exam_card.review_card(current).kwargs())
     except SLACK_ERRORS as exc:
         log.error("review card of %s: %s", exam.request_id, error_text(exc))
         return ts
@@ -118,6 +122,40 @@ async def _show_card(rt: Runtime, exam: ex.Examination) -> str | None:
 
     await rt.io(rt.exams.update, exam.request_id, keep)
     return str(resp["ts"])
+
+
+async def _redraw(rt: Runtime, request_id: str) -> None:
+    """Redraw a review card at most once per `rt.status_interval`: a change within that window of the last
+    redraw is drawn once, when it ends, with the state of that moment (so the last state is always drawn, and a
+    burst of presses spends one chat.update, not one each: Slack's update budget is shared by every card)."""
+    last: dict[str, float] = rt.state.setdefault("exam_card_drawn", {})
+    due: set[str] = rt.state.setdefault("exam_card_due", set())
+    if request_id in due:
+        return  # a redraw is already due: it draws the newest state
+    wait = last.get(request_id, float("-inf")) + rt.status_interval - time.monotonic()
+    if wait > 0:
+        due.add(request_id)
+        rt.spawn(_redraw_later(rt, request_id, wait), name=f"exam-card-{request_id}")
+        return
+    async with rt.lock("exam-card:" + request_id):  # one redraw of a card at a time, in order
+        now = last[request_id] = time.monotonic()
+        for old in [k for k, at in last.items() if now - at > rt.status_interval]:  # they restrict nothing now
+            del last[old]
+        current = await rt.io(rt.exams.get, request_id)
+        ts = current.source.get("card_ts") if current else None
+        if current is None or not ts:
+            return
+        try:
+            await rt.client.chat_update(channel=rt.settings.review.review_channel, ts=ts,
+                                        **exam_card.review_card(current).kwargs())
+        except SLACK_ERRORS as exc:
+            log.error("review card of %s: %s", request_id, error_text(exc))
+
+
+async def _redraw_later(rt: Runtime, request_id: str, wait: float) -> None:
+    await asyncio.sleep(wait)
+    rt.state["exam_card_due"].discard(request_id)
+    await _redraw(rt, request_id)
 
 
 async def post_comparison(rt: Runtime, card_ts: str, request_id: str, sheet: bytes) -> bool:
@@ -170,7 +208,7 @@ async def handle_exam_action(rt: Runtime, body: dict[str, Any], action: dict[str
     exam = await rt.io(rt.exams.get, request_id)
     if exam is None or not user:
         return
-    if not await roles.is_examiner(rt, user):
+    if not await roles.may_examine(rt, user):
         await apply_exam(rt, exam, [ex.Refused(user, wording.EXAM_NOT_EXAMINER)])
         return
     now = rt.now()
@@ -205,7 +243,7 @@ async def submit_exam_note(rt: Runtime, body: dict[str, Any], view: dict[str, An
     request_id, _, subject_id = str(view.get("private_metadata") or "").partition("|")
     values = ((view.get("state") or {}).get("values") or {}).get(exam_card.NOTE_BLOCK) or {}
     note = str((values.get(exam_card.NOTE_ACTION) or {}).get("value") or "")
-    if not await roles.is_examiner(rt, user):
+    if not await roles.may_examine(rt, user):
         return {exam_card.NOTE_BLOCK: wording.EXAM_NOT_EXAMINER}
     async with rt.lock("exam:" + request_id):
         outcome = await rt.io(rt.exams.update, request_id,

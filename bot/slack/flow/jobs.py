@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bot import service, wording
+from bot.audit import heads
+from bot.audit.entries import as_utc
 from bot.oversight import retention
 from bot.request import transitions
 from bot.request.transitions import Dialog, ImageRequest
 from bot.slack import blocks
+from bot.slack.calls import SLACK_ERRORS, error_text
 from bot.slack.flow.dialog import apply, transition
 from bot.slack.flow.effects import post_essential, requester_of, source_fields
 
@@ -171,8 +174,29 @@ async def purge(rt: Runtime) -> dict[str, int]:
 async def publish_head(rt: Runtime) -> str | None:
     """Post the audit chain head (last entry's seq and MAC) in `[audit] head_channel`: kept outside the data
     dir, it lets `audit verify --head` show later that entries were cut off the end. Daily with the purge,
-    and at start; queued like an essential post when Slack is down. The ts, or None (off, empty log, queued)."""
+    and at start; queued like an essential post when Slack is down. The ts, or None (off, empty log, queued,
+    or an alarm).
+
+    First the log is compared with the head this bot posted last (read back from the channel) and with the
+    prefix it had verified: a log that went backwards or disagrees is an alarm (bot.audit.heads) in the
+    channel (once), `/frs status` and the server log, and no new head is posted until `audit accept-head`."""
     channel = rt.settings.audit.head_channel
+    try:
+        posted = await _last_posted_head(rt) if channel else None
+    except SLACK_ERRORS as exc:  # nothing to compare with: posting now could hide a log that went backwards
+        log.warning("the last posted audit head could not be read (%s): no head posted now", error_text(exc))
+        return None
+    alarm = await rt.io(_head_alarm, rt, posted)
+    if alarm is not None:
+        text = wording.audit_head_alarm(alarm.seq, alarm.problem, alarm.last_seq)
+        if rt.state.get("head_alarm") != text:
+            log.error("%s", text)
+            rt.state["head_alarm"] = text
+            if channel:
+                await post_essential(rt, channel, None, blocks.audit_head_alarm(text, seq=alarm.seq,
+                                                                                problem=alarm.problem))
+        return None
+    rt.state.pop("head_alarm", None)
     if not channel:
         return None
     head = await rt.io(rt.core.audit.head)
@@ -183,3 +207,32 @@ async def publish_head(rt: Runtime) -> str | None:
     text = wording.audit_head_text(head["seq"], head["mac"], head["ts"], rt.settings.timezone, broken)
     message = blocks.audit_head(text, seq=head["seq"], mac=head["mac"], verified=check.ok)
     return await post_essential(rt, channel, None, message)
+
+
+async def _last_posted_head(rt: Runtime) -> dict[str, Any] | None:
+    """{"seq", "mac", "ts"} of the newest head this bot posted in the head channel (its metadata), else None."""
+    response = await rt.client.conversations_history(channel=rt.settings.audit.head_channel, limit=200,
+                                                     include_all_metadata=True)
+    own = {i for i in (rt.bot_user_id, rt.bot_id) if i}
+    for message in response.get("messages") or []:  # newest first
+        if not own & {message.get("user"), message.get("bot_id")}:
+            continue
+        body = (message.get("metadata") or {}).get("event_payload") or {}
+        if body.get("kind") == "audit_head" and isinstance(body.get("seq"), int) and isinstance(body.get("mac"), str):
+            return {"seq": body["seq"], "mac": body["mac"], "ts": str(message.get("ts") or "0")}
+    return None
+
+
+def _head_alarm(rt: Runtime, posted: dict[str, Any] | None) -> heads.HeadAlarm | None:
+    """bot.audit.heads.judge over the log as it is (a thread: it reads the whole log when a head was posted)."""
+    audit = rt.core.audit
+    prefix = audit.verified_prefix()  # read before any check rewrites it
+    last = audit.head()
+    problem = audit.check_head(posted["seq"], posted["mac"]).problem if posted else None
+    accepted = False
+    if (posted is not None and problem in ("missing", "mismatch")) or (prefix and (last or {}).get("seq", 0) < prefix[0]):
+        since = float(posted["ts"]) if posted else 0.0
+        accepted = any(e.get("action") == heads.ACCEPT_ACTION and as_utc(e["ts"]).timestamp() > since
+                       for e in audit.find(kinds=["audit_access"]))
+    return heads.judge((posted["seq"], posted["mac"]) if posted else None, problem,
+                       last_seq=(last or {}).get("seq"), prefix=prefix, accepted=accepted)

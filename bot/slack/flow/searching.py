@@ -62,7 +62,7 @@ async def analyse(rt: Runtime, dialog_id: str, request_id: str) -> Next | None:
         if cached is None:
             try:
                 data = await _download(rt, image)
-                cached = await _find_faces(rt, image, data, dialog_id)
+                cached = await _find_faces(rt, image, data, dialog)
                 async with rt.lock(dialog_id):  # no cancel between the check and the write
                     current = await rt.io(rt.store.get, dialog_id)
                     if current is None or current.terminal:
@@ -110,23 +110,24 @@ async def _download(rt: Runtime, image: ImageRequest) -> bytes:
         raise ImageFailure("download_failed", f"{exc.code}: {exc.message}") from None
 
 
-async def _face_work(rt: Runtime, image: ImageRequest, dialog_id: str, func: Any, *args: Any) -> Any:
-    """`func(*args)` in the engine's process pool, within the engine's deadline and at most the dialog's share
-    of the workers at once; shown by /frs status while it runs."""
+async def _face_work(rt: Runtime, image: ImageRequest, dialog: Dialog, func: Any, *args: Any) -> Any:
+    """`func(*args)` in the engine's process pool, within the engine's deadline, at most the dialog's share
+    of the workers at once, and in turn with other requesters' photos (the engine's fair queue: one officer's
+    backlog never delays another's photo); shown by /frs status while it runs."""
     running: dict[str, float] = rt.state.setdefault("face_work", {})
-    async with rt.face_slots(dialog_id or image.request_id):
+    async with rt.face_slots(dialog.dialog_id):
         running[image.request_id] = time.monotonic()
         try:
-            return await rt.engine.run(func, *args)
+            return await rt.engine.run(func, *args, requester=dialog.requester_id)
         finally:
             running.pop(image.request_id, None)
 
 
-async def _find_faces(rt: Runtime, image: ImageRequest, data: bytes, dialog_id: str = "") -> CachedProbe:
+async def _find_faces(rt: Runtime, image: ImageRequest, data: bytes, dialog: Dialog) -> CachedProbe:
     """Faces on the photo (boxes and quality, no encoding: the attestation has not been given yet), its crops
     and numbered boxes, in a face worker."""
     try:
-        probe, crops, numbered = await _face_work(rt, image, dialog_id, contact_sheet.detect_with_pictures,
+        probe, crops, numbered = await _face_work(rt, image, dialog, contact_sheet.detect_with_pictures,
                                                   data, rt.settings.images)
         return prepare_probe(probe, crops, numbered)
     except ImageError as exc:
@@ -141,7 +142,7 @@ def prepare_probe(probe: Probe, crops: list[bytes], numbered: bytes | None) -> C
     """What the dialog keeps of a photo's detection: face entries, a crop per face, numbered boxes when
     several, and where to encode each face from after the attestation (no encoding yet)."""
     faces = [f.as_dict() for f in probe.faces]
-    encode = {"padded": probe.padded, "boxes": [b.as_dict() for b in probe.encode_boxes]}
+    encode = {"padded": probe.padded, "scale": probe.pad_scale, "boxes": [b.as_dict() for b in probe.encode_boxes]}
     return CachedProbe(probe.sha256, probe.width, probe.height, faces, np.zeros((0, 128), dtype=np.float32),
                        crops, numbered, encode)
 
@@ -156,8 +157,9 @@ async def _encoding(rt: Runtime, dialog: Dialog, image: ImageRequest, cached: Ca
     if not 1 <= face_index <= len(boxes):
         raise LookupError("the probe analysis is no longer stored")
     data = await _download(rt, image)
-    return await _face_work(rt, image, dialog.dialog_id, encode_bytes, data, rt.settings.images,
-                            cached.sha256, boxes[face_index - 1], bool(cached.encode.get("padded")))
+    return await _face_work(rt, image, dialog, encode_bytes, data, rt.settings.images,
+                            cached.sha256, boxes[face_index - 1], bool(cached.encode.get("padded")),
+                            float(cached.encode.get("scale", 1.0)))
 
 
 async def search(rt: Runtime, dialog_id: str, request_id: str, face_index: int) -> Next | None:

@@ -134,7 +134,10 @@ class ConversationsMixin:
                 continue
             if latest is not None and (key > latest or (key == latest and not inclusive)):
                 continue
-            top.append(self._with_thread_fields(channel, msg))
+            shown = self._with_thread_fields(channel, msg)
+            if not _flag(p.get("include_all_metadata")):  # Slack returns message metadata only when asked
+                shown = {k: v for k, v in shown.items() if k != "metadata"}
+            top.append(shown)
         return self._page(top, p)
 
     def _conversations_replies(self, p: dict[str, Any]) -> dict[str, Any]:

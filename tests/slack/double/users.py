@@ -1,5 +1,5 @@
-"""Workspace members and user groups: `add_user` (members, guests, bots), `add_usergroup`, and users.info
-and usergroups.users.list."""
+"""Workspace members and user groups: `add_user` (members, guests, bots), `add_usergroup` (also to change a
+group's members), `deactivate_user`, and users.info and usergroups.users.list."""
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -51,6 +51,10 @@ class UsersMixin:
     def add_usergroup(self, id: str, users: Iterable[str]) -> None:
         """Add a user group (subteam) with its members."""
         self._usergroups[id] = list(users)
+
+    def deactivate_user(self, id: str) -> None:
+        """Deactivate a member: users.info then says `deleted: true`, as Slack does for a removed account."""
+        self._users[id]["deleted"] = True
 
     def _users_info(self, p: dict[str, Any]) -> dict[str, Any]:
         user = self._users.get(str(p.get("user", "")))
