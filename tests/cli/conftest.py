@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.cli.main import main
+from bot.config import DEFAULT_CONFIG
 from bot.store.audit_log import AuditLog
 from tests.conftest import link_subjects
 
@@ -51,3 +52,21 @@ def run_json(capsys, argv: list[str]) -> tuple[int, dict]:
 
 def audit_entries(data: Path) -> list[dict]:
     return [e for e in AuditLog.open(data).entries() if e["kind"] == "search"]
+
+
+# Settings the CLI tests switch on: an examiner reviews every search; a supervisor approves every search first.
+EXAMINER_MODE = {'mode = "direct"': 'mode = "examiner"', "examiners = []": 'examiners = ["UEXAMINER1"]',
+                 'review_channel = ""': 'review_channel = "CREVIEW"'}
+APPROVAL_ALWAYS = {'approval = "never"': 'approval = "always"', "supervisors = []": 'supervisors = ["U0SUPERVISOR"]',
+                   'review_channel = ""': 'review_channel = "CREVIEW"'}
+
+
+def settings_file(tmp_path: Path, changes: dict[str, str], name: str = "settings.toml") -> Path:
+    """The default settings file with `changes` (old text -> new) made, written under tmp_path."""
+    text = DEFAULT_CONFIG.read_text(encoding="utf-8")
+    for old, new in changes.items():
+        assert old in text, old
+        text = text.replace(old, new)
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path

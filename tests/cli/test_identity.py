@@ -14,10 +14,9 @@ import pytest
 from bot import wording
 from bot.cli import common
 from bot.cli.main import main
-from bot.config import DEFAULT_CONFIG
 from bot.request.identity import identify
 
-from .conftest import GOOD, audit_entries, run_json
+from .conftest import APPROVAL_ALWAYS, GOOD, audit_entries, run_json, settings_file
 
 ACCOUNT = pwd.getpwuid(os.getuid()).pw_name  # the test runner owns every temporary data dir: a shared account
 
@@ -53,19 +52,9 @@ def no_login_session(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return path
 
 
-def _approval_config(tmp_path: Path) -> Path:
-    text = (DEFAULT_CONFIG.read_text(encoding="utf-8")
-            .replace('approval = "never"', 'approval = "always"')
-            .replace("supervisors = []", 'supervisors = ["U0SUPERVISOR"]')
-            .replace('review_channel = ""', 'review_channel = "C0REVIEW"'))
-    path = tmp_path / "approval.toml"
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
 def test_two_analysts_sharing_the_service_account_never_see_or_cancel_each_others_requests(
         data, faces_dir, capsys, tmp_path, monkeypatch, no_login_session):
-    monkeypatch.setenv("BOT_CONFIG", str(_approval_config(tmp_path)))
+    monkeypatch.setenv("BOT_CONFIG", str(settings_file(tmp_path, APPROVAL_ALWAYS)))
     photo = str(faces_dir / "people/obama/obama2.jpg")
     monkeypatch.setenv("SUDO_USER", "alice")
     code, out = run_json(capsys, ["search", photo, *GOOD, "--json"])

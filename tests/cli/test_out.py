@@ -12,9 +12,8 @@ from PIL import Image
 
 from bot import wording
 from bot.cli.main import main
-from bot.config import DEFAULT_CONFIG
 
-from .conftest import GOOD, audit_entries, run_json
+from .conftest import APPROVAL_ALWAYS, EXAMINER_MODE, GOOD, audit_entries, run_json, settings_file
 
 OBAMA = "people/obama/obama2.jpg"
 GROUP = "group/kit_with_rose.jpg"
@@ -55,29 +54,17 @@ def test_a_photo_with_several_faces_leaves_its_numbered_picture_to_choose_from(d
     assert Image.open(tmp_path / name).format == "JPEG" and audit_entries(data) == []  # nothing searched yet
 
 
-def _config(tmp_path: Path, **replace: str) -> Path:
-    text = DEFAULT_CONFIG.read_text(encoding="utf-8")
-    for old, new in replace.items():
-        text = text.replace(old, new)
-    path = tmp_path / "settings.toml"
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
 def test_nothing_is_written_before_an_examiner_releases_or_a_supervisor_approves(data, faces_dir, tmp_path, capsys,
                                                                                   monkeypatch):
     out_dir = tmp_path / "out"
     out_dir.mkdir()
-    examiner = _config(tmp_path, **{'mode = "direct"': 'mode = "examiner"', "examiners = []": 'examiners = ["U0EX"]',
-                                    'review_channel = ""': 'review_channel = "C0REVIEW"'})
+    examiner = settings_file(tmp_path, EXAMINER_MODE, "examiner.toml")
     monkeypatch.setenv("BOT_CONFIG", str(examiner))
     code, out = run_json(capsys, ["search", str(faces_dir / OBAMA), *GOOD, "--out", str(out_dir), "--json"])
     assert code == 4 and "queued_for_review" in out and files(out_dir) == {}
     assert main(["search", str(faces_dir / OBAMA), *GOOD, "--out", str(out_dir)]) == 4
     assert wording.CLI_OUT_HELD in capsys.readouterr().out and files(out_dir) == {}
-    approval = _config(tmp_path, **{'approval = "never"': 'approval = "always"',
-                                    "supervisors = []": 'supervisors = ["U0SUP"]',
-                                    'review_channel = ""': 'review_channel = "C0REVIEW"'})
+    approval = settings_file(tmp_path, APPROVAL_ALWAYS, "approval.toml")
     monkeypatch.setenv("BOT_CONFIG", str(approval))
     code, out = run_json(capsys, ["search", str(faces_dir / OBAMA), *GOOD, "--out", str(out_dir), "--json"])
     assert code == 4 and "awaiting_approval" in out and files(out_dir) == {}

@@ -9,16 +9,14 @@ import hashlib
 import json
 import shutil
 import sqlite3
-from pathlib import Path
 
 import pytest
 
 from bot import wording
 from bot.cli.main import main
-from bot.config import DEFAULT_CONFIG
 from bot.store.audit_log import AuditLog
 
-from .conftest import ENROLLED, GOOD, JUSTIFICATION, audit_entries, run_json
+from .conftest import ENROLLED, EXAMINER_MODE, GOOD, JUSTIFICATION, audit_entries, run_json, settings_file
 
 
 def test_search_enrolled_person_returns_that_subject_first(data, faces_dir, capsys):
@@ -469,21 +467,11 @@ def test_a_data_dir_that_is_a_file_is_a_clear_error(tmp_path, capsys, monkeypatc
     assert err.startswith("error:") and "Traceback" not in err
 
 
-def _examiner_config(tmp_path: Path) -> Path:
-    text = (DEFAULT_CONFIG.read_text(encoding="utf-8")
-            .replace('mode = "direct"', 'mode = "examiner"')
-            .replace("examiners = []", 'examiners = ["UEXAMINER1"]')
-            .replace('review_channel = ""', 'review_channel = "CREVIEW"'))
-    path = tmp_path / "examiner.toml"
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
 def test_in_examiner_mode_a_search_prints_no_candidate_and_exits_4_queued(data, faces_dir, capsys, tmp_path,
                                                                          monkeypatch):
     from bot.store.records import ExaminationStore
 
-    monkeypatch.setenv("BOT_CONFIG", str(_examiner_config(tmp_path)))
+    monkeypatch.setenv("BOT_CONFIG", str(settings_file(tmp_path, EXAMINER_MODE)))
     code, out = run_json(capsys, ["search", str(faces_dir / "people/obama/obama2.jpg"), *GOOD, "--json"])
     assert code == 4 and set(out) == {"queued_for_review"} and out["queued_for_review"].startswith("FR-")
     [entry] = audit_entries(data)
@@ -506,7 +494,7 @@ def test_a_full_disk_when_writing_the_comparison_sheet_still_queues_the_review(d
     from bot.store import disk
     from bot.store.records import ExaminationStore
 
-    monkeypatch.setenv("BOT_CONFIG", str(_examiner_config(tmp_path)))
+    monkeypatch.setenv("BOT_CONFIG", str(settings_file(tmp_path, EXAMINER_MODE)))
     real = disk.write_private_atomic
 
     def full(path, payload):
