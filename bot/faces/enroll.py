@@ -199,8 +199,10 @@ class Crops:
     def save(self, image_sha256: str, jpeg: bytes) -> None:
         """Write the crop of an image about to be enrolled (unless one is there: it may be an enrolled image's)."""
         if self.gallery.thumbnail(image_sha256) is None:
-            self.gallery.save_thumbnail(image_sha256, jpeg)
+            # Noted before it is written: a Ctrl-C after the file appears (during the folder's fsync) must not leave
+            # a crop nobody deletes; deleting one never written is fine.
             self.written.append(image_sha256)
+            self.gallery.save_thumbnail(image_sha256, jpeg)
 
     def __enter__(self) -> Self:
         return self
