@@ -1863,8 +1863,9 @@ def cli_person_name(person: str, account: str, uid: int, how: str) -> str:
 
 
 def cli_requester_label(name: str) -> str:
-    """A command-line requester with no Slack account mapped, as cards name them."""
-    return f"{_clip(person_name(name), 100)} (command line)"
+    """A command-line requester with no Slack account mapped, as cards name them: plain text, escaped once where a
+    card shows it (`mention`)."""
+    return f"{_cut(person_name(name), 80)} (command line)"
 
 
 # --- Supervisor approval ([review] approval) ---------------------------------------------------------------------

@@ -616,3 +616,10 @@ def test_names_and_file_names_cannot_forge_a_line_or_pass_for_someone_else():
     assert "\n" not in line and "[U0CAPTAIN] (U0REAL)" in line
     label = wording.image_label("door\nbell\r.jpg", "FR-1")
     assert label == "Photo door bell .jpg, request FR-1"
+
+
+def test_a_command_line_requesters_label_is_escaped_once_on_the_cards():
+    label = wording.cli_requester_label("Ann & Bo <x>")
+    for text in (wording.approval_card(["FR-1"], label, "26-012345", "Active investigation", "facts", "always"),
+                 wording.exam_card_request("26-012345", "Active investigation", label, "facts")):
+        assert "Ann &amp; Bo &lt;x&gt; (command line)" in text and "&amp;amp;" not in text and "&amp;lt;" not in text
