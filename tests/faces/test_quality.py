@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from bot.faces import engine, quality
-from bot.faces.engine import find_boxes, find_faces
+from bot.faces import detection, quality
+from bot.faces.detection import find_boxes
+from bot.faces.engine import find_faces
 from bot.faces.images import decode_image
 
 LIMITS = {"max_bytes": 1 << 28, "max_pixels": 1 << 28}
@@ -73,7 +74,7 @@ def test_a_tight_crop_is_found_by_padding_never_by_taking_the_whole_image(faces_
     b = face.box
     shrink = round(b.width * 0.2)  # tighter than the detector's own box: brows to lips
     crop = np.ascontiguousarray(obama[b.top + shrink : b.bottom - shrink, b.left + shrink : b.right - shrink])
-    assert all(len(engine._models().detector(crop, up)) == 0 for up in (0, 1, 2))  # HOG alone misses it
+    assert all(len(detection.hog()(crop, up)) == 0 for up in (0, 1, 2))  # HOG alone misses it
     found = find_boxes(crop)
     assert found.how == "padded" and len(found.boxes) == 1
     box = found.boxes[0]
