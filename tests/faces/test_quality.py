@@ -62,6 +62,22 @@ def test_yaw_follows_the_nose_between_the_eyes():
     assert quality.yaw_degrees(turned) > 25 and quality.yaw_degrees(other_way) < -25
 
 
+def test_eye_centres_and_a_nose_tip_read_as_the_same_head_turn():
+    """YuNet marks eye centres (image-left first) and the nose tip; dlib's 5-point model marks eye corners
+    (image-right eye first) and the nose base, which sits less far in front of the eyes. The adapter gives
+    `measure` the layout it reads, with the turn the base would show."""
+    left, right = np.array([110.0, 100.0]), np.array([170.0, 100.0])
+    base_px = 10.0  # the nose base 10 px right of the eyes' midline, on a 60 px eye span
+    dlib5 = np.array([[180, 100], [160, 100], [100, 100], [120, 100], [140 + base_px, 140]], dtype=float)
+    tip_px = base_px * 0.50 / 0.45  # the tip stands further out: the same turn moves it further
+    adapted = quality.from_eye_centres_and_nose_tip(left, right, [140 + tip_px, 130])
+    assert abs(quality.yaw_degrees(adapted) - quality.yaw_degrees(dlib5)) < 0.01
+    assert abs(quality.yaw_degrees(dlib5)) > 10
+    assert abs(quality.yaw_degrees(quality.from_eye_centres_and_nose_tip(left, right, [140, 130]))) < 1e-9
+    a, b = quality.eye_centres(adapted)
+    assert float(np.hypot(*(b - a))) == 60.0  # eye distance between the centres
+
+
 def test_old_string_quality_entries_still_read():
     assert quality.level_of({"quality": "too_small"}) == "too_small"
     assert quality.level_of({"quality": {"level": "low"}}) == "low"
