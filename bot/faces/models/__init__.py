@@ -1,6 +1,7 @@
 """Face models by id: each a named, versioned matcher (bot.faces.models.base.Model) in its own module.
 
 - `dlib-resnet` (bot.faces.models.dlib_resnet): today's; HOG, dlib's 5 points, mirror-averaged ResNet, Euclidean.
+- `sface` (bot.faces.models.sface): HOG (YuNet where HOG finds nothing), 68-point alignment, SFace, 1 - cosine.
 
 A process works with one model at a time: a face worker activates its engine's model as it starts (its weights
 load once), and per-photo functions called without a model use the active one; in any other process that is
@@ -9,7 +10,7 @@ DEFAULT until something activates another.
 from __future__ import annotations
 
 from bot import wording
-from bot.faces.models import dlib_resnet
+from bot.faces.models import dlib_resnet, sface
 from bot.faces.models.base import Model, WeightsError
 
 __all__ = ["DEFAULT", "IDS", "Model", "WeightsError", "activate", "active", "get", "record"]
@@ -17,7 +18,7 @@ __all__ = ["DEFAULT", "IDS", "Model", "WeightsError", "activate", "active", "get
 # Today's model: searches behave as before until the gallery side (recorded model, thresholds, calibration,
 # reencode) moves to another.
 DEFAULT = dlib_resnet.ID
-_BY_ID: dict[str, Model] = {m.id: m for m in (dlib_resnet.MODEL,)}
+_BY_ID: dict[str, Model] = {m.id: m for m in (sface.MODEL, dlib_resnet.MODEL)}
 IDS: tuple[str, ...] = tuple(_BY_ID)
 _active = DEFAULT
 
