@@ -382,6 +382,9 @@ class FaceEngine:
     def _executor(self) -> ProcessPool:
         with self._lock:
             if self._pool is None or not self._pool.active:
+                # A refused weight file is said here, in a sentence (WeightsError), before any worker starts:
+                # a worker failing to load would only show as a pool whose workers all died.
+                models.get(self.model).verify()
                 # Spawned children inherit the environment: BLAS reads these when numpy loads there.
                 # (The parent's own BLAS started long ago, so setting them here does not touch it.)
                 os.environ.update(WORKER_ENV)

@@ -74,6 +74,9 @@ class Model:
     metric: str             # how `distance` compares: "euclidean" | "cosine" (1 - cosine similarity)
     # Load the weights into this process (once; later calls return at once). Raises WeightsError.
     load: Callable[[], object]
+    # Check every weight file against its SHA-256 without loading anything (WeightsError): what a process that
+    # starts face workers runs first, so a refused file is said in a sentence rather than as dead workers.
+    verify: Callable[[], None]
     # Faces in an RGB photo: boxes left to right, how they were found, the pixels to encode from.
     locate: Callable[[np.ndarray, int], Found]
     # The points the model aligns one face by, placed on `pixels` within its box.

@@ -52,6 +52,13 @@ def encoder(path: Path | None = None) -> resnet.DlibResNet:
     return resnet.DlibResNet.from_bytes(checked_bytes(path or weight_paths()[0], WEIGHTS_SHA256))
 
 
+def verify() -> None:
+    """Check both files against their SHA-256 (WeightsError), loading nothing."""
+    weights, landmark_model = weight_paths()
+    checked_bytes(weights, WEIGHTS_SHA256)
+    checked_bytes(landmark_model, LANDMARKS_SHA256)
+
+
 def _load() -> _Loaded:
     path = weight_paths()[1]
     checked_bytes(path, LANDMARKS_SHA256)  # dlib reads it by path
@@ -118,5 +125,5 @@ def distance(templates: np.ndarray, template: np.ndarray) -> np.ndarray:
 
 
 MODEL = Model(id=ID, version=VERSION, weights_sha256=WEIGHTS_SHA256, runtime=RUNTIME, template_size=128,
-              metric="euclidean", load=load, locate=locate, landmarks=landmarks, quality_points=quality_points,
+              metric="euclidean", load=load, verify=verify, locate=locate, landmarks=landmarks, quality_points=quality_points,
               encode=encode, distance=distance)

