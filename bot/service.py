@@ -149,8 +149,9 @@ class Core:
     @property
     def engine(self) -> FaceEngine:
         if self._engine is None:
-            self._engine = FaceEngine(self.settings.images, workers=self.settings.faces.workers,
-                                      deadline=self.settings.faces.deadline_seconds)
+            faces = self.settings.faces
+            self._engine = FaceEngine(self.settings.images, workers=faces.workers, deadline=faces.deadline_seconds,
+                                      model=faces.model)
         return self._engine
 
     def close(self) -> None:
