@@ -51,24 +51,25 @@ def variants_one(path: str) -> dict:
     """Every variant's encoding of one photo's central face, and what each stage cost (seconds)."""
     import dlib
 
-    from bot.faces import engine
+    from bot.faces import detection
     from bot.faces.images import decode_image
+    from bot.faces.models import dlib_resnet
 
-    models = engine._models()
+    models = dlib_resnet.load()
     rgb = decode_image(Path(path).read_bytes(), max_bytes=1 << 30, max_pixels=1 << 30)
     out: dict = {"path": path, "t": {}}
 
     def chip_of(image, shape):
-        return dlib.get_face_chip(image, shape, size=engine.CHIP_SIZE, padding=engine.CHIP_PADDING)
+        return dlib.get_face_chip(image, shape, size=dlib_resnet.CHIP_SIZE, padding=dlib_resnet.CHIP_PADDING)
 
     def mirror(chip):
-        return engine.mirror_averaged(chip[None])[0]
+        return dlib_resnet.mirror_averaged(chip[None])[0]
 
     t = time.perf_counter()
-    found = engine.find_boxes(rgb)
+    found = detection.find_boxes(rgb)
     out["t"]["detect"] = time.perf_counter() - t
     t = time.perf_counter()
-    up = models.detector(rgb, 1)
+    up = detection.hog()(rgb, 1)
     out["t"]["detect_up1"] = time.perf_counter() - t
     if not found.boxes:
         t = time.perf_counter()

@@ -72,10 +72,18 @@ class ImageSettings:
     max_aspect_ratio: float = 8.0  # longer side / shorter side; past it refused before decoding
 
 
+# The face models bot.faces.models builds (its IDS; a test keeps the two equal: importing it here would load
+# dlib for every settings read).
+FACE_MODELS = ("sface", "dlib-resnet")
+
+
 @dataclass(frozen=True)
 class FacesSettings:
     workers: int = 0
     deadline_seconds: float = 30.0
+    # The model the face workers are made with (bot.service.Core.engine, nowhere else yet): today's until
+    # galleries record the model their templates came from.
+    model: str = "dlib-resnet"
 
 
 @dataclass(frozen=True)
@@ -271,6 +279,9 @@ def validate(settings: Settings) -> Settings:
         raise ConfigError("[retention] dialog_state_days must be at least 1 (running requests keep their state)")
     if settings.faces.workers < 0:
         raise ConfigError("[faces] workers must be 0 (one per core) or more")
+    if settings.faces.model not in FACE_MODELS:
+        raise ConfigError(f"[faces] model must be one of {', '.join(repr(m) for m in FACE_MODELS)} "
+                          f"(got {settings.faces.model!r})")
     if not 0.0 <= settings.gallery.sync_max_remove_share <= 1.0:
         raise ConfigError("[gallery] sync_max_remove_share must be between 0 (every removal needs --yes) and 1 "
                           "(never asks)")

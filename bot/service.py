@@ -149,8 +149,9 @@ class Core:
     @property
     def engine(self) -> FaceEngine:
         if self._engine is None:
-            self._engine = FaceEngine(self.settings.images, workers=self.settings.faces.workers,
-                                      deadline=self.settings.faces.deadline_seconds)
+            faces = self.settings.faces
+            self._engine = FaceEngine(self.settings.images, workers=faces.workers, deadline=faces.deadline_seconds,
+                                      model=faces.model)
         return self._engine
 
     def close(self) -> None:
@@ -291,7 +292,7 @@ def search_face(
     limit = review.review_candidates if for_review else s.max_candidates
     candidates, nearest, point = gallery.search_detail(vector, threshold=s.threshold, max_candidates=limit,
                                                        target_fpir=target)
-    info = model_info()
+    info = model_info(core.engine.model)  # the model the probe's face was encoded with
     result = SearchResult(
         request_id=request_id,
         call_number=answers.call_number or "",

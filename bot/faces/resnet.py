@@ -47,6 +47,7 @@ __all__ = [
     "descriptors",
     "load",
     "parse_dat",
+    "parse_dat_bytes",
 ]
 
 
@@ -207,7 +208,11 @@ def parse_dat(path: str) -> dict:
     input to the output; tag/skip layers appear as dict(type='tag_or_skip')
     (their ids are not stored in the file; see _expected_structure)."""
     with open(path, "rb") as f:
-        data = f.read()
+        return parse_dat_bytes(f.read())
+
+
+def parse_dat_bytes(data: bytes) -> dict:
+    """`parse_dat` of a model file's bytes (a caller that checked the bytes' SHA-256 runs those same bytes)."""
     r = _Reader(data)
     ver = r.int()
     if ver != 1:
@@ -478,7 +483,15 @@ class DlibResNet:
     # -- construction ------------------------------------------------------
     @classmethod
     def from_dat(cls, path=None, fold_affine=True):
-        parsed = parse_dat(path or default_model_path())
+        return cls.from_parsed(parse_dat(path or default_model_path()), fold_affine)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, fold_affine: bool = True) -> DlibResNet:
+        """The network of a model file's bytes (see parse_dat_bytes)."""
+        return cls.from_parsed(parse_dat_bytes(data), fold_affine)
+
+    @classmethod
+    def from_parsed(cls, parsed: dict, fold_affine: bool = True) -> DlibResNet:
         return cls(_build_ops(parsed, fold_affine), parsed["input"]["avg_rgb"],
                    parsed["input"].get("nr", 150))
 

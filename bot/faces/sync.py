@@ -134,7 +134,7 @@ def sync(
         report.seconds = time.perf_counter() - started
         return report
 
-    model = model_info()["model"]
+    model = model_info(engine.model)["model"]  # the templates are the engine's model's
     todo = {r.sha256: entries[(c.subject_id, r.sha256)] for c in plan.adds + plan.updates for r in c.add
             if r.sha256}
     if todo:

@@ -124,7 +124,7 @@ def rebuild(gallery: Gallery, engine: Any, *, audit: Any = None, actor: str = ""
     if not todo:
         report.seconds = time.perf_counter() - started
         return report
-    gallery.check_model(model_info()["model"])  # another model's encodings cannot confirm the face
+    gallery.check_model(model_info(engine.model)["model"])  # another model's encodings cannot confirm the face
     if audit is not None:
         audit.check_writable()  # no change the audit log could not record
 

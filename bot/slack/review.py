@@ -400,7 +400,7 @@ async def status_message(rt: Runtime, user: str) -> Message:
     """The answer to `/frs status`."""
     subjects, images, open_requests, outbox, point = await rt.io(_status_numbers, rt)
     head = await rt.io(rt.core.audit.head)
-    info = model_info()
+    info = model_info(rt.engine.model)  # the model the face workers run
     searching = len(rt.state.get("searching", ()))
     reviews = len(await rt.io(rt.exams.open)) if rt.settings.review.mode == "examiner" else None
     text = wording.status_text(

@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from bot.config import ImageSettings
+from bot.faces import detection
 from bot.faces import engine as engine_mod
 from bot.faces.engine import (
     CROP_PX,
@@ -124,7 +125,7 @@ def test_kit_and_rose_are_told_apart_in_their_group_photo(faces_dir: Path, peopl
 def test_small_face_is_found_by_upsampling_and_marked_too_small(faces_dir: Path):
     im = Image.open(faces_dir / "people" / "kit_harington" / "john2.jpeg").convert("RGB")
     small = np.asarray(im.resize((140, 83), Image.Resampling.LANCZOS))  # face ~40 px wide
-    assert len(engine_mod._models().detector(small, 0)) == 0  # so only the upsampling retry finds it
+    assert len(detection.hog()(small, 0)) == 0  # so only the upsampling retry finds it
     faces = find_faces(small, min_face_px=60)
     assert len(faces) == 1
     assert faces[0].size < 60 and faces[0].level == "too_small"
@@ -207,7 +208,7 @@ def test_model_info_names_model_and_versions():
 def test_importing_the_engine_leaves_truncated_images_refused():
     """The engine never imports face_recognition, so PIL's LOAD_TRUNCATED_IMAGES stays False."""
     code = (
-        "import bot.faces.engine as e; e._models(); "
+        "import bot.faces.engine as e; e.load_model(); "
         "from PIL import ImageFile; print(ImageFile.LOAD_TRUNCATED_IMAGES)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

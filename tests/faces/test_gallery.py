@@ -402,6 +402,23 @@ def test_encodings_of_another_model_are_not_mixed_in(engine, gallery_copy: Path,
         enroll(gallery, engine, source_dir, progress=False)
 
 
+def test_an_engine_of_another_model_may_not_enroll_into_the_gallery(gallery_copy: Path, source_dir: Path):
+    """The gallery holds dlib-resnet templates: an sface engine is refused before any photo is read (the
+    model compared is the engine's, not this process's default)."""
+    from bot.config import ImageSettings
+    from bot.faces.engine import FaceEngine
+
+    gallery = Gallery(gallery_copy)
+    before = gallery.image_count
+    other = FaceEngine(ImageSettings(), workers=1, model="sface")
+    try:
+        with pytest.raises(GalleryError, match="re-enroll"):
+            enroll(gallery, other, source_dir, progress=False)
+        assert other.worker_pids() == [] and Gallery(gallery_copy).image_count == before
+    finally:
+        other.close()
+
+
 def test_enrollment_reports_near_duplicate_subjects_and_keeps_enrolling(engine, faces_dir: Path, tmp_path: Path):
     """One person under two subject ids drives the margin to zero and hides the mate: it is reported, the
     images are still enrolled, and different people are not reported."""

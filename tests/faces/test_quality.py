@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from bot.faces import engine, quality
-from bot.faces.engine import find_boxes, find_faces
+from bot.faces import detection, quality
+from bot.faces.detection import find_boxes
+from bot.faces.engine import find_faces
 from bot.faces.images import decode_image
 
 LIMITS = {"max_bytes": 1 << 28, "max_pixels": 1 << 28}
@@ -61,6 +62,22 @@ def test_yaw_follows_the_nose_between_the_eyes():
     assert quality.yaw_degrees(turned) > 25 and quality.yaw_degrees(other_way) < -25
 
 
+def test_eye_centres_and_a_nose_tip_read_as_the_same_head_turn():
+    """YuNet marks eye centres (image-left first) and the nose tip; dlib's 5-point model marks eye corners
+    (image-right eye first) and the nose base, which sits less far in front of the eyes. The adapter gives
+    `measure` the layout it reads, with the turn the base would show."""
+    left, right = np.array([110.0, 100.0]), np.array([170.0, 100.0])
+    base_px = 10.0  # the nose base 10 px right of the eyes' midline, on a 60 px eye span
+    dlib5 = np.array([[180, 100], [160, 100], [100, 100], [120, 100], [140 + base_px, 140]], dtype=float)
+    tip_px = base_px * 0.50 / 0.45  # the tip stands further out: the same turn moves it further
+    adapted = quality.from_eye_centres_and_nose_tip(left, right, [140 + tip_px, 130])
+    assert abs(quality.yaw_degrees(adapted) - quality.yaw_degrees(dlib5)) < 0.01
+    assert abs(quality.yaw_degrees(dlib5)) > 10
+    assert abs(quality.yaw_degrees(quality.from_eye_centres_and_nose_tip(left, right, [140, 130]))) < 1e-9
+    a, b = quality.eye_centres(adapted)
+    assert float(np.hypot(*(b - a))) == 60.0  # eye distance between the centres
+
+
 def test_old_string_quality_entries_still_read():
     assert quality.level_of({"quality": "too_small"}) == "too_small"
     assert quality.level_of({"quality": {"level": "low"}}) == "low"
@@ -73,7 +90,7 @@ def test_a_tight_crop_is_found_by_padding_never_by_taking_the_whole_image(faces_
     b = face.box
     shrink = round(b.width * 0.2)  # tighter than the detector's own box: brows to lips
     crop = np.ascontiguousarray(obama[b.top + shrink : b.bottom - shrink, b.left + shrink : b.right - shrink])
-    assert all(len(engine._models().detector(crop, up)) == 0 for up in (0, 1, 2))  # HOG alone misses it
+    assert all(len(detection.hog()(crop, up)) == 0 for up in (0, 1, 2))  # HOG alone misses it
     found = find_boxes(crop)
     assert found.how == "padded" and len(found.boxes) == 1
     box = found.boxes[0]

@@ -9,8 +9,9 @@ import dlib
 import numpy as np
 import pytest
 
-from bot.faces import engine, resnet
+from bot.faces import detection, resnet
 from bot.faces.images import decode_image
+from bot.faces.models import dlib_resnet
 
 LIMITS = {"max_bytes": 1 << 28, "max_pixels": 1 << 28}
 
@@ -24,13 +25,13 @@ def dlib_encoder():
 
 
 def _shapes(rgb: np.ndarray):
-    models = engine._models()
-    return [models.landmarks(rgb, r) for r in models.detector(rgb, 1)]
+    predictor = dlib_resnet.load().landmarks
+    return [predictor(rgb, r) for r in detection.hog()(rgb, 1)]
 
 
 def test_descriptors_equal_dlibs_on_every_shared_face(faces_dir: Path, dlib_encoder):
     """Every face of people/ and group/: the numpy network's descriptor is dlib's to 1e-5 (distances ~0.5)."""
-    net = engine._models().encoder
+    net = dlib_resnet.load().encoder
     compared = 0
     for path in sorted((faces_dir / "people").glob("*/*")) + sorted((faces_dir / "group").glob("*")):
         if path.suffix.lower() not in (".jpg", ".jpeg", ".png"):
@@ -45,7 +46,7 @@ def test_descriptors_equal_dlibs_on_every_shared_face(faces_dir: Path, dlib_enco
 
 
 def test_a_batch_gives_the_same_descriptors_as_one_at_a_time(faces_dir: Path):
-    net = engine._models().encoder
+    net = dlib_resnet.load().encoder
     rgb = decode_image((faces_dir / "group" / "obama_and_biden.jpg").read_bytes(), **LIMITS)
     chips = np.stack([dlib.get_face_chip(rgb, s, size=150, padding=0.25) for s in _shapes(rgb)])
     assert len(chips) >= 2
@@ -56,7 +57,7 @@ def test_a_batch_gives_the_same_descriptors_as_one_at_a_time(faces_dir: Path):
 
 
 def test_a_wrong_chip_size_is_refused():
-    net = engine._models().encoder
+    net = dlib_resnet.load().encoder
     with pytest.raises(ValueError, match="150x150x3"):
         net.descriptors(np.zeros((1, 120, 120, 3), np.uint8))
 

@@ -143,6 +143,8 @@ def prepare_probe(probe: Probe, crops: list[bytes], numbered: bytes | None) -> C
     several, and where to encode each face from after the attestation (no encoding yet)."""
     faces = [f.as_dict() for f in probe.faces]
     encode = {"padded": probe.padded, "scale": probe.pad_scale, "boxes": [b.as_dict() for b in probe.encode_boxes]}
+    if any(p is not None for p in probe.encode_points):  # a detector's own points (sface's YuNet faces)
+        encode["points"] = list(probe.encode_points)
     return CachedProbe(probe.sha256, probe.width, probe.height, faces, np.zeros((0, 128), dtype=np.float32),
                        crops, numbered, encode)
 
@@ -153,13 +155,22 @@ async def _encoding(rt: Runtime, dialog: Dialog, image: ImageRequest, cached: Ca
     (before this change) is used as it is."""
     if len(cached.encodings) >= face_index:
         return cached.encoding(face_index)
-    boxes = (cached.encode or {}).get("boxes") or []
+    args = encode_args(cached, face_index)
+    data = await _download(rt, image)
+    return await _face_work(rt, image, dialog, encode_bytes, data, rt.settings.images, *args)
+
+
+def encode_args(cached: CachedProbe, face_index: int) -> tuple:
+    """What `encode_bytes` takes after the photo and the settings to encode face `face_index` where detection
+    found it: the probe's hash, the face's box, padded, the padded copy's scale, and the points its detector
+    placed (None: the model's landmark predictor places them from the box). LookupError when not stored."""
+    encode = cached.encode or {}
+    boxes = encode.get("boxes") or []
     if not 1 <= face_index <= len(boxes):
         raise LookupError("the probe analysis is no longer stored")
-    data = await _download(rt, image)
-    return await _face_work(rt, image, dialog, encode_bytes, data, rt.settings.images,
-                            cached.sha256, boxes[face_index - 1], bool(cached.encode.get("padded")),
-                            float(cached.encode.get("scale", 1.0)))
+    points = encode.get("points") or []
+    return (cached.sha256, boxes[face_index - 1], bool(encode.get("padded")), float(encode.get("scale", 1.0)),
+            points[face_index - 1] if face_index <= len(points) else None)
 
 
 async def search(rt: Runtime, dialog_id: str, request_id: str, face_index: int) -> Next | None:

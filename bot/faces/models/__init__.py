@@ -1,0 +1,51 @@
+"""Face models by id: each a named, versioned matcher (bot.faces.models.base.Model) in its own module.
+
+- `dlib-resnet` (bot.faces.models.dlib_resnet): today's; HOG, dlib's 5 points, mirror-averaged ResNet, Euclidean.
+- `sface` (bot.faces.models.sface): HOG (YuNet where HOG finds nothing), 68-point alignment, SFace, 1 - cosine.
+
+A process works with one model at a time: a face worker activates its engine's model as it starts (its weights
+load once), and per-photo functions called without a model use the active one; in any other process that is
+DEFAULT until something activates another.
+"""
+from __future__ import annotations
+
+from bot import wording
+from bot.faces.models import dlib_resnet, sface
+from bot.faces.models.base import Model, WeightsError
+
+__all__ = ["DEFAULT", "IDS", "Model", "WeightsError", "activate", "active", "get", "record"]
+
+# Today's model: searches behave as before until the gallery side (recorded model, thresholds, calibration,
+# reencode) moves to another.
+DEFAULT = dlib_resnet.ID
+_BY_ID: dict[str, Model] = {m.id: m for m in (sface.MODEL, dlib_resnet.MODEL)}
+IDS: tuple[str, ...] = tuple(_BY_ID)
+_active = DEFAULT
+
+
+def get(model_id: str | None = None) -> Model:
+    """The model called `model_id` (None: this process's active model); ValueError, a sentence, when unknown."""
+    key = _active if model_id is None else model_id
+    try:
+        return _BY_ID[key]
+    except (KeyError, TypeError):
+        raise ValueError(wording.model_unknown(str(key), IDS)) from None
+
+
+def active() -> str:
+    """The id of the model per-photo functions use when given none."""
+    return _active
+
+
+def activate(model_id: str) -> Model:
+    """Make `model_id` this process's model and load its weights (once; WeightsError when a file is refused)."""
+    global _active
+    model = get(model_id)
+    model.load()
+    _active = model.id
+    return model
+
+
+def record(model_id: str | None = None) -> dict:
+    """{id, version, weights_sha256, runtime} of a model (None: the active one), as search entries name it."""
+    return get(model_id).record()
