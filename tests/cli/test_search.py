@@ -512,3 +512,15 @@ def test_a_full_disk_when_writing_the_comparison_sheet_still_queues_the_review(d
     exam = store.get(out["queued_for_review"])
     store.close()
     assert exam.status == "queued" and exam.source["sheet"] == ""  # queued all the same, with no sheet to post
+
+
+def test_a_gallery_of_another_model_refuses_the_search_naming_both_models(data, tmp_path, faces_dir, capsys,
+                                                                           monkeypatch):
+    # The gallery was enrolled with dlib-resnet; a server or CLI set to sface must not compare sface templates
+    # with it (the distances would mean nothing): refused with a sentence, audited as an error, nothing matched.
+    monkeypatch.setenv("BOT_CONFIG", str(settings_file(tmp_path, {'model = "dlib-resnet"': 'model = "sface"'})))
+    code, out = run_json(capsys, ["search", str(faces_dir / "people/obama/obama2.jpg"), *GOOD, "--json"])
+    assert code == 1 and "dlib-resnet" in out["error"] and "sface" in out["error"]
+    assert '[faces] model = "dlib-resnet"' in out["error"]
+    [entry] = audit_entries(data)
+    assert entry["outcome"] == "error" and not entry.get("candidates")
