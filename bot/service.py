@@ -24,6 +24,10 @@ class SearchUnavailable(Exception):
     """The search cannot run (e.g. the gallery is empty); the message says why and what to do."""
 
 
+class GalleryModelMismatch(SearchUnavailable):
+    """The gallery holds templates of another face model than the one set: nothing can be compared."""
+
+
 def new_request_id() -> str:
     """A short unique request id officers can quote in a report (e.g. FR-3F9A0C12D4)."""
     return "FR-" + uuid.uuid4().hex[:10].upper()
@@ -286,6 +290,9 @@ def search_face(
     if gallery.image_count == 0:
         # "No candidate" from an empty gallery would read as a search that found nobody: refuse instead.
         raise SearchUnavailable(wording.GALLERY_EMPTY)
+    if gallery.model_id and gallery.model_id != core.engine.model:
+        # Templates of two models never meet: their distances mean nothing to each other.
+        raise GalleryModelMismatch(wording.gallery_model_mismatch(gallery.model_id, core.engine.model))
     s = core.settings.search
     review = core.settings.review
     target = review.review_fpir if for_review else s.target_fpir

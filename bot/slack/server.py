@@ -38,7 +38,7 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.request.internals import parse_body
 from slack_sdk.signature import SignatureVerifier
 
-from bot import __version__
+from bot import __version__, wording
 from bot.config import ConfigError, Settings
 from bot.faces.engine import FaceEngine
 from bot.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -250,6 +250,17 @@ def body_problem(body: bytes, content_type: str | None) -> str | None:
     if not isinstance(data, dict):
         return f"JSON of the wrong shape (a {type(data).__name__}, not an object)"
     return _shape_problem(data, "body")
+
+
+def _gallery_model_problem(rt: Runtime) -> str | None:
+    """A server whose every search would be refused (the gallery's templates are of another face model than
+    `[faces] model`) does not start: the sentence says what to set."""
+    gallery = rt.core.gallery
+    gallery.refresh()
+    model = rt.settings.faces.model
+    if gallery.model_id and gallery.model_id != model:
+        return wording.gallery_model_mismatch(gallery.model_id, model)
+    return None
 
 
 def describe_request(body: bytes, headers: Mapping[str, str]) -> str:
@@ -484,7 +495,7 @@ async def _run(settings: Settings, env: Mapping[str, str]) -> None:
     except BaseException:
         await _abandon(runner, rt)
         raise
-    problem = await review_channel_problem(rt)
+    problem = await review_channel_problem(rt) or await rt.io(_gallery_model_problem, rt)
     if problem:
         await _abandon(runner, rt)
         raise StartError(problem)

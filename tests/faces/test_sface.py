@@ -244,3 +244,13 @@ def test_an_engine_whose_weight_file_is_damaged_refuses_to_start_with_a_sentence
         assert engine.worker_pids() == []
     finally:
         engine.close()
+
+
+def test_a_gallery_reads_its_model_id_and_todays_stored_name_reads_as_dlib_resnet():
+    from bot.faces import models
+    from bot.faces.models import dlib_resnet
+
+    assert models.id_of_stored(dlib_resnet.MODEL_NAME) == "dlib-resnet"
+    assert models.id_of_stored("sface") == "sface" and models.id_of_stored("") == ""
+    assert models.id_of_stored(f"sface {models.get('sface').version}") == "sface"
+    assert models.id_of_stored("someone else's model") == "someone else's model"

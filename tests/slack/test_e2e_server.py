@@ -428,3 +428,23 @@ async def test_a_signed_but_malformed_body_gets_400_and_one_log_line_without_a_t
     reply = await post(harness.http, harness.bot.events_url, command_body("/frs", "help", OFFICER2, CASE))
     assert reply.status == 200  # a well-formed request still goes through
     await slack.wait_for("chat.postEphemeral", ok=True)
+
+
+async def test_a_server_set_to_another_model_than_its_gallery_does_not_start(tmp_path, slack, monkeypatch, capsys,
+                                                                            request):
+    import asyncio
+    import dataclasses
+    import shutil
+
+    from bot.config import FacesSettings
+
+    data = tmp_path / "data"
+    shutil.copytree(request.getfixturevalue("enrolled_gallery"), data / "gallery")  # dlib-resnet templates
+    settings = Settings(data_dir=data)
+    settings = dataclasses.replace(settings, faces=FacesSettings(model="sface"),
+                                   server=dataclasses.replace(settings.server, host="127.0.0.1"))
+    _serve_env(monkeypatch, slack, _free_port())
+    monkeypatch.setenv("LOCAL_PORT", str(_free_port()))
+    assert await asyncio.to_thread(serve, settings) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: The gallery holds templates of the face model dlib-resnet") and "sface" in err

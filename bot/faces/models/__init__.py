@@ -13,7 +13,7 @@ from bot import wording
 from bot.faces.models import dlib_resnet, sface
 from bot.faces.models.base import Model, WeightsError
 
-__all__ = ["DEFAULT", "IDS", "Model", "WeightsError", "activate", "active", "get", "record"]
+__all__ = ["DEFAULT", "IDS", "Model", "WeightsError", "activate", "active", "get", "id_of_stored", "record"]
 
 # Today's model: searches behave as before until the gallery side (recorded model, thresholds, calibration,
 # reencode) moves to another.
@@ -44,6 +44,17 @@ def activate(model_id: str) -> Model:
     model.load()
     _active = model.id
     return model
+
+
+def id_of_stored(name: str) -> str:
+    """The model id of what a gallery recorded: today's galleries stored dlib's long model name (it reads as
+    `dlib-resnet`, CONTRACTS); "" while a gallery is empty; an unknown name is returned as it is."""
+    if name in _BY_ID or not name:
+        return name
+    if name == dlib_resnet.MODEL_NAME:
+        return dlib_resnet.ID
+    first = name.split()[0]
+    return first if first in _BY_ID else name
 
 
 def record(model_id: str | None = None) -> dict:

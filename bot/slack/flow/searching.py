@@ -279,7 +279,7 @@ async def _search_failed(
         face_index=image.face_index,
     )
     await say_failed(rt, dialog, image,
-                     "gallery_empty" if isinstance(exc, service.SearchUnavailable) else "search_failed")
+                     "gallery_empty" if type(exc) is service.SearchUnavailable else "search_failed")
     await log_call(rt, dialog, image, outcome="error", result=None, permalink=permalink)
     rid = image.request_id
     return Next(dialog.dialog_id,
