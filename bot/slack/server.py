@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 3000
 LOCAL_HOST = "127.0.0.1"
+WARM_UP_WAIT_S = 60.0  # at shutdown, how long to let the face workers finish starting before they are stopped
 LOCAL_APP: web.AppKey[web.Application] = web.AppKey("local_app", web.Application)
 TICK_INTERVAL_S = 30.0
 PURGE_INTERVAL_S = 24 * 3600.0
@@ -514,7 +515,7 @@ async def _run(settings: Settings, env: Mapping[str, str]) -> None:
                                  f"or set {variable}") from None
             raise StartError(f"cannot listen on {site_host}:{site_port}: {exc.strerror or exc}") from None
     # Start the face workers now so the first photo does not wait for the models to load.
-    asyncio.get_running_loop().run_in_executor(None, rt.engine.start)
+    warming = asyncio.get_running_loop().run_in_executor(None, rt.engine.start)
     log.info("open-file limit %d; at most %d connections at once", soft, runner.cap.limit)
     handler = None
     if app_token:
@@ -537,6 +538,10 @@ async def _run(settings: Settings, env: Mapping[str, str]) -> None:
         log.info("shutting down")
         if handler is not None:
             await handler.close_async()
+        # A stop while the workers still start: let the start finish first, else the engine's close runs before
+        # the start makes its pool, the pool outlives the close and the process never exits.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(asyncio.shield(warming), WARM_UP_WAIT_S)
         await local_runner.cleanup()
         await runner.cleanup()
 
