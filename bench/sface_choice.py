@@ -120,11 +120,6 @@ def _models() -> dict:
     return _m
 
 
-def _init() -> None:
-    devset._init()
-    _models()
-
-
 def _central_xyxy(boxes: list[tuple[float, float, float, float]], width: int, height: int) -> int:
     cx, cy = width / 2, height / 2
     return min(range(len(boxes)), key=lambda i: ((boxes[i][0] + boxes[i][2]) / 2 - cx) ** 2
