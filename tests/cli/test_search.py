@@ -524,3 +524,16 @@ def test_a_gallery_of_another_model_refuses_the_search_naming_both_models(data, 
     assert '[faces] model = "dlib-resnet"' in out["error"]
     [entry] = audit_entries(data)
     assert entry["outcome"] == "error" and not entry.get("candidates")
+
+
+def test_the_search_entry_and_json_name_the_model_its_version_and_its_weights(data, faces_dir, capsys):
+    from bot.faces.models import dlib_resnet
+
+    code, out = run_json(capsys, ["search", str(faces_dir / "people/obama/obama2.jpg"), *GOOD, "--json"])
+    [entry] = audit_entries(data)
+    for model in (out["model"], entry["model"]):
+        assert set(model) == {"id", "version", "weights_sha256", "runtime"}
+        assert model["id"] == "dlib-resnet" and model["weights_sha256"] == dlib_resnet.MODEL.weights_sha256
+    assert code == 0 and entry["versions"]["face_recognition"]  # the package versions stay beside it
+    assert main(["search", str(faces_dir / "people/obama/obama2.jpg"), *GOOD]) == 0
+    assert f"model dlib-resnet {dlib_resnet.MODEL.version}" in capsys.readouterr().out

@@ -73,3 +73,18 @@ def test_the_command_line_verifies_the_old_log(old_dir):
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "3 entries" in run.stdout
+
+
+def test_the_old_entries_still_export_report_and_bundle(old_dir, tmp_path):
+    env = {**os.environ, "BOT_DATA_DIR": str(old_dir), "BOT_AUDIT_KEY": KEY, "SUDO_USER": "auditor"}
+
+    def run(*argv: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "bot", "audit", *argv], check=False, cwd=REPO, env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    export = run("export", "--format", "jsonl", "--out", str(tmp_path / "out.jsonl"))
+    assert export.returncode == 0, export.stderr
+    assert "FR-OLD0000001" in (tmp_path / "out.jsonl").read_text()
+    assert run("report", "--month", "2026-12", "--json").returncode == 0
+    bundle = run("bundle", "FR-OLD0000001", str(tmp_path / "b.zip"))
+    assert bundle.returncode == 0, bundle.stderr
