@@ -14,6 +14,7 @@ from typing import Any
 from bot import policy, wording
 from bot.audit.refusals import RefusalAggregator
 from bot.config import Settings
+from bot.faces import models
 from bot.faces.engine import Face, FaceEngine, Probe, model_info
 from bot.faces.gallery import Candidate, Gallery
 from bot.store.audit_log import AuditLog
@@ -61,7 +62,7 @@ class SearchResult:
     threshold: float
     gallery_size: int
     gallery_images: int
-    model: str
+    model: dict[str, Any] | str  # {id, version, weights_sha256, runtime}; a string in entries written before
     versions: dict[str, str]
     audit_seq: int = 0
     # {"target_fpir","gallery_size","calibrated_at","method","sample_size"} (CONTRACTS.md)
@@ -310,7 +311,7 @@ def search_face(
         threshold=s.threshold,
         gallery_size=gallery.subject_count,
         gallery_images=gallery.image_count,
-        model=info["model"],
+        model=models.record(core.engine.model),  # {id, version, weights_sha256, runtime}
         versions={k: v for k, v in info.items() if k != "model"},
         operating_point=point or {},
         for_review=for_review,

@@ -400,11 +400,19 @@ def image_label(file_name: str, request_id: str) -> str:
     return f"Photo {_clip(one_line(file_name) or 'without a name', 200)}, request {_clip(request_id, 100)}"
 
 
-def result_details(threshold: float, gallery_size: int, gallery_images: int, model: str,
+def model_label(model: Any) -> str:
+    """A model as a person reads it, plain text (escaped where it is shown): "dlib-resnet 1" from a search entry's
+    {id, version, ...}; an entry written before models had ids named it with a string, shown as it is."""
+    if isinstance(model, Mapping):
+        return _cut(f"{model.get('id') or 'unknown'} {model.get('version') or ''}".strip(), 120)
+    return _cut(str(model or "unknown"), 120)
+
+
+def result_details(threshold: float, gallery_size: int, gallery_images: int, model: Any,
                    operating_point: Mapping[str, Any] | None = None) -> str:
     """The operating point and settings a result was produced with."""
     return f"{operating_point_text(operating_point, gallery_size, gallery_images)} Distance ceiling {threshold}; " \
-        f"model {_clip(model, 200)}."
+        f"model {_clip(model_label(model), 200)}."
 
 
 def result_details_short(threshold: float, gallery_size: int, operating_point: Mapping[str, Any] | None = None) -> str:
