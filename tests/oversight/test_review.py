@@ -515,3 +515,19 @@ def test_estimates_export_and_bundle_and_entries_from_before_them_still_read(log
         text = zipfile.ZipFile(io.BytesIO(bundle.data)).read("summary.txt").decode()
         assert expect in text, text
     assert old["seq"] < last(log)["seq"]
+
+
+def test_the_monthly_report_names_the_face_models_of_the_searches_that_ran():
+    from bot.faces.models import dlib_resnet
+
+    def search(seq: int, outcome: str, model) -> dict:
+        return {"kind": "search", "seq": seq, "ts": f"2026-03-0{seq}T17:00:00.000000Z", "outcome": outcome,
+                "request_id": f"FR-{seq}", "purpose": "investigation", "requester": {"id": "U1", "name": "One"},
+                "model": model}
+
+    sface = {"id": "sface", "version": "2021dec", "weights_sha256": "f" * 64, "runtime": "cv2.dnn"}
+    entries = [search(1, "candidates", dlib_resnet.MODEL_NAME),  # written before models had ids
+               search(2, "no_candidate", sface), search(3, "candidates", sface), search(4, "denied", None)]
+    report = review.summarise_month(entries, "2026-03", "UTC")
+    assert report.by_model == {"dlib-resnet": 1, "sface 2021dec": 2}  # what ran; a refusal used no model
+    assert "Face models of the searches that ran: dlib-resnet: 1, sface 2021dec: 2" in wording.report_text(report)
