@@ -1055,6 +1055,9 @@ def report_text(report: Any, *, for_slack: bool = True) -> str:
                      f"{_duration(median) if median is not None else 'n/a'})")
     if getattr(report, "approvals", 0) or getattr(report, "approval_refusals", 0):
         lines.append(f"Supervisor approvals: {report.approvals} approved, {report.approval_refusals} refused")
+    if getattr(report, "by_model", None):
+        used = ", ".join(f"{show(str(m))}: {n}" for m, n in report.by_model.items())
+        lines.append(f"Face models of the searches that ran: {used}")
     lines.append("By purpose:")
     lines += [f"- {p['label']}: {p['count']}" for p in report.by_purpose]
     lines.append("By requester:")

@@ -437,6 +437,7 @@ class MonthlyReport:
     median_seconds_to_release: float | None = None  # queued -> released
     approvals: int = 0  # supervisor approvals before a search ([review] approval)
     approval_refusals: int = 0
+    by_model: dict[str, int] = field(default_factory=dict)  # searches that ran, by face model ("id version")
 
     @property
     def month_title(self) -> str:
@@ -479,6 +480,9 @@ def summarise_month(entries: Iterable[Mapping[str, Any]], month: str, tz: str) -
     outcomes: Counter[str] = Counter()
     purposes: Counter[str] = Counter()
     requesters: Counter[str] = Counter()
+    from bot.faces import models
+
+    models_used: Counter[str] = Counter()
     names: dict[str, str] = {}
     durations: list[float] = []
     total = refused_commands = refused_answers = flagged = 0
@@ -530,6 +534,7 @@ def summarise_month(entries: Iterable[Mapping[str, Any]], month: str, tz: str) -
             seconds = seconds_between(entry.get("uploaded_at"), entry.get("result_at"))
             if seconds is not None and seconds >= 0:  # a negative span means a clock step: not a timing
                 durations.append(seconds)
+            models_used[models.name_in_entry(entry.get("model"))] += n
     ran = outcomes["candidates"] + outcomes["no_candidate"]
     by_purpose = [{"purpose": p.code, "label": p.label, "count": purposes[p.code]} for p in policy.PURPOSES]
     by_purpose += [{"purpose": bucket, "label": label, "count": purposes[bucket]} for bucket, label in (
@@ -558,6 +563,7 @@ def summarise_month(entries: Iterable[Mapping[str, Any]], month: str, tz: str) -
         median_seconds_to_release=statistics.median(review_seconds) if review_seconds else None,
         approvals=approvals,
         approval_refusals=approval_refusals,
+        by_model=dict(sorted(models_used.items())),
     )
 
 

@@ -13,7 +13,7 @@ from bot import wording
 from bot.faces.models import dlib_resnet, sface
 from bot.faces.models.base import Model, WeightsError
 
-__all__ = ["DEFAULT", "IDS", "Model", "WeightsError", "activate", "active", "get", "id_of_stored", "record"]
+__all__ = ["DEFAULT", "IDS", "Model", "WeightsError", "activate", "active", "get", "id_of_stored", "name_in_entry", "record"]
 
 # Today's model: searches behave as before until the gallery side (recorded model, thresholds, calibration,
 # reencode) moves to another.
@@ -55,6 +55,14 @@ def id_of_stored(name: str) -> str:
         return dlib_resnet.ID
     first = name.split()[0]
     return first if first in _BY_ID else name
+
+
+def name_in_entry(model: object) -> str:
+    """A search entry's model as a report names it: "id version" from its record; an entry written before models
+    had ids (a long name, or none) reads as that model's id (CONTRACTS: dlib-resnet)."""
+    if isinstance(model, dict):
+        return f"{model.get('id')} {model.get('version')}"
+    return id_of_stored(str(model or dlib_resnet.MODEL_NAME))
 
 
 def record(model_id: str | None = None) -> dict:
