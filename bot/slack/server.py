@@ -353,7 +353,9 @@ def create_server(
                                             headers=request.headers)  # type: ignore[arg-type]
             response = await to_aiohttp_response(await bolt.async_dispatch(bolt_request))
             if response.status < 500:  # handled: a copy is a replay from now on (a 500 lets Slack retry)
-                await rt.io(rt.replays.claim, key, now)
+                rt.replays.remember(key, now)
+                # The fsync stays off the ack: a replay meets the claim in memory until it is on disk.
+                rt.spawn(rt.io(rt.replays.persist, key, now), name="replay-claim")
         finally:
             in_flight.discard(key)
         rt.metrics.ack_latency.observe(time.perf_counter() - arrived)

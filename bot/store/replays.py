@@ -68,12 +68,21 @@ class ReplayClaims:
             return at is not None and now - at <= self.ttl
 
     def claim(self, key: str, now: float) -> None:
-        """Remember `key` as handled now, on disk first. A disk that cannot take the line leaves the claim in
-        memory only (logged): refusing the request instead would lose an officer's input."""
+        """`remember` then `persist`: handled now, in memory and on disk."""
+        self.remember(key, now)
+        self.persist(key, now)
+
+    def remember(self, key: str, now: float) -> None:
+        """Handled now, in memory (cheap: the ack path calls it; `persist` follows in a thread)."""
         if not key or any(c.isspace() for c in key):
             raise ValueError("a replay key has no white space")
         with self._lock:
             self._seen[key] = now
+
+    def persist(self, key: str, now: float) -> None:
+        """Write the claim to disk (fsynced), so a restart remembers it. A disk that cannot take the line leaves
+        the claim in memory only (logged): refusing the request instead would lose an officer's input."""
+        with self._lock:
             try:
                 fd = open_private_append(self.path)
                 try:
