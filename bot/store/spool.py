@@ -59,6 +59,7 @@ class Spool:
         self._end = max((end for _offset, _state, _payload, end in records), default=0)
         # What an earlier process left: the only records to replay at start (this process retries its own).
         self.inherited = frozenset(offset for offset, state, _payload, _end in records if state == PENDING)
+        self._pending = set(self.inherited)  # ids not yet done: `done` knows when to start over without a read
 
     def _records(self) -> Iterator[tuple[int, int, bytes, int]]:
         """(offset, state, payload, offset after it) of every whole record, in order."""
@@ -103,6 +104,7 @@ class Spool:
             except OSError as exc:
                 raise SpoolFull(f"the spool cannot be written ({exc.strerror or exc})") from None
             self._end = stop
+            self._pending.add(offset)
             return offset
 
     def done(self, record_id: int) -> None:
@@ -112,7 +114,8 @@ class Spool:
             try:
                 os.pwrite(fd, bytes([DONE]), record_id)
                 os.fsync(fd)
-                if all(state == DONE for _o, state, _p, _e in self._records()):
+                self._pending.discard(record_id)
+                if not self._pending:
                     os.pwrite(fd, bytes([END]), 0)
                     os.fsync(fd)
                     self._end = 0
