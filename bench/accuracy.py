@@ -89,7 +89,8 @@ def _gallery(dev: devset.DevSet, fold: devset.Fold, enc: dict, key: str) -> tupl
     return np.stack(rows).astype(np.float32), ids
 
 
-def searches(dev: devset.DevSet, enc: dict, key: str = "enc", *, calibrate: bool = True
+def searches(dev: devset.DevSet, enc: dict, key: str = "enc", *, calibrate: bool = True,
+             scale: calibration.Scale = calibration.DLIB_RESNET, threshold: float = 0.55
              ) -> tuple[list[Search], list[FoldGallery]]:
     """Every mated and non-mated search of every fold; with calibrate, each fold's gallery is calibrated on
     itself (bot.faces.calibration.calibrate, as the server does) and the default decision applied."""
@@ -100,15 +101,15 @@ def searches(dev: devset.DevSet, enc: dict, key: str = "enc", *, calibrate: bool
         matrix, ids = _gallery(dev, fold, enc, key)
         sq = squared_norms(matrix)
         row_subject = np.arange(len(ids), dtype=np.int32)
-        cal = (calibration.calibrate(matrix, sq, row_subject, generation=0, subjects=len(ids)) if calibrate
-               else None)
+        cal = (calibration.calibrate(matrix, sq, row_subject, generation=0, subjects=len(ids), scale=scale)
+               if calibrate else None)
         galleries.append(FoldGallery(matrix, ids, cal))
         probes = [(True, name, dev.people[name][1]) for name in sorted(dev.people)]
         probes += [(False, None, dev.singles[i]) for i in fold.probe_singles]
         found = [(m, n, enc[str(p)]) for m, n, p in probes]
         with_face = [f for f in found if key in f[2]]
         vecs = np.stack([f[2][key] for f in with_face]).astype(np.float32)
-        dists, rows = calibration.neighbours(matrix, sq, row_subject, vecs, k=k)
+        dists, rows = calibration.neighbours(matrix, sq, row_subject, vecs, k=k, scale=scale)
         # The closest subject outright (it may lie beyond HORIZON, where `neighbours` stops looking).
         nearest = np.argmin(sq[None, :] - 2.0 * (vecs @ matrix.T), axis=1)
         j = 0
@@ -119,8 +120,8 @@ def searches(dev: devset.DevSet, enc: dict, key: str = "enc", *, calibrate: bool
             s = Search(fold.index, mated, name, dists[j], mated and ids[nearest[j]] == name, r.get("quality", {}))
             if cal is not None:
                 decided = calibration.decide(dists[j], rows[j], cal, target_fpir=DEFAULT_TARGET,
-                                             threshold=DEFAULT_THRESHOLD, max_candidates=1)
-                s.estimate = cal.fpir(float(calibration.score(dists[j])[0]))
+                                             threshold=threshold, max_candidates=1, horizon=scale.horizon)
+                s.estimate = cal.fpir(float(calibration.score(dists[j], scale.horizon)[0]))
                 s.accepted = bool(decided)
             out.append(s)
             j += 1
@@ -213,8 +214,9 @@ def plot(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray]], points: d
 REFERENCE_SIZES = (2, 3, 5, 10, 15, 20, 30, 50, 75, 100, 150, 199)
 
 
-def write_reference(dev: devset.DevSet, enc: dict, *, per_size: int = 10000, seed: int = 2026) -> Path:
-    """bot/faces/reference.npz: leave-one-out null scores of random dev-set galleries of each REFERENCE_SIZES
+def write_reference(dev: devset.DevSet, enc: dict, *, per_size: int = 10000, seed: int = 2026,
+                    scale: calibration.Scale = calibration.DLIB_RESNET) -> Path:
+    """The model's reference tables (bot/faces/reference*.npz, `scale.reference_path`): leave-one-out null scores of random dev-set galleries of each REFERENCE_SIZES
     size (one photo per identity), about `per_size` scores each; what a gallery too small to calibrate on
     itself uses."""
     vectors = {}
@@ -228,14 +230,15 @@ def write_reference(dev: devset.DevSet, enc: dict, *, per_size: int = 10000, see
         scores: list[np.ndarray] = []
         while sum(len(x) for x in scores) < per_size:
             pick = matrix[rng.choice(len(matrix), size=size, replace=False)]
-            scores.append(calibration.null_scores(pick, squared_norms(pick), np.arange(size, dtype=np.int32)))
+            scores.append(calibration.null_scores(pick, squared_norms(pick), np.arange(size, dtype=np.int32),
+                                                  scale=scale))
         tables.append(np.sort(np.concatenate(scores)))
         print(f"  reference size {size}: {len(tables[-1])} null scores, 99th percentile "
               f"{np.quantile(tables[-1], 0.99):.4f}")
     ref = calibration.Calibration(tuple(tables), calibration.METHOD_REFERENCE, len(matrix), -1,
-                                  calibration.now_iso(), sizes=REFERENCE_SIZES)
-    ref.save(calibration.REFERENCE_PATH)
-    return calibration.REFERENCE_PATH
+                                  calibration.now_iso(), version=scale.version, sizes=REFERENCE_SIZES)
+    ref.save(scale.reference_path)
+    return scale.reference_path
 
 
 def main() -> int:

@@ -12,6 +12,7 @@ alternatives (jitter, 68-point alignment, the CNN detector) on the same photos.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import multiprocessing
 import os
@@ -95,9 +96,9 @@ def _central(boxes, width: int, height: int) -> int:
                + ((boxes[i].top + boxes[i].bottom) / 2 - cy) ** 2)
 
 
-def encode_one(path: str) -> dict:
-    """The bot's own pipeline (bot.faces.engine.find_faces) on one photo: the face nearest the centre, its
-    encoding, quality and how it was found, and the time of each stage."""
+def encode_one(path: str, model: str = "dlib-resnet") -> dict:
+    """The bot's own pipeline (bot.faces.engine.find_faces with `model`) on one photo: the face nearest the
+    centre, its encoding, quality and how it was found, and the time of each stage."""
     from bot.faces import engine
     from bot.faces.images import decode_image
 
@@ -106,7 +107,7 @@ def encode_one(path: str) -> dict:
     data = Path(path).read_bytes()
     rgb = decode_image(data, max_bytes=1 << 30, max_pixels=1 << 30)
     t1 = time.perf_counter()
-    faces = engine.find_faces(rgb)
+    faces = engine.find_faces(rgb, model=model)
     t2 = time.perf_counter()
     out.update(t_decode=t1 - t0, t_faces=t2 - t1, n_faces=len(faces))
     if faces:
@@ -142,11 +143,11 @@ class _BoxLike:
     left: int
 
 
-def _init() -> None:
+def _init(model: str = "dlib-resnet") -> None:
     import warnings
     warnings.simplefilter("ignore")
     from bot.faces import engine
-    engine._init_worker()
+    engine._init_worker(model)
 
 
 def _cache_key(paths: list[Path], version: str = CACHE_VERSION) -> str:
@@ -157,7 +158,8 @@ def _cache_key(paths: list[Path], version: str = CACHE_VERSION) -> str:
     return h.hexdigest()[:16]
 
 
-def cached_map(cache: Path, work, paths: list[Path], *, workers: int = 2, progress: bool = True) -> dict[str, dict]:
+def cached_map(cache: Path, work, paths: list[Path], *, workers: int = 2, progress: bool = True,
+               model: str = "dlib-resnet") -> dict[str, dict]:
     """{path: work(path)} for every path, computed in spawned bot face workers and pickled to `cache`; read
     from `cache` when it exists (the callers put a key of the inputs into its name)."""
     import pickle
@@ -168,7 +170,8 @@ def cached_map(cache: Path, work, paths: list[Path], *, workers: int = 2, progre
     os.environ.update({"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"})
     results: dict[str, dict] = {}
     started = time.perf_counter()
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init) as pool:
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init,
+                             initargs=(model,)) as pool:
         for i, r in enumerate(pool.map(work, [str(p) for p in paths], chunksize=8), start=1):
             results[r["path"]] = r
             if progress and i % 200 == 0:
@@ -179,22 +182,33 @@ def cached_map(cache: Path, work, paths: list[Path], *, workers: int = 2, progre
     return results
 
 
-def encodings(dev: DevSet, *, workers: int = 2, progress: bool = True, plain: bool = False) -> dict[str, dict]:
-    """{path: encode_one(path)} (or encode_plain with plain=True) for every photo of the dev set, from the cache
-    when it is current."""
+def encodings(dev: DevSet, *, workers: int = 2, progress: bool = True, plain: bool = False,
+              model: str = "dlib-resnet") -> dict[str, dict]:
+    """{path: encode_one(path, model)} (or encode_plain with plain=True) for every photo of the dev set, from the
+    cache when it is current (one cache per model and model version)."""
+    from bot.faces import models
+
     paths = dev.all_paths()
-    cache = OUT / (f"devset-plain-{_cache_key(paths, PLAIN_VERSION)}.pkl" if plain
-                   else f"devset-{_cache_key(paths)}.pkl")
-    return cached_map(cache, encode_plain if plain else encode_one, paths, workers=workers, progress=progress)
+    if plain:
+        return cached_map(OUT / f"devset-plain-{_cache_key(paths, PLAIN_VERSION)}.pkl", encode_plain, paths,
+                          workers=workers, progress=progress)
+    m = models.get(model)
+    # dlib-resnet keeps the cache name it always had; another model's cache carries its id and version.
+    version = CACHE_VERSION if m.id == "dlib-resnet" else f"{CACHE_VERSION}-{m.id}-{m.version}"
+    cache = OUT / (f"devset-{_cache_key(paths)}.pkl" if m.id == "dlib-resnet"
+                   else f"devset-{m.id}-{_cache_key(paths, version)}.pkl")
+    return cached_map(cache, functools.partial(encode_one, model=m.id), paths, workers=workers, progress=progress,
+                      model=m.id)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--model", default="dlib-resnet", help="the bot's face model to encode with")
     args = parser.parse_args()
     dev = load(dev_root())
     started = time.perf_counter()
-    res = encodings(dev, workers=args.workers)
+    res = encodings(dev, workers=args.workers, model=args.model)
     plain = encodings(dev, workers=args.workers, plain=True)
     print(f"plain face_recognition: a face in {sum(1 for r in plain.values() if 'enc' in r)}")
     found = sum(1 for r in res.values() if "enc" in r)
