@@ -58,9 +58,20 @@ class PolicySettings:
 
 @dataclass(frozen=True)
 class SearchSettings:
-    threshold: float = 0.55
+    threshold: float = 0.55  # dlib-resnet's ceiling: the key from before there were several models
     max_candidates: int = 5
     target_fpir: float = 0.01
+    # [search.thresholds]: the hard distance ceiling per model id, in that model's distance (wins over `threshold`).
+    thresholds: Mapping[str, float] = field(default_factory=dict)
+
+    def threshold_for(self, model_id: str) -> float:
+        """The hard ceiling of a search with `model_id`'s templates: [search.thresholds], else for dlib-resnet
+        the old [search] threshold, else the model's default (THRESHOLDS)."""
+        if model_id in self.thresholds:
+            return float(self.thresholds[model_id])
+        if model_id == "dlib-resnet":
+            return self.threshold
+        return THRESHOLDS[model_id][0]
 
 
 @dataclass(frozen=True)
@@ -75,6 +86,11 @@ class ImageSettings:
 # The face models bot.faces.models builds (its IDS; a test keeps the two equal: importing it here would load
 # dlib for every settings read).
 FACE_MODELS = ("sface", "dlib-resnet")
+# Per model, in its own distance: (default hard ceiling, the highest a setting may raise it to). dlib-resnet:
+# face_recognition's own tolerance 0.6 is the limit. sface (1 - cosine): the limit is OpenCV Zoo's match
+# threshold for SFace (cosine 0.363); the default sits above the distance the calibrated decision stops at
+# on the dev set (FPIR 1 %: about 0.51), so the calibration, not the ceiling, decides.
+THRESHOLDS: dict[str, tuple[float, float]] = {"sface": (0.55, 0.637), "dlib-resnet": (0.55, 0.6)}
 
 
 @dataclass(frozen=True)
@@ -220,8 +236,16 @@ def validate(settings: Settings) -> Settings:
         re.compile(settings.policy.call_number_pattern)
     except re.error as exc:
         raise ConfigError(f"[policy] call_number_pattern is not a valid regular expression: {exc}") from None
-    if not 0.0 < settings.search.threshold <= 0.6:
-        raise ConfigError("[search] threshold must be above 0 and at most 0.6")
+    if not 0.0 < settings.search.threshold <= THRESHOLDS["dlib-resnet"][1]:
+        raise ConfigError("[search] threshold (dlib-resnet's ceiling) must be above 0 and at most 0.6")
+    for model_id, value in settings.search.thresholds.items():
+        if model_id not in THRESHOLDS:
+            raise ConfigError(f"[search.thresholds] {model_id}: not a face model (one of "
+                              f"{', '.join(repr(m) for m in FACE_MODELS)})")
+        limit = THRESHOLDS[model_id][1]
+        if not 0.0 < value <= limit:
+            raise ConfigError(f"[search.thresholds] {model_id} must be above 0 and at most {limit} "
+                              f"(in {model_id}'s own distance)")
     if not 0 < settings.server.port < 65536:
         raise ConfigError("[server] port must be between 1 and 65535")
     if not 0 < settings.server.local_port < 65536:
@@ -323,6 +347,15 @@ def _validate_review(review: ReviewSettings) -> None:
             raise ConfigError(f"[review] cli_slack_users: {user!r} = {slack_id!r} is not a Slack user ID (U... or W...)")
 
 
+def _thresholds(raw: Any) -> dict[str, float]:
+    """[search.thresholds] as {model id: number}; ConfigError when it is not a table of numbers."""
+    if not isinstance(raw, dict) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                            for v in raw.values()):
+        raise ConfigError("[search.thresholds] must be a table of numbers, one per face model "
+                          '(e.g. sface = 0.55)')
+    return {str(k): float(v) for k, v in raw.items()}
+
+
 def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
     """Read the TOML settings ($BOT_CONFIG or config/settings.toml) and $BOT_DATA_DIR."""
     env = os.environ if env is None else env
@@ -338,6 +371,11 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
         section = raw.pop(name, {})
         if not isinstance(section, dict):
             raise ConfigError(f"[{name}] must be a table")
+        if name == "search" and "thresholds" in section:
+            section = {**section, "thresholds": _thresholds(section["thresholds"])}
+            kwargs[name] = replace(_section(cls, {k: v for k, v in section.items() if k != "thresholds"}, name),
+                                   thresholds=section["thresholds"])
+            continue
         kwargs[name] = _section(cls, section, name)
     if "timezone" in raw:
         kwargs["timezone"] = str(raw.pop("timezone"))

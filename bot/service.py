@@ -124,6 +124,10 @@ class Core:
     _audit: AuditLog | None = field(default=None, repr=False)
     _gallery: Gallery | None = field(default=None, repr=False)
     _engine: FaceEngine | None = field(default=None, repr=False)
+    # Engines of a model the gallery has moved away from: searches already in them finish; closed with the core.
+    _retired: list[FaceEngine] = field(default_factory=list, repr=False)
+    # The model a command asked for (`--model`): refused when an existing gallery holds another one.
+    model_override: str | None = None
     _refusals: RefusalAggregator | None = field(default=None, repr=False)
     # Told once the audit log is open (the command line warns about a key file beside the log).
     on_audit_open: Callable[[AuditLog], None] | None = field(default=None, repr=False)
@@ -152,17 +156,37 @@ class Core:
         return self._gallery
 
     @property
+    def model_id(self) -> str:
+        """The face model this data dir's face work uses: the gallery's recorded one (CONTRACTS ### 12), else
+        the one asked for (`--model`, else [faces] model), which a new gallery is enrolled with."""
+        return self.gallery.model_id or self.model_override or self.settings.faces.model
+
+    def check_model(self) -> None:
+        """GalleryModelMismatch (a sentence naming `gallery reencode`) when `--model` asked for another model
+        than the one the gallery's templates came from."""
+        held = self.gallery.model_id
+        if self.model_override and held and held != self.model_override:
+            raise GalleryModelMismatch(wording.gallery_model_mismatch(held, self.model_override))
+
+    @property
     def engine(self) -> FaceEngine:
+        """Face workers of the gallery's model: a gallery re-encoded meanwhile gets workers of its new model
+        (the old ones finish what they hold and close with the core)."""
+        model = self.model_id
+        if self._engine is not None and self._engine.model != model:
+            self._retired.append(self._engine)
+            self._engine = None
         if self._engine is None:
             faces = self.settings.faces
             self._engine = FaceEngine(self.settings.images, workers=faces.workers, deadline=faces.deadline_seconds,
-                                      model=faces.model)
+                                      model=model)
         return self._engine
 
     def close(self) -> None:
-        if self._engine is not None:
-            self._engine.close()
-            self._engine = None
+        for engine in [*self._retired, self._engine]:
+            if engine is not None:
+                engine.close()
+        self._engine, self._retired = None, []
 
 
 def policy_fields(answers: policy.Answers) -> dict[str, Any]:
@@ -274,13 +298,15 @@ def search_face(
     encoding: Any = None,
     face_index: int,
     for_review: bool = False,
+    model: str | None = None,
 ) -> SearchResult:
     """Run the 1:N search for one chosen face and audit it. The policy gate must already have passed.
 
     `for_review` ([review] mode "examiner"): the candidates an examiner should see (within `review_fpir`, at
     most `review_candidates`), audited with outcome "review"; none at all is a plain "no_candidate".
 
-    `encoding` may be given instead of `face` (Slack resumes from stored encodings, never re-detecting).
+    `encoding` may be given instead of `face` (Slack resumes from stored encodings, never re-detecting);
+    `model` is the id of the model that encoded it (None: the engine's now).
     """
     reasons = check(answers, core.settings)
     if reasons:  # defence in depth: adapters gate first, but no path may search without the gate
@@ -291,16 +317,18 @@ def search_face(
     if gallery.image_count == 0:
         # "No candidate" from an empty gallery would read as a search that found nobody: refuse instead.
         raise SearchUnavailable(wording.GALLERY_EMPTY)
-    if gallery.model_id and gallery.model_id != core.engine.model:
+    model = model or core.engine.model
+    if gallery.model_id != model:
         # Templates of two models never meet: their distances mean nothing to each other.
-        raise GalleryModelMismatch(wording.gallery_model_mismatch(gallery.model_id, core.engine.model))
+        raise GalleryModelMismatch(wording.gallery_model_moved(gallery.model_id, model))
     s = core.settings.search
     review = core.settings.review
     target = review.review_fpir if for_review else s.target_fpir
     limit = review.review_candidates if for_review else s.max_candidates
-    candidates, nearest, point = gallery.search_detail(vector, threshold=s.threshold, max_candidates=limit,
+    threshold = s.threshold_for(model)
+    candidates, nearest, point = gallery.search_detail(vector, threshold=threshold, max_candidates=limit,
                                                        target_fpir=target)
-    info = model_info(core.engine.model)  # the model the probe's face was encoded with
+    info = model_info(model)  # the model the probe's face was encoded with
     result = SearchResult(
         request_id=request_id,
         call_number=answers.call_number or "",
@@ -308,10 +336,10 @@ def search_face(
         faces=faces,
         face_index=face_index,
         candidates=candidates,
-        threshold=s.threshold,
+        threshold=threshold,
         gallery_size=gallery.subject_count,
         gallery_images=gallery.image_count,
-        model=models.record(core.engine.model),  # {id, version, weights_sha256, runtime}
+        model=models.record(model),  # {id, version, weights_sha256, runtime}
         versions={k: v for k, v in info.items() if k != "model"},
         operating_point=point or {},
         for_review=for_review,

@@ -586,10 +586,17 @@ def model_weights_unreadable(path: str, error: str) -> str:
 
 
 def gallery_model_mismatch(gallery_model: str, set_model: str) -> str:
-    """A search refused because the gallery's templates came from another face model than the one set."""
-    return (f"The gallery holds templates of the face model {_clip(gallery_model, 40)}, and the face model set is "
-            f"{_clip(set_model, 40)}: templates of two models cannot be compared, so nothing was searched. Set "
-            f"[faces] model = \"{_clip(gallery_model, 40)}\" in the settings to search this gallery.")
+    """A search or enrollment refused because it asked for another face model than the gallery's templates."""
+    return (f"The gallery holds templates of the face model {_clip(gallery_model, 40)}, not "
+            f"{_clip(set_model, 40)}: templates of two models cannot be compared, so nothing was done. To use "
+            f"{_clip(set_model, 40)}, move the gallery first: python -m bot gallery reencode --model "
+            f"{_clip(set_model, 40)} (until then it is searched with {_clip(gallery_model, 40)}).")
+
+
+def gallery_model_moved(gallery_model: str, probe_model: str) -> str:
+    """A search refused because the gallery was re-encoded with another model after the photo's face was."""
+    return (f"The gallery was just moved to the face model {_clip(gallery_model, 40)}, and this photo's face was "
+            f"encoded with {_clip(probe_model, 40)}: nothing was searched. Send the photo again to search it.")
 
 
 def model_unknown(model: str, known: Sequence[str]) -> str:

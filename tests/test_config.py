@@ -50,12 +50,30 @@ def test_every_shipped_key_is_commented():
         ("[gallery]\nsync_max_remove_share = 1.5\n", "sync_max_remove_share"),
         ("[gallery]\nsync_max_remove_share = 'ten percent'\n", "sync_max_remove_share"),
         ("[search\n", "not valid TOML"),
+        ("[search.thresholds]\nsface = 0.7\n", "[search.thresholds] sface must be above 0 and at most 0.637"),
+        ("[search.thresholds]\n'dlib-resnet' = 0.65\n", "at most 0.6"),
+        ("[search.thresholds]\narcface = 0.5\n", "arcface: not a face model"),
+        ("[search.thresholds]\nsface = 'low'\n", "table of numbers"),
+        ("[search]\nthresholds = 0.5\n", "table of numbers"),
     ],
 )
 def test_bad_settings_are_refused_naming_the_key(tmp_path, text, fragment):
     with pytest.raises(ConfigError, match=None) as info:
         load_settings(write(tmp_path, text), env={})
     assert fragment in str(info.value)
+
+
+def test_each_model_has_its_own_ceiling_and_the_old_threshold_is_dlibs(tmp_path):
+    """[search.thresholds] sets a ceiling per model in its own distance; the old [search] threshold is
+    dlib-resnet's (CONTRACTS ### 12); a model not set gets its default from the code."""
+    from bot.config import THRESHOLDS
+
+    old = load_settings(write(tmp_path, "[search]\nthreshold = 0.5\n"), env={}).search
+    assert old.threshold_for("dlib-resnet") == 0.5 and old.threshold_for("sface") == THRESHOLDS["sface"][0]
+    table = load_settings(write(tmp_path, "[search]\nthreshold = 0.5\n[search.thresholds]\nsface = 0.6\n"
+                                          "'dlib-resnet' = 0.45\n"), env={}).search
+    assert table.threshold_for("sface") == 0.6 and table.threshold_for("dlib-resnet") == 0.45
+    assert table.max_candidates == 5  # the rest of [search] is read as before
 
 
 def test_faces_model_names_a_model_and_the_engine_is_made_with_it(tmp_path):

@@ -260,6 +260,7 @@ CALLS = {
     "model_weights_unreadable": [("/srv/sface.onnx", "No such file or directory"), (HUGE, HUGE)],
     "model_unknown": [("arcface", ("sface", "dlib-resnet")), (HUGE, ("sface", "dlib-resnet"))],
     "gallery_model_mismatch": [("dlib-resnet", "sface"), (HUGE, HUGE)],
+    "gallery_model_moved": [("sface", "dlib-resnet"), (HUGE, HUGE)],
     "model_label": [({"id": "sface", "version": HUGE},), ("dlib_face_recognition_resnet_model_v1",), (None,)],
     "face_line": [(SAMPLE_FACE,)],
     "cli_choose_face": [([SAMPLE_FACE] * 20,), (3,)],

@@ -10,18 +10,19 @@ from typing import Any
 from bot import wording
 from bot.cli import common
 from bot.cli.common import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK
-from bot.config import Settings
+from bot.config import FACE_MODELS, Settings
 
 
 def cmd_gallery(args: argparse.Namespace, settings: Settings) -> int:
     """`gallery enroll|sync|list|remove|stats|thumbnails`; a damaged gallery or an audit log that cannot record the
     change is a clear error (exit 1) and changes nothing; Ctrl-C is one line and exit 130."""
     from bot.faces.gallery import GalleryError
+    from bot.service import GalleryModelMismatch
     from bot.store.audit_log import AuditError
 
     try:
         return _gallery(args, settings)
-    except (GalleryError, AuditError, OSError) as exc:  # OSError: e.g. BOT_DATA_DIR is a file or unwritable
+    except (GalleryError, AuditError, OSError, GalleryModelMismatch) as exc:  # OSError: e.g. BOT_DATA_DIR is a file or unwritable
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:  # Ctrl-C: the gallery commits in one step at the end, so nothing is half-done
@@ -34,6 +35,8 @@ def _gallery(args: argparse.Namespace, settings: Settings) -> int:
 
     core = common.core(settings)
     gallery = core.gallery
+    core.model_override = getattr(args, "model", None)
+    core.check_model()  # `--model` of another model than the gallery's: refused, naming gallery reencode
     if args.gallery_cmd == "enroll":
         try:
             report = enroll(
@@ -143,6 +146,8 @@ def register(sub: Any) -> None:
     e.add_argument("directory", metavar="DIR",
                    help="one folder per subject (its name the subject id), or the folder a --manifest is read from")
     e.add_argument("--manifest", metavar="CSV", help="CSV with header subject_id,name,record_ref,image[,status]")
+    e.add_argument("--model", metavar="ID", choices=FACE_MODELS,
+                   help="the face model of a new gallery (default: [faces] model); an enrolled gallery keeps its own")
     e.add_argument("--no-progress", action="store_true",
                    help="no progress bar (there is none anyway unless standard error is a terminal)")
     gy = gsub.add_parser(

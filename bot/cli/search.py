@@ -14,7 +14,7 @@ from bot import wording
 from bot.cli import common
 from bot.cli import controls as cli_controls
 from bot.cli.common import EXIT_CHOOSE_FACE, EXIT_DENIED, EXIT_ERROR, EXIT_OK, EXIT_QUEUED, emit, text_arg
-from bot.config import Settings
+from bot.config import FACE_MODELS, Settings
 
 
 def _read_probe(path: Path, max_bytes: int) -> bytes:
@@ -67,6 +67,7 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     from bot.store.audit_log import AuditError
 
     core = common.core(settings)
+    core.model_override = args.model
     request_id = new_request_id()
     answers = policy.Answers(
         call_number=policy.normalise_call_number(text_arg(args.call_number)),
@@ -123,6 +124,7 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
         return fail(wording.bad_face_value(text_arg(args.face) or ""))
     data = b""
     try:
+        core.check_model()  # `--model` of another model than the gallery's: refused, naming gallery reencode
         data = _read_probe(Path(args.image), settings.images.max_bytes)
         probe = core.engine.analyse_sync(data, requester=requester.id)
         faces = [f.as_dict() for f in probe.faces]
@@ -234,4 +236,6 @@ def register(sub: Any) -> None:
                    "once the candidates are yours, the result as JSON and the contact sheet (nothing while an "
                    "examiner or a supervisor holds them)")
     s.add_argument("--json", action="store_true", help="print one JSON object, whatever the exit code")
+    s.add_argument("--model", metavar="ID", choices=FACE_MODELS,
+                   help="the face model to search with: refused unless it is the gallery's (default: the gallery's)")
     s.set_defaults(func=cmd_search)

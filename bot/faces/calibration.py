@@ -38,11 +38,12 @@ DIM = 128
 
 # The score looks at the candidate and the COHORT subjects after it.
 COHORT = 5
-# Distances beyond this are not looked up exactly (a 1 M-row gallery is searched only near the probe); a
-# neighbour further away counts as at this distance, which can only lower a score, never raise it. On the
-# development set the 11th-closest subject of a stranger is nearer than 0.65 in 99 % of searches.
+# dlib-resnet's horizon (Euclidean). Distances beyond a model's horizon are not looked up exactly (a 1 M-row
+# gallery is searched only near the probe); a neighbour further away counts as at the horizon, which can only
+# lower a score, never raise it. On the development set the 11th-closest subject of a stranger is nearer than
+# 0.65 in 99 % of searches.
 HORIZON = 0.75
-# At most this many rows within HORIZON are looked at per search (the closest ones, by float32 distance).
+# At most this many rows within the horizon are looked at per search (the closest ones, by float32 distance).
 MAX_ROWS = 4096
 # Galleries smaller than this use the reference calibration from the development set.
 MIN_SUBJECTS = 200
@@ -52,12 +53,41 @@ SAMPLE = 5000
 BATCH = 32
 METHOD_GALLERY = "gallery"
 METHOD_REFERENCE = "reference"
-# Changes whenever `score` changes: a stored calibration of another version is stale.
+# dlib-resnet's score version; each Scale has its own, and a stored calibration of another version is stale.
 SCORE_VERSION = "cohort5-v1"
 REFERENCE_PATH = Path(__file__).with_name("reference.npz")
 
 
-def score(distances: np.ndarray) -> np.ndarray:
+@dataclass(frozen=True)
+class Scale:
+    """How one face model's distances are read, and the numbers its decision rests on.
+
+    Every model's templates are compared through their squared Euclidean distance (one matrix product for the
+    whole gallery); `distance` turns that into the model's own distance: Euclidean for dlib-resnet, 1 - cosine
+    for a model whose templates are unit length (|a - b|² = 2 (1 - cos)). The score, the horizon, the hard
+    ceiling and every figure a person reads are in the model's distance.
+    """
+
+    metric: str          # "euclidean" | "cosine"
+    horizon: float       # in the model's distance (see HORIZON)
+    version: str         # the score version of calibrations made on this scale
+    reference_path: Path  # the reference null scores for galleries under MIN_SUBJECTS (bench/accuracy.py writes)
+
+    def distance(self, squared: np.ndarray | float) -> np.ndarray:
+        """The model's distance from squared Euclidean distances between templates (never negative)."""
+        sq = np.maximum(np.asarray(squared, dtype=np.float64), 0.0)
+        return np.sqrt(sq) if self.metric == "euclidean" else sq / 2.0
+
+    def squared(self, distance: float) -> float:
+        """The squared Euclidean distance at which the model's distance is `distance`."""
+        return distance * distance if self.metric == "euclidean" else 2.0 * distance
+
+
+# dlib-resnet's scale (the defaults below are its: what every gallery used before models had ids).
+DLIB_RESNET = Scale("euclidean", HORIZON, SCORE_VERSION, REFERENCE_PATH)
+
+
+def score(distances: np.ndarray, horizon: float = HORIZON) -> np.ndarray:
     """Scores of the ranked candidates of one search; higher is a stronger candidate.
 
     `distances` are the closest subjects' distances, ascending (one per subject). The score of rank r is how far
@@ -66,14 +96,16 @@ def score(distances: np.ndarray) -> np.ndarray:
     (a soft, generic face is close to many people). Chosen on fold 0 of the development set among the
     candidate's distance, the margin, distance and margin combined, cohorts of 2-19 and the probe's distance
     distribution over the whole gallery (bench/accuracy.py prints them); quality terms did not help there.
-    Distances are censored at HORIZON, and missing neighbours count as HORIZON. Scores never rise down the
-    ranks: a lower rank is never shown as more certain than the one above it.
+    Distances are censored at the model's `horizon`, and missing neighbours count as at it. Scores never rise
+    down the ranks: a lower rank is never shown as more certain than the one above it. The same rule on SFace's
+    1 - cosine (horizon 0.8) did as well as the distance alone on fold 0 and better held out
+    (bench/accuracy.py).
     """
-    d = np.minimum(np.asarray(distances, dtype=np.float64), HORIZON)
+    d = np.minimum(np.asarray(distances, dtype=np.float64), horizon)
     n = len(d)
     if n == 0:
         return np.zeros(0)
-    padded = np.concatenate([d, np.full(COHORT, HORIZON)])
+    padded = np.concatenate([d, np.full(COHORT, horizon)])
     idx = np.arange(n)[:, None] + 1 + np.arange(COHORT)[None, :]
     raw = padded[idx].mean(axis=1) - d
     return np.minimum.accumulate(raw)
@@ -154,30 +186,34 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def reference(gallery_size: int, generation: int) -> Calibration:
+def reference(gallery_size: int, generation: int, scale: Scale = DLIB_RESNET) -> Calibration:
     """The reference calibration for a gallery of `gallery_size` (shipped with the bot, measured on the
-    development set): the tables of the reference sizes just below and just above it, so every estimate is
-    the larger of the two (strangers' scores change with gallery size, not always in one direction)."""
-    ref = Calibration.load(REFERENCE_PATH)
-    if ref.version != SCORE_VERSION or len(ref.sizes) != len(ref.tables):
-        raise ValueError(f"{REFERENCE_PATH.name} was made for score {ref.version}, not {SCORE_VERSION}; "
+    development set with the gallery's model): the tables of the reference sizes just below and just above it,
+    so every estimate is the larger of the two (strangers' scores change with gallery size, not always in one
+    direction)."""
+    ref = Calibration.load(scale.reference_path)
+    if ref.version != scale.version or len(ref.sizes) != len(ref.tables):
+        raise ValueError(f"{scale.reference_path.name} was made for score {ref.version}, not {scale.version}; "
                          "run bench/accuracy.py --write-reference")
     below = [i for i, size in enumerate(ref.sizes) if size <= gallery_size]
     above = [i for i, size in enumerate(ref.sizes) if size >= gallery_size]
     pick = sorted({max(below, key=lambda i: ref.sizes[i]) if below else 0,
                    min(above, key=lambda i: ref.sizes[i]) if above else len(ref.sizes) - 1})
     return Calibration(tuple(ref.tables[i] for i in pick), METHOD_REFERENCE, gallery_size, generation,
-                       ref.calibrated_at, sizes=tuple(ref.sizes[i] for i in pick))
+                       ref.calibrated_at, version=scale.version, sizes=tuple(ref.sizes[i] for i in pick))
 
 
 def neighbours(
     matrix: np.ndarray, sq_norms: np.ndarray, row_subject: np.ndarray, probes: np.ndarray, *,
     exclude: np.ndarray | None = None, k: int = COHORT + 1, d2: np.ndarray | None = None,
+    scale: Scale = DLIB_RESNET,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """For each probe, its k closest subjects: (distances (P, k) ascending, matrix rows (P, k)).
+    """For each probe, its k closest subjects: (distances (P, k) ascending, matrix rows (P, k)), in the model's
+    distance (`scale`).
 
     One row per subject (its closest image). Distances are exact (float64 on the rows kept; float32 only
-    preselects rows within HORIZON, at most MAX_ROWS of them); missing neighbours are HORIZON with row -1.
+    preselects rows within the horizon, at most MAX_ROWS of them); missing neighbours are at the horizon with
+    row -1.
     When more than MAX_ROWS rows were within HORIZON, a missing neighbour is given the largest distance
     looked at instead (true distances are at least that: the score is never overstated).
     `exclude[i]` is a subject key left out for probe i (leave-one-out calibration). `d2`, the float32 squared
@@ -185,13 +221,14 @@ def neighbours(
     """
     probes = np.asarray(probes, dtype=np.float32).reshape(-1, DIM)
     count = len(probes)
-    dist = np.full((count, k), HORIZON)
+    horizon = scale.horizon
+    dist = np.full((count, k), horizon)
     rows_out = np.full((count, k), -1, dtype=np.int64)
     if len(matrix) == 0 or count == 0:
         return dist, rows_out
     subjects = np.asarray(row_subject)
     pn = np.einsum("ij,ij->i", probes, probes)
-    limit = np.float32(HORIZON * HORIZON + 1e-3)
+    limit = np.float32(scale.squared(horizon) + 1e-3)
     for start in range(0, count, BATCH):
         block = probes[start : start + BATCH]
         if d2 is not None and count == 1:
@@ -211,14 +248,14 @@ def neighbours(
                 rows = rows[np.argpartition(sq[j][rows], MAX_ROWS - 1)[:MAX_ROWS]]
             if rows.size == 0:
                 continue
-            exact = np.sqrt(np.sum((np.asarray(matrix[rows], dtype=np.float64) - block[j]) ** 2, axis=1))
+            exact = scale.distance(np.sum((np.asarray(matrix[rows], dtype=np.float64) - block[j]) ** 2, axis=1))
             order = np.lexsort((exact, subjects[rows]))
             subj = subjects[rows][order]
             first = np.ones(order.size, dtype=bool)
             first[1:] = subj[1:] != subj[:-1]
             keep = order[first]
             keep = keep[np.argsort(exact[keep], kind="stable")][:k]
-            keep = keep[exact[keep] <= HORIZON]
+            keep = keep[exact[keep] <= horizon]
             dist[i, : keep.size] = exact[keep]
             rows_out[i, : keep.size] = rows[keep]
             if capped and keep.size < k:
@@ -227,7 +264,7 @@ def neighbours(
 
 
 def null_scores(matrix: np.ndarray, sq_norms: np.ndarray, row_subject: np.ndarray, *,
-                sample: int = SAMPLE, seed: int = 375) -> np.ndarray:
+                sample: int = SAMPLE, seed: int = 375, scale: Scale = DLIB_RESNET) -> np.ndarray:
     """Leave-one-out: each (sampled) subject's first image searched against every other subject; rank-1 scores."""
     keys, first = np.unique(np.asarray(row_subject), return_index=True)
     if len(keys) < 2:
@@ -235,17 +272,17 @@ def null_scores(matrix: np.ndarray, sq_norms: np.ndarray, row_subject: np.ndarra
     if len(keys) > sample:
         pick = np.sort(np.random.default_rng(seed).choice(len(keys), size=sample, replace=False))
         keys, first = keys[pick], first[pick]
-    dists, _ = neighbours(matrix, sq_norms, row_subject, np.asarray(matrix[first]), exclude=keys)
-    return np.sort(np.array([score(row)[0] for row in dists]))
+    dists, _ = neighbours(matrix, sq_norms, row_subject, np.asarray(matrix[first]), exclude=keys, scale=scale)
+    return np.sort(np.array([score(row, scale.horizon)[0] for row in dists]))
 
 
 def calibrate(matrix: np.ndarray, sq_norms: np.ndarray, row_subject: np.ndarray, *, generation: int,
-              subjects: int) -> Calibration:
+              subjects: int, scale: Scale = DLIB_RESNET) -> Calibration:
     """The calibration of one gallery generation: its own null scores, or the reference when too small."""
     if subjects < MIN_SUBJECTS:
-        return reference(subjects, generation)
-    nulls = null_scores(matrix, sq_norms, row_subject)
-    return Calibration((nulls,), METHOD_GALLERY, subjects, generation, now_iso())
+        return reference(subjects, generation, scale)
+    nulls = null_scores(matrix, sq_norms, row_subject, scale=scale)
+    return Calibration((nulls,), METHOD_GALLERY, subjects, generation, now_iso(), version=scale.version)
 
 
 @dataclass(frozen=True)
@@ -255,19 +292,19 @@ class Decision:
     rank: int
     row: int
     distance: float
-    margin: float | None  # None when no other subject lies within HORIZON
+    margin: float | None  # None when no other subject lies within the horizon
     score: float
     fpir_estimate: float
     below_resolution: bool  # no measured stranger reached this score: the estimate is a bound
 
 
 def decide(distances: np.ndarray, rows: np.ndarray, cal: Calibration, *, target_fpir: float,
-           threshold: float, max_candidates: int) -> list[Decision]:
+           threshold: float, max_candidates: int, horizon: float = HORIZON) -> list[Decision]:
     """The candidates one search returns: ranks in order while distance <= threshold (the hard ceiling) and
     the estimate <= target_fpir; at most max_candidates. Pure: the same numbers give the same answer."""
     d = np.asarray(distances, dtype=np.float64)
     present = int(np.count_nonzero(np.asarray(rows) >= 0))
-    scores = score(d)
+    scores = score(d, horizon)
     out: list[Decision] = []
     for r in range(min(present, max_candidates)):
         est = cal.fpir(float(scores[r]))

@@ -54,6 +54,7 @@ class EnrollReport:
     rejected: list[EnrollIssue] = field(default_factory=list)  # unreadable, no face, several faces
     conflicts: list[EnrollIssue] = field(default_factory=list)  # one image under two subjects
     near_duplicates: list[tuple[str, str, float]] = field(default_factory=list)  # (subject, other, distance)
+    near_duplicate_under: float = NEAR_DUPLICATE_DISTANCE  # the gallery's model's figure
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -75,7 +76,7 @@ class EnrollReport:
         )]
         lines += [f"rejected: {i.source}: {i.reason}" for i in self.rejected]
         lines += [f"conflict: {i.source}: {i.reason}" for i in self.conflicts]
-        lines += [wording.gallery_near_duplicate(a, b, d, NEAR_DUPLICATE_DISTANCE)
+        lines += [wording.gallery_near_duplicate(a, b, d, self.near_duplicate_under)
                   for a, b, d in self.near_duplicates]
         lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
@@ -392,6 +393,7 @@ def enroll(
     report.added = len(images)
     report.new_subjects = len(new_subjects)
     report.near_duplicates = near_duplicates(gallery, images, report.notes)
+    report.near_duplicate_under = gallery.near_duplicate_distance()
     report.seconds = time.perf_counter() - started
     return report
 

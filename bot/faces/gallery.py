@@ -41,7 +41,7 @@ from typing import Any, Self
 
 import numpy as np
 
-from bot.faces import calibration
+from bot.faces import calibration, models
 from bot.faces.search import MAX_K, squared_norms
 from bot.store.disk import ensure_private_dir, fsync_dir, write_private_atomic
 
@@ -53,10 +53,8 @@ _ARRAYS = {"embeddings": np.float32, "row_subject": np.int32, "row_image": np.in
 _GEN_FILE = re.compile(r"^(embeddings|row_subject|row_image|calibration)-(\d+)\.np[yz]$")
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 _COPY_ROWS = 65536  # rows copied per step when rewriting the matrix (bounded memory)
-# Two subjects whose photos are closer than this are reported at enrollment as possibly one person enrolled
-# twice (which drives the margin to zero and hides the mate). On the dev set, 27 % of same-person photo pairs
-# are closer, and 2 of 2.27 M pairs of different people.
-NEAR_DUPLICATE_DISTANCE = 0.35
+# dlib-resnet's near-duplicate distance (each model has its own: Model.near_duplicate).
+NEAR_DUPLICATE_DISTANCE = models.get("dlib-resnet").near_duplicate
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -184,6 +182,7 @@ class Gallery:
         self._generation = -1
         self._subject_count = 0
         self._calibration: calibration.Calibration | None = None
+        self._scale = calibration.DLIB_RESNET
         self.refresh()
 
     # -------------------------------------------------------------- loading
@@ -216,6 +215,7 @@ class Gallery:
                 if generation == self._generation:
                     return False
                 try:
+                    self._scale = self._scale_of(meta.get("model", ""))
                     self._load(generation, int(meta["rows"]), subjects)
                     return True
                 except FileNotFoundError as exc:
@@ -232,6 +232,22 @@ class Gallery:
                         f"({exc}); restore the gallery directory from a backup or re-enroll"
                     ) from None
             raise GalleryError("the gallery kept changing while it was being loaded; try again")
+
+    def _scale_of(self, stored_model: str) -> calibration.Scale:
+        """How the decision reads this gallery's distances: its model's scale (dlib-resnet's while empty)."""
+        model_id = models.id_of_stored(stored_model)
+        if not model_id:
+            return calibration.DLIB_RESNET
+        try:
+            return models.get(model_id).scale
+        except ValueError:
+            raise GalleryError(f"the gallery in {self.dir} holds templates of a face model this version does not "
+                               f"know ({stored_model!r}); run the version that enrolled it") from None
+
+    @property
+    def scale(self) -> calibration.Scale:
+        """How the loaded generation's distances are read (its model's calibration.Scale)."""
+        return self._scale
 
     def _load(self, generation: int, rows: int, subjects: int) -> None:
         if rows == 0:
@@ -273,12 +289,12 @@ class Gallery:
         path = self._calibration_path(generation)
         try:
             cal = calibration.Calibration.load(path)
-            if (cal.generation, cal.version, cal.gallery_size) == (generation, calibration.SCORE_VERSION, subjects):
+            if (cal.generation, cal.version, cal.gallery_size) == (generation, self._scale.version, subjects):
                 return cal
         except (OSError, ValueError, KeyError):
             pass
         cal = calibration.calibrate(self._emb, self._sq_norms, self._row_subject, generation=generation,
-                                    subjects=subjects)
+                                    subjects=subjects, scale=self._scale)
         with contextlib.suppress(OSError):  # a read-only gallery still searches, calibrated in memory
             cal.save(path)
         return cal
@@ -308,8 +324,6 @@ class Gallery:
     @property
     def model_id(self) -> str:
         """The id of the face model the gallery's templates came from ("" while empty)."""
-        from bot.faces import models
-
         return models.id_of_stored(self.model)
 
     @property
@@ -340,10 +354,11 @@ class Gallery:
             d2 *= -2.0
             d2 += self._sq_norms
             d2 += np.float32(p @ p)
+            scale = self._scale
             dist, rows = calibration.neighbours(self._emb, self._sq_norms, self._row_subject, p,
-                                                k=k + calibration.COHORT, d2=d2)
+                                                k=k + calibration.COHORT, d2=d2, scale=scale)
             decisions = calibration.decide(dist[0], rows[0], cal, target_fpir=target_fpir, threshold=threshold,
-                                           max_candidates=k)
+                                           max_candidates=k, horizon=scale.horizon)
             decisions = [self._with_margin(d, rows[0], d2, p) for d in decisions]
             nearest = [round(float(v), 4) for v, r in zip(dist[0], rows[0]) if r >= 0][: calibration.COHORT + 1]
             point = cal.operating_point(target_fpir)
@@ -370,7 +385,7 @@ class Gallery:
 
     def _with_margin(self, d: calibration.Decision, rows: np.ndarray, d2: np.ndarray, p: np.ndarray
                      ) -> calibration.Decision:
-        """A decision whose next subject lies beyond the neighbours looked at (beyond HORIZON) gets its margin
+        """A decision whose next subject lies beyond the neighbours looked at (beyond the horizon) gets its margin
         from the closest row of any subject not ranked above it (exact, float64). Only then: it costs one pass
         over the distances already computed."""
         if d.margin is not None:
@@ -380,15 +395,23 @@ class Gallery:
         if not others.any():
             return d  # nobody else in the gallery: margin stays None ("alone")
         row = int(np.flatnonzero(others)[np.argmin(d2[others])])
-        nxt = float(np.linalg.norm(np.asarray(self._emb[row], dtype=np.float64) - p.astype(np.float64)))
+        diff = np.asarray(self._emb[row], dtype=np.float64) - p.astype(np.float64)
+        nxt = float(self._scale.distance(diff @ diff))
         return dataclasses.replace(d, margin=nxt - d.distance)
 
-    def near_duplicates(self, image_hashes: list[str], *, max_distance: float = NEAR_DUPLICATE_DISTANCE
+    def near_duplicate_distance(self) -> float:
+        """Under this distance two subjects may be one person enrolled twice (the gallery's model's figure)."""
+        model_id = self.model_id
+        return models.get(model_id).near_duplicate if model_id else NEAR_DUPLICATE_DISTANCE
+
+    def near_duplicates(self, image_hashes: list[str], *, max_distance: float | None = None
                         ) -> list[tuple[str, str, float]]:
         """(subject, other subject, distance) for each of these enrolled images whose closest *other* subject
-        is nearer than max_distance; each pair once, closest first."""
+        is nearer than max_distance (None: the model's near-duplicate distance); each pair once, closest first."""
         with self._lock:
             self.refresh()
+            if max_distance is None:
+                max_distance = self.near_duplicate_distance()
             if not image_hashes or self._rows == 0:
                 return []
             keys = dict(self._db.execute(
@@ -400,7 +423,7 @@ class Gallery:
             probes = np.asarray(self._emb[wanted])
             own = self._row_subject[wanted]
             dist, rows = calibration.neighbours(self._emb, self._sq_norms, self._row_subject, probes,
-                                                exclude=own, k=1)
+                                                exclude=own, k=1, scale=self._scale)
             names = dict(self._db.execute("SELECT key, subject_id FROM subjects").fetchall())
         pairs: dict[tuple[str, str], float] = {}
         for subject_key, d, row in zip(own, dist[:, 0], rows[:, 0]):

@@ -162,6 +162,7 @@ def sync(
                 _audit(audit, report, removed, images, actor=actor, manifest=str(manifest))
     report.images_added, report.images_removed = len(images), len(removed)
     report.near_duplicates = near_duplicates(gallery, images, report.notes)
+    report.near_duplicate_under = gallery.near_duplicate_distance()
     report.seconds = time.perf_counter() - started
     return report
 

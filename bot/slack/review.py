@@ -401,11 +401,12 @@ async def status_message(rt: Runtime, user: str) -> Message:
     subjects, images, open_requests, outbox, point = await rt.io(_status_numbers, rt)
     head = await rt.io(rt.core.audit.head)
     info = model_info(rt.engine.model)  # the model the face workers run
+    threshold = rt.settings.search.threshold_for(rt.engine.model)
     searching = len(rt.state.get("searching", ()))
     reviews = len(await rt.io(rt.exams.open)) if rt.settings.review.mode == "examiner" else None
     text = wording.status_text(
         subjects=subjects, images=images, model=str(info.get("model")),
-        versions={k: v for k, v in info.items() if k != "model"}, threshold=rt.settings.search.threshold,
+        versions={k: v for k, v in info.items() if k != "model"}, threshold=threshold,
         version=__version__, searching=searching, outbox=outbox, open_requests=open_requests,
         timezone=rt.settings.timezone, operating_point=point, face_work=rt.face_work(), audit_head=head,
         head_alarm=rt.state.get("head_alarm"),
@@ -417,6 +418,6 @@ async def status_message(rt: Runtime, user: str) -> Message:
         text += "\n" + wording.approval_queue_status(waiting)
     return blocks.review_note(text, kind="status", requested_by=user, gallery_subjects=subjects,
                               gallery_images=images, searching=searching, outbox=outbox,
-                              open_requests=open_requests, threshold=rt.settings.search.threshold,
+                              open_requests=open_requests, threshold=threshold,
                               target_fpir=rt.settings.search.target_fpir, version=__version__,
                               audit_seq=(head or {}).get("seq"), audit_mac=(head or {}).get("mac"))

@@ -38,7 +38,7 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.request.internals import parse_body
 from slack_sdk.signature import SignatureVerifier
 
-from bot import __version__, wording
+from bot import __version__
 from bot.config import ConfigError, Settings
 from bot.faces.engine import FaceEngine
 from bot.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -253,15 +253,16 @@ def body_problem(body: bytes, content_type: str | None) -> str | None:
     return _shape_problem(data, "body")
 
 
-def _gallery_model_problem(rt: Runtime) -> str | None:
-    """A server whose every search would be refused (the gallery's templates are of another face model than
-    `[faces] model`) does not start: the sentence says what to set."""
+def _log_model(rt: Runtime) -> None:
+    """Which face model searches use: the gallery's (a setting of another model waits for `gallery reencode`)."""
     gallery = rt.core.gallery
     gallery.refresh()
-    model = rt.settings.faces.model
-    if gallery.model_id and gallery.model_id != model:
-        return wording.gallery_model_mismatch(gallery.model_id, model)
-    return None
+    held, setting = gallery.model_id, rt.settings.faces.model
+    if held and held != setting:
+        log.warning("face model: %s (the gallery's); [faces] model = %s applies once the gallery is moved with "
+                    "`python -m bot gallery reencode --model %s`", held, setting, setting)
+    else:
+        log.info("face model: %s", held or setting)
 
 
 def describe_request(body: bytes, headers: Mapping[str, str]) -> str:
@@ -498,7 +499,8 @@ async def _run(settings: Settings, env: Mapping[str, str]) -> None:
     except BaseException:
         await _abandon(runner, rt)
         raise
-    problem = await review_channel_problem(rt) or await rt.io(_gallery_model_problem, rt)
+    await rt.io(_log_model, rt)
+    problem = await review_channel_problem(rt)
     if problem:
         await _abandon(runner, rt)
         raise StartError(problem)

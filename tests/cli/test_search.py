@@ -514,16 +514,23 @@ def test_a_full_disk_when_writing_the_comparison_sheet_still_queues_the_review(d
     assert exam.status == "queued" and exam.source["sheet"] == ""  # queued all the same, with no sheet to post
 
 
-def test_a_gallery_of_another_model_refuses_the_search_naming_both_models(data, tmp_path, faces_dir, capsys,
-                                                                           monkeypatch):
-    # The gallery was enrolled with dlib-resnet; a server or CLI set to sface must not compare sface templates
-    # with it (the distances would mean nothing): refused with a sentence, audited as an error, nothing matched.
+def test_a_gallery_is_searched_with_its_own_model_and_another_model_is_refused_naming_reencode(
+        data, tmp_path, faces_dir, capsys, monkeypatch):
+    # The gallery was enrolled with dlib-resnet. [faces] model = "sface" applies to new galleries only: this one
+    # is searched with dlib-resnet (CONTRACTS ### 12). Asking for sface outright is refused with a sentence that
+    # names `gallery reencode`, audited as an error, nothing matched (the distances would mean nothing).
     monkeypatch.setenv("BOT_CONFIG", str(settings_file(tmp_path, {'model = "dlib-resnet"': 'model = "sface"'})))
     code, out = run_json(capsys, ["search", str(faces_dir / "people/obama/obama2.jpg"), *GOOD, "--json"])
+    assert code == 0 and out["model"]["id"] == "dlib-resnet" and out["candidates"][0]["subject_id"] == "obama"
+    code, out = run_json(capsys, ["search", str(faces_dir / "people/obama/obama2.jpg"), *GOOD, "--json",
+                                  "--model", "sface"])
     assert code == 1 and "dlib-resnet" in out["error"] and "sface" in out["error"]
-    assert '[faces] model = "dlib-resnet"' in out["error"]
-    [entry] = audit_entries(data)
+    assert "gallery reencode --model sface" in out["error"]
+    entry = audit_entries(data)[-1]
     assert entry["outcome"] == "error" and not entry.get("candidates")
+    # Enrolling more of a gallery with another model is refused the same way, before anything is read.
+    assert main(["gallery", "enroll", str(faces_dir / "people"), "--model", "sface"]) == 1
+    assert "gallery reencode --model sface" in capsys.readouterr().err
 
 
 def test_the_search_entry_and_json_name_the_model_its_version_and_its_weights(data, faces_dir, capsys):

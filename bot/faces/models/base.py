@@ -21,6 +21,7 @@ from typing import Generic, TypeVar
 import numpy as np
 
 from bot import wording
+from bot.faces.calibration import Scale
 from bot.faces.detection import Box, Found
 
 T = TypeVar("T")
@@ -72,6 +73,11 @@ class Model:
     runtime: str            # what executes the network
     template_size: int      # floats per template
     metric: str             # how `distance` compares: "euclidean" | "cosine" (1 - cosine similarity)
+    # How the calibrated decision reads this model's distances: horizon, score version, reference null scores.
+    scale: Scale
+    # Two subjects whose templates are closer than this are reported at enrollment as possibly one person
+    # enrolled twice (measured on the dev set: see each model's module).
+    near_duplicate: float
     # Load the weights into this process (once; later calls return at once). Raises WeightsError.
     load: Callable[[], object]
     # Check every weight file against its SHA-256 without loading anything (WeightsError): what a process that

@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 import dlib
 import numpy as np
 
-from bot.faces import detection, quality
+from bot.faces import calibration, detection, quality
 from bot.faces.detection import Box, Found
 from bot.faces.models import yunet
 from bot.faces.models.base import Model, Once, checked_bytes
@@ -198,6 +198,14 @@ def distance(templates: np.ndarray, template: np.ndarray) -> np.ndarray:
     return 1.0 - a @ (b / np.linalg.norm(b))
 
 
+# The calibrated decision on 1 - cosine. Horizon: a stranger's 11th-closest subject is nearer than 0.73 in
+# 99 % of dev-set searches (0.80 leaves room). The score is the same cohort rule as dlib-resnet's, with its own
+# version and reference tables (bench/accuracy.py --write-reference).
+SCALE = calibration.Scale("cosine", 0.80, "cohort5-v1-sface", Path(calibration.__file__).with_name("reference-sface.npz"))
+# Near-duplicate subjects: on the dev set (fold 0's third of the people), 33 % of same-person photo pairs are
+# closer than 0.30, and 1 of 1.46 M pairs of different people.
+NEAR_DUPLICATE = 0.30
+
 MODEL = Model(id=ID, version=VERSION, weights_sha256=WEIGHTS_SHA256, runtime=RUNTIME, template_size=128,
-              metric="cosine", load=load, verify=verify, locate=locate, landmarks=landmarks, quality_points=quality_points,
+              metric="cosine", scale=SCALE, near_duplicate=NEAR_DUPLICATE, load=load, verify=verify, locate=locate, landmarks=landmarks, quality_points=quality_points,
               encode=encode, distance=distance)

@@ -200,13 +200,14 @@ async def search(rt: Runtime, dialog_id: str, request_id: str, face_index: int) 
             try:
                 if cached is None or not 1 <= face_index <= len(cached.faces):
                     raise LookupError("the probe analysis is no longer stored")
+                model = rt.engine.model  # the model the face is encoded with (a gallery moved meanwhile refuses)
                 encoding = await _encoding(rt, dialog, image, cached, face_index)
                 result = await rt.work(
                     service.search_face, rt.core, request_id=request_id, answers=dialog.answers(),
                     requester=requester_of(dialog), source=await source_fields(rt, dialog, image, permalink),
                     probe_sha256=image.probe_sha256 or cached.sha256, faces=image.faces or cached.faces,
                     encoding=encoding, face_index=face_index,
-                    for_review=rt.settings.review.mode == "examiner",
+                    for_review=rt.settings.review.mode == "examiner", model=model,
                 )
             except Exception as exc:
                 log.exception("search %s failed", request_id)
