@@ -890,6 +890,21 @@ def gallery_thumbnails_text(report: Any, rebuilt: bool, crop_px: int) -> str:
     return "\n".join(lines)
 
 
+def gallery_source_unreadable(path: str, why: str) -> str:
+    """An enrolled image whose recorded source file cannot be read (`thumbnails --rebuild`, `reencode`)."""
+    return f"the source image cannot be read ({why}): {path}"
+
+
+def gallery_source_changed(path: str) -> str:
+    """An enrolled image whose recorded source file no longer holds the enrolled bytes."""
+    return f"the source image has changed since it was enrolled (another SHA-256): {path}"
+
+
+def gallery_source_unanalysed(reason: str) -> str:
+    """An enrolled image's source file that the face workers could not read as a photo (or in time)."""
+    return f"the source image could not be analysed: {reason}"
+
+
 def _size(n: int) -> str:
     return f"{n / 1024 / 1024:.0f} MB" if n >= 1024 * 1024 else f"{n} bytes"
 
