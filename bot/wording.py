@@ -878,6 +878,9 @@ def gallery_interrupted(command: str) -> str:
     if command == "thumbnails":
         return ("Interrupted: the face crops made so far are kept; run `gallery thumbnails --rebuild` again to make "
                 "the rest.")
+    if command == "reencode":
+        return ("Interrupted: the gallery was not changed and still holds its old templates; the images re-encoded "
+                "so far are kept with it: run the same `gallery reencode` command again to go on from there.")
     return "Interrupted: the gallery was not changed (nobody was enrolled or removed)."
 
 
@@ -894,6 +897,80 @@ def gallery_thumbnails_text(report: Any, rebuilt: bool, crop_px: int) -> str:
               for i in report.problems]
     if report.problems:
         lines.append("The images not made keep their old crop; restore their source files and run this again.")
+    return "\n".join(lines)
+
+
+def gallery_source_unreadable(path: str, why: str) -> str:
+    """An enrolled image whose recorded source file cannot be read (`thumbnails --rebuild`, `reencode`)."""
+    return f"the source image cannot be read ({why}): {path}"
+
+
+def gallery_source_changed(path: str) -> str:
+    """An enrolled image whose recorded source file no longer holds the enrolled bytes."""
+    return f"the source image has changed since it was enrolled (another SHA-256): {path}"
+
+
+def gallery_source_unanalysed(reason: str) -> str:
+    """An enrolled image's source file that the face workers could not read as a photo (or in time)."""
+    return f"the source image could not be analysed: {reason}"
+
+
+def gallery_reencode_no_overlap(faces: int, best: float, min_iou: float) -> str:
+    """`gallery reencode`: the new model finds no face where the enrolled one was (boxes compared by
+    intersection over union), so it cannot know which face to encode."""
+    if faces == 0:
+        return "the new model finds no face in the source image"
+    return (f"none of the {count_noun(faces, 'face')} the new model finds overlaps the enrolled face's box enough "
+            f"(best overlap {best:.2f}, at least {min_iou:.2f} needed)")
+
+
+def gallery_reencode_same_model(model: str) -> str:
+    """`gallery reencode --model X` on a gallery whose templates are X's already."""
+    return f"The gallery already holds templates of the face model {_cut(model, 60)}: there is nothing to re-encode."
+
+
+def gallery_reencode_empty(model: str) -> str:
+    """`gallery reencode` on a gallery with nothing enrolled."""
+    return (f"The gallery is empty: there is nothing to re-encode. Enroll with [faces] model = \"{_cut(model, 60)}\" "
+            "set instead.")
+
+
+def gallery_reencode_resuming(done: int, images: int) -> str:
+    """`gallery reencode` going on from a run that stopped: what it does not encode again."""
+    return (f"Resuming: {done} of the gallery's {count_noun(images, 'image')} were done by an earlier run and are "
+            "not encoded again.")
+
+
+def gallery_reencode_running() -> str:
+    """`gallery reencode` while another one runs on the same gallery."""
+    return ("Another `gallery reencode` is running on this gallery; wait for it to end (or stop it: a run started "
+            "again goes on from where it stopped).")
+
+
+def gallery_reencode_skipped(issue: Any) -> str:
+    """One image `gallery reencode` skips, and why (`issue`: bot.faces.sources.SourceIssue)."""
+    return f"skipped: subject {issue.subject_id}, image {issue.image_sha256[:12]} ({issue.source}): {issue.reason}"
+
+
+def gallery_reencode_needs_yes(skipped: int, images: int, max_share: float) -> str:
+    """One line when `gallery reencode` would skip more of the gallery than it may without --yes."""
+    share = f"{skipped / images:.0%}" if images else "0%"
+    return (f"error: {skipped} of the gallery's {count_noun(images, 'image')} ({share}) would be skipped (listed "
+            f"above), more than {max_share:.0%} allows without confirmation. Nothing was changed; the images "
+            "re-encoded are kept. Restore their source files and run it again, or run it again with --yes to "
+            "re-encode without them (they leave the gallery, and so does anyone left with no image).")
+
+
+def gallery_reencode_text(report: Any) -> str:
+    """`gallery reencode` in a terminal: the totals, each image skipped and why, each subject removed
+    (`report`: bot.faces.reencode.ReencodeReport)."""
+    lines = [(f"re-encoded {report.reencoded} of {count_noun(report.images, 'image')} from "
+              f"{model_label(report.model_from)} to {model_label(report.model_to)} ({report.resumed} by an earlier "
+              f"run); {len(report.skipped)} skipped; {count_noun(len(report.subjects_removed), 'subject')} removed "
+              f"({report.seconds:.1f} s, {report.images_per_second:.1f} images a second)")]
+    lines += [gallery_reencode_skipped(i) for i in report.skipped]
+    lines += [f"removed: subject {_subject_named(s['subject_id'], s.get('name') or '')}: no image of them is left"
+              for s in report.subjects_removed]
     return "\n".join(lines)
 
 

@@ -245,7 +245,7 @@ CALLS = {
     "audit_chain_broken": [(HUGE, HUGE), (7, "mac mismatch")],
     "audit_damage": [("edited", 7), ("deleted", HUGE, HUGE, HUGE), ("deleted", 3, 3, 3), ("reordered", HUGE)],
     "audit_entry_set_aside": [("audit.jsonl.torn-20260301T000000.000000Z", 6), (HUGE, HUGE)],
-    "gallery_interrupted": [("enroll",), ("thumbnails",)],
+    "gallery_interrupted": [("enroll",), ("thumbnails",), ("reencode",)],
     "gallery_sync_bad_status": [(HUGE, HUGE), ("people.csv:3", "sealed")],
     "gallery_enroll_ineligible": [("expunged",)],
     "person_name": [(HUGE,)],
@@ -426,10 +426,28 @@ KWARG_CALLS["status_text"] = {
 # `gallery thumbnails` (terminal) and the examiners' comparison sheet (drawn as pixels; the sheet cuts lines).
 SAMPLE_THUMBNAILS = SimpleNamespace(images=10**6, current=10, rebuilt=10**5, to_rebuild=10**6, seconds=1e5, problems=[
     SimpleNamespace(subject_id=HUGE[:100], image_sha256="ab" * 32, source=HUGE[:300], reason=HUGE[:300])] * 20)
+# `gallery reencode` (terminal): every image skipped, every subject removed, huge names.
+SAMPLE_REENCODE = SimpleNamespace(
+    model_from={"id": "dlib-resnet", "version": HUGE}, model_to={"id": "sface", "version": "1"}, images=10**6,
+    reencoded=9 * 10**5, resumed=10**5, skipped=SAMPLE_THUMBNAILS.problems,
+    subjects_removed=[{"subject_id": HUGE[:100], "name": HUGE[:100], "record_ref": ""}] * 20, seconds=1e5,
+    images_per_second=10.0)
 CALLS.update({
     "gallery_thumbnails_text": [(SAMPLE_THUMBNAILS, True, 320), (SAMPLE_THUMBNAILS, False, 320),
                                 (SimpleNamespace(images=0, current=0, rebuilt=0, to_rebuild=0, seconds=0.0,
                                                  problems=[]), True, 320)],
+    "gallery_source_unreadable": [(HUGE[:300], "No such file or directory")],
+    "gallery_source_changed": [(HUGE[:300],)],
+    "gallery_source_unanalysed": [(HUGE[:300],)],
+    "gallery_reencode_no_overlap": [(0, 0.0, 0.3), (10**3, 0.29, 0.3)],
+    "gallery_reencode_same_model": [("sface",), (HUGE,)],
+    "gallery_reencode_empty": [("sface",), (HUGE,)],
+    "gallery_reencode_resuming": [(1, 1), (10**6, 10**7)],
+    "gallery_reencode_running": [()],
+    "gallery_reencode_skipped": [(SAMPLE_THUMBNAILS.problems[0],)],
+    "gallery_reencode_needs_yes": [(10**6, 10**7, 0.1), (1, 0, 0.1)],
+    "gallery_reencode_text": [(SAMPLE_REENCODE,), (SimpleNamespace(**{**vars(SAMPLE_REENCODE), "skipped": [],
+                                                                      "subjects_removed": []}),)],
     "comparison_gallery_caption": [(1,), (10**6,)],
     "comparison_left_off": [(1, 10), (10**6, 10)],
     "comparison_sheet_title": [(HUGE[:300], 1, 2)],
@@ -481,7 +499,7 @@ def test_function_texts_fit_a_slack_section(name):
         assert isinstance(text, str) and text
         if name in ("cli_result", "cli_choose_face", "cli_denied", "bundle_summary_text", "one_line", "person_name",
                     "gallery_stats_text", "gallery_remove_question", "gallery_remove_needs_yes",
-                    "gallery_thumbnails_text", "gallery_sync_text", "cli_out_written"):
+                    "gallery_thumbnails_text", "gallery_sync_text", "cli_out_written", "gallery_reencode_text"):
             continue  # terminal or file output, or a text transform whose callers clip, not posted to Slack
         assert len(text) <= LIMIT, (name, len(text))
 

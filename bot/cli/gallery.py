@@ -1,4 +1,5 @@
-"""`python -m bot gallery enroll|list|remove|stats|thumbnails`: the known-person gallery from the command line."""
+"""`python -m bot gallery enroll|sync|list|remove|stats|thumbnails|reencode`: the known-person gallery from the
+command line."""
 from __future__ import annotations
 
 import argparse
@@ -14,7 +15,7 @@ from bot.config import FACE_MODELS, Settings
 
 
 def cmd_gallery(args: argparse.Namespace, settings: Settings) -> int:
-    """`gallery enroll|sync|list|remove|stats|thumbnails`; a damaged gallery or an audit log that cannot record the
+    """`gallery enroll|sync|list|remove|stats|thumbnails|reencode`; a damaged gallery or an audit log that cannot record the
     change is a clear error (exit 1) and changes nothing; Ctrl-C is one line and exit 130."""
     from bot.faces.gallery import GalleryError
     from bot.service import GalleryModelMismatch
@@ -63,6 +64,8 @@ def _gallery(args: argparse.Namespace, settings: Settings) -> int:
         return _gallery_remove(args, core, common.os_requester(settings).id)
     if args.gallery_cmd == "thumbnails":
         return _gallery_thumbnails(args, core, settings)
+    if args.gallery_cmd == "reencode":
+        return _gallery_reencode(args, core, settings)
     stats = gallery.stats()
     cal = stats["calibration"]
     stats["operating_point"] = {**cal, "target_fpir": settings.search.target_fpir} if cal else None
@@ -138,6 +141,40 @@ def _gallery_thumbnails(args: argparse.Namespace, core: Any, settings: Settings)
     return EXIT_ERROR if report.problems else EXIT_OK
 
 
+def _gallery_reencode(args: argparse.Namespace, core: Any, settings: Settings) -> int:
+    """Re-encode the gallery with another face model from its source images (bot.faces.reencode); exit 1 when
+    refused (nothing committed), 130 on Ctrl-C (what was encoded is kept for the next run)."""
+    from bot.faces import models, reencode
+    from bot.faces.engine import FaceEngine
+
+    try:
+        target = models.get(args.model).id
+    except ValueError as exc:  # an unknown model: the sentence names the known ones
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    faces = settings.faces
+    engine = FaceEngine(settings.images, workers=args.workers or faces.workers, deadline=faces.deadline_seconds,
+                        model=target)
+    try:
+        report = reencode.reencode(core.gallery, engine, audit=core.audit, actor=common.os_requester(settings).id,
+                                   yes=args.yes, progress=common.progress(args),
+                                   notify=lambda text: print(text, file=sys.stderr))
+    except models.WeightsError as exc:  # the new model's weight file is refused: a sentence, nothing changed
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    finally:
+        engine.close()
+        core.close()
+    if report.refused:
+        for image in report.skipped:
+            print(wording.gallery_reencode_skipped(image), file=sys.stderr)
+        print(wording.gallery_reencode_needs_yes(len(report.skipped), report.images, reencode.MAX_SKIPPED_SHARE),
+              file=sys.stderr)
+        return EXIT_ERROR
+    print(wording.gallery_reencode_text(report))
+    return EXIT_OK
+
+
 def register(sub: Any) -> None:
     """The `gallery` commands on the top-level parser's subparsers."""
     g = sub.add_parser("gallery", help="the known-person gallery")
@@ -176,5 +213,19 @@ def register(sub: Any) -> None:
     gt.add_argument("--rebuild", action="store_true",
                     help="cut missing or smaller crops again from the source images (exit 1 when some cannot be)")
     gt.add_argument("--no-progress", action="store_true",
+                    help="no progress bar (there is none anyway unless standard error is a terminal)")
+    ge = gsub.add_parser(
+        "reencode", help="make every template again with another face model, from the source images; audited",
+        description="Build a new generation of the gallery whose templates are another face model's, from the "
+        "source images enrollment recorded (each checked against its SHA-256; the face used is the one overlapping "
+        "the enrolled face's box). Searches use the old templates until the new ones are committed, in one step at "
+        "the end. Interrupted, it goes on from where it stopped when run again. One audit entry.",
+    )
+    ge.add_argument("--model", required=True, metavar="ID", help="the face model to re-encode with (sface, dlib-resnet)")
+    ge.add_argument("--workers", type=int, default=0, metavar="N",
+                    help="face worker processes (default: [faces] workers, 0 = one per CPU)")
+    ge.add_argument("--yes", action="store_true",
+                    help="commit even when more than 10%% of the images must be skipped (they leave the gallery)")
+    ge.add_argument("--no-progress", action="store_true",
                     help="no progress bar (there is none anyway unless standard error is a terminal)")
     g.set_defaults(func=cmd_gallery)

@@ -280,7 +280,7 @@ def analyse(engine: Any, todo: dict[str, Entry], rejected: list[EnrollIssue], cr
             images.append({
                 "sha256": sha, "subject_id": entry.subject_id, "source": entry.source,
                 "name": entry.name, "record_ref": entry.record_ref,
-                "box": _box_json(face.box), "actor": actor,
+                "box": box_json(face.box), "actor": actor,
             })
             encodings.append(np.asarray(face.encoding, dtype=np.float32))
     finally:
@@ -398,7 +398,7 @@ def enroll(
     return report
 
 
-def _box_json(box: Any) -> str:
-
+def box_json(box: Any) -> str:
+    """A face box as the gallery stores it (images.box): compact JSON of {"top","right","bottom","left"}."""
     data = box.as_dict() if hasattr(box, "as_dict") else dict(box)
     return json.dumps(data, separators=(",", ":"))

@@ -715,6 +715,61 @@ class Gallery:
         )
         return image_keys, np.array([subject_key[im["subject_id"]] for im in images], dtype=np.int32)
 
+    def replace_templates(self, model: str, templates: Callable[[list[str]], dict[str, tuple[np.ndarray, str]]],
+                          *, before_commit: Callable[[], None] | None = None) -> tuple[list[dict], list[dict]]:
+        """One commit whose generation holds another model's templates (`gallery reencode`), stored as `model`.
+
+        Under the writer lock, `before_commit` runs first (it may encode what was enrolled meanwhile, or refuse
+        by raising); then `templates` is asked for {sha256: (template, box JSON)} a chunk of enrolled images at
+        a time. Every image it answers for keeps its row with the new template and box; every other image is
+        removed with its crop, and so is a subject left with no image. Readers see the old generation until the
+        commit, then the whole new one. Returns (images removed as `change` gives them, subjects removed:
+        subject_id, name, record_ref)."""
+        with self._write_lock():
+            self.refresh()
+            self._cleanup()
+            if before_commit is not None:
+                before_commit()
+            total = int(self._db.execute("SELECT COUNT(*) FROM images").fetchone()[0])
+            tmp = self.dir / f".templates.{os.getpid()}.tmp"  # a crash leaves it to _cleanup
+            _new_private_file(tmp)
+            try:
+                emb = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(max(total, 1), DIM))
+                keys, subjects, boxes, dropped, last = [], [], [], [], 0
+                while rows := self._db.execute("SELECT key, subject_key, sha256 FROM images WHERE key > ? ORDER BY "
+                                               "key LIMIT ?", (last, _COPY_ROWS)).fetchall():
+                    last, found = rows[-1][0], templates([r[2] for r in rows])
+                    for key, subject, sha in rows:
+                        if sha not in found:
+                            dropped.append(key)
+                            continue
+                        emb[len(keys)] = np.asarray(found[sha][0], dtype=np.float32).reshape(DIM)
+                        keys.append(key)
+                        subjects.append(subject)
+                        boxes.append((found[sha][1], key))
+                removed = self._select_in("SELECT i.key, s.subject_id, s.name, s.record_ref, i.sha256, i.source, "
+                                          "s.key FROM images i JOIN subjects s ON s.key = i.subject_key WHERE i.key IN "
+                                          "({marks})", dropped)
+                gone = sorted({r[6] for r in removed} - set(subjects))
+                left = self._select_in("SELECT subject_id, name, record_ref FROM subjects WHERE key IN ({marks})", gone)
+                n = len(keys)
+                with self._transaction():
+                    self._db.executemany("DELETE FROM images WHERE key = ?", [(k,) for k in dropped])
+                    self._db.executemany("DELETE FROM subjects WHERE key = ?", [(k,) for k in gone])
+                    self._db.executemany("UPDATE images SET box = ? WHERE key = ?", boxes)
+                    self._db.execute("INSERT OR REPLACE INTO meta VALUES ('model', ?)", (model,))
+                    self._commit(self._generation + 1, n, {
+                        "embeddings": ((n, DIM), _blocks(emb[:n])),
+                        "row_subject": ((n,), [np.asarray(subjects, dtype=np.int32)]),
+                        "row_image": ((n,), [np.asarray(keys, dtype=np.int64)]),
+                    })
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+        self.drop_thumbnails(r[4] for r in removed)
+        names = ("subject_id", "name", "record_ref", "image_sha256", "source")
+        return [dict(zip(names, r[1:6])) for r in removed], [dict(zip(names, r)) for r in left]
+
     def save_thumbnail(self, image_sha256: str, jpeg: bytes) -> None:
         """Keep the face thumbnail of an image (0600, atomic)."""
         if not _SHA.match(image_sha256):

@@ -9,38 +9,24 @@ MAX_DISTANCE of the stored one. Anything else is reported and left as it was; th
 """
 from __future__ import annotations
 
-import hashlib
 import io
-import os
-import re
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
+from bot import wording
 from bot.faces.engine import CROP_PX
 from bot.faces.gallery import Gallery
+from bot.faces.sources import SourceIssue, enrolled_bytes, issue
 
 # The face found again must be this close to the stored encoding. The same bytes through the same code give
 # under 0.001 (the encoder is deterministic); 0.1 is well under NEAR_DUPLICATE_DISTANCE (0.35).
 MAX_DISTANCE = 0.1
-_MANIFEST_SOURCE = re.compile(r"^(?P<manifest>.+):(?P<line>\d+) \((?P<image>.+)\)$")
-_ESCAPED_BYTE = re.compile(rb"\\x([0-9a-f]{2})")
-
-
-@dataclass
-class ThumbnailIssue:
-    """An image whose crop could not be made again, and why (a plain sentence)."""
-
-    source: str
-    subject_id: str
-    image_sha256: str
-    reason: str
+ThumbnailIssue = SourceIssue  # an image whose crop could not be made again, and why (a plain sentence)
 
 
 @dataclass
@@ -68,22 +54,6 @@ def crop_is_current(jpeg: bytes | None) -> bool:
             return max(im.size) == CROP_PX
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
         return False
-
-
-def source_path(source: str) -> Path:
-    """The file an image was enrolled from, from its `source` record: the path itself (folder enrollment), or
-    the image relative to its manifest (`MANIFEST:LINE (IMAGE)`). Relative paths are relative to the directory
-    the enrollment ran in, as they were then. A name that was not UTF-8 (recorded with \\xNN) gets its bytes
-    back."""
-    candidates = [source]
-    match = _MANIFEST_SOURCE.match(source)
-    if match:
-        candidates.append(str(Path(match["manifest"]).parent / match["image"]))
-    for text in list(candidates):
-        raw = _ESCAPED_BYTE.sub(lambda m: bytes([int(m[1], 16)]), text.encode("utf-8", "surrogateescape"))
-        if raw != text.encode("utf-8", "surrogateescape"):
-            candidates.append(os.fsdecode(raw))
-    return next((Path(c) for c in candidates if os.path.isfile(c)), Path(candidates[-1]))
 
 
 def _outdated(gallery: Gallery, report: ThumbnailReport) -> dict[str, dict]:
@@ -129,31 +99,20 @@ def rebuild(gallery: Gallery, engine: Any, *, audit: Any = None, actor: str = ""
         audit.check_writable()  # no change the audit log could not record
 
     def problem(image: dict, reason: str) -> None:
-        report.problems.append(ThumbnailIssue(image["source"], image["subject_id"], image["sha256"], reason))
+        report.problems.append(issue(image, reason))
 
-    def items() -> Iterator[tuple[str, bytes]]:
-        for sha, image in todo.items():
-            path = source_path(image["source"])
-            try:
-                data = path.read_bytes()
-            except OSError as exc:
-                problem(image, f"the source image cannot be read ({exc.strerror or exc}): {path}")
-                bar.update(1)
-                continue
-            if hashlib.sha256(data).hexdigest() != sha:
-                problem(image, f"the source image has changed since it was enrolled (another SHA-256): {path}")
-                bar.update(1)
-                continue
-            yield sha, data
+    def unread(image: dict, reason: str) -> None:  # never reaches a worker: counted on the bar here
+        problem(image, reason)
+        bar.update(1)
 
     bar = tqdm(total=len(todo), desc="face crops", unit="image", file=sys.stderr, disable=not progress)
     try:
-        for sha, result in engine.analyse_many(items(), thumbnails=True):
+        for sha, result in engine.analyse_many(enrolled_bytes(todo.values(), unread), thumbnails=True):
             bar.update(1)
             image = todo[sha]
             if isinstance(result, BaseException):
                 reason = result.message if isinstance(result, ImageError) else str(result)
-                problem(image, f"the source image could not be analysed: {reason}")
+                problem(image, wording.gallery_source_unanalysed(reason))
                 continue
             if len(result.faces) != 1 or not result.thumbnails:
                 problem(image, f"{len(result.faces)} faces found in the source image; its crop needs exactly one")
