@@ -36,8 +36,9 @@ def _gallery(args: argparse.Namespace, settings: Settings) -> int:
 
     core = common.core(settings)
     gallery = core.gallery
-    core.model_override = getattr(args, "model", None)
-    core.check_model()  # `--model` of another model than the gallery's: refused, naming gallery reencode
+    if args.gallery_cmd == "enroll":
+        core.model_override = args.model
+        core.check_model()  # `--model` of another model than the gallery's: refused, naming gallery reencode
     if args.gallery_cmd == "enroll":
         try:
             report = enroll(

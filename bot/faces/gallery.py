@@ -581,7 +581,8 @@ class Gallery:
         if stored and stored != model:
             raise GalleryError(
                 f"the gallery was enrolled with face model {stored!r}, this engine uses {model!r}: "
-                "encodings of different models cannot be compared; re-enroll the whole gallery"
+                "encodings of different models cannot be compared; move the gallery with "
+                f"`python -m bot gallery reencode --model {model.split()[0]}`"
             )
 
     @contextlib.contextmanager

@@ -20,7 +20,7 @@ from bot.faces import models
 from bot.faces.gallery import GALLERY_DIR, Gallery
 from bot.faces.reencode import PROGRESS_FILE
 from bot.store.audit_log import AuditLog
-from tests.cli.conftest import GOOD, audit_entries, run_json, settings_file
+from tests.cli.conftest import GOOD, audit_entries, run_json
 from tests.conftest import link_subjects
 
 REPO = Path(__file__).resolve().parents[2]
@@ -80,13 +80,13 @@ def test_reencode_moves_the_gallery_to_sface_and_the_same_search_finds_the_same_
     assert (entry["previous_model"]["id"], entry["model"]["id"], entry["reencoded"]) == ("dlib-resnet", "sface", 19)
     code, stats = run_json(capsys, ["gallery", "stats", "--json"])
     assert stats["model"].startswith("sface ") and stats["images"] == 19
-    # The settings' model still says dlib-resnet: the search is refused, naming what to set.
-    code, refused = run_json(capsys, ["search", probe, *GOOD, "--json"])
-    assert code == 1 and '[faces] model = "sface"' in refused["error"]
-    monkeypatch.setenv("BOT_CONFIG", str(settings_file(tmp_path, {'model = "dlib-resnet"': 'model = "sface"'})))
+    # The settings still say dlib-resnet: a gallery is searched with its recorded model all the same
+    # (CONTRACTS ### 12), and asking for the old model outright is refused.
     code, after = run_json(capsys, ["search", probe, *GOOD, "--json"])
     assert code == 0 and after["candidates"][0]["subject_id"] == "obama" and after["model"]["id"] == "sface"
     assert audit_entries(data)[-1]["model"] == models.record("sface")
+    code, refused = run_json(capsys, ["search", probe, *GOOD, "--json", "--model", "dlib-resnet"])
+    assert code == 1 and "gallery reencode --model dlib-resnet" in refused["error"]
 
 
 def test_reencode_refuses_an_unknown_model_the_model_it_holds_an_empty_gallery_and_an_audit_log_it_cannot_write(

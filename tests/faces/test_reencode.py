@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from bot import wording
-from bot.config import ImageSettings
+from bot.config import ImageSettings, SearchSettings
 from bot.faces import models, reencode
 from bot.faces.engine import FaceEngine, model_info
 from bot.faces.enroll import enroll
@@ -67,7 +67,9 @@ def _probes(engine: FaceEngine, faces_dir: Path) -> dict[str, np.ndarray]:
 
 
 def _first(gallery: Gallery, encoding: np.ndarray) -> str | None:
-    found = gallery.search(encoding, **WIDE)
+    """The rank-1 candidate at the defaults (the gallery's model's ceiling, target FPIR 1 %)."""
+    found = gallery.search(encoding, threshold=SearchSettings().threshold_for(gallery.model_id), max_candidates=5,
+                           target_fpir=0.01)
     return found[0].subject_id if found else None
 
 
