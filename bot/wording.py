@@ -408,6 +408,15 @@ def model_label(model: Any) -> str:
     return _cut(str(model or "unknown"), 120)
 
 
+def model_record_text(model: Any) -> str:
+    """A model as evidence names it: id and version, the SHA-256 of its weights and the runtime (an entry
+    written before models had ids named it with a string, shown as it is)."""
+    if isinstance(model, Mapping):
+        return (f"{model_label(model)} (weights SHA-256 {_cut(str(model.get('weights_sha256') or NOT_GIVEN), 80)}; "
+                f"runtime {_cut(str(model.get('runtime') or NOT_GIVEN), 80)})")
+    return model_label(model) if model else NOT_GIVEN
+
+
 def result_details(threshold: float, gallery_size: int, gallery_images: int, model: Any,
                    operating_point: Mapping[str, Any] | None = None) -> str:
     """The operating point and settings a result was produced with."""
@@ -1225,7 +1234,7 @@ def bundle_summary_text(summary: Mapping[str, Any], verification: Mapping[str, A
         f"{summary.get('threshold') if summary.get('threshold') is not None else NOT_GIVEN}"),
         f"Operating point: {operating_point_text(point, int(point.get('gallery_size') or 0)) if point else NOT_GIVEN}",
         f"Closest subjects' distances: {', '.join(str(d) for d in near) if near else NOT_GIVEN}",
-        f"Model: {summary.get('model') or NOT_GIVEN}",
+        f"Model: {model_record_text(summary.get('model'))}",
         "Versions: " + (", ".join(f"{k} {v}" for k, v in sorted(versions.items())) or NOT_GIVEN),
         (f"Gallery at search time: {summary.get('gallery_subjects', NOT_GIVEN)} subjects, "
          f"{summary.get('gallery_images', NOT_GIVEN)} images"),

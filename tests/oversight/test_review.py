@@ -50,7 +50,8 @@ def answers(call: str = "26-012345", purpose: str | None = "investigation", just
 
 def search_entry(log: AuditLog, clock: Clock, when: datetime, *, request_id: str, requester: dict,
                  candidates: list[tuple[str, float]], seconds: int, purpose: str = "investigation",
-                 call: str = "26-012345", just: str = AWKWARD) -> dict:
+                 call: str = "26-012345", just: str = AWKWARD,
+                 model: object = "dlib_face_recognition_resnet_model_v1") -> dict:
     """A search that ran, with the fields bot.service.search_face records."""
     from bot.service import policy_fields
 
@@ -70,7 +71,7 @@ def search_entry(log: AuditLog, clock: Clock, when: datetime, *, request_id: str
         probe_sha256="9f" * 32,
         faces=faces,
         face_index=2,
-        model="dlib_face_recognition_resnet_model_v1",
+        model=model,
         versions={"face_recognition": "1.3.0", "dlib": "19.24.6", "bot": "0.1.0"},
         threshold=0.55,
         gallery_subjects=120,
@@ -439,6 +440,24 @@ def test_bundle_holds_the_request_answers_probe_faces_candidates_and_verified_ma
     access = last(march)
     assert access["action"] == "bundle" and access["seq"] == manifest["audit_access_seq"]
     assert access["query"] == {"request_id": "FR-A1"} and access["out_file"] == "fr-a1.zip"
+
+
+def test_a_bundle_names_the_model_its_version_weights_and_runtime(log: AuditLog, clock: Clock):
+    """An examiner auditing a lead must know exactly which templates produced it: the bundle's summary names
+    the model record of the search entry (CONTRACTS ### 12), not a Python dict."""
+    from bot.faces import models
+
+    record = models.record("sface")
+    search_entry(log, clock, datetime(2026, 3, 3, 17, 0, tzinfo=UTC), request_id="FR-M1",
+                 requester={"id": "U0OFFICER", "name": "Ofc. Diaz"}, candidates=[("S-0042", 0.31)], seconds=60,
+                 model=record)
+    bundle = review.build_bundle(log, "FR-M1", STAFF, TZ, out_file="fr-m1.zip")
+    zf = zipfile.ZipFile(io.BytesIO(bundle.data))
+    assert json.loads(zf.read("summary.json"))["model"] == record
+    text = zf.read("summary.txt").decode()
+    assert (f"Model: sface {record['version']} (weights SHA-256 {record['weights_sha256']}; runtime "
+            f"{record['runtime']})") in text
+    assert "{'id'" not in text
 
 
 def test_slack_searches_keep_the_photos_file_name_in_the_export_and_the_bundle(march: AuditLog):
