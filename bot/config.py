@@ -97,9 +97,9 @@ THRESHOLDS: dict[str, tuple[float, float]] = {"sface": (0.55, 0.637), "dlib-resn
 class FacesSettings:
     workers: int = 0
     deadline_seconds: float = 30.0
-    # The model the face workers are made with (bot.service.Core.engine, nowhere else yet): today's until
-    # galleries record the model their templates came from.
-    model: str = "dlib-resnet"
+    # The model a new gallery is enrolled with; a gallery is always searched with the model it records
+    # (bot.service.Core.model_id), until `gallery reencode` moves it.
+    model: str = "sface"
 
 
 @dataclass(frozen=True)

@@ -94,6 +94,16 @@ def link_subjects(faces_dir: Path, subjects: dict[str, list[str]], dest: Path) -
     return dest
 
 
+def same_person(a, b, model: str | None = None) -> bool:
+    """Whether two templates of `model` (None: the default) are within that model's default distance ceiling,
+    in its own distance: what a search would still accept as the same person."""
+    from bot.config import SearchSettings
+    from bot.faces import models
+
+    m = models.get(model)
+    return float(m.distance(a[None], b)[0]) < SearchSettings().threshold_for(m.id)
+
+
 def edit_in_place(path: Path, old: bytes, new: bytes) -> None:
     """Overwrite the first `old` in the file with `new` of the same length, in the file itself: the inode and
     the size stay, as after a careful tamperer's edit."""

@@ -77,17 +77,17 @@ def test_each_model_has_its_own_ceiling_and_the_old_threshold_is_dlibs(tmp_path)
 
 
 def test_faces_model_names_a_model_and_the_engine_is_made_with_it(tmp_path):
-    """[faces] model is read where the face workers are made (the engine), nowhere else yet: today's model
-    until galleries record theirs."""
+    """[faces] model (default sface) is the model of a new gallery's engine; a gallery already enrolled is worked
+    with its own model whatever the setting (CONTRACTS ### 12)."""
     from bot.faces import models
     from bot.service import Core
 
-    assert load_settings(DEFAULT_CONFIG, env={"BOT_DATA_DIR": str(tmp_path)}).faces.model == "dlib-resnet"
-    assert Settings().faces.model == models.DEFAULT
-    settings = load_settings(write(tmp_path, "[faces]\nmodel = 'sface'\n"), env={"BOT_DATA_DIR": str(tmp_path)})
-    assert settings.faces.model == "sface"
+    assert load_settings(DEFAULT_CONFIG, env={"BOT_DATA_DIR": str(tmp_path)}).faces.model == "sface"
+    assert Settings().faces.model == models.DEFAULT == "sface"
+    settings = load_settings(write(tmp_path, "[faces]\nmodel = 'dlib-resnet'\n"), env={"BOT_DATA_DIR": str(tmp_path)})
+    assert settings.faces.model == "dlib-resnet"
     engine = Core(settings).engine  # made, not started: no worker runs
-    assert engine.model == "sface" and engine.worker_pids() == []
+    assert engine.model == "dlib-resnet" and engine.worker_pids() == []
     from bot.config import FACE_MODELS
 
     assert set(FACE_MODELS) == set(models.IDS)

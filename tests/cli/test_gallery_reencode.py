@@ -39,7 +39,7 @@ def enrolled(faces_dir: Path, tmp_path_factory) -> Path:
     mp.setenv("BOT_DATA_DIR", str(root / "data"))
     mp.setenv("BOT_AUDIT_KEY", KEY)
     try:
-        assert main(["gallery", "enroll", str(src), "--no-progress"]) == 0
+        assert main(["gallery", "enroll", str(src), "--no-progress", "--model", "dlib-resnet"]) == 0
     finally:
         mp.undo()
     return root / "data"
@@ -114,7 +114,7 @@ def test_more_than_a_tenth_skipped_lists_them_and_commits_nothing_without_yes(fa
         shutil.copy(faces_dir / "people" / rel, src / rel)
     monkeypatch.setenv("BOT_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("BOT_AUDIT_KEY", KEY)
-    assert main(["gallery", "enroll", str(src), "--no-progress"]) == 0
+    assert main(["gallery", "enroll", str(src), "--no-progress", "--model", "dlib-resnet"]) == 0
     (src / "biden/biden.jpg").write_bytes((src / "biden/biden.jpg").read_bytes() + b"\0")  # re-saved since
     before = state(tmp_path / "data")
     capsys.readouterr()

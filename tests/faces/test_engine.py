@@ -92,7 +92,7 @@ def test_encodings_match_plain_face_recognition(name: str, faces_dir: Path):
     path = faces_dir / name
     plain_img = face_recognition.load_image_file(path)
     plain = face_recognition.face_encodings(plain_img, face_recognition.face_locations(plain_img))
-    ours = find_faces(decode_image(path.read_bytes(), **LIMITS))
+    ours = find_faces(decode_image(path.read_bytes(), **LIMITS), model="dlib-resnet")
     assert len(ours) == len(plain)
     for face in ours:
         assert float(np.min(np.linalg.norm(np.asarray(plain) - face.encoding, axis=1))) < 0.2
@@ -200,9 +200,10 @@ def test_face_thumbnail_at_the_image_edge_is_clipped():
 
 
 def test_model_info_names_model_and_versions():
-    info = model_info()
+    info = model_info("dlib-resnet")
     assert info["model"] == MODEL_NAME
     assert info["face_recognition"] and info["dlib"] and info["bot"]
+    assert model_info()["model"].startswith("sface ")  # the default model
 
 
 def test_importing_the_engine_leaves_truncated_images_refused():

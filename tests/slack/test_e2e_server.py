@@ -430,21 +430,27 @@ async def test_a_signed_but_malformed_body_gets_400_and_one_log_line_without_a_t
     await slack.wait_for("chat.postEphemeral", ok=True)
 
 
-async def test_a_server_set_to_another_model_than_its_gallery_does_not_start(tmp_path, slack, monkeypatch, capsys,
-                                                                            request):
-    import asyncio
+def test_a_server_set_to_another_model_than_its_gallery_searches_with_the_gallerys(tmp_path, request, caplog):
+    """[faces] model applies to a new gallery; an enrolled one is searched with the model it records (CONTRACTS
+    ### 12): the face workers are made with it, and the log says which setting waits for `gallery reencode`."""
     import dataclasses
+    import logging
     import shutil
+    from types import SimpleNamespace
 
     from bot.config import FacesSettings
+    from bot.service import Core
+    from bot.slack import server
 
     data = tmp_path / "data"
-    shutil.copytree(request.getfixturevalue("enrolled_gallery"), data / "gallery")  # dlib-resnet templates
-    settings = Settings(data_dir=data)
-    settings = dataclasses.replace(settings, faces=FacesSettings(model="sface"),
-                                   server=dataclasses.replace(settings.server, host="127.0.0.1"))
-    _serve_env(monkeypatch, slack, _free_port())
-    monkeypatch.setenv("LOCAL_PORT", str(_free_port()))
-    assert await asyncio.to_thread(serve, settings) == 1
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("error: The gallery holds templates of the face model dlib-resnet") and "sface" in err
+    shutil.copytree(request.getfixturevalue("enrolled_gallery"), data / "gallery")  # sface templates (the default)
+    settings = dataclasses.replace(Settings(data_dir=data), faces=FacesSettings(model="dlib-resnet"))
+    core = Core(settings)
+    try:
+        assert core.gallery.model_id == "sface" and core.engine.model == "sface"
+        with caplog.at_level(logging.INFO, logger=server.log.name):
+            server._log_model(SimpleNamespace(core=core, settings=settings))
+        assert "face model: sface (the gallery's)" in caplog.text
+        assert "gallery reencode --model dlib-resnet" in caplog.text
+    finally:
+        core.close()

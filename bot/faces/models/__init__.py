@@ -1,7 +1,9 @@
 """Face models by id: each a named, versioned matcher (bot.faces.models.base.Model) in its own module.
 
-- `dlib-resnet` (bot.faces.models.dlib_resnet): today's; HOG, dlib's 5 points, mirror-averaged ResNet, Euclidean.
-- `sface` (bot.faces.models.sface): HOG (YuNet where HOG finds nothing), 68-point alignment, SFace, 1 - cosine.
+- `sface` (bot.faces.models.sface), the default: HOG (YuNet where HOG finds nothing), 68-point alignment, SFace,
+  1 - cosine.
+- `dlib-resnet` (bot.faces.models.dlib_resnet): the model before; HOG, dlib's 5 points, mirror-averaged ResNet,
+  Euclidean.
 
 A process works with one model at a time: a face worker activates its engine's model as it starts (its weights
 load once), and per-photo functions called without a model use the active one; in any other process that is
@@ -15,9 +17,9 @@ from bot.faces.models.base import Model, WeightsError
 
 __all__ = ["DEFAULT", "IDS", "Model", "WeightsError", "activate", "active", "get", "id_of_stored", "name_in_entry", "record"]
 
-# Today's model: searches behave as before until the gallery side (recorded model, thresholds, calibration,
-# reencode) moves to another.
-DEFAULT = dlib_resnet.ID
+# The model that won on the dev set's held-out folds within the speed budget (bench/accuracy.py): what a new
+# gallery is enrolled with unless [faces] model says otherwise. A gallery keeps the model it was enrolled with.
+DEFAULT = sface.ID
 _BY_ID: dict[str, Model] = {m.id: m for m in (sface.MODEL, dlib_resnet.MODEL)}
 IDS: tuple[str, ...] = tuple(_BY_ID)
 _active = DEFAULT

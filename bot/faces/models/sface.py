@@ -92,6 +92,9 @@ def _load() -> _Loaded:
     import cv2
 
     cv2.setNumThreads(1)
+    # OpenCV 5.1 warns on stderr, once per process, that its new graph engine ignores preferable targets: noise
+    # in every CLI run and worker start that says nothing about this photo. Errors are still printed.
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
     path = landmark_model_path()
     checked_bytes(path, LANDMARKS_SHA256)  # dlib reads it by path
     return _Loaded(dlib.shape_predictor(str(path)), network(), yunet.detector())
