@@ -2,7 +2,8 @@
 
     .venv/bin/python -m bench.search_1m [--rows 1000000] [--subjects 100000] [--probes 9]
 
-The gallery is random, seeded, at the scale of dlib's encodings (norms ~1). Half of the probes are near an
+The gallery is random, seeded, at the scale of dlib's encodings (norms ~1), or with `--model sface` unit-length
+rows as SFace's templates are (the calibrated decision then reads 1 - cosine, on SFace's horizon). Half of the probes are near an
 existing row (so there are candidates to rank), half are random (no candidate). Both methods see the same
 numbers: face_distance gets the matrix as float64, as face_recognition's own encodings are; nearest() the
 float32 matrix the gallery stores. The answers are checked to agree (same subjects, same order, distances
@@ -27,17 +28,19 @@ from bot.faces.search import nearest, squared_norms
 DIM = 128
 
 
-def synthetic(rows: int, subjects: int, seed: int = 2024) -> tuple[np.ndarray, np.ndarray]:
-    """A seeded random float32 gallery (norms ~1) and its row -> subject key array."""
+def synthetic(rows: int, subjects: int, seed: int = 2024, unit: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded random float32 gallery (norms ~1; exactly 1 with `unit`) and its row -> subject key array."""
     rng = np.random.default_rng(seed)
     matrix = rng.standard_normal((rows, DIM), dtype=np.float32)
     matrix *= np.float32(0.09)  # dlib encodings have norms around 1: 0.09 * sqrt(128) ~ 1.02
+    if unit:
+        matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
     row_subject = rng.integers(1, subjects + 1, size=rows, dtype=np.int32)
     return matrix, row_subject
 
 
-def probes(matrix: np.ndarray, count: int, seed: int = 7) -> list[np.ndarray]:
-    """Half near an existing row (a same-person-like distance), half random."""
+def probes(matrix: np.ndarray, count: int, seed: int = 7, unit: bool = False) -> list[np.ndarray]:
+    """Half near an existing row (a same-person-like distance), half random (unit length with `unit`)."""
     rng = np.random.default_rng(seed)
     out = []
     for i in range(count):
@@ -46,6 +49,8 @@ def probes(matrix: np.ndarray, count: int, seed: int = 7) -> list[np.ndarray]:
             out.append((base + rng.standard_normal(DIM, dtype=np.float32) * np.float32(0.02)).astype(np.float32))
         else:
             out.append((rng.standard_normal(DIM, dtype=np.float32) * np.float32(0.09)).astype(np.float32))
+        if unit:
+            out[-1] /= np.linalg.norm(out[-1])
     return out
 
 
@@ -67,10 +72,15 @@ def _median_ms(samples: list[float]) -> float:
 
 
 def bench_search(matrix: np.ndarray, row_subject: np.ndarray, probe_list: list[np.ndarray],
-                 threshold: float, k: int) -> dict:
-    """Median times of face_distance (float64) and nearest (float32) and whether their answers agree."""
+                 threshold: float, k: int, model: str = "dlib-resnet") -> dict:
+    """Median times of face_distance (float64) and nearest (float32) and whether their answers agree (both
+    Euclidean, within `threshold` taken as the model's distance), and of the model's calibrated decision."""
     import face_recognition  # imported late: it loads dlib's models
 
+    from bot.faces import models
+
+    scale = models.get(model).scale
+    decision_threshold, threshold = threshold, float(np.sqrt(scale.squared(threshold)))  # Euclidean for the first
     matrix64 = matrix.astype(np.float64)
     started = time.perf_counter()
     sq = squared_norms(matrix)
@@ -95,14 +105,16 @@ def bench_search(matrix: np.ndarray, row_subject: np.ndarray, probe_list: list[n
     from bot.faces import calibration
 
     started = time.perf_counter()
-    cal = calibration.calibrate(matrix, sq, row_subject, generation=1, subjects=len(np.unique(row_subject)))
+    cal = calibration.calibrate(matrix, sq, row_subject, generation=1, subjects=len(np.unique(row_subject)),
+                                scale=scale)
     calibrate_s = time.perf_counter() - started
     dec_times, same = [], True
     for _ in range(3):
         for probe, want in zip(probe_list, answers):
             t0 = time.perf_counter()
-            dist, rows = calibration.neighbours(matrix, sq, row_subject, probe, k=k + calibration.COHORT)
-            got = calibration.decide(dist[0], rows[0], cal, target_fpir=0.01, threshold=threshold, max_candidates=k)
+            dist, rows = calibration.neighbours(matrix, sq, row_subject, probe, k=k + calibration.COHORT, scale=scale)
+            got = calibration.decide(dist[0], rows[0], cal, target_fpir=0.01, threshold=decision_threshold,
+                                     max_candidates=k, horizon=scale.horizon)
             dec_times.append(time.perf_counter() - t0)
             same = same and [d.row for d in got] == [r for r, _ in want][: len(got)]
     return {"fd_ms": _median_ms(fd_times), "nn_ms": _median_ms(nn_times), "agree": agree,
@@ -136,8 +148,10 @@ def _open_and_search(data_dir: Path, probe: np.ndarray, threshold: float) -> tup
     return t1 - t0, t2 - t1, len(found)
 
 
-def bench_load(matrix: np.ndarray, row_subject: np.ndarray, probe_list: list[np.ndarray], threshold: float) -> dict:
-    """Write the gallery in the real on-disk format, then time opening it and searching it."""
+def bench_load(matrix: np.ndarray, row_subject: np.ndarray, probe_list: list[np.ndarray], threshold: float,
+               model: str = "dlib-resnet") -> dict:
+    """Write the gallery in the real on-disk format (recorded as `model`'s), then time opening and searching it."""
+    from bot.faces.engine import model_info
     from bot.faces.gallery import Gallery
 
     with tempfile.TemporaryDirectory(prefix="bench_gallery_") as tmp:
@@ -146,7 +160,7 @@ def bench_load(matrix: np.ndarray, row_subject: np.ndarray, probe_list: list[np.
         subjects = np.unique(row_subject)
         t0 = time.perf_counter()
         gallery.add_images(
-            "synthetic",
+            model_info(model)["model"],
             [{"subject_id": f"S{s:07d}", "name": f"Subject {s}", "record_ref": f"R-{s}"} for s in subjects],
             [{"sha256": f"{i:064x}", "subject_id": f"S{s:07d}", "source": "synthetic", "box": "{}"}
              for i, s in enumerate(row_subject.tolist())],
@@ -176,15 +190,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--subjects", type=int, default=100_000)
     parser.add_argument("--probes", type=int, default=9)
-    parser.add_argument("--threshold", type=float, default=SearchSettings().threshold)
+    parser.add_argument("--model", default="sface", choices=("sface", "dlib-resnet"),
+                        help="whose templates and decision (sface: unit-length rows, 1 - cosine)")
+    parser.add_argument("--threshold", type=float, default=None, help="default: the model's default ceiling")
     parser.add_argument("--no-load", action="store_true", help="skip the on-disk load benchmark")
     args = parser.parse_args(argv)
+    threshold = args.threshold if args.threshold is not None else SearchSettings().threshold_for(args.model)
+    unit = args.model == "sface"
 
-    matrix, row_subject = synthetic(args.rows, args.subjects)
-    probe_list = probes(matrix, args.probes)
-    s = bench_search(matrix, row_subject, probe_list, args.threshold, 5)
+    matrix, row_subject = synthetic(args.rows, args.subjects, unit=unit)
+    probe_list = probes(matrix, args.probes, unit=unit)
+    s = bench_search(matrix, row_subject, probe_list, threshold, 5, args.model)
     print(f"\n### Exact search, {args.rows:,} × {DIM} gallery, {args.subjects:,} subjects, "
-          f"{args.probes} probes ({s['hits']} with a candidate), threshold {args.threshold}\n")
+          f"{args.probes} probes ({s['hits']} with a candidate), {args.model}, ceiling {threshold}\n")
     print("| method | median per probe |")
     print("|---|---:|")
     print(f"| face_recognition.face_distance (float64) | {s['fd_ms']:.0f} ms |")
@@ -196,7 +214,7 @@ def main(argv: list[str] | None = None) -> None:
           f"a prefix of nearest()'s: {'yes' if s['decision_same'] else 'NO'}; calibrating the gallery "
           f"({s['null_n']:,} subjects searched against the rest): {s['calibrate_s']:.1f} s")
     if not args.no_load:
-        ld = bench_load(matrix, row_subject, probe_list, args.threshold)
+        ld = bench_load(matrix, row_subject, probe_list, threshold, args.model)
         print(f"\n### Gallery on disk ({args.rows:,} images)\n")
         print("| step | time |")
         print("|---|---:|")
