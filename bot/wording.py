@@ -492,6 +492,8 @@ def image_problem(code_or_message: str) -> str:
         return SEARCH_FAILED
     if code_or_message == "gallery_empty":
         return GALLERY_EMPTY
+    if code_or_message == "gallery_moved":
+        return GALLERY_MOVED
     return image_error(IMAGE_PROBLEMS.get(code_or_message, code_or_message))
 
 
@@ -1598,6 +1600,10 @@ def _or_list(items: list[str]) -> str:
 
 # --- CLI errors found in review -------------------------------------------------------------------------------
 
+GALLERY_MOVED = (
+    "The gallery was moved to another face model while this photo was being searched, so nothing was searched. "
+    "Send the photo again to search it."
+)
 GALLERY_EMPTY = (
     "The known-person gallery is empty, so no search was run. Enroll known persons first "
     "(python -m bot gallery enroll DIR), or check that BOT_DATA_DIR points at the department's data."

@@ -45,3 +45,26 @@ def test_todays_probe_stores_what_it_stored_before(tmp_path: Path, faces_dir: Pa
         args = encode_args(cached, i)
         assert args[-1] is None
         assert _digest(encode_bytes(data, IMAGES, *args, model="dlib-resnet")) == _digest(at_once.faces[i - 1].encoding)
+
+
+def test_points_of_another_models_detector_are_never_encoded_by_this_one(tmp_path: Path, dev_faces_dir: Path,
+                                                                         faces_dir: Path):
+    """A face YuNet placed (sface) keeps its points with the model that placed them: if the gallery moved to
+    another model before the attestation, the search is refused with a sentence, never encoded from points that
+    mean nothing to that model. HOG boxes are every model's, so a probe stored without points still encodes."""
+    import pytest
+
+    from bot import service, wording
+    from bot.slack.flow.searching import check_detected_with
+
+    yunet_face = _stored(tmp_path / "a", (dev_faces_dir / "people" / "Robert_Bullock" /
+                                          "Robert_Bullock_0002.jpg").read_bytes(), "sface")
+    assert yunet_face.encode["model"] == "sface"
+    check_detected_with(yunet_face, "sface")
+    with pytest.raises(service.GalleryModelMismatch) as refused:
+        check_detected_with(yunet_face, "dlib-resnet")
+    assert str(refused.value) == wording.gallery_model_moved("dlib-resnet", "sface")
+    hog_faces = _stored(tmp_path / "b", (faces_dir / "group" / "obama_and_biden.jpg").read_bytes(), "sface")
+    assert "model" not in hog_faces.encode
+    check_detected_with(hog_faces, "dlib-resnet")
+    assert wording.image_problem("gallery_moved") == wording.GALLERY_MOVED

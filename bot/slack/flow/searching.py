@@ -145,6 +145,7 @@ def prepare_probe(probe: Probe, crops: list[bytes], numbered: bytes | None) -> C
     encode = {"padded": probe.padded, "scale": probe.pad_scale, "boxes": [b.as_dict() for b in probe.encode_boxes]}
     if any(p is not None for p in probe.encode_points):  # a detector's own points (sface's YuNet faces)
         encode["points"] = list(probe.encode_points)
+        encode["model"] = probe.model  # those points are that model's: another model cannot encode from them
     return CachedProbe(probe.sha256, probe.width, probe.height, faces, np.zeros((0, 128), dtype=np.float32),
                        crops, numbered, encode)
 
@@ -155,9 +156,19 @@ async def _encoding(rt: Runtime, dialog: Dialog, image: ImageRequest, cached: Ca
     (before this change) is used as it is."""
     if len(cached.encodings) >= face_index:
         return cached.encoding(face_index)
+    check_detected_with(cached, rt.engine.model)
     args = encode_args(cached, face_index)
     data = await _download(rt, image)
     return await _face_work(rt, image, dialog, encode_bytes, data, rt.settings.images, *args)
+
+
+def check_detected_with(cached: CachedProbe, model: str) -> None:
+    """GalleryModelMismatch when the faces were placed by another model's detector than `model`, the one that
+    would encode them now (the gallery was re-encoded in between): its points mean nothing to this model.
+    HOG boxes are the same for every model, so a probe stored without points is encoded by any."""
+    detected = (cached.encode or {}).get("model")
+    if detected and detected != model:
+        raise service.GalleryModelMismatch(wording.gallery_model_moved(model, detected))
 
 
 def encode_args(cached: CachedProbe, face_index: int) -> tuple:
@@ -279,8 +290,8 @@ async def _search_failed(
         requester=requester_of(dialog), source=source, error=error, faces=image.faces,
         face_index=image.face_index,
     )
-    await say_failed(rt, dialog, image,
-                     "gallery_empty" if type(exc) is service.SearchUnavailable else "search_failed")
+    await say_failed(rt, dialog, image, "gallery_empty" if type(exc) is service.SearchUnavailable
+                     else "gallery_moved" if isinstance(exc, service.GalleryModelMismatch) else "search_failed")
     await log_call(rt, dialog, image, outcome="error", result=None, permalink=permalink)
     rid = image.request_id
     return Next(dialog.dialog_id,
