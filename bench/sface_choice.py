@@ -514,8 +514,9 @@ def faces_root() -> Path:
     return Path(os.environ.get("BOT_TEST_FACES") or ROOT.parent / "shared" / "faces")
 
 
-def _shot(p: Path) -> str:
-    """Photos that are one shot at several sizes (obama-240p/480p/720p/1080p) share a shot key."""
+def shot_key(p: Path) -> str:
+    """Photos that are one shot at several sizes (obama-240p/480p/720p/1080p) share a shot key (bench.colour
+    does not pair them either)."""
     stem = p.stem
     for suffix in ("-240p", "-480p", "-720p", "-1080p"):
         if stem.endswith(suffix):
@@ -556,19 +557,19 @@ def colour_section(args) -> None:
                 d = cosine_distance(t1, t2)
                 if p1.parent != p2.parent:
                     diff.append(d)
-                elif _shot(p1) != _shot(p2):
+                elif shot_key(p1) != shot_key(p2):
                     same.append(d)
             right = with_mate = 0
             for i, (p1, t1) in enumerate(tmpl):
                 others = [(cosine_distance(t1, t2), p2) for j, (p2, t2) in enumerate(tmpl)
-                          if j != i and _shot(p2) != _shot(p1)]
+                          if j != i and shot_key(p2) != shot_key(p1)]
                 if any(p2.parent == p1.parent for _, p2 in others):
                     with_mate += 1
                     right += min(others, key=lambda x: x[0])[1].parent == p1.parent
             print(f"| {how} ({len(rows)} photos) | {name} | {min(same):.3f} / {statistics.median(same):.3f} / "
                   f"{max(same):.3f} ({len(same)} pairs) | {min(diff):.3f} / {statistics.median(diff):.3f} "
                   f"({len(diff)} pairs) | {min(diff) - max(same):+.3f} | {right}/{with_mate} |")
-        fam = [(p, _template(c)) for p, c in rows if _shot(p).endswith("-NNNp")]
+        fam = [(p, _template(c)) for p, c in rows if shot_key(p).endswith("-NNNp")]
         if len(fam) > 1:
             ds = [cosine_distance(a[1], b[1]) for a, b in itertools.combinations(fam, 2)]
             print(f"| {how} | RGB, one shot at {len(fam)} sizes | largest distance between sizes {max(ds):.3f} | | | |")
