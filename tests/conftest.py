@@ -10,6 +10,9 @@ import pytest
 
 from bot.config import Settings
 
+# A real PostgreSQL (pg_server, pg_database) for the store's tests and the CLI's `store` commands.
+pytest_plugins = ["tests.pg_fixtures"]
+
 FACE_VARIABLES = ("BOT_TEST_FACES", "BOT_DEV_FACES")
 CLONE = Path(__file__).resolve().parent.parent
 # Where each face folder sits beside a clone, and the sub-folders that say it is the right one.

@@ -1,0 +1,79 @@
+"""A real PostgreSQL for the store's tests: one `postgres` process per session from the pgserver wheel (its own
+initdb, pg_ctl and postgres; no Docker, no system package), PGDATA in its own folder under the system temp dir
+(`frbot-pg-<uid>`: as root, pgserver runs the server as an unprivileged user that cannot enter pytest's 0700
+temp dirs). The DBA's part is done here as the department's DBA would: the login roles `frbot_owner` and
+`frbot_app`, and per test a database owned by frbot_owner.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+_COUNTER = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class Database:
+    """One test's database: URLs of its owner and of the app's role, and the superuser's (the DBA's)."""
+
+    name: str
+    owner_url: str
+    app_url: str
+    admin_url: str
+
+
+def _url(role: str, database: str, socket_dir: str) -> str:
+    return f"postgresql://{role}@/{database}?host={socket_dir}"
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[tuple[str, str]]:
+    """(superuser URL, socket dir) of a PostgreSQL started for this session, stopped and removed after it."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR unset on servers
+        import pgserver
+    import psycopg
+
+    pgdata = Path(tempfile.gettempdir()) / f"frbot-pg-{os.getuid()}"
+    shutil.rmtree(pgdata, ignore_errors=True)
+    server = pgserver.get_server(pgdata, cleanup_mode="delete")
+    admin = server.get_uri()
+    socket_dir = str(pgdata)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        for role in ("frbot_owner", "frbot_app"):
+            conn.execute(f"CREATE ROLE {role} LOGIN")
+    try:
+        yield admin, socket_dir
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture
+def pg_database(pg_server: tuple[str, str]) -> Iterator[Database]:
+    """A fresh, empty database owned by frbot_owner (dropped after the test)."""
+    import psycopg
+
+    admin, socket_dir = pg_server
+    name = f"frbot_test_{os.getpid()}_{next(_COUNTER)}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name} OWNER frbot_owner")
+        # The DBA's grants: the app may connect; public may not create in the public schema (PG 15+ default).
+        conn.execute(f"GRANT CONNECT ON DATABASE {name} TO frbot_app")
+    with psycopg.connect(_url("postgres", name, socket_dir), autocommit=True) as conn:
+        conn.execute("GRANT USAGE ON SCHEMA public TO frbot_app")
+        conn.execute("GRANT CREATE, USAGE ON SCHEMA public TO frbot_owner")
+    try:
+        yield Database(name, _url("frbot_owner", name, socket_dir), _url("frbot_app", name, socket_dir),
+                       _url("postgres", name, socket_dir))
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
