@@ -154,6 +154,18 @@ class ReviewSettings:
 
 
 @dataclass(frozen=True)
+class StoreSettings:
+    # PostgreSQL (postgresql://user@host/db): where records will live once the store seam moves them (issue 17;
+    # today only `store migrate` uses it). Never with a password here: BOT_DATABASE_URL carries credentials.
+    url: str = ""
+
+
+def database_url(settings: Settings, env: Mapping[str, str]) -> str:
+    """The database URL: $BOT_DATABASE_URL wins over [store] url; "" when neither is set (the files)."""
+    return (env.get("BOT_DATABASE_URL") or "").strip() or settings.store.url
+
+
+@dataclass(frozen=True)
 class CliSettings:
     # OS accounts several people run commands as (besides the data dir's owner and root): on them the requester
     # is the person behind the account (the login session, else SUDO_USER), and without one the command is refused.
@@ -174,6 +186,7 @@ class Settings:
     audit: AuditSettings = field(default_factory=AuditSettings)
     review: ReviewSettings = field(default_factory=ReviewSettings)
     cli: CliSettings = field(default_factory=CliSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
     timezone: str = "America/Los_Angeles"
 
     def with_data_dir(self, data_dir: Path | str) -> Settings:
@@ -192,6 +205,7 @@ _SECTIONS = {
     "audit": AuditSettings,
     "review": ReviewSettings,
     "cli": CliSettings,
+    "store": StoreSettings,
 }
 
 
@@ -279,6 +293,7 @@ def validate(settings: Settings) -> Settings:
     for account in settings.cli.shared_accounts:
         if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}\$?", account):
             raise ConfigError(f"[cli] shared_accounts: {account!r} is not an OS account name")
+    _validate_store_url(settings.store.url)
     if settings.slack.call_index_days < 1:
         raise ConfigError("[slack] call_index_days must be at least 1")
     if not 1 <= settings.slack.max_calls_per_message <= 1000:
@@ -317,6 +332,20 @@ def validate(settings: Settings) -> Settings:
     if not 1.0 <= settings.images.max_aspect_ratio <= 100.0:
         raise ConfigError("[images] max_aspect_ratio must be between 1 (square pictures only) and 100")
     return settings
+
+
+def _validate_store_url(url: str) -> None:
+    """[store] url: empty, or a postgresql:// URL with no password (credentials travel only in the environment)."""
+    if not url:
+        return
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise ConfigError("[store] url must be a postgresql:// URL (or empty: the data dir's files)")
+    if parts.password is not None or "password=" in parts.query:
+        raise ConfigError("[store] url holds a password: the settings file is no place for it. Remove it and put "
+                          "the whole URL, with its password, in BOT_DATABASE_URL")
 
 
 def _validate_review(review: ReviewSettings) -> None:

@@ -616,6 +616,23 @@ def model_unknown(model: str, known: Sequence[str]) -> str:
 
 
 # --- Terminal (CLI) -------------------------------------------------------------------------------------------
+
+STORE_URL_MISSING = ("No database is named: set BOT_DATABASE_URL to the owner's postgresql:// URL (the role that "
+                     "owns the database, frbot_owner) and run `python -m bot store migrate` again.")
+
+
+def store_unreachable(reason: str) -> str:
+    """The database could not be reached or refused (its own first line: no such role, a password, a right)."""
+    return (f"The database refused or could not be reached ({_cut(one_line(reason), 300)}); nothing was changed. "
+            "Check BOT_DATABASE_URL (the owner's URL for `store migrate`) and that the server is up.")
+
+
+def store_migrated(version: int, applied: Sequence[str]) -> str:
+    """`store migrate` done: the schema version now, and the migrations applied (none: nothing to do)."""
+    if not applied:
+        return f"The database schema is at version {version}: nothing to do, nothing was changed."
+    return f"The database schema is at version {version}; applied {', '.join(_cut(a, 80) for a in applied)}."
+
 # Terminal text is not Slack mrkdwn: nothing here is escaped.
 
 CLI_DESCRIPTION = (

@@ -55,12 +55,25 @@ def test_every_shipped_key_is_commented():
         ("[search.thresholds]\narcface = 0.5\n", "arcface: not a face model"),
         ("[search.thresholds]\nsface = 'low'\n", "table of numbers"),
         ("[search]\nthresholds = 0.5\n", "table of numbers"),
+        ("[store]\nurl = 'postgresql://frbot_app:secret@db/frbot'\n", "[store] url holds a password"),
+        ("[store]\nurl = 'postgresql://frbot_app@db/frbot?password=secret'\n", "BOT_DATABASE_URL"),
+        ("[store]\nurl = 'mysql://db/frbot'\n", "postgresql://"),
     ],
 )
 def test_bad_settings_are_refused_naming_the_key(tmp_path, text, fragment):
     with pytest.raises(ConfigError, match=None) as info:
         load_settings(write(tmp_path, text), env={})
     assert fragment in str(info.value)
+
+
+def test_the_database_url_from_the_environment_wins_over_the_settings(tmp_path):
+    from bot.config import database_url
+
+    settings = load_settings(write(tmp_path, "[store]\nurl = 'postgresql://frbot_app@db/frbot'\n"), env={})
+    assert database_url(settings, {}) == "postgresql://frbot_app@db/frbot"
+    assert database_url(settings, {"BOT_DATABASE_URL": "postgresql://frbot_app:pw@other/frbot"}) == \
+        "postgresql://frbot_app:pw@other/frbot"
+    assert database_url(Settings(), {}) == ""  # no database: the data dir's files
 
 
 def test_each_model_has_its_own_ceiling_and_the_old_threshold_is_dlibs(tmp_path):

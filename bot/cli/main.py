@@ -20,6 +20,7 @@ from bot.cli import common
 from bot.cli import controls as cli_controls
 from bot.cli import gallery as cli_gallery
 from bot.cli import search as cli_search
+from bot.cli import store as cli_store
 from bot.cli.common import (
     EXIT_BROKEN_CHAIN,
     EXIT_CHOOSE_FACE,
@@ -100,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_gallery.register(sub)
     cli_audit.register(sub)
     cli_controls.register(sub)
+    cli_store.register(sub)
 
     pg = sub.add_parser("purge", help="apply [retention]: expired dialog state, cached probes, old audit entries")
     pg.set_defaults(func=cmd_purge)
