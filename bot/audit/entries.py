@@ -68,3 +68,16 @@ def normalise(fields: Mapping[str, Any]) -> dict[str, Any]:
     except ValueError as exc:  # e.g. a lone surrogate from a badly decoded message
         raise ValueError(f"audit fields must be valid Unicode text: {exc}") from None
     return body
+
+
+def checked_body(kind: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of a new entry of `kind`, normalised; ValueError for an unknown kind, a search without a valid
+    outcome, a reserved field name or a value JSON cannot hold (every store appends only what passes)."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown audit entry kind {kind!r}; expected one of {', '.join(KINDS)}")
+    reserved = sorted(RESERVED_FIELDS & fields.keys())
+    if reserved:
+        raise ValueError(f"audit fields {', '.join(reserved)} are set by the log itself")
+    if kind == "search" and fields.get("outcome") not in OUTCOMES:
+        raise ValueError(f"search outcome {fields.get('outcome')!r} is not one of {', '.join(OUTCOMES)}")
+    return normalise(fields)

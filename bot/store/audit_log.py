@@ -57,7 +57,7 @@ from bot.audit.chain import (
 )
 from bot.audit.chain import is_int as _is_int
 from bot.audit.chain import parse_line as _parse_line
-from bot.audit.entries import KINDS, OUTCOMES, RESERVED_FIELDS, as_utc, iso_utc, normalise, parse_ts
+from bot.audit.entries import KINDS, as_utc, checked_body, iso_utc, parse_ts
 from bot.store.audit_cache import (
     PREFIX_NAME,
     OffsetIndex,
@@ -233,14 +233,7 @@ class AuditLog:
         Raises ValueError for an unknown kind, a search without a valid outcome, a reserved field name or a
         value JSON cannot hold; AuditError when the last entry is unreadable or signed with another key.
         """
-        if kind not in KINDS:
-            raise ValueError(f"unknown audit entry kind {kind!r}; expected one of {', '.join(KINDS)}")
-        reserved = sorted(RESERVED_FIELDS & fields.keys())
-        if reserved:
-            raise ValueError(f"audit fields {', '.join(reserved)} are set by the log itself")
-        if kind == "search" and fields.get("outcome") not in OUTCOMES:
-            raise ValueError(f"search outcome {fields.get('outcome')!r} is not one of {', '.join(OUTCOMES)}")
-        body = normalise(fields)
+        body = checked_body(kind, fields)
         with self._lock:
             fd = open_private_append(self.path, read=True)
             try:
