@@ -573,30 +573,10 @@ class AuditLog:
         `actor` / `actor.id` (gallery changes, purges, audit access). since <= ts < until (datetimes, naive =
         UTC, or ISO strings).
         """
-        since_dt = as_utc(since) if since is not None else None
-        until_dt = as_utc(until) if until is not None else None
-        wanted = None
-        if kinds is not None:
-            wanted = set(kinds)
-            unknown = wanted - set(KINDS)
-            if unknown:
-                raise ValueError(f"unknown audit entry kind(s): {', '.join(sorted(unknown))}")
-        keys = {(name, value) for name, value in
-                (("request_id", request_id), ("file_id", file_id), ("call_number", call_number)) if value is not None}
-        found = []
-        for entry in self._indexed(keys) if keys else self.entries():
-            if wanted is not None and entry.get("kind") not in wanted:
-                continue
-            if keys and not keys <= entry_keys(entry):
-                continue
-            if requester_id is not None and requester_id not in _people(entry):
-                continue
-            if since_dt or until_dt:
-                ts = parse_ts(entry["ts"])
-                if (since_dt and ts < since_dt) or (until_dt and ts >= until_dt):
-                    continue
-            found.append(entry)
-        return found
+        query = EntryQuery.of(request_id=request_id, file_id=file_id, call_number=call_number,
+                              requester_id=requester_id, since=since, until=until, kinds=kinds)
+        return [entry for entry in (self._indexed(query.keys) if query.keys else self.entries())
+                if query.matches(entry)]
 
     def _indexed(self, keys: set[tuple[str, str]]) -> list[dict]:
         """The entries at the offsets the index holds for the rarest of `keys` (the caller checks the rest)."""
@@ -631,6 +611,48 @@ class AuditLog:
         index.extend(fh)
         return index
 
+
+
+@dataclass(frozen=True)
+class EntryQuery:
+    """`find`'s filters, checked the same way whichever store the entries come from."""
+
+    keys: frozenset[tuple[str, str]]  # (request_id | file_id | call_number, value)
+    requester_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    kinds: frozenset[str] | None = None
+
+    @classmethod
+    def of(cls, *, request_id: str | None = None, file_id: str | None = None, call_number: str | None = None,
+           requester_id: str | None = None, since: datetime | str | None = None,
+           until: datetime | str | None = None, kinds: Iterable[str] | None = None) -> EntryQuery:
+        """The query of `find`'s arguments; ValueError for an unknown kind."""
+        wanted = None
+        if kinds is not None:
+            wanted = frozenset(kinds)
+            unknown = wanted - set(KINDS)
+            if unknown:
+                raise ValueError(f"unknown audit entry kind(s): {', '.join(sorted(unknown))}")
+        keys = frozenset((name, value) for name, value in
+                         (("request_id", request_id), ("file_id", file_id), ("call_number", call_number))
+                         if value is not None)
+        return cls(keys, requester_id, as_utc(since) if since is not None else None,
+                   as_utc(until) if until is not None else None, wanted)
+
+    def matches(self, entry: Mapping[str, Any]) -> bool:
+        """Whether `entry` passes every filter."""
+        if self.kinds is not None and entry.get("kind") not in self.kinds:
+            return False
+        if self.keys and not self.keys <= entry_keys(entry):
+            return False
+        if self.requester_id is not None and self.requester_id not in _people(entry):
+            return False
+        if self.since or self.until:
+            ts = parse_ts(entry["ts"])
+            if (self.since and ts < self.since) or (self.until and ts >= self.until):
+                return False
+        return True
 
 def _people(entry: Mapping[str, Any]) -> set[str]:
     """Ids of whoever acted in an entry: the requester and/or the actor."""
