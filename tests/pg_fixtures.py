@@ -12,11 +12,23 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 _COUNTER = itertools.count(1)
+
+
+class StepClock:
+    """A clock for audit logs under test: each reading is `step` after the last, from `start`."""
+
+    def __init__(self, start: datetime, step: timedelta) -> None:
+        self.now, self.step = start, step
+
+    def __call__(self) -> datetime:
+        self.now += self.step
+        return self.now
 
 
 @dataclass(frozen=True)

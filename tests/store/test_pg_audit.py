@@ -11,17 +11,10 @@ import pytest
 from bot.store.audit_log import AuditKeyError, AuditLog
 from bot.store.pg import schema
 from bot.store.pg.audit import PgAuditLog
+from tests.pg_fixtures import StepClock
 
 KEY = b"k" * 32
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(seconds=1)
-        return self.now
 
 
 @pytest.fixture
@@ -45,11 +38,13 @@ ENTRIES = [
 
 
 def test_the_database_holds_the_same_chain_as_the_file_byte_for_byte(migrated, tmp_path):
-    db_log, file_log = _log(migrated, clock=Clock()), AuditLog(tmp_path, key=KEY, key_source="env", clock=Clock())
+    start, step = datetime(2026, 12, 7, 12, 0, tzinfo=UTC), timedelta(seconds=1)
+    db_log = _log(migrated, clock=StepClock(start, step))
+    file_log = AuditLog(tmp_path, key=KEY, key_source="env", clock=StepClock(start, step))
     for kind, fields in ENTRIES:
         assert db_log.append(kind, **fields) == file_log.append(kind, **fields)
     assert list(db_log.lines()) == file_log.path.read_bytes().splitlines()
-    assert db_log.head() == {"seq": 3, "mac": file_log.head()["mac"]}
+    assert db_log.head() == file_log.head() and db_log.head()["seq"] == 3
     result = db_log.verify()
     assert result.ok and result.count == 3 and result.last_mac == file_log.verify().last_mac
     with psycopg.connect(migrated.app_url) as app:  # the indexed columns readers will search by

@@ -6,19 +6,20 @@ takes a transaction-level advisory lock, reads the head, and inserts the next en
 and the unique `mac` would refuse a fork even without the lock). Each row keeps the exact bytes its MAC covers
 (`line`), and readers and `verify` work from those bytes with bot.audit.chain, as they do on the file.
 
-Under way (issue 17): append, read and verify are here; the server and the CLI still open the file log.
+Under way (issue 17): append, the readers (`find`, `head`, `last_seq`, `check_head`) and `verify` are here; the
+purge and its anchor are not, and the server and the CLI still open the file log.
 """
 from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from bot.audit.chain import GENESIS, ChainCheck, VerifyResult, canonical, parse_line
 from bot.audit.entries import checked_body, iso_utc
-from bot.store.audit_log import MIN_KEY_CHARS, AuditError, AuditKeyError
+from bot.store.audit_log import MIN_KEY_CHARS, AuditError, AuditKeyError, EntryQuery, HeadCheck
 
 # pg_advisory_xact_lock's key for appends (any fixed number no other program on the database uses).
 APPEND_LOCK = 37501_0018
@@ -72,11 +73,64 @@ class PgAuditLog:
             )
         return entry
 
-    def head(self) -> dict[str, Any] | None:
-        """{"seq", "mac"} of the last entry, or None while the log is empty (not checked: see `verify`)."""
+    def record_access(self, actor: dict, action: str, query: dict, **fields: Any) -> dict:
+        """Audit a read of the audit log (CJIS), as the file log does."""
+        return self.append("audit_access", actor=actor, action=action, query=query, **fields)
+
+    def check_writable(self) -> None:
+        """AuditError (AuditKeyError for another key) when the next `append` would be refused."""
         with self._connect() as conn:
-            row = conn.execute("SELECT seq, mac FROM audit_entries ORDER BY seq DESC LIMIT 1").fetchone()
-        return None if row is None else {"seq": row[0], "mac": row[1]}
+            self._head(conn)
+
+    def head(self) -> dict[str, Any] | None:
+        """{"seq", "mac", "ts"} of the last entry, or None while the log is empty (not checked: see `verify`)."""
+        with self._connect() as conn:
+            row = conn.execute("SELECT line FROM audit_entries ORDER BY seq DESC LIMIT 1").fetchone()
+        obj = parse_line(bytes(row[0])) if row is not None else None
+        return None if obj is None else {"seq": obj["seq"], "mac": str(obj.get("mac", "")), "ts": str(obj.get("ts", ""))}
+
+    def last_seq(self) -> int:
+        """The seq of the newest entry (0 for an empty log)."""
+        with self._connect() as conn:
+            return int(conn.execute("SELECT coalesce(max(seq), 0) FROM audit_entries").fetchone()[0])
+
+    def check_head(self, seq: int, mac: str) -> HeadCheck:
+        """Whether entry `seq` is still in the log with MAC `mac` (a head published earlier; `mac` may be cut
+        to its first 16+ characters): None, "missing" or "mismatch" as the file log says."""
+        mac = mac.strip().lower()
+        with self._connect() as conn:
+            row = conn.execute("SELECT mac FROM audit_entries WHERE seq = %s", (seq,)).fetchone()
+        if row is None:
+            return HeadCheck(seq, mac, "missing", self.last_seq())
+        same = len(mac) >= 16 and hmac.compare_digest(row[0][:len(mac)].encode(), mac.encode())
+        return HeadCheck(seq, mac, None if same else "mismatch", actual_mac=row[0])
+
+    def find(self, *, request_id: str | None = None, file_id: str | None = None, call_number: str | None = None,
+             requester_id: str | None = None, since: Any = None, until: Any = None,
+             kinds: Iterable[str] | None = None) -> list[dict]:
+        """Entries matching every filter given, in seq order, as the file log's `find` (the same EntryQuery);
+        the time range and the kinds narrow what the database sends."""
+        query = EntryQuery.of(request_id=request_id, file_id=file_id, call_number=call_number,
+                              requester_id=requester_id, since=since, until=until, kinds=kinds)
+        where, args = [], []
+        if query.since is not None:
+            where.append("at >= %s")
+            args.append(query.since)
+        if query.until is not None:
+            where.append("at < %s")
+            args.append(query.until)
+        if query.kinds is not None:
+            where.append("kind = ANY(%s)")
+            args.append(sorted(query.kinds))
+        sql = "SELECT line FROM audit_entries" + (f" WHERE {' AND '.join(where)}" if where else "") + " ORDER BY seq"
+        with self._connect() as conn:
+            rows = conn.execute(sql, args).fetchall()
+        found = []
+        for (line,) in rows:
+            obj = parse_line(bytes(line))
+            if obj is not None and query.matches(obj):
+                found.append(obj)
+        return found
 
     def lines(self) -> Iterator[bytes]:
         """Every entry's exact bytes, in seq order (a server-side cursor: a large log is never held whole)."""
