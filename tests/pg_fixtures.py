@@ -1,7 +1,7 @@
 """A real PostgreSQL for the store's tests: one `postgres` process per session from the pgserver wheel (its own
 initdb, pg_ctl and postgres; no Docker, no system package), PGDATA in its own folder under the system temp dir
-(`frbot-pg-<uid>`: as root, pgserver runs the server as an unprivileged user that cannot enter pytest's 0700
-temp dirs). The DBA's part is done here as the department's DBA would: the login roles `frbot_owner` and
+(`frbot-pg-<uid>/<pid>`: as root, pgserver runs the server as an unprivileged user that cannot enter pytest's
+0700 temp dirs; one folder per session, so two test runs on one machine never share or stop each other's). The DBA's part is done here as the department's DBA would: the login roles `frbot_owner` and
 `frbot_app`, and per test a database owned by frbot_owner.
 """
 from __future__ import annotations
@@ -55,7 +55,12 @@ def pg_server() -> Iterator[tuple[str, str]]:
         import pgserver
     import psycopg
 
-    pgdata = Path(tempfile.gettempdir()) / f"frbot-pg-{os.getuid()}"
+    # One folder per test session (two sessions on one machine must never share, or stop, one server); the
+    # parent stays traversable for pgserver's own user when it runs us as root.
+    base = Path(tempfile.gettempdir()) / f"frbot-pg-{os.getuid()}"
+    base.mkdir(exist_ok=True)
+    base.chmod(0o755)
+    pgdata = base / str(os.getpid())
     shutil.rmtree(pgdata, ignore_errors=True)
     server = pgserver.get_server(pgdata, cleanup_mode="delete")
     admin = server.get_uri()
