@@ -1,6 +1,6 @@
 """Open-set 1:N accuracy on the development set, per face model: FNIR at fixed FPIR and at the defaults.
 
-    BOT_DEV_FACES=/abs/path/shared/faces-dev .venv/bin/python -m bench.accuracy [--plot P] [--no-docs-copy]
+    BOT_DEV_FACES=/abs/path/shared/faces-dev .venv/bin/python -m bench.accuracy [--plot P]
         [--write-reference [--model ID]]
 
 Protocol (NIST FRTE open-set terms). Gallery: the first photo of every person in people/ plus 1,000 singles;
@@ -22,8 +22,8 @@ searches (a DET reading) for each model's score and distance and plain face_reco
 against its parts; per model, the estimate against what happened (non-mated searches of all folds: the observed
 share reaching each estimate, and whether its 95 % interval overlaps [p/1.5, 1.5p]); the issue's targets as
 met or missed (measurements, never test assertions); FNIR by probe quality. The DET plot (every curve, the
-default operating points marked) goes to bench/out/det.png (git-ignored) and to docs/img/det.png, which the
-documentation shows (--no-docs-copy leaves that one alone).
+default operating points marked) goes to bench/out/det.png (git-ignored; generated images stay out of the
+repository).
 
 Encodings are cached per model (bench/devset.py), so a run takes seconds once they exist.
 """
@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -57,7 +56,6 @@ MODELS = ("dlib-resnet", "sface")
 # Plain face_recognition's own default tolerance (compare_faces, the CLI), and the 0.55 the tables always had.
 PLAIN_TOLERANCES = (0.6, 0.55)
 OUT = devset.OUT
-DOCS_PLOT = Path(__file__).resolve().parent.parent / "docs" / "img" / "det.png"
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -256,7 +254,7 @@ def plot(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray]],
     ax.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    # No timestamp in the file: the same figures give the same bytes (docs/img/det.png is committed).
+    # No timestamp in the file: the same figures give the same bytes.
     fig.savefig(path, metadata={"Software": None})
     plt.close(fig)
     return path
@@ -317,8 +315,6 @@ def main() -> int:
                         help="write the reference tables (bot/faces/reference*.npz) of --model, or of both models")
     parser.add_argument("--model", choices=MODELS, help="with --write-reference: only this model's tables")
     parser.add_argument("--plot", type=Path, default=OUT / "det.png")
-    parser.add_argument("--docs-copy", action=argparse.BooleanOptionalAction, default=True,
-                        help=f"also write the plot to {DOCS_PLOT.relative_to(DOCS_PLOT.parents[2])}")
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     dev = devset.load(devset.dev_root())
@@ -499,10 +495,6 @@ def report(dev: devset.DevSet, systems: list[System], target: float, args) -> in
     quality_table(systems)
     path = det_plot(dev, systems, target, args)
     print(f"\nDET plot: {path}")
-    if args.docs_copy:
-        DOCS_PLOT.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, DOCS_PLOT)
-        print(f"and its copy for the documentation: {DOCS_PLOT}")
     return 0
 
 
