@@ -6,6 +6,7 @@ the log once checks only what was appended since (see `bot.store.audit_cache`).
 """
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import re
@@ -77,6 +78,23 @@ def canonical(obj: Any) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode(
         "utf-8"
     )
+
+
+def entry_mac(key: bytes, obj: Any) -> str:
+    """The MAC of an entry (or a signed side record): HMAC-SHA256 with `key` of its canonical form without `mac`."""
+    body = {k: v for k, v in obj.items() if k != "mac"}
+    return hmac.new(key, canonical(body), hashlib.sha256).hexdigest()
+
+
+def mac_matches(key: bytes, obj: Any) -> bool:
+    """Whether `obj` carries the MAC `key` makes of it (compared in constant time)."""
+    mac = obj.get("mac")
+    return isinstance(mac, str) and hmac.compare_digest(mac.encode("utf-8"), entry_mac(key, obj).encode())
+
+
+def head_matches(actual_mac: str, published: str) -> bool:
+    """Whether a published head's MAC (cut to at least its first 16 characters) is `actual_mac`'s."""
+    return len(published) >= 16 and hmac.compare_digest(actual_mac[:len(published)].encode(), published.encode())
 
 
 def parse_line(raw: bytes) -> dict | None:

@@ -34,8 +34,6 @@ Reads at scale (bot.store.audit_cache): a check that passes is remembered as the
 """
 from __future__ import annotations
 
-import hashlib
-import hmac
 import io
 import json
 import os
@@ -54,6 +52,9 @@ from bot.audit.chain import (
     ChainCheck,
     VerifyResult,
     canonical,
+    entry_mac,
+    head_matches,
+    mac_matches,
 )
 from bot.audit.chain import is_int as _is_int
 from bot.audit.chain import parse_line as _parse_line
@@ -210,8 +211,7 @@ class AuditLog:
         return f"AuditLog({str(self.path)!r}, key_source={self.key_source!r})"
 
     def _mac(self, obj: Mapping[str, Any]) -> str:
-        body = {k: v for k, v in obj.items() if k != "mac"}
-        return hmac.new(self._key, canonical(body), hashlib.sha256).hexdigest()
+        return entry_mac(self._key, obj)
 
     def sign(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """`body` with a `mac` made with the log's key: for the log's side files, which are not entries (give
@@ -222,8 +222,7 @@ class AuditLog:
 
     def signed(self, obj: Mapping[str, Any]) -> bool:
         """Whether `obj` carries a `mac` made with this log's key (see `sign`)."""
-        mac = obj.get("mac")
-        return isinstance(mac, str) and hmac.compare_digest(mac.encode("utf-8"), self._mac(obj).encode())
+        return mac_matches(self._key, obj)
 
     # -- writing ---------------------------------------------------------------------------------------
 
@@ -292,9 +291,7 @@ class AuditLog:
         obj = _parse_line(last)
         if obj is None or obj.get("kind") == ANCHOR_KIND or not _is_int(obj.get("seq")):
             raise AuditError(f"the last line of {self.path} is not an audit entry; run `python -m bot audit verify`")
-        if not isinstance(obj.get("mac"), str) or not hmac.compare_digest(
-            obj["mac"].encode("utf-8"), self._mac(obj).encode()
-        ):
+        if not mac_matches(self._key, obj):
             # Usually a changed or missing BOT_AUDIT_KEY; appending would mix keys and break the chain for good.
             raise AuditKeyError(
                 f"the last audit entry does not verify with this key ({KEY_ENV} changed or unset?); refusing to "
@@ -414,8 +411,7 @@ class AuditLog:
                 actual = str(entry.get("mac") or "")
             else:
                 continue
-            same = hmac.compare_digest(actual[:len(mac)].encode(), mac.encode()) and len(mac) >= 16
-            return HeadCheck(seq, mac, None if same else "mismatch", actual_mac=actual)
+            return HeadCheck(seq, mac, None if head_matches(actual, mac) else "mismatch", actual_mac=actual)
         purged = [e for e in self.entries() if e.get("kind") == "purge" and _is_int(e.get("through_seq"))]
         if purged and seq <= max(e["through_seq"] for e in purged):
             return HeadCheck(seq, mac, "purged", last_seq, through_seq=max(e["through_seq"] for e in purged))

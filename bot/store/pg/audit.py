@@ -11,13 +11,20 @@ purge and its anchor are not, and the server and the CLI still open the file log
 """
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.audit.chain import GENESIS, ChainCheck, VerifyResult, canonical, parse_line
+from bot.audit.chain import (
+    GENESIS,
+    ChainCheck,
+    VerifyResult,
+    canonical,
+    entry_mac,
+    head_matches,
+    mac_matches,
+    parse_line,
+)
 from bot.audit.entries import checked_body, iso_utc
 from bot.store.audit_log import MIN_KEY_CHARS, AuditError, AuditKeyError, EntryQuery, HeadCheck
 
@@ -40,8 +47,7 @@ class PgAuditLog:
         return "PgAuditLog()"
 
     def _mac(self, obj: Mapping[str, Any]) -> str:
-        body = {k: v for k, v in obj.items() if k != "mac"}
-        return hmac.new(self._key, canonical(body), hashlib.sha256).hexdigest()
+        return entry_mac(self._key, obj)
 
     def _head(self, conn: Any) -> tuple[int, str]:
         """(seq, mac) of the last entry, or (0, GENESIS); refuses to extend an entry this key did not sign."""
@@ -51,7 +57,7 @@ class PgAuditLog:
         obj = parse_line(bytes(row[1]))
         if obj is None or obj.get("seq") != row[0]:
             raise AuditError(f"audit entry {row[0]} in the database is not readable; run `python -m bot audit verify`")
-        if not isinstance(obj.get("mac"), str) or not hmac.compare_digest(obj["mac"].encode(), self._mac(obj).encode()):
+        if not mac_matches(self._key, obj):
             raise AuditKeyError("the last audit entry does not verify with this key (BOT_AUDIT_KEY changed?); "
                                 "refusing to append. Run `python -m bot audit verify`.")
         return row[0], obj["mac"]
@@ -102,8 +108,7 @@ class PgAuditLog:
             row = conn.execute("SELECT mac FROM audit_entries WHERE seq = %s", (seq,)).fetchone()
         if row is None:
             return HeadCheck(seq, mac, "missing", self.last_seq())
-        same = len(mac) >= 16 and hmac.compare_digest(row[0][:len(mac)].encode(), mac.encode())
-        return HeadCheck(seq, mac, None if same else "mismatch", actual_mac=row[0])
+        return HeadCheck(seq, mac, None if head_matches(row[0], mac) else "mismatch", actual_mac=row[0])
 
     def find(self, *, request_id: str | None = None, file_id: str | None = None, call_number: str | None = None,
              requester_id: str | None = None, since: Any = None, until: Any = None,
