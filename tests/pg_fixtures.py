@@ -6,6 +6,7 @@ initdb, pg_ctl and postgres; no Docker, no system package), PGDATA in its own fo
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import shutil
@@ -74,15 +75,14 @@ def pg_server() -> Iterator[tuple[str, str]]:
         server.cleanup()
 
 
-@pytest.fixture
-def pg_database(pg_server: tuple[str, str]) -> Iterator[Database]:
-    """A fresh, empty database owned by frbot_owner (dropped after the test)."""
+def _new_database(pg_server: tuple[str, str], template: str | None = None) -> Iterator[Database]:
     import psycopg
 
     admin, socket_dir = pg_server
     name = f"frbot_test_{os.getpid()}_{next(_COUNTER)}"
     with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name} OWNER frbot_owner")
+        clone = f" TEMPLATE {template}" if template else ""
+        conn.execute(f"CREATE DATABASE {name}{clone} OWNER frbot_owner")
         # The DBA's grants: the app may connect; public may not create in the public schema (PG 15+ default).
         conn.execute(f"GRANT CONNECT ON DATABASE {name} TO frbot_app")
     with psycopg.connect(_url("postgres", name, socket_dir), autocommit=True) as conn:
@@ -94,3 +94,32 @@ def pg_database(pg_server: tuple[str, str]) -> Iterator[Database]:
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def pg_database(pg_server: tuple[str, str]) -> Iterator[Database]:
+    """A fresh, empty database owned by frbot_owner (dropped after the test)."""
+    yield from _new_database(pg_server)
+
+
+@pytest.fixture(scope="session")
+def pg_template(pg_server: tuple[str, str]) -> Iterator[str]:
+    """A database migrated once per session (`store migrate` as frbot_owner), which tests clone."""
+    import psycopg
+
+    from bot.store.pg import schema
+
+    made = _new_database(pg_server)
+    db = next(made)
+    with psycopg.connect(db.owner_url, autocommit=True) as owner:
+        schema.migrate(owner)
+    yield db.name
+    with contextlib.suppress(StopIteration):
+        next(made)
+
+
+@pytest.fixture
+def pg_migrated(pg_server: tuple[str, str], pg_template: str) -> Iterator[Database]:
+    """A database at the current schema, cloned from the session's migrated template (CREATE DATABASE ...
+    TEMPLATE copies tables, functions, triggers and grants in milliseconds)."""
+    yield from _new_database(pg_server, pg_template)

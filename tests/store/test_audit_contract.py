@@ -8,7 +8,6 @@ import psycopg
 import pytest
 
 from bot.store.audit_log import AuditKeyError, AuditLog
-from bot.store.pg import schema
 from bot.store.pg.audit import PgAuditLog
 from tests.pg_fixtures import StepClock
 
@@ -22,9 +21,7 @@ def make_log(request, tmp_path):
     clock = StepClock(datetime(2026, 3, 1, 12, 0, tzinfo=UTC), timedelta(hours=1))
     if request.param == "file":
         return lambda key=KEY: AuditLog(tmp_path, key=key, key_source="env", clock=clock)
-    db = request.getfixturevalue("pg_database")
-    with psycopg.connect(db.owner_url, autocommit=True) as owner:
-        schema.migrate(owner)
+    db = request.getfixturevalue("pg_migrated")
     return lambda key=KEY: PgAuditLog(lambda: psycopg.connect(db.app_url), key=key, clock=clock)
 
 

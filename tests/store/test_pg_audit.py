@@ -9,7 +9,6 @@ import psycopg
 import pytest
 
 from bot.store.audit_log import AuditKeyError, AuditLog
-from bot.store.pg import schema
 from bot.store.pg.audit import PgAuditLog
 from tests.pg_fixtures import StepClock
 
@@ -18,10 +17,8 @@ KEY = b"k" * 32
 
 
 @pytest.fixture
-def migrated(pg_database):
-    with psycopg.connect(pg_database.owner_url, autocommit=True) as owner:
-        schema.migrate(owner)
-    return pg_database
+def migrated(pg_migrated):
+    return pg_migrated
 
 
 def _log(db, key: bytes = KEY, clock=None) -> PgAuditLog:
