@@ -131,6 +131,17 @@ class ServerSettings:
     local_port: int = 9300
     # Room reserved at start for inputs the bot promised to apply once the disk has room again (bot.store.spool).
     spool_mb: int = 16
+    # This replica's name in /healthz and the logs when several serve one database ($BOT_REPLICA_ID wins;
+    # empty: host:port).
+    replica_id: str = ""
+
+
+def replica_id(settings: Settings, env: Mapping[str, str], port: int) -> str:
+    """$BOT_REPLICA_ID, else [server] replica_id, else this host's name and the public port."""
+    import socket
+
+    return ((env.get("BOT_REPLICA_ID") or "").strip() or settings.server.replica_id.strip()
+            or f"{socket.gethostname()}:{port}")
 
 
 @dataclass(frozen=True)
@@ -266,6 +277,8 @@ def validate(settings: Settings) -> Settings:
         raise ConfigError("[server] local_port must be between 1 and 65535")
     if not 1 <= settings.server.spool_mb <= 1024:
         raise ConfigError("[server] spool_mb must be between 1 and 1024")
+    if len(settings.server.replica_id) > 64 or any(c.isspace() for c in settings.server.replica_id):
+        raise ConfigError("[server] replica_id is at most 64 characters with no white space")
     if not settings.server.host.strip():
         raise ConfigError("[server] host must not be empty (0.0.0.0: every interface; 127.0.0.1: behind a local proxy)")
     if not 0.5 <= settings.server.read_timeout_seconds <= 300.0:

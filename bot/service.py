@@ -18,6 +18,7 @@ from bot.faces import models
 from bot.faces.engine import Face, FaceEngine, Probe, model_info
 from bot.faces.gallery import Candidate, Gallery
 from bot.store.audit_log import AuditLog
+from bot.store.backend import Backend
 from bot.store.disk import ensure_private_dir
 
 
@@ -121,6 +122,8 @@ class Core:
 
     settings: Settings
     env: Mapping[str, str] | None = field(default=None, repr=False)  # may hold BOT_AUDIT_KEY
+    # Files or PostgreSQL ($BOT_DATABASE_URL, else [store] url): where every record opened here lives.
+    _backend: Backend | None = field(default=None, repr=False)
     _audit: AuditLog | None = field(default=None, repr=False)
     _gallery: Gallery | None = field(default=None, repr=False)
     _engine: FaceEngine | None = field(default=None, repr=False)
@@ -133,10 +136,16 @@ class Core:
     on_audit_open: Callable[[AuditLog], None] | None = field(default=None, repr=False)
 
     @property
+    def backend(self) -> Backend:
+        """Where this department's records live (bot.store.backend), decided once per core."""
+        if self._backend is None:
+            self._backend = Backend.of(self.settings, self.env)
+        return self._backend
+
+    @property
     def audit(self) -> AuditLog:
         if self._audit is None:
-            ensure_private_dir(self.settings.data_dir)
-            self._audit = AuditLog.open(self.settings.data_dir, self.env)
+            self._audit = self.backend.audit_log()
             if self.on_audit_open is not None:
                 self.on_audit_open(self._audit)
         return self._audit
@@ -145,7 +154,8 @@ class Core:
     def refusals(self) -> RefusalAggregator:
         """Folds refused attempts by people who hold no role (bot.audit.refusals; the server's only)."""
         if self._refusals is None:
-            self._refusals = RefusalAggregator(self.audit, self.settings.audit.refusal_window_minutes)
+            pending = None if not self.backend.shared else ensure_private_dir(self.settings.data_dir / "audit")
+            self._refusals = RefusalAggregator(self.audit, self.settings.audit.refusal_window_minutes, pending)
         return self._refusals
 
     @property
@@ -187,6 +197,8 @@ class Core:
             if engine is not None:
                 engine.close()
         self._engine, self._retired = None, []
+        if self._backend is not None:
+            self._backend.close()
 
 
 def policy_fields(answers: policy.Answers) -> dict[str, Any]:

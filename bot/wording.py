@@ -633,6 +633,35 @@ def store_migrated(version: int, applied: Sequence[str]) -> str:
         return f"The database schema is at version {version}: nothing to do, nothing was changed."
     return f"The database schema is at version {version}; applied {', '.join(_cut(a, 80) for a in applied)}."
 
+
+def store_schema_version(have: int, want: int) -> str:
+    """`serve` (or a command) on a database whose schema is not this version's: what to run."""
+    if have > want:
+        return (f"The database is at schema version {have}, newer than this version of the bot knows ({want}): run "
+                "the newer version of the bot (`python -m bot store migrate` never takes a schema back).")
+    where = "has no schema yet" if have == 0 else f"is at schema version {have}"
+    return (f"The database {where}; this version of the bot needs version {want}. Run `python -m bot store migrate` "
+            "with the owner's BOT_DATABASE_URL (frbot_owner), then start again.")
+
+
+def store_role_too_strong(rights: Sequence[str]) -> str:
+    """The server's database role could change or remove audit entries: refused (CONTRACTS ### 13)."""
+    return (f"The database role in BOT_DATABASE_URL may {', '.join(r.upper() for r in rights)} the audit table: "
+            "the audit log must be append-only for the bot. Connect as the app's role (frbot_app), not the owner.")
+
+
+def store_unreachable_serving(reason: str) -> str:
+    """The database could not be reached or refused when the bot started or a command ran."""
+    return (f"The database refused or could not be reached ({_cut(one_line(reason), 300)}). Check BOT_DATABASE_URL "
+            "(the app's role, frbot_app) and that the database server is up.")
+
+
+def store_audit_key_needed(env_name: str, min_chars: int, set_but_short: bool) -> str:
+    """On PostgreSQL the audit key comes only from the environment (every replica signs one chain)."""
+    state = f"is set but shorter than {min_chars} characters" if set_but_short else "is not set"
+    return (f"{env_name} {state}: with a database every replica signs one audit chain, so the key comes only from "
+            f"the environment (the same value on every replica; at least {min_chars} random characters).")
+
 # Terminal text is not Slack mrkdwn: nothing here is escaped.
 
 CLI_DESCRIPTION = (

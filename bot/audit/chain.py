@@ -10,7 +10,7 @@ import hashlib
 import hmac
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,6 +84,14 @@ def entry_mac(key: bytes, obj: Any) -> str:
     """The MAC of an entry (or a signed side record): HMAC-SHA256 with `key` of its canonical form without `mac`."""
     body = {k: v for k, v in obj.items() if k != "mac"}
     return hmac.new(key, canonical(body), hashlib.sha256).hexdigest()
+
+
+def signed_copy(key: bytes, body: Mapping[str, Any]) -> dict[str, Any]:
+    """`body` with a `mac` made with `key`: for a log's side records, which are not entries (they carry a `kind`
+    no entry has, so one can never pass for the other)."""
+    out = {k: v for k, v in body.items() if k != "mac"}
+    out["mac"] = entry_mac(key, out)
+    return out
 
 
 def mac_matches(key: bytes, obj: Any) -> bool:

@@ -28,6 +28,7 @@ import logging
 import threading
 from collections.abc import Mapping
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from bot.audit.entries import as_utc, iso_utc, normalise
@@ -63,10 +64,11 @@ def attempt_with(entry: Mapping[str, Any], name: str, value: str) -> Mapping[str
 class RefusalAggregator:
     """The open windows of one audit log. Safe to share between threads (the server's I/O threads)."""
 
-    def __init__(self, audit: AuditLog, window_minutes: int) -> None:
+    def __init__(self, audit: AuditLog, window_minutes: int, pending_dir: Path | None = None) -> None:
         self.audit = audit
         self.window = timedelta(minutes=window_minutes)
-        self.path = audit.dir / PENDING_NAME
+        # Beside the log file; a log in a database keeps them in the replica's own data dir.
+        self.path = (audit.dir if pending_dir is None else pending_dir) / PENDING_NAME
         self._lock = threading.Lock()
         self._windows: dict[str, dict[str, Any]] = self._load()
 

@@ -31,7 +31,7 @@ def _audit(args: argparse.Namespace, settings: Settings) -> int:
     core = common.core(settings)
     if args.audit_cmd == "verify":
         log_path = settings.data_dir / "audit" / "audit.jsonl"
-        if not log_path.exists():  # opening the log would create a key file: say there is nothing instead
+        if not core.backend.shared and not log_path.exists():  # opening the log would create a key file: say there is nothing instead
             print(f"no audit log at {log_path}: nothing to verify (is BOT_DATA_DIR right?)")
             if args.head:  # a head was published, so there was a log: all of it is gone
                 from bot.store.audit_log import HeadCheck

@@ -86,10 +86,20 @@ def core(settings: Settings) -> Any:
     """The core's services for one command, warning once if its audit log is keyed from a file beside it."""
     from bot.service import Core
 
-    return Core(settings, on_audit_open=warn_key_file)
+    made = Core(settings, on_audit_open=warn_key_file)
+    _cores.append(made)
+    return made
 
 
 _warned: set[str] = set()  # what this command has warned about already (main() starts each command afresh)
+_cores: list[Any] = []  # the cores this command opened: their database pools close when it ends
+
+
+def close_cores() -> None:
+    """The command ended: close every core it opened (a database pool left to the garbage collector would try
+    to join its own thread)."""
+    while _cores:
+        _cores.pop().close()
 
 
 def warn_key_file(log: Any) -> None:

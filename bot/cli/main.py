@@ -31,6 +31,7 @@ from bot.cli.common import (
     emit,
 )
 from bot.config import ConfigError, Settings, load_settings
+from bot.store.backend import StoreError, first_line
 
 __all__ = ["EXIT_BROKEN_CHAIN", "EXIT_CHOOSE_FACE", "EXIT_DENIED", "EXIT_ERROR", "EXIT_OK", "EXIT_QUEUED",
            "build_parser", "main"]
@@ -139,3 +140,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except common.NoPerson as exc:  # a shared account that names nobody: refused like a policy denial
         emit(args, {"denied": [str(exc)]}, f"denied: {exc}", stream=sys.stderr)
         return EXIT_DENIED
+    except StoreError as exc:  # the database: another schema version, a role with too many rights
+        emit(args, {"error": str(exc)}, f"error: {exc}", stream=sys.stderr)
+        return EXIT_ERROR
+    except Exception as exc:
+        if not type(exc).__module__.startswith("psycopg"):
+            raise
+        # The database went away or refused mid-command: one sentence (its own first line), never the URL.
+        text = wording.store_unreachable_serving(first_line(exc))
+        emit(args, {"error": text}, f"error: {text}", stream=sys.stderr)
+        return EXIT_ERROR
+    finally:
+        common.close_cores()

@@ -120,6 +120,7 @@ class Runtime:
     # In-process state that needs no persistence (a restart posts a fresh status message, etc.).
     state: dict[str, Any] = field(default_factory=dict)
     metrics: Metrics = field(default_factory=Metrics)  # this server's Prometheus metrics (GET /metrics)
+    replica: str = ""  # this server's name among replicas ($BOT_REPLICA_ID, [server] replica_id, host:port)
     _io_pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(IO_THREADS, "frbot-io"))
     _work_pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(WORK_THREADS, "frbot-work"))
 
@@ -143,6 +144,8 @@ class Runtime:
         if engine is not None:
             core._engine = engine  # shared: Core.engine hands it out, Runtime.close leaves it running
         data_dir = settings.data_dir
+        # A database at another schema version, or a role that could rewrite the audit log: refused now.
+        core.backend.check_ready()
         core.audit  # noqa: B018 - opens (and checks) the audit key now, not on the first search
         store = DialogStore(data_dir / "slack" / "dialogs.json")
         return cls(
@@ -176,6 +179,11 @@ class Runtime:
     def token_hosts(self) -> frozenset[str]:
         """Hosts the bot token may be sent to when downloading files."""
         return allowed_token_hosts(self.api_url, self.settings.slack.file_hosts)
+
+    @property
+    def leading(self) -> bool:
+        """Whether this replica runs the periodic work: always on the files (one server per data dir)."""
+        return bool(self.state.get("leader", not self.core.backend.shared))
 
     def now(self) -> datetime:
         """The current time (UTC); tests move it forward to reach a dialog timeout."""
@@ -230,6 +238,7 @@ class Runtime:
             self.core.close()
         else:
             self.core._engine = None
+            self.core.close()  # the shared engine is gone from it: this closes the store's pool only
 
     # --- threads and tasks ---------------------------------------------------------------------------------
 

@@ -39,13 +39,14 @@ from slack_bolt.request.internals import parse_body
 from slack_sdk.signature import SignatureVerifier
 
 from bot import __version__
-from bot.config import ConfigError, Settings
+from bot.config import ConfigError, Settings, replica_id
 from bot.faces.engine import FaceEngine
 from bot.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from bot.slack import edge, flow, roles
 from bot.slack.app import build_app
 from bot.slack.client import normalise_api_url
 from bot.slack.runtime import Runtime
+from bot.store.backend import StoreError
 from bot.store.disk import DataDirInUse, hold_data_dir
 from bot.store.replays import replay_key
 
@@ -309,6 +310,7 @@ def create_server(
     restarted by the tick (`flow.watchdog`).
     """
     rt = Runtime.create(settings, env, engine=engine, clock=clock)
+    rt.replica = replica_id(settings, env, int(env.get("PORT") or settings.server.port or DEFAULT_PORT))
     # Refuse to start when no search could be recorded (e.g. BOT_AUDIT_KEY is not the key that signed the log).
     rt.core.audit.check_writable()
     rt.status_interval = status_interval
@@ -410,7 +412,8 @@ def local_app(rt: Runtime, *, socket_mode: bool = False) -> web.Application:
         subjects, depth = await rt.io(numbers)
         return web.json_response(
             {"ok": True, "version": __version__, "gallery_subjects": subjects, "outbox_depth": depth,
-             "mode": "socket" if socket_mode else "http"}
+             "mode": "socket" if socket_mode else "http", "replica": rt.replica, "leader": rt.leading,
+             "store": rt.core.backend.name}
         )
 
     async def metrics(_request: web.Request) -> web.Response:
@@ -561,7 +564,7 @@ def serve(settings: Settings) -> int:
     try:
         with hold_data_dir(settings.data_dir):
             asyncio.run(_run(settings, env))
-    except (StartError, DataDirInUse) as exc:
+    except (StartError, DataDirInUse, StoreError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except Exception as exc:

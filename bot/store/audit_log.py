@@ -55,6 +55,7 @@ from bot.audit.chain import (
     entry_mac,
     head_matches,
     mac_matches,
+    signed_copy,
 )
 from bot.audit.chain import is_int as _is_int
 from bot.audit.chain import parse_line as _parse_line
@@ -216,9 +217,7 @@ class AuditLog:
     def sign(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """`body` with a `mac` made with the log's key: for the log's side files, which are not entries (give
         them a `kind` no entry has, so one can never pass for the other)."""
-        out = {k: v for k, v in body.items() if k != "mac"}
-        out["mac"] = self._mac(out)
-        return out
+        return signed_copy(self._key, body)
 
     def signed(self, obj: Mapping[str, Any]) -> bool:
         """Whether `obj` carries a `mac` made with this log's key (see `sign`)."""

@@ -33,10 +33,13 @@ async def test_bad_signatures_and_stale_timestamps_are_refused_with_401(harness,
     await slack.wait_for("chat.postEphemeral", ok=True)  # the private refusal: it ran
 
 
-async def test_healthz_reports_version_gallery_and_outbox(harness):
+async def test_healthz_reports_version_gallery_outbox_and_this_replica(harness):
     await harness.start()
     health = await harness.healthz()
-    assert health == {"ok": True, "version": __version__, "gallery_subjects": 4, "outbox_depth": 0, "mode": "http"}
+    assert health == {"ok": True, "version": __version__, "gallery_subjects": 4, "outbox_depth": 0, "mode": "http",
+                      "replica": harness.rt.replica, "leader": True, "store": "files"}
+    # host:port when neither $BOT_REPLICA_ID nor [server] replica_id names it; the files always lead.
+    assert harness.rt.replica.endswith(":3000") and harness.rt.replica.split(":")[0]
 
 
 async def test_url_verification_is_answered(harness):
@@ -341,8 +344,10 @@ async def test_serve_gives_the_details_on_the_local_port_only(tmp_path, slack):
     public, local = _free_port(), _free_port()
     env = {**os.environ, "SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
            "SLACK_API_URL": slack.base_url, "PORT": str(public), "LOCAL_PORT": str(local),
-           "BOT_DATA_DIR": str(tmp_path / "data"), "BOT_AUDIT_KEY": "a-key-for-this-test-0123456789"}
+           "BOT_DATA_DIR": str(tmp_path / "data"), "BOT_AUDIT_KEY": "a-key-for-this-test-0123456789",
+           "BOT_REPLICA_ID": "replica-a"}
     env.pop("SLACK_APP_TOKEN", None)
+    env.pop("BOT_DATABASE_URL", None)
     proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", "serve", env=env,
                                                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
     try:
@@ -357,6 +362,7 @@ async def test_serve_gives_the_details_on_the_local_port_only(tmp_path, slack):
             else:
                 raise AssertionError("the local port never answered")
             assert details["ok"] is True and "version" in details and details["mode"] == "http"
+            assert (details["replica"], details["leader"], details["store"]) == ("replica-a", True, "files")
             async with http.get(f"http://127.0.0.1:{local}/metrics") as resp:
                 assert resp.status == 200 and "frbot_" in await resp.text()
             async with http.get(f"http://127.0.0.1:{public}/healthz") as resp:

@@ -24,6 +24,7 @@ from bot.audit.chain import (
     head_matches,
     mac_matches,
     parse_line,
+    signed_copy,
 )
 from bot.audit.entries import checked_body, iso_utc
 from bot.store.audit_log import MIN_KEY_CHARS, AuditError, AuditKeyError, EntryQuery, HeadCheck
@@ -42,12 +43,31 @@ class PgAuditLog:
         self._connect = connect
         self._key = key
         self._clock = clock or (lambda: datetime.now(UTC))
+        self.key_source = "env"  # on a database the key comes only from BOT_AUDIT_KEY (bot.store.backend)
+        # Called with each entry once it is committed (the server's metrics); it must not raise.
+        self.on_append: Callable[[dict], None] | None = None
 
     def __repr__(self) -> str:  # never shows the key
         return "PgAuditLog()"
 
     def _mac(self, obj: Mapping[str, Any]) -> str:
         return entry_mac(self._key, obj)
+
+    def sign(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """`body` with a `mac` made with the log's key, as the file log's `sign` (side records, never entries)."""
+        return signed_copy(self._key, body)
+
+    def signed(self, obj: Mapping[str, Any]) -> bool:
+        """Whether `obj` carries a `mac` made with this log's key (see `sign`)."""
+        return mac_matches(self._key, obj)
+
+    def side_file_entries(self) -> list[tuple[str, int]]:
+        """Entries set aside beside the log: none here (a row is committed whole or not at all; no torn tail)."""
+        return []
+
+    def verified_prefix(self) -> tuple[int, str] | None:
+        """The file log remembers how far it verified; the database's log is checked whole by `verify` (None)."""
+        return None
 
     def _head(self, conn: Any) -> tuple[int, str]:
         """(seq, mac) of the last entry, or (0, GENESIS); refuses to extend an entry this key did not sign."""
@@ -77,6 +97,8 @@ class PgAuditLog:
                 (entry["seq"], prev, entry["mac"], canonical(entry), kind, entry["ts"], entry.get("request_id"),
                  entry.get("call_number"), requester.get("id") if isinstance(requester, dict) else None),
             )
+        if self.on_append is not None:
+            self.on_append(entry)
         return entry
 
     def record_access(self, actor: dict, action: str, query: dict, **fields: Any) -> dict:

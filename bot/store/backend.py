@@ -1,0 +1,133 @@
+"""Where a department's records live, decided once: the data dir's files (the default; `make run` needs no
+database) or one PostgreSQL database several replicas share (issue 17), named by $BOT_DATABASE_URL, else
+[store] url.
+
+Every store a command or the server opens comes from a `Backend`, so no caller asks "files or database?"
+itself. The PostgreSQL side holds one psycopg pool for the process; its stores take `connect` (the pool's
+context-managed connection, committed on a clean exit). What stays per replica whatever the backend: the
+spool, the matrix cache and the process lock under the replica's own BOT_DATA_DIR (CONTRACTS ### 13).
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from bot import wording
+from bot.config import Settings, database_url
+from bot.store.audit_log import KEY_ENV, MIN_KEY_CHARS, AuditKeyError, AuditLog
+from bot.store.disk import ensure_private_dir
+
+
+class StoreError(Exception):
+    """The store cannot be used as it is; the message is a sentence that says what to do."""
+
+
+def first_line(exc: BaseException) -> str:
+    """A database error's own first line (no such role, a password, a right), never the URL it was asked on."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def audit_key_from_env(env: Mapping[str, str]) -> bytes:
+    """BOT_AUDIT_KEY, required on a shared database: a key file would live on one replica's disk only, and the
+    other replicas could never sign the same chain (CONTRACTS ### 13)."""
+    value = (env.get(KEY_ENV) or "").strip()
+    if len(value) < MIN_KEY_CHARS:
+        raise AuditKeyError(wording.store_audit_key_needed(KEY_ENV, MIN_KEY_CHARS, bool(value)))
+    return value.encode("utf-8")
+
+
+@dataclass
+class Backend:
+    """The files of `settings.data_dir`, or the database at `url` (one connection pool, opened on first use)."""
+
+    settings: Settings
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)
+    url: str = field(default="", repr=False)  # may carry a password: never shown
+    pool_size: int = 10
+    _pool: Any = field(default=None, repr=False)
+    _ready: int = field(default=0, repr=False)  # 1: the schema checked; 2: the rights too
+
+    @classmethod
+    def of(cls, settings: Settings, env: Mapping[str, str] | None = None) -> Backend:
+        """The backend `settings` and the environment name ($BOT_DATABASE_URL wins over [store] url)."""
+        env = os.environ if env is None else env
+        return cls(settings, env, database_url(settings, env))
+
+    @property
+    def shared(self) -> bool:
+        """True on PostgreSQL: several replicas may serve this department at once."""
+        return bool(self.url)
+
+    @property
+    def name(self) -> str:
+        """What the records live in, for logs and /healthz (no credentials)."""
+        return "postgresql" if self.shared else "files"
+
+    # -- PostgreSQL ----------------------------------------------------------------------------------------
+
+    @property
+    def pool(self) -> Any:
+        """The process's psycopg pool (PostgreSQL only), opened on first use."""
+        if not self.shared:
+            raise StoreError("this data dir keeps its records in files: there is no database to connect to")
+        if self._pool is None:
+            from psycopg_pool import ConnectionPool
+
+            # check: a connection the server closed meanwhile (a restart, a failover) is replaced before use.
+            self._pool = ConnectionPool(self.url, min_size=1, max_size=self.pool_size, open=True, timeout=10,
+                                        kwargs={"connect_timeout": 10}, check=ConnectionPool.check_connection,
+                                        name="frbot")
+        return self._pool
+
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[Any]:
+        """One pooled connection; its transaction commits on a clean exit and rolls back on an exception."""
+        with self.pool.connection() as conn:
+            yield conn
+
+    def check_ready(self, *, rights: bool = True) -> None:
+        """StoreError unless the database is at this version's schema and (`rights`) the connected role can
+        neither change nor remove audit entries (a server refuses to start otherwise; CONTRACTS ### 13).
+        Files: nothing to do."""
+        if not self.shared or self._ready >= rights + 1:
+            return
+        import psycopg
+
+        from bot.store.pg import schema
+
+        want = schema.migrations()[-1].version
+        try:
+            with self.connect() as conn:
+                have = schema.current_version(conn)
+                problems = schema.app_rights_problems(conn) if have and rights else []
+        except psycopg.Error as exc:
+            raise StoreError(wording.store_unreachable_serving(first_line(exc))) from None
+        if have != want:
+            raise StoreError(wording.store_schema_version(have, want))
+        if problems:
+            raise StoreError(wording.store_role_too_strong(problems))
+        self._ready = rights + 1
+
+    # -- the stores ----------------------------------------------------------------------------------------
+
+    def audit_log(self, *, clock: Callable[[], datetime] | None = None) -> Any:
+        """The audit log: the data dir's file (key from BOT_AUDIT_KEY, else its key file), or the database's
+        table (BOT_AUDIT_KEY required)."""
+        if not self.shared:
+            ensure_private_dir(self.settings.data_dir)
+            return AuditLog.open(self.settings.data_dir, self.env, clock=clock)
+        from bot.store.pg.audit import PgAuditLog
+
+        self.check_ready(rights=False)  # a command on an unmigrated database: the sentence, not a missing table
+        return PgAuditLog(self.connect, key=audit_key_from_env(self.env), clock=clock)
+
+    def close(self) -> None:
+        """Close the pool (PostgreSQL); the file stores hold nothing open between operations."""
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
