@@ -48,6 +48,12 @@ class DialogStore:
         with self._locked():
             return {(d["channel"], d["thread_ts"]): d["dialog_id"] for d in self._dialogs.all()}
 
+    def thread_of(self, channel: str, thread_ts: str) -> str | None:
+        """The id of the dialog `by_thread` answers: what the in-memory index misses (a thread another
+        process, or on PostgreSQL another replica, started)."""
+        found = self.by_thread(channel, thread_ts)
+        return found.dialog_id if found else None
+
     def close(self) -> None:
         """Close the tinydb handle (nothing stays open between operations anyway)."""
         self._db.close()
