@@ -634,6 +634,45 @@ def store_migrated(version: int, applied: Sequence[str]) -> str:
     return f"The database schema is at version {version}; applied {', '.join(_cut(a, 80) for a in applied)}."
 
 
+def store_copy_not_empty(database: str, tables: Sequence[str]) -> str:
+    """`store copy --to` refused: the target database already holds records."""
+    shown = ", ".join(_cut(t, 40) for t in list(tables)[:6]) + (", ..." if len(tables) > 6 else "")
+    return (f"{_cut(database, 120)} already holds records ({shown}): `store copy` only fills an empty database, "
+            "so nothing was copied. Name a new database, or ask its DBA to empty it.")
+
+
+def store_copy_broken_log(seq: int | None, reason: str) -> str:
+    """`store copy` refused: the data dir's audit log does not verify (a copy would carry the damage)."""
+    return (f"The audit log here is broken at entry {seq} ({_cut(one_line(reason), 120)}): nothing was copied. "
+            "Run `python -m bot audit verify` and settle that first.")
+
+
+def store_copy_purged_log() -> str:
+    """`store copy` refused: the data dir's log starts after a purge (its anchor does not go over yet)."""
+    return ("The audit log here was purged (it starts with a purge marker), which `store copy` cannot carry over "
+            "yet: nothing was copied.")
+
+
+def store_copy_heads_differ() -> str:
+    """`store copy`: the copy did not verify to the same chain head; rolled back."""
+    return ("The copied audit log did not verify to the same chain head as the data dir's, so the copy was rolled "
+            "back and the database is as empty as before. Report this; keep serving from the data dir.")
+
+
+def store_copied(database: str, counts: Mapping[str, int], head: Mapping[str, Any] | None) -> str:
+    """`store copy` done: what went over, the head both sides verify to, and what to do next."""
+    what = ", ".join(f"{n} {kind}" for kind, n in counts.items()) or "nothing"
+    same = f"both verify to chain head {head['seq']}:{head['mac']}" if head else "the audit log was empty"
+    return (f"Copied to {_cut(database, 120)}: {what}; {same}. The data dir now says MOVED_TO: start the servers "
+            "with BOT_DATABASE_URL (the app's role, frbot_app) and keep this data dir as a backup.")
+
+
+def store_moved(database: str) -> str:
+    """The file store refuses to start: its records were copied to a database (MOVED_TO)."""
+    return (f"This data dir's records were moved to {_cut(database, 120)} (`store copy`; see its MOVED_TO file): "
+            "set BOT_DATABASE_URL to serve from the database. Starting on these files would fork the records.")
+
+
 def store_schema_version(have: int, want: int) -> str:
     """`serve` (or a command) on a database whose schema is not this version's: what to run."""
     if have > want:

@@ -22,7 +22,6 @@ def await_approval(core: Any, settings: Settings, *, request_id: str, answers: A
     import base64
 
     from bot.controls import approval
-    from bot.store.records import ApprovalStore
 
     pending = approval.Pending(
         request_id=request_id, requester=requester.as_dict(), slack_user=slack_user,
@@ -34,7 +33,7 @@ def await_approval(core: Any, settings: Settings, *, request_id: str, answers: A
         face_jpeg=base64.b64encode(_face_crop(settings, data, face)).decode("ascii"))
     core.audit.append("review", request_id=request_id, action="queued", by="system", stage="approval",
                       reason=reason, request_ids=[request_id], call_number=answers.call_number)
-    store = ApprovalStore(settings.data_dir / "approvals.json")
+    store = core.backend.approvals()
     try:
         store.put(pending)
     finally:
@@ -62,7 +61,6 @@ def queue_for_examiner(core: Any, settings: Settings, result: Any, answers: Any,
     from bot.oversight.retention import cli_sheet_path
     from bot.service import cli_source, queue_examination
     from bot.store.disk import ensure_private_dir, write_private_atomic
-    from bot.store.records import ExaminationStore
 
     sheet_name = f"{result.request_id}-comparison.jpg"
     try:  # written before the review is queued, so the server never posts the card without it
@@ -74,7 +72,7 @@ def queue_for_examiner(core: Any, settings: Settings, result: Any, answers: Any,
     except Exception as exc:  # noqa: BLE001 - a missing sheet must not lose the search: the examiner still gets the card
         print(wording.cli_sheet_failed(f"{type(exc).__name__}: {exc}"), file=sys.stderr)
         sheet_name = ""
-    store = ExaminationStore(settings.data_dir / "examinations.json")
+    store = core.backend.examinations()
     try:
         exam, effects = queue_examination(
             store, result, answers, requester_id=requester.id, reviewers_required=settings.review.reviewers_required,
@@ -92,12 +90,10 @@ def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
     searched (directly or after an approval), while no examiner has claimed its review (exit 1 otherwise, saying
     why). Audited; the server redraws its card. Someone else's request is not confirmed to exist."""
     from bot.store.audit_log import AuditError
-    from bot.store.records import ApprovalStore, ExaminationStore
 
     request_id, who, now = text_arg(args.request_id) or "", common.os_requester(settings), datetime.now(UTC)
     core = common.core(settings)
-    approvals = ApprovalStore(settings.data_dir / "approvals.json")
-    exams = ExaminationStore(settings.data_dir / "examinations.json")
+    approvals, exams = core.backend.approvals(), core.backend.examinations()
     try:
         core.audit.check_writable()
         exam, pending = exams.get(request_id), approvals.get(request_id)
@@ -171,11 +167,10 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     import re
 
     from bot.controls import examination
-    from bot.store.records import ApprovalStore, ExaminationStore
 
     request_id, who = text_arg(args.request_id) or "", common.os_requester(settings)
-    exams = ExaminationStore(settings.data_dir / "examinations.json")
-    approvals = ApprovalStore(settings.data_dir / "approvals.json")
+    backend = common.core(settings).backend
+    exams, approvals = backend.examinations(), backend.approvals()
     try:
         exam, pending = exams.get(request_id), approvals.get(request_id)
     finally:

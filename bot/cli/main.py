@@ -42,13 +42,13 @@ def cmd_purge(args: argparse.Namespace, settings: Settings) -> int:
     from bot.oversight.retention import purge_expired
     from bot.store.audit_log import AuditError
 
-    actor, audit = common.os_requester(settings).id, None
+    actor, audit, core = common.os_requester(settings).id, None, common.core(settings)
     if settings.retention.audit_retention_days:  # only then is the log opened (and warned about, once)
         try:
-            audit = common.core(settings).audit
+            audit = core.audit
         except (AuditError, OSError):
             audit = None  # purge_expired opens it again and reports why it cannot
-    report = purge_expired(settings, actor=actor, audit=audit)
+    report = purge_expired(settings, actor=actor, audit=audit, backend=core.backend)
     print(report.text(), file=sys.stdout if report.ok else sys.stderr)
     return EXIT_OK if report.ok else EXIT_ERROR
 

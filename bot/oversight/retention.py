@@ -150,6 +150,7 @@ def purge_expired(
     audit: AuditLog | None = None,
     dialog_store: Any = None,
     env: Any = None,
+    backend: Any = None,
 ) -> PurgeReport:
     """Apply the retention settings once (CLI `purge` and the server's daily job). Blocking file I/O: the
     server runs it in a worker thread.
@@ -164,8 +165,13 @@ def purge_expired(
     keep = settings.retention
     report = PurgeReport()
     state_cutoff = now - timedelta(days=keep.dialog_state_days)
-    report.dialogs_removed = purge_dialogs(dialogs_path(settings.data_dir), state_cutoff, dialog_store)
-    report.records_removed = purge_records(settings.data_dir, state_cutoff)
+    if backend is not None and backend.shared:  # the database's records (bot.store.backend)
+        report.dialogs_removed = purge_dialogs(Path(), state_cutoff, dialog_store or backend.dialogs())
+        report.records_removed = sum(store.delete_ended_before(state_cutoff)
+                                     for store in (backend.examinations(), backend.approvals()))
+    else:
+        report.dialogs_removed = purge_dialogs(dialogs_path(settings.data_dir), state_cutoff, dialog_store)
+        report.records_removed = purge_records(settings.data_dir, state_cutoff)
     report.probe_files_removed, report.probe_bytes_removed = purge_probe_cache(
         probe_cache_dir(settings.data_dir), state_cutoff
     )
@@ -173,7 +179,7 @@ def purge_expired(
         report.audit_kept_forever = False
         cutoff = now - timedelta(days=keep.audit_retention_days)
         try:
-            log = audit or AuditLog.open(settings.data_dir, env)
+            log = audit or (backend.audit_log() if backend is not None else AuditLog.open(settings.data_dir, env))
             purge = log.purge_before(cutoff, actor)
         except AuditError as exc:
             report.audit_error = str(exc)

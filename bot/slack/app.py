@@ -61,11 +61,11 @@ def build_app(rt: Runtime) -> AsyncApp:
     async def resolve_dialog(context, body, next_) -> Any:
         """Runtime and the thread's dialog id (or None) into the context, once per request.
 
-        From memory: this runs before the ack, which must not wait on the disk. Listeners load the dialog
-        itself after the ack."""
+        From memory: this runs before the ack, which must not wait on the disk (on a shared database, a thread
+        another replica started costs one indexed read, once). Listeners load the dialog itself after the ack."""
         context["runtime"] = rt
         channel, thread_ts = thread_of(body)
-        context["dialog_id"] = rt.threads.get((channel, thread_ts)) if channel and thread_ts else None
+        context["dialog_id"] = await rt.dialog_of_thread(channel, thread_ts)
         return await next_()
 
     listeners.register(app)

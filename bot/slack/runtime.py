@@ -147,7 +147,7 @@ class Runtime:
         # A database at another schema version, or a role that could rewrite the audit log: refused now.
         core.backend.check_ready()
         core.audit  # noqa: B018 - opens (and checks) the audit key now, not on the first search
-        store = DialogStore(data_dir / "slack" / "dialogs.json")
+        store = core.backend.dialogs()
         return cls(
             settings=settings,
             env=env,
@@ -160,8 +160,8 @@ class Runtime:
             api_url=api_url,
             signing_secret=env.get("SLACK_SIGNING_SECRET") or None,
             probes=ProbeCache(data_dir),
-            exams=ExaminationStore(data_dir / "examinations.json"),
-            approvals=ApprovalStore(data_dir / "approvals.json"),
+            exams=core.backend.examinations(),
+            approvals=core.backend.approvals(),
             spool=Spool(data_dir / "spool" / "spool.bin", settings.server.spool_mb << 20),
             replays=ReplayClaims(data_dir / "slack" / "replays.log"),
             clock=clock or utc_now,
@@ -179,6 +179,18 @@ class Runtime:
     def token_hosts(self) -> frozenset[str]:
         """Hosts the bot token may be sent to when downloading files."""
         return allowed_token_hosts(self.api_url, self.settings.slack.file_hosts)
+
+    async def dialog_of_thread(self, channel: str | None, thread_ts: str | None) -> str | None:
+        """Which request is this thread? From memory; on a shared database, a thread another replica started is
+        looked up once (an indexed read) and remembered. None for a thread that holds no request."""
+        if not channel or not thread_ts:
+            return None
+        found = self.threads.get((channel, thread_ts))
+        if found is None and self.core.backend.shared:
+            found = await self.io(self.store.thread_of, channel, thread_ts)
+            if found is not None:
+                self.threads[(channel, thread_ts)] = found
+        return found
 
     @property
     def leading(self) -> bool:

@@ -126,6 +126,39 @@ class Backend:
         self.check_ready(rights=False)  # a command on an unmigrated database: the sentence, not a missing table
         return PgAuditLog(self.connect, key=audit_key_from_env(self.env), clock=clock)
 
+    def dialogs(self) -> Any:
+        """Request dialogs and their dedupe claims: data_dir/slack/dialogs.json, or the database's tables."""
+        if not self.shared:
+            from bot.store.dialogs import DialogStore
+
+            return DialogStore(ensure_private_dir(self.settings.data_dir / "slack") / "dialogs.json")
+        from bot.store.pg.dialogs import PgDialogStore
+
+        self.check_ready(rights=False)
+        return PgDialogStore(self.connect)
+
+    def examinations(self) -> Any:
+        """Examiner reviews: data_dir/examinations.json, or the database's table."""
+        if not self.shared:
+            from bot.store.records import ExaminationStore
+
+            return ExaminationStore(ensure_private_dir(self.settings.data_dir) / "examinations.json")
+        from bot.store.pg.records import PgExaminationStore
+
+        self.check_ready(rights=False)
+        return PgExaminationStore(self.connect)
+
+    def approvals(self) -> Any:
+        """Command-line requests waiting for a supervisor: data_dir/approvals.json, or the database's table."""
+        if not self.shared:
+            from bot.store.records import ApprovalStore
+
+            return ApprovalStore(ensure_private_dir(self.settings.data_dir) / "approvals.json")
+        from bot.store.pg.records import PgApprovalStore
+
+        self.check_ready(rights=False)
+        return PgApprovalStore(self.connect)
+
     def close(self) -> None:
         """Close the pool (PostgreSQL); the file stores hold nothing open between operations."""
         if self._pool is not None:

@@ -150,6 +150,11 @@ class DialogStore:
                 self._last_prune = now
         return True
 
+    def claims(self) -> list[tuple[str, datetime]]:
+        """Every dedupe claim not yet pruned, (key, when): what `store copy` carries to a database."""
+        with self._locked():
+            return [(doc["key"], parse_time(doc["at"])) for doc in self._claims.all()]
+
     def claimed(self, key: str) -> bool:
         """Whether `key` has been claimed (and not yet pruned)."""
         with self._locked():

@@ -191,7 +191,7 @@ async def shortcut_search(rt: Runtime, body: dict[str, Any]) -> None:
         await refuse(rt, channel, thread_ts, ts, service.Requester(user, name), images, reason or "",
                      private_to=user)
         return
-    current = await rt.io(rt.store.get, rt.threads.get((channel, thread_ts)) or "")
+    current = await rt.io(rt.store.get, await rt.dialog_of_thread(channel, thread_ts) or "")
     if current is not None and not current.terminal:
         if current.started:
             await say(wording.shortcut_already_requested(current.request_ids), "shortcut_refused")

@@ -160,6 +160,7 @@ async def purge(rt: Runtime) -> dict[str, int]:
     cached probes past `dialog_state_days`; audit entries only past `audit_retention_days`)."""
     report = await rt.io(
         retention.purge_expired, rt.settings, now=rt.now(), audit=rt.core.audit, dialog_store=rt.store,
+        backend=rt.core.backend,
     )
     rt.threads = await rt.io(rt.store.threads)  # forget the threads of purged dialogs
     pruned = await rt.io(rt.calls.prune, rt.now())

@@ -90,13 +90,7 @@ class PgAuditLog:
             seq, prev = self._head(conn)
             entry = {**body, "kind": kind, "seq": seq + 1, "ts": iso_utc(self._clock()), "prev": prev}
             entry["mac"] = self._mac(entry)
-            requester = entry.get("requester")
-            conn.execute(
-                "INSERT INTO audit_entries (seq, prev, mac, line, kind, at, request_id, call_number, requester_id) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                (entry["seq"], prev, entry["mac"], canonical(entry), kind, entry["ts"], entry.get("request_id"),
-                 entry.get("call_number"), requester.get("id") if isinstance(requester, dict) else None),
-            )
+            insert_line(conn, entry, canonical(entry))
         if self.on_append is not None:
             self.on_append(entry)
         return entry
@@ -182,3 +176,14 @@ class PgAuditLog:
             if failed is not None:
                 return failed
         return check.finish(torn_tail=False)
+
+
+def insert_line(conn: Any, entry: Mapping[str, Any], line: bytes) -> None:
+    """Insert one entry: `line`, the exact bytes its MAC covers, and the columns the readers look up by."""
+    requester = entry.get("requester")
+    conn.execute(
+        "INSERT INTO audit_entries (seq, prev, mac, line, kind, at, request_id, call_number, requester_id) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (entry["seq"], entry["prev"], entry["mac"], line, entry["kind"], entry["ts"], entry.get("request_id"),
+         entry.get("call_number"), requester.get("id") if isinstance(requester, dict) else None),
+    )

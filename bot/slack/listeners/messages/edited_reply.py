@@ -16,7 +16,7 @@ async def is_edited_dialog_reply(event: dict[str, Any], context) -> bool:
     thread_ts = message.get("thread_ts")
     if not thread_ts or thread_ts == message.get("ts"):
         return False
-    return (event.get("channel"), thread_ts) in context["runtime"].threads
+    return await context["runtime"].dialog_of_thread(event.get("channel"), thread_ts) is not None
 
 
 async def edited_reply(body: dict[str, Any], context) -> None:
