@@ -204,9 +204,10 @@ class PgAuditLog:
             if obj is not None and obj.get("kind") != ANCHOR_KIND:
                 yield obj
 
-    def verify(self) -> VerifyResult:
+    def verify(self, *, use_prefix: bool = False) -> VerifyResult:
         """The whole chain checked with bot.audit.chain exactly as the file log's: from entry 1, or after a purge
-        from the purge marker, which must match the `purge` entry that follows it in the chain."""
+        from the purge marker, which must match the `purge` entry that follows it in the chain. `use_prefix` is
+        taken for the file log's signature; every line is checked whatever it says (always right, never less)."""
         return self._check(self.lines())
 
     def _check(self, lines: Iterable[bytes], on_entry: Callable[[dict], Any] | None = None) -> VerifyResult:
