@@ -1373,6 +1373,19 @@ def bundle_written(path: str, count: int, chain_ok: bool) -> str:
     return f"Wrote {path}: {count} audit {noun}, summary, verification and manifest; {chain}."
 
 
+def audit_purge_refused(bad_seq: int | None, reason: str) -> str:
+    """Why old audit entries were not purged: the chain does not verify, and a purge would destroy the evidence."""
+    return (f"refusing to purge: the audit log is broken at entry {bad_seq} ({_clip(reason, 300)}); "
+            "run `python -m bot audit verify`")
+
+
+def audit_purge_under_floor(cutoff: str, floor_days: int) -> str:
+    """Why the database refused a purge: it keeps every audit entry at least `floor_days` days (CJIS 5.4.7)."""
+    return (f"refusing to purge: the database keeps audit entries at least {floor_days} days, and entries "
+            f"recorded before {_clip(cutoff, 100)} are not all that old; set [retention] audit_retention_days to "
+            f"{floor_days} or more")
+
+
 def purge_summary(dialogs: int, probe_files: int, audit_removed: int, audit_kept_forever: bool,
                   audit_cutoff: str | None = None, audit_error: str | None = None, *, records: int = 0) -> str:
     """What a retention purge removed (and, when it was refused, why no audit entry was)."""

@@ -411,6 +411,8 @@ CALLS.update({
     "unknown_request": [(HUGE,)],
     "export_written": [(10**6, "csv", HUGE[:500]), (1, "jsonl", "standard output")],
     "bundle_written": [(HUGE[:500], 3, False), ("x.zip", 1, True)],
+    "audit_purge_refused": [(3, HUGE), (None, "mac mismatch")],
+    "audit_purge_under_floor": [(HUGE, 365), ("2026-01-01T00:00:00.000000Z", 365)],
     "purge_summary": [(10, 20, 30, False, "2026-01-01T00:00:00Z"), (0, 0, 0, True), (0, 0, 0, False, "x"),
                       (1, 1, 0, False, None, HUGE)],
 })

@@ -39,13 +39,13 @@ import json
 import os
 import secrets
 import threading
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bot import wording
 from bot.audit.chain import (
     ANCHOR_KIND,
     GENESIS,
@@ -60,6 +60,7 @@ from bot.audit.chain import (
 from bot.audit.chain import is_int as _is_int
 from bot.audit.chain import parse_line as _parse_line
 from bot.audit.entries import KINDS, as_utc, checked_body, iso_utc, parse_ts
+from bot.audit.purge import PurgeTally
 from bot.store.audit_cache import (
     PREFIX_NAME,
     OffsetIndex,
@@ -314,7 +315,6 @@ class AuditLog:
         Refuses (AuditError) to purge a log that does not verify: that would destroy the evidence.
         Retention limits (the 365-day floor) are enforced by the caller's settings, not here.
         """
-        cutoff = as_utc(cutoff_ts)
         with self._lock:
             try:
                 data = self.path.read_bytes()
@@ -325,53 +325,18 @@ class AuditLog:
                 lines.pop()  # torn tail: never acknowledged, not carried over
             check = self._verify_lines(lines, torn_tail=False)
             if not check.ok:
-                raise AuditError(
-                    f"refusing to purge: the audit log is broken at entry {check.bad_seq} ({check.reason}); "
-                    "run `python -m bot audit verify`"
-                )
+                raise AuditError(wording.audit_purge_refused(check.bad_seq, check.reason))
             entries = [(raw, json.loads(raw)) for raw in lines]
             entries = [(raw, obj) for raw, obj in entries if obj.get("kind") != ANCHOR_KIND]
-            n_remove = 0
+            tally = PurgeTally(cutoff_ts)
             for _, obj in entries:
-                if parse_ts(obj["ts"]) >= cutoff:
+                if not tally.feed(obj):
                     break
-                n_remove += 1
-            if n_remove == 0:
-                return {"kind": "purge", "removed": 0, "cutoff": iso_utc(cutoff), "actor": actor}
-            removed = [obj for _, obj in entries[:n_remove]]
+            if not tally.removed:
+                return tally.nothing(actor)
             head = entries[-1][1]
-            earlier: list[dict] = []
-            for obj in removed:
-                if obj["kind"] == "purge":
-                    earlier.extend(obj.get("earlier_purges") or [])
-                    keys = ("seq", "ts", "actor", "cutoff", "removed", "first_seq", "through_seq")
-                    earlier.append({k: obj[k] for k in keys if k in obj})
-            now = iso_utc(self._clock())
-            purge = {
-                "kind": "purge",
-                "actor": actor,
-                "cutoff": iso_utc(cutoff),
-                "removed": n_remove,
-                "removed_kinds": dict(sorted(Counter(obj["kind"] for obj in removed).items())),
-                "first_seq": removed[0]["seq"],
-                "through_seq": removed[-1]["seq"],
-                "through_mac": removed[-1]["mac"],
-                "seq": head["seq"] + 1,
-                "ts": now,
-                "prev": head["mac"],
-            }
-            if earlier:
-                purge["earlier_purges"] = earlier
-            purge["mac"] = self._mac(purge)
-            anchor = {
-                "kind": ANCHOR_KIND,
-                "anchor_seq": purge["through_seq"],
-                "anchor_mac": purge["through_mac"],
-                "purge_seq": purge["seq"],
-                "ts": now,
-            }
-            anchor["mac"] = self._mac(anchor)
-            kept = b"".join(raw for raw, _ in entries[n_remove:])
+            purge, anchor = tally.records(actor, head["seq"], head["mac"], self._clock(), self.sign)
+            kept = b"".join(raw for raw, _ in entries[tally.removed:])
             write_private_atomic(self.path, canonical(anchor) + b"\n" + kept + canonical(purge) + b"\n")
             self._forget_reads()
         return purge

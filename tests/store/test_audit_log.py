@@ -423,6 +423,7 @@ def test_concurrent_appends_from_threads(log: AuditLog) -> None:
 
 
 # -- purge -------------------------------------------------------------------------------------------------
+# The file's own side of it; what a purge removes and records, on every store: tests/store/test_audit_contract.py.
 
 
 def dated_fill(log: AuditLog, clock: Clock, days: range) -> list[dict]:
@@ -454,47 +455,11 @@ def test_purge_removes_old_entries_and_verifies(log: AuditLog, clock: Clock) -> 
     assert search(log, 99)["seq"] == 13 and log.verify().ok
 
 
-def test_second_purge_carries_the_first_forward(log: AuditLog, clock: Clock) -> None:
-    dated_fill(log, clock, range(10))
-    clock.now = T0 + timedelta(days=10)
-    first = log.purge_before(T0 + timedelta(days=3), actor="os:clerk")  # seq 11
-    dated_fill(log, clock, range(11, 14))  # seq 12..14
-    clock.now = T0 + timedelta(days=30)
-    second = log.purge_before(T0 + timedelta(days=12), actor="os:clerk")
-    # Entries 4..10, the first purge entry (day 10) and entry 12 (day 11) go.
-    assert (second["first_seq"], second["through_seq"], second["removed"]) == (4, 12, 9)
-    assert second["removed_kinds"] == {"purge": 1, "search": 8}
-    assert second["earlier_purges"] == [{
-        "seq": first["seq"], "ts": first["ts"], "actor": "os:clerk", "cutoff": first["cutoff"],
-        "removed": 3, "first_seq": 1, "through_seq": 3,
-    }]
-    assert [e["seq"] for e in log.entries()] == [13, 14, 15]
-    assert sum(1 for raw in lines(log) if ANCHOR_KIND.encode() in raw) == 1  # one marker, the new one
-    result = log.verify()
-    assert result.ok and result.count == 3 and result.anchor_seq == 12
-
-
-def test_purge_everything(log: AuditLog, clock: Clock) -> None:
-    written = dated_fill(log, clock, range(3))
-    purge = log.purge_before(T0 + timedelta(days=100), actor="os:clerk")
-    assert purge["removed"] == 3 and purge["prev"] == written[-1]["mac"]
-    assert [e["seq"] for e in log.entries()] == [4]
-    assert log.verify().ok and log.verify().count == 1
-
-
 def test_purge_with_nothing_to_remove_writes_nothing(log: AuditLog, clock: Clock) -> None:
     dated_fill(log, clock, range(3))
     before = log.path.read_bytes()
     assert log.purge_before(T0 - timedelta(days=1), actor="os:clerk")["removed"] == 0
     assert log.path.read_bytes() == before
-
-
-def test_purge_stops_at_first_recent_entry(log: AuditLog, clock: Clock) -> None:
-    dated_fill(log, clock, [0, 1, 8, 2, 3])  # the clock stepped back after day 8
-    purge = log.purge_before(T0 + timedelta(days=5), actor="os:clerk")
-    assert purge["through_seq"] == 2  # never leaves a hole in the middle of the chain
-    assert [e["seq"] for e in log.entries()] == [3, 4, 5, 6]
-    assert log.verify().ok
 
 
 def test_purge_refuses_a_broken_log(log: AuditLog, clock: Clock) -> None:

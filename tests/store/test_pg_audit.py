@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from bot.store.audit_log import AuditKeyError, AuditLog
+from bot.store.audit_log import AuditError, AuditKeyError, AuditLog
 from bot.store.pg.audit import PgAuditLog
 from tests.pg_fixtures import StepClock
 
@@ -87,3 +87,66 @@ def test_an_entry_edited_behind_the_bots_back_is_found_and_another_key_may_not_a
                       "'S-2'), 'UTF8') WHERE seq = 1")
     result = log.verify()
     assert not result.ok and result.bad_seq == 1 and result.reason == "mac mismatch"
+
+
+# -- purge: what the database guards ----------------------------------------------------------------------------
+
+T0 = datetime(2020, 3, 1, 12, 0, tzinfo=UTC)  # years back: past the 365-day floor
+
+
+def _purged(db) -> tuple[PgAuditLog, dict]:
+    """A log of 6 daily entries whose first 3 were purged (the purge entry is seq 7)."""
+    clock = StepClock(T0, timedelta(days=1))
+    log = _log(db, clock=clock)
+    for i in range(6):
+        log.append("audit_access", actor={"id": "U9"}, action="export", query={"i": i})
+    purge = log.purge_before(T0 + timedelta(days=3, hours=12), actor="os:clerk")
+    assert purge["through_seq"] == 3 and log.verify().ok
+    return log, purge
+
+
+def _as_admin(db, statement: str) -> None:
+    """What a superuser could do behind the bot's back, with the append-only triggers switched off."""
+    with psycopg.connect(db.admin_url, autocommit=True) as admin:
+        admin.execute("SET session_replication_role = replica")
+        admin.execute(statement)
+
+
+def test_the_app_never_writes_a_purge_marker_or_removes_an_entry_itself(migrated):
+    _purged(migrated)
+    with psycopg.connect(migrated.app_url, autocommit=True) as app:
+        assert app.execute("SELECT anchor_seq, purge_seq FROM audit_anchors").fetchall() == [(3, 7)]
+        for statement in ("INSERT INTO audit_anchors (purge_seq, anchor_seq, line) VALUES (99, 1, '')",
+                          "UPDATE audit_anchors SET anchor_seq = 1", "DELETE FROM audit_anchors",
+                          "DELETE FROM audit_entries"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                app.execute(statement)
+        with pytest.raises(psycopg.errors.UndefinedFunction):  # 001's purge without a marker is gone
+            app.execute("SELECT frbot_purge_audit(400)")
+    with (psycopg.connect(migrated.owner_url, autocommit=True) as owner,  # the triggers refuse even the owner
+          pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only")):
+        owner.execute("DELETE FROM audit_anchors")
+
+
+def test_a_dropped_purge_marker_is_found(migrated):
+    log, _ = _purged(migrated)
+    _as_admin(migrated, "DELETE FROM audit_anchors")
+    result = log.verify()
+    assert not result.ok and result.bad_seq == 4 and "expected 1" in result.reason
+
+
+def test_a_purge_entry_removed_behind_its_marker_is_found(migrated):
+    log, purge = _purged(migrated)
+    _as_admin(migrated, f"DELETE FROM audit_entries WHERE seq = {purge['seq']}")
+    result = log.verify()
+    assert not result.ok and "no matching purge entry" in result.reason
+
+
+def test_a_broken_log_is_not_purged(migrated):
+    log, _ = _purged(migrated)
+    _as_admin(migrated, "UPDATE audit_entries SET line = convert_to(replace(convert_from(line, 'UTF8'), "
+                        "'\"i\":4', '\"i\":5'), 'UTF8') WHERE seq = 5")
+    before = list(log.lines())
+    with pytest.raises(AuditError, match="refusing to purge: the audit log is broken at entry 5"):
+        log.purge_before(T0 + timedelta(days=30), actor="os:clerk")
+    assert list(log.lines()) == before

@@ -2,6 +2,8 @@
 audit table, and the purge's 365-day floor (CONTRACTS ### 13)."""
 from __future__ import annotations
 
+import json
+
 import psycopg
 import pytest
 
@@ -60,6 +62,15 @@ def test_the_app_role_reads_and_appends_and_can_never_change_or_remove_an_entry(
                 owner.execute(statement)
 
 
+def _purge_row(conn: psycopg.Connection, seq: int, through: int) -> bytes:
+    """A `purge` entry at `seq` recording the removal through entry `through`; returns its purge marker's line."""
+    line = json.dumps({"kind": "purge", "seq": seq, "through_seq": through, "through_mac": f"mac{through}"})
+    conn.execute("INSERT INTO audit_entries (seq, prev, mac, line, kind, at) VALUES (%s, %s, %s, %s, 'purge', now())",
+                 (seq, f"mac{seq - 1}", f"mac{seq}", line.encode()))
+    return json.dumps({"kind": "purge_anchor", "anchor_seq": through, "anchor_mac": f"mac{through}",
+                       "purge_seq": seq}).encode()
+
+
 def test_entries_leave_only_through_the_purge_and_never_under_a_year(pg_database):
     with psycopg.connect(pg_database.owner_url, autocommit=True) as owner:
         schema.migrate(owner)
@@ -67,10 +78,17 @@ def test_entries_leave_only_through_the_purge_and_never_under_a_year(pg_database
         _entry(app, 1, days_old=800)
         _entry(app, 2, days_old=400)
         _entry(app, 3, days_old=10)
+        marker = _purge_row(app, 4, through=1)
+        purge = "SELECT frbot_purge_audit_through(%s, now() - make_interval(days => %s), %s)"
         with pytest.raises(psycopg.errors.CheckViolation, match="at least 365 days"):
-            app.execute("SELECT frbot_purge_audit(30)")
-        assert app.execute("SELECT frbot_purge_audit(730)").fetchone()[0] == 1
-        assert [r[0] for r in app.execute("SELECT seq FROM audit_entries ORDER BY seq")] == [2, 3]
+            app.execute(purge, (1, 30, marker))
+        with pytest.raises(psycopg.errors.CheckViolation, match="not all older"):  # entry 2 is 400 days old
+            app.execute(purge, (2, 730, marker))
+        with pytest.raises(psycopg.errors.RaiseException, match="does not name"):  # a marker naming another entry
+            app.execute(purge, (1, 730, marker.replace(b'"anchor_seq": 1', b'"anchor_seq": 2')))
+        assert app.execute(purge, (1, 730, marker)).fetchone()[0] == 1
+        assert [r[0] for r in app.execute("SELECT seq FROM audit_entries ORDER BY seq")] == [2, 3, 4]
+        assert app.execute("SELECT purge_seq, anchor_seq, line FROM audit_anchors").fetchall() == [(4, 1, marker)]
         # The purge's permission ends with its own statement: a plain DELETE after it is refused again.
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             app.execute("DELETE FROM audit_entries")

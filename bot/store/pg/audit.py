@@ -6,8 +6,14 @@ takes a transaction-level advisory lock, reads the head, and inserts the next en
 and the unique `mac` would refuse a fork even without the lock). Each row keeps the exact bytes its MAC covers
 (`line`), and readers and `verify` work from those bytes with bot.audit.chain, as they do on the file.
 
-Under way (issue 17): append, the readers (`find`, `head`, `last_seq`, `check_head`) and `verify` are here; the
-purge and its anchor are not, and the server and the CLI still open the file log.
+Purge (`purge_before`, the file log's semantics and return value): in one transaction under the append lock, the
+chain is verified, the `purge` entry appended and the purge marker (anchor, bot.audit.purge) handed to
+`frbot_purge_audit_through` (migrations/002_audit_purge.sql), a SECURITY DEFINER function: the app's role can never
+DELETE. The function removes the contiguous prefix only when all of it is older than the cutoff and the cutoff
+keeps the 365-day floor, whatever the caller asks, and stores the marker in `audit_anchors`, which the app may only
+read. Readers start the chain from the newest marker, as the file log starts from its first line.
+
+Under way (issue 17): the server and the CLI still open the file log.
 """
 from __future__ import annotations
 
@@ -15,18 +21,25 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
+
+from bot import wording
 from bot.audit.chain import (
+    ANCHOR_KIND,
     GENESIS,
     ChainCheck,
     VerifyResult,
     canonical,
     entry_mac,
     head_matches,
+    is_int,
     mac_matches,
     parse_line,
     signed_copy,
 )
 from bot.audit.entries import checked_body, iso_utc
+from bot.audit.purge import PurgeTally
+from bot.config import MIN_AUDIT_RETENTION_DAYS
 from bot.store.audit_log import MIN_KEY_CHARS, AuditError, AuditKeyError, EntryQuery, HeadCheck
 
 # pg_advisory_xact_lock's key for appends (any fixed number no other program on the database uses).
@@ -88,8 +101,7 @@ class PgAuditLog:
         with self._connect() as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (APPEND_LOCK,))
             seq, prev = self._head(conn)
-            entry = {**body, "kind": kind, "seq": seq + 1, "ts": iso_utc(self._clock()), "prev": prev}
-            entry["mac"] = self._mac(entry)
+            entry = self.sign({**body, "kind": kind, "seq": seq + 1, "ts": iso_utc(self._clock()), "prev": prev})
             insert_line(conn, entry, canonical(entry))
         if self.on_append is not None:
             self.on_append(entry)
@@ -118,13 +130,24 @@ class PgAuditLog:
 
     def check_head(self, seq: int, mac: str) -> HeadCheck:
         """Whether entry `seq` is still in the log with MAC `mac` (a head published earlier; `mac` may be cut
-        to its first 16+ characters): None, "missing" or "mismatch" as the file log says."""
+        to its first 16+ characters): None, "missing", "mismatch" or "purged" as the file log says (the last entry
+        a purge removed is checked against the MAC its `purge` entry kept)."""
         mac = mac.strip().lower()
         with self._connect() as conn:
             row = conn.execute("SELECT mac FROM audit_entries WHERE seq = %s", (seq,)).fetchone()
-        if row is None:
-            return HeadCheck(seq, mac, "missing", self.last_seq())
-        return HeadCheck(seq, mac, None if head_matches(row[0], mac) else "mismatch", actual_mac=row[0])
+            if row is not None:
+                return HeadCheck(seq, mac, None if head_matches(row[0], mac) else "mismatch", actual_mac=row[0])
+            last_seq = int(conn.execute("SELECT coalesce(max(seq), 0) FROM audit_entries").fetchone()[0])
+            purges = [parse_line(bytes(line)) or {} for (line,) in
+                      conn.execute("SELECT line FROM audit_entries WHERE kind = 'purge' ORDER BY seq")]
+        through = [p for p in purges if is_int(p.get("through_seq"))]
+        for purge in through:
+            if purge["through_seq"] == seq:
+                actual = str(purge.get("through_mac") or "")
+                return HeadCheck(seq, mac, None if head_matches(actual, mac) else "mismatch", actual_mac=actual)
+        if through and seq <= max(p["through_seq"] for p in through):
+            return HeadCheck(seq, mac, "purged", last_seq, through_seq=max(p["through_seq"] for p in through))
+        return HeadCheck(seq, mac, "missing", last_seq)
 
     def find(self, *, request_id: str | None = None, file_id: str | None = None, call_number: str | None = None,
              requester_id: str | None = None, since: Any = None, until: Any = None,
@@ -153,29 +176,73 @@ class PgAuditLog:
                 found.append(obj)
         return found
 
-    def lines(self) -> Iterator[bytes]:
-        """Every entry's exact bytes, in seq order (a server-side cursor: a large log is never held whole)."""
-        with self._connect() as conn, conn.transaction(), conn.cursor(name="audit_lines") as cur:
+    @staticmethod
+    def _lines(conn: Any) -> Iterator[bytes]:
+        """The newest purge marker's line (after a purge), then every entry's exact bytes in seq order: what the file
+        log holds, line for line. Within `conn`'s open transaction (a server-side cursor: never held whole)."""
+        row = conn.execute("SELECT line FROM audit_anchors ORDER BY purge_seq DESC LIMIT 1").fetchone()
+        if row is not None:
+            yield bytes(row[0])
+        with conn.cursor(name="audit_lines") as cur:
             cur.itersize = 2000
             cur.execute("SELECT line FROM audit_entries ORDER BY seq")
             for (line,) in cur:
                 yield bytes(line)
 
+    def lines(self) -> Iterator[bytes]:
+        """The log's lines as the file holds them (the purge marker first, if any), from one snapshot."""
+        with self._connect() as conn, conn.transaction():
+            # One snapshot for the marker and the entries: a purge committed between them cannot split the view.
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            yield from self._lines(conn)
+
     def entries(self) -> Iterator[dict]:
-        """Every entry, in seq order (an unreadable one is skipped here; `verify` reports it)."""
+        """Every entry, in seq order (the purge marker is not one; an unreadable entry is skipped here: `verify`
+        reports it)."""
         for line in self.lines():
             obj = parse_line(line)
-            if obj is not None:
+            if obj is not None and obj.get("kind") != ANCHOR_KIND:
                 yield obj
 
-    def verify(self) -> VerifyResult:
-        """The whole chain checked from its first entry with bot.audit.chain, exactly as the file log's."""
+    def verify(self, *, use_prefix: bool = False) -> VerifyResult:
+        """The whole chain checked with bot.audit.chain exactly as the file log's: from entry 1, or after a purge
+        from the purge marker, which must match the `purge` entry that follows it in the chain. `use_prefix` is
+        taken for the file log's signature; every line is checked whatever it says (always right, never less)."""
+        return self._check(self.lines())
+
+    def _check(self, lines: Iterable[bytes], on_entry: Callable[[dict], Any] | None = None) -> VerifyResult:
+        """`lines` through one ChainCheck; `on_entry` sees each entry once it has verified."""
         check = ChainCheck(self._mac)
-        for line in self.lines():
+        for line in lines:
             failed = check.feed(line)
             if failed is not None:
                 return failed
+            obj = parse_line(line) if on_entry is not None else None
+            if obj is not None and obj.get("kind") != ANCHOR_KIND:
+                on_entry(obj)
         return check.finish(torn_tail=False)
+
+    def purge_before(self, cutoff_ts: datetime, actor: str) -> dict:
+        """Remove the oldest entries with `ts` before the cutoff and return the `purge` entry appended, as the file
+        log's `purge_before` (contiguous prefix, `earlier_purges` carried forward, {"kind": "purge", "removed": 0,
+        ...} with nothing written when nothing goes, AuditError for a log that does not verify). Unlike the file,
+        the database itself refuses (AuditError) to remove an entry under the 365-day floor, whatever the cutoff."""
+        tally = PurgeTally(cutoff_ts)
+        with self._connect() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (APPEND_LOCK,))  # no append between check and purge
+            result = self._check(self._lines(conn), tally.feed)
+            if not result.ok:
+                raise AuditError(wording.audit_purge_refused(result.bad_seq, result.reason))
+            if not tally.removed:
+                return tally.nothing(actor)
+            purge, anchor = tally.records(actor, result.last_seq or 0, result.last_mac, self._clock(), self.sign)
+            insert_line(conn, purge, canonical(purge))
+            try:
+                conn.execute("SELECT frbot_purge_audit_through(%s, %s, %s)",
+                             (purge["through_seq"], tally.cutoff, canonical(anchor)))
+            except psycopg.errors.CheckViolation as exc:  # the floor: the transaction (and the purge entry) rolls back
+                raise AuditError(wording.audit_purge_under_floor(purge["cutoff"], MIN_AUDIT_RETENTION_DAYS)) from exc
+        return purge
 
 
 def insert_line(conn: Any, entry: Mapping[str, Any], line: bytes) -> None:

@@ -7,8 +7,9 @@ nothing to do). `frbot_schema` records every version applied. A migrate with not
 Roles (CONTRACTS ### 13): the department's DBA creates the login roles `frbot_owner` (owns the database, runs
 `store migrate`) and `frbot_app` (what every other command and the server connect as). The migrations grant
 `frbot_app` only what it needs; on the audit table that is SELECT and INSERT, and entries leave only through
-`frbot_purge_audit(days)`, which keeps the 365-day floor. `app_rights_problems` is what a server checks before
-it starts: a role that could UPDATE, DELETE or TRUNCATE the audit table is refused.
+`frbot_purge_audit_through(seq, cutoff, anchor)` (002), which keeps the 365-day floor and writes the purge marker.
+`app_rights_problems` is what a server checks before it starts: a role that could UPDATE, DELETE or TRUNCATE the
+audit table is refused.
 """
 from __future__ import annotations
 
