@@ -634,6 +634,11 @@ def store_migrated(version: int, applied: Sequence[str]) -> str:
     return f"The database schema is at version {version}; applied {', '.join(_cut(a, 80) for a in applied)}."
 
 
+STORE_COPY_PASSWORD_IN_ARGS = ("The URL after --to carries a password, which other users of this machine can read in "
+                               "its process list: nothing was copied. Give the password in PGPASSWORD or ~/.pgpass, "
+                               "or the whole URL in BOT_DATABASE_URL.")
+
+
 def store_copy_not_empty(database: str, tables: Sequence[str]) -> str:
     """`store copy --to` refused: the target database already holds records."""
     shown = ", ".join(_cut(t, 40) for t in list(tables)[:6]) + (", ..." if len(tables) > 6 else "")
@@ -645,12 +650,6 @@ def store_copy_broken_log(seq: int | None, reason: str) -> str:
     """`store copy` refused: the data dir's audit log does not verify (a copy would carry the damage)."""
     return (f"The audit log here is broken at entry {seq} ({_cut(one_line(reason), 120)}): nothing was copied. "
             "Run `python -m bot audit verify` and settle that first.")
-
-
-def store_copy_purged_log() -> str:
-    """`store copy` refused: the data dir's log starts after a purge (its anchor does not go over yet)."""
-    return ("The audit log here was purged (it starts with a purge marker), which `store copy` cannot carry over "
-            "yet: nothing was copied.")
 
 
 def store_copy_heads_differ() -> str:

@@ -266,7 +266,6 @@ CALLS = {
     "store_schema_version": [(0, 3), (2, 3), (999, 3)],
     "store_copy_not_empty": [("db.example/frbot", ["audit_entries"]), (HUGE, [HUGE] * 9)],
     "store_copy_broken_log": [(12, "mac mismatch"), (None, HUGE)],
-    "store_copy_purged_log": [()],
     "store_copy_heads_differ": [()],
     "store_copied": [("db.example/frbot", {"audit entries": 12, "dialogs": 3}, {"seq": 12, "mac": "ab" * 32}),
                      ("localhost/frbot", {}, None)],

@@ -10,10 +10,12 @@ spool, the matrix cache and the process lock under the replica's own BOT_DATA_DI
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from bot import wording
@@ -21,9 +23,22 @@ from bot.config import Settings, database_url
 from bot.store.audit_log import KEY_ENV, MIN_KEY_CHARS, AuditKeyError, AuditLog
 from bot.store.disk import ensure_private_dir
 
+MOVED_TO = "MOVED_TO"  # written in a data dir whose records `store copy` moved to a database
+
 
 class StoreError(Exception):
     """The store cannot be used as it is; the message is a sentence that says what to do."""
+
+
+def moved_to(data_dir: Path) -> str | None:
+    """Where this data dir's records went (the MOVED_TO file's database), or None when they are still here."""
+    try:
+        body = json.loads((Path(data_dir) / MOVED_TO).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return "a database"
+    return str(body.get("database") or "a database")
 
 
 def first_line(exc: BaseException) -> str:
@@ -93,8 +108,14 @@ class Backend:
     def check_ready(self, *, rights: bool = True) -> None:
         """StoreError unless the database is at this version's schema and (`rights`) the connected role can
         neither change nor remove audit entries (a server refuses to start otherwise; CONTRACTS ### 13).
-        Files: nothing to do."""
-        if not self.shared or self._ready >= rights + 1:
+        Files: StoreError once `store copy` moved them (MOVED_TO)."""
+        if self._ready >= rights + 1:
+            return
+        if not self.shared:
+            database = moved_to(self.settings.data_dir)
+            if database:  # `store copy` moved these records: serving them here would fork them
+                raise StoreError(wording.store_moved(database))
+            self._ready = 2
             return
         import psycopg
 
@@ -119,6 +140,7 @@ class Backend:
         """The audit log: the data dir's file (key from BOT_AUDIT_KEY, else its key file), or the database's
         table (BOT_AUDIT_KEY required)."""
         if not self.shared:
+            self.check_ready()
             ensure_private_dir(self.settings.data_dir)
             return AuditLog.open(self.settings.data_dir, self.env, clock=clock)
         from bot.store.pg.audit import PgAuditLog

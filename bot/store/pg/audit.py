@@ -191,10 +191,13 @@ class PgAuditLog:
 
     def lines(self) -> Iterator[bytes]:
         """The log's lines as the file holds them (the purge marker first, if any), from one snapshot."""
-        with self._connect() as conn, conn.transaction():
-            # One snapshot for the marker and the entries: a purge committed between them cannot split the view.
-            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            yield from self._lines(conn)
+        with self._connect() as conn:
+            outermost = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+            with conn.transaction():
+                if outermost:  # inside a caller's transaction (`store copy`) its snapshot already holds
+                    # One snapshot for the marker and the entries: a purge committed between them cannot split it.
+                    conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                yield from self._lines(conn)
 
     def entries(self) -> Iterator[dict]:
         """Every entry, in seq order (the purge marker is not one; an unreadable entry is skipped here: `verify`

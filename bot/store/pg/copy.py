@@ -1,0 +1,153 @@
+"""`store copy --to`: move a department's data dir into an empty PostgreSQL database (issue 17, item 3).
+
+Everything is written in ONE transaction on one connection (the owner's): a copy that fails half-way leaves
+the database as empty as it was, and can simply be run again. The target must hold no records (a migrated
+database with none counts as empty). The audit entries go over as their exact bytes, so both sides verify to
+the same chain head, which is checked before the copy commits. The data dir's server lock is held meanwhile
+(a running server refuses the copy; a server started during it is refused), and afterwards the data dir gets a
+`MOVED_TO` file: the file store refuses to start on it again (bot.store.backend).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bot import wording
+from bot.audit.chain import ANCHOR_KIND, ChainCheck, entry_mac, parse_line
+from bot.store.audit_log import AuditLog
+from bot.store.backend import MOVED_TO
+from bot.store.pg import schema
+
+# Tables whose rows are records (what "empty" means); frbot_schema is the schema's own.
+_RECORD_TABLES_SQL = ("SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                      "WHERE n.nspname = 'public' AND c.relkind = 'r' AND c.relname <> 'frbot_schema' ORDER BY 1")
+
+
+class CopyRefused(Exception):
+    """The copy was not made (nothing was written); the message says why and what to do."""
+
+
+@dataclass
+class CopyReport:
+    """What went over: a count per kind of record, and the chain head both sides verify to."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    head: dict[str, Any] | None = None
+    database: str = ""  # host/dbname
+
+
+def tables_with_rows(conn: Any) -> list[str]:
+    """The record tables of the connected database that hold at least one row."""
+    names = [r[0] for r in conn.execute(_RECORD_TABLES_SQL).fetchall()]
+    return [n for n in names if conn.execute(f'SELECT EXISTS (SELECT 1 FROM "{n}")').fetchone()[0]]
+
+
+def database_label(conn: Any) -> str:
+    """host/dbname of the connection, never its user or password (what MOVED_TO and messages name)."""
+    info = conn.info
+    host = info.host if info.host and not info.host.startswith("/") else "localhost"
+    return f"{host}/{info.dbname}"
+
+
+def _audit_lines(log: AuditLog) -> Iterator[bytes]:
+    """The file log's complete lines as their exact bytes, without the newline (a torn tail was never
+    acknowledged: it stays behind, as `audit verify` reports it)."""
+    for raw in log._raw_lines():
+        if not raw.endswith(b"\n"):
+            return
+        yield raw[:-1]
+
+
+def copy_audit(conn: Any, log: AuditLog, key: bytes) -> tuple[int, dict[str, Any] | None]:
+    """Insert every entry of the file log, byte for byte, checking the chain as it goes; (count, head)."""
+    from bot.store.pg.audit import insert_line
+
+    check = ChainCheck(lambda obj: entry_mac(key, obj))
+    n, head = 0, None
+    for line in _audit_lines(log):
+        failed = check.feed(line)
+        if failed is not None:
+            raise CopyRefused(wording.store_copy_broken_log(failed.bad_seq, failed.reason))
+        obj = parse_line(line)
+        if obj.get("kind") == ANCHOR_KIND:  # a purged log starts with its marker: the database keeps it apart
+            conn.execute("INSERT INTO audit_anchors (purge_seq, anchor_seq, line) VALUES (%s, %s, %s)",
+                         (obj["purge_seq"], obj["anchor_seq"], line))
+            continue
+        insert_line(conn, obj, line)
+        n, head = n + 1, {"seq": obj["seq"], "mac": obj["mac"], "ts": obj["ts"]}
+    return n, head
+
+
+def copy_records(connect: Callable[[], Any], data_dir: Path) -> dict[str, int]:
+    """Dialogs (with their dedupe claims), examiner reviews and approvals, through the stores' own `put`."""
+    from bot.store.dialogs import DialogStore
+    from bot.store.pg.dialogs import PgDialogStore
+    from bot.store.pg.records import PgApprovalStore, PgExaminationStore
+    from bot.store.records import ApprovalStore, ExaminationStore
+
+    counts: dict[str, int] = {}
+    path = data_dir / "slack" / "dialogs.json"
+    if path.exists():
+        source, target = DialogStore(path), PgDialogStore(connect)
+        try:
+            dialogs = source.all()
+            for dialog in dialogs:
+                target.put(dialog)
+            claims = source.claims()
+            for key, at in claims:
+                target.claim(key, at)
+        finally:
+            source.close()
+        counts["dialogs"], counts["dedupe claims"] = len(dialogs), len(claims)
+    for name, file_cls, pg_cls in (("examinations", ExaminationStore, PgExaminationStore),
+                                   ("approvals", ApprovalStore, PgApprovalStore)):
+        path = data_dir / f"{name}.json"
+        if not path.exists():
+            continue
+        source, target = file_cls(path), pg_cls(connect)
+        try:
+            records = source.all()
+            for record in records:
+                target.put(record)
+        finally:
+            source.close()
+        counts[name] = len(records)
+    return counts
+
+
+def copy_data_dir(data_dir: Path, url: str, key: bytes, *, now: datetime | None = None) -> CopyReport:
+    """Copy `data_dir` into the empty database at `url` (the owner's), migrating it first; CopyRefused when the
+    database holds records or the audit log does not verify. Writes MOVED_TO once the copy committed."""
+    import psycopg
+
+    from bot.store.pg.audit import PgAuditLog
+
+    data_dir = Path(data_dir)
+    report = CopyReport()
+    log = AuditLog(data_dir, key=key, key_source="env")
+    with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
+        schema.migrate(conn)
+        label = report.database = database_label(conn)
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (schema.LOCK_KEY,))  # two copies at once: one waits
+            full = tables_with_rows(conn)
+            if full:
+                raise CopyRefused(wording.store_copy_not_empty(label, full))
+            report.counts["audit entries"], report.head = copy_audit(conn, log, key)
+
+            def connect() -> Any:
+                return contextlib.nullcontext(conn)  # every store writes inside this one transaction
+
+            report.counts.update(copy_records(connect, data_dir))
+            copied = PgAuditLog(connect, key=key)
+            if copied.head() != report.head or not copied.verify().ok:
+                raise CopyRefused(wording.store_copy_heads_differ())
+    stamp = (now or datetime.now(UTC)).isoformat(timespec="seconds")
+    (data_dir / MOVED_TO).write_text(json.dumps({"database": label, "at": stamp, "head": report.head}) + "\n",
+                                     encoding="utf-8")
+    return report
