@@ -125,11 +125,12 @@ class OutboxStore:
             docs = self._table.all()
         return [{**doc, "_id": doc.doc_id} for doc in sorted(docs, key=lambda d: d.doc_id)]
 
-    def claim(self, now: datetime, holder: str, lease_s: float = LEASE_S,
-              limit: int = CLAIM_LIMIT) -> list[dict[str, Any]]:
-        """Up to `limit` queued posts nobody holds (no lease, or one lapsed by `now`), oldest first, each now
-        leased to `holder` for `lease_s` seconds; as `all` gives them, plus `_lapsed` (a lease had lapsed:
-        its sender may have posted it). A post waits while an earlier one to the same thread is held."""
+    def claim(self, now: datetime, holder: str, lease_s: float = LEASE_S, limit: int = CLAIM_LIMIT,
+              ids: list[int] | None = None) -> list[dict[str, Any]]:
+        """Up to `limit` queued posts (of `ids`, when given) nobody holds (no lease, or one lapsed by `now`),
+        oldest first, each now leased to `holder` for `lease_s` seconds; as `all` gives them, plus `_lapsed` (a
+        lease had lapsed: its sender may have posted it). A post waits while an earlier one to the same thread
+        is held."""
         taken: list[dict[str, Any]] = []
         with self._lock:
             held: set[str] = set()
@@ -138,7 +139,7 @@ class OutboxStore:
                 dest = destination(doc)
                 if lease is not None and lease[0] > now:
                     held.add(dest)
-                elif dest not in held and len(taken) < limit:
+                elif dest not in held and len(taken) < limit and (ids is None or doc["_id"] in ids):
                     self._leases[doc["_id"]] = (now + timedelta(seconds=lease_s), holder)
                     taken.append({**doc, "_lapsed": lease is not None})
         return taken
@@ -147,6 +148,11 @@ class OutboxStore:
         """Change fields of one queued post (attempts, last error); its lease ends (the try is over)."""
         with self._lock:
             self._table.update(fields, doc_ids=[doc_id])
+            self._leases.pop(doc_id, None)
+
+    def release(self, doc_id: int) -> None:
+        """End the lease on one queued post, untried (another sender may take it at once)."""
+        with self._lock:
             self._leases.pop(doc_id, None)
 
     def remove(self, doc_id: int) -> int:

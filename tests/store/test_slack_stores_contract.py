@@ -147,6 +147,12 @@ def test_a_claim_leases_posts_nobody_holds_and_keeps_each_threads_order(stores):
     outbox.update(b1["_id"], {"attempts": 2, "last_error": "ratelimited (HTTP 429)"})
     (again,) = outbox.claim(T0 + timedelta(seconds=12), "replica-a")
     assert again["_id"] == b1["_id"] and again["_lapsed"] is False and again["attempts"] == 2
+    outbox.release(again["_id"])  # given back untried
+    assert [d["_id"] for d in outbox.claim(T0 + timedelta(seconds=13), "replica-b")] == [b1["_id"]]
+    outbox.add(call_post("26-000003", "D1"))
+    outbox.add(call_post("26-000004", "E1"))
+    e1 = outbox.all()[-1]["_id"]
+    assert [d["message"]["text"] for d in outbox.claim(T0 + timedelta(seconds=14), "replica-a", ids=[e1])] == ["E1"]
 
 
 def test_a_lapsed_lease_is_claimable_again(stores):

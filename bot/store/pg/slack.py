@@ -101,23 +101,26 @@ class PgOutboxStore:
             rows = conn.execute("SELECT id, doc FROM outbox ORDER BY id").fetchall()
         return [{**doc, "_id": doc_id} for doc_id, doc in rows]
 
-    def claim(self, now: datetime, holder: str, lease_s: float = LEASE_S,
-              limit: int = CLAIM_LIMIT) -> list[dict[str, Any]]:
-        """Up to `limit` queued posts nobody holds (no lease, or one lapsed by `now`), oldest first, each now
-        leased to `holder` for `lease_s` seconds; as `all` gives them, plus `_lapsed` (a lease had lapsed:
-        its sender may have posted it). A post waits while an earlier one to the same thread is held."""
+    def claim(self, now: datetime, holder: str, lease_s: float = LEASE_S, limit: int = CLAIM_LIMIT,
+              ids: list[int] | None = None) -> list[dict[str, Any]]:
+        """Up to `limit` queued posts (of `ids`, when given) nobody holds (no lease, or one lapsed by `now`),
+        oldest first, each now leased to `holder` for `lease_s` seconds; as `all` gives them, plus `_lapsed` (a
+        lease had lapsed: its sender may have posted it). A post waits while an earlier one to the same thread
+        is held."""
         with self._connect() as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (CLAIM_LOCK,))
             rows = conn.execute(
                 "WITH free AS ("
                 " SELECT o.id, o.lease_until IS NOT NULL AS lapsed FROM outbox o"
                 " WHERE (o.lease_until IS NULL OR o.lease_until <= %(now)s)"
+                "  AND (%(ids)s::bigint[] IS NULL OR o.id = ANY(%(ids)s::bigint[]))"
                 "  AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.dest = o.dest AND e.id < o.id"
                 "                  AND e.lease_until > %(now)s)"
                 " ORDER BY o.id LIMIT %(limit)s FOR UPDATE OF o SKIP LOCKED) "
                 "UPDATE outbox t SET lease_until = %(until)s, leased_by = %(holder)s FROM free WHERE t.id = free.id "
                 "RETURNING t.id, t.doc, free.lapsed",
-                {"now": now, "until": now + timedelta(seconds=lease_s), "holder": holder, "limit": limit},
+                {"now": now, "until": now + timedelta(seconds=lease_s), "holder": holder, "limit": limit,
+                 "ids": None if ids is None else list(ids)},
             ).fetchall()
         return [{**doc, "_id": doc_id, "_lapsed": lapsed} for doc_id, doc, lapsed in sorted(rows, key=lambda r: r[0])]
 
@@ -129,6 +132,11 @@ class PgOutboxStore:
                 "attempts = coalesce(((doc || %(f)s)->>'attempts')::integer, attempts), "
                 "last_error = (doc || %(f)s)->>'last_error' WHERE id = %(id)s",
                 {"f": Jsonb(fields), "id": doc_id})
+
+    def release(self, doc_id: int) -> None:
+        """End the lease on one queued post, untried (another sender may take it at once)."""
+        with self._connect() as conn:
+            conn.execute("UPDATE outbox SET lease_until = NULL, leased_by = NULL WHERE id = %s", (doc_id,))
 
     def remove(self, doc_id: int) -> int:
         """Drop one queued post (delivered, or refused for good); returns how many are queued now."""
