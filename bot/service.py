@@ -20,6 +20,7 @@ from bot.faces.gallery import Candidate, Gallery
 from bot.store.audit_log import AuditLog
 from bot.store.backend import Backend
 from bot.store.disk import ensure_private_dir
+from bot.store.small_records import SmallRecords
 
 
 class SearchUnavailable(Exception):
@@ -154,7 +155,9 @@ class Core:
     def refusals(self) -> RefusalAggregator:
         """Folds refused attempts by people who hold no role (bot.audit.refusals; the server's only)."""
         if self._refusals is None:
-            pending = None if not self.backend.shared else ensure_private_dir(self.settings.data_dir / "audit")
+            # On a database, each replica folds its own refusals in its own data dir (they are one document per
+            # process; replicas sharing one would overwrite each other's windows).
+            pending = SmallRecords(self.settings.data_dir) if self.backend.shared else None
             self._refusals = RefusalAggregator(self.audit, self.settings.audit.refusal_window_minutes, pending)
         return self._refusals
 

@@ -16,28 +16,27 @@ of it are folded into one entry with:
 
 The folded entry is written when the window closes: by the next attempt after it, by the server's tick, and at
 shutdown (every open window then). Nothing is lost on a crash: the open windows are kept, signed with the
-audit key, in `audit/refusals.pending.json` (0600, written atomically before the attempt is answered), and
-flushed after a restart. A pending file that does not verify with the key is still flushed, its entries
+audit key, in a small record (bot.store.small_records: the file `audit/refusals.pending.json`, 0600, written
+atomically before the attempt is answered; or its row in PostgreSQL), and flushed after a restart. A pending file that does not verify with the key is still flushed, its entries
 marked `pending_unverified`. A crash between writing a folded entry and updating the pending file can write
 that window twice (same person and `window_opened_at`). Everyone else's refusals are each an entry, as before.
 """
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from bot.audit.entries import as_utc, iso_utc, normalise
 from bot.store.audit_log import AuditLog
-from bot.store.disk import write_private_atomic
+from bot.store.small_records import SmallRecords
 
 log = logging.getLogger(__name__)
 
 PENDING_NAME = "refusals.pending.json"
+PENDING_RECORD = ("audit", PENDING_NAME.removesuffix(".json"))  # (namespace, key): audit/<PENDING_NAME>
 PENDING_KIND = "pending_refusals"  # the side file's `kind`: never an entry kind
 MAX_ATTEMPTS = 100
 # Fields that differ from one attempt to the next: listed per attempt, not at the top of the folded entry.
@@ -64,11 +63,11 @@ def attempt_with(entry: Mapping[str, Any], name: str, value: str) -> Mapping[str
 class RefusalAggregator:
     """The open windows of one audit log. Safe to share between threads (the server's I/O threads)."""
 
-    def __init__(self, audit: AuditLog, window_minutes: int, pending_dir: Path | None = None) -> None:
+    def __init__(self, audit: AuditLog, window_minutes: int, records: SmallRecords | None = None) -> None:
+        """`records`: where the open windows are kept (default: the files of the audit log's data dir)."""
         self.audit = audit
         self.window = timedelta(minutes=window_minutes)
-        # Beside the log file; a log in a database keeps them in the replica's own data dir.
-        self.path = (audit.dir if pending_dir is None else pending_dir) / PENDING_NAME
+        self.records = records if records is not None else SmallRecords(audit.dir.parent)
         self._lock = threading.Lock()
         self._windows: dict[str, dict[str, Any]] = self._load()
 
@@ -141,27 +140,26 @@ class RefusalAggregator:
         return fields
 
     def _save(self) -> None:
-        body = self.audit.sign({"kind": PENDING_KIND, "windows": self._windows})
-        write_private_atomic(self.path, json.dumps(body, sort_keys=True, ensure_ascii=False).encode("utf-8"))
+        self.records.put(*PENDING_RECORD, self.audit.sign({"kind": PENDING_KIND, "windows": self._windows}))
 
     def _load(self) -> dict[str, dict[str, Any]]:
         try:
-            obj = json.loads(self.path.read_bytes())
-        except FileNotFoundError:
+            obj = self.records.get(*PENDING_RECORD)
+        except ValueError as exc:
+            log.error("%s: refused attempts folded before a restart are lost", exc)
             return {}
-        except (OSError, ValueError):
-            log.error("%s is unreadable: refused attempts folded before a restart are lost", self.path)
+        if obj is None:
             return {}
         windows = obj.get("windows") if isinstance(obj, dict) else None
         if not isinstance(windows, dict):
-            log.error("%s is not a pending-refusals file; ignored", self.path)
+            log.error("the pending refusal windows are not a pending-refusals record; ignored")
             return {}
         windows = {key: w for key, w in windows.items() if isinstance(w, dict) and isinstance(w.get("kind"), str)
                    and isinstance(w.get("opened_at"), str) and isinstance(w.get("count"), int)
                    and isinstance(w.get("attempts"), list) and (not w["count"] or isinstance(w.get("fields"), dict))}
         if obj.get("kind") != PENDING_KIND or not self.audit.signed(obj):
-            log.error("%s does not verify with the audit key: its folded refusals are written marked "
-                      "pending_unverified", self.path)
+            log.error("the pending refusal windows do not verify with the audit key: their folded refusals are "
+                      "written marked pending_unverified")
             for window in windows.values():
                 window["unverified"] = True
         return windows

@@ -11,6 +11,12 @@ never raises to the caller: the audit log records the search either way. The sam
 request thread's essentials (the result, an image's failure, the dialog's end) that could not be posted:
 `post_in_thread` queues them with their channel and thread, and the flush delivers them there.
 
+Exactly once (CONTRACTS ### 13): each post this class makes carries a `post_id` in its metadata's
+`event_payload`, from its first try. A flush leases each queued post while it delivers it (bot.store.calls'
+`claim`); a post whose lease lapsed (its sender died mid-post, or another replica's did) is posted again only
+if its thread does not show that post_id yet. A post another sender holds is left to it, with the later posts
+to the same thread.
+
 The index and the outbox live in data_dir/slack/ (bot.store.calls).
 """
 from __future__ import annotations
@@ -18,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,7 +38,7 @@ from bot import policy, wording
 from bot.config import Settings
 from bot.slack import blocks
 from bot.slack.blocks import Message
-from bot.store.calls import CallIndexStore, OutboxStore
+from bot.store.calls import CallIndexStore, OutboxStore, destination, with_post_id
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +146,8 @@ class CallLog:
         self._threads: dict[str, str] = {d["call_number"]: d["thread_ts"] for d in docs}
         self._sources: dict[str, str] = {d["call_number"]: d.get("source", "") for d in docs}
         self._queued: int = self._outbox.count()
+        # Who holds the outbox posts this log is delivering (the runtime may name it after its replica).
+        self.holder = f"calls-{uuid.uuid4().hex[:12]}"
         self.own_ids: set[str] = set()  # this bot's user and bot ids, set by the runtime after auth.test
         # Who may open or take over a call's thread (`roles.is_dispatch_source`), set by the runtime; None:
         # every message may.
@@ -389,7 +398,7 @@ class CallLog:
                 log.warning("no [slack] dispatch_channel is set: searches are not logged in a call thread")
                 self._warned_no_channel = True
             return None
-        kwargs = message.kwargs()
+        kwargs = with_post_id({"message": message.kwargs()})["message"]
         if self._queued and await asyncio.to_thread(self._queued_for, call_number):
             await self.flush_outbox(call_number=call_number)
         try:
@@ -422,7 +431,7 @@ class CallLog:
         tried first, so the thread keeps its order. A permanent refusal (e.g. the channel was archived) is
         logged, not queued: it would never succeed.
         """
-        kwargs = message.kwargs()
+        kwargs = with_post_id({"message": message.kwargs()})["message"]
         if self._queued and await asyncio.to_thread(self._queued_in, channel, thread_ts):
             await self.flush_outbox(thread=(channel, thread_ts))
             if await asyncio.to_thread(self._queued_in, channel, thread_ts):
@@ -469,17 +478,24 @@ class CallLog:
         """Retry queued posts oldest first (only those of `call_number`, or of the request `thread`
         (channel, thread_ts), when given); returns how many were delivered. A post that fails again stays,
         with attempts + 1 and its error; a failure that says Slack is unwell (rate limit, 5xx, connection)
-        ends this round, leaving the rest for the next one."""
+        ends this round, leaving the rest for the next one. Each post is leased while it is delivered; one
+        another sender holds is skipped, with the later ones to its thread."""
         if not self._queued:
             return 0
         delivered = 0
         async with self._flush_lock:
             queued = await asyncio.to_thread(self.outbox)
-            for doc in queued:
-                if not self._selected(doc, call_number, thread):
+            held: set[str] = set()  # threads whose earlier post another sender holds: it keeps their order
+            for listed in queued:
+                if not self._selected(listed, call_number, thread) or destination(listed) in held:
+                    continue
+                doc = await asyncio.to_thread(self._claim, listed["_id"])
+                if doc is None:
+                    held.add(destination(listed))
                     continue
                 try:
-                    await self._deliver(doc)
+                    if not (doc["_lapsed"] and await self._shown_in_thread(doc)):
+                        await self._deliver(doc)
                 except SLACK_ERRORS as exc:
                     permanent = not is_transient(exc)
                     if permanent and (doc.get("call_number") is None
@@ -501,6 +517,43 @@ class CallLog:
         if delivered:
             log.info("delivered %d queued post(s); %d still queued", delivered, self.outbox_depth())
         return delivered
+
+    def _claim(self, doc_id: int) -> dict[str, Any] | None:
+        """Lease one queued post for its delivery: the post, or None when another sender holds it (or an
+        earlier one to its thread), or it is gone."""
+        claimed = self._outbox.claim(datetime.now(UTC), self.holder, ids=[doc_id])
+        return claimed[0] if claimed else None
+
+    async def _shown_in_thread(self, doc: Mapping[str, Any]) -> bool:
+        """Whether the post's thread already shows its post_id (a sender whose lease lapsed had posted it).
+        Raises on Slack errors (the post is then tried again later, like a failed post)."""
+        post_id = doc.get("post_id")
+        if doc.get("call_number") is not None:
+            channel, thread_ts = self.channel, self.thread_ts(doc["call_number"])
+            if thread_ts is None:
+                return False  # no thread yet: the post was never shown
+        else:
+            channel, thread_ts = doc["channel"], doc.get("thread_ts")
+        cursor: str | None = None
+        while True:
+            if thread_ts is None:  # a top-level post: the channel's latest messages
+                resp = await self.client.conversations_history(channel=channel, limit=HISTORY_PAGE,
+                                                               include_all_metadata=True)
+            else:
+                try:
+                    resp = await self.client.conversations_replies(
+                        channel=channel, ts=thread_ts, limit=HISTORY_PAGE, cursor=cursor or None,
+                        include_all_metadata=True)
+                except SlackApiError as exc:
+                    if (exc.response or {}).get("error") in DEAD_THREAD_ERRORS:
+                        return False  # nothing there: the post itself finds out what became of the thread
+                    raise
+            if any(((m.get("metadata") or {}).get("event_payload") or {}).get("post_id") == post_id
+                   for m in resp.get("messages") or ()):
+                return True
+            cursor = (resp.get("response_metadata") or {}).get("next_cursor") or None
+            if thread_ts is None or not cursor:
+                return False
 
     def _selected(
         self, doc: Mapping[str, Any], call_number: str | None, thread: tuple[str, str | None] | None

@@ -13,6 +13,7 @@ import io
 import json
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,45 @@ class CachedProbe:
         return self.crops[face_index - 1] if 1 <= face_index <= len(self.crops) else None
 
 
+def probe_bytes(probe: CachedProbe) -> bytes:
+    """The npz bytes one probe is stored as (a file here, a bytea row in bot.store.pg)."""
+    meta = {"sha256": probe.sha256, "width": probe.width, "height": probe.height, "faces": probe.faces,
+            "encode": probe.encode}
+    arrays: dict[str, np.ndarray] = {
+        "meta": np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8),
+        "encodings": np.asarray(probe.encodings, dtype=np.float32).reshape(-1, 128),
+    }
+    for i, crop in enumerate(probe.crops, start=1):
+        arrays[f"crop_{i}"] = np.frombuffer(crop, dtype=np.uint8)
+    if probe.annotated is not None:
+        arrays["annotated"] = np.frombuffer(probe.annotated, dtype=np.uint8)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)  # images inside are already compressed
+    return buf.getvalue()
+
+
+def probe_from(source: Path | bytes) -> CachedProbe | None:
+    """The probe stored in an npz file or its bytes, or None when there is none (or it is unreadable)."""
+    try:
+        with np.load(io.BytesIO(source) if isinstance(source, bytes) else source, allow_pickle=False) as data:
+            meta = json.loads(bytes(data["meta"]).decode("utf-8"))
+            n = len(meta["faces"])
+            crops = [bytes(data[f"crop_{i}"]) if f"crop_{i}" in data else b"" for i in range(1, n + 1)]
+            annotated = bytes(data["annotated"]) if "annotated" in data else None
+            encodings = np.array(data["encodings"], dtype=np.float32)
+    except (FileNotFoundError, ValueError, KeyError, OSError, EOFError):
+        return None
+    return CachedProbe(meta["sha256"], meta["width"], meta["height"], meta["faces"], encodings, crops, annotated,
+                       meta.get("encode"))
+
+
+def checked_id(request_id: str) -> str:
+    """`request_id` when it may name a cached probe; ValueError otherwise."""
+    if not _SAFE_ID.fullmatch(request_id or ""):
+        raise ValueError(f"not a request id: {request_id!r}")
+    return request_id
+
+
 class ProbeCache:
     """The per-request probe files under `data_dir/cache/probes/`."""
 
@@ -53,40 +93,16 @@ class ProbeCache:
         self.dir = Path(data_dir) / "cache" / "probes"
 
     def _path(self, request_id: str) -> Path:
-        if not _SAFE_ID.fullmatch(request_id or ""):
-            raise ValueError(f"not a request id: {request_id!r}")
-        return self.dir / f"{request_id}.npz"
+        return self.dir / f"{checked_id(request_id)}.npz"
 
     def put(self, request_id: str, probe: CachedProbe) -> None:
         """Store (or replace) the analysis of one request's photo."""
         ensure_private_dir(self.dir)
-        meta = {"sha256": probe.sha256, "width": probe.width, "height": probe.height, "faces": probe.faces,
-                "encode": probe.encode}
-        arrays: dict[str, np.ndarray] = {
-            "meta": np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8),
-            "encodings": np.asarray(probe.encodings, dtype=np.float32).reshape(-1, 128),
-        }
-        for i, crop in enumerate(probe.crops, start=1):
-            arrays[f"crop_{i}"] = np.frombuffer(crop, dtype=np.uint8)
-        if probe.annotated is not None:
-            arrays["annotated"] = np.frombuffer(probe.annotated, dtype=np.uint8)
-        buf = io.BytesIO()
-        np.savez(buf, **arrays)  # images inside are already compressed
-        write_private_atomic(self._path(request_id), buf.getvalue())
+        write_private_atomic(self._path(request_id), probe_bytes(probe))
 
     def get(self, request_id: str) -> CachedProbe | None:
         """The stored analysis, or None when there is none (or it is unreadable)."""
-        try:
-            with np.load(self._path(request_id), allow_pickle=False) as data:
-                meta = json.loads(bytes(data["meta"]).decode("utf-8"))
-                n = len(meta["faces"])
-                crops = [bytes(data[f"crop_{i}"]) if f"crop_{i}" in data else b"" for i in range(1, n + 1)]
-                annotated = bytes(data["annotated"]) if "annotated" in data else None
-                encodings = np.array(data["encodings"], dtype=np.float32)
-        except (FileNotFoundError, ValueError, KeyError, OSError):
-            return None
-        return CachedProbe(meta["sha256"], meta["width"], meta["height"], meta["faces"], encodings, crops, annotated,
-                           meta.get("encode"))
+        return probe_from(self._path(request_id))
 
     def remove(self, request_id: str) -> bool:
         """Delete one request's probe file; True when there was one."""
@@ -95,3 +111,17 @@ class ProbeCache:
             return True
         except FileNotFoundError:
             return False
+
+    def purge_before(self, cutoff: datetime) -> tuple[int, int]:
+        """Delete the probes stored before `cutoff`; returns (probes removed, bytes removed). The retention
+        purge (bot.oversight.retention) also clears what else waits in this folder."""
+        removed = size = 0
+        for path in sorted(self.dir.glob("*.npz")) if self.dir.is_dir() else ():
+            try:
+                st = path.lstat()
+                if st.st_mtime < cutoff.timestamp():
+                    path.unlink()
+                    removed, size = removed + 1, size + st.st_size
+            except FileNotFoundError:
+                continue  # removed meanwhile by its request
+        return removed, size

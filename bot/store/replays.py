@@ -21,7 +21,7 @@ from bot.store.disk import ensure_private_dir, open_private_append, write_privat
 log = logging.getLogger(__name__)
 
 TTL_S = 600.0
-_COMPACT_AFTER = 256  # appended lines before expired ones are worth rewriting the file for
+COMPACT_AFTER = 256  # appended lines before expired ones are worth rewriting the file for
 
 
 def replay_key(body: bytes, headers: Mapping[str, str]) -> str:
@@ -36,6 +36,12 @@ def replay_key(body: bytes, headers: Mapping[str, str]) -> str:
             return f"event:{event_id}"
     stamp = headers.get("X-Slack-Request-Timestamp", "") + headers.get("X-Slack-Signature", "")
     return "sig:" + hashlib.sha256(stamp.encode("utf-8")).hexdigest()
+
+
+def check_key(key: str) -> None:
+    """ValueError unless `key` may be a replay claim's key (not empty, no white space: a line holds one)."""
+    if not key or any(c.isspace() for c in key):
+        raise ValueError("a replay key has no white space")
 
 
 class ReplayClaims:
@@ -64,18 +70,26 @@ class ReplayClaims:
     def seen(self, key: str, now: float) -> bool:
         """Whether `key` was claimed within the last `ttl` seconds."""
         with self._lock:
-            at = self._seen.get(key)
-            return at is not None and now - at <= self.ttl
+            return self._fresh(key, now)
 
-    def claim(self, key: str, now: float) -> None:
-        """`remember` then `persist`: handled now, in memory and on disk."""
-        self.remember(key, now)
+    def _fresh(self, key: str, now: float) -> bool:
+        at = self._seen.get(key)
+        return at is not None and now - at <= self.ttl
+
+    def claim(self, key: str, now: float) -> bool:
+        """`remember` then `persist`: handled now, in memory and on disk. True when this is the key's first claim
+        within `ttl` (False: another claimed it first, and nothing changes)."""
+        check_key(key)
+        with self._lock:
+            if self._fresh(key, now):
+                return False
+            self._seen[key] = now
         self.persist(key, now)
+        return True
 
     def remember(self, key: str, now: float) -> None:
         """Handled now, in memory (cheap: the ack path calls it; `persist` follows in a thread)."""
-        if not key or any(c.isspace() for c in key):
-            raise ValueError("a replay key has no white space")
+        check_key(key)
         with self._lock:
             self._seen[key] = now
 
@@ -95,7 +109,7 @@ class ReplayClaims:
                           exc.strerror or exc)
                 return
             self._appended += 1
-            if self._appended >= _COMPACT_AFTER:
+            if self._appended >= COMPACT_AFTER:
                 self._compact(now)
 
     def _compact(self, now: float) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -473,3 +474,63 @@ async def test_a_queued_entry_for_a_deleted_call_thread_is_delivered_to_a_new_th
     assert await call_log.flush_outbox() == 1
     [opening] = top_level(slack)
     assert [m["text"] for m in slack.messages(DISPATCH, thread_ts=opening["ts"])][-1] == "Queued"
+
+
+# --- exactly once: post ids and leases (CONTRACTS ### 13) --------------------------------------------------------
+
+
+def post_ids(messages: list[dict]) -> list[str]:
+    return [((m.get("metadata") or {}).get("event_payload") or {}).get("post_id") for m in messages]
+
+
+async def test_every_post_carries_a_post_id_and_a_queued_one_keeps_its_first_tries(slack, open_log):
+    call_log = open_log()
+    call_log.index_message(f"CAD {CALL}", slack.add_message(DISPATCH, f"CAD {CALL}", bot_id=CAD_BOT)["ts"])
+    assert await call_log.log(CALL, entry("Direct"))
+    slack.fail_next("chat.postMessage", status=500, times=MAX_RETRIES + 1)
+    assert await call_log.log(CALL, entry("Queued")) is None
+    tried = slack.calls("chat.postMessage")[-1]["metadata"]["event_payload"]["post_id"]
+    (queued,) = call_log.outbox()
+    assert queued["post_id"] == tried  # the first try's id: a try that did reach Slack is found by it
+    assert await call_log.flush_outbox() == 1
+    ids = post_ids(slack.messages(DISPATCH, thread_ts=call_log.thread_ts(CALL)))  # the bot's: Direct, Queued
+    assert ids[1] == tried and all(ids) and len(set(ids)) == 2
+
+
+async def test_a_lapsed_claim_already_in_its_thread_is_not_posted_again(slack, open_log):
+    call_log = open_log()
+    call_log.index_message(f"CAD {CALL}", slack.add_message(DISPATCH, f"CAD {CALL}", bot_id=CAD_BOT)["ts"])
+    slack.fail_next("chat.postMessage", status=500, times=MAX_RETRIES + 1)
+    assert await call_log.log(CALL, entry("Once")) is None
+    (queued,) = call_log.outbox()
+    # Another sender claimed it, posted it, and died before removing it: its lease lapses.
+    assert call_log._outbox.claim(datetime.now(UTC) - timedelta(seconds=31), "dead-replica")
+    await call_log.client.chat_postMessage(channel=DISPATCH, thread_ts=call_log.thread_ts(CALL), **queued["message"])
+    assert await call_log.flush_outbox() == 1 and call_log.outbox_depth() == 0
+    thread = slack.messages(DISPATCH, thread_ts=call_log.thread_ts(CALL))
+    assert [m["text"] for m in thread if m.get("user") == "UBOT"] == ["Once"]
+    assert slack.calls("conversations.replies")  # it looked before posting
+
+
+async def test_a_lapsed_claim_missing_from_its_thread_is_posted_once(slack, open_log):
+    slack.add_channel(CASE, "case-1")
+    call_log = open_log()
+    slack.fail_next("chat.postMessage", status=500, times=MAX_RETRIES + 1)
+    assert await call_log.post_in_thread(CASE, THREAD, entry("The result")) is None
+    (queued,) = call_log._outbox.claim(datetime.now(UTC) - timedelta(seconds=31), "dead-replica")  # died first
+    assert await call_log.flush_outbox() == 1 and call_log.outbox_depth() == 0
+    assert [m["text"] for m in slack.messages(CASE)] == ["The result"]
+    assert post_ids(slack.messages(CASE)) == [queued["post_id"]]
+
+
+async def test_a_post_another_sender_holds_is_left_to_it_with_the_later_posts_to_its_thread(slack, open_log):
+    slack.add_channel(CASE, "case-1")
+    call_log = open_log()
+    slack.fail_next("chat.postMessage", status=500, times=3 * (MAX_RETRIES + 1))
+    for thread_ts, text in ((THREAD, "First"), (THREAD, "Second"), ("1700000000.000900", "Elsewhere")):
+        assert await call_log.post_in_thread(CASE, thread_ts, entry(text)) is None
+    first = call_log.outbox()[0]
+    assert call_log._outbox.claim(datetime.now(UTC), "other-replica", ids=[first["_id"]])  # in flight there
+    assert await call_log.flush_outbox() == 1
+    assert [m["text"] for m in slack.messages(CASE)] == ["Elsewhere"]
+    assert [q["message"]["text"] for q in call_log.outbox()] == ["First", "Second"]

@@ -43,7 +43,9 @@ async def test_chain_head_is_posted_in_the_head_channel_at_start_and_by_the_dail
     assert head["seq"] == 4
     meta = first.params["metadata"]
     assert meta["event_type"] == "fr_audit"
-    assert meta["event_payload"] == {"kind": "audit_head", "seq": 4, "mac": head["mac"], "verified": True}
+    payload = dict(meta["event_payload"])
+    assert payload.pop("post_id")  # every post carries one (CONTRACTS ### 13)
+    assert payload == {"kind": "audit_head", "seq": 4, "mac": head["mac"], "verified": True}
     assert block_texts(first.params) == [wording.audit_head_text(4, head["mac"], head["ts"], harness.rt.settings.timezone)]
     assert f"`python -m bot audit verify --head 4:{head['mac']}`" in first.params["text"]
 
