@@ -175,6 +175,10 @@ def purge_expired(
     report.probe_files_removed, report.probe_bytes_removed = purge_probe_cache(
         probe_cache_dir(settings.data_dir), state_cutoff
     )
+    if backend is not None and backend.shared:  # the cached probes every replica reads
+        files, size = backend.probes().purge_before(state_cutoff)
+        report.probe_files_removed += files
+        report.probe_bytes_removed += size
     if keep.audit_retention_days:
         report.audit_kept_forever = False
         cutoff = now - timedelta(days=keep.audit_retention_days)

@@ -128,15 +128,18 @@ DEAD_THREAD_ERRORS = frozenset({"thread_not_found"})
 class CallLog:
     """Dispatch channel: index call numbers, find or start a call's thread, post log entries, outbox."""
 
-    def __init__(self, data_dir: Path, client: AsyncWebClient, settings: Settings) -> None:
-        """Open (creating) data_dir/slack/calls.json and outbox.json; nothing is posted yet."""
+    def __init__(self, data_dir: Path, client: AsyncWebClient, settings: Settings, *, index: Any = None,
+                 outbox: Any = None, shared: bool = False) -> None:
+        """Open (creating) data_dir/slack/calls.json and outbox.json, or use the database's `index` and `outbox`
+        (`shared`: other replicas write them too); nothing is posted yet."""
         self.client = client
         self.channel = settings.slack.dispatch_channel.strip()
         self.pattern = settings.policy.call_number_pattern
         self.max_calls = settings.slack.max_calls_per_message
         self.index_days = settings.slack.call_index_days
-        self._calls = CallIndexStore(data_dir)
-        self._outbox = OutboxStore(data_dir)
+        self._calls = index if index is not None else CallIndexStore(data_dir)
+        self._outbox = outbox if outbox is not None else OutboxStore(data_dir)
+        self.shared = shared
         # Memory and file change together under this lock: writes that finish out of order never leave an
         # older thread on disk (indexing runs in worker threads while the event loop posts).
         self._db_lock = threading.RLock()
@@ -266,9 +269,28 @@ class CallLog:
             self._calls.remove(old)
         return len(old)
 
+    def _looked_up(self, call_number: str) -> str | None:
+        """The call's thread from memory; on a shared database, one another replica indexed is read and kept.
+        A worker thread's call (the database is asked on a miss)."""
+        found = self._threads.get(call_number)
+        if found is None and self.shared and call_number:
+            record = self._calls.get(call_number)
+            if record is not None:
+                with self._db_lock:
+                    found = self._threads.setdefault(call_number, record["thread_ts"])
+                    self._sources.setdefault(call_number, record.get("source", ""))
+        return found
+
+    def reload(self) -> None:
+        """Read the whole index again (a shared database: calls other replicas indexed; the periodic tick)."""
+        docs = self._calls.all()
+        with self._db_lock:
+            self._threads.update({d["call_number"]: d["thread_ts"] for d in docs})
+            self._sources.update({d["call_number"]: d.get("source", "") for d in docs})
+
     def known(self, call_number: str) -> bool:
         """Whether the call has been seen in the dispatch channel (or the bot started its thread)."""
-        return call_number in self._threads
+        return self._looked_up(call_number) is not None
 
     def recent(self, hours: float, now: datetime | None = None) -> list[str]:
         """Calls dispatch posted (not threads the bot opened) in the last `hours`, newest first: the ones a
@@ -280,7 +302,7 @@ class CallLog:
 
     def thread_ts(self, call_number: str) -> str | None:
         """The ts of the call's thread in the dispatch channel, or None."""
-        return self._threads.get(call_number)
+        return self._looked_up(call_number)
 
     async def backfill(self, limit: int = 1000) -> int:
         """Index recent dispatch-channel history (top-level messages, bots' included) on start.
@@ -328,7 +350,8 @@ class CallLog:
         """The call's thread ts, starting the thread when dispatch has none (saying so when it replaces a
         deleted one). Raises on Slack errors."""
         async with self._lock(call_number):
-            thread = self.thread_ts(call_number)
+            thread = await asyncio.to_thread(self.thread_ts, call_number) if self.shared else self.thread_ts(
+                call_number)
             if thread is not None:
                 return thread
             opening = blocks.call_thread_opening(call_number, replaces_deleted=call_number in self._deleted)

@@ -345,7 +345,7 @@ def create_server(
             log.warning("refused a signed request (%d bytes): %s", len(body), problem)
             return web.Response(status=400, text="invalid request")
         key = replay_key(body, request.headers)
-        if key in in_flight or rt.replays.seen(key, now):
+        if key in in_flight or await _replayed(rt, key, now):
             # A copy of a request handled already (a replay, even across a restart, or Slack's redelivery of an
             # event): acked, not run again.
             return web.Response(status=200)
@@ -396,6 +396,19 @@ def create_server(
     app.on_cleanup.append(cleanup)
     app[LOCAL_APP] = local_app(rt, socket_mode=socket_mode)
     return app, rt
+
+
+async def _replayed(rt: Runtime, key: str, now: float) -> bool:
+    """Whether a signed request was handled already. In memory on the files; on a shared database a read in an
+    I/O thread (never on the event loop), and a database that cannot answer counts as "not seen": the request
+    goes on to the dedupe claims, which decide again (refusing it here would lose an officer's input)."""
+    if not rt.core.backend.shared:
+        return rt.replays.seen(key, now)
+    try:
+        return await rt.io(rt.replays.seen, key, now)
+    except Exception as exc:  # noqa: BLE001 - psycopg's errors; never a 500 for this
+        log.warning("replay check skipped: the database did not answer (%s)", type(exc).__name__)
+        return False
 
 
 def local_app(rt: Runtime, *, socket_mode: bool = False) -> web.Application:

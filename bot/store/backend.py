@@ -181,6 +181,68 @@ class Backend:
         self.check_ready(rights=False)
         return PgApprovalStore(self.connect)
 
+    def call_index(self) -> Any:
+        """The dispatch call-number index: data_dir/slack/calls.json, or the database's table."""
+        if not self.shared:
+            from bot.store.calls import CallIndexStore
+
+            return CallIndexStore(self.settings.data_dir)
+        from bot.store.pg.slack import PgCallIndexStore
+
+        return PgCallIndexStore(self.connect)
+
+    def outbox(self) -> Any:
+        """Posts waiting for Slack: data_dir/slack/outbox.json, or the database's table (claimed with leases)."""
+        if not self.shared:
+            from bot.store.calls import OutboxStore
+
+            return OutboxStore(self.settings.data_dir)
+        from bot.store.pg.slack import PgOutboxStore
+
+        return PgOutboxStore(self.connect)
+
+    def replays(self) -> Any:
+        """Signed requests already handled: data_dir/slack/replays.log, or the database's table (a request
+        replayed to another replica is refused there too)."""
+        if not self.shared:
+            from bot.store.replays import ReplayClaims
+
+            return ReplayClaims(self.settings.data_dir / "slack" / "replays.log")
+        from bot.store.pg.cache import PgReplayClaims
+
+        return PgReplayClaims(self.connect)
+
+    def probes(self) -> Any:
+        """What face analysis found on each request's photo: data_dir/cache/probes/, or the database's table."""
+        if not self.shared:
+            from bot.store.probes import ProbeCache
+
+            return ProbeCache(self.settings.data_dir)
+        from bot.store.pg.cache import PgProbeCache
+
+        return PgProbeCache(self.connect)
+
+    def leases(self) -> Any:
+        """Leases on work in flight: a sqlite file in the data dir, or the database's table."""
+        if not self.shared:
+            from bot.store.leases import FileLeases
+
+            return FileLeases(ensure_private_dir(self.settings.data_dir / "slack") / "leases.sqlite3")
+        from bot.store.pg.leases import PgLeases
+
+        return PgLeases(self.connect)
+
+    def leadership(self, replica: str) -> Any:
+        """Who runs the periodic work: the one server of a data dir always; on a database, the replica holding
+        the session advisory lock (its own connection, outside the pool)."""
+        if not self.shared:
+            from bot.store.leadership import SoleLeadership
+
+            return SoleLeadership(replica)
+        from bot.store.pg.leader import Leadership
+
+        return Leadership(self.url, replica)
+
     def close(self) -> None:
         """Close the pool (PostgreSQL); the file stores hold nothing open between operations."""
         if self._pool is not None:

@@ -67,6 +67,12 @@ class CallIndexStore:
         with self._lock:
             return [dict(doc) for doc in self._table.all()]
 
+    def get(self, call_number: str) -> dict[str, Any] | None:
+        """The record of one call number, or None."""
+        with self._lock:
+            doc = self._table.get(Query().call_number == call_number)
+        return dict(doc) if doc else None
+
     def put(self, records: list[dict[str, Any]]) -> None:
         """Write `records`, each replacing whatever its call number had (one batch)."""
         if not records:

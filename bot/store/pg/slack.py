@@ -35,6 +35,13 @@ class PgCallIndexStore:
                                 "ORDER BY call_number").fetchall()
         return [{"call_number": c, "thread_ts": t, "first_seen": f, "source": s} for c, t, f, s in rows]
 
+    def get(self, call_number: str) -> dict[str, Any] | None:
+        """The record of one call number (another replica may have indexed it), or None."""
+        with self._connect() as conn:
+            row = conn.execute("SELECT call_number, thread_ts, first_seen, source FROM call_index "
+                               "WHERE call_number = %s", (call_number,)).fetchone()
+        return None if row is None else dict(zip(("call_number", "thread_ts", "first_seen", "source"), row))
+
     def put(self, records: list[dict[str, Any]]) -> None:
         """Write `records`, each replacing whatever its call number had (one transaction)."""
         if not records:
