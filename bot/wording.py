@@ -610,6 +610,13 @@ def gallery_model_moved(gallery_model: str, probe_model: str) -> str:
             f"encoded with {_clip(probe_model, 40)}: nothing was searched. Send the photo again to search it.")
 
 
+def gallery_database_damaged(generation: int, array: str) -> str:
+    """The database's gallery lacks face data of its current generation (a GalleryError: nothing is searched)."""
+    return (f"The gallery in the database is damaged: the face data {_cut(one_line(array), 40)} of generation "
+            f"{generation} is missing, so nothing can be searched. Restore the database from a backup or "
+            "re-enroll.")
+
+
 def model_unknown(model: str, known: Sequence[str]) -> str:
     """A face model id nobody built (a setting, an argument)."""
     return f"There is no face model called {_cut(one_line(model), 100)!r}: use one of {', '.join(known)}."

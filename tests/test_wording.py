@@ -261,6 +261,7 @@ CALLS = {
     "model_unknown": [("arcface", ("sface", "dlib-resnet")), (HUGE, ("sface", "dlib-resnet"))],
     "gallery_model_mismatch": [("dlib-resnet", "sface"), (HUGE, HUGE)],
     "gallery_model_moved": [("sface", "dlib-resnet"), (HUGE, HUGE)],
+    "gallery_database_damaged": [(7, "embeddings"), (10**12, HUGE)],
     "store_unreachable": [("role \"frbot_owner\" does not exist",), (HUGE,)],
     "store_migrated": [(1, []), (2, ["001_audit", "002_dialogs"]), (3, [HUGE])],
     "store_schema_version": [(0, 3), (2, 3), (999, 3)],

@@ -150,24 +150,33 @@ class Calibration:
         return {"target_fpir": target_fpir, "gallery_size": self.gallery_size,
                 "calibrated_at": self.calibrated_at, "method": self.method, "sample_size": self.sample_size}
 
-    def save(self, path: Path) -> None:
-        """Write atomically (temp file, fsync, rename), mode 0600."""
+    def to_bytes(self) -> bytes:
+        """The .npz form `save` writes (a database keeps it as it is)."""
         buf = io.BytesIO()
         arrays = {f"table_{i}": t.astype(np.float64) for i, t in enumerate(self.tables)}
         np.savez(buf, method=self.method, gallery_size=self.gallery_size, generation=self.generation,
                  calibrated_at=self.calibrated_at, version=self.version,
                  sizes=np.asarray(self.sizes, dtype=np.int64), **arrays)
+        return buf.getvalue()
+
+    def save(self, path: Path) -> None:
+        """Write atomically (temp file, fsync, rename), mode 0600."""
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            os.write(fd, buf.getvalue())
+            os.write(fd, self.to_bytes())
             os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, path)
 
     @classmethod
-    def load(cls, path: Path) -> Calibration:
+    def from_bytes(cls, data: bytes) -> Calibration:
+        """Read what `to_bytes` gave (raises ValueError/KeyError/OSError when damaged)."""
+        return cls.load(io.BytesIO(data))
+
+    @classmethod
+    def load(cls, path: Path | io.BytesIO) -> Calibration:
         """Read a file written by `save` (raises OSError/ValueError/KeyError when missing or damaged)."""
         with np.load(path, allow_pickle=False) as z:
             count = sum(1 for k in z.files if k.startswith("table_"))
