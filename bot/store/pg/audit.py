@@ -41,9 +41,10 @@ from bot.audit.entries import checked_body, iso_utc
 from bot.audit.purge import PurgeTally
 from bot.config import MIN_AUDIT_RETENTION_DAYS
 from bot.store.audit_log import MIN_KEY_CHARS, AuditError, AuditKeyError, EntryQuery, HeadCheck
+from bot.store.pg import locks
 
 # pg_advisory_xact_lock's key for appends (any fixed number no other program on the database uses).
-APPEND_LOCK = 37501_0018
+APPEND_LOCK = locks.AUDIT_APPEND
 
 
 class PgAuditLog:

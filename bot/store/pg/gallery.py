@@ -38,10 +38,11 @@ from bot import wording
 from bot.faces import calibration
 from bot.faces.gallery_core import ARRAYS, GalleryCore, GalleryError, atomic_file, delete_files
 from bot.store.disk import ensure_private_dir
+from bot.store.pg import locks
 
 PART_BYTES = 8 << 20  # bytes of a .npy file per gallery_chunks row
 # pg_advisory_xact_lock's key for gallery writers (any fixed number no other program on the database uses).
-WRITE_LOCK = 37501_1713
+WRITE_LOCK = locks.GALLERY_WRITE
 CHANNEL = "frbot_gallery"
 _CACHE_FILE = re.compile(r"^gallery-(\d+)-([0-9a-f]*)-(?:embeddings|row_subject|row_image)\.npy$")
 _STALE_TMP_SECONDS = 3600  # a temp file this old was left by a dead process (live ones keep writing theirs)

@@ -26,9 +26,11 @@ from typing import Any
 
 import psycopg
 
+from bot.store.pg import locks
+
 # pg_try_advisory_lock's key for leadership (any fixed number no other program on the database uses; below 2**31,
 # so pg_locks shows it as objid with classid 0).
-LEADER_KEY = 37501_0019
+LEADER_KEY = locks.LEADER
 NOTICE_S = 15  # a dead leader is replaced within this many seconds (CONTRACTS ### 13)
 _HOLDS = ("SELECT count(*) > 0 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() "
           "AND classid = 0 AND objid = %s AND objsubid = 1 AND granted")

@@ -20,11 +20,12 @@ from psycopg.types.json import Jsonb
 from bot import wording
 from bot.faces.gallery import DIM, GalleryError
 from bot.faces.reencode import BATCH, FLUSH_SECONDS
+from bot.store.pg import locks
 
 DONE = "reencode"
 RECIPE = ("reencode.recipe", "recipe")
 # pg_try_advisory_lock's key for the one reencode run (any fixed number no other program on the database uses).
-RUN_LOCK = 37501_0020
+RUN_LOCK = locks.REENCODE_RUN
 
 
 class PgReencodeProgress:

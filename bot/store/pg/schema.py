@@ -18,11 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bot.store.pg import locks
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 AUDIT_TABLE = "audit_entries"
 APP_ROLE = "frbot_app"
 # pg_advisory_xact_lock's key for migrations: any fixed number no other program on the database uses.
-LOCK_KEY = 37501_0017
+LOCK_KEY = locks.MIGRATE
 _NAME = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
 
 

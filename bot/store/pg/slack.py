@@ -17,9 +17,10 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from bot.store.calls import CLAIM_LIMIT, LEASE_S, destination, with_post_id
+from bot.store.pg import locks
 
 # pg_advisory_xact_lock's key for outbox claims (any fixed number no other program on the database uses).
-CLAIM_LOCK = 37501_0019
+CLAIM_LOCK = locks.OUTBOX_CLAIM
 
 
 class PgCallIndexStore:
