@@ -165,7 +165,7 @@ class Core:
     def gallery(self) -> Gallery:
         if self._gallery is None:
             ensure_private_dir(self.settings.data_dir)
-            self._gallery = Gallery(self.settings.data_dir)
+            self._gallery = self.backend.gallery()
         return self._gallery
 
     @property

@@ -488,7 +488,7 @@ class GalleryCore:
 
     def images(self, chunk: int = 1000) -> Iterator[dict]:
         """Every enrolled image in enrollment order: sha256, subject_id, name, record_ref, source, box (JSON
-        text) and `encoding` (its stored float32 row). Read `chunk` images at a time, the lock held per chunk
+        text), enrolled_at, enrolled_by, subject_created_at and `encoding` (its stored float32 row). Read `chunk` images at a time, the lock held per chunk
         only; an image removed meanwhile is not yielded."""
         last, order, generation = 0, None, -1
         while True:
@@ -498,8 +498,9 @@ class GalleryCore:
                     order, generation = np.argsort(self._row_image, kind="stable"), self._generation
                 with self._connection() as conn:
                     rows = self._q(conn, "SELECT i.key, i.sha256, s.subject_id, s.name, s.record_ref, i.source, "
-                                         "i.box FROM {images} i JOIN {subjects} s ON s.key = i.subject_key "
-                                         "WHERE i.key > ? ORDER BY i.key LIMIT ?", (last, chunk))
+                                         "i.box, i.enrolled_at, i.enrolled_by, s.created_at FROM {images} i JOIN "
+                                         "{subjects} s ON s.key = i.subject_key WHERE i.key > ? ORDER BY i.key "
+                                         "LIMIT ?", (last, chunk))
                 if not rows or not self._rows:
                     return
                 last = rows[-1][0]
@@ -507,7 +508,8 @@ class GalleryCore:
                 at = np.minimum(np.searchsorted(self._row_image, keys, sorter=order), self._rows - 1)
                 found = [(r, np.array(self._emb[m], dtype=np.float32)) for r, m in zip(rows, order[at])
                          if int(self._row_image[m]) == r[0]]
-            names = ("key", "sha256", "subject_id", "name", "record_ref", "source", "box")
+            names = ("key", "sha256", "subject_id", "name", "record_ref", "source", "box", "enrolled_at",
+                     "enrolled_by", "subject_created_at")
             for row, encoding in found:
                 yield {**dict(zip(names, row)), "encoding": encoding}
 
@@ -674,14 +676,14 @@ class GalleryCore:
         at = now()
         self._many(conn, "INSERT INTO {subjects} (subject_id, name, record_ref, created_at) VALUES (?, ?, ?, ?) "
                          "ON CONFLICT (subject_id) DO NOTHING",
-                   [(s["subject_id"], s["name"], s["record_ref"], at) for s in subjects])
+                   [(s["subject_id"], s["name"], s["record_ref"], s.get("created_at") or at) for s in subjects])
         subject_key = dict(self._q(conn, "SELECT subject_id, key FROM {subjects}"))
         [(first_key,)] = self._q(conn, "SELECT COALESCE(MAX(key), 0) + 1 FROM {images}")
         image_keys = np.arange(first_key, first_key + len(images), dtype=np.int64)
         self._many(conn, "INSERT INTO {images} (key, sha256, subject_key, source, box, enrolled_at, enrolled_by) "
                          "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                   [(int(key), im["sha256"], subject_key[im["subject_id"]], im["source"], im["box"], at,
-                     im.get("actor", "")) for key, im in zip(image_keys, images)])
+                   [(int(key), im["sha256"], subject_key[im["subject_id"]], im["source"], im["box"],
+                     im.get("enrolled_at") or at, im.get("actor", "")) for key, im in zip(image_keys, images)])
         return image_keys, np.array([subject_key[im["subject_id"]] for im in images], dtype=np.int32)
 
     def _set_model(self, conn: Any, model: str) -> None:

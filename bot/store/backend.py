@@ -181,6 +181,18 @@ class Backend:
         self.check_ready(rights=False)
         return PgApprovalStore(self.connect)
 
+    def gallery(self) -> Any:
+        """The known-person gallery: data_dir/gallery/, or the database's tables with this replica's matrix cache
+        in data_dir/gallery/ (fetched once per generation; never backed up)."""
+        if not self.shared:
+            from bot.faces.gallery import Gallery
+
+            return Gallery(self.settings.data_dir)
+        from bot.store.pg.gallery import PgGallery
+
+        self.check_ready(rights=False)
+        return PgGallery(self.connect, ensure_private_dir(self.settings.data_dir) / "gallery")
+
     def call_index(self) -> Any:
         """The dispatch call-number index: data_dir/slack/calls.json, or the database's table."""
         if not self.shared:

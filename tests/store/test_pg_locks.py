@@ -21,7 +21,7 @@ def test_the_leaders_lock_never_holds_up_another_replicas_outbox_claims_or_appen
     lead = Leadership(pg_migrated.app_url, "replica-a")
     try:
         assert lead.poll()  # replica A leads, holding its session lock from now on
-        connect = lambda: psycopg.connect(pg_migrated.app_url)  # noqa: E731 - replica B's connections
+        connect = lambda: psycopg.connect(pg_migrated.app_url)
         outbox, log = PgOutboxStore(connect), PgAuditLog(connect, key=b"k" * 32)
         outbox.add({"channel": "C1", "thread_ts": "1.0", "message": {"text": "hello"}})
         done: list[object] = []

@@ -10,16 +10,19 @@ import pytest
 
 from bot.cli.main import main
 from bot.config import Settings
+from bot.faces.gallery import Gallery
 from bot.store.audit_log import AuditLog
 from bot.store.backend import Backend, StoreError
 from bot.store.dialogs import DialogStore
 from bot.store.disk import hold_data_dir
 from bot.store.pg.audit import PgAuditLog
 from bot.store.pg.dialogs import PgDialogStore
+from bot.store.pg.gallery import PgGallery
 from bot.store.pg.records import PgApprovalStore, PgExaminationStore
 from bot.store.records import ApprovalStore, ExaminationStore
 from tests.pg_fixtures import StepClock
 from tests.store.test_dialogs_contract import cancelled, upload
+from tests.store.test_gallery_contract import fill, sha, unit
 from tests.store.test_records_contract import pending, queued
 
 KEY = "the-key-that-signed-this-data-dir-0123"
@@ -45,6 +48,9 @@ def data_dir(tmp_path, monkeypatch):
     approvals.put(pending("FR-6"))
     exams.close()
     approvals.close()
+    with Gallery(data) as gallery:  # subjects A (two images), B and C, and a face crop
+        fill(gallery)
+        gallery.save_thumbnail(sha(1), b"\xff\xd8 a face crop")
     monkeypatch.setenv("BOT_DATA_DIR", str(data))
     monkeypatch.setenv("BOT_AUDIT_KEY", KEY)
     return data
@@ -74,6 +80,17 @@ def test_store_copy_round_trip_gives_identical_heads_and_marks_the_data_dir_move
     assert dialogs.all() == files.all() and dialogs.claimed("event:Ev001")
     assert exams.all() == ExaminationStore(data_dir / "examinations.json").all()
     assert approvals.all() == ApprovalStore(data_dir / "approvals.json").all()
+    assert "3 subjects" in out and "4 enrolled images" in out and "1 face crops" in out
+    with Gallery(data_dir) as files, PgGallery(lambda: psycopg.connect(pg_database.app_url),
+                                                data_dir.parent / "replica-cache") as moved:
+        assert moved.subjects() == files.subjects() and moved.model == files.model
+        strip = lambda rows: [{k: v for k, v in r.items() if k not in ("key", "encoding")} for r in rows]
+        assert strip(moved.images()) == strip(files.images())  # enrollment times and enrollers kept
+        assert all((a["encoding"] == b["encoding"]).all() for a, b in zip(moved.images(), files.images()))
+        assert moved.thumbnail(sha(1)) == files.thumbnail(sha(1))
+        probe = unit(3)  # subject B's own template: found first on both, at the same distance
+        assert [(c.subject_id, c.distance) for c in moved.search(probe, threshold=0.55, max_candidates=3)] == \
+            [(c.subject_id, c.distance) for c in files.search(probe, threshold=0.55, max_candidates=3)]
 
     # The data dir now points at the database: the file store refuses to start, a second copy is refused.
     assert (data_dir / "MOVED_TO").exists()
