@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
-from collections.abc import Callable, Coroutine, Mapping
+import uuid
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -45,6 +47,8 @@ ROLE_NO_TTL_S = 60.0
 # Threads for file and tinydb work (the ack path) and, apart, for searches and image work, so a burst of
 # searches never queues the quick store reads an ack waits on.
 IO_THREADS = 4
+# A lease on work in flight lasts 30 s (bot.store.leases.TTL_S); renewed every 10 s, two beats may fail first.
+LEASE_RENEW_S = 10.0
 WORK_THREADS = 4
 
 
@@ -121,6 +125,12 @@ class Runtime:
     state: dict[str, Any] = field(default_factory=dict)
     metrics: Metrics = field(default_factory=Metrics)  # this server's Prometheus metrics (GET /metrics)
     replica: str = ""  # this server's name among replicas ($BOT_REPLICA_ID, [server] replica_id, host:port)
+    # Leases on work in flight, on a shared database only (bot.store.leases): a search or an analysis runs where
+    # its lease is held; the leader resumes work whose lease expired. None on the files (one process knows).
+    leases: Any = None
+    leadership: Any = None  # who runs the periodic work (bot.store.backend.leadership); set by the server
+    # This process's name as a lease holder: unique even when two replicas share a replica id.
+    holder: str = field(default_factory=lambda: f"p{os.getpid()}-{uuid.uuid4().hex[:8]}")
     _io_pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(IO_THREADS, "frbot-io"))
     _work_pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(WORK_THREADS, "frbot-work"))
 
@@ -165,6 +175,7 @@ class Runtime:
             approvals=core.backend.approvals(),
             spool=Spool(data_dir / "spool" / "spool.bin", settings.server.spool_mb << 20),
             replays=core.backend.replays(),
+            leases=core.backend.leases() if core.backend.shared else None,
             clock=clock or utc_now,
             owns_engine=engine is None,
         )
@@ -192,6 +203,47 @@ class Runtime:
             if found is not None:
                 self.threads[(channel, thread_ts)] = found
         return found
+
+    async def leased(self, key: str, work: Coroutine[Any, Any, T]) -> T | None:
+        """Run `work` holding the lease on `key` (CONTRACTS ### 13). On a shared database the lease is taken
+        first — when another replica holds it, `work` never runs and None is returned — renewed every
+        LEASE_RENEW_S while it runs, and released at the end. On the files, just `work`."""
+        if self.leases is None:
+            return await work
+        if not await self.io(self.leases.take, key, self.holder, datetime.now(UTC)):
+            work.close()
+            log.info("%s is in flight on another replica: left to it", key)
+            return None
+        renewing = asyncio.get_running_loop().create_task(self._renew(key), name=f"lease-{key}")
+        try:
+            return await work
+        finally:
+            renewing.cancel()
+            try:
+                await self.io(self.leases.release, key, self.holder)
+            except Exception as exc:  # noqa: BLE001 - it expires by itself in 30 s
+                log.warning("the lease on %s could not be released (%s): it expires by itself", key,
+                            type(exc).__name__)
+
+    async def _renew(self, key: str) -> None:
+        while True:
+            await asyncio.sleep(LEASE_RENEW_S)
+            try:
+                if not await self.io(self.leases.renew, key, self.holder, datetime.now(UTC)):
+                    log.warning("the lease on %s ran out while its work ran: it may be resumed elsewhere", key)
+                    return
+            except Exception as exc:  # noqa: BLE001 - the database is away: try again at the next beat
+                log.warning("the lease on %s could not be renewed (%s)", key, type(exc).__name__)
+
+    async def in_flight_elsewhere(self, keys: Iterable[str]) -> bool:
+        """Whether another process holds an unexpired lease on any of `keys` (always False on the files)."""
+        if self.leases is None:
+            return False
+        now = datetime.now(UTC)
+        for key in keys:
+            if await self.io(self.leases.held, key, now):
+                return True
+        return False
 
     @property
     def leading(self) -> bool:
@@ -240,6 +292,8 @@ class Runtime:
         self.client.session = None
         self._io_pool.shutdown(wait=True)
         self._work_pool.shutdown(wait=True)
+        if self.leadership is not None:
+            await asyncio.to_thread(self.leadership.close)  # another replica takes over at its next poll
         self.store.close()
         self.exams.close()
         self.approvals.close()

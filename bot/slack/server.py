@@ -58,6 +58,7 @@ WARM_UP_WAIT_S = 60.0  # at shutdown, how long to let the face workers finish st
 LOCAL_APP: web.AppKey[web.Application] = web.AppKey("local_app", web.Application)
 TICK_INTERVAL_S = 30.0
 PURGE_INTERVAL_S = 24 * 3600.0
+LEADER_POLL_S = 5.0  # leadership kept alive (and a dead leader replaced) at this beat: CONTRACTS ### 13
 STUCK_AFTER_MINUTES = 5.0  # the tick's watchdog restarts face work or a search stuck this long
 RUNTIME = web.AppKey("runtime", Runtime)
 
@@ -84,6 +85,10 @@ def env_problem(env: Mapping[str, str]) -> str | None:
     except ConfigError as exc:
         return f"error: {exc}"
     return None
+
+
+async def _nothing() -> None:
+    """A periodic job's turn on a replica that does not lead."""
 
 
 async def _every(interval: float, job: Callable[[], Awaitable[Any]], name: str) -> None:
@@ -131,11 +136,23 @@ async def review_channel_problem(rt: Runtime) -> str | None:
 
 
 async def _on_start(rt: Runtime) -> None:
-    """Backfill the call index, then resume dialogs a restart interrupted."""
+    """Apply this replica's spooled inputs; the leader (the only server on the files) then does the start's
+    periodic work."""
     try:
         await _guard_dispatch_channel(rt)
     except Exception:
         log.exception("dispatch channel check failed")
+    if rt.leading:
+        await _lead_start(rt)
+    spooled = await flow.replay_spool(rt)
+    if spooled:
+        log.info("applying %d inputs kept in the spool while the disk was full", spooled)
+
+
+async def _lead_start(rt: Runtime) -> None:
+    """What a server does once it leads (at start on the files; when it takes leadership on a database):
+    backfill the call index, write audit entries an interrupted run left unwritten, resume dialogs whose work
+    nobody holds, purge, and post the chain head."""
     try:
         indexed = await rt.calls.backfill()
         log.info("dispatch channel backfill: %d messages indexed", indexed)
@@ -148,13 +165,33 @@ async def _on_start(rt: Runtime) -> None:
     resumed = await flow.resume_all(rt)
     if resumed:
         log.info("resumed %d dialogs interrupted by a restart", resumed)
-    spooled = await flow.replay_spool(rt)
-    if spooled:
-        log.info("applying %d inputs kept in the spool while the disk was full", spooled)
     try:
         await flow.purge(rt)  # once at start too: a server restarted more often than daily still purges
     except Exception:
         log.exception("retention purge at start failed")
+
+
+async def _keep_leading(rt: Runtime) -> None:
+    """Poll leadership (a thread: a poll may wait on an unreachable database); a replica that has just taken
+    over does the leader's start work. Every LEADER_POLL_S, on a shared database only."""
+    was = rt.leading
+    now = await asyncio.to_thread(rt.leadership.poll)
+    rt.state["leader"] = now
+    if now != was:
+        log.warning("replica %s %s the periodic work", rt.replica, "now runs" if now else "no longer runs")
+        if now:
+            rt.spawn(_lead_start(rt), name="lead-start")
+
+
+async def _tick(rt: Runtime) -> None:
+    """The tick: the leader's periodic work; every other replica flushes only what is its own (folded refusals)
+    and helps deliver the outbox (claims keep each post to one sender)."""
+    if rt.leading:
+        await flow.tick(rt)
+        return
+    await rt.io(rt.core.refusals.flush, rt.now())
+    if rt.calls.outbox_depth():
+        await rt.calls.flush_outbox()
 
 
 def _warnings(rt: Runtime) -> None:
@@ -311,6 +348,7 @@ def create_server(
     """
     rt = Runtime.create(settings, env, engine=engine, clock=clock)
     rt.replica = replica_id(settings, env, int(env.get("PORT") or settings.server.port or DEFAULT_PORT))
+    rt.leadership = rt.core.backend.leadership(rt.replica)
     # Refuse to start when no search could be recorded (e.g. BOT_AUDIT_KEY is not the key that signed the log).
     rt.core.audit.check_writable()
     rt.status_interval = status_interval
@@ -382,9 +420,14 @@ def create_server(
         # Which top-level dispatch messages are indexed: the bot's own and the configured sources (roles).
         rt.calls.trust = lambda message: roles.is_dispatch_source(rt, dict(message))
         _warnings(rt)
+        rt.state["leader"] = await asyncio.to_thread(rt.leadership.poll)
+        if rt.core.backend.shared:
+            log.info("replica %s %s", rt.replica, "leads the periodic work" if rt.leading else "serves (another leads)")
+            rt.spawn(_every(LEADER_POLL_S, lambda: _keep_leading(rt), "leadership"), name="leadership", job=True)
         rt.spawn(_on_start(rt), name="on-start")
-        rt.spawn(_every(tick_interval, lambda: flow.tick(rt), "tick"), name="tick", job=True)
-        rt.spawn(_every(purge_interval, lambda: flow.purge(rt), "purge"), name="purge", job=True)
+        rt.spawn(_every(tick_interval, lambda: _tick(rt), "tick"), name="tick", job=True)
+        rt.spawn(_every(purge_interval, lambda: flow.purge(rt) if rt.leading else _nothing(), "purge"), name="purge",
+                 job=True)
 
     async def cleanup(_app: web.Application) -> None:
         await rt.close(grace=shutdown_grace)

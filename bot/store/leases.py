@@ -32,6 +32,7 @@ _RENEW = (f"UPDATE {TABLE} SET expires_at = {{until}} WHERE key = {{key}} AND ho
           f"AND expires_at > {{now}} RETURNING key")
 _RELEASE = f"DELETE FROM {TABLE} WHERE key = {{key}} AND holder = {{holder}} RETURNING key"
 _EXPIRED = f"SELECT key FROM {TABLE} WHERE expires_at <= {{now}} ORDER BY expires_at, key"
+_HELD = f"SELECT key FROM {TABLE} WHERE key = {{key}} AND expires_at > {{now}}"
 
 
 class Leases:
@@ -50,6 +51,10 @@ class Leases:
     def release(self, key: str, holder: str) -> bool:
         """End `holder`'s lease on `key` (the work is done); False when it was not theirs."""
         return bool(self._run(_RELEASE, key=key, holder=holder))
+
+    def held(self, key: str, now: datetime) -> bool:
+        """Whether someone holds an unexpired lease on `key` at `now` (work on it is in flight somewhere)."""
+        return bool(self._run(_HELD, key=key, now=self._time(now)))
 
     def expired(self, now: datetime) -> list[str]:
         """Keys whose lease has run out by `now`, oldest first: work whose holder stopped renewing."""

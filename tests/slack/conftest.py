@@ -30,7 +30,7 @@ from bot.config import FacesSettings, ImageSettings, ServerSettings, Settings, S
 from bot.faces.engine import FaceEngine
 from bot.slack.runtime import Runtime
 from bot.slack.server import LOCAL_APP, create_server, make_runner
-from bot.store.audit_log import AuditLog
+from bot.store.backend import Backend
 
 from ..conftest import link_subjects
 from .double import TOKEN, Call, SlackDouble
@@ -45,6 +45,7 @@ from .signing import (
     view_submission_payload,
 )
 
+PG_AUDIT_KEY = "the-audit-key-every-replica-signs-with-0123"  # BOT_AUDIT_KEY of the servers on PostgreSQL
 CASE = "CCASE1"  # case-26-012345: a case channel by its name prefix
 CASE_LISTED = "CLISTED"  # a case channel by its id in case_channels
 GENERAL = "CGENERAL"  # not a case channel
@@ -178,7 +179,10 @@ class Harness:
     data_dir: Path
     faces_dir: Path | None
     request: pytest.FixtureRequest
+    store_env: dict[str, str] = field(default_factory=dict)  # BOT_DATABASE_URL and BOT_AUDIT_KEY on PostgreSQL
     bots: list[Bot] = field(default_factory=list)
+    backends: list[Backend] = field(default_factory=list)  # the test's own readers, closed afterwards
+    gallery_in_database: bool = False
     _ids: Any = field(default_factory=lambda: itertools.count(1))
 
     @property
@@ -211,9 +215,12 @@ class Harness:
             self.slack.add_history(dispatch, [{"text": f"CAD {c} incident", "user": CAD_USER, "bot_id": CAD_BOT}
                                               for c in new_calls])
         gallery_dir = settings.data_dir / "gallery"
-        if gallery and not gallery_dir.exists():
+        if gallery and self.on_postgresql and not self.gallery_in_database:
+            self._enroll_in_database(self.request.getfixturevalue("enrolled_gallery"))
+        elif gallery and not self.on_postgresql and not gallery_dir.exists():
             shutil.copytree(self.request.getfixturevalue("enrolled_gallery"), gallery_dir)
-        env = {"SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": self.slack.base_url}
+        env = {"SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": self.slack.base_url,
+               **self.store_env}
         app, rt = create_server(
             settings, env, tick_interval=tick_interval, engine=self.request.getfixturevalue("face_engine"),
             clock=clock, shutdown_grace=0.5, status_interval=status_interval,
@@ -390,13 +397,35 @@ class Harness:
         message, which carries none, left out)."""
         return [m["metadata"]["event_payload"]["kind"] for m in self.thread(upload) if m.get("metadata")]
 
+    @property
+    def on_postgresql(self) -> bool:
+        return bool(self.store_env)
+
+    def _enroll_in_database(self, enrolled: Path) -> None:
+        """The session's enrolled gallery into this test's database, as `store copy` moves one."""
+        from bot.faces.gallery import Gallery
+        from bot.store.pg.copy import copy_gallery
+
+        with Gallery(enrolled.parent) as source:
+            copy_gallery(source, self.backend().gallery())
+        self.gallery_in_database = True
+
+    def backend(self, data_dir: Path | None = None) -> Backend:
+        """The store the servers use (the data dir's files, or the test's database), for reading what they wrote."""
+        self.backends.append(Backend.of(bot_settings(data_dir or self.data_dir), self.store_env))
+        return self.backends[-1]
+
+    def audit_log(self) -> Any:
+        """The servers' audit log (the data dir's file, or the database's table)."""
+        return self.backend().audit_log()
+
     def audit(self, **filters: Any) -> list[dict[str, Any]]:
         """Search audit entries of this data dir whose fields equal `filters`."""
-        log = AuditLog.open(self.data_dir, {})
+        log = self.audit_log()
         return [e for e in log.entries() if e.get("kind") == "search" and all(e.get(k) == v for k, v in filters.items())]
 
     def verify_audit(self) -> bool:
-        return AuditLog.open(self.data_dir, {}).verify().ok
+        return self.audit_log().verify().ok
 
     async def answer_all(self, upload: dict[str, Any], *, purpose: str = "1") -> None:
         """Answer every question by replying: the call number (which starts an offered request), purpose,
@@ -434,17 +463,40 @@ async def slack() -> AsyncIterator[SlackDouble]:
         yield double
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every end-to-end test (tests/slack/test_e2e_*.py) runs on the data dir's files and again on PostgreSQL
+    (CONTRACTS ### 13), except those about the files themselves (marked files_only)."""
+    module = metafunc.module.__name__.rsplit(".", 1)[-1]
+    if "harness" in metafunc.fixturenames and module.startswith("test_e2e_"):
+        only_files = metafunc.definition.get_closest_marker("files_only") is not None
+        metafunc.parametrize("store_kind", ["files"] if only_files else ["files", "postgresql"])
+
+
 @pytest.fixture
-async def harness(slack: SlackDouble, tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
-    """A harness with no server yet (call `await harness.start()`); every server is stopped afterwards."""
+def store_kind() -> str:
+    """Where the harness's servers keep their records: "files" (the default) or "postgresql"."""
+    return "files"
+
+
+@pytest.fixture
+async def harness(slack: SlackDouble, tmp_path: Path, request: pytest.FixtureRequest,
+                  store_kind: str) -> AsyncIterator[Harness]:
+    """A harness with no server yet (call `await harness.start()`); every server is stopped afterwards. On
+    PostgreSQL its servers share one migrated database (as the app's role) and sign with one BOT_AUDIT_KEY."""
     data_dir = tmp_path / "data"
+    store_env: dict[str, str] = {}
+    if store_kind == "postgresql":
+        db = request.getfixturevalue("pg_migrated")
+        store_env = {"BOT_DATABASE_URL": db.app_url, "BOT_AUDIT_KEY": PG_AUDIT_KEY}
     async with aiohttp.ClientSession() as http:
-        h = Harness(slack, http, data_dir, None, request)
+        h = Harness(slack, http, data_dir, None, request, store_env=store_env)
         try:
             yield h
         finally:
             for bot in reversed(h.bots):
                 await bot.stop()
+            for backend in h.backends:
+                backend.close()
 
 
 __all__ = ["CALL", "Clock", "Harness", "block_texts", "bot_settings", "payload"]

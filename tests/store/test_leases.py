@@ -66,6 +66,15 @@ def test_a_released_lease_is_free_at_once_and_only_its_holder_releases_it(open_l
     assert b.take("FR-1", "replica-b", later(1)) is True and a.expired(later(TTL_S)) == []
 
 
+def test_held_says_whether_work_on_a_key_is_in_flight_anywhere(open_leases):
+    a, b = open_leases(), open_leases()
+    assert b.held("FR-1", NOW) is False
+    assert a.take("FR-1", "replica-a", NOW)
+    assert b.held("FR-1", later(TTL_S - 1)) is True  # the other replica sees it
+    assert b.held("FR-1", later(TTL_S)) is False  # its holder stopped renewing: free to resume
+    assert a.release("FR-1", "replica-a") and b.held("FR-1", NOW) is False
+
+
 def test_expired_lists_only_leases_that_ran_out_oldest_first(open_leases):
     a, b = open_leases(), open_leases()
     assert a.take("FR-1", "replica-a", later(5)) and a.take("FR-2", "replica-a", NOW)

@@ -152,14 +152,15 @@ async def _apply(rt: Runtime, dialog: Dialog, effect: Effect, actor: str | None)
             return _STOP
     elif isinstance(effect, transitions.Analyse):
         for rid in effect.request_ids:
-            rt.spawn(follow(rt, searching.analyse(rt, dialog.dialog_id, rid)), name=f"analyse-{rid}")
+            rt.spawn(follow(rt, rt.leased(f"work:{rid}", searching.analyse(rt, dialog.dialog_id, rid))),
+                     name=f"analyse-{rid}")
     elif isinstance(effect, transitions.AskFace):
         await _show_faces(rt, dialog, effect)
     elif isinstance(effect, transitions.ImageFailed):
         await _image_failed(rt, dialog, effect)
     elif isinstance(effect, transitions.Search):
-        rt.spawn(follow(rt, searching.search(rt, dialog.dialog_id, effect.request_id, effect.face_index)),
-                 name=f"search-{effect.request_id}")
+        work = searching.search(rt, dialog.dialog_id, effect.request_id, effect.face_index)
+        rt.spawn(follow(rt, rt.leased(f"work:{effect.request_id}", work)), name=f"search-{effect.request_id}")
     elif isinstance(effect, transitions.NotRequester):
         await ephemeral(rt, dialog.channel, effect.user_id, dialog.thread_ts,
                         blocks.not_requester(dialog, effect.user_id))

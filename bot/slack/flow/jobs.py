@@ -17,6 +17,7 @@ from bot.slack import blocks
 from bot.slack.calls import SLACK_ERRORS, error_text
 from bot.slack.flow.dialog import apply, transition
 from bot.slack.flow.effects import post_essential, requester_of, source_fields
+from bot.store.leases import TTL_S as LEASE_TTL_S
 
 if TYPE_CHECKING:
     from bot.slack.runtime import Runtime
@@ -70,6 +71,11 @@ def _working_on(rt: Runtime, dialog: Dialog) -> bool:
     )
 
 
+async def _leased_elsewhere(rt: Runtime, dialog: Dialog) -> bool:
+    """Whether another replica holds the lease of work on one of the dialog's images (a shared database)."""
+    return await rt.in_flight_elsewhere(f"work:{rid}" for rid in dialog.request_ids)
+
+
 async def watchdog(rt: Runtime) -> int:
     """Restart the work of dialogs stuck finding faces or searching: no change for `rt.stuck_after` and no
     task running for any of their images (a task that died on an unexpected error). `transitions.resume` is
@@ -77,6 +83,8 @@ async def watchdog(rt: Runtime) -> int:
     the audit log is posted again, not run again (search() checks its claim). A dialog is re-armed at most
     once per `stuck_after`. Returns how many dialogs were restarted."""
     now = rt.now()
+    # On a shared database a replica that died stops renewing its leases: its work is resumed once they run out.
+    stuck_after = rt.stuck_after if rt.leases is None else min(rt.stuck_after, timedelta(seconds=LEASE_TTL_S))
     rearmed: dict[str, datetime] = rt.state.setdefault("watchdog", {})
     restarted = 0
     for dialog in await rt.io(rt.store.active):
@@ -85,7 +93,7 @@ async def watchdog(rt: Runtime) -> int:
             continue
         since = max([datetime.fromisoformat(dialog.updated_at)]
                     + ([rearmed[dialog.dialog_id]] if dialog.dialog_id in rearmed else []))
-        if now - since < rt.stuck_after or _working_on(rt, dialog):
+        if now - since < stuck_after or _working_on(rt, dialog) or await _leased_elsewhere(rt, dialog):
             continue
         async with rt.lock(dialog.dialog_id):
             current = await rt.io(rt.store.get, dialog.dialog_id)
@@ -147,6 +155,8 @@ async def resume_all(rt: Runtime) -> int:
     """After a restart: restart analysis not yet stored and searches not yet finished. Returns dialogs resumed."""
     resumed = 0
     for dialog in await rt.io(rt.store.active):
+        if await _leased_elsewhere(rt, dialog):  # another replica is working on it right now
+            continue
         effects = transitions.resume(dialog)
         if effects:
             async with rt.lock(dialog.dialog_id):
