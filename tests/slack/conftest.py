@@ -415,9 +415,20 @@ class Harness:
         self.backends.append(Backend.of(bot_settings(data_dir or self.data_dir), self.store_env))
         return self.backends[-1]
 
-    def audit_log(self) -> Any:
-        """The servers' audit log (the data dir's file, or the database's table)."""
-        return self.backend().audit_log()
+    def audit_log(self, clock: Callable[[], datetime] | None = None) -> Any:
+        """The servers' audit log (the data dir's file, or the database's table); `clock` stamps what the test
+        appends itself (seeded entries)."""
+        return self.backend().audit_log(clock=clock)
+
+    def cli_env(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The environment a command-line user of this department has: its data dir, and on PostgreSQL the
+        database and the audit key the servers use."""
+        monkeypatch.setenv("BOT_DATA_DIR", str(self.data_dir))
+        for name in ("BOT_DATABASE_URL", "BOT_AUDIT_KEY"):
+            if name in self.store_env:
+                monkeypatch.setenv(name, self.store_env[name])
+            else:
+                monkeypatch.delenv(name, raising=False)
 
     def audit(self, **filters: Any) -> list[dict[str, Any]]:
         """Search audit entries of this data dir whose fields equal `filters`."""
