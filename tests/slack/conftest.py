@@ -420,6 +420,13 @@ class Harness:
         appends itself (seeded entries)."""
         return self.backend().audit_log(clock=clock)
 
+    def cached_probes(self) -> list[str]:
+        """Request ids whose probe analysis is kept (data_dir/cache/probes/*.npz, or the database's rows)."""
+        if not self.on_postgresql:
+            return sorted(p.stem for p in (self.data_dir / "cache" / "probes").glob("*.npz"))
+        with self.backend().connect() as conn:
+            return [r[0] for r in conn.execute("SELECT request_id FROM probe_cache ORDER BY request_id")]
+
     def cli_env(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """The environment a command-line user of this department has: its data dir, and on PostgreSQL the
         database and the audit key the servers use."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.metrics import OUTCOMES
-from bot.store.audit_log import AuditLog
 
 from .conftest import OFFICER2
 
@@ -46,7 +45,7 @@ async def test_prometheus_metrics_after_a_search_count_its_outcome_face_work_and
     assert after[("frbot_ack_latency_seconds_count", ())] >= 5  # the upload and four replies, each acked
     assert after[("frbot_open_requests", ())] == 0
     assert after[("frbot_outbox_depth", ())] == 0
-    newest = max(e["seq"] for e in AuditLog.open(harness.data_dir, {}).entries())
+    newest = max(e["seq"] for e in harness.audit_log().entries())
     assert after[("frbot_audit_last_seq", ())] == newest >= entry["seq"]
 
 

@@ -7,9 +7,12 @@ import asyncio
 import errno
 import os
 
+import numpy as np
+
 from bot import wording
 from bot.request import transitions
 from bot.slack import flow
+from bot.store.probes import CachedProbe
 
 from .conftest import CASE, DISPATCH, JUSTIFICATION, OFFICER, Clock, block_texts, payload
 from .signing import new_event_id
@@ -95,9 +98,7 @@ async def test_restart_at_the_face_choice_never_detects_again(harness, slack):
 
 def _rewind_to_searching(harness, face_index: int) -> transitions.Dialog:
     """Simulate a crash after the face choice was stored but before the search finished."""
-    from bot.store.dialogs import DialogStore
-
-    store = DialogStore(harness.data_dir / "slack" / "dialogs.json")
+    store = harness.backend().dialogs()
     [dialog] = store.active() or [max(store.all(), key=lambda d: d.created_at)]
     image = dialog.images[0]
     image.status, image.face_index, image.outcome, image.result_at = transitions.SEARCHING, face_index, None, None
@@ -203,7 +204,7 @@ async def test_a_search_that_fails_is_audited_as_error_and_told_to_the_officer(h
     await harness.idle()
     await first.stop()
     # Retention removed the stored analysis while the officer was choosing: the search cannot run.
-    (harness.data_dir / "cache" / "probes" / f"{payload(ask)['face_request']}.npz").unlink()
+    assert harness.backend().probes().remove(payload(ask)["face_request"])
 
     await harness.start()
     await harness.reply(upload, "1")
@@ -228,38 +229,37 @@ async def test_retention_removes_ended_dialogs_and_cached_probes(harness):
     await harness.answer_all(upload)
     await harness.wait_kind("result")
     await harness.done(upload)
-    probes = harness.data_dir / "cache" / "probes"
-    assert list(probes.glob("*.npz")) == []  # removed once the result was recorded
-    (probes / "FR-LEFTOVER01.npz").write_bytes(b"left by a crash")  # what retention is for
+    assert harness.cached_probes() == []  # removed once the result was recorded
+    left = CachedProbe("ab" * 32, 10, 10, [], np.zeros((0, 128), dtype=np.float32), [])
+    harness.backend().probes().put("FR-LEFTOVER01", left)  # left by a crash: what retention is for
     assert await flow.purge(harness.rt) == {"dialogs": 0, "probes": 0}  # within the 30 days
     clock.advance(days=31)
     assert await flow.purge(harness.rt) == {"dialogs": 1, "probes": 1}
-    assert list(probes.glob("*.npz")) == [] and harness.rt.store.by_thread(CASE, upload["ts"]) is None
+    assert harness.cached_probes() == [] and harness.rt.store.by_thread(CASE, upload["ts"]) is None
     assert len(harness.audit()) == 1  # the audit log keeps its own, longer retention
 
 
 async def test_an_audit_entry_lost_to_a_crash_is_written_at_the_next_start(harness, slack, monkeypatch):
     """The dialog records the cancel, then the audit write fails (a crash at that moment): the next start
     writes the missing `cancelled` entry, so the request is documented."""
-    from bot.store.audit_log import AuditLog
-
     first = await harness.start(gallery=False)
     upload = await harness.upload(harness.face(OBAMA), text="26-012345")
     await harness.wait_card("purpose")
-    real_append = AuditLog.append
 
     def failing(self, kind, **fields):
         if fields.get("outcome") == "cancelled":
             raise OSError("disk gone at the wrong moment")
         return real_append(self, kind, **fields)
 
-    monkeypatch.setattr(AuditLog, "append", failing)
+    log_class = type(harness.rt.core.audit)  # the file log, or the database's
+    real_append = log_class.append
+    monkeypatch.setattr(log_class, "append", failing)
     await harness.reply(upload, "cancel")
     await harness.idle()
     assert harness.rt.store.active() == []  # the dialog saved its end...
     assert harness.audit() == []  # ...but the entry was never written
     await first.stop()
-    monkeypatch.setattr(AuditLog, "append", real_append)
+    monkeypatch.setattr(log_class, "append", real_append)
 
     await harness.start(gallery=False)
     await harness.idle()
@@ -280,7 +280,7 @@ async def test_probe_faces_are_removed_once_the_result_is_recorded(harness, slac
     upload = await harness.upload(harness.face(OBAMA))
     await harness.answer_all(upload)
     await harness.done(upload)
-    assert list((harness.data_dir / "cache" / "probes").glob("*.npz")) == []
+    assert harness.cached_probes() == []
 
 
 async def test_faces_found_after_a_cancel_are_not_kept(harness, slack, monkeypatch):
@@ -301,7 +301,7 @@ async def test_faces_found_after_a_cancel_are_not_kept(harness, slack, monkeypat
     await harness.wait_card("cancelled")
     release.set()
     await harness.idle()
-    assert list((harness.data_dir / "cache" / "probes").glob("*.npz")) == []
+    assert harness.cached_probes() == []
     assert [e["outcome"] for e in harness.audit()] == ["cancelled"]
 
 

@@ -7,7 +7,6 @@ from dataclasses import replace
 from bot import wording
 from bot.config import ReviewSettings
 from bot.slack import exam_card, roles
-from bot.store.audit_log import AuditLog
 
 from .conftest import (
     GROUP,
@@ -176,7 +175,7 @@ async def test_a_supervisor_removed_from_the_group_and_deactivated_is_refused_at
                        interaction_body(view_submission_payload(SUPERVISOR, form, values)))
     await harness.idle()
     assert reply.text and reply.json()["errors"] == {"fr_approval_reason_text": wording.NOT_SUPERVISOR}
-    entries = [e for e in AuditLog.open(harness.data_dir, {}).entries() if e["kind"] == "review"]
+    entries = [e for e in harness.audit_log().entries() if e["kind"] == "review"]
     assert [e["action"] for e in entries] == ["queued"] and harness.audit() == []
     await press_approval(harness, slack, "fr_approval_refuse", SUPERVISOR)  # the button: a note, no form
     assert len(slack.views()) == 1

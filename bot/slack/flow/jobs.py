@@ -4,7 +4,7 @@ resume after a restart, and the daily purge with the publication of the audit ch
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from bot import service, wording
@@ -17,7 +17,6 @@ from bot.slack import blocks
 from bot.slack.calls import SLACK_ERRORS, error_text
 from bot.slack.flow.dialog import apply, transition
 from bot.slack.flow.effects import post_essential, requester_of, source_fields
-from bot.store.leases import TTL_S as LEASE_TTL_S
 
 if TYPE_CHECKING:
     from bot.slack.runtime import Runtime
@@ -71,6 +70,21 @@ def _working_on(rt: Runtime, dialog: Dialog) -> bool:
     )
 
 
+async def _orphaned_work(rt: Runtime) -> set[str]:
+    """Request ids whose work's lease ran out (a shared database): its replica died mid-work. Each is taken and
+    let go at once, so it is found once; the work resumed takes it again. Empty on the files."""
+    if rt.leases is None:
+        return set()
+    found = set()
+    for key in await rt.io(rt.leases.expired, datetime.now(UTC)):
+        if key.startswith("work:") and await rt.io(rt.leases.take, key, rt.holder, datetime.now(UTC)):
+            await rt.io(rt.leases.release, key, rt.holder)
+            found.add(key.removeprefix("work:"))
+    if found:
+        log.warning("work on %s stopped on a replica that went away: resuming it here", ", ".join(sorted(found)))
+    return found
+
+
 async def _leased_elsewhere(rt: Runtime, dialog: Dialog) -> bool:
     """Whether another replica holds the lease of work on one of the dialog's images (a shared database)."""
     return await rt.in_flight_elsewhere(f"work:{rid}" for rid in dialog.request_ids)
@@ -83,9 +97,8 @@ async def watchdog(rt: Runtime) -> int:
     the audit log is posted again, not run again (search() checks its claim). A dialog is re-armed at most
     once per `stuck_after`. Returns how many dialogs were restarted."""
     now = rt.now()
-    # On a shared database a replica that died stops renewing its leases: its work is resumed once they run out.
-    stuck_after = rt.stuck_after if rt.leases is None else min(rt.stuck_after, timedelta(seconds=LEASE_TTL_S))
     rearmed: dict[str, datetime] = rt.state.setdefault("watchdog", {})
+    orphaned = await _orphaned_work(rt)
     restarted = 0
     for dialog in await rt.io(rt.store.active):
         detecting = dialog.started and any(i.status == transitions.PENDING for i in dialog.images)
@@ -93,7 +106,8 @@ async def watchdog(rt: Runtime) -> int:
             continue
         since = max([datetime.fromisoformat(dialog.updated_at)]
                     + ([rearmed[dialog.dialog_id]] if dialog.dialog_id in rearmed else []))
-        if now - since < stuck_after or _working_on(rt, dialog) or await _leased_elsewhere(rt, dialog):
+        if orphaned.isdisjoint(dialog.request_ids) and (now - since < rt.stuck_after or _working_on(rt, dialog)
+                                                        or await _leased_elsewhere(rt, dialog)):
             continue
         async with rt.lock(dialog.dialog_id):
             current = await rt.io(rt.store.get, dialog.dialog_id)
@@ -155,7 +169,7 @@ async def resume_all(rt: Runtime) -> int:
     """After a restart: restart analysis not yet stored and searches not yet finished. Returns dialogs resumed."""
     resumed = 0
     for dialog in await rt.io(rt.store.active):
-        if await _leased_elsewhere(rt, dialog):  # another replica is working on it right now
+        if _working_on(rt, dialog) or await _leased_elsewhere(rt, dialog):  # in flight here or elsewhere
             continue
         effects = transitions.resume(dialog)
         if effects:
