@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import UTC, datetime
 
+import psycopg
 import pytest
 
 from bot import wording
@@ -15,7 +16,7 @@ from bot.slack import flow
 from bot.store.audit_log import AuditLog
 
 from .conftest import CASE, OFFICER, OFFICER2, SHARED, Clock, block_texts, bot_settings
-from .test_e2e_frs import CALL, STAFF, TZ, frs, seed_call, texts
+from .test_e2e_frs import CALL, STAFF, TZ, edit_audit_entry, frs, seed_call, texts
 from .test_e2e_frs import start as start_staff
 
 HEAD_CHANNEL = "CAUDITHEAD"
@@ -26,6 +27,20 @@ def head_posts(slack) -> list:
     return [c for c in slack.call_log("chat.postMessage") if c.ok and c.params.get("channel") == HEAD_CHANNEL]
 
 
+def cut_audit_tail(harness, count: int) -> None:
+    """The newest `count` entries removed behind the bot's back: cut off the end of the log file, or deleted from
+    the database by a superuser who switched the append-only triggers off."""
+    if harness.on_postgresql:
+        with psycopg.connect(harness.request.getfixturevalue("pg_migrated").admin_url, autocommit=True) as admin:
+            admin.execute("SET session_replication_role = replica")
+            gone = admin.execute("DELETE FROM audit_entries WHERE seq > (SELECT max(seq) FROM audit_entries) - %s",
+                                 (count,)).rowcount
+        assert gone == count
+        return
+    path = harness.data_dir / "audit" / "audit.jsonl"
+    path.write_bytes(b"".join(path.read_bytes().splitlines(keepends=True)[:-count]))
+
+
 async def start_with_head_channel(harness, slack, **audit):
     slack.add_channel(HEAD_CHANNEL, "frs-audit-heads", is_private=True)
     settings = bot_settings(harness.data_dir)
@@ -34,11 +49,11 @@ async def start_with_head_channel(harness, slack, **audit):
 
 
 async def test_chain_head_is_posted_in_the_head_channel_at_start_and_by_the_daily_job(harness, slack):
-    seed_call(harness.data_dir, datetime.now(UTC))
+    seed_call(harness, datetime.now(UTC))
     await start_with_head_channel(harness, slack)
     first = await slack.wait_for(lambda c: c.method == "chat.postMessage" and c.params.get("channel") == HEAD_CHANNEL,
                                  ok=True)
-    log = AuditLog.open(harness.data_dir, {})
+    log = harness.audit_log()
     head = log.head()
     assert head["seq"] == 4
     meta = first.params["metadata"]
@@ -58,9 +73,8 @@ async def test_chain_head_is_posted_in_the_head_channel_at_start_and_by_the_dail
 
 
 async def test_chain_head_post_of_a_broken_log_says_so_and_no_channel_means_no_post(harness, slack):
-    seed_call(harness.data_dir, datetime.now(UTC))
-    path = harness.data_dir / "audit" / "audit.jsonl"
-    path.write_bytes(path.read_bytes().replace(b"26-012345", b"26-012399", 1))
+    seed_call(harness, datetime.now(UTC))
+    edit_audit_entry(harness, 1, b"26-012345", b"26-012399")
     await start_with_head_channel(harness, slack)
     post = await slack.wait_for(lambda c: c.method == "chat.postMessage" and c.params.get("channel") == HEAD_CHANNEL,
                                 ok=True)
@@ -73,7 +87,7 @@ async def test_chain_head_post_of_a_broken_log_says_so_and_no_channel_means_no_p
 
 async def test_status_shows_the_chain_head(harness, slack):
     await start_with_head_channel(harness, slack)
-    log = AuditLog.open(harness.data_dir, {})
+    log = harness.audit_log()
     [empty] = await frs(harness, "status", user=OFFICER)
     assert "Audit log head: no entry yet" in texts(empty)[0].splitlines()
     entry = log.append("gallery_change", actor="os:admin", action="remove", subject_id="S1")
@@ -86,8 +100,8 @@ async def test_status_shows_the_chain_head(harness, slack):
 # ------------------------------------------------------------------------------------ refusal aggregation
 
 
-def access_refusals(data_dir, user: str) -> list[dict]:
-    return [e for e in AuditLog.open(data_dir, {}).entries()
+def access_refusals(harness, user: str) -> list[dict]:
+    return [e for e in harness.audit_log().entries()
             if e.get("kind") == "audit_access" and e.get("allowed") is False and e["actor"]["id"] == user]
 
 
@@ -100,17 +114,17 @@ async def test_refusal_aggregation_50_frs_commands_by_a_stranger_are_two_entries
     for _ in range(50):  # OFFICER2 is on no list at all
         [answer] = await frs(harness, f"audit {CALL}", user=OFFICER2)
         assert texts(answer) == [wording.FRS_STAFF_ONLY]  # every attempt is still answered
-    assert [e.get("count") for e in access_refusals(harness.data_dir, OFFICER2)] == [None]  # the first, at once
+    assert [e.get("count") for e in access_refusals(harness, OFFICER2)] == [None]  # the first, at once
     clock.advance(minutes=11)
     await flow.tick(harness.rt)  # the window closed: the folded entry is written
-    entries = access_refusals(harness.data_dir, OFFICER2)
+    entries = access_refusals(harness, OFFICER2)
     assert len(entries) == 2 and sum(folded_count(e) for e in entries) == 50 and entries[1]["count"] == 49
     for _ in range(3):  # a requester's refusals are each an entry
         await frs(harness, f"audit {CALL}", user=OFFICER)
-    assert [e.get("count") for e in access_refusals(harness.data_dir, OFFICER)] == [None] * 3
+    assert [e.get("count") for e in access_refusals(harness, OFFICER)] == [None] * 3
 
     month = datetime.now(UTC).astimezone(review.zone(TZ)).strftime("%Y-%m")
-    report = review.summarise_month(AuditLog.open(harness.data_dir, {}).entries(), month, TZ)
+    report = review.summarise_month(harness.audit_log().entries(), month, TZ)
     assert report.refused_commands == 53
     [answer] = await frs(harness, f"report {month}", user=STAFF)
     assert "Refused /frs commands (audit queries, reports, status): 53" in texts(answer)[0]
@@ -147,7 +161,7 @@ async def test_refusal_aggregation_uploads_by_a_stranger_fold_and_a_requesters_a
     assert [folded_count(e) for e in stranger] == [1, 19]
     assert {a["request_id"] for a in stranger[1]["attempts"]} == set(rid_of.values()) - {first["request_id"]}
     month = datetime.now(UTC).astimezone(review.zone(TZ)).strftime("%Y-%m")
-    report = review.summarise_month(AuditLog.open(harness.data_dir, {}).entries(), month, TZ)
+    report = review.summarise_month(harness.audit_log().entries(), month, TZ)
     assert report.by_outcome["denied"] == 23 and report.total == 23
     assert harness.verify_audit()
 
@@ -158,8 +172,8 @@ async def test_refusal_aggregation_uploads_by_a_stranger_fold_and_a_requesters_a
 async def test_a_truncated_log_is_an_alarm_not_a_new_head_until_accept_head(harness, slack, capsys, monkeypatch):
     from bot.cli import main as cli
 
-    seed_call(harness.data_dir, datetime.now(UTC))
-    log = AuditLog.open(harness.data_dir, {})
+    seed_call(harness, datetime.now(UTC))
+    log = harness.audit_log()
     for n in range(6):
         log.append("gallery_change", actor="os:admin", action="remove", subject_id=f"S{n}")
     first = await start_with_head_channel(harness, slack)
@@ -169,8 +183,7 @@ async def test_a_truncated_log_is_an_alarm_not_a_new_head_until_accept_head(harn
     await harness.idle()
     await first.stop()
 
-    path = harness.data_dir / "audit" / "audit.jsonl"
-    path.write_bytes(b"".join(path.read_bytes().splitlines(keepends=True)[:-4]))  # 4 entries cut off the end
+    cut_audit_tail(harness, 4)
     slack.clear_calls()
     await start_with_head_channel(harness, slack)
     alarm = await slack.wait_for(lambda c: c.method == "chat.postMessage" and c.params.get("channel") == HEAD_CHANNEL,
@@ -183,11 +196,11 @@ async def test_a_truncated_log_is_an_alarm_not_a_new_head_until_accept_head(harn
     assert wording.audit_head_alarm(10, "missing", 6) in texts(status)[0]
     assert await flow.publish_head(harness.rt) is None  # the daily job posts no head either
 
-    head = AuditLog.open(harness.data_dir, {}).head()
-    monkeypatch.setenv("BOT_DATA_DIR", str(harness.data_dir))
+    head = harness.audit_log().head()
+    harness.cli_env(monkeypatch)
     assert cli.main(["audit", "accept-head", f"{head['seq']}:{head['mac']}"]) == cli.EXIT_OK
     assert "accepted" in capsys.readouterr().out
-    accepted = [e for e in AuditLog.open(harness.data_dir, {}).entries() if e.get("action") == "accept_head"]
+    accepted = [e for e in harness.audit_log().entries() if e.get("action") == "accept_head"]
     assert [(e["seq_accepted"], e["mac_accepted"]) for e in accepted] == [(6, head["mac"])]
     await flow.publish_head(harness.rt)
     kinds = [p.params["metadata"]["event_payload"] for p in head_posts(slack)]

@@ -10,6 +10,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import psycopg
 import pytest
 from PIL import Image
 
@@ -18,9 +19,8 @@ from bot.oversight import review
 from bot.service import policy_fields
 from bot.slack import blocks
 from bot.slack import review as slack_review
-from bot.store.audit_log import AuditLog
+from bot.store.backend import Backend
 
-from ..conftest import edit_in_place
 from .conftest import (
     CASE,
     GROUP_MEMBER,
@@ -47,43 +47,80 @@ OFFICER_MENTION = f"<@{OFFICER}|officer.one>"  # how Slack sends a mention with 
 # --------------------------------------------------------------------------------------------- helpers
 
 
-def seed(data_dir, when: datetime, request_id: str, *, outcome: str = "candidates", call: str = CALL,
-         requester: str = OFFICER, name: str = "Ofc. One", purpose: str = "investigation") -> dict[str, Any]:
-    """A search entry as the Slack flow records it (bot.service fields), stamped at `when`."""
-    log = AuditLog.open(data_dir, {}, clock=lambda: when)
-    fields: dict[str, Any] = {
-        "request_id": request_id, "requester": {"id": requester, "name": name}, "source": "slack",
-        "channel": CASE, "thread_ts": "1772470740.000100", "file_id": "F000001", "image_name": "doorbell.jpg",
-        "uploaded_at": (when - timedelta(seconds=95)).isoformat().replace("+00:00", "Z"),
-        **policy_fields(policy.Answers(call, purpose, JUSTIFICATION, True)),
-    }
-    if outcome in ("candidates", "no_candidate"):
-        fields.update(
-            probe_sha256="9f" * 32, faces=[{"index": 1, "box": {"top": 1, "right": 2, "bottom": 3, "left": 0},
-                                            "size": 120, "quality": "ok"}], face_index=1,
-            model="dlib_face_recognition_resnet_model_v1", threshold=0.55, gallery_subjects=4, gallery_images=5,
-            candidates=[{"rank": 1, "subject_id": "obama", "distance": 0.41}] if outcome == "candidates" else [],
-            result_at=when.isoformat().replace("+00:00", "Z"),
-        )
-    elif outcome == "denied":
-        fields["denied"] = [wording.ATTESTATION_MISSING]
-    return log.append("search", outcome=outcome, **fields)
+class Seed:
+    """Entries appended to the servers' audit log (the data dir's file, or the database's table) as the flows
+    record them, each stamped at its own time; one log for all of them (one connection pool on PostgreSQL)."""
+
+    def __init__(self, harness: Any) -> None:
+        self.when = datetime.now(UTC)
+        self.log = harness.audit_log(clock=lambda: self.when)
+
+    def __call__(self, when: datetime, request_id: str, *, outcome: str = "candidates", call: str = CALL,
+                 requester: str = OFFICER, name: str = "Ofc. One", purpose: str = "investigation") -> dict[str, Any]:
+        """A search entry as the Slack flow records it (bot.service fields), stamped at `when`."""
+        fields: dict[str, Any] = {
+            "request_id": request_id, "requester": {"id": requester, "name": name}, "source": "slack",
+            "channel": CASE, "thread_ts": "1772470740.000100", "file_id": "F000001", "image_name": "doorbell.jpg",
+            "uploaded_at": (when - timedelta(seconds=95)).isoformat().replace("+00:00", "Z"),
+            **policy_fields(policy.Answers(call, purpose, JUSTIFICATION, True)),
+        }
+        if outcome in ("candidates", "no_candidate"):
+            fields.update(
+                probe_sha256="9f" * 32, faces=[{"index": 1, "box": {"top": 1, "right": 2, "bottom": 3, "left": 0},
+                                                "size": 120, "quality": "ok"}], face_index=1,
+                model="dlib_face_recognition_resnet_model_v1", threshold=0.55, gallery_subjects=4, gallery_images=5,
+                candidates=[{"rank": 1, "subject_id": "obama", "distance": 0.41}] if outcome == "candidates" else [],
+                result_at=when.isoformat().replace("+00:00", "Z"),
+            )
+        elif outcome == "denied":
+            fields["denied"] = [wording.ATTESTATION_MISSING]
+        self.when = when
+        return self.log.append("search", outcome=outcome, **fields)
 
 
-def seed_call(data_dir, when: datetime) -> list[dict[str, Any]]:
+def seed(harness: Any, when: datetime, request_id: str, **fields: Any) -> dict[str, Any]:
+    """One search entry (see Seed) in the servers' audit log, stamped at `when`."""
+    return Seed(harness)(when, request_id, **fields)
+
+
+def seed_call(harness: Any, when: datetime) -> list[dict[str, Any]]:
     """Three requests for CALL (a candidate, none, refused) and one for another call."""
+    add = Seed(harness)
     return [
-        seed(data_dir, when - timedelta(minutes=30), "FR-AAAAAAAAA1"),
-        seed(data_dir, when - timedelta(minutes=20), "FR-AAAAAAAAA2", outcome="no_candidate"),
-        seed(data_dir, when - timedelta(minutes=10), "FR-AAAAAAAAA3", outcome="denied", requester=GROUP_MEMBER,
-             name="Ofc. Grouped"),
-        seed(data_dir, when - timedelta(minutes=5), "FR-BBBBBBBBB1", call="26-099999"),
+        add(when - timedelta(minutes=30), "FR-AAAAAAAAA1"),
+        add(when - timedelta(minutes=20), "FR-AAAAAAAAA2", outcome="no_candidate"),
+        add(when - timedelta(minutes=10), "FR-AAAAAAAAA3", outcome="denied", requester=GROUP_MEMBER,
+            name="Ofc. Grouped"),
+        add(when - timedelta(minutes=5), "FR-BBBBBBBBB1", call="26-099999"),
     ]
 
 
-def accesses(data_dir) -> list[dict[str, Any]]:
-    """The audit_access entries (reads of the audit and refused attempts), in order."""
-    return [e for e in AuditLog.open(data_dir, {}).entries() if e.get("kind") == "audit_access"]
+def accesses(harness: Any) -> list[dict[str, Any]]:
+    """The audit_access entries (reads of the audit and refused attempts) in the servers' log, in order."""
+    return [e for e in harness.audit_log().entries() if e.get("kind") == "audit_access"]
+
+
+def edit_audit_entry(harness: Any, seq: int, old: bytes, new: bytes) -> None:
+    """Replace `old` by `new` (as long) in entry `seq` behind the bot's back: in the log file itself (its inode and
+    size stay, as after a careful tamperer's edit), or in the database's row as a superuser who switched the
+    append-only triggers off."""
+    assert len(old) == len(new)
+    if harness.on_postgresql:
+        admin_url = harness.request.getfixturevalue("pg_migrated").admin_url
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute("SET session_replication_role = replica")
+            [(line,)] = admin.execute("SELECT line FROM audit_entries WHERE seq = %s", (seq,)).fetchall()
+            assert old in bytes(line)
+            admin.execute("UPDATE audit_entries SET line = %s WHERE seq = %s",
+                          (bytes(line).replace(old, new, 1), seq))
+        return
+    path = harness.data_dir / "audit" / "audit.jsonl"
+    lines = path.read_bytes().splitlines(keepends=True)
+    [at] = [i for i, line in enumerate(lines) if json.loads(line).get("seq") == seq]
+    start = sum(len(line) for line in lines[:at]) + lines[at].index(old)
+    with open(path, "r+b") as fh:
+        fh.seek(start)
+        fh.write(new)
 
 
 def staff_settings(data_dir, **overrides: Any):
@@ -128,7 +165,7 @@ def joined(calls) -> str:
 
 async def test_audit_by_call_lists_every_request_for_that_call_and_records_the_query(harness, slack):
     now = datetime.now(UTC)
-    entries = seed_call(harness.data_dir, now)
+    entries = seed_call(harness, now)
     await start(harness, slack)
     [answer] = await frs(harness, f"audit {CALL}")
 
@@ -142,7 +179,7 @@ async def test_audit_by_call_lists_every_request_for_that_call_and_records_the_q
     # Local time in the configured timezone, with its abbreviation.
     assert review.local_time(entries[0]["ts"], TZ)[:16] in body and ("PST" in body or "PDT" in body)
 
-    [access] = accesses(harness.data_dir)  # recorded once, by bot.oversight.review
+    [access] = accesses(harness)  # recorded once, by bot.oversight.review
     assert access["actor"] == {"id": STAFF, "name": "Capt. Reyes"}
     assert access["action"] == "query" and access["query"] == {"call_number": CALL} and access["results"] == 3
     assert harness.verify_audit()
@@ -150,9 +187,9 @@ async def test_audit_by_call_lists_every_request_for_that_call_and_records_the_q
 
 async def test_audit_by_person_with_and_without_since(harness, slack):
     now = datetime.now(UTC)
-    old = seed(harness.data_dir, now - timedelta(days=10), "FR-OLD0000001")
-    new = seed(harness.data_dir, now - timedelta(minutes=1), "FR-NEW0000001", outcome="no_candidate")
-    seed(harness.data_dir, now, "FR-OTHER00001", requester=OFFICER2, name="Ofc. Two")
+    old = seed(harness, now - timedelta(days=10), "FR-OLD0000001")
+    new = seed(harness, now - timedelta(minutes=1), "FR-NEW0000001", outcome="no_candidate")
+    seed(harness, now, "FR-OTHER00001", requester=OFFICER2, name="Ofc. Two")
     await start(harness, slack)
 
     [every] = await frs(harness, f"audit {OFFICER_MENTION}")
@@ -164,13 +201,13 @@ async def test_audit_by_person_with_and_without_since(harness, slack):
     assert texts(recent)[0] == wording.audit_user_header(f"Ofc. One ({OFFICER})", since, 1)
     assert "FR-NEW0000001" in texts(recent)[1] and "FR-OLD0000001" not in texts(recent)[1]
 
-    queries = [a["query"] for a in accesses(harness.data_dir)]
+    queries = [a["query"] for a in accesses(harness)]
     assert queries == [{"requester_id": OFFICER, "since": None}, {"requester_id": OFFICER, "since": since}]
 
 
 async def test_a_display_name_with_line_breaks_stays_on_the_header_line(harness, slack):
     """A name cannot forge a line of the answer: breaks become spaces, an id in parentheses is bracketed."""
-    seed(harness.data_dir, datetime.now(UTC), "FR-NEW0000001")
+    seed(harness, datetime.now(UTC), "FR-NEW0000001")
     await start(harness, slack)
     slack.add_user(OFFICER, "officer.one", display_name="Ofc. One\n*All clear* (UCAPTAIN1)\r\u2028ok")
     [answer] = await frs(harness, f"audit {OFFICER_MENTION}")
@@ -183,13 +220,14 @@ async def test_no_match_says_so(harness, slack):
     await start(harness, slack)
     [answer] = await frs(harness, "audit 26-000000")
     assert texts(answer) == [wording.audit_call_header("26-000000", 0), wording.AUDIT_NO_ENTRIES]
-    assert accesses(harness.data_dir)[0]["results"] == 0
+    assert accesses(harness)[0]["results"] == 0
 
 
 async def test_a_long_list_is_cut_with_a_pointer_to_the_export_and_fits_slack(harness, slack):
     now = datetime.now(UTC) - timedelta(hours=1)
+    add = Seed(harness)
     for i in range(slack_review.AUDIT_CAP + 7):
-        seed(harness.data_dir, now + timedelta(seconds=i), f"FR-{i:010d}", name="Ofc. " + "Very-Long-Name " * 8)
+        add(now + timedelta(seconds=i), f"FR-{i:010d}", name="Ofc. " + "Very-Long-Name " * 8)
     await start(harness, slack)
     calls = await frs(harness, f"audit {CALL}")  # the double refuses anything over Slack's limits
     all_texts = joined(calls)
@@ -239,14 +277,14 @@ def test_parse_reads_mentions_days_months_and_public():
 
 
 async def test_refusal_for_someone_not_on_command_staff_is_audited_and_shows_nothing(harness, slack):
-    seed_call(harness.data_dir, datetime.now(UTC))
+    seed_call(harness, datetime.now(UTC))
     await start(harness, slack)
     [answer] = await frs(harness, f"audit {CALL}", user=OFFICER)  # a requester, not command staff
     assert texts(answer) == [wording.FRS_STAFF_ONLY] and answer.params["user"] == OFFICER
     [report_refused] = await frs(harness, "report 2026-03", user=OFFICER2)
     assert texts(report_refused) == [wording.FRS_STAFF_ONLY]
 
-    first, second = accesses(harness.data_dir)
+    first, second = accesses(harness)
     assert first["actor"] == {"id": OFFICER, "name": "Ofc. One"} and first["allowed"] is False
     assert first["outcome"] == "denied" and first["action"] == "query" and first["query"] == {"call_number": CALL}
     assert first["channel"] == CASE and "results" not in first
@@ -256,20 +294,20 @@ async def test_refusal_for_someone_not_on_command_staff_is_audited_and_shows_not
 
 
 async def test_command_staff_through_a_user_group_gets_the_answer(harness, slack):
-    seed_call(harness.data_dir, datetime.now(UTC))
+    seed_call(harness, datetime.now(UTC))
     await start(harness, slack)
     [answer] = await frs(harness, f"audit {CALL}", user=LIEUTENANT)
     assert texts(answer)[0] == wording.audit_call_header(CALL, 3)
-    [access] = accesses(harness.data_dir)
+    [access] = accesses(harness)
     assert access["actor"]["id"] == LIEUTENANT and "allowed" not in access
 
 
 async def test_a_guest_is_refused_even_when_listed_as_command_staff(harness, slack):
-    seed_call(harness.data_dir, datetime.now(UTC))
+    seed_call(harness, datetime.now(UTC))
     await start(harness, slack)
     [answer] = await frs(harness, f"audit {CALL}", user=GUEST)
     assert texts(answer) == [wording.FRS_STAFF_ONLY]
-    [access] = accesses(harness.data_dir)
+    [access] = accesses(harness)
     assert access["actor"]["id"] == GUEST and access["allowed"] is False
 
 
@@ -293,13 +331,13 @@ async def test_status_for_requesters_staff_and_gallery_admins_only(harness, slac
         assert lines[5] == f"Bot version: {__version__}"
         assert lines[6].startswith("Queue: 1 search running; 0 requests open")
         assert "0 posts waiting for Slack" in lines[6]
-    assert accesses(harness.data_dir) == []  # status reads no audit entry
+    assert accesses(harness) == []  # status reads no audit entry
 
     [refused] = await frs(harness, "status", user=OFFICER2)
     assert texts(refused) == [wording.FRS_STATUS_REFUSED]
     [guest] = await frs(harness, "status", user=GUEST)  # a requester and command staff by the lists: a guest
     assert texts(guest) == [wording.FRS_STATUS_REFUSED]
-    assert [(a["actor"]["id"], a["action"], a["allowed"]) for a in accesses(harness.data_dir)] == [
+    assert [(a["actor"]["id"], a["action"], a["allowed"]) for a in accesses(harness)] == [
         (OFFICER2, "status", False), (GUEST, "status", False)]
 
 
@@ -320,13 +358,13 @@ def _png_size(data: bytes) -> tuple[int, int]:
 
 async def test_report_defaults_to_last_month_and_sends_the_chart_by_direct_message(harness, slack):
     when = _last_month_noon(datetime.now(UTC))
-    seed_call(harness.data_dir, when)
-    seed(harness.data_dir, datetime.now(UTC), "FR-THISMONTH1")  # this month: not counted
+    seed_call(harness, when)
+    seed(harness, datetime.now(UTC), "FR-THISMONTH1")  # this month: not counted
     await start(harness, slack)
     month = review.previous_month(datetime.now(UTC), TZ)
     [answer] = await frs(harness, "report")
 
-    expected = review.summarise_month(AuditLog.open(harness.data_dir, {}).entries(), month, TZ)
+    expected = review.summarise_month(harness.audit_log().entries(), month, TZ)
     assert expected.total == 4
     assert texts(answer) == [wording.report_text(expected), wording.REPORT_CHART_BY_DM]
     assert answer.params["channel"] == CASE and answer.params["user"] == STAFF
@@ -345,13 +383,13 @@ async def test_report_defaults_to_last_month_and_sends_the_chart_by_direct_messa
     assert block_texts(copy) == [wording.report_text(expected), wording.REPORT_CHART_BELOW]
     assert not slack.uploads(channel=CASE)
 
-    [access] = accesses(harness.data_dir)
+    [access] = accesses(harness)
     assert access["action"] == "report" and access["query"] == {"month": month} and access["results"] == 4
     assert access["png_file"] == f"slack:{dm}"
 
 
 async def test_report_for_a_month_asked_for(harness, slack):
-    seed_call(harness.data_dir, datetime(2026, 2, 10, 20, tzinfo=UTC))
+    seed_call(harness, datetime(2026, 2, 10, 20, tzinfo=UTC))
     await start(harness, slack)
     [answer] = await frs(harness, "report 2026-02")
     text = texts(answer)[0]
@@ -370,11 +408,11 @@ async def test_report_without_im_write_says_the_chart_could_not_be_sent(harness,
     assert texts(answer)[-1] == wording.REPORT_CHART_FAILED
     assert [c.error for c in slack.call_log("conversations.open")] == ["missing_scope"]
     assert not slack.uploads()
-    assert accesses(harness.data_dir)[0]["action"] == "report"  # the summary was still read, and audited
+    assert accesses(harness)[0]["action"] == "report"  # the summary was still read, and audited
 
 
 async def test_report_asked_in_the_dm_with_the_bot_is_answered_there_once(harness, slack):
-    seed_call(harness.data_dir, datetime(2026, 2, 10, 20, tzinfo=UTC))
+    seed_call(harness, datetime(2026, 2, 10, 20, tzinfo=UTC))
     await start(harness, slack)
     dm = f"D{STAFF}"  # the double's id of the bot's DM with STAFF, as conversations.open returns it
     [posted] = await frs(harness, "report 2026-02", channel=dm, method="chat.postMessage")
@@ -387,7 +425,7 @@ async def test_report_asked_in_the_dm_with_the_bot_is_answered_there_once(harnes
 
 
 async def test_public_posts_in_the_channel_with_metadata(harness, slack):
-    seed_call(harness.data_dir, datetime.now(UTC))
+    seed_call(harness, datetime.now(UTC))
     await start(harness, slack)
     [posted] = await frs(harness, f"audit {CALL} public", method="chat.postMessage")
     assert posted.params["channel"] == CASE and "thread_ts" not in posted.params
@@ -401,7 +439,7 @@ async def test_public_posts_in_the_channel_with_metadata(harness, slack):
 
 
 async def test_public_report_posts_the_summary_and_the_chart_in_the_channel(harness, slack):
-    seed_call(harness.data_dir, datetime(2026, 2, 10, 20, tzinfo=UTC))
+    seed_call(harness, datetime(2026, 2, 10, 20, tzinfo=UTC))
     await start(harness, slack)
     [posted] = await frs(harness, "report 2026-02 public", method="chat.postMessage")
     await slack.wait_for("files.completeUploadExternal", ok=True)
@@ -410,11 +448,11 @@ async def test_public_report_posts_the_summary_and_the_chart_in_the_channel(harn
     [chart] = slack.uploads(channel=CASE)
     assert chart.filename == "frs-report-2026-02.png" and _png_size(chart.data)[0] > 0
     assert not slack.call_log("conversations.open") and not slack.ephemerals()
-    assert accesses(harness.data_dir)[0]["png_file"] == f"slack:{CASE}"
+    assert accesses(harness)[0]["png_file"] == f"slack:{CASE}"
 
 
 async def test_public_is_refused_in_a_channel_shared_with_another_organisation(harness, slack):
-    seed_call(harness.data_dir, datetime.now(UTC))
+    seed_call(harness, datetime.now(UTC))
     await start(harness, slack)
     note, answer = await frs(harness, f"audit {CALL} public", channel=SHARED, count=2)
     assert texts(note) == [wording.FRS_PUBLIC_SHARED]
@@ -451,7 +489,7 @@ async def test_help_and_usage_for_garbage(harness, slack):
         [answer] = await frs(harness, text)
         assert texts(answer) == [expected], text
         assert "<!channel>" not in answer.params["text"]
-    assert accesses(harness.data_dir) == []  # nothing was read, nothing was attempted
+    assert accesses(harness) == []  # nothing was read, nothing was attempted
 
 
 async def test_an_unknown_subcommand_points_to_frs_help(harness, slack):
@@ -459,11 +497,11 @@ async def test_an_unknown_subcommand_points_to_frs_help(harness, slack):
     [answer] = await frs(harness, "foo", user=OFFICER2)  # anyone: like help, no role is needed to be told
     assert texts(answer) == ["/frs foo is not a command the bot knows. Type `/frs help` for the list of commands."]
     [public] = await frs(harness, "foo public")
-    assert texts(public) == texts(answer) and accesses(harness.data_dir) == []
+    assert texts(public) == texts(answer) and accesses(harness) == []
 
 
 async def test_the_command_is_acked_before_the_work_runs(harness, slack, monkeypatch):
-    seed_call(harness.data_dir, datetime.now(UTC))
+    seed_call(harness, datetime.now(UTC))
     await start(harness, slack)
     gate = asyncio.Event()
     real = slack_review.handle
@@ -476,12 +514,12 @@ async def test_the_command_is_acked_before_the_work_runs(harness, slack, monkeyp
     reply = await post(harness.http, harness.bot.events_url, command_body("/frs", f"audit {CALL}", STAFF, CASE))
     assert reply.status == 200 and reply.text == ""
     # The answer and its audit entry come only after the ack.
-    assert not slack.ephemerals() and accesses(harness.data_dir) == []
+    assert not slack.ephemerals() and accesses(harness) == []
     gate.set()
     await slack.wait_for("chat.postEphemeral", ok=True)
     await harness.idle()
     assert texts(slack.call_log("chat.postEphemeral")[0])[0] == wording.audit_call_header(CALL, 3)
-    assert len(accesses(harness.data_dir)) == 1
+    assert len(accesses(harness)) == 1
 
 
 async def test_a_real_search_is_listed_by_call_and_by_person_in_the_configured_timezone(harness, slack):
@@ -509,7 +547,10 @@ async def test_a_real_search_is_listed_by_call_and_by_person_in_the_configured_t
 async def test_nothing_is_shown_when_the_read_cannot_be_audited(harness, slack):
     await start(harness, slack)
     # An entry signed with another key: the log refuses to append after it (BOT_AUDIT_KEY changed?).
-    other = AuditLog.open(harness.data_dir, {"BOT_AUDIT_KEY": "another-key-0123456789abcdef-0123456789"})
+    backend = Backend.of(bot_settings(harness.data_dir),
+                         {**harness.store_env, "BOT_AUDIT_KEY": "another-key-0123456789abcdef-0123456789"})
+    harness.backends.append(backend)  # closed after the test
+    other = backend.audit_log()
     other.append("search", outcome="denied", request_id="FR-OTHERKEY01", call_number=CALL,
                  requester={"id": OFFICER, "name": "Ofc. One"})
     [answer] = await frs(harness, f"audit {CALL}")
@@ -526,12 +567,8 @@ async def test_audit_answers_from_a_tampered_log_start_with_a_warning(harness, s
     """/frs audit on a log whose entry was edited after the fact: the answer says first that the log does not
     verify, so command staff never take an altered entry for the record."""
     now = datetime.now(UTC)
-    seed_call(harness.data_dir, now)
-    log_path = harness.data_dir / "audit" / "audit.jsonl"
-    lines = log_path.read_text().splitlines(keepends=True)
-    first = json.loads(lines[0])
-    first["justification"] = "edited after the fact"
-    log_path.write_text(json.dumps(first, separators=(",", ":")) + "\n" + "".join(lines[1:]))
+    seed_call(harness, now)
+    edit_audit_entry(harness, 1, b"Armed robbery", b"Shoplifting!!")  # the justification
     await start(harness, slack)
     [answer] = await frs(harness, f"audit {CALL}")
     head = texts(answer)[0]
@@ -543,10 +580,9 @@ async def test_report_warns_when_an_entry_before_the_verified_prefix_was_edited(
     """One byte of the first entry edited in place after the whole log was verified (same size, same inode, the
     prefix's last line unchanged): /frs report checks the whole chain, so the report it gives starts with the
     warning naming the broken entry (before, it came with no warning)."""
-    seed_call(harness.data_dir, _last_month_noon(datetime.now(UTC)))
-    log = AuditLog.open(harness.data_dir, {})
-    assert log.verify().ok  # remembered as the verified prefix
-    edit_in_place(log.path, b"FR-AAAAAAAAA1", b"FR-AAAAAAAAA9")
+    seed_call(harness, _last_month_noon(datetime.now(UTC)))
+    assert harness.audit_log().verify().ok  # the file log remembers it as the verified prefix
+    edit_audit_entry(harness, 1, b"FR-AAAAAAAAA1", b"FR-AAAAAAAAA9")
     await start(harness, slack)
     [answer] = await frs(harness, "report")
     assert texts(answer)[0].startswith("WARNING: the audit log does not verify (entry 1")
@@ -568,7 +604,7 @@ async def test_refused_answers_show_in_frs_audit_the_bundle_and_the_report(harne
     result = await harness.wait_kind("result")
     await harness.done(upload)
     rid = payload(result)["request_id"]
-    [refusal] = [e for e in AuditLog.open(harness.data_dir, {}).entries() if e["kind"] == "refusal"]
+    [refusal] = [e for e in harness.audit_log().entries() if e["kind"] == "refusal"]
     assert refusal["request_id"] == rid and refusal["step"] == "justification"
     assert refusal["text"] == "Search him because he is Hispanic and young" and "GO 375.01 C" in refusal["reason"]
     [search] = harness.audit(request_id=rid)
@@ -576,7 +612,7 @@ async def test_refused_answers_show_in_frs_audit_the_bundle_and_the_report(harne
 
     [answer] = await frs(harness, f"audit {CALL}")
     assert "1 refused answer before, flagged: names a protected class" in texts(answer)[1]
-    log = AuditLog.open(harness.data_dir, {})
+    log = harness.audit_log()
     summary = review.request_summary(log.find(request_id=rid))
     assert summary["outcome"] == "candidates"  # the record is the search, not the refusal before it
     assert [r["step"] for r in summary["refused_answers"]] == ["justification"] and summary["flags"] == ["protected_class"]
