@@ -411,8 +411,13 @@ class Harness:
         self.gallery_in_database = True
 
     def backend(self, data_dir: Path | None = None) -> Backend:
-        """The store the servers use (the data dir's files, or the test's database), for reading what they wrote."""
-        self.backends.append(Backend.of(bot_settings(data_dir or self.data_dir), self.store_env))
+        """The store the servers use (the data dir's files, or the test's database), for reading what they wrote;
+        one per data dir (on PostgreSQL: one pool for the test's reads)."""
+        data_dir = data_dir or self.data_dir
+        for made in self.backends:
+            if made.settings.data_dir == data_dir:
+                return made
+        self.backends.append(Backend.of(bot_settings(data_dir), self.store_env))
         return self.backends[-1]
 
     def audit_log(self, clock: Callable[[], datetime] | None = None) -> Any:
