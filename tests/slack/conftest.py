@@ -183,12 +183,13 @@ class Harness:
     bots: list[Bot] = field(default_factory=list)
     backends: list[Backend] = field(default_factory=list)  # the test's own readers, closed afterwards
     gallery_in_database: bool = False
+    target: Any = None  # the replica (tests/slack/replicas.py) that events and presses go to, when set
     _ids: Any = field(default_factory=lambda: itertools.count(1))
 
     @property
     def bot(self) -> Bot:
-        """The most recently started server."""
-        return self.bots[-1]
+        """The server requests go to: `target` when set (a replica), else the most recently started one."""
+        return self.target if self.target is not None else self.bots[-1]
 
     @property
     def rt(self) -> Runtime:
