@@ -74,6 +74,43 @@ def test_2000_entries_from_8_connections_at_once_make_one_chain_with_nothing_los
     assert all(sorted(v) == list(range(250)) for v in per_writer.values()) and len(per_writer) == 8
 
 
+# A replica's process: two writer threads, each appending 500 entries through one pool, as a server's I/O threads do.
+REPLICA = """import sys, threading
+from psycopg_pool import ConnectionPool
+from bot.store.pg.audit import PgAuditLog
+pool = ConnectionPool(sys.argv[1], min_size=2, max_size=2, open=True)
+log = PgAuditLog(pool.connection, key=b"k" * 32)
+def write(w):
+    for i in range(500):
+        log.append("audit_access", actor={"id": sys.argv[2] + w}, action="export", query={"i": i})
+threads = [threading.Thread(target=write, args=(w,)) for w in ("-1", "-2")]
+[t.start() for t in threads]
+[t.join() for t in threads]
+pool.close()
+"""
+
+
+def test_4_writers_on_2_replica_processes_append_2000_entries_with_no_fork_and_none_lost(migrated):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    replicas = [subprocess.Popen([sys.executable, "-c", REPLICA, migrated.app_url, name], cwd=root,
+                                 stderr=subprocess.PIPE) for name in ("A", "B")]
+    for proc in replicas:
+        _, err = proc.communicate(timeout=240)
+        assert proc.returncode == 0, err.decode()
+    log = _log(migrated)
+    result = log.verify()
+    assert result.ok and result.count == 2000 and result.last_seq == 2000  # one chain: no gap, no fork
+    per_writer: dict[str, list[int]] = {}
+    for e in log.entries():
+        per_writer.setdefault(e["actor"]["id"], []).append(e["query"]["i"])
+    assert sorted(per_writer) == ["A-1", "A-2", "B-1", "B-2"]
+    assert all(v == list(range(500)) for v in per_writer.values())  # none lost, each writer's in its order
+
+
 def test_an_entry_edited_behind_the_bots_back_is_found_and_another_key_may_not_append(migrated):
     log = _log(migrated)
     for kind, fields in ENTRIES:
