@@ -505,6 +505,11 @@ STORAGE_RETRYING = (
     "again by itself over the next hour, and goes on here when it can. You need not post it again; the "
     "administrator has been alerted in the server log."
 )
+DATABASE_DELAYED = (
+    "Your search is delayed: the bot's database is not answering just now. What you sent is kept on this server "
+    "and goes on here by itself as soon as the database is back, so you need not post it again; the "
+    "administrator has been alerted in the server log."
+)
 STORAGE_SPOOL_FULL = (
     "The bot could not save this (the server's storage is full or failing) and has no room left to keep it "
     "until it can, so nothing was done with it. Post it again once the administrator says the server is back."

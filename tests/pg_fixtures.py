@@ -69,10 +69,53 @@ def pg_server() -> Iterator[tuple[str, str]]:
     with psycopg.connect(admin, autocommit=True) as conn:
         for role in ("frbot_owner", "frbot_app"):
             conn.execute(f"CREATE ROLE {role} LOGIN")
+    _SERVERS[admin] = server
     try:
         yield admin, socket_dir
     finally:
         server.cleanup()
+
+
+_SERVERS: dict[str, object] = {}  # the session's pgserver objects, by superuser URL
+
+
+class PgControl:
+    """Stops and starts the session's PostgreSQL as its operator would (`pg_ctl stop -m fast`, then start):
+    a database that goes away for a while and comes back."""
+
+    def __init__(self, server: object) -> None:
+        self.server = server
+
+    def stop(self) -> None:
+        from pgserver import pg_ctl
+
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.server.pgdata, user=self.server.system_user)
+
+    def start(self) -> None:
+        from pgserver import pg_ctl
+
+        socket_dir = str(self.server.pgdata)
+        pg_ctl(["-w", "-o", '-h ""', "-o", f"-k {socket_dir}", "-l", str(self.server.log), "start"],
+               pgdata=self.server.pgdata, user=self.server.system_user, timeout=30)
+        from pgserver.postgres_server import PostmasterInfo
+
+        # pgserver stops the process it knows of at the session's end: this one now.
+        self.server._postmaster_info = PostmasterInfo.read_from_pgdata(self.server.pgdata)
+
+
+@pytest.fixture
+def pg_control(pg_server: tuple[str, str]) -> Iterator[PgControl]:
+    """Stop and start the session's database in a test; it is running again afterwards whatever happened."""
+    control = PgControl(_SERVERS[pg_server[0]])
+    try:
+        yield control
+    finally:
+        import psycopg
+
+        try:
+            psycopg.connect(pg_server[0], connect_timeout=3).close()
+        except psycopg.OperationalError:
+            control.start()
 
 
 def _new_database(pg_server: tuple[str, str], template: str | None = None) -> Iterator[Database]:

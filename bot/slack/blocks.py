@@ -348,11 +348,13 @@ def note(text: str, *, kind: str = "note", dialog: Dialog | None = None, request
     return Message(_fallback(text), [_section(text)], meta(kind, dialog=dialog, request_id=request_id))
 
 
-def storage_failed(*, gave_up: bool, spool_full: bool = False) -> Message:
-    """The bot could not save what was just sent (disk full, failing disk): it retries, or has given up (after an
-    hour, or at once when the spool has no room to keep it)."""
+def storage_failed(*, gave_up: bool, spool_full: bool = False, database: bool = False) -> Message:
+    """The bot could not save what was just sent (disk full, failing disk, the database away): it retries, or
+    has given up (after an hour, or at once when the spool has no room to keep it)."""
     if spool_full:
         return note(wording.STORAGE_SPOOL_FULL, kind="storage_gave_up")
+    if database and not gave_up:
+        return note(wording.DATABASE_DELAYED, kind="database_delayed")
     text = wording.STORAGE_GAVE_UP if gave_up else wording.STORAGE_RETRYING
     return note(text, kind="storage_gave_up" if gave_up else "storage_retrying")
 

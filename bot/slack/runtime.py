@@ -27,6 +27,7 @@ from bot.metrics import Metrics
 from bot.service import Core
 from bot.slack.calls import SLACK_ERRORS, CallLog, error_text, is_transient
 from bot.slack.client import LookupFailed, allowed_token_hosts, make_web_client
+from bot.store.backend import is_database_outage
 from bot.store.dialogs import DialogStore
 from bot.store.probes import ProbeCache
 from bot.store.records import ApprovalStore, ExaminationStore
@@ -47,6 +48,9 @@ ROLE_NO_TTL_S = 60.0
 # Threads for file and tinydb work (the ack path) and, apart, for searches and image work, so a burst of
 # searches never queues the quick store reads an ack waits on.
 IO_THREADS = 4
+# What the middleware answers for a thread it could not look up (the database is away): resolved again later.
+THREAD_UNRESOLVED = "?"
+THREAD_LOOKUP_S = 2.0  # the longest the ack waits for the database to say which request a thread is
 # A lease on work in flight lasts 30 s (bot.store.leases.TTL_S); renewed every 10 s, two beats may fail first.
 LEASE_RENEW_S = 10.0
 WORK_THREADS = 4
@@ -129,6 +133,8 @@ class Runtime:
     # its lease is held; the leader resumes work whose lease expired. None on the files (one process knows).
     leases: Any = None
     leadership: Any = None  # who runs the periodic work (bot.store.backend.leadership); set by the server
+    # Set when the database answers again after an outage: inputs waiting in the spool are retried at once.
+    database_back: asyncio.Event = field(default_factory=asyncio.Event)
     # This process's name as a lease holder: unique even when two replicas share a replica id.
     holder: str = field(default_factory=lambda: f"p{os.getpid()}-{uuid.uuid4().hex[:8]}")
     _io_pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(IO_THREADS, "frbot-io"))
@@ -192,17 +198,39 @@ class Runtime:
         """Hosts the bot token may be sent to when downloading files."""
         return allowed_token_hosts(self.api_url, self.settings.slack.file_hosts)
 
-    async def dialog_of_thread(self, channel: str | None, thread_ts: str | None) -> str | None:
+    async def dialog_of_thread(self, channel: str | None, thread_ts: str | None, *,
+                               strict: bool = False) -> str | None:
         """Which request is this thread? From memory; on a shared database, a thread another replica started is
-        looked up once (an indexed read) and remembered. None for a thread that holds no request."""
+        looked up once (an indexed read) and remembered. None for a thread that holds no request.
+
+        While the database does not answer: THREAD_UNRESOLVED within a moment (the ack cannot wait), which the
+        entry point resolves again with `strict` — raising, so the input is spooled and retried."""
         if not channel or not thread_ts:
             return None
         found = self.threads.get((channel, thread_ts))
         if found is None and self.core.backend.shared:
-            found = await self.io(self.store.thread_of, channel, thread_ts)
+            try:
+                found = await asyncio.wait_for(self.io(self.store.thread_of, channel, thread_ts),
+                                               None if strict else THREAD_LOOKUP_S)
+            except Exception as exc:
+                if strict or not (isinstance(exc, TimeoutError) or is_database_outage(exc)):
+                    raise
+                return THREAD_UNRESOLVED
             if found is not None:
                 self.threads[(channel, thread_ts)] = found
         return found
+
+    async def resolved(self, dialog_id: str | None, body: Mapping[str, Any]) -> str | None:
+        """`dialog_id` as the middleware found it; asked again (raising while the database is away) when it could
+        not say."""
+        if dialog_id != THREAD_UNRESOLVED:
+            return dialog_id
+        event = body.get("event") or {}
+        message = event.get("message") or event if event else body.get("message") or {}
+        channel = event.get("channel") or (body.get("channel") or {}).get("id") \
+            or (body.get("container") or {}).get("channel_id")
+        thread_ts = message.get("thread_ts") or (body.get("container") or {}).get("thread_ts")
+        return await self.dialog_of_thread(channel, thread_ts, strict=True)
 
     async def leased(self, key: str, work: Coroutine[Any, Any, T]) -> T | None:
         """Run `work` holding the lease on `key` (CONTRACTS ### 13). On a shared database the lease is taken

@@ -46,7 +46,7 @@ from bot.slack import edge, flow, roles
 from bot.slack.app import build_app
 from bot.slack.client import normalise_api_url
 from bot.slack.runtime import Runtime
-from bot.store.backend import StoreError
+from bot.store.backend import StoreError, is_database_outage
 from bot.store.disk import DataDirInUse, hold_data_dir
 from bot.store.replays import replay_key
 
@@ -174,6 +174,9 @@ async def _lead_start(rt: Runtime) -> None:
 async def _keep_leading(rt: Runtime) -> None:
     """Poll leadership (a thread: a poll may wait on an unreachable database); a replica that has just taken
     over does the leader's start work. Every LEADER_POLL_S, on a shared database only."""
+    if await asyncio.to_thread(rt.core.backend.ping) and not rt.database_back.is_set():
+        rt.state.pop("told_delayed", None)  # a later outage is told again
+        rt.database_back.set()  # spooled inputs waiting on the database are retried now
     was = rt.leading
     now = await asyncio.to_thread(rt.leadership.poll)
     rt.state["leader"] = now
@@ -465,7 +468,15 @@ def local_app(rt: Runtime, *, socket_mode: bool = False) -> web.Application:
             gallery.refresh()
             return gallery.subject_count, rt.calls.outbox_depth()
 
-        subjects, depth = await rt.io(numbers)
+        try:
+            subjects, depth = await rt.io(numbers)
+        except Exception as exc:
+            if not is_database_outage(exc):
+                raise
+            # The database is away: said plainly (503), never a traceback; this replica keeps running.
+            return web.json_response({"ok": False, "version": __version__, "database": "unreachable",
+                                      "replica": rt.replica, "leader": rt.leading, "store": rt.core.backend.name},
+                                     status=503)
         return web.json_response(
             {"ok": True, "version": __version__, "gallery_subjects": subjects, "outbox_depth": depth,
              "mode": "socket" if socket_mode else "http", "replica": rt.replica, "leader": rt.leading,

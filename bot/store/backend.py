@@ -41,6 +41,18 @@ def moved_to(data_dir: Path) -> str | None:
     return str(body.get("database") or "a database")
 
 
+def is_database_outage(exc: BaseException) -> bool:
+    """The database could not be reached or went away mid-call (a restart, a failover, the network): the input
+    is kept and tried again, as for a full disk. Not an error in what was asked (those are psycopg's others)."""
+    module = type(exc).__module__
+    if not module.startswith(("psycopg", "psycopg_pool")):
+        return False
+    import psycopg
+    from psycopg_pool import PoolTimeout
+
+    return isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout))
+
+
 def first_line(exc: BaseException) -> str:
     """A database error's own first line (no such role, a password, a right), never the URL it was asked on."""
     text = str(exc).strip()
@@ -94,7 +106,9 @@ class Backend:
             from psycopg_pool import ConnectionPool
 
             # check: a connection the server closed meanwhile (a restart, a failover) is replaced before use.
-            self._pool = ConnectionPool(self.url, min_size=1, max_size=self.pool_size, open=True, timeout=10,
+            # timeout: how long a call waits for a connection; short, so an outage is noticed (and the input
+            # spooled) in seconds rather than piling up threads.
+            self._pool = ConnectionPool(self.url, min_size=1, max_size=self.pool_size, open=True, timeout=5,
                                         kwargs={"connect_timeout": 10}, check=ConnectionPool.check_connection,
                                         name="frbot")
         return self._pool
@@ -104,6 +118,19 @@ class Backend:
         """One pooled connection; its transaction commits on a clean exit and rolls back on an exception."""
         with self.pool.connection() as conn:
             yield conn
+
+    def ping(self) -> bool:
+        """Whether the database answers now (True on the files: there is nothing to lose)."""
+        if not self.shared:
+            return True
+        try:
+            with self.pool.connection(timeout=2) as conn:
+                conn.execute("SELECT 1")
+            return True
+        except Exception as exc:
+            if is_database_outage(exc):
+                return False
+            raise
 
     def check_ready(self, *, rights: bool = True) -> None:
         """StoreError unless the database is at this version's schema and (`rights`) the connected role can

@@ -339,6 +339,7 @@ async def refuse(
 async def handle_reply(rt: Runtime, body: dict[str, Any], dialog_id: str | None) -> None:
     """A person's reply in a request thread: an answer to the current step (only the requester's count)."""
     event = body.get("event") or {}
+    dialog_id = await rt.resolved(dialog_id, body)
     if dialog_id is None or from_bot(rt, event) or event.get("subtype") not in REPLY_SUBTYPES:
         return
     user = event.get("user")
@@ -391,6 +392,7 @@ async def handle_action(
     A button of an ended dialog never acts on a newer dialog in the same thread: the dialog id its actions
     block carries must be the thread's current dialog (else the presser gets the "request has ended" note).
     """
+    dialog_id = await rt.resolved(dialog_id, body)
     if dialog_id is None:
         return
     user = (body.get("user") or {}).get("id")

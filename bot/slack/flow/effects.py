@@ -6,6 +6,7 @@ when Slack is down (`post_essential`) and delivered by the next tick.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import errno
 import functools
@@ -23,6 +24,7 @@ from bot.faces.gallery import Candidate
 from bot.request.transitions import Dialog, ImageRequest, Result
 from bot.slack import blocks, roles
 from bot.slack.calls import SLACK_ERRORS, error_text
+from bot.store.backend import is_database_outage
 from bot.store.spool import SpoolFull
 
 if TYPE_CHECKING:
@@ -353,13 +355,17 @@ def storage_retried(handler: Callable[..., Awaitable[None]]) -> Callable[..., Aw
                     if spooled is not None:
                         await rt.io(rt.spool.done, spooled)
                     return
-                except OSError as exc:
-                    if not is_storage_error(exc):
+                except Exception as exc:
+                    outage = is_database_outage(exc)
+                    if not (is_storage_error(exc) or outage):
                         raise
                     last = attempt == len(delays)
-                    log.error("%s could not save its state (%s); %s", handler.__name__, exc.strerror or exc,
+                    log.error("%s could not save its state (%s); %s", handler.__name__,
+                              "the database did not answer" if outage else exc.strerror or exc,
                               "giving up" if last else f"retrying in {delays[attempt]:g} s")
                     channel, thread_ts = _thread_of(body)
+                    if outage:
+                        rt.database_back.clear()
                     if spooled is None:
                         record = {"handler": name, "body": body, "args": list(args), "kwargs": kwargs,
                                   "claims": sorted(_OWNED_CLAIMS.get() or ())}
@@ -372,19 +378,33 @@ def storage_retried(handler: Callable[..., Awaitable[None]]) -> Callable[..., Aw
                                 await post(rt, channel, thread_ts, blocks.storage_failed(gave_up=True,
                                                                                          spool_full=True))
                             return
-                        if channel and thread_ts:
-                            await post(rt, channel, thread_ts, blocks.storage_failed(gave_up=False))
+                        if channel and thread_ts and not (outage and _told_delayed(rt, channel, thread_ts)):
+                            await post(rt, channel, thread_ts, blocks.storage_failed(gave_up=False, database=outage))
                     if last:
                         await rt.io(rt.spool.done, spooled)
                         if channel and thread_ts:
                             await post(rt, channel, thread_ts, blocks.storage_failed(gave_up=True))
                         return
-                    await asyncio.sleep(delays[attempt])
+                    if outage:  # woken as soon as the database answers again (bot.slack.server's beat)
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(rt.database_back.wait(), delays[attempt])
+                    else:
+                        await asyncio.sleep(delays[attempt])
         finally:
             _OWNED_CLAIMS.reset(token)
 
     _SPOOLABLE[name] = run
     return run
+
+
+def _told_delayed(rt: Runtime, channel: str, thread_ts: str) -> bool:
+    """Whether this thread was told of the database outage already (once per outage: the beat that sees the
+    database back forgets them); marks it told."""
+    told: set[tuple[str, str]] = rt.state.setdefault("told_delayed", set())
+    if (channel, thread_ts) in told:
+        return True
+    told.add((channel, thread_ts))
+    return False
 
 
 async def replay_spool(rt: Runtime) -> int:

@@ -32,6 +32,7 @@ async def handle_upload(rt: Runtime, body: dict[str, Any], dialog_id: str | None
     event = body.get("event") or {}
     if from_bot(rt, event):
         return
+    dialog_id = await rt.resolved(dialog_id, body)
     channel, user, ts = event.get("channel"), event.get("user"), event.get("ts")
     files = [f for f in event.get("files") or [] if isinstance(f, dict) and f.get("id")]
     if not (channel and user and ts and files):
