@@ -58,17 +58,15 @@ def queue_for_examiner(core: Any, settings: Settings, result: Any, answers: Any,
     channel."""
     from bot import contact_sheet
     from bot.controls import examination
-    from bot.oversight.retention import cli_sheet_path
     from bot.service import cli_source, queue_examination
-    from bot.store.disk import ensure_private_dir, write_private_atomic
+    from bot.store.probes import SHEET_SUFFIX
 
-    sheet_name = f"{result.request_id}-comparison.jpg"
-    try:  # written before the review is queued, so the server never posts the card without it
+    sheet_name = f"{result.request_id}{SHEET_SUFFIX}"
+    try:  # stored before the review is queued, so the server never posts the card without it
         sheet = contact_sheet.comparison_for(core.gallery, result, _face_crop(settings, data, face))
-        # With the cached probe faces: purged with them ([retention] dialog_state_days) if never posted.
-        path = cli_sheet_path(settings.data_dir, sheet_name)
-        ensure_private_dir(path.parent)
-        write_private_atomic(path, sheet)
+        # In the store, for a server maybe on another machine; with the cached probe faces: purged with them
+        # ([retention] dialog_state_days) if never posted.
+        core.backend.sheets().put(result.request_id, sheet)
     except Exception as exc:  # noqa: BLE001 - a missing sheet must not lose the search: the examiner still gets the card
         print(wording.cli_sheet_failed(f"{type(exc).__name__}: {exc}"), file=sys.stderr)
         sheet_name = ""
@@ -99,7 +97,7 @@ def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
         exam, pending = exams.get(request_id), approvals.get(request_id)
         if exam is not None and exam.requester_id == who.id:
             # Searched, directly or once a supervisor approved it: what is left to withdraw is its review.
-            error = _cancel_review(core, settings, exams, request_id, who, now)
+            error = _cancel_review(core, exams, request_id, who, now)
         elif pending is not None and pending.requester.get("id") == who.id:
             error = _cancel_approval(core, approvals, request_id, who, now)
         else:
@@ -139,7 +137,7 @@ def _cancel_approval(core: Any, approvals: Any, request_id: str, who: Any, now: 
     return None
 
 
-def _cancel_review(core: Any, settings: Settings, exams: Any, request_id: str, who: Any, now: datetime) -> str | None:
+def _cancel_review(core: Any, exams: Any, request_id: str, who: Any, now: datetime) -> str | None:
     """Withdraw a searched request's review no examiner has claimed (its comparison sheet dropped if the server has
     not posted it yet). The reason it cannot be, or None."""
     from bot.controls import examination
@@ -157,7 +155,8 @@ def _cancel_review(core: Any, settings: Settings, exams: Any, request_id: str, w
     error = next((e.reason for e in effects if isinstance(e, examination.Refused)), None)
     if error is None:
         core.audit.append("review", request_id=request_id, action="cancel", by=who.id, call_number=exam.call_number)
-        _drop_sheet(settings, exam.source.get("sheet"))
+        if exam.source.get("sheet"):  # a sheet the server has not posted (and deleted) yet is not kept
+            core.backend.sheets().remove(request_id)
     return error
 
 
@@ -188,15 +187,6 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_ERROR
     emit(args, obj, f"{request_id}: " + re.sub(r"<@([UW][A-Z0-9]+)>", r"\1", text))
     return EXIT_OK
-
-
-def _drop_sheet(settings: Settings, name: Any) -> None:
-    """A cancelled review's comparison sheet, if the server has not posted (and deleted) it yet."""
-    from bot.oversight.retention import cli_sheet_path
-
-    path = cli_sheet_path(settings.data_dir, name)
-    if path is not None:
-        path.unlink(missing_ok=True)
 
 
 def register(sub: Any) -> None:

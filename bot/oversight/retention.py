@@ -6,8 +6,8 @@ Shared by `python -m bot purge` and the server's daily job. What is kept and for
   Active dialogs are kept whatever their age (DialogStore.delete_older_than).
 - examiner reviews and CLI approvals (`data_dir/examinations.json`, `approvals.json`): those that ended more
   than `dialog_state_days` ago; open ones are kept whatever their age (the audit log keeps what happened).
-- cached probe data (`data_dir/cache/probes/`): files whose modification time is more than
-  `dialog_state_days` ago.
+- cached probe data (`data_dir/cache/probes/`, with the comparison sheets of CLI reviews no server posted): files
+  whose modification time is more than `dialog_state_days` ago (on PostgreSQL, rows stored that long ago too).
 - audit entries: only when `audit_retention_days` is set (0 = keep forever; config refuses under 365, CJIS
   5.4.7), entries recorded more than that many days ago, through `AuditLog.purge_before`, which leaves a
   hash-chained purge entry so `audit verify` still passes.
@@ -80,14 +80,6 @@ def purge_dialogs(path: Path, cutoff: datetime, store: Any = None) -> int:
         return opened.delete_older_than(cutoff)
     finally:
         opened.close()
-
-
-def cli_sheet_path(data_dir: Path, name: object) -> Path | None:
-    """Where the comparison sheet a CLI review names (`source["sheet"]`) waits, with the cached probe faces;
-    None for no name or one that is not a plain file name (the record is read back from disk)."""
-    if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
-        return None
-    return probe_cache_dir(data_dir) / name
 
 
 def purge_records(data_dir: Path, cutoff: datetime) -> int:
@@ -175,10 +167,11 @@ def purge_expired(
     report.probe_files_removed, report.probe_bytes_removed = purge_probe_cache(
         probe_cache_dir(settings.data_dir), state_cutoff
     )
-    if backend is not None and backend.shared:  # the cached probes every replica reads
-        files, size = backend.probes().purge_before(state_cutoff)
-        report.probe_files_removed += files
-        report.probe_bytes_removed += size
+    if backend is not None and backend.shared:  # the cached probes (and CLI reviews' sheets) every replica reads
+        for cache in (backend.probes(), backend.sheets()):
+            files, size = cache.purge_before(state_cutoff)
+            report.probe_files_removed += files
+            report.probe_bytes_removed += size
     if keep.audit_retention_days:
         report.audit_kept_forever = False
         cutoff = now - timedelta(days=keep.audit_retention_days)

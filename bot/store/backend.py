@@ -261,6 +261,17 @@ class Backend:
 
         return PgProbeCache(self.connect)
 
+    def sheets(self) -> Any:
+        """The comparison sheets a command-line examiner review waits with until a server posts them:
+        data_dir/cache/probes/, or the database's table (the CLI and the server may run on different machines)."""
+        if not self.shared:
+            from bot.store.probes import SheetCache
+
+            return SheetCache(self.settings.data_dir)
+        from bot.store.pg.cache import PgSheetCache
+
+        return PgSheetCache(self.connect)
+
     def leases(self) -> Any:
         """Leases on work in flight: a sqlite file in the data dir, or the database's table."""
         if not self.shared:

@@ -86,26 +86,23 @@ def checked_id(request_id: str) -> str:
     return request_id
 
 
-class ProbeCache:
-    """The per-request probe files under `data_dir/cache/probes/`."""
+class _RequestFiles:
+    """One file per request under `data_dir/cache/probes/`, `<request_id><suffix>` (0600, written atomically)."""
+
+    suffix = ""
 
     def __init__(self, data_dir: Path) -> None:
         self.dir = Path(data_dir) / "cache" / "probes"
 
     def _path(self, request_id: str) -> Path:
-        return self.dir / f"{checked_id(request_id)}.npz"
+        return self.dir / f"{checked_id(request_id)}{self.suffix}"
 
-    def put(self, request_id: str, probe: CachedProbe) -> None:
-        """Store (or replace) the analysis of one request's photo."""
+    def _write(self, request_id: str, data: bytes) -> None:
         ensure_private_dir(self.dir)
-        write_private_atomic(self._path(request_id), probe_bytes(probe))
-
-    def get(self, request_id: str) -> CachedProbe | None:
-        """The stored analysis, or None when there is none (or it is unreadable)."""
-        return probe_from(self._path(request_id))
+        write_private_atomic(self._path(request_id), data)
 
     def remove(self, request_id: str) -> bool:
-        """Delete one request's probe file; True when there was one."""
+        """Delete one request's file; True when there was one."""
         try:
             self._path(request_id).unlink()
             return True
@@ -113,10 +110,10 @@ class ProbeCache:
             return False
 
     def purge_before(self, cutoff: datetime) -> tuple[int, int]:
-        """Delete the probes stored before `cutoff`; returns (probes removed, bytes removed). The retention
-        purge (bot.oversight.retention) also clears what else waits in this folder."""
+        """Delete the files stored before `cutoff`; returns (files removed, bytes removed). The retention purge
+        (bot.oversight.retention) also clears what else waits in this folder."""
         removed = size = 0
-        for path in sorted(self.dir.glob("*.npz")) if self.dir.is_dir() else ():
+        for path in sorted(self.dir.glob("*" + self.suffix)) if self.dir.is_dir() else ():
             try:
                 st = path.lstat()
                 if st.st_mtime < cutoff.timestamp():
@@ -125,3 +122,40 @@ class ProbeCache:
             except FileNotFoundError:
                 continue  # removed meanwhile by its request
         return removed, size
+
+
+class ProbeCache(_RequestFiles):
+    """The per-request probe files under `data_dir/cache/probes/`."""
+
+    suffix = ".npz"
+
+    def put(self, request_id: str, probe: CachedProbe) -> None:
+        """Store (or replace) the analysis of one request's photo."""
+        self._write(request_id, probe_bytes(probe))
+
+    def get(self, request_id: str) -> CachedProbe | None:
+        """The stored analysis, or None when there is none (or it is unreadable)."""
+        return probe_from(self._path(request_id))
+
+
+SHEET_SUFFIX = "-comparison.jpg"  # a CLI review's comparison sheet: <request_id>-comparison.jpg
+
+
+class SheetCache(_RequestFiles):
+    """The comparison sheets the command line made for its examiner reviews (the photo is only where the CLI
+    ran), waiting for the server to post them in the review card's thread, then removed (posted, or the review
+    cancelled): `data_dir/cache/probes/<request_id>-comparison.jpg`, beside the probe faces and purged with them.
+    bot.store.pg.cache.PgSheetCache keeps them in the database, for a server on another machine."""
+
+    suffix = SHEET_SUFFIX
+
+    def put(self, request_id: str, jpeg: bytes) -> None:
+        """Store (or replace) one request's comparison sheet."""
+        self._write(request_id, jpeg)
+
+    def get(self, request_id: str) -> bytes | None:
+        """The sheet's JPEG bytes, or None when there is none."""
+        try:
+            return self._path(request_id).read_bytes()
+        except FileNotFoundError:
+            return None

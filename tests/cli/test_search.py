@@ -491,18 +491,18 @@ def test_a_full_disk_when_writing_the_comparison_sheet_still_queues_the_review(d
                                                                                monkeypatch):
     import errno
 
-    from bot.store import disk
+    from bot.store import probes
     from bot.store.records import ExaminationStore
 
     monkeypatch.setenv("BOT_CONFIG", str(settings_file(tmp_path, EXAMINER_MODE)))
-    real = disk.write_private_atomic
+    real = probes.write_private_atomic
 
     def full(path, payload):
         if str(path).endswith("-comparison.jpg"):
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(path, payload)
 
-    monkeypatch.setattr(disk, "write_private_atomic", full)
+    monkeypatch.setattr(probes, "write_private_atomic", full)  # where the sheet store writes its file
     capsys.readouterr()
     code = main(["search", str(faces_dir / "people/obama/obama2.jpg"), *GOOD, "--json"])
     captured = capsys.readouterr()

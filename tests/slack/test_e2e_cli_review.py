@@ -12,7 +12,6 @@ import pwd
 from bot import wording
 from bot.cli.main import main as cli
 from bot.slack import exam_card, flow
-from bot.store.records import ApprovalStore
 from tests.conftest import CLI_PERSON
 
 from .conftest import JUSTIFICATION, OFFICER, block_texts
@@ -36,7 +35,8 @@ ACCOUNT = pwd.getpwuid(os.getuid()).pw_name
 
 
 def write_config(harness, monkeypatch, review: dict) -> None:
-    """A settings file for the CLI, the same [review] the server runs with (the data dir shared)."""
+    """A settings file for the CLI, the same [review] the server runs with (the data dir shared, and on
+    PostgreSQL the database)."""
     def toml(value) -> str:
         if isinstance(value, dict):
             return "{ " + ", ".join(f"{json.dumps(k)} = {json.dumps(v)}" for k, v in value.items()) + " }"
@@ -46,7 +46,7 @@ def write_config(harness, monkeypatch, review: dict) -> None:
     config = harness.data_dir.parent / "cli.toml"
     config.write_text(f"[review]\n{lines}\n", encoding="utf-8")
     monkeypatch.setenv("BOT_CONFIG", str(config))
-    monkeypatch.setenv("BOT_DATA_DIR", str(harness.data_dir))
+    harness.cli_env(monkeypatch)
 
 
 async def start(harness, slack, monkeypatch, *, mapped: bool = True, **review):
@@ -82,7 +82,8 @@ def search(faces_dir, capsys, justification: str = JUSTIFICATION) -> tuple[int, 
 
 
 def pending(harness):
-    store = ApprovalStore(harness.data_dir / "approvals.json")
+    """The CLI requests kept for a supervisor, as the servers' store holds them."""
+    store = harness.backend().approvals()
     try:
         return store.all()
     finally:
@@ -167,17 +168,21 @@ async def test_a_refused_cli_search_ends_denied_and_an_unanswered_one_expires_in
 
 
 async def test_a_cli_review_gets_its_comparison_sheet_and_its_release_goes_to_the_mapped_account(
-        harness, slack, monkeypatch, faces_dir, capsys):
+        harness, slack, monkeypatch, faces_dir, capsys, tmp_path):
     bot = await start(harness, slack, monkeypatch, mode="examiner", examiners=(EXAMINER, ANALYST))
+    if harness.on_postgresql:  # the analyst's workstation is another machine: the sheet reaches the server by the database
+        monkeypatch.setenv("BOT_DATA_DIR", str(tmp_path / "workstation"))
     code, out = search(faces_dir, capsys)
     assert code == 4 and out == {"queued_for_review": out["queued_for_review"]}
     rid = out["queued_for_review"]
-    sheet = harness.data_dir / "cache" / "probes" / f"{rid}-comparison.jpg"  # purged like cached probe faces
-    assert sheet.read_bytes()[:3] == b"\xff\xd8\xff"  # made by the CLI, where the photo is
+    sheets = harness.backend().sheets()  # beside the cached probe faces (files), or in the database
+    sheet = sheets.get(rid)
+    assert sheet[:3] == b"\xff\xd8\xff"  # made by the CLI, where the photo is
     await flow.tick(bot.rt)
     await harness.idle()
     [upload] = slack.uploads(REVIEW, thread_ts=card(slack)["ts"])
-    assert upload.filename == f"{rid}-comparison.jpg" and not sheet.exists()  # posted, then not kept
+    assert upload.filename == f"{rid}-comparison.jpg" and upload.data == sheet  # the CLI's sheet, posted
+    assert sheets.get(rid) is None  # then not kept
     assert f"<@{ANALYST}>" in " ".join(block_texts(card(slack)))
     await press(harness, slack, exam_card.ACTION_CLAIM, ANALYST)  # the requester's own Slack account
     assert wording.EXAM_NOT_YOUR_OWN in slack.ephemerals(REVIEW, ANALYST)[-1]["text"]
@@ -246,7 +251,7 @@ async def test_an_approval_recorded_just_before_a_restart_is_searched_by_the_nex
     code, out = search(faces_dir, capsys)
     rid = out["awaiting_approval"]
     assert code == 4
-    store = ApprovalStore(harness.data_dir / "approvals.json")
+    store = harness.backend().approvals()
     try:  # the approval was stored, then the server stopped before its search ran
         store.update(rid, lambda p: approval.decide(p, approved=True, by=SUPERVISOR, reason="ok",
                                                     now=datetime.now(UTC)))
@@ -283,15 +288,15 @@ async def test_the_cli_requester_cancels_a_request_waiting_for_approval_or_an_un
     queued = search(faces_dir, capsys)[1]["queued_for_review"]
     await flow.tick(bot.rt)
     await harness.idle()
-    queued_sheet = harness.data_dir / "cache" / "probes" / f"{queued}-comparison.jpg"
-    queued_sheet.write_bytes(b"left behind")  # as if the server had not posted it yet
+    sheets = harness.backend().sheets()
+    sheets.put(queued, b"left behind")  # as if the server had not posted it yet
     capsys.readouterr()
     assert cli(["status", waiting, "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == {"request_id": waiting, "approval": "pending", "decided_by": None}
     assert cli(["status", queued]) == 0
     assert capsys.readouterr().out.strip() == f"{queued}: {wording.exam_status_requester('queued')}"
     assert cli(["cancel", waiting, "--json"]) == 0 and json.loads(capsys.readouterr().out) == {"cancelled": waiting}
-    assert cli(["cancel", queued]) == 0 and not queued_sheet.exists()  # the photo's face is not kept
+    assert cli(["cancel", queued]) == 0 and sheets.get(queued) is None  # the photo's face is not kept
     assert cli(["cancel", waiting]) == 1  # once
     assert wording.cli_cancel_too_late("cancelled") in capsys.readouterr().err
     assert cli(["cancel", queued]) == 1  # once: no examiner ever started it

@@ -11,7 +11,6 @@ from bot.config import ReviewSettings
 from bot.oversight import review
 from bot.slack import exam_card
 from bot.slack.server import review_channel_problem
-from bot.store.audit_log import AuditLog
 
 from .conftest import CASE, DISPATCH, JUSTIFICATION, OFFICER, block_texts, bot_settings
 from .signing import block_actions_payload, interaction_body, post, view_submission_payload
@@ -71,7 +70,8 @@ async def searched(harness) -> dict:
 
 
 def reviews(harness) -> list[dict]:
-    return [e for e in AuditLog.open(harness.data_dir, {}).entries() if e["kind"] == "review"]
+    """The `review` audit entries the servers wrote (the data dir's log, or the database's)."""
+    return [e for e in harness.audit_log().entries() if e["kind"] == "review"]
 
 
 async def test_an_examiner_claims_decides_with_a_note_and_releases_the_lead_to_the_requester(harness, slack):
@@ -110,7 +110,7 @@ async def test_an_examiner_claims_decides_with_a_note_and_releases_the_lead_to_t
     assert reviews(harness)[3]["shown"] == ["obama"]
     assert block_texts(card(slack))[-1] == wording.exam_status("released")
     # Command staff see the final outcome (the release's), each decision with who and the note.
-    log = AuditLog.open(harness.data_dir, {})
+    log = harness.audit_log()
     summary = review.request_summary(log.find(request_id=search["request_id"]))
     assert summary["outcome"] == "candidates" and summary["examination"]["leads"] == 1
     assert summary["examination"]["decisions"][0]["note"] == NOTE
@@ -181,7 +181,7 @@ async def test_a_cli_search_queued_for_review_gets_its_card_at_the_next_tick_and
                       .replace("examiners = []", f'examiners = ["{EXAMINER}"]')
                       .replace('review_channel = ""', f'review_channel = "{REVIEW}"'), encoding="utf-8")
     monkeypatch.setenv("BOT_CONFIG", str(config))
-    monkeypatch.setenv("BOT_DATA_DIR", str(harness.data_dir))
+    harness.cli_env(monkeypatch)  # the servers' data dir, and on PostgreSQL their database and audit key
     argv = ["search", str(faces_dir / OBAMA), "--call-number", "26-012345", "--purpose", "1",
             "--justification", JUSTIFICATION, "--attest"]
     assert cli(argv) == 4
@@ -255,10 +255,10 @@ async def test_a_flagged_request_waits_for_a_supervisor_who_approves_it_with_a_r
     await harness.done(upload)
     [search] = harness.audit()
     assert search["outcome"] == "candidates"
-    approvals = [e for e in AuditLog.open(harness.data_dir, {}).entries() if e["kind"] == "review"]
+    approvals = reviews(harness)
     assert [(e["action"], e["by"]) for e in approvals] == [("queued", "system"), ("approve", SUPERVISOR)]
     assert approvals[1]["reason"] == "facts stand apart from the description"
-    month = review.summarise_month(AuditLog.open(harness.data_dir, {}).entries(), datetime.now(UTC).astimezone(
+    month = review.summarise_month(harness.audit_log().entries(), datetime.now(UTC).astimezone(
         review.zone("America/Los_Angeles")).strftime("%Y-%m"), "America/Los_Angeles")
     assert (month.approvals, month.approval_refusals) == (1, 0)
     assert "Supervisor approvals: 1 approved, 0 refused" in wording.report_text(month)
@@ -411,30 +411,26 @@ async def test_changes_within_a_second_give_one_redraw_of_the_card_showing_the_l
                                                               round_no=1, rounds=1)
 
 
-async def test_frs_audit_counts_what_was_released_to_the_requester(harness, slack, faces_dir, enrolled_gallery,
-                                                                    face_engine, tmp_path):
+async def test_frs_audit_counts_what_was_released_to_the_requester(harness, slack, faces_dir, face_engine, tmp_path):
     """Two candidates reach the examiner (a second photo of the same man enrolled as another subject); one lead
     is released and one ruled out: `/frs audit` says one candidate, and that one was ruled out."""
     import os
-    import shutil
 
     from bot.faces.enroll import enroll
-    from bot.faces.gallery import Gallery
 
     from .signing import command_body
 
-    shutil.copytree(enrolled_gallery, harness.data_dir / "gallery")
-    (tmp_path / "more" / "obama_twin").mkdir(parents=True)
-    os.symlink(faces_dir / "people" / "obama" / "obama1.jpg", tmp_path / "more" / "obama_twin" / "obama1.jpg")
-    gallery = Gallery(harness.data_dir)
-    assert enroll(gallery, face_engine, tmp_path / "more", progress=False).added == 1
-    gallery.close()
     slack.add_channel(REVIEW, "fr-review", is_private=True)
     slack.add_user(EXAMINER, "examiner.one", display_name="Examiner One")
     slack.add_user("UCAPTAIN1", "captain.reyes", display_name="Capt. Reyes")
     settings = replace(bot_settings(harness.data_dir, command_staff=("UCAPTAIN1",)), review=ReviewSettings(
         mode="examiner", examiners=(EXAMINER,), review_channel=REVIEW))
     await harness.start(settings=settings)
+    (tmp_path / "more" / "obama_twin").mkdir(parents=True)
+    os.symlink(faces_dir / "people" / "obama" / "obama1.jpg", tmp_path / "more" / "obama_twin" / "obama1.jpg")
+    # Enrolled into the servers' gallery (its files, or the database's) while they run: the next search sees it.
+    with harness.backend().gallery() as gallery:
+        assert enroll(gallery, face_engine, tmp_path / "more", progress=False).added == 1
     await searched(harness)
     assert sorted(c["subject_id"] for c in harness.audit()[0]["candidates"]) == ["obama", "obama_twin"]
     await press(harness, slack, exam_card.ACTION_CLAIM, EXAMINER)

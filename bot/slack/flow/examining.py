@@ -13,7 +13,6 @@ from bot import service, wording
 from bot.controls import examination as ex
 from bot.faces.quality import level_of
 from bot.faces.quality import problems as quality_problems
-from bot.oversight.retention import cli_sheet_path
 from bot.request.transitions import Dialog, ImageRequest
 from bot.slack import blocks, exam_card, roles
 from bot.slack.calls import SLACK_ERRORS, error_text
@@ -165,14 +164,15 @@ async def post_comparison(rt: Runtime, card_ts: str, request_id: str, sheet: byt
 
 
 async def _post_cli_card(rt: Runtime, exam: ex.Examination) -> None:
-    """The card of a review the CLI queued, and the comparison sheet the CLI left beside the store (then
-    deleted: the photo's face is not kept once it is in the review channel)."""
+    """The card of a review the CLI queued, and the comparison sheet the CLI left in the store (then deleted:
+    the photo's face is not kept once it is in the review channel)."""
     card_ts = await _show_card(rt, exam)
-    path = cli_sheet_path(rt.settings.data_dir, exam.source.get("sheet"))
-    if not card_ts or path is None or not path.is_file():
+    if not card_ts or not exam.source.get("sheet"):
         return
-    if await post_comparison(rt, card_ts, exam.request_id, await rt.io(path.read_bytes)):
-        await rt.io(path.unlink, missing_ok=True)
+    sheets = rt.core.backend.sheets()
+    sheet = await rt.io(sheets.get, exam.request_id)
+    if sheet is not None and await post_comparison(rt, card_ts, exam.request_id, sheet):
+        await rt.io(sheets.remove, exam.request_id)
 
 
 async def _released(rt: Runtime, exam: ex.Examination, effect: ex.Released) -> None:

@@ -6,6 +6,8 @@ bot.store.probes and bot.store.small_records, seen alike by every replica.
   the same signed request reaching two replicas is applied once. `remember` stays in this process's memory
   (the ack path must not wait for the database); `persist` writes it. Expired rows are deleted now and then.
 - Probe cache: the same npz bytes the file holds, one row per request.
+- Comparison sheets of CLI reviews (`comparison_sheets`): the JPEG the command line made, one row per request,
+  until the server posts it.
 """
 from __future__ import annotations
 
@@ -88,38 +90,68 @@ class PgReplayClaims:
             self._remembered = {k: at for k, at in self._remembered.items() if now - at <= self.ttl}
 
 
-class PgProbeCache:
-    """The per-request probe analyses in `probe_cache`."""
+class _PgRequestRows:
+    """One bytea row per request in `table` (request_id, data, stored_at): the rows behind the files of
+    bot.store.probes, one folder there, a table per kind here."""
+
+    table = ""
 
     def __init__(self, connect: Callable[[], Any]) -> None:
         self._connect = connect
 
-    def put(self, request_id: str, probe: CachedProbe) -> None:
-        """Store (or replace) the analysis of one request's photo."""
+    def _write(self, request_id: str, data: bytes) -> None:
         with self._connect() as conn:
-            conn.execute("INSERT INTO probe_cache (request_id, data) VALUES (%s, %s) ON CONFLICT (request_id) "
-                         "DO UPDATE SET data = EXCLUDED.data, stored_at = now()",
-                         (checked_id(request_id), probe_bytes(probe)))
+            conn.execute(f"INSERT INTO {self.table} (request_id, data) VALUES (%s, %s) ON CONFLICT (request_id) "
+                         "DO UPDATE SET data = EXCLUDED.data, stored_at = now()", (checked_id(request_id), data))
 
-    def get(self, request_id: str) -> CachedProbe | None:
-        """The stored analysis, or None when there is none (or it is unreadable)."""
+    def _read(self, request_id: str) -> bytes | None:
         with self._connect() as conn:
-            row = conn.execute("SELECT data FROM probe_cache WHERE request_id = %s",
+            row = conn.execute(f"SELECT data FROM {self.table} WHERE request_id = %s",
                                (checked_id(request_id),)).fetchone()
-        return None if row is None else probe_from(bytes(row[0]))
+        return None if row is None else bytes(row[0])
 
     def remove(self, request_id: str) -> bool:
-        """Delete one request's probe; True when there was one."""
+        """Delete one request's row; True when there was one."""
         with self._connect() as conn:
-            return conn.execute("DELETE FROM probe_cache WHERE request_id = %s",
+            return conn.execute(f"DELETE FROM {self.table} WHERE request_id = %s",
                                 (checked_id(request_id),)).rowcount > 0
 
     def purge_before(self, cutoff: datetime) -> tuple[int, int]:
-        """Delete the probes stored before `cutoff`; returns (probes removed, bytes removed)."""
+        """Delete the rows stored before `cutoff`; returns (rows removed, bytes removed)."""
         with self._connect() as conn:
-            rows = conn.execute("DELETE FROM probe_cache WHERE stored_at < %s RETURNING octet_length(data)",
+            rows = conn.execute(f"DELETE FROM {self.table} WHERE stored_at < %s RETURNING octet_length(data)",
                                 (cutoff,)).fetchall()
         return len(rows), sum(r[0] for r in rows)
+
+
+class PgProbeCache(_PgRequestRows):
+    """The per-request probe analyses in `probe_cache`."""
+
+    table = "probe_cache"
+
+    def put(self, request_id: str, probe: CachedProbe) -> None:
+        """Store (or replace) the analysis of one request's photo."""
+        self._write(request_id, probe_bytes(probe))
+
+    def get(self, request_id: str) -> CachedProbe | None:
+        """The stored analysis, or None when there is none (or it is unreadable)."""
+        data = self._read(request_id)
+        return None if data is None else probe_from(data)
+
+
+class PgSheetCache(_PgRequestRows):
+    """The comparison sheets of CLI reviews in `comparison_sheets` (bot.store.probes.SheetCache's calls), until a
+    server posts them (then removed) or the purge takes them."""
+
+    table = "comparison_sheets"
+
+    def put(self, request_id: str, jpeg: bytes) -> None:
+        """Store (or replace) one request's comparison sheet."""
+        self._write(request_id, jpeg)
+
+    def get(self, request_id: str) -> bytes | None:
+        """The sheet's JPEG bytes, or None when there is none."""
+        return self._read(request_id)
 
 
 class PgSmallRecords:
