@@ -166,8 +166,8 @@ class ReviewSettings:
 
 @dataclass(frozen=True)
 class StoreSettings:
-    # PostgreSQL (postgresql://user@host/db): where records will live once the store seam moves them (issue 17;
-    # today only `store migrate` uses it). Never with a password here: BOT_DATABASE_URL carries credentials.
+    # PostgreSQL (postgresql://user@host/db) several replicas share (bot.store.backend); empty: the data dir's
+    # files. Never with a password here: BOT_DATABASE_URL carries credentials.
     url: str = ""
 
 

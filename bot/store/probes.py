@@ -101,6 +101,11 @@ class _RequestFiles:
         ensure_private_dir(self.dir)
         write_private_atomic(self._path(request_id), data)
 
+    def ids(self) -> list[str]:
+        """The request ids with a file here (what `store copy` carries to a database)."""
+        names = sorted(self.dir.glob("*" + self.suffix)) if self.dir.is_dir() else []
+        return [p.name.removesuffix(self.suffix) for p in names]
+
     def remove(self, request_id: str) -> bool:
         """Delete one request's file; True when there was one."""
         try:

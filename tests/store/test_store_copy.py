@@ -13,12 +13,16 @@ from bot.config import Settings
 from bot.faces.gallery import Gallery
 from bot.store.audit_log import AuditLog
 from bot.store.backend import Backend, StoreError
+from bot.store.calls import CallIndexStore, OutboxStore
 from bot.store.dialogs import DialogStore
 from bot.store.disk import hold_data_dir
 from bot.store.pg.audit import PgAuditLog
+from bot.store.pg.cache import PgProbeCache, PgSheetCache
 from bot.store.pg.dialogs import PgDialogStore
 from bot.store.pg.gallery import PgGallery
 from bot.store.pg.records import PgApprovalStore, PgExaminationStore
+from bot.store.pg.slack import PgCallIndexStore, PgOutboxStore
+from bot.store.probes import CachedProbe, ProbeCache, SheetCache
 from bot.store.records import ApprovalStore, ExaminationStore
 from tests.pg_fixtures import StepClock
 from tests.store.test_dialogs_contract import cancelled, upload
@@ -48,6 +52,15 @@ def data_dir(tmp_path, monkeypatch):
     approvals.put(pending("FR-6"))
     exams.close()
     approvals.close()
+    calls, outbox = CallIndexStore(data), OutboxStore(data)  # a call indexed, a post still waiting for Slack
+    calls.put([{"call_number": "26-000001", "thread_ts": "1700000000.000900", "first_seen": "2026-03-01T12:00:00Z",
+                "source": "dispatch"}])
+    outbox.add({"call_number": "26-000001", "message": {"text": "queued while Slack was down"}, "attempts": 2,
+                "post_id": "P-WAITING-1"})
+    calls.close()
+    outbox.close()
+    ProbeCache(data).put("FR-7", CachedProbe("cd" * 32, 20, 30, [{"index": 1}], unit(7).reshape(1, -1), [b"crop"]))
+    SheetCache(data).put("FR-5", b"\xff\xd8 a comparison sheet")
     with Gallery(data) as gallery:  # subjects A (two images), B and C, and a face crop
         fill(gallery)
         gallery.save_thumbnail(sha(1), b"\xff\xd8 a face crop")
@@ -81,6 +94,15 @@ def test_store_copy_round_trip_gives_identical_heads_and_marks_the_data_dir_move
     assert exams.all() == ExaminationStore(data_dir / "examinations.json").all()
     assert approvals.all() == ApprovalStore(data_dir / "approvals.json").all()
     assert "3 subjects" in out and "4 enrolled images" in out and "1 face crops" in out
+    assert "1 indexed calls" in out and "1 queued posts" in out and "1 cached probes" in out
+    assert "1 comparison sheets" in out
+    connect = lambda: psycopg.connect(pg_database.app_url)
+    assert PgCallIndexStore(connect).all() == CallIndexStore(data_dir).all()
+    [post] = PgOutboxStore(connect).all()
+    assert post["post_id"] == "P-WAITING-1" and post["attempts"] == 2  # delivered once, by its id
+    probe = PgProbeCache(connect).get("FR-7")
+    assert probe is not None and probe.crops == [b"crop"] and (probe.encodings == unit(7)).all()
+    assert PgSheetCache(connect).get("FR-5") == b"\xff\xd8 a comparison sheet"
     with Gallery(data_dir) as files, PgGallery(lambda: psycopg.connect(pg_database.app_url),
                                                 data_dir.parent / "replica-cache") as moved:
         assert moved.subjects() == files.subjects() and moved.model == files.model

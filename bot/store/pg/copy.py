@@ -123,6 +123,45 @@ def copy_records(connect: Callable[[], Any], data_dir: Path) -> dict[str, int]:
     return counts
 
 
+def copy_slack_records(connect: Callable[[], Any], data_dir: Path) -> dict[str, int]:
+    """The dispatch call index, posts still waiting for Slack (each keeps its post_id), cached probe analyses of
+    requests in progress and comparison sheets not yet posted."""
+    from bot.store.calls import CallIndexStore, OutboxStore
+    from bot.store.pg.cache import PgProbeCache, PgSheetCache
+    from bot.store.pg.slack import PgCallIndexStore, PgOutboxStore
+    from bot.store.probes import ProbeCache, SheetCache
+
+    counts: dict[str, int] = {}
+    if (data_dir / "slack" / "calls.json").exists():
+        index = CallIndexStore(data_dir)
+        try:
+            calls = index.all()
+        finally:
+            index.close()
+        PgCallIndexStore(connect).put(calls)
+        counts["indexed calls"] = len(calls)
+    if (data_dir / "slack" / "outbox.json").exists():
+        queued, target = OutboxStore(data_dir), PgOutboxStore(connect)
+        try:
+            posts = queued.all()
+        finally:
+            queued.close()
+        for doc in posts:
+            target.add({k: v for k, v in doc.items() if k != "_id"})
+        counts["queued posts"] = len(posts)
+    for name, file_cls, pg_cls in (("cached probes", ProbeCache, PgProbeCache),
+                                   ("comparison sheets", SheetCache, PgSheetCache)):
+        source, target = file_cls(data_dir), pg_cls(connect)
+        ids = source.ids()
+        for request_id in ids:
+            item = source.get(request_id)
+            if item is not None:
+                target.put(request_id, item)
+        if ids:
+            counts[name] = len(ids)
+    return counts
+
+
 def copy_gallery(source: Any, target: Any) -> dict[str, int]:
     """Every subject and image of the `source` gallery, with its template, enrollment time and enroller and its
     face crop, into the empty `target` as ONE generation of the same model (a matrix of N×128 floats is held
@@ -186,6 +225,7 @@ def copy_data_dir(data_dir: Path, url: str, key: bytes, *, now: datetime | None 
                 return contextlib.nullcontext(conn)  # every store writes inside this one transaction
 
             report.counts.update(copy_records(connect, data_dir))
+            report.counts.update(copy_slack_records(connect, data_dir))
             if (data_dir / "gallery" / "gallery.sqlite3").exists():
                 report.counts.update(_copy_gallery_dir(connect, data_dir))
             copied = PgAuditLog(connect, key=key)
