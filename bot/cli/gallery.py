@@ -159,7 +159,8 @@ def _gallery_reencode(args: argparse.Namespace, core: Any, settings: Settings) -
     try:
         report = reencode.reencode(core.gallery, engine, audit=core.audit, actor=common.os_requester(settings).id,
                                    yes=args.yes, progress=common.progress(args),
-                                   notify=lambda text: print(text, file=sys.stderr))
+                                   notify=lambda text: print(text, file=sys.stderr),
+                                   kept_in=core.backend.reencode_progress())
     except models.WeightsError as exc:  # the new model's weight file is refused: a sentence, nothing changed
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR

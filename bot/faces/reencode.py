@@ -295,13 +295,16 @@ class _Run:
 
 def reencode(gallery: Gallery, engine: Any, *, audit: Any = None, actor: str = "", yes: bool = False,
              progress: bool = True, notify: Callable[[str], None] | None = None,
-             on_progress: Callable[[int], None] | None = None) -> ReencodeReport:
+             on_progress: Callable[[int], None] | None = None,
+             kept_in: Callable[[Mapping[str, Any]], Any] | None = None) -> ReencodeReport:
     """Re-encode every enrolled image with `engine`'s model and commit the new generation (module docstring).
 
     Refused with GalleryError (a sentence) on an empty gallery, one that holds the model already, or while
     another reencode of it runs; AuditError when the audit log could not record the change. `notify` is told a
     resumed run's sentence; `on_progress(n)` runs after each image analysed (n so far in this run). With more
     than MAX_SKIPPED_SHARE skipped and not `yes`, the report says `refused` and nothing is committed.
+    `kept_in(recipe)` opens where progress is kept (default: `Progress` beside the gallery's files; on a shared
+    database its table, so a run stopped on one machine resumes on another).
     """
     from tqdm import tqdm
 
@@ -312,15 +315,15 @@ def reencode(gallery: Gallery, engine: Any, *, audit: Any = None, actor: str = "
     gallery.refresh()
     why = refusal(gallery.model_id, gallery.image_count, target)
     if why is not None:
-        if gallery.model_id == target and (gallery.dir / PROGRESS_FILE).exists():
+        if gallery.model_id == target and (kept_in is not None or (gallery.dir / PROGRESS_FILE).exists()):
             with contextlib.suppress(GalleryError):  # left by a run stopped after its commit
-                Progress(gallery.dir, {}).close(delete=True)
+                (kept_in or (lambda recipe: Progress(gallery.dir, recipe)))({}).close(delete=True)
         raise GalleryError(why)
     if audit is not None:
         audit.check_writable()  # before the long part, not after it
     report = ReencodeReport(model_from=model_record(gallery.model_id), model_to=models.record(target))
     recipe = {"model": report.model_to, "images": asdict(engine.images), "min_iou": MIN_IOU}
-    kept = Progress(gallery.dir, recipe)
+    kept = kept_in(recipe) if kept_in is not None else Progress(gallery.dir, recipe)
     bar, committed = None, False
     try:
         report.images = gallery.image_count

@@ -220,6 +220,15 @@ class Backend:
         self.check_ready(rights=False)
         return PgGallery(self.connect, ensure_private_dir(self.settings.data_dir) / "gallery")
 
+    def reencode_progress(self) -> Callable[[Mapping[str, Any]], Any] | None:
+        """Where `gallery reencode` keeps what it has made (a recipe -> the progress store): None for the default
+        beside the gallery's files; on a database its table, so a run stopped on one machine resumes on any."""
+        if not self.shared:
+            return None
+        from bot.store.pg.progress import PgReencodeProgress
+
+        return lambda recipe: PgReencodeProgress(self.connect, recipe)
+
     def call_index(self) -> Any:
         """The dispatch call-number index: data_dir/slack/calls.json, or the database's table."""
         if not self.shared:

@@ -182,3 +182,27 @@ def test_ctrl_c_exits_130_and_a_kill_loses_at_most_a_batch_then_a_run_goes_on_fr
     assert len(reencodes(data)) == 1 and not (data / GALLERY_DIR / PROGRESS_FILE).exists()
     with Gallery(data) as gallery:
         assert gallery.model_id == "sface" and gallery.image_count == 19
+
+
+def test_on_a_database_reencode_runs_from_any_machine_and_keeps_its_progress_in_the_database(
+        enrolled, tmp_path, faces_dir, pg_database, capsys, monkeypatch):
+    # The department moved its data dir into PostgreSQL; an administrator re-encodes from another machine.
+    moved = tmp_path / "moved"
+    shutil.copytree(enrolled, moved)
+    monkeypatch.setenv("BOT_AUDIT_KEY", KEY)
+    monkeypatch.setenv("BOT_DATA_DIR", str(moved))
+    monkeypatch.setenv("BOT_DATABASE_URL", pg_database.owner_url)
+    assert main(["store", "copy"]) == 0
+    elsewhere = tmp_path / "admin-workstation"
+    monkeypatch.setenv("BOT_DATA_DIR", str(elsewhere))
+    monkeypatch.setenv("BOT_DATABASE_URL", pg_database.app_url)
+    capsys.readouterr()
+    assert main(["gallery", "reencode", "--model", "sface", "--workers", "1", "--no-progress"]) == 0
+    assert capsys.readouterr().out.startswith("re-encoded 19 of 19 images")
+    code, after = run_json(capsys, ["search", str(faces_dir / "people" / PROBE), *GOOD, "--json"])
+    assert code == 0 and after["candidates"][0]["subject_id"] == "obama" and after["model"]["id"] == "sface"
+    assert not list(elsewhere.rglob(PROGRESS_FILE)) and not list(moved.rglob(PROGRESS_FILE))  # kept in the database
+    import psycopg
+
+    with psycopg.connect(pg_database.app_url) as conn:  # and removed once committed
+        assert conn.execute("SELECT count(*) FROM small_records WHERE namespace LIKE 'reencode%'").fetchone()[0] == 0
