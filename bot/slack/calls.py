@@ -282,11 +282,13 @@ class CallLog:
         return found
 
     def reload(self) -> None:
-        """Read the whole index again (a shared database: calls other replicas indexed; the periodic tick)."""
+        """Read the index and the outbox's depth again (a shared database: what other replicas indexed and
+        queued; the periodic tick, in a worker thread)."""
         docs = self._calls.all()
         with self._db_lock:
             self._threads.update({d["call_number"]: d["thread_ts"] for d in docs})
             self._sources.update({d["call_number"]: d.get("source", "") for d in docs})
+        self._queued = self._outbox.count()
 
     def known(self, call_number: str) -> bool:
         """Whether the call has been seen in the dispatch channel (or the bot started its thread)."""
@@ -422,7 +424,7 @@ class CallLog:
                 self._warned_no_channel = True
             return None
         kwargs = with_post_id({"message": message.kwargs()})["message"]
-        if self._queued and await asyncio.to_thread(self._queued_for, call_number):
+        if (self._queued or self.shared) and await asyncio.to_thread(self._queued_for, call_number):
             await self.flush_outbox(call_number=call_number)
         try:
             return await self._post(call_number, kwargs)
@@ -455,7 +457,7 @@ class CallLog:
         logged, not queued: it would never succeed.
         """
         kwargs = with_post_id({"message": message.kwargs()})["message"]
-        if self._queued and await asyncio.to_thread(self._queued_in, channel, thread_ts):
+        if (self._queued or self.shared) and await asyncio.to_thread(self._queued_in, channel, thread_ts):
             await self.flush_outbox(thread=(channel, thread_ts))
             if await asyncio.to_thread(self._queued_in, channel, thread_ts):
                 # Still down: queue behind the earlier posts rather than overtake them.
@@ -503,7 +505,7 @@ class CallLog:
         with attempts + 1 and its error; a failure that says Slack is unwell (rate limit, 5xx, connection)
         ends this round, leaving the rest for the next one. Each post is leased while it is delivered; one
         another sender holds is skipped, with the later ones to its thread."""
-        if not self._queued:
+        if not (self._queued or self.shared):
             return 0
         delivered = 0
         async with self._flush_lock:

@@ -189,6 +189,8 @@ async def _keep_leading(rt: Runtime) -> None:
 async def _tick(rt: Runtime) -> None:
     """The tick: the leader's periodic work; every other replica flushes only what is its own (folded refusals)
     and helps deliver the outbox (claims keep each post to one sender)."""
+    if rt.core.backend.shared:  # what other replicas indexed and queued
+        await rt.io(rt.calls.reload)
     if rt.leading:
         await flow.tick(rt)
         return

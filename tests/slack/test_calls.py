@@ -534,3 +534,37 @@ async def test_a_post_another_sender_holds_is_left_to_it_with_the_later_posts_to
     assert await call_log.flush_outbox() == 1
     assert [m["text"] for m in slack.messages(CASE)] == ["Elsewhere"]
     assert [q["message"]["text"] for q in call_log.outbox()] == ["First", "Second"]
+
+
+async def test_on_a_database_another_replica_knows_the_call_and_delivers_what_one_queued(slack, pg_migrated,
+                                                                                       tmp_path):
+    from psycopg_pool import ConnectionPool
+
+    from bot.store.pg.slack import PgCallIndexStore, PgOutboxStore
+
+    pool = ConnectionPool(pg_migrated.app_url, min_size=1, max_size=4, open=True)
+
+    def replica(name: str) -> CallLog:
+        client = make_web_client(TOKEN, slack.base_url)
+        for handler in client.retry_handlers:
+            handler.interval_calculator = FixedValueRetryIntervalCalculator(0.0)
+        data = tmp_path / name
+        return CallLog(data, client, settings_for(data), index=PgCallIndexStore(pool.connection),
+                       outbox=PgOutboxStore(pool.connection), shared=True)
+
+    try:
+        a, b = replica("a"), replica("b")
+        cad = slack.add_message(DISPATCH, f"CAD {CALL} assault", bot_id=CAD_BOT)
+        a.index_message(cad["text"], cad["ts"])  # the dispatch message reached replica A
+        assert await asyncio.to_thread(b.known, CALL) and b.thread_ts(CALL) == cad["ts"]  # B asks the database
+        slack.fail_next("chat.postMessage", status=500, times=MAX_RETRIES + 1)
+        assert await a.log(CALL, entry("Queued on A")) is None  # A queues it (Slack down)...
+        assert b.outbox_depth() == 0
+        await asyncio.to_thread(b.reload)  # ...B's tick sees it...
+        assert b.outbox_depth() == 1
+        assert await b.flush_outbox() == 1  # ...and delivers it, once
+        assert await a.flush_outbox() == 0
+        delivered = [m["text"] for m in slack.messages(DISPATCH, thread_ts=cad["ts"]) if m["ts"] != cad["ts"]]
+        assert delivered == ["Queued on A"]
+    finally:
+        pool.close()
