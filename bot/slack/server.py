@@ -58,6 +58,7 @@ WARM_UP_WAIT_S = 60.0  # at shutdown, how long to let the face workers finish st
 LOCAL_APP: web.AppKey[web.Application] = web.AppKey("local_app", web.Application)
 TICK_INTERVAL_S = 30.0
 PURGE_INTERVAL_S = 24 * 3600.0
+GALLERY_WATCH_S = 2.0  # a LISTEN wait returns this often (so a stopping server is never held longer)
 LEADER_POLL_S = 5.0  # leadership kept alive (and a dead leader replaced) at this beat: CONTRACTS ### 13
 STUCK_AFTER_MINUTES = 5.0  # the tick's watchdog restarts face work or a search stuck this long
 RUNTIME = web.AppKey("runtime", Runtime)
@@ -184,6 +185,21 @@ async def _keep_leading(rt: Runtime) -> None:
         log.warning("replica %s %s the periodic work", rt.replica, "now runs" if now else "no longer runs")
         if now:
             rt.spawn(_lead_start(rt), name="lead-start")
+
+
+async def _watch_gallery(rt: Runtime) -> None:
+    """A shared database: load a gallery generation as soon as another machine commits it (LISTEN), so the next
+    search need not fetch it first. Runs until the server stops."""
+    watch = rt.core.backend.gallery_watch()
+    try:
+        while True:
+            if await asyncio.to_thread(watch.wait, GALLERY_WATCH_S) is not None:
+                try:
+                    await rt.io(rt.core.gallery.refresh)
+                except Exception as exc:  # noqa: BLE001 - the search's own check loads it later
+                    log.warning("the new gallery generation could not be loaded yet (%s)", type(exc).__name__)
+    finally:
+        watch.close()
 
 
 async def _tick(rt: Runtime) -> None:
@@ -429,6 +445,7 @@ def create_server(
         if rt.core.backend.shared:
             log.info("replica %s %s", rt.replica, "leads the periodic work" if rt.leading else "serves (another leads)")
             rt.spawn(_every(LEADER_POLL_S, lambda: _keep_leading(rt), "leadership"), name="leadership", job=True)
+            rt.spawn(_watch_gallery(rt), name="gallery-watch", job=True)
         rt.spawn(_on_start(rt), name="on-start")
         rt.spawn(_every(tick_interval, lambda: _tick(rt), "tick"), name="tick", job=True)
         rt.spawn(_every(purge_interval, lambda: flow.purge(rt) if rt.leading else _nothing(), "purge"), name="purge",

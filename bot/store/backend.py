@@ -220,6 +220,14 @@ class Backend:
         self.check_ready(rights=False)
         return PgGallery(self.connect, ensure_private_dir(self.settings.data_dir) / "gallery")
 
+    def gallery_watch(self) -> Any:
+        """A LISTEN on the gallery's commits (bot.store.pg.gallery.GalleryWatch); None on the files."""
+        if not self.shared:
+            return None
+        from bot.store.pg.gallery import GalleryWatch
+
+        return GalleryWatch(self.url)
+
     def reencode_progress(self) -> Callable[[Mapping[str, Any]], Any] | None:
         """Where `gallery reencode` keeps what it has made (a recipe -> the progress store): None for the default
         beside the gallery's files; on a database its table, so a run stopped on one machine resumes on any."""

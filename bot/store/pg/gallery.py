@@ -17,7 +17,8 @@ where things are kept differs.
   token in the name keeps a cache from serving a same-numbered generation of another database (a restore).
 - Face crops: `gallery_thumbnails`.
 
-No LISTEN here: the check before each search costs one round trip, and NOTIFY is there for whoever wants it.
+`GalleryWatch` LISTENs on its own connection: the server loads a new generation as soon as it is committed, so
+the first search after an enrollment does not wait for the fetch; the check before each search stays the rule.
 """
 from __future__ import annotations
 
@@ -214,3 +215,37 @@ class PgGallery(GalleryCore):
     def _delete_thumbnails(self, image_hashes: list[str]) -> None:
         with self._connection() as conn:
             conn.execute("DELETE FROM gallery_thumbnails WHERE sha256 = ANY(%s)", (image_hashes,))
+
+
+class GalleryWatch:
+    """`LISTEN frbot_gallery` on a connection of its own (autocommit, outside the pool): `wait(timeout)` returns
+    the generation a commit announced, or None when none came in `timeout` seconds. A connection that failed is
+    opened again at the next `wait` (None meanwhile: the check before each search still holds)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._conn: Any = None
+
+    def wait(self, timeout: float) -> int | None:
+        """Block up to `timeout` seconds for the next announced generation."""
+        import psycopg
+
+        try:
+            if self._conn is None:
+                self._conn = psycopg.connect(self.url, autocommit=True, connect_timeout=5,
+                                             application_name="frbot gallery watch")
+                self._conn.execute(f"LISTEN {CHANNEL}")
+            for notice in self._conn.notifies(timeout=timeout, stop_after=1):
+                return int(notice.payload) if notice.payload.isdigit() else 0
+            return None
+        except psycopg.Error:
+            self.close()
+            time.sleep(min(timeout, 1.0))  # the database is away: the next beat tries again
+            return None
+
+    def close(self) -> None:
+        """Stop listening."""
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+            self._conn = None
