@@ -483,6 +483,12 @@ class CallLog:
                "last_error": error, "queued_at": _now()}
         await asyncio.to_thread(self._enqueue, doc)
 
+    def purge_outbox(self, cutoff: datetime) -> int:
+        """Drop posts queued before `cutoff` (the daily purge: dialog-state retention); returns how many."""
+        removed = self._outbox.purge_before(cutoff)
+        self._queued = self._outbox.count()
+        return removed
+
     def outbox_depth(self) -> int:
         """How many posts wait in the outbox (kept in memory: cheap on the event loop)."""
         return self._queued

@@ -28,6 +28,7 @@ from typing import Any
 
 from tinydb import Query
 
+from bot.audit.entries import parse_ts
 from bot.store.disk import ensure_private_dir, open_tinydb
 
 LEASE_S = 30.0  # CONTRACTS ### 13: work in flight holds a 30 s lease
@@ -168,6 +169,21 @@ class OutboxStore:
             self._leases.pop(doc_id, None)
             return len(self._table)
 
+    def purge_before(self, cutoff: datetime) -> int:
+        """Drop posts queued before `cutoff` (never delivered within the dialog-state retention: they hold
+        names and justifications); returns how many."""
+        with self._lock:
+            old = [doc.doc_id for doc in self._table.all() if _queued_before(doc, cutoff)]
+            self._table.remove(doc_ids=old)
+        return len(old)
+
     def close(self) -> None:
         """Close the tinydb handle."""
         self._db.close()
+
+
+def _queued_before(doc: dict[str, Any], cutoff: datetime) -> bool:
+    try:
+        return parse_ts(str(doc.get("queued_at") or "")) < cutoff
+    except ValueError:
+        return False  # an unreadable stamp: kept, delivered or dropped by its attempts

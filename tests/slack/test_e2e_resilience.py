@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -232,10 +233,15 @@ async def test_retention_removes_ended_dialogs_and_cached_probes(harness):
     assert harness.cached_probes() == []  # removed once the result was recorded
     left = CachedProbe("ab" * 32, 10, 10, [], np.zeros((0, 128), dtype=np.float32), [])
     harness.backend().probes().put("FR-LEFTOVER01", left)  # left by a crash: what retention is for
+    # A post Slack never took (it holds names and a justification), queued now.
+    harness.rt.calls._outbox.add({"channel": CASE, "thread_ts": upload["ts"], "attempts": 9, "last_error": "x",
+                                  "queued_at": datetime.now(UTC).isoformat(), "message": {"text": "undelivered"}})
     assert await flow.purge(harness.rt) == {"dialogs": 0, "probes": 0}  # within the 30 days
+    assert len(harness.rt.calls.outbox()) == 1
     clock.advance(days=31)
     assert await flow.purge(harness.rt) == {"dialogs": 1, "probes": 1}
     assert harness.cached_probes() == [] and harness.rt.store.by_thread(CASE, upload["ts"]) is None
+    assert harness.rt.calls.outbox() == [] and harness.rt.calls.outbox_depth() == 0
     assert len(harness.audit()) == 1  # the audit log keeps its own, longer retention
 
 

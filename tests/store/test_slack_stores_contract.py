@@ -127,6 +127,16 @@ def test_the_outbox_queues_oldest_first_each_post_with_its_post_id_once(stores):
     outbox.close()
 
 
+def test_the_purge_drops_posts_queued_before_the_cutoff_only(stores):
+    outbox = stores.outbox()
+    outbox.add(call_post("26-000001", "March"))  # queued 2026-03-01 12:00Z
+    outbox.add({**call_post("26-000002", "June"), "queued_at": "2026-06-01T12:00:00Z"})
+    assert outbox.purge_before(datetime(2026, 3, 1, 12, 0, tzinfo=UTC)) == 0  # not before its own time
+    assert outbox.purge_before(datetime(2026, 5, 1, tzinfo=UTC)) == 1
+    assert [d["message"]["text"] for d in stores.outbox().all()] == ["June"] and outbox.count() == 1
+    outbox.close()
+
+
 def test_a_claim_leases_posts_nobody_holds_and_keeps_each_threads_order(stores):
     outbox = stores.outbox()
     for text in ("A1", "A2"):

@@ -187,6 +187,10 @@ async def purge(rt: Runtime) -> dict[str, int]:
         backend=rt.core.backend,
     )
     rt.threads = await rt.io(rt.store.threads)  # forget the threads of purged dialogs
+    dropped = await rt.io(rt.calls.purge_outbox, rt.now() - timedelta(days=rt.settings.retention.dialog_state_days))
+    if dropped:
+        log.warning("outbox: %d posts never delivered within %d days dropped (retention)", dropped,
+                    rt.settings.retention.dialog_state_days)
     pruned = await rt.io(rt.calls.prune, rt.now())
     if pruned:
         log.info("dispatch index: %d calls older than %d days pruned", pruned, rt.settings.slack.call_index_days)

@@ -80,9 +80,10 @@ class PgOutboxStore:
         doc = with_post_id(doc)
         with self._connect() as conn:
             conn.execute(
-                "INSERT INTO outbox (post_id, dest, doc, attempts, last_error) VALUES (%s, %s, %s, %s, %s) "
-                "ON CONFLICT (post_id) DO NOTHING",
-                (doc["post_id"], destination(doc), Jsonb(doc), int(doc.get("attempts") or 0), doc.get("last_error")))
+                "INSERT INTO outbox (post_id, dest, doc, attempts, last_error, queued_at) "
+                "VALUES (%s, %s, %s, %s, %s, coalesce(%s::timestamptz, now())) ON CONFLICT (post_id) DO NOTHING",
+                (doc["post_id"], destination(doc), Jsonb(doc), int(doc.get("attempts") or 0), doc.get("last_error"),
+                 doc.get("queued_at") or None))
             return self._count(conn)
 
     def count(self) -> int:
@@ -151,6 +152,14 @@ class PgOutboxStore:
         with self._connect() as conn:
             conn.execute("DELETE FROM outbox WHERE id = %s", (doc_id,))
             return self._count(conn)
+
+    def purge_before(self, cutoff: datetime) -> int:
+        """Drop posts queued before `cutoff` (never delivered within the dialog-state retention); returns how
+        many. A post some replica holds right now is left to it."""
+        with self._connect() as conn:
+            cur = conn.execute("DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE queued_at < %s "
+                               "FOR UPDATE SKIP LOCKED)", (cutoff,))
+            return cur.rowcount
 
     def close(self) -> None:
         """Nothing to close: each call takes a connection and gives it back."""
