@@ -122,8 +122,8 @@ class Runtime:
     tasks: set[asyncio.Task] = field(default_factory=set)  # request work: awaited a little on shutdown
     jobs: set[asyncio.Task] = field(default_factory=set)  # periodic jobs: cancelled on shutdown
     # (channel, thread_ts) -> dialog_id: "which request is this thread?" answered from memory before the ack
-    # (this server is the only one per data dir; a dialog never changes thread). Filled from the store on
-    # create and as dialogs start; a dialog purged meanwhile is simply not found when loaded.
+    # (a dialog never changes thread). Filled from the store on create and as dialogs start, and on a shared
+    # database from it when another replica started the thread; a dialog purged meanwhile is simply not found.
     threads: dict[tuple[str, str], str] = field(default_factory=dict)
     # In-process state that needs no persistence (a restart posts a fresh status message, etc.).
     state: dict[str, Any] = field(default_factory=dict)

@@ -151,7 +151,7 @@ def open_tinydb(path: str | os.PathLike[str], **json_kwargs: Any) -> TinyDB:
 
 
 class DataDirInUse(Exception):
-    """Another server holds this data dir (one server per data dir until a shared store exists)."""
+    """Another server holds this data dir (one server per data dir; replicas on a database each have their own)."""
 
 
 @contextlib.contextmanager
