@@ -457,6 +457,31 @@ async def test_a_dispatch_channel_shared_with_another_organisation_gets_summarie
 # --- bounded face work ---------------------------------------------------------------------------------------
 
 
+async def test_a_chosen_face_too_slow_to_encode_is_said_in_the_photos_words_not_as_an_internal_error(
+        harness, slack, monkeypatch, faces_dir):
+    """The faces were found in time; encoding the chosen one after the attestation runs past the deadline: the
+    officer reads why (as when finding faces is too slow), and the audit records the image's reason code."""
+    import io
+
+    from PIL import Image
+
+    im = Image.open(faces_dir / "people" / "obama" / "obama.jpg").convert("RGB").resize((5000, 5000))
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", quality=90)
+    await harness.start()
+    upload = await harness.upload(("doorbell.jpg", buf.getvalue()), text=PREFILLED)
+    await harness.wait_card("attestation")
+    await harness.idle()  # the faces are found and stored: only the encoding is left
+    assert harness.cached_probes()
+    monkeypatch.setattr(harness.request.getfixturevalue("face_engine"), "deadline", 0.01)
+    await harness.reply(upload, "I attest")
+    notice = await harness.wait_kind("image_failed")
+    await harness.idle()
+    assert "takes too long to read" in " ".join(block_texts(notice.params))
+    [entry] = harness.audit()
+    assert entry["outcome"] == "error" and entry["error"] == "too_slow"
+
+
 async def test_a_photo_past_the_face_deadline_is_said_audited_and_not_read_again_after_a_restart(
         harness, slack, monkeypatch, faces_dir):
     """A slow photo (here: a real face upscaled to 5,000 px, with a deadline far below what it needs) stops

@@ -283,15 +283,18 @@ async def _post_result(
 async def _search_failed(
     rt: Runtime, dialog: Dialog, image: ImageRequest, exc: Exception, permalink: str | None
 ) -> Next:
-    error = f"{type(exc).__name__}: {exc}"[:500]
+    # An image's refusal is audited by its code (too_slow, ...), as when it happens while faces are found.
+    error = exc.code if isinstance(exc, ImageError) else f"{type(exc).__name__}: {exc}"[:500]
     source = {**(await source_fields(rt, dialog, image, permalink)), "probe_sha256": image.probe_sha256}
     await rt.io(
         service.record_ended, rt.core, outcome="error", request_id=image.request_id, answers=dialog.answers(),
         requester=requester_of(dialog), source=source, error=error, faces=image.faces,
         face_index=image.face_index,
     )
+    # A photo refused while its chosen face was encoded (too slow to read, say) is said in the image's own words.
     await say_failed(rt, dialog, image, "gallery_empty" if type(exc) is service.SearchUnavailable
-                     else "gallery_moved" if isinstance(exc, service.GalleryModelMismatch) else "search_failed")
+                     else "gallery_moved" if isinstance(exc, service.GalleryModelMismatch)
+                     else str(exc) if isinstance(exc, ImageError) else "search_failed")
     await log_call(rt, dialog, image, outcome="error", result=None, permalink=permalink)
     rid = image.request_id
     return Next(dialog.dialog_id,
