@@ -222,7 +222,7 @@ def _bot_settings(data_dir: Path, workers: int) -> Settings:
     return Settings(data_dir=data_dir, slack=slack, faces=FacesSettings(workers=workers))
 
 
-def _enroll(faces: Path, engine: FaceEngine, root: Path, store_env: Mapping[str, str] | None = None) -> Path:
+def enroll_gallery(faces: Path, engine: FaceEngine, root: Path, store_env: Mapping[str, str] | None = None) -> Path:
     """Enroll ENROLLED into root/data/gallery (through symlinks: images are never copied); returns the data dir.
     With `store_env` (BOT_DATABASE_URL, BOT_AUDIT_KEY) the gallery is enrolled beside it and copied into the
     database as `store copy` moves one, and the data dir keeps only the replica's own files."""
@@ -307,7 +307,7 @@ class Bench:
         tmp = tempfile.TemporaryDirectory(prefix="slack-bench-")
         engine = FaceEngine(ImageSettings(), workers=workers)
         engine.start()  # workers up and models loaded before anything is timed
-        data_dir = _enroll(faces, engine, Path(tmp.name), store_env)
+        data_dir = enroll_gallery(faces, engine, Path(tmp.name), store_env)
         settings = _bot_settings(data_dir, workers)
 
         slack_loop = LoopThread("slack-double")
@@ -526,6 +526,7 @@ __all__ = [
     "Sent",
     "Spans",
     "bot_post",
+    "enroll_gallery",
     "faces_root",
     "instrument",
     "machine_line",

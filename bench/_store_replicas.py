@@ -20,18 +20,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import shutil
 import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from bench._slack_harness import ROOT, bot_post, faces_root, payload, upload_text, workspace
+from bench._slack_harness import ROOT, bot_post, enroll_gallery, faces_root, payload, upload_text, workspace
 from tests.slack.conftest import CAD_BOT, CAD_USER, CALL, CASE, CASE_LISTED, DISPATCH, OFFICER
 from tests.slack.double import SlackDouble
 from tests.slack.replicas import Replica, spawn, until_healthy
@@ -237,73 +238,136 @@ def _so_far(started: list[asyncio.Task]) -> list[Request]:
     return [t.result() for t in started if t.done() and not t.cancelled() and t.exception() is None]
 
 
-async def kills(store_env: Mapping[str, str], audit_log: Any, *, kills: int, every: float, drain_s: float,
-                progress: bool = True) -> KillReport:
-    """Two replicas under load, `kills` kill -9 of one of them in turn, each restarted; see the module's text."""
+def _dialog_state(dialog: Any) -> str:
+    """Where a request's dialog stands in the database: its step and each image's status (and outcome)."""
+    if dialog is None:
+        return "no dialog in the database"
+    images = ", ".join(f"{i.request_id} {i.status}{f' {i.outcome}' if i.outcome else ''}" for i in dialog.images)
+    return f"dialog {dialog.step.value if hasattr(dialog.step, 'value') else dialog.step}: {images}"
+
+
+@dataclass
+class _Run:
+    """What the kill loop saw as it went."""
+
+    started: list[asyncio.Task] = field(default_factory=list)
+    in_flight: list[int] = field(default_factory=list)
+    restart_s: list[float] = field(default_factory=list)
+    takeover_s: list[float] = field(default_factory=list)
+    kill_times: list[tuple[float, str, bool]] = field(default_factory=list)
+    drained: float = 0.0
+
+
+async def _victim(fleet: Fleet, names: list[str], k: int) -> str:
+    """The leader on even kills, the other replica on odd ones (whoever survives a leader's death leads after)."""
+    leading = [n for n in names if await fleet.leads(n)]
+    if len(leading) != 1:
+        return names[k % 2]
+    return leading[0] if k % 2 == 0 else next(n for n in names if n != leading[0])
+
+
+async def _kill_loop(fleet: Fleet, run: _Run, *, kills: int, every: float, drain_s: float,
+                     photo: tuple[str, bytes], progress: bool) -> None:
+    await fleet.start("replica-a")
+    await fleet.start("replica-b")
+    names = ["replica-a", "replica-b"]
+    stop = asyncio.Event()
+    loader = asyncio.create_task(_load(fleet, stop, every, photo, run.started))
+    try:
+        for k in range(kills):
+            victim = await _victim(fleet, names, k)
+            survivor = next(n for n in names if n != victim)
+            fleet.attested[victim].clear()
+            await asyncio.wait_for(fleet.attested[victim].wait(), 300)  # a search just began on it
+            await asyncio.sleep(random.uniform(0, 1.0))  # anywhere in its download, analysis, search, post
+            led = await fleet.leads(victim)
+            done = fleet.ended()
+            run.in_flight.append(sum(1 for r in _so_far(run.started) if r.attest_to == victim
+                                     and r.thread_ts not in done))
+            killed = time.monotonic()
+            run.kill_times.append((killed, victim, led))
+            fleet.replicas[victim].kill9()
+            await fleet.replicas[victim].proc.wait()
+            if led:
+                while not await fleet.leads(survivor):
+                    await asyncio.sleep(0.1)
+                run.takeover_s.append(time.monotonic() - killed)
+            await fleet.start(victim)
+            run.restart_s.append(time.monotonic() - killed)
+            if progress:
+                print(f"  kill {k + 1}/{kills}: {victim}{' (leader)' if led else ''}, {run.in_flight[-1]} searches "
+                      f"of its own in flight; back in {run.restart_s[-1]:.1f} s; {len(run.started)} requests so far",
+                      file=sys.stderr, flush=True)
+    finally:
+        stop.set()
+        await loader
+    requests = list(await asyncio.gather(*run.started))
+    last_kill = time.monotonic()
+    attested = {r.thread_ts for r in requests if r.attest_to}
+    while not attested <= fleet.ended() and time.monotonic() - last_kill < drain_s:
+        await asyncio.sleep(0.5)
+    run.drained = time.monotonic() - last_kill
+
+
+def _gallery_into(store_env: Mapping[str, str], root: Path) -> None:
+    """The end-to-end tests' gallery, enrolled with one face worker and copied into the database."""
+    from bot.config import ImageSettings
+    from bot.faces.engine import FaceEngine
+
+    engine = FaceEngine(ImageSettings(), workers=1)
+    engine.start()
+    try:
+        enroll_gallery(faces_root(), engine, root, store_env)
+    finally:
+        engine.close()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+async def kills(store_env: Mapping[str, str], connect: Callable[[], Any], *, kills: int, every: float,
+                drain_s: float, progress: bool = True) -> KillReport:
+    """Two replicas under load, `kills` kill -9 of one of them in turn, each restarted; see the module's text.
+    `connect` reads the database afterwards (a pool's connection). When a request did not end, the replicas' data
+    dirs and logs are kept (the path in `extra["kept"]`)."""
+    from bot.store.pg.audit import PgAuditLog
+    from bot.store.pg.dialogs import PgDialogStore
+
     faces = faces_root()
     photo = (Path(PHOTO).name, (faces / PHOTO).read_bytes())
     t_start = time.monotonic()
+    run = _Run()
+    tmp = Path(tempfile.mkdtemp(prefix="frbot-bench-replicas-"))
+    _gallery_into(store_env, tmp / "gallery")
     async with SlackDouble() as double, aiohttp.ClientSession() as http:
         workspace(double)
         double.add_channel(CASE_LISTED, "robbery-task-force", is_private=True)
         double.add_history(DISPATCH, [{"text": f"CAD {CALL} incident", "user": CAD_USER, "bot_id": CAD_BOT}])
-        with tempfile.TemporaryDirectory(prefix="frbot-bench-replicas-") as tmp:
-            fleet = Fleet(double, http, Path(tmp), store_env)
-            stop = asyncio.Event()
-            started: list[asyncio.Task] = []
-            in_flight, restart_s, takeover_s = [], [], []
-            try:
-                await fleet.start("replica-a")
-                await fleet.start("replica-b")
-                names = ["replica-a", "replica-b"]
-                loader = asyncio.create_task(_load(fleet, stop, every, photo, started))
-                for k in range(kills):
-                    # The leader and a follower in turn (whoever survives a leader's death leads after it).
-                    leading = [n for n in names if await fleet.leads(n)]
-                    victim = (leading[0] if k % 2 == 0 else next(n for n in names if n != leading[0])) \
-                        if len(leading) == 1 else names[k % 2]
-                    survivor = next(n for n in names if n != victim)
-                    fleet.attested[victim].clear()
-                    await asyncio.wait_for(fleet.attested[victim].wait(), 300)  # a search just began on it
-                    await asyncio.sleep(random.uniform(0, 1.0))  # anywhere in its download, analysis, search, post
-                    led = await fleet.leads(victim)
-                    done = fleet.ended()
-                    in_flight.append(sum(1 for r in _so_far(started) if r.attest_to == victim
-                                         and r.thread_ts not in done))
-                    killed = time.monotonic()
-                    fleet.replicas[victim].kill9()
-                    await fleet.replicas[victim].proc.wait()
-                    if led:
-                        while not await fleet.leads(survivor):
-                            await asyncio.sleep(0.1)
-                        takeover_s.append(time.monotonic() - killed)
-                    await fleet.start(victim)
-                    restart_s.append(time.monotonic() - killed)
-                    if progress:
-                        print(f"  kill {k + 1}/{kills}: {victim}{' (leader)' if led else ''}, "
-                              f"{in_flight[-1]} searches of its own in flight; back in {restart_s[-1]:.1f} s; "
-                              f"{len(started)} requests so far", file=sys.stderr, flush=True)
-                stop.set()
-                await loader
-                requests = list(await asyncio.gather(*started))
-                last_kill = time.monotonic()
-                attested = {r.thread_ts for r in requests if r.attest_to}
-                while not attested <= fleet.ended() and time.monotonic() - last_kill < drain_s:
-                    await asyncio.sleep(0.5)
-                drained = time.monotonic() - last_kill
-            finally:
-                stop.set()
-                await fleet.close()
-            ended, results = fleet.ended(), fleet.result_posts()
-            ids = Counter(payload(c)["post_id"] for c in double.call_log("chat.postMessage")
-                          if c.ok and "post_id" in payload(c))
+        fleet = Fleet(double, http, tmp, store_env)
+        try:
+            await _kill_loop(fleet, run, kills=kills, every=every, drain_s=drain_s, photo=photo, progress=progress)
+        finally:
+            await fleet.close()
+        requests = _so_far(run.started)
+        ended, results = fleet.ended(), fleet.result_posts()
+        ids = Counter(payload(c)["post_id"] for c in double.call_log("chat.postMessage")
+                      if c.ok and "post_id" in payload(c))
+    lost = [r for r in requests if r.thread_ts not in ended]
+    if not lost:
+        shutil.rmtree(tmp, ignore_errors=True)
+    audit_log = PgAuditLog(connect, key=store_env["BOT_AUDIT_KEY"].encode())
     searches = Counter(e.get("request_id") for e in audit_log.entries() if e.get("kind") == "search")
+    outcomes = Counter(e.get("outcome") for e in audit_log.entries() if e.get("kind") == "search")
     verified = audit_log.verify()
+    dialogs = {d.thread_ts: d for d in PgDialogStore(connect).all()}
     return KillReport(
-        requests=requests, kills=kills, in_flight_at_kill=in_flight, restart_s=restart_s, takeover_s=takeover_s,
-        not_ended=[r.n for r in requests if r.thread_ts not in ended],
+        requests=requests, kills=kills, in_flight_at_kill=run.in_flight, restart_s=run.restart_s,
+        takeover_s=run.takeover_s, not_ended=[r.n for r in lost],
         results_twice=[r.n for r in requests if results[r.thread_ts] > 1],
         searches_twice=sum(1 for c in searches.values() if c > 1), posts_twice=sum(1 for c in ids.values() if c > 1),
         retries=fleet.retries, audit_ok=verified.ok, audit_entries=verified.count,
-        seconds=time.monotonic() - t_start, drain_s=drained,
+        seconds=time.monotonic() - t_start, drain_s=run.drained,
+        extra={"kills": [(at - t_start, victim, led) for at, victim, led in run.kill_times],
+               "lost": [(r.n, r.thread_ts, r.upload_to, r.attest_to, r.attested_at - t_start if r.attested_at else None,
+                         r.problem, _dialog_state(dialogs.get(r.thread_ts))) for r in lost],
+               "outcomes": dict(outcomes), "results": sum(results.values()),
+               "kept": str(tmp) if lost else None},
     )

@@ -230,13 +230,11 @@ def kills(args: argparse.Namespace, pg: Postgres) -> Any:
     from psycopg_pool import ConnectionPool
 
     from bench._store_replicas import kills as measure
-    from bot.store.pg.audit import PgAuditLog
 
     print(f"  {args.kills} kill -9 of a replica under load…", file=sys.stderr, flush=True)
     env = pg.env()
     with ConnectionPool(env["BOT_DATABASE_URL"], min_size=1, max_size=2, open=True, name="bench-read") as pool:
-        log = PgAuditLog(pool.connection, key=AUDIT_KEY.encode())
-        return asyncio.run(measure(env, log, kills=args.kills, every=args.every, drain_s=args.drain_s))
+        return asyncio.run(measure(env, pool.connection, kills=args.kills, every=args.every, drain_s=args.drain_s))
 
 
 # ------------------------------------------------------------------------------------------------- report
@@ -332,6 +330,16 @@ def _kill_details(k: Any) -> None:
     print(f"| after the last restart, until every attested request ended | {k.drain_s:.0f} s |")
     print(f"| audit chain | {k.audit_entries} entries, {'verifies' if k.audit_ok else 'DOES NOT VERIFY'} |")
     print(f"| the run | {k.seconds / 60:.1f} min |")
+    print(f"| search entries by outcome / result posts | "
+          f"{', '.join(f'{n} {o}' for o, n in sorted(k.extra['outcomes'].items()))} / {k.extra['results']} |")
+    for n, thread_ts, upload_to, attest_to, attested, problem, state in k.extra.get("lost", []):
+        kills = [f"{victim}{' (leader)' if led else ''} at {at:.1f} s" for at, victim, led in k.extra["kills"]
+                 if attested is not None and abs(at - attested) < 20]
+        print(f"\nrequest {n} (thread {thread_ts}) did not end: upload to {upload_to}, attestation to {attest_to}"
+              f"{f' at {attested:.1f} s' if attested is not None else ''}{f' ({problem})' if problem else ''}; "
+              f"kills within 20 s: {', '.join(kills) or 'none'}; {state}")
+    if k.extra.get("kept"):
+        print(f"\nthe replicas' data dirs and logs are kept in {k.extra['kept']}")
 
 
 def main(argv: list[str] | None = None) -> int:
