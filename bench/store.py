@@ -35,7 +35,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -97,18 +97,43 @@ class Postgres:
 # ------------------------------------------------------------------------------------------------- 1. ack
 
 
+@contextlib.contextmanager
+def replay_checks() -> Iterator[list[float]]:
+    """The ms of each replay check before an ack (`bot.slack.server._replayed`: memory on files, a database read
+    in an I/O thread on PostgreSQL), timed by a wrapper for the run only (the bot's code is not changed)."""
+    from bot.slack import server
+
+    times: list[float] = []
+    original = server._replayed
+
+    async def timed(rt: Any, key: str, now: float) -> bool:
+        start = time.perf_counter()
+        try:
+            return await original(rt, key, now)
+        finally:
+            times.append((time.perf_counter() - start) * 1000)
+
+    server._replayed = timed
+    try:
+        yield times
+    finally:
+        server._replayed = original
+
+
 def ack(args: argparse.Namespace, pg: Postgres) -> dict[str, dict[str, Any]]:
-    """slack_ack's rounds on each store: the loaded samples' ms, the searches' ms, the load when it ended."""
+    """slack_ack's rounds on each store: the loaded samples' ms, the searches' ms, the replay checks' ms."""
     out = {}
     for store in STORES:
         ns = argparse.Namespace(uploads=args.uploads, samples=args.samples, interval_ms=20.0, workers=args.workers,
                                 max_rounds=8, find_blockers=False)
         print(f"  ack on {store}…", file=sys.stderr, flush=True)
-        _baseline, rounds, _lags, _ = asyncio.run(slack_ack.measure(ns, pg.env() if store == "postgresql" else None))
+        with replay_checks() as checks:
+            _baseline, rounds, _lags, _ = asyncio.run(slack_ack.measure(ns, pg.env() if store == "postgresql"
+                                                                        else None))
         samples = [s for r in rounds for s in r.samples]
         out[store] = {"ms": [s.sent.ms for s in samples], "bad": sum(s.sent.status != 200 for s in samples),
                       "flight": median([s.in_flight for s in samples]), "rounds": len(rounds),
-                      "searches": [ms for r in rounds for ms in r.search_ms],
+                      "searches": [ms for r in rounds for ms in r.search_ms], "replay": checks,
                       "complete": all(len(r.search_ms) == args.uploads for r in rounds), "load": machine_line()}
     return out
 
@@ -260,6 +285,8 @@ def report(args: argparse.Namespace, found: dict[str, Any], pg_line: str) -> boo
               f"{a['postgresql']['flight']:.0f}) | {_ms(a['files']['ms'])} | {_ms(a['postgresql']['ms'])} "
               f"| p99 ×{p99['postgresql'] / p99['files']:.2f} | p99 ≤ {ACK_TARGET_MS:.0f} ms "
               f"{'✔' if ok else '✘'} |")
+        print(f"| … the replay check before each ack, p50 / p99 / max ms (every request of the run) "
+              f"| {_ms(a['files']['replay'])} | {_ms(a['postgresql']['replay'])} | — | — |")
         print(f"| … those rounds' attestation → result, median ms ({args.uploads} at once) "
               f"| {median(a['files']['searches']):.0f} | {median(a['postgresql']['searches']):.0f} "
               f"| ×{median(a['postgresql']['searches']) / median(a['files']['searches']):.2f} | — |")
