@@ -25,7 +25,7 @@ import statistics
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -222,13 +222,15 @@ def _bot_settings(data_dir: Path, workers: int) -> Settings:
     return Settings(data_dir=data_dir, slack=slack, faces=FacesSettings(workers=workers))
 
 
-def _enroll(faces: Path, engine: FaceEngine, root: Path) -> Path:
-    """Enroll ENROLLED into root/data/gallery (through symlinks: images are never copied); returns the data dir."""
+def enroll_gallery(faces: Path, engine: FaceEngine, root: Path, store_env: Mapping[str, str] | None = None) -> Path:
+    """Enroll ENROLLED into root/data/gallery (through symlinks: images are never copied); returns the data dir.
+    With `store_env` (BOT_DATABASE_URL, BOT_AUDIT_KEY) the gallery is enrolled beside it and copied into the
+    database as `store copy` moves one, and the data dir keeps only the replica's own files."""
     from bot.faces.enroll import enroll
     from bot.faces.gallery import Gallery
 
     source = link_subjects(faces, ENROLLED, root / "people")
-    data = root / "data"
+    data = root / ("enrolled" if store_env else "data")
     gallery = Gallery(data)
     try:
         report = enroll(gallery, engine, source, audit=None, progress=False)
@@ -237,10 +239,27 @@ def _enroll(faces: Path, engine: FaceEngine, root: Path) -> Path:
     if report.rejected:
         raise SystemExit(f"gallery enrollment rejected images: {report.rejected}")
     shutil.rmtree(source)
+    if not store_env:
+        return data
+    from bot.store.backend import Backend
+    from bot.store.pg.copy import copy_gallery
+
+    data = root / "data"
+    backend = Backend.of(_bot_settings(data, 1), store_env)
+    try:
+        with Gallery(root / "enrolled") as enrolled:
+            target = backend.gallery()
+            try:
+                copy_gallery(enrolled, target)
+            finally:
+                target.close()
+    finally:
+        backend.close()
     return data
 
 
-def _workspace(double: SlackDouble) -> None:
+def workspace(double: SlackDouble) -> None:
+    """The case, general and dispatch channels and two officers, as the end-to-end tests have them."""
     double.add_channel(CASE, "case-26-012345")
     double.add_channel(GENERAL, "general")
     double.add_channel(DISPATCH, "dispatch", is_private=True)
@@ -275,8 +294,10 @@ class Bench:
     _ids: Any = field(default_factory=lambda: iter(range(1, 10**9)))
 
     @classmethod
-    async def open(cls, *, workers: int = 2, quiet: bool = True) -> Bench:
-        """Enroll the gallery, start the face workers, the double and the bot server."""
+    async def open(cls, *, workers: int = 2, quiet: bool = True, store_env: Mapping[str, str] | None = None) -> Bench:
+        """Enroll the gallery, start the face workers, the double and the bot server. `store_env`
+        (BOT_DATABASE_URL of a migrated database as the app's role, BOT_AUDIT_KEY): the server keeps its records,
+        the gallery among them, in that database; without it, in the data dir's files."""
         from bot.slack.server import create_server
 
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -286,7 +307,7 @@ class Bench:
         tmp = tempfile.TemporaryDirectory(prefix="slack-bench-")
         engine = FaceEngine(ImageSettings(), workers=workers)
         engine.start()  # workers up and models loaded before anything is timed
-        data_dir = _enroll(faces, engine, Path(tmp.name))
+        data_dir = enroll_gallery(faces, engine, Path(tmp.name), store_env)
         settings = _bot_settings(data_dir, workers)
 
         slack_loop = LoopThread("slack-double")
@@ -294,12 +315,13 @@ class Bench:
         async def start_double() -> SlackDouble:
             double = SlackDouble()  # built on its own loop: its asyncio.Event belongs there
             await double.start()
-            _workspace(double)
+            workspace(double)
             return double
 
         double = await slack_loop.wait(start_double())
         bot_loop = LoopThread("bot")
-        env = {"SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": double.base_url}
+        env = {"SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": double.base_url,
+               **(store_env or {})}
 
         async def start_bot() -> tuple[Any, web.AppRunner, str]:
             app, rt = create_server(settings, env, engine=engine, shutdown_grace=5.0)
@@ -387,18 +409,7 @@ class Bench:
                         **fields: Any) -> Call:
         """Wait for the bot's `count`-th successful chat.postMessage in `thread_ts` with metadata kind `kind` (for
         "card", a post or an update of the request card in that thread)."""
-        methods = ("chat.postMessage", "chat.update") if kind == "card" else ("chat.postMessage",)
-
-        def match(call: Call) -> bool:
-            if call.method not in methods:
-                return False
-            in_thread = call.params.get("thread_ts") == thread_ts or (
-                call.method == "chat.update" and (call.response or {}).get("message", {}).get("thread_ts") == thread_ts)
-            if not in_thread:
-                return False
-            p = payload(call)
-            return p.get("kind") == kind and all(p.get(k) == v for k, v in fields.items())
-
+        match = bot_post(kind, thread_ts, **fields)
         return await self.slack_loop.wait(self.double.wait_for(match, count=count, ok=True, timeout=timeout))
 
     async def results(self, thread_ts: set[str]) -> dict[str, Call]:
@@ -485,6 +496,24 @@ def payload(call: Call) -> dict[str, Any]:
     return ((call.params.get("metadata") or {}).get("event_payload")) or {}
 
 
+def bot_post(kind: str, thread_ts: str, **fields: Any) -> Callable[[Call], bool]:
+    """A test of the double's recorded calls: a chat.postMessage in `thread_ts` whose metadata kind is `kind` (for
+    "card", a post or an update of the request card in that thread) and whose payload has `fields`."""
+    methods = ("chat.postMessage", "chat.update") if kind == "card" else ("chat.postMessage",)
+
+    def match(call: Call) -> bool:
+        if call.method not in methods:
+            return False
+        in_thread = call.params.get("thread_ts") == thread_ts or (
+            call.method == "chat.update" and (call.response or {}).get("message", {}).get("thread_ts") == thread_ts)
+        if not in_thread:
+            return False
+        p = payload(call)
+        return p.get("kind") == kind and all(p.get(k) == v for k, v in fields.items())
+
+    return match
+
+
 __all__ = [
     "CASE",
     "DISPATCH",
@@ -496,6 +525,8 @@ __all__ = [
     "Bench",
     "Sent",
     "Spans",
+    "bot_post",
+    "enroll_gallery",
     "faces_root",
     "instrument",
     "machine_line",
@@ -503,4 +534,5 @@ __all__ = [
     "payload",
     "quantile",
     "upload_text",
+    "workspace",
 ]

@@ -33,6 +33,7 @@ import re
 import sys
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from bench._slack_harness import (
@@ -150,8 +151,11 @@ async def loaded_round(bench: Bench, events: list[dict], acks: list[Sent], butto
     return Round(acks, attests, samples, (start, end), search_ms)
 
 
-async def measure(args: argparse.Namespace) -> tuple[list[Sample], list[Round], dict, list[str]]:
-    bench = await Bench.open(workers=args.workers)
+async def measure(args: argparse.Namespace, store_env: Mapping[str, str] | None = None
+                  ) -> tuple[list[Sample], list[Round], dict, list[str]]:
+    """The baseline samples, the loaded rounds, the bot loop's lag per phase and (--find-blockers) the slow
+    callbacks; `store_env` puts the server's records in a database (bench.store), else in files."""
+    bench = await Bench.open(workers=args.workers, store_env=store_env)
     interval = args.interval_ms / 1000
     try:
         lag = bench.start_lag_monitor()

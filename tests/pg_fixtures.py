@@ -46,9 +46,11 @@ def _url(role: str, database: str, socket_dir: str) -> str:
     return f"postgresql://{role}@/{database}?host={socket_dir}"
 
 
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[tuple[str, str]]:
-    """(superuser URL, socket dir) of a PostgreSQL started for this session, stopped and removed after it."""
+@contextlib.contextmanager
+def postgres_server(folder: str) -> Iterator[tuple[str, str]]:
+    """(superuser URL, socket dir) of a PostgreSQL started in `frbot-pg-<uid>/<folder>` under the system temp dir,
+    with the login roles frbot_owner and frbot_app; stopped and its folder removed afterwards. Also for the
+    benchmarks (bench/store.py)."""
     import warnings
 
     with warnings.catch_warnings():
@@ -61,7 +63,7 @@ def pg_server() -> Iterator[tuple[str, str]]:
     base = Path(tempfile.gettempdir()) / f"frbot-pg-{os.getuid()}"
     base.mkdir(exist_ok=True)
     base.chmod(0o755)
-    pgdata = base / str(os.getpid())
+    pgdata = base / folder
     shutil.rmtree(pgdata, ignore_errors=True)
     server = pgserver.get_server(pgdata, cleanup_mode="delete")
     admin = server.get_uri()
@@ -118,7 +120,16 @@ def pg_control(pg_server: tuple[str, str]) -> Iterator[PgControl]:
             control.start()
 
 
-def _new_database(pg_server: tuple[str, str], template: str | None = None) -> Iterator[Database]:
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[tuple[str, str]]:
+    """(superuser URL, socket dir) of a PostgreSQL started for this session, stopped and removed after it."""
+    with postgres_server(str(os.getpid())) as server:
+        yield server
+
+
+def new_database(pg_server: tuple[str, str], template: str | None = None) -> Iterator[Database]:
+    """A database owned by frbot_owner (a clone of `template` when given) that frbot_app may connect to; yields
+    it once and drops it when resumed."""
     import psycopg
 
     admin, socket_dir = pg_server
@@ -142,7 +153,7 @@ def _new_database(pg_server: tuple[str, str], template: str | None = None) -> It
 @pytest.fixture
 def pg_database(pg_server: tuple[str, str]) -> Iterator[Database]:
     """A fresh, empty database owned by frbot_owner (dropped after the test)."""
-    yield from _new_database(pg_server)
+    yield from new_database(pg_server)
 
 
 @pytest.fixture(scope="session")
@@ -152,7 +163,7 @@ def pg_template(pg_server: tuple[str, str]) -> Iterator[str]:
 
     from bot.store.pg import schema
 
-    made = _new_database(pg_server)
+    made = new_database(pg_server)
     db = next(made)
     with psycopg.connect(db.owner_url, autocommit=True) as owner:
         schema.migrate(owner)
@@ -165,4 +176,4 @@ def pg_template(pg_server: tuple[str, str]) -> Iterator[str]:
 def pg_migrated(pg_server: tuple[str, str], pg_template: str) -> Iterator[Database]:
     """A database at the current schema, cloned from the session's migrated template (CREATE DATABASE ...
     TEMPLATE copies tables, functions, triggers and grants in milliseconds)."""
-    yield from _new_database(pg_server, pg_template)
+    yield from new_database(pg_server, pg_template)

@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,16 +85,16 @@ def write_config(path: Path) -> Path:
     return path
 
 
-async def start_replica(harness: Harness, name: str, *, wait: bool = True) -> Replica:
-    """Start replica `name` on the harness's database with its own data dir; waits until its local /healthz
-    answers (it has connected to Slack and the database)."""
-    root = harness.data_dir.parent / name
+async def spawn(root: Path, name: str, slack_url: str, store_env: Mapping[str, str]) -> Replica:
+    """Start `python -m bot serve` as replica `name`, its data dir, settings and log under root/name (kept across
+    restarts, as a machine's disk is), on fresh ports; does not wait for it. Also for bench/store.py."""
+    root = root / name
     root.mkdir(parents=True, exist_ok=True)
     port, local = free_port(), free_port()
     env = {**os.environ, "SLACK_BOT_TOKEN": "xoxb-test-token", "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-           "SLACK_API_URL": harness.slack.base_url, "PORT": str(port), "LOCAL_PORT": str(local),
+           "SLACK_API_URL": slack_url, "PORT": str(port), "LOCAL_PORT": str(local),
            "BOT_DATA_DIR": str(root / "data"), "BOT_CONFIG": str(write_config(root / "settings.toml")),
-           "BOT_REPLICA_ID": name, "LOG_LEVEL": "INFO", **harness.store_env}
+           "BOT_REPLICA_ID": name, "LOG_LEVEL": "INFO", **store_env}
     env.pop("SLACK_APP_TOKEN", None)
     log = root / "server.log"
     out = await asyncio.to_thread(open, log, "ab")
@@ -102,20 +103,26 @@ async def start_replica(harness: Harness, name: str, *, wait: bool = True) -> Re
                                                     stdout=out, stderr=out)
     finally:
         out.close()  # the process holds its own copy
-    replica = Replica(name, proc, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{local}", log)
+    return Replica(name, proc, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{local}", log)
+
+
+async def start_replica(harness: Harness, name: str, *, wait: bool = True) -> Replica:
+    """Start replica `name` on the harness's database with its own data dir; waits until its local /healthz
+    answers (it has connected to Slack and the database)."""
+    replica = await spawn(harness.data_dir.parent, name, harness.slack.base_url, harness.store_env)
     harness.bots.append(replica)  # type: ignore[arg-type] - stopped with the harness
     if wait:
-        await until_healthy(harness, replica)
+        await until_healthy(harness.http, replica)
     return replica
 
 
-async def until_healthy(harness: Harness, replica: Replica) -> dict[str, Any]:
+async def until_healthy(http: aiohttp.ClientSession, replica: Replica) -> dict[str, Any]:
     """Its /healthz once it answers (AssertionError with its log when it never does)."""
     deadline = asyncio.get_running_loop().time() + START_TIMEOUT_S
     while asyncio.get_running_loop().time() < deadline:
         if replica.proc.returncode is not None:
             raise AssertionError(f"{replica.name} exited {replica.proc.returncode}:\n{replica.log.read_text()}")
-        health = await replica.health(harness.http)
+        health = await replica.health(http)
         if health is not None:
             return health
         await asyncio.sleep(0.2)
