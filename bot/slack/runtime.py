@@ -48,6 +48,7 @@ ROLE_NO_TTL_S = 60.0
 # Threads for file and tinydb work (the ack path) and, apart, for searches and image work, so a burst of
 # searches never queues the quick store reads an ack waits on.
 IO_THREADS = 4
+ACK_THREADS = 2
 # What the middleware answers for a thread it could not look up (the database is away): resolved again later.
 THREAD_UNRESOLVED = "?"
 THREAD_LOOKUP_S = 2.0  # the longest the ack waits for the database to say which request a thread is
@@ -139,6 +140,9 @@ class Runtime:
     holder: str = field(default_factory=lambda: f"p{os.getpid()}-{uuid.uuid4().hex[:8]}")
     _io_pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(IO_THREADS, "frbot-io"))
     _work_pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(WORK_THREADS, "frbot-work"))
+    # The reads an ack waits for on a shared database (replay check, which request a thread is): threads of their
+    # own, so they never queue behind the searches' work in the I/O threads.
+    _ack_pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(ACK_THREADS, "frbot-ack"))
 
     @classmethod
     def create(
@@ -210,7 +214,8 @@ class Runtime:
         found = self.threads.get((channel, thread_ts))
         if found is None and self.core.backend.shared:
             try:
-                found = await asyncio.wait_for(self.io(self.store.thread_of, channel, thread_ts),
+                lookup = self.io if strict else self.ack_io
+                found = await asyncio.wait_for(lookup(self.store.thread_of, channel, thread_ts),
                                                None if strict else THREAD_LOOKUP_S)
             except Exception as exc:
                 if strict or not (isinstance(exc, TimeoutError) or is_database_outage(exc)):
@@ -320,6 +325,7 @@ class Runtime:
         self.client.session = None
         self._io_pool.shutdown(wait=True)
         self._work_pool.shutdown(wait=True)
+        self._ack_pool.shutdown(wait=True)
         if self.leadership is not None:
             await asyncio.to_thread(self.leadership.close)  # another replica takes over at its next poll
         self.store.close()
@@ -340,6 +346,10 @@ class Runtime:
     async def io(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run quick file work (tinydb, audit, caches) in the I/O threads."""
         return await asyncio.get_running_loop().run_in_executor(self._io_pool, partial(func, *args, **kwargs))
+
+    async def ack_io(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a database read the ack waits for (a shared database) in the ack threads."""
+        return await asyncio.get_running_loop().run_in_executor(self._ack_pool, partial(func, *args, **kwargs))
 
     async def work(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run heavier work (a search, image decoding and drawing) in the work threads."""

@@ -464,13 +464,16 @@ def create_server(
 
 
 async def _replayed(rt: Runtime, key: str, now: float) -> bool:
-    """Whether a signed request was handled already. In memory on the files; on a shared database a read in an
-    I/O thread (never on the event loop), and a database that cannot answer counts as "not seen": the request
-    goes on to the dedupe claims, which decide again (refusing it here would lose an officer's input)."""
-    if not rt.core.backend.shared:
-        return rt.replays.seen(key, now)
+    """Whether a signed request was handled already. In memory on the files. On a shared database an event is
+    asked of memory only: an event is applied through a dedupe claim on its event id in the database (once,
+    on whichever replica) or changes nothing when applied twice (the dispatch index), so a read here would only
+    delay the ack of every message. Button presses, forms and
+    slash commands are asked of the database, in the ack threads; a database that cannot answer counts as "not
+    seen" (refusing it here would lose an officer's input)."""
+    if not rt.core.backend.shared or key.startswith("event:"):
+        return rt.replays.seen_here(key, now)
     try:
-        return await rt.io(rt.replays.seen, key, now)
+        return await rt.ack_io(rt.replays.seen, key, now)
     except Exception as exc:  # noqa: BLE001 - psycopg's errors; never a 500 for this
         log.warning("replay check skipped: the database did not answer (%s)", type(exc).__name__)
         return False

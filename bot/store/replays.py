@@ -67,6 +67,10 @@ class ReplayClaims:
             except ValueError:
                 continue
 
+    def seen_here(self, key: str, now: float) -> bool:
+        """`seen`: this process holds every claim of its data dir in memory."""
+        return self.seen(key, now)
+
     def seen(self, key: str, now: float) -> bool:
         """Whether `key` was claimed within the last `ttl` seconds."""
         with self._lock:

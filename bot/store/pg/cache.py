@@ -42,6 +42,10 @@ class PgReplayClaims:
             at = self._remembered.get(key)
             return at is not None and now - at <= self.ttl
 
+    def seen_here(self, key: str, now: float) -> bool:
+        """Whether this process claimed `key` within the last `ttl` seconds (memory only: no database read)."""
+        return self._fresh_here(key, now)
+
     def seen(self, key: str, now: float) -> bool:
         """Whether `key` was claimed within the last `ttl` seconds (by any replica)."""
         if self._fresh_here(key, now):
