@@ -143,6 +143,24 @@ async def test_a_search_already_audited_before_a_crash_is_posted_again_not_run_a
     assert len(harness.audit()) == 1  # one search, one audit entry
 
 
+async def test_a_search_audited_as_an_error_before_a_crash_ends_as_that_error_and_is_not_run_again(harness, slack):
+    first = await harness.start(gallery=False)  # an empty gallery: the search fails, and is audited as an error
+    upload = await harness.upload(harness.face(OBAMA))
+    await harness.answer_all(upload)
+    await harness.wait_kind("image_failed")
+    await harness.idle()
+    await first.stop()
+    _rewind_to_searching(harness, face_index=1)  # as if the process died right after the error's audit entry
+
+    await harness.start(gallery=False)
+    told = await harness.wait_kind("image_failed", count=2)  # told again...
+    await harness.idle()
+    assert block_texts(told.params)[0] == wording.image_problem("gallery_empty")
+    [entry] = harness.audit()  # ...but one request, one audit entry: nothing searched or recorded twice
+    assert entry["outcome"] == "error" and "SearchUnavailable" in entry["error"]
+    assert harness.rt.store.active() == [] and harness.thread(upload, "result") == []
+
+
 async def test_429_and_500_from_chat_post_message_are_retried_and_the_result_arrives(harness, slack):
     await harness.start()
     slack.fail_next("chat.postMessage", 429, retry_after=1)

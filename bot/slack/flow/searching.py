@@ -201,6 +201,9 @@ async def search(rt: Runtime, dialog_id: str, request_id: str, face_index: int) 
         # result again rather than search a second time.
         result = None if first else await rt.io(audited_result, rt, request_id,
                                                 ("candidates", "no_candidate", "review"))
+        failed = None if first or result is not None else await rt.io(_audited_error, rt, request_id)
+        if failed is not None:  # ended as an error before the restart: said again, never run or recorded twice
+            return await _failed_before(rt, dialog, image, failed)
         await react(rt, dialog.channel, dialog.thread_ts, HOURGLASS)
         permalink = await rt.permalink(dialog.channel, dialog.thread_ts)
         cached = await rt.io(rt.probes.get, request_id)
@@ -278,6 +281,25 @@ async def _post_result(
     call_link = await rt.calls.thread_permalink(dialog.call_number) if dialog.call_number else None
     message = blocks.result(dialog, image, result, call_link, min_face_px=rt.settings.images.min_face_px)
     return await post_essential(rt, dialog.channel, dialog.thread_ts, message)
+
+
+def _audited_error(rt: Runtime, request_id: str) -> dict | None:
+    """The request's `error` search entry, when the audit log already holds one (a search that failed before
+    its process stopped), else None."""
+    entries = [e for e in rt.core.audit.find(request_id=request_id, kinds=["search"]) if e.get("outcome") == "error"]
+    return entries[-1] if entries else None
+
+
+async def _failed_before(rt: Runtime, dialog: Dialog, image: ImageRequest, entry: dict) -> Next:
+    """End a request whose search failed, and was audited, before a restart: the officer is told again (the
+    notice may never have gone out), and nothing is searched or audited a second time."""
+    error = str(entry.get("error") or "")
+    reason = ("gallery_empty" if error.startswith("SearchUnavailable:")
+              else "gallery_moved" if error.startswith("GalleryModelMismatch:")
+              else error if error and error.replace("_", "").isalnum() else "search_failed")
+    await say_failed(rt, dialog, image, reason)
+    rid = image.request_id
+    return Next(dialog.dialog_id, lambda d: transitions.on_searched(d, rid, outcome="error", now=rt.now(), error=error))
 
 
 async def _search_failed(
