@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt.async_app import AsyncApp
 
 from bot.slack import listeners
+from bot.slack.runtime import thread_of
 
 if TYPE_CHECKING:
     from bot.slack.runtime import Runtime
@@ -26,21 +27,6 @@ class _SkipTokenUnused(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return "`token` will be unused" not in record.getMessage()
-
-
-def thread_of(body: dict[str, Any]) -> tuple[str | None, str | None]:
-    """(channel, thread_ts) of a request body: a threaded message event or a button in a thread."""
-    event = body.get("event")
-    if isinstance(event, dict):
-        if event.get("type") != "message":
-            return None, None
-        return event.get("channel"), event.get("thread_ts")
-    container = body.get("container")
-    if isinstance(container, dict) and container.get("type") == "message":
-        message = body.get("message") or {}
-        thread_ts = message.get("thread_ts") or container.get("thread_ts")
-        return container.get("channel_id") or (body.get("channel") or {}).get("id"), thread_ts
-    return None, None
 
 
 def build_app(rt: Runtime) -> AsyncApp:

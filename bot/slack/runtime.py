@@ -87,6 +87,22 @@ class TTLCache:
         self._items[key] = _Cached(value, time.monotonic() + self.ttl)
 
 
+def thread_of(body: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(channel, thread_ts) of a request body: a threaded message event or a button in a thread."""
+    event = body.get("event")
+    if isinstance(event, dict):
+        if event.get("type") != "message":
+            return None, None
+        return event.get("channel"), event.get("thread_ts")
+    container = body.get("container")
+    if isinstance(container, dict) and container.get("type") == "message":
+        message = body.get("message") or {}
+        thread_ts = message.get("thread_ts") or container.get("thread_ts")
+        return container.get("channel_id") or (body.get("channel") or {}).get("id"), thread_ts
+    return None, None
+
+
+
 @dataclass
 class Runtime:
     """Everything the Slack adapter shares between requests. Build it with `Runtime.create`."""
@@ -230,12 +246,7 @@ class Runtime:
         not say."""
         if dialog_id != THREAD_UNRESOLVED:
             return dialog_id
-        event = body.get("event") or {}
-        message = event.get("message") or event if event else body.get("message") or {}
-        channel = event.get("channel") or (body.get("channel") or {}).get("id") \
-            or (body.get("container") or {}).get("channel_id")
-        thread_ts = message.get("thread_ts") or (body.get("container") or {}).get("thread_ts")
-        return await self.dialog_of_thread(channel, thread_ts, strict=True)
+        return await self.dialog_of_thread(*thread_of(dict(body)), strict=True)  # the thread the middleware asked
 
     async def leased(self, key: str, work: Coroutine[Any, Any, T]) -> T | None:
         """Run `work` holding the lease on `key` (CONTRACTS ### 13). On a shared database the lease is taken

@@ -371,7 +371,7 @@ async def handle_edit(rt: Runtime, body: dict[str, Any]) -> None:
     event = body.get("event") or {}
     message = event.get("message") or {}
     channel, user = event.get("channel"), message.get("user")
-    dialog = await load_dialog(rt, await rt.dialog_of_thread(channel, message.get("thread_ts")))
+    dialog = await load_dialog(rt, await rt.dialog_of_thread(channel, message.get("thread_ts"), strict=True))
     if dialog is None or dialog.terminal or user != dialog.requester_id or from_bot(rt, message):
         return
     previous = event.get("previous_message") or {}
