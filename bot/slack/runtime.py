@@ -183,6 +183,9 @@ class Runtime:
         # A database at another schema version, or a role that could rewrite the audit log: refused now.
         core.backend.check_ready()
         core.audit  # noqa: B018 - opens (and checks) the audit key now, not on the first search
+        # Built now, once: made lazily by the first refusals, arriving together in several I/O threads, two
+        # folders would each open a window and write an entry.
+        core.refusals  # noqa: B018
         store = core.backend.dialogs()
         return cls(
             settings=settings,
