@@ -184,6 +184,39 @@ class CliSettings:
 
 
 @dataclass(frozen=True)
+class OversightSettings:
+    """Oversight that someone reads (CONTRACTS ### 14): anomaly alerts, sampled audits, the public report."""
+    alert_channel: str = ""  # a private channel the alerts are posted to; empty: alerts only in the console
+    auditors: tuple[str, ...] = ()  # console only: read the archive, review alerts and sampled requests
+    auditor_groups: tuple[str, ...] = ()
+    check_minutes: int = 15  # the leader runs the alert rules this often (and once at start)
+    verify_minutes: int = 60  # the leader's full `audit verify` (and once at start)
+    # A requester's day: at least max(daily_min, daily_factor x their median day over baseline_days).
+    daily_min: int = 5
+    daily_factor: float = 3.0
+    baseline_days: int = 56
+    subject_requesters: int = 3  # one gallery subject released to this many requesters ...
+    subject_days: int = 30  # ... within this many days
+    probe_repeats: int = 3  # one probe photo (SHA-256) searched this many times ...
+    probe_days: int = 7  # ... within this many days
+    refusals_per_day: int = 5  # refusals in a day by one person
+    hours_low_pct: float = 5.0  # a search outside the requester's usual hours: before this percentile ...
+    hours_high_pct: float = 95.0  # ... or after this one of their own search times of day
+    hours_min_searches: int = 20  # ... once they have this many searches
+    sample_percent: float = 5.0  # the monthly sampled audit: max(sample_min, ceil(sample_percent % of N))
+    sample_min: int = 10
+    min_cell: int = 5  # the public report suppresses counts below this
+
+
+@dataclass(frozen=True)
+class ConsoleSettings:
+    """The read-only web console under /console (CONSOLE_CLIENT_ID and CONSOLE_CLIENT_SECRET switch it on)."""
+    public_url: str = ""  # the console's origin as browsers reach it (https://frbot.example.org), no path
+    recheck_minutes: int = 5  # a session's roles are asked of Slack again when older than this
+    session_hours: int = 12  # a session ends this long after sign-in
+
+
+@dataclass(frozen=True)
 class Settings:
     data_dir: Path = Path("data")
     slack: SlackSettings = field(default_factory=SlackSettings)
@@ -198,6 +231,8 @@ class Settings:
     review: ReviewSettings = field(default_factory=ReviewSettings)
     cli: CliSettings = field(default_factory=CliSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
+    oversight: OversightSettings = field(default_factory=OversightSettings)
+    console: ConsoleSettings = field(default_factory=ConsoleSettings)
     timezone: str = "America/Los_Angeles"
 
     def with_data_dir(self, data_dir: Path | str) -> Settings:
@@ -217,6 +252,8 @@ _SECTIONS = {
     "review": ReviewSettings,
     "cli": CliSettings,
     "store": StoreSettings,
+    "oversight": OversightSettings,
+    "console": ConsoleSettings,
 }
 
 
@@ -344,7 +381,35 @@ def validate(settings: Settings) -> Settings:
             raise ConfigError(f"[images] {key} must be positive")
     if not 1.0 <= settings.images.max_aspect_ratio <= 100.0:
         raise ConfigError("[images] max_aspect_ratio must be between 1 (square pictures only) and 100")
+    _validate_oversight(settings)
     return settings
+
+
+def _validate_oversight(settings: Settings) -> None:
+    o, c = settings.oversight, settings.console
+    for key in ("check_minutes", "verify_minutes", "daily_min", "baseline_days", "subject_requesters",
+                "subject_days", "probe_repeats", "probe_days", "refusals_per_day", "hours_min_searches",
+                "sample_min", "min_cell"):
+        if getattr(o, key) < 1:
+            raise ConfigError(f"[oversight] {key} must be at least 1")
+    if o.daily_factor < 1.0:
+        raise ConfigError("[oversight] daily_factor must be at least 1 (a multiple of the requester's usual day)")
+    if not 0.0 <= o.hours_low_pct < o.hours_high_pct <= 100.0:
+        raise ConfigError("[oversight] hours_low_pct and hours_high_pct are percentiles, low below high (5 and 95)")
+    if not 0.0 < o.sample_percent <= 100.0:
+        raise ConfigError("[oversight] sample_percent must be above 0 and at most 100")
+    if c.recheck_minutes < 1 or c.session_hours < 1:
+        raise ConfigError("[console] recheck_minutes and session_hours must be at least 1")
+    url = c.public_url
+    if url:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(url)
+        loopback = parts.hostname in ("127.0.0.1", "localhost", "::1")
+        if (parts.scheme not in ("https", "http") or not parts.hostname or parts.path not in ("", "/")
+                or parts.query or parts.fragment or (parts.scheme == "http" and not loopback)):
+            raise ConfigError("[console] public_url must be an https:// origin with no path (e.g. "
+                              "https://frbot.example.org; http:// only on a loopback address)")
 
 
 def _validate_store_url(url: str) -> None:

@@ -15,8 +15,10 @@ from bot.audit.chain import canonical
 
 # "review": a search in examiner mode, waiting for its review (the request's final outcome is its release's).
 OUTCOMES = ("candidates", "no_candidate", "denied", "error", "cancelled", "expired", "review")
-# "refusal": a refused answer in a running request; "review": examiner review and supervisor approval.
-KINDS = ("search", "gallery_change", "purge", "audit_access", "refusal", "review")
+# "refusal": a refused answer in a running request; "review": examiner review and supervisor approval;
+# "alert", "alert_review", "sample_draw", "sample_review": oversight's own state (CONTRACTS ### 14).
+KINDS = ("search", "gallery_change", "purge", "audit_access", "refusal", "review", "alert", "alert_review",
+         "sample_draw", "sample_review")
 
 RESERVED_FIELDS = frozenset({"kind", "seq", "ts", "prev", "mac"})
 
