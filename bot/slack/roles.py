@@ -170,3 +170,21 @@ async def is_gallery_admin(rt: Runtime, user_id: str) -> bool:
     if await _is_guest(rt, user_id):
         return False
     return await _member(rt, user_id, slack.gallery_admins, slack.gallery_admin_groups)
+
+
+async def console_roles(rt: Runtime, user_id: str) -> tuple[str, ...] | None:
+    """The console roles `user_id` holds as Slack says now ("command_staff", "auditor"; empty: none, or not a
+    full member); None when Slack could not be asked (the caller keeps the person out and says why)."""
+    if await _account(rt, user_id, fresh=True) == "unverified":
+        return None
+    if not await is_member_account(rt, user_id):
+        return ()
+    slack, oversight = rt.settings.slack, rt.settings.oversight
+    try:
+        held = [role for role, users, groups in (
+            ("command_staff", slack.command_staff, slack.command_staff_groups),
+            ("auditor", oversight.auditors, oversight.auditor_groups),
+        ) if await _member(rt, user_id, users, groups, fresh=True, strict=True)]
+    except LookupFailed:
+        return None
+    return tuple(held)

@@ -40,6 +40,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from bot import __version__
 from bot.config import ConfigError, Settings, replica_id
+from bot.console import app as console
 from bot.faces.engine import FaceEngine
 from bot.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from bot.slack import edge, flow, roles
@@ -457,6 +458,8 @@ def create_server(
     if not socket_mode:
         app.router.add_post("/slack/events", slack_events)
     app.router.add_get("/healthz", healthz)
+    if console.enabled(env):  # the oversight console (Sign in with Slack); otherwise /console is 404
+        app.add_subapp(console.PREFIX, console.console_app(rt, env))
     app.on_startup.append(startup)
     app.on_cleanup.append(cleanup)
     app[LOCAL_APP] = local_app(rt, socket_mode=socket_mode)

@@ -1,0 +1,19 @@
+"""The console's pages (CONTRACTS ### 14): /console and the pages it links to. Each handler reads through
+bot.oversight (pure over audit entries) and renders a template; a view that shows requests writes one
+`audit_access` entry (bot.console.web.record_view)."""
+from __future__ import annotations
+
+from aiohttp import web
+
+from bot.console.web import render
+
+
+async def index(request: web.Request) -> web.Response:
+    """The console's front page: where each page is."""
+    return render(request, "index.html", title="Oversight console")
+
+
+def register(app: web.Application) -> None:
+    """The pages' routes on the console sub-application (paths relative to /console)."""
+    app.router.add_get("", index)
+    app.router.add_get("/", index)
