@@ -20,7 +20,7 @@ RUNTIME: web.AppKey[Any] = web.AppKey("console_runtime", object)
 CODEC: web.AppKey[SessionCodec] = web.AppKey("console_codec", SessionCodec)
 CONFIG: web.AppKey[Any] = web.AppKey("console_config", object)
 TEMPLATES: web.AppKey[jinja2.Environment] = web.AppKey("console_templates", jinja2.Environment)
-SESSION_KEY = "console_session"
+SESSION_KEY: web.RequestKey[Session] = web.RequestKey("console_session", Session)
 PREFIX = "/console"
 # Pages anyone may reach signed out: the sign-in itself and its callback, and the stylesheet.
 OPEN_PATHS = ("/console/signin", "/console/auth/callback", "/console/signout", "/console/static/")

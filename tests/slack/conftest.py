@@ -204,10 +204,13 @@ class Harness:
         tick_interval: float = 3600.0,
         status_interval: float = 0.1,
         cad_calls: tuple[str, ...] = (CALL,),
+        env: dict[str, str] | None = None,
+        port: int = 0,
         **slack: Any,
     ) -> Bot:
-        """Start a bot server on 127.0.0.1:0 for this test's data dir (the enrolled gallery copied in). The
-        CAD feed has posted `cad_calls` in the dispatch channel before (read by the backfill at start)."""
+        """Start a bot server on 127.0.0.1:`port` (0: any free one) for this test's data dir (the enrolled gallery
+        copied in), with `env` added to its environment. The CAD feed has posted `cad_calls` in the dispatch
+        channel before (read by the backfill at start)."""
         settings = settings or bot_settings(self.data_dir, **slack)
         dispatch = settings.slack.dispatch_channel
         posted = {m.get("text") for m in self.slack.messages(dispatch, include_users=True)} if dispatch else set()
@@ -221,14 +224,14 @@ class Harness:
         elif gallery and not self.on_postgresql and not gallery_dir.exists():
             shutil.copytree(self.request.getfixturevalue("enrolled_gallery"), gallery_dir)
         env = {"SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": self.slack.base_url,
-               **self.store_env}
+               **self.store_env, **(env or {})}
         app, rt = create_server(
             settings, env, tick_interval=tick_interval, engine=self.request.getfixturevalue("face_engine"),
             clock=clock, shutdown_grace=0.5, status_interval=status_interval,
         )
         runner = make_runner(app)
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
+        site = web.TCPSite(runner, "127.0.0.1", port)
         await site.start()
         local_runner = web.AppRunner(app[LOCAL_APP], access_log=None)
         await local_runner.setup()
