@@ -20,10 +20,10 @@ async def test_the_front_page_links_every_console_page_and_passes_axe_at_1280_an
 
 
 async def test_a_visitor_with_no_session_is_sent_to_sign_in(console):
-    async with aiohttp.ClientSession() as http:
-        async with http.get(console.base + "/console/searches", allow_redirects=False) as response:
-            assert response.status == 303
-            assert response.headers["Location"].startswith("/console/signin?")
+    async with aiohttp.ClientSession() as http, http.get(console.base + "/console/searches",
+                                                          allow_redirects=False) as response:
+        assert response.status == 303
+        assert response.headers["Location"].startswith("/console/signin?")
 
 
 async def test_without_the_apps_client_credentials_the_console_is_404(harness):
