@@ -2226,3 +2226,23 @@ def exam_decision_recorded(rank: int, name: str, decision: str) -> str:
     """Told only to the examiner who decided (the card shows no decision)."""
     label = EXAM_DECISION_BUTTONS.get(decision, _clip(decision, 40))
     return f"Recorded for candidate {rank} ({_clip(name, 100)}): {label}. You can change it until you release."
+
+
+# --- Oversight console: sign-in and its refusals (bot/console) -------------------------------------------------
+
+CONSOLE_FOREIGN_ORIGIN = "refused: this form did not come from the console's own page"
+CONSOLE_BAD_TOKEN = "refused: the form's token does not match your session; reload the page and try again"
+CONSOLE_ROLE_GONE = "refused: Slack does not show you as command staff or an auditor now"
+CONSOLE_SLACK_UNREACHABLE = "refused: Slack could not be asked who you are; try again shortly"
+
+
+# --- Oversight: anomaly alerts (bot/oversight/alerts.py) ----------------------------------------------------------
+
+
+# --- Oversight: sampled audits (bot/oversight/samples.py) --------------------------------------------------------
+
+
+# --- Oversight: the public transparency report (bot/oversight/transparency.py) ---------------------------------
+
+
+# --- Oversight console: pages (bot/console) ----------------------------------------------------------------------

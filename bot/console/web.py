@@ -5,13 +5,17 @@ Handlers reach the server's runtime as `request.app[RUNTIME]`. bot.console.app a
 """
 from __future__ import annotations
 
+import hmac
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from typing import Any
+from urllib.parse import urlsplit
 
 import jinja2
 from aiohttp import web
 
+from bot import wording
 from bot.console.session import Session, SessionCodec
 
 log = logging.getLogger(__name__)
@@ -73,6 +77,41 @@ async def record_view(request: web.Request, page: str, query: Mapping[str, Any],
     rt = request.app[RUNTIME]
     session = viewer(request)
     return await rt.io(rt.core.audit.record_access, session.actor, f"console_{page}", dict(query), **fields)
+
+
+class Refused(web.HTTPForbidden):
+    """A console POST refused: a plain sentence, never a traceback."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text=text, content_type="text/plain")
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+async def checked_form(request: web.Request) -> tuple[Session, Mapping[str, str]]:
+    """The form of a console POST (its only writes: *Reviewed*, a sample's checklist, sign-out, a chain check),
+    after three checks (CONTRACTS ### 14): the browser says it came from the console's own origin, it carries
+    the session's CSRF token, and the person still holds a console role as Slack says now (asked fresh).
+    Raises `Refused` (403) otherwise. Returns the session (with the roles just asked) and the form."""
+    from bot.slack import roles
+
+    session = viewer(request)
+    origin = request.headers.get("Origin") or request.headers.get("Referer") or ""
+    expected = request.app[CONFIG].public_url
+    if not origin or not expected or _origin(origin) != _origin(expected):
+        raise Refused(wording.CONSOLE_FOREIGN_ORIGIN)
+    form = await request.post()
+    token = form.get("csrf_token")
+    if not isinstance(token, str) or not hmac.compare_digest(token, session.csrf):
+        raise Refused(wording.CONSOLE_BAD_TOKEN)
+    held = await roles.console_roles(request.app[RUNTIME], session.user_id)
+    if not held:
+        raise Refused(wording.CONSOLE_ROLE_GONE if held == () else wording.CONSOLE_SLACK_UNREACHABLE)
+    fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    return replace(session, roles=held), fields
 
 
 @web.middleware

@@ -289,6 +289,17 @@ class Backend:
 
         return PgSheetCache(self.connect)
 
+    def small_records(self) -> Any:
+        """Small JSON records every replica reads (e.g. the last full chain check): files under data_dir/records/,
+        or the database's `small_records` table."""
+        if not self.shared:
+            from bot.store.small_records import SmallRecords
+
+            return SmallRecords(self.settings.data_dir / "records")
+        from bot.store.pg.cache import PgSmallRecords
+
+        return PgSmallRecords(self.connect)
+
     def leases(self) -> Any:
         """Leases on work in flight: a sqlite file in the data dir, or the database's table."""
         if not self.shared:
