@@ -314,3 +314,95 @@ async def test_signed_event_reaches_bolt_and_its_reply_reaches_the_double(slack,
         assert stale.status == 401
     await asyncio.sleep(0)  # let any (wrongly) started listener get as far as its call
     assert len(slack.call_log("chat.postMessage")) == 1
+
+
+# --- Sign in with Slack (OpenID Connect) ---------------------------------------------------------------------
+
+OIDC_ID, OIDC_SECRET, REDIRECT = "111.222", "the-app-secret", "https://console.example/console/auth/callback"
+
+
+def _authorize_query(**changes: str) -> dict[str, str]:
+    return {"response_type": "code", "scope": "openid profile", "client_id": OIDC_ID, "redirect_uri": REDIRECT,
+            "state": "s-123", "nonce": "n-456", "team": "T0TEST", **changes}
+
+
+async def _allow(slack, http: aiohttp.ClientSession, decision: str = "allow", **changes: str) -> dict[str, str]:
+    """The consent page shown, then its form sent with `decision`: the query Slack sends the browser back with."""
+    from urllib.parse import parse_qsl, urlsplit
+
+    url = f"{slack.url}/openid/connect/authorize"
+    async with http.get(url, params=_authorize_query(**changes)) as page:
+        assert page.status == 200 and 'name="decision" value="allow"' in await page.text()
+    async with http.post(url, data={**_authorize_query(**changes), "decision": decision},
+                         allow_redirects=False) as answer:
+        assert answer.status == 302
+        location = answer.headers["Location"]
+    assert location.startswith(REDIRECT + "?")
+    return dict(parse_qsl(urlsplit(location).query))
+
+
+async def test_sign_in_with_slack_round_trip_gives_the_signed_in_person_once(slack):
+    import base64
+    import json
+
+    slack.register_openid_app(OIDC_ID, OIDC_SECRET, [REDIRECT])
+    slack.sign_in_as("U1")
+    async with aiohttp.ClientSession() as http:
+        back = await _allow(slack, http)
+    assert back["state"] == "s-123" and back["code"]
+    oidc = AsyncWebClient(base_url=slack.base_url)
+    token = await oidc.openid_connect_token(client_id=OIDC_ID, client_secret=OIDC_SECRET, code=back["code"],
+                                            redirect_uri=REDIRECT)
+    assert token["access_token"].startswith("xoxp-") and token["token_type"] == "Bearer"
+    header, payload, signature = token["id_token"].split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    assert (claims["sub"], claims["aud"], claims["nonce"], claims["https://slack.com/team_id"]) == (
+        "U1", OIDC_ID, "n-456", "T0TEST")
+    assert claims["iss"] == slack.url and claims["https://slack.com/user_id"] == "U1"
+    who = await AsyncWebClient(token=token["access_token"], base_url=slack.base_url).openid_connect_userInfo()
+    assert (who["sub"], who["https://slack.com/team_id"], who["name"]) == ("U1", "T0TEST", "Officer One")
+    # The code works once; the call log has each step (the bot token was never needed).
+    with pytest.raises(SlackApiError) as err:
+        await oidc.openid_connect_token(client_id=OIDC_ID, client_secret=OIDC_SECRET, code=back["code"],
+                                        redirect_uri=REDIRECT)
+    assert err.value.response["error"] == "invalid_code"
+    assert [c.method for c in slack.call_log()] == ["openid.authorize", "openid.authorize", "openid.connect.token",
+                                                    "openid.connect.userInfo", "openid.connect.token"]
+    assert slack.call_log("openid.connect.userInfo")[0].token == token["access_token"]
+
+
+async def test_the_token_endpoint_checks_the_secret_and_the_redirect_url_and_userinfo_the_token(slack):
+    slack.register_openid_app(OIDC_ID, OIDC_SECRET, [REDIRECT])
+    slack.sign_in_as("U1")
+    oidc = AsyncWebClient(base_url=slack.base_url)
+    async with aiohttp.ClientSession() as http:
+        first, second = await _allow(slack, http), await _allow(slack, http)
+    for kwargs, error in (({"client_secret": "wrong"}, "bad_client_secret"),
+                          ({"client_id": "999.999"}, "invalid_client_id"),
+                          ({"code": first["code"], "redirect_uri": REDIRECT + "x"}, "bad_redirect_uri"),
+                          ({"code": first["code"]}, "invalid_code")):  # spent by the wrong redirect URL above
+        call = {"client_id": OIDC_ID, "client_secret": OIDC_SECRET, "code": second["code"], "redirect_uri": REDIRECT,
+                **kwargs}
+        with pytest.raises(SlackApiError) as err:
+            await oidc.openid_connect_token(**call)
+        assert err.value.response["error"] == error
+    for token, error in ((None, "not_authed"), ("xoxp-1-never-issued", "invalid_auth"), (TOKEN, "invalid_auth")):
+        with pytest.raises(SlackApiError) as err:
+            await AsyncWebClient(token=token, base_url=slack.base_url).openid_connect_userInfo()
+        assert err.value.response["error"] == error
+
+
+async def test_the_authorize_page_cancels_refuses_strangers_and_asks_to_sign_in(slack):
+    slack.register_openid_app(OIDC_ID, OIDC_SECRET, [REDIRECT])
+    async with aiohttp.ClientSession() as http:
+        url = f"{slack.url}/openid/connect/authorize"
+        async with http.get(url, params=_authorize_query()) as page:  # nobody signed in to Slack in this browser
+            assert "Sign in to example" in await page.text()
+        slack.sign_in_as("U1")
+        assert await _allow(slack, http, decision="cancel") == {"error": "access_denied", "state": "s-123"}
+        for changes in ({"redirect_uri": "https://evil.example/cb"}, {"client_id": "999.999"}, {"scope": "profile"}):
+            async with http.get(url, params=_authorize_query(**changes), allow_redirects=False) as page:
+                assert page.status == 200 and "Location" not in page.headers
+                assert "Something went wrong" in await page.text()
+    assert [c.error for c in slack.call_log("openid.authorize")] == [
+        "not_signed_in", None, "access_denied", "bad_redirect_uri", "invalid_client_id", "invalid_scope"]

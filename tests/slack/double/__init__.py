@@ -24,6 +24,7 @@ Web API methods it answers, and re-exports the names tests import from `tests.sl
     users.py          members and user groups (users.info, usergroups.users.list)
     reactions.py      reactions.add / .remove
     views.py          views.open
+    openid.py         Sign in with Slack: the authorize page, openid.connect.token and .userInfo
     checks.py         block_errors and metadata_error, Slack's content checks on their own
     common.py         the workspace's ids, ApiError, ts helpers
 """
@@ -50,6 +51,7 @@ from .checks import (
 from .common import APP_ID, BOT_ID, BOT_USER_ID, TEAM_DOMAIN, TEAM_ID, TEAM_URL, TOKEN, ApiError
 from .conversations import ConversationsMixin
 from .files import LOGIN_PAGE, FilesMixin, UploadedFile, _FileEntry
+from .openid import OpenIdMixin, jwt_shaped
 from .reactions import ReactionsMixin
 from .server import DISCONNECT, ServerMixin, _Fault
 from .users import UsersMixin
@@ -76,12 +78,14 @@ __all__ = [
     "SlackDouble",
     "UploadedFile",
     "block_errors",
+    "jwt_shaped",
     "metadata_error",
 ]
 
 
 class SlackDouble(
-    ServerMixin, CallsMixin, ConversationsMixin, ChatMixin, FilesMixin, UsersMixin, ReactionsMixin, ViewsMixin
+    ServerMixin, CallsMixin, ConversationsMixin, ChatMixin, FilesMixin, UsersMixin, ReactionsMixin, ViewsMixin,
+    OpenIdMixin,
 ):
     """The Slack Web API on 127.0.0.1 with an ephemeral port; an async context manager."""
 
@@ -107,6 +111,11 @@ class SlackDouble(
         self._ephemerals: list[dict[str, Any]] = []
         self._uploads: list[UploadedFile] = []
         self._ids = itertools.count(1)
+        self._openid_app: dict[str, Any] | None = None  # Sign in with Slack (openid.py)
+        self._signed_in: tuple[str, str] | None = None
+        self._codes: dict[str, dict[str, Any]] = {}
+        self._user_tokens: dict[str, tuple[str, str]] = {}
+        self.id_token_changes: dict[str, Any] = {}
         self._last_us = 0
         self._methods: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             "auth.test": self._auth_test,
@@ -126,5 +135,9 @@ class SlackDouble(
             "files.getUploadURLExternal": self._files_get_upload_url,
             "files.completeUploadExternal": self._files_complete_upload,
             "views.open": self._views_open,
+        }
+        self._own_auth_methods: dict[str, Callable[[dict[str, Any], str], dict[str, Any]]] = {
+            "openid.connect.token": self._openid_token,
+            "openid.connect.userInfo": self._openid_user_info,
         }
         self.add_user(BOT_USER_ID, "frbot", is_bot=True)

@@ -1,6 +1,7 @@
 """The Slack double's HTTP side: the aiohttp server and its lifecycle, `/api/{method}` request parsing
 (form, query or JSON parameters; JSON-encoded fields), bearer-token auth, bot scopes (`missing_scope`),
-fault injection (`fail_next`: 429 with Retry-After, 5xx, DISCONNECT) and `auth.test`."""
+fault injection (`fail_next`: 429 with Retry-After, 5xx, DISCONNECT) and `auth.test`. Methods that check their own
+credentials (`_own_auth_methods`: Sign in with Slack's, openid.py) are handed the Authorization header instead."""
 from __future__ import annotations
 
 import json
@@ -56,6 +57,7 @@ class ServerMixin:
         app.router.add_route("*", "/api/{method}", self._handle_api)
         app.router.add_post("/upload/v1/{file_id}", self._handle_upload)
         app.router.add_get("/files-pri/{key}/{tail:.*}", self._handle_download)
+        app.router.add_route("*", "/openid/connect/authorize", self._handle_authorize)  # the browser's (openid.py)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, 0)
@@ -130,15 +132,19 @@ class ServerMixin:
             self._record(Call(method, params, fault.status, {"ok": False, "error": "fault"}, token))
             return self._fault_response(request, fault)
         try:
-            if token is None:
-                raise ApiError("not_authed")
-            if token != self.token:
-                raise ApiError("invalid_auth")
-            handler = self._methods.get(method)
-            if handler is None:
-                raise ApiError("unknown_method")
-            self._check_scope(method, params)
-            body = {"ok": True, **handler(params)}
+            own = self._own_auth_methods.get(method)  # the app's or a user's credentials, not the bot token
+            if own is not None:
+                body = {"ok": True, **own(params, request.headers.get("Authorization", ""))}
+            else:
+                if token is None:
+                    raise ApiError("not_authed")
+                if token != self.token:
+                    raise ApiError("invalid_auth")
+                handler = self._methods.get(method)
+                if handler is None:
+                    raise ApiError("unknown_method")
+                self._check_scope(method, params)
+                body = {"ok": True, **handler(params)}
         except ApiError as exc:
             body = exc.body
         self._record(Call(method, params, 200, body, token))
