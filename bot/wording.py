@@ -2234,6 +2234,29 @@ CONSOLE_FOREIGN_ORIGIN = "refused: this form did not come from the console's own
 CONSOLE_BAD_TOKEN = "refused: the form's token does not match your session; reload the page and try again"
 CONSOLE_ROLE_GONE = "refused: Slack does not show you as command staff or an auditor now"
 CONSOLE_SLACK_UNREACHABLE = "refused: Slack could not be asked who you are; try again shortly"
+# The sign-in page (/console/signin), its button, and the sentence for each `?reason=`.
+CONSOLE_SIGNIN_TITLE = "Sign in"
+CONSOLE_SIGNIN_INTRO = ("This console shows how facial recognition searches are used under General Order 375.01. "
+                        "It is open to command staff and auditors only, and every page you open is recorded.")
+CONSOLE_SIGNIN_BUTTON = "Sign in with Slack"
+CONSOLE_SIGNIN_REASONS = {
+    "revoked": "You were signed out: Slack no longer shows you as command staff or an auditor.",
+    "refused": "Sign-in was cancelled at Slack, so you are not signed in.",
+    "expired": "Your sign-in expired. Sign in again to continue.",
+    "failed": "Sign-in did not complete, so you are not signed in. Start again from this page.",
+    "signed_out": "You have signed out.",
+    "unreachable": "Slack could not be asked who you are just now, so you are not signed in. Try again shortly.",
+}
+# The 403 page of someone Slack signed in who may not use the console (nothing else is shown).
+CONSOLE_REFUSED_TITLE = "Not allowed"
+CONSOLE_NOT_LISTED = ("You are signed in to Slack, but you are not on the console's lists (command staff or "
+                      "auditors), so the console stays closed to you. This attempt was recorded.")
+CONSOLE_OTHER_WORKSPACE = ("You signed in to another Slack workspace than the department's, so the console stays "
+                           "closed to you. This attempt was recorded.")
+# `python -m bot serve` with the console on but nowhere for Slack to send people back to.
+CONSOLE_NO_PUBLIC_URL = ("error: the console is on (CONSOLE_CLIENT_ID and CONSOLE_CLIENT_SECRET are set) but "
+                         "[console] public_url is empty: set it to the console's https:// origin, e.g. "
+                         "https://frbot.example.org, which Slack sends people back to after they sign in")
 
 
 # --- Oversight: anomaly alerts (bot/oversight/alerts.py) ----------------------------------------------------------

@@ -4,13 +4,13 @@ role recheck). Routes: bot.console.auth (sign-in, callback, sign-out) and bot.co
 """
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
+from bot import wording
 from bot.console import auth, pages
 from bot.console.session import COOKIE, SessionCodec, session_secret
 from bot.console.web import (
@@ -26,7 +26,15 @@ from bot.console.web import (
     templates,
 )
 
-__all__ = ["PREFIX", "console_app", "enabled"]
+__all__ = ["PREFIX", "console_app", "enabled", "settings_problem"]
+
+
+def settings_problem(settings: Any, env: Mapping[str, str]) -> str | None:
+    """`python -m bot serve` refuses to start with the console on (its credentials in the environment) and
+    nowhere for Slack to send people back to: one sentence naming the setting, or None."""
+    if enabled(env) and not settings.console.public_url.strip():
+        return wording.CONSOLE_NO_PUBLIC_URL
+    return None
 
 
 @web.middleware
@@ -37,10 +45,14 @@ async def session_middleware(request: web.Request,
     if any(request.path == p or (p.endswith("/") and request.path.startswith(p)) for p in OPEN_PATHS):
         return await handler(request)
     settings = request.app[CONFIG]
-    now = time.time()
+    now = request.app[RUNTIME].now().timestamp()  # the server's clock: a test moves it past a recheck or expiry
     session = request.app[CODEC].loads(request.cookies.get(COOKIE), max_age=settings.session_hours * 3600)
-    if session is None or session.expired(now, settings.session_hours):
+    if session is None:
         return auth.to_signin(request)
+    if session.expired(now, settings.session_hours):
+        return auth.signed_out(request, reason="expired")
+    if await auth.ended(request, session):  # signed out since (this cookie may be a copy)
+        return auth.signed_out(request, reason="signed_out")
     if session.needs_check(now, settings.recheck_minutes):
         session = await auth.recheck(request, session, now)
         if session is None:

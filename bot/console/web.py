@@ -27,7 +27,8 @@ TEMPLATES: web.AppKey[jinja2.Environment] = web.AppKey("console_templates", jinj
 SESSION_KEY: web.RequestKey[Session] = web.RequestKey("console_session", Session)
 PREFIX = "/console"
 # Pages anyone may reach signed out: the sign-in itself and its callback, and the stylesheet.
-OPEN_PATHS = ("/console/signin", "/console/auth/callback", "/console/signout", "/console/static/")
+OPEN_PATHS = ("/console/signin", "/console/signin/start", "/console/auth/callback", "/console/signout",
+              "/console/static/")
 
 # No script at all is needed: nothing inline may run, nothing loads from elsewhere, nobody may frame the pages.
 SECURITY_HEADERS = {
@@ -99,6 +100,16 @@ async def checked_form(request: web.Request) -> tuple[Session, Mapping[str, str]
     from bot.slack import roles
 
     session = viewer(request)
+    fields = await same_origin_form(request, session)
+    held = await roles.console_roles(request.app[RUNTIME], session.user_id)
+    if not held:
+        raise Refused(wording.CONSOLE_ROLE_GONE if held == () else wording.CONSOLE_SLACK_UNREACHABLE)
+    return replace(session, roles=held), fields
+
+
+async def same_origin_form(request: web.Request, session: Session) -> Mapping[str, str]:
+    """`checked_form`'s first two checks alone (the console's origin, the session's CSRF token): all sign-out
+    needs, since ending one's own session takes no role (nor Slack answering). Raises `Refused` (403)."""
     origin = request.headers.get("Origin") or request.headers.get("Referer") or ""
     expected = request.app[CONFIG].public_url
     if not origin or not expected or _origin(origin) != _origin(expected):
@@ -107,11 +118,7 @@ async def checked_form(request: web.Request) -> tuple[Session, Mapping[str, str]
     token = form.get("csrf_token")
     if not isinstance(token, str) or not hmac.compare_digest(token, session.csrf):
         raise Refused(wording.CONSOLE_BAD_TOKEN)
-    held = await roles.console_roles(request.app[RUNTIME], session.user_id)
-    if not held:
-        raise Refused(wording.CONSOLE_ROLE_GONE if held == () else wording.CONSOLE_SLACK_UNREACHABLE)
-    fields = {k: v for k, v in form.items() if isinstance(v, str)}
-    return replace(session, roles=held), fields
+    return {k: v for k, v in form.items() if isinstance(v, str)}
 
 
 @web.middleware

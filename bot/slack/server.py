@@ -648,7 +648,7 @@ async def _run(settings: Settings, env: Mapping[str, str]) -> None:
 def serve(settings: Settings) -> int:
     """Run the bot until SIGINT/SIGTERM; 1 with one clear message when the environment is incomplete."""
     env = dict(os.environ)
-    problem = env_problem(env)
+    problem = env_problem(env) or console.settings_problem(settings, env)
     if problem:
         print(problem, file=sys.stderr)
         return 1

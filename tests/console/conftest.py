@@ -2,8 +2,10 @@
 /console, and a real headless Chromium driven by Playwright (Debian's `chromium`; Playwright's own browser
 download is not reachable). `console` starts a server with the console on; `browser` launches Chromium.
 
-A page test signs in either through Sign in with Slack or with a session cookie minted by the console's own
-codec (`ConsoleServer.cookie`): a real signed cookie, as the sign-in would set it.
+A page test signs in either through Sign in with Slack (`sign_in_page`: Chromium goes through the Slack double's
+authorize page and back) or with a session cookie minted by the console's own codec (`ConsoleServer.cookie`):
+a real signed cookie, as the sign-in would set it. The server's clock is `console.clock` (move it forward to
+reach a role recheck or a session's end).
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ import pytest
 from bot.console.session import COOKIE, Session, SessionCodec, session_secret
 from tests.slack.conftest import (  # noqa: F401 (fixtures)
     Bot,
+    Clock,
     Harness,
     bot_settings,
     enrolled_gallery,
@@ -28,11 +31,14 @@ from tests.slack.conftest import (  # noqa: F401 (fixtures)
     slack,
     store_kind,
 )
+from tests.slack.double import TEAM_ID
 
 CLIENT_ID = "1234567890.0987654321"
 CLIENT_SECRET = "console-client-secret-for-tests"
 CHIEF = "UCHIEF1"  # command staff
 AUDITOR = "UAUDITOR1"  # an auditor (the console only)
+STAFF_GROUP = "SCOMMAND"  # a command_staff_groups user group
+GROUPED_CHIEF = "UCHIEF2"  # command staff through STAFF_GROUP only
 SHOTS = Path(__file__).resolve().parents[2] / "build" / "console"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -57,17 +63,21 @@ class ConsoleServer:
     harness: Harness
     bot: Bot
     base: str
+    clock: Clock
 
     @property
     def rt(self) -> Any:
         return self.bot.rt
 
+    @property
+    def slack(self) -> Any:
+        """The Slack double (tests/slack/double): people, groups, who its browser is signed in as."""
+        return self.harness.slack
+
     def cookie(self, user_id: str = CHIEF, name: str = "Chief One", roles: tuple[str, ...] = ("command_staff",),
                **changes: Any) -> dict[str, Any]:
         """A signed session cookie for `user_id`, as Playwright's `context.add_cookies` takes it."""
-        import time
-
-        session = Session.new(user_id, "T0TEAM", name, roles, time.time())
+        session = Session.new(user_id, TEAM_ID, name, roles, self.rt.now().timestamp())
         if changes:
             from dataclasses import replace
 
@@ -78,25 +88,31 @@ class ConsoleServer:
 
     def console_entries(self) -> list[dict[str, Any]]:
         """The `audit_access` entries the console wrote (action console_*)."""
-        return [e for e in self.harness.audit(kinds=["audit_access"]) if str(e.get("action", "")).startswith("console_")]
+        return [e for e in self.harness.audit_log().entries()
+                if e.get("kind") == "audit_access" and str(e.get("action", "")).startswith("console_")]
 
 
 @pytest.fixture
 async def console(harness: Harness) -> AsyncIterator[ConsoleServer]:  # noqa: F811 (the harness fixture)
-    """A bot server with the console on: CHIEF is command staff, AUDITOR an auditor; public_url is the server's
-    own loopback origin."""
+    """A bot server with the console on: CHIEF is command staff, GROUPED_CHIEF too through STAFF_GROUP, AUDITOR an
+    auditor; public_url is the server's own loopback origin, registered with the Slack double as the app's
+    redirect URL; the server runs on a clock the test moves (`console.clock`)."""
     harness.slack.add_user(CHIEF, "chief.one", display_name="Chief One")
+    harness.slack.add_user(GROUPED_CHIEF, "chief.two", display_name="Chief Two")
     harness.slack.add_user(AUDITOR, "auditor.one", display_name="Auditor One")
+    harness.slack.add_usergroup(STAFF_GROUP, [GROUPED_CHIEF])
     port = free_port()
     base = f"http://127.0.0.1:{port}"
+    harness.slack.register_openid_app(CLIENT_ID, CLIENT_SECRET, [base + "/console/auth/callback"])
     from dataclasses import replace
 
-    settings = bot_settings(harness.data_dir, command_staff=(CHIEF,))
+    settings = bot_settings(harness.data_dir, command_staff=(CHIEF,), command_staff_groups=(STAFF_GROUP,))
     settings = replace(settings, oversight=replace(settings.oversight, auditors=(AUDITOR,)),
                        console=replace(settings.console, public_url=base))
-    bot = await harness.start(settings=settings, port=port,
+    clock = Clock()
+    bot = await harness.start(settings=settings, port=port, clock=clock,
                               env={"CONSOLE_CLIENT_ID": CLIENT_ID, "CONSOLE_CLIENT_SECRET": CLIENT_SECRET})
-    yield ConsoleServer(harness, bot, base)
+    yield ConsoleServer(harness, bot, base, clock)
 
 
 @pytest.fixture
@@ -124,6 +140,21 @@ async def signed_in_page(browser: Any, server: ConsoleServer, *, width: int = 12
     context = await browser.new_context(viewport={"width": width, "height": height})
     await context.add_cookies([server.cookie(**cookie)])
     return await context.new_page()
+
+
+async def sign_in_page(browser: Any, server: ConsoleServer, user_id: str = CHIEF, *, start: str = "/console",
+                       width: int = 1280, height: int = 900) -> Any:
+    """A new page in its own browser context, signed in through Sign in with Slack as `user_id`: it opens `start`,
+    is sent to the sign-in page, follows "Sign in with Slack" to the Slack double's authorize page (its browser
+    signed in to Slack as `user_id`), presses "Allow", and comes back to the console."""
+    server.slack.sign_in_as(user_id)
+    context = await browser.new_context(viewport={"width": width, "height": height})
+    page = await context.new_page()
+    await page.goto(server.base + start)
+    await page.get_by_role("link", name="Sign in with Slack").click()
+    await page.get_by_role("button", name="Allow").click()
+    await page.wait_for_load_state()
+    return page
 
 
 async def screenshot(page: Any, name: str) -> Path:

@@ -354,7 +354,8 @@ async def test_sign_in_with_slack_round_trip_gives_the_signed_in_person_once(sla
     token = await oidc.openid_connect_token(client_id=OIDC_ID, client_secret=OIDC_SECRET, code=back["code"],
                                             redirect_uri=REDIRECT)
     assert token["access_token"].startswith("xoxp-") and token["token_type"] == "Bearer"
-    header, payload, signature = token["id_token"].split(".")
+    _header, payload, signature = token["id_token"].split(".")
+    assert signature  # JWT-shaped: three base64url parts
     claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     assert (claims["sub"], claims["aud"], claims["nonce"], claims["https://slack.com/team_id"]) == (
         "U1", OIDC_ID, "n-456", "T0TEST")
