@@ -328,3 +328,14 @@ def test_serve_refuses_to_start_with_the_console_on_and_no_public_url(monkeypatc
     err = capsys.readouterr().err
     assert err.strip() == wording.CONSOLE_NO_PUBLIC_URL and "[console] public_url" in err
     assert "the-console-secret" not in err and not (tmp_path / "data").exists()  # nothing started
+
+
+def test_the_manifest_has_the_consoles_redirect_url_and_exactly_the_sign_in_scopes():
+    from bot.console.auth import CALLBACK, SCOPE
+    from tests.slack.test_blocks import MANIFEST, yaml_list
+
+    text = MANIFEST.read_text(encoding="utf-8")
+    assert yaml_list(text, "redirect_urls") == [f"https://YOUR-HOST{CALLBACK}"]
+    assert yaml_list(text, "user") == SCOPE.split() == ["openid", "profile"]
+    places = [line for line in text.splitlines() if "YOUR-HOST" in line and not line.lstrip().startswith("#")]
+    assert len(places) == 4 and "(four places below" in text
