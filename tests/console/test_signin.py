@@ -339,3 +339,38 @@ def test_the_manifest_has_the_consoles_redirect_url_and_exactly_the_sign_in_scop
     assert yaml_list(text, "user") == SCOPE.split() == ["openid", "profile"]
     places = [line for line in text.splitlines() if "YOUR-HOST" in line and not line.lstrip().startswith("#")]
     assert len(places) == 4 and "(four places below" in text
+
+
+@pytest.mark.parametrize("store_kind", ["postgresql"])
+async def test_replicas_on_one_database_share_the_states_claims(console, http, tmp_path):
+    """Behind one public URL a callback may reach any replica: a state made on one completes on another, and a
+    state used on one is refused on every other (its claim is in the database, not in a replica's memory)."""
+    from dataclasses import replace
+
+    from .conftest import CLIENT_ID, free_port
+
+    port = free_port()
+    other = await console.harness.start(
+        settings=replace(console.rt.settings, data_dir=tmp_path / "replica-b"), port=port, clock=console.clock,
+        env={"CONSOLE_CLIENT_ID": CLIENT_ID, "CONSOLE_CLIENT_SECRET": CLIENT_SECRET})
+    console.slack.sign_in_as(CHIEF)
+    browser = Browser(console, http)
+    crossed = (await browser.allow(await browser.start())).replace(console.base, other.base)
+    assert (await browser.get(crossed)).headers["Location"] == "/console" and COOKIE in browser.cookies
+    browser.cookies.pop(COOKIE)
+    back = await browser.allow(await browser.start())
+    assert (await browser.get(back)).headers["Location"] == "/console"
+    browser.cookies.pop(COOKIE)
+    replayed = await browser.get(back.replace(console.base, other.base))
+    assert replayed.headers["Location"] == "/console/signin?reason=failed" and COOKIE not in browser.cookies
+    assert len(console.slack.call_log("openid.connect.token")) == 2
+
+
+def test_the_sign_in_host_and_issuer_follow_slack_api_url():
+    from bot.console.auth import authorize_url, issuer, redirect_uri
+
+    assert authorize_url(None) == "https://slack.com/openid/connect/authorize"
+    assert authorize_url("http://127.0.0.1:9/api/") == "http://127.0.0.1:9/openid/connect/authorize"
+    assert authorize_url("https://slack-gov.com/api") == "https://slack-gov.com/openid/connect/authorize"
+    assert (issuer(None), issuer("http://127.0.0.1:9/api/")) == ("https://slack.com", "http://127.0.0.1:9")
+    assert redirect_uri("https://frbot.example.org/") == "https://frbot.example.org/console/auth/callback"
