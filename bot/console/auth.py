@@ -221,7 +221,7 @@ async def _checked_state(request: web.Request) -> dict[str, Any]:
     return state
 
 
-async def _identity(request: web.Request, code: str, state: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+async def _identity(request: web.Request, code: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """The id_token's claims and userInfo's answer for `code` (exchanged with the app's credentials)."""
     rt, oidc = request.app[RUNTIME], request.app[OIDC]
     try:
@@ -259,7 +259,7 @@ async def callback(request: web.Request) -> web.Response:
     state = await _checked_state(request)
     if request.query.get("error") or not request.query.get("code"):
         _not_completed(request, "refused", f"Slack sent no code ({request.query.get('error', 'none')!s:.40})")
-    claims, info = await _identity(request, request.query["code"], state)
+    claims, info = await _identity(request, request.query["code"])
     team = await team_id(rt)
     if team is None:
         _not_completed(request, "unreachable", "the workspace's team id is unknown")

@@ -120,13 +120,13 @@ async def test_the_sign_in_page_says_why_passes_axe_and_fits_375_px(console, bro
         assert wording.CONSOLE_SIGNIN_REASONS["revoked"] in await page.locator("[role=status]").inner_text()
         link = page.get_by_role("link", name=wording.CONSOLE_SIGNIN_BUTTON)
         assert await link.get_attribute("href") == "/console/signin/start?next=%2Fconsole%2Falerts"
+        assert await serious_axe_violations(page) == []
+        assert not await scrolls_sideways(page)
+        await screenshot(page, f"signin-{width}")
         await page.keyboard.press("Tab")  # the skip link, then the brand, then the sign-in link
         await page.keyboard.press("Tab")
         await page.keyboard.press("Tab")
         assert await page.evaluate("document.activeElement.textContent") == wording.CONSOLE_SIGNIN_BUTTON
-        assert await serious_axe_violations(page) == []
-        assert not await scrolls_sideways(page)
-        await screenshot(page, f"signin-{width}")
         await context.close()
 
 
@@ -186,6 +186,17 @@ async def test_a_member_still_listed_is_rechecked_quietly_and_a_session_ends_aft
     console.clock.advance(hours=12)
     await page.goto(console.base + "/console")
     assert page.url == console.base + "/console/signin?reason=expired"
+
+
+async def test_when_slack_cannot_be_asked_at_a_recheck_the_session_ends_saying_so(console, browser):
+    page = await signed_in_page(browser, console, user_id=AUDITOR, name="Auditor One", roles=("auditor",))
+    console.clock.advance(minutes=6)
+    console.slack.fail_next("users.info", status=503, times=10)
+    await page.goto(console.base + "/console")
+    assert page.url == console.base + "/console/signin?reason=unreachable"  # fail closed, and not "revoked"
+    assert wording.CONSOLE_SIGNIN_REASONS["unreachable"] in await page.locator("[role=status]").inner_text()
+    [ended] = signin_entries(console, "console_recheck")
+    assert (ended["actor"]["id"], ended["allowed"], ended["outcome"]) == (AUDITOR, False, "unverified")
 
 
 # --- the state: signed, ten minutes, once, this browser; the nonce; the workspace -----------------------------
