@@ -1209,7 +1209,7 @@ def report_text(report: Any, *, for_slack: bool = True) -> str:
     median time to result, counts by purpose and by requester.
 
     `report` needs month_title, timezone, total, by_outcome, searches_run, with_candidate, candidate_share,
-    median_seconds_to_result, timed_searches, refused_commands, by_purpose, by_requester (bot.oversight.review.MonthlyReport
+    median_seconds_to_result, timed_searches, refused_commands, by_purpose, by_requester (bot.oversight.monthly.MonthlyReport
     fits). Folded refusals count as the attempts they stand for (bot.audit.refusals).
     For Slack, names are escaped and the requester list is cut to fit one section.
     """
@@ -1246,6 +1246,7 @@ def report_text(report: Any, *, for_slack: bool = True) -> str:
                      f"{_duration(median) if median is not None else 'n/a'})")
     if getattr(report, "approvals", 0) or getattr(report, "approval_refusals", 0):
         lines.append(f"Supervisor approvals: {report.approvals} approved, {report.approval_refusals} refused")
+    lines.append(report_samples_line(report))
     if getattr(report, "by_model", None):
         used = ", ".join(f"{show(str(m))}: {n}" for m, n in report.by_model.items())
         lines.append(f"Face models of the searches that ran: {used}")
@@ -2240,6 +2241,52 @@ CONSOLE_SLACK_UNREACHABLE = "refused: Slack could not be asked who you are; try 
 
 
 # --- Oversight: sampled audits (bot/oversight/samples.py) --------------------------------------------------------
+
+# The checklist an auditor answers for each sampled request (yes / no / can't tell, and a note).
+SAMPLE_Q_PURPOSE = "Does the purpose fit the facts given (GO 375.01 B.1)?"
+SAMPLE_Q_JUSTIFICATION = "Does the justification state facts, not a label or a hunch?"
+SAMPLE_Q_CALL = "Is the call documented (the call number matches a real dispatch call)?"
+SAMPLE_Q_LEAD = "Was any lead corroborated by independent evidence before action was taken?"
+SAMPLE_Q_CAVEAT = "Was the caveat kept (the result treated as a lead only, never as identification)?"
+SAMPLE_ANSWER_LABELS = {"yes": "Yes", "no": "No", "cant_tell": "Can't tell"}
+SAMPLE_NOTE_LABEL = "Note (what you checked; required when any answer is no)"
+SAMPLE_SUBMIT = "Record this review"
+SAMPLE_ANSWER_MISSING = "refused: answer every question of the checklist (yes, no or can't tell)"
+SAMPLE_NOTE_NEEDED = "refused: a request found wanting needs a note saying what is wrong"
+SAMPLE_OWN_REQUEST = "refused: nobody reviews a request they made themselves; another auditor must take it"
+SAMPLE_RECHECK_HASH = "the population's SHA-256 differs from the one recorded"
+SAMPLE_RECHECK_IDS = "the recorded seed does not draw the recorded request ids from this population"
+SAMPLE_NONE_DRAWN = "No sample has been drawn yet: the first is drawn on the 1st of the month after searches ran."
+SAMPLE_UNASSIGNED = "unassigned (any auditor)"
+
+
+def sample_not_drawn(request_id: str, month: str) -> str:
+    return f"refused: {_clip(request_id, 40)} is not in the sample drawn for {_clip(month, 10)}"
+
+
+def sample_reviewed_already(request_id: str) -> str:
+    return f"refused: {_clip(request_id, 40)} was reviewed already; the first review stands in the audit log"
+
+
+def sample_note_too_long(limit: int) -> str:
+    return f"refused: the note is longer than {limit} characters"
+
+
+def sample_recheck_population(found: int, recorded: Any) -> str:
+    return f"the log now gives {found} searches for that month, the draw recorded {_clip(str(recorded), 20)}"
+
+
+def sample_recheck_size(found: int, recorded: Any) -> str:
+    return f"the size rule gives {found} requests, the draw recorded {_clip(str(recorded), 20)}"
+
+
+def report_samples_line(report: Any) -> str:
+    """The monthly report's line on its sampled audit (bot.oversight.samples): drawn on the 1st after the month."""
+    if not getattr(report, "sample_drawn", False):
+        return "Sampled audit: not drawn yet (drawn on the 1st of the next month)"
+    return (f"Sampled audit: {report.sampled} of {report.sample_population} searches that ran sampled, "
+            f"{report.sample_reviewed} reviewed, {report.sample_found_wanting} found wanting")
+
 
 
 # --- Oversight: the public transparency report (bot/oversight/transparency.py) ---------------------------------

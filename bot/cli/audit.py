@@ -187,16 +187,16 @@ def cmd_audit_export(args: argparse.Namespace, settings: Settings, core: Any) ->
 
 def cmd_audit_report(args: argparse.Namespace, settings: Settings, core: Any) -> int:
     """`audit report --month`: the monthly accountability report (text or --json), --png chart; audited."""
-    from bot.oversight import review
+    from bot.oversight import monthly, review
 
     review.zone(settings.timezone)
     month = args.month or review.previous_month(datetime.now(UTC), settings.timezone)
     review.parse_month(month)
     _check_out(args.png)
-    report = review.monthly_report(core.audit, month, common.os_requester(settings), settings.timezone,
+    report = monthly.monthly_report(core.audit, month, common.os_requester(settings), settings.timezone,
                                    png_file=args.png)
     if args.png:
-        _write_out(args.png, review.report_chart_png(report))
+        _write_out(args.png, monthly.report_chart_png(report))
     obj = report.as_json()
     if args.png:
         obj["png"] = args.png

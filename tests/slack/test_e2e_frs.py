@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from bot import __version__, policy, wording
-from bot.oversight import review
+from bot.oversight import monthly, review
 from bot.service import policy_fields
 from bot.slack import blocks
 from bot.slack import review as slack_review
@@ -364,7 +364,7 @@ async def test_report_defaults_to_last_month_and_sends_the_chart_by_direct_messa
     month = review.previous_month(datetime.now(UTC), TZ)
     [answer] = await frs(harness, "report")
 
-    expected = review.summarise_month(harness.audit_log().entries(), month, TZ)
+    expected = monthly.summarise_month(harness.audit_log().entries(), month, TZ)
     assert expected.total == 4
     assert texts(answer) == [wording.report_text(expected), wording.REPORT_CHART_BY_DM]
     assert answer.params["channel"] == CASE and answer.params["user"] == STAFF
@@ -616,6 +616,6 @@ async def test_refused_answers_show_in_frs_audit_the_bundle_and_the_report(harne
     summary = review.request_summary(log.find(request_id=rid))
     assert summary["outcome"] == "candidates"  # the record is the search, not the refusal before it
     assert [r["step"] for r in summary["refused_answers"]] == ["justification"] and summary["flags"] == ["protected_class"]
-    report = review.summarise_month(log.entries(), datetime.now(UTC).astimezone(review.zone(TZ)).strftime("%Y-%m"), TZ)
+    report = monthly.summarise_month(log.entries(), datetime.now(UTC).astimezone(review.zone(TZ)).strftime("%Y-%m"), TZ)
     assert (report.total, report.refused_answers, report.flagged) == (1, 1, 1)
     assert "Answers refused in running requests (every reason tried): 1" in wording.report_text(report)
