@@ -2291,5 +2291,68 @@ def report_samples_line(report: Any) -> str:
 
 # --- Oversight: the public transparency report (bot/oversight/transparency.py) ---------------------------------
 
+PUBLIC_TOTAL = "Total"
+PUBLIC_CATEGORIES = {  # the report's own category codes, in words (months, purposes and outcomes have theirs)
+    "reviews_released": "Searches reviewed by a trained examiner and released",
+    "leads_released": "Possible leads released to the requesting officer",
+    "candidates_ruled_out": "Candidates the examiners ruled out (never shown to the officer)",
+    "approved": "Requests a supervisor approved before the search",
+    "approval_refused": "Requests a supervisor refused",
+    "sampled": "Searches drawn at random for an auditor's review",
+    "reviewed": "Sampled searches reviewed so far",
+    "found_wanting": "Sampled searches found wanting (any checklist answer no)",
+    "other": "Other rules",
+}
+PUBLIC_TABLE_TITLES = {
+    "requests_by_month": "Requests by month",
+    "requests_by_purpose": "Requests by purpose (GO 375.01 B.1)",
+    "requests_by_outcome": "Requests by outcome",
+    "examiner_reviews": "Examiner reviews and leads",
+    "supervisor_approvals": "Supervisor approvals",
+    "alerts_raised": "Anomaly alerts raised, by rule",
+    "alerts_reviewed": "Anomaly alerts reviewed, by rule",
+    "sampled_audits": "Sampled audits",
+}
+PUBLIC_INTRO = (
+    "Every facial recognition search request made under General Order 375.01 is recorded in a tamper-evident "
+    "audit log. These counts are drawn from that log. They contain no names, no call or case numbers, no request "
+    "numbers, no photographs and no text written by officers."
+)
+PUBLIC_COUNTED = (
+    "A request is counted once, in the month it was recorded, by its final outcome. A result is an investigative lead only, "
+    "never an identification; a search with no candidate does not rule anyone out."
+)
+PUBLIC_PRINT_HINT = "Print this page, or save it as PDF from the browser's print dialog, for a paper copy."
+PUBLIC_NO_ALERTS = "No anomaly alert was raised this year."
+PUBLIC_YEAR_LABEL = "Year"
+PUBLIC_SHOW = "Show"
+PUBLIC_CATEGORY_HEADER = "Category"
+PUBLIC_COUNT_HEADER = "Count"
+
+
+def public_report_title(year: int) -> str:
+    return f"Facial recognition transparency report, {year}"
+
+
+def public_suppression_note(min_cell: int) -> str:
+    """The footnote that defines the suppression mark, so a suppressed count never reads as a claim."""
+    return (f"<{min_cell} marks a count from 1 to {min_cell - 1}, withheld so that nobody can be recognised "
+            f"from it; where a table has a total, one more count is withheld with it and marked the same way, "
+            "so the small one cannot be worked out by subtraction.")
+
+
+def public_chain_line(ok: bool | None, checked_at: str) -> str:
+    if ok is None:
+        return "The audit log's integrity was not checked for this copy."
+    if ok:
+        return f"The audit log's integrity check passed on {_clip(checked_at, 40)}, before these counts were made."
+    return (f"Warning: the audit log's integrity check FAILED on {_clip(checked_at, 40)}; these counts may rest "
+            "on altered or missing entries.")
+
+
+def public_report_written(paths: Sequence[str]) -> str:
+    return "public transparency report written: " + ", ".join(_clip(p, 300) for p in paths)
+
+
 
 # --- Oversight console: pages (bot/console) ----------------------------------------------------------------------

@@ -500,6 +500,11 @@ CALLS.update({
     "report_samples_line": [(SimpleNamespace(sample_drawn=False),),
                             (SimpleNamespace(sample_drawn=True, sampled=10**6, sample_population=10**7,
                                              sample_reviewed=10**6, sample_found_wanting=10**6),)],
+    # The public transparency report (an HTML page and a terminal line, never posted to Slack; still short).
+    "public_report_title": [(2026,)],
+    "public_suppression_note": [(5,), (10**6,)],
+    "public_chain_line": [(None, ""), (True, HUGE), (False, HUGE)],
+    "public_report_written": [([HUGE, HUGE],)],
 })
 # Functions returning lines (each posted within a section by the caller).
 LINE_CALLS = {"audit_lines": [([REVIEW_ENTRY] * 50, "America/Los_Angeles"), ([], "UTC"),

@@ -95,7 +95,7 @@ class MonthlyReport:
         return data
 
 
-def _purpose_bucket(purpose: Any, outcome: Any) -> str:
+def purpose_bucket(purpose: Any, outcome: Any) -> str:
     """Where a request counts by purpose: its purpose; without a permitted one, "ended before a purpose" when
     it was cancelled or expired (the officer stopped, nothing was refused), else "none" (refused)."""
     if purpose in policy.PURPOSE_CODES:
@@ -165,7 +165,7 @@ def summarise_month(entries: Iterable[Mapping[str, Any]], month: str, tz: str) -
                     review_seconds.append(seconds)
         outcomes[outcome] += n
         purpose = entry.get("purpose")
-        purposes[_purpose_bucket(purpose, outcome)] += n
+        purposes[purpose_bucket(purpose, outcome)] += n
         rid, rname = _person(entry.get("requester"))
         requesters[rid] += n
         names[rid] = rname or names.get(rid) or rid

@@ -137,7 +137,9 @@ async def start(harness, slack, **overrides: Any):
     slack.add_user(LIEUTENANT, "lt.okafor", display_name="Lt. Okafor")
     slack.add_user(ADMIN, "gallery.admin", display_name="Gallery Admin")
     slack.add_usergroup(STAFF_GROUP, [LIEUTENANT])
-    return await harness.start(settings=staff_settings(harness.data_dir, **overrides))
+    bot = await harness.start(settings=staff_settings(harness.data_dir, **overrides))
+    await harness.idle()  # the start's work done (last month's sampled-audit draw among it) before any command
+    return bot
 
 
 async def frs(harness, text: str, user: str = STAFF, channel: str = CASE, *, method: str = "chat.postEphemeral",
