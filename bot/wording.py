@@ -2258,6 +2258,15 @@ SAMPLE_RECHECK_HASH = "the population's SHA-256 differs from the one recorded"
 SAMPLE_RECHECK_IDS = "the recorded seed does not draw the recorded request ids from this population"
 SAMPLE_NONE_DRAWN = "No sample has been drawn yet: the first is drawn on the 1st of the month after searches ran."
 SAMPLE_UNASSIGNED = "unassigned (any auditor)"
+SAMPLE_PAGE_INTRO = (
+    "Each month a random sample of the last month's searches that ran is drawn from a fresh seed, recorded in the "
+    "audit log, and assigned to auditors. Answer the checklist for each request you are assigned; a request found "
+    "wanting needs a note.")
+SAMPLE_CHECKLISTS_INTRO = ("Open a request's checklist, answer each question, and record it. Each review is an entry "
+                           "in the audit log; the first review of a request stands.")
+SAMPLE_RECHECK_OK = ("Re-checked against the audit log just now: the same population and the same requests come "
+                     "from the recorded seed.")
+SAMPLE_RECHECK_FAILED = "Re-check against the audit log FAILED"
 
 
 def sample_not_drawn(request_id: str, month: str) -> str:
