@@ -2267,6 +2267,7 @@ SAMPLE_CHECKLISTS_INTRO = ("Open a request's checklist, answer each question, an
 SAMPLE_RECHECK_OK = ("Re-checked against the audit log just now: the same population and the same requests come "
                      "from the recorded seed.")
 SAMPLE_RECHECK_FAILED = "Re-check against the audit log FAILED"
+SAMPLE_BACK = "Back to the sample"
 
 
 def sample_not_drawn(request_id: str, month: str) -> str:

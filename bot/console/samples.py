@@ -97,7 +97,7 @@ async def submit_review(request: web.Request) -> web.Response:
         await rt.io(record)
     except samples.ReviewRefused as exc:
         return render(request, "samples_refused.html", status=400, title="Sampled audits", message=str(exc),
-                      back=back)
+                      back=back, back_text=wording.SAMPLE_BACK)
     raise web.HTTPSeeOther(back + "#" + quote(request_id, safe=""))
 
 

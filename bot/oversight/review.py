@@ -1,8 +1,9 @@
-"""Command-staff review of the audit log: queries, export, monthly accountability report, discovery bundle.
+"""Command-staff review of the audit log: queries, export, discovery bundle, and the time helpers the monthly
+report (bot.oversight.monthly) shares.
 
 Pure functions over audit entries do the work; the thin wrappers that take an `AuditLog` also record the read
 as an `audit_access` entry (CJIS: reading the audit is audited), then return plain data. Texts come from
-`bot.wording`. Both adapters use this module: the CLI (`python -m bot audit export|report|bundle`) and the
+`bot.wording`. Both adapters use this module: the CLI (`python -m bot audit export|bundle`) and the
 Slack `/frs` command.
 
 Dates given by people (`--since`, `--until`, `--month`, `/frs audit @user since ...`) are calendar days in the

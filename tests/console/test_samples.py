@@ -130,3 +130,32 @@ async def test_the_checklist_can_be_filled_and_sent_with_the_keyboard_alone(cons
     assert review["request_id"] == drawn["request_ids"][0]
     assert review["answers"] == {**{n: "yes" for n, _ in samples.CHECKLIST}, "justification_states_facts": "no"}
     assert review["note"] == "Justification is a label, no facts" and review["found_wanting"] is True
+
+
+async def test_a_draw_that_does_not_match_the_log_is_shown_as_failing_its_recheck(console, browser):
+    log = console.rt.core.audit
+    drawn = sample_month(console)
+    forged = {k: v for k, v in drawn.items() if k not in ("kind", "seq", "ts", "prev", "mac")}
+    forged.update(month="2026-01", request_ids=list(reversed(drawn["request_ids"])))  # not what the seed draws
+    log.append("sample_draw", **forged)
+    page = await signed_in_page(browser, console)
+    await page.goto(console.base + "/console/samples?month=2026-01")
+    failed = page.locator(".status-broken")
+    assert (await failed.inner_text()).startswith(wording.SAMPLE_RECHECK_FAILED)
+    assert await page.get_by_text(wording.SAMPLE_RECHECK_OK).count() == 0
+
+
+async def test_a_checklist_the_core_refuses_is_answered_with_its_sentence_and_records_nothing(console, browser):
+    drawn = sample_month(console)
+    page = await signed_in_page(browser, console)
+    await page.goto(console.base + "/console/samples")
+    form = page.locator("details.checklist").first
+    await form.locator("summary").click()
+    for name, _question in samples.CHECKLIST:
+        await form.locator(f"input[name={name}][value=no]").check()
+    async with page.expect_navigation():
+        await form.get_by_role("button").click()  # found wanting, but no note
+    assert await page.get_by_role("alert").inner_text() == wording.SAMPLE_NOTE_NEEDED
+    assert console.harness.audit_log().find(kinds=["sample_review"]) == []
+    assert await page.get_by_role("link", name=wording.SAMPLE_BACK).get_attribute("href") == (
+        f"/console/samples?month={drawn['month']}")
