@@ -2256,6 +2256,8 @@ SAMPLE_NOTE_NEEDED = "refused: a request found wanting needs a note saying what 
 SAMPLE_OWN_REQUEST = "refused: nobody reviews a request they made themselves; another auditor must take it"
 SAMPLE_RECHECK_HASH = "the population's SHA-256 differs from the one recorded"
 SAMPLE_RECHECK_IDS = "the recorded seed does not draw the recorded request ids from this population"
+SAMPLE_RECHECK_PURGED = ("entries of that month were purged from the audit log under [retention] since the "
+                         "draw, so it can no longer be re-checked")
 SAMPLE_NONE_DRAWN = "No sample has been drawn yet: the first is drawn on the 1st of the month after searches ran."
 SAMPLE_UNASSIGNED = "unassigned (any auditor)"
 SAMPLE_PAGE_INTRO = (

@@ -193,6 +193,8 @@ def cmd_audit_report(args: argparse.Namespace, settings: Settings, core: Any) ->
 
     if args.public:
         return cmd_public_report(args, settings, core)
+    if args.year or args.out:
+        raise ValueError("--year and --out go with --public (the public report); the monthly report takes --month")
     review.zone(settings.timezone)
     month = args.month or review.previous_month(datetime.now(UTC), settings.timezone)
     review.parse_month(month)

@@ -167,6 +167,10 @@ def recheck(entries: Sequence[Mapping[str, Any]], draw_entry: Mapping[str, Any])
     through = draw_entry.get("through_seq")
     ids = population(entries, month, str(draw_entry.get("timezone")), int(through) if through is not None else None)
     problems = []
+    first = min((int(e.get("seq") or 0) for e in entries), default=1)
+    if first > 1 and len(ids) < int(draw_entry.get("population") or 0):
+        # Entries were purged under [retention] since the draw: what is gone cannot be checked, nor called altered.
+        return Recheck(month, False, (wording.SAMPLE_RECHECK_PURGED,))
     if len(ids) != draw_entry.get("population"):
         problems.append(wording.sample_recheck_population(len(ids), draw_entry.get("population")))
     if population_sha256(ids) != draw_entry.get("population_sha256"):

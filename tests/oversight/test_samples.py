@@ -176,3 +176,9 @@ def test_the_monthly_report_states_how_many_were_sampled_reviewed_and_found_want
     assert "Sampled audit: 10 of 41 searches that ran sampled, 1 reviewed, 1 found wanting" in text
     april = monthly.summarise_month(log.entries(), "2026-04", TZ)
     assert not april.sample_drawn and "Sampled audit: not drawn yet" in wording.report_text(april)
+
+
+def test_a_draw_whose_months_entries_were_purged_says_it_can_no_longer_be_rechecked(log):
+    drawn = _drawn(log)
+    kept = [e for e in log.entries() if e["seq"] > 5]  # the oldest entries purged under [retention]
+    assert samples.recheck(kept, drawn).problems == (wording.SAMPLE_RECHECK_PURGED,)

@@ -191,3 +191,4 @@ def test_the_cli_writes_the_html_and_the_csv_after_checking_the_chain_and_audits
     assert cli.main(["audit", "report", "--public", "--year", "2026", "--out", str(out)]) == 4  # still written
     assert "FAILED" in html.read_text()
     assert cli.main(["audit", "report", "--public", "--year", "2026", "--out", str(out / "missing")]) == 1
+    assert cli.main(["audit", "report", "--year", "2026"]) == 1  # --year is the public report's
