@@ -24,8 +24,9 @@ from bot.oversight.review import local_time, parse_month
 def _draw_rows(entries: Sequence[Mapping[str, Any]], tz: str) -> list[dict[str, Any]]:
     """Every month's draw, newest first, with its counts."""
     rows = []
+    counted = samples.summaries(entries)
     for month, drawn in sorted(samples.draws(entries).items(), reverse=True):
-        s = samples.summary(entries, month)
+        s = counted[month]
         rows.append({"month": month, "seed": drawn.get("seed"), "population": s.population, "n": s.sampled,
                      "reviewed": s.reviewed, "found_wanting": s.found_wanting,
                      "drawn_at": local_time(drawn.get("ts"), tz)})

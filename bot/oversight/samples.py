@@ -256,14 +256,20 @@ class MonthSummary:
 
 def summary(entries: Iterable[Mapping[str, Any]], month: str) -> MonthSummary:
     """The month's sampled audit in numbers (reviews recorded so far)."""
+    return summaries(entries).get(month) or MonthSummary(month, False, 0, 0, 0, 0)
+
+
+def summaries(entries: Iterable[Mapping[str, Any]]) -> dict[str, MonthSummary]:
+    """Every drawn month's sampled audit in numbers, read in one pass over the entries."""
     entries = list(entries)
-    drawn = draws(entries).get(month)
-    if drawn is None:
-        return MonthSummary(month, False, 0, 0, 0, 0)
-    ids = set(drawn.get("request_ids") or [])
-    done = [r for (m, rid), r in reviews(entries).items() if m == month and rid in ids]
-    return MonthSummary(month, True, int(drawn.get("population") or 0), len(ids), len(done),
-                        sum(1 for r in done if r.get("found_wanting")))
+    done = reviews(entries)
+    out = {}
+    for month, drawn in draws(entries).items():
+        ids = set(drawn.get("request_ids") or [])
+        found = [done[(month, rid)] for rid in ids if (month, rid) in done]
+        out[month] = MonthSummary(month, True, int(drawn.get("population") or 0), len(ids), len(found),
+                                  sum(1 for r in found if r.get("found_wanting")))
+    return out
 
 
 @dataclass(frozen=True)

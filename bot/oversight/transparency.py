@@ -160,7 +160,8 @@ def build(entries: Iterable[Mapping[str, Any]], year: int, tz: str, min_cell: in
         purposes[purpose_bucket(entry.get("purpose"), outcome)] += n
     raised, alerts_reviewed = _alerts(entries, start, end)
     rules = sorted(set(raised) | set(alerts_reviewed))
-    sampled = [samples.summary(entries, f"{year:04d}-{m:02d}") for m in range(1, 13)]
+    counted = samples.summaries(entries)
+    sampled = [s for month, s in counted.items() if month.startswith(f"{year:04d}-")]
     tables = (
         suppress("requests_by_month", [(f"{year:04d}-{m:02d}", months[m]) for m in range(1, 13)], min_cell, total=True),
         suppress("requests_by_purpose", [(p, purposes[p]) for p in PURPOSES], min_cell, total=True),
