@@ -1209,7 +1209,7 @@ def report_text(report: Any, *, for_slack: bool = True) -> str:
     median time to result, counts by purpose and by requester.
 
     `report` needs month_title, timezone, total, by_outcome, searches_run, with_candidate, candidate_share,
-    median_seconds_to_result, timed_searches, refused_commands, by_purpose, by_requester (bot.oversight.review.MonthlyReport
+    median_seconds_to_result, timed_searches, refused_commands, by_purpose, by_requester (bot.oversight.monthly.MonthlyReport
     fits). Folded refusals count as the attempts they stand for (bot.audit.refusals).
     For Slack, names are escaped and the requester list is cut to fit one section.
     """
@@ -1246,6 +1246,7 @@ def report_text(report: Any, *, for_slack: bool = True) -> str:
                      f"{_duration(median) if median is not None else 'n/a'})")
     if getattr(report, "approvals", 0) or getattr(report, "approval_refusals", 0):
         lines.append(f"Supervisor approvals: {report.approvals} approved, {report.approval_refusals} refused")
+    lines.append(report_samples_line(report))
     if getattr(report, "by_model", None):
         used = ", ".join(f"{show(str(m))}: {n}" for m, n in report.by_model.items())
         lines.append(f"Face models of the searches that ran: {used}")
@@ -2264,8 +2265,129 @@ CONSOLE_NO_PUBLIC_URL = ("error: the console is on (CONSOLE_CLIENT_ID and CONSOL
 
 # --- Oversight: sampled audits (bot/oversight/samples.py) --------------------------------------------------------
 
+# The checklist an auditor answers for each sampled request (yes / no / can't tell, and a note).
+SAMPLE_Q_PURPOSE = "Does the purpose fit the facts given (GO 375.01 B.1)?"
+SAMPLE_Q_JUSTIFICATION = "Does the justification state facts, not a label or a hunch?"
+SAMPLE_Q_CALL = "Is the call documented (the call number matches a real dispatch call)?"
+SAMPLE_Q_LEAD = "Was any lead corroborated by independent evidence before action was taken?"
+SAMPLE_Q_CAVEAT = "Was the caveat kept (the result treated as a lead only, never as identification)?"
+SAMPLE_ANSWER_LABELS = {"yes": "Yes", "no": "No", "cant_tell": "Can't tell"}
+SAMPLE_NOTE_LABEL = "Note (what you checked; required when any answer is no)"
+SAMPLE_SUBMIT = "Record this review"
+SAMPLE_ANSWER_MISSING = "refused: answer every question of the checklist (yes, no or can't tell)"
+SAMPLE_NOTE_NEEDED = "refused: a request found wanting needs a note saying what is wrong"
+SAMPLE_OWN_REQUEST = "refused: nobody reviews a request they made themselves; another auditor must take it"
+SAMPLE_RECHECK_HASH = "the population's SHA-256 differs from the one recorded"
+SAMPLE_RECHECK_IDS = "the recorded seed does not draw the recorded request ids from this population"
+SAMPLE_RECHECK_PURGED = ("entries of that month were purged from the audit log under [retention] since the "
+                         "draw, so it can no longer be re-checked")
+SAMPLE_NONE_DRAWN = "No sample has been drawn yet: the first is drawn on the 1st of the month after searches ran."
+SAMPLE_UNASSIGNED = "unassigned (any auditor)"
+SAMPLE_PAGE_INTRO = (
+    "Each month a random sample of the last month's searches that ran is drawn from a fresh seed, recorded in the "
+    "audit log, and assigned to auditors. Answer the checklist for each request you are assigned; a request found "
+    "wanting needs a note.")
+SAMPLE_CHECKLISTS_INTRO = ("Open a request's checklist, answer each question, and record it. Each review is an entry "
+                           "in the audit log; the first review of a request stands.")
+SAMPLE_RECHECK_OK = ("Re-checked against the audit log just now: the same population and the same requests come "
+                     "from the recorded seed.")
+SAMPLE_RECHECK_FAILED = "Re-check against the audit log FAILED"
+SAMPLE_BACK = "Back to the sample"
+
+
+def sample_not_drawn(request_id: str, month: str) -> str:
+    return f"refused: {_clip(request_id, 40)} is not in the sample drawn for {_clip(month, 10)}"
+
+
+def sample_reviewed_already(request_id: str) -> str:
+    return f"refused: {_clip(request_id, 40)} was reviewed already; the first review stands in the audit log"
+
+
+def sample_note_too_long(limit: int) -> str:
+    return f"refused: the note is longer than {limit} characters"
+
+
+def sample_recheck_population(found: int, recorded: Any) -> str:
+    return f"the log now gives {found} searches for that month, the draw recorded {_clip(str(recorded), 20)}"
+
+
+def sample_recheck_size(found: int, recorded: Any) -> str:
+    return f"the size rule gives {found} requests, the draw recorded {_clip(str(recorded), 20)}"
+
+
+def report_samples_line(report: Any) -> str:
+    """The monthly report's line on its sampled audit (bot.oversight.samples): drawn on the 1st after the month."""
+    if not getattr(report, "sample_drawn", False):
+        return "Sampled audit: not drawn yet (drawn on the 1st of the next month)"
+    return (f"Sampled audit: {report.sampled} of {report.sample_population} searches that ran sampled, "
+            f"{report.sample_reviewed} reviewed, {report.sample_found_wanting} found wanting")
+
+
 
 # --- Oversight: the public transparency report (bot/oversight/transparency.py) ---------------------------------
+
+PUBLIC_TOTAL = "Total"
+PUBLIC_CATEGORIES = {  # the report's own category codes, in words (months, purposes and outcomes have theirs)
+    "reviews_released": "Searches reviewed by a trained examiner and released",
+    "leads_released": "Possible leads released to the requesting officer",
+    "candidates_ruled_out": "Candidates the examiners ruled out (never shown to the officer)",
+    "approved": "Requests a supervisor approved before the search",
+    "approval_refused": "Requests a supervisor refused",
+    "sampled": "Searches drawn at random for an auditor's review",
+    "reviewed": "Sampled searches reviewed so far",
+    "found_wanting": "Sampled searches found wanting (any checklist answer no)",
+    "other": "Other rules",
+}
+PUBLIC_TABLE_TITLES = {
+    "requests_by_month": "Requests by month",
+    "requests_by_purpose": "Requests by purpose (GO 375.01 B.1)",
+    "requests_by_outcome": "Requests by outcome",
+    "examiner_reviews": "Examiner reviews and leads",
+    "supervisor_approvals": "Supervisor approvals",
+    "alerts_raised": "Anomaly alerts raised, by rule",
+    "alerts_reviewed": "Anomaly alerts reviewed, by rule",
+    "sampled_audits": "Sampled audits",
+}
+PUBLIC_INTRO = (
+    "Every facial recognition search request made under General Order 375.01 is recorded in a tamper-evident "
+    "audit log. These counts are drawn from that log. They contain no names, no call or case numbers, no request "
+    "numbers, no photographs and no text written by officers."
+)
+PUBLIC_COUNTED = (
+    "A request is counted once, in the month it was recorded, by its final outcome. A result is an investigative lead only, "
+    "never an identification; a search with no candidate does not rule anyone out."
+)
+PUBLIC_PRINT_HINT = "Print this page, or save it as PDF from the browser's print dialog, for a paper copy."
+PUBLIC_NO_ALERTS = "No anomaly alert was raised this year."
+PUBLIC_YEAR_LABEL = "Year"
+PUBLIC_SHOW = "Show"
+PUBLIC_CATEGORY_HEADER = "Category"
+PUBLIC_COUNT_HEADER = "Count"
+
+
+def public_report_title(year: int) -> str:
+    return f"Facial recognition transparency report, {year}"
+
+
+def public_suppression_note(min_cell: int) -> str:
+    """The footnote that defines the suppression mark, so a suppressed count never reads as a claim."""
+    return (f"<{min_cell} marks a count from 1 to {min_cell - 1}, withheld so that nobody can be recognised "
+            f"from it; where a table has a total, one more count is withheld with it and marked the same way, "
+            "so the small one cannot be worked out by subtraction.")
+
+
+def public_chain_line(ok: bool | None, checked_at: str) -> str:
+    if ok is None:
+        return "The audit log's integrity was not checked for this copy."
+    if ok:
+        return f"The audit log's integrity check passed on {_clip(checked_at, 40)}, before these counts were made."
+    return (f"Warning: the audit log's integrity check FAILED on {_clip(checked_at, 40)}; these counts may rest "
+            "on altered or missing entries.")
+
+
+def public_report_written(paths: Sequence[str]) -> str:
+    return "public transparency report written: " + ", ".join(_clip(p, 300) for p in paths)
+
 
 
 # --- Oversight console: pages (bot/console) ----------------------------------------------------------------------

@@ -490,6 +490,22 @@ CALLS.update({
     "gallery_sync_conflict": [(c,) for c in _SYNC_PLAN.conflicts],
     "gallery_near_duplicate": [(HUGE, HUGE, 0.3, 0.35)],
 })
+# Sampled audits (bot/oversight/samples.py): refusals and re-check problems, the monthly report's samples line.
+CALLS.update({
+    "sample_not_drawn": [(HUGE, HUGE)],
+    "sample_reviewed_already": [(HUGE,)],
+    "sample_note_too_long": [(2000,)],
+    "sample_recheck_population": [(10**6, HUGE)],
+    "sample_recheck_size": [(10**6, HUGE)],
+    "report_samples_line": [(SimpleNamespace(sample_drawn=False),),
+                            (SimpleNamespace(sample_drawn=True, sampled=10**6, sample_population=10**7,
+                                             sample_reviewed=10**6, sample_found_wanting=10**6),)],
+    # The public transparency report (an HTML page and a terminal line, never posted to Slack; still short).
+    "public_report_title": [(2026,)],
+    "public_suppression_note": [(5,), (10**6,)],
+    "public_chain_line": [(None, ""), (True, HUGE), (False, HUGE)],
+    "public_report_written": [([HUGE, HUGE],)],
+})
 # Functions returning lines (each posted within a section by the caller).
 LINE_CALLS = {"audit_lines": [([REVIEW_ENTRY] * 50, "America/Los_Angeles"), ([], "UTC"),
                               ([{**REVIEW_ENTRY, "released": 10**6, "ruled_out": 10**6}] * 50, "UTC")]}

@@ -3,6 +3,7 @@ read audited; an output drawn from a log that does not verify is still written, 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from datetime import UTC, datetime
@@ -186,22 +187,64 @@ def cmd_audit_export(args: argparse.Namespace, settings: Settings, core: Any) ->
 
 
 def cmd_audit_report(args: argparse.Namespace, settings: Settings, core: Any) -> int:
-    """`audit report --month`: the monthly accountability report (text or --json), --png chart; audited."""
-    from bot.oversight import review
+    """`audit report --month`: the monthly accountability report (text or --json), --png chart; audited.
+    With --public: the year's public transparency report instead (`cmd_public_report`)."""
+    from bot.oversight import monthly, review
 
+    if args.public:
+        return cmd_public_report(args, settings, core)
+    if args.year or args.out:
+        raise ValueError("--year and --out go with --public (the public report); the monthly report takes --month")
     review.zone(settings.timezone)
     month = args.month or review.previous_month(datetime.now(UTC), settings.timezone)
     review.parse_month(month)
     _check_out(args.png)
-    report = review.monthly_report(core.audit, month, common.os_requester(settings), settings.timezone,
+    report = monthly.monthly_report(core.audit, month, common.os_requester(settings), settings.timezone,
                                    png_file=args.png)
     if args.png:
-        _write_out(args.png, review.report_chart_png(report))
+        _write_out(args.png, monthly.report_chart_png(report))
     obj = report.as_json()
     if args.png:
         obj["png"] = args.png
     emit(args, obj, wording.report_text(report, for_slack=False))
     return _chain_status(core)
+
+
+def cmd_public_report(args: argparse.Namespace, settings: Settings, core: Any) -> int:
+    """`audit report --public [--year YYYY] [--out DIR]`: the public transparency report (counts only, small
+    cells suppressed), as transparency-YEAR.html and .csv in DIR, or the CSV on stdout. The whole chain is
+    checked before anything is written (its result is stated in the HTML); a broken chain still gives the report, the warning on
+    stderr and exit 4. Audited (`audit_access`, action "public_report")."""
+    from bot.console.public import render_html
+    from bot.oversight import review, transparency
+    from bot.oversight.evidence import whole_chain
+
+    review.zone(settings.timezone)
+    year = args.year or transparency.year_default(datetime.now(UTC), settings.timezone)
+    if args.out and not Path(args.out).is_dir():
+        raise ValueError(f"cannot write into {args.out}: it is not a folder")
+    names = [str(Path(args.out) / f"transparency-{year}.{ext}") for ext in ("html", "csv")] if args.out else []
+    for name in names:
+        _check_out(name)
+    report = transparency.build(core.audit.entries(), year, settings.timezone, settings.oversight.min_cell)
+    core.audit.record_access(common.os_requester(settings).as_dict(), "public_report", {"year": year},
+                             results=report.table("requests_by_month").total.count,
+                             out_file=";".join(names) or "-")
+    result = whole_chain(core.audit)  # every line, this report's own access entry included
+    checked = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    report = dataclasses.replace(report, chain_ok=result.ok, checked_at=checked)
+    data = transparency.csv_text(report)
+    if args.out:
+        _write_out(names[0], render_html(report, standalone=True).encode("utf-8"))
+        _write_out(names[1], data.encode("utf-8"))
+        print(wording.public_report_written(names), file=sys.stderr)
+    else:
+        sys.stdout.write(data)
+        sys.stdout.flush()
+    if result.ok:
+        return EXIT_OK
+    print(wording.audit_chain_broken(result.bad_seq, result.reason), file=sys.stderr)
+    return EXIT_BROKEN_CHAIN
 
 
 def cmd_audit_bundle(args: argparse.Namespace, settings: Settings, core: Any) -> int:
@@ -260,6 +303,13 @@ def register(sub: Any) -> None:
                     help="the month, in the configured timezone (default: last month, as /frs report)")
     ar.add_argument("--png", metavar="FILE", help="also write a PNG chart (requests per ISO week, stacked by outcome)")
     ar.add_argument("--json", action="store_true", help="print one JSON object")
+    ar.add_argument("--public", action="store_true",
+                    help="the year's public transparency report instead: counts only, no names, ids, call numbers "
+                    "or text; counts under [oversight] min_cell suppressed")
+    ar.add_argument("--year", type=int, metavar="YYYY",
+                    help="with --public: the calendar year, in the configured timezone (default: last year)")
+    ar.add_argument("--out", metavar="DIR", help="with --public: write transparency-YEAR.html and "
+                    "transparency-YEAR.csv into this folder (default: the CSV on standard output)")
     ab = asub.add_parser("bundle", help="discovery bundle (zip) for one request, with a SHA-256 manifest; audited")
     ab.add_argument("request_id", metavar="REQUEST-ID", help="request id, e.g. FR-3F9A0C12D4")
     ab.add_argument("out", metavar="ZIP", help="zip file to write (0600)")

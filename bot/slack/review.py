@@ -28,7 +28,7 @@ import aiohttp
 
 from bot import __version__, policy, wording
 from bot.faces.engine import model_info
-from bot.oversight import evidence, review
+from bot.oversight import evidence, monthly, review
 from bot.slack import blocks, roles
 from bot.slack.blocks import Message
 from bot.slack.calls import SLACK_ERRORS, error_text
@@ -340,9 +340,9 @@ async def report(rt: Runtime, command: Command, answer: Answer, who: dict[str, s
         await answer.private(blocks.review_note(wording.FRS_PUBLIC_SHARED, kind="public_refused"))
         public = False
     target = answer.channel if public else await answer.open_dm()
-    result = await rt.work(review.monthly_report, rt.core.audit, month, who, tz,
+    result = await rt.work(monthly.monthly_report, rt.core.audit, month, who, tz,
                            png_file=f"slack:{target}" if target else None)
-    png = await rt.work(review.report_chart_png, result)
+    png = await rt.work(monthly.report_chart_png, result)
     text = wording.report_text(result)
     # A record given out is judged by every line of the chain, not only the tail after the verified prefix.
     broken = evidence.warning(await rt.work(evidence.whole_chain, rt.core.audit))

@@ -46,6 +46,7 @@ from bot.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from bot.slack import edge, flow, roles
 from bot.slack.app import build_app
 from bot.slack.client import normalise_api_url
+from bot.slack.flow.sampling import draw_samples
 from bot.slack.runtime import Runtime
 from bot.store.backend import StoreError, is_database_outage
 from bot.store.disk import DataDirInUse, hold_data_dir
@@ -171,6 +172,7 @@ async def _lead_start(rt: Runtime) -> None:
         await flow.purge(rt)  # once at start too: a server restarted more often than daily still purges
     except Exception:
         log.exception("retention purge at start failed")
+    await draw_samples(rt)  # last month's sampled audit, when due (never raises)
 
 
 async def _keep_leading(rt: Runtime) -> None:
@@ -451,6 +453,8 @@ def create_server(
         rt.spawn(_every(tick_interval, lambda: _tick(rt), "tick"), name="tick", job=True)
         rt.spawn(_every(purge_interval, lambda: flow.purge(rt) if rt.leading else _nothing(), "purge"), name="purge",
                  job=True)
+        rt.spawn(_every(purge_interval, lambda: draw_samples(rt) if rt.leading else _nothing(), "samples"),
+                 name="samples", job=True)
 
     async def cleanup(_app: web.Application) -> None:
         await rt.close(grace=shutdown_grace)

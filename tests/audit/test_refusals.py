@@ -10,7 +10,7 @@ import pytest
 
 from bot import wording
 from bot.audit.refusals import MAX_ATTEMPTS, PENDING_NAME, RefusalAggregator, attempt_with, folded_count
-from bot.oversight import review
+from bot.oversight import monthly, review
 from bot.store.audit_log import AuditLog
 from tests.store import test_audit_log as base
 from tests.store.test_audit_log import ENV, Clock
@@ -61,7 +61,7 @@ def test_refusal_aggregation_folds_a_strangers_attempts_in_the_window_and_the_re
     assert folded["attempts"][0] == {"at": "2024-01-01T12:00:05.000000Z", "request_id": "FR-0000000002",
                                      "file_id": "F00000002", "channel": "C0CASE", "thread_ts": "1700000000.000002"}
     assert [folded_count(e) for e in (first, folded)] == [1, 49]
-    report = review.summarise_month(log.entries(), "2024-01", "UTC")
+    report = monthly.summarise_month(log.entries(), "2024-01", "UTC")
     assert report.total == 50 and report.by_outcome["denied"] == 50
     assert report.by_requester == [{"id": STRANGER["id"], "name": STRANGER["name"], "count": 50}]
     assert sum(w.by_outcome["denied"] for w in report.weeks) == 50
@@ -93,7 +93,7 @@ def test_refusal_aggregation_each_person_and_kind_has_its_own_window(log: AuditL
     access = next(e for e in folded if e["kind"] == "audit_access")
     assert access["actor"] == STRANGER and access["allowed"] is False and "query" not in access
     assert [a["query"] for a in access["attempts"]] == [{"call_number": "26-000002"}, {"call_number": "26-000003"}]
-    assert review.summarise_month(log.entries(), "2024-01", "UTC").refused_commands == 3
+    assert monthly.summarise_month(log.entries(), "2024-01", "UTC").refused_commands == 3
 
 
 def test_refusal_aggregation_window_zero_writes_every_attempt(log: AuditLog, clock: Clock) -> None:

@@ -15,7 +15,7 @@ from PIL import Image
 from bot import policy, wording
 from bot.audit.entries import OUTCOMES
 from bot.config import Settings
-from bot.oversight import review
+from bot.oversight import monthly, review
 from bot.service import Core, Requester, record_denied, record_ended
 from bot.store.audit_log import AuditLog
 
@@ -299,7 +299,7 @@ def test_export_days_are_local_and_inclusive_and_the_export_is_audited(march: Au
 
 
 def test_report_counts_and_median_on_known_data(march: AuditLog):
-    report = review.monthly_report(march, "2026-03", STAFF, TZ, png_file="chart.png")
+    report = monthly.monthly_report(march, "2026-03", STAFF, TZ, png_file="chart.png")
     assert report.total == 7
     assert report.by_outcome == {"candidates": 2, "no_candidate": 1, "denied": 1, "error": 1, "cancelled": 1,
                                  "expired": 1, "review": 0}
@@ -308,8 +308,8 @@ def test_report_counts_and_median_on_known_data(march: AuditLog):
     assert report.candidate_share == pytest.approx(2 / 3)
     assert report.median_seconds_to_result == 60 and report.timed_searches == 3  # of 30, 60, 120 s
     purposes = {p["purpose"]: p["count"] for p in report.by_purpose}
-    assert purposes == {"investigation": 3, "threat": 2, "identify": 1, review.NO_PURPOSE: 1,
-                        review.ENDED_BEFORE_PURPOSE: 0}
+    assert purposes == {"investigation": 3, "threat": 2, "identify": 1, monthly.NO_PURPOSE: 1,
+                        monthly.ENDED_BEFORE_PURPOSE: 0}
     assert [(r["id"], r["count"]) for r in report.by_requester] == [
         ("U0OFFICER1", 3), ("U0OFFICER3", 2), ("U0OFFICER2", 2)]  # most first, then by name
     weeks = [(w.label, w.first_day, w.last_day, sum(w.by_outcome.values())) for w in report.weeks]
@@ -330,16 +330,16 @@ def test_report_counts_a_request_cancelled_before_its_purpose_as_cancelled_not_r
                      requester=Requester(**U1), source=source())
     record_denied(core, request_id="FR-D1", answers=answers(purpose=None), requester=Requester(**U1),
                   reasons=[wording.PURPOSE_MISSING], source=source())
-    report = review.monthly_report(log, "2026-03", STAFF, TZ)
+    report = monthly.monthly_report(log, "2026-03", STAFF, TZ)
     purposes = {p["purpose"]: p["count"] for p in report.by_purpose}
-    assert purposes[review.NO_PURPOSE] == 1 and purposes[review.ENDED_BEFORE_PURPOSE] == 2  # only FR-D1 refused
+    assert purposes[monthly.NO_PURPOSE] == 1 and purposes[monthly.ENDED_BEFORE_PURPOSE] == 2  # only FR-D1 refused
     assert report.by_outcome["cancelled"] == 1 and report.by_outcome["denied"] == 1
     text = wording.report_text(report)
     assert f"- {wording.NO_PURPOSE_LABEL}: 1" in text and f"- {wording.ENDED_BEFORE_PURPOSE_LABEL}: 2" in text
 
 
 def test_report_text_shows_all_six_outcomes_share_and_median(march: AuditLog):
-    report = review.summarise_month(march.entries(), "2026-03", TZ)
+    report = monthly.summarise_month(march.entries(), "2026-03", TZ)
     text = wording.report_text(report)
     assert text.startswith("Facial recognition accountability report, March 2026 (America/Los_Angeles)")
     for outcome in OUTCOMES:
@@ -353,27 +353,27 @@ def test_report_text_shows_all_six_outcomes_share_and_median(march: AuditLog):
 
 
 def test_report_for_a_month_without_entries(march: AuditLog):
-    report = review.summarise_month(march.entries(), "2021-02", TZ)
+    report = monthly.summarise_month(march.entries(), "2021-02", TZ)
     assert report.total == 0 and set(report.by_outcome.values()) == {0} and len(report.by_outcome) == 7
     assert report.candidate_share is None and report.median_seconds_to_result is None
     assert report.by_requester == [] and len(report.weeks) == 4  # Feb 2021 is exactly ISO weeks 5-8
     text = wording.report_text(report)
     assert "Requests: 0" in text and "Searches with a candidate: n/a" in text
     assert "Median time from upload to result: n/a" in text and "By requester:\n- none" in text
-    png = review.report_chart_png(report)
+    png = monthly.report_chart_png(report)
     assert Image.open(io.BytesIO(png)).format == "PNG"
 
 
 def test_report_chart_is_a_png_image(march: AuditLog):
-    report = review.summarise_month(march.entries(), "2026-03", TZ)
-    png = review.report_chart_png(report)
+    report = monthly.summarise_month(march.entries(), "2026-03", TZ)
+    png = monthly.report_chart_png(report)
     image = Image.open(io.BytesIO(png))
     image.verify()
     assert image.format == "PNG" and image.size == (900, 550)
 
 
 def test_report_json_and_bad_months(march: AuditLog):
-    data = review.summarise_month(march.entries(), "2026-03", TZ).as_json()
+    data = monthly.summarise_month(march.entries(), "2026-03", TZ).as_json()
     assert json.loads(json.dumps(data))["by_outcome"]["denied"] == 1
     assert data["month_title"] == "March 2026" and data["weeks"][0]["label"] == "W09"
     for bad in ("2026-13", "2026/03", "March", "2026-3-01", ""):
@@ -526,7 +526,7 @@ def test_estimates_export_and_bundle_and_entries_from_before_them_still_read(log
     assert rows["FR-NEW"]["face_quality"] == "low: soft"
     assert rows["FR-OLD"]["candidates"] == "S-0042:0.41" and rows["FR-OLD"]["face_quality"] == "ok"
     assert rows["FR-OLD"]["target_fpir"] == "" and rows["FR-OLD"]["calibration"] == ""
-    report = review.summarise_month(list(log.entries()), "2026-03", TZ)
+    report = monthly.summarise_month(list(log.entries()), "2026-03", TZ)
     assert report.with_candidate == 2
     for rid, expect in (("FR-NEW", "about 1 in 400 searches of these 1,630 people"), ("FR-OLD", "distance 0.41")):
         bundle = review.build_bundle(log, rid, STAFF, TZ, out_file="b.zip", dispatch_channel="C0DISPATCH",
@@ -547,6 +547,6 @@ def test_the_monthly_report_names_the_face_models_of_the_searches_that_ran():
     sface = {"id": "sface", "version": "2021dec", "weights_sha256": "f" * 64, "runtime": "cv2.dnn"}
     entries = [search(1, "candidates", dlib_resnet.MODEL_NAME),  # written before models had ids
                search(2, "no_candidate", sface), search(3, "candidates", sface), search(4, "denied", None)]
-    report = review.summarise_month(entries, "2026-03", "UTC")
+    report = monthly.summarise_month(entries, "2026-03", "UTC")
     assert report.by_model == {"dlib-resnet": 1, "sface 2021dec": 2}  # what ran; a refusal used no model
     assert "Face models of the searches that ran: dlib-resnet: 1, sface 2021dec: 2" in wording.report_text(report)

@@ -11,7 +11,7 @@ import pytest
 from bot import wording
 from bot.audit.refusals import folded_count
 from bot.config import AuditSettings
-from bot.oversight import review
+from bot.oversight import monthly, review
 from bot.slack import flow
 from bot.store.audit_log import AuditLog
 
@@ -124,7 +124,7 @@ async def test_refusal_aggregation_50_frs_commands_by_a_stranger_are_two_entries
     assert [e.get("count") for e in access_refusals(harness, OFFICER)] == [None] * 3
 
     month = datetime.now(UTC).astimezone(review.zone(TZ)).strftime("%Y-%m")
-    report = review.summarise_month(harness.audit_log().entries(), month, TZ)
+    report = monthly.summarise_month(harness.audit_log().entries(), month, TZ)
     assert report.refused_commands == 53
     [answer] = await frs(harness, f"report {month}", user=STAFF)
     assert "Refused /frs commands (audit queries, reports, status): 53" in texts(answer)[0]
@@ -161,7 +161,7 @@ async def test_refusal_aggregation_uploads_by_a_stranger_fold_and_a_requesters_a
     assert [folded_count(e) for e in stranger] == [1, 19]
     assert {a["request_id"] for a in stranger[1]["attempts"]} == set(rid_of.values()) - {first["request_id"]}
     month = datetime.now(UTC).astimezone(review.zone(TZ)).strftime("%Y-%m")
-    report = review.summarise_month(harness.audit_log().entries(), month, TZ)
+    report = monthly.summarise_month(harness.audit_log().entries(), month, TZ)
     assert report.by_outcome["denied"] == 23 and report.total == 23
     assert harness.verify_audit()
 

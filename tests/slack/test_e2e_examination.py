@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from bot import wording
 from bot.config import ReviewSettings
-from bot.oversight import review
+from bot.oversight import monthly, review
 from bot.slack import exam_card
 from bot.slack.server import review_channel_problem
 
@@ -114,7 +114,7 @@ async def test_an_examiner_claims_decides_with_a_note_and_releases_the_lead_to_t
     summary = review.request_summary(log.find(request_id=search["request_id"]))
     assert summary["outcome"] == "candidates" and summary["examination"]["leads"] == 1
     assert summary["examination"]["decisions"][0]["note"] == NOTE
-    month = review.summarise_month(log.entries(), datetime.now(UTC).astimezone(review.zone("America/Los_Angeles"))
+    month = monthly.summarise_month(log.entries(), datetime.now(UTC).astimezone(review.zone("America/Los_Angeles"))
                                    .strftime("%Y-%m"), "America/Los_Angeles")
     assert month.by_outcome["candidates"] == 1 and month.by_outcome["review"] == 0
     assert (month.reviews_released, month.leads_released, month.candidates_ruled_out) == (1, 1, 0)
@@ -258,7 +258,7 @@ async def test_a_flagged_request_waits_for_a_supervisor_who_approves_it_with_a_r
     approvals = reviews(harness)
     assert [(e["action"], e["by"]) for e in approvals] == [("queued", "system"), ("approve", SUPERVISOR)]
     assert approvals[1]["reason"] == "facts stand apart from the description"
-    month = review.summarise_month(harness.audit_log().entries(), datetime.now(UTC).astimezone(
+    month = monthly.summarise_month(harness.audit_log().entries(), datetime.now(UTC).astimezone(
         review.zone("America/Los_Angeles")).strftime("%Y-%m"), "America/Los_Angeles")
     assert (month.approvals, month.approval_refusals) == (1, 0)
     assert "Supervisor approvals: 1 approved, 0 refused" in wording.report_text(month)

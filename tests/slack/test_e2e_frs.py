@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from bot import __version__, policy, wording
-from bot.oversight import review
+from bot.oversight import monthly, review
 from bot.service import policy_fields
 from bot.slack import blocks
 from bot.slack import review as slack_review
@@ -137,7 +137,9 @@ async def start(harness, slack, **overrides: Any):
     slack.add_user(LIEUTENANT, "lt.okafor", display_name="Lt. Okafor")
     slack.add_user(ADMIN, "gallery.admin", display_name="Gallery Admin")
     slack.add_usergroup(STAFF_GROUP, [LIEUTENANT])
-    return await harness.start(settings=staff_settings(harness.data_dir, **overrides))
+    bot = await harness.start(settings=staff_settings(harness.data_dir, **overrides))
+    await harness.idle()  # the start's work done (last month's sampled-audit draw among it) before any command
+    return bot
 
 
 async def frs(harness, text: str, user: str = STAFF, channel: str = CASE, *, method: str = "chat.postEphemeral",
@@ -364,7 +366,7 @@ async def test_report_defaults_to_last_month_and_sends_the_chart_by_direct_messa
     month = review.previous_month(datetime.now(UTC), TZ)
     [answer] = await frs(harness, "report")
 
-    expected = review.summarise_month(harness.audit_log().entries(), month, TZ)
+    expected = monthly.summarise_month(harness.audit_log().entries(), month, TZ)
     assert expected.total == 4
     assert texts(answer) == [wording.report_text(expected), wording.REPORT_CHART_BY_DM]
     assert answer.params["channel"] == CASE and answer.params["user"] == STAFF
@@ -616,6 +618,6 @@ async def test_refused_answers_show_in_frs_audit_the_bundle_and_the_report(harne
     summary = review.request_summary(log.find(request_id=rid))
     assert summary["outcome"] == "candidates"  # the record is the search, not the refusal before it
     assert [r["step"] for r in summary["refused_answers"]] == ["justification"] and summary["flags"] == ["protected_class"]
-    report = review.summarise_month(log.entries(), datetime.now(UTC).astimezone(review.zone(TZ)).strftime("%Y-%m"), TZ)
+    report = monthly.summarise_month(log.entries(), datetime.now(UTC).astimezone(review.zone(TZ)).strftime("%Y-%m"), TZ)
     assert (report.total, report.refused_answers, report.flagged) == (1, 1, 1)
     assert "Answers refused in running requests (every reason tried): 1" in wording.report_text(report)
