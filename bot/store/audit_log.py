@@ -68,6 +68,7 @@ from bot.store.audit_cache import (
     drop_prefix,
     entry_keys,
     load_prefix,
+    micros,
     read_line_at,
     save_prefix,
 )
@@ -535,8 +536,36 @@ class AuditLog:
         """
         query = EntryQuery.of(request_id=request_id, file_id=file_id, call_number=call_number,
                               requester_id=requester_id, since=since, until=until, kinds=kinds)
-        return [entry for entry in (self._indexed(query.keys) if query.keys else self.entries())
-                if query.matches(entry)]
+        if query.keys:
+            found: Iterable[dict] = self._indexed(query.keys)
+        elif query.since is not None or query.until is not None:
+            found = self._ranged(query)
+        else:
+            found = _parsed(self._raw_lines(), query.kinds)
+        return [entry for entry in found if query.matches(entry)]
+
+    def _ranged(self, query: EntryQuery) -> list[dict]:
+        """The entries on the lines the time index says can fall in [since, until) (the caller checks each): one
+        read of the bytes between two bisections, then the few late lines after them (bot.store.audit_cache)."""
+        if not self.path.exists():
+            return []
+        since = micros(query.since) if query.since is not None else None
+        until = micros(query.until) if query.until is not None else None
+        with open(self.path, "rb") as fh, self._read_lock:
+            for rebuilt in (False, True):
+                index = self._current_index(fh)
+                first, stop, late = index.span(since, until)
+                start = index.starts[first] if first < stop else 0
+                end = index.line_end(stop - 1) if first < stop else 0
+                chunk = os.pread(fh.fileno(), end - start, start)
+                aligned = (start == 0 or os.pread(fh.fileno(), 1, start - 1) == b"\n") and chunk.endswith(b"\n")
+                if first < stop and not aligned and not rebuilt:
+                    index.reset(None)  # the file changed under the index (edited in place): index it afresh
+                    continue
+                lines = chunk.splitlines(keepends=True)
+                lines += [read_line_at(fh.fileno(), index.starts[i]) for i in late]
+                return _parsed(lines, query.kinds)
+        return []
 
     def _indexed(self, keys: set[tuple[str, str]]) -> list[dict]:
         """The entries at the offsets the index holds for the rarest of `keys` (the caller checks the rest)."""
@@ -613,6 +642,23 @@ class EntryQuery:
             if (self.since and ts < self.since) or (self.until and ts >= self.until):
                 return False
         return True
+
+def _parsed(lines: Iterable[bytes], kinds: frozenset[str] | None) -> list[dict]:
+    """The entries of complete `lines` (as `entries()` reads them: the purge marker and unparseable lines skipped,
+    stopping at a torn tail). With `kinds`, a line that cannot be one of them (its bytes hold no `"kind"` value
+    of theirs, quoted) is never parsed: most of a range's cost is parsing lines nobody asked for."""
+    marks = tuple(b'"' + kind.encode() + b'"' for kind in kinds) if kinds is not None else None
+    out = []
+    for raw in lines:
+        if not raw.endswith(b"\n"):
+            break
+        if marks is not None and not any(mark in raw for mark in marks):
+            continue
+        obj = _parse_line(raw)
+        if obj is not None and obj.get("kind") != ANCHOR_KIND:
+            out.append(obj)
+    return out
+
 
 def _people(entry: Mapping[str, Any]) -> set[str]:
     """Ids of whoever acted in an entry: the requester and/or the actor."""
