@@ -2256,8 +2256,8 @@ CONSOLE_FILTER_YES = "yes"
 CONSOLE_FILTER_NO = "no"
 CONSOLE_CHAIN_NOT_CHECKED = ("The whole audit chain has not been checked yet (the bot checks it at start and every "
                              "hour; the Chain page can check it now).")
-CONSOLE_EXPORT_NOTE = ("Exports hold every search these filters match (all pages), as `python -m bot audit export` "
-                       "writes them, and are recorded in the audit log.")
+CONSOLE_EXPORT_NOTE = ("Exports hold every search these filters match (all pages), in the columns of the "
+                       "command-line export (python -m bot audit export), and are recorded in the audit log.")
 
 
 def console_bad_date(label: str, value: str) -> str:

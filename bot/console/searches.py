@@ -49,7 +49,7 @@ async def searches(request: web.Request) -> web.Response:
     page = None if errors else await rt.io(_view, rt, flt)
     record, tail = await rt.io(_chain, rt)
     chain = core.chain_status(record, tail, rt.settings.timezone)
-    fields: dict[str, Any] = {"results": page.total, "page": page.page} if page else {"refused": errors}
+    fields: dict[str, Any] = {"results": page.total, "page_number": page.page} if page else {"refused": errors}
     await record_view(request, "searches", flt.query(), **fields)
     return render(
         request, "searches.html", status=400 if errors else 200, title=wording.CONSOLE_SEARCHES_TITLE,

@@ -207,9 +207,10 @@ def load(log: Any, flt: SearchFilter, tz: str) -> Found:
 
 
 def rows(found: Found, flt: SearchFilter, tz: str) -> list[SearchRow]:
-    """Every matching row, newest first (the log's order reversed)."""
-    out = [row_of(e, found.reviews, tz) for e in reversed(found.searches)]
-    return [r for r in out if matches(r, flt)]
+    """Every matching row, newest first: by `ts`, then by the log's order (an entry written behind a clock that
+    stepped back sits at its time, not at its place in the log)."""
+    out = [row_of(e, found.reviews, tz) for e in found.searches]
+    return sorted((r for r in out if matches(r, flt)), key=lambda r: (r.ts, r.seq), reverse=True)
 
 
 @dataclass(frozen=True)
