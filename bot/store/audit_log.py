@@ -538,17 +538,26 @@ class AuditLog:
                               requester_id=requester_id, since=since, until=until, kinds=kinds)
         if query.keys:
             found: Iterable[dict] = self._indexed(query.keys)
-        elif query.since is not None or query.until is not None:
-            found = self._ranged(query)
         else:
-            found = _parsed(self._raw_lines(), query.kinds)
+            found = _parsed(self._ranged_lines(query), query.kinds)
         return [entry for entry in found if query.matches(entry)]
 
-    def _ranged(self, query: EntryQuery) -> list[dict]:
-        """The entries on the lines the time index says can fall in [since, until) (the caller checks each): one
-        read of the bytes between two bisections, then the few late lines after them (bot.store.audit_cache)."""
+    def find_lines(self, *, since: datetime | str | None = None, until: datetime | str | None = None,
+                   kinds: Iterable[str] | None = None) -> list[bytes]:
+        """The lines (bytes, newline kept) among which every entry with since <= ts < until of `kinds` is, in file
+        order, unparsed: a few more may come (the caller parses each and checks it, e.g. with EntryQuery.matches),
+        never fewer. For readers that keep what they made of a line (bot.oversight.searches' rows) and so need not
+        parse the lines they have seen; `find` parses them all."""
+        query = EntryQuery.of(since=since, until=until, kinds=kinds)
+        return _candidates(self._ranged_lines(query), query.kinds)
+
+    def _ranged_lines(self, query: EntryQuery) -> Iterable[bytes]:
+        """The complete lines the time index says can fall in [since, until) (the caller checks each): one read of
+        the bytes between two bisections, then the few late lines after them (bot.store.audit_cache)."""
         if not self.path.exists():
             return []
+        if query.since is None and query.until is None:  # the whole file, streamed
+            return (raw for raw in self._raw_lines() if raw.endswith(b"\n"))
         since = micros(query.since) if query.since is not None else None
         until = micros(query.until) if query.until is not None else None
         with open(self.path, "rb") as fh, self._read_lock:
@@ -563,8 +572,7 @@ class AuditLog:
                     index.reset(None)  # the file changed under the index (edited in place): index it afresh
                     continue
                 lines = chunk.splitlines(keepends=True)
-                lines += [read_line_at(fh.fileno(), index.starts[i]) for i in late]
-                return _parsed(lines, query.kinds)
+                return lines + [read_line_at(fh.fileno(), index.starts[i]) for i in late]
         return []
 
     def _indexed(self, keys: set[tuple[str, str]]) -> list[dict]:
@@ -643,17 +651,22 @@ class EntryQuery:
                 return False
         return True
 
+def _marks(kinds: frozenset[str] | None) -> tuple[bytes, ...] | None:
+    return tuple(b'"' + kind.encode() + b'"' for kind in kinds) if kinds is not None else None
+
+
+def _candidates(lines: Iterable[bytes], kinds: frozenset[str] | None) -> list[bytes]:
+    """The complete `lines` that can hold an entry of `kinds`: a line whose bytes hold no `"kind"` value of theirs,
+    quoted, cannot (JSON escapes every quote inside a string), so it is left out unparsed."""
+    marks = _marks(kinds)
+    return [raw for raw in lines if raw.endswith(b"\n") and (marks is None or any(m in raw for m in marks))]
+
+
 def _parsed(lines: Iterable[bytes], kinds: frozenset[str] | None) -> list[dict]:
-    """The entries of complete `lines` (as `entries()` reads them: the purge marker and unparseable lines skipped,
-    stopping at a torn tail). With `kinds`, a line that cannot be one of them (its bytes hold no `"kind"` value
-    of theirs, quoted) is never parsed: most of a range's cost is parsing lines nobody asked for."""
-    marks = tuple(b'"' + kind.encode() + b'"' for kind in kinds) if kinds is not None else None
+    """The entries of complete `lines` (as `entries()` reads them: the purge marker and unparseable lines skipped),
+    skipping unparsed the lines that cannot be of `kinds` (most of a range's cost is parsing lines nobody asked for)."""
     out = []
-    for raw in lines:
-        if not raw.endswith(b"\n"):
-            break
-        if marks is not None and not any(mark in raw for mark in marks):
-            continue
+    for raw in _candidates(lines, kinds):
         obj = _parse_line(raw)
         if obj is not None and obj.get("kind") != ANCHOR_KIND:
             out.append(obj)

@@ -2,12 +2,13 @@
 calls the same way (issue 17: the store seam). Each test runs on both."""
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
 
-from bot.store.audit_log import AuditError, AuditKeyError, AuditLog
+from bot.store.audit_log import AuditError, AuditKeyError, AuditLog, EntryQuery
 from bot.store.pg.audit import PgAuditLog
 from tests.pg_fixtures import StepClock
 
@@ -85,11 +86,18 @@ def test_a_date_range_finds_what_a_whole_scan_finds_even_after_the_clock_stepped
                             and (since is None or datetime.fromisoformat(e["ts"]) >= since)
                             and (until is None or datetime.fromisoformat(e["ts"]) < until)]
                 assert found == expected, (since, until, kinds)
+                # The unparsed lines hold every one of them (a reader that parses and checks gets the same).
+                query = EntryQuery.of(since=since, until=until, kinds=kinds)
+                lines = log.find_lines(since=since, until=until, kinds=kinds)
+                assert [e for e in map(json.loads, lines) if query.matches(e)] == expected, (since, until, kinds)
     # Appends after a range read extend the index; the clock stepping back again is still found.
     clock.now = T0 + timedelta(hours=1)
     late = log.append("search", outcome="no_candidate", request_id="FR-late", requester={"id": "U1"})
     assert log.find(since=T0, until=T0 + timedelta(hours=2)) == [everything[0], late]
-    assert log.find(since=T0 + timedelta(hours=200)) == []
+    assert log.find(since=T0 + timedelta(hours=200)) == [] == log.find_lines(since=T0 + timedelta(hours=200))
+    # Looked up by value: the database narrows to the lines holding it, the file reads the index's lines.
+    assert [e["seq"] for e in log.find(request_id="FR-3", since=T0)] == [4]
+    assert log.find(request_id="FR-3", until=T0) == [] and log.find(call_number="FR-3") == []
 
 def test_a_published_head_is_checked_the_same_way(make_log):
     log = make_log()
