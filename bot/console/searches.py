@@ -21,10 +21,15 @@ from bot.oversight import searches as core
 EXPORTS = {"csv": "text/csv", "jsonl": "application/x-ndjson"}
 
 
-def _view(rt: Any, flt: core.SearchFilter) -> core.SearchPage:
+# The rows the list made of the lines it read, kept between views (bot.oversight.searches.RowCache), by timezone.
+ROWS: web.AppKey[dict[str, core.RowCache]] = web.AppKey("console_search_rows", dict)
+
+
+def _view(rt: Any, flt: core.SearchFilter, caches: dict[str, core.RowCache]) -> core.SearchPage:
     """The page's rows (blocking: the log is read)."""
     tz = rt.settings.timezone
-    return core.page_of(core.rows(core.load(rt.core.audit, flt, tz), flt, tz), flt)
+    cache = caches.setdefault(tz, core.RowCache(tz))
+    return core.page_of(core.list_rows(rt.core.audit, flt, tz, cache), flt)
 
 
 def _chain(rt: Any) -> tuple[Any, Any]:
@@ -46,7 +51,7 @@ async def searches(request: web.Request) -> web.Response:
     """GET /console/searches."""
     rt = request.app[RUNTIME]
     flt, errors = _filter(request)
-    page = None if errors else await rt.io(_view, rt, flt)
+    page = None if errors else await rt.io(_view, rt, flt, request.app[ROWS])
     record, tail = await rt.io(_chain, rt)
     chain = core.chain_status(record, tail, rt.settings.timezone)
     fields: dict[str, Any] = {"results": page.total, "page_number": page.page} if page else {"refused": errors}
@@ -91,6 +96,7 @@ async def export_jsonl(request: web.Request) -> web.Response:
 
 def register(app: web.Application) -> None:
     """The searches page and its exports (paths relative to /console)."""
+    app[ROWS] = {}
     app.router.add_get("/searches", searches)
     app.router.add_get("/searches/export.csv", export_csv)
     app.router.add_get("/searches/export.jsonl", export_jsonl)

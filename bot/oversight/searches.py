@@ -15,15 +15,17 @@ export holds every matching search entry in log order, through the CLI's own `se
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import date, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
 from bot import policy, wording
+from bot.audit.chain import parse_line
 from bot.audit.entries import OUTCOMES, parse_ts
 from bot.controls.examination import review_outcomes
 from bot.oversight.review import day_range, export_bytes, local_time, select_entries, zone
@@ -152,24 +154,31 @@ def _requester(entry: Mapping[str, Any]) -> tuple[str, str]:
 def row_of(entry: Mapping[str, Any], reviews: Mapping[str, Mapping[str, Any]], tz: str) -> SearchRow:
     """The list's row for one `search` entry; `reviews` is bot.controls.examination.review_outcomes of the
     review entries written after it."""
-    rid = str(entry.get("request_id") or "")
-    reviewed = entry.get("outcome") == "review"
-    item = reviews.get(rid, {}) if reviewed else {}
-    outcome = str(item.get("outcome", entry.get("outcome")) or "")
     purpose = entry.get("purpose")
     found = policy.purpose_by_code(purpose if isinstance(purpose, str) else None)
     candidates = entry.get("candidates")
     requester_id, requester_name = _requester(entry)
-    return SearchRow(
+    outcome = str(entry.get("outcome") or "")
+    row = SearchRow(
         seq=int(entry.get("seq") or 0), ts=str(entry.get("ts") or ""), time=local_time(entry.get("ts"), tz),
-        request_id=rid, requester_id=requester_id, requester_name=requester_name,
+        request_id=str(entry.get("request_id") or ""), requester_id=requester_id, requester_name=requester_name,
         call_number=str(entry.get("call_number") or ""), purpose=found.code if found else "none",
         purpose_label=found.label if found else wording.NO_PURPOSE_LABEL, outcome=outcome,
         outcome_label=wording.outcome_label(outcome),
-        candidates=len(candidates) if isinstance(candidates, list) else 0,
-        released=len(item.get("shown") or []) if item.get("released_at") else None,
-        flagged="protected_class" in (entry.get("flags") or ()), reviewed=reviewed,
+        candidates=len(candidates) if isinstance(candidates, list) else 0, released=None,
+        flagged="protected_class" in (entry.get("flags") or ()), reviewed=outcome == "review",
     )
+    return with_review(row, reviews)
+
+
+def with_review(row: SearchRow, reviews: Mapping[str, Mapping[str, Any]]) -> SearchRow:
+    """A row of a search under examiner review, with its request's final outcome and how many were released."""
+    item = reviews.get(row.request_id) if row.reviewed else None
+    if not item:
+        return row
+    outcome = str(item.get("outcome") or row.outcome)
+    return replace(row, outcome=outcome, outcome_label=wording.outcome_label(outcome),
+                   released=len(item.get("shown") or []) if item.get("released_at") else None)
 
 
 def matches(row: SearchRow, flt: SearchFilter) -> bool:
@@ -204,6 +213,70 @@ def load(log: Any, flt: SearchFilter, tz: str) -> Found:
         return Found(searches)
     first = min(parse_ts(e["ts"]) for e in examined)
     return Found(searches, review_outcomes(log.find(since=first, kinds=["review"])))
+
+
+class RowCache:
+    """The row the list made of each search line it has read, by the line's digest (BLAKE2b), so a view parses only
+    lines it has not seen: identical bytes make the identical row; an edited line is another line, parsed afresh.
+    Rows are kept without their reviews (applied at each view). Bounded: past `limit` lines it starts again."""
+
+    def __init__(self, tz: str, limit: int = 250_000) -> None:
+        self.tz = tz
+        self.limit = limit
+        self.parsed = 0  # lines parsed so far (the rest were found here)
+        self._rows: dict[bytes, tuple[SearchRow | None, datetime | None]] = {}
+        self._reviews: dict[bytes, dict[str, Any] | None] = {}
+
+    def row(self, line: bytes) -> tuple[SearchRow | None, datetime | None]:
+        """(the row, its `ts`) of a search entry's line; (None, None) for any other line."""
+        key = hashlib.blake2b(line, digest_size=16).digest()
+        made = self._rows.get(key)
+        if made is None:
+            self.parsed += 1
+            entry = parse_line(line)
+            made = (None, None)
+            if entry is not None and entry.get("kind") == "search":
+                try:
+                    ts = parse_ts(entry["ts"])
+                except (KeyError, TypeError, ValueError):
+                    ts = None
+                made = (row_of(entry, {}, self.tz), ts)
+            if len(self._rows) >= self.limit:
+                self._rows.clear()
+            self._rows[key] = made
+        return made
+
+    def review(self, line: bytes) -> dict[str, Any] | None:
+        """The review entry on `line`, or None for any other line (parsed once, kept: review entries are small)."""
+        key = hashlib.blake2b(line, digest_size=16).digest()
+        if key not in self._reviews:
+            self.parsed += 1
+            entry = parse_line(line)
+            if len(self._reviews) >= self.limit:
+                self._reviews.clear()
+            self._reviews[key] = entry if entry is not None and entry.get("kind") == "review" else None
+        return self._reviews[key]
+
+
+def list_rows(log: Any, flt: SearchFilter, tz: str, cache: RowCache) -> list[SearchRow]:
+    """The page's matching rows, newest first, as `rows(load(...))` gives them, parsing only the lines `cache` has
+    not seen (the log gives the date range's search lines unparsed: `find_lines`, either store)."""
+    if flt.call_number:  # a lookup through the index: few lines, parsed
+        return rows(load(log, flt, tz), flt, tz)
+    start, end = flt.bounds(tz)
+    base = []
+    for line in log.find_lines(since=start, until=end, kinds=["search"]):
+        row, ts = cache.row(line)
+        if row is None or ((start or end) and (ts is None or (start and ts < start) or (end and ts >= end))):
+            continue
+        base.append(row)
+    examined = [parse_ts(r.ts) for r in base if r.reviewed]
+    reviews = {}
+    if examined:  # reviews come after their search, perhaps past the range's end; earlier ones change nothing
+        lines = log.find_lines(since=min(examined), kinds=["review"])
+        reviews = review_outcomes(e for e in map(cache.review, lines) if e is not None)
+    return sorted((r for r in (with_review(r, reviews) for r in base) if matches(r, flt)),
+                  key=lambda r: (r.ts, r.seq), reverse=True)
 
 
 def rows(found: Found, flt: SearchFilter, tz: str) -> list[SearchRow]:

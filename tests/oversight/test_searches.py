@@ -121,6 +121,25 @@ def test_pages_are_newest_first_with_links_that_keep_the_filters(filled):
     assert (empty.rows, empty.pages, empty.previous, empty.next) == ([], 1, None, None)
 
 
+def test_the_rows_kept_between_views_are_the_parsed_rows_and_only_new_lines_are_parsed(filled):
+    log, _ = filled
+    cache = core.RowCache(TZ)
+    for params in ({"from": ""}, {"from": "", "outcome": "candidates"}, {"from": "2026-03-02", "reviewed": "yes"},
+                   {"from": "", "call_number": "26-000004"}, {"to": "2026-03-01"}, {"from": "", "requester": "diaz"}):
+        flt, _ = core.parse_filter(params, today=date(2026, 3, 2))
+        assert core.list_rows(log, flt, TZ, cache) == core.rows(core.load(log, flt, TZ), flt, TZ), params
+    # Each line once: the seven searches, and the three lines that can be reviews (two are, and the search waiting
+    # for one says "review"); a call number is looked up through the index, not kept.
+    assert cache.parsed == 10
+    _search(log, 9, outcome="no_candidate")
+    flt, _ = core.parse_filter({"from": ""}, today=date(2026, 3, 2))
+    assert core.list_rows(log, flt, TZ, cache)[0].request_id == "FR-0009" and cache.parsed == 11
+    # An edited line is another line: parsed afresh, its new bytes shown (the chain check says it was edited).
+    log.path.write_bytes(log.path.read_bytes().replace(b'"Ofc. Lee"', b'"Ofc. Leo"'))
+    names = {r.requester_name for r in core.list_rows(log, flt, TZ, cache)}
+    assert "Ofc. Leo" in names and "Ofc. Lee" not in names and cache.parsed == 12
+
+
 @pytest.mark.parametrize("params, said", [
     ({"from": "2026-13-01"}, wording.console_bad_date("from", "2026-13-01")),
     ({"to": "yesterday"}, wording.console_bad_date("to", "yesterday")),
