@@ -244,7 +244,13 @@ def measure(store: str, args: argparse.Namespace, pg: Any, end: datetime) -> dic
             }
             with ThreadPoolExecutor(4) as pool:
                 found = asyncio.run(_timed_views(Shell(settings, core, pool), args.runs, paths))
-            found.update(written_s=written, verify_s=verify_s, check_ok=check.ok, entries=check.count)
+            appends = []
+            for _ in range(args.runs):  # what each view's own audit_access entry costs (fsync or commit)
+                started = time.perf_counter()
+                log.record_access({"id": "U0CHIEF"}, "console_searches", {})
+                appends.append((time.perf_counter() - started) * 1000)
+            found.update(written_s=written, verify_s=verify_s, check_ok=check.ok, entries=check.count,
+                         append=appends, rows=found.get("default_rows"))
         finally:
             core.close()
     return found
@@ -278,6 +284,9 @@ def report(args: argparse.Namespace, found: dict[str, dict[str, Any]], pg_line: 
         else:
             target = "—"
         print(f"| {labels[view]} | " + " | ".join(cells) + f" | {target} |")
+    print("| … of which each view's own audit_access append, median / max ms | "
+          + " | ".join(f"{statistics.median(found[s]['append']):.0f} / {max(found[s]['append']):.0f}" for s in stores)
+          + " | — |")
     print("| the leader's full chain check at start, s | "
           + " | ".join(f"{found[s]['verify_s']:.1f} ({found[s]['entries']} entries, "
                        f"{'verify' if found[s]['check_ok'] else 'FAIL'})" for s in stores) + " | — |")
