@@ -122,7 +122,7 @@ def parse_filter(params: Mapping[str, str], *, today: date) -> tuple[SearchFilte
     return flt, errors
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a RowCache holds up to its limit of them
 class SearchRow:
     """One search in the list. `outcome` is the request's final one; `candidates` what the search returned (to the
     examiner, under review), `released` how many an examiner released to the requester (None until released)."""
@@ -220,7 +220,7 @@ class RowCache:
     lines it has not seen: identical bytes make the identical row; an edited line is another line, parsed afresh.
     Rows are kept without their reviews (applied at each view). Bounded: past `limit` lines it starts again."""
 
-    def __init__(self, tz: str, limit: int = 250_000) -> None:
+    def __init__(self, tz: str, limit: int = 100_000) -> None:
         self.tz = tz
         self.limit = limit
         self.parsed = 0  # lines parsed so far (the rest were found here)

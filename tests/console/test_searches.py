@@ -227,4 +227,9 @@ async def test_each_view_writes_exactly_one_audit_access_entry_with_its_filters(
     assert await page.locator("table").count() == 0
     views = _views(console)[before:]
     assert len(views) == 2 and views[1]["refused"] and "results" not in views[1]
+    # An export with a bad value is refused in words and exports nothing (no export entry).
+    refused = await page.context.request.get(console.base + "/console/searches/export.csv?outcome=maybe")
+    assert refused.status == 400
+    assert await refused.text() == wording.console_bad_choice("outcome", "maybe", searches.OUTCOMES)
+    assert not [e for e in console.harness.audit_log().find(kinds=["audit_access"]) if e["action"] == "export"]
     assert await serious_axe_violations(page) == []

@@ -30,11 +30,7 @@ def _search(log, n: int, **fields):
     return log.append("search", **body)
 
 
-@pytest.fixture
-def filled(tmp_path):
-    """A log in which each search differs from the first by one thing a filter can see."""
-    clock = StepClock(T0, timedelta(hours=1))
-    log = AuditLog(tmp_path, key=KEY, key_source="env", clock=clock)
+def _fill(log):
     made = {
         "plain": _search(log, 1),  # 08:30 UTC: local March 2nd
         "other_requester": _search(log, 2, requester={"id": "U2", "name": "Ofc. Lee"}),
@@ -48,7 +44,14 @@ def filled(tmp_path):
     log.append("review", request_id="FR-0006", action="queued")
     log.append("review", request_id="FR-0006", action="release", final=True, leads=["s1"], shown=["s1"],
                ruled_out=2)
-    return log, made
+    return made
+
+
+@pytest.fixture
+def filled(tmp_path):
+    """A log in which each search differs from the first by one thing a filter can see."""
+    log = AuditLog(tmp_path, key=KEY, key_source="env", clock=StepClock(T0, timedelta(hours=1)))
+    return log, _fill(log)
 
 
 def _ids(log, params) -> list[str]:
@@ -138,6 +141,23 @@ def test_the_rows_kept_between_views_are_the_parsed_rows_and_only_new_lines_are_
     log.path.write_bytes(log.path.read_bytes().replace(b'"Ofc. Lee"', b'"Ofc. Leo"'))
     names = {r.requester_name for r in core.list_rows(log, flt, TZ, cache)}
     assert "Ofc. Leo" in names and "Ofc. Lee" not in names and cache.parsed == 12
+
+
+def test_the_list_is_the_same_on_the_database(filled, pg_migrated):
+    import psycopg
+
+    from bot.store.pg.audit import PgAuditLog
+
+    log, _ = filled
+    db_log = PgAuditLog(lambda: psycopg.connect(pg_migrated.app_url), key=KEY, clock=StepClock(T0, timedelta(hours=1)))
+    _fill(db_log)
+    for params in ({"from": ""}, {"from": "2026-03-02", "outcome": "candidates"}, {"from": "", "reviewed": "yes"},
+                   {"from": "", "call_number": "26-000004"}, {"from": "", "purpose": "none"}, {}):
+        flt, _ = core.parse_filter(params, today=date(2026, 3, 2))
+        on_files = core.list_rows(log, flt, TZ, core.RowCache(TZ))
+        assert core.list_rows(db_log, flt, TZ, core.RowCache(TZ)) == on_files, params
+        assert core.export_entries(core.load(db_log, flt, TZ), flt, TZ) == core.export_entries(
+            core.load(log, flt, TZ), flt, TZ), params
 
 
 @pytest.mark.parametrize("params, said", [
