@@ -204,15 +204,34 @@ class Found:
 
 def load(log: Any, flt: SearchFilter, tz: str) -> Found:
     """Ask the log (either store) for what the filter can show: the date range's search entries (by call number
-    through its index, when one is asked for), then the review entries since the first search that went to an
-    examiner (reviews are written after their search, possibly past the range's end)."""
+    through its index, when one is asked for), then the review entries of those that went to an examiner and pass
+    every other filter (only the outcome depends on a review)."""
     start, end = flt.bounds(tz)
     searches = log.find(since=start, until=end, kinds=["search"], call_number=flt.call_number or None)
-    examined = [e for e in searches if e.get("outcome") == "review"]
+    examined = [r for r in (row_of(e, {}, tz) for e in searches) if r.reviewed and matches(r, _any_outcome(flt))]
+    return Found(searches, reviews_of(log, examined))
+
+
+FEW = 10  # examined searches looked up one by one (by request id); more: every review since the first of them
+
+
+def reviews_of(log: Any, examined: Sequence[SearchRow], cache: RowCache | None = None) -> dict[str, dict[str, Any]]:
+    """bot.controls.examination.review_outcomes of the examined searches' requests. Reviews come after their
+    search, perhaps past the range's end: a few requests are looked up by id (the offsets index, or the database's
+    lines holding the id), more by reading every review since the first of them (parsed once with `cache`)."""
     if not examined:
-        return Found(searches)
-    first = min(parse_ts(e["ts"]) for e in examined)
-    return Found(searches, review_outcomes(log.find(since=first, kinds=["review"])))
+        return {}
+    if len(examined) <= FEW:
+        found = {e["seq"]: e for r in examined for e in log.find(request_id=r.request_id, kinds=["review"])}
+        return review_outcomes(found[seq] for seq in sorted(found))
+    lines = log.find_lines(since=min(parse_ts(r.ts) for r in examined), kinds=["review"])
+    read = map(cache.review, lines) if cache is not None else map(parse_line, lines)
+    return review_outcomes(e for e in read if e is not None and e.get("kind") == "review")
+
+
+def _any_outcome(flt: SearchFilter) -> SearchFilter:
+    """The filter without its outcome (which a review decides)."""
+    return replace(flt, outcome="")
 
 
 class RowCache:
@@ -270,11 +289,8 @@ def list_rows(log: Any, flt: SearchFilter, tz: str, cache: RowCache) -> list[Sea
         if row is None or ((start or end) and (ts is None or (start and ts < start) or (end and ts >= end))):
             continue
         base.append(row)
-    examined = [parse_ts(r.ts) for r in base if r.reviewed]
-    reviews = {}
-    if examined:  # reviews come after their search, perhaps past the range's end; earlier ones change nothing
-        lines = log.find_lines(since=min(examined), kinds=["review"])
-        reviews = review_outcomes(e for e in map(cache.review, lines) if e is not None)
+    base = [r for r in base if matches(r, _any_outcome(flt))]
+    reviews = reviews_of(log, [r for r in base if r.reviewed], cache)
     return sorted((r for r in (with_review(r, reviews) for r in base) if matches(r, flt)),
                   key=lambda r: (r.ts, r.seq), reverse=True)
 

@@ -131,16 +131,15 @@ def test_the_rows_kept_between_views_are_the_parsed_rows_and_only_new_lines_are_
                    {"from": "", "call_number": "26-000004"}, {"to": "2026-03-01"}, {"from": "", "requester": "diaz"}):
         flt, _ = core.parse_filter(params, today=date(2026, 3, 2))
         assert core.list_rows(log, flt, TZ, cache) == core.rows(core.load(log, flt, TZ), flt, TZ), params
-    # Each line once: the seven searches, and the three lines that can be reviews (two are, and the search waiting
-    # for one says "review"); a call number is looked up through the index, not kept.
-    assert cache.parsed == 10
+    # Each search line once (a call number is looked up through the index; one examined request's reviews too).
+    assert cache.parsed == 7
     _search(log, 9, outcome="no_candidate")
     flt, _ = core.parse_filter({"from": ""}, today=date(2026, 3, 2))
-    assert core.list_rows(log, flt, TZ, cache)[0].request_id == "FR-0009" and cache.parsed == 11
+    assert core.list_rows(log, flt, TZ, cache)[0].request_id == "FR-0009" and cache.parsed == 8
     # An edited line is another line: parsed afresh, its new bytes shown (the chain check says it was edited).
     log.path.write_bytes(log.path.read_bytes().replace(b'"Ofc. Lee"', b'"Ofc. Leo"'))
     names = {r.requester_name for r in core.list_rows(log, flt, TZ, cache)}
-    assert "Ofc. Leo" in names and "Ofc. Lee" not in names and cache.parsed == 12
+    assert "Ofc. Leo" in names and "Ofc. Lee" not in names and cache.parsed == 9
 
 
 def test_the_list_is_the_same_on_the_database(filled, pg_migrated):
@@ -158,6 +157,26 @@ def test_the_list_is_the_same_on_the_database(filled, pg_migrated):
         assert core.list_rows(db_log, flt, TZ, core.RowCache(TZ)) == on_files, params
         assert core.export_entries(core.load(db_log, flt, TZ), flt, TZ) == core.export_entries(
             core.load(log, flt, TZ), flt, TZ), params
+
+
+def test_many_examined_requests_take_their_reviews_from_one_read_with_the_same_answer(filled):
+    log, _ = filled
+    for n in range(10, 10 + core.FEW + 3):  # more than FEW under review: released with a lead, without, or open
+        _search(log, n, outcome="review")
+    for n in range(10, 10 + core.FEW + 3, 3):
+        log.append("review", request_id=f"FR-{n:04d}", action="release", final=True, leads=["s1"], shown=["s1"])
+    for n in range(11, 10 + core.FEW + 3, 3):
+        log.append("review", request_id=f"FR-{n:04d}", action="release", final=True, leads=[], shown=[])
+    cache = core.RowCache(TZ)
+    for outcome in ("", "candidates", "no_candidate", "review"):
+        flt, _ = core.parse_filter({"from": "", "outcome": outcome, "reviewed": "yes"}, today=date(2026, 3, 2))
+        listed = core.list_rows(log, flt, TZ, cache)
+        assert listed == core.rows(core.load(log, flt, TZ), flt, TZ), outcome
+        by_id = {r.request_id: r.outcome for r in listed}
+        assert all(by_id[f"FR-{n:04d}"] == outcome for n in range(10, 23) if f"FR-{n:04d}" in by_id) or not outcome
+    flt, _ = core.parse_filter({"from": "", "reviewed": "yes"}, today=date(2026, 3, 2))
+    outcomes = [r.outcome for r in sorted(core.list_rows(log, flt, TZ, cache), key=lambda r: r.seq)]
+    assert outcomes == ["candidates"] + ["candidates", "no_candidate", "review"] * 4 + ["candidates"]
 
 
 @pytest.mark.parametrize("params, said", [
