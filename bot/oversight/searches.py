@@ -208,7 +208,8 @@ def load(log: Any, flt: SearchFilter, tz: str) -> Found:
     every other filter (only the outcome depends on a review)."""
     start, end = flt.bounds(tz)
     searches = log.find(since=start, until=end, kinds=["search"], call_number=flt.call_number or None)
-    examined = [r for r in (row_of(e, {}, tz) for e in searches) if r.reviewed and matches(r, _any_outcome(flt))]
+    any_outcome = _any_outcome(flt)
+    examined = [r for r in (row_of(e, {}, tz) for e in searches) if r.reviewed and matches(r, any_outcome)]
     return Found(searches, reviews_of(log, examined))
 
 
@@ -289,7 +290,8 @@ def list_rows(log: Any, flt: SearchFilter, tz: str, cache: RowCache) -> list[Sea
         if row is None or ((start or end) and (ts is None or (start and ts < start) or (end and ts >= end))):
             continue
         base.append(row)
-    base = [r for r in base if matches(r, _any_outcome(flt))]
+    any_outcome = _any_outcome(flt)
+    base = [r for r in base if matches(r, any_outcome)]
     reviews = reviews_of(log, [r for r in base if r.reviewed], cache)
     return sorted((r for r in (with_review(r, reviews) for r in base) if matches(r, flt)),
                   key=lambda r: (r.ts, r.seq), reverse=True)

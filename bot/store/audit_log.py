@@ -659,7 +659,12 @@ def _candidates(lines: Iterable[bytes], kinds: frozenset[str] | None) -> list[by
     """The complete `lines` that can hold an entry of `kinds`: a line whose bytes hold no `"kind"` value of theirs,
     quoted, cannot (JSON escapes every quote inside a string), so it is left out unparsed."""
     marks = _marks(kinds)
-    return [raw for raw in lines if raw.endswith(b"\n") and (marks is None or any(m in raw for m in marks))]
+    if marks is None:
+        return [raw for raw in lines if raw.endswith(b"\n")]
+    if len(marks) == 1:  # the usual case, without a generator per line
+        [mark] = marks
+        return [raw for raw in lines if mark in raw and raw.endswith(b"\n")]
+    return [raw for raw in lines if raw.endswith(b"\n") and any(m in raw for m in marks)]
 
 
 def _parsed(lines: Iterable[bytes], kinds: frozenset[str] | None) -> list[dict]:
