@@ -2391,3 +2391,58 @@ def public_report_written(paths: Sequence[str]) -> str:
 
 
 # --- Oversight console: pages (bot/console) ----------------------------------------------------------------------
+# The searches page (/console/searches), its filters and exports (bot/console/searches.py).
+
+CONSOLE_SEARCHES_TITLE = "Searches"
+CONSOLE_SEARCHES_CAPTION = "Searches, newest first"
+CONSOLE_NO_SEARCHES = "No search matches these filters."
+CONSOLE_FILTER_ANY = "any"
+CONSOLE_FILTER_YES = "yes"
+CONSOLE_FILTER_NO = "no"
+CONSOLE_CHAIN_NOT_CHECKED = ("The whole audit chain has not been checked yet (the bot checks it at start and every "
+                             "hour; the Chain page can check it now).")
+CONSOLE_EXPORT_NOTE = ("Exports hold every search these filters match (all pages), in the columns of the "
+                       "command-line export (python -m bot audit export), and are recorded in the audit log.")
+
+
+def console_bad_date(label: str, value: str) -> str:
+    """A filter's date the console cannot read (the form's label is named)."""
+    return f"{_clip(label, 40)}: {_clip(value, 40)!r} is not a date; use YYYY-MM-DD, for example 2026-03-01."
+
+
+def console_dates_reversed(since: str, until: str) -> str:
+    return f"from ({_clip(since, 20)}) is after to ({_clip(until, 20)}): swap them."
+
+
+def console_bad_choice(label: str, value: str, choices: Sequence[str]) -> str:
+    """A filter value outside its closed list (a hand-edited address)."""
+    return (f"{_clip(label, 40)}: {_clip(value, 60)!r} is not one of the choices "
+            f"({_clip(', '.join(choices), 300)}).")
+
+
+def console_bad_page(value: str) -> str:
+    return f"page: {_clip(value, 20)!r} is not a page number; use 1, 2, 3 …"
+
+
+def console_searches_count(total: int, page: int, pages: int) -> str:
+    """Above the table: how many searches match and which page this is."""
+    found = "1 search matches" if total == 1 else f"{total} searches match"
+    return f"{found} · page {page} of {max(pages, 1)}"
+
+
+def console_default_range(days: int) -> str:
+    return f"Showing the last {days} days. Clear from and apply to see every search in the log."
+
+
+def console_chain_banner(bad_seq: Any, reason: str) -> str:
+    """The page's banner when the audit chain does not verify: the rows may not be what was recorded."""
+    return (f"The audit log does NOT verify (entry {_clip(str(bad_seq), 20)}: {_clip(str(reason), 200)}). The "
+            "searches below may include altered, inserted or missing entries; treat the log as evidence of "
+            "tampering.")
+
+
+def console_chain_checked(when: str, count: int, by: str) -> str:
+    """The page's line when the last full check of the chain passed."""
+    entries = "1 entry" if count == 1 else f"{count} entries"
+    return (f"The whole audit chain verified at {_clip(when, 40)} ({entries}, checked by {_clip(by, 80)}); "
+            "entries written since are checked at each view.")

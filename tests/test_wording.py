@@ -506,6 +506,17 @@ CALLS.update({
     "public_chain_line": [(None, ""), (True, HUGE), (False, HUGE)],
     "public_report_written": [([HUGE, HUGE],)],
 })
+# The console's searches page (bot/console/searches.py).
+CALLS.update({
+    "console_bad_date": [("from", HUGE), ("to", "2026-13-01")],
+    "console_dates_reversed": [(HUGE, HUGE), ("2026-03-02", "2026-03-01")],
+    "console_bad_choice": [("outcome", HUGE, [HUGE] * 20), ("flagged", "maybe", ["yes", "no"])],
+    "console_bad_page": [(HUGE,), ("0",)],
+    "console_searches_count": [(0, 1, 0), (1, 1, 1), (10**6, 5, 10**4)],
+    "console_default_range": [(30,)],
+    "console_chain_banner": [(HUGE, HUGE), (3, "mac mismatch")],
+    "console_chain_checked": [(HUGE, 10**6, HUGE), ("2026-03-02 09:00", 1, "leader")],
+})
 # Functions returning lines (each posted within a section by the caller).
 LINE_CALLS = {"audit_lines": [([REVIEW_ENTRY] * 50, "America/Los_Angeles"), ([], "UTC"),
                               ([{**REVIEW_ENTRY, "released": 10**6, "ruled_out": 10**6}] * 50, "UTC")]}

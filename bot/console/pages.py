@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from bot.console import public, samples
+from bot.console import public, samples, searches
 from bot.console.web import render
 
 
@@ -20,3 +20,4 @@ def register(app: web.Application) -> None:
     app.router.add_get("/", index)
     samples.register(app)  # /samples and its checklists (sampled audits)
     public.register(app)  # /public: the year's transparency report
+    searches.register(app)

@@ -15,6 +15,10 @@
   (e.g. folded attempts) count too. Kept in memory only: a process builds it on its first lookup. A lookup
   re-reads and re-checks only the lines indexed for the key; an index the file no longer matches (another
   inode, shorter, a different last line, a line that is not what was indexed) is rebuilt.
+- **Time index.** The same pass keeps every line's start and the latest `ts` up to it (microseconds), so a date
+  range (`find(since=, until=)`) reads only the bytes between two bisections, not the whole log. Entries are
+  written in time order, but a clock stepped back can put one behind an earlier `ts`: those lines (and any whose
+  `ts` cannot be read) are listed as `late` and checked one by one, so the answer is the whole scan's exactly.
 
 Pure data and file helpers: `bot.store.audit_log` owns the locking and the checks.
 """
@@ -22,12 +26,15 @@ from __future__ import annotations
 
 import json
 import os
+from bisect import bisect_left
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from bot.audit.chain import ANCHOR_KIND
+from bot.audit.entries import parse_ts
 from bot.store.disk import write_private_atomic
 
 PREFIX_NAME = "audit.verified.json"
@@ -109,9 +116,13 @@ class OffsetIndex:
     end: int = 0
     tail: bytes | None = None  # the last indexed line (without its newline): checked before extending
     offsets: dict[tuple[str, str], list[int]] = field(default_factory=dict)
+    starts: list[int] = field(default_factory=list)  # every complete line's offset, in file order
+    latest: list[int] = field(default_factory=list)  # the latest `ts` (µs since the epoch) up to each line
+    late: list[tuple[int, int | None]] = field(default_factory=list)  # (line, ts µs or None): behind `latest`
 
     def reset(self, inode: int | None) -> None:
         self.inode, self.end, self.tail, self.offsets = inode, 0, None, {}
+        self.starts, self.latest, self.late = [], [], []
 
     def add(self, offset: int, raw: bytes) -> None:
         """Index one complete line (with its newline) starting at `offset`; lines that are not entries are
@@ -120,9 +131,17 @@ class OffsetIndex:
             obj = json.loads(raw)
         except ValueError:
             obj = None
+        latest = self.latest[-1] if self.latest else _NEVER
         if isinstance(obj, dict) and obj.get("kind") != ANCHOR_KIND:
             for key in entry_keys(obj):
                 self.offsets.setdefault(key, []).append(offset)
+            ts = _micros(obj.get("ts"))
+            if ts is None or ts < latest:
+                self.late.append((len(self.starts), ts))
+            else:
+                latest = ts
+        self.starts.append(offset)
+        self.latest.append(latest)
         self.end = offset + len(raw)
         self.tail = raw[:-1]
 
@@ -138,6 +157,36 @@ class OffsetIndex:
 
     def lookup(self, name: str, value: str) -> list[int]:
         return list(self.offsets.get((name, value), ()))
+
+    def span(self, since: int | None, until: int | None) -> tuple[int, int, list[int]]:
+        """The lines an entry with since <= ts < until (µs, None = open) can be on: the contiguous run of lines
+        [first, stop) and, after it, the late lines that may fall in the range (indices). Every line before
+        `first` has ts < since; every line from `stop` on that is not late has ts >= until."""
+        first = bisect_left(self.latest, since) if since is not None else 0
+        stop = bisect_left(self.latest, until) if until is not None else len(self.starts)
+        after = [i for i, ts in self.late if (i >= stop or i < first) and (
+            ts is None or ((since is None or ts >= since) and (until is None or ts < until)))]
+        return first, stop, sorted(after)
+
+    def line_end(self, i: int) -> int:
+        """The offset just after line `i`."""
+        return self.starts[i + 1] if i + 1 < len(self.starts) else self.end
+
+
+_NEVER = -(2 ** 63)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def micros(value: datetime) -> int:
+    """An aware datetime as whole microseconds since the epoch (exact, unlike a float timestamp)."""
+    return (value - _EPOCH) // timedelta(microseconds=1)
+
+
+def _micros(ts: Any) -> int | None:
+    try:
+        return micros(parse_ts(ts))
+    except (TypeError, ValueError):
+        return None
 
 
 def read_line_at(fd: int, offset: int, chunk: int = 4096) -> bytes:

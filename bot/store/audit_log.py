@@ -68,6 +68,7 @@ from bot.store.audit_cache import (
     drop_prefix,
     entry_keys,
     load_prefix,
+    micros,
     read_line_at,
     save_prefix,
 )
@@ -535,8 +536,44 @@ class AuditLog:
         """
         query = EntryQuery.of(request_id=request_id, file_id=file_id, call_number=call_number,
                               requester_id=requester_id, since=since, until=until, kinds=kinds)
-        return [entry for entry in (self._indexed(query.keys) if query.keys else self.entries())
-                if query.matches(entry)]
+        if query.keys:
+            found: Iterable[dict] = self._indexed(query.keys)
+        else:
+            found = _parsed(self._ranged_lines(query), query.kinds)
+        return [entry for entry in found if query.matches(entry)]
+
+    def find_lines(self, *, since: datetime | str | None = None, until: datetime | str | None = None,
+                   kinds: Iterable[str] | None = None) -> list[bytes]:
+        """The lines (bytes, newline kept) among which every entry with since <= ts < until of `kinds` is, in file
+        order, unparsed: a few more may come (the caller parses each and checks it, e.g. with EntryQuery.matches),
+        never fewer. For readers that keep what they made of a line (bot.oversight.searches' rows) and so need not
+        parse the lines they have seen; `find` parses them all."""
+        query = EntryQuery.of(since=since, until=until, kinds=kinds)
+        return _candidates(self._ranged_lines(query), query.kinds)
+
+    def _ranged_lines(self, query: EntryQuery) -> Iterable[bytes]:
+        """The complete lines the time index says can fall in [since, until) (the caller checks each): one read of
+        the bytes between two bisections, then the few late lines after them (bot.store.audit_cache)."""
+        if not self.path.exists():
+            return []
+        if query.since is None and query.until is None:  # the whole file, streamed
+            return (raw for raw in self._raw_lines() if raw.endswith(b"\n"))
+        since = micros(query.since) if query.since is not None else None
+        until = micros(query.until) if query.until is not None else None
+        with open(self.path, "rb") as fh, self._read_lock:
+            for rebuilt in (False, True):
+                index = self._current_index(fh)
+                first, stop, late = index.span(since, until)
+                start = index.starts[first] if first < stop else 0
+                end = index.line_end(stop - 1) if first < stop else 0
+                chunk = os.pread(fh.fileno(), end - start, start)
+                aligned = (start == 0 or os.pread(fh.fileno(), 1, start - 1) == b"\n") and chunk.endswith(b"\n")
+                if first < stop and not aligned and not rebuilt:
+                    index.reset(None)  # the file changed under the index (edited in place): index it afresh
+                    continue
+                lines = chunk.splitlines(keepends=True)
+                return lines + [read_line_at(fh.fileno(), index.starts[i]) for i in late]
+        return []
 
     def _indexed(self, keys: set[tuple[str, str]]) -> list[dict]:
         """The entries at the offsets the index holds for the rarest of `keys` (the caller checks the rest)."""
@@ -613,6 +650,33 @@ class EntryQuery:
             if (self.since and ts < self.since) or (self.until and ts >= self.until):
                 return False
         return True
+
+def _marks(kinds: frozenset[str] | None) -> tuple[bytes, ...] | None:
+    return tuple(b'"' + kind.encode() + b'"' for kind in kinds) if kinds is not None else None
+
+
+def _candidates(lines: Iterable[bytes], kinds: frozenset[str] | None) -> list[bytes]:
+    """The complete `lines` that can hold an entry of `kinds`: a line whose bytes hold no `"kind"` value of theirs,
+    quoted, cannot (JSON escapes every quote inside a string), so it is left out unparsed."""
+    marks = _marks(kinds)
+    if marks is None:
+        return [raw for raw in lines if raw.endswith(b"\n")]
+    if len(marks) == 1:  # the usual case, without a generator per line
+        [mark] = marks
+        return [raw for raw in lines if mark in raw and raw.endswith(b"\n")]
+    return [raw for raw in lines if raw.endswith(b"\n") and any(m in raw for m in marks)]
+
+
+def _parsed(lines: Iterable[bytes], kinds: frozenset[str] | None) -> list[dict]:
+    """The entries of complete `lines` (as `entries()` reads them: the purge marker and unparseable lines skipped),
+    skipping unparsed the lines that cannot be of `kinds` (most of a range's cost is parsing lines nobody asked for)."""
+    out = []
+    for raw in _candidates(lines, kinds):
+        obj = _parse_line(raw)
+        if obj is not None and obj.get("kind") != ANCHOR_KIND:
+            out.append(obj)
+    return out
+
 
 def _people(entry: Mapping[str, Any]) -> set[str]:
     """Ids of whoever acted in an entry: the requester and/or the actor."""

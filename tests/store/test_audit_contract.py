@@ -2,12 +2,13 @@
 calls the same way (issue 17: the store seam). Each test runs on both."""
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
 
-from bot.store.audit_log import AuditError, AuditKeyError, AuditLog
+from bot.store.audit_log import AuditError, AuditKeyError, AuditLog, EntryQuery
 from bot.store.pg.audit import PgAuditLog
 from tests.pg_fixtures import StepClock
 
@@ -60,6 +61,43 @@ def test_find_answers_the_same_on_every_store(make_log):
     with pytest.raises(ValueError, match="unknown audit entry kind"):
         log.find(kinds=["nonsense"])
 
+
+def test_a_date_range_finds_what_a_whole_scan_finds_even_after_the_clock_stepped_back(make_log):
+    """find(since=, until=) reads only part of a file (bot.store.audit_cache's time index, bisected); the answer
+    must be the whole scan's, entry for entry, on both stores, with entries out of time order (a clock stepped
+    back) and kinds asked for or not."""
+    clock = StepClock(T0, timedelta(0))
+    log = make_log(clock=clock)
+    hours = [0, 5, 9, 30, 31, 7, 48, 50, 49, 72, 96, 96, 97, 120, 2, 121]  # 7, 49 and 2: the clock went back
+    for n, hour in enumerate(hours):
+        clock.now = T0 + timedelta(hours=hour)
+        if n % 3 == 2:
+            log.record_access({"id": "U9"}, "export", {"search": "a justification saying \"search\""})
+        else:
+            log.append("search", outcome="candidates", request_id=f"FR-{n}", requester={"id": f"U{n % 2}"})
+    everything = list(log.entries())
+    edges = [None, T0 - timedelta(hours=1), T0, T0 + timedelta(hours=7), T0 + timedelta(hours=8),
+             T0 + timedelta(hours=49), T0 + timedelta(hours=96), T0 + timedelta(hours=121), T0 + timedelta(days=30)]
+    for since in edges:
+        for until in edges:
+            for kinds in (None, ["search"], ["audit_access"], ["search", "review"]):
+                found = log.find(since=since, until=until, kinds=kinds)
+                expected = [e for e in everything if (kinds is None or e["kind"] in kinds)
+                            and (since is None or datetime.fromisoformat(e["ts"]) >= since)
+                            and (until is None or datetime.fromisoformat(e["ts"]) < until)]
+                assert found == expected, (since, until, kinds)
+                # The unparsed lines hold every one of them (a reader that parses and checks gets the same).
+                query = EntryQuery.of(since=since, until=until, kinds=kinds)
+                lines = log.find_lines(since=since, until=until, kinds=kinds)
+                assert [e for e in map(json.loads, lines) if query.matches(e)] == expected, (since, until, kinds)
+    # Appends after a range read extend the index; the clock stepping back again is still found.
+    clock.now = T0 + timedelta(hours=1)
+    late = log.append("search", outcome="no_candidate", request_id="FR-late", requester={"id": "U1"})
+    assert log.find(since=T0, until=T0 + timedelta(hours=2)) == [everything[0], late]
+    assert log.find(since=T0 + timedelta(hours=200)) == [] == log.find_lines(since=T0 + timedelta(hours=200))
+    # Looked up by value: the database narrows to the lines holding it, the file reads the index's lines.
+    assert [e["seq"] for e in log.find(request_id="FR-3", since=T0)] == [4]
+    assert log.find(request_id="FR-3", until=T0) == [] and log.find(call_number="FR-3") == []
 
 def test_a_published_head_is_checked_the_same_way(make_log):
     log = make_log()

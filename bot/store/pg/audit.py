@@ -17,6 +17,7 @@ Under way (issue 17): the server and the CLI still open the file log.
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -157,6 +158,22 @@ class PgAuditLog:
         the time range and the kinds narrow what the database sends."""
         query = EntryQuery.of(request_id=request_id, file_id=file_id, call_number=call_number,
                               requester_id=requester_id, since=since, until=until, kinds=kinds)
+        found = []
+        for line in self._select(query):
+            obj = parse_line(line)
+            if obj is not None and query.matches(obj):
+                found.append(obj)
+        return found
+
+    def find_lines(self, *, since: Any = None, until: Any = None, kinds: Iterable[str] | None = None) -> list[bytes]:
+        """The lines of the entries with since <= ts < until of `kinds`, in seq order, unparsed (the file log's
+        `find_lines`: a caller that keeps what it made of a line need not parse it again)."""
+        return self._select(EntryQuery.of(since=since, until=until, kinds=kinds))
+
+    def _select(self, query: EntryQuery) -> list[bytes]:
+        """The lines the database narrows `query` to: the time range on `at` (indexed), the kinds, and for each
+        looked-up value the lines holding it as a JSON string (a top-level one or in a list's objects, as
+        bot.store.audit_cache.entry_keys finds it); the caller checks each line it parses."""
         where, args = [], []
         if query.since is not None:
             where.append("at >= %s")
@@ -167,15 +184,12 @@ class PgAuditLog:
         if query.kinds is not None:
             where.append("kind = ANY(%s)")
             args.append(sorted(query.kinds))
+        for _name, value in sorted(query.keys):
+            where.append("position(%s::bytea in line) > 0")
+            args.append(json.dumps(value, ensure_ascii=False).encode("utf-8"))
         sql = "SELECT line FROM audit_entries" + (f" WHERE {' AND '.join(where)}" if where else "") + " ORDER BY seq"
         with self._connect() as conn:
-            rows = conn.execute(sql, args).fetchall()
-        found = []
-        for (line,) in rows:
-            obj = parse_line(bytes(line))
-            if obj is not None and query.matches(obj):
-                found.append(obj)
-        return found
+            return [bytes(line) for (line,) in conn.execute(sql, args).fetchall()]
 
     @staticmethod
     def _lines(conn: Any) -> Iterator[bytes]:
