@@ -54,7 +54,13 @@ async def report_page(request: web.Request) -> web.Response:
     return render(request, "report.html", title=f"Monthly report, {report.month_title}", report=report,
                   month=month, problem=problem, chain_warning=evidence.warning(chain),
                   previous=_shift(month, -1), following=_shift(month, 1), wording=wording,
-                  outcome_label=wording.outcome_label)
+                  outcome_title=_outcome_title)
+
+
+def _outcome_title(outcome: str) -> str:
+    """An outcome's words starting with a capital (the rest kept: "GO 375.01" stays as it is)."""
+    label = wording.outcome_label(outcome)
+    return label[:1].upper() + label[1:]
 
 
 async def report_chart(request: web.Request) -> web.Response:
@@ -95,6 +101,7 @@ async def chain_page(request: web.Request) -> web.Response:
     return render(request, "chain.html", title="Audit chain", check=check, head=head, prefix=prefix, posted=posted,
                   posted_note=posted_note, alarm=rt.state.get("head_alarm"), wording=wording,
                   checked_at=review.local_time(check.checked_at, rt.settings.timezone) if check else "",
+                  head_at=review.local_time(head["ts"], rt.settings.timezone) if head else "",
                   posted_at=_slack_time(posted, rt.settings.timezone))
 
 

@@ -44,9 +44,9 @@ def console_reads(console: ConsoleServer) -> list[dict[str, Any]]:
             if e.get("kind") == "audit_access" and str(e.get("action", "")).startswith("console_")]
 
 
-async def console_with_review(harness: Any, **review: Any) -> ConsoleServer:
+async def console_with_review(harness: Any, *, audit: Any = None, **review: Any) -> ConsoleServer:
     """The `console` fixture's server with `[review]` settings (examiner mode, supervisor approval) and the review
-    channel, an examiner pair and a supervisor in the Slack double."""
+    channel, an examiner pair and a supervisor in the Slack double; `audit`: its [audit] settings."""
     harness.slack.add_channel(REVIEW, "fr-review", is_private=True)
     for user, name in ((EXAMINER, "examiner.one"), (SECOND, "examiner.two"), (SUPERVISOR, "sgt.supervisor"),
                        (CHIEF, "chief.one"), (AUDITOR, "auditor.one")):
@@ -54,7 +54,7 @@ async def console_with_review(harness: Any, **review: Any) -> ConsoleServer:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     settings = bot_settings(harness.data_dir, command_staff=(CHIEF,))
-    settings = replace(settings, review=ReviewSettings(review_channel=REVIEW, **review),
+    settings = replace(settings, review=ReviewSettings(review_channel=REVIEW, **review), audit=audit or settings.audit,
                        oversight=replace(settings.oversight, auditors=(AUDITOR,)),
                        console=replace(settings.console, public_url=base))
     bot = await harness.start(settings=settings, port=port,
@@ -140,6 +140,10 @@ async def test_a_request_waiting_for_a_supervisor_shows_its_probe_crops_until_th
     assert crop.status == 200 and (await crop.body())[:2] == b"\xff\xd8"  # a JPEG
     assert len(console_reads(console)) == before  # an image fetch writes no audit entry
     await screenshot(page, "request-waiting-1280")
+    await page.goto(f"{console.base}/console/open")  # listed as waiting for a supervisor, linking here
+    cells = await page.locator("tbody tr td").all_inner_texts()
+    assert cells[:2] == [rid, wording.CONSOLE_KIND_APPROVAL] and cells[4] == wording.console_waits_supervisor("always")
+    await page.goto(f"{console.base}/console/requests/{rid}")
 
     await decide_approval(harness, harness.slack, "fr_approval_approve", SUPERVISOR, "facts and report number given")
     await harness.done(upload)
