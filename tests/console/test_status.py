@@ -87,7 +87,8 @@ async def test_the_chain_page_shows_a_clean_check_then_broken_after_a_line_is_ed
     edit_audit_entry(harness, 1, b"26-012345", b"26-012399")  # a careful tamperer: same length, same inode
     await page.reload()
     assert (await page.inner_text(".chain-verdict")).startswith("INTACT")  # the last check, with its time
-    await page.get_by_role("button", name="Check the whole chain now").click()
+    await page.get_by_role("button", name="Check the whole chain now").focus()  # by keyboard this time
+    await page.keyboard.press("Enter")
     await page.wait_for_url("**/console/chain")
     main = await page.inner_text("main")
     assert wording.console_chain_broken(1, "mac mismatch") in main and "INTACT" not in main
@@ -121,6 +122,11 @@ async def test_the_chain_page_shows_the_head_posted_last_in_the_head_channel(har
     await page.goto(f"{console.base}/console/chain")
     row = await page.inner_text("table tbody tr:nth-child(3)")
     assert str(head["seq"]) in row and head["mac"] in row
+    assert await page.locator("[role=alert]").count() == 0
+    alarm = wording.audit_head_alarm(head["seq"], "missing", 2)
+    console.rt.state["head_alarm"] = alarm  # as the daily job keeps it (bot.slack.flow.jobs.publish_head)
+    await page.reload()
+    assert await page.inner_text("[role=alert]") == alarm
     await check_page(page, "chain-head", 375)
 
 
