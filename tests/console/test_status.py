@@ -76,8 +76,8 @@ async def test_the_chain_page_shows_a_clean_check_then_broken_after_a_line_is_ed
     assert wording.CONSOLE_HEAD_NOT_CONFIGURED in await page.inner_text("td.posted-note")
     await check_page(page, "chain-unchecked", 1280)
 
-    await page.get_by_role("button", name="Check the whole chain now").click()
-    await page.wait_for_url("**/console/chain")
+    async with page.expect_navigation(url="**/console/chain"):  # the POST, then its 303 back here
+        await page.get_by_role("button", name="Check the whole chain now").click()
     verdict = await page.inner_text(".chain-verdict")
     assert verdict.startswith("INTACT") and wording.CONSOLE_CHAIN_OK in verdict
     saved = chain_check.last(console.rt.core.backend.small_records())
@@ -88,8 +88,8 @@ async def test_the_chain_page_shows_a_clean_check_then_broken_after_a_line_is_ed
     await page.reload()
     assert (await page.inner_text(".chain-verdict")).startswith("INTACT")  # the last check, with its time
     await page.get_by_role("button", name="Check the whole chain now").focus()  # by keyboard this time
-    await page.keyboard.press("Enter")
-    await page.wait_for_url("**/console/chain")
+    async with page.expect_navigation(url="**/console/chain"):
+        await page.keyboard.press("Enter")
     main = await page.inner_text("main")
     assert wording.console_chain_broken(1, "mac mismatch") in main and "INTACT" not in main
     assert await page.inner_text("dd.bad-seq") == "1"
