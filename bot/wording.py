@@ -2446,3 +2446,110 @@ def console_chain_checked(when: str, count: int, by: str) -> str:
     entries = "1 entry" if count == 1 else f"{count} entries"
     return (f"The whole audit chain verified at {_clip(when, 40)} ({entries}, checked by {_clip(by, 80)}); "
             "entries written since are checked at each view.")
+
+# The request trail, the monthly report, the chain and open reviews (bot/console/trail.py, status.py,
+# bot/oversight/trail.py).
+
+CONSOLE_NOT_SEARCHED_YET = "not searched yet: the request is still running, or ended before any search was recorded"
+CONSOLE_ANSWERS_SO_FAR = ("The request is still running: these are its answers so far, from its dialog; the audit log "
+                          "records them with the search.")
+CONSOLE_PROBE_REMOVED = ("The probe photo's face crops are no longer kept: the bot removes them once the search is "
+                         "done (or by the [retention] dialog_state_days period). The face sizes and quality above "
+                         "are from the audit log.")
+CONSOLE_NO_FACES = "No face is recorded for this request."
+CONSOLE_CANDIDATE_CROP_GONE = "no crop kept (the subject or image is no longer in the gallery, or has no thumbnail)"
+CONSOLE_NO_CANDIDATES = "No candidate: the search returned no one within the calibrated threshold."
+CONSOLE_NO_LINK = "not recorded"
+CONSOLE_WAITS_EXAMINER_CLAIM = "an examiner to claim it"
+CONSOLE_WAITS_EXAMINER_RELEASE = "the examiner who claimed it to decide each candidate and release"
+CONSOLE_WAITS_SECOND_EXAMINER = "a second examiner (two must decide each candidate)"
+CONSOLE_KIND_EXAMINATION = "examiner review"
+CONSOLE_KIND_APPROVAL = "supervisor approval"
+CONSOLE_NOTHING_OPEN = "Nothing waits on an examiner or a supervisor now."
+CONSOLE_CHAIN_NEVER_CHECKED = ("No full check of the chain is recorded yet: the leader runs one at start and every "
+                               "[oversight] verify_minutes; you can run one now.")
+CONSOLE_HEAD_NOT_CONFIGURED = ("not configured: [audit] head_channel is not set, so no head is posted outside the "
+                               "server and entries cut off the end of the log could go unnoticed")
+CONSOLE_HEAD_NONE_POSTED = "no head posted yet in the head channel"
+CONSOLE_NO_PREFIX = "none remembered yet"
+CONSOLE_NO_HEAD = "the audit log has no entry yet"
+CONSOLE_CHAIN_OK = ("Every entry verified from the first line: the HMAC chain is intact (no entry was altered, "
+                    "inserted, reordered or removed before the last one).")
+CONSOLE_REPORT_CHAIN_OK = "The audit chain verifies from its first line: the counts below rest on an intact log."
+CONSOLE_REPORT_EMPTY = "No request was recorded in this month."
+_CONSOLE_STAGES = {"approval": "supervisor approval", "": "examiner review"}
+_CONSOLE_ACTIONS = {
+    "queued": "queued", "claim": "claimed", "give_back": "gave it back", "decision": "decided a candidate",
+    "release": "released", "timeout": "timed out", "cancel": "cancelled", "approve": "approved", "refuse": "refused",
+    "ping": "reminded the examiners",
+}
+
+
+def console_face_quality(level: str, problems: Sequence[str]) -> str:
+    """A face's quality on the trail page: "ok", "too small to search well", or "low: ..." in words."""
+    if level == "too_small":
+        return "too small to search well"
+    if level == "low":
+        said = "; ".join(QUALITY_PROBLEMS.get(p, _clip(p, 40)) for p in problems) or "low quality"
+        return f"low: {said}"
+    return "ok" if level == "ok" else _clip(level, 40)
+
+
+def console_review_stage(stage: str) -> str:
+    """Which second-person control a `review` entry belongs to."""
+    return _CONSOLE_STAGES.get(stage, _clip(stage, 40))
+
+
+def console_review_action(action: str) -> str:
+    """What a `review` entry records, in words."""
+    return _CONSOLE_ACTIONS.get(action, _clip(action, 40))
+
+
+def console_decision(decision: str) -> str:
+    """An examiner's decision on a candidate, in words."""
+    return EXAM_DECISION_BUTTONS.get(decision, _clip(decision, 40))
+
+
+def console_waits_supervisor(reason: str) -> str:
+    """What a request waiting for approval waits for, and why it must ([review] approval)."""
+    why = {"always": "every search needs one", "flagged": "its justification was flagged"}.get(reason)
+    return f"a supervisor to approve or refuse it ({why})" if why else "a supervisor to approve or refuse it"
+
+
+def console_unknown_request(request_id: str) -> str:
+    """The trail page of a request id no audit entry carries."""
+    return (f"No audit entry carries request {_clip(request_id, 100)}. Check the id (it looks like FR-3F9A0C12D4); "
+            "a request offered but never started is not recorded.")
+
+
+def console_probe_crop_alt(index: int, size: Any) -> str:
+    """Alt text of a probe face crop: what it is, never who."""
+    return f"Face {index} cut from the probe photo ({_clip(str(size), 10)} pixels wide in the photo)"
+
+
+def console_candidate_crop_alt(rank: int) -> str:
+    """Alt text of a candidate's crop: what it is, never who."""
+    return f"Face crop of an image enrolled in the gallery for candidate {rank}'s subject"
+
+
+def console_chart_alt(month_title: str, total: int) -> str:
+    """Alt text of the monthly chart (the table under it gives the same counts)."""
+    return (f"Bar chart of the {total} requests in {_clip(month_title, 40)}, per ISO week, stacked by outcome; the "
+            "table of weeks below gives the same counts.")
+
+
+def console_chain_broken(bad_seq: Any, reason: str) -> str:
+    """The chain page's verdict on a log that does not verify: BROKEN, never clean."""
+    return (f"BROKEN at entry {_clip(str(bad_seq), 20)}: {_clip(str(reason), 200)}. The audit log was altered, or "
+            "entries were inserted, reordered or removed; run `python -m bot audit verify` on the server and keep "
+            "the log as evidence.")
+
+
+def console_bad_month(text: str) -> str:
+    """A month the report page cannot read."""
+    return f"{_clip(text, 40)!r} is not a month: use YYYY-MM, for example 2026-03. Showing last month instead."
+
+
+def console_head_unreadable(error: str) -> str:
+    """The chain page when Slack did not give the head channel's history."""
+    return f"could not be read from Slack now ({_clip(error, 200)}); reload the page later"

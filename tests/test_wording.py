@@ -518,6 +518,21 @@ CALLS.update({
     "console_chain_checked": [(HUGE, 10**6, HUGE), ("2026-03-02 09:00", 1, "leader")],
 })
 # Functions returning lines (each posted within a section by the caller).
+# The console's request trail, report, chain and open reviews (bot/console/trail.py, status.py).
+CALLS.update({
+    "console_face_quality": [("ok", []), ("too_small", ["small"]), ("low", ["soft", HUGE]), ("low", []), (HUGE, [])],
+    "console_review_stage": [("approval",), ("",), (HUGE,)],
+    "console_review_action": [("claim",), (HUGE,)],
+    "console_decision": [("possible_lead",), (HUGE,)],
+    "console_waits_supervisor": [("always",), ("flagged",), (HUGE,)],
+    "console_unknown_request": [("FR-0000000000",), (HUGE,)],
+    "console_probe_crop_alt": [(1, 285), (10**6, HUGE)],
+    "console_candidate_crop_alt": [(1,), (10**6,)],
+    "console_chart_alt": [("March 2026", 10**6), (HUGE, 0)],
+    "console_chain_broken": [(7, "mac mismatch"), (HUGE, HUGE)],
+    "console_bad_month": [("2026-13",), (HUGE,)],
+    "console_head_unreadable": [("channel_not_found",), (HUGE,)],
+})
 LINE_CALLS = {"audit_lines": [([REVIEW_ENTRY] * 50, "America/Los_Angeles"), ([], "UTC"),
                               ([{**REVIEW_ENTRY, "released": 10**6, "ruled_out": 10**6}] * 50, "UTC")]}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from bot.console import public, samples, searches
+from bot.console import public, samples, searches, status, trail
 from bot.console.web import render
 
 
@@ -21,3 +21,5 @@ def register(app: web.Application) -> None:
     samples.register(app)  # /samples and its checklists (sampled audits)
     public.register(app)  # /public: the year's transparency report
     searches.register(app)
+    trail.register(app)  # /requests/<id> and its crops
+    status.register(app)  # /report, /chain, /open

@@ -522,6 +522,17 @@ class GalleryCore:
         keys = ("subject_id", "name", "record_ref", "images", "first_enrolled")
         return [dict(zip(keys, row)) for row in rows]
 
+    def subject(self, subject_id: str) -> dict | None:
+        """One subject as the gallery holds it now: subject_id, name, record_ref and `images` (the SHA-256 of each
+        enrolled image, oldest first); None when it is not enrolled (removed, or never was)."""
+        with self._lock, self._connection() as conn:
+            rows = self._q(conn, "SELECT s.name, s.record_ref, i.sha256 FROM {subjects} s LEFT JOIN {images} i "
+                                 "ON i.subject_key = s.key WHERE s.subject_id = ? ORDER BY i.key", (subject_id,))
+        if not rows:
+            return None
+        return {"subject_id": subject_id, "name": rows[0][0], "record_ref": rows[0][1],
+                "images": [sha for _, _, sha in rows if sha]}
+
     def image_owners(self, hashes: Iterable[str]) -> dict[str, str]:
         """{image_sha256: subject_id} for those of `hashes` already enrolled."""
         with self._lock, self._connection() as conn:

@@ -107,6 +107,17 @@ def test_enrolled_images_are_listed_searched_and_counted(make):
     assert stats["files"]["matrix_bytes"] > 4 * DIM * 4 and stats["files"]["thumbnails"] == 0
 
 
+def test_one_subject_is_read_as_the_gallery_holds_it_now(make):
+    """What the console's trail shows beside a candidate: its name and record now, and its images' crops."""
+    gallery = make()
+    assert gallery.subject("A") is None
+    fill(gallery)
+    assert gallery.subject("A") == {"subject_id": "A", "name": "Name A", "record_ref": "R-A", "images": [sha(1), sha(2)]}
+    gallery.change(MODEL, remove_subjects=["B"], renames=[{"subject_id": "C", "name": "Renamed", "record_ref": ""}])
+    assert gallery.subject("B") is None and gallery.subject("C")["name"] == "Renamed"
+    assert gallery.subject("%") is None  # an id, never a pattern
+
+
 def test_another_process_or_replica_sees_each_change_on_its_next_search(make):
     writer, reader = make(), make()
     fill(writer)
