@@ -2303,18 +2303,19 @@ def alert_off_hours(name: str, user_id: str, day: str, at: str, usual_from: str,
 def alert_chain_broken(bad_seq: Any, reason: str, checked_at: str) -> str:
     """The full chain check failed (rule chain): never taken on trust, raised at once."""
     return (f"The audit log does not verify: entry {one_line(str(bad_seq))[:20]}: {one_line(reason)[:200]} (full "
-            f"check at {checked_at}). Entries may have been altered, inserted or removed; run `audit verify`.")
+            f"check at {one_line(checked_at)[:40]}). Entries may have been altered, inserted or removed; run `audit verify`.")
 
 
 def alert_post_header(rule: str) -> str:
     """The first line of an alert posted in [oversight] alert_channel."""
-    return f"*Oversight alert: {ALERT_RULE_LABELS.get(rule, rule)}*"
+    return f"*Oversight alert: {ALERT_RULE_LABELS.get(rule) or _clip(one_line(rule), 40)}*"
 
 
 def alert_post_footer(alert_id: str, console_url: str | None) -> str:
     """Where to review an alert posted in the alert channel (the console, when its address is set)."""
-    where = f"<{console_url}|the console's alerts page>" if console_url else "the console's alerts page"
-    return f"Alert {alert_id}. Review it and record what you found on {where}."
+    safe = console_url and console_url.startswith(("https://", "http://")) and not set(console_url) & set("<>| ")
+    where = f"<{console_url}|the console's alerts page>" if safe else "the console's alerts page"
+    return f"Alert {_clip(one_line(alert_id), 40)}. Review it and record what you found on {where}."
 
 
 

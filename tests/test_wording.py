@@ -491,6 +491,18 @@ CALLS.update({
     "gallery_near_duplicate": [(HUGE, HUGE, 0.3, 0.35)],
 })
 # Functions returning lines (each posted within a section by the caller).
+# Oversight: anomaly alerts (bot/oversight/alerts.py), their posts in [oversight] alert_channel.
+CALLS.update({
+    "alert_requester_day": [(HUGE, HUGE, "2026-03-10", 10**6, 1e9, 1e6, 56), ("Ofc. One", "U1", "2026-03-10", 1, 5.0, None, 56)],
+    "alert_subject_spread": [(HUGE, 10**6, "2026-03-01", "2026-03-30", 30)],
+    "alert_probe_repeat": [(HUGE, 10**6, "2026-03-01", "2026-03-07", (HUGE, HUGE)), ("ab" * 32, 3, "a", "b", None)],
+    "alert_refusals": [(HUGE, HUGE, "2026-03-10", 10**6)],
+    "alert_flagged": [(HUGE, HUGE, HUGE)],
+    "alert_off_hours": [(HUGE, HUGE, "2026-03-10", "02:30", "05:00", "17:00", 10**6)],
+    "alert_chain_broken": [(HUGE, HUGE, HUGE), (4, "mac mismatch", "2026-03-10T10:00:00.000000Z")],
+    "alert_post_header": [(HUGE,), ("flagged",)],
+    "alert_post_footer": [("AL-0123456789AB", "https://frbot.example.org/console/alerts"), (HUGE, None)],
+})
 LINE_CALLS = {"audit_lines": [([REVIEW_ENTRY] * 50, "America/Los_Angeles"), ([], "UTC"),
                               ([{**REVIEW_ENTRY, "released": 10**6, "ruled_out": 10**6}] * 50, "UTC")]}
 

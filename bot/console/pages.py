@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from bot.console import alerts
 from bot.console.web import render
 
 
@@ -17,3 +18,4 @@ def register(app: web.Application) -> None:
     """The pages' routes on the console sub-application (paths relative to /console)."""
     app.router.add_get("", index)
     app.router.add_get("/", index)
+    alerts.register(app)

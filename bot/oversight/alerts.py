@@ -102,12 +102,22 @@ class Alert:
 
 @dataclass(slots=True)
 class _Event:
-    """One thing a rule counts: when (UTC and local), who, which request."""
+    """One thing a rule counts: when (UTC, local, its local day and minute past midnight), who, which request."""
 
     at: datetime
     local: datetime
+    day: date
+    minute: int
     who: str
     request_id: str
+
+
+_at = operator.attrgetter("at")
+
+
+def _event(at: datetime, zone: ZoneInfo, who: str, rid: str) -> _Event:
+    local = at.astimezone(zone)
+    return _Event(at, local, local.date(), local.hour * 60 + local.minute, who, rid)
 
 
 @dataclass
@@ -135,9 +145,6 @@ def _read(entries: Iterable[Mapping[str, Any]], zone: ZoneInfo) -> _Facts:
     searched: dict[str, str] = {}  # request id -> requester, for examiner releases
     releases: list[tuple[datetime, str, tuple[str, ...]]] = []
 
-    def event(at: datetime, who: str, rid: str) -> _Event:
-        return _Event(at, at.astimezone(zone), who, rid)
-
     for entry in entries:
         kind = entry.get("kind")
         if kind not in ("search", "review", "refusal", "alert"):
@@ -153,18 +160,22 @@ def _read(entries: Iterable[Mapping[str, Any]], zone: ZoneInfo) -> _Facts:
             if entry.get("action") == "release" and entry.get("final"):
                 releases.append((at, rid, tuple(str(s) for s in entry.get("shown") or ())))
             continue
-        who, name = _person(entry.get("requester"))
+        requester = entry.get("requester")
+        if type(requester) is dict:  # as the log holds it; _person for anything else
+            who, name = str(requester.get("id") or ""), requester.get("name")
+        else:
+            who, name = _person(requester)
         if name:
             facts.names[who] = name
         if kind == "refusal":
-            facts.refused[who].append(event(at, who, rid))
+            facts.refused[who].append(_event(at, zone, who, rid))
             continue
         outcome = entry.get("outcome")
-        this = event(at, who, rid)
+        this = _event(at, zone, who, rid)
         if "protected_class" in (entry.get("flags") or ()):
             facts.flagged.append(this)
         if outcome == "denied":
-            _refusal_events(facts, entry, this)
+            _refusal_events(facts, entry, this, zone)
             continue
         searched[rid] = who
         facts.ran[who].append(this)
@@ -178,18 +189,17 @@ def _read(entries: Iterable[Mapping[str, Any]], zone: ZoneInfo) -> _Facts:
         who = searched.get(rid)
         if who is not None:
             for subject in shown:
-                facts.releases[subject].append(event(at, who, rid))
+                facts.releases[subject].append(_event(at, zone, who, rid))
     return facts
 
 
-def _refusal_events(facts: _Facts, entry: Mapping[str, Any], first: _Event) -> None:
+def _refusal_events(facts: _Facts, entry: Mapping[str, Any], first: _Event, zone: ZoneInfo) -> None:
     """A denied search entry as the refusals it stands for: one, or a folded entry's `count` at their own times
     (bot.audit.refusals: the listed attempts, the rest at `last_at`)."""
     count = folded_count(entry)
     if count == 1 and not entry.get("attempts"):
         facts.refused[first.who].append(first)
         return
-    zone = first.local.tzinfo
     times = []
     for attempt in entry.get("attempts") or ():
         if isinstance(attempt, Mapping) and attempt.get("at"):
@@ -197,21 +207,17 @@ def _refusal_events(facts: _Facts, entry: Mapping[str, Any], first: _Event) -> N
     last = as_utc(entry["last_at"]) if entry.get("last_at") else first.at
     times += [(last, first.request_id)] * max(0, count - len(times))
     for at, rid in times[:count]:
-        facts.refused[first.who].append(_Event(at, at.astimezone(zone), first.who, rid))
+        facts.refused[first.who].append(_event(at, zone, first.who, rid))
 
 
 # --- the rules ---------------------------------------------------------------------------------------------------
-
-
-def _day(event: _Event) -> date:
-    return event.local.date()
 
 
 def _requester_day(facts: _Facts, s: OversightSettings, since: datetime | None) -> Iterable[Alert]:
     for who, events in facts.ran.items():
         by_day: dict[date, list[_Event]] = defaultdict(list)
         for e in events:
-            by_day[_day(e)].append(e)
+            by_day[e.day].append(e)
         days = sorted(by_day)
         for i, day in enumerate(days):
             todays = by_day[day]
@@ -248,7 +254,7 @@ def _windowed(facts: _Facts, rule: str, groups: Mapping[str, list[_Event]], days
     for key, events in groups.items():
         if len(events) < threshold:
             continue
-        events = sorted(events, key=lambda e: e.at)
+        events = sorted(events, key=_at)
         fired = sorted(facts.fired.get((rule, key), ()))
         window: deque[_Event] = deque()
         people: dict[str, int] = defaultdict(int)
@@ -270,7 +276,7 @@ def _windowed(facts: _Facts, rule: str, groups: Mapping[str, list[_Event]], days
 
 
 def _span(window: list[_Event]) -> str:
-    return f"{_day(window[0]).isoformat()}/{_day(window[-1]).isoformat()}"
+    return f"{window[0].day.isoformat()}/{window[-1].day.isoformat()}"
 
 
 def _subject_spread(facts: _Facts, s: OversightSettings, since: datetime | None) -> Iterable[Alert]:
@@ -300,8 +306,8 @@ def _probe_repeat(facts: _Facts, s: OversightSettings, since: datetime | None) -
 def _refusals(facts: _Facts, s: OversightSettings, since: datetime | None) -> Iterable[Alert]:
     for who, events in facts.refused.items():
         by_day: dict[date, list[_Event]] = defaultdict(list)
-        for e in sorted(events, key=lambda e: e.at):
-            by_day[_day(e)].append(e)
+        for e in sorted(events, key=_at):
+            by_day[e.day].append(e)
         for day, todays in by_day.items():
             if len(todays) < s.refusals_per_day:
                 continue
@@ -318,7 +324,7 @@ def _flagged(facts: _Facts, _s: OversightSettings, since: datetime | None) -> It
     for e in facts.flagged:
         if since and e.at < since:
             continue
-        yield Alert("flagged", e.request_id, _day(e).isoformat(), iso_utc(e.at),
+        yield Alert("flagged", e.request_id, e.day.isoformat(), iso_utc(e.at),
                     wording.alert_flagged(facts.names.get(e.who, ""), e.who, e.request_id), 1, 1.0,
                     (e.request_id,), _who(facts, e.who))
 
@@ -328,21 +334,22 @@ def usual_hours(ordered: list[int], low_pct: float, high_pct: float) -> tuple[in
     minutes, None when every hour is usual. The day is a circle: it is cut at the longest stretch with no search,
     so a night shift from 22:00 to 06:00 is one band, not the whole day."""
     n = len(ordered)
-    diffs = list(map(operator.sub, ordered[1:], ordered[:-1]))
-    diffs.append(ordered[0] + DAY_MINUTES - ordered[-1])  # the stretch across midnight
-    cut = (diffs.index(max(diffs)) + 1) % n  # the first search after the longest stretch without one
+    if ordered[0] + DAY_MINUTES - ordered[-1] >= DAY_MINUTES // 2:
+        cut = 0  # half a day without a search across midnight: no other stretch can be longer
+    else:
+        diffs = list(map(operator.sub, ordered[1:], ordered[:-1]))
+        diffs.append(ordered[0] + DAY_MINUTES - ordered[-1])  # the stretch across midnight
+        cut = (diffs.index(max(diffs)) + 1) % n  # the first search after the longest stretch without one
     origin = ordered[cut]
 
-    def turned(pct: float) -> float:  # the percentile of the minutes counted from `origin` (linear, as numpy)
+    bounds = []
+    for pct in (low_pct, high_pct):  # each percentile of the minutes counted from `origin` (linear, as numpy's)
         pos = (n - 1) * pct / 100
-        lo = math.floor(pos)
-        hi = min(lo + 1, n - 1)
+        lo = int(pos)
         a = (ordered[(cut + lo) % n] - origin) % DAY_MINUTES
-        b = (ordered[(cut + hi) % n] - origin) % DAY_MINUTES
-        return a + (b - a) * (pos - lo)
-
-    low = origin + turned(low_pct)
-    high = origin + turned(high_pct)
+        b = (ordered[(cut + min(lo + 1, n - 1)) % n] - origin) % DAY_MINUTES
+        bounds.append(origin + a + (b - a) * (pos - lo))
+    low, high = bounds
     start = math.floor(low / 60) * 60 - HOURS_SLACK_MINUTES
     end = math.ceil(high / 60) * 60 + HOURS_SLACK_MINUTES
     if end - start >= DAY_MINUTES:
@@ -355,16 +362,12 @@ def _clock(minutes: int) -> str:
     return f"{minutes // 60:02d}:{minutes % 60:02d}"
 
 
-def _minute(e: _Event) -> int:
-    return e.local.hour * 60 + e.local.minute
-
-
 def _off_hours(facts: _Facts, s: OversightSettings, since: datetime | None) -> Iterable[Alert]:
     for who, events in facts.ran.items():
         if len(events) <= s.hours_min_searches:
             continue
-        events = sorted(events, key=lambda e: e.at)
-        days = [_day(e) for e in events]
+        events = sorted(events, key=_at)
+        days = [e.day for e in events]
         window: list[int] = []  # the minutes of their searches over the baseline days before `day`, sorted
         added = removed = i = 0
         while i < len(events):
@@ -372,11 +375,11 @@ def _off_hours(facts: _Facts, s: OversightSettings, since: datetime | None) -> I
             j = bisect.bisect_right(days, day, i)
             todays = events[i:j]
             for e in events[added:i]:
-                bisect.insort(window, _minute(e))
+                bisect.insort(window, e.minute)
             added = i
             first = bisect.bisect_left(days, day - timedelta(days=s.baseline_days), removed)
             for e in events[removed:first]:
-                del window[bisect.bisect_left(window, _minute(e))]
+                del window[bisect.bisect_left(window, e.minute)]
             removed = first
             i = j  # their usual hours come from the days before, never the day itself
             if len(window) < s.hours_min_searches or (since and todays[-1].at < since):
@@ -385,7 +388,7 @@ def _off_hours(facts: _Facts, s: OversightSettings, since: datetime | None) -> I
             if band is None:
                 continue
             start, length = band
-            outside = [e for e in todays if (_minute(e) - start) % DAY_MINUTES > length]
+            outside = [e for e in todays if (e.minute - start) % DAY_MINUTES > length]
             if not outside or (since and outside[0].at < since):
                 continue
             at = outside[0].local.strftime("%H:%M")
