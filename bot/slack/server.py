@@ -126,16 +126,8 @@ async def review_channel_problem(rt: Runtime) -> str | None:
     review = rt.settings.review
     if review.mode != "examiner" and review.approval == "never":
         return None
-    info = await rt.channel_info(review.review_channel)
-    if not info:
-        return (f"[review] review_channel {review.review_channel} cannot be read: invite the bot to that private "
-                "channel (or fix the ID)")
-    if info.get("is_ext_shared"):
-        return f"[review] review_channel {review.review_channel} is shared with another organisation: use one of the department's own"
-    if not (info.get("is_private") or info.get("is_group")):
-        return (f"[review] review_channel {review.review_channel} is public: approval cards and examiner reviews show "
-                "justifications and faces, so they need a private channel")
-    return None
+    return await flow.private_channel_problem(rt, "[review] review_channel", review.review_channel,
+                                              "approval cards and examiner reviews show justifications and faces")
 
 
 async def _on_start(rt: Runtime) -> None:

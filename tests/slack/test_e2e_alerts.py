@@ -134,3 +134,16 @@ async def test_a_head_that_disagrees_with_the_posted_one_is_a_chain_alert(harnes
     [entry] = alert_entries(harness)
     assert entry["key"] == "head" and entry["details"]["problem"] == "missing"
     assert datetime.fromisoformat(entry["at"]) <= datetime.now(UTC)
+
+
+async def test_a_public_alert_channel_gets_no_post_and_the_alert_is_still_an_entry(harness, slack, caplog):
+    craft(harness.audit_log())
+    settings = bot_settings(harness.data_dir)
+    slack.add_channel("CPUBLIC", "oversight-public")
+    settings = dataclasses.replace(settings, oversight=dataclasses.replace(settings.oversight,
+                                                                           alert_channel="CPUBLIC"))
+    await harness.start(settings=settings)
+    await harness.idle()
+    assert [c for c in slack.call_log("chat.postMessage") if c.params.get("channel") == "CPUBLIC"] == []
+    assert sorted(e["rule"] for e in alert_entries(harness)) == ["flagged", "refusals"]
+    assert "[oversight] alert_channel CPUBLIC is public" in caplog.text

@@ -22,7 +22,7 @@ examining; dialog -> searching -> examining).
 """
 from bot.slack.flow import examining
 from bot.slack.flow.dialog import apply, handle_action, handle_edit, handle_reply, transition
-from bot.slack.flow.effects import post, post_essential, replay_spool
+from bot.slack.flow.effects import post, post_essential, private_channel_problem, replay_spool
 from bot.slack.flow.form import open_form, submit_form
 from bot.slack.flow.intake import earlier_request_id, handle_upload, index_dispatch, shortcut_search
 from bot.slack.flow.jobs import audit_gaps, publish_head, purge, reconcile_audit, resume_all, tick, watchdog
@@ -42,6 +42,7 @@ __all__ = [
     "open_form",
     "post",
     "post_essential",
+    "private_channel_problem",
     "publish_head",
     "purge",
     "reconcile_audit",

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.oversight import alerts, chain_check
 from bot.slack import blocks
-from bot.slack.flow.effects import post_essential
+from bot.slack.flow.effects import post_essential, private_channel_problem
 
 if TYPE_CHECKING:
     from bot.audit.heads import HeadAlarm
@@ -82,12 +82,24 @@ async def raise_once(rt: Runtime, alert: alerts.Alert) -> dict[str, Any] | None:
         return await _raise(rt, alert)
 
 
+async def alert_channel_problem(rt: Runtime) -> str | None:
+    """Why alerts may not be posted in `[oversight] alert_channel` (one sentence), or None: they name officers and
+    requests, so the channel must be readable by the bot, private, and the department's own."""
+    return await private_channel_problem(rt, "[oversight] alert_channel", rt.settings.oversight.alert_channel,
+                                         "alerts name officers and requests")
+
+
 async def _raise(rt: Runtime, alert: alerts.Alert) -> dict[str, Any]:
     entry = await rt.io(rt.core.audit.append, "alert", **alert.entry_fields())
     channel = rt.settings.oversight.alert_channel
-    if channel:  # without one, alerts are in the console only
-        await post_essential(rt, channel, None, blocks.oversight_alert(entry, console_alerts_url(rt)))
+    if not channel:  # without one, alerts are in the console only
+        return entry
+    problem = await alert_channel_problem(rt)
+    if problem:  # the entry stands (the console lists it); nothing is posted where it should not be read
+        log.error("%s: alert %s not posted", problem, entry["alert_id"])
+        return entry
+    await post_essential(rt, channel, None, blocks.oversight_alert(entry, console_alerts_url(rt)))
     return entry
 
 
-__all__ = ["check_alerts", "console_alerts_url", "raise_head_alarm", "raise_once", "verify_chain"]
+__all__ = ["alert_channel_problem", "check_alerts", "console_alerts_url", "raise_head_alarm", "raise_once", "verify_chain"]
