@@ -4,6 +4,7 @@ the entries back and posts nothing again; a tampered log line is a broken chain 
 disagrees with the one posted is a chain alert too."""
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from datetime import UTC, datetime
 
@@ -31,12 +32,12 @@ def alert_entries(harness) -> list[dict]:
     return [e for e in harness.audit_log().entries() if e.get("kind") == "alert"]
 
 
-async def start(harness, slack, **audit):
+async def start(harness, slack, oversight=None, **audit):
     """A server with the alert channel (private) and the console's address set."""
     slack.add_channel(ALERTS, "frs-oversight", is_private=True)  # again on a restart: its history stays
     settings = bot_settings(harness.data_dir)
     settings = dataclasses.replace(
-        settings, oversight=dataclasses.replace(settings.oversight, alert_channel=ALERTS),
+        settings, oversight=dataclasses.replace(settings.oversight, alert_channel=ALERTS, **(oversight or {})),
         console=dataclasses.replace(settings.console, public_url=PUBLIC_URL),
         audit=AuditSettings(**audit) if audit else settings.audit)
     bot = await harness.start(settings=settings)
@@ -147,3 +148,30 @@ async def test_a_public_alert_channel_gets_no_post_and_the_alert_is_still_an_ent
     assert [c for c in slack.call_log("chat.postMessage") if c.params.get("channel") == "CPUBLIC"] == []
     assert sorted(e["rule"] for e in alert_entries(harness)) == ["flagged", "refusals"]
     assert "[oversight] alert_channel CPUBLIC is public" in caplog.text
+
+
+async def test_the_leader_runs_the_rules_every_check_minutes_by_itself(harness, slack):
+    # 0.005 minutes (0.3 s): the settings file takes whole minutes; the schedule is what is tested here.
+    await start(harness, slack, oversight={"check_minutes": 0.005})
+    assert alert_posts(slack) == []
+    harness.audit_log().append("search", outcome="no_candidate", request_id="FR-FLAGGED03", requester=OFFICER_X,
+                               flags=["protected_class"])
+    post = await slack.wait_for(lambda c: c.method == "chat.postMessage" and c.params.get("channel") == ALERTS,
+                                ok=True)
+    assert post.params["metadata"]["event_payload"]["key"] == "FR-FLAGGED03"
+    await asyncio.sleep(1.0)  # three more runs: nothing new
+    assert len(alert_posts(slack)) == 1 and len(alert_entries(harness)) == 1
+
+
+async def test_the_leader_checks_the_whole_chain_every_verify_minutes_and_a_break_is_an_alert_at_once(harness, slack):
+    log = harness.audit_log()
+    for n in range(3):
+        log.append("gallery_change", actor="os:admin", action="remove", subject_id=f"S{n}")
+    await start(harness, slack, oversight={"verify_minutes": 0.005})
+    assert alert_posts(slack) == [] and chain_check.last(harness.backend().small_records()).ok
+    edit_audit_entry(harness, 1, b'"S0"', b'"S5"')  # behind the running server's back
+    post = await slack.wait_for(lambda c: c.method == "chat.postMessage" and c.params.get("channel") == ALERTS,
+                                ok=True)
+    assert block_texts(post.params)[1].startswith("The audit log does not verify: entry 1:")
+    check = chain_check.last(harness.backend().small_records())
+    assert not check.ok and check.bad_seq == 1
