@@ -2262,6 +2262,86 @@ CONSOLE_NO_PUBLIC_URL = ("error: the console is on (CONSOLE_CLIENT_ID and CONSOL
 
 # --- Oversight: anomaly alerts (bot/oversight/alerts.py) ----------------------------------------------------------
 
+ALERT_RULE_LABELS = {  # the console's and the alert post's name for each rule
+    "requester_day": "Searches in a day",
+    "subject_spread": "One subject shown to several requesters",
+    "probe_repeat": "One photo searched again and again",
+    "refusals": "Repeated refusals",
+    "flagged": "Protected class named",
+    "off_hours": "Outside usual hours",
+    "chain": "Audit chain",
+}
+ALERT_REVIEWED_BUTTON = "Reviewed"
+ALERT_NOTE_LABEL = "Note (what you looked at and what you found)"
+ALERTS_NONE = "No alert has been raised."
+ALERT_NOT_FOUND = "There is no such alert."
+ALERT_NOTE_MISSING = "refused: write a note saying what you looked at before marking the alert reviewed"
+
+
+def _alert_who(name: str | None, user_id: str | None) -> str:
+    """A person in an alert's summary: their name and id, on one line (plain text; Slack escapes it)."""
+    name = person_name(name or "")[:80]
+    uid = one_line(user_id or "")[:40]
+    return f"{name} ({uid})" if name and uid and name != uid else (name or uid or "someone")
+
+
+def alert_requester_day(name: str, user_id: str, day: str, count: int, threshold: float, median: float | None,
+                        baseline_days: int) -> str:
+    """A requester's day far above their own usual day (bot.oversight.alerts, rule requester_day)."""
+    usual = (f"their usual day over the {baseline_days} days before: {median:g} searches" if median else
+             f"no searches in the {baseline_days} days before")
+    return (f"{_alert_who(name, user_id)} ran {count} {'search' if count == 1 else 'searches'} on "
+            f"{day}, at or above the alert level of {threshold:g} ({usual}).")
+
+
+def alert_subject_spread(subject_id: str, count: int, first_day: str, last_day: str, days: int) -> str:
+    """One gallery subject released to several requesters (rule subject_spread)."""
+    return (f"Gallery subject {one_line(subject_id)[:60]} was shown as a candidate to {count} different requesters "
+            f"between {first_day} and {last_day} (within {count_noun(days, 'day')}).")
+
+
+def alert_probe_repeat(sha256: str, count: int, first_day: str, last_day: str, who: tuple[str, str] | None) -> str:
+    """One probe photo searched again and again (rule probe_repeat)."""
+    by = f" by {_alert_who(*who)}" if who else " by more than one requester"
+    return (f"The same probe photo (SHA-256 {one_line(sha256)[:12]}…) was searched {count} times{by} between "
+            f"{first_day} and {last_day}.")
+
+
+def alert_refusals(name: str, user_id: str, day: str, count: int) -> str:
+    """Repeated refusals of one person in a day (rule refusals)."""
+    return f"{_alert_who(name, user_id)} was refused {count} times on {day} (requests or answers the policy refused)."
+
+
+def alert_flagged(name: str, user_id: str, request_id: str) -> str:
+    """A search whose justification names a protected class (rule flagged)."""
+    return (f"Request {one_line(request_id)[:40]} by {_alert_who(name, user_id)} names a protected class in its "
+            "justification (GO 375.01 C): check that the search rests on facts, not on who the person is.")
+
+
+def alert_off_hours(name: str, user_id: str, day: str, at: str, usual_from: str, usual_to: str, earlier: int) -> str:
+    """A search outside the requester's usual hours (rule off_hours)."""
+    return (f"{_alert_who(name, user_id)} searched at {at} on {day}, outside their usual hours of {usual_from} to "
+            f"{usual_to} (from their {earlier} searches before that day).")
+
+
+def alert_chain_broken(bad_seq: Any, reason: str, checked_at: str) -> str:
+    """The full chain check failed (rule chain): never taken on trust, raised at once."""
+    return (f"The audit log does not verify: entry {one_line(str(bad_seq))[:20]}: {one_line(reason)[:200]} (full "
+            f"check at {one_line(checked_at)[:40]}). Entries may have been altered, inserted or removed; run `audit verify`.")
+
+
+def alert_post_header(rule: str) -> str:
+    """The first line of an alert posted in [oversight] alert_channel."""
+    return f"*Oversight alert: {ALERT_RULE_LABELS.get(rule) or _clip(one_line(rule), 40)}*"
+
+
+def alert_post_footer(alert_id: str, console_url: str | None) -> str:
+    """Where to review an alert posted in the alert channel (the console, when its address is set)."""
+    safe = console_url and console_url.startswith(("https://", "http://")) and not set(console_url) & set("<>| ")
+    where = f"<{console_url}|the console's alerts page>" if safe else "the console's alerts page"
+    return f"Alert {_clip(one_line(alert_id), 40)}. Review it and record what you found on {where}."
+
+
 
 # --- Oversight: sampled audits (bot/oversight/samples.py) --------------------------------------------------------
 

@@ -517,7 +517,6 @@ CALLS.update({
     "console_chain_banner": [(HUGE, HUGE), (3, "mac mismatch")],
     "console_chain_checked": [(HUGE, 10**6, HUGE), ("2026-03-02 09:00", 1, "leader")],
 })
-# Functions returning lines (each posted within a section by the caller).
 # The console's request trail, report, chain and open reviews (bot/console/trail.py, status.py).
 CALLS.update({
     "console_face_quality": [("ok", []), ("too_small", ["small"]), ("low", ["soft", HUGE]), ("low", []), (HUGE, [])],
@@ -533,6 +532,19 @@ CALLS.update({
     "console_bad_month": [("2026-13",), (HUGE,)],
     "console_head_unreadable": [("channel_not_found",), (HUGE,)],
 })
+# Oversight: anomaly alerts (bot/oversight/alerts.py), their posts in [oversight] alert_channel.
+CALLS.update({
+    "alert_requester_day": [(HUGE, HUGE, "2026-03-10", 10**6, 1e9, 1e6, 56), ("Ofc. One", "U1", "2026-03-10", 1, 5.0, None, 56)],
+    "alert_subject_spread": [(HUGE, 10**6, "2026-03-01", "2026-03-30", 30)],
+    "alert_probe_repeat": [(HUGE, 10**6, "2026-03-01", "2026-03-07", (HUGE, HUGE)), ("ab" * 32, 3, "a", "b", None)],
+    "alert_refusals": [(HUGE, HUGE, "2026-03-10", 10**6)],
+    "alert_flagged": [(HUGE, HUGE, HUGE)],
+    "alert_off_hours": [(HUGE, HUGE, "2026-03-10", "02:30", "05:00", "17:00", 10**6)],
+    "alert_chain_broken": [(HUGE, HUGE, HUGE), (4, "mac mismatch", "2026-03-10T10:00:00.000000Z")],
+    "alert_post_header": [(HUGE,), ("flagged",)],
+    "alert_post_footer": [("AL-0123456789AB", "https://frbot.example.org/console/alerts"), (HUGE, None)],
+})
+# Functions returning lines (each posted within a section by the caller).
 LINE_CALLS = {"audit_lines": [([REVIEW_ENTRY] * 50, "America/Los_Angeles"), ([], "UTC"),
                               ([{**REVIEW_ENTRY, "released": 10**6, "ruled_out": 10**6}] * 50, "UTC")]}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from bot.console import public, samples, searches, status, trail
+from bot.console import alerts, public, samples, searches, status, trail
 from bot.console.web import render
 
 
@@ -23,3 +23,4 @@ def register(app: web.Application) -> None:
     searches.register(app)
     trail.register(app)  # /requests/<id> and its crops
     status.register(app)  # /report, /chain, /open
+    alerts.register(app)

@@ -590,3 +590,22 @@ def audit_head_alarm(text: str, *, seq: int, problem: str) -> Message:
 
 
 __all__ += ["AUDIT_EVENT_TYPE", "audit_head", "audit_head_alarm"]
+
+
+# --- oversight alerts ([oversight] alert_channel) -------------------------------------------------------------
+
+OVERSIGHT_EVENT_TYPE = "fr_oversight"
+
+
+def oversight_alert(alert: dict[str, Any], console_url: str | None) -> Message:
+    """An anomaly alert (bot.oversight.alerts: its `alert` entry's fields) for the private alert channel: the rule,
+    the sentence, where to review it; metadata {kind "oversight_alert", alert_id, rule, key, window}."""
+    header = wording.alert_post_header(str(alert.get("rule")))
+    summary = wording.escape_slack(str(alert.get("summary") or ""))
+    footer = wording.alert_post_footer(str(alert.get("alert_id")), console_url)
+    payload = {"kind": "oversight_alert", **{k: _scalar(alert.get(k)) for k in ("alert_id", "rule", "key", "window")}}
+    return Message(_fallback(header.strip("*"), summary), [_section(header), _section(summary), _context(footer)],
+                   Metadata(event_type=OVERSIGHT_EVENT_TYPE, event_payload=payload))
+
+
+__all__ += ["OVERSIGHT_EVENT_TYPE", "oversight_alert"]

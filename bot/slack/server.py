@@ -10,8 +10,9 @@ connections that stall mid-request and caps how many are open.
 Environment: SLACK_BOT_TOKEN (always), SLACK_SIGNING_SECRET (HTTP mode), SLACK_APP_TOKEN (Socket Mode),
 SLACK_API_URL (optional Web API base URL), PORT, LOCAL_PORT, BOT_CONFIG, BOT_DATA_DIR, BOT_AUDIT_KEY. Secrets are never
 logged. Background jobs: dialog timeouts, the watchdog of stuck work and the outbox every `tick_interval`
-seconds, dialog-state retention daily; on start, the dispatch-channel backfill and the resumption of dialogs a
-restart interrupted.
+seconds, dialog-state retention daily, the alert rules every [oversight] check_minutes and the full chain check every
+verify_minutes (the leader); on start, the dispatch-channel backfill, the resumption of dialogs a restart
+interrupted, the full chain check and the alert rules.
 One server per data dir (the dialog store is a local file).
 """
 from __future__ import annotations
@@ -126,16 +127,8 @@ async def review_channel_problem(rt: Runtime) -> str | None:
     review = rt.settings.review
     if review.mode != "examiner" and review.approval == "never":
         return None
-    info = await rt.channel_info(review.review_channel)
-    if not info:
-        return (f"[review] review_channel {review.review_channel} cannot be read: invite the bot to that private "
-                "channel (or fix the ID)")
-    if info.get("is_ext_shared"):
-        return f"[review] review_channel {review.review_channel} is shared with another organisation: use one of the department's own"
-    if not (info.get("is_private") or info.get("is_group")):
-        return (f"[review] review_channel {review.review_channel} is public: approval cards and examiner reviews show "
-                "justifications and faces, so they need a private channel")
-    return None
+    return await flow.private_channel_problem(rt, "[review] review_channel", review.review_channel,
+                                              "approval cards and examiner reviews show justifications and faces")
 
 
 async def _on_start(rt: Runtime) -> None:
@@ -155,7 +148,7 @@ async def _on_start(rt: Runtime) -> None:
 async def _lead_start(rt: Runtime) -> None:
     """What a server does once it leads (at start on the files; when it takes leadership on a database):
     backfill the call index, write audit entries an interrupted run left unwritten, resume dialogs whose work
-    nobody holds, purge, and post the chain head."""
+    nobody holds, purge, post the chain head, check the whole chain and run the alert rules."""
     try:
         indexed = await rt.calls.backfill()
         log.info("dispatch channel backfill: %d messages indexed", indexed)
@@ -172,6 +165,11 @@ async def _lead_start(rt: Runtime) -> None:
         await flow.purge(rt)  # once at start too: a server restarted more often than daily still purges
     except Exception:
         log.exception("retention purge at start failed")
+    for job, name in ((flow.verify_chain, "full chain check"), (flow.check_alerts, "alert rules")):
+        try:  # oversight is never taken on trust: the whole chain checked and the alert rules run at start
+            await job(rt)
+        except Exception:
+            log.exception("%s at start failed", name)
     await draw_samples(rt)  # last month's sampled audit, when due (never raises)
 
 
@@ -455,6 +453,11 @@ def create_server(
                  job=True)
         rt.spawn(_every(purge_interval, lambda: draw_samples(rt) if rt.leading else _nothing(), "samples"),
                  name="samples", job=True)
+        oversight = rt.settings.oversight
+        rt.spawn(_every(oversight.check_minutes * 60.0, lambda: flow.check_alerts(rt) if rt.leading else _nothing(),
+                        "alerts"), name="alerts", job=True)
+        rt.spawn(_every(oversight.verify_minutes * 60.0, lambda: flow.verify_chain(rt) if rt.leading else _nothing(),
+                        "chain check"), name="chain-check", job=True)
 
     async def cleanup(_app: web.Application) -> None:
         await rt.close(grace=shutdown_grace)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import io
 import json
 from datetime import UTC, datetime, timedelta
@@ -66,7 +67,7 @@ class Seed:
         }
         if outcome in ("candidates", "no_candidate"):
             fields.update(
-                probe_sha256="9f" * 32, faces=[{"index": 1, "box": {"top": 1, "right": 2, "bottom": 3, "left": 0},
+                probe_sha256=hashlib.sha256(request_id.encode()).hexdigest(), faces=[{"index": 1, "box": {"top": 1, "right": 2, "bottom": 3, "left": 0},
                                                 "size": 120, "quality": "ok"}], face_index=1,
                 model="dlib_face_recognition_resnet_model_v1", threshold=0.55, gallery_subjects=4, gallery_images=5,
                 candidates=[{"rank": 1, "subject_id": "obama", "distance": 0.41}] if outcome == "candidates" else [],

@@ -13,6 +13,7 @@ machine and the audit log are the record; a lost message never loses a request.
 | dialog | `dialog` | `transition`, `apply` (effects -> Slack; starts every other stage), `follow` (what a stage hands back), `handle_reply`, `handle_edit`, `handle_action` |
 | search | `searching` | `analyse` (download, faces), `search` (1:N search, result, contact sheet, call-thread log) |
 | jobs | `jobs` | `tick` (timeouts, `watchdog`, outbox), `reconcile_audit`, `resume_all`, `purge`, `publish_head` |
+| oversight | `oversight` | the leader's `check_alerts` (anomaly alerts) and `verify_chain` (the full chain check) |
 
 Entry points (called by the listeners after they ack) and jobs are re-exported here. No stage calls the dialog
 stage: a stage's work hands back what happens next (`effects.Next`: the dialog's transition, then a last step),
@@ -21,14 +22,16 @@ examining; dialog -> searching -> examining).
 """
 from bot.slack.flow import examining
 from bot.slack.flow.dialog import apply, handle_action, handle_edit, handle_reply, transition
-from bot.slack.flow.effects import post, post_essential, replay_spool
+from bot.slack.flow.effects import post, post_essential, private_channel_problem, replay_spool
 from bot.slack.flow.form import open_form, submit_form
 from bot.slack.flow.intake import earlier_request_id, handle_upload, index_dispatch, shortcut_search
 from bot.slack.flow.jobs import audit_gaps, publish_head, purge, reconcile_audit, resume_all, tick, watchdog
+from bot.slack.flow.oversight import check_alerts, verify_chain
 
 __all__ = [
     "apply",
     "audit_gaps",
+    "check_alerts",
     "earlier_request_id",
     "examining",
     "handle_action",
@@ -39,6 +42,7 @@ __all__ = [
     "open_form",
     "post",
     "post_essential",
+    "private_channel_problem",
     "publish_head",
     "purge",
     "reconcile_audit",
@@ -48,5 +52,6 @@ __all__ = [
     "submit_form",
     "tick",
     "transition",
+    "verify_chain",
     "watchdog",
 ]

@@ -485,3 +485,16 @@ def audited_result(rt: Runtime, request_id: str,
         model=e.get("model") or "", versions=e.get("versions") or {}, audit_seq=int(e.get("seq") or 0),
         operating_point=e.get("operating_point") or {}, for_review=e.get("outcome") == "review",
     )
+
+
+async def private_channel_problem(rt: Runtime, setting: str, channel: str, what: str) -> str | None:
+    """Why `channel` (the setting named `setting`, e.g. "[review] review_channel") may not hold what it is for, one
+    sentence, or None: the bot must read it, and it must be private (`what` says why) and the department's own."""
+    info = await rt.channel_info(channel)
+    if not info:
+        return f"{setting} {channel} cannot be read: invite the bot to that private channel (or fix the ID)"
+    if info.get("is_ext_shared"):
+        return f"{setting} {channel} is shared with another organisation: use one of the department's own"
+    if not (info.get("is_private") or info.get("is_group")):
+        return f"{setting} {channel} is public: {what}, so they need a private channel"
+    return None

@@ -17,6 +17,7 @@ from bot.slack import blocks
 from bot.slack.calls import SLACK_ERRORS, error_text
 from bot.slack.flow.dialog import apply, transition
 from bot.slack.flow.effects import post_essential, requester_of, source_fields
+from bot.slack.flow.oversight import raise_head_alarm
 
 if TYPE_CHECKING:
     from bot.slack.runtime import Runtime
@@ -221,6 +222,10 @@ async def publish_head(rt: Runtime) -> str | None:
         if rt.state.get("head_alarm") != text:
             log.error("%s", text)
             rt.state["head_alarm"] = text
+            try:
+                await raise_head_alarm(rt, alarm)  # the chain alert in [oversight] alert_channel too
+            except Exception:
+                log.exception("the chain alert for the head alarm could not be raised")
             if channel:
                 await post_essential(rt, channel, None, blocks.audit_head_alarm(text, seq=alarm.seq,
                                                                                 problem=alarm.problem))
