@@ -2555,7 +2555,6 @@ CONSOLE_NO_PREFIX = "none remembered yet"
 CONSOLE_NO_HEAD = "the audit log has no entry yet"
 CONSOLE_CHAIN_OK = ("Every entry verified from the first line: the HMAC chain is intact (no entry was altered, "
                     "inserted, reordered or removed before the last one).")
-CONSOLE_REPORT_CHAIN_OK = "The audit chain verifies from its first line: the counts below rest on an intact log."
 CONSOLE_REPORT_EMPTY = "No request was recorded in this month."
 _CONSOLE_STAGES = {"approval": "supervisor approval", "": "examiner review"}
 _CONSOLE_ACTIONS = {

@@ -14,8 +14,8 @@ from typing import Any
 from aiohttp import web
 
 from bot import wording
-from bot.console.web import RUNTIME, record_view, render, viewer
-from bot.oversight import chain_check, evidence
+from bot.console.web import RUNTIME, chain_state, record_view, render, viewer
+from bot.oversight import evidence
 from bot.oversight import searches as core
 
 EXPORTS = {"csv": "text/csv", "jsonl": "application/x-ndjson"}
@@ -32,16 +32,6 @@ def _view(rt: Any, flt: core.SearchFilter, caches: dict[str, core.RowCache]) -> 
     return core.page_of(core.list_rows(rt.core.audit, flt, tz, cache), flt)
 
 
-def _chain(rt: Any) -> tuple[Any, Any]:
-    """(the last full chain check on record, the check of what was written since or None): the page never shows
-    the chain as clean on trust. The file log resumes after its verified prefix (cheap); with no prefix the tail
-    check runs only while no full check is on record (a database's log is checked whole by the leader)."""
-    log = rt.core.audit
-    record = chain_check.last(rt.core.backend.small_records())
-    tail = log.verify(use_prefix=True) if (log.verified_prefix() is not None or record is None) else None
-    return record, tail
-
-
 def _filter(request: web.Request) -> tuple[core.SearchFilter, list[str]]:
     rt = request.app[RUNTIME]
     return core.parse_filter(request.query, today=core.today(rt.now(), rt.settings.timezone))
@@ -52,8 +42,7 @@ async def searches(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     flt, errors = _filter(request)
     page = None if errors else await rt.io(_view, rt, flt, request.app[ROWS])
-    record, tail = await rt.io(_chain, rt)
-    chain = core.chain_status(record, tail, rt.settings.timezone)
+    chain = await rt.io(chain_state, rt)
     fields: dict[str, Any] = {"results": page.total, "page_number": page.page} if page else {"refused": errors}
     await record_view(request, "searches", flt.query(), **fields)
     return render(

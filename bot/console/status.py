@@ -1,9 +1,10 @@
 """The console's status pages (CONTRACTS ### 14): the monthly report with its chart, the chain, and the requests
 waiting on a second person.
 
-- GET /console/report?month=YYYY-MM (default last month): the chain checked from its first line first (as the
-  CLI's `audit report` judges its output, bot.oversight.evidence), then the month's counts
-  (bot.oversight.review.summarise_month) and its chart, GET /console/report/chart.png?month= (no audit entry).
+- GET /console/report?month=YYYY-MM (default last month): the chain's state first (bot.console.web.chain_state:
+  the leader's last full check and the entries written since, never clean on trust), then the month's counts
+  (bot.oversight.monthly.summarise_month over the entries from the month's first day on, kept until something
+  other than a page view is written) and its chart, GET /console/report/chart.png?month= (no audit entry).
 - GET /console/chain: the last full check (bot.oversight.chain_check, kept where every replica reads it), the
   log's head, the verified prefix, the head posted last in `[audit] head_channel` and any head alarm; POST
   /console/chain/verify runs a full check now (bot.console.web.checked_form) and redirects back (303).
@@ -15,20 +16,20 @@ names who ran it).
 from __future__ import annotations
 
 import logging
-import time
+from datetime import date
 from typing import Any
 
 from aiohttp import web
 
 from bot import wording
-from bot.console.web import RUNTIME, checked_form, record_view, render
-from bot.oversight import chain_check, evidence, review, trail
+from bot.console.web import RUNTIME, chain_state, checked_form, record_view, render
+from bot.oversight import chain_check, monthly, review, trail
 
 log = logging.getLogger(__name__)
-# The report a page view just counted, kept this long for the chart image the page loads next: counting a month
-# reads the whole log (seconds on a 100,000-entry log), and the image shows the same counts as the page.
-CHART_REUSE_S = 120.0
-_REPORTS: web.AppKey[dict[str, tuple[float, Any]]] = web.AppKey("console_month_reports", dict)
+# Each month's counts, kept with the log's last seq and the time they were counted: counting a month reads it from
+# its first day on (a second or so on a 100,000-entry log); page views (audit_access) written since change nothing.
+_REPORTS: web.AppKey[dict[str, tuple[int, str, Any]]] = web.AppKey("console_month_reports", dict)
+KEPT_MONTHS = 12
 
 
 def _month(rt: Any, text: str | None) -> tuple[str, str | None]:
@@ -49,19 +50,36 @@ def _shift(month: str, by: int) -> str:
     return f"{index // 12:04d}-{index % 12 + 1:02d}"
 
 
+def month_report(rt: Any, month: str, kept: dict[str, tuple[int, str, Any]]) -> Any:
+    """The month's MonthlyReport, counted again only when an entry other than a page view (audit_access) was
+    written since it was last counted. Blocking: run it in `rt.io`."""
+    log = rt.core.audit
+    last = log.last_seq()
+    cached = kept.get(month)
+    if cached is not None:
+        seq, ts, report = cached
+        if seq == last or all(e["seq"] <= seq or e["kind"] == "audit_access" for e in log.find(since=ts)):
+            kept[month] = (last, ts, report)
+            return report
+    head = log.head()
+    year, mon = review.parse_month(month)
+    since = review.local_midnight(date(year, mon, 1), rt.settings.timezone)
+    report = monthly.summarise_month(log.find(since=since), month, rt.settings.timezone)
+    kept[month] = (head["seq"] if head else 0, head["ts"] if head else since.isoformat(), report)
+    for old in list(kept)[:-KEPT_MONTHS]:
+        del kept[old]
+    return report
+
+
 async def report_page(request: web.Request) -> web.Response:
-    """GET /console/report: the chain check, then the month's report, its chart and the table of weeks."""
+    """GET /console/report: the chain's state, then the month's report, its chart and the table of weeks."""
     rt = request.app[RUNTIME]
     month, problem = _month(rt, request.query.get("month"))
-    report = await rt.io(lambda: review.summarise_month(rt.core.audit.entries(), month, rt.settings.timezone))
-    kept = request.app[_REPORTS]
-    kept[month] = (time.monotonic(), report)
-    for old in sorted(kept, key=lambda m: kept[m][0])[:-12]:  # a few months at most
-        del kept[old]
+    report = await rt.io(month_report, rt, month, request.app[_REPORTS])
     await record_view(request, "report", {"month": month}, results=report.total)
-    chain = await rt.io(evidence.whole_chain, rt.core.audit)  # after the view's own entry, so it covers it
+    chain = await rt.io(chain_state, rt)
     return render(request, "report.html", title=f"Monthly report, {report.month_title}", report=report,
-                  month=month, problem=problem, chain_warning=evidence.warning(chain),
+                  month=month, problem=problem, chain=chain,
                   previous=_shift(month, -1), following=_shift(month, 1), wording=wording,
                   outcome_title=_outcome_title)
 
@@ -74,17 +92,11 @@ def _outcome_title(outcome: str) -> str:
 
 async def report_chart(request: web.Request) -> web.Response:
     """GET /console/report/chart.png?month=: the month's chart (matplotlib, no audit entry: the page is the read),
-    from the counts the page view just made when they are fresh (CHART_REUSE_S), else counted again."""
+    from the same counts the page shows."""
     rt = request.app[RUNTIME]
     month, _ = _month(rt, request.query.get("month"))
-    made, kept = request.app[_REPORTS].get(month, (0.0, None))
-    fresh = kept if time.monotonic() - made <= CHART_REUSE_S else None
-
-    def draw() -> bytes:
-        report = fresh or review.summarise_month(rt.core.audit.entries(), month, rt.settings.timezone)
-        return review.report_chart_png(report)
-
-    return web.Response(body=await rt.io(draw), content_type="image/png")
+    report = await rt.io(month_report, rt, month, request.app[_REPORTS])
+    return web.Response(body=await rt.io(monthly.report_chart_png, report), content_type="image/png")
 
 
 async def _posted_head(rt: Any) -> tuple[dict[str, Any] | None, str | None]:

@@ -80,6 +80,20 @@ async def record_view(request: web.Request, page: str, query: Mapping[str, Any],
     return await rt.io(rt.core.audit.record_access, session.actor, f"console_{page}", dict(query), **fields)
 
 
+def chain_state(rt: Any) -> Any:
+    """The chain as a page states it (bot.oversight.searches.ChainStatus), never clean on trust: the last full
+    check on record (the leader's, hourly, or a person's), and the check of what was written since. The file
+    log resumes after its verified prefix (cheap); with no prefix the tail check runs only while no full check
+    is on record (a database's log is checked whole by the leader). Blocking: run it in `rt.io`."""
+    from bot.oversight import chain_check
+    from bot.oversight.searches import chain_status
+
+    log = rt.core.audit
+    record = chain_check.last(rt.core.backend.small_records())
+    tail = log.verify(use_prefix=True) if (log.verified_prefix() is not None or record is None) else None
+    return chain_status(record, tail, rt.settings.timezone)
+
+
 class Refused(web.HTTPForbidden):
     """A console POST refused: a plain sentence, never a traceback."""
 

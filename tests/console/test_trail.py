@@ -12,7 +12,7 @@ import aiohttp
 from bot import policy, wording
 from bot.config import ReviewSettings
 
-from ..slack.conftest import CALL, JUSTIFICATION, OFFICER, bot_settings
+from ..slack.conftest import CALL, JUSTIFICATION, OFFICER, Clock, bot_settings
 from ..slack.test_e2e_examination import (
     EXAMINER,
     NOTE,
@@ -57,9 +57,10 @@ async def console_with_review(harness: Any, *, audit: Any = None, **review: Any)
     settings = replace(settings, review=ReviewSettings(review_channel=REVIEW, **review), audit=audit or settings.audit,
                        oversight=replace(settings.oversight, auditors=(AUDITOR,)),
                        console=replace(settings.console, public_url=base))
-    bot = await harness.start(settings=settings, port=port,
+    clock = Clock()
+    bot = await harness.start(settings=settings, port=port, clock=clock,
                               env={"CONSOLE_CLIENT_ID": CLIENT_ID, "CONSOLE_CLIENT_SECRET": CLIENT_SECRET})
-    return ConsoleServer(harness, bot, base)
+    return ConsoleServer(harness, bot, base, clock)
 
 
 async def image_widths(page: Any, selector: str) -> list[int]:

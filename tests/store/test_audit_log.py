@@ -563,7 +563,8 @@ def test_record_access(log: AuditLog) -> None:
 
 
 def test_kinds_pinned() -> None:
-    assert KINDS == ("search", "gallery_change", "purge", "audit_access", "refusal", "review")
+    assert KINDS == ("search", "gallery_change", "purge", "audit_access", "refusal", "review", "alert", "alert_review",
+                     "sample_draw", "sample_review")
     assert OUTCOMES == ("candidates", "no_candidate", "denied", "error", "cancelled", "expired", "review")
 
 
