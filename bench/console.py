@@ -16,6 +16,8 @@ seen (bot.oversight.searches.RowCache); later views find them kept. Views, `--ru
     call        one call number over the whole log (the index's lookup)
     every       ?from= (the whole log: every search line read; no target, said so)
     export      the default view's CSV export (the whole chain checked; no target)
+    report      /console/report: a month two months back (counted from its first day on, then kept)
+    trail       /console/requests/<id>: one request's trail (the lookup index)
 PostgreSQL comes from the pgserver wheel (bench.store.Postgres) and is removed afterwards. Quote medians: the
 machine is shared.
 """
@@ -45,8 +47,8 @@ from bot.config import Settings
 KEY = "the-console-benchmark-audit-key-0123456789"
 TARGET_MS = 300.0
 STORES = ("files", "postgresql")
-VIEWS = ("default", "filtered", "call", "every", "export")
-TARGETED = ("default", "filtered", "call")
+VIEWS = ("default", "filtered", "call", "every", "export", "report", "trail")
+TARGETED = ("default", "filtered", "call", "report", "trail")
 TZ = "America/Los_Angeles"
 
 
@@ -162,6 +164,8 @@ class Shell:
     settings: Settings
     core: Any
     pool: ThreadPoolExecutor
+    probes: Any = None  # the trail's probe crops (none here: every search finished)
+    store: Any = None  # the dialogs (a running request's answers so far)
 
     def now(self) -> datetime:
         return datetime.now(UTC)
@@ -245,9 +249,12 @@ def measure(store: str, args: argparse.Namespace, pg: Any, end: datetime) -> dic
                 "call": f"/console/searches?from=&call_number={sample['call_number']}",
                 "every": "/console/searches?from=",
                 "export": "/console/searches/export.csv",
+                "report": f"/console/report?month={month[0]:%Y-%m}",
+                "trail": f"/console/requests/{sample['request_id']}",
             }
             with ThreadPoolExecutor(4) as pool:
-                found = asyncio.run(_timed_views(Shell(settings, core, pool), args.runs, paths))
+                shell = Shell(settings, core, pool, core.backend.probes(), core.backend.dialogs())
+                found = asyncio.run(_timed_views(shell, args.runs, paths))
             appends = []
             for _ in range(args.runs):  # what each view's own audit_access entry costs (fsync or commit)
                 started = time.perf_counter()
@@ -275,7 +282,8 @@ def report(args: argparse.Namespace, found: dict[str, dict[str, Any]], pg_line: 
     print("|---|" + "---:|" * len(stores) + "---|")
     labels = {"default": "searches, default (last 30 days)", "filtered": "searches, a month + requester + outcome",
               "call": "searches, one call number, whole log", "every": "searches, every search (?from=)",
-              "export": "CSV export of the last 30 days (whole chain checked)"}
+              "export": "CSV export of the last 30 days (whole chain checked)",
+              "report": "monthly report, a month two months back", "trail": "one request's trail"}
     for view in VIEWS:
         cells = []
         for s in stores:

@@ -168,10 +168,32 @@ def relative_links(path: Path) -> list[str]:
     return [t for t in targets if not re.match(r"[a-zA-Z][a-zA-Z0-9+.-]*:", t)]
 
 
+SHOTS = "build/console/"  # the console's screenshots, made by its browser tests (not tracked by git)
+
+
+def screenshot_names() -> set[str]:
+    """Every screenshot name the console's browser tests write (`screenshot(page, "NAME")` or the `check_page`
+    helper's f"{name}-{width}"), as far as the test sources spell them."""
+    names = set()
+    for test in (REPO / "tests" / "console").glob("test_*.py"):
+        text = test.read_text(encoding="utf-8")
+        names |= set(re.findall(r'screenshot\(\w+, f?"([\w-]+)"\)', text))
+        for name in re.findall(r'check_page\(\w+, "([\w-]+)", (?:\d+|width)\)', text):
+            names |= {f"{name}-1280", f"{name}-375"}
+        for name in re.findall(r'screenshot\(\w+, f"([\w-]+)-\{width\}"\)', text):
+            names |= {f"{name}-1280", f"{name}-375"}
+    return names
+
+
 def broken_links(path: Path) -> list[str]:
-    """The relative links of `path` whose file does not exist, or whose #anchor names no heading there."""
+    """The relative links of `path` whose file does not exist, or whose #anchor names no heading there. A link to a
+    console screenshot (build/console/NAME.png) must name one the browser tests write: it exists after `make test`."""
     broken = []
     for target in relative_links(path):
+        if target.startswith(SHOTS):
+            if target.removeprefix(SHOTS).removesuffix(".png") not in screenshot_names():
+                broken.append(f"{target} (no browser test writes this screenshot)")
+            continue
         file, _, anchor = target.partition("#")
         resolved = (path.parent / file).resolve() if file else path
         if not resolved.exists():
@@ -221,3 +243,9 @@ def test_the_examiners_page_draws_the_real_review_card_as_text():
         assert " ".join(drawing.plain(text).split()) in shown_text, text
     for label in (e["text"]["text"] for b in blocks if b["type"] == "actions" for e in b["elements"]):
         assert f"[{label}]" in shown_text, label
+
+
+def test_a_screenshot_link_must_name_one_the_browser_tests_write(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("![ok](build/console/searches-1280.png) ![gone](build/console/nowhere-1280.png)\n")
+    assert broken_links(page) == ["build/console/nowhere-1280.png (no browser test writes this screenshot)"]
