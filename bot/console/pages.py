@@ -6,11 +6,12 @@ from __future__ import annotations
 from aiohttp import web
 
 from bot.console import alerts, public, samples, searches, status, trail
-from bot.console.web import render
+from bot.console.web import record_view, render
 
 
 async def index(request: web.Request) -> web.Response:
-    """The console's front page: where each page is."""
+    """The console's front page: where each page is (a page view like any other: one audit_access entry)."""
+    await record_view(request, "index", {})
     return render(request, "index.html", title="Oversight console")
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import aiohttp
 
-from .conftest import screenshot, scrolls_sideways, serious_axe_violations, signed_in_page
+from .conftest import CHIEF, screenshot, scrolls_sideways, serious_axe_violations, signed_in_page
 
 
 async def test_the_front_page_links_every_console_page_and_passes_axe_at_1280_and_375_px(console, browser):
@@ -17,6 +17,8 @@ async def test_the_front_page_links_every_console_page_and_passes_axe_at_1280_an
         assert await serious_axe_violations(page) == []
         assert not await scrolls_sideways(page)
         await screenshot(page, f"index-{width}")
+    views = [e for e in console.console_entries() if e["action"] == "console_index"]
+    assert len(views) == 2 and views[0]["actor"]["id"] == CHIEF  # each page view is one audit_access entry
 
 
 async def test_a_visitor_with_no_session_is_sent_to_sign_in(console):

@@ -99,6 +99,8 @@ async def test_the_chain_page_shows_a_clean_check_then_broken_after_a_line_is_ed
     assert wording.console_chain_broken(1, "mac mismatch") in main and "INTACT" not in main
     assert await page.inner_text("dd.bad-seq") == "1"
     assert not chain_check.last(console.rt.core.backend.small_records()).ok
+    raised = [e for e in console.harness.audit_log().entries() if e["kind"] == "alert"]
+    assert [e["rule"] for e in raised] == ["chain"]  # the console's check raised the chain alert at once
     chain_views = [r for r in console_reads(console) if r["action"] == "console_chain"]
     assert len(chain_views) == 4  # one per GET (two of them after a check's redirect), none for the POSTs
     for width in (1280, 375):

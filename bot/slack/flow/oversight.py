@@ -56,10 +56,11 @@ async def check_alerts(rt: Runtime) -> list[dict[str, Any]]:
     return written
 
 
-async def verify_chain(rt: Runtime) -> ChainCheck:
+async def verify_chain(rt: Runtime, by: str | None = None) -> ChainCheck:
     """The whole chain checked (never the verified prefix alone), kept where every replica and the console read
-    it; a broken chain raises the chain alert at once."""
-    check = await rt.io(chain_check.run, rt.core.audit, rt.now(), rt.replica or "server")
+    it; a broken chain raises the chain alert at once. `by`: who asked (a person on the console), else this
+    replica."""
+    check = await rt.io(chain_check.run, rt.core.audit, rt.now(), by or rt.replica or "server")
     await rt.io(chain_check.save, rt.core.backend.small_records(), check)
     alert = alerts.chain_alert(check)
     if alert is not None:
