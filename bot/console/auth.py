@@ -225,9 +225,11 @@ async def _identity(request: web.Request, code: str) -> tuple[dict[str, Any], di
     """The id_token's claims and userInfo's answer for `code` (exchanged with the app's credentials)."""
     rt, oidc = request.app[RUNTIME], request.app[OIDC]
     try:
-        token = await _client(rt).openid_connect_token(
-            client_id=oidc.client_id, client_secret=oidc.client_secret, code=code,
-            redirect_uri=redirect_uri(request.app[CONFIG].public_url))
+        # The client's credentials go in the form body, which Slack accepts as well as Basic auth (slack_sdk's
+        # openid_connect_token sends aiohttp's BasicAuth, deprecated and gone in aiohttp 4).
+        token = await _client(rt).api_call("openid.connect.token", data={
+            "client_id": oidc.client_id, "client_secret": oidc.client_secret, "code": code,
+            "redirect_uri": redirect_uri(request.app[CONFIG].public_url)})
         # The id_token came straight from Slack's token endpoint over TLS, so its payload is read without checking
         # its signature (OIDC Core 3.1.3.7); its nonce ties it to this sign-in's state.
         claims = signin.read_id_token(str(token.get("id_token") or ""))
