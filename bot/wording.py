@@ -2276,6 +2276,7 @@ ALERT_NOTE_LABEL = "Note (what you looked at and what you found)"
 ALERTS_NONE = "No alert has been raised."
 ALERT_NOT_FOUND = "There is no such alert."
 ALERT_NOTE_MISSING = "refused: write a note saying what you looked at before marking the alert reviewed"
+ALERT_OWN = "refused: this alert is about you, so someone else must review it (nobody clears their own alert)"
 
 
 def _alert_who(name: str | None, user_id: str | None) -> str:
@@ -2357,6 +2358,8 @@ SAMPLE_SUBMIT = "Record this review"
 SAMPLE_ANSWER_MISSING = "refused: answer every question of the checklist (yes, no or can't tell)"
 SAMPLE_NOTE_NEEDED = "refused: a request found wanting needs a note saying what is wrong"
 SAMPLE_OWN_REQUEST = "refused: nobody reviews a request they made themselves; another auditor must take it"
+SAMPLE_TOOK_PART = ("refused: you examined, released or approved this request, so another auditor must audit "
+                    "it")
 SAMPLE_RECHECK_HASH = "the population's SHA-256 differs from the one recorded"
 SAMPLE_RECHECK_IDS = "the recorded seed does not draw the recorded request ids from this population"
 SAMPLE_RECHECK_PURGED = ("entries of that month were purged from the audit log under [retention] since the "

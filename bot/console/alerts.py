@@ -50,11 +50,11 @@ async def review(request: web.Request) -> web.Response:
     session, form = await checked_form(request)
     rt = request.app[RUNTIME]
     alert_id = request.match_info["alert_id"]
-    known = alerts.raised(await rt.io(rt.core.audit.find, kinds=["alert"]))
-    if alert_id not in known:
+    found = [e for e in await rt.io(rt.core.audit.find, kinds=["alert"]) if e.get("alert_id") == alert_id]
+    if not found:
         raise web.HTTPNotFound(text=wording.ALERT_NOT_FOUND, content_type="text/plain")
     try:
-        fields = alerts.review_fields(alert_id, session.actor, form.get("note", ""))
+        fields = alerts.review_fields(alert_id, session.actor, form.get("note", ""), found[0])
     except ValueError as exc:
         raise web.HTTPBadRequest(text=str(exc), content_type="text/plain") from None
     await rt.io(rt.core.audit.append, "alert_review", **fields)

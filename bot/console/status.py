@@ -16,7 +16,7 @@ names who ran it).
 from __future__ import annotations
 
 import logging
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 # its first day on (a second or so on a 100,000-entry log); page views (audit_access) written since change nothing.
 _REPORTS: web.AppKey[dict[str, tuple[int, str, Any]]] = web.AppKey("console_month_reports", dict)
 KEPT_MONTHS = 12
+SKEW = timedelta(minutes=5)
 
 
 def _month(rt: Any, text: str | None) -> tuple[str, str | None]:
@@ -58,7 +59,10 @@ def month_report(rt: Any, month: str, kept: dict[str, tuple[int, str, Any]]) -> 
     cached = kept.get(month)
     if cached is not None:
         seq, ts, report = cached
-        if seq == last or all(e["seq"] <= seq or e["kind"] == "audit_access" for e in log.find(since=ts)):
+        # Read back a few minutes before the head it was counted at: replicas' clocks may differ a little, so an
+        # entry with a higher seq can carry an earlier time.
+        since = datetime.fromisoformat(ts) - SKEW
+        if seq == last or all(e["seq"] <= seq or e["kind"] == "audit_access" for e in log.find(since=since)):
             kept[month] = (last, ts, report)
             return report
     head = log.head()
@@ -134,8 +138,6 @@ def _slack_time(posted: dict[str, Any] | None, tz: str) -> str:
     """A Slack message ts ("1700000000.000100") in the configured timezone."""
     if not posted:
         return ""
-    from datetime import UTC, datetime
-
     try:
         return review.local_time(datetime.fromtimestamp(float(posted["ts"]), UTC).isoformat(), tz)
     except (TypeError, ValueError, OverflowError):

@@ -475,10 +475,26 @@ def raised(entries: Iterable[Mapping[str, Any]]) -> set[str]:
     return {str(e.get("alert_id")) for e in entries if e.get("kind") == "alert"}
 
 
-def review_fields(alert_id: str, actor: Mapping[str, str], note: str) -> dict[str, Any]:
+def concerned(alert: Mapping[str, Any]) -> set[str]:
+    """The people an `alert` entry is about: its requester, and the requesters named in its details."""
+    people = set()
+    requester = alert.get("requester")
+    if isinstance(requester, Mapping) and requester.get("id"):
+        people.add(str(requester["id"]))
+    details = alert.get("details")
+    for person in (details.get("requesters") or []) if isinstance(details, Mapping) else []:
+        people.add(str(person.get("id", "")) if isinstance(person, Mapping) else str(person))
+    return people - {""}
+
+
+def review_fields(alert_id: str, actor: Mapping[str, str], note: str,
+                  alert: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The fields of an `alert_review` entry: which alert, who looked, their note (kept as written, capped).
-    ValueError when the note is empty: a review says what was looked at."""
+    ValueError when the note is empty (a review says what was looked at) or when the reviewer is someone the
+    alert is about (`alert`, its entry): nobody clears their own alert."""
     note = str(note or "").strip()
+    if alert is not None and str(actor.get("id", "")) in concerned(alert):
+        raise ValueError(wording.ALERT_OWN)
     if not note:
         raise ValueError(wording.ALERT_NOTE_MISSING)
     return {"alert_id": alert_id, "actor": {"id": str(actor.get("id", "")), "name": str(actor.get("name", ""))},

@@ -203,7 +203,7 @@ def review_fields(entries: Sequence[Mapping[str, Any]], month: str, request_id: 
                   actor: Any) -> dict[str, Any]:
     """The `sample_review` entry's fields from a checklist form (each CHECKLIST field yes / no / cant_tell, and
     `note`). Refused (ReviewRefused) when the request is not in that month's sample, was reviewed already, was
-    made by the reviewer (nobody audits their own search), an answer is missing, or the request is found wanting
+    made by the reviewer (nobody audits their own search) or examined or approved by them, an answer is missing, or the request is found wanting
     without a note saying why."""
     drawn = draws(entries).get(month)
     if drawn is None or request_id not in (drawn.get("request_ids") or []):
@@ -213,6 +213,8 @@ def review_fields(entries: Sequence[Mapping[str, Any]], month: str, request_id: 
     who = person(actor)
     if who["id"] in requesters(entries, request_id):
         raise ReviewRefused(wording.SAMPLE_OWN_REQUEST)
+    if who["id"] in deciders(entries, request_id):
+        raise ReviewRefused(wording.SAMPLE_TOOK_PART)
     answers = {}
     for name, _question in CHECKLIST:
         value = form.get(name)
@@ -237,6 +239,12 @@ def requesters(entries: Iterable[Mapping[str, Any]], request_id: str) -> set[str
             who = entry.get("requester")
             out.add(str(who.get("id")) if isinstance(who, Mapping) else str(who))
     return out
+
+
+def deciders(entries: Iterable[Mapping[str, Any]], request_id: str) -> set[str]:
+    """The ids of whoever examined, released or approved a request (its `review` entries' `by`)."""
+    return {str(e["by"]) for e in entries if e.get("kind") == "review" and str(e.get("request_id")) == request_id
+            and e.get("by") and e.get("by") != "system"}
 
 
 # --- Summaries ----------------------------------------------------------------------------------------------------

@@ -175,9 +175,10 @@ async def is_gallery_admin(rt: Runtime, user_id: str) -> bool:
 async def console_roles(rt: Runtime, user_id: str) -> tuple[str, ...] | None:
     """The console roles `user_id` holds as Slack says now ("command_staff", "auditor"; empty: none, or not a
     full member); None when Slack could not be asked (the caller keeps the person out and says why)."""
-    if await _account(rt, user_id, fresh=True) == "unverified":
+    account = await _account(rt, user_id, fresh=True)  # asked once: a blip is "unverified", never a revocation
+    if account == "unverified":
         return None
-    if not await is_member_account(rt, user_id):
+    if account != "member":
         return ()
     slack, oversight = rt.settings.slack, rt.settings.oversight
     try:

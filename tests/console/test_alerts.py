@@ -137,3 +137,22 @@ async def test_a_review_without_the_token_or_from_another_origin_is_refused_and_
                              headers={**headers, "Origin": console.base}) as response:
             assert response.status == 303  # the same form with its token, from the console: accepted
         assert [r["note"] for r in reviews(console)] == ["checked"]
+
+
+async def test_the_person_an_alert_is_about_cannot_mark_it_reviewed(console):
+    """Command staff can be raised too: the chief's own flagged search is an alert the chief may not clear."""
+    console.rt.core.audit.append("search", outcome="no_candidate", request_id="FR-CHIEFS0001",
+                                 requester={"id": CHIEF, "name": "Chief One"}, flags=["protected_class"],
+                                 probe_sha256="ef" * 32)
+    [own] = [e for e in await flow.check_alerts(console.rt) if e["rule"] == "flagged"]
+    url = f"{console.base}/console/alerts/{own['alert_id']}/review"
+    async with aiohttp.ClientSession() as http:
+        for who, status in ((CHIEF, 400), (AUDITOR, 303)):
+            cookie = console.cookie(user_id=who, roles=("command_staff",) if who == CHIEF else ("auditor",))
+            csrf = SessionCodec(session_secret(CLIENT_SECRET)).loads(cookie["value"], max_age=3600).csrf
+            async with http.post(url, data={"note": "looked", "csrf_token": csrf}, allow_redirects=False,
+                                 headers={"Cookie": f"{COOKIE}={cookie['value']}", "Origin": console.base}) as response:
+                assert response.status == status
+                if status == 400:
+                    assert await response.text() == wording.ALERT_OWN
+    assert [r["actor"]["id"] for r in reviews(console)] == [AUDITOR]

@@ -6,9 +6,18 @@ from __future__ import annotations
 import aiohttp
 
 from bot import wording
+from bot.console.session import SessionCodec, session_secret
 from bot.oversight import samples
 
-from .conftest import AUDITOR, CHIEF, screenshot, scrolls_sideways, serious_axe_violations, signed_in_page
+from .conftest import (
+    AUDITOR,
+    CHIEF,
+    CLIENT_SECRET,
+    screenshot,
+    scrolls_sideways,
+    serious_axe_violations,
+    signed_in_page,
+)
 
 TZ = "America/Los_Angeles"
 
@@ -80,13 +89,22 @@ async def test_a_checklist_post_without_the_sessions_token_or_from_elsewhere_is_
     cookie = console.cookie()
     url = f"{console.base}/console/samples/{drawn['month']}/{drawn['request_ids'][0]}"
     answers = {name: "yes" for name, _ in samples.CHECKLIST}
+    token = SessionCodec(session_secret(CLIENT_SECRET)).loads(cookie["value"], 3600).csrf
+    signed = {**answers, "csrf_token": token}
     async with aiohttp.ClientSession() as http:
         for headers, form in (({"Origin": console.base}, answers),
                               ({"Origin": console.base}, {**answers, "csrf_token": "not-the-token"}),
-                              ({"Origin": "https://evil.example"}, answers)):
+                              ({"Origin": "https://evil.example"}, signed),  # the real token, from elsewhere
+                              ({}, signed)):  # neither Origin nor Referer
             async with http.post(url, data=form, allow_redirects=False,
                                  headers={**headers, "Cookie": f"{cookie['name']}={cookie['value']}"}) as response:
                 assert response.status == 403
+        # Everything right, but Slack no longer shows the person as command staff: the POST asks Slack afresh.
+        console.harness.slack.deactivate_user(CHIEF)
+        async with http.post(url, data=signed, allow_redirects=False,
+                             headers={"Origin": console.base, "Cookie": f"{cookie['name']}={cookie['value']}"}) as response:
+            assert response.status == 403
+            assert await response.text() == wording.CONSOLE_ROLE_GONE
     assert console.harness.audit_log().find(kinds=["sample_review"]) == []
 
 

@@ -349,3 +349,18 @@ def test_the_month_has_the_busy_and_quiet_days_the_baseline_needs(month):
     entries, _ = month
     per_day = Counter((e["requester"]["id"], e["ts"][:10]) for e in entries if e["kind"] == "search")
     assert max(per_day.values()) <= 4 and statistics.mean(per_day.values()) > 1
+
+
+def test_nobody_reviews_an_alert_about_themselves():
+    """The requester an alert names, or any requester in its details (a subject shown to several), is refused;
+    someone else may review it."""
+    about_one = {"alert_id": "AL-1", "rule": "requester_day", "requester": {"id": "UCHIEF1", "name": "Chief One"}}
+    about_many = {"alert_id": "AL-2", "rule": "subject_spread",
+                  "details": {"requesters": [{"id": "U1", "name": "a"}, {"id": "UCHIEF1", "name": "Chief One"}]}}
+    for alert in (about_one, about_many):
+        with pytest.raises(ValueError) as exc:
+            alerts.review_fields(alert["alert_id"], {"id": "UCHIEF1", "name": "Chief One"}, "looked", alert)
+        assert str(exc.value) == wording.ALERT_OWN
+        fields = alerts.review_fields(alert["alert_id"], {"id": "UAUDIT", "name": "Auditor"}, "looked", alert)
+        assert fields["actor"]["id"] == "UAUDIT" and fields["note"] == "looked"
+    assert alerts.concerned(about_many) == {"U1", "UCHIEF1"}

@@ -146,6 +146,9 @@ def test_the_checklist_records_answers_and_found_wanting_and_refuses_what_it_mus
     ]
     requester = next(e["requester"] for e in log.entries() if e.get("request_id") == second)
     refused.append(("2026-03", second, GOOD, requester, wording.SAMPLE_OWN_REQUEST))
+    examiner = {"id": "UEXAMINER9", "name": "Examiner Nine"}  # released `second`: may not audit it either
+    log.append("review", request_id=second, action="release", by=examiner["id"], stage="", final=True)
+    refused.append(("2026-03", second, GOOD, examiner, wording.SAMPLE_TOOK_PART))
     entries = list(log.entries())
     for month, rid, form, who, said in refused:
         with pytest.raises(samples.ReviewRefused) as exc:
