@@ -92,11 +92,21 @@ async def face_image(request: web.Request) -> web.Response:
     return web.Response(body=crop, content_type=JPEG)
 
 
-async def subject_image(request: web.Request) -> web.Response:
-    """GET /console/subjects/<subject_id>/thumb.jpg: the face crop of an image enrolled for that subject, while the
-    gallery keeps it (no audit entry: the trail that shows it is the audited read)."""
+async def candidate_image(request: web.Request) -> web.Response:
+    """GET /console/requests/<request_id>/candidates/<subject_id>.jpg: the face crop of an image enrolled for a
+    candidate of that request's search, while the gallery keeps it. Only a subject the request's search returned
+    is served, so no gallery face is reachable apart from an audited trail (no audit entry: the trail that shows
+    it is the audited read)."""
     rt = request.app[RUNTIME]
-    jpeg = await rt.io(subject_thumbnail, rt.core.gallery, request.match_info["subject_id"])
+    request_id, subject_id = _request_id(request), request.match_info["subject_id"]
+
+    def crop() -> bytes | None:
+        entries = rt.core.audit.find(request_id=request_id, kinds=["search"])
+        if subject_id not in trail.candidate_subjects(entries):
+            return None
+        return subject_thumbnail(rt.core.gallery, subject_id)
+
+    jpeg = await rt.io(crop)
     if not jpeg:
         raise web.HTTPNotFound(text=wording.CONSOLE_CANDIDATE_CROP_GONE)
     return web.Response(body=jpeg, content_type=JPEG)
@@ -106,4 +116,4 @@ def register(app: web.Application) -> None:
     """The trail's routes (paths relative to /console)."""
     app.router.add_get("/requests/{request_id}", request_page)
     app.router.add_get(r"/requests/{request_id}/faces/{n:\d{1,3}}.jpg", face_image)
-    app.router.add_get("/subjects/{subject_id}/thumb.jpg", subject_image)
+    app.router.add_get("/requests/{request_id}/candidates/{subject_id}.jpg", candidate_image)

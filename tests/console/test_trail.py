@@ -109,8 +109,11 @@ async def test_a_searched_requests_trail_shows_answers_faces_candidates_estimate
         assert len(reads) == before + 1  # the page, not its images
         assert reads[-1]["action"] == "console_request" and reads[-1]["query"] == {"request_id": rid}
         assert reads[-1]["actor"]["id"] == CHIEF
-        fetched = await page.request.get(f"{console.base}/console/subjects/{first['subject_id']}/thumb.jpg")
+        fetched = await page.request.get(f"{console.base}/console/requests/{rid}/candidates/{first['subject_id']}.jpg")
         assert fetched.status == 200 and fetched.headers["content-type"] == "image/jpeg"
+        # The same gallery face through a request whose search did not return it: not served.
+        other = await page.request.get(f"{console.base}/console/requests/FR-0000000000/candidates/{first['subject_id']}.jpg")
+        assert other.status == 404
         assert len(console_reads(console)) == before + 1
         await check_page(page, "request", width)
         await page.context.close()
