@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ from tests.slack.conftest import (  # noqa: F401 (fixtures)
     store_kind,
 )
 from tests.slack.double import TEAM_ID
+from tests.slack.replicas import free_port
 
 CLIENT_ID = "1234567890.0987654321"
 CLIENT_SECRET = "console-client-secret-for-tests"
@@ -48,12 +48,6 @@ def chromium_path() -> str | None:
     """Debian's Chromium ($BOT_CHROMIUM wins), or None when it is not installed."""
     found = os.environ.get("BOT_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
     return found if found and os.path.exists(found) else None
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
